@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+import { Command } from 'commander'
+import { originCommand } from './origin/main.js'
+
+const program = new Command('reelcdn')
+  .description('reelcdn: a self-hosted CDN for video.\nEach subcommand runs one service or tool; `reelcdn help <command>` shows its options.')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureHelp({ sortOptions: false })
+
+program.addCommand(originCommand())
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,168 @@
+/**
+ * Errors carry decisions: an HTTP status, a stable code to branch on, where the
+ * fault lies and whether trying again (elsewhere) can help. Messages are for
+ * people; code never parses them.
+ */
+export type ErrorSource = 'client' | 'server' | 'upstream' | 'storage' | 'config'
+
+export interface CdnErrorInfo {
+  code: string
+  statusCode: number
+  source: ErrorSource
+  retryable?: boolean
+  /** extra response headers, e.g. Content-Range on a 416 */
+  headers?: Record<string, string>
+}
+
+export class CdnError extends Error {
+  override name = 'CdnError'
+  readonly code: string
+  readonly statusCode: number
+  readonly source: ErrorSource
+  readonly retryable: boolean
+  readonly headers: Record<string, string> | undefined
+
+  constructor(message: string, info: CdnErrorInfo, options?: ErrorOptions) {
+    super(message, options)
+    this.code = info.code
+    this.statusCode = info.statusCode
+    this.source = info.source
+    this.retryable = info.retryable ?? false
+    this.headers = info.headers
+  }
+}
+
+export class BadRequestError extends CdnError {
+  override name = 'BadRequestError'
+  constructor(message: string, code = 'CDN_ERR_BAD_REQUEST', options?: ErrorOptions) {
+    super(message, { code, statusCode: 400, source: 'client' }, options)
+  }
+}
+
+export class InvalidIdError extends CdnError {
+  override name = 'InvalidIdError'
+  constructor(what: string, rule: string) {
+    super(`invalid ${what}: ${rule}`, { code: 'CDN_ERR_INVALID_ID', statusCode: 400, source: 'client' })
+  }
+}
+
+export class NotFoundError extends CdnError {
+  override name = 'NotFoundError'
+  constructor(what: string, options?: ErrorOptions) {
+    super(`${what} not found`, { code: 'CDN_ERR_NOT_FOUND', statusCode: 404, source: 'client' }, options)
+  }
+}
+
+export class MethodNotAllowedError extends CdnError {
+  override name = 'MethodNotAllowedError'
+  constructor(method: string, allow: string[]) {
+    super(`method ${method} not allowed here; allowed: ${allow.join(', ')}`, {
+      code: 'CDN_ERR_METHOD', statusCode: 405, source: 'client', headers: { allow: allow.join(', ') } })
+  }
+}
+
+export class UnauthorizedError extends CdnError {
+  override name = 'UnauthorizedError'
+  constructor(message = 'missing or invalid bearer token') {
+    super(message, { code: 'CDN_ERR_UNAUTHORIZED', statusCode: 401, source: 'client',
+      headers: { 'www-authenticate': 'Bearer realm="reelcdn"' } })
+  }
+}
+
+export class ConflictError extends CdnError {
+  override name = 'ConflictError'
+  constructor(message: string) {
+    super(message, { code: 'CDN_ERR_CONFLICT', statusCode: 409, source: 'client' })
+  }
+}
+
+export class PayloadTooLargeError extends CdnError {
+  override name = 'PayloadTooLargeError'
+  constructor(message: string) {
+    super(message, { code: 'CDN_ERR_TOO_LARGE', statusCode: 413, source: 'client' })
+  }
+}
+
+export class RangeNotSatisfiableError extends CdnError {
+  override name = 'RangeNotSatisfiableError'
+  constructor(size: number) {
+    super(`range not satisfiable: the representation has ${size} bytes`, {
+      code: 'CDN_ERR_RANGE', statusCode: 416, source: 'client', headers: { 'content-range': `bytes */${size}` } })
+  }
+}
+
+export class DigestMismatchError extends CdnError {
+  override name = 'DigestMismatchError'
+  constructor(what: string, expected: string, actual: string) {
+    super(`${what}: sha256 mismatch, expected ${expected}, got ${actual}`, {
+      code: 'CDN_ERR_DIGEST', statusCode: 400, source: 'client' })
+  }
+}
+
+export class InsufficientStorageError extends CdnError {
+  override name = 'InsufficientStorageError'
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source: 'storage', retryable: true }, options)
+  }
+}
+
+/** Bytes on disk no longer match their checksum: never served, the chunk is marked corrupt. */
+export class CorruptChunkError extends CdnError {
+  override name = 'CorruptChunkError'
+  constructor(chunk: string, detail: string) {
+    super(`chunk ${chunk} is corrupt: ${detail}`, {
+      code: 'CDN_ERR_CORRUPT', statusCode: 500, source: 'storage', retryable: true })
+  }
+}
+
+export class StorageError extends CdnError {
+  override name = 'StorageError'
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { code: 'CDN_ERR_STORAGE', statusCode: 500, source: 'storage', retryable: true }, options)
+  }
+}
+
+export class UpstreamError extends CdnError {
+  override name = 'UpstreamError'
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { code: 'CDN_ERR_UPSTREAM', statusCode: 502, source: 'upstream', retryable: true }, options)
+  }
+}
+
+export class UpstreamTimeoutError extends CdnError {
+  override name = 'UpstreamTimeoutError'
+  constructor(what: string, options?: ErrorOptions) {
+    super(`upstream timed out on ${what}`, {
+      code: 'CDN_ERR_UPSTREAM_TIMEOUT', statusCode: 504, source: 'upstream', retryable: true }, options)
+  }
+}
+
+export class ServiceUnavailableError extends CdnError {
+  override name = 'ServiceUnavailableError'
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { code: 'CDN_ERR_UNAVAILABLE', statusCode: 503, source: 'server', retryable: true }, options)
+  }
+}
+
+export class ConfigError extends CdnError {
+  override name = 'ConfigError'
+  constructor(message: string) {
+    super(message, { code: 'CDN_ERR_CONFIG', statusCode: 500, source: 'config' })
+  }
+}
+
+/** Wraps anything thrown into a CdnError, keeping the original as `cause`. */
+export function toCdnError(err: unknown): CdnError {
+  if (err instanceof CdnError) return err
+  const e = err as NodeJS.ErrnoException
+  if (e && e.code === 'ENOSPC') return new InsufficientStorageError('no space left on device', { cause: e })
+  return new CdnError(e?.message ?? String(err), {
+    code: 'CDN_ERR_INTERNAL', statusCode: 500, source: 'server' }, { cause: err })
+}
+
+export class PreconditionFailedError extends CdnError {
+  override name = 'PreconditionFailedError'
+  constructor(what: string) {
+    super(`precondition failed: ${what}`, { code: 'CDN_ERR_PRECONDITION', statusCode: 412, source: 'client' })
+  }
+}

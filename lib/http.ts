@@ -1,0 +1,252 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import type { Registry } from 'prom-client'
+import type { Logger } from './logger.js'
+import type { Config } from './config.js'
+import { BadRequestError, CdnError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
+import { httpMetrics, type HttpMetrics } from './metrics.js'
+
+/**
+ * The HTTP shell every service shares: routing, request ids, errors as JSON,
+ * /healthz, /readyz, /metrics, and a graceful close. Handlers choose the status
+ * before the first header; after it, a failure can only destroy the socket,
+ * which is what `sendError` does when headers are out.
+ */
+export interface Match {
+  params: string[]
+  query: string
+  route: string
+  id: string
+}
+export type Handler = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
+
+export interface Route {
+  /** e.g. `/v1/chunks/:id/:index`; `:x` matches one non-empty segment */
+  path: string
+  methods: Record<string, Handler>
+}
+
+interface Compiled {
+  name: string
+  segments: (string | null)[]
+  methods: Record<string, Handler>
+  allow: string[]
+}
+
+export interface ServiceOptions {
+  name: string
+  http: Config['http']
+  logRequests: boolean
+  logger: Logger
+  registry: Registry
+  routes: Route[]
+  /** false while starting or draining: /readyz answers 503 */
+  ready: () => boolean
+}
+
+const bootId = randomBytes(4).toString('hex')
+let seq = 0
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export class HttpService {
+  readonly server: http.Server
+  readonly metrics: HttpMetrics
+  private readonly routes: Compiled[]
+  private inflight = 0
+  private draining = false
+
+  constructor(private readonly opts: ServiceOptions) {
+    this.metrics = httpMetrics(opts.registry)
+    this.routes = [...opts.routes, ...this.builtins()].map(compile)
+    const h = opts.http
+    this.server = http.createServer({
+      headersTimeout: h.headersTimeoutMs,
+      requestTimeout: h.requestTimeoutMs,
+      keepAliveTimeout: h.keepAliveTimeoutMs,
+      maxHeaderSize: h.maxHeaderBytes,
+      noDelay: true,
+    }, (req, res) => { void this.handle(req, res) })
+    this.server.maxConnections = h.maxConnections
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Malformed requests (bad framing, oversized headers, smuggling attempts): answer and close.
+      if (!socket.writable) return socket.destroy()
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      const body = JSON.stringify({ error: { code: 'CDN_ERR_BAD_REQUEST', message: `malformed request: ${err.code ?? err.message}` } })
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    })
+  }
+
+  private builtins(): Route[] {
+    return [
+      { path: '/healthz', methods: { GET: (_q, res) => sendJson(res, 200, { status: 'alive' }) } },
+      {
+        path: '/readyz', methods: {
+          GET: (_q, res) => {
+            const ok = !this.draining && this.opts.ready()
+            sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : this.draining ? 'draining' : 'starting' })
+          },
+        },
+      },
+      {
+        path: '/metrics', methods: {
+          GET: async (_q, res) => {
+            const text = await this.opts.registry.metrics()
+            res.writeHead(200, { 'content-type': this.opts.registry.contentType, 'content-length': Buffer.byteLength(text) })
+            res.end(text)
+          },
+        },
+      },
+    ]
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const start = process.hrtime.bigint()
+    const given = req.headers['x-request-id']
+    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
+    res.setHeader('x-request-id', id)
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
+    const query = q < 0 ? '' : url.slice(q + 1)
+    let routeName = 'unmatched'
+    this.inflight++
+    this.metrics.inflight.inc()
+    res.once('close', () => {
+      this.inflight--
+      this.metrics.inflight.dec()
+      const status = res.statusCode
+      this.metrics.requests.inc({ route: routeName, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` })
+      const secs = Number(process.hrtime.bigint() - start) / 1e9
+      this.metrics.duration.observe({ route: routeName }, secs)
+      if (!res.writableFinished) this.metrics.aborted.inc({ route: routeName })
+      if (this.opts.logRequests || status >= 500)
+        this.opts.logger[status >= 500 ? 'warn' : 'info']({ reqId: id, method: req.method, url, status, ms: Math.round(secs * 1000), finished: res.writableFinished }, 'request')
+      if (this.draining) res.shouldKeepAlive = false
+    })
+    try {
+      const segs = path.split('/')
+      let found: Compiled | undefined
+      let params: string[] = []
+      for (const r of this.routes) {
+        const p = matchSegments(r.segments, segs)
+        if (p) { found = r; params = p; break }
+      }
+      if (!found) throw new NotFoundError(`route ${path}`)
+      routeName = found.name
+      const method = req.method ?? 'GET'
+      const handler = found.methods[method] ?? (method === 'HEAD' ? found.methods.GET : undefined)
+      if (!handler) {
+        if (method === 'OPTIONS' && found.methods.OPTIONS === undefined) {
+          res.writeHead(204, { allow: found.allow.join(', ') })
+          return void res.end()
+        }
+        throw new MethodNotAllowedError(method, found.allow)
+      }
+      if (this.draining) res.setHeader('connection', 'close')
+      await handler(req, res, { params, query, route: found.name, id })
+    } catch (err) {
+      sendError(res, err, this.opts.logger, id)
+    }
+  }
+
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => { this.server.off('error', reject); resolve() })
+    })
+    return this.server.address() as AddressInfo
+  }
+
+  get url(): string {
+    const a = this.server.address() as AddressInfo
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
+    return `http://${host}:${a.port}`
+  }
+
+  /** Stops accepting, lets in-flight requests finish up to `shutdownGraceMs`, then cuts the rest. */
+  async close(): Promise<void> {
+    if (this.draining && !this.server.listening) return
+    this.draining = true
+    const closed = new Promise<void>(resolve => this.server.close(() => resolve()))
+    this.server.closeIdleConnections()
+    const deadline = Date.now() + this.opts.http.shutdownGraceMs
+    while (this.inflight > 0 && Date.now() < deadline) {
+      await new Promise(r => setTimeout(r, 20))
+      this.server.closeIdleConnections()
+    }
+    this.server.closeAllConnections()
+    await closed
+  }
+}
+
+function compile(r: Route): Compiled {
+  const allow = Object.keys(r.methods)
+  if (allow.includes('GET') && !allow.includes('HEAD')) allow.push('HEAD')
+  return { name: r.path, segments: r.path.split('/').map(s => (s.startsWith(':') ? null : s)), methods: r.methods, allow }
+}
+
+function matchSegments(pattern: (string | null)[], segs: string[]): string[] | null {
+  if (pattern.length !== segs.length) return null
+  const params: string[] = []
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]
+    if (p === null) {
+      if (segs[i]!.length === 0) return null
+      params.push(segs[i]!)
+    } else if (p !== segs[i]) return null
+  }
+  return params
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers })
+  res.end(res.req.method === 'HEAD' ? undefined : text)
+}
+
+/** Answers an error as JSON, or, once headers are out, cuts the connection so the client sees a short body. */
+export function sendError(res: ServerResponse, err: unknown, logger: Logger, reqId: string): void {
+  const e = toCdnError(err)
+  if (e.statusCode >= 500) logger.error({ reqId, err: e, code: e.code }, e.message)
+  if (res.headersSent) {
+    res.destroy(e)
+    return
+  }
+  const req = res.req
+  // An unread request body would be parsed as the next request: close instead of draining it.
+  if (!req.complete) res.setHeader('connection', 'close')
+  for (const h of res.getHeaderNames()) if (h !== 'x-request-id' && h !== 'connection') res.removeHeader(h)
+  sendJson(res, e.statusCode, { error: { code: e.code, message: e.message } }, e.headers ?? {})
+  if (!req.complete) req.resume()
+}
+
+/** Reads a request body of at most `max` bytes: a 413 past it, with the connection closed. */
+export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > max) throw new PayloadTooLargeError(`request body of ${declared} bytes exceeds the limit of ${max}`)
+  const parts: Buffer[] = []
+  let n = 0
+  for await (const c of req) {
+    n += (c as Buffer).length
+    if (n > max) throw new PayloadTooLargeError(`request body exceeds the limit of ${max} bytes`)
+    parts.push(c as Buffer)
+  }
+  return Buffer.concat(parts, n)
+}
+
+export async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  const body = await readBody(req, max)
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch (err) {
+    throw new BadRequestError(`request body is not valid JSON: ${(err as Error).message}`, 'CDN_ERR_BAD_JSON')
+  }
+}
+
+/** Query parameters, parsed only by handlers that take them. */
+export function queryParams(m: Match): URLSearchParams {
+  return new URLSearchParams(m.query)
+}
+
+export { CdnError }

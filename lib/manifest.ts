@@ -1,0 +1,54 @@
+import { z } from 'zod'
+import { BadRequestError } from './errors.js'
+import { isContentId, CONTENT_ID_RULE } from './ids.js'
+
+/**
+ * A title's manifest: everything a reader needs besides the bytes. It is
+ * written last on ingest, so its presence is what makes a title visible, and
+ * its per-chunk digests are what every hop verifies against.
+ */
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256')
+
+export const rightsSchema = z.object({
+  /** ISO 3166-1 alpha-2 codes, or ['*'] for everywhere */
+  regions: z.array(z.string().regex(/^([A-Z]{2}|\*)$/, 'an ISO 3166-1 alpha-2 code or *')).max(300),
+  /** epoch milliseconds; null means unbounded */
+  availableFrom: z.number().int().nullable(),
+  availableUntil: z.number().int().nullable(),
+}).strict()
+
+export const manifestSchema = z.object({
+  contentId: z.string().refine(isContentId, CONTENT_ID_RULE),
+  /** the title's version: changes whenever the bytes do, so chunk keys never collide across versions */
+  version: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  size: z.number().int().min(0),
+  chunkSize: z.number().int().positive(),
+  /** SHA-256 of the whole file */
+  sha256,
+  chunks: z.array(sha256),
+  contentType: z.string().min(1).max(255),
+  title: z.string().max(1000),
+  categories: z.array(z.string().min(1).max(100)).max(50),
+  rights: rightsSchema,
+  createdAt: z.number().int(),
+}).strict().superRefine((m, ctx) => {
+  const want = m.size === 0 ? 0 : Math.ceil(m.size / m.chunkSize)
+  if (m.chunks.length !== want)
+    ctx.addIssue({ code: 'custom', path: ['chunks'], message: `expected ${want} chunk digests for size ${m.size} and chunkSize ${m.chunkSize}, got ${m.chunks.length}` })
+})
+
+export type Manifest = z.infer<typeof manifestSchema>
+
+export function parseManifest(body: unknown): Manifest {
+  const res = manifestSchema.safeParse(body)
+  if (!res.success) {
+    const why = res.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+    throw new BadRequestError(`invalid manifest: ${why}`, 'CDN_ERR_BAD_MANIFEST')
+  }
+  return res.data
+}
+
+/** Size in bytes of chunk `index` of a title. */
+export function chunkLength(m: Pick<Manifest, 'size' | 'chunkSize'>, index: number): number {
+  return Math.min(m.chunkSize, m.size - index * m.chunkSize)
+}

@@ -1,0 +1,174 @@
+import Database from 'better-sqlite3'
+import { StorageError } from '../lib/errors.js'
+
+/**
+ * The shard's SQLite index: one row per stored chunk (with its per-block
+ * CRC32C checksums) and one per manifest. A row exists only for a chunk whose
+ * file is complete, fsynced and verified, so a row is a promise the bytes are
+ * there; start-up recovery keeps that promise true after a crash.
+ *
+ * better-sqlite3 is synchronous: every call here is a short indexed statement.
+ */
+export const SCHEMA_VERSION = 1
+
+export type ChunkState = 'ok' | 'corrupt'
+
+export interface ChunkRow {
+  contentId: string
+  index: number
+  size: number
+  sha256: string
+  /** CRC32C of each `blockSize` block, 4 bytes each, big-endian */
+  crcs: Buffer
+  blockSize: number
+  state: ChunkState
+  createdAt: number
+  verifiedAt: number
+}
+
+interface RawRow {
+  content_id: string
+  idx: number
+  size: number
+  sha256: string
+  crcs: Buffer
+  block_size: number
+  state: ChunkState
+  created_at: number
+  verified_at: number
+}
+
+function fromRaw(r: RawRow): ChunkRow {
+  return { contentId: r.content_id, index: r.idx, size: r.size, sha256: r.sha256, crcs: r.crcs, blockSize: r.block_size,
+    state: r.state, createdAt: r.created_at, verifiedAt: r.verified_at }
+}
+
+export interface ManifestRow {
+  contentId: string
+  body: string
+  etag: string
+  updatedAt: number
+}
+
+export class ChunkIndex {
+  private readonly db: Database.Database
+  private readonly sGet: Database.Statement<[string, number], RawRow>
+  private readonly sInsert: Database.Statement<unknown[]>
+  private readonly sDelete: Database.Statement<[string, number]>
+  private readonly sState: Database.Statement<[ChunkState, string, number]>
+  private readonly sVerified: Database.Statement<[number, string, number]>
+  private readonly sAfter: Database.Statement<[string, string, number, number], RawRow>
+  private readonly sStats: Database.Statement<[], { state: ChunkState; n: number; bytes: number }>
+  private readonly sManGet: Database.Statement<[string], { content_id: string; body: string; etag: string; updated_at: number }>
+  private readonly sManPut: Database.Statement<[string, string, string, number]>
+  private readonly sManDel: Database.Statement<[string]>
+  private readonly sManPage: Database.Statement<[string, number], { content_id: string; etag: string; updated_at: number }>
+
+  constructor(file: string) {
+    try {
+      this.db = new Database(file)
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = NORMAL')
+      this.db.pragma('busy_timeout = 5000')
+      this.migrate()
+    } catch (err) {
+      throw new StorageError(`cannot open chunk index ${file}: ${(err as Error).message}`, { cause: err })
+    }
+    const cols = 'content_id, idx, size, sha256, crcs, block_size, state, created_at, verified_at'
+    this.sGet = this.db.prepare(`SELECT ${cols} FROM chunks WHERE content_id = ? AND idx = ?`)
+    this.sInsert = this.db.prepare(`INSERT OR REPLACE INTO chunks (${cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.sDelete = this.db.prepare('DELETE FROM chunks WHERE content_id = ? AND idx = ?')
+    this.sState = this.db.prepare('UPDATE chunks SET state = ? WHERE content_id = ? AND idx = ?')
+    this.sVerified = this.db.prepare('UPDATE chunks SET verified_at = ? WHERE content_id = ? AND idx = ?')
+    // keyset pagination over (content_id, idx)
+    this.sAfter = this.db.prepare(`SELECT ${cols} FROM chunks WHERE content_id > ? OR (content_id = ? AND idx > ?) ORDER BY content_id, idx LIMIT ?`)
+    this.sStats = this.db.prepare('SELECT state, count(*) AS n, coalesce(sum(size), 0) AS bytes FROM chunks GROUP BY state')
+    this.sManGet = this.db.prepare('SELECT content_id, body, etag, updated_at FROM manifests WHERE content_id = ?')
+    this.sManPut = this.db.prepare('INSERT OR REPLACE INTO manifests (content_id, body, etag, updated_at) VALUES (?, ?, ?, ?)')
+    this.sManDel = this.db.prepare('DELETE FROM manifests WHERE content_id = ?')
+    this.sManPage = this.db.prepare('SELECT content_id, etag, updated_at FROM manifests WHERE content_id > ? ORDER BY content_id LIMIT ?')
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    const row = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get()
+    const have = row ? Number(row.value) : 0
+    if (have > SCHEMA_VERSION) throw new Error(`index schema version ${have} is newer than this build's ${SCHEMA_VERSION}`)
+    if (have < 1) {
+      this.db.exec(`
+        CREATE TABLE chunks (
+          content_id TEXT NOT NULL, idx INTEGER NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+          crcs BLOB NOT NULL, block_size INTEGER NOT NULL, state TEXT NOT NULL,
+          created_at INTEGER NOT NULL, verified_at INTEGER NOT NULL,
+          PRIMARY KEY (content_id, idx)) WITHOUT ROWID;
+        CREATE TABLE manifests (content_id TEXT PRIMARY KEY, body TEXT NOT NULL, etag TEXT NOT NULL, updated_at INTEGER NOT NULL);
+        INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '1');`)
+    }
+  }
+
+  get(contentId: string, index: number): ChunkRow | undefined {
+    const r = this.sGet.get(contentId, index)
+    return r && fromRaw(r)
+  }
+
+  put(r: ChunkRow): void {
+    this.sInsert.run(r.contentId, r.index, r.size, r.sha256, r.crcs, r.blockSize, r.state, r.createdAt, r.verifiedAt)
+  }
+
+  /** Inserts unless a row exists; returns the row that is there afterwards. Atomic. */
+  putIfAbsent(r: ChunkRow): ChunkRow {
+    return this.db.transaction(() => {
+      const have = this.get(r.contentId, r.index)
+      if (have && have.state === 'ok') return have
+      this.put(r)
+      return r
+    })()
+  }
+
+  delete(contentId: string, index: number): boolean {
+    return this.sDelete.run(contentId, index).changes > 0
+  }
+
+  setState(contentId: string, index: number, state: ChunkState): void {
+    this.sState.run(state, contentId, index)
+  }
+
+  markVerified(contentId: string, index: number, at: number): void {
+    this.sVerified.run(at, contentId, index)
+  }
+
+  /** Chunks after (contentId, index) in key order. Start with ('', -1). */
+  page(afterId: string, afterIndex: number, limit: number): ChunkRow[] {
+    return this.sAfter.all(afterId, afterId, afterIndex, limit).map(fromRaw)
+  }
+
+  stats(): { ok: number; corrupt: number; bytes: number } {
+    const out = { ok: 0, corrupt: 0, bytes: 0 }
+    for (const s of this.sStats.all()) {
+      out[s.state] = s.n
+      out.bytes += s.bytes
+    }
+    return out
+  }
+
+  getManifest(contentId: string): ManifestRow | undefined {
+    const r = this.sManGet.get(contentId)
+    return r && { contentId: r.content_id, body: r.body, etag: r.etag, updatedAt: r.updated_at }
+  }
+
+  putManifest(contentId: string, body: string, etag: string, at: number): void {
+    this.sManPut.run(contentId, body, etag, at)
+  }
+
+  deleteManifest(contentId: string): boolean {
+    return this.sManDel.run(contentId).changes > 0
+  }
+
+  manifestPage(after: string, limit: number): { contentId: string; etag: string; updatedAt: number }[] {
+    return this.sManPage.all(after, limit).map(r => ({ contentId: r.content_id, etag: r.etag, updatedAt: r.updated_at }))
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}

@@ -1,0 +1,87 @@
+import { Command } from 'commander'
+import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Config } from '../lib/config.js'
+import { createLogger, type Logger } from '../lib/logger.js'
+import { newRegistry } from '../lib/metrics.js'
+import { loadSecret } from '../lib/auth.js'
+import { ChunkIndex } from './chunk-index.js'
+import { ChunkStore } from './chunk-store.js'
+import { OriginServer } from './server.js'
+import { recover } from './recovery.js'
+import { Scrubber } from './scrubber.js'
+
+/**
+ * Starts one origin shard: open the index, reconcile it with the disk, listen,
+ * then report ready. `close()` drains HTTP, stops the scrubber and closes
+ * SQLite, in that order.
+ */
+export interface RunningOrigin {
+  url: string
+  port: number
+  server: OriginServer
+  scrubber: Scrubber
+  index: ChunkIndex
+  store: ChunkStore
+  close(): Promise<void>
+}
+
+export async function startOrigin(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningOrigin> {
+  const logger = opts.logger ?? createLogger('origin', config.log.level)
+  const cfg = config.origin
+  await mkdir(cfg.dataDir, { recursive: true })
+  const store = new ChunkStore(cfg.dataDir)
+  await store.init()
+  const index = new ChunkIndex(join(cfg.dataDir, 'index.sqlite'))
+  try {
+    const token = loadSecret(cfg.tokenFile, 'REELCDN_SHARD_TOKEN', opts.env)
+    const registry = newRegistry('origin', opts.logger === undefined)
+    const server = new OriginServer({ config, logger, registry, index, store, token })
+    const report = await recover(index, store, logger)
+    for (const [action, n] of Object.entries(report)) if (n) server.metrics.recovered.inc({ action }, n)
+    const scrubber = new Scrubber(index, store, server.metrics, logger,
+      { rateMBps: cfg.scrubRateMBps, idleMs: cfg.scrubIdleMs, pieceBytes: cfg.readSize },
+      (row, err) => server.markCorrupt(row, err, 'scrub'))
+    const addr = await server.http.listen(cfg.port, cfg.host)
+    server.setReady(true)
+    scrubber.start()
+    logger.info({ url: server.http.url, dataDir: cfg.dataDir, recovery: report }, 'origin shard ready')
+    let closing: Promise<void> | undefined
+    return {
+      url: server.http.url, port: addr.port, server, scrubber, index, store,
+      close: () => closing ??= (async () => {
+        server.setReady(false)
+        await server.http.close()
+        await scrubber.stop()
+        index.close()
+      })(),
+    }
+  } catch (err) {
+    index.close()
+    throw err
+  }
+}
+
+export const originFlags: Flag[] = [
+  { flags: '--host <addr>', path: 'origin.host', kind: 'string', description: 'address to listen on' },
+  { flags: '-p, --port <n>', path: 'origin.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
+  { flags: '-d, --data-dir <dir>', path: 'origin.dataDir', kind: 'string', description: 'where chunk files and the SQLite index live' },
+  { flags: '--chunk-size <bytes>', path: 'cluster.chunkSize', kind: 'bytes', description: 'largest chunk accepted; the cluster-wide chunk size' },
+  { flags: '--reserve <bytes>', path: 'origin.reserveBytes', kind: 'bytes', description: 'free space kept on the disk: a PUT that would go below it gets 507' },
+  { flags: '--memory-cache <bytes>', path: 'origin.memoryCacheBytes', kind: 'bytes', description: 'RAM for verified chunk segments (0 turns it off)' },
+  { flags: '--read-size <bytes>', path: 'origin.readSize', kind: 'bytes', description: 'disk read and cache segment size, a multiple of 64KiB' },
+  { flags: '--scrub-rate <MBps>', path: 'origin.scrubRateMBps', kind: 'number', description: 'background re-verification rate, 0 turns it off', unit: 'MB/s' },
+  ...commonFlags,
+]
+
+export function originCommand(): Command {
+  const cmd = new Command('origin')
+    .summary('run an origin shard server')
+    .description('Run an origin shard: it stores chunks on disk with a SQLite index, verifies every read, ' +
+      'scrubs in the background, and serves the chunk API the router uses. ' +
+      'The bearer token, if any, comes from REELCDN_SHARD_TOKEN or origin.tokenFile, never from a flag.')
+  addFlags(cmd, originFlags)
+  cmd.action(() => runUntilSignalled(() => startOrigin(configFromFlags(cmd, originFlags))))
+  return cmd
+}

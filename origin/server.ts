@@ -1,0 +1,261 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { statfs } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import type { Registry } from 'prom-client'
+import type { Config } from '../lib/config.js'
+import type { Logger } from '../lib/logger.js'
+import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib/http.js'
+import { originMetrics, type OriginMetrics } from '../lib/metrics.js'
+import { BadRequestError, ConflictError, CorruptChunkError, DigestMismatchError, InsufficientStorageError, NotFoundError,
+  PayloadTooLargeError, PreconditionFailedError } from '../lib/errors.js'
+import { chunkName, parseChunkIndex, parseContentId } from '../lib/ids.js'
+import { planResponse, sendPlanned } from '../lib/representation.js'
+import { requireBearer } from '../lib/auth.js'
+import { parseManifest } from '../lib/manifest.js'
+import { digestHeader, parseContentDigest } from '../lib/digest.js'
+import { ChunkIndex, type ChunkRow } from './chunk-index.js'
+import { BLOCK_SIZE, ChunkStore } from './chunk-store.js'
+import { ChunkReader } from './reader.js'
+
+/**
+ * The origin shard's HTTP API: chunk PUT/GET/HEAD/DELETE, a paged inventory,
+ * manifests, and status. Chunks are immutable: a PUT either creates the chunk,
+ * repeats it (200, idempotent) or conflicts (409); only DELETE removes one.
+ */
+export interface OriginDeps {
+  config: Readonly<Config>
+  logger: Logger
+  registry: Registry
+  index: ChunkIndex
+  store: ChunkStore
+  token: string | undefined
+}
+
+export class OriginServer {
+  readonly http: HttpService
+  readonly metrics: OriginMetrics
+  readonly reader: ChunkReader
+  private readonly cfg: Config['origin']
+  private readonly chunkSize: number
+  /** bytes promised to uploads in flight, counted against free space */
+  private reserved = 0
+  private ready = false
+
+  constructor(private readonly deps: OriginDeps) {
+    this.cfg = deps.config.origin
+    this.chunkSize = deps.config.cluster.chunkSize
+    this.metrics = originMetrics(deps.registry, {
+      cachedBytes: () => this.reader.cachedBytes, stats: () => deps.index.stats(), disk: () => this.disk() })
+    this.reader = new ChunkReader(deps.store, this.metrics, this.cfg.readSize, this.cfg.memoryCacheBytes,
+      (row, err) => this.markCorrupt(row, err, 'read'))
+    const auth = (h: (req: IncomingMessage, res: ServerResponse, m: Match) => unknown) =>
+      (req: IncomingMessage, res: ServerResponse, m: Match) => { requireBearer(req, deps.token); return h(req, res, m) }
+    this.http = new HttpService({
+      name: 'origin', http: deps.config.http, logRequests: deps.config.log.requests, logger: deps.logger,
+      registry: deps.registry, ready: () => this.ready,
+      routes: [
+        { path: '/v1/chunks', methods: { GET: auth((q, s, m) => this.inventory(s, m)) } },
+        { path: '/v1/chunks/:id/:index', methods: {
+          GET: auth((q, s, m) => this.getChunk(q, s, m)),
+          PUT: auth((q, s, m) => this.putChunk(q, s, m)),
+          DELETE: auth((q, s, m) => this.deleteChunk(q, s, m)) } },
+        { path: '/v1/manifests', methods: { GET: auth((q, s, m) => this.manifestList(s, m)) } },
+        { path: '/v1/manifests/:id', methods: {
+          GET: auth((q, s, m) => this.getManifest(q, s, m)),
+          PUT: auth((q, s, m) => this.putManifest(q, s, m)),
+          DELETE: auth((q, s, m) => this.deleteManifest(q, s, m)) } },
+        { path: '/v1/status', methods: { GET: auth((q, s) => this.status(s)) } },
+      ],
+    })
+  }
+
+  setReady(v: boolean): void {
+    this.ready = v
+  }
+
+  async disk(): Promise<{ capacity: number; free: number }> {
+    const s = await statfs(this.deps.store.dataDir)
+    return { capacity: s.blocks * s.bsize, free: s.bavail * s.bsize }
+  }
+
+  private row(m: Match): ChunkRow {
+    const id = parseContentId(m.params[0]!)
+    const index = parseChunkIndex(m.params[1]!)
+    const row = this.deps.index.get(id, index)
+    if (!row) throw new NotFoundError(`chunk ${chunkName(id, index)}`)
+    return row
+  }
+
+  private async getChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const row = this.row(m)
+    if (row.state !== 'ok') throw new CorruptChunkError(chunkName(row.contentId, row.index), 'awaiting repair')
+    const plan = planResponse(req, {
+      size: row.size, etag: `"${row.sha256}"`, lastModified: row.createdAt, contentType: 'application/octet-stream',
+      cacheControl: 'public, max-age=31536000, immutable', extra: { 'repr-digest': digestHeader(row.sha256) },
+    }, this.deps.config.http.maxRanges)
+    await sendPlanned(res, plan, row.size, (s, e, r) => this.reader.writeRange(row, s, e, r))
+  }
+
+  private async putChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const id = parseContentId(m.params[0]!)
+    const index = parseChunkIndex(m.params[1]!)
+    const name = chunkName(id, index)
+    const want = parseContentDigest(req.headers['content-digest'])
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length'])
+    if (declared !== undefined && declared > this.chunkSize) {
+      this.metrics.puts.inc({ result: 'too_large' })
+      throw new PayloadTooLargeError(`chunk ${name} of ${declared} bytes exceeds the chunk size of ${this.chunkSize}`)
+    }
+    const have = this.deps.index.get(id, index)
+    if (have) {
+      if (have.sha256 !== want) {
+        this.metrics.puts.inc({ result: 'conflict' })
+        throw new ConflictError(`chunk ${name} is stored with sha256 ${have.sha256}; a different body needs a DELETE first`)
+      }
+      if (have.state === 'ok') {
+        // identical re-PUT: nothing to store, and no need to read the body
+        this.metrics.puts.inc({ result: 'exists' })
+        if (!req.complete) res.setHeader('connection', 'close')
+        return sendJson(res, 200, chunkJson(have), { etag: `"${have.sha256}"` })
+      }
+      // a corrupt copy with the right digest: the body replaces it (repair)
+    }
+    const need = declared ?? this.chunkSize
+    const { free } = await this.disk()
+    if (free - this.reserved - need < this.cfg.reserveBytes) {
+      this.metrics.puts.inc({ result: 'no_space' })
+      throw new InsufficientStorageError(`storing ${name} (${need} bytes) would leave less than the reserve of ${this.cfg.reserveBytes} bytes free (${free - this.reserved} free)`)
+    }
+    this.reserved += need
+    let got
+    try {
+      got = await this.deps.store.receive(req, this.chunkSize)
+    } finally {
+      this.reserved -= need
+    }
+    try {
+      if (declared !== undefined && got.size !== declared)
+        throw new BadRequestError(`chunk ${name}: body ended after ${got.size} of ${declared} bytes`, 'CDN_ERR_SHORT_BODY')
+      if (got.sha256 !== want) throw new DigestMismatchError(`chunk ${name}`, want, got.sha256)
+      await this.deps.store.commit(got.tmpPath, id, index, got.sha256)
+    } catch (err) {
+      this.metrics.puts.inc({ result: 'rejected' })
+      await this.deps.store.discard(got.tmpPath)
+      throw err
+    }
+    const now = Date.now()
+    const row = this.deps.index.putIfAbsent({ contentId: id, index, size: got.size, sha256: got.sha256, crcs: got.crcs,
+      blockSize: BLOCK_SIZE, state: 'ok', createdAt: have?.createdAt ?? now, verifiedAt: now })
+    if (row.sha256 !== got.sha256) {
+      // a concurrent PUT with other bytes won the race; ours was renamed to its own digest's name
+      await this.deps.store.remove({ contentId: id, index, sha256: got.sha256 })
+      this.metrics.puts.inc({ result: 'conflict' })
+      throw new ConflictError(`chunk ${name} was stored concurrently with sha256 ${row.sha256}`)
+    }
+    if (have) this.reader.forget(have)
+    this.metrics.puts.inc({ result: 'created' })
+    this.metrics.bytesStored.inc(got.size)
+    sendJson(res, 201, chunkJson(row), { etag: `"${row.sha256}"` })
+  }
+
+  private async deleteChunk(_req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const row = this.row(m)
+    // file first: a crash in between leaves a row without a file, which recovery drops;
+    // the other order would leave a file that recovery re-adopts
+    await this.deps.store.remove(row)
+    this.deps.index.delete(row.contentId, row.index)
+    this.reader.forget(row)
+    res.writeHead(204).end()
+  }
+
+  markCorrupt(row: ChunkRow, err: Error, foundBy: 'read' | 'scrub'): void {
+    this.metrics.corruptBlocks.inc({ found_by: foundBy })
+    this.deps.index.setState(row.contentId, row.index, 'corrupt')
+    this.reader.forget(row)
+    this.deps.logger.error({ chunk: chunkName(row.contentId, row.index), foundBy, err: err.message }, 'corrupt chunk: marked, not served until repaired')
+  }
+
+  private inventory(res: ServerResponse, m: Match): void {
+    const q = queryParams(m)
+    const limit = parseLimit(q.get('limit'))
+    let afterId = ''
+    let afterIndex = -1
+    const after = q.get('after')
+    if (after) {
+      const slash = after.lastIndexOf('/')
+      if (slash < 0) throw new BadRequestError('after must be a cursor of the form contentId/index, as returned in next')
+      afterId = parseContentId(after.slice(0, slash))
+      afterIndex = parseChunkIndex(after.slice(slash + 1))
+    }
+    const rows = this.deps.index.page(afterId, afterIndex, limit)
+    const last = rows[rows.length - 1]
+    sendJson(res, 200, {
+      chunks: rows.map(chunkJson),
+      next: rows.length === limit && last ? `${last.contentId}/${last.index}` : null,
+    })
+  }
+
+  private getManifest(req: IncomingMessage, res: ServerResponse, m: Match): void {
+    const id = parseContentId(m.params[0]!)
+    const row = this.deps.index.getManifest(id)
+    if (!row) throw new NotFoundError(`manifest ${id}`)
+    if (req.headers['if-none-match'] === row.etag) return void res.writeHead(304, { etag: row.etag }).end()
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(row.body),
+      etag: row.etag, 'last-modified': new Date(row.updatedAt).toUTCString() })
+    res.end(req.method === 'HEAD' ? undefined : row.body)
+  }
+
+  private async putManifest(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const id = parseContentId(m.params[0]!)
+    const manifest = parseManifest(await readJson(req, this.cfg.maxManifestBytes))
+    if (manifest.contentId !== id) throw new BadRequestError(`manifest contentId ${manifest.contentId} does not match the URL's ${id}`)
+    const body = JSON.stringify(manifest)
+    const etag = `"${createHash('sha256').update(body).digest('hex')}"`
+    const have = this.deps.index.getManifest(id)
+    // If-None-Match: * creates only; If-Match replaces only what the writer last saw
+    if (req.headers['if-none-match'] === '*' && have && have.etag !== etag) throw new PreconditionFailedError(`manifest ${id} exists`)
+    const ifMatch = req.headers['if-match']
+    if (ifMatch !== undefined && ifMatch !== '*' && (!have || have.etag !== ifMatch)) throw new PreconditionFailedError(`manifest ${id} has changed`)
+    if (ifMatch === '*' && !have) throw new PreconditionFailedError(`manifest ${id} does not exist`)
+    if (have?.etag === etag) return sendJson(res, 200, { contentId: id, etag }, { etag })
+    this.deps.index.putManifest(id, body, etag, Date.now())
+    sendJson(res, have ? 200 : 201, { contentId: id, etag }, { etag })
+  }
+
+  private deleteManifest(_req: IncomingMessage, res: ServerResponse, m: Match): void {
+    const id = parseContentId(m.params[0]!)
+    if (!this.deps.index.deleteManifest(id)) throw new NotFoundError(`manifest ${id}`)
+    res.writeHead(204).end()
+  }
+
+  private manifestList(res: ServerResponse, m: Match): void {
+    const q = queryParams(m)
+    const limit = parseLimit(q.get('limit'))
+    const after = q.get('after')
+    const rows = this.deps.index.manifestPage(after ? parseContentId(after) : '', limit)
+    sendJson(res, 200, { manifests: rows, next: rows.length === limit ? rows[rows.length - 1]!.contentId : null })
+  }
+
+  private async status(res: ServerResponse): Promise<void> {
+    const s = this.deps.index.stats()
+    const d = await this.disk()
+    sendJson(res, 200, {
+      chunkSize: this.chunkSize,
+      chunks: { ok: s.ok, corrupt: s.corrupt },
+      storedBytes: s.bytes,
+      disk: { capacityBytes: d.capacity, freeBytes: d.free, reserveBytes: this.cfg.reserveBytes, reservedByUploads: this.reserved },
+      memoryCacheBytes: this.reader.cachedBytes,
+    })
+  }
+}
+
+function parseLimit(s: string | null): number {
+  if (s === null) return 1000
+  if (!/^[1-9][0-9]{0,4}$/.test(s) || Number(s) > 10000) throw new BadRequestError(`limit must be an integer from 1 to 10000, got ${JSON.stringify(s)}`)
+  return Number(s)
+}
+
+function chunkJson(r: ChunkRow) {
+  return { contentId: r.contentId, index: r.index, size: r.size, sha256: r.sha256, state: r.state,
+    createdAt: r.createdAt, verifiedAt: r.verifiedAt }
+}

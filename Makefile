@@ -9,6 +9,7 @@ all: build
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
+	npx tap build
 	@touch $@
 
 install: $(NODE_MODULES_STAMP)

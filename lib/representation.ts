@@ -106,9 +106,15 @@ export function planResponse(req: IncomingMessage, rep: Representation, maxRange
 /** Writes `[start, end]` (inclusive) of the representation to the response, honouring backpressure. */
 export type RangeWriter = (start: number, end: number, res: ServerResponse) => Promise<void>
 
-/** Sends the planned response; `write` supplies bytes. The status and headers are fixed before the first byte. */
+/**
+ * Sends the planned response; `write` supplies bytes. The status and headers
+ * are set but not flushed: they go out with the first byte the writer sends,
+ * so a writer that fails before its first byte (a corrupt block, an upstream
+ * that never answered) still gets a proper error response from `sendError`.
+ */
 export async function sendPlanned(res: ServerResponse, plan: ResponsePlan, size: number, write: RangeWriter): Promise<void> {
-  res.writeHead(plan.status, plan.headers)
+  res.statusCode = plan.status
+  for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
   if (plan.status === 304 || res.req.method === 'HEAD' || plan.length === 0) return void res.end()
   if (plan.multipart) {
     const mp = plan.multipart

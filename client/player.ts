@@ -1,0 +1,150 @@
+import { Agent, request, type Dispatcher } from 'undici'
+import { CdnError, UpstreamError, UpstreamTimeoutError } from '../lib/errors.js'
+
+/**
+ * The player's side of a playback: given the ranked URLs from `/v1/play`, it
+ * probes them, reads from the fastest, and fails over to the next in the
+ * middle of a read, resuming at the byte already received, so the caller sees
+ * neither an error nor a wrong byte while any URL still serves the title.
+ * Every request after the first carries `If-Range` with the ETag learnt at
+ * open, so bytes of two different versions are never stitched together.
+ */
+export interface PlayUrl {
+  url: string
+  kind?: 'edge' | 'origin'
+  id?: string
+}
+
+export interface PlayResponse {
+  contentId: string
+  urls: PlayUrl[]
+}
+
+export interface PlayerOptions {
+  /** per request: time to response headers, and the longest pause between body bytes */
+  timeoutMs?: number
+  dispatcher?: Dispatcher
+  /** how many failovers one read may take before it gives up */
+  maxAttempts?: number
+}
+
+interface Source {
+  url: string
+  /** probe latency, ms; Infinity once it has failed */
+  rtt: number
+}
+
+export class ContentChangedError extends CdnError {
+  override name = 'ContentChangedError'
+  constructor(url: string) {
+    super(`${url} serves a different version of the title than the one being played`, {
+      code: 'CDN_ERR_CONTENT_CHANGED', statusCode: 409, source: 'upstream' })
+  }
+}
+
+export class PlayerClient {
+  /** sources, best first; a failed one moves to the back */
+  readonly sources: Source[]
+  failovers = 0
+  bytesRead = 0
+
+  private constructor(
+    readonly contentId: string,
+    readonly size: number,
+    readonly etag: string,
+    sources: Source[],
+    private readonly opts: Required<Omit<PlayerOptions, 'dispatcher'>> & { dispatcher: Dispatcher },
+  ) {
+    this.sources = sources
+  }
+
+  /** Probes every URL with a one-byte range in parallel and orders them by answer time. */
+  static async open(play: PlayResponse, options: PlayerOptions = {}): Promise<PlayerClient> {
+    const opts = { timeoutMs: 10_000, maxAttempts: 8, dispatcher: options.dispatcher ?? sharedAgent(), ...options }
+    if (play.urls.length === 0) throw new UpstreamError(`no URL to play ${play.contentId} from`)
+    const probes = await Promise.all(play.urls.map(async (u, i) => {
+      const t0 = performance.now()
+      try {
+        const res = await request(u.url, { method: 'GET', headers: { range: 'bytes=0-0' }, dispatcher: opts.dispatcher,
+          headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs })
+        await res.body.dump()
+        const cr = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))
+        if (res.statusCode !== 206 || !cr) return undefined
+        // ties keep the server's ranking
+        return { url: u.url, rtt: performance.now() - t0 + i * 1e-3, size: Number(cr[1]), etag: String(res.headers.etag ?? '') }
+      } catch {
+        return undefined
+      }
+    }))
+    const ok = probes.filter((p): p is NonNullable<typeof p> => p !== undefined).sort((a, b) => a.rtt - b.rtt)
+    if (ok.length === 0) throw new UpstreamError(`none of the ${play.urls.length} URLs for ${play.contentId} answered a range request`)
+    const best = ok[0]!
+    // only sources that serve the same version take part
+    const same = ok.filter(p => p.etag === best.etag && p.size === best.size)
+    return new PlayerClient(play.contentId, best.size, best.etag, same.map(p => ({ url: p.url, rtt: p.rtt })), opts)
+  }
+
+  /** Reads `length` bytes at `offset` (fewer at the end of the title). */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(this.size, offset + length)
+    if (offset < 0 || offset > this.size) throw new RangeError(`offset ${offset} is outside 0-${this.size}`)
+    const out = Buffer.allocUnsafe(end - offset)
+    let got = 0
+    let attempts = 0
+    let lastErr: unknown
+    while (offset + got < end) {
+      if (attempts++ >= this.opts.maxAttempts) throw lastErr instanceof Error ? lastErr : new UpstreamError(String(lastErr))
+      const src = this.sources[0]!
+      const progress = { n: 0 }
+      try {
+        await this.fetchInto(src.url, offset + got, end - 1, out, got, progress)
+        got += progress.n
+      } catch (err) {
+        got += progress.n
+        if (err instanceof ContentChangedError) throw err
+        lastErr = err
+        // the source failed: move it to the back and resume on the next one where we stopped
+        this.sources.push(this.sources.shift()!)
+        src.rtt = Infinity
+        this.failovers++
+      }
+    }
+    this.bytesRead += out.length
+    return out
+  }
+
+  /** Streams [from, to] from one URL into `out` at `at`, counting bytes in `progress` as they land. */
+  private async fetchInto(url: string, from: number, to: number, out: Buffer, at: number, progress: { n: number }): Promise<void> {
+    const want = to - from + 1
+    try {
+      const res = await request(url, {
+        method: 'GET', dispatcher: this.opts.dispatcher, headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
+        headers: { range: `bytes=${from}-${to}`, 'if-range': this.etag },
+      })
+      if (res.statusCode === 200) {
+        await res.body.dump()
+        throw new ContentChangedError(url)
+      }
+      if (res.statusCode !== 206) {
+        await res.body.dump()
+        throw new UpstreamError(`${url} answered ${res.statusCode} to a range request`)
+      }
+      for await (const piece of res.body as AsyncIterable<Buffer>) {
+        const take = Math.min(piece.length, want - progress.n)
+        piece.copy(out, at + progress.n, 0, take)
+        progress.n += take
+      }
+      if (progress.n !== want) throw new UpstreamError(`${url} ended the body after ${progress.n} of ${want} bytes`)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') throw new UpstreamTimeoutError(url, { cause: err })
+      throw err
+    }
+  }
+}
+
+let agent: Agent | undefined
+function sharedAgent(): Agent {
+  agent ??= new Agent({ connections: 8, keepAliveTimeout: 10_000 })
+  return agent
+}

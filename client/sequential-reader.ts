@@ -1,0 +1,135 @@
+import type { PlayerClient } from './player.js'
+
+/**
+ * Buffered sequential reading for playback: a producer keeps a ring buffer
+ * filled ahead of the play position, a consumer takes bytes from it.
+ *
+ * Theory of operation. The ring holds the bytes [readPos, writePos) of the
+ * title, at `offset % capacity`. Only the producer advances writePos, only the
+ * consumer advances readPos, and each wakes the other through `changed`. The
+ * producer fetches at most the free space, so it never overwrites unread
+ * bytes. A seek bumps `generation`: a fetch that started before it is thrown
+ * away when it lands, and the ring restarts empty at the new position.
+ */
+export interface SequentialOptions {
+  /** ring size: how far ahead of the play position to buffer */
+  bufferBytes: number
+  /** largest single range request */
+  fetchBytes: number
+  startAt?: number
+}
+
+class Signal {
+  private waiters: (() => void)[] = []
+  wait(): Promise<void> {
+    return new Promise(resolve => this.waiters.push(resolve))
+  }
+  notify(): void {
+    const w = this.waiters
+    this.waiters = []
+    for (const f of w) f()
+  }
+}
+
+export class SequentialReader {
+  private readonly ring: Buffer
+  private readPos: number
+  private writePos: number
+  private generation = 0
+  private closed = false
+  private error: Error | undefined
+  private readonly changed = new Signal()
+  private running: Promise<void> | undefined
+
+  constructor(private readonly client: PlayerClient, private readonly opts: SequentialOptions) {
+    if (opts.fetchBytes > opts.bufferBytes) throw new RangeError('fetchBytes must not exceed bufferBytes')
+    this.ring = Buffer.allocUnsafe(opts.bufferBytes)
+    this.readPos = this.writePos = opts.startAt ?? 0
+    this.running = this.produce()
+  }
+
+  get position(): number {
+    return this.readPos
+  }
+
+  /** Bytes buffered ahead of the play position. */
+  get buffered(): number {
+    return this.writePos - this.readPos
+  }
+
+  get atEnd(): boolean {
+    return this.readPos >= this.client.size
+  }
+
+  private async produce(): Promise<void> {
+    const cap = this.ring.length
+    while (!this.closed) {
+      const size = this.client.size
+      const free = cap - (this.writePos - this.readPos)
+      const want = Math.min(this.opts.fetchBytes, size - this.writePos)
+      if (want <= 0 || free < want) {
+        await this.changed.wait()
+        continue
+      }
+      const gen = this.generation
+      const at = this.writePos
+      let buf: Buffer
+      try {
+        buf = await this.client.read(at, want)
+      } catch (err) {
+        if (gen !== this.generation) continue
+        this.error = err as Error
+        this.changed.notify()
+        this.running = undefined
+        return
+      }
+      if (gen !== this.generation || this.closed) continue // a seek happened meanwhile
+      const off = at % cap
+      const first = Math.min(buf.length, cap - off)
+      buf.copy(this.ring, off, 0, first)
+      if (first < buf.length) buf.copy(this.ring, 0, first)
+      this.writePos += buf.length
+      this.changed.notify()
+    }
+  }
+
+  /**
+   * Resolves with the next `n` bytes (fewer at the end of the title, an empty
+   * Buffer at the end), waiting while the buffer is empty.
+   */
+  async read(n: number): Promise<Buffer> {
+    for (;;) {
+      if (this.error) throw this.error
+      if (this.closed) throw new Error('reader closed')
+      const avail = Math.min(n, this.writePos - this.readPos)
+      if (avail > 0 || this.readPos >= this.client.size) {
+        const out = Buffer.allocUnsafe(Math.max(0, avail))
+        const cap = this.ring.length
+        const off = this.readPos % cap
+        const first = Math.min(avail, cap - off)
+        this.ring.copy(out, 0, off, off + first)
+        if (first < avail) this.ring.copy(out, first, 0, avail - first)
+        this.readPos += avail
+        this.changed.notify()
+        return out
+      }
+      await this.changed.wait()
+    }
+  }
+
+  /** Moves the play position; the buffer restarts there. */
+  seek(pos: number): void {
+    if (pos < 0 || pos > this.client.size) throw new RangeError(`seek to ${pos} is outside 0-${this.client.size}`)
+    this.generation++
+    this.readPos = this.writePos = pos
+    this.error = undefined
+    this.running ??= this.produce() // the producer stops after an error; a seek starts it again
+    this.changed.notify()
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    this.changed.notify()
+    await this.running
+  }
+}

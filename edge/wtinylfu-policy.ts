@@ -1,0 +1,143 @@
+import type { EvictionPolicy } from './policy.js'
+import { CountMinSketch } from './count-min.js'
+
+/**
+ * W-TinyLFU (Einziger, Friedman, Manes 2017; Caffeine's design), by bytes.
+ * New keys enter a small LRU window (1 % of the capacity), which absorbs
+ * bursts. A key leaving the window must win an admission duel against the main
+ * area's victim: it enters only if the count-min sketch has seen it more often.
+ * The main area is a segmented LRU: probation (20 %) for keys admitted once,
+ * protected (80 %) for keys hit again there. Every lookup, hit or miss, is
+ * counted in the sketch, which ages by halving so popularity can change.
+ *
+ * A premiere's opening chunks win their duels after a few plays; the tail
+ * chunks a single viewer reaches before abandoning never do, so they cannot
+ * flush the hot openings as they do under LRU.
+ *
+ * Segments are Maps in recency order (oldest first); delete + set is a touch.
+ */
+export class WTinyLfuPolicy implements EvictionPolicy {
+  readonly name = 'wtinylfu'
+  readonly sketch: CountMinSketch
+  private readonly window = new Map<string, number>()
+  private readonly probation = new Map<string, number>()
+  private readonly protectedSeg = new Map<string, number>()
+  private windowBytes = 0
+  private probationBytes = 0
+  private protectedBytes = 0
+  private readonly windowCap: number
+  private readonly mainCap: number
+  private readonly protectedCap: number
+
+  /** `typicalBytes`: the usual entry size (the chunk size), to size the sketch. */
+  constructor(readonly capacity: number, typicalBytes: number, windowRatio = 0.01) {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
+    this.windowCap = Math.max(Math.floor(capacity * windowRatio), Math.min(capacity, typicalBytes))
+    this.mainCap = capacity - this.windowCap
+    this.protectedCap = Math.floor(this.mainCap * 0.8)
+    this.sketch = new CountMinSketch(Math.max(16, Math.ceil(capacity / Math.max(1, typicalBytes))))
+  }
+
+  get size(): number {
+    return this.windowBytes + this.probationBytes + this.protectedBytes
+  }
+
+  get count(): number {
+    return this.window.size + this.probation.size + this.protectedSeg.size
+  }
+
+  has(key: string): boolean {
+    return this.window.has(key) || this.probation.has(key) || this.protectedSeg.has(key)
+  }
+
+  hit(key: string): void {
+    this.sketch.increment(key)
+    let b = this.window.get(key)
+    if (b !== undefined) {
+      this.window.delete(key)
+      this.window.set(key, b)
+      return
+    }
+    b = this.probation.get(key)
+    if (b !== undefined) {
+      this.probation.delete(key)
+      this.probationBytes -= b
+      this.protectedSeg.set(key, b)
+      this.protectedBytes += b
+      while (this.protectedBytes > this.protectedCap) {
+        const [k, pb] = this.protectedSeg.entries().next().value as [string, number]
+        this.protectedSeg.delete(k)
+        this.protectedBytes -= pb
+        this.probation.set(k, pb)
+        this.probationBytes += pb
+      }
+      return
+    }
+    b = this.protectedSeg.get(key)
+    if (b !== undefined) {
+      this.protectedSeg.delete(key)
+      this.protectedSeg.set(key, b)
+    }
+  }
+
+  miss(key: string): void {
+    this.sketch.increment(key)
+  }
+
+  insert(key: string, bytes: number): string[] {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`expected bytes to be a positive integer, got ${bytes}`)
+    if (this.has(key)) return []
+    if (bytes > this.capacity) return [key]
+    const evicted: string[] = []
+    this.window.set(key, bytes)
+    this.windowBytes += bytes
+    while (this.windowBytes > this.windowCap) {
+      const [cand, cb] = this.window.entries().next().value as [string, number]
+      this.window.delete(cand)
+      this.windowBytes -= cb
+      this.admit(cand, cb, evicted)
+    }
+    return evicted
+  }
+
+  /** The duel: the candidate enters probation only by evicting victims it out-ranks in frequency. */
+  private admit(cand: string, bytes: number, evicted: string[]): void {
+    if (bytes > this.mainCap) return void evicted.push(cand)
+    const candFreq = this.sketch.frequency(cand)
+    const victims: [Map<string, number>, string, number][] = []
+    let free = this.mainCap - this.probationBytes - this.protectedBytes
+    const seg = [this.probation, this.protectedSeg]
+    const it = [this.probation.entries(), this.protectedSeg.entries()]
+    let s = 0
+    while (free < bytes && s < it.length) {
+      const next = it[s]!.next()
+      if (next.done) { s++; continue }
+      const [v, vb] = next.value as [string, number]
+      if (candFreq <= this.sketch.frequency(v)) return void evicted.push(cand)
+      victims.push([seg[s]!, v, vb])
+      free += vb
+    }
+    if (free < bytes) return void evicted.push(cand)
+    for (const [m, v, vb] of victims) {
+      m.delete(v)
+      if (m === this.probation) this.probationBytes -= vb
+      else this.protectedBytes -= vb
+      evicted.push(v)
+    }
+    this.probation.set(cand, bytes)
+    this.probationBytes += bytes
+  }
+
+  remove(key: string): void {
+    let b = this.window.get(key)
+    if (b !== undefined) { this.window.delete(key); this.windowBytes -= b }
+    b = this.probation.get(key)
+    if (b !== undefined) { this.probation.delete(key); this.probationBytes -= b }
+    b = this.protectedSeg.get(key)
+    if (b !== undefined) { this.protectedSeg.delete(key); this.protectedBytes -= b }
+  }
+
+  state(): { window: [string, number][]; probation: [string, number][]; protected: [string, number][] } {
+    return { window: [...this.window], probation: [...this.probation], protected: [...this.protectedSeg] }
+  }
+}

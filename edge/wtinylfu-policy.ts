@@ -16,6 +16,9 @@ import { CountMinSketch } from './count-min.js'
  *
  * Segments are Maps in recency order (oldest first); delete + set is a touch.
  */
+/** How many wanted victims one duel may pass over before it falls back to frequency alone. */
+const MAX_SKIP = 64
+
 export class WTinyLfuPolicy implements EvictionPolicy {
   readonly name = 'wtinylfu'
   readonly sketch: CountMinSketch
@@ -29,8 +32,14 @@ export class WTinyLfuPolicy implements EvictionPolicy {
   private readonly mainCap: number
   private readonly protectedCap: number
 
-  /** `typicalBytes`: the usual entry size (the chunk size), to size the sketch. */
-  constructor(readonly capacity: number, typicalBytes: number, windowRatio = 0.01) {
+  /**
+   * `typicalBytes`: the usual entry size (the chunk size), to size the sketch.
+   * `wanted`: optional knowledge of near-future reads (live sessions): a wanted
+   * key wins its admission duel against any unwanted victim, and wanted keys
+   * are passed over as victims while unwanted ones remain in reach.
+   */
+  constructor(readonly capacity: number, typicalBytes: number, windowRatio = 0.01,
+    private readonly wanted?: (key: string) => number) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     this.windowCap = Math.max(Math.floor(capacity * windowRatio), Math.min(capacity, typicalBytes))
     this.mainCap = capacity - this.windowCap
@@ -100,22 +109,26 @@ export class WTinyLfuPolicy implements EvictionPolicy {
     return evicted
   }
 
-  /** The duel: the candidate enters probation only by evicting victims it out-ranks in frequency. */
+  /** The duel: the candidate enters probation only by evicting victims it out-ranks. */
   private admit(cand: string, bytes: number, evicted: string[]): void {
     if (bytes > this.mainCap) return void evicted.push(cand)
     const candFreq = this.sketch.frequency(cand)
+    const candWanted = this.wanted ? this.wanted(cand) : 0
     const victims: [Map<string, number>, string, number][] = []
     let free = this.mainCap - this.probationBytes - this.protectedBytes
     const seg = [this.probation, this.protectedSeg]
-    const it = [this.probation.entries(), this.protectedSeg.entries()]
-    let s = 0
-    while (free < bytes && s < it.length) {
-      const next = it[s]!.next()
-      if (next.done) { s++; continue }
-      const [v, vb] = next.value as [string, number]
-      if (candFreq <= this.sketch.frequency(v)) return void evicted.push(cand)
-      victims.push([seg[s]!, v, vb])
-      free += vb
+    let skipped = 0
+    for (let s = 0; s < seg.length && free < bytes; s++) {
+      for (const [v, vb] of seg[s]!) {
+        if (free >= bytes) break
+        const vWanted = this.wanted ? this.wanted(v) : 0
+        // a victim some live session is about to read is passed over, within a bounded scan
+        if (vWanted > 0 && candWanted === 0 && skipped < MAX_SKIP) { skipped++; continue }
+        if (candWanted > vWanted) { victims.push([seg[s]!, v, vb]); free += vb; continue }
+        if (candWanted < vWanted || candFreq <= this.sketch.frequency(v)) return void evicted.push(cand)
+        victims.push([seg[s]!, v, vb])
+        free += vb
+      }
     }
     if (free < bytes) return void evicted.push(cand)
     for (const [m, v, vb] of victims) {

@@ -2,8 +2,9 @@ import type { EvictionPolicy } from '../../edge/policy.js'
 import { LruPolicy } from '../../edge/lru-policy.js'
 import { S3FifoPolicy } from '../../edge/s3fifo-policy.js'
 import { WTinyLfuPolicy } from '../../edge/wtinylfu-policy.js'
+import { SessionAwarePolicy } from '../../edge/session-policy.js'
 import { beladyHits } from './belady.js'
-import type { TraceEvent } from './trace.js'
+import { chunkKey, type TraceEvent } from './trace.js'
 
 /**
  * Replays a trace through the policies the edge runs (the same classes, not
@@ -20,17 +21,25 @@ export interface PolicyResult {
   ofOptimum: number
 }
 
-export type PolicyFactory = (capacityChunks: number) => EvictionPolicy
+/** A policy, and for session-aware ones the hook that tells it who is watching what. */
+export type Simulated = EvictionPolicy & { observe?: (session: string, title: string, index: number, now: number) => void }
+export type PolicyFactory = (capacityChunks: number) => Simulated
+
+/** Session horizon for the simulation: the chunks a viewer reads in the next ten minutes at one chunk a minute. */
+export const SESSION_HORIZON = 10
 
 export const POLICIES: Record<string, PolicyFactory> = {
   lru: c => new LruPolicy(c),
   s3fifo: c => new S3FifoPolicy(c),
   wtinylfu: c => new WTinyLfuPolicy(c, 1),
+  session: c => new SessionAwarePolicy(c, 1, {
+    horizon: SESSION_HORIZON, idleMs: 3 * 60_000, keyOf: (title, index) => chunkKey(Number(title), index) }),
 }
 
-export function replay(trace: readonly TraceEvent[], policy: EvictionPolicy): number {
+export function replay(trace: readonly TraceEvent[], policy: Simulated): number {
   let hits = 0
   for (const e of trace) {
+    policy.observe?.(String(e.session), String(e.title), e.index, e.t)
     if (policy.has(e.key)) {
       hits++
       policy.hit(e.key)

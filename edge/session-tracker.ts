@@ -1,0 +1,85 @@
+/**
+ * What the edge knows of live playback sessions, for session-aware retention.
+ * Playback is sequential: a session at chunk i of a title will, unless it is
+ * abandoned, read chunks i+1 … i+horizon next. `wanted(key)` counts the live
+ * sessions that are about to read a chunk, so the cache can keep the chunks a
+ * trailing viewer will reach and evict first those no live session will.
+ *
+ * A session is live while it keeps reading: one idle for `idleMs` (paused,
+ * abandoned, gone) stops protecting anything. Memory is bounded: at most
+ * `maxSessions` sessions (the oldest is dropped), horizon keys each.
+ * The clock is injected: every call takes `now`.
+ */
+interface Session {
+  title: string
+  index: number
+  lastSeen: number
+}
+
+export class SessionTracker {
+  private readonly sessions = new Map<string, Session>()
+  private readonly pending = new Map<string, number>()
+
+  constructor(
+    readonly horizon: number,
+    readonly idleMs: number,
+    private readonly keyOf: (title: string, index: number) => string,
+    readonly maxSessions = 100_000,
+  ) {}
+
+  /** A session read chunk `index` of `title`. */
+  observe(session: string, title: string, index: number, now: number): void {
+    const s = this.sessions.get(session)
+    if (s) {
+      this.sessions.delete(session) // re-set below keeps the Map in last-seen order
+      if (s.title === title && s.index === index) {
+        s.lastSeen = now
+        this.sessions.set(session, s)
+        return
+      }
+      this.unmark(s)
+    } else if (this.sessions.size >= this.maxSessions) {
+      const [oldest, o] = this.sessions.entries().next().value as [string, Session]
+      this.sessions.delete(oldest)
+      this.unmark(o)
+    }
+    const next = { title, index, lastSeen: now }
+    this.sessions.set(session, next)
+    this.mark(next)
+    this.expire(now)
+  }
+
+  /** How many live sessions will read this chunk within the horizon. */
+  wanted(key: string): number {
+    return this.pending.get(key) ?? 0
+  }
+
+  get live(): number {
+    return this.sessions.size
+  }
+
+  /** Drops sessions idle for longer than idleMs. Sessions are in last-seen order, so this stops early. */
+  expire(now: number): void {
+    for (const [id, s] of this.sessions) {
+      if (now - s.lastSeen <= this.idleMs) return
+      this.sessions.delete(id)
+      this.unmark(s)
+    }
+  }
+
+  private mark(s: Session): void {
+    for (let i = 1; i <= this.horizon; i++) {
+      const k = this.keyOf(s.title, s.index + i)
+      this.pending.set(k, (this.pending.get(k) ?? 0) + 1)
+    }
+  }
+
+  private unmark(s: Session): void {
+    for (let i = 1; i <= this.horizon; i++) {
+      const k = this.keyOf(s.title, s.index + i)
+      const n = (this.pending.get(k) ?? 0) - 1
+      if (n <= 0) this.pending.delete(k)
+      else this.pending.set(k, n)
+    }
+  }
+}

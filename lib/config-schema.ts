@@ -20,10 +20,17 @@ export const configSchema = z.object({
     requestTimeoutMs: ms,
     keepAliveTimeoutMs: ms,
     maxHeaderBytes: positive.min(1024).max(1024 * 1024),
+    /** more header fields than this: 431 */
+    maxHeaders: positive.max(10_000),
+    /** a longer request target: 414 */
+    maxUrlBytes: positive.min(256).max(1024 * 1024),
     maxConnections: positive,
     maxRanges: positive.max(1000),
     shutdownGraceMs: ms,
-  }).strict(),
+    /** PEM files; both set: serve HTTPS */
+    tlsCertFile: z.string(),
+    tlsKeyFile: z.string(),
+  }).strict().refine(h => !h.tlsCertFile === !h.tlsKeyFile, 'tlsCertFile and tlsKeyFile go together: set both or neither'),
   cluster: z.object({
     chunkSize: positive.min(65536).max(1024 ** 3).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
   }).strict(),

@@ -1,10 +1,12 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Logger } from './logger.js'
 import type { Config } from './config.js'
-import { BadRequestError, CdnError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
+import { BadRequestError, CdnError, ConfigError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
 import { httpMetrics, type HttpMetrics } from './metrics.js'
 
 /**
@@ -60,13 +62,21 @@ export class HttpService {
     this.metrics = httpMetrics(opts.registry)
     this.routes = [...opts.routes, ...this.builtins()].map(compile)
     const h = opts.http
-    this.server = http.createServer({
+    const options: http.ServerOptions = {
       headersTimeout: h.headersTimeoutMs,
       requestTimeout: h.requestTimeoutMs,
       keepAliveTimeout: h.keepAliveTimeoutMs,
       maxHeaderSize: h.maxHeaderBytes,
+      // how often Node checks the header and request timeouts (its default, 30 s, would let a slowloris linger)
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(h.headersTimeoutMs / 4))),
       noDelay: true,
-    }, (req, res) => { void this.handle(req, res) })
+    }
+    const handler = (req: IncomingMessage, res: ServerResponse) => { void this.handle(req, res) }
+    this.server = h.tlsCertFile
+      ? https.createServer({ ...options, ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
+      : http.createServer(options, handler)
+    // counted by us so an excess is a 431, where Node would silently drop the extra fields
+    this.server.maxHeadersCount = 0
     this.server.maxConnections = h.maxConnections
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Malformed requests (bad framing, oversized headers, smuggling attempts): answer and close.
@@ -74,6 +84,8 @@ export class HttpService {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       const body = JSON.stringify({ error: { code: 'CDN_ERR_BAD_REQUEST', message: `malformed request: ${err.code ?? err.message}` } })
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+      // the server socket allows half-open connections: without this a client that keeps writing keeps it open
+      ;(socket as import('node:net').Socket).destroySoon()
     })
   }
 
@@ -106,6 +118,18 @@ export class HttpService {
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
     res.setHeader('x-request-id', id)
     const url = req.url ?? '/'
+    if (req.httpVersionMajor !== 1) {
+      res.shouldKeepAlive = false
+      return sendError(res, new CdnError(`HTTP/${req.httpVersion} is not supported: speak HTTP/1.1`, {
+        code: 'CDN_ERR_HTTP_VERSION', statusCode: 505, source: 'client' }), this.opts.logger, id)
+    }
+    if (url.length > this.opts.http.maxUrlBytes || req.rawHeaders.length > 2 * this.opts.http.maxHeaders) {
+      const tooLong = url.length > this.opts.http.maxUrlBytes
+      res.shouldKeepAlive = false
+      return sendError(res, new CdnError(tooLong ? `request target longer than ${this.opts.http.maxUrlBytes} bytes`
+        : `more than ${this.opts.http.maxHeaders} header fields`, { code: 'CDN_ERR_REQUEST_TOO_LARGE', statusCode: tooLong ? 414 : 431, source: 'client' }),
+      this.opts.logger, id)
+    }
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
     const query = q < 0 ? '' : url.slice(q + 1)
@@ -161,7 +185,7 @@ export class HttpService {
   get url(): string {
     const a = this.server.address() as AddressInfo
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-    return `http://${host}:${a.port}`
+    return `${this.opts.http.tlsCertFile ? 'https' : 'http'}://${host}:${a.port}`
   }
 
   /** Stops accepting, lets in-flight requests finish up to `shutdownGraceMs`, then cuts the rest. */
@@ -177,6 +201,14 @@ export class HttpService {
     }
     this.server.closeAllConnections()
     await closed
+  }
+}
+
+function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  try {
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile) }
+  } catch (err) {
+    throw new ConfigError(`cannot read the TLS certificate or key (http.tlsCertFile, http.tlsKeyFile): ${(err as Error).message}`)
   }
 }
 

@@ -1,0 +1,88 @@
+import { bin, esc, histogram, lineChart } from './svg.js'
+
+/**
+ * The load test's result, as JSON and as one self-contained HTML page (inline
+ * SVG charts, inline CSS, no script, no external resource), so it opens from
+ * a mail attachment on a machine with no network.
+ */
+export interface TimelinePoint {
+  /** seconds since start */
+  t: number
+  mbps: number
+  /** byte hit ratio at the edges in this interval, when known */
+  hitRatio: number | null
+  rps?: number
+  sessions?: number
+}
+
+export interface Percentiles {
+  p50: number
+  p90?: number
+  p95?: number
+  p99: number
+  max: number
+}
+
+export interface LoadResult {
+  mode: 'http' | 'players'
+  scenario: string
+  target: string
+  startedAt: string
+  durationS: number
+  /** what the generator itself reaches against a trivial in-memory server */
+  generatorCeilingMBps: number | null
+  timeline: TimelinePoint[]
+  http?: { requests: number; reqPerSec: number; mbps: number; latencyMs: Percentiles; latencySamplesMs: number[]; errorsByStatus: Record<string, number> }
+  players?: {
+    sessions: number
+    failed: number
+    startupMs: Percentiles & { samples: number[] }
+    rebufferRatio: number
+    stallsPerSession: number
+    stallSamplesMs: number[]
+    bytes: number
+  }
+  cache?: { byteHitRatio: number | null; originOffload: number | null; edgeBytesServed: number; upstreamBytes: number }
+}
+
+function pct(x: number | null | undefined): string {
+  return x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)} %`
+}
+
+function row(k: string, v: string): string {
+  return `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`
+}
+
+export function renderHtml(r: LoadResult): string {
+  const rows: string[] = [row('mode', r.mode), row('scenario', r.scenario), row('target', r.target), row('started', r.startedAt),
+    row('duration', `${r.durationS.toFixed(1)} s`),
+    row('generator ceiling', r.generatorCeilingMBps === null ? 'not measured' : `${r.generatorCeilingMBps.toFixed(0)} MB/s`)]
+  const charts: string[] = [
+    lineChart('Throughput', 'seconds', 'MB/s', [{ name: 'MB/s', color: '#3a6ea5', points: r.timeline.map(p => [p.t, p.mbps]) }]),
+    lineChart('Byte hit ratio at the edge', 'seconds', 'ratio', [{ name: 'hit ratio', color: '#2e8b57',
+      points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) }]),
+  ]
+  if (r.http) {
+    const h = r.http
+    rows.push(row('requests', `${h.requests} (${h.reqPerSec.toFixed(0)}/s)`), row('throughput', `${h.mbps.toFixed(1)} MB/s`),
+      row('latency p50 / p90 / p99 / max', `${h.latencyMs.p50} / ${h.latencyMs.p90 ?? '-'} / ${h.latencyMs.p99} / ${h.latencyMs.max} ms`),
+      row('errors by status', Object.entries(h.errorsByStatus).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'))
+    charts.push(histogram('Latency', 'ms', bin(h.latencySamplesMs)))
+  }
+  if (r.players) {
+    const p = r.players
+    rows.push(row('sessions (failed)', `${p.sessions} (${p.failed})`),
+      row('start-up p50 / p95 / p99', `${p.startupMs.p50.toFixed(0)} / ${(p.startupMs.p95 ?? 0).toFixed(0)} / ${p.startupMs.p99.toFixed(0)} ms`),
+      row('rebuffer ratio', pct(p.rebufferRatio)), row('stalls per session', p.stallsPerSession.toFixed(2)),
+      row('bytes delivered', `${(p.bytes / 1e6).toFixed(1)} MB`))
+    charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
+    charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
+  }
+  if (r.cache) rows.push(row('byte hit ratio', pct(r.cache.byteHitRatio)), row('origin offload', pct(r.cache.originOffload)))
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>reelcdn load test: ${esc(r.scenario)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em;color:#222}th{text-align:left;padding-right:2em;font-weight:normal;color:#555}
+td{font-variant-numeric:tabular-nums}svg{display:block;margin:1.5em 0;border:1px solid #eee}</style></head>
+<body><h1>reelcdn load test</h1><table>${rows.join('')}</table>${charts.join('\n')}</body></html>
+`
+}

@@ -108,16 +108,21 @@ export class ChunkStore {
    * the first block that does not match: those bytes are never returned.
    */
   async readVerified(fh: FileHandle, row: ChunkRow, from: number, to: number): Promise<Buffer> {
+    return this.readVerifiedInto(fh, row, Buffer.allocUnsafeSlow(to - from), from, to)
+  }
+
+  /** As `readVerified`, into the start of `buf` (at least `to - from` bytes); returns the part filled. */
+  async readVerifiedInto(fh: FileHandle, row: ChunkRow, buf: Buffer, from: number, to: number): Promise<Buffer> {
     const len = to - from
-    const buf = Buffer.allocUnsafeSlow(len)
     let got = 0
     while (got < len) {
       const { bytesRead } = await fh.read(buf, got, len - got, from + got)
       if (bytesRead === 0) throw new CorruptChunkError(chunkName(row.contentId, row.index), `file is short: ended at ${from + got} of ${row.size} bytes`)
       got += bytesRead
     }
-    verifyBlocks(row, buf, from)
-    return buf
+    const piece = len === buf.length ? buf : buf.subarray(0, len)
+    verifyBlocks(row, piece, from)
+    return piece
   }
 }
 

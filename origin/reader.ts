@@ -5,6 +5,7 @@ import { drained } from '../lib/representation.js'
 import type { OriginMetrics } from '../lib/metrics.js'
 import type { ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, type ChunkStore } from './chunk-store.js'
+import { BufferPool } from './buffer-pool.js'
 
 /**
  * The shard's read path. A chunk is read in segments of `segmentSize` bytes
@@ -16,10 +17,16 @@ import { BLOCK_SIZE, type ChunkStore } from './chunk-store.js'
  *
  * Concurrent misses on one segment share one disk read (`inflight`). Hits are
  * sent as `subarray`s of cached Buffers, which are never mutated.
+ *
+ * Without a cache, a range is read in pieces of up to `segmentSize` plus one
+ * block, aligned to blocks (so a 1 MiB range at any offset is one read), into
+ * pooled buffers that go back to the pool when the socket write that sends them
+ * completes (see BufferPool).
  */
 export class ChunkReader {
   private readonly cache: LRUCache<string, Buffer> | null
   private readonly inflight = new Map<string, Promise<Buffer>>()
+  private readonly pool: BufferPool
 
   constructor(
     private readonly store: ChunkStore,
@@ -31,6 +38,8 @@ export class ChunkReader {
     this.cache = cacheBytes >= segmentSize
       ? new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: b => b.length })
       : null
+    // idle buffers kept: about one per connection streaming from disk at once
+    this.pool = new BufferPool(segmentSize + BLOCK_SIZE, 32)
   }
 
   get cachedBytes(): number {
@@ -39,30 +48,8 @@ export class ChunkReader {
 
   /** Writes bytes [start, end] (inclusive) of the chunk to `res`, verified, with backpressure. */
   async writeRange(row: ChunkRow, start: number, end: number, res: ServerResponse): Promise<void> {
-    const S = this.segmentSize
-    let fh: FileHandle | undefined
-    let fromDisk = false
     try {
-      for (let seg = Math.floor(start / S); seg <= Math.floor(end / S); seg++) {
-        const segStart = seg * S
-        let base = segStart
-        let buf = this.cache?.get(`${row.sha256}:${seg}`)
-        if (buf === undefined) {
-          fromDisk = true
-          fh ??= await this.store.openChunk(row)
-          const segEnd = Math.min(segStart + S, row.size)
-          if (this.cache) buf = await this.readSegment(fh, row, seg, segStart, segEnd)
-          else {
-            // no cache: read just the blocks the range touches
-            base = Math.max(segStart, Math.floor(start / BLOCK_SIZE) * BLOCK_SIZE)
-            const to = Math.min(segEnd, Math.ceil((end + 1) / BLOCK_SIZE) * BLOCK_SIZE)
-            buf = await this.store.readVerified(fh, row, base, to)
-          }
-        }
-        const s = Math.max(start, base) - base
-        const e = Math.min(end + 1, base + buf.length) - base
-        if (!res.write(buf.subarray(s, e))) await drained(res)
-      }
+      const fromDisk = this.cache ? await this.writeCached(row, start, end, res) : await this.writeFromDisk(row, start, end, res)
       this.metrics.chunkReads.inc({ result: fromDisk ? 'disk' : 'memory' })
       this.metrics.bytesServed.inc(end - start + 1)
     } catch (err) {
@@ -71,8 +58,57 @@ export class ChunkReader {
         this.onCorrupt(row, err as Error)
       }
       throw err
+    }
+  }
+
+  /** Serves whole segments from the cache, reading (and caching) the ones missing; true if any came from disk. */
+  private async writeCached(row: ChunkRow, start: number, end: number, res: ServerResponse): Promise<boolean> {
+    const S = this.segmentSize
+    let fh: FileHandle | undefined
+    let fromDisk = false
+    try {
+      for (let seg = Math.floor(start / S); seg <= Math.floor(end / S); seg++) {
+        const segStart = seg * S
+        let buf = this.cache!.get(`${row.sha256}:${seg}`)
+        if (buf === undefined) {
+          fromDisk = true
+          fh ??= await this.store.openChunk(row)
+          buf = await this.readSegment(fh, row, seg, segStart, Math.min(segStart + S, row.size))
+        }
+        const s = Math.max(start, segStart) - segStart
+        const e = Math.min(end + 1, segStart + buf.length) - segStart
+        if (!res.write(buf.subarray(s, e))) await drained(res)
+      }
+      return fromDisk
     } finally {
       await fh?.close().catch(() => {})
+    }
+  }
+
+  /** Reads just the blocks the range touches into pooled buffers, verifies and sends them. */
+  private async writeFromDisk(row: ChunkRow, start: number, end: number, res: ServerResponse): Promise<true> {
+    const fh = await this.store.openChunk(row)
+    try {
+      const last = end + 1
+      const stop = Math.min(row.size, Math.ceil(last / BLOCK_SIZE) * BLOCK_SIZE)
+      for (let from = start - (start % BLOCK_SIZE); from < stop;) {
+        const to = Math.min(from + this.pool.size, stop)
+        const buf = this.pool.take()
+        let piece: Buffer
+        try {
+          piece = await this.store.readVerifiedInto(fh, row, buf, from, to)
+        } catch (err) {
+          this.pool.give(buf)
+          throw err
+        }
+        // back to the pool only once the socket is done with these bytes (or failed)
+        const more = res.write(piece.subarray(Math.max(start, from) - from, Math.min(last, to) - from), () => this.pool.give(buf))
+        if (!more) await drained(res)
+        from = to
+      }
+      return true
+    } finally {
+      await fh.close().catch(() => {})
     }
   }
 

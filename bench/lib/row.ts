@@ -1,0 +1,71 @@
+import type { ProcessGroup } from './proc.js'
+import type { Machine } from './tools.js'
+import type { Wrk, WrkResult } from './wrk.js'
+
+/**
+ * What a bench row is. `bench/run.ts` installs the tools every selected row
+ * needs, gives each row a context (its own temp dir, the shared process group,
+ * the load generator), and prints what the rows return. A row starts its own
+ * servers and stops them before it returns, so rows never share state.
+ */
+export interface BenchOptions {
+  /** seconds of measured load per server and workload */
+  seconds: number
+  /** seconds of unmeasured load first (JIT, caches, TCP windows) */
+  warmupSeconds: number
+  /** measure every pair this many times; the report gives the median and the spread */
+  rounds: number
+  threads: number
+  /** connections for range workloads */
+  connections: number
+  /** connections for whole-chunk workloads */
+  wholeConnections: number
+  chunks: number
+  chunkSize: number
+  rangeBytes: number
+  nginxWorkers: number
+  /** extra node flags for the services under test, e.g. --cpu-prof */
+  nodeArgs: string[]
+  /** workload kinds to run: 'ranges', 'whole' */
+  workloads: string[]
+  /** origin configurations to run: 'ram' (RAM cache, the default), 'disk' (--memory-cache 0) */
+  originVariants: string[]
+}
+
+export interface BenchContext {
+  opts: BenchOptions
+  /** a temp dir of the row's own, removed after the bench */
+  dir: string
+  procs: ProcessGroup
+  wrk: Wrk
+  tools: Record<string, string>
+  machine: Machine
+  log(msg: string): void
+}
+
+export interface Measurement {
+  row: string
+  /** e.g. '1 MiB ranges' */
+  workload: string
+  /** e.g. 'nginx', 'origin, RAM cache' */
+  server: string
+  round: number
+  result: WrkResult
+  /** the measurement this one is compared to (same run, measured next to it) */
+  reference?: Measurement
+  note?: string
+}
+
+export interface BenchRow {
+  name: string
+  title: string
+  /** command → the apt package that provides it */
+  needs: Record<string, string>
+  run(ctx: BenchContext): Promise<Measurement[]>
+}
+
+export function ratio(m: Measurement): { MBps: number; reqPerSec: number; p99: number } | undefined {
+  const r = m.reference?.result
+  if (!r) return undefined
+  return { MBps: m.result.MBps / r.MBps, reqPerSec: m.result.reqPerSec / r.reqPerSec, p99: m.result.latencyMs.p99 / r.latencyMs.p99 }
+}

@@ -1,0 +1,113 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import autocannon from 'autocannon'
+import { mulberry32, Zipf } from './random.js'
+import type { LoadResult, TimelinePoint } from './report.js'
+import type { Title } from './target.js'
+
+/**
+ * `reelcdn loadtest http`: raw request load with autocannon. Each request picks
+ * a title by Zipf rank and a byte range of `rangeBytes` at a uniformly random
+ * position (or the title's opening, with `openingShare`). autocannon is good at
+ * request rates and poor at large bodies (about 0.1 GB/s of 1 MiB bodies here),
+ * so the run first measures the generator's own ceiling against a trivial
+ * in-memory server with the same body size, and reports it beside the result:
+ * a throughput near that ceiling is the generator's limit, not the server's.
+ */
+export interface HttpModeOptions {
+  target: string
+  titles: Title[]
+  zipf: number
+  rangeBytes: number
+  openingShare: number
+  connections: number
+  durationS: number
+  /** stop after this many requests too (0: no limit) */
+  requests: number
+  seed: number
+  headers?: Record<string, string>
+  measureCeiling: boolean
+  onTick?: (p: TimelinePoint & { elapsedS: number }) => void
+}
+
+interface Run {
+  result: autocannon.Result
+  timeline: TimelinePoint[]
+  latencies: number[]
+  bytes: number
+}
+
+function run(url: string, opts: Pick<HttpModeOptions, 'connections' | 'durationS' | 'requests' | 'onTick'>,
+  setup: (req: autocannon.Request) => autocannon.Request): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const timeline: TimelinePoint[] = []
+    const latencies: number[] = []
+    let second = { bytes: 0, n: 0 }
+    let bytes = 0
+    const t0 = Date.now()
+    const inst = autocannon({
+      url, connections: opts.connections, duration: opts.durationS, ...(opts.requests ? { amount: opts.requests } : {}),
+      requests: [{ method: 'GET', setupRequest: setup }],
+    }, (err, result) => (err ? reject(err) : resolve({ result, timeline, latencies, bytes })))
+    inst.on('response', (_client: unknown, _status: number, resBytes: number, ms: number) => {
+      second.bytes += resBytes
+      second.n++
+      bytes += resBytes
+      // a bounded sample is plenty for a histogram: keep every response up to 200k, then every 10th
+      if (latencies.length < 200_000 || second.n % 10 === 0) latencies.push(ms)
+    })
+    const timer = setInterval(() => {
+      const p = { t: (Date.now() - t0) / 1000, mbps: second.bytes / 1e6, rps: second.n, hitRatio: null }
+      timeline.push(p)
+      opts.onTick?.({ ...p, elapsedS: p.t })
+      second = { bytes: 0, n: 0 }
+    }, 1000)
+    inst.on('done', () => clearInterval(timer))
+  })
+}
+
+/** autocannon's own MB/s against a server that answers every request with `bodyBytes` from memory. */
+export async function generatorCeiling(bodyBytes: number, connections: number, durationS = 2): Promise<number> {
+  const body = Buffer.alloc(bodyBytes, 7)
+  const server = createServer((_req, res) => { res.writeHead(206, { 'content-length': body.length }); res.end(body) })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', () => r()))
+  try {
+    const { port } = server.address() as AddressInfo
+    const r = await run(`http://127.0.0.1:${port}`, { connections, durationS, requests: 0 }, req => req)
+    return r.bytes / 1e6 / Math.max(0.001, r.result.duration)
+  } finally {
+    server.closeAllConnections()
+    server.close()
+  }
+}
+
+export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
+  const ceiling = o.measureCeiling ? await generatorCeiling(o.rangeBytes, o.connections) : null
+  const rng = mulberry32(o.seed)
+  const zipf = new Zipf(o.titles.length, o.zipf)
+  const startedAt = new Date().toISOString()
+  const r = await run(o.target, o, req => {
+    const title = o.titles[zipf.sample(rng)]!
+    const len = Math.min(o.rangeBytes, title.size)
+    const start = rng() < o.openingShare ? 0 : Math.floor(rng() * (title.size - len + 1))
+    req.path = `/v1/content/${encodeURIComponent(title.contentId)}`
+    req.headers = { ...o.headers, range: `bytes=${start}-${start + len - 1}` }
+    return req
+  })
+  const res = r.result
+  const errorsByStatus: Record<string, number> = {}
+  for (const [code, v] of Object.entries(res.statusCodeStats ?? {})) if (!code.startsWith('2')) errorsByStatus[code] = v.count ?? 0
+  if (res.errors) errorsByStatus.connection = res.errors
+  if (res.timeouts) errorsByStatus.timeout = res.timeouts
+  const sorted = [...r.latencies].sort((a, b) => a - b)
+  const q = (p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0
+  return {
+    mode: 'http', scenario: 'http', target: o.target, startedAt, durationS: res.duration, generatorCeilingMBps: ceiling,
+    timeline: r.timeline,
+    http: {
+      requests: res.requests.total, reqPerSec: res.requests.total / Math.max(0.001, res.duration), mbps: r.bytes / 1e6 / Math.max(0.001, res.duration),
+      latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted[sorted.length - 1] ?? 0 },
+      latencySamplesMs: r.latencies, errorsByStatus,
+    },
+  }
+}

@@ -1,0 +1,51 @@
+import { isIP } from 'node:net'
+import { request } from 'undici'
+import { BadRequestError } from '../../lib/errors.js'
+
+/**
+ * Where a load test may send traffic, and what it finds there. Loopback is
+ * always allowed; anything else needs --allow-remote, so a typo can never load
+ * someone else's server.
+ */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
+  if (host === 'localhost') return true
+  if (isIP(host) === 4) return host.startsWith('127.')
+  return host === '::1' || /^::ffff:127\./i.test(host)
+}
+
+export function checkTarget(url: string, allowRemote: boolean): void {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    throw new BadRequestError(`target ${JSON.stringify(url)} is not a URL`)
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadRequestError(`target ${url} must be http or https`)
+  if (!allowRemote && !isLoopback(url)) throw new BadRequestError(`target ${url} is not on this machine: pass --allow-remote to load a remote server`)
+}
+
+export interface Title {
+  contentId: string
+  size: number
+}
+
+/** Titles from the catalog (router) or, given ids, their sizes from HEAD requests. Ranked in the order given. */
+export async function discoverTitles(target: string, ids: string[] | undefined, headers: Record<string, string> = {}): Promise<Title[]> {
+  if (!ids || ids.length === 0) {
+    const res = await request(`${target}/v1/content?limit=1000`, { headers })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      throw new BadRequestError(`${target}/v1/content answered ${res.statusCode}: pass the titles with --titles`)
+    }
+    const body = (await res.body.json()) as { items?: { contentId: string; size: number }[] }
+    ids = (body.items ?? []).map(i => i.contentId)
+    if (ids.length === 0) throw new BadRequestError(`the catalog at ${target} is empty: ingest a title first`)
+  }
+  return Promise.all(ids.map(async id => {
+    const res = await request(`${target}/v1/content/${encodeURIComponent(id)}`, { method: 'HEAD', headers })
+    await res.body.dump()
+    if (res.statusCode !== 200) throw new BadRequestError(`title ${id} at ${target}: HEAD answered ${res.statusCode}`)
+    return { contentId: id, size: Number(res.headers['content-length']) }
+  }))
+}

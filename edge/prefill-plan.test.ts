@@ -1,0 +1,44 @@
+import t from 'tap'
+import { parseFillWindow } from './fill-window.js'
+import { OPENING_PRIOR, planPrefill, SLICES, type TitleDemand } from './prefill-plan.js'
+
+const MiB = 1024 * 1024
+const title = (contentId: string, plays: number, chunks: number, positions: number[] | null = null): TitleDemand =>
+  ({ contentId, plays, positions, chunkSize: 64 * MiB, size: chunks * 64 * MiB - 1000 })
+
+t.test('openings of many titles come before the endings of a few', async t => {
+  const titles = [title('hit', 100, 40), ...Array.from({ length: 10 }, (_, i) => title(`mid${i}`, 30, 40))]
+  const plan = planPrefill(titles, () => false, 30 * 64 * MiB)
+  const openings = new Set(plan.filter(c => c.index === 0).map(c => c.contentId))
+  t.equal(openings.size, 11, 'every title\'s opening is in the plan')
+  const lastOfHit = Math.max(...plan.filter(c => c.contentId === 'hit').map(c => c.index))
+  t.ok(lastOfHit < 39, `the hit's ending is not (its last planned chunk is ${lastOfHit})`)
+  t.ok(plan.findIndex(c => c.contentId === 'mid9' && c.index === 0) < plan.findIndex(c => c.contentId === 'hit' && c.index === 39) ||
+    !plan.some(c => c.contentId === 'hit' && c.index === 39))
+})
+
+t.test('the plan respects the byte budget, skips cached chunks, and follows reported positions', async t => {
+  const plan = planPrefill([title('a', 10, 5)], (_id, i) => i === 0, 2 * 64 * MiB)
+  t.same(plan.map(c => c.index), [1, 2], 'chunk 0 cached; two chunks fit')
+  t.ok(plan.reduce((s, c) => s + c.bytes, 0) <= 2 * 64 * MiB)
+  const endings = Array.from({ length: SLICES }, (_, i) => (i === SLICES - 1 ? 1 : 0))
+  const credits = planPrefill([title('b', 10, 20, endings)], () => false, 64 * MiB)
+  t.same(credits.map(c => c.index), [19], 'a title watched at its end gets its end prefilled')
+  t.equal(planPrefill([title('c', 0, 5)], () => false, 1e12).length, 0, 'no plays, no prefill')
+  t.ok(Math.abs(OPENING_PRIOR.reduce((a, b) => a + b, 0) - 1) < 1e-9)
+})
+
+t.test('fill windows, wrapping midnight included', async t => {
+  const w = parseFillWindow('02:00-14:00')
+  t.ok(w.contains(new Date(2026, 0, 1, 2, 0)))
+  t.notOk(w.contains(new Date(2026, 0, 1, 14, 0)))
+  t.equal(w.start(new Date(2026, 0, 1, 9, 30)), new Date(2026, 0, 1, 2, 0).getTime())
+  const night = parseFillWindow('22:00-06:00')
+  t.ok(night.contains(new Date(2026, 0, 1, 23, 0)))
+  t.ok(night.contains(new Date(2026, 0, 2, 5, 59)))
+  t.notOk(night.contains(new Date(2026, 0, 2, 12, 0)))
+  t.equal(night.start(new Date(2026, 0, 2, 3, 0)), new Date(2026, 0, 1, 22, 0).getTime(), 'began yesterday')
+  t.ok(parseFillWindow('always').contains(new Date()))
+  t.notOk(parseFillWindow('never').contains(new Date()))
+  for (const bad of ['25:00-01:00', '02:00', '02:00-02:00', 'soon', '2:00-3:00']) t.throws(() => parseFillWindow(bad), /fill window/, bad)
+})

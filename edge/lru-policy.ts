@@ -1,0 +1,59 @@
+import { LRUCache } from 'lru-cache'
+import type { EvictionPolicy } from './policy.js'
+
+/**
+ * Least recently used, on lru-cache's recency list bounded by `maxSize`: the
+ * library evicts from the cold end on `set`, and its dispose hook tells us
+ * which keys went. Admission is unconditional unless the entry alone is larger
+ * than the tier. The cache maps key to size; the bytes live in the tier.
+ */
+export class LruPolicy implements EvictionPolicy {
+  readonly name = 'lru'
+  private readonly lru: LRUCache<string, number> | null
+  /** filled by dispose during one `insert` */
+  private evicted: string[] = []
+
+  constructor(readonly capacity: number) {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
+    this.lru = capacity === 0 ? null : new LRUCache<string, number>({
+      maxSize: capacity,
+      sizeCalculation: bytes => bytes,
+      dispose: (_bytes, key, reason) => { if (reason === 'evict') this.evicted.push(key) },
+    })
+  }
+
+  get size(): number {
+    return this.lru?.calculatedSize ?? 0
+  }
+
+  get count(): number {
+    return this.lru?.size ?? 0
+  }
+
+  has(key: string): boolean {
+    return this.lru?.has(key) ?? false
+  }
+
+  hit(key: string): void {
+    this.lru?.get(key)
+  }
+
+  miss(_key: string): void {
+    // recency only: a miss leaves no trace
+  }
+
+  insert(key: string, bytes: number): string[] {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`expected bytes to be a positive integer, got ${bytes}`)
+    if (this.lru === null || bytes > this.capacity) {
+      this.remove(key)
+      return [key]
+    }
+    this.evicted = []
+    this.lru.set(key, bytes)
+    return this.evicted
+  }
+
+  remove(key: string): void {
+    this.lru?.delete(key)
+  }
+}

@@ -146,6 +146,11 @@ export class DiskTier {
       this.index.insert(row, blockCrcs(buf))
       await mkdir(dirname(dest), { recursive: true })
       await rename(tmp, dest)
+      if (this.cancelCurrent || !this.policy.has(ref.key)) {
+        // purged between the row and the rename: the purge could not see the file yet
+        await this.remove(ref.key, row)
+        return void this.metrics.diskWrites.inc({ result: 'dropped' })
+      }
       this.entries.set(ref.key, row)
       this.metrics.diskWrites.inc({ result: 'ok' })
     } catch (err) {
@@ -236,6 +241,11 @@ export class DiskTier {
     this.touched.clear()
   }
 
+  /** Resolves when the write queue is empty. */
+  async idle(): Promise<void> {
+    while (this.writer) await this.writer
+  }
+
   stats(): TierStats {
     return { bytes: this.policy.size, entries: this.entries.size, capacity: this.policy.capacity }
   }
@@ -243,7 +253,7 @@ export class DiskTier {
   /** Waits for queued writes, records access order, stops the timer. The index is closed by the owner. */
   async close(): Promise<void> {
     clearInterval(this.flushTimer)
-    await this.writer
+    await this.idle()
     this.flushAccess()
   }
 }

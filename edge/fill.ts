@@ -31,10 +31,16 @@ import { translateUpstreamError } from './upstream.js'
  * a cache tier. Bytes handed to players before verification cannot be
  * recalled; what we guarantee is (1) they are exactly the bytes the upstream
  * sent, which the upstream itself verified (origin shards check each 64 KiB
- * block's CRC32C before sending, the router the shard's digests), (2) on a
+ * block's CRC32C before sending, the router the shard's digests); (2) on a
  * digest mismatch every reader still reading this fill gets the error and its
- * connection is cut, so no player sees a complete response built on bytes that
- * failed, and (3) nothing unverified is ever cached or served from a cache.
+ * connection is cut; (3) the chunk's last byte is released only after the
+ * digest verifies, so any response that reaches the end of a chunk (a whole
+ * chunk, `bytes=N-`, anything spanning chunks) is cut rather than completed if
+ * the chunk fails; only a range that ends inside an unverified chunk can
+ * complete on (1) alone; and (4) nothing unverified is ever cached or served
+ * from a cache. The price of (3) is small: the last byte arrives last anyway,
+ * except after a deep seek, where a reader crossing the chunk's end waits for
+ * the gap before the seek point to be fetched too.
  *
  * Failure. The first error (upstream status, reset, idle or overall timeout,
  * digest) is final: it aborts every segment's request, rejects `done`, and
@@ -105,10 +111,16 @@ export class Fill {
     this.launch(Math.min(Math.max(from, 0), this.ref.size - 1), this.ref.size)
   }
 
-  /** The exclusive end of the bytes available from `pos` on, or `pos` if byte `pos` has not arrived. */
+  /**
+   * The exclusive end of the bytes readable from `pos` on, or `pos` if byte
+   * `pos` is not. The chunk's last byte is readable only once the chunk is
+   * verified, so a response that covers the end of a chunk cannot complete on
+   * bytes that then fail the digest: it is cut instead.
+   */
   availableFrom(pos: number): number {
     const s = this.segAt(pos)
-    return s !== undefined && s.pos > pos ? s.pos : pos
+    if (s === undefined || s.pos <= pos) return pos
+    return s.pos === this.ref.size && !this.verified ? Math.max(pos, s.pos - 1) : s.pos
   }
 
   /** Resolves once byte `pos` has arrived; starts or splits a segment if none will bring it soon. */
@@ -226,6 +238,7 @@ export class Fill {
     }
     this.verified = true
     this.settle.resolve(this.buf)
+    this.advance() // wakes readers waiting for the last byte
   }
 
   private progress(): Promise<void> {

@@ -47,6 +47,7 @@ export class TitleReader {
       const buf = this.cache.ram.get(ref.key)
       if (buf !== undefined) {
         this.readAhead(title, index)
+        this.metrics.reads.inc({ result: 'ram_hit' })
         return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
       }
       const row = this.cache.disk.get(ref.key)
@@ -55,6 +56,7 @@ export class TitleReader {
         const handle = await this.cache.disk.openRead(row)
         if (handle !== undefined) {
           this.cache.promote(row)
+          this.metrics.reads.inc({ result: 'disk_hit' })
           return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined }
         }
       }
@@ -62,8 +64,10 @@ export class TitleReader {
       if (got === undefined) continue // cached while we looked on disk
       // the demand fill first, so readahead never takes the slot it needs
       this.readAhead(title, index)
+      const result = got.joined ? 'coalesced' : 'miss'
+      this.metrics.reads.inc({ result })
       await got.fill.waitFor(offset)
-      return { index, result: got.joined ? 'coalesced' : 'miss', buf: undefined, row: undefined, handle: undefined, fill: got.fill }
+      return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill }
     }
   }
 
@@ -95,7 +99,6 @@ export class TitleReader {
   }
 
   private async write(src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
-    this.metrics.reads.inc({ result: src.result })
     try {
       if (src.buf !== undefined) await this.send(res, src.buf.subarray(from, to + 1))
       else if (src.handle !== undefined) await this.cache.disk.writeRange(src.row!, src.handle, from, to, res, this.send)

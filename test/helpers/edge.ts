@@ -11,7 +11,9 @@ import type { HasTeardown } from './upstream.js'
  */
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
-export async function startTestEdge(t: HasTeardown & { testdir(): string }, upstream: { url: string; token: string | undefined },
+export type TestContext = HasTeardown & { testdir(): string }
+
+export async function startTestEdge(t: TestContext, upstream: { url: string; token: string | undefined },
   overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningEdge> {
   const config = loadConfig({ env: {}, overrides: {
     'edge.port': 0,

@@ -169,6 +169,7 @@ export class FakeUpstream {
       'content-type': 'application/octet-stream', 'content-length': r.end - r.start + 1, etag: `"${sha}"`, 'repr-digest': digestHeader(sha),
       ...(ranges === null ? {} : { 'content-range': `bytes ${r.start}-${r.end}/${chunk.length}` }),
     })
+    res.flushHeaders() // a hold at byte 0 still sends the headers
     await this.body(res, key, chunk, r.start, r.end + 1, fault)
   }
 
@@ -191,11 +192,19 @@ export class FakeUpstream {
       off += n
       this.sentBytes.set(key, (this.sentBytes.get(key) ?? 0) + n)
       if (res.destroyed) return
-      if (!ok) await Promise.race([once(res, 'drain'), once(res, 'close')])
+      if (!ok) await drainOrClose(res)
       if (this.bytesPerSec > 0) await sleep(Math.ceil((n / this.bytesPerSec) * 1000))
     }
     res.end()
   }
+}
+
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise(resolve => {
+    const done = () => { res.off('drain', done); res.off('close', done); resolve() }
+    res.on('drain', done)
+    res.on('close', done)
+  })
 }
 
 function error(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { originCommand } from './origin/main.js'
+import { edgeCommand } from './edge/main.js'
 
 const program = new Command('reelcdn')
   .description('reelcdn: a self-hosted CDN for video.\nEach subcommand runs one service or tool; `reelcdn help <command>` shows its options.')
@@ -9,5 +10,6 @@ const program = new Command('reelcdn')
   .configureHelp({ sortOptions: false })
 
 program.addCommand(originCommand())
+program.addCommand(edgeCommand())
 
 await program.parseAsync(process.argv)

@@ -166,3 +166,20 @@ export class PreconditionFailedError extends CdnError {
     super(`precondition failed: ${what}`, { code: 'CDN_ERR_PRECONDITION', statusCode: 412, source: 'client' })
   }
 }
+
+/** The upstream sent bytes that fail the manifest's digest: they are never cached, and every reader of them is cut. */
+export class UpstreamCorruptError extends CdnError {
+  override name = 'UpstreamCorruptError'
+  constructor(what: string, detail: string) {
+    super(`upstream sent corrupt bytes for ${what}: ${detail}`, {
+      code: 'CDN_ERR_UPSTREAM_DIGEST', statusCode: 502, source: 'upstream', retryable: true })
+  }
+}
+
+/** The player went away mid-response: nothing to answer, nothing to log (nginx's 499). */
+export class ClientClosedError extends CdnError {
+  override name = 'ClientClosedError'
+  constructor(detail = 'the client closed the connection') {
+    super(detail, { code: 'CDN_ERR_CLIENT_GONE', statusCode: 499, source: 'client' })
+  }
+}

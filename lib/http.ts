@@ -248,7 +248,8 @@ export function sendError(res: ServerResponse, err: unknown, logger: Logger, req
   const req = res.req
   // An unread request body would be parsed as the next request: close instead of draining it.
   if (!req.complete) res.setHeader('connection', 'close')
-  for (const h of res.getHeaderNames()) if (h !== 'x-request-id' && h !== 'connection') res.removeHeader(h)
+  // CORS headers stay: a browser player must be able to read the error too
+  for (const h of res.getHeaderNames()) if (h !== 'x-request-id' && h !== 'connection' && h !== 'vary' && !h.startsWith('access-control-')) res.removeHeader(h)
   sendJson(res, e.statusCode, { error: { code: e.code, message: e.message } }, e.headers ?? {})
   if (!req.complete) req.resume()
 }

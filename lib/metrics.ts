@@ -61,3 +61,69 @@ export function originMetrics(registry: Registry, probes: OriginProbes) {
   }
 }
 export type OriginMetrics = ReturnType<typeof originMetrics>
+
+export interface TierStats {
+  bytes: number
+  entries: number
+  capacity: number
+}
+
+/** What the edge's gauges read when scraped. */
+export interface EdgeProbes {
+  tier(name: 'ram' | 'disk'): TierStats
+  fillsInFlight(): number
+}
+
+const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+
+/**
+ * The edge's metrics. Results are per chunk read: a player request that spans
+ * two chunks counts twice. The byte hit ratio is
+ * (ram_hit + disk_hit + coalesced) / all of reelcdn_edge_bytes_served_total,
+ * or, from the upstream link's side, 1 - upstream bytes / bytes served.
+ */
+export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
+  const tiers = ['ram', 'disk'] as const
+  return {
+    reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    bytes: new Counter({ name: 'reelcdn_edge_bytes_served_total', help: 'Body bytes sent to players, by where they came from (same results as reelcdn_edge_requests_total)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    responses: new Counter({ name: 'reelcdn_edge_player_responses_total', help: 'Player GET/HEAD answers by kind: full (200), range (206), multirange (206 multipart), head, not_modified (304)',
+      labelNames: ['kind'] as const, registers: [registry] }),
+    ttfb: new Histogram({ name: 'reelcdn_edge_ttfb_seconds', help: 'Time from a player request to its first body byte, by the result of its first chunk read',
+      labelNames: ['result'] as const, buckets: latencyBuckets, registers: [registry] }),
+    upstreamBytes: new Counter({ name: 'reelcdn_edge_upstream_bytes_total', help: 'Chunk body bytes received from upstream', registers: [registry] }),
+    upstreamRequests: new Counter({ name: 'reelcdn_edge_upstream_requests_total', help: 'Requests sent upstream by kind (meta, chunk, range) and result (ok, not_found, error, timeout)',
+      labelNames: ['kind', 'result'] as const, registers: [registry] }),
+    fillSeconds: new Histogram({ name: 'reelcdn_edge_fill_seconds', help: 'Time from starting a chunk fill to its verified end (or failure), by result',
+      labelNames: ['result'] as const, buckets: fillBuckets, registers: [registry] }),
+    fillFailures: new Counter({ name: 'reelcdn_edge_fill_failures_total', help: 'Chunk fills that failed, by reason: timeout, upstream, digest, purged',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
+      collect() { this.set(probes.fillsInFlight()) } }),
+    readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    tierBytes: new Gauge({ name: 'reelcdn_edge_tier_bytes', help: 'Verified chunk bytes held, by tier', labelNames: ['tier'] as const, registers: [registry],
+      collect() { for (const t of tiers) this.set({ tier: t }, probes.tier(t).bytes) } }),
+    tierEntries: new Gauge({ name: 'reelcdn_edge_tier_chunks', help: 'Chunks held, by tier', labelNames: ['tier'] as const, registers: [registry],
+      collect() { for (const t of tiers) this.set({ tier: t }, probes.tier(t).entries) } }),
+    tierCapacity: new Gauge({ name: 'reelcdn_edge_tier_capacity_bytes', help: 'Configured size of each tier', labelNames: ['tier'] as const, registers: [registry],
+      collect() { for (const t of tiers) this.set({ tier: t }, probes.tier(t).capacity) } }),
+    evictions: new Counter({ name: 'reelcdn_edge_evictions_total', help: 'Chunks evicted (or refused admission) by the tier\'s policy',
+      labelNames: ['tier'] as const, registers: [registry] }),
+    promotions: new Counter({ name: 'reelcdn_edge_promotions_total', help: 'Disk-to-RAM promotions by result: ok, skipped (too many in flight), failed',
+      labelNames: ['result'] as const, registers: [registry] }),
+    diskWrites: new Counter({ name: 'reelcdn_edge_disk_writes_total', help: 'Verified chunks written to the disk tier by result: ok, dropped (queue full or purged), failed',
+      labelNames: ['result'] as const, registers: [registry] }),
+    corrupt: new Counter({ name: 'reelcdn_edge_corrupt_chunks_total', help: 'Disk-tier chunks found corrupt and dropped, by who found them: read, promotion',
+      labelNames: ['found_by'] as const, registers: [registry] }),
+    recovered: new Counter({ name: 'reelcdn_edge_recovery_actions_total', help: 'Start-up reconciliation of the disk tier: tmp_removed, rows_dropped, orphans_removed, loaded',
+      labelNames: ['action'] as const, registers: [registry] }),
+    meta: new Counter({ name: 'reelcdn_edge_meta_lookups_total', help: 'Title metadata lookups by result: hit, miss, negative (a cached 404)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    purges: new Counter({ name: 'reelcdn_edge_purges_total', help: 'Titles purged by DELETE /v1/cache/{contentId}', registers: [registry] }),
+    stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
+  }
+}
+export type EdgeMetrics = ReturnType<typeof edgeMetrics>

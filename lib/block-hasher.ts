@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { crc32c } from '@node-rs/crc32'
 
-/** Checksum granularity: a CRC32C per 64 KiB block, as GFS keeps. */
+/** Checksum granularity: a CRC32C per 64 KiB block, as GFS keeps. Shared by the origin and the edge's disk tier. */
 export const BLOCK_SIZE = 64 * 1024
 
 /**
@@ -35,4 +35,26 @@ export class BlockHasher {
     this.crcs.forEach((c, i) => crcs.writeUInt32BE(c, 4 * i))
     return { sha256: this.sha.digest('hex'), crcs, size: this.size }
   }
+}
+
+/** The per-block CRC32Cs of a whole chunk already in memory, packed as `finish()` packs them. */
+export function blockCrcs(buf: Buffer): Buffer {
+  const n = Math.ceil(buf.length / BLOCK_SIZE)
+  const out = Buffer.allocUnsafe(4 * n)
+  for (let i = 0; i < n; i++) out.writeUInt32BE(crc32c(buf.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE)), 4 * i)
+  return out
+}
+
+/**
+ * Checks each block of `buf`, which holds the chunk's bytes from block-aligned
+ * offset `from` (the last block may be short only at the chunk's end).
+ * Returns the number of the first block that fails, or -1 when all pass.
+ */
+export function firstBadBlock(crcs: Buffer, buf: Buffer, from: number): number {
+  for (let off = 0; off < buf.length; off += BLOCK_SIZE) {
+    const block = (from + off) / BLOCK_SIZE
+    if (4 * block + 4 > crcs.length) return block
+    if (crc32c(buf.subarray(off, Math.min(off + BLOCK_SIZE, buf.length))) !== crcs.readUInt32BE(4 * block)) return block
+  }
+  return -1
 }

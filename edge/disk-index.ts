@@ -1,0 +1,113 @@
+import Database from 'better-sqlite3'
+import { StorageError } from '../lib/errors.js'
+
+/**
+ * The disk tier's SQLite index: one row per chunk file, with its per-block
+ * CRC32Cs (what every read verifies) and an access sequence number (so a
+ * restart rebuilds the recency order). A row is written before its file is
+ * renamed into place and deleted before its file is unlinked, so after a crash
+ * a final file without a row cannot exist and a row without a file is dropped
+ * at start-up.
+ *
+ * better-sqlite3 is synchronous: every call here is one short indexed
+ * statement, or one transaction for a batch of access times.
+ */
+export const SCHEMA_VERSION = 1
+
+export interface DiskRow {
+  key: string
+  contentId: string
+  index: number
+  sha256: string
+  size: number
+  storedAt: number
+  lastAccess: number
+}
+
+interface RawRow {
+  key: string
+  content_id: string
+  idx: number
+  sha256: string
+  size: number
+  stored_at: number
+  last_access: number
+}
+
+export class DiskIndex {
+  private readonly db: Database.Database
+  private readonly sAll: Database.Statement<[], RawRow>
+  private readonly sInsert: Database.Statement<unknown[]>
+  private readonly sDelete: Database.Statement<[string]>
+  private readonly sCrcs: Database.Statement<[string], { crcs: Buffer }>
+  private readonly sTouch: Database.Statement<[number, string]>
+  private readonly sOfTitle: Database.Statement<[string], { key: string }>
+  private readonly touchMany: (batch: Map<string, number>) => void
+
+  constructor(file: string) {
+    try {
+      this.db = new Database(file)
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = NORMAL')
+      this.db.pragma('busy_timeout = 5000')
+      this.migrate()
+    } catch (err) {
+      throw new StorageError(`cannot open the edge's disk index ${file}: ${(err as Error).message}`, { cause: err })
+    }
+    this.sAll = this.db.prepare('SELECT key, content_id, idx, sha256, size, stored_at, last_access FROM chunks ORDER BY last_access, key')
+    this.sInsert = this.db.prepare('INSERT OR REPLACE INTO chunks (key, content_id, idx, sha256, size, crcs, stored_at, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.sDelete = this.db.prepare('DELETE FROM chunks WHERE key = ?')
+    this.sCrcs = this.db.prepare('SELECT crcs FROM chunks WHERE key = ?')
+    this.sTouch = this.db.prepare('UPDATE chunks SET last_access = ? WHERE key = ?')
+    this.sOfTitle = this.db.prepare('SELECT key FROM chunks WHERE content_id = ?')
+    this.touchMany = this.db.transaction((batch: Map<string, number>) => {
+      for (const [key, seq] of batch) this.sTouch.run(seq, key)
+    })
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    const row = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get()
+    const have = row ? Number(row.value) : 0
+    if (have > SCHEMA_VERSION) throw new Error(`index schema version ${have} is newer than this build's ${SCHEMA_VERSION}`)
+    if (have < 1) {
+      this.db.exec(`
+        CREATE TABLE chunks (
+          key TEXT PRIMARY KEY, content_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL,
+          size INTEGER NOT NULL, crcs BLOB NOT NULL, stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX chunks_by_title ON chunks (content_id);
+        INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '1');`)
+    }
+  }
+
+  /** Every row, least recently accessed first. */
+  all(): DiskRow[] {
+    return this.sAll.all().map(r => ({ key: r.key, contentId: r.content_id, index: r.idx, sha256: r.sha256, size: r.size,
+      storedAt: r.stored_at, lastAccess: r.last_access }))
+  }
+
+  insert(r: DiskRow, crcs: Buffer): void {
+    this.sInsert.run(r.key, r.contentId, r.index, r.sha256, r.size, crcs, r.storedAt, r.lastAccess)
+  }
+
+  delete(key: string): void {
+    this.sDelete.run(key)
+  }
+
+  crcs(key: string): Buffer | undefined {
+    return this.sCrcs.get(key)?.crcs
+  }
+
+  keysOf(contentId: string): string[] {
+    return this.sOfTitle.all(contentId).map(r => r.key)
+  }
+
+  /** Records access sequence numbers in one transaction. */
+  touch(batch: Map<string, number>): void {
+    if (batch.size) this.touchMany(batch)
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}

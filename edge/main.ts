@@ -1,0 +1,122 @@
+import { Command } from 'commander'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
+import type { Config } from '../lib/config.js'
+import { createLogger, type Logger } from '../lib/logger.js'
+import { edgeMetrics, newRegistry } from '../lib/metrics.js'
+import { loadSecret } from '../lib/auth.js'
+import { ChunkCache } from './cache.js'
+import { Coalescer } from './coalesce.js'
+import { DiskIndex } from './disk-index.js'
+import { recoverDisk } from './disk-recovery.js'
+import { DiskTier } from './disk-tier.js'
+import { MetaCache } from './meta-cache.js'
+import { createPolicy } from './policy.js'
+import { RamTier } from './ram-tier.js'
+import { TitleReader } from './reader.js'
+import { sender } from './send.js'
+import { EdgeServer } from './server.js'
+import { Upstream } from './upstream.js'
+
+/**
+ * Starts an edge: open the disk index, reconcile it with the files, listen,
+ * then report ready. `close()` drains players, ends the fills still running
+ * (readahead), lets queued disk writes finish, and closes SQLite, in that order.
+ */
+export interface RunningEdge {
+  url: string
+  port: number
+  server: EdgeServer
+  cache: ChunkCache
+  fills: Coalescer
+  close(): Promise<void>
+}
+
+export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
+  const logger = opts.logger ?? createLogger('edge', config.log.level)
+  const cfg = config.edge
+  await mkdir(cfg.dataDir, { recursive: true })
+  const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
+  let upstream: Upstream | undefined
+  try {
+    const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
+    const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
+    const registry = newRegistry('edge', opts.logger === undefined)
+    const ramPolicy = createPolicy(cfg.ramPolicy, cfg.ramBytes)
+    const diskPolicy = createPolicy(cfg.diskPolicy, cfg.diskBytes)
+    let cache: ChunkCache | undefined
+    let fills: Coalescer | undefined
+    const metrics = edgeMetrics(registry, {
+      tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
+      fillsInFlight: () => fills?.size ?? 0,
+    })
+    upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
+    const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
+    const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
+      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs })
+    const report = await recoverDisk(disk, logger)
+    for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
+    cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
+    const meta = new MetaCache(upstream, metrics, { ttlMs: cfg.metaTtlMs, negativeTtlMs: cfg.metaNegativeTtlMs, maxEntries: cfg.metaMaxEntries })
+    const up = upstream
+    const c = cache
+    fills = new Coalescer({
+      fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
+      cached: key => c.has(key),
+      commit: (ref, buf) => c.admit(ref, buf),
+      stale: id => meta.invalidate(id),
+      metrics, logger,
+    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments })
+    const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, () => metrics.stalls.inc()), cfg.readaheadChunks)
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken })
+    const addr = await server.http.listen(cfg.port, cfg.host)
+    server.setReady(true)
+    logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
+    const f = fills
+    let closing: Promise<void> | undefined
+    return {
+      url: server.http.url, port: addr.port, server, cache, fills,
+      close: () => closing ??= (async () => {
+        server.setReady(false)
+        await server.http.close()
+        f.close()
+        await disk.close()
+        await up.close()
+        index.close()
+      })(),
+    }
+  } catch (err) {
+    await upstream?.close().catch(() => {})
+    index.close()
+    throw err
+  }
+}
+
+export const edgeFlags: Flag[] = [
+  { flags: '--host <addr>', path: 'edge.host', kind: 'string', description: 'address to listen on' },
+  { flags: '-p, --port <n>', path: 'edge.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
+  { flags: '-u, --upstream <url>', path: 'edge.upstream', kind: 'string', description: 'the router\'s base URL' },
+  { flags: '-d, --data-dir <dir>', path: 'edge.dataDir', kind: 'string', description: 'where the disk tier\'s chunk files and SQLite index live' },
+  { flags: '--ram <bytes>', path: 'edge.ramBytes', kind: 'bytes', description: 'RAM tier size (0 turns it off)' },
+  { flags: '--disk <bytes>', path: 'edge.diskBytes', kind: 'bytes', description: 'disk tier size (0 turns it off)' },
+  { flags: '--readahead <chunks>', path: 'edge.readaheadChunks', kind: 'int', description: 'chunks fetched ahead of the one a player reads' },
+  { flags: '--max-fills <n>', path: 'edge.maxFills', kind: 'int', description: 'chunk fills in flight at once (each holds one chunk in RAM)' },
+  { flags: '--fill-timeout <ms>', path: 'edge.fillTimeoutMs', kind: 'int', description: 'deadline for one chunk fill, verified', unit: 'ms' },
+  { flags: '--meta-ttl <ms>', path: 'edge.metaTtlMs', kind: 'int', description: 'how long title metadata is cached', unit: 'ms' },
+  { flags: '--cors-origin <origin>', path: 'edge.corsOrigin', kind: 'string', description: 'Access-Control-Allow-Origin for players' },
+  ...commonFlags,
+]
+
+export function edgeCommand(): Command {
+  const cmd = new Command('edge')
+    .summary('run an edge cache appliance')
+    .description('Run an edge: it serves players\' byte-range reads from a RAM and a disk tier, fills misses from the ' +
+      'upstream router with one fetch per chunk, and survives restarts with its disk tier intact. ' +
+      'Secrets come from REELCDN_EDGE_UPSTREAM_TOKEN / edge.upstreamTokenFile and REELCDN_EDGE_ADMIN_TOKEN / ' +
+      'edge.adminTokenFile, never from a flag.')
+  addFlags(cmd, edgeFlags)
+  cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags))))
+  return cmd
+}

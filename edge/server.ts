@@ -1,0 +1,132 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+import type { Config } from '../lib/config.js'
+import type { Logger } from '../lib/logger.js'
+import { HttpService, sendJson, type Match } from '../lib/http.js'
+import type { EdgeMetrics } from '../lib/metrics.js'
+import { parseContentId } from '../lib/ids.js'
+import { planResponse, sendPlanned, type ResponsePlan } from '../lib/representation.js'
+import { requireBearer } from '../lib/auth.js'
+import type { ChunkCache } from './cache.js'
+import type { Coalescer } from './coalesce.js'
+import type { MetaCache } from './meta-cache.js'
+import type { TitleReader } from './reader.js'
+
+/**
+ * The edge's HTTP API.
+ *   GET/HEAD /v1/content/{contentId}   players: RFC 9110 ranges, conditionals, CORS
+ *   OPTIONS  /v1/content/{contentId}   CORS preflight
+ *   DELETE   /v1/cache/{contentId}     purge a title (admin token)
+ *   GET      /v1/cache                 what the tiers hold (admin token)
+ *
+ * Multi-range requests get multipart/byteranges (lib/representation): ranges
+ * closer than 80 bytes are merged, and more than `http.maxRanges` ranges are
+ * answered 200 with the whole title, as RFC 9110 §14.2 allows. Players (MSE,
+ * <video>, ffmpeg) send single ranges; multipart costs them nothing.
+ */
+export interface EdgeDeps {
+  config: Readonly<Config>
+  logger: Logger
+  registry: Registry
+  metrics: EdgeMetrics
+  meta: MetaCache
+  cache: ChunkCache
+  fills: Coalescer
+  reader: TitleReader
+  adminToken: string | undefined
+}
+
+const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
+const ALLOW_HEADERS = 'Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since'
+
+export class EdgeServer {
+  readonly http: HttpService
+  private ready = false
+  private readonly maxRanges: number
+  private readonly corsOrigin: string
+
+  constructor(private readonly deps: EdgeDeps) {
+    this.maxRanges = deps.config.http.maxRanges
+    this.corsOrigin = deps.config.edge.corsOrigin
+    this.http = new HttpService({
+      name: 'edge', http: deps.config.http, logRequests: deps.config.log.requests, logger: deps.logger,
+      registry: deps.registry, ready: () => this.ready,
+      routes: [
+        { path: '/v1/content/:id', methods: {
+          GET: (q, s, m) => this.content(q, s, m),
+          OPTIONS: (q, s) => this.preflight(q, s) } },
+        { path: '/v1/cache', methods: { GET: (q, s) => this.status(q, s) } },
+        { path: '/v1/cache/:id', methods: { DELETE: (q, s, m) => this.purge(q, s, m) } },
+      ],
+    })
+  }
+
+  setReady(v: boolean): void {
+    this.ready = v
+  }
+
+  private cors(res: ServerResponse): void {
+    res.setHeader('access-control-allow-origin', this.corsOrigin)
+    res.setHeader('access-control-expose-headers', EXPOSE)
+    if (this.corsOrigin !== '*') res.setHeader('vary', 'Origin')
+  }
+
+  private preflight(_req: IncomingMessage, res: ServerResponse): void {
+    this.cors(res)
+    res.writeHead(204, {
+      'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+      'access-control-allow-headers': ALLOW_HEADERS,
+      'access-control-max-age': '86400',
+      allow: 'GET, HEAD, OPTIONS',
+    })
+    res.end()
+  }
+
+  private async content(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const t0 = performance.now()
+    this.cors(res)
+    const id = parseContentId(m.params[0]!)
+    const { meta, reader, metrics } = this.deps
+    const title = meta.peek(id) ?? await meta.fetch(id)
+    const size = title.manifest.size
+    const plan = planResponse(req, title.rep, this.maxRanges)
+    metrics.responses.inc({ kind: responseKind(req, plan) })
+    if (plan.status === 304 || req.method === 'HEAD' || plan.length === 0) return sendPlanned(res, plan, size, noBytes)
+    // the first chunk is opened before the headers: its failure is still a clean 502/504
+    const start = plan.ranges === null ? 0 : plan.ranges[0]!.start
+    const cs = title.manifest.chunkSize
+    const first = { src: await reader.open(title, Math.floor(start / cs), start % cs) }
+    metrics.ttfb.observe({ result: first.src.result }, (performance.now() - t0) / 1000)
+    try {
+      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first))
+    } finally {
+      reader.release(first.src)
+    }
+  }
+
+  private async purge(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    requireBearer(req, this.deps.adminToken)
+    const id = parseContentId(m.params[0]!)
+    this.deps.meta.invalidate(id)
+    this.deps.fills.purge(id)
+    const purged = await this.deps.cache.purge(id)
+    this.deps.metrics.purges.inc()
+    this.deps.logger.info({ contentId: id, purged }, 'title purged from the cache')
+    sendJson(res, 200, { contentId: id, purged })
+  }
+
+  private status(req: IncomingMessage, res: ServerResponse): void {
+    requireBearer(req, this.deps.adminToken)
+    const { cache, fills } = this.deps
+    sendJson(res, 200, { ram: cache.ram.stats(), disk: cache.disk.stats(), fillsInFlight: fills.size })
+  }
+}
+
+async function noBytes(): Promise<void> {}
+
+function responseKind(req: IncomingMessage, plan: ResponsePlan): string {
+  if (plan.status === 304) return 'not_modified'
+  if (req.method === 'HEAD') return 'head'
+  if (plan.status === 200) return 'full'
+  return plan.multipart ? 'multirange' : 'range'
+}

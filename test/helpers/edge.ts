@@ -1,0 +1,67 @@
+import { request } from 'undici'
+import { loadConfig } from '../../lib/config.js'
+import { quietLogger } from '../../lib/logger.js'
+import { startEdge, type RunningEdge } from '../../edge/main.js'
+import type { HasTeardown } from './upstream.js'
+
+/**
+ * Edges for tests: in-process on port 0 with a test directory for the disk
+ * tier, small tiers and short timeouts, closed at teardown; plus a client
+ * helper and a /metrics reader so tests assert on counters.
+ */
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+
+export type TestContext = HasTeardown & { testdir(): string }
+
+export async function startTestEdge(t: TestContext, upstream: { url: string; token: string | undefined },
+  overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningEdge> {
+  const config = loadConfig({ env: {}, overrides: {
+    'edge.port': 0,
+    'edge.upstream': upstream.url,
+    'edge.dataDir': t.testdir(),
+    'edge.ramBytes': 64 * 1024 ** 2,
+    'edge.diskBytes': 256 * 1024 ** 2,
+    'edge.accessFlushMs': 100,
+    'http.shutdownGraceMs': 500,
+    ...overrides,
+  } })
+  const edge = await startEdge(config, { logger: quietLogger('edge'),
+    env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
+  t.teardown(() => edge.close())
+  return edge
+}
+
+export interface Got {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
+
+export async function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
+  const res = await request(url, { method, headers })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  return { status: res.statusCode, headers: res.headers, body }
+}
+
+/** Sum of a metric's samples whose labels include all of `labels`. */
+export async function metric(baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = (await get(`${baseUrl}/metrics`)).body.toString('utf8')
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line)
+    if (!m || m[1] !== name) continue
+    const lbl = m[2] ?? ''
+    if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3])
+  }
+  return sum
+}
+
+/** Polls a condition on live state (a metric, a counter) until it holds: a barrier on state, not a sleep for time. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 5))
+  }
+}

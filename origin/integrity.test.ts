@@ -2,7 +2,7 @@ import t from 'tap'
 import { openSync, readSync, writeSync, closeSync } from 'node:fs'
 import { request } from 'undici'
 import { get, putChunk, randomChunk, startTestOrigin } from '../test/helpers/origin.js'
-import { BLOCK_SIZE } from './block-hasher.js'
+import { BLOCK_SIZE } from '../lib/block-hasher.js'
 
 const MiB = 1024 * 1024
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { originCommand } from './origin/main.js'
+import { routerCommand } from './router/main.js'
+import { ingestCommand } from './router/ingest-cli.js'
+import { clusterCommand } from './tools/cluster.js'
 
 const program = new Command('reelcdn')
   .description('reelcdn: a self-hosted CDN for video.\nEach subcommand runs one service or tool; `reelcdn help <command>` shows its options.')
@@ -9,5 +12,8 @@ const program = new Command('reelcdn')
   .configureHelp({ sortOptions: false })
 
 program.addCommand(originCommand())
+program.addCommand(routerCommand())
+program.addCommand(ingestCommand())
+program.addCommand(clusterCommand())
 
 await program.parseAsync(process.argv)

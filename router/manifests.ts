@@ -71,13 +71,14 @@ export class Manifests {
       asked++
       try {
         const got = await s.getManifest(contentId)
-        answered++
         if (got) {
           const m = parseManifest(JSON.parse(got.body))
+          answered++
           this.cache.set(contentId, m)
           this.metrics.manifestLookups.inc({ result: 'fetched' })
           return m
         }
+        answered++
       } catch (err) {
         lastErr = err as Error
       }

@@ -32,12 +32,15 @@ import type { ShardClient } from './shard-client.js'
  * (64 MiB) before the first byte would cost every read that latency and RAM.
  *
  * End-to-end check: whenever a response carries a whole chunk (edge fills via
- * /chunks/i, full-title reads), its bytes are also hashed as they pass and the
- * digest compared with the manifest's at the chunk's end. A mismatch means
- * corruption after the shard's check (RAM, NIC, a bug). Those bytes are
- * already sent, so the response is cut — the client sees a short body, never
- * a complete wrong one — and the shards that served it are counted and logged
- * so that the repairer's next scan finds them. Edges verify the same digest.
+ * /chunks/i, full-title reads), its bytes are also hashed as they pass, and
+ * the last piece received (at most one socket read, ~64 KiB) is held back
+ * until the digest at the chunk's end matches the manifest's. A mismatch means
+ * corruption after the shard's check (RAM, NIC, a bug, a lying shard): what
+ * was forwarded cannot be recalled, so the response is cut short of its
+ * Content-Length — the client sees a failed read, never a complete wrong
+ * chunk — and the mismatch is counted and logged with the shards that served
+ * it. This is the one case where a client sees a failure while a good copy
+ * exists; a retry is served in read order again. Edges verify the same digest.
  */
 export class ChunkReader {
   constructor(
@@ -85,6 +88,7 @@ export class ChunkReader {
     const whole = this.verifyWholeChunks && from === 0 && to === chunkLength(m, index) - 1
     const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     const served: string[] = []
+    let held: Buffer | undefined
     let pos = from
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
@@ -105,9 +109,15 @@ export class ChunkReader {
       const began = pos
       try {
         for await (const buf of body as AsyncIterable<Buffer>) {
-          hash?.update(buf)
           pos += buf.length
-          if (!res.write(buf)) await drained(res).catch(() => { throw new ClientGoneError() })
+          let out = buf
+          if (hash) {
+            hash.update(buf)
+            // hold back the latest piece: the chunk's last bytes go out only once its digest checks
+            out = held ?? EMPTY
+            held = buf
+          }
+          if (out.length > 0 && !res.write(out)) await drained(res).catch(() => { throw new ClientGoneError() })
         }
       } catch (err) {
         body.destroy()
@@ -129,6 +139,7 @@ export class ChunkReader {
       this.logger.error({ chunk: chunkName(sid, index), shards: served }, 'chunk bytes do not match the manifest digest; response cut')
       throw new UpstreamError(`chunk ${chunkName(sid, index)} failed end-to-end verification (served by ${served.join(', ')})`)
     }
+    if (held && !res.write(held)) await drained(res).catch(() => { throw new ClientGoneError() })
   }
 
   private failover(err: unknown): void {
@@ -139,6 +150,8 @@ export class ChunkReader {
     this.metrics.failovers.inc({ reason })
   }
 }
+
+const EMPTY = Buffer.alloc(0)
 
 export interface Prepared {
   index: number

@@ -14,8 +14,8 @@ import { shardRefusal } from './errors.js'
  * (retryable), refusals keep the shard's status and code (router/errors.ts).
  *
  * `outstanding` counts requests whose response is not yet consumed: reads are
- * spread over owners by it. It drops when a response body closes, so a body
- * still being streamed to a client keeps counting.
+ * spread over owners by it. It drops when a response body ends or is
+ * destroyed, so a body still being streamed to a client keeps counting.
  */
 export interface ShardSpec {
   id: string
@@ -72,7 +72,9 @@ export class ShardClient {
       throw e
     }
     this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(res.statusCode / 100)}xx` })
-    res.body.once('close', () => { this.outstanding-- })
+    let open = true
+    const done = () => { if (open) { open = false; this.outstanding-- } }
+    res.body.once('end', done).once('close', done)
     return res
   }
 

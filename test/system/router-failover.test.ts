@@ -80,15 +80,15 @@ t.test('a corrupt copy on the first owner: the shard refuses it and the read fai
 t.test('an owner that hangs is timed out and replaced', async t => {
   const c = await TestCluster.start(t, { chunkSize: 65536, overrides: { 'router.upstream.headersTimeoutMs': 300, 'router.upstream.bodyTimeoutMs': 300 } })
   const body = randomBody(2 * 65536)
-  await c.ingest('slow', body)
-  // shard-1's port now accepts connections and never answers
-  const port = c.ports[0]!
-  await c.stopShard(0)
+  const ing = await c.ingest('slow', body)
+  // chunk 0's first owner now accepts connections and never answers; with no load anywhere it is asked first
+  const first = Number(c.router.cluster.ring.owners(chunkKey(storageId('slow', ing.json.version), 0))[0]!.split('-')[1]) - 1
+  const port = c.ports[first]!
+  await c.stopShard(first)
   const sockets = new Set<net.Socket>()
   const hang = net.createServer(s => { sockets.add(s); s.on('error', () => {}) })
   await new Promise<void>(r => hang.listen(port, '127.0.0.1', r))
   t.teardown(() => { for (const s of sockets) s.destroy(); hang.close() })
-  // it is the first owner of some chunk: with health still "up", it is tried first there
   const r = await c.get('/v1/content/slow')
   t.ok(r.body.equals(body), 'byte-exact despite the hanging owner')
   t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="timeout"') >= 1, 'timeouts were counted')

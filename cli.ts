@@ -2,6 +2,9 @@
 import { Command } from 'commander'
 import { originCommand } from './origin/main.js'
 import { edgeCommand } from './edge/main.js'
+import { routerCommand } from './router/main.js'
+import { ingestCommand } from './router/ingest-cli.js'
+import { clusterCommand } from './tools/cluster.js'
 
 const program = new Command('reelcdn')
   .description('reelcdn: a self-hosted CDN for video.\nEach subcommand runs one service or tool; `reelcdn help <command>` shows its options.')
@@ -11,5 +14,8 @@ const program = new Command('reelcdn')
 
 program.addCommand(originCommand())
 program.addCommand(edgeCommand())
+program.addCommand(routerCommand())
+program.addCommand(ingestCommand())
+program.addCommand(clusterCommand())
 
 await program.parseAsync(process.argv)

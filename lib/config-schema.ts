@@ -9,6 +9,14 @@ const ms = z.number().int().min(0).max(24 * 3600 * 1000)
 const positive = z.number().int().positive()
 const bytes = z.number().int().min(0)
 
+/** One origin shard as the router sees it. The id, not the url, is what the ring hashes: a shard can move hosts. */
+const shardSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, '1-64 characters of [A-Za-z0-9._-]'),
+  url: z.string().regex(/^https?:\/\/[^/?#\s]+$/, 'an http(s) origin such as http://10.0.0.5:7101, without a path'),
+  /** share of the ring, relative to the other shards: set it to the shard's capacity */
+  weight: z.number().positive().max(1e6),
+}).strict()
+
 export const configSchema = z.object({
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
@@ -33,6 +41,14 @@ export const configSchema = z.object({
   }).strict().refine(h => !h.tlsCertFile === !h.tlsKeyFile, 'tlsCertFile and tlsKeyFile go together: set both or neither'),
   cluster: z.object({
     chunkSize: positive.min(65536).max(1024 ** 3).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
+    /** replicas of every chunk and manifest: the ring's `owners` list has this many distinct shards */
+    copies: positive.max(16),
+    /** ring points of a weight-1 shard (hashring makes them 4 at a time, as ketama does) */
+    vnodes: positive.max(100000).refine(n => n % 4 === 0, 'must be a multiple of 4'),
+    /** every shard on the ring, down ones included: a shard leaves the ring only when removed here */
+    shards: z.array(shardSchema).min(1).max(1000)
+      .refine(a => new Set(a.map(s => s.id)).size === a.length, 'shard ids must be unique')
+      .refine(a => new Set(a.map(s => s.url)).size === a.length, 'shard urls must be unique'),
   }).strict(),
   origin: z.object({
     host: z.string().min(1),
@@ -84,6 +100,54 @@ export const configSchema = z.object({
     sendStallTimeoutMs: ms.min(1),
     /** Access-Control-Allow-Origin for player routes: '*' or one origin */
     corsOrigin: z.string().min(1),
+  }).strict(),
+  router: z.object({
+    host: z.string().min(1),
+    port,
+    /** the admin bearer token (ingest, delete, repair); REELCDN_ROUTER_TOKEN wins. None: admin routes refuse */
+    tokenFile: z.string(),
+    /** the token the shards expect; REELCDN_SHARD_TOKEN wins */
+    shardTokenFile: z.string(),
+    /** RAM for chunks being ingested, shared by all ingests: at least one chunk */
+    ingestMemoryBytes: positive,
+    /** owners that must store a chunk for an ingest to go on; 0 means all `copies` */
+    writeQuorum: z.number().int().min(0).max(16),
+    manifestTtlMs: ms,
+    catalogRefreshMs: ms.min(100),
+    /** hash whole chunks as they pass and cut the response on a mismatch */
+    verifyWholeChunks: z.boolean(),
+    upstream: z.object({
+      connections: positive.max(10000),
+      connectTimeoutMs: ms.min(1),
+      headersTimeoutMs: ms.min(1),
+      /** longest silence inside a response body */
+      bodyTimeoutMs: ms.min(1),
+      /** a chunk PUT: from the end of the body to the shard's answer (it fsyncs first) */
+      putTimeoutMs: ms.min(1),
+      /** extra attempts on one shard for a failed write */
+      retries: z.number().int().min(0).max(10),
+    }).strict(),
+    health: z.object({
+      intervalMs: ms.min(10),
+      timeoutMs: ms.min(1),
+      /** consecutive failed checks that mark a shard down */
+      fall: positive.max(100),
+      /** consecutive good checks that mark it up again */
+      rise: positive.max(100),
+    }).strict(),
+    repair: z.object({
+      /** time between background passes; 0 turns the background repairer off */
+      intervalMs: ms,
+      /** copy rate of the repairer, 0 for unthrottled */
+      rateMBps: z.number().min(0),
+      concurrency: positive.max(64),
+      /** chunks no manifest refers to are deleted once this old (an ingest may still be writing them) */
+      orphanGraceMs: z.number().int().min(0),
+    }).strict(),
+  }).strict(),
+  local: z.object({
+    /** `reelcdn cluster`: where each member keeps its data (<dataDir>/<shard id>) */
+    dataDir: z.string().min(1),
   }).strict(),
 }).strict()
 

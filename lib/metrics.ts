@@ -127,3 +127,56 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   }
 }
 export type EdgeMetrics = ReturnType<typeof edgeMetrics>
+/** What the router's gauges read when scraped. */
+export interface RouterProbes {
+  shards(): { id: string; up: boolean; outstanding: number; chunksOk: number; chunksCorrupt: number; storedBytes: number }[]
+  /** counts from the last repair scan; undefined before the first */
+  replicas(): { underReplicated: number; lost: number; misplaced: number; orphans: number } | undefined
+}
+
+export function routerMetrics(registry: Registry, probes: RouterProbes) {
+  // `shard` labels are shard ids from the cluster config: a handful, not per-title
+  return {
+    shardUp: new Gauge({ name: 'reelcdn_router_shard_up', help: 'Shard health after hysteresis: 1 up, 0 down',
+      labelNames: ['shard'] as const, registers: [registry],
+      collect() { for (const s of probes.shards()) this.set({ shard: s.id }, s.up ? 1 : 0) } }),
+    shardOutstanding: new Gauge({ name: 'reelcdn_router_shard_outstanding_requests', help: 'Requests to the shard in flight now (what reads are spread by)',
+      labelNames: ['shard'] as const, registers: [registry],
+      collect() { for (const s of probes.shards()) this.set({ shard: s.id }, s.outstanding) } }),
+    shardChunks: new Gauge({ name: 'reelcdn_router_shard_chunks', help: 'Chunks each shard reported at its last health check, by state',
+      labelNames: ['shard', 'state'] as const, registers: [registry],
+      collect() {
+        for (const s of probes.shards()) { this.set({ shard: s.id, state: 'ok' }, s.chunksOk); this.set({ shard: s.id, state: 'corrupt' }, s.chunksCorrupt) }
+      } }),
+    shardStoredBytes: new Gauge({ name: 'reelcdn_router_shard_stored_bytes', help: 'Chunk bytes each shard reported at its last health check',
+      labelNames: ['shard'] as const, registers: [registry],
+      collect() { for (const s of probes.shards()) this.set({ shard: s.id }, s.storedBytes) } }),
+    replicas: new Gauge({ name: 'reelcdn_router_replica_problems', help: 'From the last repair scan, after its repairs: under_replicated and lost chunks, misplaced and orphan replicas',
+      labelNames: ['kind'] as const, registers: [registry],
+      collect() {
+        const r = probes.replicas()
+        if (!r) return
+        this.set({ kind: 'under_replicated' }, r.underReplicated); this.set({ kind: 'lost' }, r.lost)
+        this.set({ kind: 'misplaced' }, r.misplaced); this.set({ kind: 'orphan' }, r.orphans)
+      } }),
+    upstream: new Counter({ name: 'reelcdn_router_upstream_requests_total', help: 'Requests to shards by shard, operation and result (2xx, 4xx, 5xx, error, timeout)',
+      labelNames: ['shard', 'op', 'result'] as const, registers: [registry] }),
+    failovers: new Counter({ name: 'reelcdn_router_read_failovers_total', help: 'Reads moved to the next owner, by reason',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    bytesServed: new Counter({ name: 'reelcdn_router_bytes_served_total', help: 'Content bytes sent to clients', registers: [registry] }),
+    digestMismatches: new Counter({ name: 'reelcdn_router_chunk_digest_mismatches_total', help: 'Whole chunks whose bytes did not hash to the manifest digest (the response was cut)', registers: [registry] }),
+    manifestLookups: new Counter({ name: 'reelcdn_router_manifest_lookups_total', help: 'Manifest lookups by result (cached, fetched, missing)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    ingests: new Counter({ name: 'reelcdn_router_ingests_total', help: 'Ingest requests by result (created, exists, conflict, failed)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    ingestBytes: new Counter({ name: 'reelcdn_router_ingest_bytes_total', help: 'Bytes received by ingests', registers: [registry] }),
+    ingestChunks: new Counter({ name: 'reelcdn_router_ingest_chunk_writes_total', help: 'Chunk replicas of ingests: stored, or already there (resumed)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    repairActions: new Counter({ name: 'reelcdn_router_repair_actions_total', help: 'Repairer actions by kind',
+      labelNames: ['action'] as const, registers: [registry] }),
+    repairBytes: new Counter({ name: 'reelcdn_router_repair_bytes_total', help: 'Chunk bytes copied by the repairer', registers: [registry] }),
+    repairPasses: new Counter({ name: 'reelcdn_router_repair_passes_total', help: 'Repair passes by result (done, failed)',
+      labelNames: ['result'] as const, registers: [registry] }),
+  }
+}
+export type RouterMetrics = ReturnType<typeof routerMetrics>

@@ -1,0 +1,31 @@
+import type { Config } from '../lib/config.js'
+import type { Logger } from '../lib/logger.js'
+import { newRegistry, routerMetrics } from '../lib/metrics.js'
+import { loadSecret } from '../lib/auth.js'
+import { Cluster } from './cluster.js'
+import { Manifests } from './manifests.js'
+import { Repairer } from './repair.js'
+
+/**
+ * The parts of a router that need no HTTP server: the cluster (ring, shard
+ * pools, health), manifests and the repairer, wired to one metrics registry.
+ * `reelcdn router repair` runs on these alone.
+ */
+export function buildCluster(config: Readonly<Config>, logger: Logger, env: NodeJS.ProcessEnv, registry = newRegistry('router', false)) {
+  const shardToken = loadSecret(config.router.shardTokenFile, 'REELCDN_SHARD_TOKEN', env)
+  let cluster: Cluster | undefined
+  let repairer: Repairer | undefined
+  const metrics = routerMetrics(registry, {
+    shards: () => (cluster?.shards ?? []).map(s => {
+      const h = cluster!.health.get(s.id)
+      return { id: s.id, up: h.up, outstanding: s.outstanding, chunksOk: h.status?.chunks.ok ?? 0,
+        chunksCorrupt: h.status?.chunks.corrupt ?? 0, storedBytes: h.status?.storedBytes ?? 0 }
+    }),
+    replicas: () => repairer?.last?.remaining,
+  })
+  cluster = new Cluster(config, metrics, logger, shardToken)
+  const manifests = new Manifests(cluster, config.router.manifestTtlMs, metrics, logger)
+  repairer = new Repairer(cluster, manifests, metrics, logger, config.router.repair, config.router.health.timeoutMs)
+  return { cluster, manifests, repairer, metrics }
+}
+

@@ -1,0 +1,45 @@
+import { CdnError, InsufficientStorageError, UpstreamError } from '../lib/errors.js'
+
+/**
+ * Router errors. A shard's refusal keeps the shard's own code and status as
+ * fields, so callers can branch on them; what the router's client sees is a
+ * 502 (or the shard's 507: nothing on our side can fix a full disk).
+ */
+export class ShardRefusedError extends CdnError {
+  override name = 'ShardRefusedError'
+  constructor(readonly shard: string, readonly op: string, readonly upstreamStatus: number, readonly upstreamCode: string, message: string) {
+    super(`shard ${shard} refused ${op}: ${upstreamStatus} ${upstreamCode}: ${message}`, {
+      code: 'CDN_ERR_SHARD_REFUSED', statusCode: 502, source: 'upstream', retryable: upstreamStatus >= 500 })
+  }
+}
+
+export function shardRefusal(shard: string, op: string, status: number, body: string): CdnError {
+  let code = 'CDN_ERR_UNKNOWN'
+  let message = body.slice(0, 300)
+  try {
+    const e = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error
+    if (e?.code) code = e.code
+    if (e?.message) message = e.message
+  } catch { /* not JSON: keep the text */ }
+  if (status === 507) return new InsufficientStorageError(`shard ${shard} is full: ${message}`)
+  return new ShardRefusedError(shard, op, status, code, message)
+}
+
+/** No owner, nor any other shard, could serve or store something. */
+export class NoReplicaError extends CdnError {
+  override name = 'NoReplicaError'
+  constructor(what: string, options?: ErrorOptions) {
+    super(`no shard could serve ${what}`, { code: 'CDN_ERR_NO_REPLICA', statusCode: 503, source: 'upstream', retryable: true,
+      headers: { 'retry-after': '1' } }, options)
+  }
+}
+
+/** The downstream client went away: stop, and do not fail over. */
+export class ClientGoneError extends CdnError {
+  override name = 'ClientGoneError'
+  constructor() {
+    super('client closed the connection', { code: 'CDN_ERR_CLIENT_GONE', statusCode: 499, source: 'client' })
+  }
+}
+
+export { UpstreamError }

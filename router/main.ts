@@ -1,0 +1,104 @@
+import { Command } from 'commander'
+import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
+import type { Config } from '../lib/config.js'
+import { createLogger, type Logger } from '../lib/logger.js'
+import { newRegistry } from '../lib/metrics.js'
+import { loadSecret } from '../lib/auth.js'
+import { ConfigError } from '../lib/errors.js'
+import type { Cluster } from './cluster.js'
+import type { Manifests } from './manifests.js'
+import { buildCluster } from './build.js'
+import { Catalog } from './catalog.js'
+import { ChunkReader } from './reader.js'
+import { BufferPool } from './buffer-pool.js'
+import { Ingestor } from './ingest.js'
+import type { Repairer } from './repair.js'
+import { RouterServer } from './server.js'
+import { repairCommand } from './repair-cli.js'
+
+/**
+ * Starts a router: the cluster view (ring, shard pools, health checks), the
+ * read, ingest and repair machinery, then the HTTP API. A router keeps no
+ * state of its own — everything durable is on the shards — so any number can
+ * run side by side and any can be restarted. `close()` stops taking requests,
+ * drains, stops the repairer and health checks, then closes shard pools.
+ */
+export interface RunningRouter {
+  url: string
+  port: number
+  server: RouterServer
+  cluster: Cluster
+  manifests: Manifests
+  catalog: Catalog
+  repairer: Repairer
+  close(): Promise<void>
+}
+
+/** Per-ingest chunk writes in flight: one uploading while the next fills is enough to keep owners busy. */
+const INGEST_PIPELINE = 2
+
+export async function startRouter(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningRouter> {
+  const logger = opts.logger ?? createLogger('router', config.log.level)
+  const env = opts.env ?? process.env
+  const rc = config.router
+  const chunkSize = config.cluster.chunkSize
+  const buffers = Math.floor(rc.ingestMemoryBytes / chunkSize)
+  if (buffers < 1) throw new ConfigError(`expected router.ingestMemoryBytes to hold at least one chunk (${chunkSize} bytes), got ${rc.ingestMemoryBytes}`)
+  const adminToken = loadSecret(rc.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
+  const registry = newRegistry('router', opts.logger === undefined)
+  const { cluster, manifests, repairer, metrics } = buildCluster(config, logger, env, registry)
+  const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
+  const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks)
+  const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
+    { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
+    m => catalog.upsert(m))
+  const server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, metrics })
+  let addr
+  try {
+    addr = await server.http.listen(rc.port, rc.host)
+  } catch (err) {
+    await cluster.close()
+    throw err
+  }
+  cluster.health.start()
+  catalog.start()
+  repairer.start()
+  server.setReady(true)
+  if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
+  logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies }, 'router ready')
+  let closing: Promise<void> | undefined
+  return {
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer,
+    close: () => closing ??= (async () => {
+      server.setReady(false)
+      await server.http.close()
+      catalog.stop()
+      await repairer.stop()
+      await cluster.close()
+    })(),
+  }
+}
+
+export const routerFlags: Flag[] = [
+  { flags: '--host <addr>', path: 'router.host', kind: 'string', description: 'address to listen on' },
+  { flags: '-p, --port <n>', path: 'router.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
+  { flags: '--copies <n>', path: 'cluster.copies', kind: 'int', description: 'replicas of every chunk and manifest' },
+  { flags: '--chunk-size <bytes>', path: 'cluster.chunkSize', kind: 'bytes', description: 'the cluster-wide chunk size' },
+  { flags: '--ingest-memory <bytes>', path: 'router.ingestMemoryBytes', kind: 'bytes', description: 'RAM for chunks being ingested, all ingests together' },
+  { flags: '--repair-rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'background repair copy rate, 0 for unthrottled', unit: 'MB/s' },
+  { flags: '--repair-interval <ms>', path: 'router.repair.intervalMs', kind: 'int', description: 'time between background repair passes, 0 turns them off', unit: 'ms' },
+  ...commonFlags,
+]
+
+export function routerCommand(): Command {
+  const cmd = new Command('router')
+    .summary('run a router: the origin cluster\'s front door')
+    .description('Run a router: it places chunks on the shards of cluster.shards with a consistent-hash ring, ' +
+      'ingests titles (PUT /v1/content/{id}), serves reads with failover between copies, lists the catalog, ' +
+      'and repairs and rebalances replicas in the background. The admin token comes from REELCDN_ROUTER_TOKEN ' +
+      'or router.tokenFile, the shards\' token from REELCDN_SHARD_TOKEN or router.shardTokenFile; never from a flag.')
+  addFlags(cmd, routerFlags)
+  cmd.action(() => runUntilSignalled(() => startRouter(configFromFlags(cmd, routerFlags))))
+  cmd.addCommand(repairCommand())
+  return cmd
+}

@@ -1,0 +1,48 @@
+import { Command } from 'commander'
+import { addFlags, commonFlags, configFromFlags, fail, type Flag } from '../lib/cli.js'
+import { createLogger } from '../lib/logger.js'
+import { Progress } from '../lib/progress.js'
+import { buildCluster } from './build.js'
+
+/**
+ * `reelcdn router repair`: one repair pass now, from this machine, with
+ * progress. It needs only the cluster config and the shards' token: the
+ * shards hold everything, so it can run beside live routers (every action is
+ * idempotent). Exit code 0 when nothing is left under-replicated or lost.
+ */
+const flags: Flag[] = [
+  { flags: '--rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'copy rate, 0 for unthrottled', unit: 'MB/s' },
+  { flags: '--concurrency <n>', path: 'router.repair.concurrency', kind: 'int', description: 'chunk keys repaired at once' },
+  ...commonFlags,
+]
+
+export function repairCommand(): Command {
+  const cmd = new Command('repair')
+    .summary('run one repair and rebalancing pass now, with progress')
+    .description('Scan every shard and make each chunk and manifest hold exactly cluster.copies good replicas on its ' +
+      'owners: copy missing ones, replace corrupt ones, delete misplaced copies once the owners hold theirs, and ' +
+      'collect orphans older than router.repair.orphanGraceMs. Prints a JSON report on stdout.')
+    .option('--dry-run', 'only count what is wrong; change nothing')
+  addFlags(cmd, flags)
+  cmd.action(async () => {
+    const config = configFromFlags(cmd, flags)
+    const logger = createLogger('repair', config.log.level === 'info' ? 'warn' : config.log.level)
+    const { cluster, repairer } = buildCluster(config, logger, process.env)
+    const bar = new Progress({ label: 'repair', unit: 'items' })
+    try {
+      const report = await repairer.run({
+        dryRun: cmd.opts<{ dryRun?: boolean }>().dryRun === true,
+        onProgress: p => bar.update(p.scanned,
+          `${p.phase}${p.phase === 'chunks' ? ` of ~${p.estimatedChunks}` : ''}, copied ${p.copied} (${(p.bytesCopied / 1e6).toFixed(0)} MB), deleted ${p.deleted}`),
+      })
+      bar.finish('done')
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+      process.exitCode = report.remaining.underReplicated + report.remaining.lost > 0 ? 2 : 0
+    } catch (err) {
+      fail(err)
+    } finally {
+      await cluster.close()
+    }
+  })
+  return cmd
+}

@@ -1,0 +1,50 @@
+/**
+ * What one repair pass found and did. `chunks.underReplicated` counts keys
+ * that lacked a good copy on some reachable owner when scanned; `remaining`
+ * is what is still wrong after the pass's own repairs (what /v1/cluster and
+ * the replica metrics show).
+ */
+export interface RepairReport {
+  startedAt: number
+  finishedAt: number | null
+  dryRun: boolean
+  /** shards that did not answer: their replicas are counted, not checked */
+  unreachable: string[]
+  manifests: { scanned: number; underReplicated: number; copied: number; misplacedDeleted: number; conflicts: number }
+  chunks: {
+    scanned: number
+    underReplicated: number
+    copied: number
+    /** corrupt or wrong copies on owners, overwritten from a good copy */
+    replaced: number
+    misplacedDeleted: number
+    orphans: number
+    orphansDeleted: number
+    /** chunks with no good copy anywhere (including named by a manifest but held by no shard) */
+    lost: number
+  }
+  bytesCopied: number
+  failures: number
+  remaining: { underReplicated: number; lost: number; misplaced: number; misplacedManifests: number; orphans: number }
+}
+
+export interface RepairProgress {
+  phase: 'probe' | 'manifests' | 'chunks' | 'done'
+  /** keys scanned in this phase */
+  scanned: number
+  /** chunk keys in the cluster, estimated from the shards' counts */
+  estimatedChunks: number
+  bytesCopied: number
+  copied: number
+  deleted: number
+}
+
+export function emptyReport(dryRun: boolean, unreachable: string[]): RepairReport {
+  return {
+    startedAt: Date.now(), finishedAt: null, dryRun, unreachable,
+    manifests: { scanned: 0, underReplicated: 0, copied: 0, misplacedDeleted: 0, conflicts: 0 },
+    chunks: { scanned: 0, underReplicated: 0, copied: 0, replaced: 0, misplacedDeleted: 0, orphans: 0, orphansDeleted: 0, lost: 0 },
+    bytesCopied: 0, failures: 0,
+    remaining: { underReplicated: 0, lost: 0, misplaced: 0, misplacedManifests: 0, orphans: 0 },
+  }
+}

@@ -1,0 +1,154 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+import type { Config } from '../lib/config.js'
+import type { Logger } from '../lib/logger.js'
+import { HttpService, queryParams, sendJson, type Match } from '../lib/http.js'
+import type { RouterMetrics } from '../lib/metrics.js'
+import { requireBearer } from '../lib/auth.js'
+import { NotFoundError, UnauthorizedError } from '../lib/errors.js'
+import { digestHeader } from '../lib/digest.js'
+import { parseChunkIndex } from '../lib/ids.js'
+import { chunkLength, type Manifest } from '../lib/manifest.js'
+import { planResponse, sendPlanned } from '../lib/representation.js'
+import { etagOf, parseTitleId, sha256Hex } from './keys.js'
+import { parseMeta } from './meta.js'
+import { parseCatalogQuery, type Catalog } from './catalog.js'
+import type { Cluster } from './cluster.js'
+import type { Manifests } from './manifests.js'
+import type { Ingestor } from './ingest.js'
+import type { ChunkReader, Prepared } from './reader.js'
+import type { Repairer } from './repair.js'
+import { clusterView } from './cluster-view.js'
+import { removeTitle } from './remove.js'
+
+/**
+ * The router's HTTP API. Public: reads, the catalog, /v1/cluster. Admin
+ * (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
+ * contract as the origin and the edge (lib/representation.ts): the title's
+ * ETag is its whole-file SHA-256, a chunk's is the chunk's.
+ */
+export interface RouterDeps {
+  config: Readonly<Config>
+  logger: Logger
+  registry: Registry
+  cluster: Cluster
+  manifests: Manifests
+  catalog: Catalog
+  reader: ChunkReader
+  ingestor: Ingestor
+  repairer: Repairer
+  adminToken: string | undefined
+  metrics: RouterMetrics
+}
+
+type H = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
+
+export class RouterServer {
+  readonly http: HttpService
+  private ready = false
+
+  constructor(private readonly d: RouterDeps) {
+    const admin = (h: H): H => (req, res, m) => {
+      // no token configured: the admin API is closed, not open
+      if (d.adminToken === undefined) throw new UnauthorizedError('the admin API is disabled: set REELCDN_ROUTER_TOKEN or router.tokenFile')
+      requireBearer(req, d.adminToken)
+      return h(req, res, m)
+    }
+    this.http = new HttpService({
+      name: 'router', http: d.config.http, logRequests: d.config.log.requests, logger: d.logger, registry: d.registry,
+      ready: () => this.ready,
+      routes: [
+        { path: '/v1/content', methods: { GET: (q, s, m) => this.catalog(s, m) } },
+        { path: '/v1/content/:id', methods: {
+          GET: (q, s, m) => this.getTitle(q, s, m),
+          PUT: admin((q, s, m) => this.putTitle(q, s, m)),
+          DELETE: admin((q, s, m) => this.deleteTitle(s, m)) } },
+        { path: '/v1/content/:id/meta', methods: { GET: (q, s, m) => this.meta(q, s, m) } },
+        { path: '/v1/content/:id/chunks/:index', methods: { GET: (q, s, m) => this.getChunk(q, s, m) } },
+        { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
+        { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
+      ],
+    })
+  }
+
+  setReady(v: boolean): void {
+    this.ready = v
+  }
+
+  private async getTitle(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const man = await this.d.manifests.get(parseTitleId(m.params[0]!))
+    const plan = planResponse(req, {
+      size: man.size, etag: etagOf(man.sha256), lastModified: man.createdAt, contentType: man.contentType,
+      extra: { 'repr-digest': digestHeader(man.sha256), 'reelcdn-version': man.version },
+    }, this.d.config.http.maxRanges)
+    const r = plan.ranges?.[0] ?? { start: 0, end: man.size - 1 }
+    const first = await this.prepare(req, plan.status, plan.length, man, r.start, r.end)
+    try {
+      await sendPlanned(res, plan, man.size, (s, e, out) => this.d.reader.writeRange(man, s, e, out, first))
+    } finally {
+      first?.body.destroy()
+    }
+  }
+
+  /** Opens the first chunk's stream before the status goes out; none for HEAD, 304 or empty bodies. */
+  private async prepare(req: IncomingMessage, status: number, length: number, man: Manifest, start: number, end: number): Promise<Prepared | undefined> {
+    if (req.method !== 'GET' || status === 304 || length === 0) return undefined
+    const i = Math.floor(start / man.chunkSize)
+    const base = i * man.chunkSize
+    return this.d.reader.prepare(man, i, start - base, Math.min(end, base + chunkLength(man, i) - 1) - base)
+  }
+
+  private async getChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const man = await this.d.manifests.get(parseTitleId(m.params[0]!))
+    const index = parseChunkIndex(m.params[1]!)
+    if (index >= man.chunks.length) throw new NotFoundError(`chunk ${index} of ${man.contentId} (it has ${man.chunks.length})`)
+    const size = chunkLength(man, index)
+    const sha = man.chunks[index]!
+    const plan = planResponse(req, {
+      size, etag: etagOf(sha), lastModified: man.createdAt, contentType: 'application/octet-stream',
+      extra: { 'repr-digest': digestHeader(sha), 'reelcdn-version': man.version },
+    }, this.d.config.http.maxRanges)
+    const r = plan.ranges?.[0] ?? { start: 0, end: size - 1 }
+    const first = req.method === 'GET' && plan.status !== 304 && plan.length > 0
+      ? await this.d.reader.prepare(man, index, r.start, r.end) : undefined
+    try {
+      await sendPlanned(res, plan, size, (s, e, out) =>
+        this.d.reader.writeChunk(man, index, s, e, out, first && first.start === s && first.end === e ? first : undefined))
+    } finally {
+      first?.body.destroy()
+    }
+  }
+
+  private meta(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    return this.d.manifests.get(parseTitleId(m.params[0]!)).then(man => {
+      const etag = `"${sha256Hex(JSON.stringify(man))}"`
+      if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end()
+      sendJson(res, 200, man, { etag })
+    })
+  }
+
+  private async catalog(res: ServerResponse, m: Match): Promise<void> {
+    sendJson(res, 200, await this.d.catalog.query(parseCatalogQuery(queryParams(m))))
+  }
+
+  private async putTitle(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const id = parseTitleId(m.params[0]!)
+    const meta = parseMeta(req.headers, id)
+    const result = await this.d.ingestor.ingest(req, id, meta)
+    if (!req.complete) res.setHeader('connection', 'close')
+    sendJson(res, result.status === 'created' ? 201 : 200, result, { etag: etagOf(result.sha256) })
+    if (!req.complete) req.resume()
+  }
+
+  private async deleteTitle(res: ServerResponse, m: Match): Promise<void> {
+    const id = parseTitleId(m.params[0]!)
+    const out = await removeTitle(this.d.cluster, this.d.manifests, this.d.logger, id)
+    this.d.catalog.remove(id)
+    sendJson(res, 200, out)
+  }
+
+  private async repair(res: ServerResponse, m: Match): Promise<void> {
+    const dryRun = queryParams(m).get('dryRun') === 'true'
+    sendJson(res, 200, await this.d.repairer.run({ dryRun }))
+  }
+}

@@ -1,0 +1,156 @@
+import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { request } from 'undici'
+import { loadConfig, type Config } from '../../lib/config.js'
+import { quietLogger } from '../../lib/logger.js'
+import { digestHeader } from '../../lib/digest.js'
+import { startOrigin, type RunningOrigin } from '../../origin/main.js'
+import { startRouter, type RunningRouter } from '../../router/main.js'
+import { sha256Hex } from '../../router/keys.js'
+
+/**
+ * A real cluster for system tests: shards and a router in this process, on
+ * 127.0.0.1 port 0, data in the test's own directory. Health checks run once
+ * at start and then only when a test asks (`router.cluster.health.checkAll()`),
+ * and the background repairer is off, so tests decide when things happen.
+ */
+export interface TestT {
+  testdir(): string
+  teardown(fn: () => unknown): void
+}
+
+export interface ClusterOptions {
+  shards?: number
+  copies?: number
+  chunkSize?: number
+  /** dotted config paths, as flags would set them */
+  overrides?: Record<string, unknown>
+}
+
+export const TOKEN = 'test-admin-token'
+
+export class TestCluster {
+  shards: (RunningOrigin | undefined)[] = []
+  ports: number[] = []
+  router!: RunningRouter
+  private readonly dir: string
+
+  constructor(t: TestT, private readonly o: ClusterOptions) {
+    this.dir = t.testdir()
+  }
+
+  static async start(t: TestT, o: ClusterOptions = {}): Promise<TestCluster> {
+    const c = new TestCluster(t, o)
+    t.teardown(() => c.close())
+    for (let i = 0; i < (o.shards ?? 3); i++) await c.startShard(i)
+    await c.startRouter()
+    return c
+  }
+
+  get url(): string {
+    return this.router.url
+  }
+
+  shardDir(i: number): string {
+    return join(this.dir, `shard-${i + 1}`)
+  }
+
+  config(shardCount = this.ports.length): Readonly<Config> {
+    const shards = this.ports.slice(0, shardCount).map((port, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${port}`, weight: 1 }))
+    return loadConfig({
+      env: {},
+      overrides: {
+        'log.level': 'silent',
+        'http.shutdownGraceMs': 0,
+        'cluster.chunkSize': this.o.chunkSize ?? 65536,
+        'cluster.copies': this.o.copies ?? 3,
+        'cluster.shards': shards.length ? shards : [{ id: 'none', url: 'http://127.0.0.1:1', weight: 1 }],
+        'origin.host': '127.0.0.1',
+        'origin.reserveBytes': 0,
+        'origin.memoryCacheBytes': 0,
+        'origin.scrubRateMBps': 0,
+        'router.host': '127.0.0.1',
+        'router.port': 0,
+        'router.health.intervalMs': 3600_000,
+        'router.health.fall': 1,
+        'router.health.rise': 1,
+        'router.repair.intervalMs': 0,
+        'router.repair.rateMBps': 0,
+        'router.catalogRefreshMs': 3600_000,
+        'router.manifestTtlMs': 0,
+        'router.upstream.retries': 0,
+        ...(this.o.overrides as Record<string, never>),
+      },
+    })
+  }
+
+  /** Starts shard i (again), on its old port if it had one. */
+  async startShard(i: number, opts: { wipe?: boolean } = {}): Promise<RunningOrigin> {
+    if (opts.wipe) await rm(this.shardDir(i), { recursive: true, force: true })
+    const base = this.config()
+    const s = await startOrigin({ ...base, origin: { ...base.origin, port: this.ports[i] ?? 0, dataDir: this.shardDir(i) } },
+      { logger: quietLogger(`origin-${i + 1}`), env: {} })
+    this.shards[i] = s
+    this.ports[i] = s.port
+    return s
+  }
+
+  async stopShard(i: number): Promise<void> {
+    await this.shards[i]?.close()
+    this.shards[i] = undefined
+  }
+
+  /** (Re)starts the router over the first `shardCount` shards. */
+  async startRouter(shardCount = this.ports.length): Promise<RunningRouter> {
+    await this.router?.close()
+    this.router = await startRouter(this.config(shardCount), { logger: quietLogger('router'), env: { REELCDN_ROUTER_TOKEN: TOKEN } })
+    await this.router.cluster.health.checkAll()
+    return this.router
+  }
+
+  /** PUTs a title with its digest; `token: null` sends none. */
+  async ingest(id: string, body: Buffer, o: { meta?: object; token?: string | null; digest?: boolean } = {}) {
+    const headers: Record<string, string> = { 'content-type': 'video/mp4' }
+    if (o.token !== null) headers.authorization = `Bearer ${o.token ?? TOKEN}`
+    if (o.digest !== false) headers['content-digest'] = digestHeader(sha256Hex(body))
+    if (o.meta) headers['reelcdn-meta'] = JSON.stringify(o.meta)
+    const res = await request(`${this.url}/v1/content/${id}`, { method: 'PUT', body, headers })
+    const text = await res.body.text()
+    return { status: res.statusCode, json: JSON.parse(text) as Record<string, any> }
+  }
+
+  async get(path: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
+    const res = await request(`${this.url}${path}`, { method, headers })
+    const body = Buffer.from(await res.body.arrayBuffer())
+    return { status: res.statusCode, headers: res.headers, body }
+  }
+
+  async close(): Promise<void> {
+    await this.router?.close()
+    for (let i = 0; i < this.shards.length; i++) await this.stopShard(i)
+  }
+}
+
+export function randomBody(n: number): Buffer {
+  return randomBytes(n)
+}
+
+/** Resolves once `cond` holds, checking after each turn of the event loop; a barrier on observable state. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 5))
+  }
+}
+
+/** Every chunk replica the shards hold, as `shard:<sid>/<index>` strings. */
+export function replicas(c: TestCluster): Set<string> {
+  const out = new Set<string>()
+  c.shards.forEach((s, i) => {
+    if (!s) return
+    for (let rows = s.index.page('', -1, 100000), j = 0; j < rows.length; j++) out.add(`shard-${i + 1}:${rows[j]!.contentId}/${rows[j]!.index}`)
+  })
+  return out
+}

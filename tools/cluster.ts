@@ -1,0 +1,83 @@
+import { Command } from 'commander'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
+import type { Config } from '../lib/config.js'
+import { createLogger } from '../lib/logger.js'
+import { startOrigin } from '../origin/main.js'
+import { startRouter } from '../router/main.js'
+
+/**
+ * `reelcdn cluster`: a whole cluster on one machine, in one process, for
+ * trying things and for `make run`. Every shard of cluster.shards listens on
+ * its URL's host and port with its data in <local.dataDir>/<shard id>, then
+ * the router starts on router.host:router.port. One Ctrl-C closes them all,
+ * in reverse order.
+ *
+ * Members are a list so more services can join: append one to `members()`
+ * (an edge, say) and it is started after the ones it depends on.
+ *
+ * Without an admin token configured, one is generated into
+ * <local.dataDir>/router-token (mode 0600) and reused on later runs.
+ */
+export interface Member {
+  name: string
+  start(): Promise<{ url: string; close(): Promise<void> }>
+}
+
+export async function members(config: Readonly<Config>, env: NodeJS.ProcessEnv): Promise<Member[]> {
+  const dataDir = config.local.dataDir
+  const level = config.log.level
+  const out: Member[] = config.cluster.shards.map(s => {
+    const u = new URL(s.url)
+    const origin = { ...config.origin, host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), dataDir: join(dataDir, s.id) }
+    return { name: s.id, start: () => startOrigin({ ...config, origin }, { logger: createLogger('origin', level).child({ shard: s.id }), env }) }
+  })
+  let routerConfig = config
+  if (!env.REELCDN_ROUTER_TOKEN && !config.router.tokenFile) {
+    const tokenFile = join(dataDir, 'router-token')
+    await mkdir(dataDir, { recursive: true })
+    const have = await readFile(tokenFile, 'utf8').catch(() => '')
+    if (!have.trim()) await writeFile(tokenFile, randomBytes(24).toString('hex') + '\n', { mode: 0o600 })
+    routerConfig = { ...config, router: { ...config.router, tokenFile } }
+  }
+  out.push({ name: 'router', start: () => startRouter(routerConfig, { logger: createLogger('router', level), env }) })
+  return out
+}
+
+export async function startCluster(config: Readonly<Config>, env: NodeJS.ProcessEnv = process.env) {
+  const started: { name: string; url: string; close(): Promise<void> }[] = []
+  const close = async () => {
+    for (const m of started.reverse()) await m.close().catch(() => {})
+  }
+  try {
+    for (const m of await members(config, env)) started.push({ name: m.name, ...(await m.start()) })
+  } catch (err) {
+    await close()
+    throw err
+  }
+  const tokenNote = env.REELCDN_ROUTER_TOKEN ? 'REELCDN_ROUTER_TOKEN' : `the file ${config.router.tokenFile || join(config.local.dataDir, 'router-token')}`
+  process.stderr.write(`\nreelcdn cluster is up:\n${started.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n` +
+    `admin token: ${tokenNote}\ntry: REELCDN_ROUTER_TOKEN=$(cat ${join(config.local.dataDir, 'router-token')}) node dist/cli.js ingest FILE --id my-title\n` +
+    'Ctrl-C stops everything.\n\n')
+  return { members: started.map(m => ({ name: m.name, url: m.url })), close }
+}
+
+const flags: Flag[] = [
+  { flags: '-d, --data-dir <dir>', path: 'local.dataDir', kind: 'string', description: 'where every member keeps its data, one directory each' },
+  { flags: '--copies <n>', path: 'cluster.copies', kind: 'int', description: 'replicas of every chunk and manifest' },
+  { flags: '--chunk-size <bytes>', path: 'cluster.chunkSize', kind: 'bytes', description: 'the cluster-wide chunk size' },
+  ...commonFlags,
+]
+
+export function clusterCommand(): Command {
+  const cmd = new Command('cluster')
+    .summary('run a local cluster (every shard of cluster.shards and a router) in one process')
+    .description('Start every shard listed in cluster.shards (data in <data-dir>/<shard id>) and a router, on the ' +
+      'addresses the config names (by default 127.0.0.1:7101-7103 and the router at 127.0.0.1:7000). ' +
+      'Ctrl-C stops everything.')
+  addFlags(cmd, flags)
+  cmd.action(() => runUntilSignalled(() => startCluster(configFromFlags(cmd, flags))))
+  return cmd
+}

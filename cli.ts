@@ -5,6 +5,7 @@ import { edgeCommand } from './edge/main.js'
 import { routerCommand } from './router/main.js'
 import { ingestCommand } from './router/ingest-cli.js'
 import { clusterCommand } from './tools/cluster.js'
+import { loadtestCommand } from './tools/loadtest/main.js'
 
 const program = new Command('reelcdn')
   .description('reelcdn: a self-hosted CDN for video.\nEach subcommand runs one service or tool; `reelcdn help <command>` shows its options.')
@@ -17,5 +18,6 @@ program.addCommand(edgeCommand())
 program.addCommand(routerCommand())
 program.addCommand(ingestCommand())
 program.addCommand(clusterCommand())
+program.addCommand(loadtestCommand())
 
 await program.parseAsync(process.argv)

@@ -1,0 +1,206 @@
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import { fail } from '../../lib/cli.js'
+import { parseBytes } from '../../lib/units.js'
+import type { PlayResponse } from '../../client/player.js'
+import { cacheDelta, readEdgeCounters } from './edge-counters.js'
+import { httpMode } from './http-mode.js'
+import { playersMode, type Scenario } from './players-mode.js'
+import { renderHtml, type LoadResult } from './report.js'
+import { compare } from './simulate.js'
+import { checkTarget, discoverTitles } from './target.js'
+import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
+
+/**
+ * `reelcdn loadtest`: what SREs run before a premiere. Every run is bounded in
+ * time (and optionally requests), stops by itself, refuses non-loopback targets
+ * without --allow-remote, prints a progress line (redrawn on a terminal, plain
+ * lines otherwise) and writes result.json and report.html.
+ */
+const scenariosDir = fileURLToPath(new URL('../../../tools/loadtest/scenarios/', import.meta.url))
+
+function int(name: string) {
+  return (v: string) => {
+    if (!/^[0-9]+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number.`)
+    return Number(v)
+  }
+}
+function num(name: string) {
+  return (v: string) => {
+    const n = Number(v)
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number.`)
+    return n
+  }
+}
+function bytes(v: string): number {
+  try { return parseBytes(v) } catch (err) { throw new InvalidArgumentError(`${(err as Error).message}.`) }
+}
+
+export function loadScenario(nameOrFile: string): Scenario {
+  const file = nameOrFile.endsWith('.json') ? nameOrFile : join(scenariosDir, `${nameOrFile}.json`)
+  let s: Scenario
+  try {
+    s = JSON.parse(readFileSync(file, 'utf8')) as Scenario
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read scenario ${nameOrFile}: ${(err as Error).message}`)
+  }
+  for (const k of ['players', 'arrivalS', 'zipf', 'startupS', 'bufferS', 'sessionS', 'completeShare', 'meanWatchedShare', 'seekChance', 'premiereShare'] as const)
+    if (typeof s[k] !== 'number' || !(s[k] >= 0)) throw new InvalidArgumentError(`scenario ${nameOrFile}: ${k} must be a non-negative number`)
+  if (!Array.isArray(s.bitrates) || s.bitrates.length === 0) throw new InvalidArgumentError(`scenario ${nameOrFile}: bitrates must list at least one { bps, weight }`)
+  return s
+}
+
+class Line {
+  private readonly tty = process.stderr.isTTY === true
+  private last = 0
+  show(text: string, final = false): void {
+    const now = Date.now()
+    if (!final && now - this.last < (this.tty ? 200 : 5000)) return
+    this.last = now
+    process.stderr.write(this.tty ? `\r\x1b[2K${text}${final ? '\n' : ''}` : `${text}\n`)
+  }
+}
+
+async function save(out: string, r: LoadResult): Promise<void> {
+  await mkdir(out, { recursive: true })
+  await writeFile(join(out, 'result.json'), JSON.stringify(r, null, 2))
+  await writeFile(join(out, 'report.html'), renderHtml(r))
+  process.stderr.write(`wrote ${join(out, 'result.json')} and ${join(out, 'report.html')}\n`)
+}
+
+function summary(r: LoadResult): string {
+  const lines: string[] = [`${r.mode} ${r.scenario} against ${r.target}: ${r.durationS.toFixed(1)} s`]
+  if (r.http) {
+    const h = r.http
+    lines.push(`requests ${h.requests} (${h.reqPerSec.toFixed(0)}/s), ${h.mbps.toFixed(1)} MB/s`,
+      `latency ms p50 ${h.latencyMs.p50} p90 ${h.latencyMs.p90} p99 ${h.latencyMs.p99} max ${h.latencyMs.max}`,
+      `errors ${JSON.stringify(h.errorsByStatus)}`)
+  }
+  if (r.players) {
+    const p = r.players
+    lines.push(`sessions ${p.sessions}, failed ${p.failed}`,
+      `start-up ms p50 ${p.startupMs.p50.toFixed(0)} p95 ${(p.startupMs.p95 ?? 0).toFixed(0)} p99 ${p.startupMs.p99.toFixed(0)}`,
+      `rebuffer ratio ${(100 * p.rebufferRatio).toFixed(2)} %, stalls per session ${p.stallsPerSession.toFixed(2)}, bytes ${p.bytes}`)
+  }
+  if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
+    `origin offload ${r.cache.originOffload === null ? 'n/a' : (100 * r.cache.originOffload).toFixed(1) + ' %'}`)
+  if (r.generatorCeilingMBps !== null) lines.push(`generator ceiling ${r.generatorCeilingMBps.toFixed(0)} MB/s (a result near it is the generator's limit, not the server's)`)
+  return lines.join('\n') + '\n'
+}
+
+function httpCommand(): Command {
+  return new Command('http')
+    .summary('raw HTTP range load with autocannon')
+    .requiredOption('-t, --target <url>', 'edge or router base URL')
+    .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the target\'s catalog)')
+    .addOption(new Option('--zipf <s>', 'Zipf exponent of title popularity').default(0.9).argParser(num('--zipf')))
+    .addOption(new Option('--range-size <bytes>', 'bytes per request').default(1024 * 1024, '1MiB').argParser(bytes))
+    .addOption(new Option('--opening-share <p>', 'share of requests at a title\'s first byte').default(0.2).argParser(num('--opening-share')))
+    .addOption(new Option('-c, --connections <n>', 'concurrent connections').default(16).argParser(int('--connections')))
+    .addOption(new Option('-d, --duration <s>', 'seconds to run').default(10).argParser(int('--duration')))
+    .addOption(new Option('-n, --requests <n>', 'stop after this many requests (0: no limit)').default(0).argParser(int('--requests')))
+    .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
+    .option('--edge-metrics <urls>', 'comma-separated edge URLs whose /metrics give the byte hit ratio (default: the target)')
+    .option('--no-ceiling', 'skip measuring the generator\'s own ceiling first')
+    .option('-o, --out <dir>', 'where result.json and report.html go', './var/loadtest')
+    .option('--allow-remote', 'allow a target that is not on this machine')
+    .action(async (o: Record<string, never>) => {
+      try {
+        checkTarget(o.target, Boolean(o.allowRemote))
+        const titles = await discoverTitles(o.target, o.titles ? String(o.titles).split(',') : undefined)
+        const edges = o.edgeMetrics ? String(o.edgeMetrics).split(',') : [o.target]
+        const before = await readEdgeCounters(edges).catch(() => null)
+        const line = new Line()
+        const r = await httpMode({ target: o.target, titles, zipf: o.zipf, rangeBytes: o.rangeBytes, openingShare: o.openingShare,
+          connections: o.connections, durationS: o.duration, requests: o.requests, seed: o.seed, measureCeiling: o.ceiling,
+          onTick: p => line.show(`loadtest http ${p.elapsedS.toFixed(0)}/${o.duration} s  ${p.rps} req/s  ${p.mbps.toFixed(1)} MB/s`) })
+        line.show('loadtest http done', true)
+        if (before) r.cache = cacheDelta(before, await readEdgeCounters(edges))
+        process.stdout.write(summary(r))
+        await save(o.out, r)
+      } catch (err) {
+        fail(err)
+      }
+    })
+}
+
+function playersCommand(): Command {
+  return new Command('players')
+    .summary('simulated viewers: start-up delay, rebuffering, byte hit ratio')
+    .option('-s, --scenario <name|file>', 'prime-time, premiere, long-tail, or a JSON file', 'prime-time')
+    .option('-r, --router <url>', 'router base URL: players ask /v1/play for their URLs')
+    .option('-t, --target <url>', 'or an edge base URL every player reads from directly')
+    .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the catalog)')
+    .addOption(new Option('-p, --players <n>', 'players (default: the scenario\'s)').argParser(int('--players')))
+    .addOption(new Option('-d, --duration <s>', 'seconds to run').default(30).argParser(int('--duration')))
+    .addOption(new Option('--speed <x>', 'play this many times faster than real time').default(1).argParser(num('--speed')))
+    .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
+    .option('--edge-metrics <urls>', 'comma-separated edge URLs whose /metrics give the byte hit ratio (default: the target)')
+    .option('-o, --out <dir>', 'where result.json and report.html go', './var/loadtest')
+    .option('--allow-remote', 'allow targets that are not on this machine')
+    .action(async (o: Record<string, never>) => {
+      try {
+        const base = o.router ?? o.target
+        if (!base) throw new InvalidArgumentError('give --router (players use /v1/play) or --target (players read from one edge)')
+        checkTarget(base, Boolean(o.allowRemote))
+        const scenario = loadScenario(o.scenario)
+        if (o.players !== undefined) scenario.players = o.players
+        const titles = await discoverTitles(base, o.titles ? String(o.titles).split(',') : undefined)
+        const play = o.router
+          ? async (id: string): Promise<PlayResponse> => {
+            const res = await request(`${o.router}/v1/play/${encodeURIComponent(id)}`)
+            if (res.statusCode !== 200) throw new Error(`/v1/play/${id} answered ${res.statusCode}: ${await res.body.text()}`)
+            const body = (await res.body.json()) as PlayResponse
+            for (const u of body.urls) checkTarget(u.url, Boolean(o.allowRemote))
+            return body
+          }
+          : async (id: string): Promise<PlayResponse> => ({ contentId: id, urls: [{ url: `${o.target}/v1/content/${encodeURIComponent(id)}` }] })
+        const edges = o.edgeMetrics ? String(o.edgeMetrics).split(',') : o.target ? [o.target] : []
+        const before = edges.length ? await readEdgeCounters(edges).catch(() => null) : null
+        const line = new Line()
+        const r = await playersMode({ scenario, titles, play, durationS: o.duration, speed: o.speed, seed: o.seed,
+          onTick: p => line.show(`loadtest players ${p.elapsedS.toFixed(0)}/${o.duration} s  playing ${p.active}  done ${p.done}  ${p.mbps.toFixed(1)} MB/s`) })
+        line.show('loadtest players done', true)
+        r.target = base
+        if (before) r.cache = cacheDelta(before, await readEdgeCounters(edges))
+        process.stdout.write(summary(r))
+        await save(o.out, r)
+      } catch (err) {
+        fail(err)
+      }
+    })
+}
+
+function simulateCommand(): Command {
+  return new Command('simulate')
+    .summary('replay a seeded video-session trace through each cache policy and MIN')
+    .addOption(new Option('--titles <n>', 'catalog size in titles').default(1000).argParser(int('--titles')))
+    .addOption(new Option('--sessions <n>', 'viewing sessions').default(8000).argParser(int('--sessions')))
+    .addOption(new Option('--zipf <s>', 'Zipf exponent').default(0.9).argParser(num('--zipf')))
+    .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
+    .option('--sizes <percents>', 'cache sizes as % of the catalog', '1,5,20')
+    .action((o: Record<string, never>) => {
+      const opts = { ...defaultTrace, titles: o.titles, sessions: o.sessions, zipf: o.zipf, seed: o.seed }
+      const trace = generateTrace(opts)
+      const catalog = catalogChunks(opts)
+      process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n`)
+      for (const pct of String(o.sizes).split(',').map(Number)) {
+        const rows = compare(trace, Math.max(1, Math.round((catalog * pct) / 100)))
+        process.stdout.write(`${String(pct).padStart(3)} %  ` + rows.map(r => `${r.policy} ${r.hitRatio.toFixed(3)} (${r.ofOptimum.toFixed(2)}× MIN)`).join('  ') + '\n')
+      }
+    })
+}
+
+export function loadtestCommand(): Command {
+  return new Command('loadtest')
+    .summary('load tests that report QoE, byte hit ratio and origin offload')
+    .description('Bounded load tests against a reelcdn cluster: raw HTTP load (http), simulated viewers (players), ' +
+      'and cache-policy simulation (simulate). Targets must be on this machine unless --allow-remote is given.')
+    .addCommand(httpCommand())
+    .addCommand(playersCommand())
+    .addCommand(simulateCommand())
+}

@@ -46,7 +46,10 @@ export class PlayerClient {
   /** sources, best first; a failed one moves to the back */
   readonly sources: Source[]
   failovers = 0
+  /** bytes returned by read() */
   bytesRead = 0
+  /** body bytes received from the network, probes and partial reads that failed over included */
+  bytesReceived = 0
 
   private constructor(
     readonly contentId: string,
@@ -81,7 +84,9 @@ export class PlayerClient {
     const best = ok[0]!
     // only sources that serve the same version take part
     const same = ok.filter(p => p.etag === best.etag && p.size === best.size)
-    return new PlayerClient(play.contentId, best.size, best.etag, same.map(p => ({ url: p.url, rtt: p.rtt })), opts)
+    const client = new PlayerClient(play.contentId, best.size, best.etag, same.map(p => ({ url: p.url, rtt: p.rtt })), opts)
+    client.bytesReceived = ok.length // one probe byte from every source that answered
+    return client
   }
 
   /** Reads `length` bytes at `offset` (fewer at the end of the title). */
@@ -130,6 +135,7 @@ export class PlayerClient {
         throw new UpstreamError(`${url} answered ${res.statusCode} to a range request`)
       }
       for await (const piece of res.body as AsyncIterable<Buffer>) {
+        this.bytesReceived += piece.length
         const take = Math.min(piece.length, want - progress.n)
         piece.copy(out, at + progress.n, 0, take)
         progress.n += take

@@ -52,6 +52,7 @@ interface SessionResult {
   stallMs: number[]
   watchMs: number
   bytes: number
+  received: number
   error?: string
 }
 
@@ -70,10 +71,11 @@ async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number
   const wallBps = mediaBps * o.speed
   const watchWallMs = (rng() < s.completeShare ? 1 : Math.min(1, exponential(rng, s.meanWatchedShare))) * s.sessionS * 1000 / o.speed
   const t0 = performance.now()
-  const out: SessionResult = { ok: false, startupMs: 0, stallMs: [], watchMs: 0, bytes: 0 }
+  const out: SessionResult = { ok: false, startupMs: 0, stallMs: [], watchMs: 0, bytes: 0, received: 0 }
   let reader: SequentialReader | undefined
+  let client: PlayerClient | undefined
   try {
-    const client = await PlayerClient.open(await o.play(title.contentId))
+    client = await PlayerClient.open(await o.play(title.contentId))
     const bufferBytes = Math.max(256 * 1024, Math.ceil(mediaBps * s.bufferS))
     reader = new SequentialReader(client, { bufferBytes, fetchBytes: Math.min(bufferBytes, 1024 * 1024) })
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
@@ -108,6 +110,7 @@ async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number
     out.error = (err as Error).message
   } finally {
     await reader?.close()
+    out.received = client?.bytesReceived ?? 0
   }
   return out
 }
@@ -157,6 +160,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
         stallsPerSession: ok.length ? stalls.length / ok.length : 0,
         stallSamplesMs: stalls,
         bytes: results.reduce((a, r) => a + r.bytes, 0),
+        bytesReceived: results.reduce((a, r) => a + r.received, 0),
       },
     }
   } finally {

@@ -11,7 +11,7 @@ const result: LoadResult = {
   timeline: Array.from({ length: 30 }, (_, i) => ({ t: i + 1, mbps: 50 + 10 * Math.sin(i), hitRatio: Math.min(1, i / 20), sessions: i })),
   players: {
     sessions: 40, failed: 1, startupMs: { p50: 120, p95: 400, p99: 800, max: 900, samples: Array.from({ length: 39 }, (_, i) => 50 + i * 20) },
-    rebufferRatio: 0.01, stallsPerSession: 0.2, stallSamplesMs: [100, 250, 80], bytes: 1.5e9,
+    rebufferRatio: 0.01, stallsPerSession: 0.2, stallSamplesMs: [100, 250, 80], bytes: 1.5e9, bytesReceived: 1.6e9,
   },
   cache: { byteHitRatio: 0.8, originOffload: 0.78, edgeBytesServed: 1.5e9, upstreamBytes: 3.3e8 },
   http: { requests: 1000, reqPerSec: 33, mbps: 50, latencyMs: { p50: 3, p90: 8, p99: 20, max: 40 }, latencySamplesMs: [1, 2, 3, 8, 20, 40], errorsByStatus: { 502: 2 } },

@@ -40,7 +40,10 @@ export interface LoadResult {
     rebufferRatio: number
     stallsPerSession: number
     stallSamplesMs: number[]
+    /** bytes played */
     bytes: number
+    /** body bytes the players received, buffered-ahead and probe bytes included */
+    bytesReceived: number
   }
   cache?: { byteHitRatio: number | null; originOffload: number | null; edgeBytesServed: number; upstreamBytes: number }
 }
@@ -74,7 +77,7 @@ export function renderHtml(r: LoadResult): string {
     rows.push(row('sessions (failed)', `${p.sessions} (${p.failed})`),
       row('start-up p50 / p95 / p99', `${p.startupMs.p50.toFixed(0)} / ${(p.startupMs.p95 ?? 0).toFixed(0)} / ${p.startupMs.p99.toFixed(0)} ms`),
       row('rebuffer ratio', pct(p.rebufferRatio)), row('stalls per session', p.stallsPerSession.toFixed(2)),
-      row('bytes delivered', `${(p.bytes / 1e6).toFixed(1)} MB`))
+      row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`))
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }

@@ -27,7 +27,12 @@ export class S3FifoPolicy implements EvictionPolicy {
   private readonly smallCap: number
   private readonly ghostCap: number
 
-  constructor(readonly capacity: number, smallRatio = 0.1) {
+  /**
+   * `wanted`: optional knowledge of near-future reads (live sessions). A wanted
+   * key leaving small goes to main as if it had been hit, and main gives a
+   * wanted key another lap, at most once per pass over main.
+   */
+  constructor(readonly capacity: number, smallRatio = 0.1, private readonly wanted?: (key: string) => number) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     this.smallCap = Math.floor(capacity * smallRatio)
     this.ghostCap = capacity - this.smallCap
@@ -78,7 +83,7 @@ export class S3FifoPolicy implements EvictionPolicy {
     const [key, e] = this.small.entries().next().value as [string, Entry]
     this.small.delete(key)
     this.smallBytes -= e.bytes
-    if (e.freq >= 1) {
+    if (e.freq >= 1 || (this.wanted !== undefined && this.wanted(key) > 0)) {
       this.main.set(key, { bytes: e.bytes, freq: 0 })
       this.mainBytes += e.bytes
       return
@@ -94,11 +99,18 @@ export class S3FifoPolicy implements EvictionPolicy {
   }
 
   private evictMain(evicted: string[]): void {
+    // wanted keys get one extra lap each per call, so the loop ends even if every key is wanted
+    let spared = 0
     for (;;) {
       const [key, e] = this.main.entries().next().value as [string, Entry]
       this.main.delete(key)
       if (e.freq > 0) {
         e.freq--
+        this.main.set(key, e)
+        continue
+      }
+      if (this.wanted !== undefined && spared < this.main.size && this.wanted(key) > 0) {
+        spared++
         this.main.set(key, e)
         continue
       }

@@ -1,29 +1,35 @@
 import type { EvictionPolicy } from './policy.js'
+import { S3FifoPolicy } from './s3fifo-policy.js'
 import { SessionTracker } from './session-tracker.js'
 import { WTinyLfuPolicy } from './wtinylfu-policy.js'
 
 /**
- * Session-aware retention on top of W-TinyLFU: frequency decides as usual,
- * except that a chunk a live session is about to read (a trailing viewer of
- * the same title, within `horizon` chunks) is kept over one no live session
- * will reach, and wins admission over it. The edge feeds `observe` from the
- * player requests it serves (a session is a play token's viewer, or a client
- * address and title).
+ * Session-aware retention on top of a frequency policy (S3-FIFO by default,
+ * W-TinyLFU selectable): the base policy decides as usual, except that a chunk
+ * a live session is about to read (a trailing viewer of the same title, within
+ * `horizon` chunks) is kept over one no live session will reach. The edge feeds
+ * `observe` from the player requests it serves (a session is a play token's
+ * viewer, or a client address and title).
  */
 export interface SessionPolicyOptions {
   horizon: number
   idleMs: number
   keyOf: (title: string, index: number) => string
+  base?: 's3fifo' | 'wtinylfu'
+  /** how many cache-fulls of chunks live sessions may protect together, counting overlaps (default 4, the best measured) */
+  protectShare?: number
 }
 
 export class SessionAwarePolicy implements EvictionPolicy {
   readonly name = 'session'
   readonly tracker: SessionTracker
-  readonly base: WTinyLfuPolicy
+  readonly base: EvictionPolicy
 
   constructor(readonly capacity: number, typicalBytes: number, opts: SessionPolicyOptions) {
-    this.tracker = new SessionTracker(opts.horizon, opts.idleMs, opts.keyOf)
-    this.base = new WTinyLfuPolicy(capacity, typicalBytes, 0.01, k => this.tracker.wanted(k))
+    const budget = Math.floor((capacity / Math.max(1, typicalBytes)) * (opts.protectShare ?? 4))
+    this.tracker = new SessionTracker(opts.horizon, opts.idleMs, opts.keyOf, 100_000, budget)
+    const wanted = (k: string) => this.tracker.wanted(k)
+    this.base = opts.base === 'wtinylfu' ? new WTinyLfuPolicy(capacity, typicalBytes, 0.01, wanted) : new S3FifoPolicy(capacity, 0.1, wanted)
   }
 
   observe(session: string, title: string, index: number, now: number): void {

@@ -8,6 +8,12 @@
  * A session is live while it keeps reading: one idle for `idleMs` (paused,
  * abandoned, gone) stops protecting anything. Memory is bounded: at most
  * `maxSessions` sessions (the oldest is dropped), horizon keys each.
+ *
+ * With a `budget` (in chunks; half the cache, say), the horizon shrinks as
+ * sessions multiply so that what they protect together stays within it: a
+ * small cache with many viewers protects each one's next chunk, not its next
+ * ten. `pending[d]` counts sessions d chunks before each key, so the
+ * effective horizon can change without re-marking anything.
  * The clock is injected: every call takes `now`.
  */
 interface Session {
@@ -18,14 +24,22 @@ interface Session {
 
 export class SessionTracker {
   private readonly sessions = new Map<string, Session>()
-  private readonly pending = new Map<string, number>()
+  private readonly pending: Map<string, number>[]
 
   constructor(
     readonly horizon: number,
     readonly idleMs: number,
     private readonly keyOf: (title: string, index: number) => string,
     readonly maxSessions = 100_000,
-  ) {}
+    readonly budget = Infinity,
+  ) {
+    this.pending = Array.from({ length: horizon + 1 }, () => new Map<string, number>())
+  }
+
+  /** How far ahead sessions protect now: the horizon, shrunk to fit the budget. */
+  get effectiveHorizon(): number {
+    return Math.max(1, Math.min(this.horizon, Math.floor(this.budget / Math.max(1, this.sessions.size))))
+  }
 
   /** A session read chunk `index` of `title`. */
   observe(session: string, title: string, index: number, now: number): void {
@@ -51,7 +65,9 @@ export class SessionTracker {
 
   /** How many live sessions will read this chunk within the horizon. */
   wanted(key: string): number {
-    return this.pending.get(key) ?? 0
+    let n = 0
+    for (let d = 1, h = this.effectiveHorizon; d <= h; d++) n += this.pending[d]!.get(key) ?? 0
+    return n
   }
 
   get live(): number {
@@ -68,18 +84,20 @@ export class SessionTracker {
   }
 
   private mark(s: Session): void {
-    for (let i = 1; i <= this.horizon; i++) {
-      const k = this.keyOf(s.title, s.index + i)
-      this.pending.set(k, (this.pending.get(k) ?? 0) + 1)
+    for (let d = 1; d <= this.horizon; d++) {
+      const k = this.keyOf(s.title, s.index + d)
+      const m = this.pending[d]!
+      m.set(k, (m.get(k) ?? 0) + 1)
     }
   }
 
   private unmark(s: Session): void {
-    for (let i = 1; i <= this.horizon; i++) {
-      const k = this.keyOf(s.title, s.index + i)
-      const n = (this.pending.get(k) ?? 0) - 1
-      if (n <= 0) this.pending.delete(k)
-      else this.pending.set(k, n)
+    for (let d = 1; d <= this.horizon; d++) {
+      const k = this.keyOf(s.title, s.index + d)
+      const m = this.pending[d]!
+      const n = (m.get(k) ?? 0) - 1
+      if (n <= 0) m.delete(k)
+      else m.set(k, n)
     }
   }
 }

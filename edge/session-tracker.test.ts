@@ -1,0 +1,42 @@
+import t from 'tap'
+import { SessionTracker } from './session-tracker.js'
+import { SessionAwarePolicy } from './session-policy.js'
+
+const key = (title: string, i: number) => `${title}/${i}`
+
+t.test('a live session wants its next chunks; moving, idling or leaving releases them', async t => {
+  const s = new SessionTracker(3, 1000, key)
+  s.observe('v1', 'film', 5, 0)
+  t.same([5, 6, 7, 8, 9].map(i => s.wanted(`film/${i}`)), [0, 1, 1, 1, 0])
+  s.observe('v2', 'film', 6, 10)
+  t.equal(s.wanted('film/7'), 2, 'two trailing viewers')
+  s.observe('v1', 'film', 6, 20)
+  t.equal(s.wanted('film/6'), 0, 'v1 moved past chunk 6')
+  t.equal(s.wanted('film/9'), 2)
+  s.observe('v3', 'other', 0, 1500)
+  t.equal(s.live, 1, 'v1 and v2 went idle for over a second and were dropped')
+  t.equal(s.wanted('film/9'), 0)
+})
+
+t.test('memory is bounded and the horizon shrinks to the budget', async t => {
+  const s = new SessionTracker(10, 60_000, key, 50, 20)
+  for (let i = 0; i < 200; i++) s.observe(`v${i}`, `t${i}`, 0, i)
+  t.equal(s.live, 50, 'the oldest sessions make way')
+  t.equal(s.effectiveHorizon, 1, '20 chunks over 50 sessions: one chunk each')
+  t.equal(s.wanted('t199/1'), 1)
+  t.equal(s.wanted('t199/2'), 0, 'beyond the effective horizon')
+  t.equal(s.wanted('t0/1'), 0, 'a dropped session protects nothing')
+})
+
+t.test('the session-aware policy keeps a chunk a trailing viewer is about to read', async t => {
+  // room for 4 chunks; a leading viewer fills chunks 0..5 of 'film' while a trailing viewer is at chunk 0
+  const p = new SessionAwarePolicy(40, 10, { horizon: 3, idleMs: 60_000, keyOf: key, protectShare: 4 })
+  p.observe('trailing', 'film', 0, 0)
+  const evicted: string[] = []
+  for (let i = 0; i < 6; i++) {
+    p.observe('leading', 'film', i, i)
+    const k = `film/${i}`
+    if (!p.has(k)) { p.miss(k); evicted.push(...p.insert(k, 10)) }
+  }
+  for (const k of ['film/1', 'film/2', 'film/3']) t.ok(p.has(k), `${k} kept for the trailing viewer`)
+})

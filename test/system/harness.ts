@@ -30,14 +30,21 @@ export interface ClusterOptions {
 
 export const TOKEN = 'test-admin-token'
 
+/** tap's testdir() empties its directory on every call: one per test, a subdirectory per cluster */
+const testDirs = new WeakMap<TestT, string>()
+let clusters = 0
+
 export class TestCluster {
   shards: (RunningOrigin | undefined)[] = []
   ports: number[] = []
   router!: RunningRouter
-  private readonly dir: string
+  /** this cluster's directory; tests may put their own files here */
+  readonly dir: string
 
   constructor(t: TestT, private readonly o: ClusterOptions) {
-    this.dir = t.testdir()
+    const base = testDirs.get(t) ?? t.testdir()
+    testDirs.set(t, base)
+    this.dir = join(base, `cluster-${++clusters}`)
   }
 
   static async start(t: TestT, o: ClusterOptions = {}): Promise<TestCluster> {

@@ -95,7 +95,7 @@ export const configSchema = z.object({
       /** copy rate of the repairer, 0 for unthrottled */
       rateMBps: z.number().min(0),
       concurrency: positive.max(64),
-      /** chunks no manifest refers to are deleted once this old (an ingest may still be writing them) */
+      /** chunks no manifest refers to are deleted once this old: keep it well above the longest ingest, whose chunks have no manifest until its end */
       orphanGraceMs: z.number().int().min(0),
     }).strict(),
   }).strict(),

@@ -87,8 +87,9 @@ export class Repairer {
       try {
         const st = await s.status(this.probeTimeoutMs)
         p.estimatedChunks += (st.chunks.ok + st.chunks.corrupt) / this.cluster.ring.copies
-      } catch {
+      } catch (err) {
         unreachable.add(s.id)
+        this.logger.warn({ shard: s.id, err: (err as Error).message }, 'repair: shard unreachable; its replicas are counted, not checked')
       }
     }))
     p.estimatedChunks = Math.round(p.estimatedChunks)

@@ -63,7 +63,7 @@ export class TestCluster {
     return join(this.dir, `shard-${i + 1}`)
   }
 
-  config(shardCount = this.ports.length): Readonly<Config> {
+  config(shardCount = this.ports.length, extra: Record<string, unknown> = {}): Readonly<Config> {
     const shards = this.ports.slice(0, shardCount).map((port, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${port}`, weight: 1 }))
     return loadConfig({
       env: {},
@@ -88,6 +88,7 @@ export class TestCluster {
         'router.manifestTtlMs': 0,
         'router.upstream.retries': 0,
         ...(this.o.overrides as Record<string, never>),
+        ...(extra as Record<string, never>),
       },
     })
   }
@@ -109,9 +110,9 @@ export class TestCluster {
   }
 
   /** (Re)starts the router over the first `shardCount` shards. */
-  async startRouter(shardCount = this.ports.length): Promise<RunningRouter> {
+  async startRouter(shardCount = this.ports.length, extra: Record<string, unknown> = {}): Promise<RunningRouter> {
     await this.router?.close()
-    this.router = await startRouter(this.config(shardCount), { logger: quietLogger('router'), env: { REELCDN_ROUTER_TOKEN: TOKEN } })
+    this.router = await startRouter(this.config(shardCount, extra), { logger: quietLogger('router'), env: { REELCDN_ROUTER_TOKEN: TOKEN } })
     await this.router.cluster.health.checkAll()
     return this.router
   }

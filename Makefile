@@ -17,8 +17,10 @@ install: $(NODE_MODULES_STAMP)
 build: install
 	npx tsc -p tsconfig.json
 
+# 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N) and the router (127.0.0.1:7000) in one process;
+# Ctrl-C stops them all. The admin token is generated into ./var/router-token.
 run: build
-	node dist/cli.js origin --data-dir ./var/origin-1
+	node dist/cli.js cluster --data-dir ./var
 
 test: build
 	npx tap

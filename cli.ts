@@ -12,6 +12,8 @@ const program = new Command('reelcdn')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
   .configureHelp({ sortOptions: false })
+  // options belong to the command they follow: `router repair -c f` configures repair, not router
+  .enablePositionalOptions()
 
 program.addCommand(originCommand())
 program.addCommand(edgeCommand())

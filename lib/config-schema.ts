@@ -43,7 +43,7 @@ export const configSchema = z.object({
     chunkSize: positive.min(65536).max(1024 ** 3).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
     /** replicas of every chunk and manifest: the ring's `owners` list has this many distinct shards */
     copies: positive.max(16),
-    /** ring points of a weight-1 shard (hashring makes them 4 at a time, as ketama does) */
+    /** ring points of a shard of average weight; a shard gets about vnodes × weight / mean weight (4 per hash, as ketama) */
     vnodes: positive.max(100000).refine(n => n % 4 === 0, 'must be a multiple of 4'),
     /** every shard on the ring, down ones included: a shard leaves the ring only when removed here */
     shards: z.array(shardSchema).min(1).max(1000)
@@ -141,7 +141,7 @@ export const configSchema = z.object({
       /** copy rate of the repairer, 0 for unthrottled */
       rateMBps: z.number().min(0),
       concurrency: positive.max(64),
-      /** chunks no manifest refers to are deleted once this old (an ingest may still be writing them) */
+      /** chunks no manifest refers to are deleted once this old: keep it well above the longest ingest, whose chunks have no manifest until its end */
       orphanGraceMs: z.number().int().min(0),
     }).strict(),
   }).strict(),

@@ -26,6 +26,8 @@ export class Progress {
   constructor(private readonly o: ProgressOptions) {
     this.out = o.stream ?? process.stderr
     this.tty = this.out.isTTY === true
+    // plain output waits a full period before its first line: short tasks print only the final one
+    if (!this.tty) this.lastDraw = this.started
   }
 
   update(done: number, note = ''): void {

@@ -12,7 +12,8 @@ import type { Cluster } from './cluster.js'
  * up within one refresh. A title disappears on refresh only when every shard
  * answered the listing, so an unreachable shard never hides titles.
  *
- * Listing is keyset-paginated by contentId; the cursor is the last contentId
+ * `category` matches a whole category and `q` part of the title or contentId,
+ * both ignoring case and accents. Listing is keyset-paginated by contentId; the cursor is the last contentId
  * returned, base64url-encoded so clients treat it as opaque.
  * @NOTE queries scan the index linearly: fine for tens of thousands of titles.
  */
@@ -116,19 +117,24 @@ export class Catalog {
       }
       i = lo
     }
-    const cat = q.category?.toLowerCase() ?? null
-    const text = q.q?.toLowerCase() ?? null
+    const cat = q.category === null ? null : fold(q.category)
+    const text = q.q === null ? null : fold(q.q)
     const items: CatalogItem[] = []
     for (; i < ids.length && items.length < q.limit; i++) {
       const e = this.entries.get(ids[i]!)
       if (!e) continue
-      if (cat !== null && !e.item.categories.some(c => c.toLowerCase() === cat)) continue
-      if (text !== null && !e.item.title.toLowerCase().includes(text) && !e.item.contentId.toLowerCase().includes(text)) continue
+      if (cat !== null && !e.item.categories.some(c => fold(c) === cat)) continue
+      if (text !== null && !fold(e.item.title).includes(text) && !e.item.contentId.toLowerCase().includes(text)) continue
       items.push(e.item)
     }
     const more = i < ids.length
     return { items, next: more && items.length > 0 ? encodeCursor(items[items.length - 1]!.contentId) : null }
   }
+}
+
+/** Case- and accent-insensitive form: "Été" matches "ete". */
+function fold(s: string): string {
+  return s.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase()
 }
 
 function itemOf(m: Manifest): CatalogItem {

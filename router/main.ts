@@ -97,6 +97,8 @@ export function routerCommand(): Command {
       'ingests titles (PUT /v1/content/{id}), serves reads with failover between copies, lists the catalog, ' +
       'and repairs and rebalances replicas in the background. The admin token comes from REELCDN_ROUTER_TOKEN ' +
       'or router.tokenFile, the shards\' token from REELCDN_SHARD_TOKEN or router.shardTokenFile; never from a flag.')
+  // `router repair -c x.json`: options after the subcommand belong to it, not to `router`
+  cmd.enablePositionalOptions()
   addFlags(cmd, routerFlags)
   cmd.action(() => runUntilSignalled(() => startRouter(configFromFlags(cmd, routerFlags))))
   cmd.addCommand(repairCommand())

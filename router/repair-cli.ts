@@ -8,7 +8,8 @@ import { buildCluster } from './build.js'
  * `reelcdn router repair`: one repair pass now, from this machine, with
  * progress. It needs only the cluster config and the shards' token: the
  * shards hold everything, so it can run beside live routers (every action is
- * idempotent). Exit code 0 when nothing is left under-replicated or lost.
+ * idempotent). Exit code 0 when every shard answered and nothing is left
+ * under-replicated or lost, 2 otherwise, 1 on an error.
  */
 const flags: Flag[] = [
   { flags: '--rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'copy rate, 0 for unthrottled', unit: 'MB/s' },
@@ -37,7 +38,8 @@ export function repairCommand(): Command {
       })
       bar.finish('done')
       process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-      process.exitCode = report.remaining.underReplicated + report.remaining.lost > 0 ? 2 : 0
+      if (report.unreachable.length) process.stderr.write(`repair: unreachable shards, not checked: ${report.unreachable.join(', ')}\n`)
+      process.exitCode = report.remaining.underReplicated + report.remaining.lost + report.unreachable.length > 0 ? 2 : 0
     } catch (err) {
       fail(err)
     } finally {

@@ -21,6 +21,7 @@ import { storageId } from './keys.js'
  * manifest names but no shard holds (lost).
  *
  * One pass at a time per router: a pass asked for while one runs joins it.
+ * `stop()` ends a pass between keys (every action is safe to stop after).
  * Routers do not coordinate, so run the background repairer on one of them
  * (router.repair.intervalMs 0 on the others); two passes at once only do
  * some work twice, every action being idempotent.
@@ -87,8 +88,9 @@ export class Repairer {
       try {
         const st = await s.status(this.probeTimeoutMs)
         p.estimatedChunks += (st.chunks.ok + st.chunks.corrupt) / this.cluster.ring.copies
-      } catch {
+      } catch (err) {
         unreachable.add(s.id)
+        this.logger.warn({ shard: s.id, err: (err as Error).message }, 'repair: shard unreachable; its replicas are counted, not checked')
       }
     }))
     p.estimatedChunks = Math.round(p.estimatedChunks)
@@ -107,6 +109,7 @@ export class Repairer {
 
     p.phase = 'manifests'
     for await (const mh of manifestHoldings(reachable)) {
+      if (this.stopped) throw new Error('repair pass stopped: the router is shutting down')
       await repairManifest(ctx, mh)
       p.scanned++
       tell()
@@ -116,6 +119,7 @@ export class Repairer {
     p.scanned = 0
     const inflight = new Set<Promise<void>>()
     for await (const ch of chunkHoldings(reachable)) {
+      if (this.stopped) break
       while (inflight.size >= this.cfg.concurrency) await Promise.race(inflight)
       const t: Promise<void> = repairChunk(ctx, ch).catch(err => {
         report.failures++
@@ -128,6 +132,7 @@ export class Repairer {
       inflight.add(t)
     }
     await Promise.all(inflight)
+    if (this.stopped) throw new Error('repair pass stopped: the router is shutting down')
 
     // chunks a manifest names that no reachable shard listed at all
     for (const [contentId, versions] of ctx.titles) {

@@ -119,6 +119,11 @@ export class ShardClient {
       headers: { range: `bytes=${start}-${end}`, 'if-match': etagOf(sha256) },
     })
     if (res.statusCode !== 206) {
+      if (res.statusCode < 300) {
+        // a whole body we did not ask for: never read it into memory
+        res.body.destroy()
+        throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with ${res.statusCode}`)
+      }
       const text = await res.body.text().catch(() => '')
       throw shardRefusal(this.id, op, res.statusCode, text)
     }

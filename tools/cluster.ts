@@ -57,10 +57,10 @@ export async function startCluster(config: Readonly<Config>, env: NodeJS.Process
     await close()
     throw err
   }
-  const tokenNote = env.REELCDN_ROUTER_TOKEN ? 'REELCDN_ROUTER_TOKEN' : `the file ${config.router.tokenFile || join(config.local.dataDir, 'router-token')}`
-  process.stderr.write(`\nreelcdn cluster is up:\n${started.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n` +
-    `admin token: ${tokenNote}\ntry: REELCDN_ROUTER_TOKEN=$(cat ${join(config.local.dataDir, 'router-token')}) node dist/cli.js ingest FILE --id my-title\n` +
-    'Ctrl-C stops everything.\n\n')
+  const tokenFile = config.router.tokenFile || join(config.local.dataDir, 'router-token')
+  const hint = env.REELCDN_ROUTER_TOKEN ? 'admin token: from REELCDN_ROUTER_TOKEN\ntry: node dist/cli.js ingest FILE --id my-title'
+    : `admin token: in ${tokenFile}\ntry: REELCDN_ROUTER_TOKEN=$(cat ${tokenFile}) node dist/cli.js ingest FILE --id my-title`
+  process.stderr.write(`\nreelcdn cluster is up:\n${started.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n${hint}\nCtrl-C stops everything.\n\n`)
   return { members: started.map(m => ({ name: m.name, url: m.url })), close }
 }
 

@@ -30,14 +30,21 @@ export interface ClusterOptions {
 
 export const TOKEN = 'test-admin-token'
 
+/** tap's testdir() empties its directory on every call: one per test, a subdirectory per cluster */
+const testDirs = new WeakMap<TestT, string>()
+let clusters = 0
+
 export class TestCluster {
   shards: (RunningOrigin | undefined)[] = []
   ports: number[] = []
   router!: RunningRouter
-  private readonly dir: string
+  /** this cluster's directory; tests may put their own files here */
+  readonly dir: string
 
   constructor(t: TestT, private readonly o: ClusterOptions) {
-    this.dir = t.testdir()
+    const base = testDirs.get(t) ?? t.testdir()
+    testDirs.set(t, base)
+    this.dir = join(base, `cluster-${++clusters}`)
   }
 
   static async start(t: TestT, o: ClusterOptions = {}): Promise<TestCluster> {
@@ -56,7 +63,7 @@ export class TestCluster {
     return join(this.dir, `shard-${i + 1}`)
   }
 
-  config(shardCount = this.ports.length): Readonly<Config> {
+  config(shardCount = this.ports.length, extra: Record<string, unknown> = {}): Readonly<Config> {
     const shards = this.ports.slice(0, shardCount).map((port, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${port}`, weight: 1 }))
     return loadConfig({
       env: {},
@@ -81,6 +88,7 @@ export class TestCluster {
         'router.manifestTtlMs': 0,
         'router.upstream.retries': 0,
         ...(this.o.overrides as Record<string, never>),
+        ...(extra as Record<string, never>),
       },
     })
   }
@@ -102,9 +110,9 @@ export class TestCluster {
   }
 
   /** (Re)starts the router over the first `shardCount` shards. */
-  async startRouter(shardCount = this.ports.length): Promise<RunningRouter> {
+  async startRouter(shardCount = this.ports.length, extra: Record<string, unknown> = {}): Promise<RunningRouter> {
     await this.router?.close()
-    this.router = await startRouter(this.config(shardCount), { logger: quietLogger('router'), env: { REELCDN_ROUTER_TOKEN: TOKEN } })
+    this.router = await startRouter(this.config(shardCount, extra), { logger: quietLogger('router'), env: { REELCDN_ROUTER_TOKEN: TOKEN } })
     await this.router.cluster.health.checkAll()
     return this.router
   }

@@ -110,6 +110,7 @@ t.test('the catalog lists, filters and pages', async t => {
   }
   const list = async (q: string) => JSON.parse((await c.get(`/v1/content?${q}`)).body.toString())
   t.same((await list('category=drama')).items.map((i: any) => i.contentId), ['a-drama', 'c-drama'])
+  t.same((await list('q=ETE')).items.map((i: any) => i.contentId), ['a-drama'], 'case and accents do not matter')
   const one = (await list('q=indien')).items
   t.same(one.map((i: any) => i.contentId), ['a-drama'])
   t.equal(one[0].title, 'Été indien')

@@ -3,7 +3,7 @@ import { readdirSync, statSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
-import { get, metric, startTestEdge, until } from '../helpers/edge.js'
+import { freshDir, get, metric, startTestEdge, until } from '../helpers/edge.js'
 
 /**
  * The two tiers: bounded in bytes whatever the traffic, a disk hit promoted to
@@ -30,7 +30,7 @@ t.test('tier bounds hold under churn, and every byte served is right', async t =
   }
   const RAM = 4 * CS
   const DISK = 16 * CS
-  const dir = t.testdir()
+  const dir = freshDir(t)
   const edge = await startTestEdge(t, up, { 'edge.ramBytes': RAM, 'edge.diskBytes': DISK, 'edge.dataDir': dir, 'edge.maxFills': 4, 'edge.readaheadChunks': 1 })
   let seed = 3
   const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
@@ -100,7 +100,7 @@ t.test('either tier can be turned off', async t => {
   t.equal(await metric(diskOnly.url, 'reelcdn_edge_requests_total', { result: 'disk_hit' }), 3)
   t.equal(diskOnly.cache.ram.stats().bytes, 0)
 
-  const dir = t.testdir()
+  const dir = freshDir(t)
   const ramOnly = await startTestEdge(t, up, { 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.dataDir': dir })
   await get(`${ramOnly.url}/v1/content/o`)
   t.ok((await get(`${ramOnly.url}/v1/content/o`)).body.equals(bytes))

@@ -53,6 +53,23 @@ t.test('DELETE /v1/cache/{contentId} purges at once, and needs the admin token',
   t.equal(JSON.parse(status.body.toString()).ram.entries, 2)
 })
 
+t.test('a title re-published upstream with other bytes: the next fill notices, and the manifest is refetched', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const v1 = titleBytes(2 * CS, 'old')
+  const v2 = titleBytes(2 * CS, 'new')
+  await up.addTitle('re', v1, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.metaTtlMs': 3600000, 'edge.readaheadChunks': 0 })
+  const url = `${edge.url}/v1/content/re`
+  t.ok((await get(url, { range: `bytes=0-${CS - 1}` })).body.equals(v1.subarray(0, CS)))
+  await up.removeTitle('re')
+  await up.addTitle('re', v2, { chunkSize: CS, version: 'v2' })
+  const r = await get(url, { range: `bytes=${CS}-${2 * CS - 1}` })
+  t.equal(r.status, 502, 'chunk 1 upstream is another version than the cached manifest says: refused, not mixed in')
+  t.equal(JSON.parse(r.body.toString()).error.code, 'CDN_ERR_UPSTREAM_VERSION')
+  t.ok((await get(url)).body.equals(v2), 'the manifest was dropped: the next request serves the new version whole')
+})
+
 t.test('metadata misses are shared: concurrent ones and, for a missing title, repeated ones', async t => {
   const up = await FakeUpstream.start()
   t.teardown(() => up.close())

@@ -2,12 +2,14 @@ import t from 'tap'
 import { readdirSync, statSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
+import { startContentUpstream } from '../helpers/upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { freshDir, get, metric, startTestEdge, until } from '../helpers/edge.js'
 
 /**
  * The two tiers: bounded in bytes whatever the traffic, a disk hit promoted to
- * RAM, and each tier can be turned off.
+ * RAM, and each tier can be turned off. Only the promotion test needs the fake
+ * upstream (it counts upstream requests); the others run on any ContentUpstream.
  */
 const CS = 64 * 1024
 
@@ -20,8 +22,7 @@ function bytesIn(dir: string): number {
 }
 
 t.test('tier bounds hold under churn, and every byte served is right', async t => {
-  const up = await FakeUpstream.start()
-  t.teardown(() => up.close())
+  const up = await startContentUpstream(t)
   const titles = [['a', 40 * CS + 123], ['b', 24 * CS]] as const
   const src = new Map<string, Buffer>()
   for (const [id, size] of titles) {
@@ -89,8 +90,7 @@ t.test('a disk hit is served from the file and promoted to RAM', async t => {
 })
 
 t.test('either tier can be turned off', async t => {
-  const up = await FakeUpstream.start()
-  t.teardown(() => up.close())
+  const up = await startContentUpstream(t)
   const bytes = titleBytes(3 * CS, 'off')
   await up.addTitle('o', bytes, { chunkSize: CS })
   const diskOnly = await startTestEdge(t, up, { 'edge.ramBytes': 0, 'edge.readaheadChunks': 0 })

@@ -55,7 +55,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
-      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs })
+      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)

@@ -3,7 +3,7 @@ import type { EdgeMetrics } from '../lib/metrics.js'
 import type { ChunkCache } from './cache.js'
 import type { Coalescer } from './coalesce.js'
 import type { DiskRow } from './disk-index.js'
-import type { ReadHandle } from './disk-tier.js'
+import type { ReadHandle } from './disk-handles.js'
 import type { Fill } from './fill.js'
 import type { Send } from './send.js'
 import { chunkRef, type Title } from './title.js'
@@ -78,7 +78,7 @@ export class TitleReader {
 
   /** Closes what an unused source holds. */
   release(src: Source | undefined): void {
-    if (src?.handle) void src.handle.fh.close().catch(() => {})
+    if (src?.handle) this.cache.disk.release(src.handle)
   }
 
   /**

@@ -39,7 +39,6 @@ export interface DiskTierOptions {
   openFiles: number
 }
 
-
 export class DiskTier {
   readonly chunksDir: string
   readonly tmpDir: string

@@ -91,8 +91,7 @@ export class Coalescer {
   close(): void {
     this.closed = true
     const err = new ServiceUnavailableError('the edge is shutting down')
-    this.waiting.length = 0
-    for (const fill of this.inflight.values()) fill.fail(err)
+    for (const fill of [...this.inflight.values()]) fill.fail(err)
   }
 
   private create(ref: ChunkRef, from: number): Fill {

@@ -25,7 +25,7 @@ function open(dir: string, capacity: number) {
   const index = new DiskIndex(join(dir, 'index.sqlite'))
   const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
   const tier = new DiskTier(dir, createPolicy('lru', capacity), index, metrics, quietLogger('edge'),
-    { readSize: 128 * 1024, writeQueue: 16, accessFlushMs: 60000 })
+    { readSize: 128 * 1024, writeQueue: 16, accessFlushMs: 60000, openFiles: 8 })
   return { tier, index, metrics }
 }
 
@@ -37,7 +37,7 @@ async function read(tier: DiskTier, key: string, start: number, end: number): Pr
   try {
     await tier.writeRange(row, h, start, end, {} as ServerResponse, async (_res, piece) => { parts.push(Buffer.from(piece)) })
   } finally {
-    await h.fh.close()
+    tier.release(h)
   }
   return Buffer.concat(parts)
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
-import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from '../lib/logger.js'
 import type { EdgeMetrics, TierStats } from '../lib/metrics.js'
@@ -8,6 +8,7 @@ import { BLOCK_SIZE, blockCrcs, firstBadBlock } from '../lib/block-hasher.js'
 import { CorruptChunkError } from '../lib/errors.js'
 import { chunkName } from '../lib/ids.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
+import { HandleCache, type ReadHandle } from './disk-handles.js'
 import type { EvictionPolicy } from './policy.js'
 import type { Send } from './send.js'
 import type { ChunkRef } from './title.js'
@@ -34,11 +35,8 @@ export interface DiskTierOptions {
   readSize: number
   writeQueue: number
   accessFlushMs: number
-}
-
-export interface ReadHandle {
-  fh: FileHandle
-  crcs: Buffer
+  /** chunk files kept open between reads */
+  openFiles: number
 }
 
 export class DiskTier {
@@ -51,6 +49,7 @@ export class DiskTier {
   private cancelCurrent = false
   private writer: Promise<void> | null = null
   private readonly flushTimer: NodeJS.Timeout
+  private readonly handles: HandleCache
   seq = 0
 
   constructor(
@@ -64,6 +63,7 @@ export class DiskTier {
     this.chunksDir = join(dir, 'chunks')
     this.tmpDir = join(dir, 'tmp')
     this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
+    this.handles = new HandleCache(opts.openFiles)
   }
 
   path(r: Pick<DiskRow, 'contentId' | 'index' | 'sha256'>): string {
@@ -169,25 +169,30 @@ export class DiskTier {
     this.touched.delete(key)
     this.policy.remove(key)
     this.index.delete(key)
+    this.handles.drop(key)
     if (row) await unlink(this.path(row)).catch(() => {})
   }
 
-  /** Opens a chunk for reading; undefined if it has gone (evicted or lost), which the caller treats as a miss. */
+  /** Opens a chunk for reading; undefined if it has gone (evicted or lost), which the caller treats as a miss. Pair with `release`. */
   async openRead(row: DiskRow): Promise<ReadHandle | undefined> {
-    const crcs = this.index.crcs(row.key)
-    const fh = crcs && await open(this.path(row), 'r').catch(() => undefined)
-    if (!fh || !crcs) {
-      if (this.entries.get(row.key) === row) await this.remove(row.key)
-      return undefined
-    }
-    return { fh, crcs }
+    const h = await this.handles.acquire(row.key, this.path(row), () => this.index.crcs(row.key))
+    if (h === undefined && this.entries.get(row.key) === row) await this.remove(row.key)
+    return h
+  }
+
+  release(h: ReadHandle): void {
+    this.handles.release(h)
   }
 
   /** Sends bytes [start, end] (inclusive) of a chunk, reading in `readSize` pieces, each verified before it is sent. */
   async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<Send>[0], send: Send): Promise<void> {
     let pos = start - (start % BLOCK_SIZE)
+    // only the blocks the range touches; the first piece absorbs the misalignment, so a range of readSize bytes is one read
+    const last = Math.min(row.size, Math.ceil((end + 1) / BLOCK_SIZE) * BLOCK_SIZE)
+    let extra = BLOCK_SIZE
     while (pos <= end) {
-      const to = Math.min(pos + this.opts.readSize, row.size)
+      const to = Math.min(pos + this.opts.readSize + extra, last)
+      extra = 0
       const piece = await this.readVerified(row, h, pos, to, 'read')
       await send(res, piece.subarray(Math.max(start, pos) - pos, Math.min(end + 1, to) - pos))
       pos = to
@@ -201,7 +206,7 @@ export class DiskTier {
     try {
       return await this.readVerified(row, h, 0, row.size, 'promotion')
     } finally {
-      await h.fh.close()
+      this.release(h)
     }
   }
 
@@ -255,5 +260,6 @@ export class DiskTier {
     clearInterval(this.flushTimer)
     await this.idle()
     this.flushAccess()
+    await this.handles.closeAll()
   }
 }

@@ -55,7 +55,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
-      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs })
+      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
@@ -69,7 +69,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       stale: id => meta.invalidate(id),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments })
-    const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, () => metrics.stalls.inc()), cfg.readaheadChunks)
+    const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => metrics.blocked.inc(d) }), cfg.readaheadChunks)
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken })
     const addr = await server.http.listen(cfg.port, cfg.host)
     server.setReady(true)

@@ -3,10 +3,10 @@ import type { EdgeMetrics } from '../lib/metrics.js'
 import type { ChunkCache } from './cache.js'
 import type { Coalescer } from './coalesce.js'
 import type { DiskRow } from './disk-index.js'
-import type { ReadHandle } from './disk-tier.js'
+import type { ReadHandle } from './disk-handles.js'
 import type { Fill } from './fill.js'
 import type { Send } from './send.js'
-import type { Title } from './title.js'
+import { chunkRef, type Title } from './title.js'
 
 /**
  * Serving bytes of a title to a player, chunk by chunk, from wherever each
@@ -42,7 +42,7 @@ export class TitleReader {
 
   /** Where chunk `index` comes from, ready to send byte `offset` of it. */
   async open(title: Title, index: number, offset: number): Promise<Source> {
-    const ref = title.chunks[index]!
+    const ref = chunkRef(title, index)
     for (;;) {
       const buf = this.cache.ram.get(ref.key)
       if (buf !== undefined) {
@@ -72,13 +72,13 @@ export class TitleReader {
   }
 
   private readAhead(title: Title, index: number): void {
-    const last = Math.min(index + this.readahead, title.chunks.length - 1)
-    for (let j = index + 1; j <= last; j++) this.metrics.readahead.inc({ result: this.fills.prefetch(title.chunks[j]!) })
+    const last = Math.min(index + this.readahead, title.manifest.chunks.length - 1)
+    for (let j = index + 1; j <= last; j++) this.metrics.readahead.inc({ result: this.fills.prefetch(chunkRef(title, j)) })
   }
 
   /** Closes what an unused source holds. */
   release(src: Source | undefined): void {
-    if (src?.handle) void src.handle.fh.close().catch(() => {})
+    if (src?.handle) this.cache.disk.release(src.handle)
   }
 
   /**
@@ -90,7 +90,7 @@ export class TitleReader {
     for (let i = Math.floor(start / cs); i <= Math.floor(end / cs); i++) {
       const base = i * cs
       const from = Math.max(start, base) - base
-      const to = Math.min(end, base + title.chunks[i]!.size - 1) - base
+      const to = Math.min(end, base + cs - 1) - base
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
       else src = await this.open(title, i, from)

@@ -10,17 +10,26 @@ import { ClientClosedError } from '../lib/errors.js'
  */
 export type Send = (res: ServerResponse, piece: Buffer) => Promise<void>
 
-export function sender(stallMs: number, onStall: () => void): Send {
+export interface SendHooks {
+  /** a response is cut for stalling */
+  stalled(): void
+  /** +1 when a response starts waiting for its player to read, -1 when it stops */
+  blocked(delta: number): void
+}
+
+export function sender(stallMs: number, hooks: SendHooks): Send {
   return async (res, piece) => {
     if (res.destroyed) throw new ClientClosedError()
-    if (!res.write(piece)) await drainedWithin(res, stallMs, onStall)
+    if (!res.write(piece)) await drainedWithin(res, stallMs, hooks)
   }
 }
 
-function drainedWithin(res: ServerResponse, stallMs: number, onStall: () => void): Promise<void> {
+function drainedWithin(res: ServerResponse, stallMs: number, hooks: SendHooks): Promise<void> {
   return new Promise((resolve, reject) => {
     if (res.destroyed) return reject(new ClientClosedError())
+    hooks.blocked(1)
     const done = (err?: Error) => {
+      hooks.blocked(-1)
       clearTimeout(timer)
       res.off('drain', onDrain)
       res.off('close', onClose)
@@ -30,7 +39,7 @@ function drainedWithin(res: ServerResponse, stallMs: number, onStall: () => void
     const onDrain = () => done()
     const onClose = () => done(new ClientClosedError())
     const timer = setTimeout(() => {
-      onStall()
+      hooks.stalled()
       done(new ClientClosedError(`the client read nothing for ${stallMs} ms`))
       res.destroy()
     }, stallMs)

@@ -18,7 +18,8 @@ export interface ChunkRef {
 
 export interface Title {
   manifest: Manifest
-  chunks: ChunkRef[]
+  /** built on first use: a title's chunks that nobody reads cost nothing */
+  refs: (ChunkRef | undefined)[]
   rep: Representation
 }
 
@@ -28,13 +29,22 @@ export function chunkKey(contentId: string, index: number, sha256: string): stri
   return `${contentId}/${index}/${sha256}`
 }
 
+/** Chunk `index` of a title (which must exist), built once. */
+export function chunkRef(title: Title, index: number): ChunkRef {
+  let ref = title.refs[index]
+  if (ref === undefined) {
+    const m = title.manifest
+    const sha256 = m.chunks[index]!
+    ref = { key: chunkKey(m.contentId, index, sha256), contentId: m.contentId, index, sha256, size: chunkLength(m, index) }
+    title.refs[index] = ref
+  }
+  return ref
+}
+
 export function buildTitle(manifest: Manifest): Title {
-  const chunks = manifest.chunks.map((sha256, index): ChunkRef => ({
-    key: chunkKey(manifest.contentId, index, sha256), contentId: manifest.contentId, index, sha256, size: chunkLength(manifest, index),
-  }))
   return {
     manifest,
-    chunks,
+    refs: new Array<ChunkRef | undefined>(manifest.chunks.length),
     rep: {
       size: manifest.size,
       etag: `"${manifest.sha256}"`,

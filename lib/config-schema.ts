@@ -93,6 +93,8 @@ export const configSchema = z.object({
     readSize: positive.min(65536).max(16 * 1024 ** 2).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
     /** verified chunks waiting for the disk; past it, a chunk is kept in RAM only */
     diskWriteQueue: positive.max(1024),
+    /** chunk files kept open between reads (each holds a file descriptor and the chunk's block CRCs) */
+    openFiles: z.number().int().min(0).max(65536),
     /** disk-to-RAM promotions in flight at once */
     promotions: z.number().int().min(0).max(64),
     accessFlushMs: ms.min(1),

@@ -123,6 +123,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     meta: new Counter({ name: 'reelcdn_edge_meta_lookups_total', help: 'Title metadata lookups by result: hit, miss, negative (a cached 404)',
       labelNames: ['result'] as const, registers: [registry] }),
     purges: new Counter({ name: 'reelcdn_edge_purges_total', help: 'Titles purged by DELETE /v1/cache/{contentId}', registers: [registry] }),
+    blocked: new Gauge({ name: 'reelcdn_edge_responses_blocked', help: 'Player responses waiting for their player to read (backpressure)', registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
   }
 }

@@ -1,3 +1,5 @@
+import { mkdirSync, mkdtempSync } from 'node:fs'
+import { join } from 'node:path'
 import { request } from 'undici'
 import { loadConfig } from '../../lib/config.js'
 import { quietLogger } from '../../lib/logger.js'
@@ -11,14 +13,14 @@ import type { HasTeardown } from './upstream.js'
  */
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
-export type TestContext = HasTeardown & { testdir(): string }
+export type TestContext = HasTeardown & { testdirName: string }
 
 export async function startTestEdge(t: TestContext, upstream: { url: string; token: string | undefined },
   overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningEdge> {
   const config = loadConfig({ env: {}, overrides: {
     'edge.port': 0,
     'edge.upstream': upstream.url,
-    'edge.dataDir': t.testdir(),
+    'edge.dataDir': freshDir(t),
     'edge.ramBytes': 64 * 1024 ** 2,
     'edge.diskBytes': 256 * 1024 ** 2,
     'edge.accessFlushMs': 100,
@@ -29,6 +31,12 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
   t.teardown(() => edge.close())
   return edge
+}
+
+/** A new directory under the test's fixture directory (which tap removes afterwards); t.testdir() would wipe it. */
+export function freshDir(t: { testdirName: string }): string {
+  mkdirSync(t.testdirName, { recursive: true })
+  return mkdtempSync(join(t.testdirName, 'edge-'))
 }
 
 export interface Got {

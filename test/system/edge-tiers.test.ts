@@ -1,0 +1,109 @@
+import t from 'tap'
+import { readdirSync, statSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { FakeUpstream } from '../helpers/fake-upstream.js'
+import { startContentUpstream } from '../helpers/upstream.js'
+import { titleBytes } from '../helpers/titles.js'
+import { freshDir, get, metric, startTestEdge, until } from '../helpers/edge.js'
+
+/**
+ * The two tiers: bounded in bytes whatever the traffic, a disk hit promoted to
+ * RAM, and each tier can be turned off. Only the promotion test needs the fake
+ * upstream (it counts upstream requests); the others run on any ContentUpstream.
+ */
+const CS = 64 * 1024
+
+function bytesIn(dir: string): number {
+  if (!existsSync(dir)) return 0
+  let n = 0
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    n += e.isDirectory() ? bytesIn(join(dir, e.name)) : statSync(join(dir, e.name)).size
+  return n
+}
+
+t.test('tier bounds hold under churn, and every byte served is right', async t => {
+  const up = await startContentUpstream(t)
+  const titles = [['a', 40 * CS + 123], ['b', 24 * CS]] as const
+  const src = new Map<string, Buffer>()
+  for (const [id, size] of titles) {
+    src.set(id, titleBytes(size, id))
+    await up.addTitle(id, src.get(id)!, { chunkSize: CS })
+  }
+  const RAM = 4 * CS
+  const DISK = 16 * CS
+  const dir = freshDir(t)
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': RAM, 'edge.diskBytes': DISK, 'edge.dataDir': dir, 'edge.maxFills': 4, 'edge.readaheadChunks': 1 })
+  let seed = 3
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+  let worst = { ram: 0, disk: 0, files: 0, tmp: 0 }
+  const check = () => {
+    const ram = edge.cache.ram.stats().bytes
+    const disk = edge.cache.disk.stats().bytes
+    const files = bytesIn(join(dir, 'chunks'))
+    const tmp = bytesIn(join(dir, 'tmp'))
+    worst = { ram: Math.max(worst.ram, ram), disk: Math.max(worst.disk, disk), files: Math.max(worst.files, files), tmp: Math.max(worst.tmp, tmp) }
+  }
+  let bad = 0
+  const worker = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const [id, size] = titles[rnd(2)]!
+      const s = rnd(size)
+      const e = Math.min(size - 1, s + rnd(2 * CS))
+      const r = await get(`${edge.url}/v1/content/${id}`, { range: `bytes=${s}-${e}` })
+      if (r.status !== 206 || !r.body.equals(src.get(id)!.subarray(s, e + 1))) bad++
+      check()
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, () => worker(40)))
+  await edge.cache.disk.idle()
+  check()
+  t.equal(bad, 0, '320 random ranges over 64 chunks, all byte-exact')
+  t.ok(worst.ram <= RAM, `RAM tier peaked at ${worst.ram} of ${RAM} bytes`)
+  t.ok(worst.disk <= DISK, `disk tier peaked at ${worst.disk} of ${DISK} bytes`)
+  t.ok(worst.files <= DISK, `chunk files on disk peaked at ${worst.files} of ${DISK} bytes`)
+  t.ok(worst.tmp <= CS, `files being written peaked at ${worst.tmp} bytes (one write at a time)`)
+  t.ok(await metric(edge.url, 'reelcdn_edge_evictions_total', { tier: 'ram' }) > 0, 'RAM evicted')
+  t.ok(await metric(edge.url, 'reelcdn_edge_evictions_total', { tier: 'disk' }) > 0, 'disk evicted')
+  const hits = await metric(edge.url, 'reelcdn_edge_bytes_served_total', { result: 'ram_hit' }) + await metric(edge.url, 'reelcdn_edge_bytes_served_total', { result: 'disk_hit' })
+  const all = await metric(edge.url, 'reelcdn_edge_bytes_served_total')
+  t.comment(`byte hit ratio under churn: ${(hits / all).toFixed(2)}; upstream bytes ${await metric(edge.url, 'reelcdn_edge_upstream_bytes_total')} for ${all} served`)
+})
+
+t.test('a disk hit is served from the file and promoted to RAM', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const bytes = titleBytes(6 * CS, 'promo')
+  await up.addTitle('p', bytes, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': 4 * CS, 'edge.readaheadChunks': 0 })
+  const url = `${edge.url}/v1/content/p`
+  const reads = (result: string) => metric(edge.url, 'reelcdn_edge_requests_total', { result })
+  for (let i = 0; i < 5; i++) await get(url, { range: `bytes=${i * CS}-${i * CS}` }) // chunk 0 leaves RAM, stays on disk
+  await edge.cache.disk.idle()
+  const r = await get(url, { range: `bytes=100-${CS + 99}` })
+  t.ok(r.body.equals(bytes.subarray(100, CS + 100)))
+  t.equal(await reads('disk_hit'), 1)
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_promotions_total', { result: 'ok' })) === 1, 'the promotion')
+  await get(url, { range: 'bytes=0-9' })
+  t.equal(await reads('disk_hit'), 1)
+  t.equal(await reads('ram_hit'), 2, 'chunk 1 was in RAM already; chunk 0 now is too')
+  t.equal(up.requests('p'), 5)
+})
+
+t.test('either tier can be turned off', async t => {
+  const up = await startContentUpstream(t)
+  const bytes = titleBytes(3 * CS, 'off')
+  await up.addTitle('o', bytes, { chunkSize: CS })
+  const diskOnly = await startTestEdge(t, up, { 'edge.ramBytes': 0, 'edge.readaheadChunks': 0 })
+  await get(`${diskOnly.url}/v1/content/o`)
+  await diskOnly.cache.disk.idle()
+  t.ok((await get(`${diskOnly.url}/v1/content/o`)).body.equals(bytes))
+  t.equal(await metric(diskOnly.url, 'reelcdn_edge_requests_total', { result: 'disk_hit' }), 3)
+  t.equal(diskOnly.cache.ram.stats().bytes, 0)
+
+  const dir = freshDir(t)
+  const ramOnly = await startTestEdge(t, up, { 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.dataDir': dir })
+  await get(`${ramOnly.url}/v1/content/o`)
+  t.ok((await get(`${ramOnly.url}/v1/content/o`)).body.equals(bytes))
+  t.equal(await metric(ramOnly.url, 'reelcdn_edge_requests_total', { result: 'ram_hit' }), 3)
+  t.equal(bytesIn(join(dir, 'chunks')), 0)
+})

@@ -51,6 +51,7 @@ const program = new Command('bench')
   .addOption(new Option('--node-args <args>', 'extra node flags for the reelcdn services, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"').env('BENCH_NODE_ARGS').default(''))
   .addOption(new Option('--workloads <list>', 'workloads: ranges, whole').env('BENCH_WORKLOADS').default('ranges,whole'))
   .addOption(new Option('--origin-variants <list>', 'origin configurations: ram (RAM cache, the default), disk (--memory-cache 0)').env('BENCH_ORIGIN_VARIANTS').default('ram,disk'))
+  .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
 async function main(): Promise<void> {
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
     nodeArgs: String(a.nodeArgs).split(' ').filter(Boolean),
     workloads: list(a.workloads, ['ranges', 'whole'], 'workload'),
     originVariants: list(a.originVariants, ['ram', 'disk'], 'origin variant'),
+    ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)
   const names = String(a.rows).split(',').map(s => s.trim()).filter(Boolean)

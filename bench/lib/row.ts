@@ -26,6 +26,8 @@ export interface BenchOptions {
   nginxWorkers: number
   /** extra node flags for the services under test, e.g. --cpu-prof */
   nodeArgs: string[]
+  /** the reelcdn CLI under test when not this build's (A/B against another build) */
+  cli?: string
   /** workload kinds to run: 'ranges', 'whole' */
   workloads: string[]
   /** origin configurations to run: 'ram' (RAM cache, the default), 'disk' (--memory-cache 0) */

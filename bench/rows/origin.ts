@@ -59,7 +59,7 @@ export const originRow: BenchRow = {
       await checkServer('nginx', nginx.url, PREFIX, set, o.rangeBytes)
 
       for (const v of variants) {
-        origin = await startOriginProcess(ctx.procs, dataDir, [...sizeArgs, ...v.args], { nodeArgs: o.nodeArgs })
+        origin = await startOriginProcess(ctx.procs, dataDir, [...sizeArgs, ...v.args], { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) })
         // byte-exact check, which also reads every chunk once (fills the RAM cache, warms the page cache)
         ctx.log(`origin: checking what ${v.label} serves`)
         await checkServer(v.label, origin.url, PREFIX, set, o.rangeBytes)

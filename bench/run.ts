@@ -51,6 +51,7 @@ const program = new Command('bench')
   .addOption(new Option('--node-args <args>', 'extra node flags for the reelcdn services, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"').env('BENCH_NODE_ARGS').default(''))
   .addOption(new Option('--workloads <list>', 'workloads: ranges, whole').env('BENCH_WORKLOADS').default('ranges,whole'))
   .addOption(new Option('--origin-variants <list>', 'origin configurations: ram (RAM cache, the default), disk (--memory-cache 0)').env('BENCH_ORIGIN_VARIANTS').default('ram,disk'))
+  .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
 async function main(): Promise<void> {
@@ -63,12 +64,14 @@ async function main(): Promise<void> {
     nodeArgs: String(a.nodeArgs).split(' ').filter(Boolean),
     workloads: list(a.workloads, ['ranges', 'whole'], 'workload'),
     originVariants: list(a.originVariants, ['ram', 'disk'], 'origin variant'),
+    ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)
   const names = String(a.rows).split(',').map(s => s.trim()).filter(Boolean)
   const rows = names.map(n => ROWS.find(r => r.name === n) ?? fail(`unknown row ${n}; rows are ${ROWS.map(r => r.name).join(', ')}`))
 
-  const log = (s: string) => process.stderr.write(`${s}\n`)
+  const t0 = Date.now()
+  const log = (s: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${s}\n`)
   const procs = new ProcessGroup()
   const dir = await mkdtemp(join(tmpdir(), 'reelcdn-bench-'))
   // nginx workers run as `nobody` when the bench runs as root: let them walk to the files
@@ -115,7 +118,9 @@ async function main(): Promise<void> {
     `machine: ${machineLine(m)}`,
     `load: ${opts.seconds} s per measurement after ${opts.warmupSeconds} s warm-up, ${opts.rounds} round(s); wrk -t${opts.threads}, ` +
       `-c${opts.connections} for ranges, -c${opts.wholeConnections} for whole chunks; ${opts.chunks} chunks of ${opts.chunkSize} bytes; nginx ${opts.nginxWorkers} workers`,
-    'MB/s = 10^6 bytes/s received by wrk (headers included). CPU = cores busy during the measurement: the server, wrk, and everything else on the machine.',
+    'MB/s = 10^6 bytes/s received by wrk (headers included). "vs ref" = this server over the nginx measured next to it.',
+    'bytes/CPU = how many more bytes this server sends per CPU-second than nginx (steady under contention, unlike MB/s).',
+    'CPU = cores busy during the measurement: the server, wrk, and everything else on the machine (other work sharing it).',
     table(lines),
     '',
     generatorNote(measurements, m.cores, opts.threads),

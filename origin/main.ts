@@ -54,6 +54,7 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
         server.setReady(false)
         await server.http.close()
         await scrubber.stop()
+        server.reader.close()
         index.close()
       })(),
     }

@@ -50,6 +50,13 @@ function put(url: string, body: Buffer): Promise<number> {
   })
 }
 
+function del(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.request(url, { method: 'DELETE', agent: false }, res => { res.resume(); res.on('end', () => resolve(res.statusCode!)) })
+      .on('error', reject).end()
+  })
+}
+
 async function shard(t: Test, memoryCacheBytes: number): Promise<RunningOrigin> {
   const config = loadConfig({ env: {}, overrides: {
     'origin.dataDir': t.testdir(), 'origin.port': 0, 'origin.host': '127.0.0.1', 'origin.reserveBytes': 0,
@@ -124,6 +131,8 @@ for (const [name, cache] of [['RAM cache', 8 * 1024 * 1024], ['no RAM cache', 0]
     const data = randomBytes(SIZE)
     t.equal(await put(`${o.url}/v1/chunks/m/0`, data), 201)
     const row = o.index.get('m', 0)!
+    // read it first, so the shard holds the file open when its bytes rot underneath
+    t.equal((await get(`${o.url}/v1/chunks/m/0`, { range: 'bytes=0-99' })).status, 206)
     const at = 5 * 65536 + 321 // in block 5, in the second 256 KiB segment
     const fh = await open(o.store.path('m', 0, row.sha256), 'r+')
     await fh.write(Buffer.from([data[at]! ^ 0xff]), 0, 1, at)
@@ -136,5 +145,37 @@ for (const [name, cache] of [['RAM cache', 8 * 1024 * 1024], ['no RAM cache', 0]
     t.equal(again.status, 500, 'the chunk is then refused')
     t.match(again.body.toString(), /CDN_ERR_CORRUPT/)
     t.equal(o.index.get('m', 0)!.state, 'corrupt', 'and marked corrupt in the index')
+  })
+
+  t.test(`${name}: a repaired chunk is read from its new file`, async t => {
+    const o = await shard(t, cache)
+    const data = randomBytes(SIZE)
+    t.equal(await put(`${o.url}/v1/chunks/m/0`, data), 201)
+    t.equal((await get(`${o.url}/v1/chunks/m/0`, { range: 'bytes=0-99' })).status, 206)
+    const row = o.index.get('m', 0)!
+    const fh = await open(o.store.path('m', 0, row.sha256), 'r+')
+    // in the last segment, which no read has cached yet
+    const at = SIZE - 500
+    await fh.write(Buffer.from([data[at]! ^ 0xff]), 0, 1, at)
+    await fh.close()
+    t.notOk((await get(`${o.url}/v1/chunks/m/0`, { range: `bytes=${at - 10}-${at + 10}` })).complete, 'the rotten block is refused')
+    t.equal(o.index.get('m', 0)!.state, 'corrupt')
+    // repair: the same digest PUT again replaces the file (renamed over the old path)
+    t.equal(await put(`${o.url}/v1/chunks/m/0`, data), 201)
+    const r = await get(`${o.url}/v1/chunks/m/0`, { range: `bytes=${SIZE - 100_000}-` })
+    t.equal(r.status, 206)
+    t.ok(r.body.equals(data.subarray(SIZE - 100_000)), 'the repaired bytes are served, not the old file\'s')
+  })
+
+  t.test(`${name}: a deleted chunk stored again with other bytes serves the new bytes`, async t => {
+    const o = await shard(t, cache)
+    const a = randomBytes(SIZE)
+    const b = randomBytes(SIZE)
+    t.equal(await put(`${o.url}/v1/chunks/m/0`, a), 201)
+    t.ok((await get(`${o.url}/v1/chunks/m/0`, { range: 'bytes=0-99' })).body.equals(a.subarray(0, 100)))
+    t.equal(await del(`${o.url}/v1/chunks/m/0`), 204)
+    t.equal((await get(`${o.url}/v1/chunks/m/0`, { range: 'bytes=0-99' })).status, 404)
+    t.equal(await put(`${o.url}/v1/chunks/m/0`, b), 201)
+    t.ok((await get(`${o.url}/v1/chunks/m/0`, { range: 'bytes=0-99' })).body.equals(b.subarray(0, 100)))
   })
 }

@@ -6,6 +6,7 @@ import type { OriginMetrics } from '../lib/metrics.js'
 import type { ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, type ChunkStore } from './chunk-store.js'
 import { BufferPool } from './buffer-pool.js'
+import { OpenFiles, type OpenFile } from './open-files.js'
 
 /**
  * The shard's read path. A chunk is read in segments of `segmentSize` bytes
@@ -18,6 +19,9 @@ import { BufferPool } from './buffer-pool.js'
  * Concurrent misses on one segment share one disk read (`inflight`). Hits are
  * sent as `subarray`s of cached Buffers, which are never mutated.
  *
+ * Chunk files stay open between reads (OpenFiles); `forget` retires a
+ * chunk's file along with its cached segments.
+ *
  * Without a cache, a range is read in pieces of up to `segmentSize` plus one
  * block, aligned to blocks (so a 1 MiB range at any offset is one read), into
  * pooled buffers that go back to the pool when the socket write that sends them
@@ -27,6 +31,7 @@ export class ChunkReader {
   private readonly cache: LRUCache<string, Buffer> | null
   private readonly inflight = new Map<string, Promise<Buffer>>()
   private readonly pool: BufferPool
+  private readonly files: OpenFiles
 
   constructor(
     private readonly store: ChunkStore,
@@ -40,6 +45,8 @@ export class ChunkReader {
       : null
     // idle buffers kept: about one per connection streaming from disk at once
     this.pool = new BufferPool(segmentSize + BLOCK_SIZE, 32)
+    // enough to keep every chunk of a busy shard's hot set open; far below any fd limit
+    this.files = new OpenFiles(row => store.openChunk(row), row => store.path(row.contentId, row.index, row.sha256), 256)
   }
 
   get cachedBytes(): number {
@@ -64,7 +71,7 @@ export class ChunkReader {
   /** Serves whole segments from the cache, reading (and caching) the ones missing; true if any came from disk. */
   private async writeCached(row: ChunkRow, start: number, end: number, res: ServerResponse): Promise<boolean> {
     const S = this.segmentSize
-    let fh: FileHandle | undefined
+    let file: OpenFile | undefined
     let fromDisk = false
     try {
       for (let seg = Math.floor(start / S); seg <= Math.floor(end / S); seg++) {
@@ -72,8 +79,8 @@ export class ChunkReader {
         let buf = this.cache!.get(`${row.sha256}:${seg}`)
         if (buf === undefined) {
           fromDisk = true
-          fh ??= await this.store.openChunk(row)
-          buf = await this.readSegment(fh, row, seg, segStart, Math.min(segStart + S, row.size))
+          file ??= await this.files.acquire(row)
+          buf = await this.readSegment(file.fh, row, seg, segStart, Math.min(segStart + S, row.size))
         }
         const s = Math.max(start, segStart) - segStart
         const e = Math.min(end + 1, segStart + buf.length) - segStart
@@ -81,13 +88,13 @@ export class ChunkReader {
       }
       return fromDisk
     } finally {
-      await fh?.close().catch(() => {})
+      file?.release()
     }
   }
 
   /** Reads just the blocks the range touches into pooled buffers, verifies and sends them. */
   private async writeFromDisk(row: ChunkRow, start: number, end: number, res: ServerResponse): Promise<true> {
-    const fh = await this.store.openChunk(row)
+    const file = await this.files.acquire(row)
     try {
       const last = end + 1
       const stop = Math.min(row.size, Math.ceil(last / BLOCK_SIZE) * BLOCK_SIZE)
@@ -96,7 +103,7 @@ export class ChunkReader {
         const buf = this.pool.take()
         let piece: Buffer
         try {
-          piece = await this.store.readVerifiedInto(fh, row, buf, from, to)
+          piece = await this.store.readVerifiedInto(file.fh, row, buf, from, to)
         } catch (err) {
           this.pool.give(buf)
           throw err
@@ -108,7 +115,7 @@ export class ChunkReader {
       }
       return true
     } finally {
-      await fh.close().catch(() => {})
+      file.release()
     }
   }
 
@@ -124,8 +131,14 @@ export class ChunkReader {
     return p
   }
 
-  /** Drops every cached segment of a chunk (after it is found corrupt or deleted). */
+  /** Closes the files kept open (reads in flight finish first). */
+  close(): void {
+    this.files.closeAll()
+  }
+
+  /** Drops every cached segment and open file of a chunk (after it is found corrupt, deleted or replaced). */
   forget(row: ChunkRow): void {
+    this.files.forget(row)
     if (!this.cache) return
     for (let seg = 0; seg * this.segmentSize < row.size; seg++) this.cache.delete(`${row.sha256}:${seg}`)
   }

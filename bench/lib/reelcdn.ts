@@ -16,9 +16,16 @@ export interface RunningService {
   stop(): Promise<void>
 }
 
+export interface ServiceOptions {
+  nodeArgs?: string[]
+  env?: NodeJS.ProcessEnv
+  /** another build's dist/cli.js, to compare builds (default: this one) */
+  cli?: string
+}
+
 export async function startService(procs: ProcessGroup, service: string, readyMsg: string, args: string[],
-  opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RunningService> {
-  const child = procs.spawn(`reelcdn ${service}`, process.execPath, [...(opts.nodeArgs ?? []), CLI, service, ...args],
+  opts: ServiceOptions = {}): Promise<RunningService> {
+  const child = procs.spawn(`reelcdn ${service}`, process.execPath, [...(opts.nodeArgs ?? []), opts.cli ?? CLI, service, ...args],
     { env: { ...process.env, ...opts.env } })
   const url = await waitForLine(child, line => {
     if (!line.startsWith('{')) return undefined
@@ -33,7 +40,7 @@ export async function startService(procs: ProcessGroup, service: string, readyMs
 
 /** One origin shard on 127.0.0.1, port 0, scrubber off (a benchmark measures serving, not scrubbing). */
 export function startOriginProcess(procs: ProcessGroup, dataDir: string, extra: string[] = [],
-  opts: { nodeArgs?: string[] } = {}): Promise<RunningService> {
+  opts: ServiceOptions = {}): Promise<RunningService> {
   return startService(procs, 'origin', 'origin shard ready',
     ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--scrub-rate', '0', '--log-level', 'info', ...extra], opts)
 }

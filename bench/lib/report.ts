@@ -18,7 +18,10 @@ export interface Line {
   cpu: { server: number; client: number; other: number }
   /** server CPU-seconds per GB sent: steadier than MB/s when other work competes for the cores */
   serverCpuPerGB: number
-  ratio?: { MBps: number; MBpsMin: number; MBpsMax: number; reqPerSec: number; p99: number; reference: string }
+  /** server CPU-microseconds per request: the per-request overhead, for small ranges */
+  serverCpuUsPerReq: number
+  ratio?: { MBps: number; MBpsMin: number; MBpsMax: number; reqPerSec: number; p99: number
+    cpuEfficiency: number; cpuEfficiencyMin: number; cpuEfficiencyMax: number; reference: string }
   note?: string
 }
 
@@ -51,10 +54,13 @@ export function summarize(ms: Measurement[]): Line[] {
         other: median(g.map(m => m.result.cpu.other)),
       },
       serverCpuPerGB: median(g.map(m => m.result.cpu.server / (m.result.MBps / 1000))),
+      serverCpuUsPerReq: median(g.map(m => m.result.cpu.server / m.result.reqPerSec * 1e6)),
       ...(rs.length ? {
         ratio: {
           MBps: median(rs.map(r => r.MBps)), MBpsMin: Math.min(...rs.map(r => r.MBps)), MBpsMax: Math.max(...rs.map(r => r.MBps)),
-          reqPerSec: median(rs.map(r => r.reqPerSec)), p99: median(rs.map(r => r.p99)), reference: first.reference!.server,
+          reqPerSec: median(rs.map(r => r.reqPerSec)), p99: median(rs.map(r => r.p99)),
+          cpuEfficiency: median(rs.map(r => r.cpuPerByte)), cpuEfficiencyMin: Math.min(...rs.map(r => r.cpuPerByte)),
+          cpuEfficiencyMax: Math.max(...rs.map(r => r.cpuPerByte)), reference: first.reference!.server,
         },
       } : {}),
       ...(first.note ? { note: first.note } : {}),
@@ -68,14 +74,15 @@ const f1 = (n: number) => n.toFixed(1)
 const f2 = (n: number) => n.toFixed(2)
 
 export function table(lines: Line[]): string {
-  const head = ['workload', 'server', 'MB/s', 'req/s', 'p99 ms', 'vs ref: MB/s (spread)', 'req/s', 'p99', 'CPU srv/wrk/other', 'srv CPU s/GB', 'errors']
+  const head = ['workload', 'server', 'MB/s', 'req/s', 'p99 ms', 'vs ref: MB/s (spread)', 'req/s', 'p99', 'bytes/CPU (spread)',
+    'CPU srv/wrk/other', 'srv CPU s/GB', 'µs/req', 'errors']
   const rows: string[][] = [head]
   let lastRow = ''
   const out: string[] = []
   const flush = () => {
     if (rows.length <= 1) return
     const widths = head.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
-    const right = new Set([2, 3, 4, 6, 7, 9, 10])
+    const right = new Set([2, 3, 4, 6, 7, 10, 11, 12])
     for (const [n, r] of rows.entries()) {
       out.push(r.map((c, i) => right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)).join('  ').trimEnd())
       if (n === 0) out.push(widths.map(w => '-'.repeat(w)).join('  '))
@@ -93,7 +100,8 @@ export function table(lines: Line[]): string {
       l.workload, l.server, f0(l.MBps), f0(l.reqPerSec), f1(l.p99Ms),
       r ? `${f2(r.MBps)}x` + (l.rounds > 1 ? ` (${f2(r.MBpsMin)}-${f2(r.MBpsMax)})` : '') : '',
       r ? `${f2(r.reqPerSec)}x` : '', r ? `${f2(r.p99)}x` : '',
-      `${f2(l.cpu.server)}/${f2(l.cpu.client)}/${f2(l.cpu.other)}`, f2(l.serverCpuPerGB), String(l.errors),
+      r ? `${f2(r.cpuEfficiency)}x` + (l.rounds > 1 ? ` (${f2(r.cpuEfficiencyMin)}-${f2(r.cpuEfficiencyMax)})` : '') : '',
+      `${f2(l.cpu.server)}/${f2(l.cpu.client)}/${f2(l.cpu.other)}`, f2(l.serverCpuPerGB), f0(l.serverCpuUsPerReq), String(l.errors),
     ])
   }
   flush()

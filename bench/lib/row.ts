@@ -26,6 +26,8 @@ export interface BenchOptions {
   nginxWorkers: number
   /** extra node flags for the services under test, e.g. --cpu-prof */
   nodeArgs: string[]
+  /** the reelcdn CLI under test when not this build's (A/B against another build) */
+  cli?: string
   /** workload kinds to run: 'ranges', 'whole' */
   workloads: string[]
   /** origin configurations to run: 'ram' (RAM cache, the default), 'disk' (--memory-cache 0) */
@@ -64,8 +66,17 @@ export interface BenchRow {
   run(ctx: BenchContext): Promise<Measurement[]>
 }
 
-export function ratio(m: Measurement): { MBps: number; reqPerSec: number; p99: number } | undefined {
+/**
+ * A measurement over its reference. `cpuPerByte` is the reference's server
+ * CPU per byte over this one's (above 1: this server spends less CPU per byte),
+ * which does not depend on how the scheduler shared the cores with other work,
+ * unlike throughput: a server with more runnable threads gets a larger share of
+ * a contended machine.
+ */
+export function ratio(m: Measurement): { MBps: number; reqPerSec: number; p99: number; cpuPerByte: number } | undefined {
   const r = m.reference?.result
   if (!r) return undefined
-  return { MBps: m.result.MBps / r.MBps, reqPerSec: m.result.reqPerSec / r.reqPerSec, p99: m.result.latencyMs.p99 / r.latencyMs.p99 }
+  const perByte = (x: WrkResult) => x.cpu.server / x.MBps
+  return { MBps: m.result.MBps / r.MBps, reqPerSec: m.result.reqPerSec / r.reqPerSec, p99: m.result.latencyMs.p99 / r.latencyMs.p99,
+    cpuPerByte: perByte(r) / perByte(m.result) }
 }

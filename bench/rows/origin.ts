@@ -55,11 +55,13 @@ export const originRow: BenchRow = {
       nginx = await startNginx(ctx.procs, ctx.tools.nginx!, {
         dir: join(ctx.dir, 'nginx'), workers: o.nginxWorkers, serverBody: staticLocation(PREFIX, www),
       })
+      ctx.log('origin: checking what nginx serves')
       await checkServer('nginx', nginx.url, PREFIX, set, o.rangeBytes)
 
       for (const v of variants) {
-        origin = await startOriginProcess(ctx.procs, dataDir, [...sizeArgs, ...v.args], { nodeArgs: o.nodeArgs })
+        origin = await startOriginProcess(ctx.procs, dataDir, [...sizeArgs, ...v.args], { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) })
         // byte-exact check, which also reads every chunk once (fills the RAM cache, warms the page cache)
+        ctx.log(`origin: checking what ${v.label} serves`)
         await checkServer(v.label, origin.url, PREFIX, set, o.rangeBytes)
         for (let round = 1; round <= o.rounds; round++) {
           for (const w of workloads) {

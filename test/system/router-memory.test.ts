@@ -18,7 +18,8 @@ import { TestCluster, TOKEN } from './harness.js'
 const MiB = 1024 * 1024
 const cli = fileURLToPath(new URL('../../cli.js', import.meta.url))
 const BODY = 192 * MiB
-const LIMIT = 176 * MiB
+/** growth over the idle RSS: far below the body, so a router that buffered it fails; loose enough for GC timing on a busy machine */
+const GROWTH = 128 * MiB
 
 /** The same pseudo-random bytes every time it is iterated: 1 MiB blocks stamped with their number. */
 function* body(seed: Buffer): Generator<Buffer> {
@@ -34,7 +35,7 @@ async function vm(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024
 }
 
-t.test('a 192 MiB ingest keeps the router process under 176 MiB of RSS', { skip: process.platform !== 'linux' && 'needs /proc' }, async t => {
+t.test('a 192 MiB ingest grows the router process by less than 128 MiB of RSS', { skip: process.platform !== 'linux' && 'needs /proc' }, async t => {
   const c = await TestCluster.start(t, { shards: 2, copies: 2, chunkSize: 8 * MiB })
   const cfg = join(c.dir, 'router.json')
   await writeFile(cfg, JSON.stringify({ cluster: c.config().cluster, router: { port: 0, ingestMemoryBytes: 16 * MiB, repair: { intervalMs: 0 } } }))
@@ -62,7 +63,7 @@ t.test('a 192 MiB ingest keeps the router process under 176 MiB of RSS', { skip:
   t.equal(res.statusCode, 201, await res.body.text())
   const peak = await vm(child.pid!, 'VmHWM')
   t.comment(`router RSS: ${(idle / MiB).toFixed(0)} MiB idle, ${(peak / MiB).toFixed(0)} MiB peak while ingesting ${BODY / MiB} MiB`)
-  t.ok(peak < LIMIT, `peak RSS ${(peak / MiB).toFixed(0)} MiB < ${LIMIT / MiB} MiB`)
+  t.ok(peak - idle < GROWTH, `peak RSS ${(peak / MiB).toFixed(0)} MiB is less than ${GROWTH / MiB} MiB over idle`)
 
   // the 201 means the router hashed all of it to the digest we sent; spot-check the stored bytes
   const at = 100 * MiB - 10

@@ -55,5 +55,6 @@ t.test('a big title through a small RAM tier, with stalled players: RSS stays bo
   const moved = await metric(edge.url, 'reelcdn_edge_bytes_served_total') + await metric(edge.url, 'reelcdn_edge_upstream_bytes_total')
   const budget = 16 * MiB + 4 * CS + 8 * CS // RAM tier + fills in flight + one chunk pinned per stalled player
   t.comment(`RSS idle ${(idle / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB, after moving ${(moved / MiB).toFixed(0)} MiB; budget above idle ${(budget / MiB).toFixed(0)} MiB`)
-  t.ok(peak - idle < budget + 128 * MiB, 'peak RSS is within the budget plus slack for the allocator and GC timing')
+  // unbounded buffering would hold far more: each stalled player alone could pull in the 35 chunks after its offset
+  t.ok(peak - idle < budget + 192 * MiB, 'peak RSS is within the budget plus slack for the allocator and garbage not yet collected')
 })

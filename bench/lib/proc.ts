@@ -136,3 +136,9 @@ export async function childPids(pid: number): Promise<number[]> {
   }
   return out
 }
+
+/** The command name of a live process (from /proc/PID/comm), or undefined once it is gone. */
+export async function processName(pid: number): Promise<string | undefined> {
+  const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => undefined)
+  return comm?.trim()
+}

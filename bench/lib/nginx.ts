@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freePort, type Child, type ProcessGroup } from './proc.js'
+import { childPids, freePort, processName, type Child, type ProcessGroup } from './proc.js'
 
 /**
  * nginx as the reference server: a child process in the foreground
@@ -76,7 +76,17 @@ ${o.serverBody}
     }
     await sleep(50)
   }
-  return { url, port, child, pid: child.pid, stop: () => child.stop('SIGTERM', 5000) }
+  // the workers are ours too: if the master has to be SIGKILLed they would outlive it
+  let workers = await childPids(child.pid)
+  for (let i = 0; i < 40 && workers.length < o.workers; i++) {
+    await sleep(50) // the master forks its workers after it starts listening
+    workers = await childPids(child.pid)
+  }
+  const stop = async () => {
+    await child.stop('SIGTERM', 5000)
+    for (const pid of workers) if ((await processName(pid)) === 'nginx') try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+  }
+  return { url, port, child, pid: child.pid, stop }
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -28,7 +28,8 @@ export class ProcessGroup {
   spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): Child {
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
     if (proc.pid === undefined) {
-      // spawn failures (ENOENT) are reported asynchronously; surface them here
+      // spawn failures (ENOENT) are also emitted as 'error' a tick later: report them here, once
+      proc.once('error', () => {})
       throw new Error(`cannot start ${name} (${cmd}): is it installed?`)
     }
     let out = ''
@@ -37,7 +38,8 @@ export class ProcessGroup {
     proc.stderr?.on('data', keep)
     let done = false
     const exited = new Promise<string>(resolve => {
-      proc.once('exit', (code, sig) => { done = true; resolve(sig ?? String(code)) })
+      // 'close', not 'exit': by then its output has been read to the end
+      proc.once('close', (code, sig) => { done = true; resolve(sig ?? String(code)) })
       proc.once('error', err => { done = true; resolve(`error: ${err.message}`) })
     })
     const child: Child = {
@@ -135,4 +137,10 @@ export async function childPids(pid: number): Promise<number[]> {
     if (ppid === pid) out.push(Number(d))
   }
   return out
+}
+
+/** The command name of a live process (from /proc/PID/comm), or undefined once it is gone. */
+export async function processName(pid: number): Promise<string | undefined> {
+  const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => undefined)
+  return comm?.trim()
 }

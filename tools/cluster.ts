@@ -7,13 +7,17 @@ import type { Config } from '../lib/config.js'
 import { createLogger } from '../lib/logger.js'
 import { startOrigin } from '../origin/main.js'
 import { startRouter } from '../router/main.js'
+import { startEdge } from '../edge/main.js'
+import { ensureSample } from './sample.js'
 
 /**
  * `reelcdn cluster`: a whole cluster on one machine, in one process, for
  * trying things and for `make run`. Every shard of cluster.shards listens on
  * its URL's host and port with its data in <local.dataDir>/<shard id>, then
- * the router starts on router.host:router.port. One Ctrl-C closes them all,
- * in reverse order.
+ * the router starts on router.host:router.port, then one edge on
+ * edge.host:edge.port filling from that router, its cache in
+ * <local.dataDir>/edge. With an empty catalog a sample title is ingested.
+ * One Ctrl-C closes them all, in reverse order.
  *
  * Members are a list so more services can join: append one to `members()`
  * (an edge, say) and it is started after the ones it depends on.
@@ -43,6 +47,9 @@ export async function members(config: Readonly<Config>, env: NodeJS.ProcessEnv):
     routerConfig = { ...config, router: { ...config.router, tokenFile } }
   }
   out.push({ name: 'router', start: () => startRouter(routerConfig, { logger: createLogger('router', level), env }) })
+  const routerUrl = `http://${config.router.host.includes(':') ? `[${config.router.host}]` : config.router.host}:${config.router.port}`
+  const edge = { ...config.edge, upstream: routerUrl, dataDir: join(dataDir, 'edge') }
+  out.push({ name: 'edge', start: () => startEdge({ ...config, edge }, { logger: createLogger('edge', level), env }) })
   return out
 }
 
@@ -58,9 +65,19 @@ export async function startCluster(config: Readonly<Config>, env: NodeJS.Process
     throw err
   }
   const tokenFile = config.router.tokenFile || join(config.local.dataDir, 'router-token')
-  const hint = env.REELCDN_ROUTER_TOKEN ? 'admin token: from REELCDN_ROUTER_TOKEN\ntry: node dist/cli.js ingest FILE --id my-title'
-    : `admin token: in ${tokenFile}\ntry: REELCDN_ROUTER_TOKEN=$(cat ${tokenFile}) node dist/cli.js ingest FILE --id my-title`
-  process.stderr.write(`\nreelcdn cluster is up:\n${started.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n${hint}\nCtrl-C stops everything.\n\n`)
+  const router = started.find(m => m.name === 'router')!.url
+  const edge = started.find(m => m.name === 'edge')!.url
+  let sample: string | undefined
+  try {
+    sample = await ensureSample(router, config.local.dataDir, env)
+  } catch (err) {
+    process.stderr.write(`could not ingest the sample title: ${(err as Error).message}\n`)
+  }
+  const hint = env.REELCDN_ROUTER_TOKEN ? 'admin token: from REELCDN_ROUTER_TOKEN\ningest: node dist/cli.js ingest FILE --id my-title'
+    : `admin token: in ${tokenFile}\ningest: REELCDN_ROUTER_TOKEN=$(cat ${tokenFile}) node dist/cli.js ingest FILE --id my-title`
+  const play = sample ? `\nplay ${sample} through the edge:\n  curl -o /dev/null -w '%{http_code} %{size_download} bytes\\n' -H 'range: bytes=0-1048575' ${edge}/v1/content/${sample}\n` +
+    `  in a browser: ${edge}/v1/content/${sample}\n  ffplay ${edge}/v1/content/${sample}\n` : ''
+  process.stderr.write(`\nreelcdn cluster is up:\n${started.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n${play}${hint}\nCtrl-C stops everything.\n\n`)
   return { members: started.map(m => ({ name: m.name, url: m.url })), close }
 }
 
@@ -73,10 +90,10 @@ const flags: Flag[] = [
 
 export function clusterCommand(): Command {
   const cmd = new Command('cluster')
-    .summary('run a local cluster (every shard of cluster.shards and a router) in one process')
-    .description('Start every shard listed in cluster.shards (data in <data-dir>/<shard id>) and a router, on the ' +
-      'addresses the config names (by default 127.0.0.1:7101-7103 and the router at 127.0.0.1:7000). ' +
-      'Ctrl-C stops everything.')
+    .summary('run a local cluster (every shard of cluster.shards, a router and an edge) in one process')
+    .description('Start every shard listed in cluster.shards (data in <data-dir>/<shard id>), a router and an edge, on the ' +
+      'addresses the config names (by default shards at 127.0.0.1:7101-7103, the router at 127.0.0.1:7000 and the edge at ' +
+      '127.0.0.1:8080). With an empty catalog a sample title is ingested. Ctrl-C stops everything.')
   addFlags(cmd, flags)
   cmd.action(() => runUntilSignalled(() => startCluster(configFromFlags(cmd, flags))))
   return cmd

@@ -1,0 +1,54 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { request } from 'undici'
+import { ingestFile } from '../router/ingest-cli.js'
+
+/**
+ * The sample title `make run` ingests when the catalog is empty, so a fresh
+ * cluster has something to play at once. A real H.264/AAC MP4 made by ffmpeg
+ * (installed from Debian if missing, which needs root), with the moov atom up
+ * front so a browser starts playing from the first range. Without ffmpeg the
+ * sample is random bytes: still a title to curl, not one to watch.
+ */
+const run = promisify(execFile)
+
+async function haveFfmpeg(): Promise<boolean> {
+  if (existsSync('/usr/bin/ffmpeg')) return true
+  try {
+    await run('apt-get', ['install', '-y', '-qq', 'ffmpeg'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000 })
+    return existsSync('/usr/bin/ffmpeg')
+  } catch {
+    return false
+  }
+}
+
+export async function makeSample(dir: string): Promise<{ file: string; video: boolean }> {
+  await mkdir(dir, { recursive: true })
+  const mp4 = join(dir, 'sample.mp4')
+  if (existsSync(mp4)) return { file: mp4, video: true }
+  if (await haveFfmpeg()) {
+    await run('/usr/bin/ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=duration=60:size=854x480:rate=25',
+      '-f', 'lavfi', '-i', 'sine=frequency=440:duration=60', '-c:v', 'libx264', '-preset', 'veryfast', '-b:v', '2M',
+      '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-movflags', '+faststart', mp4], { timeout: 600_000 })
+    return { file: mp4, video: true }
+  }
+  const bin = join(dir, 'sample.bin')
+  if (!existsSync(bin)) await writeFile(bin, randomBytes(8 * 1024 * 1024))
+  return { file: bin, video: false }
+}
+
+/** Ingests the sample through the router unless the catalog already has a title. Returns the contentId. */
+export async function ensureSample(routerUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const res = await request(`${routerUrl}/v1/content?limit=1`)
+  const body = (await res.body.json()) as { items?: { contentId: string }[] }
+  if (body.items && body.items.length > 0) return body.items[0]!.contentId
+  const { file, video } = await makeSample(join(dataDir, 'sample'))
+  const id = video ? 'sample' : 'sample-bytes'
+  await ingestFile(file, { id, title: video ? 'reelcdn sample (test pattern, 1 min)' : 'reelcdn sample (random bytes: ffmpeg was not available)',
+    category: ['sample'], router: routerUrl, tokenFile: join(dataDir, 'router-token') }, env)
+  return id
+}

@@ -12,6 +12,11 @@ import { get, metric, startTestEdge, until, type TestContext } from '../helpers/
  */
 const CS = 256 * 1024
 
+/** True if the response failed: the connection was cut mid-body, or the status is 5xx. */
+async function cutOr5xx(p: Promise<{ status: number }>): Promise<boolean> {
+  return p.then(r => r.status >= 500, () => true)
+}
+
 async function setup(t: TestContext, overrides: Record<string, number | string> = {}) {
   const up = await FakeUpstream.start()
   t.teardown(() => up.close())
@@ -101,7 +106,7 @@ t.test('a fill failure reaches every waiter as a clear 502 or 504', async t => {
   await t.test('a reset mid-body cuts the players already served; the next request refills', async t => {
     const { up, bytes, url } = await setup(t)
     up.fault('hot', 0, { resetAt: 100 * 1024, once: true })
-    await t.rejects(get(url), 'the body is cut short: the player sees an error, never a short 200')
+    t.ok(await cutOr5xx(get(url)), 'the player sees a cut connection (or a 502 if the reset beat its first byte), never a short 200')
     const r = await get(url, { range: `bytes=0-${CS - 1}` })
     t.equal(r.status, 206)
     t.ok(r.body.equals(bytes.subarray(0, CS)))
@@ -122,7 +127,7 @@ t.test('corrupt upstream bytes are never cached', async t => {
   const { up, bytes, edge, url, reads } = await setup(t)
   up.fault('hot', 2, { corrupt: true, once: true })
   const range = { range: `bytes=${2 * CS}-${3 * CS - 1}` }
-  await t.rejects(get(url, range), 'the player reading the whole chunk is cut, not handed a complete bad body')
+  t.ok(await cutOr5xx(get(url, range)), 'the player reading the whole chunk is cut (or answered 502), never handed a complete bad body')
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_failures_total', { reason: 'digest' }), 1)
   t.equal(edge.cache.ram.stats().entries, 0)
   await edge.cache.disk.idle()

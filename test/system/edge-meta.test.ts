@@ -18,7 +18,7 @@ t.test('a title deleted upstream stops being served within the metadata TTL', as
   const url = `${edge.url}/v1/content/gone`
   t.equal((await get(url)).status, 200)
   await up.removeTitle('gone')
-  t.equal((await get(url)).status, 200, 'served from the cached metadata and chunk until the TTL runs out')
+  // (that it is still served before the TTL runs out is timing; the purge test shows it with an hour-long TTL)
   await until(async () => (await get(url)).status === 404, 'the TTL to expire', 5000)
   t.pass('404 after the TTL')
 })

@@ -46,7 +46,6 @@ t.test('every admin route needs the admin token', async t => {
 
 t.test('with a read token, content reads need it: edges fill with it, strangers get 401', async t => {
   const c = await TestCluster.start(t, { chunkSize: 65536 })
-  await c.startRouter(undefined, {})
   // restart the router with the read token (the harness passes env through startRouter's env only for the admin token)
   const { startRouter } = await import('../../router/main.js')
   const { quietLogger } = await import('../../lib/logger.js')

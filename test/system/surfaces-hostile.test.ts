@@ -1,5 +1,7 @@
 import t from 'tap'
-import { hostileBattery } from '../helpers/hostile.js'
+import net from 'node:net'
+import { hostileBattery, raw } from '../helpers/hostile.js'
+import { until } from '../helpers/edge.js'
 import { TestCluster, TOKEN, randomBody } from './harness.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
@@ -46,4 +48,26 @@ t.test('the edge answers the hostile-input battery and stays up', async t => {
     idPath: id => `/v1/cache/${id}`, method: 'DELETE', headers: { authorization: 'Bearer edge-admin' },
   })
   t.same(up.metaLog.filter(id => id !== 'good'), [], 'no hostile id reached the upstream')
+})
+
+t.test('past http.maxConnections new connections are dropped, and service resumes once some close', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  await up.addTitle('good', titleBytes(1000, 'maxconn'), { chunkSize: 128 * 1024 })
+  const edge = await startTestEdge(t, up, { 'http.maxConnections': 20 })
+  const { hostname, port } = new URL(edge.url)
+  const idle = await Promise.all(Array.from({ length: 20 }, () => new Promise<net.Socket>((resolve, reject) => {
+    const c = net.connect(Number(port), hostname, () => resolve(c))
+    c.on('error', reject)
+  })))
+  const probe = (waitMs: number) => raw(edge.url, 'GET /v1/content/good HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n', waitMs)
+    .catch(() => ({ status: 0 })) // a reset before any byte
+  await until(async () => (await probe(500)).status === 0,
+    'the 21st connection to be dropped')
+  t.pass('the 21st connection is dropped without an answer')
+  for (const c of idle) c.destroy()
+  await until(async () => (await probe(1000)).status === 200,
+    'service to resume')
+  t.pass('served again once the idle connections closed')
+  await edge.close()
 })

@@ -66,7 +66,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
-  logger.info({ url: server.http.url, readsNeedToken: readToken !== undefined, shards: cluster.shards.length, copies: cluster.ring.copies }, 'router ready')
+  logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined }, 'router ready')
   let closing: Promise<void> | undefined
   return {
     url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer,

@@ -97,7 +97,8 @@ export function routerCommand(): Command {
     .description('Run a router: it places chunks on the shards of cluster.shards with a consistent-hash ring, ' +
       'ingests titles (PUT /v1/content/{id}), serves reads with failover between copies, lists the catalog, ' +
       'and repairs and rebalances replicas in the background. The admin token comes from REELCDN_ROUTER_TOKEN ' +
-      'or router.tokenFile, the shards\' token from REELCDN_SHARD_TOKEN or router.shardTokenFile; never from a flag.')
+      'or router.tokenFile, the shards\' token from REELCDN_SHARD_TOKEN or router.shardTokenFile, the optional token ' +
+      'content reads need (the edges\' fill credential) from REELCDN_ROUTER_READ_TOKEN or router.readTokenFile; never from a flag.')
   // `router repair -c x.json`: options after the subcommand belong to it, not to `router`
   cmd.enablePositionalOptions()
   addFlags(cmd, routerFlags)

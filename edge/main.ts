@@ -71,6 +71,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments })
     const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => metrics.blocked.inc(d) }), cfg.readaheadChunks)
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken })
+    if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge and cache status are refused')
     const addr = await server.http.listen(cfg.port, cfg.host)
     server.setReady(true)
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')

@@ -6,7 +6,7 @@ import { HttpService, sendJson, type Match } from '../lib/http.js'
 import type { EdgeMetrics } from '../lib/metrics.js'
 import { parseContentId } from '../lib/ids.js'
 import { planResponse, sendPlanned, type ResponsePlan } from '../lib/representation.js'
-import { requireBearer } from '../lib/auth.js'
+import { requireAdmin } from '../lib/auth.js'
 import type { ChunkCache } from './cache.js'
 import type { Coalescer } from './coalesce.js'
 import type { MetaCache } from './meta-cache.js'
@@ -18,6 +18,7 @@ import type { TitleReader } from './reader.js'
  *   OPTIONS  /v1/content/{contentId}   CORS preflight
  *   DELETE   /v1/cache/{contentId}     purge a title (admin token)
  *   GET      /v1/cache                 what the tiers hold (admin token)
+ * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
  *
  * Multi-range requests get multipart/byteranges (lib/representation): ranges
  * closer than 80 bytes are merged, and more than `http.maxRanges` ranges are
@@ -105,7 +106,7 @@ export class EdgeServer {
   }
 
   private async purge(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    requireBearer(req, this.deps.adminToken)
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
     const id = parseContentId(m.params[0]!)
     this.deps.meta.invalidate(id)
     this.deps.fills.purge(id)
@@ -116,7 +117,7 @@ export class EdgeServer {
   }
 
   private status(req: IncomingMessage, res: ServerResponse): void {
-    requireBearer(req, this.deps.adminToken)
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
     const { cache, fills } = this.deps
     sendJson(res, 200, { ram: cache.ram.stats(), disk: cache.disk.stats(), fillsInFlight: fills.size })
   }

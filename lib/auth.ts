@@ -29,9 +29,30 @@ export function tokensEqual(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b))
 }
 
-/** Throws 401 unless the request carries `Authorization: Bearer <token>`. No token configured: open. */
+/**
+ * Throws 401 unless the request carries `Authorization: Bearer <token>`. No token configured: open
+ * (a shard's optional token). Admin routes use `requireAdmin`, which is closed without one.
+ */
 export function requireBearer(req: IncomingMessage, token: string | undefined): void {
   if (token === undefined) return
   const h = req.headers.authorization
   if (!h || !h.startsWith('Bearer ') || !tokensEqual(h.slice(7).trim(), token)) throw new UnauthorizedError()
+}
+
+/** Admin routes: closed when no token is configured, so forgetting the secret never opens them. */
+export function requireAdmin(req: IncomingMessage, token: string | undefined, where: string): void {
+  if (token === undefined) throw new UnauthorizedError(`the admin API is disabled: set ${where}`)
+  requireBearer(req, token)
+}
+
+/**
+ * Throws 401 unless the request carries one of `tokens` (each compared in constant time, all of
+ * them every time, so the answer's timing does not say which one nearly matched).
+ */
+export function requireAnyBearer(req: IncomingMessage, tokens: (string | undefined)[]): void {
+  const h = req.headers.authorization
+  const given = h !== undefined && h.startsWith('Bearer ') ? h.slice(7).trim() : undefined
+  let ok = false
+  for (const t of tokens) if (t !== undefined && given !== undefined && tokensEqual(given, t)) ok = true
+  if (!ok) throw new UnauthorizedError()
 }

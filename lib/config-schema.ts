@@ -110,6 +110,8 @@ export const configSchema = z.object({
     tokenFile: z.string(),
     /** the token the shards expect; REELCDN_SHARD_TOKEN wins */
     shardTokenFile: z.string(),
+    /** the token content reads need (what edges send as REELCDN_EDGE_UPSTREAM_TOKEN); REELCDN_ROUTER_READ_TOKEN wins. None: reads are public */
+    readTokenFile: z.string(),
     /** RAM for chunks being ingested, shared by all ingests: at least one chunk */
     ingestMemoryBytes: positive,
     /** owners that must store a chunk for an ingest to go on; 0 means all `copies` */

@@ -45,6 +45,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const buffers = Math.floor(rc.ingestMemoryBytes / chunkSize)
   if (buffers < 1) throw new ConfigError(`expected router.ingestMemoryBytes to hold at least one chunk (${chunkSize} bytes), got ${rc.ingestMemoryBytes}`)
   const adminToken = loadSecret(rc.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
+  const readToken = loadSecret(rc.readTokenFile, 'REELCDN_ROUTER_READ_TOKEN', env)
   const registry = newRegistry('router', opts.logger === undefined)
   const { cluster, manifests, repairer, metrics } = buildCluster(config, logger, env, registry)
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
@@ -52,7 +53,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))
-  const server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, metrics })
+  const server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, readToken, metrics })
   let addr
   try {
     addr = await server.http.listen(rc.port, rc.host)
@@ -65,7 +66,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
-  logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies }, 'router ready')
+  logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined }, 'router ready')
   let closing: Promise<void> | undefined
   return {
     url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer,
@@ -96,7 +97,8 @@ export function routerCommand(): Command {
     .description('Run a router: it places chunks on the shards of cluster.shards with a consistent-hash ring, ' +
       'ingests titles (PUT /v1/content/{id}), serves reads with failover between copies, lists the catalog, ' +
       'and repairs and rebalances replicas in the background. The admin token comes from REELCDN_ROUTER_TOKEN ' +
-      'or router.tokenFile, the shards\' token from REELCDN_SHARD_TOKEN or router.shardTokenFile; never from a flag.')
+      'or router.tokenFile, the shards\' token from REELCDN_SHARD_TOKEN or router.shardTokenFile, the optional token ' +
+      'content reads need (the edges\' fill credential) from REELCDN_ROUTER_READ_TOKEN or router.readTokenFile; never from a flag.')
   // `router repair -c x.json`: options after the subcommand belong to it, not to `router`
   cmd.enablePositionalOptions()
   addFlags(cmd, routerFlags)

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { Logger } from '../lib/logger.js'
 import type { RouterMetrics } from '../lib/metrics.js'
-import { ConflictError, NotFoundError } from '../lib/errors.js'
+import { ConflictError, NotFoundError, UpstreamTimeoutError } from '../lib/errors.js'
 import { parseManifest, type Manifest } from '../lib/manifest.js'
 import { manifestKey } from './keys.js'
 import { NoReplicaError } from './errors.js'
@@ -65,6 +65,7 @@ export class Manifests {
     let answered = 0
     let lastErr: Error | undefined
     let asked = 0
+    let timeouts = 0
     for (const s of order) {
       // non-owners only as far as one rebalance step can have moved it
       if (!owners.has(s.id) && asked >= 2 * this.cluster.ring.copies) continue
@@ -81,9 +82,12 @@ export class Manifests {
         answered++
       } catch (err) {
         lastErr = err as Error
+        if (err instanceof UpstreamTimeoutError) timeouts++
       }
     }
     this.metrics.manifestLookups.inc({ result: 'missing' })
+    // every shard asked timed out: say so (504), rather than that none holds it (503)
+    if (answered === 0 && asked > 0 && timeouts === asked) throw new UpstreamTimeoutError(`the manifest of ${contentId} (all ${asked} shards asked)`, { cause: lastErr })
     if (answered === 0) throw new NoReplicaError(`the manifest of ${contentId}`, { cause: lastErr })
     return undefined
   }

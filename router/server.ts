@@ -4,8 +4,8 @@ import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
 import { HttpService, queryParams, sendJson, type Match } from '../lib/http.js'
 import type { RouterMetrics } from '../lib/metrics.js'
-import { requireBearer } from '../lib/auth.js'
-import { NotFoundError, UnauthorizedError } from '../lib/errors.js'
+import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
+import { NotFoundError } from '../lib/errors.js'
 import { digestHeader } from '../lib/digest.js'
 import { parseChunkIndex } from '../lib/ids.js'
 import { chunkLength, type Manifest } from '../lib/manifest.js'
@@ -22,8 +22,9 @@ import { clusterView } from './cluster-view.js'
 import { removeTitle } from './remove.js'
 
 /**
- * The router's HTTP API. Public: reads, the catalog, /v1/cluster. Admin
- * (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
+ * The router's HTTP API. Public: reads, the catalog, /v1/cluster (reads and the
+ * catalog need the read token when `router.readTokenFile` or REELCDN_ROUTER_READ_TOKEN
+ * sets one). Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
  * contract as the origin and the edge (lib/representation.ts): the title's
  * ETag is its whole-file SHA-256, a chunk's is the chunk's.
  */
@@ -38,6 +39,8 @@ export interface RouterDeps {
   ingestor: Ingestor
   repairer: Repairer
   adminToken: string | undefined
+  /** when set, content reads (what edges fill from) need it or the admin token; undefined: reads are public */
+  readToken?: string | undefined
   metrics: RouterMetrics
 }
 
@@ -50,21 +53,25 @@ export class RouterServer {
   constructor(private readonly d: RouterDeps) {
     const admin = (h: H): H => (req, res, m) => {
       // no token configured: the admin API is closed, not open
-      if (d.adminToken === undefined) throw new UnauthorizedError('the admin API is disabled: set REELCDN_ROUTER_TOKEN or router.tokenFile')
-      requireBearer(req, d.adminToken)
+      requireAdmin(req, d.adminToken, 'REELCDN_ROUTER_TOKEN or router.tokenFile')
+      return h(req, res, m)
+    }
+    // content reads: open by default (a router on loopback behind edges), or the edges' fill credential
+    const read = (h: H): H => d.readToken === undefined ? h : (req, res, m) => {
+      requireAnyBearer(req, [d.readToken, d.adminToken])
       return h(req, res, m)
     }
     this.http = new HttpService({
       name: 'router', http: d.config.http, logRequests: d.config.log.requests, logger: d.logger, registry: d.registry,
       ready: () => this.ready,
       routes: [
-        { path: '/v1/content', methods: { GET: (q, s, m) => this.catalog(s, m) } },
+        { path: '/v1/content', methods: { GET: read((q, s, m) => this.catalog(s, m)) } },
         { path: '/v1/content/:id', methods: {
-          GET: (q, s, m) => this.getTitle(q, s, m),
+          GET: read((q, s, m) => this.getTitle(q, s, m)),
           PUT: admin((q, s, m) => this.putTitle(q, s, m)),
           DELETE: admin((q, s, m) => this.deleteTitle(s, m)) } },
-        { path: '/v1/content/:id/meta', methods: { GET: (q, s, m) => this.meta(q, s, m) } },
-        { path: '/v1/content/:id/chunks/:index', methods: { GET: (q, s, m) => this.getChunk(q, s, m) } },
+        { path: '/v1/content/:id/meta', methods: { GET: read((q, s, m) => this.meta(q, s, m)) } },
+        { path: '/v1/content/:id/chunks/:index', methods: { GET: read((q, s, m) => this.getChunk(q, s, m)) } },
         { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
       ],

@@ -1,0 +1,29 @@
+import t from 'tap'
+import type { IncomingMessage } from 'node:http'
+import { requireAdmin, requireAnyBearer, requireBearer, tokensEqual } from './auth.js'
+
+const req = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage
+
+t.test('tokensEqual compares whatever the lengths', async t => {
+  t.ok(tokensEqual('abc', 'abc'))
+  t.notOk(tokensEqual('abc', 'abd'))
+  t.notOk(tokensEqual('abc', 'abcd'))
+  t.notOk(tokensEqual('', 'a'))
+})
+
+t.test('requireBearer is open without a token (a shard\'s optional token), requireAdmin is closed', async t => {
+  t.doesNotThrow(() => requireBearer(req(), undefined))
+  t.throws(() => requireAdmin(req('Bearer anything'), undefined, 'REELCDN_X_TOKEN'), { statusCode: 401, message: /REELCDN_X_TOKEN/ })
+  t.doesNotThrow(() => requireAdmin(req('Bearer s3cret'), 's3cret', 'X'))
+  for (const h of [undefined, 'Bearer wrong', 'Basic s3cret', 's3cret', 'Bearer s3cret-', 'bearer s3cret'])
+    t.throws(() => requireAdmin(req(h), 's3cret', 'X'), { code: 'CDN_ERR_UNAUTHORIZED' }, `${h ?? 'none'} refused`)
+})
+
+t.test('requireAnyBearer accepts any configured token and skips unset ones', async t => {
+  t.doesNotThrow(() => requireAnyBearer(req('Bearer read'), ['read', 'admin']))
+  t.doesNotThrow(() => requireAnyBearer(req('Bearer admin'), ['read', 'admin']))
+  t.doesNotThrow(() => requireAnyBearer(req('Bearer read'), ['read', undefined]))
+  t.throws(() => requireAnyBearer(req('Bearer other'), ['read', 'admin']), { code: 'CDN_ERR_UNAUTHORIZED' })
+  t.throws(() => requireAnyBearer(req(), ['read', undefined]), { code: 'CDN_ERR_UNAUTHORIZED' })
+  t.throws(() => requireAnyBearer(req('Bearer x'), [undefined, undefined]), { code: 'CDN_ERR_UNAUTHORIZED' }, 'no token set: nobody')
+})

@@ -124,3 +124,29 @@ export function inCidr(ip: string, cidr: string): boolean {
   if (isIPv6(addr)) return list.check(addr, 'ipv6')
   return false
 }
+
+/**
+ * The play token of a request: `?token=` in the query (what /v1/play puts in
+ * its URLs, so `<video src>` works) or `Authorization: Bearer`. Scans the query
+ * string without parsing all of it: this runs on every player request.
+ */
+export function requestToken(query: string, authorization: string | undefined): string | undefined {
+  let i = query.startsWith('token=') ? 0 : query.indexOf('&token=') + 1
+  if (i > 0 || query.startsWith('token=')) {
+    i += 6
+    const end = query.indexOf('&', i)
+    const raw = end < 0 ? query.slice(i) : query.slice(i, end)
+    // base64url and '.' need no decoding; anything else is decoded (and will fail verification if mangled)
+    return /^[A-Za-z0-9_.-]*$/.test(raw) ? raw : safeDecode(raw)
+  }
+  if (authorization !== undefined && authorization.startsWith('Bearer ')) return authorization.slice(7).trim()
+  return undefined
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
+}

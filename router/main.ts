@@ -15,6 +15,16 @@ import { Ingestor } from './ingest.js'
 import type { Repairer } from './repair.js'
 import { RouterServer } from './server.js'
 import { repairCommand } from './repair-cli.js'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { KeyRing } from '../lib/tokens.js'
+import { EdgeRegistry } from './edge-registry.js'
+import { Trending } from './trending.js'
+import { TrendingPeers } from './trending-peers.js'
+import { Sessions } from './sessions.js'
+import { RegionMap } from './play.js'
+import { playbackRoutes } from './playback-api.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
@@ -31,7 +41,29 @@ export interface RunningRouter {
   manifests: Manifests
   catalog: Catalog
   repairer: Repairer
+  edges: EdgeRegistry
+  trending: Trending
+  peers: TrendingPeers
+  sessions: Sessions
   close(): Promise<void>
+}
+
+/** Play token keys: REELCDN_TOKEN_KEYS (`kid:secret,kid2:secret2`, the first signs) or a file holding the same. */
+export function loadKeyRing(file: string, env: NodeJS.ProcessEnv): KeyRing | undefined {
+  let spec = env.REELCDN_TOKEN_KEYS
+  if (!spec && file) {
+    try {
+      spec = readFileSync(file, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError(`cannot read the token keys for REELCDN_TOKEN_KEYS from ${file}: ${(err as Error).message}`)
+    }
+  }
+  if (!spec) return undefined
+  try {
+    return KeyRing.parse(spec)
+  } catch (err) {
+    throw new ConfigError(`invalid token keys (REELCDN_TOKEN_KEYS or the tokenKeysFile setting): ${(err as Error).message}`)
+  }
 }
 
 /** Per-ingest chunk writes in flight: one uploading while the next fills is enough to keep owners busy. */
@@ -52,14 +84,36 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))
-  const server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, metrics })
-  let addr
+  const ring = loadKeyRing(rc.tokenKeysFile, env)
+  const edgeToken = loadSecret(rc.edgeTokenFile, 'REELCDN_EDGE_TOKEN', env)
+  const edges = new EdgeRegistry(rc.edgeSilenceMs)
+  const sessions = new Sessions(rc.sessions)
+  let trending: Trending
   try {
-    addr = await server.http.listen(rc.port, rc.host)
+    mkdirSync(rc.dataDir, { recursive: true })
+    // the default id follows the configured port, so a restart finds its own counters again
+    trending = new Trending(join(rc.dataDir, 'trending.sqlite'), rc.id || `router-${rc.port}`)
   } catch (err) {
     await cluster.close()
     throw err
   }
+  let server!: RouterServer
+  const routes = playbackRoutes({ manifests, catalog, edges, trending, sessions, regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
+    originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, bindNetwork: rc.playTokenBindNetwork, logger, clock: Date.now })
+  server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, metrics,
+    routes, edges: () => edges.list(Date.now()) })
+  let addr
+  try {
+    addr = await server.http.listen(rc.port, rc.host)
+  } catch (err) {
+    trending.close(Date.now())
+    await cluster.close()
+    throw err
+  }
+  const peers = new TrendingPeers(trending, rc.peers, rc.peerExchangeMs, logger)
+  const snapshots = setInterval(() => trending.snapshot(Date.now()), rc.trendingSnapshotMs)
+  snapshots.unref()
+  peers.start()
   cluster.health.start()
   catalog.start()
   repairer.start()
@@ -68,10 +122,13 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies }, 'router ready')
   let closing: Promise<void> | undefined
   return {
-    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer,
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending, peers, sessions,
     close: () => closing ??= (async () => {
       server.setReady(false)
       await server.http.close()
+      clearInterval(snapshots)
+      await peers.stop()
+      trending.close(Date.now())
       catalog.stop()
       await repairer.stop()
       await cluster.close()

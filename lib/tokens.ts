@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
-import { CdnError } from './errors.js'
+import { readFileSync } from 'node:fs'
+import { CdnError, ConfigError } from './errors.js'
 
 /**
  * Signed playback tokens. A token grants one viewer one title until an expiry,
@@ -149,4 +150,23 @@ function safeDecode(s: string): string {
   } catch {
     return s
   }
+}
+
+/** Play token keys: REELCDN_TOKEN_KEYS (`kid:secret,kid2:secret2`, the first signs) or a file holding the same. */
+export function loadKeyRing(file: string, env: NodeJS.ProcessEnv): KeyRing | undefined {
+  let spec = env.REELCDN_TOKEN_KEYS
+  if (!spec && file) {
+    try {
+      spec = readFileSync(file, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError(`cannot read the token keys for REELCDN_TOKEN_KEYS from ${file}: ${(err as Error).message}`)
+    }
+  }
+  if (!spec) return undefined
+  try {
+    return KeyRing.parse(spec)
+  } catch (err) {
+    throw new ConfigError(`invalid token keys (REELCDN_TOKEN_KEYS or the tokenKeysFile setting): ${(err as Error).message}`)
+  }
+
 }

@@ -17,8 +17,7 @@ import { RouterServer } from './server.js'
 import { repairCommand } from './repair-cli.js'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { readFileSync } from 'node:fs'
-import { KeyRing } from '../lib/tokens.js'
+import { loadKeyRing } from '../lib/tokens.js'
 import { EdgeRegistry } from './edge-registry.js'
 import { Trending } from './trending.js'
 import { TrendingPeers } from './trending-peers.js'
@@ -46,24 +45,6 @@ export interface RunningRouter {
   peers: TrendingPeers
   sessions: Sessions
   close(): Promise<void>
-}
-
-/** Play token keys: REELCDN_TOKEN_KEYS (`kid:secret,kid2:secret2`, the first signs) or a file holding the same. */
-export function loadKeyRing(file: string, env: NodeJS.ProcessEnv): KeyRing | undefined {
-  let spec = env.REELCDN_TOKEN_KEYS
-  if (!spec && file) {
-    try {
-      spec = readFileSync(file, 'utf8').trim()
-    } catch (err) {
-      throw new ConfigError(`cannot read the token keys for REELCDN_TOKEN_KEYS from ${file}: ${(err as Error).message}`)
-    }
-  }
-  if (!spec) return undefined
-  try {
-    return KeyRing.parse(spec)
-  } catch (err) {
-    throw new ConfigError(`invalid token keys (REELCDN_TOKEN_KEYS or the tokenKeysFile setting): ${(err as Error).message}`)
-  }
 }
 
 /** Per-ingest chunk writes in flight: one uploading while the next fills is enough to keep owners busy. */

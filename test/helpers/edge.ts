@@ -25,6 +25,10 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'edge.diskBytes': 256 * 1024 ** 2,
     'edge.accessFlushMs': 100,
     'http.shutdownGraceMs': 500,
+    // issue 5: no background traffic to the upstream unless a test asks for it
+    'edge.prefill.window': 'never',
+    'edge.heartbeatMs': 0,
+    'edge.demandReportMs': 0,
     ...overrides,
   } })
   const edge = await startEdge(config, { logger: quietLogger('edge'),

@@ -233,6 +233,8 @@ export class PrefillRunner {
       if (perMs > 0) nextAt = Math.max(nextAt, startedAt) + c.bytes / perMs
       p.rateMBps = p.fetchedBytes / 1e6 / Math.max(1e-3, (this.now() - t0) / 1000)
     }
+    // the last chunk on disk before the pass reports done, so a player right after finds it
+    while (cache.disk.pendingWrites > 0 && !this.closed) await sleep(10)
     // the pass lasts at least as long as its bytes take at the cap
     if (perMs > 0 && result !== 'stopped' && nextAt > this.now()) await sleep(nextAt - this.now())
     p.rateMBps = p.fetchedBytes / 1e6 / Math.max(1e-3, (this.now() - t0) / 1000)

@@ -30,7 +30,7 @@ export class Sessions {
   private readonly viewers: LRUCache<string, Map<string, Position>>
 
   constructor(private readonly opts: SessionOptions, private readonly clock: () => number = Date.now) {
-    this.viewers = new LRUCache({ max: opts.maxViewers, ttl: opts.ttlMs, ttlAutopurge: false, perf: { now: () => this.clock() } })
+    this.viewers = new LRUCache({ max: opts.maxViewers, ttl: opts.ttlMs, ttlAutopurge: false, ttlResolution: 0, perf: { now: () => this.clock() } })
   }
 
   report(viewer: string, p: Position): void {

@@ -131,7 +131,7 @@ export class EdgeReporter {
 
   async sendHeartbeat(): Promise<boolean> {
     try {
-      await this.post('/v1/edges/heartbeat', this.o.heartbeat())
+      await this.post('/v1/edges/heartbeat', { ...this.o.heartbeat(), healthy: this.healthy })
       this.heartbeats.ok++
       return true
     } catch (err) {
@@ -156,10 +156,19 @@ export class EdgeReporter {
     }
   }
 
-  /** Stops the timers; sends what was counted once more. */
+  /** false from close() on: the farewell heartbeat takes the edge out of steering at once */
+  healthy = true
+
+  /** Stops the timers and says goodbye (an unhealthy heartbeat). Call `flush()` once players have drained. */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     await Promise.allSettled([...this.inflight])
+    this.healthy = false
+    if (this.o.heartbeatMs > 0) await this.sendHeartbeat()
+  }
+
+  /** The last demand report, with what the drain counted. */
+  async flush(): Promise<void> {
     if (this.o.reportMs > 0) await this.sendReport()
   }
 }

@@ -127,9 +127,11 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
       close: () => closing ??= (async () => {
         server.setReady(false)
+        // first out of steering (a farewell heartbeat), then drain players
+        await reporter.close()
         await prefill.close()
         await server.http.close()
-        await reporter.close()
+        await reporter.flush()
         f.close()
         await disk.close()
         await up.close()

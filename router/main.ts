@@ -124,6 +124,8 @@ export const routerFlags: Flag[] = [
   { flags: '--chunk-size <bytes>', path: 'cluster.chunkSize', kind: 'bytes', description: 'the cluster-wide chunk size' },
   { flags: '--ingest-memory <bytes>', path: 'router.ingestMemoryBytes', kind: 'bytes', description: 'RAM for chunks being ingested, all ingests together' },
   { flags: '--repair-rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'background repair copy rate, 0 for unthrottled', unit: 'MB/s' },
+  { flags: '--data-dir <dir>', path: 'router.dataDir', kind: 'string', description: 'where the router keeps its own state (trending snapshots)' },
+  { flags: '--id <id>', path: 'router.id', kind: 'string', description: 'this router\'s id among peer routers (trending exchange)' },
   { flags: '--repair-interval <ms>', path: 'router.repair.intervalMs', kind: 'int', description: 'time between background repair passes, 0 turns them off', unit: 'ms' },
   ...commonFlags,
 ]

@@ -148,10 +148,12 @@ export class PrefillRunner {
     return t !== undefined && this.d.cache.has(chunkKey(contentId, index, t.title.manifest.chunks[index]!))
   }
 
-  /** The budget window `now` is in; a manual pass outside the window counts against the day's. */
+  /** The budget window `now` is in; a manual pass outside the window counts against the day's, as does `always`. */
   private rollWindow(manual: boolean): void {
     const now = new Date(this.now())
-    const key = this.o.window.start(now) ?? (manual ? `day-${Math.floor(now.getTime() / 86_400_000)}` : undefined)
+    const day = `day-${Math.floor(now.getTime() / 86_400_000)}`
+    // `always` has no window start: its budget is per (UTC) day
+    const key = this.o.window.spec === 'always' ? day : this.o.window.start(now) ?? (manual ? day : undefined)
     if (key !== undefined && key !== this.windowKey) {
       this.windowKey = key
       this.windowBytes = 0

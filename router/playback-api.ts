@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { requireBearer } from '../lib/auth.js'
-import { BadRequestError, UnauthorizedError } from '../lib/errors.js'
+import { BadRequestError, ServiceUnavailableError, UnauthorizedError } from '../lib/errors.js'
 import { queryParams, readJson, sendJson, type Match, type Route } from '../lib/http.js'
 import type { Logger } from '../lib/logger.js'
 import { requestToken, verifyToken, type KeyRing } from '../lib/tokens.js'
@@ -52,7 +52,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     requireBearer(req, d.edgeToken)
   }
   const ring = (): KeyRing => {
-    if (!d.ring) throw new UnauthorizedError('play tokens are disabled: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')
+    if (!d.ring) throw new ServiceUnavailableError('play tokens are not configured on this router: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')
     return d.ring
   }
   const claims = (req: IncomingMessage, m: Match, contentId: string | undefined) => {

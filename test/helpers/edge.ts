@@ -77,3 +77,13 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
     await new Promise(r => setTimeout(r, 5))
   }
 }
+
+/**
+ * Waits until an edge has no fill in flight and no disk write queued. tap
+ * removes a test's directory in the first teardown (t.testdir() registered it
+ * before the edge's close), so a test ends with this rather than race a
+ * readahead's disk write against the removal.
+ */
+export function settled(edge: RunningEdge): Promise<void> {
+  return until(() => edge.fills.size === 0 && edge.cache.disk.pendingWrites === 0, 'the edge to settle')
+}

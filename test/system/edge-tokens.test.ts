@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { KeyRing, signToken } from '../../lib/tokens.js'
 import { TestCluster, TOKEN_KEYS } from './harness.js'
-import { get, metric, startTestEdge } from '../helpers/edge.js'
+import { get, metric, settled, startTestEdge } from '../helpers/edge.js'
 
 /**
  * An edge started with requireToken: the tokens /v1/play hands out open every
@@ -54,6 +54,7 @@ t.test('a play token from the router serves every range of a session; bad ones g
   const pre = await request(url, { method: 'OPTIONS', headers: { origin: 'https://player.example', 'access-control-request-method': 'GET' } })
   await pre.body.dump()
   t.equal(pre.statusCode, 204, 'CORS preflight needs no token')
+  await settled(edge)
   t.equal(await metric(edge.url, 'reelcdn_edge_upstream_requests_total', { kind: 'meta' }), 1, 'refused requests cost no upstream lookup')
 })
 
@@ -72,6 +73,8 @@ t.test('key rotation: an edge with both keys accepts tokens of either; once the 
   const r = await get(`${onlyNew.url}/v1/content/film?token=${oldTok}`, { range: 'bytes=0-9' })
   t.equal(r.status, 403)
   t.match(r.body.toString(), /unknown key id \\"k1\\"/)
+  await settled(both)
+  await settled(onlyNew)
 })
 
 t.test('an edge that requires tokens refuses to start without keys', async t => {

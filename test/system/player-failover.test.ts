@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { EDGE_TOKEN, TestCluster } from './harness.js'
-import { startTestEdge } from '../helpers/edge.js'
+import { settled, startTestEdge } from '../helpers/edge.js'
 
 /**
  * The player client against the real thing: a router, two real edges
@@ -92,4 +92,5 @@ t.test('the player fails over when its edge is killed mid-read and returns byte-
   t.ok(got.equals(body), 'byte-exact')
   t.ok(client.failovers >= 1, `failed over ${client.failovers} time(s)`)
   t.ok(!client.sources[0]!.url.startsWith(first.edge.url), 'now reading elsewhere')
+  await settled(other.edge)
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { EDGE_TOKEN, TestCluster } from './harness.js'
-import { get, metric, startTestEdge, until } from '../helpers/edge.js'
+import { get, metric, settled, startTestEdge, until } from '../helpers/edge.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 
@@ -76,6 +76,7 @@ t.test('a pass fills the openings of many titles before the endings of a few, wi
   t.equal(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'miss' }), 0, 'the first play of a prefilled opening is no miss')
   t.equal(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'disk_hit' }), 1, 'it is a disk hit')
   t.ok(await metric(edge.url, 'reelcdn_edge_upstream_requests_total', { kind: 'chunk' }) >= upBefore)
+  await settled(edge)
 })
 
 t.test('prefill never evicts a chunk hotter than the one it brings in', async t => {
@@ -97,6 +98,7 @@ t.test('prefill never evicts a chunk hotter than the one it brings in', async t 
   await demand(c, [{ contentId: 'cold', plays: 1000, slices: slices({ 0: 10, 10: 10 }) }])
   await edge.prefill.start().done
   t.equal(edge.prefill.progress!.doneChunks, 2, 'colder victims are evicted for hotter chunks')
+  await settled(edge)
 })
 
 t.test('prefill pauses while a player fill is in flight and resumes once players are quiet', async t => {
@@ -123,6 +125,7 @@ t.test('prefill pauses while a player fill is in flight and resumes once players
   t.ok(edge.prefill.progress!.pauses >= 1)
   t.equal(up.requests('a'), 2, 'then prefill fetched its plan')
   t.equal(up.requests('hot'), 2, 'the player\'s title only by the player')
+  await settled(edge)
 })
 
 t.test('the edge counts sessions and chunk reads, reports them, and registers with the router', async t => {
@@ -143,4 +146,5 @@ t.test('the edge counts sessions and chunk reads, reports them, and registers wi
   t.equal(top.titles[0].contentId, 'watched')
   t.equal(top.titles[0].plays, 2, 'plays are sessions, not requests')
   t.equal(top.titles[0].positions[0], 0.6, 'three of five chunk reads at the opening')
+  await settled(edge)
 })

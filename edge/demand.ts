@@ -105,7 +105,10 @@ export class EdgeReporter {
     logger: Logger
   }) {}
 
+  private started = false
+
   start(): void {
+    this.started = true
     if (this.o.heartbeatMs > 0) {
       void this.track(this.sendHeartbeat())
       this.timers.push(setInterval(() => void this.track(this.sendHeartbeat()), this.o.heartbeatMs))
@@ -164,11 +167,11 @@ export class EdgeReporter {
     for (const t of this.timers) clearInterval(t)
     await Promise.allSettled([...this.inflight])
     this.healthy = false
-    if (this.o.heartbeatMs > 0) await this.sendHeartbeat()
+    if (this.started && this.o.heartbeatMs > 0) await this.sendHeartbeat()
   }
 
   /** The last demand report, with what the drain counted. */
   async flush(): Promise<void> {
-    if (this.o.reportMs > 0) await this.sendReport()
+    if (this.started && this.o.reportMs > 0) await this.sendReport()
   }
 }

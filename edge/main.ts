@@ -118,7 +118,10 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         }
       },
     })
-    reporter.start()
+    // without the credential the router would refuse every heartbeat: say so once instead
+    if (edgeToken !== undefined) reporter.start()
+    else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
+      logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
     prefill.startTimer()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
     const f = fills

@@ -33,6 +33,21 @@ export class ChunkCache {
     this.disk.write(ref, buf)
   }
 
+  /**
+   * A prefilled chunk goes to the disk tier only: RAM holds what players are
+   * reading now, and a chunk nobody has asked for yet should not push that
+   * out. A RAM-only edge (no disk tier) puts it in RAM.
+   */
+  admitPrefill(ref: ChunkRef, buf: Buffer): void {
+    if (this.disk.stats().capacity > 0) this.disk.write(ref, buf)
+    else this.ram.insert(ref.key, buf)
+  }
+
+  /** The tier prefill fills. */
+  get prefillTier(): 'ram' | 'disk' {
+    return this.disk.stats().capacity > 0 ? 'disk' : 'ram'
+  }
+
   promote(row: DiskRow): void {
     if (this.promoting.has(row.key) || this.ram.has(row.key) || row.size > this.ram.stats().capacity) return
     if (this.promoting.size >= this.maxPromotions) {

@@ -34,8 +34,8 @@ export interface CoalescerDeps {
   fetch: ChunkFetch
   /** is the chunk in a cache tier now? ("check the cache again inside") */
   cached: (key: string) => boolean
-  /** receives every verified chunk */
-  commit: (ref: ChunkRef, buf: Buffer) => void
+  /** receives every verified chunk; `prefill` when no player asked for it (prefill.ts) */
+  commit: (ref: ChunkRef, buf: Buffer, prefill: boolean) => void
   /** the upstream holds another version of the title: the manifest is stale */
   stale: (contentId: string) => void
   metrics: EdgeMetrics
@@ -44,12 +44,18 @@ export interface CoalescerDeps {
 
 export type PrefetchResult = 'started' | 'cached' | 'skipped'
 
+export type PrefillStart = { result: 'started' | 'joined'; fill: Fill } | { result: 'cached' | 'busy' }
+
 export class Coalescer {
   private readonly inflight = new Map<string, Fill>()
   private readonly waiting: { fill: Fill; from: number }[] = []
   private readonly purged = new WeakSet<Fill>()
+  private readonly prefills = new WeakSet<Fill>()
+  private prefillsInFlight = 0
   private running = 0
   private closed = false
+  /** performance.now() of the last fill a player (or its readahead) started: prefill keeps quiet after it */
+  lastPlayerFill = -Infinity
 
   constructor(private readonly deps: CoalescerDeps, private readonly opts: CoalescerOptions) {}
 
@@ -62,15 +68,25 @@ export class Coalescer {
     return this.inflight.has(key)
   }
 
+  /** Fills in flight for players (readahead included), not prefill. */
+  get playerFills(): number {
+    return this.inflight.size - this.prefillsInFlight
+  }
+
   /**
    * The fill for `ref`: joined if one is in flight, else started at `from`.
    * Undefined when the chunk turned out to be cached meanwhile: look it up again.
    */
   join(ref: ChunkRef, from: number): { fill: Fill; joined: boolean } | undefined {
     const have = this.inflight.get(ref.key)
-    if (have) return { fill: have, joined: true }
+    if (have) {
+      // a player joined a prefill: from now on it is a player's fill (committed as one, and counted as player traffic)
+      if (this.prefills.delete(have)) this.prefillsInFlight--
+      return { fill: have, joined: true }
+    }
     if (this.deps.cached(ref.key)) return undefined
     if (this.closed) throw new ServiceUnavailableError('the edge is shutting down')
+    this.lastPlayerFill = performance.now()
     return { fill: this.create(ref, from), joined: false }
   }
 
@@ -80,6 +96,21 @@ export class Coalescer {
     if (this.closed || this.running + 1 >= this.opts.maxFills) return 'skipped'
     this.create(ref, 0)
     return 'started'
+  }
+
+  /**
+   * Prefill: the same one-fetch-per-chunk path as players. Joins a fill in
+   * flight (a player's fill then serves both), and starts one only while a
+   * slot is left for players, like readahead; 'busy' otherwise. Its verified
+   * chunk is committed with `prefill = true`, unless a player joined it.
+   */
+  prefill(ref: ChunkRef): PrefillStart {
+    const have = this.inflight.get(ref.key)
+    if (have) return { result: 'joined', fill: have }
+    if (this.deps.cached(ref.key)) return { result: 'cached' }
+    if (this.closed || this.running + 1 >= this.opts.maxFills) return { result: 'busy' }
+    const fill = this.create(ref, 0, true)
+    return { result: 'started', fill }
   }
 
   /** Fills of this title still run for their readers, but their bytes are not cached. */
@@ -94,10 +125,14 @@ export class Coalescer {
     for (const fill of [...this.inflight.values()]) fill.fail(err)
   }
 
-  private create(ref: ChunkRef, from: number): Fill {
+  private create(ref: ChunkRef, from: number, prefill = false): Fill {
     const { metrics } = this.deps
     const fill = new Fill(ref, this.deps.fetch, this.opts, n => metrics.upstreamBytes.inc(n))
     this.inflight.set(ref.key, fill)
+    if (prefill) {
+      this.prefills.add(fill)
+      this.prefillsInFlight++
+    }
     const timer = setTimeout(() => fill.fail(new UpstreamTimeoutError(`chunk ${chunkName(ref.contentId, ref.index)} (no verified chunk within edge.fillTimeoutMs = ${this.opts.fillTimeoutMs} ms)`)),
       this.opts.fillTimeoutMs)
     timer.unref()
@@ -120,7 +155,9 @@ export class Coalescer {
     const { metrics, logger } = this.deps
     const ref = fill.ref
     const secs = (performance.now() - fill.createdAt) / 1000
-    if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf)
+    const prefill = this.prefills.delete(fill)
+    if (prefill) this.prefillsInFlight--
+    if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill)
     if (this.inflight.get(ref.key) === fill) this.inflight.delete(ref.key)
     if (buf !== undefined) {
       metrics.fillSeconds.observe({ result: 'ok' }, secs)

@@ -86,6 +86,16 @@ export class DiskTier {
     return this.entries.has(key)
   }
 
+  /** Chunks queued or being written. */
+  get pendingWrites(): number {
+    return this.queue.length + (this.current ? 1 : 0)
+  }
+
+  /** The keys the policy would evict to make room for `bytes` now (prefill's admission check). */
+  victims(bytes: number): string[] | undefined {
+    return this.policy.victims?.(bytes)
+  }
+
   /**
    * Adopts a row found valid at start-up (call in access order). Returns the keys
    * the policy pushed out, `row.key` included if it was refused (say the tier

@@ -73,3 +73,16 @@ t.test('same evictions as a reference LRU on random traces, never over capacity'
     }
   }
 })
+
+t.test('victims names what an insert would evict, least recent first, without touching recency', async t => {
+  const p = new LruPolicy(300)
+  p.insert('a', 100)
+  p.insert('b', 100)
+  p.insert('c', 50)
+  p.hit('a')
+  t.same(p.victims(50), [], 'fits in free space')
+  t.same(p.victims(100), ['b'])
+  t.same(p.victims(250), ['b', 'c', 'a'])
+  t.same(p.insert('d', 100), ['b'], 'the insert evicts exactly what victims said')
+  t.same(p.victims(400), [], 'larger than the tier: refused, not evicting')
+})

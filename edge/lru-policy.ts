@@ -53,6 +53,19 @@ export class LruPolicy implements EvictionPolicy {
     return this.evicted
   }
 
+  victims(bytes: number): string[] {
+    if (this.lru === null || bytes > this.capacity) return []
+    const out: string[] = []
+    let free = this.capacity - this.size
+    // rkeys(): least recently used first, without touching recency
+    for (const k of this.lru.rkeys()) {
+      if (free >= bytes) break
+      out.push(k)
+      free += this.lru.peek(k) ?? 0
+    }
+    return out
+  }
+
   remove(key: string): void {
     this.lru?.delete(key)
   }

@@ -18,6 +18,16 @@ import { TitleReader } from './reader.js'
 import { sender } from './send.js'
 import { EdgeServer } from './server.js'
 import { Upstream } from './upstream.js'
+import { request } from 'undici'
+import { ConfigError } from '../lib/errors.js'
+import { prefillMetrics } from '../lib/metrics.js'
+import { loadKeyRing } from '../lib/tokens.js'
+import { PlayAuth } from './play-auth.js'
+import { DemandRecorder, EdgeReporter } from './demand.js'
+import { parseFillWindow } from './fill-window.js'
+import { PrefillRunner } from './prefill.js'
+import type { TitleDemand } from './prefill-plan.js'
+import type { Title } from './title.js'
 
 /**
  * Starts an edge: open the disk index, reconcile it with the files, listen,
@@ -30,6 +40,9 @@ export interface RunningEdge {
   server: EdgeServer
   cache: ChunkCache
   fills: Coalescer
+  prefill: PrefillRunner
+  reporter: EdgeReporter
+  demand: DemandRecorder
   close(): Promise<void>
 }
 
@@ -65,23 +78,64 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
       cached: key => c.has(key),
-      commit: (ref, buf) => c.admit(ref, buf),
+      commit: (ref, buf, prefill) => (prefill ? c.admitPrefill(ref, buf) : c.admit(ref, buf)),
       stale: id => meta.invalidate(id),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments })
     const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => metrics.blocked.inc(d) }), cfg.readaheadChunks)
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken })
-    if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge and cache status are refused')
+    const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
+    if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
+    const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
+    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
+    const demand = new DemandRecorder(cfg.sessionTtlMs)
+    const pc = cfg.prefill
+    const f0 = fills
+    let prefill!: PrefillRunner
+    const pm = prefillMetrics(registry, {
+      running: () => Number(prefill?.running ?? false), paused: () => Number(prefill?.state === 'paused'),
+      windowBytes: () => prefill?.bytesThisWindow ?? 0, plannedBytes: () => prefill?.progress?.plannedBytes ?? 0,
+    })
+    prefill = new PrefillRunner({
+      demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
+      cache, fills: f0, metrics: pm, logger,
+    }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill })
+    if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
     const addr = await server.http.listen(cfg.port, cfg.host)
     server.setReady(true)
+    const c2 = cache
+    const reporter = new EdgeReporter({
+      routerUrl: cfg.upstream, token: edgeToken, heartbeatMs: cfg.heartbeatMs, reportMs: cfg.demandReportMs, recorder: demand, logger,
+      heartbeat: () => {
+        const disk = c2.disk.stats()
+        const ram = c2.ram.stats()
+        const free = disk.capacity > 0 ? disk.capacity - disk.bytes : ram.capacity - ram.bytes
+        return {
+          id: cfg.id || `edge-${addr.port}`, url: cfg.publicUrl || server.http.url, networks: [...cfg.networks], regions: [...cfg.regions],
+          healthy: true,
+          // share of fill slots in use, or of connections, whichever is higher (0 idle, 1 saturated)
+          load: Math.min(10, Math.max(f0.size / cfg.maxFills, server.http.active / config.http.maxConnections)),
+          freeBytes: Math.max(0, free),
+        }
+      },
+    })
+    // without the credential the router would refuse every heartbeat: say so once instead
+    if (edgeToken !== undefined) reporter.start()
+    else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
+      logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
+    prefill.startTimer()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
     const f = fills
     let closing: Promise<void> | undefined
     return {
-      url: server.http.url, port: addr.port, server, cache, fills,
+      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
       close: () => closing ??= (async () => {
         server.setReady(false)
+        // first out of steering (a farewell heartbeat), then drain players
+        await reporter.close()
+        await prefill.close()
         await server.http.close()
+        await reporter.flush()
         f.close()
         await disk.close()
         await up.close()
@@ -93,6 +147,30 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     index.close()
     throw err
   }
+}
+
+/** Titles in demand from the router's trending list (with position shares), and their manifests. */
+async function demandFromRouter(upstream: string, token: string | undefined, window: string, limit: number,
+  title: (id: string) => Promise<Title> | Title): Promise<{ demand: TitleDemand; title: Title }[]> {
+  const res = await request(`${upstream.replace(/\/+$/, '')}/v1/trending?window=${window}&limit=${limit}&positions=1`, {
+    headersTimeout: 10_000, bodyTimeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} })
+  if (res.statusCode !== 200) {
+    await res.body.dump()
+    throw new Error(`the router's /v1/trending answered ${res.statusCode}`)
+  }
+  const body = await res.body.json() as { titles: { contentId: string; plays: number; positions?: number[] | null }[] }
+  const out: { demand: TitleDemand; title: Title }[] = []
+  for (const t of body.titles) {
+    let ti: Title
+    try {
+      ti = await title(t.contentId)
+    } catch {
+      continue // deleted since it was counted
+    }
+    const m = ti.manifest
+    out.push({ title: ti, demand: { contentId: t.contentId, plays: t.plays, positions: t.positions ?? null, chunkSize: m.chunkSize, size: m.size } })
+  }
+  return out
 }
 
 export const edgeFlags: Flag[] = [
@@ -107,6 +185,12 @@ export const edgeFlags: Flag[] = [
   { flags: '--fill-timeout <ms>', path: 'edge.fillTimeoutMs', kind: 'int', description: 'deadline for one chunk fill, verified', unit: 'ms' },
   { flags: '--meta-ttl <ms>', path: 'edge.metaTtlMs', kind: 'int', description: 'how long title metadata is cached', unit: 'ms' },
   { flags: '--cors-origin <origin>', path: 'edge.corsOrigin', kind: 'string', description: 'Access-Control-Allow-Origin for players' },
+  { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
+  { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
+  { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
+  { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
+  { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },
+  { flags: '--prefill-budget <bytes>', path: 'edge.prefill.budgetBytes', kind: 'bytes', description: 'bytes prefill may fetch per fill window' },
   ...commonFlags,
 ]
 

@@ -35,6 +35,13 @@ export interface EvictionPolicy {
   miss(key: string): void
   insert(key: string, bytes: number): string[]
   remove(key: string): void
+  /**
+   * Optional, read-only: the keys `insert(·, bytes)` would evict now, in
+   * eviction order ([] if it fits in free space). Prefill uses it to refuse a
+   * chunk whose victims are hotter (edge/prefill.ts). A policy without it gets
+   * prefill into free space only.
+   */
+  victims?(bytes: number): string[]
 }
 
 export type PolicyName = 'lru'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { parseFillWindow } from './fill-window.js'
-import { OPENING_PRIOR, planPrefill, SLICES, type TitleDemand } from './prefill-plan.js'
+import { chunkValue, OPENING_PRIOR, planPrefill, SLICES, type TitleDemand } from './prefill-plan.js'
 
 const MiB = 1024 * 1024
 const title = (contentId: string, plays: number, chunks: number, positions: number[] | null = null): TitleDemand =>
@@ -41,4 +41,15 @@ t.test('fill windows, wrapping midnight included', async t => {
   t.ok(parseFillWindow('always').contains(new Date()))
   t.notOk(parseFillWindow('never').contains(new Date()))
   for (const bad of ['25:00-01:00', '02:00', '02:00-02:00', 'soon', '2:00-3:00']) t.throws(() => parseFillWindow(bad), /fill window/, bad)
+})
+
+t.test('chunkValue gives each chunk the value the plan ranks it by', async t => {
+  const titles = [
+    { contentId: 'a', plays: 7, positions: null, chunkSize: 10, size: 95 },
+    { contentId: 'b', plays: 3, positions: Array.from({ length: 20 }, (_, i) => (i === 19 ? 1 : 0)), chunkSize: 10, size: 400 },
+  ]
+  const plan = planPrefill(titles, () => false, Infinity)
+  for (const c of plan) t.equal(chunkValue(titles.find(x => x.contentId === c.contentId)!, c.index), c.value, `${c.contentId}/${c.index}`)
+  t.equal(chunkValue(titles[1]!, 0), 0)
+  t.equal(chunkValue(titles[0]!, 99), 0, 'out of range')
 })

@@ -62,3 +62,18 @@ export function planPrefill(titles: TitleDemand[], cached: (contentId: string, i
   }
   return plan
 }
+
+/** The expected value planPrefill gives chunk `index` of `t` (0 for a title without plays): prefill's admission check compares victims by it. */
+export function chunkValue(t: TitleDemand, index: number): number {
+  const n = chunkCount(t)
+  if (index < 0 || index >= n || t.plays <= 0) return 0
+  const share = t.positions ?? OPENING_PRIOR
+  const slice = (i: number) => Math.min(SLICES - 1, Math.floor((i / n) * SLICES))
+  const s = slice(index)
+  // chunks in slice s: the i with slice(i) === s, a contiguous run
+  let lo = index
+  while (lo > 0 && slice(lo - 1) === s) lo--
+  let hi = index
+  while (hi < n - 1 && slice(hi + 1) === s) hi++
+  return (t.plays * share[s]!) / (hi - lo + 1)
+}

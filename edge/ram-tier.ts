@@ -35,6 +35,11 @@ export class RamTier {
     return true
   }
 
+  /** The keys the policy would evict to make room for `bytes` now (prefill's admission check). */
+  victims(bytes: number): string[] | undefined {
+    return this.policy.victims?.(bytes)
+  }
+
   delete(key: string): void {
     if (this.map.delete(key)) this.policy.remove(key)
   }

@@ -5,8 +5,13 @@ import type { Logger } from '../lib/logger.js'
 import { HttpService, sendJson, type Match } from '../lib/http.js'
 import type { EdgeMetrics } from '../lib/metrics.js'
 import { parseContentId } from '../lib/ids.js'
+import { NotFoundError } from '../lib/errors.js'
 import { planResponse, sendPlanned, type ResponsePlan } from '../lib/representation.js'
 import { requireAdmin } from '../lib/auth.js'
+import { requestToken } from '../lib/tokens.js'
+import type { PlayAuth } from './play-auth.js'
+import type { DemandRecorder } from './demand.js'
+import type { PrefillRunner } from './prefill.js'
 import type { ChunkCache } from './cache.js'
 import type { Coalescer } from './coalesce.js'
 import type { MetaCache } from './meta-cache.js'
@@ -19,6 +24,12 @@ import type { TitleReader } from './reader.js'
  *   DELETE   /v1/cache/{contentId}     purge a title (admin token)
  *   GET      /v1/cache                 what the tiers hold (admin token)
  * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
+ *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
+ *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
+ *
+ * With `edge.requireToken`, a player GET/HEAD without a valid play token (query
+ * `token` or Authorization: Bearer) is answered 403 with the reason; the
+ * preflight needs none (browsers send it without credentials).
  *
  * Multi-range requests get multipart/byteranges (lib/representation): ranges
  * closer than 80 bytes are merged, and more than `http.maxRanges` ranges are
@@ -35,6 +46,10 @@ export interface EdgeDeps {
   fills: Coalescer
   reader: TitleReader
   adminToken: string | undefined
+  /** --require-token: set, every player request needs a valid play token */
+  auth?: PlayAuth | undefined
+  demand?: DemandRecorder | undefined
+  prefill?: PrefillRunner | undefined
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
@@ -58,6 +73,9 @@ export class EdgeServer {
           OPTIONS: (q, s) => this.preflight(q, s) } },
         { path: '/v1/cache', methods: { GET: (q, s) => this.status(q, s) } },
         { path: '/v1/cache/:id', methods: { DELETE: (q, s, m) => this.purge(q, s, m) } },
+        { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
+        { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
+        { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
       ],
     })
   }
@@ -87,11 +105,19 @@ export class EdgeServer {
     const t0 = performance.now()
     this.cors(res)
     const id = parseContentId(m.params[0]!)
-    const { meta, reader, metrics } = this.deps
+    const { meta, reader, metrics, auth, demand } = this.deps
+    const token = auth !== undefined || demand !== undefined ? requestToken(m.query, req.headers.authorization) : undefined
+    if (auth !== undefined) auth.check(token, id, req.socket.remoteAddress ?? '', Date.now())
     const title = meta.peek(id) ?? await meta.fetch(id)
     const size = title.manifest.size
     const plan = planResponse(req, title.rep, this.maxRanges)
     metrics.responses.inc({ kind: responseKind(req, plan) })
+    if (demand !== undefined && req.method === 'GET' && plan.length > 0 && plan.status !== 304) {
+      const cs = title.manifest.chunkSize
+      const r = plan.ranges
+      demand.request(token ?? `${req.socket.remoteAddress ?? ''} ${id}`, id)
+      demand.chunks(id, r === null ? 0 : Math.floor(r[0]!.start / cs), Math.floor((r === null ? size - 1 : r[r.length - 1]!.end) / cs), title.manifest.chunks.length)
+    }
     if (plan.status === 304 || req.method === 'HEAD' || plan.length === 0) return sendPlanned(res, plan, size, noBytes)
     // the first chunk is opened before the headers: its failure is still a clean 502/504
     const start = plan.ranges === null ? 0 : plan.ranges[0]!.start
@@ -114,6 +140,34 @@ export class EdgeServer {
     this.deps.metrics.purges.inc()
     this.deps.logger.info({ contentId: id, purged }, 'title purged from the cache')
     sendJson(res, 200, { contentId: id, purged })
+  }
+
+  private runner(): PrefillRunner {
+    if (!this.deps.prefill) throw new NotFoundError('prefill (this edge runs without it)')
+    return this.deps.prefill
+  }
+
+  private async prefillStatus(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    const p = this.runner()
+    const plan = await p.plan()
+    sendJson(res, 200, {
+      state: p.state, running: p.running, bytesThisWindow: p.bytesThisWindow,
+      plan: { dryRun: true, chunks: plan.chunks.slice(0, 1000), count: plan.chunks.length, bytes: plan.bytes, budgetLeft: plan.budgetLeft },
+      progress: p.progress,
+    })
+  }
+
+  private prefillStart(req: IncomingMessage, res: ServerResponse): void {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    const { started } = this.runner().start()
+    sendJson(res, started ? 202 : 200, { started, state: this.runner().state })
+  }
+
+  private async prefillStop(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    await this.runner().stop()
+    sendJson(res, 200, { state: this.runner().state, progress: this.runner().progress })
   }
 
   private status(req: IncomingMessage, res: ServerResponse): void {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { parseCidr } from './tokens.js'
 
 /**
  * The shape of every setting. `config/default.json` holds the values; this file
@@ -102,6 +103,42 @@ export const configSchema = z.object({
     sendStallTimeoutMs: ms.min(1),
     /** Access-Control-Allow-Origin for player routes: '*' or one origin */
     corsOrigin: z.string().min(1),
+    // issue 5: steering, tokens, demand reports and prefill
+    /** the id this edge registers under at the router; empty: edge-<port> */
+    id: z.string().regex(/^([A-Za-z0-9._-]{1,64})?$/, '1-64 characters of [A-Za-z0-9._-]'),
+    /** the URL players reach this edge at; empty: the address it listens on */
+    publicUrl: z.string().refine(s => s === '' || isHttpUrl(s), 'an http:// or https:// URL'),
+    /** client networks this edge serves (CIDRs), sent in heartbeats: the router steers them here first */
+    networks: z.array(z.string().refine(isCidr, 'a CIDR such as 192.0.2.0/24')).max(1000),
+    /** ISO 3166-1 alpha-2 regions this edge serves */
+    regions: z.array(z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 code')).max(300),
+    /** the edge credential for heartbeats and demand reports; REELCDN_EDGE_TOKEN wins */
+    edgeTokenFile: z.string(),
+    /** 0 turns heartbeats off */
+    heartbeatMs: ms,
+    /** 0 turns demand reports off */
+    demandReportMs: ms,
+    /** every player request needs a valid play token (query `token` or Authorization: Bearer) */
+    requireToken: z.boolean(),
+    /** token keys `kid:secret,...`; REELCDN_TOKEN_KEYS wins */
+    tokenKeysFile: z.string(),
+    /** a play (a session) is counted once per token, or per client and title, within this time */
+    sessionTtlMs: ms.min(1),
+    prefill: z.object({
+      /** `HH:MM-HH:MM` local time, `always` or `never` */
+      window: z.string().refine(isFillWindow, 'HH:MM-HH:MM, always or never'),
+      /** upstream rate prefill may use, decimal MB/s; 0: unthrottled */
+      rateMBps: z.number().min(0),
+      /** bytes prefill may fetch per window */
+      budgetBytes: bytes,
+      /** prefill waits this long after the last player miss */
+      quietMs: ms,
+      /** titles asked from the router's trending list */
+      titles: positive.max(10_000),
+      demandWindow: z.enum(['5m', '1h', '24h']),
+      /** how often the edge checks whether to start a pass inside the window */
+      checkMs: ms.min(100),
+    }).strict(),
   }).strict(),
   router: z.object({
     host: z.string().min(1),
@@ -148,12 +185,52 @@ export const configSchema = z.object({
       /** chunks no manifest refers to are deleted once this old: keep it well above the longest ingest, whose chunks have no manifest until its end */
       orphanGraceMs: z.number().int().min(0),
     }).strict(),
+    // issue 5: trending, steering, play tokens, sessions
+    /** this router's id in trending state exchanged with peers; empty: router-<port> */
+    id: z.string().regex(/^([A-Za-z0-9._-]{1,64})?$/, '1-64 characters of [A-Za-z0-9._-]'),
+    /** the URL players reach this router at (the origin cluster's play URL); empty: the address it listens on */
+    publicUrl: z.string().refine(s => s === '' || isHttpUrl(s), 'an http:// or https:// URL'),
+    /** where the router keeps its own state (trending snapshots) */
+    dataDir: z.string().min(1),
+    /** the credential edges send with heartbeats and demand reports; REELCDN_EDGE_TOKEN wins. None: refused */
+    edgeTokenFile: z.string(),
+    /** play token keys `kid:secret,...` (first signs, all verify); REELCDN_TOKEN_KEYS wins. None: /v1/play refuses */
+    tokenKeysFile: z.string(),
+    playTokenTtlMs: ms.min(1000),
+    /** bind play tokens to the client's /24 (IPv4) or /64 (IPv6) */
+    playTokenBindNetwork: z.boolean(),
+    /** an edge silent this long leaves steering */
+    edgeSilenceMs: ms.min(1),
+    trendingSnapshotMs: ms.min(100),
+    /** other routers' base URLs: their trending state is merged (by replacement) into this one's */
+    peers: z.array(z.string().refine(isHttpUrl, 'an http:// or https:// URL')).max(100),
+    peerExchangeMs: ms.min(100),
+    /** client networks to regions, for licensing when a play request names no region */
+    regionNetworks: z.array(z.object({ cidr: z.string().refine(isCidr, 'a CIDR'), region: z.string().regex(/^[A-Z]{2}$/) }).strict()).max(100_000),
+    sessions: z.object({
+      /** viewers whose positions are kept (least recently active dropped first) */
+      maxViewers: positive,
+      /** titles per viewer's history */
+      historyLength: positive.max(1000),
+      /** a viewer's data expires this long after their last report */
+      ttlMs: z.number().int().min(1000).max(366 * 24 * 3600 * 1000),
+    }).strict(),
   }).strict(),
   local: z.object({
     /** `reelcdn cluster`: where each member keeps its data (<dataDir>/<shard id>) */
     dataDir: z.string().min(1),
   }).strict(),
 }).strict()
+
+function isCidr(s: string): boolean {
+  try { parseCidr(s); return true } catch { return false }
+}
+
+/** the form edge/fill-window.ts parses (it also refuses an empty window such as 02:00-02:00) */
+function isFillWindow(s: string): boolean {
+  const m = /^(?:always|never|(([01]\d|2[0-3]):[0-5]\d)-(([01]\d|2[0-3]):[0-5]\d))$/.exec(s)
+  return m !== null && (m[1] === undefined || m[1] !== m[3])
+}
 
 function isHttpUrl(s: string): boolean {
   try {

@@ -174,6 +174,11 @@ export class HttpService {
     }
   }
 
+  /** Requests being handled now. */
+  get active(): number {
+    return this.inflight
+  }
+
   async listen(port: number, host: string): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)

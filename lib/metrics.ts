@@ -128,6 +128,30 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   }
 }
 export type EdgeMetrics = ReturnType<typeof edgeMetrics>
+
+/** Issue 5: the edge's prefill runner (edge/prefill.ts). */
+export interface PrefillProbes {
+  running(): number
+  paused(): number
+  windowBytes(): number
+  plannedBytes(): number
+}
+
+export function prefillMetrics(registry: Registry, probes: PrefillProbes) {
+  return {
+    bytes: new Counter({ name: 'reelcdn_edge_prefill_bytes_total', help: 'Chunk bytes prefill fetched from upstream (fills it started)', registers: [registry] }),
+    chunks: new Counter({ name: 'reelcdn_edge_prefill_chunks_total', help: 'Planned chunks by outcome: fetched, joined (a fill already in flight), cached, refused (victims hotter), failed, over_budget',
+      labelNames: ['result'] as const, registers: [registry] }),
+    passes: new Counter({ name: 'reelcdn_edge_prefill_passes_total', help: 'Prefill passes by how they ended: done, stopped, window_closed, budget_spent, failed',
+      labelNames: ['result'] as const, registers: [registry] }),
+    pauses: new Counter({ name: 'reelcdn_edge_prefill_pauses_total', help: 'Times prefill paused for player traffic (player fills in flight or a recent player miss)', registers: [registry] }),
+    running: new Gauge({ name: 'reelcdn_edge_prefill_running', help: '1 while a prefill pass runs', registers: [registry], collect() { this.set(probes.running()) } }),
+    paused: new Gauge({ name: 'reelcdn_edge_prefill_paused', help: '1 while a prefill pass waits for player traffic to calm', registers: [registry], collect() { this.set(probes.paused()) } }),
+    windowBytes: new Gauge({ name: 'reelcdn_edge_prefill_window_bytes', help: 'Bytes prefill fetched in the current fill window (against edge.prefill.budgetBytes)', registers: [registry], collect() { this.set(probes.windowBytes()) } }),
+    plannedBytes: new Gauge({ name: 'reelcdn_edge_prefill_planned_bytes', help: 'Bytes in the current (or last) pass\'s plan', registers: [registry], collect() { this.set(probes.plannedBytes()) } }),
+  }
+}
+export type PrefillMetrics = ReturnType<typeof prefillMetrics>
 /** What the router's gauges read when scraped. */
 export interface RouterProbes {
   shards(): { id: string; up: boolean; outstanding: number; chunksOk: number; chunksCorrupt: number; storedBytes: number }[]

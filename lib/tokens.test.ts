@@ -50,3 +50,12 @@ t.test('CIDR matching covers v4 and v6 and refuses nonsense', async t => {
   t.throws(() => inCidr('10.0.0.1', 'nonsense'))
   t.throws(() => KeyRing.parse('k1:short'), /too short/)
 })
+
+t.test('a request\'s token comes from ?token= or Authorization: Bearer', async t => {
+  const { requestToken } = await import('./tokens.js')
+  t.equal(requestToken('token=abc.def', undefined), 'abc.def')
+  t.equal(requestToken('x=1&token=abc.def&y=2', undefined), 'abc.def')
+  t.equal(requestToken('notoken=zzz', 'Bearer qq.rr'), 'qq.rr', 'a parameter that merely ends in token is not it')
+  t.equal(requestToken('', undefined), undefined)
+  t.equal(requestToken('token=a%2Eb', undefined), 'a.b')
+})

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
-import { CdnError } from './errors.js'
+import { readFileSync } from 'node:fs'
+import { CdnError, ConfigError } from './errors.js'
 
 /**
  * Signed playback tokens. A token grants one viewer one title until an expiry,
@@ -123,4 +124,49 @@ export function inCidr(ip: string, cidr: string): boolean {
   if (isIPv4(addr)) return list.check(addr, 'ipv4')
   if (isIPv6(addr)) return list.check(addr, 'ipv6')
   return false
+}
+
+/**
+ * The play token of a request: `?token=` in the query (what /v1/play puts in
+ * its URLs, so `<video src>` works) or `Authorization: Bearer`. Scans the query
+ * string without parsing all of it: this runs on every player request.
+ */
+export function requestToken(query: string, authorization: string | undefined): string | undefined {
+  let i = query.startsWith('token=') ? 0 : query.indexOf('&token=') + 1
+  if (i > 0 || query.startsWith('token=')) {
+    i += 6
+    const end = query.indexOf('&', i)
+    const raw = end < 0 ? query.slice(i) : query.slice(i, end)
+    // base64url and '.' need no decoding; anything else is decoded (and will fail verification if mangled)
+    return /^[A-Za-z0-9_.-]*$/.test(raw) ? raw : safeDecode(raw)
+  }
+  if (authorization !== undefined && authorization.startsWith('Bearer ')) return authorization.slice(7).trim()
+  return undefined
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
+}
+
+/** Play token keys: REELCDN_TOKEN_KEYS (`kid:secret,kid2:secret2`, the first signs) or a file holding the same. */
+export function loadKeyRing(file: string, env: NodeJS.ProcessEnv): KeyRing | undefined {
+  let spec = env.REELCDN_TOKEN_KEYS
+  if (!spec && file) {
+    try {
+      spec = readFileSync(file, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError(`cannot read the token keys for REELCDN_TOKEN_KEYS from ${file}: ${(err as Error).message}`)
+    }
+  }
+  if (!spec) return undefined
+  try {
+    return KeyRing.parse(spec)
+  } catch (err) {
+    throw new ConfigError(`invalid token keys (REELCDN_TOKEN_KEYS or the tokenKeysFile setting): ${(err as Error).message}`)
+  }
+
 }

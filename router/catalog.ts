@@ -59,6 +59,10 @@ export class Catalog {
     this.sorted = null
   }
 
+  get(contentId: string): CatalogItem | undefined {
+    return this.entries.get(contentId)?.item
+  }
+
   remove(contentId: string): void {
     if (this.entries.delete(contentId)) this.sorted = null
   }

@@ -72,6 +72,12 @@ export class EdgeRegistry {
     return [...this.edges.values()].map(({ nets: _n, ...e }) => ({ ...e, live: e.healthy && now - e.lastSeen <= this.silenceMs }))
   }
 
+  /** The region of a live edge that serves `ip`'s network, if one declares regions. */
+  regionOf(ip: string, now: number): string | undefined {
+    const type = isIPv4(ip) ? 'ipv4' : 'ipv6'
+    return this.live(now).find(e => e.regions.length > 0 && e.nets.check(ip, type))?.regions[0]
+  }
+
   rank(client: { ip?: string; region?: string }, now: number, limit: number): RankedEdge[] {
     const ip = client.ip?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')
     const type = ip && isIPv4(ip) ? 'ipv4' : 'ipv6'

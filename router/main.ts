@@ -15,6 +15,15 @@ import { Ingestor } from './ingest.js'
 import type { Repairer } from './repair.js'
 import { RouterServer } from './server.js'
 import { repairCommand } from './repair-cli.js'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadKeyRing } from '../lib/tokens.js'
+import { EdgeRegistry } from './edge-registry.js'
+import { Trending } from './trending.js'
+import { TrendingPeers } from './trending-peers.js'
+import { Sessions } from './sessions.js'
+import { RegionMap } from './play.js'
+import { playbackRoutes } from './playback-api.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
@@ -31,6 +40,10 @@ export interface RunningRouter {
   manifests: Manifests
   catalog: Catalog
   repairer: Repairer
+  edges: EdgeRegistry
+  trending: Trending
+  peers: TrendingPeers
+  sessions: Sessions
   close(): Promise<void>
 }
 
@@ -53,14 +66,36 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))
-  const server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, readToken, metrics })
-  let addr
+  const ring = loadKeyRing(rc.tokenKeysFile, env)
+  const edgeToken = loadSecret(rc.edgeTokenFile, 'REELCDN_EDGE_TOKEN', env)
+  const edges = new EdgeRegistry(rc.edgeSilenceMs)
+  const sessions = new Sessions(rc.sessions)
+  let trending: Trending
   try {
-    addr = await server.http.listen(rc.port, rc.host)
+    mkdirSync(rc.dataDir, { recursive: true })
+    // the default id follows the configured port, so a restart finds its own counters again
+    trending = new Trending(join(rc.dataDir, 'trending.sqlite'), rc.id || `router-${rc.port}`)
   } catch (err) {
     await cluster.close()
     throw err
   }
+  let server!: RouterServer
+  const routes = playbackRoutes({ manifests, catalog, edges, trending, sessions, regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
+    originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, bindNetwork: rc.playTokenBindNetwork, logger, clock: Date.now })
+  server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, readToken, metrics,
+    routes, edges: () => edges.list(Date.now()) })
+  let addr
+  try {
+    addr = await server.http.listen(rc.port, rc.host)
+  } catch (err) {
+    trending.close(Date.now())
+    await cluster.close()
+    throw err
+  }
+  const peers = new TrendingPeers(trending, rc.peers, rc.peerExchangeMs, logger)
+  const snapshots = setInterval(() => trending.snapshot(Date.now()), rc.trendingSnapshotMs)
+  snapshots.unref()
+  peers.start()
   cluster.health.start()
   catalog.start()
   repairer.start()
@@ -69,10 +104,13 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined }, 'router ready')
   let closing: Promise<void> | undefined
   return {
-    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer,
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending, peers, sessions,
     close: () => closing ??= (async () => {
       server.setReady(false)
       await server.http.close()
+      clearInterval(snapshots)
+      await peers.stop()
+      trending.close(Date.now())
       catalog.stop()
       await repairer.stop()
       await cluster.close()
@@ -87,6 +125,8 @@ export const routerFlags: Flag[] = [
   { flags: '--chunk-size <bytes>', path: 'cluster.chunkSize', kind: 'bytes', description: 'the cluster-wide chunk size' },
   { flags: '--ingest-memory <bytes>', path: 'router.ingestMemoryBytes', kind: 'bytes', description: 'RAM for chunks being ingested, all ingests together' },
   { flags: '--repair-rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'background repair copy rate, 0 for unthrottled', unit: 'MB/s' },
+  { flags: '--data-dir <dir>', path: 'router.dataDir', kind: 'string', description: 'where the router keeps its own state (trending snapshots)' },
+  { flags: '--id <id>', path: 'router.id', kind: 'string', description: 'this router\'s id among peer routers (trending exchange)' },
   { flags: '--repair-interval <ms>', path: 'router.repair.intervalMs', kind: 'int', description: 'time between background repair passes, 0 turns them off', unit: 'ms' },
   ...commonFlags,
 ]

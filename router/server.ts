@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
-import { HttpService, queryParams, sendJson, type Match } from '../lib/http.js'
+import { HttpService, queryParams, sendJson, type Match, type Route } from '../lib/http.js'
 import type { RouterMetrics } from '../lib/metrics.js'
 import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
 import { NotFoundError } from '../lib/errors.js'
@@ -42,6 +42,10 @@ export interface RouterDeps {
   /** when set, content reads (what edges fill from) need it or the admin token; undefined: reads are public */
   readToken?: string | undefined
   metrics: RouterMetrics
+  /** more routes (router/playback-api.ts) */
+  routes?: Route[]
+  /** the edge registry's listing, for GET /v1/edges */
+  edges?: () => unknown[]
 }
 
 type H = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
@@ -74,6 +78,8 @@ export class RouterServer {
         { path: '/v1/content/:id/chunks/:index', methods: { GET: read((q, s, m) => this.getChunk(q, s, m)) } },
         { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
+        { path: '/v1/edges', methods: { GET: admin((q, s) => sendJson(s, 200, { edges: this.d.edges?.() ?? [] })) } },
+        ...(d.routes ?? []),
       ],
     })
   }

@@ -25,6 +25,10 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'edge.diskBytes': 256 * 1024 ** 2,
     'edge.accessFlushMs': 100,
     'http.shutdownGraceMs': 500,
+    // issue 5: no background traffic to the upstream unless a test asks for it
+    'edge.prefill.window': 'never',
+    'edge.heartbeatMs': 0,
+    'edge.demandReportMs': 0,
     ...overrides,
   } })
   const edge = await startEdge(config, { logger: quietLogger('edge'),
@@ -72,4 +76,14 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(r => setTimeout(r, 5))
   }
+}
+
+/**
+ * Waits until an edge has no fill in flight and no disk write queued. tap
+ * removes a test's directory in the first teardown (t.testdir() registered it
+ * before the edge's close), so a test ends with this rather than race a
+ * readahead's disk write against the removal.
+ */
+export function settled(edge: RunningEdge): Promise<void> {
+  return until(() => edge.fills.size === 0 && edge.cache.disk.pendingWrites === 0, 'the edge to settle')
 }

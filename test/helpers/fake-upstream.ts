@@ -49,6 +49,8 @@ export class FakeUpstream {
   private readonly sentBytes = new Map<string, number>()
   private readonly waiters: { n: number; match: (r: ChunkRequest) => boolean; resolve: () => void }[] = []
   private bytesPerSec = 0
+  /** what GET /v1/trending answers (the edge's prefill asks it); unset: 404 */
+  trending: { titles: { contentId: string; plays: number; positions?: number[] | null }[] } | undefined
   url = ''
 
   private constructor(private readonly server: http.Server, readonly token: string | undefined) {}
@@ -133,6 +135,11 @@ export class FakeUpstream {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) return error(res, 401, 'CDN_ERR_UNAUTHORIZED', 'missing or invalid bearer token')
+    if (this.trending !== undefined && req.method === 'GET' && req.url?.startsWith('/v1/trending?')) {
+      const text = JSON.stringify({ window: '24h', ...this.trending })
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      return void res.end(text)
+    }
     const m = /^\/v1\/content\/([^/]+)\/(meta|chunks\/(\d+))$/.exec(req.url ?? '')
     if (!m || req.method !== 'GET') return error(res, 404, 'CDN_ERR_NOT_FOUND', `route ${req.url} not found`)
     const title = this.titles.get(m[1]!)

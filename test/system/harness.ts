@@ -26,9 +26,14 @@ export interface ClusterOptions {
   chunkSize?: number
   /** dotted config paths, as flags would set them */
   overrides?: Record<string, unknown>
+  /** the router's environment, over the default (admin token, edge credential, token keys) */
+  env?: NodeJS.ProcessEnv
 }
 
 export const TOKEN = 'test-admin-token'
+/** the edge credential (heartbeats, demand reports) and play token keys the test router starts with */
+export const EDGE_TOKEN = 'test-edge-credential'
+export const TOKEN_KEYS = 'k1:test-token-key-one-0123456789'
 
 /** tap's testdir() empties its directory on every call: one per test, a subdirectory per cluster */
 const testDirs = new WeakMap<TestT, string>()
@@ -85,6 +90,7 @@ export class TestCluster {
         'router.repair.intervalMs': 0,
         'router.repair.rateMBps': 0,
         'router.catalogRefreshMs': 3600_000,
+        'router.dataDir': join(this.dir, 'router'),
         'router.manifestTtlMs': 0,
         'router.upstream.retries': 0,
         ...(this.o.overrides as Record<string, never>),
@@ -112,7 +118,8 @@ export class TestCluster {
   /** (Re)starts the router over the first `shardCount` shards. */
   async startRouter(shardCount = this.ports.length, extra: Record<string, unknown> = {}): Promise<RunningRouter> {
     await this.router?.close()
-    this.router = await startRouter(this.config(shardCount, extra), { logger: quietLogger('router'), env: { REELCDN_ROUTER_TOKEN: TOKEN } })
+    this.router = await startRouter(this.config(shardCount, extra), { logger: quietLogger('router'),
+      env: { REELCDN_ROUTER_TOKEN: TOKEN, REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS, ...this.o.env } })
     await this.router.cluster.health.checkAll()
     return this.router
   }

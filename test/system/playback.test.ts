@@ -1,0 +1,125 @@
+import t from 'tap'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { quietLogger } from '../../lib/logger.js'
+import { startRouter } from '../../router/main.js'
+import { EDGE_TOKEN, TOKEN_KEYS, TestCluster } from './harness.js'
+import { until } from '../helpers/edge.js'
+
+/**
+ * The router's playback API over HTTP: heartbeats and steering, licensing,
+ * demand reports → trending (kept across a restart, merged from a peer),
+ * sessions and history.
+ */
+async function call(url: string, method: string, body?: unknown, token?: string) {
+  const res = await request(url, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } })
+  const text = await res.body.text()
+  return { status: res.statusCode, json: (text ? JSON.parse(text) : null) as any }
+}
+
+const hb = (id: string, o: Partial<{ networks: string[]; regions: string[]; load: number; healthy: boolean }> = {}) => ({
+  id, url: `http://${id}.example:8080`, networks: o.networks ?? [], regions: o.regions ?? [], healthy: o.healthy ?? true, load: o.load ?? 0, freeBytes: 1e9,
+})
+
+t.test('steering: edges on the client network first, then the less loaded, the origin last; a silent edge drops out', async t => {
+  const c = await TestCluster.start(t, { overrides: { 'router.edgeSilenceMs': 400 } })
+  t.equal((await c.ingest('movie', Buffer.alloc(100_000, 1))).status, 201)
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('far'))).status, 401, 'a heartbeat needs the edge credential')
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', { ...hb('x'), networks: ['nonsense'] }, EDGE_TOKEN)).status, 400)
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('busy', { load: 0.9 }), EDGE_TOKEN)).status, 200)
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('idle', { load: 0.1 }), EDGE_TOKEN)).status, 200)
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('local', { load: 0.95, networks: ['127.0.0.0/8'] }), EDGE_TOKEN)).status, 200)
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('sick', { healthy: false }), EDGE_TOKEN)).status, 200)
+  const p = await call(`${c.url}/v1/play/movie`, 'GET')
+  t.equal(p.status, 200)
+  t.same(p.json.urls.map((u: any) => u.id), ['local', 'idle', 'busy', 'origin'])
+  t.ok(p.json.urls.every((u: any) => u.url.endsWith(`/v1/content/movie?token=${p.json.token}`)), 'every URL carries the token')
+  t.match(p.json.urls[3].url, c.url)
+  // only 'local' keeps sending heartbeats: the others fall silent and leave steering
+  const keep = setInterval(() => void call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('local', { networks: ['127.0.0.0/8'] }), EDGE_TOKEN), 100)
+  t.teardown(() => clearInterval(keep))
+  await until(async () => (await call(`${c.url}/v1/play/movie`, 'GET')).json.urls.length === 2, 'the silent edges to leave steering')
+  t.same((await call(`${c.url}/v1/play/movie`, 'GET')).json.urls.map((u: any) => u.id), ['local', 'origin'])
+})
+
+t.test('licensing: 451 outside the licensed regions, 403 outside the availability window, with the reason', async t => {
+  const c = await TestCluster.start(t)
+  const now = Date.now()
+  await c.ingest('fr-only', Buffer.alloc(1000, 2), { meta: { rights: { regions: ['FR', 'BE'] } } })
+  await c.ingest('later', Buffer.alloc(1000, 3), { meta: { rights: { regions: ['*'], availableFrom: now + 86_400_000 } } })
+  await c.ingest('gone', Buffer.alloc(1000, 4), { meta: { rights: { regions: ['*'], availableUntil: now - 1000 } } })
+  const de = await call(`${c.url}/v1/play/fr-only?region=DE`, 'GET')
+  t.equal(de.status, 451)
+  t.equal(de.json.error.code, 'CDN_ERR_NOT_LICENSED')
+  t.match(de.json.error.message, /not licensed in DE \(licensed in FR, BE\)/)
+  const unknown = await call(`${c.url}/v1/play/fr-only`, 'GET')
+  t.equal(unknown.status, 451, 'an unknown region cannot show the license holds')
+  t.match(unknown.json.error.message, /region is unknown/)
+  t.equal((await call(`${c.url}/v1/play/fr-only?region=FR`, 'GET')).status, 200)
+  const later = await call(`${c.url}/v1/play/later?region=FR`, 'GET')
+  t.equal(later.status, 403)
+  t.match(later.json.error.message, /not available before/)
+  const gone = await call(`${c.url}/v1/play/gone`, 'GET')
+  t.equal(gone.status, 403)
+  t.match(gone.json.error.message, /has not been available since/)
+  t.equal((await call(`${c.url}/v1/play/nope`, 'GET')).status, 404)
+  t.equal((await call(`${c.url}/v1/play/fr-only?region=france`, 'GET')).status, 400)
+})
+
+t.test('demand reports feed trending over HTTP; a restart keeps the counts; a peer router merges them once', async t => {
+  const c = await TestCluster.start(t)
+  await c.ingest('drama-1', Buffer.alloc(1000, 5), { meta: { categories: ['Drama'] } })
+  await c.ingest('comedy-1', Buffer.alloc(1000, 6), { meta: { categories: ['comedy'] } })
+  const slices = Array.from({ length: 20 }, (_, i) => (i === 0 ? 8 : i === 19 ? 2 : 0))
+  t.equal((await call(`${c.url}/v1/demand`, 'POST', { edgeId: 'e1', titles: [{ contentId: 'drama-1', plays: 5, slices }] })).status, 401)
+  t.equal((await call(`${c.url}/v1/demand`, 'POST', { edgeId: 'e1', titles: [{ contentId: 'drama-1', plays: -1 }] }, EDGE_TOKEN)).status, 400)
+  t.equal((await call(`${c.url}/v1/demand`, 'POST', { edgeId: 'e1', titles: [{ contentId: 'drama-1', plays: 5, slices }, { contentId: 'comedy-1', plays: 9 }] }, EDGE_TOKEN)).status, 200)
+  const top = await call(`${c.url}/v1/trending?window=1h&limit=20&positions=1`, 'GET')
+  t.same(top.json.titles.map((x: any) => [x.contentId, x.plays]), [['comedy-1', 9], ['drama-1', 5]])
+  t.equal(top.json.titles[1].positions[0], 0.8)
+  const drama = await call(`${c.url}/v1/trending?window=5m&category=drama`, 'GET')
+  t.same(drama.json.titles.map((x: any) => x.contentId), ['drama-1'], 'category filter, ignoring case')
+  t.equal((await call(`${c.url}/v1/trending?window=2h`, 'GET')).status, 400)
+  t.equal((await call(`${c.url}/v1/trending?limit=0`, 'GET')).status, 400)
+
+  await c.startRouter() // a restart: counters come back from SQLite
+  const after = await call(`${c.url}/v1/trending?window=24h`, 'GET')
+  t.same(after.json.titles.map((x: any) => [x.contentId, x.plays]), [['comedy-1', 9], ['drama-1', 5]])
+
+  // a second router with its own reports, exchanging with the first by replacement
+  const peer = await startRouter(c.config(3, { 'router.id': 'peer', 'router.peers': [c.url], 'router.dataDir': join(c.dir, 'peer') }),
+    { logger: quietLogger('router'), env: { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS } })
+  t.teardown(() => peer.close())
+  await call(`${peer.url}/v1/demand`, 'POST', { edgeId: 'e2', titles: [{ contentId: 'drama-1', plays: 10 }] }, EDGE_TOKEN)
+  await peer.peers.exchange()
+  await peer.peers.exchange() // twice: replacement, not addition
+  const merged = await call(`${peer.url}/v1/trending?window=1h`, 'GET')
+  t.same(merged.json.titles.map((x: any) => [x.contentId, x.plays]), [['drama-1', 15], ['comedy-1', 9]])
+  const state = await call(`${peer.url}/v1/trending/state`, 'GET')
+  t.equal(state.json.routerId, 'peer')
+  t.same(Object.keys(state.json.state).filter(k => !k.includes('#')), ['drama-1'], 'a router serves only its own counts')
+})
+
+t.test('sessions: positions by play token, resume and history, feeding per-position demand', async t => {
+  const c = await TestCluster.start(t)
+  await c.ingest('long', Buffer.alloc(65536 * 10, 7))
+  await c.ingest('short', Buffer.alloc(1000, 8))
+  const p = await call(`${c.url}/v1/play/long?viewer=alice`, 'GET')
+  t.equal(p.json.viewerId, 'alice')
+  t.equal(p.json.resume, null)
+  const tok = p.json.token
+  t.equal((await call(`${c.url}/v1/sessions/long`, 'PUT', { position: 5 })).status, 403, 'no token')
+  t.equal((await call(`${c.url}/v1/sessions/long`, 'PUT', { position: -5 }, tok)).status, 400)
+  t.equal((await call(`${c.url}/v1/sessions/short`, 'PUT', { position: 5 }, tok)).status, 403, 'a token of another title')
+  t.equal((await call(`${c.url}/v1/sessions/long?token=${tok}`, 'PUT', { position: 65536 * 9 })).status, 200)
+  const got = await call(`${c.url}/v1/sessions/long`, 'GET', undefined, tok)
+  t.equal(got.json.position, 65536 * 9)
+  t.equal((await call(`${c.url}/v1/play/long?viewer=alice`, 'GET')).json.resume.position, 65536 * 9, 'play offers the resume point')
+  const tok2 = (await call(`${c.url}/v1/play/short?viewer=alice`, 'GET')).json.token
+  await call(`${c.url}/v1/sessions/short`, 'PUT', { position: 10 }, tok2)
+  const hist = await call(`${c.url}/v1/history`, 'GET', undefined, tok)
+  t.same(hist.json.history.map((h: any) => h.contentId), ['short', 'long'])
+  const pos = c.router.trending.positions('long', Date.now())!
+  t.equal(pos[18], 1, 'the reported position counts in its slice')
+})

@@ -59,7 +59,9 @@ export const playersRow: BenchRow = {
       ctx.figure({ row: 'players', name: 'start-up delay p95', value: p.startupMs.p95 ?? NaN, unit: 'ms', note: `p50 ${p.startupMs.p50.toFixed(0)} ms, p99 ${p.startupMs.p99.toFixed(0)} ms; ${what}` })
       ctx.figure({ row: 'players', name: 'rebuffer ratio', value: 100 * p.rebufferRatio, unit: '% of watch time', note: `${p.stallsPerSession.toFixed(2)} stalls per session` })
       ctx.figure({ row: 'players', name: 'edge byte hit ratio', value: 100 * (r.cache?.byteHitRatio ?? NaN), unit: '%',
-        note: `from the edge's /metrics before and after; ${(p.bytes / 1e6).toFixed(0)} MB delivered` })
+        note: `from the edge's /metrics before and after (ram, disk and joined-fill bytes count as hits); ${(p.bytes / 1e6).toFixed(0)} MB delivered` })
+      ctx.figure({ row: 'players', name: 'origin offload', value: 100 * (r.cache?.originOffload ?? NaN), unit: '%',
+        note: '1 - upstream bytes / bytes served; negative when whole-chunk fills and readahead fetch more than the players read in the run' })
       return []
     } finally {
       await edge?.stop()

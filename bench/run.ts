@@ -8,8 +8,11 @@ import { ProcessGroup } from './lib/proc.js'
 import { clockTicks, ensureTools, machine, machineLine } from './lib/tools.js'
 import { Wrk } from './lib/wrk.js'
 import { summarize, table } from './lib/report.js'
-import type { BenchOptions, BenchRow, Measurement } from './lib/row.js'
+import type { BenchOptions, BenchRow, Figure, Measurement } from './lib/row.js'
 import { originRow } from './rows/origin.js'
+import { routerRow } from './rows/router.js'
+import { edgeRow } from './rows/edge.js'
+import { playersRow } from './rows/players.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -17,10 +20,12 @@ import { originRow } from './rows/origin.js'
  * the same figures as JSON to bench/out/. Every child is stopped by PID and the
  * temp dir removed on success, failure, SIGINT or SIGTERM.
  *
- * Later rows (router ingest/read, edge vs nginx proxy_cache, players) are
- * modules in bench/rows/ added to ROWS below.
+ * Rows are modules in bench/rows/: origin (shard vs nginx static), router
+ * (ingest with copies=3, reads through the router vs a direct shard read),
+ * edge (hits vs nginx proxy_cache, miss time to first byte, peak RSS) and
+ * players (QoE of a loadtest scenario through an edge).
  */
-const ROWS: BenchRow[] = [originRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 
@@ -51,6 +56,10 @@ const program = new Command('bench')
   .addOption(new Option('--node-args <args>', 'extra node flags for the reelcdn services, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"').env('BENCH_NODE_ARGS').default(''))
   .addOption(new Option('--workloads <list>', 'workloads: ranges, whole').env('BENCH_WORKLOADS').default('ranges,whole'))
   .addOption(new Option('--origin-variants <list>', 'origin configurations: ram (RAM cache, the default), disk (--memory-cache 0)').env('BENCH_ORIGIN_VARIANTS').default('ram,disk'))
+  .addOption(new Option('--ingest-bytes <bytes>', 'bytes the router row ingests (smaller for a quick run, e.g. 256MiB)').env('BENCH_INGEST_BYTES').argParser(bytes).default(2 * 1024 ** 3, '2GiB'))
+  .addOption(new Option('--edge-variants <list>', 'edge configurations: ram (RAM tier holds the data), disk (--ram 0: hits from the disk tier)').env('BENCH_EDGE_VARIANTS').default('ram,disk'))
+  .addOption(new Option('--players-scenario <name>', 'players row: scenario in tools/loadtest/scenarios').env('BENCH_PLAYERS_SCENARIO').default('prime-time'))
+  .addOption(new Option('--players-seconds <n>', 'players row: seconds of load').env('BENCH_PLAYERS_SECONDS').argParser(int('players-seconds', 1)).default(30))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
@@ -64,6 +73,10 @@ async function main(): Promise<void> {
     nodeArgs: String(a.nodeArgs).split(' ').filter(Boolean),
     workloads: list(a.workloads, ['ranges', 'whole'], 'workload'),
     originVariants: list(a.originVariants, ['ram', 'disk'], 'origin variant'),
+    ingestBytes: a.ingestBytes,
+    edgeVariants: list(a.edgeVariants, ['ram', 'disk'], 'edge variant'),
+    playersScenario: String(a.playersScenario),
+    playersSeconds: a.playersSeconds,
     ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)
@@ -92,6 +105,7 @@ async function main(): Promise<void> {
 
   const started = new Date()
   const measurements: Measurement[] = []
+  const figures: Figure[] = []
   let m
   try {
     const needs = Object.assign({}, ...rows.map(r => r.needs)) as Record<string, string>
@@ -105,7 +119,11 @@ async function main(): Promise<void> {
       const rowDir = join(dir, row.name)
       await mkdir(rowDir, { recursive: true })
       log(`== ${row.name}: ${row.title}`)
-      measurements.push(...await row.run({ opts, dir: rowDir, procs, wrk, tools, machine: m, log }))
+      const figure = (f: Figure) => {
+        figures.push(f)
+        log(`${f.row}: ${f.name}: ${fmtValue(f.value)} ${f.unit}${f.note ? ` (${f.note})` : ''}`)
+      }
+      measurements.push(...await row.run({ opts, dir: rowDir, procs, wrk, tools, machine: m, log, figure }))
     }
   } finally {
     await cleanup()
@@ -118,11 +136,12 @@ async function main(): Promise<void> {
     `machine: ${machineLine(m)}`,
     `load: ${opts.seconds} s per measurement after ${opts.warmupSeconds} s warm-up, ${opts.rounds} round(s); wrk -t${opts.threads}, ` +
       `-c${opts.connections} for ranges, -c${opts.wholeConnections} for whole chunks; ${opts.chunks} chunks of ${opts.chunkSize} bytes; nginx ${opts.nginxWorkers} workers`,
-    'MB/s = 10^6 bytes/s received by wrk (headers included). "vs ref" = this server over the nginx measured next to it.',
+    'MB/s = 10^6 bytes/s received by wrk (headers included). "vs ref" = this server over the reference measured next to it (nginx; for the router row, the direct shard read).',
     'bytes/CPU = how many more bytes this server sends per CPU-second than nginx (steady under contention, unlike MB/s).',
     'CPU = cores busy during the measurement: the server, wrk, and everything else on the machine (other work sharing it).',
     table(lines),
     '',
+    ...figureLines(figures),
     generatorNote(measurements, m.cores, opts.threads),
   ].join('\n')
   process.stdout.write(`${text}\n`)
@@ -130,7 +149,7 @@ async function main(): Promise<void> {
   await mkdir(OUT_DIR, { recursive: true })
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const json = JSON.stringify({
-    started: started.toISOString(), command, machine: m, options: opts, lines,
+    started: started.toISOString(), command, machine: m, options: opts, lines, figures,
     measurements: measurements.map(x => ({ row: x.row, workload: x.workload, server: x.server, round: x.round,
       reference: x.reference?.server, result: x.result })),
   }, null, 2)
@@ -160,6 +179,22 @@ function generatorNote(ms: Measurement[], cores: number, threads: number): strin
       ? `${saturated} of ${ms.length} measurements had the machine >90% busy: server and wrk competed for the same ${cores} cores, so absolute figures are machine-bound; compare ratios.`
       : 'the machine had idle CPU in every measurement.',
   ].join('\n')
+}
+
+function fmtValue(v: number): string {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)
+}
+
+/** Figures that are not wrk runs, one line each, grouped by row. */
+function figureLines(fs: Figure[]): string[] {
+  const out: string[] = []
+  let last = ''
+  for (const f of fs) {
+    if (f.row !== last) { out.push(`== ${f.row}: other figures`); last = f.row }
+    out.push(`  ${f.name}: ${fmtValue(f.value)} ${f.unit}${f.note ? `  (${f.note})` : ''}`)
+  }
+  if (out.length) out.push('')
+  return out
 }
 
 function list(v: unknown, allowed: string[], what: string): string[] {

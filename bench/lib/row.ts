@@ -32,6 +32,13 @@ export interface BenchOptions {
   workloads: string[]
   /** origin configurations to run: 'ram' (RAM cache, the default), 'disk' (--memory-cache 0) */
   originVariants: string[]
+  /** bytes the router row ingests (2 GiB by default: the memory bound is stated for that size) */
+  ingestBytes: number
+  /** edge configurations to run: 'ram' (RAM tier holds the data), 'disk' (RAM tier 0: hits come from disk) */
+  edgeVariants: string[]
+  /** players row: the loadtest scenario and how long it runs */
+  playersScenario: string
+  playersSeconds: number
 }
 
 export interface BenchContext {
@@ -43,6 +50,17 @@ export interface BenchContext {
   tools: Record<string, string>
   machine: Machine
   log(msg: string): void
+  /** a figure that is not a wrk run (ingest MB/s, peak RSS, time to first byte): printed after the table */
+  figure(f: Figure): void
+}
+
+export interface Figure {
+  row: string
+  name: string
+  value: number
+  unit: string
+  /** what it is compared to, the goal, or how it was taken */
+  note?: string
 }
 
 export interface Measurement {

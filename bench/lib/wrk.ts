@@ -5,7 +5,10 @@ import { ProcessGroup, childPids, cpuSeconds, reapedChildrenCpuSeconds } from '.
 /**
  * wrk as the load generator. One Lua script drives every server: it asks for
  * `prefix + <chunk>` with a random chunk number, and either a `Range` of `len`
- * bytes at a random offset or (len = 0) the whole chunk. Its `done` hook prints
+ * bytes at a random offset or (len = 0) the whole chunk. In title mode (the
+ * edge and nginx proxy_cache serve a title at one URL) `prefix` is that URL,
+ * ranges fall anywhere in the first `chunks` chunks (across chunk boundaries
+ * too), and a whole chunk is the aligned range of that chunk. Its `done` hook prints
  * one JSON line, so nothing is scraped from wrk's human output.
  *
  * Around each run we also read CPU time from /proc: the wrk process's own
@@ -20,17 +23,26 @@ function setup(thread)
   counter = counter + 1
 end
 
-local prefix, chunks, size, len
+local prefix, chunks, size, len, title
 function init(args)
   prefix = args[1]
   chunks = tonumber(args[2])
   size = tonumber(args[3])
   len = tonumber(args[4])
+  title = args[5] == "title"
   math.randomseed(os.time() * 1000 + (tid or 0) * 7919)
 end
 
 function request()
   local c = math.random(0, chunks - 1)
+  if title then
+    -- one URL for the whole title; chunk c is the byte range [c * size, (c + 1) * size)
+    if len == 0 then
+      return wrk.format("GET", prefix, { Range = "bytes=" .. (c * size) .. "-" .. ((c + 1) * size - 1) })
+    end
+    local start = math.random(0, chunks * size - len)
+    return wrk.format("GET", prefix, { Range = "bytes=" .. start .. "-" .. (start + len - 1) })
+  end
   if len == 0 then
     return wrk.format("GET", prefix .. c)
   end
@@ -63,6 +75,8 @@ export interface WrkLoad {
   threads: number
   seconds: number
   timeoutSeconds: number
+  /** `prefix` is one title's URL; chunk c is its bytes [c * chunkSize, (c + 1) * chunkSize) */
+  title?: boolean
 }
 
 export interface CpuShare {
@@ -108,11 +122,11 @@ export class Wrk {
 
   /**
    * Runs one load against a server whose CPU is measured through `serverPid`
-   * (and its child processes, for nginx's workers).
+   * (and its child processes, for nginx's workers), plus `alsoPids` (the
+   * shards behind a router: their work is part of what a read costs).
    */
-  async run(load: WrkLoad, serverPid: number): Promise<WrkResult> {
-    const serverPids = async () => [serverPid, ...(await childPids(serverPid))]
-    const pids = await serverPids()
+  async run(load: WrkLoad, serverPid: number, alsoPids: number[] = []): Promise<WrkResult> {
+    const pids = [serverPid, ...(await childPids(serverPid)), ...alsoPids]
     const serverCpu = async () => (await Promise.all(pids.map(p => cpuSeconds(p, this.ticks)))).reduce((a, b) => a + b, 0)
     const c0 = await reapedChildrenCpuSeconds(this.ticks)
     const s0 = await serverCpu()
@@ -122,6 +136,7 @@ export class Wrk {
       '-t', String(load.threads), '-c', String(load.connections), '-d', `${load.seconds}s`,
       '--timeout', `${load.timeoutSeconds}s`, '-s', this.scriptPath, load.url,
       '--', load.prefix, String(load.chunks), String(load.chunkSize), String(load.rangeBytes),
+      load.title ? 'title' : 'chunks',
     ])
     const wall = Number(process.hrtime.bigint() - t0) / 1e9
     const m1 = await machineTicks()

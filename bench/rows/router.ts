@@ -1,0 +1,100 @@
+import { checkServer } from '../lib/data.js'
+import { procBytes, startCluster, type LocalCluster } from '../lib/cluster.js'
+import { cpuSeconds } from '../lib/proc.js'
+import { clockTicks } from '../lib/tools.js'
+import { ingestTitle, TitleData } from '../lib/title.js'
+import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
+import type { WrkLoad } from '../lib/wrk.js'
+
+/**
+ * The router (issue 3): ingest and reads, with copies=3 over 3 shards, every
+ * service its own child process.
+ *
+ * Ingest: one PUT /v1/content/{id} of `--ingest-bytes` (2 GiB by default)
+ * with its Content-Digest, timed from the first byte sent to the 201, which
+ * the router answers only once every chunk is on all 3 owners (fsynced and
+ * verified by each shard) and the manifest is stored. So MB/s is title bytes
+ * per second; the shards together write 3× that. The router's peak RSS is
+ * /proc/<pid>/status VmHWM afterwards (the issue's bound: under 512 MiB).
+ *
+ * Reads: the first `--chunks` chunks (fits the shards' RAM caches), read
+ * through the router at /v1/content/{id}/chunks/{i} and from one shard
+ * directly at /v1/chunks/{id}.{version}/{i} (with copies=3 on 3 shards every
+ * shard holds every chunk), measured back to back. The router verifies whole
+ * chunks end to end (router.verifyWholeChunks, SHA-256 of what it relayed), so
+ * that cost is in the whole-chunk figure. Server CPU for the router side counts
+ * the router and all 3 shards.
+ */
+export const routerRow: BenchRow = {
+  name: 'router',
+  title: 'router: ingest with copies=3, reads through the router vs a direct shard read',
+  needs: { wrk: 'wrk' },
+
+  async run(ctx: BenchContext): Promise<Measurement[]> {
+    const o = ctx.opts
+    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    let c: LocalCluster | undefined
+    const out: Measurement[] = []
+    try {
+      c = await startCluster(ctx.procs, ctx.dir, { shards: 3, copies: 3, chunkSize: o.chunkSize, service: svc })
+      const size = Math.max(o.ingestBytes, o.chunks * o.chunkSize)
+      ctx.log(`router: hashing a ${size / 1024 ** 2} MiB title to send with its Content-Digest`)
+      const t = new TitleData('bench-ingest', size, o.chunkSize)
+      const ticks = await clockTicks()
+      const allPids = [c.router.pid, ...c.shards.map(s => s.pid)]
+      const cpu0 = await Promise.all(allPids.map(p => cpuSeconds(p, ticks)))
+      ctx.log(`router: ingesting ${size / 1024 ** 2} MiB (${t.chunks} chunks) with copies=3`)
+      const t0 = process.hrtime.bigint()
+      const { version } = await ingestTitle(c.router.url, c.token, t)
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9
+      const cpu1 = await Promise.all(allPids.map(p => cpuSeconds(p, ticks)))
+      const hwm = await procBytes(c.router.pid, 'VmHWM')
+      const routerCores = (cpu1[0]! - cpu0[0]!) / secs
+      const shardCores = cpu1.slice(1).reduce((a, b, i) => a + b - cpu0[i + 1]!, 0) / secs
+      ctx.figure({ row: 'router', name: 'ingest, copies=3', value: size / secs / 1e6, unit: 'MB/s',
+        note: `${size / 1024 ** 2} MiB in ${secs.toFixed(1)} s; CPU: router ${routerCores.toFixed(2)} cores, 3 shards ${shardCores.toFixed(2)} cores` })
+      ctx.figure({ row: 'router', name: 'router peak RSS (VmHWM) during the ingest', value: hwm / 1024 ** 2, unit: 'MiB',
+        note: `bound 512 MiB: ${hwm < 512 * 1024 ** 2 ? 'met' : 'NOT met'}` })
+
+      const set = t.chunkSet(Math.min(o.chunks, t.chunks))
+      const viaRouter = `/v1/content/${t.contentId}/chunks/`
+      const direct = `/v1/chunks/${t.contentId}.${version}/`
+      const shard = c.shards[0]!
+      ctx.log('router: checking what the router and a shard serve (also warms the caches)')
+      await checkServer('router', c.router.url, viaRouter, set, o.rangeBytes)
+      await checkServer('shard-1', shard.url, direct, set, o.rangeBytes)
+      const workloads = [
+        { key: 'ranges', name: `${o.rangeBytes / 1024 ** 2} MiB random ranges`, rangeBytes: o.rangeBytes, connections: o.connections },
+        { key: 'whole', name: 'whole chunks', rangeBytes: 0, connections: o.wholeConnections },
+      ].filter(w => o.workloads.includes(w.key))
+      for (let round = 1; round <= o.rounds; round++) {
+        for (const w of workloads) {
+          const load = (url: string, prefix: string): WrkLoad => ({
+            url, prefix, chunks: set.count, chunkSize: set.size, rangeBytes: w.rangeBytes,
+            connections: w.connections, threads: o.threads, seconds: o.seconds, timeoutSeconds: w.rangeBytes === 0 ? 60 : 10,
+          })
+          const measure = async (server: string, url: string, prefix: string, pid: number, also: number[]) => {
+            if (o.warmupSeconds > 0) await ctx.wrk.run({ ...load(url, prefix), seconds: o.warmupSeconds }, pid, also)
+            ctx.log(`router: ${w.name}, ${server}, round ${round}`)
+            return { row: 'router', workload: w.name, server, round, result: await ctx.wrk.run(load(url, prefix), pid, also) }
+          }
+          const refName = 'shard-1 direct (/v1/chunks)'
+          const rName = 'router (CPU: router + 3 shards)'
+          let s: Measurement, r: Measurement
+          if (round % 2 === 1) {
+            s = await measure(refName, shard.url, direct, shard.pid, [])
+            r = await measure(rName, c.router.url, viaRouter, c.router.pid, c.shards.map(x => x.pid))
+          } else {
+            r = await measure(rName, c.router.url, viaRouter, c.router.pid, c.shards.map(x => x.pid))
+            s = await measure(refName, shard.url, direct, shard.pid, [])
+          }
+          r.reference = s
+          out.push(s, r)
+        }
+      }
+      return out
+    } finally {
+      await c?.stop()
+    }
+  },
+}

@@ -34,6 +34,8 @@ export interface EdgeDeps {
   fills: Coalescer
   reader: TitleReader
   adminToken: string | undefined
+  /** who is reading, for session-aware retention and the request log (edge/session-id.ts); unset when nothing uses it */
+  sessionOf?: (req: IncomingMessage, contentId: string) => string
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
@@ -98,7 +100,8 @@ export class EdgeServer {
     const first = { src: await reader.open(title, Math.floor(start / cs), start % cs) }
     metrics.ttfb.observe({ result: first.src.result }, (performance.now() - t0) / 1000)
     try {
-      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first))
+      const session = this.deps.sessionOf?.(req, id)
+      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first, session))
     } finally {
       reader.release(first.src)
     }

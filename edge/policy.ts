@@ -1,5 +1,6 @@
 import { ConfigError } from '../lib/errors.js'
 import { LruPolicy } from './lru-policy.js'
+import { PredictivePolicy } from './predictive-policy.js'
 import { S3FifoPolicy } from './s3fifo-policy.js'
 import { SessionAwarePolicy } from './session-policy.js'
 import { WTinyLfuPolicy } from './wtinylfu-policy.js'
@@ -59,7 +60,7 @@ export interface PolicySnapshot {
   [part: string]: unknown
 }
 
-export const POLICY_NAMES = ['lru', 's3fifo', 'wtinylfu', 'session'] as const
+export const POLICY_NAMES = ['lru', 's3fifo', 'wtinylfu', 'session', 'predictive'] as const
 export type PolicyName = typeof POLICY_NAMES[number]
 
 export interface PolicyOptions {
@@ -88,6 +89,8 @@ export function createPolicy(name: PolicyName, capacity: number, opts: PolicyOpt
     case 'wtinylfu': return new WTinyLfuPolicy(capacity, opts.typicalBytes)
     case 'session': return new SessionAwarePolicy(capacity, opts.typicalBytes, {
       horizon: opts.sessionHorizon ?? 10, idleMs: opts.sessionIdleMs ?? 180_000, keyOf: sessionKey, trackKey: tierKeyToSession })
+    case 'predictive': return new PredictivePolicy(capacity, opts.typicalBytes, {
+      horizon: opts.sessionHorizon ?? 10, idleMs: opts.sessionIdleMs ?? 180_000, keyOf: sessionKey, trackKey: tierKeyToSession, parse: parseTierKey })
     default: throw new ConfigError(`unknown eviction policy ${JSON.stringify(name)}; known: ${POLICY_NAMES.join(', ')}`)
   }
 }
@@ -96,4 +99,13 @@ export function createPolicy(name: PolicyName, capacity: number, opts: PolicyOpt
 export function tierKeyToSession(key: string): string {
   const last = key.lastIndexOf('/')
   return last > 0 && key.indexOf('/') < last ? key.slice(0, last) : key
+}
+
+/** `contentId/index/sha256` (or `contentId/index`) → [contentId, index]. */
+export function parseTierKey(key: string): [string, number] | undefined {
+  const a = key.indexOf('/')
+  if (a <= 0) return undefined
+  const b = key.indexOf('/', a + 1)
+  const index = Number(key.slice(a + 1, b < 0 ? undefined : b))
+  return Number.isSafeInteger(index) && index >= 0 ? [key.slice(0, a), index] : undefined
 }

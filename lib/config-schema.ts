@@ -74,9 +74,9 @@ export const configSchema = z.object({
     ramBytes: bytes,
     /** disk tier; 0 turns it off */
     diskBytes: bytes,
-    /** eviction/admission policy per tier: lru, s3fifo, wtinylfu, session (S3-FIFO + live-session retention) */
-    ramPolicy: z.enum(['lru', 's3fifo', 'wtinylfu', 'session']),
-    diskPolicy: z.enum(['lru', 's3fifo', 'wtinylfu', 'session']),
+    /** eviction/admission policy per tier: lru, s3fifo, wtinylfu, session (S3-FIFO + live-session retention), predictive (title popularity × position survival + live sessions) */
+    ramPolicy: z.enum(['lru', 's3fifo', 'wtinylfu', 'session', 'predictive']),
+    diskPolicy: z.enum(['lru', 's3fifo', 'wtinylfu', 'session', 'predictive']),
     /** session policy: chunks ahead of a player's position that stay protected */
     sessionHorizonChunks: z.number().int().min(1).max(256),
     /** session policy: a player silent this long stops protecting anything */

@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.install-stamp
 
-.PHONY: all install build run test bench clean
+.PHONY: all install build run test bench bench-policies clean
 
 all: build
 
@@ -30,3 +30,7 @@ bench: build
 
 clean:
 	rm -rf dist .tap
+
+# Cache policies (issue 8): byte hit ratio of each policy and MIN, simulated and on a running edge (~10 min)
+bench-policies: build
+	node dist/bench/rows/policies.js

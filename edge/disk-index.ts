@@ -9,10 +9,14 @@ import { StorageError } from '../lib/errors.js'
  * a final file without a row cannot exist and a row without a file is dropped
  * at start-up.
  *
+ * Schema 2 adds `policy_state`: the disk tier's eviction policy (queue order,
+ * frequency sketch) as one JSON document, so a restart resumes with warm
+ * policy state (see edge/policy.ts).
+ *
  * better-sqlite3 is synchronous: every call here is one short indexed
  * statement, or one transaction for a batch of access times.
  */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 export interface DiskRow {
   key: string
@@ -43,6 +47,8 @@ export class DiskIndex {
   private readonly sTouch: Database.Statement<[number, string]>
   private readonly sOfTitle: Database.Statement<[string], { key: string }>
   private readonly touchMany: (batch: Map<string, number>) => void
+  private readonly sSaveState: Database.Statement<[string, string, number]>
+  private readonly sLoadState: Database.Statement<[string], { state: string }>
 
   constructor(file: string) {
     try {
@@ -60,6 +66,8 @@ export class DiskIndex {
     this.sCrcs = this.db.prepare('SELECT crcs FROM chunks WHERE key = ?')
     this.sTouch = this.db.prepare('UPDATE chunks SET last_access = ? WHERE key = ?')
     this.sOfTitle = this.db.prepare('SELECT key FROM chunks WHERE content_id = ?')
+    this.sSaveState = this.db.prepare('INSERT OR REPLACE INTO policy_state (tier, state, saved_at) VALUES (?, ?, ?)')
+    this.sLoadState = this.db.prepare('SELECT state FROM policy_state WHERE tier = ?')
     this.touchMany = this.db.transaction((batch: Map<string, number>) => {
       for (const [key, seq] of batch) this.sTouch.run(seq, key)
     })
@@ -77,6 +85,11 @@ export class DiskIndex {
           size INTEGER NOT NULL, crcs BLOB NOT NULL, stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX chunks_by_title ON chunks (content_id);
         INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '1');`)
+    }
+    if (have < 2) {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS policy_state (tier TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL);
+        INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '2');`)
     }
   }
 
@@ -105,6 +118,15 @@ export class DiskIndex {
   /** Records access sequence numbers in one transaction. */
   touch(batch: Map<string, number>): void {
     if (batch.size) this.touchMany(batch)
+  }
+
+  /** The tier's policy state as saved last (JSON), if any. */
+  loadPolicyState(tier: string): string | undefined {
+    return this.sLoadState.get(tier)?.state
+  }
+
+  savePolicyState(tier: string, state: string): void {
+    this.sSaveState.run(tier, state, Date.now())
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../lib/logger.js'
+import type { DiskRow } from './disk-index.js'
 import type { DiskTier } from './disk-tier.js'
 
 /**
@@ -9,7 +10,9 @@ import type { DiskTier } from './disk-tier.js'
  * rows whose file never got renamed into place or is short (dropped), and files
  * without a row (deleted: a file is renamed only after its row is written, so
  * such a file is a removal that was cut short). Rows that pass are adopted in
- * access order, which rebuilds the policy's recency. Content is not re-hashed
+ * access order, which rebuilds the policy's recency; if the policy's state was
+ * saved (edge/disk-tier.ts savePolicyState), it is restored first, so the rows
+ * it knew keep their saved place and frequency. Content is not re-hashed
  * here (that would read the whole disk); every read verifies its blocks' CRCs.
  */
 export interface DiskRecoveryReport {
@@ -18,10 +21,12 @@ export interface DiskRecoveryReport {
   orphans_removed: number
   loaded: number
   evicted: number
+  /** 1 if the policy's saved state (queues, sketch) was restored, 0 if it started cold */
+  policy_restored: number
 }
 
 export async function recoverDisk(tier: DiskTier, logger: Logger): Promise<DiskRecoveryReport> {
-  const report: DiskRecoveryReport = { tmp_removed: 0, rows_dropped: 0, orphans_removed: 0, loaded: 0, evicted: 0 }
+  const report: DiskRecoveryReport = { tmp_removed: 0, rows_dropped: 0, orphans_removed: 0, loaded: 0, evicted: 0, policy_restored: 0 }
   await mkdir(tier.chunksDir, { recursive: true })
   await mkdir(tier.tmpDir, { recursive: true })
   for (const f of await readdir(tier.tmpDir)) {
@@ -30,6 +35,7 @@ export async function recoverDisk(tier: DiskTier, logger: Logger): Promise<DiskR
   }
 
   const kept = new Set<string>()
+  const valid: DiskRow[] = []
   for (const row of tier.index.all()) {
     const path = tier.path(row)
     const st = await stat(path).catch(() => undefined)
@@ -41,6 +47,11 @@ export async function recoverDisk(tier: DiskTier, logger: Logger): Promise<DiskR
       continue
     }
     kept.add(path)
+    valid.push(row)
+  }
+  // the saved policy state places the rows it knew; rows written after it are inserted in access order
+  report.policy_restored = tier.restorePolicyState(valid) ? 1 : 0
+  for (const row of valid) {
     for (const k of tier.adopt(row)) {
       await tier.remove(k, k === row.key ? row : undefined)
       report.evicted++

@@ -90,7 +90,7 @@ t.test('a restart keeps whole chunks, discards partial and stray files, and rest
 
   const again = open(dir, 3 * CHUNK)
   const report = await recoverDisk(again.tier, quietLogger('edge'))
-  t.same(report, { tmp_removed: 1, rows_dropped: 2, orphans_removed: 1, loaded: 2, evicted: 0 })
+  t.same(report, { tmp_removed: 1, rows_dropped: 2, orphans_removed: 1, loaded: 2, evicted: 0, policy_restored: 0 })
   t.ok(again.tier.has(a!.ref.key) && again.tier.has(b!.ref.key))
   t.notOk(again.tier.has(c!.ref.key), 'the short file is gone')
   t.same(chunkFiles(dir).sort(), [`movie/0-${a!.ref.sha256}.chunk`, `movie/1-${b!.ref.sha256}.chunk`])

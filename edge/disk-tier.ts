@@ -37,6 +37,8 @@ export interface DiskTierOptions {
   accessFlushMs: number
   /** chunk files kept open between reads */
   openFiles: number
+  /** how often the policy's state is saved to the index (also at close); 0: only at close */
+  policyStateFlushMs?: number
 }
 
 export class DiskTier {
@@ -49,6 +51,9 @@ export class DiskTier {
   private cancelCurrent = false
   private writer: Promise<void> | null = null
   private readonly flushTimer: NodeJS.Timeout
+  private readonly stateTimer: NodeJS.Timeout | undefined
+  /** set by anything that changes the policy's state since the last save */
+  private stateDirty = false
   private readonly handles: HandleCache
   seq = 0
 
@@ -64,6 +69,7 @@ export class DiskTier {
     this.tmpDir = join(dir, 'tmp')
     this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
     this.handles = new HandleCache(opts.openFiles)
+    if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
   path(r: Pick<DiskRow, 'contentId' | 'index' | 'sha256'>): string {
@@ -79,6 +85,7 @@ export class DiskTier {
     }
     this.policy.hit(key)
     this.touched.set(key, ++this.seq)
+    this.stateDirty = true
     return row
   }
 
@@ -102,10 +109,45 @@ export class DiskTier {
    * was made smaller): the caller removes them.
    */
   adopt(row: DiskRow): string[] {
-    const drop = this.policy.insert(row.key, row.size)
+    const drop = this.policy.has(row.key) ? [] : this.policy.insert(row.key, row.size)
     if (this.policy.has(row.key)) this.entries.set(row.key, row)
     this.seq = Math.max(this.seq, row.lastAccess)
     return drop
+  }
+
+  /**
+   * Restores the policy's saved state for the rows found valid at start-up
+   * (call before `adopt`). Returns whether it was restored; if it was, `adopt`
+   * takes the rows the snapshot knew without re-inserting them (their place in
+   * the queues is the saved one) and inserts only rows written after it.
+   */
+  restorePolicyState(rows: readonly DiskRow[]): boolean {
+    if (!this.policy.restore) return false
+    let json: string | undefined
+    try {
+      json = this.index.loadPolicyState('disk')
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: could not read the saved policy state, starting cold')
+    }
+    if (json === undefined) return false
+    const sizes = new Map(rows.map(r => [r.key, r.size]))
+    try {
+      return this.policy.restore(JSON.parse(json), k => sizes.get(k))
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: saved policy state unreadable, starting cold')
+      return false
+    }
+  }
+
+  /** Saves the policy's state to the index if it changed; a failure is logged (eviction quality is not worth an outage). */
+  savePolicyState(): void {
+    if (!this.stateDirty || !this.policy.snapshot) return
+    try {
+      this.index.savePolicyState('disk', JSON.stringify(this.policy.snapshot()))
+      this.stateDirty = false
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: could not save the policy state')
+    }
   }
 
   /** Queues a verified chunk for the disk. Never blocks the caller. */
@@ -134,6 +176,7 @@ export class DiskTier {
   }
 
   private async store(ref: ChunkRef, buf: Buffer): Promise<void> {
+    this.stateDirty = true
     const drop = this.policy.insert(ref.key, ref.size)
     const victims = drop.filter(k => k !== ref.key)
     for (const k of victims) await this.remove(k)
@@ -178,6 +221,7 @@ export class DiskTier {
     this.entries.delete(key)
     this.touched.delete(key)
     this.policy.remove(key)
+    this.stateDirty = true
     this.index.delete(key)
     this.handles.drop(key)
     if (row) await unlink(this.path(row)).catch(() => {})
@@ -268,8 +312,10 @@ export class DiskTier {
   /** Waits for queued writes, records access order, stops the timer. The index is closed by the owner. */
   async close(): Promise<void> {
     clearInterval(this.flushTimer)
+    clearInterval(this.stateTimer)
     await this.idle()
     this.flushAccess()
+    this.savePolicyState()
     await this.handles.closeAll()
   }
 }

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { EvictionPolicy } from './policy.js'
+import type { EvictionPolicy, PolicySnapshot } from './policy.js'
 
 /**
  * Least recently used, on lru-cache's recency list bounded by `maxSize`: the
@@ -68,5 +68,24 @@ export class LruPolicy implements EvictionPolicy {
 
   remove(key: string): void {
     this.lru?.delete(key)
+  }
+
+  /** Keys least recently used first, with their sizes. */
+  snapshot(): PolicySnapshot {
+    return { policy: this.name, capacity: this.capacity, order: this.lru ? [...this.lru.rentries()] : [] }
+  }
+
+  restore(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean {
+    if (snap.policy !== this.name || !Array.isArray(snap.order) || this.lru === null) return false
+    let total = 0
+    const keep: [string, number][] = []
+    for (const [k] of snap.order as [string, number][]) {
+      const b = sizeOf(k)
+      if (b !== undefined) { keep.push([k, b]); total += b }
+    }
+    if (total > this.capacity) return false
+    this.lru.clear()
+    for (const [k, b] of keep) this.lru.set(k, b)
+    return true
   }
 }

@@ -1,10 +1,10 @@
 import { Command } from 'commander'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
+import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { edgeMetrics, newRegistry } from '../lib/metrics.js'
+import { edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ChunkCache } from './cache.js'
 import { Coalescer } from './coalesce.js'
@@ -14,7 +14,10 @@ import { DiskTier } from './disk-tier.js'
 import { MetaCache } from './meta-cache.js'
 import { createPolicy } from './policy.js'
 import { RamTier } from './ram-tier.js'
-import { TitleReader } from './reader.js'
+import { TitleReader, type ReadHooks } from './reader.js'
+import { formatReport, reportProbe, runReport } from './report.js'
+import { RequestLog } from './request-log.js'
+import { sessionOf } from './session-id.js'
 import { sender } from './send.js'
 import { EdgeServer } from './server.js'
 import { Upstream } from './upstream.js'
@@ -56,8 +59,11 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
     const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
     const registry = newRegistry('edge', opts.logger === undefined)
-    const ramPolicy = createPolicy(cfg.ramPolicy, cfg.ramBytes)
-    const diskPolicy = createPolicy(cfg.diskPolicy, cfg.diskBytes)
+    // the sketch and session budget are sized in chunks of the cluster's chunk size
+    const policyOpts = { typicalBytes: config.cluster.chunkSize, sessionHorizon: cfg.sessionHorizonChunks, sessionIdleMs: cfg.sessionIdleMs }
+    const ramPolicy = createPolicy(cfg.ramPolicy, cfg.ramBytes, policyOpts)
+    const diskPolicy = createPolicy(cfg.diskPolicy, cfg.diskBytes, policyOpts)
+    edgePolicyMetrics(registry, reportProbe(cfg.dataDir))
     let cache: ChunkCache | undefined
     let fills: Coalescer | undefined
     const metrics = edgeMetrics(registry, {
@@ -68,7 +74,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
-      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles })
+      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
+        policyStateFlushMs: cfg.policyStateFlushMs })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
@@ -82,7 +89,18 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       stale: id => meta.invalidate(id),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments })
-    const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => metrics.blocked.inc(d) }), cfg.readaheadChunks)
+    // player sessions feed session-aware policies and the request log; with neither, no session is computed
+    const hooks: ReadHooks = {}
+    if (ramPolicy.observe || diskPolicy.observe) {
+      hooks.position = (session, contentId, index) => {
+        const now = Date.now()
+        ramPolicy.observe?.(session, contentId, index, now)
+        diskPolicy.observe?.(session, contentId, index, now)
+      }
+    }
+    const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger) : undefined
+    if (requestLog) hooks.read = (ref, result, bytes, session) => requestLog.record(Date.now(), ref.key, ref.size, bytes, result, session)
+    const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => metrics.blocked.inc(d) }), cfg.readaheadChunks, hooks)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
     const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
@@ -99,7 +117,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill })
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
+      ...(hooks.position || hooks.read ? { sessionOf } : {}) })
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
     const addr = await server.http.listen(cfg.port, cfg.host)
     server.setReady(true)
@@ -137,6 +156,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         await server.http.close()
         await reporter.flush()
         f.close()
+        await requestLog?.close()
         await disk.close()
         await up.close()
         index.close()
@@ -203,5 +223,28 @@ export function edgeCommand(): Command {
       'edge.adminTokenFile, never from a flag.')
   addFlags(cmd, edgeFlags)
   cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags))))
+  // flags after `report` belong to it, not to `edge` (both have --data-dir, --disk, --ram)
+  cmd.enablePositionalOptions().addCommand(edgeReportCommand())
+  return cmd
+}
+
+const reportFlags: Flag[] = edgeFlags.filter(f => ['edge.dataDir', 'edge.ramBytes', 'edge.diskBytes'].includes(f.path))
+
+export function edgeReportCommand(): Command {
+  const cmd = new Command('report')
+    .summary('replay the edge\'s request log through MIN and each policy')
+    .description('Reads the request log under the edge\'s data dir (edge.requestLogBytes), replays it through Belady\'s MIN ' +
+      '(the offline optimum) and through each eviction policy at the edge\'s configured size (the disk tier\'s, or the RAM ' +
+      'tier\'s without one), and prints the byte hit ratio the edge achieved, each policy\'s, MIN\'s and each over MIN\'s. ' +
+      `The figures are written to <data-dir>/policy-report.json, which a running edge serves as reelcdn_edge_report_* gauges.`)
+  addFlags(cmd, reportFlags)
+  cmd.action(async () => {
+    try {
+      const r = await runReport(configFromFlags(cmd, reportFlags))
+      process.stdout.write(`${formatReport(r)}\n`)
+    } catch (err) {
+      fail(err)
+    }
+  })
   return cmd
 }

@@ -6,7 +6,7 @@ import type { DiskRow } from './disk-index.js'
 import type { ReadHandle } from './disk-handles.js'
 import type { Fill } from './fill.js'
 import type { Send } from './send.js'
-import { chunkRef, type Title } from './title.js'
+import { chunkRef, type ChunkRef, type Title } from './title.js'
 
 /**
  * Serving bytes of a title to a player, chunk by chunk, from wherever each
@@ -31,6 +31,16 @@ export interface Source {
   fill: Fill | undefined
 }
 
+/**
+ * Optional observers of player reads, given the request's session (edge/session-id.ts):
+ * `position` before each chunk is read (session-aware retention), `read` after
+ * its bytes went out (the request log).
+ */
+export interface ReadHooks {
+  position?(session: string, contentId: string, index: number): void
+  read?(ref: ChunkRef, result: Result, bytes: number, session: string): void
+}
+
 export class TitleReader {
   constructor(
     private readonly cache: ChunkCache,
@@ -38,6 +48,7 @@ export class TitleReader {
     private readonly metrics: EdgeMetrics,
     private readonly send: Send,
     private readonly readahead: number,
+    readonly hooks: ReadHooks = {},
   ) {}
 
   /** Where chunk `index` comes from, ready to send byte `offset` of it. */
@@ -85,16 +96,19 @@ export class TitleReader {
    * Writes bytes [start, end] (inclusive) of the title. `first` is the source
    * opened before the headers, used if it is the chunk `start` falls in.
    */
-  async writeRange(title: Title, start: number, end: number, res: ServerResponse, first: { src: Source | undefined }): Promise<void> {
+  async writeRange(title: Title, start: number, end: number, res: ServerResponse, first: { src: Source | undefined }, session?: string): Promise<void> {
     const cs = title.manifest.chunkSize
+    const { position, read } = this.hooks
     for (let i = Math.floor(start / cs); i <= Math.floor(end / cs); i++) {
       const base = i * cs
       const from = Math.max(start, base) - base
       const to = Math.min(end, base + cs - 1) - base
+      if (session !== undefined) position?.(session, title.manifest.contentId, i)
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
       else src = await this.open(title, i, from)
       await this.write(src, from, to, res)
+      if (session !== undefined) read?.(chunkRef(title, i), src.result, to - from + 1, session)
     }
   }
 

@@ -1,4 +1,4 @@
-import type { EvictionPolicy } from './policy.js'
+import type { EvictionPolicy, PolicySnapshot } from './policy.js'
 
 /**
  * S3-FIFO (Yang et al., SOSP 2023), by bytes: a small FIFO (10 % of the
@@ -134,5 +134,36 @@ export class S3FifoPolicy implements EvictionPolicy {
       main: [...this.main].map(([k, e]) => [k, e.bytes, e.freq]),
       ghost: [...this.ghost],
     }
+  }
+
+  snapshot(): PolicySnapshot {
+    return { policy: this.name, capacity: this.capacity, ...this.state() }
+  }
+
+  /** Rebuilds the queues in their saved order, with the sizes of the keys that survived; the ghost is kept whole. */
+  restore(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean {
+    if (snap.policy !== this.name || !Array.isArray(snap.small) || !Array.isArray(snap.main) || !Array.isArray(snap.ghost)) return false
+    this.clear()
+    for (const [q, part] of [[this.small, snap.small], [this.main, snap.main]] as const) {
+      for (const [k, , f] of part as [string, number, number][]) {
+        const bytes = sizeOf(k)
+        if (bytes === undefined || this.has(k)) continue
+        q.set(k, { bytes, freq: Math.min(3, Math.max(0, f | 0)) })
+        if (q === this.small) this.smallBytes += bytes
+        else this.mainBytes += bytes
+      }
+    }
+    for (const [k, b] of snap.ghost as [string, number][]) {
+      if (this.has(k) || !(b > 0) || this.ghostBytes + b > this.ghostCap) continue
+      this.ghost.set(k, b)
+      this.ghostBytes += b
+    }
+    if (this.size > this.capacity) { this.clear(); return false }
+    return true
+  }
+
+  private clear(): void {
+    this.small.clear(); this.main.clear(); this.ghost.clear()
+    this.smallBytes = this.mainBytes = this.ghostBytes = 0
   }
 }

@@ -50,6 +50,8 @@ export interface EdgeDeps {
   auth?: PlayAuth | undefined
   demand?: DemandRecorder | undefined
   prefill?: PrefillRunner | undefined
+  /** who is reading, for session-aware retention and the request log (edge/session-id.ts); unset when nothing uses it */
+  sessionOf?: (req: IncomingMessage, contentId: string) => string
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
@@ -125,7 +127,8 @@ export class EdgeServer {
     const first = { src: await reader.open(title, Math.floor(start / cs), start % cs) }
     metrics.ttfb.observe({ result: first.src.result }, (performance.now() - t0) / 1000)
     try {
-      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first))
+      const session = this.deps.sessionOf?.(req, id)
+      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first, session))
     } finally {
       reader.release(first.src)
     }

@@ -1,4 +1,4 @@
-import type { EvictionPolicy } from './policy.js'
+import type { EvictionPolicy, PolicySnapshot } from './policy.js'
 import { S3FifoPolicy } from './s3fifo-policy.js'
 import { SessionTracker } from './session-tracker.js'
 import { WTinyLfuPolicy } from './wtinylfu-policy.js'
@@ -18,6 +18,8 @@ export interface SessionPolicyOptions {
   base?: 's3fifo' | 'wtinylfu'
   /** how many cache-fulls of chunks live sessions may protect together, counting overlaps (default 4, the best measured) */
   protectShare?: number
+  /** maps a tier key to the tracker's key form (the edge drops the digest: sessions know contentId and index only) */
+  trackKey?: (key: string) => string
 }
 
 export class SessionAwarePolicy implements EvictionPolicy {
@@ -28,7 +30,8 @@ export class SessionAwarePolicy implements EvictionPolicy {
   constructor(readonly capacity: number, typicalBytes: number, opts: SessionPolicyOptions) {
     const budget = Math.floor((capacity / Math.max(1, typicalBytes)) * (opts.protectShare ?? 4))
     this.tracker = new SessionTracker(opts.horizon, opts.idleMs, opts.keyOf, 100_000, budget)
-    const wanted = (k: string) => this.tracker.wanted(k)
+    const track = opts.trackKey
+    const wanted = track ? (k: string) => this.tracker.wanted(track(k)) : (k: string) => this.tracker.wanted(k)
     this.base = opts.base === 'wtinylfu' ? new WTinyLfuPolicy(capacity, typicalBytes, 0.01, wanted) : new S3FifoPolicy(capacity, 0.1, wanted)
   }
 
@@ -43,4 +46,9 @@ export class SessionAwarePolicy implements EvictionPolicy {
   miss(key: string): void { this.base.miss(key) }
   insert(key: string, bytes: number): string[] { return this.base.insert(key, bytes) }
   remove(key: string): void { this.base.remove(key) }
+  /** Live sessions are not persisted: after a restart they are gone or will announce themselves again. */
+  snapshot(): PolicySnapshot { return { ...this.base.snapshot!(), policy: this.name } }
+  restore(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean {
+    return snap.policy === this.name && this.base.restore!({ ...snap, policy: this.base.name }, sizeOf)
+  }
 }

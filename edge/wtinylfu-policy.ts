@@ -1,4 +1,4 @@
-import type { EvictionPolicy } from './policy.js'
+import type { EvictionPolicy, PolicySnapshot } from './policy.js'
 import { CountMinSketch } from './count-min.js'
 
 /**
@@ -152,5 +152,41 @@ export class WTinyLfuPolicy implements EvictionPolicy {
 
   state(): { window: [string, number][]; probation: [string, number][]; protected: [string, number][] } {
     return { window: [...this.window], probation: [...this.probation], protected: [...this.protectedSeg] }
+  }
+
+  snapshot(): PolicySnapshot {
+    return { policy: this.name, capacity: this.capacity, ...this.state(), sketch: this.sketch.snapshot().toString('base64') }
+  }
+
+  /**
+   * Rebuilds the segments in their saved order with the sizes of the keys that
+   * survived, and the sketch if it has the same width (else it stays cold).
+   * A segment over its share (the tier was made smaller) refuses the snapshot.
+   */
+  restore(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean {
+    if (snap.policy !== this.name || !Array.isArray(snap.window) || !Array.isArray(snap.probation) || !Array.isArray(snap.protected)) return false
+    this.clear()
+    const parts = [[this.window, snap.window], [this.probation, snap.probation], [this.protectedSeg, snap.protected]] as const
+    const bytes = [0, 0, 0]
+    parts.forEach(([seg, part], i) => {
+      for (const [k] of part as [string, number][]) {
+        const b = sizeOf(k)
+        if (b === undefined || this.has(k)) continue
+        seg.set(k, b)
+        bytes[i]! += b
+      }
+    })
+    ;[this.windowBytes, this.probationBytes, this.protectedBytes] = bytes as [number, number, number]
+    if (this.windowBytes > this.windowCap || this.protectedBytes > this.protectedCap || this.probationBytes + this.protectedBytes > this.mainCap) {
+      this.clear()
+      return false
+    }
+    if (typeof snap.sketch === 'string') this.sketch.restore(Buffer.from(snap.sketch, 'base64'))
+    return true
+  }
+
+  private clear(): void {
+    this.window.clear(); this.probation.clear(); this.protectedSeg.clear()
+    this.windowBytes = this.probationBytes = this.protectedBytes = 0
   }
 }

@@ -75,8 +75,19 @@ export const configSchema = z.object({
     ramBytes: bytes,
     /** disk tier; 0 turns it off */
     diskBytes: bytes,
-    ramPolicy: z.enum(['lru']),
-    diskPolicy: z.enum(['lru']),
+    /** eviction/admission policy per tier: lru, s3fifo, wtinylfu, session (S3-FIFO + live-session retention), predictive (title popularity × position survival + live sessions) */
+    ramPolicy: z.enum(['lru', 's3fifo', 'wtinylfu', 'session', 'predictive']),
+    diskPolicy: z.enum(['lru', 's3fifo', 'wtinylfu', 'session', 'predictive']),
+    /** session policy: chunks ahead of a player's position that stay protected */
+    sessionHorizonChunks: z.number().int().min(1).max(256),
+    /** session policy: a player silent this long stops protecting anything */
+    sessionIdleMs: ms.min(1),
+    /** how often the disk tier's policy state (queues, frequency sketch) is saved to the index; also saved at close */
+    policyStateFlushMs: ms.min(1),
+    /** request log for `reelcdn edge report`: bytes per file before rotation (0 turns it off) */
+    requestLogBytes: bytes,
+    /** rotated request log files kept besides the current one */
+    requestLogFiles: z.number().int().min(0).max(100),
     metaTtlMs: ms,
     metaNegativeTtlMs: ms,
     metaMaxEntries: positive,

@@ -205,3 +205,31 @@ export function routerMetrics(registry: Registry, probes: RouterProbes) {
   }
 }
 export type RouterMetrics = ReturnType<typeof routerMetrics>
+
+/** What `reelcdn edge report` found last (edge/report.ts): byte hit ratio per policy, MIN's, and each over MIN's. */
+export interface PolicyReportProbe {
+  ratios: Record<string, { byteHitRatio: number; ofOptimum: number }>
+  at: number
+}
+
+/**
+ * The edge's gap to the optimum, as of the last `reelcdn edge report` run: the
+ * report writes its figures next to the request log and the edge serves them
+ * here on every scrape. Labels are the few policy names plus `achieved` (what
+ * the edge really served) and `min`.
+ */
+export function edgePolicyMetrics(registry: Registry, probe: () => PolicyReportProbe | undefined) {
+  const each = (f: (r: { byteHitRatio: number; ofOptimum: number }) => number) => function (this: Gauge<'policy'>) {
+    this.reset()
+    const r = probe()
+    if (r) for (const [policy, v] of Object.entries(r.ratios)) this.set({ policy }, f(v))
+  }
+  return {
+    byteHitRatio: new Gauge({ name: 'reelcdn_edge_report_byte_hit_ratio', help: 'Byte hit ratio over the logged requests, as of the last `reelcdn edge report`: achieved (served), min (Belady), and each policy simulated at the configured size',
+      labelNames: ['policy'] as const, registers: [registry], collect: each(v => v.byteHitRatio) }),
+    ofOptimum: new Gauge({ name: 'reelcdn_edge_report_of_optimum', help: 'Byte hit ratio over MIN\'s, as of the last `reelcdn edge report` (1 = optimal)',
+      labelNames: ['policy'] as const, registers: [registry], collect: each(v => v.ofOptimum) }),
+    reportTime: new Gauge({ name: 'reelcdn_edge_report_timestamp_seconds', help: 'When the last `reelcdn edge report` ran (0: never)', registers: [registry],
+      collect() { this.set((probe()?.at ?? 0) / 1000) } }),
+  }
+}

@@ -48,8 +48,8 @@ class MaxHeap {
   }
 }
 
-/** Hits MIN achieves on `keys` with room for `capacity` items. */
-export function beladyHits(keys: readonly string[], capacity: number): number {
+/** Hits MIN achieves on `keys` with room for `capacity` items; `onHit(i)` is told which requests hit (to weigh them by bytes). */
+export function beladyHits(keys: readonly string[], capacity: number, onHit?: (i: number) => void): number {
   if (capacity <= 0) return 0
   const next = nextUses(keys)
   const cached = new Map<string, number>() // key → its next use
@@ -60,6 +60,7 @@ export function beladyHits(keys: readonly string[], capacity: number): number {
     const nu = next[i]!
     if (cached.has(k)) {
       hits++
+      onHit?.(i)
       cached.set(k, nu)
       heap.push([nu, k])
       continue

@@ -3,6 +3,7 @@ import { LruPolicy } from '../../edge/lru-policy.js'
 import { S3FifoPolicy } from '../../edge/s3fifo-policy.js'
 import { WTinyLfuPolicy } from '../../edge/wtinylfu-policy.js'
 import { SessionAwarePolicy } from '../../edge/session-policy.js'
+import { PredictivePolicy } from '../../edge/predictive-policy.js'
 import { beladyHits } from './belady.js'
 import { chunkKey, type TraceEvent } from './trace.js'
 
@@ -34,6 +35,14 @@ export const POLICIES: Record<string, PolicyFactory> = {
   wtinylfu: c => new WTinyLfuPolicy(c, 1),
   session: c => new SessionAwarePolicy(c, 1, {
     horizon: SESSION_HORIZON, idleMs: 3 * 60_000, keyOf: (title, index) => chunkKey(Number(title), index) }),
+  predictive: c => new PredictivePolicy(c, 1, {
+    horizon: SESSION_HORIZON, idleMs: 3 * 60_000, keyOf: (title, index) => chunkKey(Number(title), index), parse: traceKeyParts }),
+}
+
+/** `t<title>/<index>` → [title, index], as the trace's sessions name them. */
+function traceKeyParts(key: string): [string, number] | undefined {
+  const slash = key.indexOf('/')
+  return slash > 1 ? [key.slice(1, slash), Number(key.slice(slash + 1))] : undefined
 }
 
 export function replay(trace: readonly TraceEvent[], policy: Simulated): number {

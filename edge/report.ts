@@ -1,0 +1,120 @@
+import { readFileSync, statSync } from 'node:fs'
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Config } from '../lib/config.js'
+import type { PolicyReportProbe } from '../lib/metrics.js'
+import { beladyHits } from '../tools/loadtest/belady.js'
+import { createPolicy, POLICY_NAMES } from './policy.js'
+import { logFiles, parseRequestLog, type LoggedRead } from './request-log.js'
+
+/**
+ * `reelcdn edge report`: the edge's gap to the optimum. Replays the request
+ * log (edge/request-log.ts) through Belady's MIN and through each policy at
+ * the edge's configured size, and prints the byte hit ratio each achieves next
+ * to what the edge really served.
+ *
+ * Size: the disk tier's (the RAM tier holds a subset of it), or the RAM tier's
+ * if the edge has no disk tier. MIN is exact for equal-size chunks; it is run
+ * with room for `size / typical chunk` chunks, the typical chunk being the
+ * median logged chunk size, and each hit weighs the bytes that request read.
+ * The policies run by bytes, as in the edge. `achieved` counts every read not
+ * answered by a miss (ram_hit, disk_hit, coalesced), as the edge's
+ * reelcdn_edge_bytes_served_total does.
+ *
+ * The figures are written to `<dataDir>/policy-report.json` (atomically), which
+ * a running edge serves as reelcdn_edge_report_* gauges on /metrics.
+ */
+export const REPORT_FILE = 'policy-report.json'
+
+export interface PolicyReport {
+  at: number
+  reads: number
+  bytes: number
+  skippedLines: number
+  capacityBytes: number
+  typicalChunkBytes: number
+  ratios: Record<string, { byteHitRatio: number; ofOptimum: number }>
+}
+
+export async function readLog(dir: string): Promise<{ reads: LoggedRead[]; skipped: number }> {
+  const reads: LoggedRead[] = []
+  let skipped = 0
+  for (const f of await logFiles(dir)) skipped += parseRequestLog(await readFile(f, 'utf8').catch(() => ''), reads)
+  return { reads, skipped }
+}
+
+export function analyse(reads: readonly LoggedRead[], capacityBytes: number, cfg: { sessionHorizon: number; sessionIdleMs: number }): Omit<PolicyReport, 'at' | 'skippedLines'> {
+  const bytes = reads.reduce((s, r) => s + r.bytes, 0)
+  const sizes = reads.map(r => r.chunkBytes).sort((a, b) => a - b)
+  const typical = sizes.length ? sizes[sizes.length >> 1]! : 1
+  const ratio = (hitBytes: number) => (bytes > 0 ? hitBytes / bytes : 0)
+  let minBytes = 0
+  beladyHits(reads.map(r => r.key), Math.floor(capacityBytes / typical), i => { minBytes += reads[i]!.bytes })
+  const achieved = reads.reduce((s, r) => s + (r.result === 'miss' ? 0 : r.bytes), 0)
+  const ratios: PolicyReport['ratios'] = {}
+  const of = (hit: number) => (minBytes > 0 ? hit / minBytes : 1)
+  ratios.achieved = { byteHitRatio: ratio(achieved), ofOptimum: of(achieved) }
+  for (const name of POLICY_NAMES) {
+    const p = createPolicy(name, capacityBytes, { typicalBytes: typical, sessionHorizon: cfg.sessionHorizon, sessionIdleMs: cfg.sessionIdleMs })
+    let hit = 0
+    for (const r of reads) {
+      if (p.observe) {
+        const a = r.key.indexOf('/'), b = r.key.indexOf('/', a + 1)
+        if (a > 0) p.observe(r.session, r.key.slice(0, a), Number(r.key.slice(a + 1, b < 0 ? undefined : b)), r.t)
+      }
+      if (p.has(r.key)) {
+        hit += r.bytes
+        p.hit(r.key)
+      } else {
+        p.miss(r.key)
+        p.insert(r.key, r.chunkBytes)
+      }
+    }
+    ratios[name] = { byteHitRatio: ratio(hit), ofOptimum: of(hit) }
+  }
+  ratios.min = { byteHitRatio: ratio(minBytes), ofOptimum: 1 }
+  return { reads: reads.length, bytes, capacityBytes, typicalChunkBytes: typical, ratios }
+}
+
+export async function runReport(config: Readonly<Config>, now = Date.now()): Promise<PolicyReport> {
+  const cfg = config.edge
+  const { reads, skipped } = await readLog(cfg.dataDir)
+  const capacity = cfg.diskBytes > 0 ? cfg.diskBytes : cfg.ramBytes
+  const report: PolicyReport = { at: now, skippedLines: skipped,
+    ...analyse(reads, capacity, { sessionHorizon: cfg.sessionHorizonChunks, sessionIdleMs: cfg.sessionIdleMs }) }
+  const tmp = join(cfg.dataDir, `${REPORT_FILE}.tmp`)
+  await writeFile(tmp, JSON.stringify(report, null, 2))
+  await rename(tmp, join(cfg.dataDir, REPORT_FILE))
+  return report
+}
+
+export function formatReport(r: PolicyReport): string {
+  const lines = [`${r.reads} chunk reads, ${r.bytes} bytes logged; size ${r.capacityBytes} bytes ` +
+    `(${Math.floor(r.capacityBytes / r.typicalChunkBytes)} chunks of ${r.typicalChunkBytes} bytes)` +
+    (r.skippedLines ? `; ${r.skippedLines} malformed lines skipped` : '')]
+  lines.push('policy     byte hit ratio   of MIN')
+  for (const [name, v] of Object.entries(r.ratios))
+    lines.push(`${name.padEnd(10)} ${v.byteHitRatio.toFixed(4).padStart(14)}   ${v.ofOptimum.toFixed(3)}`)
+  return lines.join('\n')
+}
+
+/** The last report for /metrics: re-read only when the file changes, so a scrape costs one stat. */
+export function reportProbe(dataDir: string): () => PolicyReportProbe | undefined {
+  const file = join(dataDir, REPORT_FILE)
+  let mtime = -1
+  let last: PolicyReportProbe | undefined
+  return () => {
+    const st = statSync(file, { throwIfNoEntry: false })
+    if (!st) return undefined
+    if (st.mtimeMs !== mtime) {
+      try {
+        const r = JSON.parse(readFileSync(file, 'utf8')) as PolicyReport
+        last = { ratios: r.ratios, at: r.at }
+        mtime = st.mtimeMs
+      } catch {
+        return last
+      }
+    }
+    return last
+  }
+}

@@ -24,6 +24,9 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'edge.ramBytes': 64 * 1024 ** 2,
     'edge.diskBytes': 256 * 1024 ** 2,
     'edge.accessFlushMs': 100,
+    // mechanism tests run on LRU, whose evictions they can predict; policy tests choose their own
+    'edge.ramPolicy': 'lru',
+    'edge.diskPolicy': 'lru',
     'http.shutdownGraceMs': 500,
     // issue 5: no background traffic to the upstream unless a test asks for it
     'edge.prefill.window': 'never',

@@ -13,11 +13,12 @@ import { freshDir, get, metric, settled, startTestEdge, until } from '../helpers
  */
 const CS = 64 * 1024
 
+/** Bytes under dir; the edge evicts while we walk, so a file gone since readdir counts 0. */
 function bytesIn(dir: string): number {
   if (!existsSync(dir)) return 0
   let n = 0
   for (const e of readdirSync(dir, { withFileTypes: true }))
-    n += e.isDirectory() ? bytesIn(join(dir, e.name)) : statSync(join(dir, e.name)).size
+    n += e.isDirectory() ? bytesIn(join(dir, e.name)) : statSync(join(dir, e.name), { throwIfNoEntry: false })?.size ?? 0
   return n
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
+import { aptInstall } from '../lib/apt.js'
 import { ingestFile } from '../router/ingest-cli.js'
 
 /**
@@ -19,7 +20,7 @@ const run = promisify(execFile)
 async function haveFfmpeg(): Promise<boolean> {
   if (existsSync('/usr/bin/ffmpeg')) return true
   try {
-    await run('apt-get', ['install', '-y', '-qq', 'ffmpeg'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000 })
+    await aptInstall(['ffmpeg'])
     return existsSync('/usr/bin/ffmpeg')
   } catch {
     return false

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { cpus, totalmem } from 'node:os'
-import { access, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import { constants as fsc } from 'node:fs'
+import { aptInstall } from '../../lib/apt.js'
 
 /**
  * External programs the bench drives, installed with apt when missing so
@@ -22,13 +23,6 @@ async function which(cmd: string): Promise<string | undefined> {
   return undefined
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p)
-    return true
-  } catch { return false }
-}
-
 /**
  * Returns the path of each command, installing its package with apt-get if it
  * is missing (`apt-get update` first only if the plain install fails).
@@ -39,29 +33,7 @@ export async function ensureTools(need: Record<string, string>, log: (s: string)
   if (missing.length) {
     const pkgs = missing.map(c => need[c]!)
     if (!(await which('apt-get'))) throw new Error(`the bench needs ${pkgs.join(', ')} and cannot install them without apt-get; install them and run again`)
-    const sudo = process.getuid?.() === 0 ? [] : ['sudo']
-    const apt = async (...args: string[]) => {
-      const [c, ...rest] = [...sudo, 'apt-get', ...args]
-      await exec(c!, rest, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 })
-    }
-    log(`installing ${pkgs.join(' ')} with apt-get`)
-    // Debian starts a packaged nginx service on install; the bench runs its own and must not leave one
-    // running, so service starts are refused while it installs (policy-rc.d exit 101), if the machine has
-    // no policy of its own and we may write one.
-    const policy = '/usr/sbin/policy-rc.d'
-    const ownPolicy = sudo.length === 0 && !(await exists(policy))
-    if (ownPolicy) await writeFile(policy, '#!/bin/sh\n# written by reelcdn bench during apt-get install; removed after\nexit 101\n', { mode: 0o755 })
-    try {
-      try {
-        await apt('install', '-y', '--no-install-recommends', ...pkgs)
-      } catch {
-        log('apt-get install failed; running apt-get update and trying again')
-        await apt('update')
-        await apt('install', '-y', '--no-install-recommends', ...pkgs)
-      }
-    } finally {
-      if (ownPolicy) await rm(policy, { force: true })
-    }
+    await aptInstall(pkgs, { log, noServiceStarts: true, noRecommends: true })
   }
   const out: Record<string, string> = {}
   for (const cmd of Object.keys(need)) {

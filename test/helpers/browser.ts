@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
+import { aptInstall } from '../../lib/apt.js'
 
 /**
  * Headless Chromium from Debian, installed on first use when missing (the test
@@ -9,19 +9,14 @@ import { chromium, type Browser } from 'playwright-core'
  */
 export const CHROMIUM = '/usr/bin/chromium'
 
-export function ensureChromium(): void {
+export async function ensureChromium(): Promise<void> {
   if (existsSync(CHROMIUM)) return
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  try {
-    execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'ignore', env, timeout: 600_000 })
-  } catch {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env, timeout: 300_000 })
-    execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'ignore', env, timeout: 600_000 })
-  }
+  await aptInstall(['chromium'])
+  if (!existsSync(CHROMIUM)) throw new Error(`apt-get installed chromium but ${CHROMIUM} is missing`)
 }
 
 export async function launch(): Promise<Browser> {
-  ensureChromium()
+  await ensureChromium()
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',

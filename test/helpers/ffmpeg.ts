@@ -1,6 +1,7 @@
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { promisify } from 'node:util'
+import { aptInstall } from '../../lib/apt.js'
 
 /**
  * ffmpeg for the real-player test. The test setup installs it with apt when it
@@ -9,14 +10,15 @@ import { promisify } from 'node:util'
  */
 const run = promisify(execFile)
 
-export function ensureFfmpeg(): string {
+export async function ensureFfmpeg(): Promise<string> {
   const found = ['/usr/bin/ffmpeg', '/usr/local/bin/ffmpeg'].find(p => existsSync(p))
   if (found) return found
-  const asRoot = process.getuid?.() === 0
-  const cmd = asRoot ? ['apt-get', ['install', '-y', 'ffmpeg']] as const : ['sudo', ['-n', 'apt-get', 'install', '-y', 'ffmpeg']] as const
-  const res = spawnSync(cmd[0], [...cmd[1]], { stdio: 'pipe', timeout: 600000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
-  if (res.status !== 0 || !existsSync('/usr/bin/ffmpeg'))
-    throw new Error(`ffmpeg is missing and \`${cmd[0]} ${cmd[1].join(' ')}\` failed: ${res.stderr?.toString().slice(-500) ?? res.error?.message}`)
+  try {
+    await aptInstall(['ffmpeg'])
+  } catch (err) {
+    throw new Error(`ffmpeg is missing and could not be installed: ${(err as Error).message}`)
+  }
+  if (!existsSync('/usr/bin/ffmpeg')) throw new Error('apt-get installed ffmpeg but /usr/bin/ffmpeg is missing')
   return '/usr/bin/ffmpeg'
 }
 

@@ -17,7 +17,7 @@ import { TestCluster } from './harness.js'
  * here), so playback and seeks cross chunk boundaries and fill misses.
  */
 t.test('a browser video element plays and seeks through the edge', async t => {
-  const bin = ensureFfmpeg()
+  const bin = await ensureFfmpeg()
   const c = await TestCluster.start(t, { chunkSize: 64 * 1024 })
   const file = join(c.shardDir(0), '..', 'clip.webm')
   await ffmpeg(bin, ['-f', 'lavfi', '-i', 'testsrc=duration=12:size=320x240:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=12',

@@ -12,7 +12,7 @@ import { ensureFfmpeg, ffmpeg } from '../helpers/ffmpeg.js'
  * many files do, so the player must seek with Range requests to even start.
  */
 t.test('ffmpeg plays and seeks a video through the edge', async t => {
-  const bin = ensureFfmpeg()
+  const bin = await ensureFfmpeg()
   const dir = t.testdir()
   const file = join(dir, 'clip.mp4')
   await ffmpeg(bin, ['-f', 'lavfi', '-i', 'testsrc=duration=8:size=320x240:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=8',

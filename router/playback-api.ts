@@ -10,6 +10,7 @@ import { parseTitleId } from './keys.js'
 import type { Manifests } from './manifests.js'
 import { play, type RegionMap } from './play.js'
 import type { Sessions } from './sessions.js'
+import type { SessionPeers } from './session-peers.js'
 import { parseDemandReport, sliceOf, type Trending } from './trending.js'
 import type { WindowName } from './window-counter.js'
 import { randomBytes } from 'node:crypto'
@@ -23,8 +24,12 @@ import { randomBytes } from 'node:crypto'
  *   GET  /v1/trending/state           this router's own counters, for peer routers
  *   GET  /v1/play/{contentId}?region=&viewer=
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
- *   GET  /v1/sessions/{contentId}     resume position (play token)
- *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title)
+ *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
+ *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title); `?local=1` too
+ *
+ * Playback state is stored where a report lands and looked up on every router
+ * (router/session-peers.ts): without `local=1` an answer is the latest of this
+ * router's and its peers'.
  */
 export interface PlaybackDeps {
   manifests: Manifests
@@ -32,6 +37,9 @@ export interface PlaybackDeps {
   edges: EdgeRegistry
   trending: Trending
   sessions: Sessions
+  /** lookups across router.peers */
+  sessionPeers: SessionPeers
+  historyLength: number
   regions: RegionMap
   ring: KeyRing | undefined
   edgeToken: string | undefined
@@ -90,7 +98,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const man = await d.manifests.get(id)
       const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now: d.clock() }, d.edges, d.regions,
         { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10 })
-      const resume = d.sessions.get(viewer, id)
+      const resume = await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), d.clock())
       sendJson(res, 200, { ...answer, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null }, { 'cache-control': 'no-store' })
     } } },
     { path: '/v1/sessions/:id', methods: {
@@ -108,21 +116,28 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
         d.trending.own.add(`${id}#${sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length)}`, 1, now)
         sendJson(res, 200, { contentId: id, viewerId: c.vid, position: pos, updatedAt: now })
       },
-      GET: (req, res, m) => {
+      GET: async (req, res, m) => {
         const id = parseTitleId(m.params[0]!)
         const c = claims(req, m, id)
-        const p = d.sessions.get(c.vid!, id)
+        const own = d.sessions.get(c.vid!, id)
+        const p = localOnly(m) ? own : await d.sessionPeers.position(c.vid!, id, own, d.clock())
         if (!p) return sendJson(res, 404, { error: { code: 'CDN_ERR_NOT_FOUND', message: `no position for this viewer in ${id}` } })
-        sendJson(res, 200, { ...p, viewerId: c.vid })
+        sendJson(res, 200, { ...p, viewerId: c.vid }, { 'cache-control': 'no-store' })
       } } },
-    { path: '/v1/history', methods: { GET: (req, res, m) => {
+    { path: '/v1/history', methods: { GET: async (req, res, m) => {
       // any title's token names the viewer: verify it against its own title
       const token = requestToken(m.query, req.headers.authorization)
       const cid = token ? peekCid(token) : undefined
       const c = claims(req, m, cid)
-      sendJson(res, 200, { viewerId: c.vid, history: d.sessions.history(c.vid!) })
+      const own = d.sessions.history(c.vid!)
+      const history = localOnly(m) ? own : await d.sessionPeers.history(c.vid!, c.cid, own, d.historyLength, d.clock())
+      sendJson(res, 200, { viewerId: c.vid, history }, { 'cache-control': 'no-store' })
     } } },
   ]
+}
+
+function localOnly(m: Match): boolean {
+  return queryParams(m).get('local') === '1'
 }
 
 function peekCid(token: string): string | undefined {

@@ -21,6 +21,7 @@ import { loadKeyRing } from '../lib/tokens.js'
 import { EdgeRegistry } from './edge-registry.js'
 import { Trending } from './trending.js'
 import { TrendingPeers } from './trending-peers.js'
+import { EdgePeers } from './edge-peers.js'
 import { Sessions } from './sessions.js'
 import { SessionPeers } from './session-peers.js'
 import { RegionMap } from './play.js'
@@ -30,8 +31,9 @@ import { playbackRoutes } from './playback-api.js'
  * Starts a router: the cluster view (ring, shard pools, health checks), the
  * read, ingest and repair machinery, then the HTTP API. Content lives on the
  * shards; the router's own state (trending counters, viewers' positions) is in
- * SQLite under router.dataDir and shared with router.peers, so any number can
- * run side by side and any can be restarted. `close()` stops taking requests,
+ * SQLite under router.dataDir, and it and the edge registry are shared with
+ * router.peers (trending-peers.ts, session-peers.ts, edge-peers.ts), so any
+ * number can run side by side and any can be restarted. `close()` stops taking requests,
  * drains, stops the repairer and health checks, then closes shard pools.
  */
 export interface RunningRouter {
@@ -45,6 +47,7 @@ export interface RunningRouter {
   edges: EdgeRegistry
   trending: Trending
   peers: TrendingPeers
+  edgePeers: EdgePeers
   sessions: Sessions
   sessionPeers: SessionPeers
   close(): Promise<void>
@@ -110,9 +113,11 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     throw err
   }
   const peers = new TrendingPeers(tr, rc.peers, rc.peerExchangeMs, logger)
+  const edgePeers = new EdgePeers(edges, rc.peers, edgeToken, rc.peerExchangeMs, logger)
   const snapshots = setInterval(() => tr.snapshot(Date.now()), rc.trendingSnapshotMs)
   snapshots.unref()
   peers.start()
+  edgePeers.start()
   cluster.health.start()
   catalog.start()
   repairer.start()
@@ -122,12 +127,13 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     readsNeedPlayToken: rc.requireToken }, 'router ready')
   let closing: Promise<void> | undefined
   return {
-    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, sessions, sessionPeers,
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers,
     close: () => closing ??= (async () => {
       server.setReady(false)
       await server.http.close()
       clearInterval(snapshots)
       await peers.stop()
+      await edgePeers.stop()
       tr.close(Date.now())
       sessions.close()
       catalog.stop()

@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto'
  * The router's playback API (issue 5):
  *   POST /v1/edges/heartbeat          an edge registers / reports health (edge credential)
  *   GET  /v1/edges                    the registry (admin)
+ *   GET  /v1/edges/state              heartbeats this router received, with their age, for peer routers (edge credential)
  *   POST /v1/demand                   an edge's demand report (edge credential)
  *   GET  /v1/trending?window=&limit=&category=&positions=1
  *   GET  /v1/trending/state           this router's own counters, for peer routers
@@ -75,6 +76,11 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const hb = parseHeartbeat(await readJson(req, MAX_BODY))
       d.edges.heartbeat(hb, d.clock())
       sendJson(res, 200, { id: hb.id, accepted: true })
+    } } },
+    { path: '/v1/edges/state', methods: { GET: (req, res) => {
+      // what peer routers merge (router/edge-peers.ts): only heartbeats this router received itself
+      edgeOnly(req)
+      sendJson(res, 200, { edges: d.edges.own(d.clock()) }, { 'cache-control': 'no-store' })
     } } },
     { path: '/v1/demand', methods: { POST: async (req, res) => {
       edgeOnly(req)

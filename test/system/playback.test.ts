@@ -160,3 +160,21 @@ t.test('playback state survives a router restart and is shared by routers: the l
   await b.close()
   t.equal((await call(`${c.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 1000, 'with b down, a answers what it holds')
 })
+
+t.test('several routers: an edge heartbeating to one is steered to by its peers, and leaves their steering when silent', async t => {
+  const c = await TestCluster.start(t, { overrides: { 'router.edgeSilenceMs': 600 } })
+  await c.ingest('movie', Buffer.alloc(1000, 1))
+  const b = await startRouter(c.config(3, { 'router.id': 'b', 'router.peers': [c.url], 'router.dataDir': join(c.dir, 'router-b'), 'router.edgeSilenceMs': 600 }),
+    { logger: quietLogger('router'), env: { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS } })
+  t.teardown(() => b.close())
+  const ids = async (url: string) => (await call(`${url}/v1/play/movie`, 'GET')).json.urls.map((u: any) => u.id)
+  t.equal((await call(`${c.url}/v1/edges/state`, 'GET')).status, 401, 'the state needs the edge credential')
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('e1'), EDGE_TOKEN)).status, 200)
+  t.same(await ids(b.url), ['origin'], 'before an exchange b knows nothing of e1')
+  await b.edgePeers.exchange()
+  t.same(await ids(b.url), ['e1', 'origin'], 'b steers to the edge that heartbeats to a')
+  t.same((await call(`${b.url}/v1/edges/state`, 'GET', undefined, EDGE_TOKEN)).json.edges, [], 'b serves only its own heartbeats')
+  // e1 falls silent: b's exchanges keep a's last heartbeat, which ages out
+  await until(async () => { await b.edgePeers.exchange(); return (await ids(b.url)).length === 1 }, 'e1 to leave b\'s steering')
+  t.same(await ids(c.url), ['origin'], 'and a\'s')
+})

@@ -5,6 +5,7 @@ import { SequentialReader } from '../../client/sequential-reader.js'
 import { playersMode, type Scenario } from '../../tools/loadtest/players-mode.js'
 import { sliceOf } from '../../router/trending.js'
 import { EDGE_TOKEN, TestCluster, randomBody, until } from './harness.js'
+import { startTestEdge } from '../helpers/edge.js'
 
 /**
  * The player client reports its play position to a real router while it
@@ -108,4 +109,12 @@ t.test('the load tester\'s players report positions, which reach the per-positio
   const last = c.router.sessions.get(viewers[0]!, 'alpha')!.position
   t.ok(shares![sliceOf(Math.floor(last / CS), 20)]! > 0, 'the slice of a reported position has a share')
   t.equal(shares!.reduce((a, b) => a + b, 0).toFixed(6), '1.000000')
+  // and an edge's prefill plan follows them: the players watched to the end, so the ending goes first, not the opening
+  const edge = await startTestEdge(t, { url: c.url, token: undefined }, { 'edge.prefill.budgetBytes': CS }, { REELCDN_EDGE_ADMIN_TOKEN: 'edge-admin-token' })
+  const plan = await (await request(`${edge.url}/v1/prefill`, { headers: { authorization: 'Bearer edge-admin-token' } })).body.json() as
+    { plan: { chunks: { contentId: string; index: number }[] } }
+  // 20 chunks, 20 slices: chunk i is slice i
+  const most = shares!.indexOf(Math.max(...shares!))
+  t.same(plan.plan.chunks.map(x => `${x.contentId}/${x.index}`), [`alpha/${most}`], 'the one chunk the budget allows is where the players reported most')
+  t.not(most, 0, 'which is not the opening the prior would choose')
 })

@@ -5,7 +5,9 @@ import { request, type Dispatcher } from 'undici'
  * sends `PUT <sessionUrl> {position}` with the play token, so the router can
  * offer the viewer a resume point and count where people watch (the
  * per-position demand prefill ranks by). A report goes only when the position
- * moved since the last one that succeeded (a paused player is silent), one at
+ * moved since the last one that succeeded, or since open (a player still
+ * starting up or paused is silent: it would count demand where nobody
+ * watches), one at
  * a time (a slow router never piles reports up), and a failed report is
  * counted and retried at the next tick, never surfaced to playback.
  * `close()` stops the timer and sends the last position once more if it moved.
@@ -33,6 +35,7 @@ export class PositionReporter {
 
   constructor(private readonly o: ReporterOptions) {
     if (!(Number.isInteger(o.intervalMs) && o.intervalMs > 0)) throw new RangeError(`expected reportIntervalMs to be a positive integer, got ${o.intervalMs}`)
+    this.reported = o.position()
   }
 
   /** whether the timer runs: from start() to close() */

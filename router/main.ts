@@ -89,7 +89,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     mkdirSync(rc.dataDir, { recursive: true })
     // the default id follows the configured port, so a restart finds its own counters again
     trending = new Trending(join(rc.dataDir, 'trending.sqlite'), rc.id || `router-${rc.port}`)
-    sessions = new Sessions(join(rc.dataDir, 'sessions.sqlite'), rc.sessions)
+    sessions = new Sessions(join(rc.dataDir, 'sessions.sqlite'), rc.sessions, Date.now,
+      err => logger.error({ err: err.message }, 'position reports lost: the sessions store refused them'))
   } catch (err) {
     trending?.close(Date.now())
     await cluster.close()

@@ -76,3 +76,20 @@ t.test('an unusable store file is a StorageError naming it', async t => {
   const dir = t.testdir({ 'junk.sqlite': 'this is not a database, and it is long enough to be read as one'.repeat(20) })
   t.throws(() => new Sessions(join(dir, 'junk.sqlite'), { maxViewers: 1, historyLength: 1, ttlMs: 1000 }), { code: 'CDN_ERR_STORAGE', message: /junk\.sqlite/ })
 })
+
+t.test('reports are queued and written in batches: every read sees them, close writes what is queued', async t => {
+  const file = join(t.testdir(), 'sessions.sqlite')
+  const opts = { maxViewers: 10_000, historyLength: 5, ttlMs: 60_000 }
+  const a = new Sessions(file, opts, () => 1000)
+  for (let i = 0; i < 1500; i++) a.report(`v${i}`, pos('x', i, 1000)) // past one full batch, and a partial one queued
+  const peek = new Sessions(file, opts, () => 1000)
+  t.ok(peek.size >= 512 && peek.size < 1500, `a full batch is written at once, the rest waits (${peek.size} on disk)`)
+  peek.close()
+  t.equal(a.get('v1499', 'x')!.position, 1499, 'a read flushes first: the last report is seen')
+  a.report('late', pos('y', 7, 1000))
+  a.close()
+  const b = store(t, opts, () => 1000, file)
+  t.equal(b.size, 1501, 'close wrote the queued report')
+  t.equal(b.get('late', 'y')!.position, 7)
+  t.throws(() => a.report('after', pos('y', 1, 1000)), { code: 'CDN_ERR_STORAGE', message: /closed/ })
+})

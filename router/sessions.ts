@@ -8,6 +8,14 @@ import { StorageError } from '../lib/errors.js'
  * reached them; a lookup asks the peers too and the latest report wins
  * (router/session-peers.ts).
  *
+ * Writes are batched: a report waits at most FLUSH_MS (or until MAX_BATCH are
+ * waiting) and a batch is one transaction, since a commit per report cost
+ * several times more than the report itself (see the README). Every read
+ * flushes first, so a lookup always sees every report accepted before it. A
+ * process crash loses at most the last FLUSH_MS of reports, which players send
+ * again within seconds; a batch that fails to commit is reported to `onError`
+ * and dropped the same way.
+ *
  * Bounded twice, on every report: at most `maxViewers` viewers (the least
  * recently active leaves first, with all its positions) and `historyLength`
  * titles per viewer (the oldest report leaves first). A viewer with no report
@@ -35,6 +43,8 @@ export interface SessionOptions {
 }
 
 const SWEEP_EVERY = 1000
+const FLUSH_MS = 100
+const MAX_BATCH = 512
 
 interface Row {
   content_id: string
@@ -50,6 +60,8 @@ export class Sessions {
   private seq: number
   private viewers: number
   private sinceSweep = 0
+  private pending: { viewer: string; p: Position }[] = []
+  private timer: NodeJS.Timeout | undefined
   private readonly sViewer: Database.Statement<[string], { last_at: number }>
   private readonly sInsertViewer: Database.Statement<[string, number, number]>
   private readonly sUpdateViewer: Database.Statement<[number, number, string]>
@@ -62,10 +74,11 @@ export class Sessions {
   private readonly sHistory: Database.Statement<[string, number], Row>
   private readonly sSweepPositions: Database.Statement<[number]>
   private readonly sSweepViewers: Database.Statement<[number]>
-  private readonly reportTx: (viewer: string, p: Position) => void
+  private readonly batchTx: (batch: { viewer: string; p: Position }[]) => void
 
   /** `file` is the SQLite file, or ':memory:' for a store that lives and dies with the process. */
-  constructor(file: string, private readonly opts: SessionOptions, private readonly clock: () => number = Date.now) {
+  constructor(file: string, private readonly opts: SessionOptions, private readonly clock: () => number = Date.now,
+    private readonly onError: (err: Error) => void = () => {}) {
     try {
       this.db = new Database(file)
       this.db.pragma('journal_mode = WAL')
@@ -103,19 +116,49 @@ export class Sessions {
     this.sSweepViewers = db.prepare('DELETE FROM viewers WHERE last_at <= ?')
     this.seq = db.prepare<[], { s: number | null }>('SELECT MAX(seq) AS s FROM (SELECT MAX(seq) AS seq FROM viewers UNION ALL SELECT MAX(seq) FROM positions)').get()?.s ?? 0
     this.viewers = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM viewers').get()!.n
-    this.reportTx = db.transaction((viewer: string, p: Position) => this.write(viewer, p))
+    this.batchTx = db.transaction((batch: { viewer: string; p: Position }[]) => { for (const r of batch) this.write(r.viewer, r.p) })
     this.sweep()
     // a smaller maxViewers than the last run's: apply it now
     db.transaction(() => this.evictOver())()
   }
 
+  /** Queues a report; it is written within FLUSH_MS, and before any read. */
   report(viewer: string, p: Position): void {
-    try {
-      this.reportTx(viewer, p)
-    } catch (err) {
-      throw new StorageError(`cannot record a position in the sessions store: ${(err as Error).message}`, { cause: err })
+    if (!this.db.open) throw new StorageError('the sessions store is closed')
+    this.pending.push({ viewer, p })
+    if (this.pending.length >= MAX_BATCH) this.flushOrReport()
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flushOrReport(), FLUSH_MS)
+      this.timer.unref()
     }
-    if (++this.sinceSweep >= SWEEP_EVERY) this.sweep()
+  }
+
+  private flushOrReport(): void {
+    try {
+      this.flush()
+    } catch (err) {
+      this.onError(err as Error)
+    }
+  }
+
+  /** Writes the queued reports in one transaction. */
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.pending.length === 0) return
+    const batch = this.pending
+    this.pending = []
+    try {
+      this.batchTx(batch)
+    } catch (err) {
+      // rolled back: the in-memory viewer count followed the writes, so take it from the table again
+      try {
+        this.viewers = this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM viewers').get()!.n
+      } catch { /* the store is unusable: the error below says why */ }
+      throw new StorageError(`cannot record ${batch.length} positions in the sessions store: ${(err as Error).message}`, { cause: err })
+    }
+    this.sinceSweep += batch.length
+    if (this.sinceSweep >= SWEEP_EVERY) this.sweep()
   }
 
   private write(viewer: string, p: Position): void {
@@ -145,17 +188,20 @@ export class Sessions {
   }
 
   get(viewer: string, contentId: string): Position | undefined {
+    this.flush()
     const r = this.sGet.get(viewer, contentId, this.clock() - this.opts.ttlMs)
     return r ? toPosition(r) : undefined
   }
 
   /** Most recent first. */
   history(viewer: string): Position[] {
+    this.flush()
     return this.sHistory.all(viewer, this.clock() - this.opts.ttlMs).map(toPosition)
   }
 
   /** Viewers stored, expired ones not yet swept included. */
   get size(): number {
+    this.flush()
     return this.viewers
   }
 
@@ -173,7 +219,13 @@ export class Sessions {
     }
   }
 
+  /** Writes what is queued, then closes. */
   close(): void {
-    if (this.db.open) this.db.close()
+    if (!this.db.open) return
+    try {
+      this.flush()
+    } finally {
+      this.db.close()
+    }
   }
 }

@@ -41,6 +41,8 @@ t.test('the client reports its play position every interval while playing, and s
   t.equal(p.sessionUrl, `${c.url}/v1/sessions/film`, 'the play answer says where to report')
   const client = await PlayerClient.open(p, { reportIntervalMs: 20 })
   t.ok(client.reporter, 'a play answer with a session URL and a token turns reports on')
+  await client.reporter!.report()
+  t.equal(client.reporter!.sent + client.reporter!.failed, 0, 'a player that has not moved since open sends nothing')
   const reader = new SequentialReader(client, { bufferBytes: 4 * CS, fetchBytes: CS })
   t.teardown(() => reader.close())
   const got = await take(reader, 3 * CS + 17)

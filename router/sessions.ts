@@ -10,7 +10,7 @@ import { StorageError } from '../lib/errors.js'
  *
  * Writes are batched: a report waits at most FLUSH_MS (or until MAX_BATCH are
  * waiting) and a batch is one transaction, since a commit per report cost
- * several times more than the report itself (see the README). Every read
+ * 6-14x more than the report itself (README, Sessions). Every read
  * flushes first, so a lookup always sees every report accepted before it. A
  * process crash loses at most the last FLUSH_MS of reports, which players send
  * again within seconds; a batch that fails to commit is reported to `onError`

@@ -9,8 +9,8 @@ import { StorageError } from '../lib/errors.js'
  * (router/session-peers.ts).
  *
  * Writes are batched: a report waits at most FLUSH_MS (or until MAX_BATCH are
- * waiting) and a batch is one transaction, since a commit per report cost
- * 6-14x more than the report itself (README, Sessions). Every read
+ * waiting) and a batch is one transaction: a commit per report made each
+ * report 6-14x dearer than batching did (README, Sessions). Every read
  * flushes first, so a lookup always sees every report accepted before it. A
  * process crash loses at most the last FLUSH_MS of reports, which players send
  * again within seconds; a batch that fails to commit is reported to `onError`

@@ -35,3 +35,11 @@ t.test('secrets given by the environment are not generated', async t => {
   await members(config, { REELCDN_ROUTER_TOKEN: 'x'.repeat(20), REELCDN_TOKEN_KEYS: 'k7:a-secret-of-sixteen-plus', REELCDN_EDGE_TOKEN: 'y'.repeat(20) })
   for (const f of ['router-token', 'token-keys', 'edge-token']) t.throws(() => statSync(join(dir, f)), { code: 'ENOENT' }, `no ${f}`)
 })
+
+t.test('with router.requireToken, the edge gets a fill credential the router accepts', async t => {
+  const dir = t.testdir()
+  await members(loadConfig({ env: {}, overrides: { 'local.dataDir': dir } }), {})
+  t.throws(() => statSync(join(dir, 'read-token')), { code: 'ENOENT' }, 'no read token by default: reads stay open under make run')
+  await members(loadConfig({ env: {}, overrides: { 'local.dataDir': dir, 'router.requireToken': true } }), {})
+  t.match(readFileSync(join(dir, 'read-token'), 'utf8').trim(), /^[0-9a-f]{48}$/)
+})

@@ -27,7 +27,9 @@ import { ensureSample } from './sample.js'
  * out valid: the admin token (router-token), the play-token keys
  * (token-keys, `k1:<hex>`, given to the router and the edge) and the edge
  * credential (edge-token: the edge registers with the router and reports
- * demand), so `/v1/play` answers at once with the edge first.
+ * demand), so `/v1/play` answers at once with the edge first. With
+ * router.requireToken on, the edge's fill credential too (read-token: the
+ * router's read token, the edge's upstream token).
  */
 export interface Member {
   name: string
@@ -50,6 +52,9 @@ export async function members(config: Readonly<Config>, env: NodeJS.ProcessEnv):
     router.tokenKeysFile = edge.tokenKeysFile = await ensureSecret(join(dataDir, 'token-keys'), () => `k1:${randomBytes(32).toString('hex')}`)
   if (!env.REELCDN_EDGE_TOKEN && !router.edgeTokenFile && !edge.edgeTokenFile)
     router.edgeTokenFile = edge.edgeTokenFile = await ensureSecret(join(dataDir, 'edge-token'), () => randomBytes(24).toString('hex'))
+  // a router requiring play tokens lets edges fill only with the read (or admin) token: give the edge one
+  if (router.requireToken && !env.REELCDN_ROUTER_READ_TOKEN && !router.readTokenFile && !env.REELCDN_EDGE_UPSTREAM_TOKEN && !edge.upstreamTokenFile)
+    router.readTokenFile = edge.upstreamTokenFile = await ensureSecret(join(dataDir, 'read-token'), () => randomBytes(24).toString('hex'))
   out.push({ name: 'router', start: () => startRouter({ ...config, router }, { logger: createLogger('router', level), env }) })
   const routerUrl = `http://${config.router.host.includes(':') ? `[${config.router.host}]` : config.router.host}:${config.router.port}`
   Object.assign(edge, { upstream: routerUrl, dataDir: join(dataDir, 'edge') })

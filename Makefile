@@ -17,8 +17,9 @@ install: $(NODE_MODULES_STAMP)
 build: install
 	npx tsc -p tsconfig.json
 
-# 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N) and the router (127.0.0.1:7000) in one process;
-# Ctrl-C stops them all. The admin token is generated into ./var/router-token.
+# 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N), the router (127.0.0.1:7000) and an edge (127.0.0.1:8080)
+# in one process; Ctrl-C stops them all. Secrets are generated on the first run: the admin token into
+# ./var/router-token, the play-token keys into ./var/token-keys, the edge credential into ./var/edge-token.
 run: build
 	node dist/cli.js cluster --data-dir ./var
 

@@ -1,5 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../lib/errors.js'
+import { PositionReporter } from './position-reporter.js'
 
 /**
  * The player's side of a playback: given the ranked URLs from `/v1/play`, it
@@ -8,6 +9,13 @@ import { CdnError, UpstreamError, UpstreamTimeoutError } from '../lib/errors.js'
  * neither an error nor a wrong byte while any URL still serves the title.
  * Every request after the first carries `If-Range` with the ETag learnt at
  * open, so bytes of two different versions are never stitched together.
+ *
+ * Playback state: when the play answer names a `sessionUrl` and a `token`
+ * (what the router's /v1/play gives), the client reports `position` there every
+ * `reportIntervalMs` while open (client/position-reporter.ts) and stops at
+ * `close()`. The position is the play position, not the read position: the
+ * sequential reader moves it as its consumer takes bytes; an app reading
+ * with `read()` directly calls `setPosition()` as it plays.
  */
 export interface PlayUrl {
   url: string
@@ -18,6 +26,10 @@ export interface PlayUrl {
 export interface PlayResponse {
   contentId: string
   urls: PlayUrl[]
+  /** the play token, for position reports */
+  token?: string
+  /** where position reports go: the router's PUT /v1/sessions/{contentId} */
+  sessionUrl?: string
 }
 
 export interface PlayerOptions {
@@ -26,6 +38,8 @@ export interface PlayerOptions {
   dispatcher?: Dispatcher
   /** how many failovers one read may take before it gives up */
   maxAttempts?: number
+  /** time between position reports while open; 0 sends none (default 10 s) */
+  reportIntervalMs?: number
 }
 
 interface Source {
@@ -50,6 +64,10 @@ export class PlayerClient {
   bytesRead = 0
   /** body bytes received from the network, probes and partial reads that failed over included */
   bytesReceived = 0
+  /** the play position (byte offset) position reports carry */
+  position = 0
+  /** undefined when the play answer had no session URL or reports are off */
+  readonly reporter: PositionReporter | undefined
 
   private constructor(
     readonly contentId: string,
@@ -57,13 +75,29 @@ export class PlayerClient {
     readonly etag: string,
     sources: Source[],
     private readonly opts: Required<Omit<PlayerOptions, 'dispatcher'>> & { dispatcher: Dispatcher },
+    session: { url: string; token: string } | undefined,
   ) {
     this.sources = sources
+    this.reporter = session && opts.reportIntervalMs > 0
+      ? new PositionReporter({ ...session, intervalMs: opts.reportIntervalMs, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, position: () => this.position })
+      : undefined
+    this.reporter?.start()
+  }
+
+  /** Moves the play position position reports carry. */
+  setPosition(offset: number): void {
+    if (!Number.isInteger(offset) || offset < 0 || offset > this.size) throw new RangeError(`position ${offset} is outside 0-${this.size}`)
+    this.position = offset
+  }
+
+  /** Stops position reports, sending the last position if it moved. Reads still work: the client holds no connection of its own. */
+  async close(): Promise<void> {
+    await this.reporter?.close()
   }
 
   /** Probes every URL with a one-byte range in parallel and orders them by answer time. */
   static async open(play: PlayResponse, options: PlayerOptions = {}): Promise<PlayerClient> {
-    const opts = { timeoutMs: 10_000, maxAttempts: 8, dispatcher: options.dispatcher ?? sharedAgent(), ...options }
+    const opts = { timeoutMs: 10_000, maxAttempts: 8, reportIntervalMs: 10_000, ...options, dispatcher: options.dispatcher ?? sharedAgent() }
     if (play.urls.length === 0) throw new UpstreamError(`no URL to play ${play.contentId} from`)
     const probes = await Promise.all(play.urls.map(async (u, i) => {
       const t0 = performance.now()
@@ -84,7 +118,8 @@ export class PlayerClient {
     const best = ok[0]!
     // only sources that serve the same version take part
     const same = ok.filter(p => p.etag === best.etag && p.size === best.size)
-    const client = new PlayerClient(play.contentId, best.size, best.etag, same.map(p => ({ url: p.url, rtt: p.rtt })), opts)
+    const session = play.sessionUrl !== undefined && play.token !== undefined ? { url: play.sessionUrl, token: play.token } : undefined
+    const client = new PlayerClient(play.contentId, best.size, best.etag, same.map(p => ({ url: p.url, rtt: p.rtt })), opts, session)
     client.bytesReceived = ok.length // one probe byte from every source that answered
     return client
   }

@@ -10,6 +10,8 @@ import type { PlayerClient } from './player.js'
  * producer fetches at most the free space, so it never overwrites unread
  * bytes. A seek bumps `generation`: a fetch that started before it is thrown
  * away when it lands, and the ring restarts empty at the new position.
+ * The consumer's position is the play position: the client reports it
+ * (PlayerClient.position) to the router.
  */
 export interface SequentialOptions {
   /** ring size: how far ahead of the play position to buffer */
@@ -45,6 +47,7 @@ export class SequentialReader {
     if (opts.fetchBytes > opts.bufferBytes) throw new RangeError('fetchBytes must not exceed bufferBytes')
     this.ring = Buffer.allocUnsafe(opts.bufferBytes)
     this.readPos = this.writePos = opts.startAt ?? 0
+    client.setPosition(this.readPos)
     this.running = this.produce()
   }
 
@@ -110,6 +113,7 @@ export class SequentialReader {
         this.ring.copy(out, 0, off, off + first)
         if (first < avail) this.ring.copy(out, first, 0, avail - first)
         this.readPos += avail
+        this.client.position = this.readPos
         this.changed.notify()
         return out
       }
@@ -122,6 +126,7 @@ export class SequentialReader {
     if (pos < 0 || pos > this.client.size) throw new RangeError(`seek to ${pos} is outside 0-${this.client.size}`)
     this.generation++
     this.readPos = this.writePos = pos
+    this.client.position = pos
     this.error = undefined
     this.running ??= this.produce() // the producer stops after an error; a seek starts it again
     this.changed.notify()

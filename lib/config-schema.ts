@@ -207,6 +207,8 @@ export const configSchema = z.object({
     edgeTokenFile: z.string(),
     /** play token keys `kid:secret,...` (first signs, all verify); REELCDN_TOKEN_KEYS wins. None: /v1/play refuses */
     tokenKeysFile: z.string(),
+    /** content reads (/v1/content/{id}, /meta, /chunks) need a valid play token for the title, or the edges' credential (read or admin token) */
+    requireToken: z.boolean(),
     playTokenTtlMs: ms.min(1000),
     /** bind play tokens to the client's /24 (IPv4) or /64 (IPv6) */
     playTokenBindNetwork: z.boolean(),
@@ -225,6 +227,8 @@ export const configSchema = z.object({
       historyLength: positive.max(1000),
       /** a viewer's data expires this long after their last report */
       ttlMs: z.number().int().min(1000).max(366 * 24 * 3600 * 1000),
+      /** a resume or history lookup waits this long for each peer router's answer */
+      peerTimeoutMs: ms.min(1),
     }).strict(),
   }).strict(),
   local: z.object({

@@ -34,3 +34,23 @@ t.test('heartbeats are validated by field', async t => {
   t.throws(() => parseHeartbeat({ ...hb('a/../b') }), /id/)
   t.ok(parseHeartbeat(hb('a')))
 })
+
+t.test('peers: the most recent heartbeat of an edge wins, only own heartbeats are served, by age', async t => {
+  const a = new EdgeRegistry(30_000)
+  const b = new EdgeRegistry(30_000)
+  a.heartbeat(hb('e1', { load: 0.1 }), 1000)
+  t.same(a.own(1500).map(e => [e.id, e.ageMs]), [['e1', 500]])
+  // b's clock is far from a's: only the age crosses
+  for (const e of a.own(1500)) {
+    const { ageMs, ...h } = e
+    t.equal(b.mergePeer(h, 900_000 - ageMs), true)
+  }
+  t.same(b.rank({}, 900_000, 10).map(e => e.id), ['e1'], 'b steers to an edge that heartbeats to a')
+  t.same(b.own(900_000), [], 'b does not serve what it learnt from a peer: no echo')
+  t.equal(b.mergePeer(hb('e1', { load: 0.9 }), 899_000), false, 'an older heartbeat does not replace a newer one')
+  b.heartbeat(hb('e1', { healthy: false }), 900_100)
+  t.equal(b.mergePeer(hb('e1'), 900_050), false, 'nor an older peer heartbeat a direct one')
+  t.same(b.rank({}, 900_200, 10), [], 'the newer, direct farewell holds')
+  t.same(b.own(900_200).map(e => e.id), ['e1'], 'and is served to peers')
+  t.same(b.rank({}, 930_101, 10), [])
+})

@@ -12,6 +12,13 @@ import { parseCidr } from '../lib/tokens.js'
  * Ranking for a client: edges that serve the client's network (or its explicit
  * region) first, then the rest of the healthy edges; within each group the
  * less-loaded first. Unhealthy or silent edges are never offered.
+ *
+ * Several routers: an edge heartbeats to one of them (through the load
+ * balancer, any). Each router serves the heartbeats it received itself
+ * (`own`, with their age) to its peers, which keep the most recent heartbeat
+ * per edge id (`mergePeer`, router/edge-peers.ts). Ages, not times, cross
+ * between routers, so their clocks need not agree; a peer's heartbeat is
+ * never served on (no echo).
  */
 export const heartbeatSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'an edge id is 1-64 characters of [A-Za-z0-9._-]'),
@@ -29,6 +36,8 @@ export type Heartbeat = z.infer<typeof heartbeatSchema>
 interface EdgeEntry extends Heartbeat {
   lastSeen: number
   nets: BlockList
+  /** received by this router, not learnt from a peer */
+  direct: boolean
 }
 
 export function parseHeartbeat(body: unknown): Heartbeat {
@@ -50,13 +59,31 @@ export class EdgeRegistry {
   constructor(private readonly silenceMs: number, private readonly maxEdges = 10_000) {}
 
   heartbeat(hb: Heartbeat, now: number): void {
+    this.put(hb, now, true)
+  }
+
+  /** A heartbeat a peer router received `lastSeen` (on this router's clock): kept if it is the most recent of that edge's. */
+  mergePeer(hb: Heartbeat, lastSeen: number): boolean {
+    const have = this.edges.get(hb.id)
+    if (have && have.lastSeen >= lastSeen) return false
+    this.put(hb, lastSeen, false)
+    return true
+  }
+
+  /** The heartbeats this router received itself, with their age: what peers merge. */
+  own(now: number): (Heartbeat & { ageMs: number })[] {
+    return [...this.edges.values()].filter(e => e.direct)
+      .map(({ nets: _n, direct: _d, lastSeen, ...hb }) => ({ ...hb, ageMs: Math.max(0, now - lastSeen) }))
+  }
+
+  private put(hb: Heartbeat, lastSeen: number, direct: boolean): void {
     if (!this.edges.has(hb.id) && this.edges.size >= this.maxEdges) throw new BadRequestError(`too many edges registered (limit ${this.maxEdges})`)
     const nets = new BlockList()
     for (const n of hb.networks) {
       const c = parseCidr(n)
       nets.addSubnet(c.address, c.prefix, c.type)
     }
-    this.edges.set(hb.id, { ...hb, lastSeen: now, nets })
+    this.edges.set(hb.id, { ...hb, lastSeen, nets, direct })
   }
 
   remove(id: string): boolean {

@@ -21,15 +21,19 @@ import { loadKeyRing } from '../lib/tokens.js'
 import { EdgeRegistry } from './edge-registry.js'
 import { Trending } from './trending.js'
 import { TrendingPeers } from './trending-peers.js'
+import { EdgePeers } from './edge-peers.js'
 import { Sessions } from './sessions.js'
+import { SessionPeers } from './session-peers.js'
 import { RegionMap } from './play.js'
 import { playbackRoutes } from './playback-api.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
- * read, ingest and repair machinery, then the HTTP API. A router keeps no
- * state of its own — everything durable is on the shards — so any number can
- * run side by side and any can be restarted. `close()` stops taking requests,
+ * read, ingest and repair machinery, then the HTTP API. Content lives on the
+ * shards; the router's own state (trending counters, viewers' positions) is in
+ * SQLite under router.dataDir, and it and the edge registry are shared with
+ * router.peers (trending-peers.ts, session-peers.ts, edge-peers.ts), so any
+ * number can run side by side and any can be restarted. `close()` stops taking requests,
  * drains, stops the repairer and health checks, then closes shard pools.
  */
 export interface RunningRouter {
@@ -43,7 +47,9 @@ export interface RunningRouter {
   edges: EdgeRegistry
   trending: Trending
   peers: TrendingPeers
+  edgePeers: EdgePeers
   sessions: Sessions
+  sessionPeers: SessionPeers
   close(): Promise<void>
 }
 
@@ -69,48 +75,68 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const ring = loadKeyRing(rc.tokenKeysFile, env)
   const edgeToken = loadSecret(rc.edgeTokenFile, 'REELCDN_EDGE_TOKEN', env)
   const edges = new EdgeRegistry(rc.edgeSilenceMs)
-  const sessions = new Sessions(rc.sessions)
-  let trending: Trending
+  if (rc.requireToken && !ring) {
+    await cluster.close()
+    throw new ConfigError('router.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')
+  }
+  if (rc.requireToken && readToken === undefined && adminToken === undefined) {
+    await cluster.close()
+    throw new ConfigError('router.requireToken needs a credential for the edges to fill with: set REELCDN_ROUTER_READ_TOKEN or router.readTokenFile')
+  }
+  let trending: Trending | undefined
+  let sessions: Sessions
   try {
     mkdirSync(rc.dataDir, { recursive: true })
     // the default id follows the configured port, so a restart finds its own counters again
     trending = new Trending(join(rc.dataDir, 'trending.sqlite'), rc.id || `router-${rc.port}`)
+    sessions = new Sessions(join(rc.dataDir, 'sessions.sqlite'), rc.sessions, Date.now,
+      err => logger.error({ err: err.message }, 'position reports lost: the sessions store refused them'))
   } catch (err) {
+    trending?.close(Date.now())
     await cluster.close()
     throw err
   }
+  const tr = trending
   let server!: RouterServer
-  const routes = playbackRoutes({ manifests, catalog, edges, trending, sessions, regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
+  const sessionPeers = new SessionPeers(rc.peers, () => ring!, rc.sessions.peerTimeoutMs, logger)
+  const routes = playbackRoutes({ manifests, catalog, edges, trending: tr, sessions, sessionPeers, historyLength: rc.sessions.historyLength,
+    regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, bindNetwork: rc.playTokenBindNetwork, logger, clock: Date.now })
   server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, readToken, metrics,
-    routes, edges: () => edges.list(Date.now()) })
+    routes, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr
   try {
     addr = await server.http.listen(rc.port, rc.host)
   } catch (err) {
-    trending.close(Date.now())
+    tr.close(Date.now())
+    sessions.close()
     await cluster.close()
     throw err
   }
-  const peers = new TrendingPeers(trending, rc.peers, rc.peerExchangeMs, logger)
-  const snapshots = setInterval(() => trending.snapshot(Date.now()), rc.trendingSnapshotMs)
+  const peers = new TrendingPeers(tr, rc.peers, rc.peerExchangeMs, logger)
+  const edgePeers = new EdgePeers(edges, rc.peers, edgeToken, rc.peerExchangeMs, logger)
+  const snapshots = setInterval(() => tr.snapshot(Date.now()), rc.trendingSnapshotMs)
   snapshots.unref()
   peers.start()
+  edgePeers.start()
   cluster.health.start()
   catalog.start()
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
-  logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined }, 'router ready')
+  logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined,
+    readsNeedPlayToken: rc.requireToken }, 'router ready')
   let closing: Promise<void> | undefined
   return {
-    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending, peers, sessions,
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers,
     close: () => closing ??= (async () => {
       server.setReady(false)
       await server.http.close()
       clearInterval(snapshots)
       await peers.stop()
-      trending.close(Date.now())
+      await edgePeers.stop()
+      tr.close(Date.now())
+      sessions.close()
       catalog.stop()
       await repairer.stop()
       await cluster.close()
@@ -127,6 +153,7 @@ export const routerFlags: Flag[] = [
   { flags: '--repair-rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'background repair copy rate, 0 for unthrottled', unit: 'MB/s' },
   { flags: '--data-dir <dir>', path: 'router.dataDir', kind: 'string', description: 'where the router keeps its own state (trending snapshots)' },
   { flags: '--id <id>', path: 'router.id', kind: 'string', description: 'this router\'s id among peer routers (trending exchange)' },
+  { flags: '--require-token', path: 'router.requireToken', kind: 'bool', description: 'content reads need a valid play token for the title, or the edges\' read (or admin) token' },
   { flags: '--repair-interval <ms>', path: 'router.repair.intervalMs', kind: 'int', description: 'time between background repair passes, 0 turns them off', unit: 'ms' },
   ...commonFlags,
 ]

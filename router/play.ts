@@ -58,6 +58,8 @@ export interface PlayAnswer {
   token: string
   expiresAt: string
   urls: PlayUrl[]
+  /** where the player reports its position: PUT with the token (router/playback-api.ts) */
+  sessionUrl: string
 }
 
 export interface PlayOptions {
@@ -133,5 +135,6 @@ export function play(man: Manifest, req: PlayRequest, edges: EdgeRegistry, regio
   const urls: PlayUrl[] = ranked.map(e => ({ url: `${e.url.replace(/\/+$/, '')}${q}`, kind: 'edge' as const, id: e.id }))
   urls.push({ url: `${o.originUrl.replace(/\/+$/, '')}${q}`, kind: 'origin', id: 'origin' })
   return { contentId: man.contentId, title: man.title, size: man.size, region, viewerId: req.viewerId, token,
-    expiresAt: new Date(exp * 1000).toISOString(), urls }
+    expiresAt: new Date(exp * 1000).toISOString(), urls,
+    sessionUrl: `${o.originUrl.replace(/\/+$/, '')}/v1/sessions/${encodeURIComponent(man.contentId)}` }
 }

@@ -10,6 +10,7 @@ import { parseTitleId } from './keys.js'
 import type { Manifests } from './manifests.js'
 import { play, type RegionMap } from './play.js'
 import type { Sessions } from './sessions.js'
+import type { SessionPeers } from './session-peers.js'
 import { parseDemandReport, sliceOf, type Trending } from './trending.js'
 import type { WindowName } from './window-counter.js'
 import { randomBytes } from 'node:crypto'
@@ -18,13 +19,18 @@ import { randomBytes } from 'node:crypto'
  * The router's playback API (issue 5):
  *   POST /v1/edges/heartbeat          an edge registers / reports health (edge credential)
  *   GET  /v1/edges                    the registry (admin)
+ *   GET  /v1/edges/state              heartbeats this router received, with their age, for peer routers (edge credential)
  *   POST /v1/demand                   an edge's demand report (edge credential)
  *   GET  /v1/trending?window=&limit=&category=&positions=1
  *   GET  /v1/trending/state           this router's own counters, for peer routers
  *   GET  /v1/play/{contentId}?region=&viewer=
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
- *   GET  /v1/sessions/{contentId}     resume position (play token)
- *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title)
+ *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
+ *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title); `?local=1` too
+ *
+ * Playback state is stored where a report lands and looked up on every router
+ * (router/session-peers.ts): without `local=1` an answer is the latest of this
+ * router's and its peers'.
  */
 export interface PlaybackDeps {
   manifests: Manifests
@@ -32,6 +38,9 @@ export interface PlaybackDeps {
   edges: EdgeRegistry
   trending: Trending
   sessions: Sessions
+  /** lookups across router.peers */
+  sessionPeers: SessionPeers
+  historyLength: number
   regions: RegionMap
   ring: KeyRing | undefined
   edgeToken: string | undefined
@@ -68,6 +77,11 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       d.edges.heartbeat(hb, d.clock())
       sendJson(res, 200, { id: hb.id, accepted: true })
     } } },
+    { path: '/v1/edges/state', methods: { GET: (req, res) => {
+      // what peer routers merge (router/edge-peers.ts): only heartbeats this router received itself
+      edgeOnly(req)
+      sendJson(res, 200, { edges: d.edges.own(d.clock()) }, { 'cache-control': 'no-store' })
+    } } },
     { path: '/v1/demand', methods: { POST: async (req, res) => {
       edgeOnly(req)
       const report = parseDemandReport(await readJson(req, MAX_BODY))
@@ -90,7 +104,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const man = await d.manifests.get(id)
       const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now: d.clock() }, d.edges, d.regions,
         { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10 })
-      const resume = d.sessions.get(viewer, id)
+      const resume = await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), d.clock())
       sendJson(res, 200, { ...answer, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null }, { 'cache-control': 'no-store' })
     } } },
     { path: '/v1/sessions/:id', methods: {
@@ -108,21 +122,28 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
         d.trending.own.add(`${id}#${sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length)}`, 1, now)
         sendJson(res, 200, { contentId: id, viewerId: c.vid, position: pos, updatedAt: now })
       },
-      GET: (req, res, m) => {
+      GET: async (req, res, m) => {
         const id = parseTitleId(m.params[0]!)
         const c = claims(req, m, id)
-        const p = d.sessions.get(c.vid!, id)
+        const own = d.sessions.get(c.vid!, id)
+        const p = localOnly(m) ? own : await d.sessionPeers.position(c.vid!, id, own, d.clock())
         if (!p) return sendJson(res, 404, { error: { code: 'CDN_ERR_NOT_FOUND', message: `no position for this viewer in ${id}` } })
-        sendJson(res, 200, { ...p, viewerId: c.vid })
+        sendJson(res, 200, { ...p, viewerId: c.vid }, { 'cache-control': 'no-store' })
       } } },
-    { path: '/v1/history', methods: { GET: (req, res, m) => {
+    { path: '/v1/history', methods: { GET: async (req, res, m) => {
       // any title's token names the viewer: verify it against its own title
       const token = requestToken(m.query, req.headers.authorization)
       const cid = token ? peekCid(token) : undefined
       const c = claims(req, m, cid)
-      sendJson(res, 200, { viewerId: c.vid, history: d.sessions.history(c.vid!) })
+      const own = d.sessions.history(c.vid!)
+      const history = localOnly(m) ? own : await d.sessionPeers.history(c.vid!, c.cid, own, d.historyLength, d.clock())
+      sendJson(res, 200, { viewerId: c.vid, history }, { 'cache-control': 'no-store' })
     } } },
   ]
+}
+
+function localOnly(m: Match): boolean {
+  return queryParams(m).get('local') === '1'
 }
 
 function peekCid(token: string): string | undefined {

@@ -20,11 +20,14 @@ import type { ChunkReader, Prepared } from './reader.js'
 import type { Repairer } from './repair.js'
 import { clusterView } from './cluster-view.js'
 import { removeTitle } from './remove.js'
+import { contentAuth } from './content-auth.js'
+import type { KeyRing } from '../lib/tokens.js'
 
 /**
  * The router's HTTP API. Public: reads, the catalog, /v1/cluster (reads and the
  * catalog need the read token when `router.readTokenFile` or REELCDN_ROUTER_READ_TOKEN
- * sets one). Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
+ * sets one; with `router.requireToken` a title's reads need a play token for it
+ * or that credential: router/content-auth.ts). Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
  * contract as the origin and the edge (lib/representation.ts): the title's
  * ETag is its whole-file SHA-256, a chunk's is the chunk's.
  */
@@ -46,6 +49,10 @@ export interface RouterDeps {
   routes?: Route[]
   /** the edge registry's listing, for GET /v1/edges */
   edges?: () => unknown[]
+  /** token keys: a `?token=` on a title read is verified with them (router/content-auth.ts) */
+  ring?: KeyRing | undefined
+  /** router.requireToken: title reads need a play token or the edges' credential */
+  requireToken?: boolean
 }
 
 type H = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
@@ -60,9 +67,15 @@ export class RouterServer {
       requireAdmin(req, d.adminToken, 'REELCDN_ROUTER_TOKEN or router.tokenFile')
       return h(req, res, m)
     }
-    // content reads: open by default (a router on loopback behind edges), or the edges' fill credential
+    // the catalog: open by default (a router on loopback behind edges), or the edges' fill credential
     const read = (h: H): H => d.readToken === undefined ? h : (req, res, m) => {
       requireAnyBearer(req, [d.readToken, d.adminToken])
+      return h(req, res, m)
+    }
+    // a title's bytes and manifest: the same, or a play token for that title (router/content-auth.ts)
+    const check = contentAuth({ readToken: d.readToken, adminToken: d.adminToken, ring: d.ring, requireToken: d.requireToken ?? false })
+    const title = (h: H): H => check === undefined ? h : (req, res, m) => {
+      check(req, m.query, parseTitleId(m.params[0]!))
       return h(req, res, m)
     }
     this.http = new HttpService({
@@ -71,11 +84,11 @@ export class RouterServer {
       routes: [
         { path: '/v1/content', methods: { GET: read((q, s, m) => this.catalog(s, m)) } },
         { path: '/v1/content/:id', methods: {
-          GET: read((q, s, m) => this.getTitle(q, s, m)),
+          GET: title((q, s, m) => this.getTitle(q, s, m)),
           PUT: admin((q, s, m) => this.putTitle(q, s, m)),
           DELETE: admin((q, s, m) => this.deleteTitle(s, m)) } },
-        { path: '/v1/content/:id/meta', methods: { GET: read((q, s, m) => this.meta(q, s, m)) } },
-        { path: '/v1/content/:id/chunks/:index', methods: { GET: read((q, s, m) => this.getChunk(q, s, m)) } },
+        { path: '/v1/content/:id/meta', methods: { GET: title((q, s, m) => this.meta(q, s, m)) } },
+        { path: '/v1/content/:id/chunks/:index', methods: { GET: title((q, s, m) => this.getChunk(q, s, m)) } },
         { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
         { path: '/v1/edges', methods: { GET: admin((q, s) => sendJson(s, 200, { edges: this.d.edges?.() ?? [] })) } },

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
@@ -44,7 +44,9 @@ export async function makeSample(dir: string): Promise<{ file: string; video: bo
 
 /** Ingests the sample through the router unless the catalog already has a title. Returns the contentId. */
 export async function ensureSample(routerUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const res = await request(`${routerUrl}/v1/content?limit=1`)
+  // the admin token also reads: the catalog needs it once the router has a read token
+  const admin = env.REELCDN_ROUTER_TOKEN || await readFile(join(dataDir, 'router-token'), 'utf8').then(x => x.trim(), () => '')
+  const res = await request(`${routerUrl}/v1/content?limit=1`, { headers: admin ? { authorization: `Bearer ${admin}` } : {} })
   const body = (await res.body.json()) as { items?: { contentId: string }[] }
   if (body.items && body.items.length > 0) return body.items[0]!.contentId
   const { file, video } = await makeSample(join(dataDir, 'sample'))

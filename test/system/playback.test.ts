@@ -123,3 +123,58 @@ t.test('sessions: positions by play token, resume and history, feeding per-posit
   const pos = c.router.trending.positions('long', Date.now())!
   t.equal(pos[18], 1, 'the reported position counts in its slice')
 })
+
+t.test('playback state survives a router restart and is shared by routers: the latest report wins', async t => {
+  const c = await TestCluster.start(t)
+  await c.ingest('film', Buffer.alloc(65536 * 10, 3))
+  await c.ingest('clip', Buffer.alloc(1000, 4))
+  const tok = (await call(`${c.url}/v1/play/film?viewer=bob`, 'GET')).json.token
+  t.equal((await call(`${c.url}/v1/sessions/film`, 'PUT', { position: 1000 }, tok)).status, 200)
+  await c.startRouter() // a restart: positions come back from SQLite
+  t.equal((await call(`${c.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 1000, 'the restarted router still knows bob\'s position')
+  t.equal((await call(`${c.url}/v1/play/film?viewer=bob`, 'GET')).json.resume.position, 1000, 'and offers it in /v1/play')
+
+  // a second router behind the same load balancer, each one the other's peer
+  const b = await startRouter(c.config(3, { 'router.id': 'b', 'router.peers': [c.url], 'router.dataDir': join(c.dir, 'router-b') }),
+    { logger: quietLogger('router'), env: { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS } })
+  t.teardown(() => b.close())
+  await c.startRouter(3, { 'router.port': c.router.port, 'router.peers': [b.url] }) // same port: b's peer URL holds
+  t.equal((await call(`${b.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 1000, 'b finds the position a holds')
+  t.equal((await call(`${b.url}/v1/play/film?viewer=bob`, 'GET')).json.resume.position, 1000, 'b offers a\'s resume point')
+  t.equal((await call(`${b.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).status, 404, 'b itself holds nothing')
+  // the next report lands on b: both now answer b's, the later one
+  await until(async () => (await call(`${b.url}/v1/sessions/film`, 'PUT', { position: 5000 }, tok)).json.updatedAt >
+    (await call(`${c.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).json.updatedAt, 'a report later than a\'s')
+  t.equal((await call(`${c.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 5000, 'a answers b\'s later report')
+  t.equal((await call(`${b.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 5000)
+  t.equal((await call(`${c.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).json.position, 1000, 'a still holds its own, older one')
+  // history merges both routers' titles, most recent first
+  const tok2 = (await call(`${c.url}/v1/play/clip?viewer=bob`, 'GET')).json.token
+  await until(async () => (await call(`${c.url}/v1/sessions/clip`, 'PUT', { position: 10 }, tok2)).json.updatedAt >
+    (await call(`${b.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).json.updatedAt, 'a report later than b\'s')
+  for (const r of [c.url, b.url]) {
+    const h = await call(`${r}/v1/history`, 'GET', undefined, tok)
+    t.same(h.json.history.map((x: any) => [x.contentId, x.position]), [['clip', 10], ['film', 5000]], `history at ${r === b.url ? 'b' : 'a'}`)
+  }
+  // a peer that is down leaves its reports out of the answer, not the answer out
+  await b.close()
+  t.equal((await call(`${c.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 1000, 'with b down, a answers what it holds')
+})
+
+t.test('several routers: an edge heartbeating to one is steered to by its peers, and leaves their steering when silent', async t => {
+  const c = await TestCluster.start(t, { overrides: { 'router.edgeSilenceMs': 600 } })
+  await c.ingest('movie', Buffer.alloc(1000, 1))
+  const b = await startRouter(c.config(3, { 'router.id': 'b', 'router.peers': [c.url], 'router.dataDir': join(c.dir, 'router-b'), 'router.edgeSilenceMs': 600 }),
+    { logger: quietLogger('router'), env: { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS } })
+  t.teardown(() => b.close())
+  const ids = async (url: string) => (await call(`${url}/v1/play/movie`, 'GET')).json.urls.map((u: any) => u.id)
+  t.equal((await call(`${c.url}/v1/edges/state`, 'GET')).status, 401, 'the state needs the edge credential')
+  t.equal((await call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('e1'), EDGE_TOKEN)).status, 200)
+  t.same(await ids(b.url), ['origin'], 'before an exchange b knows nothing of e1')
+  await b.edgePeers.exchange()
+  t.same(await ids(b.url), ['e1', 'origin'], 'b steers to the edge that heartbeats to a')
+  t.same((await call(`${b.url}/v1/edges/state`, 'GET', undefined, EDGE_TOKEN)).json.edges, [], 'b serves only its own heartbeats')
+  // e1 falls silent: b's exchanges keep a's last heartbeat, which ages out
+  await until(async () => { await b.edgePeers.exchange(); return (await ids(b.url)).length === 1 }, 'e1 to leave b\'s steering')
+  t.same(await ids(c.url), ['origin'], 'and a\'s')
+})

@@ -75,7 +75,8 @@ async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number
   let reader: SequentialReader | undefined
   let client: PlayerClient | undefined
   try {
-    client = await PlayerClient.open(await o.play(title.contentId))
+    // position reports every 10 s of media time, as a real player's every 10 s
+    client = await PlayerClient.open(await o.play(title.contentId), { reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
     const bufferBytes = Math.max(256 * 1024, Math.ceil(mediaBps * s.bufferS))
     reader = new SequentialReader(client, { bufferBytes, fetchBytes: Math.min(bufferBytes, 1024 * 1024) })
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
@@ -110,6 +111,8 @@ async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number
     out.error = (err as Error).message
   } finally {
     await reader?.close()
+    // the last position report (the router counts it in the title's per-position demand)
+    await client?.close()
     out.received = client?.bytesReceived ?? 0
   }
   return out

@@ -156,6 +156,7 @@ function playersCommand(): Command {
             if (res.statusCode !== 200) throw new Error(`/v1/play/${id} answered ${res.statusCode}: ${await res.body.text()}`)
             const body = (await res.body.json()) as PlayResponse
             for (const u of body.urls) checkTarget(u.url, Boolean(o.allowRemote))
+            if (body.sessionUrl) checkTarget(body.sessionUrl, Boolean(o.allowRemote)) // players PUT their position there
             return body
           }
           : async (id: string): Promise<PlayResponse> => ({ contentId: id, urls: [{ url: `${o.target}/v1/content/${encodeURIComponent(id)}` }] })

@@ -1,7 +1,7 @@
-import { request } from 'undici'
 import type { Logger } from '../lib/logger.js'
 import type { Trending } from './trending.js'
 import type { Ring } from './window-counter.js'
+import { PeerExchange } from './peer-exchange.js'
 
 /**
  * Trending across routers. Each router counts only the demand reports it
@@ -19,43 +19,14 @@ import type { Ring } from './window-counter.js'
  * Peers must have distinct router ids (router.id). Only own counters are
  * served, never merged ones, so states do not echo between routers.
  */
-export class TrendingPeers {
-  private timer: NodeJS.Timeout | undefined
-  private running: Promise<void> | undefined
-
-  constructor(private readonly trending: Trending, private readonly peers: readonly string[], private readonly intervalMs: number,
-    private readonly logger: Logger) {}
-
-  start(): void {
-    if (this.peers.length === 0) return
-    this.timer = setInterval(() => { void this.exchange() }, this.intervalMs)
-    this.timer.unref()
-  }
-
-  /** One round: every peer once. Failures are logged and retried next round. */
-  exchange(): Promise<void> {
-    this.running ??= (async () => {
-      for (const peer of this.peers) {
-        try {
-          const res = await request(`${peer.replace(/\/+$/, '')}/v1/trending/state`, { headersTimeout: 5000, bodyTimeout: 10_000 })
-          if (res.statusCode !== 200) {
-            await res.body.dump()
-            throw new Error(`answered ${res.statusCode}`)
-          }
-          const body = await res.body.json() as { routerId?: unknown; at?: unknown; state?: unknown }
-          if (typeof body.routerId !== 'string' || typeof body.at !== 'number' || typeof body.state !== 'object' || body.state === null)
-            throw new Error('answered something other than a trending state')
-          this.trending.mergePeer(body.routerId, body.at, body.state as Record<string, Ring[]>)
-        } catch (err) {
-          this.logger.warn({ peer, err: (err as Error).message }, 'trending exchange with a peer router failed')
-        }
-      }
-    })().finally(() => { this.running = undefined })
-    return this.running
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    await this.running
+export class TrendingPeers extends PeerExchange {
+  constructor(trending: Trending, peers: readonly string[], intervalMs: number, logger: Logger) {
+    super({ peers, path: '/v1/trending/state', what: 'trending', intervalMs, logger,
+      apply: raw => {
+        const body = raw as { routerId?: unknown; at?: unknown; state?: unknown } | null
+        if (typeof body?.routerId !== 'string' || typeof body.at !== 'number' || typeof body.state !== 'object' || body.state === null)
+          throw new Error('answered something other than a trending state')
+        trending.mergePeer(body.routerId, body.at, body.state as Record<string, Ring[]>)
+      } })
   }
 }

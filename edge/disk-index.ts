@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { StorageError } from '../lib/errors.js'
+import { openDatabase } from '../lib/sqlite.js'
 
 /**
  * The disk tier's SQLite index: one row per chunk file, with its per-block
@@ -16,7 +16,6 @@ import { StorageError } from '../lib/errors.js'
  * better-sqlite3 is synchronous: every call here is one short indexed
  * statement, or one transaction for a batch of access times.
  */
-export const SCHEMA_VERSION = 2
 
 export interface DiskRow {
   key: string
@@ -38,6 +37,15 @@ interface RawRow {
   last_access: number
 }
 
+/** Schema migrations, oldest first (lib/sqlite.ts). */
+const MIGRATIONS = [`
+    CREATE TABLE chunks (
+      key TEXT PRIMARY KEY, content_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL,
+      size INTEGER NOT NULL, crcs BLOB NOT NULL, stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX chunks_by_title ON chunks (content_id);`,
+  `
+    CREATE TABLE IF NOT EXISTS policy_state (tier TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL);`]
+
 export class DiskIndex {
   private readonly db: Database.Database
   private readonly sAll: Database.Statement<[], RawRow>
@@ -51,15 +59,7 @@ export class DiskIndex {
   private readonly sLoadState: Database.Statement<[string], { state: string }>
 
   constructor(file: string) {
-    try {
-      this.db = new Database(file)
-      this.db.pragma('journal_mode = WAL')
-      this.db.pragma('synchronous = NORMAL')
-      this.db.pragma('busy_timeout = 5000')
-      this.migrate()
-    } catch (err) {
-      throw new StorageError(`cannot open the edge's disk index ${file}: ${(err as Error).message}`, { cause: err })
-    }
+    this.db = openDatabase(file, "the edge's disk index", MIGRATIONS)
     this.sAll = this.db.prepare('SELECT key, content_id, idx, sha256, size, stored_at, last_access FROM chunks ORDER BY last_access, key')
     this.sInsert = this.db.prepare('INSERT OR REPLACE INTO chunks (key, content_id, idx, sha256, size, crcs, stored_at, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     this.sDelete = this.db.prepare('DELETE FROM chunks WHERE key = ?')
@@ -71,26 +71,6 @@ export class DiskIndex {
     this.touchMany = this.db.transaction((batch: Map<string, number>) => {
       for (const [key, seq] of batch) this.sTouch.run(seq, key)
     })
-  }
-
-  private migrate(): void {
-    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
-    const row = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get()
-    const have = row ? Number(row.value) : 0
-    if (have > SCHEMA_VERSION) throw new Error(`index schema version ${have} is newer than this build's ${SCHEMA_VERSION}`)
-    if (have < 1) {
-      this.db.exec(`
-        CREATE TABLE chunks (
-          key TEXT PRIMARY KEY, content_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL,
-          size INTEGER NOT NULL, crcs BLOB NOT NULL, stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE INDEX chunks_by_title ON chunks (content_id);
-        INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '1');`)
-    }
-    if (have < 2) {
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS policy_state (tier TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL);
-        INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '2');`)
-    }
   }
 
   /** Every row, least recently accessed first. */

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { LRUCache } from 'lru-cache'
-import { StorageError } from '../lib/errors.js'
+import { openDatabase } from '../lib/sqlite.js'
 
 /**
  * The shard's SQLite index: one row per stored chunk (with its per-block
@@ -17,7 +17,6 @@ import { StorageError } from '../lib/errors.js'
  * drops the row from the cache, so a cached row is never stale. Cached rows are
  * frozen and shared: callers must not change them (none do).
  */
-export const SCHEMA_VERSION = 1
 
 export type ChunkState = 'ok' | 'corrupt'
 
@@ -58,6 +57,15 @@ export interface ManifestRow {
   updatedAt: number
 }
 
+/** Schema migrations, oldest first (lib/sqlite.ts). */
+const MIGRATIONS = [`
+    CREATE TABLE chunks (
+      content_id TEXT NOT NULL, idx INTEGER NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+      crcs BLOB NOT NULL, block_size INTEGER NOT NULL, state TEXT NOT NULL,
+      created_at INTEGER NOT NULL, verified_at INTEGER NOT NULL,
+      PRIMARY KEY (content_id, idx)) WITHOUT ROWID;
+    CREATE TABLE manifests (content_id TEXT PRIMARY KEY, body TEXT NOT NULL, etag TEXT NOT NULL, updated_at INTEGER NOT NULL);`]
+
 export class ChunkIndex {
   private readonly db: Database.Database
   // ~4 KiB a row for 64 MiB chunks: 16 MiB at most
@@ -75,15 +83,7 @@ export class ChunkIndex {
   private readonly sManPage: Database.Statement<[string, number], { content_id: string; etag: string; updated_at: number }>
 
   constructor(file: string) {
-    try {
-      this.db = new Database(file)
-      this.db.pragma('journal_mode = WAL')
-      this.db.pragma('synchronous = NORMAL')
-      this.db.pragma('busy_timeout = 5000')
-      this.migrate()
-    } catch (err) {
-      throw new StorageError(`cannot open chunk index ${file}: ${(err as Error).message}`, { cause: err })
-    }
+    this.db = openDatabase(file, 'chunk index', MIGRATIONS)
     const cols = 'content_id, idx, size, sha256, crcs, block_size, state, created_at, verified_at'
     this.sGet = this.db.prepare(`SELECT ${cols} FROM chunks WHERE content_id = ? AND idx = ?`)
     this.sInsert = this.db.prepare(`INSERT OR REPLACE INTO chunks (${cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -99,22 +99,6 @@ export class ChunkIndex {
     this.sManPage = this.db.prepare('SELECT content_id, etag, updated_at FROM manifests WHERE content_id > ? ORDER BY content_id LIMIT ?')
   }
 
-  private migrate(): void {
-    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
-    const row = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get()
-    const have = row ? Number(row.value) : 0
-    if (have > SCHEMA_VERSION) throw new Error(`index schema version ${have} is newer than this build's ${SCHEMA_VERSION}`)
-    if (have < 1) {
-      this.db.exec(`
-        CREATE TABLE chunks (
-          content_id TEXT NOT NULL, idx INTEGER NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
-          crcs BLOB NOT NULL, block_size INTEGER NOT NULL, state TEXT NOT NULL,
-          created_at INTEGER NOT NULL, verified_at INTEGER NOT NULL,
-          PRIMARY KEY (content_id, idx)) WITHOUT ROWID;
-        CREATE TABLE manifests (content_id TEXT PRIMARY KEY, body TEXT NOT NULL, etag TEXT NOT NULL, updated_at INTEGER NOT NULL);
-        INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '1');`)
-    }
-  }
 
   get(contentId: string, index: number): ChunkRow | undefined {
     const key = `${contentId}/${index}`

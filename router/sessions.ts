@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
 import { StorageError } from '../lib/errors.js'
+import { openDatabase } from '../lib/sqlite.js'
 
 /**
  * Playback state: each viewer's last position per title (resume) and recent
@@ -79,24 +80,14 @@ export class Sessions {
   /** `file` is the SQLite file, or ':memory:' for a store that lives and dies with the process. */
   constructor(file: string, private readonly opts: SessionOptions, private readonly clock: () => number = Date.now,
     private readonly onError: (err: Error) => void = () => {}) {
-    try {
-      this.db = new Database(file)
-      this.db.pragma('journal_mode = WAL')
-      // a crash of the process loses nothing; a power cut may lose the last reports, which players send again
-      this.db.pragma('synchronous = NORMAL')
-      this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
-        CREATE TABLE IF NOT EXISTS viewers (viewer TEXT PRIMARY KEY, last_at INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS viewers_by_seq ON viewers (seq);
-        CREATE INDEX IF NOT EXISTS viewers_by_time ON viewers (last_at);
-        CREATE TABLE IF NOT EXISTS positions (viewer TEXT NOT NULL, content_id TEXT NOT NULL, position INTEGER NOT NULL,
-          size INTEGER NOT NULL, updated_at INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (viewer, content_id)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS positions_by_seq ON positions (viewer, seq);`)
-      const version = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get()?.value
-      if (version !== '1') throw new Error(`unknown schema version ${version}`)
-    } catch (err) {
-      throw new StorageError(`cannot open the sessions store ${file}: ${(err as Error).message}`, { cause: err })
-    }
+    // a crash of the process loses nothing; a power cut may lose the last reports, which players send again
+    this.db = openDatabase(file, 'the sessions store', [`
+      CREATE TABLE IF NOT EXISTS viewers (viewer TEXT PRIMARY KEY, last_at INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS viewers_by_seq ON viewers (seq);
+      CREATE INDEX IF NOT EXISTS viewers_by_time ON viewers (last_at);
+      CREATE TABLE IF NOT EXISTS positions (viewer TEXT NOT NULL, content_id TEXT NOT NULL, position INTEGER NOT NULL,
+        size INTEGER NOT NULL, updated_at INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (viewer, content_id)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS positions_by_seq ON positions (viewer, seq);`])
     const db = this.db
     this.sViewer = db.prepare('SELECT last_at FROM viewers WHERE viewer = ?')
     this.sInsertViewer = db.prepare('INSERT INTO viewers (viewer, last_at, seq) VALUES (?, ?, ?)')

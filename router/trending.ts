@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { z } from 'zod'
-import { BadRequestError, StorageError } from '../lib/errors.js'
+import { BadRequestError } from '../lib/errors.js'
+import { openDatabase } from '../lib/sqlite.js'
 import { isContentId } from '../lib/ids.js'
 import { MergedCounts, WindowCounter, type Ring, type WindowName } from './window-counter.js'
 
@@ -50,15 +51,8 @@ export class Trending {
   private readonly sPut: Database.Statement<[string, string, number]>
 
   constructor(file: string, readonly routerId: string) {
-    try {
-      this.db = new Database(file)
-      this.db.pragma('journal_mode = WAL')
-      this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
-        CREATE TABLE IF NOT EXISTS counters (router_id TEXT PRIMARY KEY, state TEXT NOT NULL, at INTEGER NOT NULL);`)
-    } catch (err) {
-      throw new StorageError(`cannot open the trending store ${file}: ${(err as Error).message}`, { cause: err })
-    }
+    this.db = openDatabase(file, 'the trending store', [
+      'CREATE TABLE IF NOT EXISTS counters (router_id TEXT PRIMARY KEY, state TEXT NOT NULL, at INTEGER NOT NULL)'])
     this.sPut = this.db.prepare('INSERT OR REPLACE INTO counters (router_id, state, at) VALUES (?, ?, ?)')
     const rows = this.db.prepare<[], { router_id: string; state: string; at: number }>('SELECT router_id, state, at FROM counters').all()
     const mine = rows.find(r => r.router_id === routerId)

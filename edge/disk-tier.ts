@@ -11,7 +11,7 @@ import type { DiskIndex, DiskRow } from './disk-index.js'
 import { BufferPool } from './buffer-pool.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import type { EvictionPolicy } from './policy.js'
-import type { SendPiece } from './send.js'
+import type { Send, SendPiece } from './send.js'
 import type { ChunkRef } from './title.js'
 
 /**
@@ -251,9 +251,10 @@ export class DiskTier {
    * readSize bytes at any offset is one read), each verified before any of it
    * is sent. While one piece goes out the next is read: the disk and the
    * socket work at once. Buffers come from the pool and go back to it from
-   * the write's callback, once the socket is done with them.
+   * the write's callback, once the socket is done with them. With `ends`, the
+   * range is the rest of the response: its last piece ends it.
    */
-  async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<SendPiece>[0], send: SendPiece): Promise<void> {
+  async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<SendPiece>[0], send: SendPiece, ends?: Send['end']): Promise<void> {
     const step = this.pool.size
     const last = Math.min(row.size, Math.ceil((end + 1) / BLOCK_SIZE) * BLOCK_SIZE)
     let pos = start - (start % BLOCK_SIZE)
@@ -266,7 +267,9 @@ export class DiskTier {
         next = undefined
         pos = to
         if (pos <= end) next = this.readPiece(row, h, pos, Math.min(pos + step, last))
-        await send(res, buf.subarray(Math.max(start, from) - from, Math.min(end + 1, to) - from), err => { if (!err) this.pool.give(buf) })
+        const piece = buf.subarray(Math.max(start, from) - from, Math.min(end + 1, to) - from)
+        if (next === undefined && ends !== undefined) ends(res, piece, () => this.pool.give(buf))
+        else await send(res, piece, err => { if (!err) this.pool.give(buf) })
       }
     } finally {
       // cut mid-range (the player left, or a corrupt piece): wait for the read in flight, so the handle is not released under it

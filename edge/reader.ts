@@ -143,11 +143,33 @@ export class TitleReader {
    * the cached Buffer (no copy) and ended at once.
    */
   sendRam(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void {
+    this.endWith(title, src, from, to, res, session)
+  }
+
+  /**
+   * The disk hit path: bytes [from, to] of the disk source's chunk are the
+   * whole body; its last piece ends the response. Releases the source.
+   */
+  async sendDisk(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): Promise<void> {
+    try {
+      await this.endWith(title, src, from, to, res, session)
+    } finally {
+      this.release(src)
+    }
+  }
+
+  private endWith(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void | Promise<void> {
     const { position, read } = this.hooks
     if (session !== undefined) position?.(session, title.manifest.contentId, src.index)
-    this.send.end(res, src.buf!.subarray(from, to + 1))
-    this.metrics.hot.bytes.ram_hit.n += to - from + 1
-    if (session !== undefined) read?.(chunkRef(title, src.index), 'ram_hit', to - from + 1, session)
+    const done = () => {
+      this.metrics.hot.bytes[src.result].n += to - from + 1
+      if (session !== undefined) read?.(chunkRef(title, src.index), src.result, to - from + 1, session)
+    }
+    if (src.buf !== undefined) {
+      this.send.end(res, src.buf.subarray(from, to + 1))
+      return done()
+    }
+    return this.cache.disk.writeRange(src.row!, src.handle!, from, to, res, this.send, this.send.end).then(done)
   }
 
   private async fromFill(fill: Fill, from: number, to: number, res: ServerResponse): Promise<void> {

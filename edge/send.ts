@@ -15,11 +15,11 @@ export type SendPiece = (res: ServerResponse, piece: Buffer, written?: (err?: Er
 
 export interface Send extends SendPiece {
   /**
-   * A response's only piece, sent with its headers in one write and ended at
-   * once (the RAM hit path): nothing waits for 'drain'; a sweep, not a timer
+   * A response's last piece (the only one of a RAM hit, which goes out with
+   * the headers in one write), ended at once: nothing waits for 'drain'; a sweep, not a timer
    * per response, cuts it if its player has not taken it all after `stallMs`.
    */
-  end(res: ServerResponse, piece: Buffer): void
+  end(res: ServerResponse, piece: Buffer, written?: () => void): void
   /** ended responses whose player has not taken every byte yet */
   pending(): number
 }
@@ -38,7 +38,7 @@ export function sender(stallMs: number, hooks: SendHooks): Send {
   }
   const watch = new StallWatch(stallMs, hooks)
   return Object.assign(send, {
-    end(res: ServerResponse, piece: Buffer): void {
+    end(res: ServerResponse, piece: Buffer, written?: () => void): void {
       res.end(piece)
       if (!res.writableFinished && !res.destroyed) watch.add(res)
     },

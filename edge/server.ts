@@ -128,13 +128,15 @@ export class EdgeServer {
     const src = reader.openRam(title, index) ?? await reader.open(title, index, start % cs, true)
     metrics.ttfb.observe(TTFB_LABELS[src.result], (performance.now() - t0) / 1000)
     const session = this.deps.sessionOf?.(req, id)
-    if (src.buf !== undefined && plan.multipart === null) {
+    if (src.fill === undefined && plan.multipart === null) {
       const end = plan.ranges === null ? size - 1 : plan.ranges[0]!.end
       if (Math.floor(end / cs) === index) {
-        // a RAM hit inside one chunk: nothing can fail any more, so status, headers and bytes go out in one write
+        // a hit inside one chunk. The headers are set, not sent: they go out with the first byte (from RAM: in the
+        // same write, as nothing can fail any more; from disk: once its first piece has verified), and the last piece ends the response
         res.statusCode = plan.status
         for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
-        return reader.sendRam(title, src, start - index * cs, end - index * cs, res, session)
+        if (src.buf !== undefined) return reader.sendRam(title, src, start - index * cs, end - index * cs, res, session)
+        return reader.sendDisk(title, src, start - index * cs, end - index * cs, res, session)
       }
     }
     const first = { src: src as Source | undefined }

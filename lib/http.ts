@@ -116,7 +116,7 @@ export class HttpService {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const start = process.hrtime.bigint()
+    const start = performance.now()
     const given = req.headers['x-request-id']
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
     res.setHeader('x-request-id', id)
@@ -139,13 +139,14 @@ export class HttpService {
     let routeName = 'unmatched'
     let routeLabels = UNMATCHED
     this.inflight++
-    res.once('close', () => {
+    // 'close' comes once per response: `on` spares the once-wrapper
+    res.on('close', () => {
       this.inflight--
       const status = res.statusCode
       const method = req.method ?? ''
       const cls = Math.floor(status / 100)
       this.metrics.answered.get(`${routeName} ${method} ${cls}`, () => ({ route: routeName, method, status: `${cls}xx` })).n++
-      const secs = Number(process.hrtime.bigint() - start) / 1e9
+      const secs = (performance.now() - start) / 1000
       this.metrics.duration.observe(routeLabels, secs)
       if (!res.writableFinished) this.metrics.aborted.inc(routeLabels)
       if (this.opts.logRequests || status >= 500)

@@ -142,6 +142,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   // the player read path counts into these (plain adds), folded into the counters below when scraped
   const hot = {
     reads: tallies(READ_RESULTS), bytes: tallies(READ_RESULTS), responses: tallies(RESPONSE_KINDS), readahead: tallies(READAHEAD_RESULTS),
+    meta: tallies(['hit'] as const),
   }
   return {
     hot,
@@ -181,7 +182,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     recovered: new Counter({ name: 'reelcdn_edge_recovery_actions_total', help: 'Start-up reconciliation of the disk tier: tmp_removed, rows_dropped, orphans_removed, loaded',
       labelNames: ['action'] as const, registers: [registry] }),
     meta: new Counter({ name: 'reelcdn_edge_meta_lookups_total', help: 'Title metadata lookups by result: hit, miss, negative (a cached 404)',
-      labelNames: ['result'] as const, registers: [registry] }),
+      labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.meta) } }),
     purges: new Counter({ name: 'reelcdn_edge_purges_total', help: 'Titles purged by DELETE /v1/cache/{contentId}', registers: [registry] }),
     blocked: new Gauge({ name: 'reelcdn_edge_responses_blocked', help: 'Player responses waiting for their player to read (backpressure)', registers: [registry],
       collect() { if (probes.blocked) this.set(probes.blocked()) } }),

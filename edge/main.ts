@@ -72,6 +72,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,
       blocked: () => drainWaits + (send?.pending() ?? 0),
+      diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
     })
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)

@@ -123,6 +123,8 @@ export interface EdgeProbes {
   fillsInFlight(): number
   /** player responses waiting for their player to read (edge/send.ts) */
   blocked?(): number
+  /** verified chunks queued for the disk tier or being written */
+  diskWritesPending?(): number
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -175,6 +177,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['tier'] as const, registers: [registry] }),
     promotions: new Counter({ name: 'reelcdn_edge_promotions_total', help: 'Disk-to-RAM promotions by result: ok, skipped (too many in flight), failed',
       labelNames: ['result'] as const, registers: [registry] }),
+    diskWritesPending: new Gauge({ name: 'reelcdn_edge_disk_writes_pending', help: 'Verified chunks queued for the disk tier or being written now', registers: [registry],
+      collect() { this.set(probes.diskWritesPending?.() ?? 0) } }),
     diskWrites: new Counter({ name: 'reelcdn_edge_disk_writes_total', help: 'Verified chunks written to the disk tier by result: ok, dropped (queue full or purged), failed',
       labelNames: ['result'] as const, registers: [registry] }),
     corrupt: new Counter({ name: 'reelcdn_edge_corrupt_chunks_total', help: 'Disk-tier chunks found corrupt and dropped, by who found them: read, promotion',

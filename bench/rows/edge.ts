@@ -141,9 +141,8 @@ export const edgeRow: BenchRow = {
         await checkTitle(v.label, hotUrl(edge.url), hot, hot.chunks)
         // disk writes are queued after the fill (in both variants: the RAM variant has a disk tier too): measure hits
         // only once every hot chunk is on disk, so the edge's figures are not charged with writing 512 MiB meanwhile
-        // (every verified fill queues one write; each ends ok, dropped or failed)
         await until(async () => (await metric(edge!.url, 'reelcdn_edge_tier_bytes', 'tier="disk"')) >= hot.size &&
-          (await metric(edge!.url, 'reelcdn_edge_disk_writes_total')) >= (await metric(edge!.url, 'reelcdn_edge_fill_seconds_count', 'result="ok"')), 120_000)
+          (await metric(edge!.url, 'reelcdn_edge_disk_writes_pending')) === 0 && (await metric(edge!.url, 'reelcdn_edge_fills_in_flight')) === 0, 120_000)
         const missesBefore = await metric(edge.url, 'reelcdn_edge_requests_total', 'result="miss"')
 
         const workloads = [

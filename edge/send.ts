@@ -39,7 +39,9 @@ export function sender(stallMs: number, hooks: SendHooks): Send {
   const watch = new StallWatch(stallMs, hooks)
   return Object.assign(send, {
     end(res: ServerResponse, piece: Buffer, written?: () => void): void {
-      res.end(piece)
+      // `written` runs on 'finish' (every byte handed to the kernel); never if the response is cut first
+      if (written) res.end(piece, written)
+      else res.end(piece)
       if (!res.writableFinished && !res.destroyed) watch.add(res)
     },
     pending: () => watch.pending(),
@@ -48,11 +50,15 @@ export function sender(stallMs: number, hooks: SendHooks): Send {
 
 /**
  * Ended responses whose bytes the socket still holds, each with the time by
- * which its player must have taken them: one sweep every stallMs / 4 cuts the
- * late ones (so a cut comes between stallMs and 1.25 × stallMs after the end),
- * and forgets the finished ones. The timer runs only while something is
- * watched.
+ * which its player must have taken them: a sweep every stallMs / 4 (at most
+ * every second) cuts the late ones (so a cut comes between stallMs and
+ * 1.25 × stallMs after the end) and forgets the finished ones, so a finished
+ * response is held here for at most a second (thousands of them at hit rates:
+ * held longer they would all reach V8's old space). No listener or timer per
+ * response. The timer runs only while something is watched.
  */
+const SWEEP_MS = (stallMs: number) => Math.max(1, Math.min(1000, Math.floor(stallMs / 4)))
+
 class StallWatch {
   private readonly deadlines = new Map<ServerResponse, number>()
   private timer: NodeJS.Timeout | undefined
@@ -61,7 +67,7 @@ class StallWatch {
 
   add(res: ServerResponse): void {
     this.deadlines.set(res, performance.now() + this.stallMs)
-    this.timer ??= setInterval(() => this.sweep(), Math.max(1, Math.floor(this.stallMs / 4))).unref()
+    this.timer ??= setInterval(() => this.sweep(), SWEEP_MS(this.stallMs)).unref()
   }
 
   /** at scrape time: the watched responses still waiting for their player */

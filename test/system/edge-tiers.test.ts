@@ -170,3 +170,24 @@ function rawGet(url: string, range: string): Promise<{ status: number; body: Buf
     req.on('error', reject)
   })
 }
+
+t.test('disk hits reuse their read buffers: one request after another allocates no new one', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const big = 1024 * 1024
+  const bytes = titleBytes(4 * big, 'pool')
+  await up.addTitle('pool', bytes, { chunkSize: big })
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': 0, 'edge.readaheadChunks': 0, 'edge.readSize': 262144 })
+  const url = `${edge.url}/v1/content/pool`
+  t.ok((await get(url)).body.equals(bytes))
+  await edge.cache.disk.idle()
+  for (let i = 0; i < 40; i++) {
+    const s = (i * 97_531) % (3 * big)
+    const r = await get(url, { range: `bytes=${s}-${s + 200_000}` })
+    if (!r.body.equals(bytes.subarray(s, s + 200_001))) t.fail(`range ${s} is wrong`)
+  }
+  const whole = await get(url, { range: `bytes=${big}-${2 * big - 1}` })
+  t.ok(whole.body.equals(bytes.subarray(big, 2 * big)), 'a whole chunk in several pieces is right')
+  t.equal(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'disk_hit' }) >= 41, true)
+  t.ok(edge.cache.disk.pool.allocated <= 3, `${edge.cache.disk.pool.allocated} read buffers allocated for 41 requests`)
+})

@@ -142,3 +142,69 @@ t.test('a purge drops stored chunks and queued writes of the title', async t => 
   await tier.close()
   index.close()
 })
+
+t.test('a range of many pieces: pooled read buffers are reused only after their write is done, and bytes stay exact', async t => {
+  const dir = t.testdir()
+  const { tier, index } = open(dir, 10 * 1024 * 1024)
+  await recoverDisk(tier, quietLogger('edge'))
+  const x = chunk(0, 1000 * 1024 + 123) // six pieces of up to 192 KiB (readSize 128 KiB + one block)
+  tier.write(x.ref, x.buf)
+  await tier.idle()
+  const row = tier.get(x.ref.key)!
+  const h = (await tier.openRead(row))!
+  t.teardown(() => tier.release(h))
+  // a socket that has written nothing yet: it holds every piece (not a copy) and calls back only later
+  const held: Buffer[] = []
+  const later: (() => void)[] = []
+  await tier.writeRange(row, h, 5, x.ref.size - 1, {} as ServerResponse, async (_res, piece, written) => {
+    held.push(piece)
+    later.push(() => written?.())
+  })
+  t.equal(held.length, 6)
+  t.ok(Buffer.concat(held).equals(x.buf.subarray(5)), 'no buffer was reused while its piece was still unwritten')
+  t.equal(tier.pool.allocated, 6, 'so each piece had a buffer of its own')
+  for (const f of later) f()
+  t.equal(tier.pool.idle, 6, 'written pieces give their buffers back')
+  const copies: Buffer[] = []
+  await tier.writeRange(row, h, 0, x.ref.size - 1, {} as ServerResponse, async (_res, piece, written) => {
+    copies.push(Buffer.from(piece))
+    written?.()
+  })
+  t.ok(Buffer.concat(copies).equals(x.buf), 'a second read through reused buffers is byte-exact')
+  t.equal(tier.pool.allocated, 6, 'and allocated nothing new')
+  const failed: Buffer[] = []
+  await tier.writeRange(row, h, 0, 100, {} as ServerResponse, async () => { throw new Error('client gone') }).catch(e => failed.push(Buffer.from((e as Error).message)))
+  t.equal(failed.length, 1, 'a send that fails ends the read')
+  t.equal(tier.pool.allocated, 6)
+  await tier.close()
+  index.close()
+})
+
+t.test('a corrupt block deep in a many-piece range: the pieces before it go out, not one byte of the bad block or after', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, 10 * 1024 * 1024)
+  await recoverDisk(tier, quietLogger('edge'))
+  const x = chunk(0, 1000 * 1024 + 123)
+  tier.write(x.ref, x.buf)
+  await tier.idle()
+  const file = join(dir, 'chunks', 'movie', `0-${x.ref.sha256}.chunk`)
+  const bytes = readFileSync(file)
+  const damaged = 600 * 1024 + 17 // block 9, in the fourth piece
+  bytes[damaged]! ^= 0x40
+  writeFileSync(file, bytes)
+  const sent: Buffer[] = []
+  const row = tier.get(x.ref.key)!
+  const h = (await tier.openRead(row))!
+  await t.rejects(tier.writeRange(row, h, 0, x.ref.size - 1, {} as ServerResponse, async (_res, piece, written) => {
+    sent.push(Buffer.from(piece))
+    written?.()
+  }), { code: 'CDN_ERR_CORRUPT' })
+  tier.release(h)
+  const out = Buffer.concat(sent)
+  t.ok(out.length <= 9 * 64 * 1024, `${out.length} bytes went out, all before the damaged block`)
+  t.ok(out.equals(x.buf.subarray(0, out.length)), 'and they are the right ones')
+  t.notOk(tier.has(x.ref.key), 'the chunk is dropped')
+  t.equal((await metrics.corrupt.get()).values[0]?.value, 1)
+  await tier.close()
+  index.close()
+})

@@ -8,9 +8,10 @@ import { BLOCK_SIZE, blockCrcs, firstBadBlock } from '../lib/block-hasher.js'
 import { CorruptChunkError } from '../lib/errors.js'
 import { chunkName } from '../lib/ids.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
+import { BufferPool } from './buffer-pool.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import type { EvictionPolicy } from './policy.js'
-import type { Send } from './send.js'
+import type { Send, SendPiece } from './send.js'
 import type { ChunkRef } from './title.js'
 
 /**
@@ -31,6 +32,9 @@ import type { ChunkRef } from './title.js'
  * At start-up `recoverDisk` wipes tmp/, drops rows whose file is missing or
  * short, and deletes files without a row.
  */
+/** idle read buffers kept for reuse (each readSize + 64 KiB): enough for every response of a busy edge to have two pieces out */
+const POOL_KEEP = 64
+
 export interface DiskTierOptions {
   readSize: number
   writeQueue: number
@@ -55,6 +59,8 @@ export class DiskTier {
   /** set by anything that changes the policy's state since the last save */
   private stateDirty = false
   private readonly handles: HandleCache
+  /** read buffers of readSize + one block (a readSize range at any offset is one read) */
+  readonly pool: BufferPool
   seq = 0
 
   constructor(
@@ -69,6 +75,7 @@ export class DiskTier {
     this.tmpDir = join(dir, 'tmp')
     this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
     this.handles = new HandleCache(opts.openFiles)
+    this.pool = new BufferPool(opts.readSize + BLOCK_SIZE, POOL_KEEP)
     if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
@@ -238,18 +245,47 @@ export class DiskTier {
     this.handles.release(h)
   }
 
-  /** Sends bytes [start, end] (inclusive) of a chunk, reading in `readSize` pieces, each verified before it is sent. */
-  async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<Send>[0], send: Send): Promise<void> {
-    let pos = start - (start % BLOCK_SIZE)
-    // only the blocks the range touches; the first piece absorbs the misalignment, so a range of readSize bytes is one read
+  /**
+   * Sends bytes [start, end] (inclusive) of a chunk, reading only the blocks
+   * the range touches, in pieces of up to readSize + one block (so a range of
+   * readSize bytes at any offset is one read), each verified before any of it
+   * is sent. While one piece goes out the next is read: the disk and the
+   * socket work at once. Buffers come from the pool and go back to it from
+   * the write's callback, once the socket is done with them. With `ends`, the
+   * range is the rest of the response: its last piece ends it.
+   */
+  async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<SendPiece>[0], send: SendPiece, ends?: Send['end']): Promise<void> {
+    const step = this.pool.size
     const last = Math.min(row.size, Math.ceil((end + 1) / BLOCK_SIZE) * BLOCK_SIZE)
-    let extra = BLOCK_SIZE
-    while (pos <= end) {
-      const to = Math.min(pos + this.opts.readSize + extra, last)
-      extra = 0
-      const piece = await this.readVerified(row, h, pos, to, 'read')
-      await send(res, piece.subarray(Math.max(start, pos) - pos, Math.min(end + 1, to) - pos))
-      pos = to
+    let pos = start - (start % BLOCK_SIZE)
+    let next: Promise<Buffer> | undefined = this.readPiece(row, h, pos, Math.min(pos + step, last))
+    try {
+      while (next !== undefined) {
+        const from = pos
+        const to = Math.min(pos + step, last)
+        const buf = await next
+        next = undefined
+        pos = to
+        if (pos <= end) next = this.readPiece(row, h, pos, Math.min(pos + step, last))
+        const piece = buf.subarray(Math.max(start, from) - from, Math.min(end + 1, to) - from)
+        if (next === undefined && ends !== undefined) ends(res, piece, () => this.pool.give(buf))
+        else await send(res, piece, err => { if (!err) this.pool.give(buf) })
+      }
+    } finally {
+      // cut mid-range (the player left, or a corrupt piece): wait for the read in flight, so the handle is not released under it
+      if (next !== undefined) await next.then(b => this.pool.give(b), () => {})
+    }
+  }
+
+  /** Bytes [from, to) of the chunk (from block-aligned) into a pooled buffer, verified. */
+  private async readPiece(row: DiskRow, h: ReadHandle, from: number, to: number): Promise<Buffer> {
+    const buf = this.pool.take()
+    try {
+      await this.readVerified(row, h, from, buf.subarray(0, to - from), 'read')
+      return buf
+    } catch (err) {
+      this.pool.give(buf)
+      throw err
     }
   }
 
@@ -258,14 +294,16 @@ export class DiskTier {
     const h = await this.openRead(row)
     if (!h) return undefined
     try {
-      return await this.readVerified(row, h, 0, row.size, 'promotion')
+      const buf = Buffer.allocUnsafeSlow(row.size)
+      await this.readVerified(row, h, 0, buf, 'promotion')
+      return buf
     } finally {
       this.release(h)
     }
   }
 
-  private async readVerified(row: DiskRow, h: ReadHandle, from: number, to: number, by: 'read' | 'promotion'): Promise<Buffer> {
-    const buf = Buffer.allocUnsafeSlow(to - from)
+  /** Fills `buf` with the chunk's bytes from block-aligned `from` and checks every block; a bad one drops the chunk. */
+  private async readVerified(row: DiskRow, h: ReadHandle, from: number, buf: Buffer, by: 'read' | 'promotion'): Promise<void> {
     let got = 0
     while (got < buf.length) {
       const { bytesRead } = await h.fh.read(buf, got, buf.length - got, from + got)
@@ -279,7 +317,6 @@ export class DiskTier {
       await this.remove(row.key)
       throw new CorruptChunkError(chunkName(row.contentId, row.index), `disk tier block ${bad} fails its CRC32C`)
     }
-    return buf
   }
 
   /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */

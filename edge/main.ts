@@ -18,7 +18,7 @@ import { TitleReader, type ReadHooks } from './reader.js'
 import { formatReport, reportProbe, runReport } from './report.js'
 import { RequestLog } from './request-log.js'
 import { sessionOf } from './session-id.js'
-import { sender } from './send.js'
+import { sender, type Send } from './send.js'
 import { EdgeServer } from './server.js'
 import { Upstream } from './upstream.js'
 import { request } from 'undici'
@@ -66,9 +66,13 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     edgePolicyMetrics(registry, reportProbe(cfg.dataDir))
     let cache: ChunkCache | undefined
     let fills: Coalescer | undefined
+    let send: Send | undefined
+    let drainWaits = 0
     const metrics = edgeMetrics(registry, {
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,
+      blocked: () => drainWaits + (send?.pending() ?? 0),
+      diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
     })
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
@@ -100,7 +104,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     }
     const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger) : undefined
     if (requestLog) hooks.read = (ref, result, bytes, session) => requestLog.record(Date.now(), ref.key, ref.size, bytes, result, session)
-    const reader = new TitleReader(cache, fills, metrics, sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => metrics.blocked.inc(d) }), cfg.readaheadChunks, hooks)
+    send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } })
+    const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
     const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined

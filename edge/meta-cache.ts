@@ -37,7 +37,7 @@ export class MetaCache {
       this.metrics.meta.inc({ result: 'negative' })
       throw new NotFoundError(`title ${contentId}`)
     }
-    this.metrics.meta.inc({ result: 'hit' })
+    this.metrics.hot.meta.hit.n++
     return e
   }
 

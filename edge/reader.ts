@@ -51,14 +51,28 @@ export class TitleReader {
     readonly hooks: ReadHooks = {},
   ) {}
 
-  /** Where chunk `index` comes from, ready to send byte `offset` of it. */
-  async open(title: Title, index: number, offset: number): Promise<Source> {
+  /** Chunk `index` if RAM holds it (no await: the hit path); undefined otherwise, then call `open` with `ramLooked`. */
+  openRam(title: Title, index: number): Source | undefined {
+    const buf = this.cache.ram.get(chunkRef(title, index).key)
+    if (buf === undefined) return undefined
+    this.readAhead(title, index)
+    this.metrics.hot.reads.ram_hit.n++
+    return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
+  }
+
+  /**
+   * Where chunk `index` comes from, ready to send byte `offset` of it.
+   * `ramLooked`: `openRam` just missed, so the first look skips RAM (a lookup
+   * counts for the policy, and one read must count once).
+   */
+  async open(title: Title, index: number, offset: number, ramLooked = false): Promise<Source> {
     const ref = chunkRef(title, index)
     for (;;) {
-      const buf = this.cache.ram.get(ref.key)
+      const buf = ramLooked ? undefined : this.cache.ram.get(ref.key)
+      ramLooked = false
       if (buf !== undefined) {
         this.readAhead(title, index)
-        this.metrics.reads.inc({ result: 'ram_hit' })
+        this.metrics.hot.reads.ram_hit.n++
         return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
       }
       const row = this.cache.disk.get(ref.key)
@@ -67,7 +81,7 @@ export class TitleReader {
         const handle = await this.cache.disk.openRead(row)
         if (handle !== undefined) {
           this.cache.promote(row)
-          this.metrics.reads.inc({ result: 'disk_hit' })
+          this.metrics.hot.reads.disk_hit.n++
           return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined }
         }
       }
@@ -76,7 +90,7 @@ export class TitleReader {
       // the demand fill first, so readahead never takes the slot it needs
       this.readAhead(title, index)
       const result = got.joined ? 'coalesced' : 'miss'
-      this.metrics.reads.inc({ result })
+      this.metrics.hot.reads[result].n++
       await got.fill.waitFor(offset)
       return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill }
     }
@@ -84,7 +98,7 @@ export class TitleReader {
 
   private readAhead(title: Title, index: number): void {
     const last = Math.min(index + this.readahead, title.manifest.chunks.length - 1)
-    for (let j = index + 1; j <= last; j++) this.metrics.readahead.inc({ result: this.fills.prefetch(chunkRef(title, j)) })
+    for (let j = index + 1; j <= last; j++) this.metrics.hot.readahead[this.fills.prefetch(chunkRef(title, j))].n++
   }
 
   /** Closes what an unused source holds. */
@@ -120,7 +134,42 @@ export class TitleReader {
     } finally {
       this.release(src)
     }
-    this.metrics.bytes.inc({ result: src.result }, to - from + 1)
+    this.metrics.hot.bytes[src.result].n += to - from + 1
+  }
+
+  /**
+   * The RAM hit path: bytes [from, to] (inclusive) of the RAM source's chunk
+   * are the whole body, sent with the headers in one write of a subarray of
+   * the cached Buffer (no copy) and ended at once.
+   */
+  sendRam(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void {
+    this.endWith(title, src, from, to, res, session)
+  }
+
+  /**
+   * The disk hit path: bytes [from, to] of the disk source's chunk are the
+   * whole body; its last piece ends the response. Releases the source.
+   */
+  async sendDisk(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): Promise<void> {
+    try {
+      await this.endWith(title, src, from, to, res, session)
+    } finally {
+      this.release(src)
+    }
+  }
+
+  private endWith(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void | Promise<void> {
+    const { position, read } = this.hooks
+    if (session !== undefined) position?.(session, title.manifest.contentId, src.index)
+    const done = () => {
+      this.metrics.hot.bytes[src.result].n += to - from + 1
+      if (session !== undefined) read?.(chunkRef(title, src.index), src.result, to - from + 1, session)
+    }
+    if (src.buf !== undefined) {
+      this.send.end(res, src.buf.subarray(from, to + 1))
+      return done()
+    }
+    return this.cache.disk.writeRange(src.row!, src.handle!, from, to, res, this.send, this.send.end).then(done)
   }
 
   private async fromFill(fill: Fill, from: number, to: number, res: ServerResponse): Promise<void> {

@@ -15,7 +15,7 @@ import type { PrefillRunner } from './prefill.js'
 import type { ChunkCache } from './cache.js'
 import type { Coalescer } from './coalesce.js'
 import type { MetaCache } from './meta-cache.js'
-import type { TitleReader } from './reader.js'
+import type { Result, Source, TitleReader } from './reader.js'
 
 /**
  * The edge's HTTP API.
@@ -113,7 +113,7 @@ export class EdgeServer {
     const title = meta.peek(id) ?? await meta.fetch(id)
     const size = title.manifest.size
     const plan = planResponse(req, title.rep, this.maxRanges)
-    metrics.responses.inc({ kind: responseKind(req, plan) })
+    metrics.hot.responses[responseKind(req, plan)].n++
     if (demand !== undefined && req.method === 'GET' && plan.length > 0 && plan.status !== 304) {
       const cs = title.manifest.chunkSize
       const r = plan.ranges
@@ -124,10 +124,23 @@ export class EdgeServer {
     // the first chunk is opened before the headers: its failure is still a clean 502/504
     const start = plan.ranges === null ? 0 : plan.ranges[0]!.start
     const cs = title.manifest.chunkSize
-    const first = { src: await reader.open(title, Math.floor(start / cs), start % cs) }
-    metrics.ttfb.observe({ result: first.src.result }, (performance.now() - t0) / 1000)
+    const index = Math.floor(start / cs)
+    const src = reader.openRam(title, index) ?? await reader.open(title, index, start % cs, true)
+    metrics.ttfb.observe(TTFB_LABELS[src.result], (performance.now() - t0) / 1000)
+    const session = this.deps.sessionOf?.(req, id)
+    if (src.fill === undefined && plan.multipart === null) {
+      const end = plan.ranges === null ? size - 1 : plan.ranges[0]!.end
+      if (Math.floor(end / cs) === index) {
+        // a hit inside one chunk. The headers are set, not sent: they go out with the first byte (from RAM: in the
+        // same write, as nothing can fail any more; from disk: once its first piece has verified), and the last piece ends the response
+        res.statusCode = plan.status
+        for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
+        if (src.buf !== undefined) return reader.sendRam(title, src, start - index * cs, end - index * cs, res, session)
+        return reader.sendDisk(title, src, start - index * cs, end - index * cs, res, session)
+      }
+    }
+    const first = { src: src as Source | undefined }
     try {
-      const session = this.deps.sessionOf?.(req, id)
       await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first, session))
     } finally {
       reader.release(first.src)
@@ -182,7 +195,12 @@ export class EdgeServer {
 
 async function noBytes(): Promise<void> {}
 
-function responseKind(req: IncomingMessage, plan: ResponsePlan): string {
+/** label objects built once: the hit path allocates none */
+const TTFB_LABELS: Record<Result, { result: Result }> = {
+  ram_hit: { result: 'ram_hit' }, disk_hit: { result: 'disk_hit' }, miss: { result: 'miss' }, coalesced: { result: 'coalesced' },
+}
+
+function responseKind(req: IncomingMessage, plan: ResponsePlan): 'not_modified' | 'head' | 'full' | 'multirange' | 'range' {
   if (plan.status === 304) return 'not_modified'
   if (req.method === 'HEAD') return 'head'
   if (plan.status === 200) return 'full'

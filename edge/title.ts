@@ -52,6 +52,7 @@ export function buildTitle(manifest: Manifest): Title {
       contentType: manifest.contentType,
       cacheControl: IMMUTABLE,
       extra: { 'repr-digest': digestHeader(manifest.sha256) },
+      reused: true,
     },
   }
 }

@@ -31,6 +31,8 @@ export interface Route {
 
 interface Compiled {
   name: string
+  /** `{ route: name }`, built once: the per-request metrics reuse it */
+  labels: { route: string }
   segments: (string | null)[]
   methods: Record<string, Handler>
   allow: string[]
@@ -49,6 +51,7 @@ export interface ServiceOptions {
 
 const bootId = randomBytes(4).toString('hex')
 let seq = 0
+const UNMATCHED = { route: 'unmatched' }
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 export class HttpService {
@@ -59,7 +62,7 @@ export class HttpService {
   private draining = false
 
   constructor(private readonly opts: ServiceOptions) {
-    this.metrics = httpMetrics(opts.registry)
+    this.metrics = httpMetrics(opts.registry, () => this.inflight)
     this.routes = [...opts.routes, ...this.builtins()].map(compile)
     const h = opts.http
     const options: http.ServerOptions = {
@@ -113,7 +116,7 @@ export class HttpService {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const start = process.hrtime.bigint()
+    const start = performance.now()
     const given = req.headers['x-request-id']
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
     res.setHeader('x-request-id', id)
@@ -134,16 +137,18 @@ export class HttpService {
     const path = q < 0 ? url : url.slice(0, q)
     const query = q < 0 ? '' : url.slice(q + 1)
     let routeName = 'unmatched'
+    let routeLabels = UNMATCHED
     this.inflight++
-    this.metrics.inflight.inc()
-    res.once('close', () => {
+    // 'close' comes once per response: `on` spares the once-wrapper
+    res.on('close', () => {
       this.inflight--
-      this.metrics.inflight.dec()
       const status = res.statusCode
-      this.metrics.requests.inc({ route: routeName, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` })
-      const secs = Number(process.hrtime.bigint() - start) / 1e9
-      this.metrics.duration.observe({ route: routeName }, secs)
-      if (!res.writableFinished) this.metrics.aborted.inc({ route: routeName })
+      const method = req.method ?? ''
+      const cls = Math.floor(status / 100)
+      this.metrics.answered.get(`${routeName} ${method} ${cls}`, () => ({ route: routeName, method, status: `${cls}xx` })).n++
+      const secs = (performance.now() - start) / 1000
+      this.metrics.duration.observe(routeLabels, secs)
+      if (!res.writableFinished) this.metrics.aborted.inc(routeLabels)
       if (this.opts.logRequests || status >= 500)
         this.opts.logger[status >= 500 ? 'warn' : 'info']({ reqId: id, method: req.method, url, status, ms: Math.round(secs * 1000), finished: res.writableFinished }, 'request')
       if (this.draining) res.shouldKeepAlive = false
@@ -158,6 +163,7 @@ export class HttpService {
       }
       if (!found) throw new NotFoundError(`route ${path}`)
       routeName = found.name
+      routeLabels = found.labels
       const method = req.method ?? 'GET'
       const handler = found.methods[method] ?? (method === 'HEAD' ? found.methods.GET : undefined)
       if (!handler) {
@@ -220,7 +226,7 @@ function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
 function compile(r: Route): Compiled {
   const allow = Object.keys(r.methods)
   if (allow.includes('GET') && !allow.includes('HEAD')) allow.push('HEAD')
-  return { name: r.path, segments: r.path.split('/').map(s => (s.startsWith(':') ? null : s)), methods: r.methods, allow }
+  return { name: r.path, labels: { route: r.path }, segments: r.path.split('/').map(s => (s.startsWith(':') ? null : s)), methods: r.methods, allow }
 }
 
 function matchSegments(pattern: (string | null)[], segs: string[]): string[] | null {

@@ -12,15 +12,64 @@ export function newRegistry(service: string, processMetrics = true): Registry {
   return registry
 }
 
+/**
+ * A count taken on a hot path as a plain add, folded into its prom-client
+ * Counter when the counter is scraped (its `collect` hook): prom-client's own
+ * `inc` hashes and validates the labels on every call.
+ */
+export interface Tally { n: number }
+
+/** One tally per label value known up front. */
+export function tallies<V extends string>(values: readonly V[]): Record<V, Tally> {
+  const t = {} as Record<V, Tally>
+  for (const v of values) t[v] = { n: 0 }
+  return t
+}
+
+function fold<L extends string>(counter: Counter<L>, label: L, t: Record<string, Tally>): void {
+  for (const v in t) {
+    const x = t[v]!
+    if (x.n === 0) continue
+    counter.inc({ [label]: v } as Partial<Record<L, string>>, x.n)
+    x.n = 0
+  }
+}
+
+/** Tallies keyed by a string built from several labels, created on first use. */
+export class KeyedTallies<L extends string> {
+  private readonly map = new Map<string, { labels: Partial<Record<L, string>>; n: number }>()
+
+  get(key: string, labels: () => Partial<Record<L, string>>): Tally {
+    let x = this.map.get(key)
+    if (x === undefined) {
+      x = { labels: labels(), n: 0 }
+      this.map.set(key, x)
+    }
+    return x
+  }
+
+  fold(counter: Counter<L>): void {
+    for (const x of this.map.values()) {
+      if (x.n === 0) continue
+      counter.inc(x.labels, x.n)
+      x.n = 0
+    }
+  }
+}
+
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-export function httpMetrics(registry: Registry) {
+export function httpMetrics(registry: Registry, inflight: () => number) {
+  const answered = new KeyedTallies<'route' | 'method' | 'status'>()
   return {
+    /** count a request here (key: route, method and status class), not with `requests.inc` */
+    answered,
     requests: new Counter({ name: 'reelcdn_http_requests_total', help: 'HTTP requests answered, by route, method and status class',
-      labelNames: ['route', 'method', 'status'] as const, registers: [registry] }),
+      labelNames: ['route', 'method', 'status'] as const, registers: [registry], collect() { answered.fold(this) } }),
     duration: new Histogram({ name: 'reelcdn_http_request_duration_seconds', help: 'Time from request to the last byte written, by route',
       labelNames: ['route'] as const, buckets: latencyBuckets, registers: [registry] }),
-    inflight: new Gauge({ name: 'reelcdn_http_requests_in_flight', help: 'Requests being answered now', registers: [registry] }),
+    inflight: new Gauge({ name: 'reelcdn_http_requests_in_flight', help: 'Requests being answered now', registers: [registry],
+      collect() { this.set(inflight()) } }),
     aborted: new Counter({ name: 'reelcdn_http_responses_aborted_total', help: 'Responses cut short: the client left or the body failed after the headers',
       labelNames: ['route'] as const, registers: [registry] }),
   }
@@ -72,6 +121,10 @@ export interface TierStats {
 export interface EdgeProbes {
   tier(name: 'ram' | 'disk'): TierStats
   fillsInFlight(): number
+  /** player responses waiting for their player to read (edge/send.ts) */
+  blocked?(): number
+  /** verified chunks queued for the disk tier or being written */
+  diskWritesPending?(): number
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -82,15 +135,25 @@ const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 1
  * (ram_hit + disk_hit + coalesced) / all of reelcdn_edge_bytes_served_total,
  * or, from the upstream link's side, 1 - upstream bytes / bytes served.
  */
+export const READ_RESULTS = ['ram_hit', 'disk_hit', 'miss', 'coalesced'] as const
+export const RESPONSE_KINDS = ['full', 'range', 'multirange', 'head', 'not_modified'] as const
+export const READAHEAD_RESULTS = ['started', 'cached', 'skipped'] as const
+
 export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   const tiers = ['ram', 'disk'] as const
+  // the player read path counts into these (plain adds), folded into the counters below when scraped
+  const hot = {
+    reads: tallies(READ_RESULTS), bytes: tallies(READ_RESULTS), responses: tallies(RESPONSE_KINDS), readahead: tallies(READAHEAD_RESULTS),
+    meta: tallies(['hit'] as const),
+  }
   return {
+    hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
-      labelNames: ['result'] as const, registers: [registry] }),
+      labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.reads) } }),
     bytes: new Counter({ name: 'reelcdn_edge_bytes_served_total', help: 'Body bytes sent to players, by where they came from (same results as reelcdn_edge_requests_total)',
-      labelNames: ['result'] as const, registers: [registry] }),
+      labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.bytes) } }),
     responses: new Counter({ name: 'reelcdn_edge_player_responses_total', help: 'Player GET/HEAD answers by kind: full (200), range (206), multirange (206 multipart), head, not_modified (304)',
-      labelNames: ['kind'] as const, registers: [registry] }),
+      labelNames: ['kind'] as const, registers: [registry], collect() { fold(this, 'kind', hot.responses) } }),
     ttfb: new Histogram({ name: 'reelcdn_edge_ttfb_seconds', help: 'Time from a player request to its first body byte, by the result of its first chunk read',
       labelNames: ['result'] as const, buckets: latencyBuckets, registers: [registry] }),
     upstreamBytes: new Counter({ name: 'reelcdn_edge_upstream_bytes_total', help: 'Chunk body bytes received from upstream', registers: [registry] }),
@@ -103,7 +166,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',
-      labelNames: ['result'] as const, registers: [registry] }),
+      labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.readahead) } }),
     tierBytes: new Gauge({ name: 'reelcdn_edge_tier_bytes', help: 'Verified chunk bytes held, by tier', labelNames: ['tier'] as const, registers: [registry],
       collect() { for (const t of tiers) this.set({ tier: t }, probes.tier(t).bytes) } }),
     tierEntries: new Gauge({ name: 'reelcdn_edge_tier_chunks', help: 'Chunks held, by tier', labelNames: ['tier'] as const, registers: [registry],
@@ -114,6 +177,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['tier'] as const, registers: [registry] }),
     promotions: new Counter({ name: 'reelcdn_edge_promotions_total', help: 'Disk-to-RAM promotions by result: ok, skipped (too many in flight), failed',
       labelNames: ['result'] as const, registers: [registry] }),
+    diskWritesPending: new Gauge({ name: 'reelcdn_edge_disk_writes_pending', help: 'Verified chunks queued for the disk tier or being written now', registers: [registry],
+      collect() { this.set(probes.diskWritesPending?.() ?? 0) } }),
     diskWrites: new Counter({ name: 'reelcdn_edge_disk_writes_total', help: 'Verified chunks written to the disk tier by result: ok, dropped (queue full or purged), failed',
       labelNames: ['result'] as const, registers: [registry] }),
     corrupt: new Counter({ name: 'reelcdn_edge_corrupt_chunks_total', help: 'Disk-tier chunks found corrupt and dropped, by who found them: read, promotion',
@@ -121,9 +186,10 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     recovered: new Counter({ name: 'reelcdn_edge_recovery_actions_total', help: 'Start-up reconciliation of the disk tier: tmp_removed, rows_dropped, orphans_removed, loaded',
       labelNames: ['action'] as const, registers: [registry] }),
     meta: new Counter({ name: 'reelcdn_edge_meta_lookups_total', help: 'Title metadata lookups by result: hit, miss, negative (a cached 404)',
-      labelNames: ['result'] as const, registers: [registry] }),
+      labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.meta) } }),
     purges: new Counter({ name: 'reelcdn_edge_purges_total', help: 'Titles purged by DELETE /v1/cache/{contentId}', registers: [registry] }),
-    blocked: new Gauge({ name: 'reelcdn_edge_responses_blocked', help: 'Player responses waiting for their player to read (backpressure)', registers: [registry] }),
+    blocked: new Gauge({ name: 'reelcdn_edge_responses_blocked', help: 'Player responses waiting for their player to read (backpressure)', registers: [registry],
+      collect() { if (probes.blocked) this.set(probes.blocked()) } }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
   }
 }

@@ -18,6 +18,8 @@ export interface Representation {
   cacheControl?: string
   /** e.g. Repr-Digest */
   extra?: OutgoingHttpHeaders
+  /** this object answers many requests and never changes: its headers are built once (the edge's titles) */
+  reused?: boolean
 }
 
 export interface ResponsePlan {
@@ -51,16 +53,29 @@ function parseDate(s: string | undefined): number {
   return Date.parse(s)
 }
 
+/** The headers every answer of a representation carries, built once per Representation object (treat one as immutable). */
+const repHeaders = new WeakMap<Representation, OutgoingHttpHeaders>()
+
+function baseHeaders(rep: Representation): OutgoingHttpHeaders {
+  let b = rep.reused ? repHeaders.get(rep) : undefined
+  if (b === undefined) {
+    b = {
+      'accept-ranges': 'bytes',
+      etag: rep.etag,
+      'last-modified': httpDate(rep.lastModified),
+      ...(rep.cacheControl ? { 'cache-control': rep.cacheControl } : {}),
+      ...rep.extra,
+    }
+    if (rep.reused) repHeaders.set(rep, b)
+  }
+  return b
+}
+
 export function planResponse(req: IncomingMessage, rep: Representation, maxRanges: number): ResponsePlan {
   const h = req.headers
   const lastModSec = Math.floor(rep.lastModified / 1000) * 1000
-  const headers: OutgoingHttpHeaders = {
-    'accept-ranges': 'bytes',
-    etag: rep.etag,
-    'last-modified': httpDate(rep.lastModified),
-    ...(rep.cacheControl ? { 'cache-control': rep.cacheControl } : {}),
-    ...rep.extra,
-  }
+  const base = baseHeaders(rep)
+  const headers: OutgoingHttpHeaders = rep.reused ? { ...base } : base
   // RFC 9110 §13.2.2, in order
   if (h['if-match'] !== undefined) {
     if (!tagListMatches(h['if-match'], rep.etag, false)) throw new PreconditionFailedError('If-Match does not match the current entity tag')

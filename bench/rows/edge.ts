@@ -1,8 +1,11 @@
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { procBytes, startCluster, type LocalCluster } from '../lib/cluster.js'
 import { startNginx, type RunningNginx } from '../lib/nginx.js'
+import { waitForLine, type Child } from '../lib/proc.js'
 import { startService, type RunningService } from '../lib/reelcdn.js'
 import { ratio, type BenchContext, type BenchRow, type Measurement } from '../lib/row.js'
 import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
@@ -27,6 +30,11 @@ import type { WrkLoad } from '../lib/wrk.js'
  * reading every chunk of the hot title once, checked against the source's
  * SHA-256, and nginx is checked to answer HIT.
  *
+ * Next to the RAM variant, a bare `node:http` server holding the same title in
+ * Buffers (bench/lib/bare-server.ts, its own process) is measured on the same
+ * workloads: the floor for a Node server, so "edge over bare" shows how much the
+ * edge's own per-request work costs, apart from what Node itself costs.
+ *
  * Misses: a second title is ingested and never read before; nginx's misses are
  * taken first (so no edge readahead has touched those chunks), then the edge's:
  * a 1 MiB range at the start of a cold chunk and one 3/4 deep into another,
@@ -34,6 +42,8 @@ import type { WrkLoad } from '../lib/wrk.js'
  * (it was just written), not in their RAM caches.
  */
 const COLD_CHUNKS = 6
+const BARE = fileURLToPath(new URL('../lib/bare-server.js', import.meta.url))
+const BARE_LABEL = 'bare node:http from Buffers (next to: ram tier)'
 const MiB = 1024 ** 2
 
 export const edgeRow: BenchRow = {
@@ -47,6 +57,7 @@ export const edgeRow: BenchRow = {
     let c: LocalCluster | undefined
     let nginx: RunningNginx | undefined
     let edge: RunningService | undefined
+    let bare: Child | undefined
     const out: Measurement[] = []
     try {
       c = await startCluster(ctx.procs, join(ctx.dir, 'cluster'), { shards: 3, copies: 3, chunkSize: o.chunkSize, service: svc })
@@ -101,6 +112,14 @@ export const edgeRow: BenchRow = {
         { key: 'ram', label: 'reelcdn edge, RAM tier hits', args: ['--ram', String(hot.size + cold.size + 2 * o.chunkSize), '--disk', String(cacheBytes)] },
         { key: 'disk', label: 'reelcdn edge, disk tier hits (--ram 0)', args: ['--ram', '0', '--disk', String(cacheBytes)] },
       ].filter(v => o.edgeVariants.includes(v.key))
+      let bareUrl: string | undefined
+      if (o.edgeVariants.includes('ram')) {
+        const seedFile = join(ctx.dir, 'bare-seed')
+        await writeFile(seedFile, hot.seed)
+        bare = ctx.procs.spawn('bare node server', process.execPath, [BARE, seedFile, String(hot.size), String(o.chunkSize)])
+        bareUrl = await waitForLine(bare, line => line.includes('"bare server ready"') ? (JSON.parse(line) as { url: string }).url : undefined, 60_000)
+        await checkTitle('bare node server', hotUrl(bareUrl), hot, hot.chunks)
+      }
       let missesTaken = false
       for (const v of variants) {
         edge = await startService(ctx.procs, 'edge', 'edge ready', ['--host', '127.0.0.1', '--port', '0', '--upstream', c.router.url,
@@ -120,16 +139,17 @@ export const edgeRow: BenchRow = {
         }
         ctx.log(`edge: warming ${v.label} and checking what it serves`)
         await checkTitle(v.label, hotUrl(edge.url), hot, hot.chunks)
-        if (v.key === 'disk') {
-          // disk writes are queued after the fill: measure hits only once every hot chunk is on disk
-          await until(async () => (await metric(edge!.url, 'reelcdn_edge_tier_bytes', 'tier="disk"')) >= hot.size, 120_000)
-        }
+        // disk writes are queued after the fill (in both variants: the RAM variant has a disk tier too): measure hits
+        // only once every hot chunk is on disk, so the edge's figures are not charged with writing 512 MiB meanwhile
+        await until(async () => (await metric(edge!.url, 'reelcdn_edge_tier_bytes', 'tier="disk"')) >= hot.size &&
+          (await metric(edge!.url, 'reelcdn_edge_disk_writes_pending')) === 0 && (await metric(edge!.url, 'reelcdn_edge_fills_in_flight')) === 0, 120_000)
         const missesBefore = await metric(edge.url, 'reelcdn_edge_requests_total', 'result="miss"')
 
         const workloads = [
           { key: 'ranges', name: `${o.rangeBytes / MiB} MiB random ranges`, rangeBytes: o.rangeBytes, connections: o.connections },
           { key: 'whole', name: `whole chunks (aligned ${o.chunkSize / MiB} MiB ranges)`, rangeBytes: 0, connections: o.wholeConnections },
         ].filter(w => o.workloads.includes(w.key))
+        const bareRatios: { workload: string; MBps: number; cpuPerByte: number }[] = []
         for (let round = 1; round <= o.rounds; round++) {
           for (const w of workloads) {
             const load = (url: string): WrkLoad => ({
@@ -144,15 +164,25 @@ export const edgeRow: BenchRow = {
             }
             const ref = `nginx ${ctx.machine.nginx} proxy_cache (next to: ${v.key} tier)`
             let n: Measurement, e: Measurement
+            let b: Measurement | undefined
+            const withBare = v.key === 'ram' && bare !== undefined && bareUrl !== undefined
             if (round % 2 === 1) {
               n = await measure(ref, nginx.url, nginx.pid)
               e = await measure(v.label, edge.url, edge.pid)
+              if (withBare) b = await measure(BARE_LABEL, bareUrl!, bare!.pid)
             } else {
+              if (withBare) b = await measure(BARE_LABEL, bareUrl!, bare!.pid)
               e = await measure(v.label, edge.url, edge.pid)
               n = await measure(ref, nginx.url, nginx.pid)
             }
             e.reference = n
             out.push(n, e)
+            if (b) {
+              b.reference = n
+              out.push(b)
+              bareRatios.push({ workload: w.key, MBps: e.result.MBps / b.result.MBps,
+                cpuPerByte: (b.result.cpu.server / b.result.MBps) / (e.result.cpu.server / e.result.MBps) })
+            }
           }
         }
         const missesAfter = await metric(edge.url, 'reelcdn_edge_requests_total', 'result="miss"')
@@ -166,12 +196,19 @@ export const edgeRow: BenchRow = {
           const med = [...rs].sort((a, b) => a - b)[rs.length >> 1]!
           ctx.figure({ row: 'edge', name: `${v.label}, ${w.name}: MB/s over nginx proxy_cache`, value: med, unit: '×',
             note: w.key === 'ranges' ? `goal ≥ ${goal}×: ${med >= goal ? 'met' : 'not met'} in this run` : 'no goal set' })
+          const br = bareRatios.filter(r => r.workload === w.key)
+          if (br.length) {
+            const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+            ctx.figure({ row: 'edge', name: `${v.label}, ${w.name}: MB/s over a bare node:http server from Buffers`, value: mid(br.map(r => r.MBps)), unit: '×',
+              note: `bytes per CPU-second over the bare server: ${mid(br.map(r => r.cpuPerByte)).toFixed(2)}×; 1.00× would mean the edge adds nothing to what Node costs` })
+          }
         }
         await edge.stop()
         edge = undefined
       }
       return out
     } finally {
+      await bare?.stop()
       await edge?.stop()
       await nginx?.stop()
       await c?.stop()

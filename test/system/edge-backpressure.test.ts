@@ -3,7 +3,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
-import { metric, startTestEdge, until } from '../helpers/edge.js'
+import { get, metric, startTestEdge, until } from '../helpers/edge.js'
 
 /**
  * A slow or stalled player applies backpressure: the edge sends only as fast
@@ -60,4 +60,31 @@ t.test('a player that reads nothing for sendStallTimeoutMs is cut', async t => {
   sock.on('data', () => {})
   await once(sock, 'close')
   t.pass('the connection was closed by the edge')
+})
+
+t.test('a RAM hit goes out in one write, and a player that stalls on it is still cut after sendStallTimeoutMs', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  // one chunk far larger than the loopback socket buffers, so a stalled player leaves most of it unsent
+  const big = 32 * CS
+  const bytes = titleBytes(big, 'ram1')
+  await up.addTitle('ram1', bytes, { chunkSize: big })
+  const edge = await startTestEdge(t, up, { 'edge.readaheadChunks': 0, 'edge.ramBytes': 2 * big, 'edge.diskBytes': 0, 'edge.sendStallTimeoutMs': 300 })
+  const warm = await get(`${edge.url}/v1/content/ram1`)
+  t.ok(warm.body.equals(bytes), 'the first read fills RAM')
+  const r = await get(`${edge.url}/v1/content/ram1`, { range: 'bytes=1000-2000999' })
+  t.equal(r.status, 206)
+  t.ok(r.body.equals(bytes.subarray(1000, 2001000)), 'a range from RAM is byte-exact')
+  t.equal(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'ram_hit' }), 1)
+  t.equal(await metric(edge.url, 'reelcdn_edge_bytes_served_total', { result: 'ram_hit' }), 2_000_000)
+
+  const sock = await stalledPlayer(edge.url, '/v1/content/ram1')
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_send_stalls_total')) === 1, 'the stall sweep')
+  t.equal(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'ram_hit' }), 2, 'the stalled read was a RAM hit')
+  t.equal(await metric(edge.url, 'reelcdn_edge_responses_blocked'), 0, 'nothing is left waiting once it is cut')
+  sock.resume()
+  let got = 0
+  sock.on('data', d => { got += d.length })
+  await once(sock, 'close')
+  t.ok(got < big, `the connection was closed by the edge before the whole body (${got} of ${big} bytes)`)
 })

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { readdirSync, statSync, existsSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync, existsSync, writeFileSync } from 'node:fs'
+import { get as httpGet } from 'node:http'
 import { join } from 'node:path'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { startContentUpstream } from '../helpers/upstream.js'
@@ -112,4 +113,82 @@ t.test('either tier can be turned off', async t => {
   t.ok((await get(`${ramOnly.url}/v1/content/o`)).body.equals(bytes))
   t.equal(await metric(ramOnly.url, 'reelcdn_edge_requests_total', { result: 'ram_hit' }), 3)
   t.equal(bytesIn(join(dir, 'chunks')), 0)
+})
+
+t.test('disk hits verify every block they send: corrupt bytes on disk are never served, over HTTP', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const big = 1024 * 1024 // 16 blocks: with 64 KiB reads (+ one block), a whole chunk is several pieces
+  const bytes = titleBytes(2 * big, 'rot')
+  await up.addTitle('rot', bytes, { chunkSize: big })
+  const dir = freshDir(t)
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': 0, 'edge.readaheadChunks': 0, 'edge.readSize': 65536, 'edge.dataDir': dir })
+  const url = `${edge.url}/v1/content/rot`
+  t.ok((await get(url)).body.equals(bytes), 'the first read fills the disk tier')
+  await edge.cache.disk.idle()
+  const file = (i: number) => {
+    const d = join(dir, 'chunks', 'rot')
+    return join(d, readdirSync(d).find(f => f.startsWith(`${i}-`))!)
+  }
+  const flip = (path: string, at: number) => {
+    const b = readFileSync(path)
+    b[at]! ^= 0x10
+    writeFileSync(path, b)
+  }
+  // chunk 0: damage in its first block, so the first piece fails before any header went out: a clean error answer
+  flip(file(0), 1234)
+  const r0 = await get(url, { range: 'bytes=1000-2000' })
+  t.equal(r0.status, 500, 'a corrupt first piece is a clean error answer (CorruptChunkError), no byte of it sent')
+  t.match(r0.body.toString(), /CDN_ERR_CORRUPT/)
+  // chunk 1: damage deep in the chunk, so a whole-chunk read is cut after the pieces before it
+  flip(file(1), 700_000)
+  const r1 = await rawGet(url, `bytes=${big}-${2 * big - 1}`)
+  t.equal(r1.status, 206)
+  t.ok(r1.body.length < big && r1.body.length <= 700_000 - (700_000 % 65536), `the body was cut after ${r1.body.length} bytes, before the bad block`)
+  t.ok(r1.body.equals(bytes.subarray(big, big + r1.body.length)), 'and every byte that went out is right')
+  t.equal(await metric(edge.url, 'reelcdn_edge_corrupt_chunks_total', { found_by: 'read' }), 2)
+  t.notOk(existsSync(file0Path(dir)), 'the damaged files are gone')
+  // both chunks are fetched again from upstream, right
+  t.ok((await get(url)).body.equals(bytes), 'the next read is a miss that refills them')
+})
+
+function file0Path(dir: string): string {
+  const d = join(dir, 'chunks', 'rot')
+  return existsSync(d) ? join(d, readdirSync(d).find(f => f.startsWith('0-')) ?? 'none') : join(d, 'none')
+}
+
+/** A GET whose body may be cut: the status and whatever bytes arrived before the cut. */
+function rawGet(url: string, range: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers: { range } }, res => {
+      const parts: Buffer[] = []
+      res.on('data', (d: Buffer) => parts.push(d))
+      const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) })
+      res.on('end', done)
+      res.on('error', done)
+      res.on('aborted', done)
+    })
+    req.on('error', reject)
+  })
+}
+
+t.test('disk hits reuse their read buffers: one request after another allocates no new one', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const big = 1024 * 1024
+  const bytes = titleBytes(4 * big, 'pool')
+  await up.addTitle('pool', bytes, { chunkSize: big })
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': 0, 'edge.readaheadChunks': 0, 'edge.readSize': 262144 })
+  const url = `${edge.url}/v1/content/pool`
+  t.ok((await get(url)).body.equals(bytes))
+  await edge.cache.disk.idle()
+  for (let i = 0; i < 40; i++) {
+    const s = (i * 97_531) % (3 * big)
+    const r = await get(url, { range: `bytes=${s}-${s + 200_000}` })
+    if (!r.body.equals(bytes.subarray(s, s + 200_001))) t.fail(`range ${s} is wrong`)
+  }
+  const whole = await get(url, { range: `bytes=${big}-${2 * big - 1}` })
+  t.ok(whole.body.equals(bytes.subarray(big, 2 * big)), 'a whole chunk in several pieces is right')
+  t.equal(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'disk_hit' }) >= 41, true)
+  t.ok(edge.cache.disk.pool.allocated <= 3, `${edge.cache.disk.pool.allocated} read buffers allocated for 41 requests`)
 })

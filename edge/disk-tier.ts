@@ -105,9 +105,9 @@ export class DiskTier {
     return this.queue.length + (this.current ? 1 : 0)
   }
 
-  /** The keys the policy would evict to make room for `bytes` now (prefill's admission check). */
-  victims(bytes: number): string[] | undefined {
-    return this.policy.victims?.(bytes)
+  /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
+  victims(key: string, bytes: number): string[] {
+    return this.policy.victims(key, bytes)
   }
 
   /**

@@ -53,8 +53,9 @@ export class LruPolicy implements EvictionPolicy {
     return this.evicted
   }
 
-  victims(bytes: number): string[] {
-    if (this.lru === null || bytes > this.capacity) return []
+  victims(key: string, bytes: number): string[] {
+    if (this.has(key)) return []
+    if (this.lru === null || bytes > this.capacity) return [key]
     const out: string[] = []
     let free = this.capacity - this.size
     // rkeys(): least recently used first, without touching recency

@@ -37,16 +37,22 @@ function open(dir: string, policy: PolicyName, chunks: number) {
 async function workload(tier: DiskTier): Promise<ReturnType<typeof chunk>[]> {
   const cs = Array.from({ length: 20 }, (_, i) => chunk(i))
   for (let i = 0; i < cs.length; i++) {
+    // players read through the reader, which tells session-aware policies who read what
+    tier.policy.observe?.('viewer', 'movie', i, i * 1000)
     if (!tier.has(cs[i]!.ref.key)) tier.get(cs[i]!.ref.key) // a miss, as the reader records it
     tier.write(cs[i]!.ref, cs[i]!.buf)
     await tier.idle()
-    for (let h = 0; h < 4; h++) if (tier.has(cs[h]!.ref.key)) tier.get(cs[h]!.ref.key)
+    for (let h = 0; h < 4; h++) {
+      tier.policy.observe?.(`v${i}-${h}`, 'movie', h, i * 1000 + h)
+      if (tier.has(cs[h]!.ref.key)) tier.get(cs[h]!.ref.key)
+    }
   }
   return cs
 }
 
-for (const name of ['s3fifo', 'wtinylfu', 'session'] as const) {
-  t.test(`${name}: queues${name === 'wtinylfu' ? ' and the frequency sketch' : ''} are the same after a restart`, async t => {
+for (const name of ['lru', 's3fifo', 'wtinylfu', 'session', 'predictive'] as const) {
+  const what = name === 'wtinylfu' ? 'queues and the frequency sketch' : name === 'predictive' ? 'keys, title popularity and the survival curve' : 'queues'
+  t.test(`${name}: ${what} are the same after a restart`, async t => {
     const dir = t.testdir()
     const first = open(dir, name, 10)
     await recoverDisk(first.tier, quietLogger('edge'))
@@ -62,6 +68,7 @@ for (const name of ['s3fifo', 'wtinylfu', 'session'] as const) {
     t.equal(report.policy_restored, 1, 'the saved state was used')
     t.equal(report.loaded, held.length)
     t.same(again.tier.policy.snapshot!(), before, 'same queues, same order, same counters')
+    if (name === 'predictive') t.ok((before.starts as unknown[]).length > 0, 'the policy had learned which titles are started')
     if (name === 'wtinylfu') {
       const sketch = (again.tier.policy as WTinyLfuPolicy).sketch
       t.ok(sketch.frequency(cs[0]!.ref.key) >= 4, 'the hot chunk is still known to be hot')

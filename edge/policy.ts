@@ -42,12 +42,14 @@ export interface EvictionPolicy {
   insert(key: string, bytes: number): string[]
   remove(key: string): void
   /**
-   * Optional, read-only: the keys `insert(·, bytes)` would evict now, in
-   * eviction order ([] if it fits in free space). Prefill uses it to refuse a
-   * chunk whose victims are hotter (edge/prefill.ts). A policy without it gets
-   * prefill into free space only.
+   * Read-only: exactly what `insert(key, bytes)` would return now: the keys it
+   * would evict, in eviction order, and `key` itself if it would decline it
+   * ([] if the key fits in free space or is held already). Nothing changes:
+   * not recency, not counters, not a sampling PRNG. Prefill uses it to refuse
+   * a chunk whose victims are hotter (edge/prefill.ts); it is not on the hit
+   * path, and may cost O(keys held).
    */
-  victims?(bytes: number): string[]
+  victims(key: string, bytes: number): string[]
   /**
    * Optional persistence. `snapshot` is a JSON-able description of the queues
    * (and the sketch), oldest first. `restore` rebuilds from one for the keys

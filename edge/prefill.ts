@@ -29,7 +29,8 @@ import { chunkKey, chunkRef, type Title } from './title.js'
  *      (the same plays × position model) is at least the chunk's, the chunk is
  *      refused: prefill never evicts a chunk hotter than the one it brings in.
  *      A cached chunk of a title nobody is watching is worth 0 and may go. A
- *      policy that cannot say (no `victims`) gets prefill into free space only;
+ *      chunk the policy itself would decline (it names the chunk among the
+ *      victims) is refused too: it would not be kept;
  *   6. fetches it through the coalescer (`Coalescer.prefill`): the same
  *      one-fetch-per-chunk path as player misses, so a player asking for the
  *      same chunk joins the prefill's fill and vice versa.
@@ -207,7 +208,7 @@ export class PrefillRunner {
       if (cache.has(ref.key)) { p.cached++; metrics.chunks.inc({ result: 'cached' }); continue }
       if (!(await this.quiet(p))) { result = 'stopped'; break }
       if (perMs > 0 && nextAt > this.now()) await sleep(nextAt - this.now())
-      if (!this.admissible(c, byId)) { p.refused++; metrics.chunks.inc({ result: 'refused' }); continue }
+      if (!this.admissible(c, ref.key, byId)) { p.refused++; metrics.chunks.inc({ result: 'refused' }); continue }
       const startedAt = this.now()
       let got = fills.prefill(ref)
       while (got.result === 'busy') {
@@ -265,14 +266,12 @@ export class PrefillRunner {
     return true
   }
 
-  /** Step 5 of the theory: no victim at least as valuable as the chunk. */
-  private admissible(c: PlannedChunk, byId: Map<string, { demand: TitleDemand }>): boolean {
+  /** Step 5 of the theory: no victim at least as valuable as the chunk, and a policy that would keep it. */
+  private admissible(c: PlannedChunk, key: string, byId: Map<string, { demand: TitleDemand }>): boolean {
     const tier = this.d.cache.prefillTier === 'disk' ? this.d.cache.disk : this.d.cache.ram
-    const victims = tier.victims(c.bytes)
-    if (victims === undefined) {
-      const s = tier.stats()
-      return s.capacity - s.bytes >= c.bytes
-    }
+    const victims = tier.victims(key, c.bytes)
+    // the policy would decline the chunk itself (predictive: its title is worth less here than what it would replace)
+    if (victims.includes(key)) return false
     for (const key of victims) {
       const slash = key.indexOf('/')
       const t = byId.get(key.slice(0, slash))

@@ -35,9 +35,9 @@ export class RamTier {
     return true
   }
 
-  /** The keys the policy would evict to make room for `bytes` now (prefill's admission check). */
-  victims(bytes: number): string[] | undefined {
-    return this.policy.victims?.(bytes)
+  /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
+  victims(key: string, bytes: number): string[] {
+    return this.policy.victims(key, bytes)
   }
 
   delete(key: string): void {

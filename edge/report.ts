@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../lib/config.js'
 import type { PolicyReportProbe } from '../lib/metrics.js'
-import { beladyHits } from '../tools/loadtest/belady.js'
+import { beladyBytes, partialShare } from '../tools/loadtest/belady.js'
 import { createPolicy, POLICY_NAMES } from './policy.js'
 import { logFiles, parseRequestLog, type LoggedRead } from './request-log.js'
 
@@ -14,12 +14,16 @@ import { logFiles, parseRequestLog, type LoggedRead } from './request-log.js'
  * to what the edge really served.
  *
  * Size: the disk tier's (the RAM tier holds a subset of it), or the RAM tier's
- * if the edge has no disk tier. MIN is exact for equal-size chunks; it is run
- * with room for `size / typical chunk` chunks, the typical chunk being the
- * median logged chunk size, and each hit weighs the bytes that request read.
- * The policies run by bytes, as in the edge. `achieved` counts every read not
- * answered by a miss (ram_hit, disk_hit, coalesced), as the edge's
- * reelcdn_edge_bytes_served_total does.
+ * if the edge has no disk tier. Chunks differ in size (a title's last chunk is
+ * short), so `min` is MIN in bytes (tools/loadtest/belady.ts `beladyBytes`):
+ * furthest-next-use where part of a chunk may be kept. That is an upper bound
+ * on any policy's byte hits when requests read whole chunks; counting MIN in
+ * chunks of a typical size instead is not (short chunks fit more of them, and
+ * the most hits need not be the most hit bytes). Where players read part of a
+ * chunk it is an estimate of the optimum, not a bound; `partialReads` says how
+ * many reads that is. The policies run by bytes, as in the edge. `achieved`
+ * counts every read not answered by a miss (ram_hit, disk_hit, coalesced), as
+ * the edge's reelcdn_edge_bytes_served_total does.
  *
  * The figures are written to `<dataDir>/policy-report.json` (atomically), which
  * a running edge serves as reelcdn_edge_report_* gauges on /metrics.
@@ -33,6 +37,8 @@ export interface PolicyReport {
   skippedLines: number
   capacityBytes: number
   typicalChunkBytes: number
+  /** share of reads that read less than their whole chunk (where `min` is an estimate, not a bound) */
+  partialReads: number
   ratios: Record<string, { byteHitRatio: number; ofOptimum: number }>
 }
 
@@ -48,8 +54,7 @@ export function analyse(reads: readonly LoggedRead[], capacityBytes: number, cfg
   const sizes = reads.map(r => r.chunkBytes).sort((a, b) => a - b)
   const typical = sizes.length ? sizes[sizes.length >> 1]! : 1
   const ratio = (hitBytes: number) => (bytes > 0 ? hitBytes / bytes : 0)
-  let minBytes = 0
-  beladyHits(reads.map(r => r.key), Math.floor(capacityBytes / typical), i => { minBytes += reads[i]!.bytes })
+  const minBytes = beladyBytes(reads, capacityBytes)
   const achieved = reads.reduce((s, r) => s + (r.result === 'miss' ? 0 : r.bytes), 0)
   const ratios: PolicyReport['ratios'] = {}
   const of = (hit: number) => (minBytes > 0 ? hit / minBytes : 1)
@@ -73,7 +78,7 @@ export function analyse(reads: readonly LoggedRead[], capacityBytes: number, cfg
     ratios[name] = { byteHitRatio: ratio(hit), ofOptimum: of(hit) }
   }
   ratios.min = { byteHitRatio: ratio(minBytes), ofOptimum: 1 }
-  return { reads: reads.length, bytes, capacityBytes, typicalChunkBytes: typical, ratios }
+  return { reads: reads.length, bytes, capacityBytes, typicalChunkBytes: typical, partialReads: partialShare(reads), ratios }
 }
 
 export async function runReport(config: Readonly<Config>, now = Date.now()): Promise<PolicyReport> {
@@ -92,6 +97,7 @@ export function formatReport(r: PolicyReport): string {
   const lines = [`${r.reads} chunk reads, ${r.bytes} bytes logged; size ${r.capacityBytes} bytes ` +
     `(${Math.floor(r.capacityBytes / r.typicalChunkBytes)} chunks of ${r.typicalChunkBytes} bytes)` +
     (r.skippedLines ? `; ${r.skippedLines} malformed lines skipped` : '')]
+  if (r.partialReads > 0) lines.push(`${(r.partialReads * 100).toFixed(1)} % of reads read part of a chunk: min is then an estimate of the optimum, not a bound`)
   lines.push('policy     byte hit ratio   of MIN')
   for (const [name, v] of Object.entries(r.ratios))
     lines.push(`${name.padEnd(10)} ${v.byteHitRatio.toFixed(4).padStart(14)}   ${v.ofOptimum.toFixed(3)}`)

@@ -32,7 +32,7 @@ export class S3FifoPolicy implements EvictionPolicy {
    * key leaving small goes to main as if it had been hit, and main gives a
    * wanted key another lap, at most once per pass over main.
    */
-  constructor(readonly capacity: number, smallRatio = 0.1, private readonly wanted?: (key: string) => number) {
+  constructor(readonly capacity: number, private readonly smallRatio = 0.1, private readonly wanted?: (key: string) => number) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     this.smallCap = Math.floor(capacity * smallRatio)
     this.ghostCap = capacity - this.smallCap
@@ -77,6 +77,23 @@ export class S3FifoPolicy implements EvictionPolicy {
       else this.evictMain(evicted)
     }
     return evicted
+  }
+
+  /**
+   * What `insert(key, bytes)` would evict, found by inserting into a copy of
+   * the queues (O(keys held)): eviction rotates main and decrements counters,
+   * so a dry run in place would be the same code again with overlays.
+   */
+  victims(key: string, bytes: number): string[] {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`expected bytes to be a positive integer, got ${bytes}`)
+    if (this.has(key)) return []
+    if (bytes > this.capacity) return [key]
+    const c = new S3FifoPolicy(this.capacity, this.smallRatio, this.wanted)
+    for (const [k, e] of this.small) c.small.set(k, { ...e })
+    for (const [k, e] of this.main) c.main.set(k, { ...e })
+    for (const [k, b] of this.ghost) c.ghost.set(k, b)
+    c.smallBytes = this.smallBytes; c.mainBytes = this.mainBytes; c.ghostBytes = this.ghostBytes
+    return c.insert(key, bytes)
   }
 
   private evictSmall(evicted: string[]): void {

@@ -46,6 +46,7 @@ export class SessionAwarePolicy implements EvictionPolicy {
   miss(key: string): void { this.base.miss(key) }
   insert(key: string, bytes: number): string[] { return this.base.insert(key, bytes) }
   remove(key: string): void { this.base.remove(key) }
+  victims(key: string, bytes: number): string[] { return this.base.victims(key, bytes) }
   /** Live sessions are not persisted: after a restart they are gone or will announce themselves again. */
   snapshot(): PolicySnapshot { return { ...this.base.snapshot!(), policy: this.name } }
   restore(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean {

@@ -41,15 +41,15 @@ export class SessionTracker {
     return Math.max(1, Math.min(this.horizon, Math.floor(this.budget / Math.max(1, this.sessions.size))))
   }
 
-  /** A session read chunk `index` of `title`. */
-  observe(session: string, title: string, index: number, now: number): void {
+  /** A session read chunk `index` of `title`; false if that is where it already was (another range of the same chunk). */
+  observe(session: string, title: string, index: number, now: number): boolean {
     const s = this.sessions.get(session)
     if (s) {
       this.sessions.delete(session) // re-set below keeps the Map in last-seen order
       if (s.title === title && s.index === index) {
         s.lastSeen = now
         this.sessions.set(session, s)
-        return
+        return false
       }
       this.unmark(s)
     } else if (this.sessions.size >= this.maxSessions) {
@@ -61,6 +61,7 @@ export class SessionTracker {
     this.sessions.set(session, next)
     this.mark(next)
     this.expire(now)
+    return true
   }
 
   /** How many live sessions will read this chunk within the horizon. */

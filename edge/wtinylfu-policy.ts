@@ -38,13 +38,13 @@ export class WTinyLfuPolicy implements EvictionPolicy {
    * key wins its admission duel against any unwanted victim, and wanted keys
    * are passed over as victims while unwanted ones remain in reach.
    */
-  constructor(readonly capacity: number, typicalBytes: number, windowRatio = 0.01,
-    private readonly wanted?: (key: string) => number) {
+  constructor(readonly capacity: number, private readonly typicalBytes: number, private readonly windowRatio = 0.01,
+    private readonly wanted?: (key: string) => number, sketch?: CountMinSketch) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     this.windowCap = Math.max(Math.floor(capacity * windowRatio), Math.min(capacity, typicalBytes))
     this.mainCap = capacity - this.windowCap
     this.protectedCap = Math.floor(this.mainCap * 0.8)
-    this.sketch = new CountMinSketch(Math.max(16, Math.ceil(capacity / Math.max(1, typicalBytes))))
+    this.sketch = sketch ?? new CountMinSketch(Math.max(16, Math.ceil(capacity / Math.max(1, typicalBytes))))
   }
 
   get size(): number {
@@ -107,6 +107,22 @@ export class WTinyLfuPolicy implements EvictionPolicy {
       this.admit(cand, cb, evicted)
     }
     return evicted
+  }
+
+  /**
+   * What `insert(key, bytes)` would evict, found by inserting into a copy of
+   * the segments that shares the sketch (O(keys held)); insertion only reads
+   * the sketch, so nothing here changes.
+   */
+  victims(key: string, bytes: number): string[] {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`expected bytes to be a positive integer, got ${bytes}`)
+    if (this.has(key)) return []
+    if (bytes > this.capacity) return [key]
+    const c = new WTinyLfuPolicy(this.capacity, this.typicalBytes, this.windowRatio, this.wanted, this.sketch)
+    for (const [m, from] of [[c.window, this.window], [c.probation, this.probation], [c.protectedSeg, this.protectedSeg]] as const)
+      for (const [k, b] of from) m.set(k, b)
+    c.windowBytes = this.windowBytes; c.probationBytes = this.probationBytes; c.protectedBytes = this.protectedBytes
+    return c.insert(key, bytes)
   }
 
   /** The duel: the candidate enters probation only by evicting victims it out-ranks. */

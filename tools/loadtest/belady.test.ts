@@ -1,5 +1,5 @@
 import t from 'tap'
-import { beladyHits } from './belady.js'
+import { beladyBytes, beladyHits, type SizedRead } from './belady.js'
 import { mulberry32 } from './random.js'
 import { compare } from './simulate.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
@@ -52,4 +52,45 @@ t.test('traces are reproducible from their seed', async t => {
   const openings = a.filter(e => e.index === 0).length
   const tenth = a.filter(e => e.index === 9).length
   t.ok(openings > 2 * tenth, `openings are read more than later chunks (${openings} vs ${tenth})`)
+})
+
+/** Exhaustive search over whole-chunk caches in bytes: on every miss, bypass or admit and drop any subset that makes room. */
+function bruteBytes(reads: SizedRead[], cap: number, i = 0, cache: Map<string, number> = new Map()): number {
+  if (i === reads.length) return 0
+  const r = reads[i]!
+  if (cache.has(r.key)) return r.bytes + bruteBytes(reads, cap, i + 1, cache)
+  let best = bruteBytes(reads, cap, i + 1, cache)
+  const held = [...cache]
+  for (let mask = 0; mask < 1 << held.length; mask++) {
+    const next = new Map(held.filter((_, j) => !(mask & (1 << j))))
+    let used = r.chunkBytes
+    for (const b of next.values()) used += b
+    if (used <= cap) best = Math.max(best, bruteBytes(reads, cap, i + 1, next.set(r.key, r.chunkBytes)))
+  }
+  return best
+}
+
+t.test('MIN in bytes bounds brute force with short last chunks, and is exact for equal chunks', async t => {
+  const rng = mulberry32(7)
+  let strict = 0
+  for (let trial = 0; trial < 150; trial++) {
+    const len = 4 + Math.floor(rng() * 7)
+    const alphabet = 2 + Math.floor(rng() * 4)
+    const cap = 10 + Math.floor(rng() * 25)
+    // key k3 is a short last chunk
+    const reads = Array.from({ length: len }, () => { const k = `k${Math.floor(rng() * alphabet)}`; const c = k === 'k3' ? 4 : 10; return { key: k, chunkBytes: c, bytes: c } })
+    const bound = beladyBytes(reads, cap)
+    const best = bruteBytes(reads, cap)
+    if (bound < best - 1e-9) return t.fail(`${reads.map(r => r.key).join(' ')} cap ${cap}: bound ${bound} below the optimum ${best}`)
+    if (bound > best + 1e-9) strict++
+    const equal = reads.map(r => ({ ...r, chunkBytes: 10, bytes: 10 }))
+    const whole = Math.floor(cap / 10) * 10
+    const want = bruteBytes(equal, whole)
+    if (Math.abs(beladyBytes(equal, whole) - want) > 1e-9) return t.fail(`${reads.map(r => r.key).join(' ')} cap ${whole}: ${beladyBytes(equal, whole)} vs ${want}`)
+    if (beladyHits(equal.map(r => r.key), whole / 10) * 10 !== want) return t.fail('beladyHits disagrees')
+  }
+  t.pass(`150 tiny traces: never below the optimum (above it on ${strict}, where it keeps part of a chunk)`)
+  t.equal(beladyBytes([{ key: 'a', chunkBytes: 5, bytes: 5 }, { key: 'a', chunkBytes: 5, bytes: 5 }], 0), 0)
+  // room for 1.5 chunks: the fractional bound keeps half of b between its reads
+  t.equal(beladyBytes(['a', 'b', 'a', 'b'].map(key => ({ key, chunkBytes: 10, bytes: 10 })), 15), 15)
 })

@@ -4,6 +4,13 @@
  * needed furthest in the future (the newcomer is not admitted if it is that
  * one; our policies may decline admission too, so this is their true bound).
  * O(n log n) with a max-heap of next-use times and lazy deletion.
+ *
+ * With chunks of different sizes (a title's last chunk is short) counting in
+ * items is no longer right: room for `capacity / typical` items understates
+ * how many short chunks fit, so a policy counting bytes could beat it, and
+ * maximising hits is not maximising hit bytes. `beladyBytes` is the bound
+ * for that case: the same furthest-next-use rule, in bytes, where a chunk may
+ * be kept in part (see its comment for why that is an upper bound).
  */
 export function nextUses(keys: readonly string[]): Int32Array {
   const next = new Int32Array(keys.length)
@@ -79,4 +86,79 @@ export function beladyHits(keys: readonly string[], capacity: number, onHit?: (i
     heap.push([nu, k])
   }
   return hits
+}
+
+/**
+ * Byte hits of the fractional MIN: the cache holds up to `capacityBytes`, and
+ * may keep any part of a chunk; a request is credited with the share of its
+ * chunk held times the bytes it read. On each request the chunk is taken in
+ * whole, then bytes are dropped from the chunks needed furthest in the future
+ * (the newcomer included), the last one dropped only in part.
+ *
+ * Why this bounds every real policy when requests read whole chunks: cut each
+ * chunk into one-byte slivers. A real cache (whole chunks only) is one way of
+ * keeping slivers, and a kept sliver scores one byte at its chunk's next
+ * request. Keeping at most `capacityBytes` equal-size slivers to maximise
+ * sliver hits is the equal-size problem, which furthest-next-use solves
+ * exactly (Belady); slivers of one chunk share their next use, so the rule
+ * keeps or drops them together except at the margin, which is what this
+ * computes without cutting anything. With equal sizes and a capacity that is
+ * a whole number of chunks it is exactly `beladyHits` × chunk bytes.
+ *
+ * When a request reads only part of its chunk, the sliver's score is that
+ * request's share, the slivers are no longer of equal worth, and this rule is
+ * then a close estimate of the optimum rather than a proven bound (the exact
+ * bound would be a min-cost flow, Berger et al.'s FOO); `partialShare`
+ * lets a caller say how much that concerns.
+ */
+export interface SizedRead {
+  key: string
+  /** the chunk's size: what caching it costs */
+  chunkBytes: number
+  /** bytes this request read: what a hit on it is worth */
+  bytes: number
+}
+
+export function beladyBytes(reads: readonly SizedRead[], capacityBytes: number): number {
+  if (capacityBytes <= 0) return 0
+  const next = nextUses(reads.map(r => r.key))
+  const held = new Map<string, { bytes: number; next: number }>()
+  const heap = new MaxHeap()
+  let total = 0
+  let hitBytes = 0
+  for (let i = 0; i < reads.length; i++) {
+    const r = reads[i]!
+    const size = r.chunkBytes
+    const h = held.get(r.key)
+    if (h !== undefined) {
+      hitBytes += r.bytes * Math.min(1, h.bytes / size)
+      total -= h.bytes
+    }
+    const nu = next[i]!
+    if (nu === 0x7fffffff) { // never needed again: keeping it is worth nothing
+      held.delete(r.key)
+      continue
+    }
+    held.set(r.key, { bytes: size, next: nu })
+    total += size
+    heap.push([nu, r.key])
+    while (total > capacityBytes) {
+      const top = heap.pop()!
+      const e = held.get(top[1])
+      if (e === undefined || e.next !== top[0]) continue // stale
+      const drop = Math.min(e.bytes, total - capacityBytes)
+      e.bytes -= drop
+      total -= drop
+      if (e.bytes > 0) heap.push(top)
+      else held.delete(top[1])
+    }
+  }
+  return hitBytes
+}
+
+/** The share of reads that read less than their whole chunk (where `beladyBytes` is an estimate, not a bound). */
+export function partialShare(reads: readonly SizedRead[]): number {
+  let n = 0
+  for (const r of reads) if (r.bytes < r.chunkBytes) n++
+  return reads.length ? n / reads.length : 0
 }

@@ -13,6 +13,7 @@ import { originRow } from './rows/origin.js'
 import { routerRow } from './rows/router.js'
 import { edgeRow } from './rows/edge.js'
 import { playersRow } from './rows/players.js'
+import { policiesRow } from './rows/policies.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -23,9 +24,10 @@ import { playersRow } from './rows/players.js'
  * Rows are modules in bench/rows/: origin (shard vs nginx static), router
  * (ingest with copies=3, reads through the router vs a direct shard read),
  * edge (hits vs nginx proxy_cache, miss time to first byte, peak RSS) and
- * players (QoE of a loadtest scenario through an edge).
+ * players (QoE of a loadtest scenario through an edge), policies (byte hit
+ * ratio of each cache policy against MIN, simulated and on a running edge).
  */
-const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 

@@ -12,6 +12,7 @@ import { POLICY_NAMES, type PolicyName } from '../../edge/policy.js'
 import { compare } from '../../tools/loadtest/simulate.js'
 import { catalogChunks, defaultTrace, generateTrace, titleLengths, type TraceEvent, type TraceOptions } from '../../tools/loadtest/trace.js'
 import { FakeUpstream } from '../../test/helpers/fake-upstream.js'
+import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { titleBytes } from '../../test/helpers/titles.js'
 
 /**
@@ -37,8 +38,10 @@ import { titleBytes } from '../../test/helpers/titles.js'
  * request comes from 127.0.0.1. Titles share their bytes (one buffer, so the
  * upstream holds a few MiB, not the catalog): keys differ by contentId.
  *
- * Not a wrk row: its figure is a ratio, not a throughput, so it prints its own
- * table and writes bench/out/policies-latest.json. `make bench-policies`.
+ * Not a wrk row: its figures are ratios, not throughputs. In `make bench` it
+ * runs with the defaults below (seed 1, 30 s per replay, ~10 min) and prints
+ * one figure per policy and size; `make bench-policies` runs it alone, with
+ * every knob (seeds, sizes, pace), its own table and bench/out/policies-latest.json.
  */
 export interface PolicyBenchOptions {
   trace: TraceOptions
@@ -145,6 +148,29 @@ async function replayOverHttp(trace: readonly TraceEvent[], o: PolicyBenchOption
   }
 }
 
+export const DEFAULT_SIZES = [0.01, 0.05, 0.2]
+const DEFAULT_SECONDS = 30
+
+/** The row in `make bench`: simulated and measured byte hit ratios, each with its share of MIN's, as figures. */
+export const policiesRow: BenchRow = {
+  name: 'policies',
+  title: 'cache policies: byte hit ratio against Belady\'s MIN on a seeded video-session trace, simulated and on a running edge',
+  needs: {},
+
+  async run(ctx: BenchContext): Promise<Measurement[]> {
+    const o: PolicyBenchOptions = { trace: { ...defaultTrace, seed: 1 }, sizes: DEFAULT_SIZES, policies: [...POLICY_NAMES],
+      chunkSize: 64 * 1024, seconds: DEFAULT_SECONDS, http: true }
+    const rows = await runPolicyBench(o, s => ctx.log(`policies: ${s}`))
+    for (const r of rows) {
+      const measured = r.measured === undefined ? '' : `; on a running edge ${(100 * r.measured).toFixed(1)} % (${r.measuredOfMin!.toFixed(3)} of MIN)`
+      ctx.figure({ row: 'policies', name: `${r.policy} at ${pct(r.size)} of the catalog`, value: 100 * r.simulated, unit: '% of bytes hit',
+        note: r.policy === 'min' ? `the optimum (${r.capacityChunks} chunks)` : `simulated, ${r.simulatedOfMin.toFixed(3)} of MIN${measured}` +
+          (r.policy === 'predictive' && r.size === 0.05 ? ' (goal: default policy ≥ 0.9 of MIN at 5 %)' : '') })
+    }
+    return []
+  },
+}
+
 function pct(x: number): string {
   return `${+(x * 100).toFixed(2)} %`
 }
@@ -170,10 +196,10 @@ async function main(): Promise<void> {
     .addOption(new Option('--seed <n>', 'trace seed').env('BENCH_SEED').argParser(num('seed', 0)).default(1))
     .addOption(new Option('--sessions <n>', 'viewing sessions in the trace').env('BENCH_SESSIONS').argParser(num('sessions', 1)).default(defaultTrace.sessions))
     .addOption(new Option('--titles <n>', 'titles in the catalog (10-40 chunks each)').env('BENCH_TITLES').argParser(num('titles', 1)).default(defaultTrace.titles))
-    .addOption(new Option('--sizes <list>', 'cache sizes as fractions of the catalog').env('BENCH_SIZES').default('0.01,0.05,0.2'))
+    .addOption(new Option('--sizes <list>', 'cache sizes as fractions of the catalog').env('BENCH_SIZES').default(DEFAULT_SIZES.join(',')))
     .addOption(new Option('--policies <list>', 'policies to measure').env('BENCH_POLICIES').default(POLICY_NAMES.join(',')))
     .addOption(new Option('--chunk-size <bytes>', 'chunk size on the running edge').env('BENCH_CHUNK_SIZE').argParser(v => parseBytes(v)).default(64 * 1024, '64KiB'))
-    .addOption(new Option('--seconds <n>', 'wall-clock seconds per HTTP replay of the trace').env('BENCH_SECONDS').argParser(num('seconds', 1)).default(30))
+    .addOption(new Option('--seconds <n>', 'wall-clock seconds per HTTP replay of the trace').env('BENCH_SECONDS').argParser(num('seconds', 1)).default(DEFAULT_SECONDS))
     .option('--sim-only', 'simulation only, no running edge')
   cmd.parse()
   const a = cmd.opts()

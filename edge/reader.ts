@@ -5,7 +5,8 @@ import type { Coalescer } from './coalesce.js'
 import type { DiskRow } from './disk-index.js'
 import type { ReadHandle } from './disk-handles.js'
 import type { Fill } from './fill.js'
-import type { Send } from './send.js'
+import type { Send, SendPiece } from './send.js'
+import { CorruptChunkError } from '../lib/errors.js'
 import { chunkRef, type ChunkRef, type Title } from './title.js'
 
 /**
@@ -19,6 +20,10 @@ import { chunkRef, type ChunkRef, type Title } from './title.js'
  * the first one arrives) is still a clean JSON 502/504; for a miss it returns
  * once the first requested byte has arrived. After the headers, a failure can
  * only cut the response, which HttpService does.
+ *
+ * A disk copy found corrupt while it is being sent (a block failing its CRC;
+ * the tier drops the chunk) fails nothing: the bytes not sent yet come from a
+ * fill, as on a miss, so the player still gets every byte, all verified.
  */
 export type Result = 'ram_hit' | 'disk_hit' | 'miss' | 'coalesced'
 
@@ -121,20 +126,42 @@ export class TitleReader {
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
       else src = await this.open(title, i, from)
-      await this.write(src, from, to, res)
+      await this.write(title, src, from, to, res)
       if (session !== undefined) read?.(chunkRef(title, i), src.result, to - from + 1, session)
     }
   }
 
-  private async write(src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
+  private async write(title: Title, src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
+    let rest: number | undefined
     try {
       if (src.buf !== undefined) await this.send(res, src.buf.subarray(from, to + 1))
-      else if (src.handle !== undefined) await this.cache.disk.writeRange(src.row!, src.handle, from, to, res, this.send)
+      else if (src.handle !== undefined) rest = await this.fromDisk(src, from, to, res)
       else await this.fromFill(src.fill!, from, to, res)
     } finally {
       this.release(src)
     }
-    this.metrics.hot.bytes[src.result].n += to - from + 1
+    this.metrics.hot.bytes[src.result].n += (rest ?? to + 1) - from
+    if (rest !== undefined) await this.write(title, await this.open(title, src.index, rest), rest, to, res)
+  }
+
+  /**
+   * Bytes [from, to] of a disk source (with `ends`, its last piece ends the
+   * response). Returns undefined once all went out, or, if the chunk turned
+   * out corrupt (the tier has dropped it), the first byte not sent.
+   */
+  private async fromDisk(src: Source, from: number, to: number, res: ServerResponse, ends?: Send['end']): Promise<number | undefined> {
+    let at = from
+    const counted: SendPiece = (r, piece, written) => {
+      at += piece.length
+      return this.send(r, piece, written)
+    }
+    try {
+      await this.cache.disk.writeRange(src.row!, src.handle!, from, to, res, counted, ends)
+      return undefined
+    } catch (err) {
+      if (err instanceof CorruptChunkError && !res.destroyed) return at
+      throw err
+    }
   }
 
   /**
@@ -161,15 +188,20 @@ export class TitleReader {
   private endWith(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void | Promise<void> {
     const { position, read } = this.hooks
     if (session !== undefined) position?.(session, title.manifest.contentId, src.index)
-    const done = () => {
-      this.metrics.hot.bytes[src.result].n += to - from + 1
+    const done = (sent = to + 1) => {
+      this.metrics.hot.bytes[src.result].n += sent - from
       if (session !== undefined) read?.(chunkRef(title, src.index), src.result, to - from + 1, session)
     }
     if (src.buf !== undefined) {
       this.send.end(res, src.buf.subarray(from, to + 1))
       return done()
     }
-    return this.cache.disk.writeRange(src.row!, src.handle!, from, to, res, this.send, this.send.end).then(done)
+    return this.fromDisk(src, from, to, res, this.send.end).then(async rest => {
+      done(rest)
+      if (rest === undefined) return
+      await this.write(title, await this.open(title, src.index, rest), rest, to, res)
+      res.end()
+    })
   }
 
   private async fromFill(fill: Fill, from: number, to: number, res: ServerResponse): Promise<void> {

@@ -266,7 +266,11 @@ export class DiskTier {
         const buf = await next
         next = undefined
         pos = to
-        if (pos <= end) next = this.readPiece(row, h, pos, Math.min(pos + step, last))
+        if (pos <= end) {
+          next = this.readPiece(row, h, pos, Math.min(pos + step, last))
+          // it fails, if it does, while this piece drains: handled here, seen again by the `await next` above
+          next.catch(() => {})
+        }
         const piece = buf.subarray(Math.max(start, from) - from, Math.min(end + 1, to) - from)
         if (next === undefined && ends !== undefined) ends(res, piece, () => this.pool.give(buf))
         else await send(res, piece, err => { if (!err) this.pool.give(buf) })

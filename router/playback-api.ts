@@ -98,13 +98,15 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const q = queryParams(m)
       const region = q.get('region') ?? undefined
       if (region !== undefined && !REGION.test(region)) throw new BadRequestError(`expected region to be an ISO 3166-1 alpha-2 code such as FR, got ${JSON.stringify(region)}`)
-      const viewer = q.get('viewer') ?? randomBytes(12).toString('base64url')
+      const named = q.get('viewer') ?? undefined
+      const viewer = named ?? randomBytes(12).toString('base64url')
       if (!VIEWER.test(viewer)) throw new BadRequestError('expected viewer to be 1-128 characters of [A-Za-z0-9._:@-]')
       const r = ring()
       const man = await d.manifests.get(id)
       const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now: d.clock() }, d.edges, d.regions,
         { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10 })
-      const resume = await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), d.clock())
+      // a viewer id made up just now has no state anywhere: no store or peer lookup
+      const resume = named === undefined ? undefined : await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), d.clock())
       sendJson(res, 200, { ...answer, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null }, { 'cache-control': 'no-store' })
     } } },
     { path: '/v1/sessions/:id', methods: {

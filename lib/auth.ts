@@ -46,13 +46,18 @@ export function requireAdmin(req: IncomingMessage, token: string | undefined, wh
 }
 
 /**
- * Throws 401 unless the request carries one of `tokens` (each compared in constant time, all of
+ * Whether the request carries one of `tokens` as its Bearer (each compared in constant time, all of
  * them every time, so the answer's timing does not say which one nearly matched).
  */
-export function requireAnyBearer(req: IncomingMessage, tokens: (string | undefined)[]): void {
+export function bearerMatchesAny(req: IncomingMessage, tokens: readonly (string | undefined)[]): boolean {
   const h = req.headers.authorization
   const given = h !== undefined && h.startsWith('Bearer ') ? h.slice(7).trim() : undefined
   let ok = false
   for (const t of tokens) if (t !== undefined && given !== undefined && tokensEqual(given, t)) ok = true
-  if (!ok) throw new UnauthorizedError()
+  return ok
+}
+
+/** Throws 401 unless the request carries one of `tokens` (see bearerMatchesAny). */
+export function requireAnyBearer(req: IncomingMessage, tokens: (string | undefined)[]): void {
+  if (!bearerMatchesAny(req, tokens)) throw new UnauthorizedError()
 }

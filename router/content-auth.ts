@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { tokensEqual } from '../lib/auth.js'
+import { bearerMatchesAny } from '../lib/auth.js'
 import { UnauthorizedError } from '../lib/errors.js'
 import { requestToken, verifyToken, type KeyRing } from '../lib/tokens.js'
 
@@ -40,15 +40,10 @@ export type ContentCheck = (req: IncomingMessage, query: string, contentId: stri
 export function contentAuth(o: ContentAuthOptions): ContentCheck | undefined {
   if (!o.requireToken && o.readToken === undefined) return undefined
   const clock = o.clock ?? Date.now
-  const credentials = [o.readToken, o.adminToken].filter((t): t is string => t !== undefined)
+  const credentials = [o.readToken, o.adminToken]
   return (req, query, contentId) => {
+    if (bearerMatchesAny(req, credentials)) return
     const h = req.headers.authorization
-    const bearer = h !== undefined && h.startsWith('Bearer ') ? h.slice(7).trim() : undefined
-    if (bearer !== undefined) {
-      let ok = false
-      for (const t of credentials) if (tokensEqual(bearer, t)) ok = true
-      if (ok) return
-    }
     // without requireToken only a `?token=` is taken for a play token: a wrong Bearer stays a 401, as for any credential
     const token = o.requireToken ? requestToken(query, h) : requestToken(query, undefined)
     if (o.ring !== undefined && (o.requireToken || token !== undefined)) {

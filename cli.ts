@@ -6,6 +6,7 @@ import { routerCommand } from './router/main.js'
 import { ingestCommand } from './router/ingest-cli.js'
 import { clusterCommand } from './tools/cluster.js'
 import { loadtestCommand } from './tools/loadtest/main.js'
+import { tokenCommand } from './tools/token.js'
 
 const program = new Command('reelcdn')
   .description('reelcdn: a self-hosted CDN for video.\nEach subcommand runs one service or tool; `reelcdn help <command>` shows its options.')
@@ -21,5 +22,6 @@ program.addCommand(routerCommand())
 program.addCommand(ingestCommand())
 program.addCommand(clusterCommand())
 program.addCommand(loadtestCommand())
+program.addCommand(tokenCommand())
 
 await program.parseAsync(process.argv)

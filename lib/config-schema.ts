@@ -210,6 +210,8 @@ export const configSchema = z.object({
     /** content reads (/v1/content/{id}, /meta, /chunks) need a valid play token for the title, or the edges' credential (read or admin token) */
     requireToken: z.boolean(),
     playTokenTtlMs: ms.min(1000),
+    /** lifetime of the viewer credentials /v1/play hands out (renewed on each play that presents one) */
+    viewerTtlMs: z.number().int().min(1000).max(10 * 365 * 86_400_000),
     /** bind play tokens to the client's /24 (IPv4) or /64 (IPv6) */
     playTokenBindNetwork: z.boolean(),
     /** an edge silent this long leaves steering */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { KeyRing, inCidr, signToken, verifyToken } from './tokens.js'
+import { KeyRing, inCidr, signToken, signViewer, verifyToken, verifyViewer } from './tokens.js'
 
 const ring = KeyRing.parse('k2:second-secret-0123456789,k1:first-secret-0123456789')
 const now = 1_800_000_000
@@ -38,6 +38,25 @@ t.test('key rotation: tokens under the old key keep working while it is in the r
   t.throws(() => verifyToken(retired, tok, { contentId: 'film', clientIp: '10.0.0.1', now }), { message: /unknown key id "k1"/ })
   const wrongSecret = new KeyRing([{ kid: 'k1', secret: 'another-secret-0123456789' }])
   t.throws(() => verifyToken(wrongSecret, tok, { contentId: 'film', clientIp: '10.0.0.1', now }), { message: /bad signature/ })
+})
+
+t.test('a viewer credential proves a viewer id and nothing else', async t => {
+  const cred = signViewer(ring, 'alice', now + 60)
+  t.equal(verifyViewer(ring, cred, now), 'alice')
+  t.throws(() => verifyViewer(ring, cred, now + 60), { statusCode: 403, message: /viewer credential expired/ })
+  t.throws(() => verifyViewer(ring, undefined, now), { message: /missing viewer credential/ })
+  t.throws(() => verifyViewer(ring, 'alice', now), { message: /bare viewer id is not accepted/ })
+  t.throws(() => verifyViewer(ring, 'a.b.c', now), { message: /malformed viewer credential/ })
+  // the old way, a bare id, and an id swapped into a signed credential
+  const [payload, sig] = cred.split('.')
+  const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString())
+  const forged = Buffer.from(JSON.stringify({ ...claims, vid: 'bob' })).toString('base64url') + '.' + sig
+  t.throws(() => verifyViewer(ring, forged, now), { message: /bad signature/ })
+  t.throws(() => verifyViewer(new KeyRing([{ kid: 'k2', secret: 'another-secret-0123456789' }]), cred, now), { message: /bad signature/ })
+  // neither kind of token stands in for the other, though both carry a viewer id
+  const play = signToken(ring, { cid: 'film', exp: now + 60, vid: 'alice' })
+  t.throws(() => verifyViewer(ring, play, now), { message: /not a viewer credential/ })
+  t.throws(() => verifyToken(ring, cred, { contentId: 'film', clientIp: '10.0.0.1', now }), { message: /not a play token/ })
 })
 
 t.test('CIDR matching covers v4 and v6 and refuses nonsense', async t => {

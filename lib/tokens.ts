@@ -24,6 +24,8 @@ export interface TokenClaims {
   net?: string
   /** viewer id, for sessions and history */
   vid?: string
+  /** `viewer` on a viewer credential (signViewer); absent on play tokens */
+  typ?: 'viewer'
 }
 
 export class TokenError extends CdnError {
@@ -66,10 +68,14 @@ function mac(key: Buffer, payload: string): Buffer {
   return createHmac('sha256', key).update(payload).digest()
 }
 
-export function signToken(ring: KeyRing, claims: Omit<TokenClaims, 'kid'>): string {
-  if (claims.net !== undefined) parseCidr(claims.net)
+function sign(ring: KeyRing, claims: object): string {
   const payload = Buffer.from(JSON.stringify({ kid: ring.current, ...claims })).toString('base64url')
   return `${payload}.${mac(ring.key(ring.current)!, payload).toString('base64url')}`
+}
+
+export function signToken(ring: KeyRing, claims: Omit<TokenClaims, 'kid' | 'typ'>): string {
+  if (claims.net !== undefined) parseCidr(claims.net)
+  return sign(ring, claims)
 }
 
 export interface VerifyInput {
@@ -79,28 +85,59 @@ export interface VerifyInput {
   now: number
 }
 
-/** Checks a token for a request; throws TokenError (403) with the reason, or returns its claims. */
-export function verifyToken(ring: KeyRing, token: string | undefined, input: VerifyInput): TokenClaims {
-  if (!token) throw new TokenError('missing token')
+/** The signed claims of a token, whatever it grants: throws TokenError (403) unless the signature verifies under a ring key. */
+function openToken(ring: KeyRing, token: string | undefined, what: string): TokenClaims {
+  if (!token) throw new TokenError(`missing ${what}`)
   const dot = token.indexOf('.')
-  if (dot <= 0 || dot !== token.lastIndexOf('.')) throw new TokenError('malformed token')
+  if (dot <= 0 || dot !== token.lastIndexOf('.')) throw new TokenError(`malformed ${what}`)
   const payload = token.slice(0, dot)
   let claims: TokenClaims
   try {
     claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as TokenClaims
   } catch {
-    throw new TokenError('malformed token')
+    throw new TokenError(`malformed ${what}`)
   }
-  if (typeof claims !== 'object' || claims === null || typeof claims.kid !== 'string') throw new TokenError('malformed token')
+  if (typeof claims !== 'object' || claims === null || typeof claims.kid !== 'string') throw new TokenError(`malformed ${what}`)
   const key = ring.key(claims.kid)
   if (!key) throw new TokenError(`unknown key id ${JSON.stringify(claims.kid)}`)
   const given = Buffer.from(token.slice(dot + 1), 'base64url')
   const want = mac(key, payload)
   if (given.length !== want.length || !timingSafeEqual(given, want)) throw new TokenError('bad signature')
+  return claims
+}
+
+/** Checks a token for a request; throws TokenError (403) with the reason, or returns its claims. */
+export function verifyToken(ring: KeyRing, token: string | undefined, input: VerifyInput): TokenClaims {
+  const claims = openToken(ring, token, 'token')
+  if (claims.typ !== undefined) throw new TokenError('a viewer credential is not a play token')
   if (claims.cid !== input.contentId) throw new TokenError('token is for another title')
   if (typeof claims.exp !== 'number' || claims.exp <= input.now) throw new TokenError('token expired')
   if (claims.net !== undefined && !inCidr(input.clientIp, claims.net)) throw new TokenError(`client address is outside the token's network ${claims.net}`)
   return claims
+}
+
+/**
+ * A viewer credential: proof that its holder is viewer `vid`, which /v1/play
+ * needs before it issues tokens for a named viewer (those tokens read and
+ * overwrite that viewer's positions and history). Same wire form and keys as
+ * play tokens, with claims `{kid, typ: "viewer", vid, exp}`: /v1/play hands one
+ * out with every answer (for the id it made up, or renewed for the one given),
+ * and an operator's account service that holds the token keys can mint them
+ * for its own user ids (`reelcdn token viewer ID`, or the same HMAC-SHA256 in
+ * any language). It grants no title: verifyToken refuses it.
+ */
+export function signViewer(ring: KeyRing, vid: string, exp: number): string {
+  return sign(ring, { typ: 'viewer', vid, exp })
+}
+
+/** The viewer id a credential proves; throws TokenError (403) with the reason. `now` in epoch seconds. */
+export function verifyViewer(ring: KeyRing, credential: string | undefined, now: number): string {
+  if (credential !== undefined && credential !== '' && !credential.includes('.'))
+    throw new TokenError('a bare viewer id is not accepted: pass a viewer credential (the `viewer` of an earlier /v1/play answer, or `reelcdn token viewer ID`)')
+  const claims = openToken(ring, credential, 'viewer credential')
+  if (claims.typ !== 'viewer' || typeof claims.vid !== 'string' || claims.vid === '') throw new TokenError('not a viewer credential (a play token cannot name a viewer)')
+  if (typeof claims.exp !== 'number' || claims.exp <= now) throw new TokenError('viewer credential expired')
+  return claims.vid
 }
 
 /** `10.0.0.0/8` or `2001:db8::/32` → a checker. Throws on anything else. */

@@ -3,7 +3,7 @@ import { requireBearer } from '../lib/auth.js'
 import { BadRequestError, ServiceUnavailableError, UnauthorizedError } from '../lib/errors.js'
 import { queryParams, readJson, sendJson, type Match, type Route } from '../lib/http.js'
 import type { Logger } from '../lib/logger.js'
-import { requestToken, verifyToken, type KeyRing } from '../lib/tokens.js'
+import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../lib/tokens.js'
 import type { Catalog } from './catalog.js'
 import { parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
 import { parseTitleId } from './keys.js'
@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto'
  *   POST /v1/demand                   an edge's demand report (edge credential)
  *   GET  /v1/trending?window=&limit=&category=&positions=1
  *   GET  /v1/trending/state           this router's own counters, for peer routers
- *   GET  /v1/play/{contentId}?region=&viewer=
+ *   GET  /v1/play/{contentId}?region=&viewer=   viewer: a viewer credential (lib/tokens signViewer), never a bare id
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
  *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
  *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title); `?local=1` too
@@ -46,13 +46,14 @@ export interface PlaybackDeps {
   edgeToken: string | undefined
   originUrl: () => string
   ttlMs: number
+  /** lifetime of the viewer credentials /v1/play hands out */
+  viewerTtlMs: number
   bindNetwork: boolean
   logger: Logger
   clock: () => number
 }
 
 const MAX_BODY = 4 * 1024 ** 2
-const VIEWER = /^[A-Za-z0-9._:@-]{1,128}$/
 const REGION = /^[A-Z]{2}$/
 
 export function playbackRoutes(d: PlaybackDeps): Route[] {
@@ -98,16 +99,19 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const q = queryParams(m)
       const region = q.get('region') ?? undefined
       if (region !== undefined && !REGION.test(region)) throw new BadRequestError(`expected region to be an ISO 3166-1 alpha-2 code such as FR, got ${JSON.stringify(region)}`)
-      const named = q.get('viewer') ?? undefined
-      const viewer = named ?? randomBytes(12).toString('base64url')
-      if (!VIEWER.test(viewer)) throw new BadRequestError('expected viewer to be 1-128 characters of [A-Za-z0-9._:@-]')
       const r = ring()
+      const now = d.clock()
+      // a named viewer must prove it: its tokens read and overwrite that viewer's positions and history
+      const named = q.get('viewer') ?? undefined
+      const viewer = named === undefined ? randomBytes(12).toString('base64url') : verifyViewer(r, named, now / 1000)
       const man = await d.manifests.get(id)
-      const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now: d.clock() }, d.edges, d.regions,
+      const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now }, d.edges, d.regions,
         { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10 })
       // a viewer id made up just now has no state anywhere: no store or peer lookup
-      const resume = named === undefined ? undefined : await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), d.clock())
-      sendJson(res, 200, { ...answer, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null }, { 'cache-control': 'no-store' })
+      const resume = named === undefined ? undefined : await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), now)
+      const credential = signViewer(r, viewer, Math.floor((now + d.viewerTtlMs) / 1000))
+      sendJson(res, 200, { ...answer, viewer: credential, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null },
+        { 'cache-control': 'no-store' })
     } } },
     { path: '/v1/sessions/:id', methods: {
       PUT: async (req, res, m) => {

@@ -8,6 +8,7 @@ import { digestHeader } from '../../lib/digest.js'
 import { startOrigin, type RunningOrigin } from '../../origin/main.js'
 import { startRouter, type RunningRouter } from '../../router/main.js'
 import { sha256Hex } from '../../router/keys.js'
+import { KeyRing, signViewer } from '../../lib/tokens.js'
 
 /**
  * A real cluster for system tests: shards and a router in this process, on
@@ -34,6 +35,10 @@ export const TOKEN = 'test-admin-token'
 /** the edge credential (heartbeats, demand reports) and play token keys the test router starts with */
 export const EDGE_TOKEN = 'test-edge-credential'
 export const TOKEN_KEYS = 'k1:test-token-key-one-0123456789'
+/** A viewer credential for `id` under TOKEN_KEYS, valid for an hour: what `/v1/play?viewer=` takes. */
+export function viewerCredential(id: string): string {
+  return signViewer(KeyRing.parse(TOKEN_KEYS), id, Math.floor(Date.now() / 1000) + 3600)
+}
 
 /** tap's testdir() empties its directory on every call: one per test, a subdirectory per cluster */
 const testDirs = new WeakMap<TestT, string>()

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { quietLogger } from '../../lib/logger.js'
 import { startRouter } from '../../router/main.js'
-import { EDGE_TOKEN, TOKEN_KEYS, TestCluster } from './harness.js'
+import { EDGE_TOKEN, TOKEN_KEYS, TestCluster, viewerCredential } from './harness.js'
 import { until } from '../helpers/edge.js'
 
 /**
@@ -105,7 +105,7 @@ t.test('sessions: positions by play token, resume and history, feeding per-posit
   const c = await TestCluster.start(t)
   await c.ingest('long', Buffer.alloc(65536 * 10, 7))
   await c.ingest('short', Buffer.alloc(1000, 8))
-  const p = await call(`${c.url}/v1/play/long?viewer=alice`, 'GET')
+  const p = await call(`${c.url}/v1/play/long?viewer=${viewerCredential('alice')}`, 'GET')
   t.equal(p.json.viewerId, 'alice')
   t.equal(p.json.resume, null)
   const tok = p.json.token
@@ -115,8 +115,8 @@ t.test('sessions: positions by play token, resume and history, feeding per-posit
   t.equal((await call(`${c.url}/v1/sessions/long?token=${tok}`, 'PUT', { position: 65536 * 9 })).status, 200)
   const got = await call(`${c.url}/v1/sessions/long`, 'GET', undefined, tok)
   t.equal(got.json.position, 65536 * 9)
-  t.equal((await call(`${c.url}/v1/play/long?viewer=alice`, 'GET')).json.resume.position, 65536 * 9, 'play offers the resume point')
-  const tok2 = (await call(`${c.url}/v1/play/short?viewer=alice`, 'GET')).json.token
+  t.equal((await call(`${c.url}/v1/play/long?viewer=${viewerCredential('alice')}`, 'GET')).json.resume.position, 65536 * 9, 'play offers the resume point')
+  const tok2 = (await call(`${c.url}/v1/play/short?viewer=${viewerCredential('alice')}`, 'GET')).json.token
   await call(`${c.url}/v1/sessions/short`, 'PUT', { position: 10 }, tok2)
   const hist = await call(`${c.url}/v1/history`, 'GET', undefined, tok)
   t.same(hist.json.history.map((h: any) => h.contentId), ['short', 'long'])
@@ -124,15 +124,38 @@ t.test('sessions: positions by play token, resume and history, feeding per-posit
   t.equal(pos[18], 1, 'the reported position counts in its slice')
 })
 
+t.test('a viewer is named by a credential, never a bare id: no one can claim another viewer\'s positions', async t => {
+  const c = await TestCluster.start(t)
+  await c.ingest('long', Buffer.alloc(65536 * 10, 7))
+  const alice = await call(`${c.url}/v1/play/long?viewer=${viewerCredential('alice')}`, 'GET')
+  t.equal((await call(`${c.url}/v1/sessions/long`, 'PUT', { position: 4096 }, alice.json.token)).status, 200)
+  const bare = await call(`${c.url}/v1/play/long?viewer=alice`, 'GET')
+  t.equal(bare.status, 403, 'a bare id is refused')
+  t.match(bare.json.error.message, /bare viewer id is not accepted/)
+  t.equal((await call(`${c.url}/v1/play/long?viewer=${alice.json.token}`, 'GET')).json.error.message, 'token rejected: not a viewer credential (a play token cannot name a viewer)',
+    'alice\'s play token does not name her either')
+  const forged = Buffer.from(JSON.stringify({ kid: 'k1', typ: 'viewer', vid: 'alice', exp: 2e9 })).toString('base64url') + '.AAAA'
+  t.equal((await call(`${c.url}/v1/play/long?viewer=${forged}`, 'GET')).status, 403, 'a credential not signed by the keys')
+  // an anonymous play makes up a viewer and hands out its credential; presenting it resumes that viewer, renewed
+  const anon = await call(`${c.url}/v1/play/long`, 'GET')
+  t.equal(anon.json.resume, null)
+  t.ok(anon.json.viewer, 'the answer carries a viewer credential')
+  t.equal((await call(`${c.url}/v1/sessions/long`, 'PUT', { position: 100 }, anon.json.token)).status, 200)
+  const back = await call(`${c.url}/v1/play/long?viewer=${anon.json.viewer}`, 'GET')
+  t.equal(back.json.viewerId, anon.json.viewerId)
+  t.equal(back.json.resume.position, 100, 'its own position, not alice\'s')
+  t.equal((await call(`${c.url}/v1/play/long?viewer=${viewerCredential('alice')}`, 'GET')).json.resume.position, 4096)
+})
+
 t.test('playback state survives a router restart and is shared by routers: the latest report wins', async t => {
   const c = await TestCluster.start(t)
   await c.ingest('film', Buffer.alloc(65536 * 10, 3))
   await c.ingest('clip', Buffer.alloc(1000, 4))
-  const tok = (await call(`${c.url}/v1/play/film?viewer=bob`, 'GET')).json.token
+  const tok = (await call(`${c.url}/v1/play/film?viewer=${viewerCredential('bob')}`, 'GET')).json.token
   t.equal((await call(`${c.url}/v1/sessions/film`, 'PUT', { position: 1000 }, tok)).status, 200)
   await c.startRouter() // a restart: positions come back from SQLite
   t.equal((await call(`${c.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 1000, 'the restarted router still knows bob\'s position')
-  t.equal((await call(`${c.url}/v1/play/film?viewer=bob`, 'GET')).json.resume.position, 1000, 'and offers it in /v1/play')
+  t.equal((await call(`${c.url}/v1/play/film?viewer=${viewerCredential('bob')}`, 'GET')).json.resume.position, 1000, 'and offers it in /v1/play')
 
   // a second router behind the same load balancer, each one the other's peer
   const b = await startRouter(c.config(3, { 'router.id': 'b', 'router.peers': [c.url], 'router.dataDir': join(c.dir, 'router-b') }),
@@ -140,7 +163,7 @@ t.test('playback state survives a router restart and is shared by routers: the l
   t.teardown(() => b.close())
   await c.startRouter(3, { 'router.port': c.router.port, 'router.peers': [b.url] }) // same port: b's peer URL holds
   t.equal((await call(`${b.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 1000, 'b finds the position a holds')
-  t.equal((await call(`${b.url}/v1/play/film?viewer=bob`, 'GET')).json.resume.position, 1000, 'b offers a\'s resume point')
+  t.equal((await call(`${b.url}/v1/play/film?viewer=${viewerCredential('bob')}`, 'GET')).json.resume.position, 1000, 'b offers a\'s resume point')
   t.equal((await call(`${b.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).status, 404, 'b itself holds nothing')
   // the next report lands on b: both now answer b's, the later one
   await until(async () => (await call(`${b.url}/v1/sessions/film`, 'PUT', { position: 5000 }, tok)).json.updatedAt >
@@ -149,7 +172,7 @@ t.test('playback state survives a router restart and is shared by routers: the l
   t.equal((await call(`${b.url}/v1/sessions/film`, 'GET', undefined, tok)).json.position, 5000)
   t.equal((await call(`${c.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).json.position, 1000, 'a still holds its own, older one')
   // history merges both routers' titles, most recent first
-  const tok2 = (await call(`${c.url}/v1/play/clip?viewer=bob`, 'GET')).json.token
+  const tok2 = (await call(`${c.url}/v1/play/clip?viewer=${viewerCredential('bob')}`, 'GET')).json.token
   await until(async () => (await call(`${c.url}/v1/sessions/clip`, 'PUT', { position: 10 }, tok2)).json.updatedAt >
     (await call(`${b.url}/v1/sessions/film?local=1`, 'GET', undefined, tok)).json.updatedAt, 'a report later than b\'s')
   for (const r of [c.url, b.url]) {

@@ -4,7 +4,7 @@ import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
 import { playersMode, type Scenario } from '../../tools/loadtest/players-mode.js'
 import { sliceOf } from '../../router/trending.js'
-import { EDGE_TOKEN, TestCluster, randomBody, until } from './harness.js'
+import { EDGE_TOKEN, TestCluster, randomBody, until, viewerCredential } from './harness.js'
 import { startTestEdge } from '../helpers/edge.js'
 
 /**
@@ -28,7 +28,7 @@ async function take(r: SequentialReader, n: number): Promise<Buffer> {
 }
 
 async function play(url: string, id: string, viewer: string): Promise<PlayResponse & { viewerId: string; token: string }> {
-  const res = await request(`${url}/v1/play/${id}?viewer=${viewer}`)
+  const res = await request(`${url}/v1/play/${id}?viewer=${viewerCredential(viewer)}`)
   t.equal(res.statusCode, 200)
   return await res.body.json() as PlayResponse & { viewerId: string; token: string }
 }
@@ -60,7 +60,7 @@ t.test('the client reports its play position every interval while playing, and s
   t.equal(c.router.sessions.get('carol', 'film')!.position, 6 * CS + 150, 'close sends the last position')
   t.equal(client.reporter!.active, false, 'the timer is stopped')
   // resume: the next play of the title offers the position
-  const again = await (await request(`${c.url}/v1/play/film?viewer=carol`)).body.json() as { resume: { position: number } }
+  const again = await (await request(`${c.url}/v1/play/film?viewer=${viewerCredential('carol')}`)).body.json() as { resume: { position: number } }
   t.equal(again.resume.position, 6 * CS + 150)
   // a play answer without a session URL (a bare URL list) sends nothing
   const bare = await PlayerClient.open({ contentId: 'film', urls: p.urls })

@@ -96,6 +96,13 @@ t.test('PUT is idempotent for the same bytes and conflicts for others', async t 
   t.equal(conflict.status, 409)
   t.equal(conflict.json.error.code, 'CDN_ERR_CONFLICT')
   t.ok((await get(`${o.url}/v1/chunks/m/3`)).body.equals(a), 'the stored bytes are unchanged')
+  // other bytes under the stored chunk's digest: the body is still checked, not taken on trust
+  const liar = await putChunk(o.url, 'm', 3, b, sha256(a))
+  t.equal(liar.status, 400, 'a re-PUT whose body does not match its digest is refused')
+  t.equal(liar.json.error.code, 'CDN_ERR_DIGEST')
+  const short = await putChunk(o.url, 'm', 3, a.subarray(0, 1000), sha256(a))
+  t.equal(short.status, 400, 'and so is a short one')
+  t.ok((await get(`${o.url}/v1/chunks/m/3`)).body.equals(a), 'the stored bytes are still unchanged')
   t.equal((await request(`${o.url}/v1/chunks/m/3`, { method: 'DELETE' })).statusCode, 204)
   t.equal((await get(`${o.url}/v1/chunks/m/3`)).status, 404)
   t.equal((await putChunk(o.url, 'm', 3, b)).status, 201, 'after a DELETE other bytes are accepted')

@@ -113,9 +113,18 @@ export class OriginServer {
         throw new ConflictError(`chunk ${name} is stored with sha256 ${have.sha256}; a different body needs a DELETE first`)
       }
       if (have.state === 'ok') {
-        // identical re-PUT: nothing to store, and no need to read the body
+        // identical re-PUT: nothing to store, but the body is still checked against its digest, or a client
+        // that sent other bytes under the stored digest would be told its upload landed
+        const got = await hashBody(req, this.chunkSize)
+        try {
+          if (declared !== undefined && got.size !== declared)
+            throw new BadRequestError(`chunk ${name}: body ended after ${got.size} of ${declared} bytes`, 'CDN_ERR_SHORT_BODY')
+          if (got.sha256 !== want) throw new DigestMismatchError(`chunk ${name}`, want, got.sha256)
+        } catch (err) {
+          this.metrics.puts.inc({ result: 'rejected' })
+          throw err
+        }
         this.metrics.puts.inc({ result: 'exists' })
-        if (!req.complete) res.setHeader('connection', 'close')
         return sendJson(res, 200, chunkJson(have), { etag: `"${have.sha256}"` })
       }
       // a corrupt copy with the right digest: the body replaces it (repair)
@@ -258,4 +267,16 @@ function parseLimit(s: string | null): number {
 function chunkJson(r: ChunkRow) {
   return { contentId: r.contentId, index: r.index, size: r.size, sha256: r.sha256, state: r.state,
     createdAt: r.createdAt, verifiedAt: r.verifiedAt }
+}
+
+/** The SHA-256 and size of a request body, read and dropped: what an identical re-PUT is checked by. */
+async function hashBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<{ sha256: string; size: number }> {
+  const sha = createHash('sha256')
+  let size = 0
+  for await (const piece of body) {
+    size += piece.length
+    if (size > maxBytes) throw new PayloadTooLargeError(`chunk body exceeds the chunk size of ${maxBytes} bytes`)
+    sha.update(piece)
+  }
+  return { sha256: sha.digest('hex'), size }
 }

@@ -37,6 +37,11 @@ export class BlockHasher {
   }
 }
 
+/** What a manifest's `blocks` entry holds for a chunk: the SHA-256, in hex, of its packed block CRCs. */
+export function blockListDigest(crcs: Buffer): string {
+  return createHash('sha256').update(crcs).digest('hex')
+}
+
 /** The per-block CRC32Cs of a whole chunk already in memory, packed as `finish()` packs them. */
 export function blockCrcs(buf: Buffer): Buffer {
   const n = Math.ceil(buf.length / BLOCK_SIZE)

@@ -168,6 +168,8 @@ export const configSchema = z.object({
     catalogRefreshMs: ms.min(100),
     /** hash whole chunks as they pass and cut the response on a mismatch */
     verifyWholeChunks: z.boolean(),
+    /** check every 64 KiB block of a read against the manifest's block lists and fail over to the next owner on a mismatch */
+    verifyBlocks: z.boolean(),
     upstream: z.object({
       connections: positive.max(10000),
       connectTimeoutMs: ms.min(1),

@@ -26,6 +26,13 @@ export const manifestSchema = z.object({
   /** SHA-256 of the whole file */
   sha256,
   chunks: z.array(sha256),
+  /**
+   * Per chunk, the SHA-256 of its block list: the CRC32C of every 64 KiB block,
+   * packed big-endian 4 bytes a block (what shards keep and serve at
+   * /v1/chunks/{id}/{i}/crcs). Anchors block-by-block verification of partial
+   * reads in the manifest; titles ingested before it existed lack it.
+   */
+  blocks: z.array(sha256).optional(),
   contentType: z.string().min(1).max(255),
   title: z.string().max(1000),
   categories: z.array(z.string().min(1).max(100)).max(50),

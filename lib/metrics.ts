@@ -255,6 +255,8 @@ export function routerMetrics(registry: Registry, probes: RouterProbes) {
     failovers: new Counter({ name: 'reelcdn_router_read_failovers_total', help: 'Reads moved to the next owner, by reason',
       labelNames: ['reason'] as const, registers: [registry] }),
     bytesServed: new Counter({ name: 'reelcdn_router_bytes_served_total', help: 'Content bytes sent to clients', registers: [registry] }),
+    blockMismatches: new Counter({ name: 'reelcdn_router_block_mismatches_total', help: 'Shard answers that failed verification against the manifest (a 64 KiB block whose CRC32C, or a block list whose SHA-256, did not match); the read moved to the next owner',
+      labelNames: ['shard', 'what'] as const, registers: [registry] }),
     digestMismatches: new Counter({ name: 'reelcdn_router_chunk_digest_mismatches_total', help: 'Whole chunks whose bytes did not hash to the manifest digest (the response was cut)', registers: [registry] }),
     manifestLookups: new Counter({ name: 'reelcdn_router_manifest_lookups_total', help: 'Manifest lookups by result (cached, fetched, missing)',
       labelNames: ['result'] as const, registers: [registry] }),

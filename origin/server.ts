@@ -59,6 +59,7 @@ export class OriginServer {
           GET: auth((q, s, m) => this.getChunk(q, s, m)),
           PUT: auth((q, s, m) => this.putChunk(q, s, m)),
           DELETE: auth((q, s, m) => this.deleteChunk(q, s, m)) } },
+        { path: '/v1/chunks/:id/:index/crcs', methods: { GET: auth((q, s, m) => this.getCrcs(s, m)) } },
         { path: '/v1/manifests', methods: { GET: auth((q, s, m) => this.manifestList(s, m)) } },
         { path: '/v1/manifests/:id', methods: {
           GET: auth((q, s, m) => this.getManifest(q, s, m)),
@@ -94,6 +95,19 @@ export class OriginServer {
       cacheControl: 'public, max-age=31536000, immutable', extra: { 'repr-digest': digestHeader(row.sha256) },
     }, this.deps.config.http.maxRanges)
     await sendPlanned(res, plan, row.size, (s, e, r) => this.reader.writeRange(row, s, e, r))
+  }
+
+  /**
+   * The chunk's block list: one CRC32C per `blockSize` block, 4 bytes each,
+   * big-endian. A reader checks its SHA-256 against the manifest's `blocks`
+   * entry, then verifies every block of a partial read against it.
+   */
+  private getCrcs(res: ServerResponse, m: Match): void {
+    const row = this.row(m)
+    if (row.state !== 'ok') throw new CorruptChunkError(chunkName(row.contentId, row.index), 'awaiting repair')
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': row.crcs.length,
+      etag: `"${row.sha256}"`, 'x-block-size': String(row.blockSize) })
+    res.end(row.crcs)
   }
 
   private async putChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {

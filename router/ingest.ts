@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
-import { createHash, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { BlockHasher, blockListDigest } from '../lib/block-hasher.js'
 import type { Logger } from '../lib/logger.js'
 import type { RouterMetrics } from '../lib/metrics.js'
 import { BadRequestError, CdnError, ConflictError, DigestMismatchError, toCdnError } from '../lib/errors.js'
@@ -87,7 +88,7 @@ export class Ingestor {
     }
     const version = claimed ? versionFromDigest(claimed, this.opts.chunkSize) : randomVersion()
     const up = new Upload(this, storageId(contentId, version), claimed !== undefined)
-    let counted: { size: number; sha256: string; chunks: string[] }
+    let counted: Counted
     try {
       counted = await up.run(req)
     } catch (err) {
@@ -99,7 +100,7 @@ export class Ingestor {
       throw new DigestMismatchError(`title ${contentId}`, claimed, counted.sha256)
     }
     const m: Manifest = { contentId, version, size: counted.size, chunkSize: this.opts.chunkSize, sha256: counted.sha256,
-      chunks: counted.chunks, ...meta, createdAt: Date.now() }
+      chunks: counted.chunks, blocks: counted.blocks, ...meta, createdAt: Date.now() }
     const status = await this.manifests.publish(m, this.opts.need)
     this.metrics.ingests.inc({ result: status })
     if (status === 'created') this.onPublished(m)
@@ -176,16 +177,17 @@ class Upload {
   private readonly inflight = new Set<Promise<void>>()
   private failure: Error | undefined
   private readonly digests: string[] = []
+  private readonly blocks: string[] = []
 
   constructor(private readonly ing: Ingestor, private readonly sid: string, private readonly mayExist: boolean) {}
 
-  async run(body: AsyncIterable<Buffer>): Promise<{ size: number; sha256: string; chunks: string[] }> {
+  async run(body: AsyncIterable<Buffer>): Promise<Counted> {
     const cs = this.ing.chunkSize
     const whole = createHash('sha256')
     let size = 0
     let buf: Buffer | undefined
     let filled = 0
-    let hash: Hash | undefined
+    let hash: BlockHasher | undefined
     try {
       for await (const piece of body) {
         let off = 0
@@ -193,7 +195,7 @@ class Upload {
           if (this.failure) throw this.failure
           if (!buf) {
             buf = await this.ing.acquire()
-            hash = createHash('sha256')
+            hash = new BlockHasher()
           }
           const n = Math.min(piece.length - off, cs - filled)
           const part = piece.subarray(off, off + n)
@@ -203,7 +205,7 @@ class Upload {
           filled += n
           off += n
           if (filled === cs) {
-            await this.launch(buf, filled, hash!.digest('hex'))
+            await this.launch(buf, filled, hash!)
             buf = undefined
             filled = 0
           }
@@ -212,7 +214,7 @@ class Upload {
         this.ing.countBytes(piece.length)
       }
       if (buf && filled > 0) {
-        await this.launch(buf, filled, hash!.digest('hex'))
+        await this.launch(buf, filled, hash!)
         buf = undefined
       }
       await Promise.all(this.inflight)
@@ -221,23 +223,33 @@ class Upload {
       if (buf) this.ing.release(buf)
       await Promise.allSettled(this.inflight)
     }
-    return { size, sha256: whole.digest('hex'), chunks: this.digests }
+    return { size, sha256: whole.digest('hex'), chunks: this.digests, blocks: this.blocks }
   }
 
   /** Starts writing a full buffer; waits first if this upload has `pipeline` writes in flight. */
-  private async launch(buf: Buffer, len: number, sha256: string): Promise<void> {
+  private async launch(buf: Buffer, len: number, hash: BlockHasher): Promise<void> {
     while (this.inflight.size >= this.ing.pipeline) await Promise.race(this.inflight)
     if (this.failure) {
       this.ing.release(buf)
       throw this.failure
     }
     const index = this.digests.length
+    const { sha256, crcs } = hash.finish()
     this.digests.push(sha256)
+    this.blocks.push(blockListDigest(crcs))
     const p: Promise<void> = this.ing.storeChunk(this.sid, index, sha256, buf.subarray(0, len), this.mayExist, this.replicas)
       .catch(err => { this.failure ??= err as Error })
       .finally(() => { this.inflight.delete(p); this.ing.release(buf) })
     this.inflight.add(p)
   }
+}
+
+interface Counted {
+  size: number
+  sha256: string
+  /** per chunk: its SHA-256, and the SHA-256 of its block CRC list */
+  chunks: string[]
+  blocks: string[]
 }
 
 async function hashBody(body: AsyncIterable<Buffer>): Promise<string> {

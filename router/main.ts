@@ -68,7 +68,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const registry = newRegistry('router', opts.logger === undefined)
   const { cluster, manifests, repairer, metrics } = buildCluster(config, logger, env, registry)
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
-  const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks)
+  const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
   const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))

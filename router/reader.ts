@@ -1,6 +1,9 @@
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { createHash, type Hash } from 'node:crypto'
+import { crc32c } from '@node-rs/crc32'
+import { LRUCache } from 'lru-cache'
+import { BLOCK_SIZE, blockListDigest } from '../lib/block-hasher.js'
 import type { Logger } from '../lib/logger.js'
 import type { RouterMetrics } from '../lib/metrics.js'
 import { toCdnError, UpstreamError } from '../lib/errors.js'
@@ -10,57 +13,71 @@ import { chunkName } from '../lib/ids.js'
 import { chunkKey, storageId } from './keys.js'
 import { ClientGoneError, NoReplicaError } from './errors.js'
 import type { Cluster } from './cluster.js'
-import type { ShardClient } from './shard-client.js'
+import { translate, type ShardClient } from './shard-client.js'
 
 /**
  * read(K, offset): streams byte ranges of a title to a client, chunk by chunk,
  * failing over between copies without the client noticing.
  *
  * Theory of operation. For chunk i, the shards are tried in the cluster's read
- * order (least-loaded healthy owner first). Each attempt asks for the bytes
- * from the position already reached to the end of the wanted range, with
- * If-Match on the manifest's chunk digest. If the attempt cannot start (down,
- * timeout, 5xx, 404, 412) or its body breaks off (reset, body timeout, short
- * body), the next shard is asked for the rest. Bytes are forwarded as they
- * arrive, so a failover costs one request, never a re-send.
+ * order (least-loaded healthy owner first). Each attempt asks for the blocks
+ * that hold the bytes from the position already reached to the end of the
+ * wanted range, with If-Match on the manifest's chunk digest. If the attempt
+ * cannot start (down, timeout, 5xx, 404, 412), its body breaks off (reset,
+ * body timeout, short body) or a block fails verification, the next shard is
+ * asked for the rest. A failover costs one request, never a re-send: the
+ * client only ever receives bytes that were verified, in order.
  *
- * Why forwarding unverified-by-us bytes is safe: a shard checks every 64 KiB
- * block's CRC32C before sending it and cuts the response instead of sending a
- * corrupt block, so each byte that reaches us was verified against what was
- * written; the If-Match pins which bytes were written. A partial range cannot
- * be checked against the chunk's SHA-256, and holding back a whole chunk
- * (64 MiB) before the first byte would cost every read that latency and RAM.
+ * Verification, block by block. The manifest carries, per chunk, the SHA-256
+ * of the chunk's block list (a CRC32C per 64 KiB block, what shards keep).
+ * Before a chunk's first byte the router fetches that list from an owner and
+ * checks it against the manifest (a wrong list from one owner: the next is
+ * asked); lists are cached by their digest. Each block of a shard's answer is
+ * then held until it is complete (64 KiB at most), its CRC32C checked, and
+ * only then forwarded. A block that fails — a lying or broken shard, bytes
+ * hurt on the wire, a bug — is never sent: the read moves to the next owner
+ * at that block's first byte. So a partial range is verified without hashing
+ * or holding back the whole 64 MiB chunk. CRC32C catches corruption, not a
+ * forger who controls a shard; shards are inside the operator's trust
+ * boundary (docs/security.md). Titles ingested before manifests carried block
+ * lists are read as before: forwarded as they arrive, each shard having
+ * checked its own CRCs before sending.
  *
  * End-to-end check: whenever a response carries a whole chunk (edge fills via
  * /chunks/i, full-title reads), its bytes are also hashed as they pass, and
- * the last piece received (at most one socket read, ~64 KiB) is held back
- * until the digest at the chunk's end matches the manifest's. A mismatch means
- * corruption after the shard's check (RAM, NIC, a bug, a lying shard): what
- * was forwarded cannot be recalled, so the response is cut short of its
- * Content-Length — the client sees a failed read, never a complete wrong
- * chunk — and the mismatch is counted and logged with the shards that served
- * it. This is the one case where a client sees a failure while a good copy
- * exists; a retry is served in read order again. Edges verify the same digest.
+ * the last piece is held back until the digest at the chunk's end matches the
+ * manifest's. A mismatch after every block passed its CRC would take a CRC
+ * collision or a forged block list; what was forwarded cannot be recalled, so
+ * the response is cut short of its Content-Length — the client sees a failed
+ * read, never a complete wrong chunk — and it is counted and logged with the
+ * shards that served it. Edges verify the same digest.
  */
 export class ChunkReader {
+  private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
+  private readonly listing = new Map<string, Promise<Buffer>>()
+
   constructor(
     private readonly cluster: Cluster,
     private readonly metrics: RouterMetrics,
     private readonly logger: Logger,
     private readonly verifyWholeChunks: boolean,
+    private readonly verifyBlocks = true,
   ) {}
 
   /**
-   * Opens the first bytes of [start, end] of chunk `index` before any header
-   * is sent, so that a title with no reachable copy is a 503, not a cut body.
+   * Opens the first bytes of [start, end] of chunk `index` (and fetches its
+   * block list) before any header is sent, so that a title with no reachable
+   * copy is a 503, not a cut body.
    */
   async prepare(m: Manifest, index: number, start: number, end: number): Promise<Prepared> {
-    const order = this.cluster.readOrder(chunkKey(storageId(m.contentId, m.version), index))
+    const sid = storageId(m.contentId, m.version)
+    const order = this.cluster.readOrder(chunkKey(sid, index))
+    const crcs = await this.blockList(m, index, order)
     let lastErr: Error | undefined
     for (let i = 0; i < order.length; i++) {
       try {
-        const body = await order[i]!.openChunk(storageId(m.contentId, m.version), index, m.chunks[index]!, start, end)
-        return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1) }
+        const body = await this.open(order[i]!, m, index, start, end, crcs)
+        return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
         lastErr = err as Error
         this.failover(err)
@@ -81,24 +98,37 @@ export class ChunkReader {
     }
   }
 
-  /** Writes bytes [from, to] of chunk `index`, failing over between shards. */
+  /** Writes bytes [from, to] of chunk `index`, verified, failing over between shards. */
   async writeChunk(m: Manifest, index: number, from: number, to: number, res: ServerResponse, pre?: Prepared): Promise<void> {
     const sid = storageId(m.contentId, m.version)
     const sha = m.chunks[index]!
-    const whole = this.verifyWholeChunks && from === 0 && to === chunkLength(m, index) - 1
+    const len = chunkLength(m, index)
+    const whole = this.verifyWholeChunks && from === 0 && to === len - 1
     const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     const served: string[] = []
     let held: Buffer | undefined
     let pos = from
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
+    const crcs = pre ? pre.crcs : await this.blockList(m, index, order)
+    const send = async (out: Buffer) => {
+      if (hash) {
+        hash.update(out)
+        // hold back the latest piece: the chunk's last bytes go out only once its digest checks
+        const prev = held
+        held = out
+        if (!prev) return
+        out = prev
+      }
+      if (!res.write(out)) await drained(res).catch(() => { throw new ClientGoneError() })
+    }
     for (let i = 0; i < order.length && pos <= to; i++) {
       const shard = order[i]!
       let body: Readable
       if (pre && i === 0) body = pre.body
       else {
         try {
-          body = await shard.openChunk(sid, index, sha, pos, to)
+          body = await this.open(shard, m, index, pos, to, crcs)
         } catch (err) {
           lastErr = err as Error
           this.failover(err)
@@ -107,24 +137,38 @@ export class ChunkReader {
       }
       served.push(shard.id)
       const began = pos
+      const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
         for await (const buf of body as AsyncIterable<Buffer>) {
-          pos += buf.length
-          let out = buf
-          if (hash) {
-            hash.update(buf)
-            // hold back the latest piece: the chunk's last bytes go out only once its digest checks
-            out = held ?? EMPTY
-            held = buf
+          if (!check) {
+            pos += buf.length
+            await send(buf)
+            continue
           }
-          if (out.length > 0 && !res.write(out)) await drained(res).catch(() => { throw new ClientGoneError() })
+          let at = check.at
+          for (const run of check.push(buf)) {
+            // a run is whole verified blocks from chunk offset `at`: forward its part inside [pos, to]
+            const s = Math.max(pos, at) - at
+            const e = Math.min(to + 1, at + run.length) - at
+            at += run.length
+            if (e > s) {
+              pos += e - s
+              await send(run.subarray(s, e))
+            }
+          }
+          if (check.bad >= 0) throw new BadBlockError(shard.id, chunkName(sid, index), check.bad)
         }
       } catch (err) {
         body.destroy()
         this.metrics.bytesServed.inc(pos - began)
         if (err instanceof ClientGoneError || res.destroyed) throw new ClientGoneError()
-        lastErr = err as Error
-        this.failover(err)
+        if (err instanceof BadBlockError) {
+          this.metrics.blockMismatches.inc({ shard: shard.id, what: 'block' })
+          this.logger.warn({ shard: shard.id, chunk: chunkName(sid, index), block: err.block }, 'block failed its CRC against the manifest; reading the rest from the next owner')
+        }
+        // a body that breaks off (reset, silence past bodyTimeoutMs) comes as undici's error: named like the rest
+        lastErr = translate(shard.id, 'get_chunk', err)
+        this.failover(lastErr)
         continue
       }
       this.metrics.bytesServed.inc(pos - began)
@@ -142,16 +186,130 @@ export class ChunkReader {
     if (held && !res.write(held)) await drained(res).catch(() => { throw new ClientGoneError() })
   }
 
+  /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
+  private open(shard: ShardClient, m: Manifest, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
+    const sid = storageId(m.contentId, m.version)
+    if (!crcs) return shard.openChunk(sid, index, m.chunks[index]!, pos, to)
+    const end = Math.min(chunkLength(m, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
+    return shard.openChunk(sid, index, m.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
+  }
+
+  /**
+   * The chunk's block CRCs, checked against the manifest, from the cache or
+   * the first owner that has a matching list; undefined when the manifest
+   * has no block lists (or verification is off). Concurrent readers of one
+   * chunk share one fetch.
+   */
+  private async blockList(m: Manifest, index: number, order: ShardClient[]): Promise<Buffer | undefined> {
+    const want = m.blocks?.[index]
+    if (!this.verifyBlocks || want === undefined) return undefined
+    const have = this.lists.get(want)
+    if (have) return have
+    let p = this.listing.get(want)
+    if (!p) {
+      p = this.fetchBlockList(m, index, want, order).finally(() => this.listing.delete(want))
+      this.listing.set(want, p)
+    }
+    return p
+  }
+
+  private async fetchBlockList(m: Manifest, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
+    const sid = storageId(m.contentId, m.version)
+    const bytes = 4 * Math.ceil(chunkLength(m, index) / BLOCK_SIZE)
+    let lastErr: Error | undefined
+    for (const shard of order) {
+      try {
+        const crcs = await shard.chunkCrcs(sid, index, bytes)
+        if (blockListDigest(crcs) === want) {
+          this.lists.set(want, crcs)
+          return crcs
+        }
+        this.metrics.blockMismatches.inc({ shard: shard.id, what: 'block_list' })
+        this.logger.warn({ shard: shard.id, chunk: chunkName(sid, index) }, 'block list does not match the manifest; asking the next owner')
+        lastErr = new UpstreamError(`shard ${shard.id} sent a block list for chunk ${chunkName(sid, index)} that does not match the manifest`)
+      } catch (err) {
+        lastErr = err as Error
+      }
+      this.failover(lastErr)
+    }
+    throw new NoReplicaError(`block list of chunk ${chunkName(sid, index)}`, { cause: lastErr })
+  }
+
   private failover(err: unknown): void {
     const e = toCdnError(err)
-    const reason = e.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout'
+    const reason = err instanceof BadBlockError ? 'corrupt'
+      : e.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout'
       : e.code === 'CDN_ERR_UPSTREAM' ? 'transport'
         : e.code === 'CDN_ERR_SHARD_REFUSED' ? 'refused' : 'other'
     this.metrics.failovers.inc({ reason })
   }
 }
 
-const EMPTY = Buffer.alloc(0)
+/**
+ * Cuts a shard's answer, which starts at block-aligned chunk offset `at`,
+ * into whole blocks and checks each against the block list. `push` returns
+ * the runs of consecutive verified blocks a piece completed (sub-arrays of
+ * it, or one copied block where a block spanned pieces); after the first
+ * block that fails, `bad` holds its number and nothing more is returned.
+ */
+export class BlockCheck {
+  bad = -1
+  private pending: Buffer[] = []
+  private pendingLen = 0
+
+  constructor(private readonly crcs: Buffer, private readonly chunkLen: number, public at: number) {}
+
+  push(piece: Buffer): Buffer[] {
+    const out: Buffer[] = []
+    if (this.bad >= 0) return out
+    let off = 0
+    if (this.pendingLen > 0) {
+      const need = this.blockLen() - this.pendingLen
+      if (piece.length < need) {
+        this.pending.push(piece)
+        this.pendingLen += piece.length
+        return out
+      }
+      const block = Buffer.concat([...this.pending, piece.subarray(0, need)], this.pendingLen + need)
+      this.pending = []
+      this.pendingLen = 0
+      off = need
+      if (!this.ok(block)) return out
+      out.push(block)
+    }
+    const run = off
+    for (let n = this.blockLen(); n > 0 && piece.length - off >= n; n = this.blockLen()) {
+      if (!this.ok(piece.subarray(off, off + n))) break
+      off += n
+    }
+    if (off > run) out.push(piece.subarray(run, off))
+    if (this.bad < 0 && off < piece.length) {
+      this.pending.push(piece.subarray(off))
+      this.pendingLen = piece.length - off
+    }
+    return out
+  }
+
+  private blockLen(): number {
+    return Math.min(BLOCK_SIZE, this.chunkLen - this.at)
+  }
+
+  private ok(block: Buffer): boolean {
+    const n = this.at / BLOCK_SIZE
+    if (4 * n + 4 > this.crcs.length || crc32c(block) !== this.crcs.readUInt32BE(4 * n)) {
+      this.bad = n
+      return false
+    }
+    this.at += block.length
+    return true
+  }
+}
+
+class BadBlockError extends UpstreamError {
+  constructor(shard: string, chunk: string, readonly block: number) {
+    super(`shard ${shard} sent block ${block} of chunk ${chunk} with a CRC32C that does not match the manifest's block list`)
+  }
+}
 
 export interface Prepared {
   index: number
@@ -160,4 +318,6 @@ export interface Prepared {
   body: Readable
   shard: ShardClient
   rest: ShardClient[]
+  /** the chunk's verified block list, when the manifest has one */
+  crcs: Buffer | undefined
 }

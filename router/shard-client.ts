@@ -135,6 +135,22 @@ export class ShardClient {
     return res.body
   }
 
+  /** A chunk's packed block CRCs as the shard keeps them (unverified: the caller checks them against the manifest). */
+  async chunkCrcs(sid: string, index: number, expectBytes: number): Promise<Buffer> {
+    const op = 'get_crcs'
+    const res = await this.request(op, { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` })
+    let body: Buffer
+    try {
+      body = Buffer.from(await res.body.arrayBuffer())
+    } catch (err) {
+      throw translate(this.id, op, err)
+    }
+    if (res.statusCode !== 200) throw shardRefusal(this.id, op, res.statusCode, body.toString('utf8', 0, 2000))
+    if (body.length !== expectBytes)
+      throw new UpstreamError(`shard ${this.id} sent ${body.length} bytes of block CRCs for ${sid}/${index}, expected ${expectBytes}`)
+    return body
+  }
+
   async deleteChunk(sid: string, index: number): Promise<boolean> {
     const r = await this.call('delete_chunk', { method: 'DELETE', path: `/v1/chunks/${sid}/${index}` }, [404])
     return r.status === 204

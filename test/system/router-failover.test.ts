@@ -3,8 +3,9 @@ import net from 'node:net'
 import http from 'node:http'
 import { open } from 'node:fs/promises'
 import { request } from 'undici'
-import { TestCluster, randomBody, until } from './harness.js'
+import { TestCluster, randomBody, until, type TestT } from './harness.js'
 import { chunkKey, storageId } from '../../router/keys.js'
+import { shardProxy, type ShardFaults, type ShardProxy } from '../helpers/shard-proxy.js'
 
 /** Reads survive shards that die, hang, corrupt or lie, while one good copy exists. */
 const MiB = 1024 * 1024
@@ -14,6 +15,22 @@ async function metric(c: TestCluster, name: string): Promise<number> {
   let sum = 0
   for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.split(' ').pop())
   return sum
+}
+
+/** Puts a proxy where shard i was (the router keeps its old port) in front of the shard restarted elsewhere. */
+async function proxyShard(t: TestT, c: TestCluster, i: number, faults: ShardFaults = {}): Promise<ShardProxy> {
+  const port = c.ports[i]!
+  await c.stopShard(i)
+  c.ports[i] = 0
+  await c.startShard(i)
+  const p = await shardProxy(port, c.ports[i]!, faults)
+  t.teardown(() => p.close())
+  return p
+}
+
+/** The shards of chunk `index`'s owners, in ring order, as indexes into c.shards. */
+function ownersOf(c: TestCluster, id: string, version: string, index: number): number[] {
+  return c.router.cluster.ring.owners(chunkKey(storageId(id, version), index)).map(o => Number(o.split('-')[1]) - 1)
 }
 
 t.test('a shard killed in the middle of a read: the read completes byte-exact', async t => {
@@ -94,12 +111,14 @@ t.test('an owner that hangs is timed out and replaced', async t => {
   t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="timeout"') >= 1, 'timeouts were counted')
 })
 
-t.test('a shard that sends wrong bytes for a whole chunk: the response is cut, never completed', async t => {
+t.test('a title without block lists, whose only shard sends wrong bytes for a whole chunk: the response is cut, never completed', async t => {
   const c = await TestCluster.start(t, { chunkSize: 65536, copies: 1, shards: 1 })
   const body = randomBody(65536)
   const ing = await c.ingest('liar', body)
-  const manifest = (await c.get('/v1/content/liar/meta')).body
-  const m = JSON.parse(manifest.toString())
+  const m = JSON.parse((await c.get('/v1/content/liar/meta')).body.toString())
+  // as titles ingested before manifests carried block lists: only the whole-chunk digest can catch the lie
+  delete m.blocks
+  const manifest = Buffer.from(JSON.stringify(m))
   const port = c.ports[0]!
   await c.stopShard(0)
   // a fake upstream that answers with the right headers and the wrong bytes
@@ -130,4 +149,84 @@ t.test('reads of a hot chunk spread over its owners by outstanding requests', as
   }
   t.same(c.router.cluster.shards.map(s => s.outstanding), [2, 2, 2], 'two reads on each owner, not six on the first')
   for (const res of responses) t.ok(Buffer.from(await res.body.arrayBuffer()).equals(body))
+})
+
+t.test('an owner that sends a corrupt block: the read moves to the next owner at that block, byte-exact', async t => {
+  const chunk = 4 * 65536
+  const c = await TestCluster.start(t, { chunkSize: chunk })
+  const body = randomBody(3 * chunk + 5000)
+  const ing = await c.ingest('rot', body)
+  const m = JSON.parse((await c.get('/v1/content/rot/meta')).body.toString())
+  t.equal(m.blocks?.length, 4, 'the manifest carries a block list digest per chunk')
+  const [liarAt, nextAt] = ownersOf(c, 'rot', ing.json.version, 1)
+  // bytes flipped in block 2 of every chunk the first owner of chunk 1 sends
+  const liar = await proxyShard(t, c, liarAt!, { corruptAt: 2 * 65536 + 1234 })
+  const next = await proxyShard(t, c, nextAt!)
+
+  const whole = await c.get('/v1/content/rot/chunks/1')
+  t.equal(whole.status, 200)
+  t.ok(whole.body.equals(body.subarray(chunk, 2 * chunk)), 'whole chunk byte-exact')
+  t.same(liar.log.filter(l => l.startsWith('GET /v1/chunks/') && !l.includes('/crcs')), [`GET /v1/chunks/${storageId('rot', ing.json.version)}/1 bytes=0-${chunk - 1}`])
+  t.same(next.log.filter(l => !l.includes('/crcs')), [`GET /v1/chunks/${storageId('rot', ing.json.version)}/1 bytes=${2 * 65536}-${chunk - 1}`],
+    'the next owner is asked from the first byte of the bad block, nothing earlier')
+
+  // a partial range starting inside the bad block, crossing into chunk 2
+  const from = chunk + 2 * 65536 + 100
+  const to = 2 * chunk + 70000
+  const part = await c.get('/v1/content/rot', { range: `bytes=${from}-${to}` })
+  t.equal(part.status, 206)
+  t.ok(part.body.equals(body.subarray(from, to + 1)), 'range across the bad block and a chunk boundary byte-exact')
+  t.ok((await c.get('/v1/content/rot')).body.equals(body), 'whole title byte-exact')
+
+  t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="corrupt"') >= 2, 'failovers counted as corrupt')
+  t.ok(await metric(c, 'reelcdn_router_block_mismatches_total{shard="shard-' + (liarAt! + 1) + '",what="block"') >= 2, 'mismatches counted against the liar')
+  t.equal(await metric(c, 'reelcdn_router_chunk_digest_mismatches_total'), 0, 'no whole-chunk mismatch: the bad block was never sent')
+})
+
+t.test('an owner whose block list does not match the manifest: the list comes from the next owner', async t => {
+  const chunk = 2 * 65536
+  const c = await TestCluster.start(t, { chunkSize: chunk })
+  const body = randomBody(chunk)
+  const ing = await c.ingest('lists', body)
+  const [liarAt] = ownersOf(c, 'lists', ing.json.version, 0)
+  const liar = await proxyShard(t, c, liarAt!, { corruptCrcs: true })
+  const r = await c.get('/v1/content/lists', { range: 'bytes=70000-80000' })
+  t.equal(r.status, 206)
+  t.ok(r.body.equals(body.subarray(70000, 80001)), 'byte-exact')
+  t.equal(liar.log.filter(l => l.includes('/crcs')).length, 1, 'the liar was asked for the list once')
+  t.equal(await metric(c, `reelcdn_router_block_mismatches_total{shard="shard-${liarAt! + 1}",what="block_list"`), 1)
+  // the verified list is cached: a second read asks no one for it
+  const before = liar.log.length
+  t.ok((await c.get('/v1/content/lists')).body.equals(body))
+  t.equal(liar.log.slice(before).filter(l => l.includes('/crcs')).length, 0, 'list served from the cache')
+})
+
+t.test('an owner that answers 5xx: the next owner serves, byte-exact', async t => {
+  const c = await TestCluster.start(t, { chunkSize: 65536 })
+  const body = randomBody(3 * 65536)
+  const ing = await c.ingest('five', body)
+  const [badAt] = ownersOf(c, 'five', ing.json.version, 1)
+  const bad = await proxyShard(t, c, badAt!, { status: 500 })
+  t.ok((await c.get('/v1/content/five')).body.equals(body), 'whole title byte-exact')
+  const r = await c.get('/v1/content/five', { range: 'bytes=65000-140000' })
+  t.ok(r.body.equals(body.subarray(65000, 140001)), 'range byte-exact')
+  t.ok(bad.log.some(l => l.includes('/1 ')), 'the failing owner was asked first')
+  t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="refused"') >= 1, 'failover counted as refused')
+})
+
+t.test('an owner that stalls mid-body: the read resumes on the next owner at the last verified block', async t => {
+  const chunk = 4 * 65536
+  const c = await TestCluster.start(t, { chunkSize: chunk, overrides: { 'router.upstream.bodyTimeoutMs': 300 } })
+  const body = randomBody(chunk)
+  const ing = await c.ingest('stall', body)
+  const sid = storageId('stall', ing.json.version)
+  const [slowAt, nextAt] = ownersOf(c, 'stall', ing.json.version, 0)
+  // 100000 bytes: block 0 whole, block 1 partly; the partial block was never forwarded
+  const slow = await proxyShard(t, c, slowAt!, { stallAfter: 100000 })
+  const next = await proxyShard(t, c, nextAt!)
+  const r = await c.get('/v1/content/stall')
+  t.ok(r.body.equals(body), 'byte-exact despite the stall')
+  t.same(slow.log.filter(l => !l.includes('/crcs')), [`GET /v1/chunks/${sid}/0 bytes=0-${chunk - 1}`])
+  t.same(next.log.filter(l => !l.includes('/crcs')), [`GET /v1/chunks/${sid}/0 bytes=65536-${chunk - 1}`], 'resumed at block 1')
+  t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="timeout"') >= 1, 'failover counted as a timeout')
 })

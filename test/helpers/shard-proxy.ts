@@ -1,0 +1,93 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Transform } from 'node:stream'
+
+/**
+ * A proxy in front of one origin shard, to make it misbehave in ways a real
+ * shard would only by accident: wrong bytes at a chunk offset, 5xx answers,
+ * a body that stalls part-way, a wrong block list. Requests pass through
+ * untouched otherwise, and every chunk request is recorded with its Range.
+ */
+export interface ShardFaults {
+  /** flip the byte at this offset of every chunk it passes (GET /v1/chunks/{id}/{i}) */
+  corruptAt?: number
+  /** flip a byte of every block list (GET …/crcs) */
+  corruptCrcs?: boolean
+  /** answer chunk GETs with this status instead of forwarding them */
+  status?: number
+  /** forward only this many body bytes of a chunk GET, then go silent (socket left open) */
+  stallAfter?: number
+}
+
+export interface ShardProxy {
+  port: number
+  /** `${method} ${path} ${range}` of each chunk request, in order */
+  log: string[]
+  faults: ShardFaults
+  close(): Promise<void>
+}
+
+export async function shardProxy(port: number, target: number, faults: ShardFaults = {}): Promise<ShardProxy> {
+  const log: string[] = []
+  const open = new Set<http.ServerResponse>()
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? ''
+    const isChunk = /^\/v1\/chunks\/[^/]+\/\d+$/.test(url) && req.method === 'GET'
+    const isCrcs = /^\/v1\/chunks\/[^/]+\/\d+\/crcs$/.test(url) && req.method === 'GET'
+    if (isChunk || isCrcs) log.push(`${req.method} ${url} ${req.headers.range ?? ''}`)
+    if (isChunk && proxy.faults.status) {
+      req.resume()
+      return void res.writeHead(proxy.faults.status, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'CDN_ERR_INTERNAL', message: 'injected fault' } }))
+    }
+    const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: url, headers: req.headers }, ur => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers)
+      let at = isChunk ? Number(/^bytes (\d+)-/.exec(String(ur.headers['content-range'] ?? ''))?.[1] ?? 0) : 0
+      let sent = 0
+      const f = proxy.faults
+      const alter = new Transform({
+        transform(piece: Buffer, _enc, done) {
+          let out = piece
+          if (isChunk && f.corruptAt !== undefined && f.corruptAt >= at && f.corruptAt < at + piece.length) {
+            out = Buffer.from(piece)
+            out[f.corruptAt - at] ^= 0xff
+          }
+          if (isCrcs && f.corruptCrcs && piece.length > 0) {
+            out = Buffer.from(piece)
+            out[0] ^= 0xff
+          }
+          at += piece.length
+          if (isChunk && f.stallAfter !== undefined) {
+            const room = f.stallAfter - sent
+            if (room <= 0) return done()
+            if (out.length > room) out = out.subarray(0, room)
+          }
+          sent += out.length
+          done(null, out)
+        },
+        flush(done) {
+          // a stalled body never ends: the socket stays open and silent
+          if (isChunk && f.stallAfter !== undefined && sent >= f.stallAfter) return
+          done()
+        },
+      })
+      ur.pipe(alter).pipe(res)
+    })
+    up.on('error', () => res.destroy())
+    open.add(res)
+    res.on('close', () => { open.delete(res); up.destroy() })
+    req.pipe(up)
+  })
+  await new Promise<void>(r => server.listen(port, '127.0.0.1', r))
+  const proxy: ShardProxy = {
+    port: (server.address() as AddressInfo).port,
+    log,
+    faults,
+    async close() {
+      for (const r of open) r.destroy()
+      server.closeAllConnections()
+      await new Promise<void>(r => server.close(() => r()))
+    },
+  }
+  return proxy
+}

@@ -111,16 +111,17 @@ export class ChunkReader {
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
     const crcs = pre ? pre.crcs : await this.blockList(m, index, order)
-    const send = async (out: Buffer) => {
+    /** Hands bytes to the client; false when its socket wants a drain before more. */
+    const send = (out: Buffer): boolean => {
       if (hash) {
         hash.update(out)
         // hold back the latest piece: the chunk's last bytes go out only once its digest checks
         const prev = held
         held = out
-        if (!prev) return
+        if (!prev) return true
         out = prev
       }
-      if (!res.write(out)) await drained(res).catch(() => { throw new ClientGoneError() })
+      return res.write(out)
     }
     for (let i = 0; i < order.length && pos <= to; i++) {
       const shard = order[i]!
@@ -140,23 +141,26 @@ export class ChunkReader {
       const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
         for await (const buf of body as AsyncIterable<Buffer>) {
+          let more = true
           if (!check) {
             pos += buf.length
-            await send(buf)
-            continue
-          }
-          let at = check.at
-          for (const run of check.push(buf)) {
-            // a run is whole verified blocks from chunk offset `at`: forward its part inside [pos, to]
-            const s = Math.max(pos, at) - at
-            const e = Math.min(to + 1, at + run.length) - at
-            at += run.length
-            if (e > s) {
-              pos += e - s
-              await send(run.subarray(s, e))
+            more = send(buf)
+          } else {
+            let at = check.at
+            for (const run of check.push(buf)) {
+              // a run is verified bytes from chunk offset `at`: forward its part inside [pos, to]
+              const s = Math.max(pos, at) - at
+              const e = Math.min(to + 1, at + run.length) - at
+              at += run.length
+              if (e > s) {
+                pos += e - s
+                more = send(run.subarray(s, e)) && more
+              }
             }
           }
-          if (check.bad >= 0) throw new BadBlockError(shard.id, chunkName(sid, index), check.bad)
+          // one wait per piece from the shard, however many views of it went out
+          if (!more) await drained(res).catch(() => { throw new ClientGoneError() })
+          if (check && check.bad >= 0) throw new BadBlockError(shard.id, chunkName(sid, index), check.bad)
         }
       } catch (err) {
         body.destroy()
@@ -248,61 +252,51 @@ export class ChunkReader {
 /**
  * Cuts a shard's answer, which starts at block-aligned chunk offset `at`,
  * into whole blocks and checks each against the block list. `push` returns
- * the runs of consecutive verified blocks a piece completed (sub-arrays of
- * it, or one copied block where a block spanned pieces); after the first
- * block that fails, `bad` holds its number and nothing more is returned.
+ * the bytes of the blocks a piece completed, as views of the pieces (no copy:
+ * a block spanning pieces is checked with a running CRC32C over its parts),
+ * adjacent views of one piece merged; after the first block that fails,
+ * `bad` holds its number and nothing more is returned.
  */
 export class BlockCheck {
   bad = -1
-  private pending: Buffer[] = []
-  private pendingLen = 0
+  private parts: Buffer[] = []
+  private partsLen = 0
+  private crc = 0
 
   constructor(private readonly crcs: Buffer, private readonly chunkLen: number, public at: number) {}
 
   push(piece: Buffer): Buffer[] {
     const out: Buffer[] = []
-    if (this.bad >= 0) return out
-    let off = 0
-    if (this.pendingLen > 0) {
-      const need = this.blockLen() - this.pendingLen
-      if (piece.length < need) {
-        this.pending.push(piece)
-        this.pendingLen += piece.length
-        return out
+    for (let off = 0; off < piece.length && this.bad < 0;) {
+      const len = Math.min(BLOCK_SIZE, this.chunkLen - this.at)
+      if (len <= 0) break
+      const take = Math.min(len - this.partsLen, piece.length - off)
+      const part = piece.subarray(off, off + take)
+      this.crc = crc32c(part, this.partsLen === 0 ? 0 : this.crc)
+      this.parts.push(part)
+      this.partsLen += take
+      off += take
+      if (this.partsLen < len) break
+      const n = this.at / BLOCK_SIZE
+      if (4 * n + 4 > this.crcs.length || this.crc !== this.crcs.readUInt32BE(4 * n)) {
+        this.bad = n
+        break
       }
-      const block = Buffer.concat([...this.pending, piece.subarray(0, need)], this.pendingLen + need)
-      this.pending = []
-      this.pendingLen = 0
-      off = need
-      if (!this.ok(block)) return out
-      out.push(block)
-    }
-    const run = off
-    for (let n = this.blockLen(); n > 0 && piece.length - off >= n; n = this.blockLen()) {
-      if (!this.ok(piece.subarray(off, off + n))) break
-      off += n
-    }
-    if (off > run) out.push(piece.subarray(run, off))
-    if (this.bad < 0 && off < piece.length) {
-      this.pending.push(piece.subarray(off))
-      this.pendingLen = piece.length - off
+      for (const p of this.parts) append(out, p)
+      this.at += len
+      this.parts = []
+      this.partsLen = 0
     }
     return out
   }
+}
 
-  private blockLen(): number {
-    return Math.min(BLOCK_SIZE, this.chunkLen - this.at)
-  }
-
-  private ok(block: Buffer): boolean {
-    const n = this.at / BLOCK_SIZE
-    if (4 * n + 4 > this.crcs.length || crc32c(block) !== this.crcs.readUInt32BE(4 * n)) {
-      this.bad = n
-      return false
-    }
-    this.at += block.length
-    return true
-  }
+/** Pushes `p`, or extends the last view when `p` continues it in the same memory. */
+function append(out: Buffer[], p: Buffer): void {
+  const last = out[out.length - 1]
+  if (last && last.buffer === p.buffer && last.byteOffset + last.length === p.byteOffset)
+    out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + p.length)
+  else out.push(p)
 }
 
 class BadBlockError extends UpstreamError {

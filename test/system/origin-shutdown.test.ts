@@ -23,12 +23,12 @@ async function inFlight(url: string): Promise<number> {
 }
 
 /** A PUT of `body` that sends half of it now; `rest()` sends the other half. */
-function slowPut(url: string, id: string, body: Buffer) {
+function slowPut(url: string, id: string, body: Buffer, reqId?: string) {
   const { hostname, port } = new URL(url)
   let req!: ClientRequest
   const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
     req = httpRequest({ host: hostname, port, method: 'PUT', path: `/v1/chunks/${id}/0`, agent: false,
-      headers: { 'content-digest': digestHeader(sha256(body)), 'content-length': body.length } }, res => {
+      headers: { 'content-digest': digestHeader(sha256(body)), 'content-length': body.length, ...(reqId ? { 'x-request-id': reqId } : {}) } }, res => {
       let text = ''
       res.on('data', d => { text += d })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
@@ -67,16 +67,16 @@ function checkIndex(t: Test, dataDir: string, want: { id: string; present: boole
 
 async function startShard(t: Test, graceMs: number) {
   const dataDir = join(t.testdir(), 'data')
-  const { child, line } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--log-level', 'info'],
+  const { child, line, lines } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--log-level', 'info', '--log-requests'],
     'origin shard ready', { REELCDN_SHARD_TOKEN: '', REELCDN_HTTP_SHUTDOWN_GRACE_MS: String(graceMs) })
-  return { child, dataDir, url: line.url as string }
+  return { child, dataDir, url: line.url as string, lines }
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   t.test(`${signal}: the request in flight completes, new connections are refused, SQLite is closed, exit 0`, async t => {
-    const { child, dataDir, url } = await startShard(t, 60_000)
+    const { child, dataDir, url, lines } = await startShard(t, 60_000)
     const body = randomChunk(2 * MiB)
-    const put = slowPut(url, 'in-flight', body)
+    const put = slowPut(url, 'in-flight', body, 'slow-put-1')
     // the PUT and this /metrics request itself
     await until(async () => await inFlight(url) === 2, 'the PUT to be in flight')
     t.ok(existsSync(join(dataDir, 'index.sqlite-wal')), 'while it runs, the index has a WAL (so its absence later means a clean close)')
@@ -92,6 +92,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     t.equal(JSON.parse(r.text).sha256, sha256(body))
     t.equal(await exited(child), 0, 'exit code 0')
     checkIndex(t, dataDir, [{ id: 'in-flight', present: true }])
+    // its stdout, read to the end: the PUT is one JSON line under the id the client gave
+    if (child.stdout!.readable) await new Promise(r => child.once('close', r))
+    const mine = lines.filter(l => l.reqId === 'slow-put-1')
+    t.equal(mine.length, 1, 'the request in flight logged one line')
+    t.match(mine[0], { msg: 'request', method: 'PUT', url: '/v1/chunks/in-flight/0', status: 201, finished: true })
   })
 }
 

@@ -84,7 +84,7 @@ export class Repairer {
     const p: RepairProgress = { phase: 'probe', scanned: 0, estimatedChunks: 0, bytesCopied: 0, copied: 0, deleted: 0 }
     this.progress = p
     const unreachable = new Set<string>()
-    // every key has about `copies` replicas, and at least the replicas of its fullest holder (a wiped shard holds none)
+    // keys ≈ replicas / copies, but never fewer than one shard holds: after a shard is wiped, replicas / copies undercounts
     let replicaCount = 0
     let fullest = 0
     await Promise.all(this.cluster.shards.map(async s => {

@@ -45,7 +45,7 @@ function shownDefault(f: Flag): string {
 }
 
 export function addFlags(cmd: Command, flags: Flag[]): Command {
-  cmd.option('-c, --config <file>', 'JSON config file, layered over config/default.json (env REELCDN_* and flags override it)')
+  cmd.option('-c, --config <file>', 'JSON config file, layered over config/default.json (env REELCDN_* and flags override it) (default: none)')
   for (const f of flags) {
     const o = new Option(f.flags, `${f.description} (default: ${shownDefault(f)}; env ${envName(f.path)})`)
     const p = parser(f.kind)

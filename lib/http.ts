@@ -138,9 +138,13 @@ export class HttpService {
     const query = q < 0 ? '' : url.slice(q + 1)
     let routeName = 'unmatched'
     let routeLabels = UNMATCHED
+    /** a handler's failure: logged in the request's one line, not a line of its own */
+    let failure: CdnError | undefined
+    let closed = false
     this.inflight++
     // 'close' comes once per response: `on` spares the once-wrapper
     res.on('close', () => {
+      closed = true
       this.inflight--
       const status = res.statusCode
       const method = req.method ?? ''
@@ -149,8 +153,13 @@ export class HttpService {
       const secs = (performance.now() - start) / 1000
       this.metrics.duration.observe(routeLabels, secs)
       if (!res.writableFinished) this.metrics.aborted.inc(routeLabels)
-      if (this.opts.logRequests || status >= 500)
-        this.opts.logger[status >= 500 ? 'warn' : 'info']({ reqId: id, method: req.method, url, status, ms: Math.round(secs * 1000), finished: res.writableFinished }, 'request')
+      // a failure after the headers leaves a 2xx status and a cut body: still a server fault
+      const fault = failure !== undefined && failure.statusCode >= 500 ? failure : undefined
+      if (this.opts.logRequests || status >= 500 || fault) {
+        const line = { reqId: id, method: req.method, url, status, ms: Math.round(secs * 1000), finished: res.writableFinished }
+        if (fault) this.opts.logger.error({ ...line, err: fault, code: fault.code }, 'request')
+        else this.opts.logger[status >= 500 ? 'warn' : 'info'](line, 'request')
+      }
       if (this.draining) res.shouldKeepAlive = false
     })
     try {
@@ -176,7 +185,10 @@ export class HttpService {
       if (this.draining) res.setHeader('connection', 'close')
       await handler(req, res, { params, query, route: found.name, id })
     } catch (err) {
-      sendError(res, err, this.opts.logger, id)
+      failure = toCdnError(err)
+      // the client left before the handler failed: the request's line is written already
+      if (closed && failure.statusCode >= 500) this.opts.logger.error({ reqId: id, err: failure, code: failure.code }, failure.message)
+      answerError(res, failure)
     }
   }
 
@@ -252,6 +264,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendError(res: ServerResponse, err: unknown, logger: Logger, reqId: string): void {
   const e = toCdnError(err)
   if (e.statusCode >= 500) logger.error({ reqId, err: e, code: e.code }, e.message)
+  answerError(res, e)
+}
+
+/** sendError without the log line, for callers that log the request themselves. */
+function answerError(res: ServerResponse, e: CdnError): void {
   if (res.headersSent) {
     res.destroy(e)
     return

@@ -39,15 +39,15 @@ export function ingestCommand(): Command {
       'and plain lines otherwise; prints the router\'s JSON answer on stdout. The admin token comes from ' +
       'REELCDN_ROUTER_TOKEN or --token-file.')
     .argument('<file>', 'the video file')
-    .requiredOption('--id <contentId>', 'the title\'s contentId (1-111 characters of [A-Za-z0-9._-])')
+    .requiredOption('--id <contentId>', 'the title\'s contentId (1-111 characters of [A-Za-z0-9._-]; required)')
     .option('--title <text>', 'display title (default: the contentId)')
     .option('--category <name>', 'a category; repeat for several', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--regions <list>', 'comma-separated ISO 3166-1 alpha-2 codes where it may play, or * (default: *)')
     .option('--content-type <type>', 'media type (default: from the file name, else application/octet-stream)')
-    .option('--available-from <date>', 'ISO 8601 start of the availability window')
-    .option('--available-until <date>', 'ISO 8601 end of the availability window')
+    .option('--available-from <date>', 'ISO 8601 start of the availability window (default: none, playable at once)')
+    .option('--available-until <date>', 'ISO 8601 end of the availability window (default: none, playable forever)')
     .option('--router <url>', 'router base URL (default: http://<router.host>:<router.port> from the config)')
-    .option('--token-file <file>', 'file holding the admin token')
+    .option('--token-file <file>', 'file holding the admin token (default: none; REELCDN_ROUTER_TOKEN, if set, wins over it)')
   cmd.action(async (file: string) => {
     try {
       const out = await ingestFile(file, cmd.opts<Opts>())

@@ -3,6 +3,7 @@ import { addFlags, commonFlags, configFromFlags, fail, type Flag } from '../lib/
 import { createLogger } from '../lib/logger.js'
 import { Progress } from '../lib/progress.js'
 import { buildCluster } from './build.js'
+import type { RepairReport } from './repair-report.js'
 
 /**
  * `reelcdn router repair`: one repair pass now, from this machine, with
@@ -34,9 +35,9 @@ export function repairCommand(): Command {
       const report = await repairer.run({
         dryRun: cmd.opts<{ dryRun?: boolean }>().dryRun === true,
         onProgress: p => bar.update(p.scanned,
-          `${p.phase}${p.phase === 'chunks' ? ` of ~${p.estimatedChunks}` : ''}, copied ${p.copied} (${(p.bytesCopied / 1e6).toFixed(0)} MB), deleted ${p.deleted}`),
+          `${p.phase}: checked ${p.scanned}${p.phase === 'chunks' ? ` of ~${p.estimatedChunks}` : ''}, copied ${p.copied} (${(p.bytesCopied / 1e6).toFixed(0)} MB), deleted ${p.deleted}`),
       })
-      bar.finish('done')
+      bar.finish(summary(report))
       process.stdout.write(JSON.stringify(report, null, 2) + '\n')
       if (report.unreachable.length) process.stderr.write(`repair: unreachable shards, not checked: ${report.unreachable.join(', ')}\n`)
       process.exitCode = report.remaining.underReplicated + report.remaining.lost + report.unreachable.length > 0 ? 2 : 0
@@ -47,4 +48,13 @@ export function repairCommand(): Command {
     }
   })
   return cmd
+}
+
+/** The last progress line: what was checked and done, and what is still wrong, without reading the JSON report. */
+export function summary(r: RepairReport): string {
+  const copied = r.chunks.copied + r.chunks.replaced + r.manifests.copied
+  const deleted = r.chunks.misplacedDeleted + r.chunks.orphansDeleted + r.manifests.misplacedDeleted
+  return `${r.dryRun ? 'dry run ' : ''}done: checked ${r.chunks.scanned} chunks and ${r.manifests.scanned} manifests, ` +
+    `copied ${copied} (${(r.bytesCopied / 1e6).toFixed(1)} MB), deleted ${deleted}; ` +
+    `left under-replicated ${r.remaining.underReplicated}, lost ${r.remaining.lost}, misplaced ${r.remaining.misplaced}, orphans ${r.remaining.orphans}`
 }

@@ -84,16 +84,20 @@ export class Repairer {
     const p: RepairProgress = { phase: 'probe', scanned: 0, estimatedChunks: 0, bytesCopied: 0, copied: 0, deleted: 0 }
     this.progress = p
     const unreachable = new Set<string>()
+    // keys ≈ replicas / copies, but never fewer than one shard holds: after a shard is wiped, replicas / copies undercounts
+    let replicaCount = 0
+    let fullest = 0
     await Promise.all(this.cluster.shards.map(async s => {
       try {
         const st = await s.status(this.probeTimeoutMs)
-        p.estimatedChunks += (st.chunks.ok + st.chunks.corrupt) / this.cluster.ring.copies
+        replicaCount += st.chunks.ok + st.chunks.corrupt
+        fullest = Math.max(fullest, st.chunks.ok + st.chunks.corrupt)
       } catch (err) {
         unreachable.add(s.id)
         this.logger.warn({ shard: s.id, err: (err as Error).message }, 'repair: shard unreachable; its replicas are counted, not checked')
       }
     }))
-    p.estimatedChunks = Math.round(p.estimatedChunks)
+    p.estimatedChunks = Math.max(fullest, Math.round(replicaCount / this.cluster.ring.copies))
     const report = emptyReport(dryRun, [...unreachable])
     const ctx: PassContext = {
       cluster: this.cluster, manifests: this.manifests, metrics: this.metrics, logger: this.logger, throttle: this.throttle,

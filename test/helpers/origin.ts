@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
+import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import type { Test } from 'tap'
 import { request } from 'undici'
 import { loadConfig } from '../../lib/config.js'
@@ -57,4 +58,29 @@ export function rawGet(base: string, path: string): Promise<{ status: number; bo
     req.on('error', reject)
     req.end()
   })
+}
+
+/** Flips one byte of a stored chunk file, as bit rot would. */
+export function flipByte(path: string, at: number): void {
+  const fd = openSync(path, 'r+')
+  const b = Buffer.alloc(1)
+  readSync(fd, b, 0, 1, at)
+  b[0] = b[0]! ^ 0xff
+  writeSync(fd, b, 0, 1, at)
+  closeSync(fd)
+}
+
+/** A pino destination that keeps every line a service writes, parsed. */
+export function logSink(): { write(line: string): void; lines: Record<string, any>[] } {
+  const lines: Record<string, any>[] = []
+  return { lines, write: (line: string) => { for (const l of line.split('\n')) if (l) lines.push(JSON.parse(l)) } }
+}
+
+/** Resolves once `cond` holds, checking every 5 ms; a barrier on observable state. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 5))
+  }
 }

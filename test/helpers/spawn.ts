@@ -10,6 +10,8 @@ export interface Spawned {
   child: ChildProcess
   /** the first JSON log line whose msg matches */
   line: Record<string, unknown>
+  /** every JSON line the child has written to stdout so far, and on until it exits */
+  lines: Record<string, unknown>[]
 }
 
 /**
@@ -22,13 +24,15 @@ export function spawnCli(t: Test, args: string[], readyMsg: string, env: NodeJS.
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   let stderr = ''
   child.stderr!.on('data', d => { stderr += d })
+  const lines: Record<string, unknown>[] = []
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${args[0]} not ready after ${timeoutMs} ms: ${stderr}`)), timeoutMs)
     child.once('exit', code => { clearTimeout(timer); reject(new Error(`${args[0]} exited with ${code}: ${stderr}`)) })
     createInterface({ input: child.stdout! }).on('line', l => {
       try {
         const j = JSON.parse(l) as Record<string, unknown>
-        if (j.msg === readyMsg) { clearTimeout(timer); child.removeAllListeners('exit'); resolve({ child, line: j }) }
+        lines.push(j)
+        if (j.msg === readyMsg) { clearTimeout(timer); child.removeAllListeners('exit'); resolve({ child, line: j, lines }) }
       } catch { /* not JSON */ }
     })
   })

@@ -279,7 +279,7 @@ export async function hostileBattery(t: Test, s: Surface): Promise<void> {
         t.ok(at > 0, `closed ${at - t0} ms after the answer (keep-alive timeout ${ka} ms)`)
         t.ok(at - t0 >= ka * 0.8, 'not before the keep-alive timeout')
         // Node 20 keeps the socket a second past keepAliveTimeout, so that a client honouring `Keep-Alive: timeout=` closes first
-        t.ok(at - t0 <= ka + 2500, 'within a second or so after it')
+        t.ok(at - t0 <= ka + 3000, 'within a second or two after it')
         t.ok(served >= 1, `${served} other requests served meanwhile, every one 200`)
       } finally {
         c.socket.destroy()

@@ -162,6 +162,10 @@ export const configSchema = z.object({
     readTokenFile: z.string(),
     /** RAM for chunks being ingested, shared by all ingests: at least one chunk */
     ingestMemoryBytes: positive,
+    /** largest JSON body of an edge's heartbeat or demand report (4 MiB by default); past it, 413 */
+    maxEdgeReportBytes: positive.min(1024).max(64 * 1024 ** 2),
+    /** largest JSON body of a player's position report, PUT /v1/sessions/{id} (64 KiB by default); past it, 413 */
+    maxPositionReportBytes: positive.min(256).max(1024 ** 2),
     /** owners that must store a chunk for an ingest to go on; 0 means all `copies` */
     writeQuorum: z.number().int().min(0).max(16),
     manifestTtlMs: ms,

@@ -48,12 +48,14 @@ export interface PlaybackDeps {
   ttlMs: number
   /** lifetime of the viewer credentials /v1/play hands out */
   viewerTtlMs: number
+  /** body limits (router.maxEdgeReportBytes, router.maxPositionReportBytes): past them, 413 */
+  maxEdgeReportBytes: number
+  maxPositionReportBytes: number
   bindNetwork: boolean
   logger: Logger
   clock: () => number
 }
 
-const MAX_BODY = 4 * 1024 ** 2
 const REGION = /^[A-Z]{2}$/
 
 export function playbackRoutes(d: PlaybackDeps): Route[] {
@@ -74,7 +76,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
   return [
     { path: '/v1/edges/heartbeat', methods: { POST: async (req, res) => {
       edgeOnly(req)
-      const hb = parseHeartbeat(await readJson(req, MAX_BODY))
+      const hb = parseHeartbeat(await readJson(req, d.maxEdgeReportBytes))
       d.edges.heartbeat(hb, d.clock())
       sendJson(res, 200, { id: hb.id, accepted: true })
     } } },
@@ -85,7 +87,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     } } },
     { path: '/v1/demand', methods: { POST: async (req, res) => {
       edgeOnly(req)
-      const report = parseDemandReport(await readJson(req, MAX_BODY))
+      const report = parseDemandReport(await readJson(req, d.maxEdgeReportBytes))
       d.trending.record(report, d.clock())
       sendJson(res, 200, { titles: report.titles.length })
     } } },
@@ -117,7 +119,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       PUT: async (req, res, m) => {
         const id = parseTitleId(m.params[0]!)
         const c = claims(req, m, id)
-        const body = await readJson(req, 64 * 1024) as { position?: unknown }
+        const body = await readJson(req, d.maxPositionReportBytes) as { position?: unknown }
         const man = await d.manifests.get(id)
         const pos = body?.position
         if (typeof pos !== 'number' || !Number.isInteger(pos) || pos < 0 || pos > man.size)

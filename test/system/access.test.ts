@@ -3,15 +3,16 @@ import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { TestCluster, TOKEN, randomBody } from './harness.js'
-import { startTestEdge, get } from '../helpers/edge.js'
+import { TestCluster, TOKEN, EDGE_TOKEN, randomBody } from './harness.js'
+import { startTestEdge, get, until } from '../helpers/edge.js'
 import { CLI, exited } from '../helpers/spawn.js'
 import { digestHeader } from '../../lib/digest.js'
 import { sha256Hex } from '../../router/keys.js'
 
 /**
- * Who may do what. Admin routes (ingest, delete, repair; an edge's purge and
- * cache status) need the admin token and are closed when none is configured.
+ * Who may do what. Admin routes (ingest, delete, repair and the edge registry
+ * on a router; purge, cache status and prefill control on an edge) need the
+ * admin token and are closed when none is configured.
  * With a read token set, the router serves content only to holders of it (the
  * edges' fill credential) or of the admin token. Secrets never reach a log line.
  */
@@ -73,6 +74,58 @@ t.test('with a read token, content reads need it: edges fill with it, strangers 
   t.match(s.body.toString(), /401/, 'naming the upstream\'s answer')
   await edge.close()
   await stranger.close()
+})
+
+t.test('prefill control on the edge and the router\'s edge registry need the admin token', async t => {
+  const CS = 65536
+  const c = await TestCluster.start(t, { chunkSize: CS })
+  t.equal((await c.ingest('pf', randomBody(8 * CS))).status, 201)
+  const post = async (url: string, body: object, auth: string) => {
+    const { request } = await import('undici')
+    const res = await request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', authorization: auth } })
+    return { status: res.statusCode, text: await res.body.text() }
+  }
+  // demand for every chunk of pf, so a prefill pass has work to do
+  t.equal((await post(`${c.url}/v1/demand`, { edgeId: 'reporter', titles: [{ contentId: 'pf', plays: 10, slices: Array(20).fill(5) }] },
+    `Bearer ${EDGE_TOKEN}`)).status, 200)
+  t.equal((await post(`${c.url}/v1/edges/heartbeat`, { id: 'edge-x', url: 'http://127.0.0.1:9', networks: [], healthy: true, load: 0, freeBytes: 0 },
+    `Bearer ${EDGE_TOKEN}`)).status, 200, 'an edge heartbeats with the edge credential')
+
+  // the registry lists where players get sent: the admin token only, not the edge credential that feeds it
+  for (const auth of [undefined, 'Bearer wrong', `Bearer ${EDGE_TOKEN}`, `Bearer ${TOKEN}x`, TOKEN, `Basic ${TOKEN}`]) {
+    const r = await get(`${c.url}/v1/edges`, auth ? { authorization: auth } : {})
+    t.equal(r.status, 401, `GET /v1/edges with ${auth ?? 'no token'}: 401`)
+    t.notMatch(r.body.toString(), /edge-x/, 'and no registry in the answer')
+  }
+  const listed = await get(`${c.url}/v1/edges`, { authorization: `Bearer ${TOKEN}` })
+  t.equal(listed.status, 200, 'GET /v1/edges with the admin token')
+  t.match(JSON.parse(listed.body.toString()).edges, [{ id: 'edge-x', url: 'http://127.0.0.1:9' }], 'lists the edge that heartbeat')
+
+  // a slow pass (about 1.3 s per chunk at 0.05 MB/s), so a refused stop can be seen not to stop it
+  const edge = await startTestEdge(t, { url: c.url, token: undefined },
+    { 'edge.prefill.rateMBps': 0.05, 'edge.prefill.quietMs': 0 }, { REELCDN_EDGE_ADMIN_TOKEN: 'edge-admin' })
+  const wrong = [undefined, 'Bearer wrong', `Bearer ${TOKEN}`, `Bearer ${EDGE_TOKEN}`, 'edge-admin']
+  for (const auth of wrong) {
+    const r = await get(`${edge.url}/v1/prefill/start`, auth ? { authorization: auth } : {}, 'POST')
+    t.equal(r.status, 401, `POST /v1/prefill/start with ${auth ?? 'no token'}: 401`)
+  }
+  t.equal(edge.prefill.progress, null, 'no pass was started')
+  const started = await get(`${edge.url}/v1/prefill/start`, { authorization: 'Bearer edge-admin' }, 'POST')
+  t.equal(started.status, 202, 'POST /v1/prefill/start with the edge admin token: 202')
+  t.match(JSON.parse(started.body.toString()), { started: true })
+  await until(() => (edge.prefill.progress?.doneChunks ?? 0) >= 1, 'the pass to fetch its first chunk')
+  for (const auth of wrong) {
+    const r = await get(`${edge.url}/v1/prefill/stop`, auth ? { authorization: auth } : {}, 'POST')
+    t.equal(r.status, 401, `POST /v1/prefill/stop with ${auth ?? 'no token'}: 401`)
+  }
+  t.ok(edge.prefill.running, 'the pass is still running')
+  t.equal(edge.prefill.progress?.result ?? null, null, 'and has not ended')
+  const stopped = await get(`${edge.url}/v1/prefill/stop`, { authorization: 'Bearer edge-admin' }, 'POST')
+  t.equal(stopped.status, 200, 'POST /v1/prefill/stop with the edge admin token: 200')
+  t.match(JSON.parse(stopped.body.toString()), { state: 'stopped', progress: { result: 'stopped' } }, 'the pass stopped')
+  t.notOk(edge.prefill.running)
+  t.ok(edge.prefill.progress!.doneChunks < 8, `stopped after ${edge.prefill.progress!.doneChunks} of 8 chunks`)
+  await edge.close()
 })
 
 /** A child process whose every output line is kept, for grepping. */

@@ -7,25 +7,45 @@ import { quietLogger } from '../../lib/logger.js'
 import { digestHeader } from '../../lib/digest.js'
 import { startRouter } from '../../router/main.js'
 import { sha256Hex } from '../../router/keys.js'
-import { PlayerClient } from '../../client/player.js'
-import { mulberry32 } from '../../tools/loadtest/random.js'
+import { playersMode, type Scenario } from '../../tools/loadtest/players-mode.js'
 import { spawnCli, exited, type Spawned } from '../helpers/spawn.js'
+import { startCheckingProxy } from '../helpers/checking-proxy.js'
 import { until } from './harness.js'
 import { randomBytes } from 'node:crypto'
 
 /**
- * Shards die for real under a player load: three `reelcdn origin` child
- * processes, a router in this process (copies=3), and players reading random
- * ranges through the router with the player client, one request per read (no
- * client-side retry: a read the router fails is a failed read). One shard gets
- * kill -9, then a second: every read still succeeds and equals the source. The
- * shards come back (one with its disk wiped, as after a replacement), a repair
- * pass runs, and every chunk and manifest is on all three again.
+ * Shards die for real under a player load from the load tester: three
+ * `reelcdn origin` child processes, a router in this process (copies=3), and
+ * `reelcdn loadtest players` (its playersMode, called in-process) playing the
+ * titles through the router. Between the players and the router a checking
+ * proxy (test/helpers/checking-proxy.ts) compares every byte with the source
+ * and counts each router answer, so a read the player client retried still
+ * counts as failed. One shard gets kill -9, then a second: every read still
+ * succeeds and equals the source. The shards come back (one with its disk
+ * wiped, as after a replacement), a repair pass runs, and every chunk and
+ * manifest is on all three again.
  */
 const CS = 64 * 1024
 const TOKEN = 'chaos-admin'
 
 interface Shard { port: number; dir: string; proc: Spawned }
+
+/**
+ * Short sessions of small titles, so sessions keep starting: each plays a whole
+ * title at 1 MB/s of media, reading it in one range request (the player's
+ * fetches are up to 1 MiB), and one in three or so seeks, reading again from
+ * there. The buffer, 1.2 MB, is over a fetch plus a 50 ms tick: at 1 MiB or less,
+ * the sequential reader waits for an empty buffer before its next fetch while
+ * the player waits for a tick's worth of bytes, and the session stalls until
+ * `durationS`. About four arrivals a second, 3 MB/s in all: well under what the
+ * player client's 8 connections carry on a loaded 2-core machine, so sessions
+ * end and do not pile up. Arrivals go on until the test sets `players` to 0
+ * (playersMode reads it before each arrival); `durationS` bounds the run anyway.
+ */
+const scenario: Scenario = {
+  name: 'chaos-shards', players: 100_000, arrivalS: 0.25, zipf: 0.5, bitrates: [{ bps: 8_000_000, weight: 1 }],
+  startupS: 0.1, bufferS: 1.2, sessionS: 3, completeShare: 1, meanWatchedShare: 1, seekChance: 0.02, premiereShare: 0,
+}
 
 t.test('kill -9 one shard then a second under load: no failed or wrong read; restart and repair: full replication', async t => {
   const base = t.testdir()
@@ -59,46 +79,45 @@ t.test('kill -9 one shard then a second under load: no failed or wrong read; res
     titles.set(`chaos-${i}`, body)
   }
 
-  // the load: players reading random ranges, checking every byte
-  const stats = { reads: 0, failed: 0, wrong: 0, errors: [] as string[] }
-  let stop = false
-  const player = async (seed: number) => {
-    const rng = mulberry32(seed)
-    while (!stop) {
-      const id = `chaos-${Math.floor(rng() * 3)}`
-      const want = titles.get(id)!
-      try {
-        const p = await PlayerClient.open({ contentId: id, urls: [{ url: `${router.url}/v1/content/${id}` }] }, { maxAttempts: 1, timeoutMs: 5000 })
-        for (let k = 0; k < 4 && !stop; k++) {
-          const off = Math.floor(rng() * want.length)
-          const len = 1 + Math.floor(rng() * 3 * CS)
-          const got = await p.read(off, len)
-          stats.reads++
-          if (!got.equals(want.subarray(off, off + len))) stats.wrong++
-        }
-      } catch (err) {
-        stats.failed++
-        if (stats.errors.length < 5) stats.errors.push((err as Error).message)
-      }
-    }
+  // the load: the load tester's players, reading through the checking proxy
+  const proxy = await startCheckingProxy(router.url, id => titles.get(id))
+  t.teardown(() => proxy.close())
+  const run = playersMode({
+    scenario, seed: 7, speed: 1, durationS: 90,
+    titles: [...titles].map(([contentId, body]) => ({ contentId, size: body.length })),
+    // as `reelcdn loadtest players --target`: the title's URL on the target, here the proxy in front of the router
+    play: async id => ({ contentId: id, urls: [{ url: `${proxy.url}/v1/content/${id}` }] }),
+  })
+  // a phase lasts until the players have read `mb` MB and made `n` reads in it (the old loop's 60/150/150 reads of 96 KB on average)
+  const readsAfter = async (n: number, mb: number, what: string) => {
+    const at = proxy.answered()
+    const bytes = proxy.stats.bytes
+    await until(() => proxy.answered() >= at + n && proxy.stats.bytes >= bytes + mb * 1e6, what, 30_000)
   }
-  const players = Array.from({ length: 6 }, (_, i) => player(i + 1))
-  const readsAfter = async (n: number, what: string) => { const at = stats.reads; await until(() => stats.reads >= at + n, what, 30_000) }
+  const phases: number[] = []
+  let result
   try {
-    await readsAfter(60, 'reads with three shards')
+    await readsAfter(15, 6, 'reads with three shards')
+    phases.push(proxy.answered())
     shards[0]!.proc.child.kill('SIGKILL')
     await exited(shards[0]!.proc.child)
-    await readsAfter(150, 'reads with shard-1 killed')
+    await readsAfter(30, 14, 'reads with shard-1 killed')
+    phases.push(proxy.answered())
     shards[1]!.proc.child.kill('SIGKILL')
     await exited(shards[1]!.proc.child)
-    await readsAfter(150, 'reads with shard-1 and shard-2 killed')
+    await readsAfter(30, 14, 'reads with shard-1 and shard-2 killed')
   } finally {
-    stop = true
-    await Promise.all(players)
+    scenario.players = 0 // no more arrivals: the run ends once the sessions playing now end
+    result = await run
   }
-  t.comment(`${stats.reads} player reads through two kill -9s`)
-  t.equal(stats.failed, 0, `no failed read${stats.errors.length ? ': ' + stats.errors.join('; ') : ''}`)
-  t.equal(stats.wrong, 0, 'no wrong byte')
+  const p = proxy.stats
+  t.comment(`${p.reads} player reads (${(p.bytes / 1e6).toFixed(1)} MB) through two kill -9s (${phases.join(', ')} at the kills), ${result.players!.sessions} sessions, ${p.aborted} hung up`)
+  const why = (kind: string) => p.errors.filter(e => e.startsWith(kind)).join('; ')
+  t.equal(p.failed, 0, `no failed read ${why('failed')}`)
+  t.equal(p.wrong, 0, `no wrong byte ${why('wrong')}`)
+  t.equal(result.players!.failed, 0, 'no failed session')
+  t.ok(result.players!.sessions >= 10, `${result.players!.sessions} sessions played`)
+  t.ok(result.players!.bytes > 0, 'the players played bytes')
 
   // back: shard-1 as it was, shard-2 with a new empty disk
   rmSync(shards[1]!.dir, { recursive: true, force: true })

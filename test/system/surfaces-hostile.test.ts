@@ -2,7 +2,8 @@ import t from 'tap'
 import net from 'node:net'
 import { hostileBattery, raw } from '../helpers/hostile.js'
 import { until } from '../helpers/edge.js'
-import { TestCluster, TOKEN, randomBody } from './harness.js'
+import { TestCluster, TOKEN, EDGE_TOKEN, TOKEN_KEYS, randomBody } from './harness.js'
+import { KeyRing, signToken } from '../../lib/tokens.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { startTestEdge } from '../helpers/edge.js'
@@ -16,12 +17,25 @@ const headersTimeoutMs = 500
 const limits = { 'http.headersTimeoutMs': headersTimeoutMs, 'http.requestTimeoutMs': 1500, 'http.keepAliveTimeoutMs': 300 }
 
 t.test('the router answers the hostile-input battery and stays up', async t => {
-  const c = await TestCluster.start(t, { overrides: limits })
+  // JSON body limits off their defaults (4 MiB, 64 KiB): the battery's 413 and at-the-limit cases prove the settings apply
+  const bodies = { 'router.maxEdgeReportBytes': 8192, 'router.maxPositionReportBytes': 1024 }
+  const c = await TestCluster.start(t, { overrides: { ...limits, ...bodies } })
   t.equal((await c.ingest('good', randomBody(150_000))).status, 201)
   await hostileBattery(t, {
     base: c.url, good: '/v1/content/good', bytes: '/v1/content/good', headersTimeoutMs, requestTimeoutMs: 1500, keepAliveTimeoutMs: 300,
     idPath: id => `/v1/content/${id}`,
     streamPut: { path: '/v1/content/slow', headers: { authorization: `Bearer ${TOKEN}` } },
+    jsonBody: { method: 'POST', path: '/v1/edges/heartbeat', maxBytes: 8192, headers: { authorization: `Bearer ${EDGE_TOKEN}` } },
+  })
+  // the router's other JSON routes: an edge's demand report, a player's position report (its play token names the viewer)
+  await hostileBattery(t, {
+    base: c.url, good: '/v1/content/good', headersTimeoutMs, only: ['bodies'], idPath: id => `/v1/content/${id}`,
+    jsonBody: { method: 'POST', path: '/v1/demand', maxBytes: 8192, headers: { authorization: `Bearer ${EDGE_TOKEN}` } },
+  })
+  const play = signToken(KeyRing.parse(TOKEN_KEYS), { cid: 'good', vid: 'viewer-1', exp: Math.floor(Date.now() / 1000) + 600 })
+  await hostileBattery(t, {
+    base: c.url, good: '/v1/content/good', headersTimeoutMs, only: ['bodies'], idPath: id => `/v1/content/${id}`,
+    jsonBody: { method: 'PUT', path: '/v1/sessions/good', maxBytes: 1024, headers: { authorization: `Bearer ${play}` } },
   })
   // the chunk route and the meta route parse ids and indexes too
   await hostileBattery(t, {

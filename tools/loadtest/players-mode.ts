@@ -1,6 +1,10 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, type Dispatcher } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
+import { CounterSampler, type MetricsTargets } from './edge-counters.js'
 import { exponential, mulberry32, Zipf, type Rng } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
@@ -15,6 +19,17 @@ import type { Title } from './target.js'
  *
  * Every measure is about what a viewer sees: start-up delay, stall time over
  * watch time (rebuffer ratio), stalls per session, failed sessions.
+ *
+ * Theory of operation. `planSessions` draws, from the seed alone, every
+ * session's arrival, title, bitrate and watch length, so a run is reproducible
+ * whatever the timing; each session draws its seeks from a stream of its own.
+ * All players share one undici Agent owned by the run (no per-origin
+ * connection cap: a cap would queue players behind each other and report the
+ * generator's queue as start-up delay). Its dispatches are counted: the run
+ * stops at `durationS` or after `maxRequests`, whichever comes first; players
+ * then close, and whatever is still in flight `graceMs` later is cut by
+ * destroying the Agent, so a run always ends. A session the stop catches
+ * before its start-up threshold is counted as cut, in no QoE figure.
  */
 export interface Scenario {
   name: string
@@ -30,8 +45,9 @@ export interface Scenario {
   sessionS: number
   completeShare: number
   meanWatchedShare: number
+  /** chance of a seek per 50 ms tick of playback */
   seekChance: number
-  /** the first title takes this share of plays (a premiere) */
+  /** the first title takes this share of plays (a premiere); the others share the rest by Zipf rank */
   premiereShare: number
 }
 
@@ -43,11 +59,31 @@ export interface PlayersOptions {
   durationS: number
   speed: number
   seed: number
+  /** stop after this many HTTP requests (probes, ranges, position reports); 0 or absent: the time bound only */
+  maxRequests?: number
+  /** after the stop, how long players may take to close before their requests are cut (default 5 s) */
+  graceMs?: number
+  /** measure the generator's ceiling first (playersCeiling) */
+  measureCeiling?: boolean
+  /** whose /metrics give the byte hit ratio (over time and for the run) and origin offload */
+  metrics?: MetricsTargets
   onTick?: (p: TimelinePoint & { elapsedS: number; active: number; done: number }) => void
+}
+
+export interface PlannedSession {
+  /** seconds of scenario time (wall time × speed) after the run's start */
+  arrivalS: number
+  contentId: string
+  bps: number
+  /** seconds of media the viewer watches before leaving (or the title ends) */
+  watchS: number
 }
 
 interface SessionResult {
   ok: boolean
+  /** the run stopped before the start-up threshold was reached */
+  cut: boolean
+  contentId: string
   startupMs: number
   stallMs: number[]
   watchMs: number
@@ -63,32 +99,88 @@ function pickBitrate(rng: Rng, s: Scenario): number {
   return s.bitrates[s.bitrates.length - 1]!.bps
 }
 
-async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number, counter: { bytes: number }): Promise<SessionResult> {
+/** Session i's own random streams: one for its plan, one for its seeks. */
+const sessionRng = (seed: number, i: number) => mulberry32(seed * 7919 + i)
+const seekRng = (seed: number, i: number) => mulberry32((seed * 7919 + i) ^ 0x5bd1e995)
+
+/**
+ * The audience, from the seed: arrivals (exponential gaps), titles (the
+ * premiere with `premiereShare`, else Zipf over the other titles), bitrates
+ * (weighted), watch lengths (the abandonment curve: `completeShare` watch all
+ * `sessionS`, the others an exponential share of mean `meanWatchedShare`).
+ */
+export function planSessions(s: Scenario, titles: Title[], seed: number, n = s.players): PlannedSession[] {
+  const premiere = s.premiereShare > 0 && titles.length > 1
+  const zipf = new Zipf(premiere ? titles.length - 1 : titles.length, s.zipf)
+  const arrivals = mulberry32(seed)
+  const out: PlannedSession[] = []
+  let at = 0
+  for (let i = 0; i < n; i++) {
+    const rng = sessionRng(seed, i)
+    const title = premiere
+      ? (rng() < s.premiereShare ? titles[0]! : titles[1 + zipf.sample(rng)]!)
+      : titles[zipf.sample(rng)]!
+    const bps = pickBitrate(rng, s)
+    const watchS = (rng() < s.completeShare ? 1 : Math.min(1, exponential(rng, s.meanWatchedShare))) * s.sessionS
+    out.push({ arrivalS: at, contentId: title.contentId, bps, watchS })
+    if (s.arrivalS > 0) at += exponential(arrivals, s.arrivalS)
+  }
+  return out
+}
+
+function readerSizes(mediaBps: number, bufferS: number) {
+  const bufferBytes = Math.max(256 * 1024, Math.ceil(mediaBps * bufferS))
+  return { bufferBytes, fetchBytes: Math.min(bufferBytes, 1024 * 1024) }
+}
+
+/** @NOTE SequentialReader keeps a failed fetch's error until read() is called; a player waiting for bytes needs it now. */
+function readerFailed(r: SequentialReader): Error | undefined {
+  return (r as unknown as { error: Error | undefined }).error
+}
+
+interface Run {
+  o: PlayersOptions
+  dispatcher: Dispatcher
+  stopped: () => boolean
+  counter: { bytes: number }
+}
+
+async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<SessionResult> {
+  const { o, counter } = run
   const s = o.scenario
-  const title = rng() < s.premiereShare ? o.titles[0]! : o.titles[zipf.sample(rng)]!
   // media bytes per second, and per second of wall-clock time at `speed`
-  const mediaBps = pickBitrate(rng, s) / 8
+  const mediaBps = plan.bps / 8
   const wallBps = mediaBps * o.speed
-  const watchWallMs = (rng() < s.completeShare ? 1 : Math.min(1, exponential(rng, s.meanWatchedShare))) * s.sessionS * 1000 / o.speed
+  const watchWallMs = plan.watchS * 1000 / o.speed
   const t0 = performance.now()
-  const out: SessionResult = { ok: false, startupMs: 0, stallMs: [], watchMs: 0, bytes: 0, received: 0 }
+  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], watchMs: 0, bytes: 0, received: 0 }
   let reader: SequentialReader | undefined
   let client: PlayerClient | undefined
   try {
     // position reports every 10 s of media time, as a real player's every 10 s
-    client = await PlayerClient.open(await o.play(title.contentId), { reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
-    const bufferBytes = Math.max(256 * 1024, Math.ceil(mediaBps * s.bufferS))
-    reader = new SequentialReader(client, { bufferBytes, fetchBytes: Math.min(bufferBytes, 1024 * 1024) })
+    client = await PlayerClient.open(await o.play(plan.contentId),
+      { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
+    reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
-    while (reader.buffered < startupBytes && !reader.atEnd && performance.now() < deadline) await sleep(5)
+    while (reader.buffered < startupBytes && !reader.atEnd && !run.stopped()) {
+      const err = readerFailed(reader)
+      if (err) throw err
+      await sleep(5)
+    }
+    if (reader.buffered < startupBytes && !reader.atEnd) {
+      out.cut = true
+      return out
+    }
     out.startupMs = performance.now() - t0
     // play: consume in 50 ms ticks of wall time
     const tick = 50
     let played = 0
     let stallStart: number | undefined
-    while (played < watchWallMs && !reader.atEnd && performance.now() < deadline) {
+    while (played < watchWallMs && !reader.atEnd && !run.stopped()) {
       const want = Math.ceil(wallBps * tick / 1000)
       if (reader.buffered < Math.min(want, client.size - reader.position)) {
+        const err = readerFailed(reader)
+        if (err) throw err
         stallStart ??= performance.now()
         await sleep(5)
         continue
@@ -108,11 +200,13 @@ async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number
     out.watchMs = played
     out.ok = true
   } catch (err) {
-    out.error = (err as Error).message
+    if (run.stopped() && out.startupMs === 0) out.cut = true
+    else if (run.stopped()) out.ok = true // cut by the end of the run (the Agent destroyed), not a failure
+    else out.error = (err as Error).message
   } finally {
-    await reader?.close()
+    await reader?.close().catch(() => {})
     // the last position report (the router counts it in the title's per-position demand)
-    await client?.close()
+    await client?.close().catch(() => {})
     out.received = client?.bytesReceived ?? 0
   }
   return out
@@ -122,51 +216,132 @@ function quantile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0
 }
 
+/**
+ * The generator's own ceiling for this scenario: as many players as the
+ * scenario (up to 32), each reading through the same player client, sequential
+ * reader and Agent settings as a session, as fast as they can, from a trivial
+ * server answering every range from memory. A players run whose MB/s nears it
+ * measures the generator, not the cluster.
+ */
+export async function playersCeiling(s: Scenario, seconds = 2): Promise<number> {
+  const size = 1024 ** 4 // a virtual 1 TiB title: no reader reaches its end
+  const body = Buffer.alloc(1024 * 1024, 7)
+  const server = createServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
+    const from = m ? Number(m[1]) : 0
+    const len = m ? Math.min(body.length, Number(m[2]) - from + 1) : 1
+    res.writeHead(206, { 'content-length': len, 'content-range': `bytes ${from}-${from + len - 1}/${size}`, etag: '"ceiling"' })
+    res.end(body.subarray(0, len))
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', () => r()))
+  const agent = new Agent({ keepAliveTimeout: 10_000 })
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ceiling`
+    const mediaBps = Math.max(...s.bitrates.map(b => b.bps)) / 8
+    const end = performance.now() + seconds * 1000
+    const counts = await Promise.all(Array.from({ length: Math.max(1, Math.min(32, s.players)) }, async () => {
+      const client = await PlayerClient.open({ contentId: 'ceiling', urls: [{ url }] }, { dispatcher: agent, reportIntervalMs: 0 })
+      const reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
+      let n = 0
+      while (performance.now() < end) n += (await reader.read(1024 * 1024)).length
+      await reader.close()
+      return n
+    }))
+    return counts.reduce((a, b) => a + b, 0) / 1e6 / seconds
+  } finally {
+    await agent.destroy().catch(() => {})
+    server.closeAllConnections()
+    server.close()
+  }
+}
+
 export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
-  const rng = mulberry32(o.seed)
-  const zipf = new Zipf(o.titles.length, o.scenario.zipf)
+  if (!(o.durationS > 0)) throw new RangeError(`a run needs a time bound: got ${o.durationS} s`)
+  if (!(o.speed > 0)) throw new RangeError(`expected a speed above 0, got ${o.speed}`)
+  const ceiling = o.measureCeiling ? await playersCeiling(o.scenario) : null
+  const plan = planSessions(o.scenario, o.titles, o.seed)
+  const agent = new Agent({ keepAliveTimeout: 10_000 })
+  let requests = 0
+  let capped = false
+  const dispatcher = agent.compose(dispatch => (opts, handler) => {
+    if (o.maxRequests && ++requests >= o.maxRequests) capped = true
+    else if (!o.maxRequests) requests++
+    return dispatch(opts, handler)
+  })
+  const sampler = o.metrics ? new CounterSampler(o.metrics) : undefined
+  await sampler?.start()
   const startedAt = new Date().toISOString()
   const t0 = performance.now()
   const deadline = t0 + o.durationS * 1000
-  const counter = { bytes: 0 }
+  const run: Run = { o, dispatcher, counter: { bytes: 0 }, stopped: () => capped || performance.now() >= deadline }
   const timeline: TimelinePoint[] = []
   let active = 0
   let done = 0
   let lastBytes = 0
   const timer = setInterval(() => {
-    const p = { t: (performance.now() - t0) / 1000, mbps: (counter.bytes - lastBytes) / 1e6, hitRatio: null, sessions: active }
-    lastBytes = counter.bytes
+    const p: TimelinePoint = { t: (performance.now() - t0) / 1000, mbps: (run.counter.bytes - lastBytes) / 1e6, hitRatio: null, hitRatioSoFar: null, sessions: active }
+    lastBytes = run.counter.bytes
     timeline.push(p)
-    o.onTick?.({ ...p, elapsedS: p.t, active, done })
+    const tick = { active, done }
+    if (!sampler) return o.onTick?.({ ...p, elapsedS: p.t, ...tick })
+    void sampler.sample().then(h => {
+      p.hitRatio = h.interval
+      p.hitRatioSoFar = h.soFar
+      o.onTick?.({ ...p, elapsedS: p.t, ...tick })
+    })
   }, 1000)
   const sessions: Promise<SessionResult>[] = []
+  let cutter: NodeJS.Timeout | undefined
   try {
-    for (let i = 0; i < o.scenario.players && performance.now() < deadline; i++) {
-      // each player has its own random stream, so a run is reproducible whatever the timing
-      const prng = mulberry32(o.seed * 7919 + i)
+    for (let i = 0; i < plan.length && !run.stopped(); i++) {
+      const wait = t0 + plan[i]!.arrivalS * 1000 / o.speed - performance.now()
+      if (wait > 0) await sleep(Math.min(wait, deadline - performance.now()))
+      if (run.stopped()) break
       active++
-      sessions.push(session(o, prng, zipf, deadline, counter).finally(() => { active--; done++ }))
-      if (o.scenario.arrivalS > 0) await sleep(exponential(rng, o.scenario.arrivalS * 1000) / o.speed)
+      sessions.push(session(run, plan[i]!, seekRng(o.seed, i)).finally(() => { active--; done++ }))
     }
-    const results = await Promise.all(sessions)
+    // the stop comes at the deadline or the request cap; then players get graceMs to close
+    const all = Promise.all(sessions)
+    let check: NodeJS.Timeout | undefined
+    const stop = new Promise<void>(resolve => {
+      check = setInterval(() => { if (run.stopped()) resolve() }, 20)
+    })
+    await Promise.race([all, stop]).finally(() => clearInterval(check))
+    cutter = setTimeout(() => { void agent.destroy().catch(() => {}) }, o.graceMs ?? 5000)
+    const results = await all
     const ok = results.filter(r => r.ok)
     const startups = ok.map(r => r.startupMs).sort((a, b) => a - b)
     const stalls = ok.flatMap(r => r.stallMs)
     const watch = ok.reduce((a, r) => a + r.watchMs, 0)
+    const bytesReceived = results.reduce((a, r) => a + r.received, 0)
+    const plays: Record<string, number> = {}
+    for (const r of results) plays[r.contentId] = (plays[r.contentId] ?? 0) + 1
+    const failed = results.filter(r => !r.ok && !r.cut)
+    const cache = await sampler?.finish(bytesReceived)
+    // the last, partial second, at its per-second rate
+    const t = (performance.now() - t0) / 1000
+    const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
+    if (dt > 0.05) timeline.push({ t, mbps: (run.counter.bytes - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, sessions: 0 })
     return {
-      mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: null,
+      mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: ceiling,
       timeline,
       players: {
-        sessions: results.length, failed: results.length - ok.length,
+        sessions: results.length, failed: failed.length, cutBeforeStart: results.filter(r => r.cut).length,
         startupMs: { p50: quantile(startups, 0.5), p95: quantile(startups, 0.95), p99: quantile(startups, 0.99), max: startups[startups.length - 1] ?? 0, samples: startups },
         rebufferRatio: watch ? stalls.reduce((a, b) => a + b, 0) / watch : 0,
         stallsPerSession: ok.length ? stalls.length / ok.length : 0,
         stallSamplesMs: stalls,
         bytes: results.reduce((a, r) => a + r.bytes, 0),
-        bytesReceived: results.reduce((a, r) => a + r.received, 0),
+        bytesReceived,
+        requests,
+        plays,
+        ...(failed.length ? { errors: [...new Set(failed.map(r => r.error ?? 'unknown'))].slice(0, 10) } : {}),
       },
+      ...(cache ? { cache } : {}),
     }
   } finally {
     clearInterval(timer)
+    clearTimeout(cutter)
+    await agent.close().catch(() => {})
   }
 }

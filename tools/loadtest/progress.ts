@@ -39,7 +39,8 @@ export class Progress {
 
   show(text: string, final = false): void {
     const t = this.now()
-    if (!final && t - this.last < (this.tty ? 200 : this.plainEveryMs)) return
+    // a tenth of slack: ticks that come a little early (timers, a slow /metrics read before the last) still print
+    if (!final && t - this.last < 0.9 * (this.tty ? 200 : this.plainEveryMs)) return
     this.last = t
     this.out.write(this.tty ? `\r\x1b[2K${text}${final ? '\n' : ''}` : `${text}\n`)
   }

@@ -9,7 +9,7 @@ import type { PlayResponse } from '../../client/player.js'
 import { httpMode } from './http-mode.js'
 import { playersMode, type Scenario } from './players-mode.js'
 import { Progress, progressText } from './progress.js'
-import { renderHtml, type LoadResult } from './report.js'
+import { ceilingWarning, renderHtml, type LoadResult } from './report.js'
 import { compare } from './simulate.js'
 import { checkTarget, discoverTitles, routerPlay } from './target.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
@@ -66,6 +66,14 @@ async function save(out: string, r: LoadResult): Promise<void> {
   process.stderr.write(`wrote ${join(out, 'result.json')} and ${join(out, 'report.html')}\n`)
 }
 
+/** The premiere is the first title (players-mode.ts); the others keep their popularity order. */
+export function premiereFirst<T extends { contentId: string }>(titles: T[], premiere: string | undefined): T[] {
+  if (premiere === undefined) return titles
+  const i = titles.findIndex(x => x.contentId === premiere)
+  if (i < 0) throw new InvalidArgumentError(`--premiere ${premiere} is not among the titles (${titles.map(x => x.contentId).join(', ')})`)
+  return [titles[i]!, ...titles.slice(0, i), ...titles.slice(i + 1)]
+}
+
 function summary(r: LoadResult): string {
   const lines: string[] = [`${r.mode} ${r.scenario} against ${r.target}: ${r.durationS.toFixed(1)} s`]
   if (r.http) {
@@ -85,7 +93,9 @@ function summary(r: LoadResult): string {
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
     `origin offload ${r.cache.originOffload === null ? 'n/a' : (100 * r.cache.originOffload).toFixed(1) + ' %'}`)
   if (r.generatorCeilingMBps === null) lines.push('generator ceiling not measured (--no-ceiling)')
-  else lines.push(`generator ceiling ${r.generatorCeilingMBps.toFixed(0)} MB/s (a result near it is the generator's limit, not the server's)`)
+  else lines.push(`generator ceiling ${r.generatorCeilingMBps.toFixed(1)} MB/s (a result near it is the generator's limit, not the server's)`)
+  const warning = ceilingWarning(r)
+  if (warning) lines.push(`WARNING: ${warning}`)
   return lines.join('\n') + '\n'
 }
 
@@ -134,6 +144,7 @@ function playersCommand(): Command {
     .option('-r, --router <url>', 'router base URL: players ask /v1/play for their URLs')
     .option('-t, --target <url>', 'or an edge base URL every player reads from directly')
     .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the catalog)')
+    .option('--premiere <id>', 'the title a scenario\'s premiereShare goes to (default: the first title)')
     .addOption(new Option('-p, --players <n>', 'players (default: the scenario\'s)').argParser(int('--players', 1)))
     .addOption(new Option('-d, --duration <s>', 'seconds to run').default(30).argParser(int('--duration', 1)))
     .addOption(new Option('-n, --max-requests <n>', 'stop after the players sent this many requests').default(1_000_000).argParser(int('--max-requests', 1)))
@@ -153,7 +164,7 @@ function playersCommand(): Command {
         const scenario = loadScenario(o.scenario)
         if (o.players !== undefined) scenario.players = o.players
         if (!(o.speed > 0)) throw new InvalidArgumentError('--speed must be above 0')
-        const titles = await discoverTitles(base, o.titles ? list(o.titles) : undefined)
+        const titles = premiereFirst(await discoverTitles(base, o.titles ? list(o.titles) : undefined), o.premiere)
         const play = o.router ? routerPlay(o.router, Boolean(o.allowRemote))
           : async (id: string): Promise<PlayResponse> => ({ contentId: id, urls: [{ url: `${o.target}/v1/content/${encodeURIComponent(id)}` }] })
         // the edges whose counters make the hit ratio: given, the target, or those /v1/play names for the top title now

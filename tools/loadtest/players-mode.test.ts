@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { loadScenario } from './main.js'
+import { loadScenario, premiereFirst } from './main.js'
 import { planSessions, playersCeiling, playersMode, type Scenario } from './players-mode.js'
 import { Zipf } from './random.js'
 
@@ -144,4 +144,13 @@ t.test('a session whose reads fail is a failed session, not a long stall', async
 t.test('the players ceiling reads through the player client from memory', async t => {
   const mbps = await playersCeiling({ ...quick, players: 2 }, 1)
   t.ok(mbps > 5, `${mbps.toFixed(0)} MB/s`)
+})
+
+t.test('--premiere puts its title first, where the premiere share goes', async t => {
+  const ts = [{ contentId: 'a' }, { contentId: 'b' }, { contentId: 'c' }]
+  t.same(premiereFirst(ts, 'c').map(x => x.contentId), ['c', 'a', 'b'])
+  t.same(premiereFirst(ts, undefined).map(x => x.contentId), ['a', 'b', 'c'])
+  t.throws(() => premiereFirst(ts, 'z'), /--premiere z is not among the titles/)
+  const plan = planSessions(loadScenario('premiere'), premiereFirst(titles, 't7'), 1, 5000)
+  t.ok(Math.abs(share(plan, 't7') - 0.5) < 0.03, `t7 takes ${share(plan, 't7')}`)
 })

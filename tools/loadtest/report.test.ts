@@ -2,7 +2,7 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openReport } from '../../test/helpers/report-browser.js'
-import { renderHtml, type LoadResult } from './report.js'
+import { ceilingWarning, renderHtml, type LoadResult } from './report.js'
 
 const result: LoadResult = {
   mode: 'players', scenario: 'prime-time', target: 'http://127.0.0.1:8080', startedAt: new Date(0).toISOString(), durationS: 30,
@@ -44,4 +44,15 @@ t.test('a chart with no data draws no line, which the browser check sees', async
   const seen = await openReport(file)
   t.same(seen.charts[0]!.lines, [0], 'throughput: an empty line')
   t.same(seen.charts[1]!.lines, [0, 0], 'hit ratio: empty lines')
+})
+
+t.test('a run near the generator\'s ceiling says so', async t => {
+  const players = (received: number): LoadResult => ({ ...result, http: undefined, durationS: 10, generatorCeilingMBps: 100,
+    players: { ...result.players!, bytesReceived: received } })
+  t.equal(ceilingWarning(players(700e6)), null, '70 MB/s of 100: no warning')
+  t.match(ceilingWarning(players(850e6)), /85.0 MB\/s, 85 % of the generator's ceiling \(100.0 MB\/s\)/)
+  t.match(renderHtml(players(850e6)), /<th>warning<\/th><td>this run received 85.0 MB\/s/)
+  t.equal(ceilingWarning({ ...players(850e6), generatorCeilingMBps: null }), null, 'not measured: nothing to compare')
+  const http: LoadResult = { ...result, generatorCeilingMBps: 100, players: undefined, http: { ...result.http!, mbps: 99 } }
+  t.match(ceilingWarning(http), /99.0 MB\/s, 99 %/)
 })

@@ -59,6 +59,21 @@ export interface LoadResult {
   cache?: CacheFigures
 }
 
+/** What the generator received per second over the run. */
+export function runMBps(r: LoadResult): number | null {
+  if (r.http) return r.http.mbps
+  if (r.players) return r.players.bytesReceived / 1e6 / Math.max(0.001, r.durationS)
+  return null
+}
+
+/** A warning when the run came within 80 % of the generator's own ceiling: its figures may be the generator's. */
+export function ceilingWarning(r: LoadResult): string | null {
+  const mbps = runMBps(r)
+  if (r.generatorCeilingMBps === null || mbps === null || mbps < 0.8 * r.generatorCeilingMBps) return null
+  return `this run received ${mbps.toFixed(1)} MB/s, ${(100 * mbps / r.generatorCeilingMBps).toFixed(0)} % of the generator's ceiling ` +
+    `(${r.generatorCeilingMBps.toFixed(1)} MB/s): its figures may show the generator's limit, not the servers'`
+}
+
 function pct(x: number | null | undefined): string {
   return x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)} %`
 }
@@ -70,7 +85,9 @@ function row(k: string, v: string): string {
 export function renderHtml(r: LoadResult): string {
   const rows: string[] = [row('mode', r.mode), row('scenario', r.scenario), row('target', r.target), row('started', r.startedAt),
     row('duration', `${r.durationS.toFixed(1)} s`),
-    row('generator ceiling', r.generatorCeilingMBps === null ? 'not measured' : `${r.generatorCeilingMBps.toFixed(0)} MB/s`)]
+    row('generator ceiling', r.generatorCeilingMBps === null ? 'not measured' : `${r.generatorCeilingMBps.toFixed(1)} MB/s`)]
+  const warning = ceilingWarning(r)
+  if (warning) rows.push(row('warning', warning))
   const charts: string[] = [
     lineChart('Throughput', 'seconds', 'MB/s', [{ name: 'MB/s', color: '#3a6ea5', points: r.timeline.map(p => [p.t, p.mbps]) }]),
     lineChart('Byte hit ratio at the edges', 'seconds', 'ratio', [

@@ -87,7 +87,8 @@ function summary(r: LoadResult): string {
     lines.push(`sessions ${p.sessions}, failed ${p.failed}`,
       `start-up ms p50 ${p.startupMs.p50.toFixed(0)} p95 ${(p.startupMs.p95 ?? 0).toFixed(0)} p99 ${p.startupMs.p99.toFixed(0)}`,
       `rebuffer ratio ${(100 * p.rebufferRatio).toFixed(2)} %, stalls per session ${p.stallsPerSession.toFixed(2)}, ` +
-      `bytes played ${p.bytes}, received ${p.bytesReceived}, cut before start-up ${p.cutBeforeStart ?? 0}`)
+      `bytes played ${p.bytes}, received ${p.bytesReceived}, cut before start-up ${p.cutBeforeStart ?? 0}`,
+      `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`)
     if (p.errors?.length) lines.push(`failed sessions' errors: ${p.errors.join('; ')}`)
   }
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +

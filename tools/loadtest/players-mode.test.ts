@@ -154,3 +154,31 @@ t.test('--premiere puts its title first, where the premiere share goes', async t
   const plan = planSessions(loadScenario('premiere'), premiereFirst(titles, 't7'), 1, 5000)
   t.ok(Math.abs(share(plan, 't7') - 0.5) < 0.03, `t7 takes ${share(plan, 't7')}`)
 })
+
+t.test('waiting for the buffer after a seek is not a stall', async t => {
+  // openings answer at once, every other range after 150 ms: only a seek empties the buffer
+  const size = 64 * 1024 ** 2
+  const body = Buffer.alloc(1024 * 1024, 5)
+  const s = createServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!
+    const from = Number(m[1])
+    const len = Math.min(body.length, Number(m[2]) - from + 1)
+    const send = () => res.writeHead(206, { 'content-length': len, 'content-range': `bytes ${from}-${from + len - 1}/${size}`, etag: '"s"' })
+      .end(body.subarray(0, len))
+    if (from < 4 * 1024 * 1024) send()
+    else setTimeout(send, 150)
+  })
+  await new Promise<void>(r => s.listen(0, '127.0.0.1', () => r()))
+  t.teardown(() => { s.closeAllConnections(); s.close() })
+  const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/v1/content/s`
+  // 1 Mbps, a 4 s buffer (512 KiB): the opening never runs dry in 2 s; a seek every 10 ticks on average lands past 4 MiB
+  const scenario: Scenario = { ...quick, players: 2, bitrates: [{ bps: 1_000_000, weight: 1 }], startupS: 0.5, bufferS: 4, seekChance: 0.1 }
+  const r = await playersMode({ scenario, titles: [{ contentId: 's', size }], durationS: 2, speed: 1, seed: 3,
+    play: async id => ({ contentId: id, urls: [{ url }] }) })
+  const p = r.players!
+  t.equal(p.failed, 0)
+  t.ok(p.seeks! >= 2, `${p.seeks} seeks`)
+  t.ok(p.seekWaitMs!.p50 >= 100, `seek waits p50 ${p.seekWaitMs!.p50.toFixed(0)} ms`)
+  t.same(p.stallSamplesMs, [], 'no stalls')
+  t.equal(p.rebufferRatio, 0)
+})

@@ -86,6 +86,9 @@ interface SessionResult {
   contentId: string
   startupMs: number
   stallMs: number[]
+  /** waits for the buffer after the viewer's own seeks: not stalls (the viewer asked for the jump) */
+  seekWaitMs: number[]
+  seeks: number
   watchMs: number
   bytes: number
   received: number
@@ -153,7 +156,7 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
   const wallBps = mediaBps * o.speed
   const watchWallMs = plan.watchS * 1000 / o.speed
   const t0 = performance.now()
-  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], watchMs: 0, bytes: 0, received: 0 }
+  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0 }
   let reader: SequentialReader | undefined
   let client: PlayerClient | undefined
   try {
@@ -176,6 +179,7 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
     const tick = 50
     let played = 0
     let stallStart: number | undefined
+    let seeking = false
     while (played < watchWallMs && !reader.atEnd && !run.stopped()) {
       const want = Math.ceil(wallBps * tick / 1000)
       if (reader.buffered < Math.min(want, client.size - reader.position)) {
@@ -185,18 +189,21 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
         await sleep(5)
         continue
       }
-      if (stallStart !== undefined) {
-        out.stallMs.push(performance.now() - stallStart)
-        stallStart = undefined
-      }
+      if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
+      stallStart = undefined
+      seeking = false
       const got = await reader.read(want)
       out.bytes += got.length
       counter.bytes += got.length
       played += tick
-      if (rng() < s.seekChance) reader.seek(Math.floor(rng() * client.size * 0.9))
+      if (rng() < s.seekChance) {
+        reader.seek(Math.floor(rng() * client.size * 0.9))
+        seeking = true
+        out.seeks++
+      }
       await sleep(tick)
     }
-    if (stallStart !== undefined) out.stallMs.push(performance.now() - stallStart)
+    if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
     out.watchMs = played
     out.ok = true
   } catch (err) {
@@ -214,6 +221,11 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
 
 function quantile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0
+}
+
+function quantiles(values: number[]) {
+  const v = [...values].sort((a, b) => a - b)
+  return { p50: quantile(v, 0.5), p95: quantile(v, 0.95), p99: quantile(v, 0.99), max: v[v.length - 1] ?? 0 }
 }
 
 /**
@@ -331,6 +343,8 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
         rebufferRatio: watch ? stalls.reduce((a, b) => a + b, 0) / watch : 0,
         stallsPerSession: ok.length ? stalls.length / ok.length : 0,
         stallSamplesMs: stalls,
+        seeks: ok.reduce((a, r) => a + r.seeks, 0),
+        seekWaitMs: quantiles(ok.flatMap(r => r.seekWaitMs)),
         bytes: results.reduce((a, r) => a + r.bytes, 0),
         bytesReceived,
         requests,

@@ -53,6 +53,9 @@ export interface LoadResult {
     requests?: number
     /** sessions by title */
     plays?: Record<string, number>
+    /** the viewers' seeks, and their waits for the buffer (not in the rebuffer ratio or the stalls) */
+    seeks?: number
+    seekWaitMs?: Percentiles
     /** the failed sessions' distinct errors (up to 10) */
     errors?: string[]
   }
@@ -107,6 +110,7 @@ export function renderHtml(r: LoadResult): string {
       row('sessions cut before start-up by the run\'s end', String(p.cutBeforeStart ?? 0)),
       row('start-up p50 / p95 / p99', `${p.startupMs.p50.toFixed(0)} / ${(p.startupMs.p95 ?? 0).toFixed(0)} / ${p.startupMs.p99.toFixed(0)} ms`),
       row('rebuffer ratio', pct(p.rebufferRatio)), row('stalls per session', p.stallsPerSession.toFixed(2)),
+      row('seeks, wait p50 / p95', `${p.seeks ?? 0}, ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} / ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} ms`),
       row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`))
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))

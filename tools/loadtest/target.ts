@@ -12,7 +12,10 @@ export function isLoopback(url: string): boolean {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
   if (host === 'localhost') return true
   if (isIP(host) === 4) return host.startsWith('127.')
-  return host === '::1' || /^::ffff:127\./i.test(host)
+  if (host === '::1' || /^::ffff:127\./i.test(host)) return true
+  // URL writes an IPv4-mapped address in hex: [::ffff:127.0.0.1] becomes [::ffff:7f00:1]
+  const mapped = /^::ffff:([0-9a-f]{1,4}):[0-9a-f]{1,4}$/i.exec(host)
+  return mapped !== null && parseInt(mapped[1]!, 16) >> 8 === 127
 }
 
 export function checkTarget(url: string, allowRemote: boolean): void {

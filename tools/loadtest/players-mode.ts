@@ -145,11 +145,18 @@ interface Run {
   o: PlayersOptions
   dispatcher: Dispatcher
   stopped: () => boolean
-  counter: { bytes: number }
+  /** bytes received by finished sessions, and the clients of those playing: the network throughput */
+  received: { done: number; open: Set<PlayerClient> }
+}
+
+function receivedSoFar(run: Run): number {
+  let n = run.received.done
+  for (const c of run.received.open) n += c.bytesReceived
+  return n
 }
 
 async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<SessionResult> {
-  const { o, counter } = run
+  const { o } = run
   const s = o.scenario
   // media bytes per second, and per second of wall-clock time at `speed`
   const mediaBps = plan.bps / 8
@@ -163,6 +170,7 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
     // position reports every 10 s of media time, as a real player's every 10 s
     client = await PlayerClient.open(await o.play(plan.contentId),
       { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
+    run.received.open.add(client)
     reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
     while (reader.buffered < startupBytes && !reader.atEnd && !run.stopped()) {
@@ -194,7 +202,6 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
       seeking = false
       const got = await reader.read(want)
       out.bytes += got.length
-      counter.bytes += got.length
       played += tick
       if (rng() < s.seekChance) {
         reader.seek(Math.floor(rng() * client.size * 0.9))
@@ -215,6 +222,8 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
     // the last position report (the router counts it in the title's per-position demand)
     await client?.close().catch(() => {})
     out.received = client?.bytesReceived ?? 0
+    if (client) run.received.open.delete(client)
+    run.received.done += out.received
   }
   return out
 }
@@ -285,14 +294,15 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
   const startedAt = new Date().toISOString()
   const t0 = performance.now()
   const deadline = t0 + o.durationS * 1000
-  const run: Run = { o, dispatcher, counter: { bytes: 0 }, stopped: () => capped || performance.now() >= deadline }
+  const run: Run = { o, dispatcher, received: { done: 0, open: new Set() }, stopped: () => capped || performance.now() >= deadline }
   const timeline: TimelinePoint[] = []
   let active = 0
   let done = 0
   let lastBytes = 0
   const timer = setInterval(() => {
-    const p: TimelinePoint = { t: (performance.now() - t0) / 1000, mbps: (run.counter.bytes - lastBytes) / 1e6, hitRatio: null, hitRatioSoFar: null, sessions: active }
-    lastBytes = run.counter.bytes
+    const received = receivedSoFar(run)
+    const p: TimelinePoint = { t: (performance.now() - t0) / 1000, mbps: (received - lastBytes) / 1e6, hitRatio: null, hitRatioSoFar: null, sessions: active }
+    lastBytes = received
     timeline.push(p)
     const tick = { active, done }
     if (!sampler) return o.onTick?.({ ...p, elapsedS: p.t, ...tick })
@@ -333,7 +343,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     // the last, partial second, at its per-second rate
     const t = (performance.now() - t0) / 1000
     const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
-    if (dt > 0.05) timeline.push({ t, mbps: (run.counter.bytes - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, sessions: 0 })
+    if (dt > 0.05) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, sessions: 0 })
     return {
       mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: ceiling,
       timeline,

@@ -134,3 +134,18 @@ export class CounterSampler {
     return cacheDelta(this.first, await readCounters(this.targets), viewerBytes)
   }
 }
+
+/**
+ * A sampler started on `m`, or the reason it could not start (a target with no
+ * /metrics, say): the run goes on without cache figures and says why.
+ */
+export async function startSampler(m: MetricsTargets | undefined): Promise<{ sampler?: CounterSampler; error?: string }> {
+  if (!m) return {}
+  const sampler = new CounterSampler(m)
+  try {
+    await sampler.start()
+    return { sampler }
+  } catch (err) {
+    return { error: `no cache figures: ${(err as Error).message}` }
+  }
+}

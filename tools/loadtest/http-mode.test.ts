@@ -15,6 +15,7 @@ async function server(t: Test, answer: (req: IncomingMessage) => number = () => 
   const seen: Seen[] = []
   const body = Buffer.alloc(1024 * 1024, 1)
   const s = createServer((req, res) => {
+    if (req.url === '/metrics') return res.writeHead(404, { 'content-length': 0 }).end()
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!
     const start = Number(m[1])
     const len = Number(m[2]) - start + 1
@@ -89,4 +90,12 @@ t.test('errors are counted by status', async t => {
 t.test('the generator ceiling is measured against an in-memory server', async t => {
   const mbps = await generatorCeiling(64 * 1024, 2, 1)
   t.ok(mbps > 1, `${mbps.toFixed(0)} MB/s`)
+})
+
+t.test('a target without /metrics still runs, and says why there are no cache figures', async t => {
+  const srv = await server(t)
+  const r = await httpMode({ ...base(srv.url), requests: 50, metrics: { edges: [srv.url] } })
+  t.equal(r.http!.requests, 50)
+  t.equal(r.cache, undefined)
+  t.match(r.metricsError, /^no cache figures: http:\/\/127\.0\.0\.1:\d+\/metrics answered 4\d\d$/)
 })

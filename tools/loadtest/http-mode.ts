@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import autocannon from 'autocannon'
-import { CounterSampler, type MetricsTargets } from './edge-counters.js'
+import { startSampler, type CounterSampler, type MetricsTargets } from './edge-counters.js'
 import { mulberry32, Zipf } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
@@ -109,8 +109,8 @@ export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
   const ceiling = o.measureCeiling ? await generatorCeiling(Math.max(...sizes), o.connections) : null
   const rng = mulberry32(o.seed)
   const zipf = new Zipf(o.titles.length, o.zipf)
-  const sampler = o.metrics ? new CounterSampler(o.metrics) : undefined
-  await sampler?.start()
+  const { sampler, error: startError } = await startSampler(o.metrics)
+  let metricsError = startError
   const startedAt = new Date().toISOString()
   const r = await run(o.target, o, req => {
     const title = o.titles[zipf.sample(rng)]!
@@ -121,7 +121,7 @@ export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
     req.headers = { ...o.headers, range: `bytes=${start}-${start + len - 1}` }
     return req
   }, sampler)
-  const cache = await sampler?.finish()
+  const cache = await sampler?.finish().catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
   const last = r.timeline[r.timeline.length - 1]
   if (cache && last) last.hitRatioSoFar = cache.byteHitRatio
   const res = r.result
@@ -140,5 +140,6 @@ export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
       latencySamplesMs: r.latencies, errorsByStatus,
     },
     ...(cache ? { cache } : {}),
+    ...(metricsError ? { metricsError } : {}),
   }
 }

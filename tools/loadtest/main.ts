@@ -35,6 +35,13 @@ function num(name: string) {
     return n
   }
 }
+function share(name: string) {
+  return (v: string) => {
+    const n = num(name)(v)
+    if (n > 1) throw new InvalidArgumentError(`${name} must be between 0 and 1.`)
+    return n
+  }
+}
 function bytes(v: string): number {
   try { return parseBytes(v) } catch (err) { throw new InvalidArgumentError(`${(err as Error).message}.`) }
 }
@@ -93,6 +100,7 @@ function summary(r: LoadResult): string {
   }
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
     `origin offload ${r.cache.originOffload === null ? 'n/a' : (100 * r.cache.originOffload).toFixed(1) + ' %'}`)
+  if (r.metricsError) lines.push(r.metricsError)
   if (r.generatorCeilingMBps === null) lines.push('generator ceiling not measured (--no-ceiling)')
   else lines.push(`generator ceiling ${r.generatorCeilingMBps.toFixed(1)} MB/s (a result near it is the generator's limit, not the server's)`)
   const warning = ceilingWarning(r)
@@ -107,8 +115,8 @@ function httpCommand(): Command {
     .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the target\'s catalog)')
     .addOption(new Option('--zipf <s>', 'Zipf exponent of title popularity').default(0.9).argParser(num('--zipf')))
     .addOption(new Option('--range-size <bytes>', 'bytes per request; several, comma-separated: each request draws one').default([1024 * 1024], '1MiB').argParser(byteList))
-    .addOption(new Option('--opening-share <p>', 'share of requests at a title\'s first byte').default(0.2).argParser(num('--opening-share')))
-    .addOption(new Option('-c, --connections <n>', 'concurrent connections').default(16).argParser(int('--connections')))
+    .addOption(new Option('--opening-share <p>', 'share of requests at a title\'s first byte').default(0.2).argParser(share('--opening-share')))
+    .addOption(new Option('-c, --connections <n>', 'concurrent connections').default(16).argParser(int('--connections', 1)))
     .addOption(new Option('-d, --duration <s>', 'seconds to run').default(10).argParser(int('--duration', 1)))
     .addOption(new Option('-n, --requests <n>', 'stop after this many requests').default(1_000_000).argParser(int('--requests', 1)))
     .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))

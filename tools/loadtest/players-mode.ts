@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type Dispatcher } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
-import { CounterSampler, type MetricsTargets } from './edge-counters.js'
+import { startSampler, type MetricsTargets } from './edge-counters.js'
 import { exponential, mulberry32, Zipf, type Rng } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
@@ -289,8 +289,8 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     else if (!o.maxRequests) requests++
     return dispatch(opts, handler)
   })
-  const sampler = o.metrics ? new CounterSampler(o.metrics) : undefined
-  await sampler?.start()
+  const { sampler, error: startError } = await startSampler(o.metrics)
+  let metricsError = startError
   const startedAt = new Date().toISOString()
   const t0 = performance.now()
   const deadline = t0 + o.durationS * 1000
@@ -339,7 +339,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     const plays: Record<string, number> = {}
     for (const r of results) plays[r.contentId] = (plays[r.contentId] ?? 0) + 1
     const failed = results.filter(r => !r.ok && !r.cut)
-    const cache = await sampler?.finish(bytesReceived)
+    const cache = await sampler?.finish(bytesReceived).catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
     // the last, partial second, at its per-second rate
     const t = (performance.now() - t0) / 1000
     const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
@@ -362,6 +362,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
         ...(failed.length ? { errors: [...new Set(failed.map(r => r.error ?? 'unknown'))].slice(0, 10) } : {}),
       },
       ...(cache ? { cache } : {}),
+      ...(metricsError ? { metricsError } : {}),
     }
   } finally {
     clearInterval(timer)

@@ -61,6 +61,8 @@ export interface LoadResult {
     errors?: string[]
   }
   cache?: CacheFigures
+  /** why there are no cache figures, when /metrics could not be read */
+  metricsError?: string
 }
 
 /** What the generator received per second over the run. */
@@ -116,6 +118,7 @@ export function renderHtml(r: LoadResult): string {
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }
+  if (r.metricsError) rows.push(row('cache figures', r.metricsError))
   if (r.cache) rows.push(row('byte hit ratio', pct(r.cache.byteHitRatio)), row('origin offload', pct(r.cache.originOffload)),
     row('edge bytes served / upstream', `${(r.cache.edgeBytesServed / 1e6).toFixed(1)} MB / ${(r.cache.upstreamBytes / 1e6).toFixed(1)} MB`),
     row('router bytes served', r.cache.routerBytesServed === null ? 'not read' : `${(r.cache.routerBytesServed / 1e6).toFixed(1)} MB`))

@@ -1,13 +1,15 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type Dispatcher } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
+import { planSessions, readerSizes, seekRng, type PlannedSession, type Scenario } from './audience.js'
 import { startSampler, type MetricsTargets } from './edge-counters.js'
-import { exponential, mulberry32, Zipf, type Rng } from './random.js'
+import { playersCeiling } from './players-ceiling.js'
+import type { Rng } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
+
+export type { Scenario } from './audience.js'
 
 /**
  * `reelcdn loadtest players`: simulated viewers, each playing one session the
@@ -20,7 +22,7 @@ import type { Title } from './target.js'
  * Every measure is about what a viewer sees: start-up delay, stall time over
  * watch time (rebuffer ratio), stalls per session, failed sessions.
  *
- * Theory of operation. `planSessions` draws, from the seed alone, every
+ * Theory of operation. `planSessions` (audience.ts) draws, from the seed alone, every
  * session's arrival, title, bitrate and watch length, so a run is reproducible
  * whatever the timing; each session draws its seeks from a stream of its own.
  * All players share one undici Agent owned by the run (no per-origin
@@ -31,26 +33,6 @@ import type { Title } from './target.js'
  * destroying the Agent, so a run always ends. A session the stop catches
  * before its start-up threshold is counted as cut, in no QoE figure.
  */
-export interface Scenario {
-  name: string
-  players: number
-  /** mean seconds between player arrivals (exponential); 0 starts them together */
-  arrivalS: number
-  zipf: number
-  /** bits per second, with weights */
-  bitrates: { bps: number; weight: number }[]
-  startupS: number
-  bufferS: number
-  /** seconds of media watched before abandoning: a share watch the whole session length */
-  sessionS: number
-  completeShare: number
-  meanWatchedShare: number
-  /** chance of a seek per 50 ms tick of playback */
-  seekChance: number
-  /** the first title takes this share of plays (a premiere); the others share the rest by Zipf rank */
-  premiereShare: number
-}
-
 export interface PlayersOptions {
   scenario: Scenario
   titles: Title[]
@@ -70,15 +52,6 @@ export interface PlayersOptions {
   onTick?: (p: TimelinePoint & { elapsedS: number; active: number; done: number }) => void
 }
 
-export interface PlannedSession {
-  /** seconds of scenario time (wall time × speed) after the run's start */
-  arrivalS: number
-  contentId: string
-  bps: number
-  /** seconds of media the viewer watches before leaving (or the title ends) */
-  watchS: number
-}
-
 interface SessionResult {
   ok: boolean
   /** the run stopped before the start-up threshold was reached */
@@ -93,47 +66,6 @@ interface SessionResult {
   bytes: number
   received: number
   error?: string
-}
-
-function pickBitrate(rng: Rng, s: Scenario): number {
-  const total = s.bitrates.reduce((a, b) => a + b.weight, 0)
-  let u = rng() * total
-  for (const b of s.bitrates) if ((u -= b.weight) <= 0) return b.bps
-  return s.bitrates[s.bitrates.length - 1]!.bps
-}
-
-/** Session i's own random streams: one for its plan, one for its seeks. */
-const sessionRng = (seed: number, i: number) => mulberry32(seed * 7919 + i)
-const seekRng = (seed: number, i: number) => mulberry32((seed * 7919 + i) ^ 0x5bd1e995)
-
-/**
- * The audience, from the seed: arrivals (exponential gaps), titles (the
- * premiere with `premiereShare`, else Zipf over the other titles), bitrates
- * (weighted), watch lengths (the abandonment curve: `completeShare` watch all
- * `sessionS`, the others an exponential share of mean `meanWatchedShare`).
- */
-export function planSessions(s: Scenario, titles: Title[], seed: number, n = s.players): PlannedSession[] {
-  const premiere = s.premiereShare > 0 && titles.length > 1
-  const zipf = new Zipf(premiere ? titles.length - 1 : titles.length, s.zipf)
-  const arrivals = mulberry32(seed)
-  const out: PlannedSession[] = []
-  let at = 0
-  for (let i = 0; i < n; i++) {
-    const rng = sessionRng(seed, i)
-    const title = premiere
-      ? (rng() < s.premiereShare ? titles[0]! : titles[1 + zipf.sample(rng)]!)
-      : titles[zipf.sample(rng)]!
-    const bps = pickBitrate(rng, s)
-    const watchS = (rng() < s.completeShare ? 1 : Math.min(1, exponential(rng, s.meanWatchedShare))) * s.sessionS
-    out.push({ arrivalS: at, contentId: title.contentId, bps, watchS })
-    if (s.arrivalS > 0) at += exponential(arrivals, s.arrivalS)
-  }
-  return out
-}
-
-function readerSizes(mediaBps: number, bufferS: number) {
-  const bufferBytes = Math.max(256 * 1024, Math.ceil(mediaBps * bufferS))
-  return { bufferBytes, fetchBytes: Math.min(bufferBytes, 1024 * 1024) }
 }
 
 /** @NOTE SequentialReader keeps a failed fetch's error until read() is called; a player waiting for bytes needs it now. */
@@ -235,45 +167,6 @@ function quantile(sorted: number[], p: number): number {
 function quantiles(values: number[]) {
   const v = [...values].sort((a, b) => a - b)
   return { p50: quantile(v, 0.5), p95: quantile(v, 0.95), p99: quantile(v, 0.99), max: v[v.length - 1] ?? 0 }
-}
-
-/**
- * The generator's own ceiling for this scenario: as many players as the
- * scenario (up to 32), each reading through the same player client, sequential
- * reader and Agent settings as a session, as fast as they can, from a trivial
- * server answering every range from memory. A players run whose MB/s nears it
- * measures the generator, not the cluster.
- */
-export async function playersCeiling(s: Scenario, seconds = 2): Promise<number> {
-  const size = 1024 ** 4 // a virtual 1 TiB title: no reader reaches its end
-  const body = Buffer.alloc(1024 * 1024, 7)
-  const server = createServer((req, res) => {
-    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
-    const from = m ? Number(m[1]) : 0
-    const len = m ? Math.min(body.length, Number(m[2]) - from + 1) : 1
-    res.writeHead(206, { 'content-length': len, 'content-range': `bytes ${from}-${from + len - 1}/${size}`, etag: '"ceiling"' })
-    res.end(body.subarray(0, len))
-  })
-  await new Promise<void>(r => server.listen(0, '127.0.0.1', () => r()))
-  const agent = new Agent({ keepAliveTimeout: 10_000 })
-  try {
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ceiling`
-    const mediaBps = Math.max(...s.bitrates.map(b => b.bps)) / 8
-    const end = performance.now() + seconds * 1000
-    const counts = await Promise.all(Array.from({ length: Math.max(1, Math.min(32, s.players)) }, async () => {
-      const client = await PlayerClient.open({ contentId: 'ceiling', urls: [{ url }] }, { dispatcher: agent, reportIntervalMs: 0 })
-      const reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
-      let n = 0
-      while (performance.now() < end) n += (await reader.read(1024 * 1024)).length
-      await reader.close()
-      return n
-    }))
-    return counts.reduce((a, b) => a + b, 0) / 1e6 / seconds
-  } finally {
-    await agent.destroy().catch(() => {})
-    server.closeAllConnections()
-    server.close()
-  }
 }
 
 export async function playersMode(o: PlayersOptions): Promise<LoadResult> {

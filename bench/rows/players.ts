@@ -8,8 +8,9 @@ import { ingestTitle, TitleData } from '../lib/title.js'
 /**
  * Players (issue 6): a fixed scenario on a local cluster (3 shards, copies=3,
  * router, one edge with an empty cache, each a child process), measured with
- * `reelcdn loadtest players --target <edge>`, which plays sessions through
- * the player client and reads the edge's /metrics before and after.
+ * `reelcdn loadtest players --target <edge> --router-metrics <router>`, which
+ * plays sessions through the player client and reads the edge's and the
+ * router's /metrics before and after.
  *
  * The fixture is fixed so runs compare: TITLES titles of TITLE_BYTES each
  * (8 MiB chunks, so the ingest stays small), seed 1, real-time playback, the
@@ -23,7 +24,9 @@ const TITLE_BYTES = 48 * MiB
 
 interface PlayersResult {
   durationS: number
-  players: { sessions: number; failed: number; startupMs: { p50: number; p95: number | null; p99: number }; rebufferRatio: number; stallsPerSession: number; bytes: number }
+  generatorCeilingMBps: number | null
+  players: { sessions: number; failed: number; cutBeforeStart?: number; startupMs: { p50: number; p95: number | null; p99: number }
+    rebufferRatio: number; stallsPerSession: number; bytes: number; bytesReceived: number }
   cache?: { byteHitRatio: number | null; originOffload: number | null }
 }
 
@@ -49,19 +52,24 @@ export const playersRow: BenchRow = {
       edge = await startService(ctx.procs, 'edge', 'edge ready', ['--host', '127.0.0.1', '--port', '0', '--upstream', c.router.url,
         '--data-dir', join(ctx.dir, 'edge'), '--log-level', 'info'], { ...svc, env: { REELCDN_LOG_REQUESTS: 'false' } })
       const outDir = join(ctx.dir, 'loadtest')
-      const args = ['loadtest', 'players', '--scenario', o.playersScenario, '--target', edge.url, '--titles', ids.join(','),
+      const args = ['loadtest', 'players', '--scenario', o.playersScenario, '--target', edge.url, '--router-metrics', c.router.url, '--titles', ids.join(','),
         '--duration', String(o.playersSeconds), '--seed', '1', '--out', outDir]
       ctx.log(`players: reelcdn ${args.join(' ')}`)
       await ctx.procs.run('reelcdn loadtest', process.execPath, [o.cli ?? CLI, ...args])
       const r = JSON.parse(await readFile(join(outDir, 'result.json'), 'utf8')) as PlayersResult
       const p = r.players
-      const what = `${o.playersScenario}, ${o.playersSeconds} s, ${p.sessions} sessions (${p.failed} failed), ${TITLES} titles × ${TITLE_BYTES / MiB} MiB, cold edge`
+      const what = `${o.playersScenario}, ${o.playersSeconds} s, ${p.sessions} sessions (${p.failed} failed, ${p.cutBeforeStart ?? 0} cut before start-up), ` +
+        `${TITLES} titles × ${TITLE_BYTES / MiB} MiB, cold edge`
       ctx.figure({ row: 'players', name: 'start-up delay p95', value: p.startupMs.p95 ?? NaN, unit: 'ms', note: `p50 ${p.startupMs.p50.toFixed(0)} ms, p99 ${p.startupMs.p99.toFixed(0)} ms; ${what}` })
       ctx.figure({ row: 'players', name: 'rebuffer ratio', value: 100 * p.rebufferRatio, unit: '% of watch time', note: `${p.stallsPerSession.toFixed(2)} stalls per session` })
       ctx.figure({ row: 'players', name: 'edge byte hit ratio', value: 100 * (r.cache?.byteHitRatio ?? NaN), unit: '%',
-        note: `from the edge's /metrics before and after (ram, disk and joined-fill bytes count as hits); ${(p.bytes / 1e6).toFixed(0)} MB delivered` })
+        note: `from the edge's /metrics before and after (ram, disk and joined-fill bytes count as hits); ${(p.bytes / 1e6).toFixed(0)} MB played, ` +
+          `${(p.bytesReceived / 1e6).toFixed(0)} MB received` })
       ctx.figure({ row: 'players', name: 'origin offload', value: 100 * (r.cache?.originOffload ?? NaN), unit: '%',
-        note: '1 - upstream bytes / bytes served; negative when whole-chunk fills and readahead fetch more than the players read in the run' })
+        note: '1 - the router\'s bytes served / the bytes the players received; negative when whole-chunk fills and readahead fetch more than the players read in the run' })
+      const mbps = p.bytesReceived / 1e6 / r.durationS
+      ctx.figure({ row: 'players', name: 'generator ceiling', value: r.generatorCeilingMBps ?? NaN, unit: 'MB/s',
+        note: `the players' own limit (player client from an in-memory server); this run received ${mbps.toFixed(1)} MB/s` })
       return []
     } finally {
       await edge?.stop()

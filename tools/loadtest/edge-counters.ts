@@ -1,9 +1,16 @@
 import { request } from 'undici'
 
 /**
- * The edges' own byte counters, read from /metrics before and after a run, so
- * the byte hit ratio and origin offload reported are what the servers counted,
- * not what the load generator guessed.
+ * The servers' own byte counters, read from /metrics before, during and after
+ * a run, so the byte hit ratio and origin offload reported are what the servers
+ * counted, not what the load generator guessed.
+ *
+ * Byte hit ratio: (ram_hit + disk_hit + coalesced) / all of the edges'
+ * reelcdn_edge_bytes_served_total. Origin offload: the share of the bytes the
+ * viewers received that the origin did not send. With the router's /metrics,
+ * that is 1 - its reelcdn_router_bytes_served_total / viewer bytes (the router
+ * counts both edge fills and players reading it directly); without it,
+ * 1 - the edges' upstream bytes / the edges' bytes served.
  */
 export interface EdgeCounters {
   served: number
@@ -12,39 +19,133 @@ export interface EdgeCounters {
   upstream: number
 }
 
+export interface ServerCounters extends EdgeCounters {
+  /** the router's content bytes sent (to edges and players); null without a router */
+  routerServed: number | null
+}
+
+export interface MetricsTargets {
+  edges: string[]
+  router?: string | undefined
+}
+
+export interface CacheFigures {
+  byteHitRatio: number | null
+  originOffload: number | null
+  edgeBytesServed: number
+  upstreamBytes: number
+  routerBytesServed: number | null
+}
+
+const value = (line: string) => Number(line.slice(line.lastIndexOf(' ') + 1))
+
 export function parseEdgeCounters(text: string): EdgeCounters {
   const out: EdgeCounters = { served: 0, hitBytes: 0, upstream: 0 }
   for (const line of text.split('\n')) {
     if (line.startsWith('reelcdn_edge_bytes_served_total{')) {
-      const v = Number(line.slice(line.lastIndexOf(' ') + 1))
+      const v = value(line)
       out.served += v
       if (/result="(ram_hit|disk_hit|coalesced)"/.test(line)) out.hitBytes += v
-    } else if (line.startsWith('reelcdn_edge_upstream_bytes_total')) out.upstream += Number(line.slice(line.lastIndexOf(' ') + 1))
+    } else if (line.startsWith('reelcdn_edge_upstream_bytes_total')) out.upstream += value(line)
   }
   return out
 }
 
+export function parseRouterServed(text: string): number {
+  let served = 0
+  for (const line of text.split('\n')) if (/^reelcdn_router_bytes_served_total[ {]/.test(line)) served += value(line)
+  return served
+}
+
+async function metricsText(u: string): Promise<string> {
+  const res = await request(`${u.replace(/\/$/, '')}/metrics`, { headersTimeout: 10_000, bodyTimeout: 10_000 })
+  if (res.statusCode !== 200) {
+    await res.body.dump()
+    throw new Error(`${u}/metrics answered ${res.statusCode}`)
+  }
+  return res.body.text()
+}
+
 export async function readEdgeCounters(urls: string[]): Promise<EdgeCounters> {
-  const all = await Promise.all(urls.map(async u => {
-    const res = await request(`${u.replace(/\/$/, '')}/metrics`)
-    if (res.statusCode !== 200) {
-      await res.body.dump()
-      throw new Error(`${u}/metrics answered ${res.statusCode}`)
-    }
-    return parseEdgeCounters(await res.body.text())
-  }))
+  const all = await Promise.all(urls.map(async u => parseEdgeCounters(await metricsText(u))))
   return all.reduce((a, b) => ({ served: a.served + b.served, hitBytes: a.hitBytes + b.hitBytes, upstream: a.upstream + b.upstream }),
     { served: 0, hitBytes: 0, upstream: 0 })
 }
 
-export function cacheDelta(before: EdgeCounters, after: EdgeCounters) {
+export async function readCounters(m: MetricsTargets): Promise<ServerCounters> {
+  const [edges, routerServed] = await Promise.all([readEdgeCounters(m.edges), m.router ? metricsText(m.router).then(parseRouterServed) : null])
+  return { ...edges, routerServed }
+}
+
+/** `viewerBytes`: what the viewers received (players mode); the edges' bytes served when not given. */
+export function cacheDelta(before: EdgeCounters | ServerCounters, after: EdgeCounters | ServerCounters, viewerBytes?: number): CacheFigures {
   const served = after.served - before.served
   const hits = after.hitBytes - before.hitBytes
   const upstream = after.upstream - before.upstream
+  const b = (before as ServerCounters).routerServed
+  const a = (after as ServerCounters).routerServed
+  const routerServed = a === null || a === undefined || b === null || b === undefined ? null : a - b
+  const viewers = viewerBytes ?? served
   return {
     byteHitRatio: served > 0 ? hits / served : null,
-    originOffload: served > 0 ? 1 - upstream / served : null,
+    originOffload: routerServed !== null ? (viewers > 0 ? 1 - routerServed / viewers : null) : served > 0 ? 1 - upstream / served : null,
     edgeBytesServed: served,
     upstreamBytes: upstream,
+    routerBytesServed: routerServed,
+  }
+}
+
+/**
+ * Reads the counters once a second while a run goes, for the hit ratio over
+ * time (each interval's) and so far (since the start). A read that fails or is
+ * still pending when the next is due is skipped: the figures are then `null`,
+ * never a guess.
+ */
+export class CounterSampler {
+  private first: ServerCounters | undefined
+  private last: ServerCounters | undefined
+  private pending = false
+
+  constructor(readonly targets: MetricsTargets) {}
+
+  async start(): Promise<ServerCounters> {
+    this.first = this.last = await readCounters(this.targets)
+    return this.first
+  }
+
+  /** This interval's byte hit ratio and the one since start(), or nulls when unknown. */
+  async sample(): Promise<{ interval: number | null; soFar: number | null }> {
+    if (this.pending || !this.first) return { interval: null, soFar: null }
+    this.pending = true
+    try {
+      const now = await readCounters(this.targets)
+      const interval = cacheDelta(this.last!, now).byteHitRatio
+      this.last = now
+      return { interval, soFar: cacheDelta(this.first, now).byteHitRatio }
+    } catch {
+      return { interval: null, soFar: null }
+    } finally {
+      this.pending = false
+    }
+  }
+
+  async finish(viewerBytes?: number): Promise<CacheFigures> {
+    if (!this.first) throw new Error('CounterSampler.finish() before start()')
+    return cacheDelta(this.first, await readCounters(this.targets), viewerBytes)
+  }
+}
+
+/**
+ * A sampler started on `m`, or the reason it could not start (a target with no
+ * /metrics, say): the run goes on without cache figures and says why.
+ */
+export async function startSampler(m: MetricsTargets | undefined): Promise<{ sampler?: CounterSampler; error?: string }> {
+  if (!m) return {}
+  const sampler = new CounterSampler(m)
+  try {
+    await sampler.start()
+    return { sampler }
+  } catch (err) {
+    return { error: `no cache figures: ${(err as Error).message}` }
   }
 }

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import autocannon from 'autocannon'
+import { startSampler, type CounterSampler, type MetricsTargets } from './edge-counters.js'
 import { mulberry32, Zipf } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
@@ -18,15 +19,18 @@ export interface HttpModeOptions {
   target: string
   titles: Title[]
   zipf: number
-  rangeBytes: number
+  /** bytes per request; several: each request draws one uniformly */
+  rangeBytes: number | number[]
   openingShare: number
   connections: number
   durationS: number
-  /** stop after this many requests too (0: no limit) */
+  /** stop after this many requests too */
   requests: number
   seed: number
   headers?: Record<string, string>
   measureCeiling: boolean
+  /** whose /metrics give the byte hit ratio (over time and for the run) and origin offload */
+  metrics?: MetricsTargets
   onTick?: (p: TimelinePoint & { elapsedS: number }) => void
 }
 
@@ -38,18 +42,30 @@ interface Run {
 }
 
 function run(url: string, opts: Pick<HttpModeOptions, 'connections' | 'durationS' | 'requests' | 'onTick'>,
-  setup: (req: autocannon.Request) => autocannon.Request): Promise<Run> {
+  setup: (req: autocannon.Request) => autocannon.Request, sampler?: CounterSampler): Promise<Run> {
   return new Promise((resolve, reject) => {
     const timeline: TimelinePoint[] = []
     const latencies: number[] = []
     let second = { bytes: 0, n: 0 }
     let bytes = 0
     const t0 = Date.now()
+    // @NOTE autocannon's `amount` makes it ignore `duration`; `maxOverallRequests` keeps both bounds. Each
+    // connection gets a share of it, and a share of 0 would mean no limit: never more connections than requests.
     const inst = autocannon({
-      url, connections: opts.connections, duration: opts.durationS, ...(opts.requests ? { amount: opts.requests } : {}),
+      url, duration: opts.durationS, connections: opts.requests ? Math.min(opts.connections, opts.requests) : opts.connections,
+      ...(opts.requests ? { maxOverallRequests: opts.requests } : {}),
       requests: [{ method: 'GET', setupRequest: setup }],
-    }, (err, result) => (err ? reject(err) : resolve({ result, timeline, latencies, bytes })))
+    }, (err, result) => {
+      clearInterval(timer)
+      // the last, partial second, at its per-second rates
+      const t = (Date.now() - t0) / 1000
+      const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
+      if (dt > 0.05) timeline.push({ t, mbps: second.bytes / 1e6 / dt, rps: Math.round(second.n / dt), hitRatio: null, hitRatioSoFar: null })
+      if (err) reject(err)
+      else resolve({ result, timeline, latencies, bytes })
+    })
     inst.on('response', (_client: unknown, _status: number, resBytes: number, ms: number) => {
+      // resBytes are the bytes on the wire: headers included (about 200 per response)
       second.bytes += resBytes
       second.n++
       bytes += resBytes
@@ -57,12 +73,16 @@ function run(url: string, opts: Pick<HttpModeOptions, 'connections' | 'durationS
       if (latencies.length < 200_000 || second.n % 10 === 0) latencies.push(ms)
     })
     const timer = setInterval(() => {
-      const p = { t: (Date.now() - t0) / 1000, mbps: second.bytes / 1e6, rps: second.n, hitRatio: null }
+      const p: TimelinePoint = { t: (Date.now() - t0) / 1000, mbps: second.bytes / 1e6, rps: second.n, hitRatio: null, hitRatioSoFar: null }
       timeline.push(p)
-      opts.onTick?.({ ...p, elapsedS: p.t })
       second = { bytes: 0, n: 0 }
+      if (!sampler) return opts.onTick?.({ ...p, elapsedS: p.t })
+      void sampler.sample().then(h => {
+        p.hitRatio = h.interval
+        p.hitRatioSoFar = h.soFar
+        opts.onTick?.({ ...p, elapsedS: p.t })
+      })
     }, 1000)
-    inst.on('done', () => clearInterval(timer))
   })
 }
 
@@ -82,18 +102,28 @@ export async function generatorCeiling(bodyBytes: number, connections: number, d
 }
 
 export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
-  const ceiling = o.measureCeiling ? await generatorCeiling(o.rangeBytes, o.connections) : null
+  if (!(o.durationS > 0) || !Number.isInteger(o.requests) || o.requests < 1)
+    throw new RangeError(`a run needs a time and a request bound: got ${o.durationS} s and ${o.requests} requests`)
+  const sizes = Array.isArray(o.rangeBytes) ? o.rangeBytes : [o.rangeBytes]
+  if (sizes.length === 0 || sizes.some(n => !Number.isInteger(n) || n < 1)) throw new RangeError(`expected range sizes of at least 1 byte, got ${sizes.join(',')}`)
+  const ceiling = o.measureCeiling ? await generatorCeiling(Math.max(...sizes), o.connections) : null
   const rng = mulberry32(o.seed)
   const zipf = new Zipf(o.titles.length, o.zipf)
+  const { sampler, error: startError } = await startSampler(o.metrics)
+  let metricsError = startError
   const startedAt = new Date().toISOString()
   const r = await run(o.target, o, req => {
     const title = o.titles[zipf.sample(rng)]!
-    const len = Math.min(o.rangeBytes, title.size)
+    const size = sizes.length === 1 ? sizes[0]! : sizes[Math.floor(rng() * sizes.length)]!
+    const len = Math.min(size, title.size)
     const start = rng() < o.openingShare ? 0 : Math.floor(rng() * (title.size - len + 1))
     req.path = `/v1/content/${encodeURIComponent(title.contentId)}`
     req.headers = { ...o.headers, range: `bytes=${start}-${start + len - 1}` }
     return req
-  })
+  }, sampler)
+  const cache = await sampler?.finish().catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
+  const last = r.timeline[r.timeline.length - 1]
+  if (cache && last) last.hitRatioSoFar = cache.byteHitRatio
   const res = r.result
   const errorsByStatus: Record<string, number> = {}
   for (const [code, v] of Object.entries(res.statusCodeStats ?? {})) if (!code.startsWith('2')) errorsByStatus[code] = v.count ?? 0
@@ -109,5 +139,7 @@ export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
       latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted[sorted.length - 1] ?? 0 },
       latencySamplesMs: r.latencies, errorsByStatus,
     },
+    ...(cache ? { cache } : {}),
+    ...(metricsError ? { metricsError } : {}),
   }
 }

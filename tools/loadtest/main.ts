@@ -3,29 +3,28 @@ import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { request } from 'undici'
 import { fail } from '../../lib/cli.js'
 import { parseBytes } from '../../lib/units.js'
 import type { PlayResponse } from '../../client/player.js'
-import { cacheDelta, readEdgeCounters } from './edge-counters.js'
 import { httpMode } from './http-mode.js'
 import { playersMode, type Scenario } from './players-mode.js'
-import { renderHtml, type LoadResult } from './report.js'
+import { Progress, progressText } from './progress.js'
+import { ceilingWarning, renderHtml, type LoadResult } from './report.js'
 import { compare } from './simulate.js'
-import { checkTarget, discoverTitles } from './target.js'
+import { checkTarget, discoverTitles, routerPlay } from './target.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
 
 /**
  * `reelcdn loadtest`: what SREs run before a premiere. Every run is bounded in
- * time (and optionally requests), stops by itself, refuses non-loopback targets
+ * time and in requests, stops by itself, refuses non-loopback targets
  * without --allow-remote, prints a progress line (redrawn on a terminal, plain
  * lines otherwise) and writes result.json and report.html.
  */
 const scenariosDir = fileURLToPath(new URL('../../../tools/loadtest/scenarios/', import.meta.url))
 
-function int(name: string) {
+function int(name: string, min = 0) {
   return (v: string) => {
-    if (!/^[0-9]+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number.`)
+    if (!/^[0-9]+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be a whole number of at least ${min}.`)
     return Number(v)
   }
 }
@@ -36,9 +35,22 @@ function num(name: string) {
     return n
   }
 }
+function share(name: string) {
+  return (v: string) => {
+    const n = num(name)(v)
+    if (n > 1) throw new InvalidArgumentError(`${name} must be between 0 and 1.`)
+    return n
+  }
+}
 function bytes(v: string): number {
   try { return parseBytes(v) } catch (err) { throw new InvalidArgumentError(`${(err as Error).message}.`) }
 }
+function byteList(v: string): number[] {
+  const out = v.split(',').map(x => bytes(x.trim()))
+  if (out.some(n => n < 1)) throw new InvalidArgumentError('every range size must be at least 1 byte.')
+  return out
+}
+const list = (v: unknown): string[] => String(v).split(',').map(x => x.trim()).filter(Boolean)
 
 export function loadScenario(nameOrFile: string): Scenario {
   const file = nameOrFile.endsWith('.json') ? nameOrFile : join(scenariosDir, `${nameOrFile}.json`)
@@ -54,22 +66,19 @@ export function loadScenario(nameOrFile: string): Scenario {
   return s
 }
 
-class Line {
-  private readonly tty = process.stderr.isTTY === true
-  private last = 0
-  show(text: string, final = false): void {
-    const now = Date.now()
-    if (!final && now - this.last < (this.tty ? 200 : 5000)) return
-    this.last = now
-    process.stderr.write(this.tty ? `\r\x1b[2K${text}${final ? '\n' : ''}` : `${text}\n`)
-  }
-}
-
 async function save(out: string, r: LoadResult): Promise<void> {
   await mkdir(out, { recursive: true })
   await writeFile(join(out, 'result.json'), JSON.stringify(r, null, 2))
   await writeFile(join(out, 'report.html'), renderHtml(r))
   process.stderr.write(`wrote ${join(out, 'result.json')} and ${join(out, 'report.html')}\n`)
+}
+
+/** The premiere is the first title (players-mode.ts); the others keep their popularity order. */
+export function premiereFirst<T extends { contentId: string }>(titles: T[], premiere: string | undefined): T[] {
+  if (premiere === undefined) return titles
+  const i = titles.findIndex(x => x.contentId === premiere)
+  if (i < 0) throw new InvalidArgumentError(`--premiere ${premiere} is not among the titles (${titles.map(x => x.contentId).join(', ')})`)
+  return [titles[i]!, ...titles.slice(0, i), ...titles.slice(i + 1)]
 }
 
 function summary(r: LoadResult): string {
@@ -84,11 +93,18 @@ function summary(r: LoadResult): string {
     const p = r.players
     lines.push(`sessions ${p.sessions}, failed ${p.failed}`,
       `start-up ms p50 ${p.startupMs.p50.toFixed(0)} p95 ${(p.startupMs.p95 ?? 0).toFixed(0)} p99 ${p.startupMs.p99.toFixed(0)}`,
-      `rebuffer ratio ${(100 * p.rebufferRatio).toFixed(2)} %, stalls per session ${p.stallsPerSession.toFixed(2)}, bytes ${p.bytes}`)
+      `rebuffer ratio ${(100 * p.rebufferRatio).toFixed(2)} %, stalls per session ${p.stallsPerSession.toFixed(2)}, ` +
+      `bytes played ${p.bytes}, received ${p.bytesReceived}, cut before start-up ${p.cutBeforeStart ?? 0}`,
+      `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`)
+    if (p.errors?.length) lines.push(`failed sessions' errors: ${p.errors.join('; ')}`)
   }
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
     `origin offload ${r.cache.originOffload === null ? 'n/a' : (100 * r.cache.originOffload).toFixed(1) + ' %'}`)
-  if (r.generatorCeilingMBps !== null) lines.push(`generator ceiling ${r.generatorCeilingMBps.toFixed(0)} MB/s (a result near it is the generator's limit, not the server's)`)
+  if (r.metricsError) lines.push(r.metricsError)
+  if (r.generatorCeilingMBps === null) lines.push('generator ceiling not measured (--no-ceiling)')
+  else lines.push(`generator ceiling ${r.generatorCeilingMBps.toFixed(1)} MB/s (a result near it is the generator's limit, not the server's)`)
+  const warning = ceilingWarning(r)
+  if (warning) lines.push(`WARNING: ${warning}`)
   return lines.join('\n') + '\n'
 }
 
@@ -98,28 +114,30 @@ function httpCommand(): Command {
     .requiredOption('-t, --target <url>', 'edge or router base URL')
     .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the target\'s catalog)')
     .addOption(new Option('--zipf <s>', 'Zipf exponent of title popularity').default(0.9).argParser(num('--zipf')))
-    .addOption(new Option('--range-size <bytes>', 'bytes per request').default(1024 * 1024, '1MiB').argParser(bytes))
-    .addOption(new Option('--opening-share <p>', 'share of requests at a title\'s first byte').default(0.2).argParser(num('--opening-share')))
-    .addOption(new Option('-c, --connections <n>', 'concurrent connections').default(16).argParser(int('--connections')))
-    .addOption(new Option('-d, --duration <s>', 'seconds to run').default(10).argParser(int('--duration')))
-    .addOption(new Option('-n, --requests <n>', 'stop after this many requests (0: no limit)').default(0).argParser(int('--requests')))
+    .addOption(new Option('--range-size <bytes>', 'bytes per request; several, comma-separated: each request draws one').default([1024 * 1024], '1MiB').argParser(byteList))
+    .addOption(new Option('--opening-share <p>', 'share of requests at a title\'s first byte').default(0.2).argParser(share('--opening-share')))
+    .addOption(new Option('-c, --connections <n>', 'concurrent connections').default(16).argParser(int('--connections', 1)))
+    .addOption(new Option('-d, --duration <s>', 'seconds to run').default(10).argParser(int('--duration', 1)))
+    .addOption(new Option('-n, --requests <n>', 'stop after this many requests').default(1_000_000).argParser(int('--requests', 1)))
     .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
     .option('--edge-metrics <urls>', 'comma-separated edge URLs whose /metrics give the byte hit ratio (default: the target)')
+    .option('--router-metrics <url>', 'the router whose /metrics give the origin offload (default: the edges\' upstream bytes)')
     .option('--no-ceiling', 'skip measuring the generator\'s own ceiling first')
+    .addOption(new Option('--progress-interval <s>', 'seconds between progress lines when stderr is not a terminal').default(5).argParser(num('--progress-interval')))
     .option('-o, --out <dir>', 'where result.json and report.html go', './var/loadtest')
     .option('--allow-remote', 'allow a target that is not on this machine')
     .action(async (o: Record<string, never>) => {
       try {
         checkTarget(o.target, Boolean(o.allowRemote))
-        const titles = await discoverTitles(o.target, o.titles ? String(o.titles).split(',') : undefined)
-        const edges = o.edgeMetrics ? String(o.edgeMetrics).split(',') : [o.target]
-        const before = await readEdgeCounters(edges).catch(() => null)
-        const line = new Line()
-        const r = await httpMode({ target: o.target, titles, zipf: o.zipf, rangeBytes: o.rangeBytes, openingShare: o.openingShare,
+        const edges = o.edgeMetrics ? list(o.edgeMetrics) : [o.target]
+        for (const u of [...edges, ...(o.routerMetrics ? [o.routerMetrics] : [])]) checkTarget(u, Boolean(o.allowRemote))
+        const titles = await discoverTitles(o.target, o.titles ? list(o.titles) : undefined)
+        const line = new Progress(process.stderr, o.progressInterval * 1000)
+        const r = await httpMode({ target: o.target, titles, zipf: o.zipf, rangeBytes: o.rangeSize, openingShare: o.openingShare,
           connections: o.connections, durationS: o.duration, requests: o.requests, seed: o.seed, measureCeiling: o.ceiling,
-          onTick: p => line.show(`loadtest http ${p.elapsedS.toFixed(0)}/${o.duration} s  ${p.rps} req/s  ${p.mbps.toFixed(1)} MB/s`) })
+          metrics: { edges, router: o.routerMetrics },
+          onTick: p => line.show(progressText('http', { elapsedS: p.elapsedS, durationS: o.duration, rps: p.rps ?? 0, mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
         line.show('loadtest http done', true)
-        if (before) r.cache = cacheDelta(before, await readEdgeCounters(edges))
         process.stdout.write(summary(r))
         await save(o.out, r)
       } catch (err) {
@@ -135,11 +153,16 @@ function playersCommand(): Command {
     .option('-r, --router <url>', 'router base URL: players ask /v1/play for their URLs')
     .option('-t, --target <url>', 'or an edge base URL every player reads from directly')
     .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the catalog)')
-    .addOption(new Option('-p, --players <n>', 'players (default: the scenario\'s)').argParser(int('--players')))
-    .addOption(new Option('-d, --duration <s>', 'seconds to run').default(30).argParser(int('--duration')))
+    .option('--premiere <id>', 'the title a scenario\'s premiereShare goes to (default: the first title)')
+    .addOption(new Option('-p, --players <n>', 'players (default: the scenario\'s)').argParser(int('--players', 1)))
+    .addOption(new Option('-d, --duration <s>', 'seconds to run').default(30).argParser(int('--duration', 1)))
+    .addOption(new Option('-n, --max-requests <n>', 'stop after the players sent this many requests').default(1_000_000).argParser(int('--max-requests', 1)))
     .addOption(new Option('--speed <x>', 'play this many times faster than real time').default(1).argParser(num('--speed')))
     .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
-    .option('--edge-metrics <urls>', 'comma-separated edge URLs whose /metrics give the byte hit ratio (default: the target)')
+    .option('--edge-metrics <urls>', 'comma-separated edge URLs whose /metrics give the byte hit ratio (default: --target, or the edges /v1/play names)')
+    .option('--router-metrics <url>', 'the router whose /metrics give the origin offload (default: --router)')
+    .option('--no-ceiling', 'skip measuring the generator\'s own ceiling first')
+    .addOption(new Option('--progress-interval <s>', 'seconds between progress lines when stderr is not a terminal').default(5).argParser(num('--progress-interval')))
     .option('-o, --out <dir>', 'where result.json and report.html go', './var/loadtest')
     .option('--allow-remote', 'allow targets that are not on this machine')
     .action(async (o: Record<string, never>) => {
@@ -149,25 +172,22 @@ function playersCommand(): Command {
         checkTarget(base, Boolean(o.allowRemote))
         const scenario = loadScenario(o.scenario)
         if (o.players !== undefined) scenario.players = o.players
-        const titles = await discoverTitles(base, o.titles ? String(o.titles).split(',') : undefined)
-        const play = o.router
-          ? async (id: string): Promise<PlayResponse> => {
-            const res = await request(`${o.router}/v1/play/${encodeURIComponent(id)}`)
-            if (res.statusCode !== 200) throw new Error(`/v1/play/${id} answered ${res.statusCode}: ${await res.body.text()}`)
-            const body = (await res.body.json()) as PlayResponse
-            for (const u of body.urls) checkTarget(u.url, Boolean(o.allowRemote))
-            if (body.sessionUrl) checkTarget(body.sessionUrl, Boolean(o.allowRemote)) // players PUT their position there
-            return body
-          }
+        if (!(o.speed > 0)) throw new InvalidArgumentError('--speed must be above 0')
+        const titles = premiereFirst(await discoverTitles(base, o.titles ? list(o.titles) : undefined), o.premiere)
+        const play = o.router ? routerPlay(o.router, Boolean(o.allowRemote))
           : async (id: string): Promise<PlayResponse> => ({ contentId: id, urls: [{ url: `${o.target}/v1/content/${encodeURIComponent(id)}` }] })
-        const edges = o.edgeMetrics ? String(o.edgeMetrics).split(',') : o.target ? [o.target] : []
-        const before = edges.length ? await readEdgeCounters(edges).catch(() => null) : null
-        const line = new Line()
-        const r = await playersMode({ scenario, titles, play, durationS: o.duration, speed: o.speed, seed: o.seed,
-          onTick: p => line.show(`loadtest players ${p.elapsedS.toFixed(0)}/${o.duration} s  playing ${p.active}  done ${p.done}  ${p.mbps.toFixed(1)} MB/s`) })
+        // the edges whose counters make the hit ratio: given, the target, or those /v1/play names for the top title now
+        const edges = o.edgeMetrics ? list(o.edgeMetrics) : o.target ? [o.target]
+          : [...new Set((await play(titles[0]!.contentId)).urls.filter(u => u.kind === 'edge').map(u => new URL(u.url).origin))]
+        const router: string | undefined = o.routerMetrics ?? o.router
+        for (const u of [...edges, ...(router ? [router] : [])]) checkTarget(u, Boolean(o.allowRemote))
+        const line = new Progress(process.stderr, o.progressInterval * 1000)
+        const r = await playersMode({ scenario, titles, play, durationS: o.duration, speed: o.speed, seed: o.seed, maxRequests: o.maxRequests,
+          measureCeiling: o.ceiling, metrics: { edges, router },
+          onTick: p => line.show(progressText('players', { elapsedS: p.elapsedS, durationS: o.duration, active: p.active, done: p.done,
+            mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
         line.show('loadtest players done', true)
         r.target = base
-        if (before) r.cache = cacheDelta(before, await readEdgeCounters(edges))
         process.stdout.write(summary(r))
         await save(o.out, r)
       } catch (err) {

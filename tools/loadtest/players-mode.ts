@@ -1,9 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, type Dispatcher } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
-import { exponential, mulberry32, Zipf, type Rng } from './random.js'
+import { planSessions, readerSizes, seekRng, type PlannedSession, type Scenario } from './audience.js'
+import { startSampler, type MetricsTargets } from './edge-counters.js'
+import { playersCeiling } from './players-ceiling.js'
+import type { Rng } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
+
+export type { Scenario } from './audience.js'
 
 /**
  * `reelcdn loadtest players`: simulated viewers, each playing one session the
@@ -15,26 +21,18 @@ import type { Title } from './target.js'
  *
  * Every measure is about what a viewer sees: start-up delay, stall time over
  * watch time (rebuffer ratio), stalls per session, failed sessions.
+ *
+ * Theory of operation. `planSessions` (audience.ts) draws, from the seed alone, every
+ * session's arrival, title, bitrate and watch length, so a run is reproducible
+ * whatever the timing; each session draws its seeks from a stream of its own.
+ * All players share one undici Agent owned by the run (no per-origin
+ * connection cap: a cap would queue players behind each other and report the
+ * generator's queue as start-up delay). Its dispatches are counted: the run
+ * stops at `durationS` or after `maxRequests`, whichever comes first; players
+ * then close, and whatever is still in flight `graceMs` later is cut by
+ * destroying the Agent, so a run always ends. A session the stop catches
+ * before its start-up threshold is counted as cut, in no QoE figure.
  */
-export interface Scenario {
-  name: string
-  players: number
-  /** mean seconds between player arrivals (exponential); 0 starts them together */
-  arrivalS: number
-  zipf: number
-  /** bits per second, with weights */
-  bitrates: { bps: number; weight: number }[]
-  startupS: number
-  bufferS: number
-  /** seconds of media watched before abandoning: a share watch the whole session length */
-  sessionS: number
-  completeShare: number
-  meanWatchedShare: number
-  seekChance: number
-  /** the first title takes this share of plays (a premiere) */
-  premiereShare: number
-}
-
 export interface PlayersOptions {
   scenario: Scenario
   titles: Title[]
@@ -43,77 +41,121 @@ export interface PlayersOptions {
   durationS: number
   speed: number
   seed: number
+  /** stop after this many HTTP requests (probes, ranges, position reports); 0 or absent: the time bound only */
+  maxRequests?: number
+  /** after the stop, how long players may take to close before their requests are cut (default 5 s) */
+  graceMs?: number
+  /** measure the generator's ceiling first (playersCeiling) */
+  measureCeiling?: boolean
+  /** whose /metrics give the byte hit ratio (over time and for the run) and origin offload */
+  metrics?: MetricsTargets
   onTick?: (p: TimelinePoint & { elapsedS: number; active: number; done: number }) => void
 }
 
 interface SessionResult {
   ok: boolean
+  /** the run stopped before the start-up threshold was reached */
+  cut: boolean
+  contentId: string
   startupMs: number
   stallMs: number[]
+  /** waits for the buffer after the viewer's own seeks: not stalls (the viewer asked for the jump) */
+  seekWaitMs: number[]
+  seeks: number
   watchMs: number
   bytes: number
   received: number
   error?: string
 }
 
-function pickBitrate(rng: Rng, s: Scenario): number {
-  const total = s.bitrates.reduce((a, b) => a + b.weight, 0)
-  let u = rng() * total
-  for (const b of s.bitrates) if ((u -= b.weight) <= 0) return b.bps
-  return s.bitrates[s.bitrates.length - 1]!.bps
+/** @NOTE SequentialReader keeps a failed fetch's error until read() is called; a player waiting for bytes needs it now. */
+function readerFailed(r: SequentialReader): Error | undefined {
+  return (r as unknown as { error: Error | undefined }).error
 }
 
-async function session(o: PlayersOptions, rng: Rng, zipf: Zipf, deadline: number, counter: { bytes: number }): Promise<SessionResult> {
+interface Run {
+  o: PlayersOptions
+  dispatcher: Dispatcher
+  stopped: () => boolean
+  /** bytes received by finished sessions, and the clients of those playing: the network throughput */
+  received: { done: number; open: Set<PlayerClient> }
+}
+
+function receivedSoFar(run: Run): number {
+  let n = run.received.done
+  for (const c of run.received.open) n += c.bytesReceived
+  return n
+}
+
+async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<SessionResult> {
+  const { o } = run
   const s = o.scenario
-  const title = rng() < s.premiereShare ? o.titles[0]! : o.titles[zipf.sample(rng)]!
   // media bytes per second, and per second of wall-clock time at `speed`
-  const mediaBps = pickBitrate(rng, s) / 8
+  const mediaBps = plan.bps / 8
   const wallBps = mediaBps * o.speed
-  const watchWallMs = (rng() < s.completeShare ? 1 : Math.min(1, exponential(rng, s.meanWatchedShare))) * s.sessionS * 1000 / o.speed
+  const watchWallMs = plan.watchS * 1000 / o.speed
   const t0 = performance.now()
-  const out: SessionResult = { ok: false, startupMs: 0, stallMs: [], watchMs: 0, bytes: 0, received: 0 }
+  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0 }
   let reader: SequentialReader | undefined
   let client: PlayerClient | undefined
   try {
     // position reports every 10 s of media time, as a real player's every 10 s
-    client = await PlayerClient.open(await o.play(title.contentId), { reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
-    const bufferBytes = Math.max(256 * 1024, Math.ceil(mediaBps * s.bufferS))
-    reader = new SequentialReader(client, { bufferBytes, fetchBytes: Math.min(bufferBytes, 1024 * 1024) })
+    client = await PlayerClient.open(await o.play(plan.contentId),
+      { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
+    run.received.open.add(client)
+    reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
-    while (reader.buffered < startupBytes && !reader.atEnd && performance.now() < deadline) await sleep(5)
+    while (reader.buffered < startupBytes && !reader.atEnd && !run.stopped()) {
+      const err = readerFailed(reader)
+      if (err) throw err
+      await sleep(5)
+    }
+    if (reader.buffered < startupBytes && !reader.atEnd) {
+      out.cut = true
+      return out
+    }
     out.startupMs = performance.now() - t0
     // play: consume in 50 ms ticks of wall time
     const tick = 50
     let played = 0
     let stallStart: number | undefined
-    while (played < watchWallMs && !reader.atEnd && performance.now() < deadline) {
+    let seeking = false
+    while (played < watchWallMs && !reader.atEnd && !run.stopped()) {
       const want = Math.ceil(wallBps * tick / 1000)
       if (reader.buffered < Math.min(want, client.size - reader.position)) {
+        const err = readerFailed(reader)
+        if (err) throw err
         stallStart ??= performance.now()
         await sleep(5)
         continue
       }
-      if (stallStart !== undefined) {
-        out.stallMs.push(performance.now() - stallStart)
-        stallStart = undefined
-      }
+      if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
+      stallStart = undefined
+      seeking = false
       const got = await reader.read(want)
       out.bytes += got.length
-      counter.bytes += got.length
       played += tick
-      if (rng() < s.seekChance) reader.seek(Math.floor(rng() * client.size * 0.9))
+      if (rng() < s.seekChance) {
+        reader.seek(Math.floor(rng() * client.size * 0.9))
+        seeking = true
+        out.seeks++
+      }
       await sleep(tick)
     }
-    if (stallStart !== undefined) out.stallMs.push(performance.now() - stallStart)
+    if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
     out.watchMs = played
     out.ok = true
   } catch (err) {
-    out.error = (err as Error).message
+    if (run.stopped() && out.startupMs === 0) out.cut = true
+    else if (run.stopped()) out.ok = true // cut by the end of the run (the Agent destroyed), not a failure
+    else out.error = (err as Error).message
   } finally {
-    await reader?.close()
+    await reader?.close().catch(() => {})
     // the last position report (the router counts it in the title's per-position demand)
-    await client?.close()
+    await client?.close().catch(() => {})
     out.received = client?.bytesReceived ?? 0
+    if (client) run.received.open.delete(client)
+    run.received.done += out.received
   }
   return out
 }
@@ -122,51 +164,102 @@ function quantile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0
 }
 
+function quantiles(values: number[]) {
+  const v = [...values].sort((a, b) => a - b)
+  return { p50: quantile(v, 0.5), p95: quantile(v, 0.95), p99: quantile(v, 0.99), max: v[v.length - 1] ?? 0 }
+}
+
 export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
-  const rng = mulberry32(o.seed)
-  const zipf = new Zipf(o.titles.length, o.scenario.zipf)
+  if (!(o.durationS > 0)) throw new RangeError(`a run needs a time bound: got ${o.durationS} s`)
+  if (!(o.speed > 0)) throw new RangeError(`expected a speed above 0, got ${o.speed}`)
+  const ceiling = o.measureCeiling ? await playersCeiling(o.scenario) : null
+  const plan = planSessions(o.scenario, o.titles, o.seed)
+  const agent = new Agent({ keepAliveTimeout: 10_000 })
+  let requests = 0
+  let capped = false
+  const dispatcher = agent.compose(dispatch => (opts, handler) => {
+    if (o.maxRequests && ++requests >= o.maxRequests) capped = true
+    else if (!o.maxRequests) requests++
+    return dispatch(opts, handler)
+  })
+  const { sampler, error: startError } = await startSampler(o.metrics)
+  let metricsError = startError
   const startedAt = new Date().toISOString()
   const t0 = performance.now()
   const deadline = t0 + o.durationS * 1000
-  const counter = { bytes: 0 }
+  const run: Run = { o, dispatcher, received: { done: 0, open: new Set() }, stopped: () => capped || performance.now() >= deadline }
   const timeline: TimelinePoint[] = []
   let active = 0
   let done = 0
   let lastBytes = 0
   const timer = setInterval(() => {
-    const p = { t: (performance.now() - t0) / 1000, mbps: (counter.bytes - lastBytes) / 1e6, hitRatio: null, sessions: active }
-    lastBytes = counter.bytes
+    const received = receivedSoFar(run)
+    const p: TimelinePoint = { t: (performance.now() - t0) / 1000, mbps: (received - lastBytes) / 1e6, hitRatio: null, hitRatioSoFar: null, sessions: active }
+    lastBytes = received
     timeline.push(p)
-    o.onTick?.({ ...p, elapsedS: p.t, active, done })
+    const tick = { active, done }
+    if (!sampler) return o.onTick?.({ ...p, elapsedS: p.t, ...tick })
+    void sampler.sample().then(h => {
+      p.hitRatio = h.interval
+      p.hitRatioSoFar = h.soFar
+      o.onTick?.({ ...p, elapsedS: p.t, ...tick })
+    })
   }, 1000)
   const sessions: Promise<SessionResult>[] = []
+  let cutter: NodeJS.Timeout | undefined
   try {
-    for (let i = 0; i < o.scenario.players && performance.now() < deadline; i++) {
-      // each player has its own random stream, so a run is reproducible whatever the timing
-      const prng = mulberry32(o.seed * 7919 + i)
+    for (let i = 0; i < plan.length && !run.stopped(); i++) {
+      const wait = t0 + plan[i]!.arrivalS * 1000 / o.speed - performance.now()
+      if (wait > 0) await sleep(Math.min(wait, deadline - performance.now()))
+      if (run.stopped()) break
       active++
-      sessions.push(session(o, prng, zipf, deadline, counter).finally(() => { active--; done++ }))
-      if (o.scenario.arrivalS > 0) await sleep(exponential(rng, o.scenario.arrivalS * 1000) / o.speed)
+      sessions.push(session(run, plan[i]!, seekRng(o.seed, i)).finally(() => { active--; done++ }))
     }
-    const results = await Promise.all(sessions)
+    // the stop comes at the deadline or the request cap; then players get graceMs to close
+    const all = Promise.all(sessions)
+    let check: NodeJS.Timeout | undefined
+    const stop = new Promise<void>(resolve => {
+      check = setInterval(() => { if (run.stopped()) resolve() }, 20)
+    })
+    await Promise.race([all, stop]).finally(() => clearInterval(check))
+    cutter = setTimeout(() => { void agent.destroy().catch(() => {}) }, o.graceMs ?? 5000)
+    const results = await all
     const ok = results.filter(r => r.ok)
     const startups = ok.map(r => r.startupMs).sort((a, b) => a - b)
     const stalls = ok.flatMap(r => r.stallMs)
     const watch = ok.reduce((a, r) => a + r.watchMs, 0)
+    const bytesReceived = results.reduce((a, r) => a + r.received, 0)
+    const plays: Record<string, number> = {}
+    for (const r of results) plays[r.contentId] = (plays[r.contentId] ?? 0) + 1
+    const failed = results.filter(r => !r.ok && !r.cut)
+    const cache = await sampler?.finish(bytesReceived).catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
+    // the last, partial second, at its per-second rate
+    const t = (performance.now() - t0) / 1000
+    const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
+    if (dt > 0.05) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, sessions: 0 })
     return {
-      mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: null,
+      mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: ceiling,
       timeline,
       players: {
-        sessions: results.length, failed: results.length - ok.length,
+        sessions: results.length, failed: failed.length, cutBeforeStart: results.filter(r => r.cut).length,
         startupMs: { p50: quantile(startups, 0.5), p95: quantile(startups, 0.95), p99: quantile(startups, 0.99), max: startups[startups.length - 1] ?? 0, samples: startups },
         rebufferRatio: watch ? stalls.reduce((a, b) => a + b, 0) / watch : 0,
         stallsPerSession: ok.length ? stalls.length / ok.length : 0,
         stallSamplesMs: stalls,
+        seeks: ok.reduce((a, r) => a + r.seeks, 0),
+        seekWaitMs: quantiles(ok.flatMap(r => r.seekWaitMs)),
         bytes: results.reduce((a, r) => a + r.bytes, 0),
-        bytesReceived: results.reduce((a, r) => a + r.received, 0),
+        bytesReceived,
+        requests,
+        plays,
+        ...(failed.length ? { errors: [...new Set(failed.map(r => r.error ?? 'unknown'))].slice(0, 10) } : {}),
       },
+      ...(cache ? { cache } : {}),
+      ...(metricsError ? { metricsError } : {}),
     }
   } finally {
     clearInterval(timer)
+    clearTimeout(cutter)
+    await agent.close().catch(() => {})
   }
 }

@@ -1,3 +1,4 @@
+import type { CacheFigures } from './edge-counters.js'
 import { bin, esc, histogram, lineChart } from './svg.js'
 
 /**
@@ -8,9 +9,12 @@ import { bin, esc, histogram, lineChart } from './svg.js'
 export interface TimelinePoint {
   /** seconds since start */
   t: number
+  /** MB (10^6 bytes) received in this second: response bytes (http, headers included), body bytes (players) */
   mbps: number
   /** byte hit ratio at the edges in this interval, when known */
   hitRatio: number | null
+  /** byte hit ratio at the edges since the start, when known */
+  hitRatioSoFar?: number | null
   rps?: number
   sessions?: number
 }
@@ -44,8 +48,36 @@ export interface LoadResult {
     bytes: number
     /** body bytes the players received, buffered-ahead and probe bytes included */
     bytesReceived: number
+    /** sessions the run's end cut before they reached their start-up threshold: in no QoE figure */
+    cutBeforeStart?: number
+    /** HTTP requests the players sent (probes, ranges, position reports) */
+    requests?: number
+    /** sessions by title */
+    plays?: Record<string, number>
+    /** the viewers' seeks, and their waits for the buffer (not in the rebuffer ratio or the stalls) */
+    seeks?: number
+    seekWaitMs?: Percentiles
+    /** the failed sessions' distinct errors (up to 10) */
+    errors?: string[]
   }
-  cache?: { byteHitRatio: number | null; originOffload: number | null; edgeBytesServed: number; upstreamBytes: number }
+  cache?: CacheFigures
+  /** why there are no cache figures, when /metrics could not be read */
+  metricsError?: string
+}
+
+/** What the generator received per second over the run. */
+export function runMBps(r: LoadResult): number | null {
+  if (r.http) return r.http.mbps
+  if (r.players) return r.players.bytesReceived / 1e6 / Math.max(0.001, r.durationS)
+  return null
+}
+
+/** A warning when the run came within 80 % of the generator's own ceiling: its figures may be the generator's. */
+export function ceilingWarning(r: LoadResult): string | null {
+  const mbps = runMBps(r)
+  if (r.generatorCeilingMBps === null || mbps === null || mbps < 0.8 * r.generatorCeilingMBps) return null
+  return `this run received ${mbps.toFixed(1)} MB/s, ${(100 * mbps / r.generatorCeilingMBps).toFixed(0)} % of the generator's ceiling ` +
+    `(${r.generatorCeilingMBps.toFixed(1)} MB/s): its figures may show the generator's limit, not the servers'`
 }
 
 function pct(x: number | null | undefined): string {
@@ -59,11 +91,14 @@ function row(k: string, v: string): string {
 export function renderHtml(r: LoadResult): string {
   const rows: string[] = [row('mode', r.mode), row('scenario', r.scenario), row('target', r.target), row('started', r.startedAt),
     row('duration', `${r.durationS.toFixed(1)} s`),
-    row('generator ceiling', r.generatorCeilingMBps === null ? 'not measured' : `${r.generatorCeilingMBps.toFixed(0)} MB/s`)]
+    row('generator ceiling', r.generatorCeilingMBps === null ? 'not measured' : `${r.generatorCeilingMBps.toFixed(1)} MB/s`)]
+  const warning = ceilingWarning(r)
+  if (warning) rows.push(row('warning', warning))
   const charts: string[] = [
     lineChart('Throughput', 'seconds', 'MB/s', [{ name: 'MB/s', color: '#3a6ea5', points: r.timeline.map(p => [p.t, p.mbps]) }]),
-    lineChart('Byte hit ratio at the edge', 'seconds', 'ratio', [{ name: 'hit ratio', color: '#2e8b57',
-      points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) }]),
+    lineChart('Byte hit ratio at the edges', 'seconds', 'ratio', [
+      { name: 'each second', color: '#2e8b57', points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) },
+      { name: 'since start', color: '#555', points: r.timeline.filter(p => p.hitRatioSoFar != null).map(p => [p.t, p.hitRatioSoFar!]) }]),
   ]
   if (r.http) {
     const h = r.http
@@ -75,13 +110,18 @@ export function renderHtml(r: LoadResult): string {
   if (r.players) {
     const p = r.players
     rows.push(row('sessions (failed)', `${p.sessions} (${p.failed})`),
+      row('sessions cut before start-up by the run\'s end', String(p.cutBeforeStart ?? 0)),
       row('start-up p50 / p95 / p99', `${p.startupMs.p50.toFixed(0)} / ${(p.startupMs.p95 ?? 0).toFixed(0)} / ${p.startupMs.p99.toFixed(0)} ms`),
       row('rebuffer ratio', pct(p.rebufferRatio)), row('stalls per session', p.stallsPerSession.toFixed(2)),
+      row('seeks, wait p50 / p95', `${p.seeks ?? 0}, ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} / ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} ms`),
       row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`))
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }
-  if (r.cache) rows.push(row('byte hit ratio', pct(r.cache.byteHitRatio)), row('origin offload', pct(r.cache.originOffload)))
+  if (r.metricsError) rows.push(row('cache figures', r.metricsError))
+  if (r.cache) rows.push(row('byte hit ratio', pct(r.cache.byteHitRatio)), row('origin offload', pct(r.cache.originOffload)),
+    row('edge bytes served / upstream', `${(r.cache.edgeBytesServed / 1e6).toFixed(1)} MB / ${(r.cache.upstreamBytes / 1e6).toFixed(1)} MB`),
+    row('router bytes served', r.cache.routerBytesServed === null ? 'not read' : `${(r.cache.routerBytesServed / 1e6).toFixed(1)} MB`))
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>reelcdn load test: ${esc(r.scenario)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em;color:#222}th{text-align:left;padding-right:2em;font-weight:normal;color:#555}

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { request } from 'undici'
-import { BadRequestError } from '../../lib/errors.js'
+import type { PlayResponse } from '../../client/player.js'
+import { BadRequestError, UpstreamError } from '../../lib/errors.js'
 
 /**
  * Where a load test may send traffic, and what it finds there. Loopback is
@@ -11,7 +12,10 @@ export function isLoopback(url: string): boolean {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
   if (host === 'localhost') return true
   if (isIP(host) === 4) return host.startsWith('127.')
-  return host === '::1' || /^::ffff:127\./i.test(host)
+  if (host === '::1' || /^::ffff:127\./i.test(host)) return true
+  // URL writes an IPv4-mapped address in hex: [::ffff:127.0.0.1] becomes [::ffff:7f00:1]
+  const mapped = /^::ffff:([0-9a-f]{1,4}):[0-9a-f]{1,4}$/i.exec(host)
+  return mapped !== null && parseInt(mapped[1]!, 16) >> 8 === 127
 }
 
 export function checkTarget(url: string, allowRemote: boolean): void {
@@ -48,4 +52,16 @@ export async function discoverTitles(target: string, ids: string[] | undefined, 
     if (res.statusCode !== 200) throw new BadRequestError(`title ${id} at ${target}: HEAD answered ${res.statusCode}`)
     return { contentId: id, size: Number(res.headers['content-length']) }
   }))
+}
+
+/** A player's play step: the router's /v1/play answer, whose every URL (and session URL) must pass checkTarget too. */
+export function routerPlay(router: string, allowRemote: boolean): (contentId: string) => Promise<PlayResponse> {
+  return async id => {
+    const res = await request(`${router}/v1/play/${encodeURIComponent(id)}`, { headersTimeout: 10_000, bodyTimeout: 10_000 })
+    if (res.statusCode !== 200) throw new UpstreamError(`/v1/play/${id} answered ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`)
+    const body = (await res.body.json()) as PlayResponse
+    for (const u of body.urls) checkTarget(u.url, allowRemote)
+    if (body.sessionUrl) checkTarget(body.sessionUrl, allowRemote) // players PUT their position there
+    return body
+  }
 }

@@ -45,18 +45,6 @@ async function commands(path: string[] = []): Promise<{ path: string[]; text: st
 /** Placeholders that name a unit: a bare number as their default would leave the unit out (`<s>` is also Zipf's s). */
 const UNIT_PLACEHOLDERS = /<(ms|MBps|bytes)>|--duration <s>/
 
-/**
- * Gaps in tools/loadtest, which another branch owns: reported as todo here so
- * this test passes meanwhile, and every other option still fails it.
- */
-const KNOWN_GAPS = new Set([
-  'loadtest http -t, --target <url>',
-  'loadtest http -d, --duration <s>',
-  'loadtest players -r, --router <url>',
-  'loadtest players -t, --target <url>',
-  'loadtest players -d, --duration <s>',
-])
-
 t.test('every option that takes a value shows its default (with its unit) or says it is required', async t => {
   const all = await commands()
   const names = all.map(c => c.path.join(' '))
@@ -70,13 +58,12 @@ t.test('every option that takes a value shows its default (with its unit) or say
       if (!/[<[]/.test(o.flags)) continue
       checked++
       const where = `${path.join(' ')} ${o.flags}`
-      const todo = KNOWN_GAPS.has(where) ? { todo: 'tools/loadtest help text, owned by another branch' } : {}
       const dflt = /\(default: ([^)]*)\)/.exec(o.description)?.[1]
       const required = /\brequired\b/i.test(o.description)
-      t.ok(dflt !== undefined || required, `${where}: shows a default or says it is required`, todo)
+      t.ok(dflt !== undefined || required, `${where}: shows a default or says it is required`)
       if (dflt !== undefined && UNIT_PLACEHOLDERS.test(o.flags)) {
         const value = dflt.split(';')[0]!.trim()
-        t.notMatch(value, /^-?[0-9.]+$/, `${where}: its default (${value}) has a unit`, todo)
+        t.notMatch(value, /^-?[0-9.]+$/, `${where}: its default (${value}) has a unit`)
       }
     }
   }

@@ -7,8 +7,8 @@ import type { PlayerClient } from './player.js'
  * Theory of operation. The ring holds the bytes [readPos, writePos) of the
  * title, at `offset % capacity`. Only the producer advances writePos, only the
  * consumer advances readPos, and each wakes the other through `changed`. The
- * producer fetches at most the free space, so it never overwrites unread
- * bytes. A seek bumps `generation`: a fetch that started before it is thrown
+ * producer fetches at most the free space (once at least a quarter of the
+ * ring or 64 KiB is free), so it never overwrites unread bytes. A seek bumps `generation`: a fetch that started before it is thrown
  * away when it lands, and the ring restarts empty at the new position.
  * The consumer's position is the play position: the client reports it
  * (PlayerClient.position) to the router.
@@ -20,6 +20,9 @@ export interface SequentialOptions {
   fetchBytes: number
   startAt?: number
 }
+
+/** smallest fetch worth a request, unless the title ends sooner */
+const MIN_FETCH = 64 * 1024
 
 class Signal {
   private waiters: (() => void)[] = []
@@ -60,17 +63,27 @@ export class SequentialReader {
     return this.writePos - this.readPos
   }
 
+  /** The error that stopped fetching ahead (read() throws it too), until a seek restarts the producer. */
+  get failure(): Error | undefined {
+    return this.error
+  }
+
   get atEnd(): boolean {
     return this.readPos >= this.client.size
   }
 
   private async produce(): Promise<void> {
     const cap = this.ring.length
+    // fetch what fits once at least this much is free: waiting for room for a whole fetchBytes would
+    // deadlock a consumer that waits for more than the buffer holds before taking anything (fetchBytes
+    // equal to bufferBytes meant: fetch only into an empty buffer)
+    const least = Math.min(this.opts.fetchBytes, Math.max(1, Math.floor(cap / 4)), MIN_FETCH)
     while (!this.closed) {
       const size = this.client.size
       const free = cap - (this.writePos - this.readPos)
-      const want = Math.min(this.opts.fetchBytes, size - this.writePos)
-      if (want <= 0 || free < want) {
+      const left = size - this.writePos
+      const want = Math.min(this.opts.fetchBytes, left, free)
+      if (want <= 0 || (want < least && want < left)) {
         await this.changed.wait()
         continue
       }

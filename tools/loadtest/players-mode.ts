@@ -68,9 +68,9 @@ interface SessionResult {
   error?: string
 }
 
-/** @NOTE SequentialReader keeps a failed fetch's error until read() is called; a player waiting for bytes needs it now. */
+/** A failed fetch ahead: a player waiting for bytes needs it now, not at its next read(). */
 function readerFailed(r: SequentialReader): Error | undefined {
-  return (r as unknown as { error: Error | undefined }).error
+  return r.failure
 }
 
 interface Run {
@@ -103,7 +103,8 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
     client = await PlayerClient.open(await o.play(plan.contentId),
       { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
     run.received.open.add(client)
-    reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
+    const sizes = readerSizes(mediaBps, s.bufferS)
+    reader = new SequentialReader(client, sizes)
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
     while (reader.buffered < startupBytes && !reader.atEnd && !run.stopped()) {
       const err = readerFailed(reader)
@@ -121,7 +122,8 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
     let stallStart: number | undefined
     let seeking = false
     while (played < watchWallMs && !reader.atEnd && !run.stopped()) {
-      const want = Math.ceil(wallBps * tick / 1000)
+      // a tick never asks for more than half the buffer: a player waiting for more than its buffer holds waits forever
+      const want = Math.min(Math.ceil(wallBps * tick / 1000), Math.floor(sizes.bufferBytes / 2))
       if (reader.buffered < Math.min(want, client.size - reader.position)) {
         const err = readerFailed(reader)
         if (err) throw err

@@ -1,20 +1,9 @@
 import t from 'tap'
-import { openSync, readSync, writeSync, closeSync } from 'node:fs'
 import { request } from 'undici'
-import { get, putChunk, randomChunk, startTestOrigin } from '../test/helpers/origin.js'
+import { flipByte, get, putChunk, randomChunk, startTestOrigin } from '../test/helpers/origin.js'
 import { BLOCK_SIZE } from '../lib/block-hasher.js'
 
 const MiB = 1024 * 1024
-
-/** Flips one byte of a stored chunk file, as bit rot would. */
-function flipByte(path: string, at: number): void {
-  const fd = openSync(path, 'r+')
-  const b = Buffer.alloc(1)
-  readSync(fd, b, 0, 1, at)
-  b[0] = b[0]! ^ 0xff
-  writeSync(fd, b, 0, 1, at)
-  closeSync(fd)
-}
 
 async function metric(url: string, name: string): Promise<number> {
   const text = (await get(`${url}/metrics`)).body.toString()

@@ -156,7 +156,7 @@ export class HttpService {
       // a failure after the headers leaves a 2xx status and a cut body: still a server fault
       const fault = failure !== undefined && failure.statusCode >= 500 ? failure : undefined
       if (this.opts.logRequests || status >= 500 || fault) {
-        const line = { reqId: id, method: req.method, url, status, ms: Math.round(secs * 1000), finished: res.writableFinished }
+        const line = { reqId: id, method: req.method, url: logUrl(url), status, ms: Math.round(secs * 1000), finished: res.writableFinished }
         if (fault) this.opts.logger.error({ ...line, err: fault, code: fault.code }, 'request')
         else this.opts.logger[status >= 500 ? 'warn' : 'info'](line, 'request')
       }
@@ -252,6 +252,11 @@ function matchSegments(pattern: (string | null)[], segs: string[]): string[] | n
     } else if (p !== segs[i]) return null
   }
   return params
+}
+
+/** A request target as logged: the value of a `token` query parameter (a play token) is replaced, as the logger's redact list replaces credentials in headers. */
+export function logUrl(url: string): string {
+  return url.includes('token=') ? url.replace(/([?&]token=)[^&#]*/g, '$1[redacted]') : url
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

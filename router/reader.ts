@@ -209,10 +209,12 @@ export class ChunkReader {
     if (!this.verifyBlocks || want === undefined) return undefined
     const have = this.lists.get(want)
     if (have) return have
-    let p = this.listing.get(want)
+    // one fetch per chunk in flight; keyed by chunk too, as two titles with the same bytes share the digest, not the owners
+    const key = `${m.contentId}.${m.version}/${index}`
+    let p = this.listing.get(key)
     if (!p) {
-      p = this.fetchBlockList(m, index, want, order).finally(() => this.listing.delete(want))
-      this.listing.set(want, p)
+      p = this.fetchBlockList(m, index, want, order).finally(() => this.listing.delete(key))
+      this.listing.set(key, p)
     }
     return p
   }
@@ -300,6 +302,7 @@ function append(out: Buffer[], p: Buffer): void {
 }
 
 class BadBlockError extends UpstreamError {
+  override name = 'BadBlockError'
   constructor(shard: string, chunk: string, readonly block: number) {
     super(`shard ${shard} sent block ${block} of chunk ${chunk} with a CRC32C that does not match the manifest's block list`)
   }

@@ -139,6 +139,12 @@ export class ShardClient {
   async chunkCrcs(sid: string, index: number, expectBytes: number): Promise<Buffer> {
     const op = 'get_crcs'
     const res = await this.request(op, { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` })
+    const declared = Number(res.headers['content-length'] ?? NaN)
+    if (res.statusCode === 200 && declared !== expectBytes) {
+      // never buffer what cannot be the list (a misbehaving shard or something in front of it)
+      res.body.destroy()
+      throw new UpstreamError(`shard ${this.id} announced ${res.headers['content-length'] ?? 'no length'} bytes of block CRCs for ${sid}/${index}, expected ${expectBytes}`)
+    }
     let body: Buffer
     try {
       body = Buffer.from(await res.body.arrayBuffer())

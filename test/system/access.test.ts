@@ -152,7 +152,7 @@ t.test('tokens never reach a log line or a command line, whatever the requests',
   const dir = join(c.dir, 'logs')
   const { mkdirSync } = await import('node:fs')
   mkdirSync(dir, { recursive: true })
-  const secrets = { admin: 'admin-secret-7c1e9d', read: 'read-secret-2b8f04', edgeAdmin: 'edge-admin-secret-91aa3c' }
+  const secrets = { admin: 'admin-secret-7c1e9d', read: 'read-secret-2b8f04', edgeAdmin: 'edge-admin-secret-91aa3c', play: 'play-token-secret-5d3e0a' }
   const cfg = join(dir, 'router.json')
   writeFileSync(cfg, JSON.stringify({ cluster: { chunkSize: 65536, shards: c.ports.map((p, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${p}`, weight: 1 })) } }))
   const router = run(['router', '--config', cfg, '--port', '0', '--log-level', 'trace', '--repair-interval', '0'],
@@ -174,6 +174,9 @@ t.test('tokens never reach a log line or a command line, whatever the requests',
   t.equal((await get(`${eurl}/v1/cache/logged`, { authorization: `Bearer ${secrets.admin}` }, 'DELETE')).status, 401)
   t.equal((await get(`${eurl}/v1/cache/logged`, { authorization: `Bearer ${secrets.edgeAdmin}` }, 'DELETE')).status, 200)
   t.equal((await get(`${eurl}/v1/content/missing`)).status, 404)
+  // a play token in the query (how players send it) is logged as [redacted]
+  t.equal((await get(`${eurl}/v1/content/missing?token=${secrets.play}`)).status, 404)
+  t.equal((await get(`${rurl}/v1/content/logged?x=1&token=${secrets.play}`)).status, 401)
   await c.stopShard(0) // failures on the fill path get logged as warnings
   await c.stopShard(1)
   await c.stopShard(2)
@@ -190,4 +193,5 @@ t.test('tokens never reach a log line or a command line, whatever the requests',
   t.match(logs, /"msg":"request"/, 'request logging was on')
   for (const [name, s] of Object.entries(secrets)) t.notOk(logs.includes(s), `the ${name} token is in no log line`)
   t.notOk(/authorization/i.test(logs), 'no Authorization header is logged')
+  t.match(logs, /token=\[redacted\]/, 'the requests with a token in the query were logged, without it')
 })

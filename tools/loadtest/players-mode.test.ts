@@ -3,6 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { playersCeiling } from './players-ceiling.js'
 import { playersMode, type Scenario } from './players-mode.js'
+import { planSessions } from './audience.js'
 
 /**
  * Players runs against small in-memory servers: both bounds, a server that
@@ -40,6 +41,18 @@ t.test('players stop at the request bound', async t => {
   // at most one range in flight per player when the bound is reached
   t.ok(srv.requests() <= 20 + quick.players, `the server saw ${srv.requests()}`)
   t.equal(r.players!.failed, 0)
+})
+
+t.test('the request bound ends a run at once, not at the next arrival', async t => {
+  const srv = await rangeServer(t)
+  const sparse: Scenario = { ...quick, players: 3, arrivalS: 600 }
+  const titles = [{ contentId: 'x', size: srv.size }]
+  const second = planSessions(sparse, titles, 1)[1]!.arrivalS
+  t.ok(second > 20, `the second player arrives at ${second.toFixed(1)} s`)
+  const r = await playersMode({ scenario: sparse, titles, durationS: 60, speed: 1, seed: 1, maxRequests: 5,
+    play: async id => ({ contentId: id, urls: [{ url: srv.url }] }) })
+  t.ok(r.durationS < 10, `stopped after ${r.durationS.toFixed(1)} s`)
+  t.equal(r.players!.sessions, 1, 'only the first player came')
 })
 
 t.test('a server that stops sending cannot hold a run past its duration and grace', async t => {

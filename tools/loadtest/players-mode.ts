@@ -211,8 +211,9 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
   let cutter: NodeJS.Timeout | undefined
   try {
     for (let i = 0; i < plan.length && !run.stopped(); i++) {
-      const wait = t0 + plan[i]!.arrivalS * 1000 / o.speed - performance.now()
-      if (wait > 0) await sleep(Math.min(wait, deadline - performance.now()))
+      // wait for the next arrival in slices: the request cap, reached meanwhile, ends the run now, not then
+      const at = t0 + plan[i]!.arrivalS * 1000 / o.speed
+      while (performance.now() < at && !run.stopped()) await sleep(Math.min(at - performance.now(), 50, deadline - performance.now()))
       if (run.stopped()) break
       active++
       sessions.push(session(run, plan[i]!, seekRng(o.seed, i)).finally(() => { active--; done++ }))

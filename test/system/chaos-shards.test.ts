@@ -39,8 +39,8 @@ interface Shard { port: number; dir: string; proc: Spawned }
  * the player waits for a tick's worth of bytes, and the session stalls until
  * `durationS`. About four arrivals a second, 3 MB/s in all: well under what the
  * player client's 8 connections carry on a loaded 2-core machine, so sessions
- * end and do not pile up. Arrivals go on until the test sets `players` to 0
- * (playersMode reads it before each arrival); `durationS` bounds the run anyway.
+ * end and do not pile up. Arrivals go on until the test aborts the run's
+ * `signal` after the last phase; `durationS` bounds the run anyway.
  */
 const scenario: Scenario = {
   name: 'chaos-shards', players: 100_000, arrivalS: 0.25, zipf: 0.5, bitrates: [{ bps: 8_000_000, weight: 1 }],
@@ -82,8 +82,9 @@ t.test('kill -9 one shard then a second under load: no failed or wrong read; res
   // the load: the load tester's players, reading through the checking proxy
   const proxy = await startCheckingProxy(router.url, id => titles.get(id))
   t.teardown(() => proxy.close())
+  const stop = new AbortController()
   const run = playersMode({
-    scenario, seed: 7, speed: 1, durationS: 90,
+    scenario, seed: 7, speed: 1, durationS: 90, signal: stop.signal,
     titles: [...titles].map(([contentId, body]) => ({ contentId, size: body.length })),
     // as `reelcdn loadtest players --target`: the title's URL on the target, here the proxy in front of the router
     play: async id => ({ contentId: id, urls: [{ url: `${proxy.url}/v1/content/${id}` }] }),
@@ -107,7 +108,7 @@ t.test('kill -9 one shard then a second under load: no failed or wrong read; res
     await exited(shards[1]!.proc.child)
     await readsAfter(30, 14, 'reads with shard-1 and shard-2 killed')
   } finally {
-    scenario.players = 0 // no more arrivals: the run ends once the sessions playing now end
+    stop.abort() // the phases are done: the run ends now, its players closing within graceMs
     result = await run
   }
   const p = proxy.stats

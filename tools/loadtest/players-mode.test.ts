@@ -55,6 +55,16 @@ t.test('the request bound ends a run at once, not at the next arrival', async t 
   t.equal(r.players!.sessions, 1, 'only the first player came')
 })
 
+t.test('an aborted signal ends a run, as its bounds do', async t => {
+  const srv = await rangeServer(t)
+  const stop = new AbortController()
+  setTimeout(() => stop.abort(), 500)
+  const r = await playersMode({ scenario: { ...quick, players: 50, arrivalS: 30 }, titles: [{ contentId: 'x', size: srv.size }], durationS: 60,
+    speed: 1, seed: 1, signal: stop.signal, play: async id => ({ contentId: id, urls: [{ url: srv.url }] }) })
+  t.ok(r.durationS < 5, `stopped after ${r.durationS.toFixed(1)} s`)
+  t.equal(r.players!.failed, 0, 'stopped sessions are not failures')
+})
+
 t.test('a server that stops sending cannot hold a run past its duration and grace', async t => {
   const srv = await rangeServer(t, { hang: true })
   const t0 = performance.now()

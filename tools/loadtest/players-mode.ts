@@ -28,7 +28,7 @@ export type { Scenario } from './audience.js'
  * All players share one undici Agent owned by the run (no per-origin
  * connection cap: a cap would queue players behind each other and report the
  * generator's queue as start-up delay). Its dispatches are counted: the run
- * stops at `durationS` or after `maxRequests`, whichever comes first; players
+ * stops at `durationS`, after `maxRequests` or when `signal` aborts, whichever comes first; players
  * then close, and whatever is still in flight `graceMs` later is cut by
  * destroying the Agent, so a run always ends. A session the stop catches
  * before its start-up threshold is counted as cut, in no QoE figure.
@@ -43,6 +43,8 @@ export interface PlayersOptions {
   seed: number
   /** stop after this many HTTP requests (probes, ranges, position reports); 0 or absent: the time bound only */
   maxRequests?: number
+  /** ends the run early, as the time and request bounds do (Ctrl-C, a test that has seen enough) */
+  signal?: AbortSignal
   /** after the stop, how long players may take to close before their requests are cut (default 5 s) */
   graceMs?: number
   /** measure the generator's ceiling first (playersCeiling) */
@@ -189,7 +191,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
   const startedAt = new Date().toISOString()
   const t0 = performance.now()
   const deadline = t0 + o.durationS * 1000
-  const run: Run = { o, dispatcher, received: { done: 0, open: new Set() }, stopped: () => capped || performance.now() >= deadline }
+  const run: Run = { o, dispatcher, received: { done: 0, open: new Set() }, stopped: () => capped || performance.now() >= deadline || o.signal?.aborted === true }
   const timeline: TimelinePoint[] = []
   let active = 0
   let done = 0

@@ -76,7 +76,7 @@ export class ChunkReader {
     let lastErr: Error | undefined
     for (let i = 0; i < order.length; i++) {
       try {
-        const body = await this.open(order[i]!, m, index, start, end, crcs)
+        const body = await this.open(order[i]!, sid, m, index, start, end, crcs)
         return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
         lastErr = err as Error
@@ -129,7 +129,7 @@ export class ChunkReader {
       if (pre && i === 0) body = pre.body
       else {
         try {
-          body = await this.open(shard, m, index, pos, to, crcs)
+          body = await this.open(shard, sid, m, index, pos, to, crcs)
         } catch (err) {
           lastErr = err as Error
           this.failover(err)
@@ -191,8 +191,7 @@ export class ChunkReader {
   }
 
   /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
-  private open(shard: ShardClient, m: Manifest, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
-    const sid = storageId(m.contentId, m.version)
+  private open(shard: ShardClient, sid: string, m: Manifest, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
     if (!crcs) return shard.openChunk(sid, index, m.chunks[index]!, pos, to)
     const end = Math.min(chunkLength(m, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
     return shard.openChunk(sid, index, m.chunks[index]!, pos - (pos % BLOCK_SIZE), end)

@@ -78,17 +78,25 @@ export class ShardClient {
     return res
   }
 
-  /** Like request, but reads the whole (small) body and turns non-2xx answers other than `allow` into errors. */
-  private async call(op: string, r: Req, allow: number[] = []): Promise<{ status: number; headers: Dispatcher.ResponseData['headers']; text: string }> {
+  /**
+   * Like request, but reads the whole (small) body and turns non-2xx answers other than `allow` into errors.
+   * A 2xx answer announcing more than `maxBytes` is refused unread.
+   */
+  private async call(op: string, r: Req, allow: number[] = [], maxBytes = Infinity): Promise<{ status: number; headers: Dispatcher.ResponseData['headers']; body: Buffer; text: string }> {
     const res = await this.request(op, r)
-    let text: string
+    if (res.statusCode < 300 && Number(res.headers['content-length'] ?? 0) > maxBytes) {
+      res.body.destroy()
+      throw new UpstreamError(`shard ${this.id} announced ${res.headers['content-length']} bytes for ${op}, at most ${maxBytes} expected`)
+    }
+    let body: Buffer
     try {
-      text = await res.body.text()
+      body = Buffer.from(await res.body.arrayBuffer())
     } catch (err) {
       throw translate(this.id, op, err)
     }
+    const text = body.toString('utf8')
     if (res.statusCode >= 300 && !allow.includes(res.statusCode)) throw shardRefusal(this.id, op, res.statusCode, text)
-    return { status: res.statusCode, headers: res.headers, text }
+    return { status: res.statusCode, headers: res.headers, body, text }
   }
 
   /** The digest a shard holds for a chunk (its ETag), or null. A corrupt copy answers 500: reported as an error. */
@@ -137,21 +145,7 @@ export class ShardClient {
 
   /** A chunk's packed block CRCs as the shard keeps them (unverified: the caller checks them against the manifest). */
   async chunkCrcs(sid: string, index: number, expectBytes: number): Promise<Buffer> {
-    const op = 'get_crcs'
-    const res = await this.request(op, { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` })
-    const declared = Number(res.headers['content-length'] ?? NaN)
-    if (res.statusCode === 200 && declared !== expectBytes) {
-      // never buffer what cannot be the list (a misbehaving shard or something in front of it)
-      res.body.destroy()
-      throw new UpstreamError(`shard ${this.id} announced ${res.headers['content-length'] ?? 'no length'} bytes of block CRCs for ${sid}/${index}, expected ${expectBytes}`)
-    }
-    let body: Buffer
-    try {
-      body = Buffer.from(await res.body.arrayBuffer())
-    } catch (err) {
-      throw translate(this.id, op, err)
-    }
-    if (res.statusCode !== 200) throw shardRefusal(this.id, op, res.statusCode, body.toString('utf8', 0, 2000))
+    const { body } = await this.call('get_crcs', { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` }, [], expectBytes)
     if (body.length !== expectBytes)
       throw new UpstreamError(`shard ${this.id} sent ${body.length} bytes of block CRCs for ${sid}/${index}, expected ${expectBytes}`)
     return body

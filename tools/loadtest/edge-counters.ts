@@ -135,6 +135,16 @@ export class CounterSampler {
   }
 }
 
+/** Fills a timeline point's hit ratios from a fresh sample, then calls `done`; at once, with nulls left, without a sampler. */
+export function sampleInto(sampler: CounterSampler | undefined, p: { hitRatio: number | null; hitRatioSoFar?: number | null }, done: () => void): void {
+  if (!sampler) return done()
+  void sampler.sample().then(h => {
+    p.hitRatio = h.interval
+    p.hitRatioSoFar = h.soFar
+    done()
+  })
+}
+
 /**
  * A sampler started on `m`, or the reason it could not start (a target with no
  * /metrics, say): the run goes on without cache figures and says why.

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import autocannon from 'autocannon'
-import { startSampler, type CounterSampler, type MetricsTargets } from './edge-counters.js'
+import { sampleInto, startSampler, type CounterSampler, type MetricsTargets } from './edge-counters.js'
 import { mulberry32, Zipf } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
@@ -76,12 +76,7 @@ function run(url: string, opts: Pick<HttpModeOptions, 'connections' | 'durationS
       const p: TimelinePoint = { t: (Date.now() - t0) / 1000, mbps: second.bytes / 1e6, rps: second.n, hitRatio: null, hitRatioSoFar: null }
       timeline.push(p)
       second = { bytes: 0, n: 0 }
-      if (!sampler) return opts.onTick?.({ ...p, elapsedS: p.t })
-      void sampler.sample().then(h => {
-        p.hitRatio = h.interval
-        p.hitRatioSoFar = h.soFar
-        opts.onTick?.({ ...p, elapsedS: p.t })
-      })
+      sampleInto(sampler, p, () => opts.onTick?.({ ...p, elapsedS: p.t }))
     }, 1000)
   })
 }

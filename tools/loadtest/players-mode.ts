@@ -3,7 +3,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
 import { planSessions, readerSizes, seekRng, type PlannedSession, type Scenario } from './audience.js'
-import { startSampler, type MetricsTargets } from './edge-counters.js'
+import { sampleInto, startSampler, type MetricsTargets } from './edge-counters.js'
 import { playersCeiling } from './players-ceiling.js'
 import type { Rng } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
@@ -202,12 +202,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     lastBytes = received
     timeline.push(p)
     const tick = { active, done }
-    if (!sampler) return o.onTick?.({ ...p, elapsedS: p.t, ...tick })
-    void sampler.sample().then(h => {
-      p.hitRatio = h.interval
-      p.hitRatioSoFar = h.soFar
-      o.onTick?.({ ...p, elapsedS: p.t, ...tick })
-    })
+    sampleInto(sampler, p, () => o.onTick?.({ ...p, elapsedS: p.t, ...tick }))
   }, 1000)
   const sessions: Promise<SessionResult>[] = []
   let cutter: NodeJS.Timeout | undefined

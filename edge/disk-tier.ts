@@ -43,6 +43,8 @@ export interface DiskTierOptions {
   openFiles: number
   /** how often the policy's state is saved to the index (also at close); 0: only at close */
   policyStateFlushMs?: number
+  /** allocates a whole chunk read for promotion to RAM (see FillOptions.alloc) */
+  alloc?: (size: number) => Buffer
 }
 
 export class DiskTier {
@@ -298,7 +300,7 @@ export class DiskTier {
     const h = await this.openRead(row)
     if (!h) return undefined
     try {
-      const buf = Buffer.allocUnsafeSlow(row.size)
+      const buf = this.opts.alloc?.(row.size) ?? Buffer.allocUnsafeSlow(row.size)
       await this.readVerified(row, h, 0, buf, 'promotion')
       return buf
     } finally {

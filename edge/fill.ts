@@ -50,6 +50,8 @@ import { translateUpstreamError } from './upstream.js'
 export interface FillOptions {
   splitBytes: number
   maxSegments: number
+  /** allocates a chunk's buffer (shared memory when serve threads read the RAM tier); default Buffer.allocUnsafeSlow */
+  alloc?: (size: number) => Buffer
 }
 
 export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<AsyncIterable<Buffer> & { destroy(): void }>
@@ -107,7 +109,7 @@ export class Fill {
   start(from: number): void {
     if (this.started || this.error) return
     this.started = true
-    this.buf = Buffer.allocUnsafeSlow(this.ref.size)
+    this.buf = this.opts.alloc?.(this.ref.size) ?? Buffer.allocUnsafeSlow(this.ref.size)
     this.launch(Math.min(Math.max(from, 0), this.ref.size - 1), this.ref.size)
   }
 

@@ -19,9 +19,13 @@ import { formatReport, reportProbe, runReport } from './report.js'
 import { RequestLog } from './request-log.js'
 import { sessionOf } from './session-id.js'
 import { sender, type Send } from './send.js'
-import { EdgeServer } from './server.js'
+import { EdgeServer, TTFB_LABELS } from './server.js'
+import { ServeThreads, sharedChunk, type Batch } from './serve-threads.js'
+import { RESPONSE_KINDS } from '../lib/metrics.js'
+import { randomBytes } from 'node:crypto'
 import { Upstream } from './upstream.js'
 import { request } from 'undici'
+import { logUrl } from '../lib/http.js'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -55,6 +59,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   await mkdir(cfg.dataDir, { recursive: true })
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
+  let threads: ServeThreads | undefined
   try {
     const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
     const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
@@ -68,10 +73,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     let fills: Coalescer | undefined
     let send: Send | undefined
     let drainWaits = 0
+    // with serve threads, chunks in RAM must be in memory the threads can read
+    const alloc = cfg.serveThreads > 0 ? sharedChunk : undefined
     const metrics = edgeMetrics(registry, {
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,
-      blocked: () => drainWaits + (send?.pending() ?? 0),
+      blocked: () => drainWaits + (send?.pending() ?? 0) + (threads?.blocked() ?? 0),
       diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
     })
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
@@ -79,7 +86,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
       { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
-        policyStateFlushMs: cfg.policyStateFlushMs })
+        policyStateFlushMs: cfg.policyStateFlushMs, alloc })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
@@ -92,7 +99,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       commit: (ref, buf, prefill) => (prefill ? c.admitPrefill(ref, buf) : c.admit(ref, buf)),
       stale: id => meta.invalidate(id),
       metrics, logger,
-    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments })
+    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments, alloc })
     // player sessions feed session-aware policies and the request log; with neither, no session is computed
     const hooks: ReadHooks = {}
     if (ramPolicy.observe || diskPolicy.observe) {
@@ -123,9 +130,50 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
-      ...(hooks.position || hooks.read ? { sessionOf } : {}) })
+      ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
+    if (cfg.serveThreads > 0) {
+      if (process.platform !== 'linux') throw new ConfigError(`edge.serveThreads needs Linux (its relay is an abstract Unix socket); this is ${process.platform}: set it to 0`)
+      // a Linux abstract socket: nothing on disk, gone with the process; the secret keeps other local processes out
+      const relayPath = `\0reelcdn-edge-${process.pid}-${randomBytes(6).toString('hex')}`
+      const secret = randomBytes(16).toString('hex')
+      await server.http.listenRelay(relayPath, secret)
+      const contentLabels = server.http.routeLabels('/v1/content/:id')
+      const m = metrics
+      const onBatch = (b: Batch) => {
+        for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
+        if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
+        if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
+        m.hot.reads.ram_hit.n += b.reads
+        m.hot.bytes.ram_hit.n += b.bytes
+        m.hot.meta.hit.n += b.metaHits
+        if (b.stalls > 0) m.stalls.inc(b.stalls)
+        for (const secs of b.ttfb) m.ttfb.observe(TTFB_LABELS.ram_hit, secs)
+        for (let i = 0; i < b.http.length; i += 5) {
+          const route = b.http[i] as string
+          server.http.account(route, route === '/v1/content/:id' ? contentLabels : server.http.routeLabels(route), b.http[i + 1] as string,
+            b.http[i + 2] as number, b.http[i + 3] as number, b.http[i + 4] === 1)
+        }
+        for (let i = 0; i < b.hits.length; i += 4) {
+          const title = meta.cached(b.hits[i] as string)
+          if (title !== undefined) reader.servedElsewhere(title, b.hits[i + 1] as number, b.hits[i + 3] as number, b.hits[i + 2] as string)
+        }
+        for (let i = 0; i < b.log.length; i += 6) {
+          logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],
+            finished: b.log[i + 5] === 1, thread: true }, 'request')
+        }
+        for (let i = 0; i < b.demand.length; i += 5) {
+          demand.request(b.demand[i] as string, b.demand[i + 1] as string)
+          demand.chunks(b.demand[i + 1] as string, b.demand[i + 2] as number, b.demand[i + 3] as number, b.demand[i + 4] as number)
+        }
+      }
+      threads = new ServeThreads(cfg.serveThreads, { relayPath, secret, config, env: { ...(opts.env ?? process.env) }, sessions: !!(hooks.position || hooks.read), flushMs: 10 },
+        onBatch, logger)
+      ram.watcher = threads
+      meta.watcher = threads
+    }
     const addr = await server.http.listen(cfg.port, cfg.host)
+    await threads?.listen(server.http.fd)
     server.setReady(true)
     const c2 = cache
     const reporter = new EdgeReporter({
@@ -158,7 +206,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         // first out of steering (a farewell heartbeat), then drain players
         await reporter.close()
         await prefill.close()
-        await server.http.close()
+        await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close()])
         await reporter.flush()
         f.close()
         await requestLog?.close()
@@ -168,6 +216,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       })(),
     }
   } catch (err) {
+    await threads?.drain(0).catch(() => {})
     await upstream?.close().catch(() => {})
     index.close()
     throw err
@@ -206,6 +255,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--ram <bytes>', path: 'edge.ramBytes', kind: 'bytes', description: 'RAM tier size (0 turns it off)' },
   { flags: '--disk <bytes>', path: 'edge.diskBytes', kind: 'bytes', description: 'disk tier size (0 turns it off)' },
   { flags: '--readahead <chunks>', path: 'edge.readaheadChunks', kind: 'int', description: 'chunks fetched ahead of the one a player reads' },
+  { flags: '--serve-threads <n>', path: 'edge.serveThreads', kind: 'int', description: 'extra threads serving RAM hits on the same port (0: the main thread alone)' },
   { flags: '--max-fills <n>', path: 'edge.maxFills', kind: 'int', description: 'chunk fills in flight at once (each holds one chunk in RAM)' },
   { flags: '--fill-timeout <ms>', path: 'edge.fillTimeoutMs', kind: 'int', description: 'deadline for one chunk fill, verified', unit: 'ms' },
   { flags: '--meta-ttl <ms>', path: 'edge.metaTtlMs', kind: 'int', description: 'how long title metadata is cached', unit: 'ms' },

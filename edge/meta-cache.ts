@@ -21,9 +21,16 @@ export interface MetaCacheOptions {
 const NOT_FOUND = Symbol('not found')
 type Entry = Title | typeof NOT_FOUND
 
+/** Told of every title cached (with when it expires) and every one dropped: the serve threads' copy. */
+export interface MetaWatcher {
+  cached(contentId: string, title: Title, expiresAt: number): void
+  dropped(contentId: string): void
+}
+
 export class MetaCache {
   private readonly lru: LRUCache<string, Entry>
   private readonly inflight = new Map<string, Promise<Title>>()
+  watcher: MetaWatcher | undefined
 
   constructor(private readonly upstream: Upstream, private readonly metrics: EdgeMetrics, private readonly opts: MetaCacheOptions) {
     this.lru = new LRUCache<string, Entry>({ max: opts.maxEntries, ttl: Math.max(opts.ttlMs, opts.negativeTtlMs, 1) })
@@ -48,7 +55,10 @@ export class MetaCache {
     p = this.upstream.manifest(contentId).then(
       m => {
         const title = buildTitle(m)
-        if (this.inflight.get(contentId) === p && this.opts.ttlMs > 0) this.lru.set(contentId, title, { ttl: this.opts.ttlMs })
+        if (this.inflight.get(contentId) === p && this.opts.ttlMs > 0) {
+          this.lru.set(contentId, title, { ttl: this.opts.ttlMs })
+          this.watcher?.cached(contentId, title, Date.now() + this.opts.ttlMs)
+        }
         return title
       },
       err => {
@@ -65,8 +75,15 @@ export class MetaCache {
     return this.peek(contentId) ?? await this.fetch(contentId)
   }
 
+  /** The cached title without counting a lookup (work a serve thread reported), or undefined. */
+  cached(contentId: string): Title | undefined {
+    const e = this.lru.get(contentId)
+    return e === undefined || e === NOT_FOUND ? undefined : e
+  }
+
   invalidate(contentId: string): void {
     this.lru.delete(contentId)
     this.inflight.delete(contentId)
+    this.watcher?.dropped(contentId)
   }
 }

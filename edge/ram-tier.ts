@@ -7,8 +7,15 @@ import type { EvictionPolicy } from './policy.js'
  * lives on only while a response still references it (bounded by
  * edge.sendStallTimeoutMs for a player that stopped reading).
  */
+/** Told of every chunk that enters or leaves the tier (the serve threads' copy of the map). */
+export interface RamWatcher {
+  added(key: string, buf: Buffer): void
+  removed(keys: string[]): void
+}
+
 export class RamTier {
   private readonly map = new Map<string, Buffer>()
+  watcher: RamWatcher | undefined
 
   constructor(private readonly policy: EvictionPolicy, private readonly onEvict: (n: number) => void) {}
 
@@ -24,14 +31,23 @@ export class RamTier {
     return this.map.has(key)
   }
 
+  /** A hit served elsewhere (a serve thread) counted for the policy; nothing if the chunk has left meanwhile. */
+  touch(key: string): void {
+    if (this.map.has(key)) this.policy.hit(key)
+  }
+
   /** Offers a verified chunk; returns whether the policy admitted it. */
   insert(key: string, buf: Buffer): boolean {
     if (this.map.has(key)) return true
     const drop = this.policy.insert(key, buf.length)
     for (const k of drop) this.map.delete(k)
-    if (drop.length) this.onEvict(drop.length)
+    if (drop.length) {
+      this.onEvict(drop.length)
+      this.watcher?.removed(drop)
+    }
     if (!this.policy.has(key)) return false
     this.map.set(key, buf)
+    this.watcher?.added(key, buf)
     return true
   }
 
@@ -41,7 +57,9 @@ export class RamTier {
   }
 
   delete(key: string): void {
-    if (this.map.delete(key)) this.policy.remove(key)
+    if (!this.map.delete(key)) return
+    this.policy.remove(key)
+    this.watcher?.removed([key])
   }
 
   /** Drops every chunk of a title; returns how many. */

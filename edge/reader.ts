@@ -101,6 +101,16 @@ export class TitleReader {
     }
   }
 
+  /** A RAM hit a serve thread answered: what serving it here would have done besides sending (recency, readahead, session). */
+  servedElsewhere(title: Title, index: number, bytes: number, session: string): void {
+    const ref = chunkRef(title, index)
+    this.cache.ram.touch(ref.key)
+    this.readAhead(title, index)
+    if (session === '') return
+    this.hooks.position?.(session, title.manifest.contentId, index)
+    this.hooks.read?.(ref, 'ram_hit', bytes, session)
+  }
+
   private readAhead(title: Title, index: number): void {
     const last = Math.min(index + this.readahead, title.manifest.chunks.length - 1)
     for (let j = index + 1; j <= last; j++) this.metrics.hot.readahead[this.fills.prefetch(chunkRef(title, j))].n++

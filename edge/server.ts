@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
-import { HttpService, sendJson, type Match } from '../lib/http.js'
+import { HttpService, peerAddress, sendJson, type Match } from '../lib/http.js'
 import type { EdgeMetrics } from '../lib/metrics.js'
 import { parseContentId } from '../lib/ids.js'
 import { NotFoundError } from '../lib/errors.js'
@@ -52,6 +52,8 @@ export interface EdgeDeps {
   prefill?: PrefillRunner | undefined
   /** who is reading, for session-aware retention and the request log (edge/session-id.ts); unset when nothing uses it */
   sessionOf?: (req: IncomingMessage, contentId: string) => string
+  /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
+  threads?: { sync(): Promise<void> } | undefined
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
@@ -86,14 +88,8 @@ export class EdgeServer {
     this.ready = v
   }
 
-  private cors(res: ServerResponse): void {
-    res.setHeader('access-control-allow-origin', this.corsOrigin)
-    res.setHeader('access-control-expose-headers', EXPOSE)
-    if (this.corsOrigin !== '*') res.setHeader('vary', 'Origin')
-  }
-
   private preflight(_req: IncomingMessage, res: ServerResponse): void {
-    this.cors(res)
+    cors(res, this.corsOrigin)
     res.writeHead(204, {
       'access-control-allow-methods': 'GET, HEAD, OPTIONS',
       'access-control-allow-headers': ALLOW_HEADERS,
@@ -105,11 +101,11 @@ export class EdgeServer {
 
   private async content(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
     const t0 = performance.now()
-    this.cors(res)
+    cors(res, this.corsOrigin)
     const id = parseContentId(m.params[0]!)
     const { meta, reader, metrics, auth, demand } = this.deps
     const token = auth !== undefined || demand !== undefined ? requestToken(m.query, req.headers.authorization) : undefined
-    if (auth !== undefined) auth.check(token, id, req.socket.remoteAddress ?? '', Date.now())
+    if (auth !== undefined) auth.check(token, id, peerAddress(req) ?? '', Date.now())
     const title = meta.peek(id) ?? await meta.fetch(id)
     const size = title.manifest.size
     const plan = planResponse(req, title.rep, this.maxRanges)
@@ -117,7 +113,7 @@ export class EdgeServer {
     if (demand !== undefined && req.method === 'GET' && plan.length > 0 && plan.status !== 304) {
       const cs = title.manifest.chunkSize
       const r = plan.ranges
-      demand.request(token ?? `${req.socket.remoteAddress ?? ''} ${id}`, id)
+      demand.request(token ?? `${peerAddress(req) ?? ''} ${id}`, id)
       demand.chunks(id, r === null ? 0 : Math.floor(r[0]!.start / cs), Math.floor((r === null ? size - 1 : r[r.length - 1]!.end) / cs), title.manifest.chunks.length)
     }
     if (plan.status === 304 || req.method === 'HEAD' || plan.length === 0) return sendPlanned(res, plan, size, noBytes)
@@ -153,6 +149,7 @@ export class EdgeServer {
     this.deps.meta.invalidate(id)
     this.deps.fills.purge(id)
     const purged = await this.deps.cache.purge(id)
+    await this.deps.threads?.sync()
     this.deps.metrics.purges.inc()
     this.deps.logger.info({ contentId: id, purged }, 'title purged from the cache')
     sendJson(res, 200, { contentId: id, purged })
@@ -193,14 +190,21 @@ export class EdgeServer {
   }
 }
 
-async function noBytes(): Promise<void> {}
+export async function noBytes(): Promise<void> {}
+
+/** The CORS headers of every player answer (errors included: a browser player must be able to read them). */
+export function cors(res: ServerResponse, origin: string): void {
+  res.setHeader('access-control-allow-origin', origin)
+  res.setHeader('access-control-expose-headers', EXPOSE)
+  if (origin !== '*') res.setHeader('vary', 'Origin')
+}
 
 /** label objects built once: the hit path allocates none */
-const TTFB_LABELS: Record<Result, { result: Result }> = {
+export const TTFB_LABELS: Record<Result, { result: Result }> = {
   ram_hit: { result: 'ram_hit' }, disk_hit: { result: 'disk_hit' }, miss: { result: 'miss' }, coalesced: { result: 'coalesced' },
 }
 
-function responseKind(req: IncomingMessage, plan: ResponsePlan): 'not_modified' | 'head' | 'full' | 'multirange' | 'range' {
+export function responseKind(req: IncomingMessage, plan: ResponsePlan): 'not_modified' | 'head' | 'full' | 'multirange' | 'range' {
   if (plan.status === 304) return 'not_modified'
   if (req.method === 'HEAD') return 'head'
   if (plan.status === 200) return 'full'

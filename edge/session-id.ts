@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { peerAddress } from '../lib/http.js'
 
 /**
  * Who a player request belongs to, for session-aware retention and the
@@ -22,7 +23,7 @@ export function sessionOf(req: IncomingMessage, contentId: string): string {
     const vid = viewerOf(url.slice(at + 6, end < 0 ? undefined : end))
     if (vid !== undefined) return `v:${vid}|${contentId}`
   }
-  return `a:${req.socket.remoteAddress ?? '?'}|${contentId}`
+  return `a:${peerAddress(req) ?? '?'}|${contentId}`
 }
 
 /** The `vid` claim of a token's payload (base64url JSON before the dot), if it has one. */

@@ -25,6 +25,7 @@ interface Session {
 export class SessionTracker {
   private readonly sessions = new Map<string, Session>()
   private readonly pending: Map<string, number>[]
+  private readonly keys = new Map<string, string[]>()
 
   constructor(
     readonly horizon: number,
@@ -84,9 +85,25 @@ export class SessionTracker {
     }
   }
 
+  /**
+   * keyOf, remembered per title: a session that moves marks and unmarks
+   * `horizon` keys each, on every chunk it reads; built once, they cost a
+   * lookup instead of a new string each time. Bounded: forgotten wholesale
+   * past 10,000 titles.
+   */
+  private key(title: string, index: number): string {
+    let keys = this.keys.get(title)
+    if (keys === undefined) {
+      if (this.keys.size >= 10_000) this.keys.clear()
+      keys = []
+      this.keys.set(title, keys)
+    }
+    return keys[index] ??= this.keyOf(title, index)
+  }
+
   private mark(s: Session): void {
     for (let d = 1; d <= this.horizon; d++) {
-      const k = this.keyOf(s.title, s.index + d)
+      const k = this.key(s.title, s.index + d)
       const m = this.pending[d]!
       m.set(k, (m.get(k) ?? 0) + 1)
     }
@@ -94,7 +111,7 @@ export class SessionTracker {
 
   private unmark(s: Session): void {
     for (let d = 1; d <= this.horizon; d++) {
-      const k = this.keyOf(s.title, s.index + d)
+      const k = this.key(s.title, s.index + d)
       const m = this.pending[d]!
       const n = (m.get(k) ?? 0) - 1
       if (n <= 0) m.delete(k)

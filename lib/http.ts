@@ -54,42 +54,87 @@ let seq = 0
 const UNMATCHED = { route: 'unmatched' }
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/** The options every service's listener uses (timeouts, header size, no Nagle). */
+export function httpServerOptions(h: Config['http']): http.ServerOptions {
+  return {
+    headersTimeout: h.headersTimeoutMs,
+    requestTimeout: h.requestTimeoutMs,
+    keepAliveTimeout: h.keepAliveTimeoutMs,
+    maxHeaderSize: h.maxHeaderBytes,
+    // how often Node checks the header and request timeouts (its default, 30 s, would let a slowloris linger)
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(h.headersTimeoutMs / 4))),
+    noDelay: true,
+  }
+}
+
+/** Connection limits and the answer to malformed requests, on any listener that faces clients. */
+export function guardServer(server: http.Server, h: Config['http']): void {
+  // counted by us so an excess is a 431, where Node would silently drop the extra fields
+  server.maxHeadersCount = 0
+  server.maxConnections = h.maxConnections
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Malformed requests (bad framing, oversized headers, smuggling attempts): answer and close.
+    if (!socket.writable) return socket.destroy()
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    const body = JSON.stringify({ error: { code: 'CDN_ERR_BAD_REQUEST', message: `malformed request: ${err.code ?? err.message}` } })
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    // the server socket allows half-open connections: without this a client that keeps writing keeps it open
+    ;(socket as import('node:net').Socket).destroySoon()
+  })
+}
+
+/** The request's id: the client's `x-request-id` if it is sane, else a new one (unique per process and thread). */
+export function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
+}
+
+/** What HttpService refuses before routing: another HTTP version, an over-long target, too many header fields. */
+export function requestLimitError(req: IncomingMessage, h: Config['http']): CdnError | undefined {
+  if (req.httpVersionMajor !== 1) {
+    return new CdnError(`HTTP/${req.httpVersion} is not supported: speak HTTP/1.1`, { code: 'CDN_ERR_HTTP_VERSION', statusCode: 505, source: 'client' })
+  }
+  const url = req.url ?? '/'
+  if (url.length > h.maxUrlBytes || req.rawHeaders.length > 2 * h.maxHeaders) {
+    const tooLong = url.length > h.maxUrlBytes
+    return new CdnError(tooLong ? `request target longer than ${h.maxUrlBytes} bytes` : `more than ${h.maxHeaders} header fields`,
+      { code: 'CDN_ERR_REQUEST_TOO_LARGE', statusCode: tooLong ? 414 : 431, source: 'client' })
+  }
+  return undefined
+}
+
+const PEER = Symbol('peer')
+
+/**
+ * The client's address. A request relayed by one of the edge's serve threads
+ * (HttpService.listenRelay) comes from the thread, over a local socket, and
+ * carries its client's address with it.
+ */
+export function peerAddress(req: IncomingMessage): string | undefined {
+  return (req as IncomingMessage & { [PEER]?: string })[PEER] ?? req.socket.remoteAddress
+}
+
+/** Headers a serve thread adds to a relayed request: the shared secret and the client's address. */
+export const RELAY_SECRET_HEADER = 'x-reelcdn-relay'
+export const RELAY_PEER_HEADER = 'x-reelcdn-peer'
+
 export class HttpService {
   readonly server: http.Server
   readonly metrics: HttpMetrics
   private readonly routes: Compiled[]
   private inflight = 0
   private draining = false
+  private relay: http.Server | undefined
 
   constructor(private readonly opts: ServiceOptions) {
     this.metrics = httpMetrics(opts.registry, () => this.inflight)
     this.routes = [...opts.routes, ...this.builtins()].map(compile)
     const h = opts.http
-    const options: http.ServerOptions = {
-      headersTimeout: h.headersTimeoutMs,
-      requestTimeout: h.requestTimeoutMs,
-      keepAliveTimeout: h.keepAliveTimeoutMs,
-      maxHeaderSize: h.maxHeaderBytes,
-      // how often Node checks the header and request timeouts (its default, 30 s, would let a slowloris linger)
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(h.headersTimeoutMs / 4))),
-      noDelay: true,
-    }
     const handler = (req: IncomingMessage, res: ServerResponse) => { void this.handle(req, res) }
     this.server = h.tlsCertFile
-      ? https.createServer({ ...options, ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
-      : http.createServer(options, handler)
-    // counted by us so an excess is a 431, where Node would silently drop the extra fields
-    this.server.maxHeadersCount = 0
-    this.server.maxConnections = h.maxConnections
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Malformed requests (bad framing, oversized headers, smuggling attempts): answer and close.
-      if (!socket.writable) return socket.destroy()
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-      const body = JSON.stringify({ error: { code: 'CDN_ERR_BAD_REQUEST', message: `malformed request: ${err.code ?? err.message}` } })
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
-      // the server socket allows half-open connections: without this a client that keeps writing keeps it open
-      ;(socket as import('node:net').Socket).destroySoon()
-    })
+      ? https.createServer({ ...httpServerOptions(h), ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
+      : http.createServer(httpServerOptions(h), handler)
+    guardServer(this.server, h)
   }
 
   private builtins(): Route[] {
@@ -117,21 +162,13 @@ export class HttpService {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = performance.now()
-    const given = req.headers['x-request-id']
-    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
+    const id = requestId(req)
     res.setHeader('x-request-id', id)
     const url = req.url ?? '/'
-    if (req.httpVersionMajor !== 1) {
+    const refused = requestLimitError(req, this.opts.http)
+    if (refused !== undefined) {
       res.shouldKeepAlive = false
-      return sendError(res, new CdnError(`HTTP/${req.httpVersion} is not supported: speak HTTP/1.1`, {
-        code: 'CDN_ERR_HTTP_VERSION', statusCode: 505, source: 'client' }), this.opts.logger, id)
-    }
-    if (url.length > this.opts.http.maxUrlBytes || req.rawHeaders.length > 2 * this.opts.http.maxHeaders) {
-      const tooLong = url.length > this.opts.http.maxUrlBytes
-      res.shouldKeepAlive = false
-      return sendError(res, new CdnError(tooLong ? `request target longer than ${this.opts.http.maxUrlBytes} bytes`
-        : `more than ${this.opts.http.maxHeaders} header fields`, { code: 'CDN_ERR_REQUEST_TOO_LARGE', statusCode: tooLong ? 414 : 431, source: 'client' }),
-      this.opts.logger, id)
+      return sendError(res, refused, this.opts.logger, id)
     }
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
@@ -147,12 +184,8 @@ export class HttpService {
       closed = true
       this.inflight--
       const status = res.statusCode
-      const method = req.method ?? ''
-      const cls = Math.floor(status / 100)
-      this.metrics.answered.get(`${routeName} ${method} ${cls}`, () => ({ route: routeName, method, status: `${cls}xx` })).n++
       const secs = (performance.now() - start) / 1000
-      this.metrics.duration.observe(routeLabels, secs)
-      if (!res.writableFinished) this.metrics.aborted.inc(routeLabels)
+      this.account(routeName, routeLabels, req.method ?? '', status, secs, res.writableFinished)
       // a failure after the headers leaves a 2xx status and a cut body: still a server fault
       const fault = failure !== undefined && failure.statusCode >= 500 ? failure : undefined
       if (this.opts.logRequests || status >= 500 || fault) {
@@ -192,6 +225,50 @@ export class HttpService {
     }
   }
 
+  /** Counts an answered request in the service's metrics (also one a serve thread answered itself). */
+  account(route: string, labels: { route: string }, method: string, status: number, secs: number, finished: boolean): void {
+    const cls = Math.floor(status / 100)
+    this.metrics.answered.get(`${route} ${method} ${cls}`, () => ({ route, method, status: `${cls}xx` })).n++
+    this.metrics.duration.observe(labels, secs)
+    if (!finished) this.metrics.aborted.inc(labels)
+  }
+
+  /** The metric labels of a route by its path, as the service counts it. */
+  routeLabels(path: string): { route: string } {
+    return this.routes.find(r => r.name === path)?.labels ?? UNMATCHED
+  }
+
+  /**
+   * A second listener, on a local socket, for requests the edge's serve
+   * threads relay: the same routes, and the client's address taken from the
+   * relay's header when the request carries the relay's secret (else 403).
+   * Closed with the service, after the public listener.
+   */
+  async listenRelay(path: string, secret: string): Promise<void> {
+    const server = http.createServer(httpServerOptions(this.opts.http), (req, res) => {
+      if (req.headers[RELAY_SECRET_HEADER] !== secret) {
+        res.shouldKeepAlive = false
+        return sendJson(res, 403, { error: { code: 'CDN_ERR_FORBIDDEN', message: 'not a relayed request' } })
+      }
+      const peer = req.headers[RELAY_PEER_HEADER]
+      ;(req as IncomingMessage & { [PEER]?: string })[PEER] = typeof peer === 'string' ? peer : ''
+      void this.handle(req, res)
+    })
+    server.maxHeadersCount = 0
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(path, () => { server.off('error', reject); resolve() })
+    })
+    this.relay = server
+  }
+
+  /** The listening socket's descriptor (serve threads listen on it too). */
+  get fd(): number {
+    const fd = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd
+    if (typeof fd !== 'number' || fd < 0) throw new Error('the server is not listening on a socket of its own')
+    return fd
+  }
+
   /** Requests being handled now. */
   get active(): number {
     return this.inflight
@@ -221,13 +298,20 @@ export class HttpService {
     while (this.inflight > 0 && Date.now() < deadline) {
       await new Promise(r => setTimeout(r, 20))
       this.server.closeIdleConnections()
+      this.relay?.closeIdleConnections()
     }
     this.server.closeAllConnections()
     await closed
+    const relay = this.relay
+    if (relay !== undefined) {
+      this.relay = undefined
+      relay.closeAllConnections()
+      await new Promise<void>(resolve => relay.close(() => resolve()))
+    }
   }
 }
 
-function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+export function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
   try {
     return { cert: readFileSync(certFile), key: readFileSync(keyFile) }
   } catch (err) {

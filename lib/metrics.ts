@@ -190,6 +190,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     purges: new Counter({ name: 'reelcdn_edge_purges_total', help: 'Titles purged by DELETE /v1/cache/{contentId}', registers: [registry] }),
     blocked: new Gauge({ name: 'reelcdn_edge_responses_blocked', help: 'Player responses waiting for their player to read (backpressure)', registers: [registry],
       collect() { if (probes.blocked) this.set(probes.blocked()) } }),
+    threadRequests: new Counter({ name: 'reelcdn_edge_serve_thread_requests_total', help: 'Requests the serve threads (edge.serveThreads) took: served (answered from RAM by the thread) or relayed (passed to the main thread)',
+      labelNames: ['outcome'] as const, registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
   }
 }

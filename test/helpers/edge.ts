@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { loadConfig } from '../../lib/config.js'
-import { quietLogger } from '../../lib/logger.js'
+import { quietLogger, type Logger } from '../../lib/logger.js'
 import { startEdge, type RunningEdge } from '../../edge/main.js'
 import type { HasTeardown } from './upstream.js'
 
@@ -16,7 +16,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 export type TestContext = HasTeardown & { testdirName: string }
 
 export async function startTestEdge(t: TestContext, upstream: { url: string; token: string | undefined },
-  overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningEdge> {
+  overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}, logger: Logger = quietLogger('edge')): Promise<RunningEdge> {
   const config = loadConfig({ env: {}, overrides: {
     'edge.port': 0,
     'edge.upstream': upstream.url,
@@ -34,7 +34,7 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'edge.demandReportMs': 0,
     ...overrides,
   } })
-  const edge = await startEdge(config, { logger: quietLogger('edge'),
+  const edge = await startEdge(config, { logger,
     env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
   t.teardown(() => edge.close())
   return edge

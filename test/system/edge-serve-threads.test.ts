@@ -1,0 +1,205 @@
+import t from 'tap'
+import http from 'node:http'
+import { connect } from 'node:net'
+import { KeyRing, signToken } from '../../lib/tokens.js'
+import { FakeUpstream } from '../helpers/fake-upstream.js'
+import { titleBytes } from '../helpers/titles.js'
+import { get, metric, startTestEdge, until } from '../helpers/edge.js'
+import { logSink } from '../helpers/origin.js'
+import { createLogger } from '../../lib/logger.js'
+
+/**
+ * edge.serveThreads: threads that answer RAM hits on the edge's own port and
+ * relay the rest to the main thread. Which thread accepts a connection is the
+ * kernel's choice, so every check here runs over many fresh connections (each
+ * may land on either) and asserts on what both must do; the counter of
+ * requests the threads served shows that they did serve.
+ */
+const CS = 128 * 1024
+const TOKEN_KEYS = 'k1:serve-threads-test-key-0123456789'
+
+interface Got { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
+
+/** One request on a connection of its own. */
+function fresh(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, res => {
+      const parts: Buffer[] = []
+      res.on('data', (c: Buffer) => parts.push(c))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function warm(url: string, size: number): Promise<void> {
+  const r = await get(url)
+  if (r.status !== 200 || r.body.length !== size) throw new Error(`warming ${url}: ${r.status}, ${r.body.length} bytes`)
+}
+
+t.test('hits over many connections are byte-exact with every header, and the threads serve some of them', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const body = titleBytes(4 * CS + 1000, 'threads')
+  await up.addTitle('th', body, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.serveThreads': 1, 'edge.readaheadChunks': 0 })
+  const url = `${edge.url}/v1/content/th`
+  await warm(url, body.length)
+  await until(() => edge.cache.ram.stats().entries === 5, 'every chunk in RAM')
+  const upstreamBefore = up.requests('th')
+
+  const ranges: [number, number][] = []
+  for (let i = 0; i < 120; i++) {
+    const s = (i * 7919 * 31) % (body.length - 70_000)
+    ranges.push(i % 3 === 0 ? [s, s] : [s, Math.min(s + 65_000, Math.floor(s / CS) * CS + CS - 1)])
+  }
+  const got = await Promise.all(ranges.map(([s, e]) => fresh(url, { range: `bytes=${s}-${e}` })))
+  got.forEach((r, i) => {
+    const [s, e] = ranges[i]!
+    if (r.status !== 206 || !r.body.equals(body.subarray(s, e + 1))) t.fail(`bytes=${s}-${e}: ${r.status}, ${r.body.length} bytes`)
+    if (r.headers['content-range'] !== `bytes ${s}-${e}/${body.length}`) t.fail(`bytes=${s}-${e}: content-range ${r.headers['content-range']}`)
+  })
+  const h = got[1]!.headers
+  t.match(h, { 'accept-ranges': 'bytes', 'access-control-allow-origin': '*', etag: /^"[0-9a-f]{64}"$/, 'cache-control': /immutable/ })
+  t.ok(h['x-request-id'] && h['last-modified'] && h['content-type'], 'request id, Last-Modified, Content-Type')
+  t.equal(up.requests('th'), upstreamBefore, 'no upstream request for a hit')
+
+  await until(async () => await metric(edge.url, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' }) > 0,
+    'the threads to report hits they served')
+  // every hit counted once, wherever it was served (the warm-up read was the one miss, then ram hits)
+  await until(async () => await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'ram_hit' }) === 120, '120 RAM hits counted')
+  t.equal(await metric(edge.url, 'reelcdn_edge_player_responses_total', { kind: 'range' }), 120)
+  const served = await metric(edge.url, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' })
+  t.ok(served > 0 && served <= 120, `the threads served ${served} of 120`)
+  t.equal(await metric(edge.url, 'reelcdn_http_requests_total', { route: '/v1/content/:id', method: 'GET', status: '2xx' }), 121)
+})
+
+t.test('what a thread does not serve from RAM is relayed: misses, bodyless answers, errors, admin routes, /metrics', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const body = titleBytes(3 * CS, 'relay')
+  await up.addTitle('rl', body, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.serveThreads': 1, 'edge.readaheadChunks': 0 }, { REELCDN_EDGE_ADMIN_TOKEN: 'sesame' })
+  const url = `${edge.url}/v1/content/rl`
+  for (let i = 0; i < 12; i++) {
+    // cross-chunk ranges and whole-title reads go through the main thread, hit or miss
+    const s = (i * 40_000) % (body.length - 200_000)
+    const r = await fresh(url, { range: `bytes=${s}-${s + 199_999}` })
+    t.equal(r.status, 206)
+    t.ok(r.body.equals(body.subarray(s, s + 200_000)), `bytes=${s}-${s + 199_999}`)
+  }
+  const whole = await fresh(url)
+  t.equal(whole.status, 200)
+  t.ok(whole.body.equals(body))
+  for (let i = 0; i < 10; i++) {
+    const head = await fresh(url, {}, 'HEAD')
+    t.equal(head.status, 200)
+    t.equal(head.headers['content-length'], String(body.length))
+    t.equal(head.body.length, 0)
+    const etag = head.headers.etag!
+    t.equal((await fresh(url, { 'if-none-match': etag })).status, 304)
+    const r416 = await fresh(url, { range: `bytes=${body.length + 5}-` })
+    t.equal(r416.status, 416)
+    t.equal(r416.headers['content-range'], `bytes */${body.length}`)
+    const missing = await fresh(`${edge.url}/v1/content/nope`)
+    t.equal(missing.status, 404)
+    t.equal(JSON.parse(missing.body.toString()).error.code, 'CDN_ERR_NOT_FOUND')
+    t.equal((await fresh(`${edge.url}/v1/cache`)).status, 401)
+    const opts = await fresh(url, { origin: 'https://player.example', 'access-control-request-method': 'GET' }, 'OPTIONS')
+    t.equal(opts.status, 204)
+  }
+  const m = await fresh(`${edge.url}/metrics`)
+  t.equal(m.status, 200)
+  t.match(m.body.toString(), /reelcdn_edge_requests_total/)
+  const status = await fresh(`${edge.url}/v1/cache`, { authorization: 'Bearer sesame' })
+  t.equal(status.status, 200)
+  t.equal(JSON.parse(status.body.toString()).ram.entries, 3)
+  t.ok(await metric(edge.url, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'relayed' }) > 0, 'some requests were relayed')
+})
+
+t.test('with log.requests, a request a thread answers is logged by the main thread, one line, its token redacted', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const body = titleBytes(CS, 'logged')
+  await up.addTitle('lg', body, { chunkSize: CS })
+  const sink = logSink()
+  const edge = await startTestEdge(t, up, { 'edge.serveThreads': 1, 'log.requests': true }, {}, createLogger('edge', 'info', sink))
+  const url = `${edge.url}/v1/content/lg?token=sekrit-value`
+  await warm(url, body.length)
+  await until(() => edge.cache.ram.stats().entries === 1, 'the chunk in RAM')
+  const ids = Array.from({ length: 40 }, (_, i) => `req-${i}`)
+  await Promise.all(ids.map(id => fresh(url, { range: 'bytes=5-9', 'x-request-id': id })))
+  await until(async () => await metric(edge.url, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' }) > 0, 'thread-served hits reported')
+  const requestLines = () => sink.lines.filter(l => l.msg === 'request' && ids.includes(l.reqId))
+  await until(() => requestLines().length === 40, 'a line for each of the 40 requests')
+  t.ok(requestLines().some(l => l.thread === true), 'some were answered, and logged, from a thread')
+  for (const l of requestLines()) t.match(l, { method: 'GET', status: 206, url: '/v1/content/lg?token=[redacted]', finished: true })
+  t.notOk(sink.lines.some(l => JSON.stringify(l).includes('sekrit')), 'the token never reaches a log line')
+})
+
+t.test('a purge answers only once no thread serves the title any more', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const v1 = titleBytes(2 * CS, 'p-v1')
+  const v2 = titleBytes(2 * CS, 'p-v2')
+  await up.addTitle('pg', v1, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.serveThreads': 1, 'edge.metaTtlMs': 3600000 }, { REELCDN_EDGE_ADMIN_TOKEN: 'sesame' })
+  const url = `${edge.url}/v1/content/pg`
+  await warm(url, v1.length)
+  await until(() => edge.cache.ram.stats().entries === 2, 'both chunks in RAM')
+  await up.removeTitle('pg')
+  await up.addTitle('pg', v2, { chunkSize: CS, version: 'v2' })
+  const before = await Promise.all(Array.from({ length: 20 }, () => fresh(url, { range: 'bytes=10-99' })))
+  t.ok(before.every(r => r.body.equals(v1.subarray(10, 100))), 'before the purge: the cached version, from every thread')
+  t.equal((await fresh(`${edge.url}/v1/cache/pg`, { authorization: 'Bearer sesame' }, 'DELETE')).status, 200)
+  const after = await Promise.all(Array.from({ length: 20 }, () => fresh(url, { range: 'bytes=10-99' })))
+  t.ok(after.every(r => r.status === 206 && r.body.equals(v2.subarray(10, 100))), 'right after it: the new version, from every thread')
+})
+
+t.test('tokens: checked by whichever thread serves; a relayed request keeps its client address, a client cannot claim another', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const body = titleBytes(2 * CS, 'tok')
+  await up.addTitle('tk', body, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.serveThreads': 1, 'edge.requireToken': true }, { REELCDN_TOKEN_KEYS: TOKEN_KEYS })
+  const ring = KeyRing.parse(TOKEN_KEYS)
+  const exp = Math.floor(Date.now() / 1000) + 600
+  const good = signToken(ring, { cid: 'tk', exp, net: '127.0.0.0/8' })
+  const elsewhere = signToken(ring, { cid: 'tk', exp, net: '10.0.0.0/8' })
+  const url = `${edge.url}/v1/content/tk`
+  await warm(`${url}?token=${good}`, body.length)
+  await until(() => edge.cache.ram.stats().entries === 2, 'both chunks in RAM')
+  for (let i = 0; i < 16; i++) {
+    const ok = await fresh(`${url}?token=${good}`, { range: 'bytes=100-199' })
+    t.equal(ok.status, 206)
+    t.ok(ok.body.equals(body.subarray(100, 200)))
+    t.equal((await fresh(url, { range: 'bytes=100-199' })).status, 403, 'no token')
+    // the relay's own headers, sent by a client, are dropped or overwritten: the address stays the real one
+    const spoofed = await fresh(`${url}?token=${elsewhere}`, { range: 'bytes=100-199', 'x-reelcdn-peer': '10.1.2.3', 'x-reelcdn-relay': 'guess' })
+    t.equal(spoofed.status, 403)
+    t.match(JSON.parse(spoofed.body.toString()).error.message, /outside the token's network 10\.0\.0\.0\/8/)
+  }
+  t.ok(await metric(edge.url, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' }) > 0, 'the threads served some hits')
+})
+
+t.test('close: answers in flight finish, then the port is closed', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const body = titleBytes(2 * CS, 'close')
+  await up.addTitle('cl', body, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.serveThreads': 2 })
+  const url = `${edge.url}/v1/content/cl`
+  await warm(url, body.length)
+  const rs = await Promise.all(Array.from({ length: 30 }, (_, i) => fresh(url, { range: `bytes=${i * 1000}-${i * 1000 + 999}` })))
+  t.ok(rs.every((r, i) => r.status === 206 && r.body.equals(body.subarray(i * 1000, i * 1000 + 1000))))
+  await edge.close()
+  const port = new URL(edge.url).port
+  const refused = await new Promise<string>(resolve => {
+    const s = connect(Number(port), '127.0.0.1')
+    s.once('connect', () => { s.destroy(); resolve('connected') })
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'))
+  })
+  t.equal(refused, 'ECONNREFUSED', 'nothing listens after close')
+})

@@ -34,7 +34,7 @@ import { DemandRecorder, EdgeReporter } from './demand.js'
 import { parseFillWindow } from './fill-window.js'
 import { PrefillRunner } from './prefill.js'
 import type { TitleDemand } from './prefill-plan.js'
-import type { Title } from './title.js'
+import { chunkRef, type Title } from './title.js'
 
 /**
  * Starts an edge: open the disk index, reconcile it with the files, listen,
@@ -60,6 +60,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
   let threads: ServeThreads | undefined
+  let service: EdgeServer | undefined
   try {
     const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
     const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
@@ -131,6 +132,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
+    service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
     if (cfg.serveThreads > 0) {
       if (process.platform !== 'linux') throw new ConfigError(`edge.serveThreads needs Linux (its relay is an abstract Unix socket); this is ${process.platform}: set it to 0`)
@@ -154,9 +156,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
           server.http.account(route, route === '/v1/content/:id' ? contentLabels : server.http.routeLabels(route), b.http[i + 1] as string,
             b.http[i + 2] as number, b.http[i + 3] as number, b.http[i + 4] === 1)
         }
-        for (let i = 0; i < b.hits.length; i += 4) {
+        for (let i = 0; i < b.hits.length; i += 5) {
           const title = meta.cached(b.hits[i] as string)
-          if (title !== undefined) reader.servedElsewhere(title, b.hits[i + 1] as number, b.hits[i + 3] as number, b.hits[i + 2] as string)
+          const index = b.hits[i + 1] as number
+          // the title the thread served (not a newer version loaded since)
+          if (title !== undefined && index < title.manifest.chunks.length && chunkRef(title, index).key === b.hits[i + 4])
+            reader.servedElsewhere(title, index, b.hits[i + 3] as number, b.hits[i + 2] as string)
         }
         for (let i = 0; i < b.log.length; i += 6) {
           logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],
@@ -206,7 +211,9 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         // first out of steering (a farewell heartbeat), then drain players
         await reporter.close()
         await prefill.close()
+        // the relay stays open until the threads are done: their requests in flight may still need the main thread
         await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close()])
+        await server.http.closeRelay()
         await reporter.flush()
         f.close()
         await requestLog?.close()
@@ -217,6 +224,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     }
   } catch (err) {
     await threads?.drain(0).catch(() => {})
+    await service?.http.close().catch(() => {})
+    await service?.http.closeRelay().catch(() => {})
     await upstream?.close().catch(() => {})
     index.close()
     throw err

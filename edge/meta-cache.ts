@@ -21,7 +21,16 @@ export interface MetaCacheOptions {
 const NOT_FOUND = Symbol('not found')
 type Entry = Title | typeof NOT_FOUND
 
-/** Told of every title cached (with when it expires) and every one dropped: the serve threads' copy. */
+/**
+ * Milliseconds on a clock that every thread of the process shares and that a
+ * step of the wall clock (NTP) does not move: the expiry of a title the serve
+ * threads hold is on it.
+ */
+export function monotonicNow(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+/** Told of every title cached (with when it expires, on `monotonicNow`) and every one dropped: the serve threads' copy. */
 export interface MetaWatcher {
   cached(contentId: string, title: Title, expiresAt: number): void
   dropped(contentId: string): void
@@ -57,7 +66,7 @@ export class MetaCache {
         const title = buildTitle(m)
         if (this.inflight.get(contentId) === p && this.opts.ttlMs > 0) {
           this.lru.set(contentId, title, { ttl: this.opts.ttlMs })
-          this.watcher?.cached(contentId, title, Date.now() + this.opts.ttlMs)
+          this.watcher?.cached(contentId, title, monotonicNow() + this.opts.ttlMs)
         }
         return title
       },

@@ -13,6 +13,7 @@ import { loadKeyRing, requestToken } from '../lib/tokens.js'
 import { PlayAuth } from './play-auth.js'
 import { sender } from './send.js'
 import { cors, noBytes, responseKind } from './server.js'
+import { monotonicNow } from './meta-cache.js'
 import { sessionOf } from './session-id.js'
 import { buildTitle, chunkRef, type Title } from './title.js'
 import type { Batch, ThreadInit, ToMain, ToThread } from './serve-threads.js'
@@ -97,7 +98,7 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   if (raw.length === 0 || raw.includes('/')) return false
   const id = parseContentId(raw)
   const e = titles.get(id)
-  if (e === undefined || e.expiresAt <= Date.now()) return false
+  if (e === undefined || e.expiresAt <= monotonicNow()) return false
   const title = e.title
   const token = requestToken(q < 0 ? '' : url.slice(q + 1), req.headers.authorization)
   const peer = req.socket.remoteAddress ?? ''
@@ -109,13 +110,15 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   let start = 0
   let end = -1
   let index = 0
+  let key = ''
   if (!bodyless) {
     if (plan.multipart !== null) return false
     start = plan.ranges === null ? 0 : plan.ranges[0]!.start
     end = plan.ranges === null ? m.size - 1 : plan.ranges[0]!.end
     index = Math.floor(start / m.chunkSize)
     if (Math.floor(end / m.chunkSize) !== index) return false
-    buf = ram.get(chunkRef(title, index).key)
+    key = chunkRef(title, index).key
+    buf = ram.get(key)
     if (buf === undefined) return false
   }
   // answered here from now on
@@ -139,7 +142,7 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   batch.ttfb.push((performance.now() - t0) / 1000)
   batch.reads++
   batch.bytes += end - start + 1
-  batch.hits.push(id, index, init.sessions ? sessionOf(req, id) : '', end - start + 1)
+  batch.hits.push(id, index, init.sessions ? sessionOf(req, id) : '', end - start + 1, key)
   return true
 }
 
@@ -161,11 +164,11 @@ function account(req: IncomingMessage, res: ServerResponse, t0: number, route: s
 
 /** Passes the request to the main thread and its answer back. */
 function relay(req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/'
   const refused = requestLimitError(req, h)
   if (refused !== undefined) {
-    // answered here: the relayed request would no longer show what was wrong with it
+    // answered here (the relayed request would no longer show what was wrong with it), and, as the main thread does, not counted
     const reqId = requestId(req)
-    account(req, res, performance.now(), 'unmatched', reqId)
     res.shouldKeepAlive = false
     const body = JSON.stringify({ error: { code: refused.code, message: refused.message } })
     res.writeHead(refused.statusCode, { 'x-request-id': reqId, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
@@ -177,8 +180,11 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
   for (const k in req.headers) if (!HOP.has(k)) headers[k] = req.headers[k]
   headers[RELAY_SECRET_HEADER] = init.secret
   headers[RELAY_PEER_HEADER] = req.socket.remoteAddress ?? ''
+  const t0 = performance.now()
+  let answered = false
   const up = http.request({ agent, socketPath: init.relayPath, method: req.method, path: req.url, headers, setHost: false })
   up.on('response', ans => {
+    answered = true
     const out: string[] = []
     const raw = ans.rawHeaders
     for (let i = 0; i < raw.length; i += 2) {
@@ -192,10 +198,16 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
     pipeline(ans, res, () => {})
   })
   up.on('error', err => {
+    // an answer is on its way (the main thread may answer before reading a request body, then close): let it finish
+    if (answered) return
     if (res.headersSent) return void res.destroy()
+    const reqId = requestId(req)
+    post({ t: 'error', message: `relay to the main thread failed (request ${reqId}): ${(err as NodeJS.ErrnoException).code ?? err.message}` })
+    account(req, res, t0, url.startsWith(PREFIX) ? CONTENT_ROUTE : 'unmatched', reqId)
     res.shouldKeepAlive = false
-    const body = JSON.stringify({ error: { code: 'CDN_ERR_RELAY', message: `the edge's main thread did not answer: ${err.message}` } })
-    res.writeHead(502, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    cors(res, cfg.edge.corsOrigin)
+    const body = JSON.stringify({ error: { code: 'CDN_ERR_RELAY', message: 'the edge could not pass the request to its main thread' } })
+    res.writeHead(502, { 'x-request-id': reqId, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
     res.end(body)
   })
   res.on('close', () => { if (!res.writableFinished) up.destroy() })
@@ -234,8 +246,6 @@ function listen(fd: number): void {
 /** Stops serving: closes this thread's listener, lets answers in flight finish (up to `graceMs`), closes every connection. */
 async function drain(graceMs: number): Promise<void> {
   draining = true
-  ram.clear()
-  titles.clear()
   server.close()
   const deadline = Date.now() + graceMs
   for (;;) {
@@ -245,6 +255,8 @@ async function drain(graceMs: number): Promise<void> {
     await new Promise(r => setTimeout(r, 20))
   }
   server.closeAllConnections()
+  ram.clear()
+  titles.clear()
   agent.destroy()
   clearInterval(flush)
   batch.pending = 0

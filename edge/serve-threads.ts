@@ -59,7 +59,7 @@ export interface Batch {
   ttfb: number[]
   /** flat: route, method, status, seconds, finished (1/0) */
   http: (string | number)[]
-  /** flat: contentId, chunk index, session ('' without), bytes */
+  /** flat: contentId, chunk index, session ('' without), bytes, chunk key */
   hits: (string | number)[]
   /** flat: demand key, contentId, first chunk, last chunk, chunks in the title */
   demand: (string | number)[]
@@ -101,10 +101,14 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
       const w = new Worker(new URL('./serve-thread.js', import.meta.url), { workerData: init })
       w.on('message', (m: ToMain) => this.receive(w, m))
       w.on('error', err => logger.error({ err, thread: w.threadId }, 'serve thread failed'))
+      const id = w.threadId // -1 once it has exited
       w.on('exit', code => {
         this.pending.delete(w)
+        this.workers.splice(this.workers.indexOf(w), 1)
+        // nothing waits for it any more
+        for (const [k, settle] of this.waits) if (k.startsWith(`${id}:`)) settle()
         // the main thread and the other threads go on serving; this one's connections were cut
-        if (!this.closed) logger.error({ thread: w.threadId, code }, 'serve thread exited')
+        if (!this.closed) logger.error({ thread: id, code }, 'serve thread exited')
       })
       // after the listeners (a 'message' listener refs the port again): a thread never keeps the process alive
       w.unref()
@@ -166,10 +170,12 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     this.post({ t: 'meta-', id })
   }
 
-  /** Resolves once every thread has applied every message posted before. */
+  /** Resolves once every thread has applied every message posted before (a thread that does not answer in 5 s is logged). */
   sync(): Promise<void> {
     const n = ++this.syncs
-    return this.each(w => `${w.threadId}:synced:${n}`, { t: 'sync', n }, 5_000)
+    return this.each(w => `${w.threadId}:synced:${n}`, { t: 'sync', n }, 5_000, 'confirm a purge').catch(err => {
+      this.logger.error({ err }, 'serve thread did not confirm: it may serve a purged title until its copy expires')
+    })
   }
 
   /** Ended responses the threads' players have not taken yet. */

@@ -8,6 +8,7 @@ import type { Logger } from './logger.js'
 import type { Config } from './config.js'
 import { BadRequestError, CdnError, ConfigError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
 import { httpMetrics, type HttpMetrics } from './metrics.js'
+import { tokensEqual } from './auth.js'
 
 /**
  * The HTTP shell every service shares: routing, request ids, errors as JSON,
@@ -165,7 +166,7 @@ export class HttpService {
     const id = requestId(req)
     res.setHeader('x-request-id', id)
     const url = req.url ?? '/'
-    const refused = requestLimitError(req, this.opts.http)
+    const refused = (req as IncomingMessage & { [PEER]?: string })[PEER] === undefined ? requestLimitError(req, this.opts.http) : undefined
     if (refused !== undefined) {
       res.shouldKeepAlive = false
       return sendError(res, refused, this.opts.logger, id)
@@ -242,11 +243,15 @@ export class HttpService {
    * A second listener, on a local socket, for requests the edge's serve
    * threads relay: the same routes, and the client's address taken from the
    * relay's header when the request carries the relay's secret (else 403).
-   * Closed with the service, after the public listener.
+   * The request's limits are not checked again (the thread did, on what the
+   * client sent). Closed by `closeRelay`, once the threads are done.
    */
   async listenRelay(path: string, secret: string): Promise<void> {
-    const server = http.createServer(httpServerOptions(this.opts.http), (req, res) => {
-      if (req.headers[RELAY_SECRET_HEADER] !== secret) {
+    const h = this.opts.http
+    // the thread checked the request's limits as the client sent it; relayed, it carries a few more fields and bytes
+    const server = http.createServer({ ...httpServerOptions(h), maxHeaderSize: h.maxHeaderBytes + 4096, requireHostHeader: false }, (req, res) => {
+      const given = req.headers[RELAY_SECRET_HEADER]
+      if (typeof given !== 'string' || !tokensEqual(given, secret)) {
         res.shouldKeepAlive = false
         return sendJson(res, 403, { error: { code: 'CDN_ERR_FORBIDDEN', message: 'not a relayed request' } })
       }
@@ -298,16 +303,18 @@ export class HttpService {
     while (this.inflight > 0 && Date.now() < deadline) {
       await new Promise(r => setTimeout(r, 20))
       this.server.closeIdleConnections()
-      this.relay?.closeIdleConnections()
     }
     this.server.closeAllConnections()
     await closed
+  }
+
+  /** Closes the relay listener (after the threads that relay to it have drained). */
+  async closeRelay(): Promise<void> {
     const relay = this.relay
-    if (relay !== undefined) {
-      this.relay = undefined
-      relay.closeAllConnections()
-      await new Promise<void>(resolve => relay.close(() => resolve()))
-    }
+    if (relay === undefined) return
+    this.relay = undefined
+    relay.closeAllConnections()
+    await new Promise<void>(resolve => relay.close(() => resolve()))
   }
 }
 

@@ -59,7 +59,7 @@ const program = new Command('bench')
   .addOption(new Option('--workloads <list>', 'workloads: ranges, whole').env('BENCH_WORKLOADS').default('ranges,whole'))
   .addOption(new Option('--origin-variants <list>', 'origin configurations: ram (RAM cache, the default), disk (--memory-cache 0)').env('BENCH_ORIGIN_VARIANTS').default('ram,disk'))
   .addOption(new Option('--ingest-bytes <bytes>', 'bytes the router row ingests (smaller for a quick run, e.g. 256MiB)').env('BENCH_INGEST_BYTES').argParser(bytes).default(2 * 1024 ** 3, '2GiB'))
-  .addOption(new Option('--edge-variants <list>', 'edge configurations: ram (RAM tier holds the data), threads (the same with --serve-threads), disk (--ram 0: hits from the disk tier)').env('BENCH_EDGE_VARIANTS').default('ram,threads,disk'))
+  .addOption(new Option('--edge-variants <list>', 'edge configurations: ram (RAM tier holds the data), threads (the same with --serve-threads), disk (--ram 0: hits from the disk tier), disk-threads (the same with --serve-threads; not run by default)').env('BENCH_EDGE_VARIANTS').default('ram,threads,disk'))
   .addOption(new Option('--players-scenario <name>', 'players row: scenario in tools/loadtest/scenarios').env('BENCH_PLAYERS_SCENARIO').default('prime-time'))
   .addOption(new Option('--players-seconds <n>', 'players row: seconds of load').env('BENCH_PLAYERS_SECONDS').argParser(int('players-seconds', 1)).default(30))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     workloads: list(a.workloads, ['ranges', 'whole'], 'workload'),
     originVariants: list(a.originVariants, ['ram', 'disk'], 'origin variant'),
     ingestBytes: a.ingestBytes,
-    edgeVariants: list(a.edgeVariants, ['ram', 'threads', 'disk'], 'edge variant'),
+    edgeVariants: list(a.edgeVariants, ['ram', 'threads', 'disk', 'disk-threads'], 'edge variant'),
     playersScenario: String(a.playersScenario),
     playersSeconds: a.playersSeconds,
     ...(a.cli ? { cli: String(a.cli) } : {}),

@@ -19,13 +19,11 @@ import { formatReport, reportProbe, runReport } from './report.js'
 import { RequestLog } from './request-log.js'
 import { sessionOf } from './session-id.js'
 import { sender, type Send } from './send.js'
-import { EdgeServer, TTFB_LABELS } from './server.js'
-import { ServeThreads, sharedChunk, type Batch } from './serve-threads.js'
-import { RESPONSE_KINDS } from '../lib/metrics.js'
+import { EdgeServer } from './server.js'
+import { batchApplier, ServeThreads, sharedChunk } from './serve-threads.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './upstream.js'
 import { request } from 'undici'
-import { logUrl } from '../lib/http.js'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -34,7 +32,7 @@ import { DemandRecorder, EdgeReporter } from './demand.js'
 import { parseFillWindow } from './fill-window.js'
 import { PrefillRunner } from './prefill.js'
 import type { TitleDemand } from './prefill-plan.js'
-import { chunkRef, type Title } from './title.js'
+import type { Title } from './title.js'
 
 /**
  * Starts an edge: open the disk index, reconcile it with the files, listen,
@@ -140,40 +138,10 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       const relayPath = `\0reelcdn-edge-${process.pid}-${randomBytes(6).toString('hex')}`
       const secret = randomBytes(16).toString('hex')
       await server.http.listenRelay(relayPath, secret)
-      const contentLabels = server.http.routeLabels('/v1/content/:id')
-      const m = metrics
-      const onBatch = (b: Batch) => {
-        for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
-        if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
-        if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
-        m.hot.reads.ram_hit.n += b.reads
-        m.hot.bytes.ram_hit.n += b.bytes
-        m.hot.meta.hit.n += b.metaHits
-        if (b.stalls > 0) m.stalls.inc(b.stalls)
-        for (const secs of b.ttfb) m.ttfb.observe(TTFB_LABELS.ram_hit, secs)
-        for (let i = 0; i < b.http.length; i += 5) {
-          const route = b.http[i] as string
-          server.http.account(route, route === '/v1/content/:id' ? contentLabels : server.http.routeLabels(route), b.http[i + 1] as string,
-            b.http[i + 2] as number, b.http[i + 3] as number, b.http[i + 4] === 1)
-        }
-        for (let i = 0; i < b.hits.length; i += 5) {
-          const title = meta.cached(b.hits[i] as string)
-          const index = b.hits[i + 1] as number
-          // the title the thread served (not a newer version loaded since)
-          if (title !== undefined && index < title.manifest.chunks.length && chunkRef(title, index).key === b.hits[i + 4])
-            reader.servedElsewhere(title, index, b.hits[i + 3] as number, b.hits[i + 2] as string)
-        }
-        for (let i = 0; i < b.log.length; i += 6) {
-          logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],
-            finished: b.log[i + 5] === 1, thread: true }, 'request')
-        }
-        for (let i = 0; i < b.demand.length; i += 5) {
-          demand.request(b.demand[i] as string, b.demand[i + 1] as string)
-          demand.chunks(b.demand[i + 1] as string, b.demand[i + 2] as number, b.demand[i + 3] as number, b.demand[i + 4] as number)
-        }
-      }
-      threads = new ServeThreads(cfg.serveThreads, { relayPath, secret, config, env: { ...(opts.env ?? process.env) }, sessions: !!(hooks.position || hooks.read), flushMs: 10 },
-        onBatch, logger)
+      // of the environment, a thread needs only the play-token keys (edge.requireToken)
+      const env = { REELCDN_TOKEN_KEYS: (opts.env ?? process.env).REELCDN_TOKEN_KEYS }
+      threads = new ServeThreads(cfg.serveThreads, { relayPath, secret, config, env, sessions: !!(hooks.position || hooks.read), flushMs: 10 },
+        batchApplier({ metrics, http: server.http, meta, reader, demand, logger }), logger)
       ram.watcher = threads
       meta.watcher = threads
     }

@@ -1,11 +1,15 @@
 import { Worker } from 'node:worker_threads'
 import type { Config } from '../lib/config.js'
+import { logUrl, type HttpService } from '../lib/http.js'
 import type { Logger } from '../lib/logger.js'
 import type { Manifest } from '../lib/manifest.js'
-import type { RESPONSE_KINDS } from '../lib/metrics.js'
-import type { MetaWatcher } from './meta-cache.js'
+import { RESPONSE_KINDS, type EdgeMetrics } from '../lib/metrics.js'
+import type { DemandRecorder } from './demand.js'
+import type { MetaCache, MetaWatcher } from './meta-cache.js'
 import type { RamWatcher } from './ram-tier.js'
-import type { Title } from './title.js'
+import type { TitleReader } from './reader.js'
+import { TTFB_LABELS } from './server.js'
+import { chunkRef, type Title } from './title.js'
 
 /**
  * `edge.serveThreads`: threads that serve RAM hits next to the main thread.
@@ -191,5 +195,47 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     await this.each(w => `${w.threadId}:drained`, { t: 'drain', graceMs }, graceMs + 5_000)
     await Promise.all(this.workers.map(w => w.terminate()))
     this.pending.clear()
+  }
+}
+
+/**
+ * What the main thread does with a thread's batch: the counts go into the
+ * metrics, the answers into the HTTP metrics (and the request log, when on),
+ * and each hit does what serving it here would have done besides sending:
+ * policy recency, readahead, sessions, demand.
+ */
+export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta: MetaCache; reader: TitleReader; demand: DemandRecorder; logger: Logger }): (b: Batch) => void {
+  const { metrics: m, http, meta, reader, demand, logger } = d
+  const contentLabels = http.routeLabels('/v1/content/:id')
+  const ttfb = m.ttfb.labels(TTFB_LABELS.ram_hit)
+  return b => {
+    for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
+    if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
+    if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
+    m.hot.reads.ram_hit.n += b.reads
+    m.hot.bytes.ram_hit.n += b.bytes
+    m.hot.meta.hit.n += b.metaHits
+    if (b.stalls > 0) m.stalls.inc(b.stalls)
+    for (const secs of b.ttfb) ttfb.observe(secs)
+    for (let i = 0; i < b.http.length; i += 5) {
+      const route = b.http[i] as string
+      http.account(route, route === '/v1/content/:id' ? contentLabels : http.routeLabels(route), b.http[i + 1] as string,
+        b.http[i + 2] as number, b.http[i + 3] as number, b.http[i + 4] === 1)
+    }
+    for (let i = 0; i < b.hits.length; i += 5) {
+      const title = meta.cached(b.hits[i] as string)
+      const index = b.hits[i + 1] as number
+      // only for the title version the thread served, not a newer one loaded since
+      if (title !== undefined && index < title.manifest.chunks.length && chunkRef(title, index).key === b.hits[i + 4])
+        reader.servedElsewhere(title, index, b.hits[i + 3] as number, b.hits[i + 2] as string)
+    }
+    for (let i = 0; i < b.log.length; i += 6) {
+      logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],
+        finished: b.log[i + 5] === 1, thread: true }, 'request')
+    }
+    for (let i = 0; i < b.demand.length; i += 5) {
+      demand.request(b.demand[i] as string, b.demand[i + 1] as string)
+      demand.chunks(b.demand[i + 1] as string, b.demand[i + 2] as number, b.demand[i + 3] as number, b.demand[i + 4] as number)
+    }
   }
 }

@@ -4,7 +4,7 @@ import { fork } from 'node:child_process'
 import { pipeline } from 'node:stream'
 import { parentPort, workerData } from 'node:worker_threads'
 import { LRUCache } from 'lru-cache'
-import { guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, requestLimitError } from '../lib/http.js'
+import { guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, requestLimitError, sendJson } from '../lib/http.js'
 import { parseContentId } from '../lib/ids.js'
 import type { Manifest } from '../lib/manifest.js'
 import { RESPONSE_KINDS } from '../lib/metrics.js'
@@ -168,11 +168,8 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
   const refused = requestLimitError(req, h)
   if (refused !== undefined) {
     // answered here (the relayed request would no longer show what was wrong with it), and, as the main thread does, not counted
-    const reqId = requestId(req)
     res.shouldKeepAlive = false
-    const body = JSON.stringify({ error: { code: refused.code, message: refused.message } })
-    res.writeHead(refused.statusCode, { 'x-request-id': reqId, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
-    return void res.end(body)
+    return sendJson(res, refused.statusCode, { error: { code: refused.code, message: refused.message } }, { 'x-request-id': requestId(req) })
   }
   batch.relayed++
   dirty = true
@@ -206,9 +203,7 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
     account(req, res, t0, url.startsWith(PREFIX) ? CONTENT_ROUTE : 'unmatched', reqId)
     res.shouldKeepAlive = false
     cors(res, cfg.edge.corsOrigin)
-    const body = JSON.stringify({ error: { code: 'CDN_ERR_RELAY', message: 'the edge could not pass the request to its main thread' } })
-    res.writeHead(502, { 'x-request-id': reqId, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
+    sendJson(res, 502, { error: { code: 'CDN_ERR_RELAY', message: 'the edge could not pass the request to its main thread' } }, { 'x-request-id': reqId })
   })
   res.on('close', () => { if (!res.writableFinished) up.destroy() })
   req.pipe(up)

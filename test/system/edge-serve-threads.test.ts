@@ -144,6 +144,10 @@ t.test('what a thread does not serve from RAM is relayed: misses, bodyless answe
     const many: Record<string, string> = {}
     for (let f = 0; f < 95; f++) many[`x-field-${f}`] = 'v'.repeat(100)
     t.equal((await fresh(`${edge.url}/v1/content/nope`, many)).status, 404, '95 more header fields: still under http.maxHeaders')
+    const long = await fresh(`${url}?pad=${'x'.repeat(5000)}`)
+    t.equal(long.status, 414, 'a request target over http.maxUrlBytes: 414, wherever it lands')
+    t.equal(JSON.parse(long.body.toString()).error.code, 'CDN_ERR_REQUEST_TOO_LARGE')
+    t.ok(long.headers['x-request-id'])
   }
   const m = await fresh(`${edge.url}/metrics`)
   t.equal(m.status, 200)

@@ -6,13 +6,12 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { LRUCache } from 'lru-cache'
 import { guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, requestLimitError, sendJson } from '../lib/http.js'
 import { parseContentId } from '../lib/ids.js'
-import type { Manifest } from '../lib/manifest.js'
 import { RESPONSE_KINDS } from '../lib/metrics.js'
-import { planResponse, sendPlanned, type ResponsePlan } from '../lib/representation.js'
+import { hasBody, planResponse, sendPlanned } from '../lib/representation.js'
 import { loadKeyRing, requestToken } from '../lib/tokens.js'
 import { PlayAuth } from './play-auth.js'
 import { sender } from './send.js'
-import { cors, noBytes, responseKind } from './server.js'
+import { cors, firstChunk, lastChunk, noBytes, responseKind } from './server.js'
 import { monotonicNow } from './meta-cache.js'
 import { sessionOf } from './session-id.js'
 import { buildTitle, chunkRef, type Title } from './title.js'
@@ -50,7 +49,7 @@ let draining = false
 function emptyBatch(): Batch {
   const responses = {} as Batch['responses']
   for (const k of RESPONSE_KINDS) responses[k] = 0
-  return { responses, served: 0, relayed: 0, reads: 0, bytes: 0, metaHits: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
+  return { responses, served: 0, relayed: 0, reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
 }
 let batch = emptyBatch()
 let dirty = false
@@ -74,6 +73,12 @@ function post(m: ToMain): void {
 const agent = new http.Agent({ keepAlive: true })
 const handler = (req: IncomingMessage, res: ServerResponse) => {
   if (draining) res.shouldKeepAlive = false
+  const refused = requestLimitError(req, h)
+  if (refused !== undefined) {
+    // answered here (the relayed request would no longer show what was wrong with it), and, as the main thread does, not counted
+    res.shouldKeepAlive = false
+    return sendJson(res, refused.statusCode, { error: { code: refused.code, message: refused.message } }, { 'x-request-id': requestId(req) })
+  }
   const url = req.url ?? '/'
   try {
     if ((req.method === 'GET' || req.method === 'HEAD') && url.startsWith(PREFIX) && serve(req, res, url)) return
@@ -92,7 +97,6 @@ server.on('error', err => post({ t: 'error', message: `listener: ${err.message}`
 /** Answers the request from memory if it can (true), before writing anything otherwise (false). */
 function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean {
   const t0 = performance.now()
-  if (requestLimitError(req, h) !== undefined) return false
   const q = url.indexOf('?')
   const raw = q < 0 ? url.slice(PREFIX.length) : url.slice(PREFIX.length, q)
   if (raw.length === 0 || raw.includes('/')) return false
@@ -105,13 +109,13 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   if (auth !== undefined) auth.check(token, id, peer, Date.now())
   const plan = planResponse(req, title.rep, cfg.http.maxRanges)
   const m = title.manifest
-  const bodyless = plan.status === 304 || req.method === 'HEAD' || plan.length === 0
+  const body = hasBody(req, plan)
   let buf: Buffer | undefined
   let start = 0
   let end = -1
   let index = 0
   let key = ''
-  if (!bodyless) {
+  if (body) {
     if (plan.multipart !== null) return false
     start = plan.ranges === null ? 0 : plan.ranges[0]!.start
     end = plan.ranges === null ? m.size - 1 : plan.ranges[0]!.end
@@ -128,9 +132,8 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   cors(res, cfg.edge.corsOrigin)
   batch.responses[responseKind(req, plan)]++
   batch.served++
-  batch.metaHits++
   dirty = true
-  if (req.method === 'GET' && plan.length > 0 && plan.status !== 304) demand(plan, m, token ?? `${peer} ${id}`, id)
+  if (body) batch.demand.push(token ?? `${peer} ${id}`, id, firstChunk(plan, m), lastChunk(plan, m), m.chunks.length)
   if (buf === undefined) {
     void sendPlanned(res, plan, m.size, noBytes)
     return true
@@ -146,12 +149,6 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   return true
 }
 
-function demand(plan: ResponsePlan, m: Manifest, key: string, id: string): void {
-  const cs = m.chunkSize
-  const r = plan.ranges
-  batch.demand.push(key, id, r === null ? 0 : Math.floor(r[0]!.start / cs), Math.floor((r === null ? m.size - 1 : r[r.length - 1]!.end) / cs), m.chunks.length)
-}
-
 /** The request in the service's HTTP metrics, as the main thread counts its own. */
 function account(req: IncomingMessage, res: ServerResponse, t0: number, route: string, reqId: string): void {
   res.on('close', () => {
@@ -165,12 +162,6 @@ function account(req: IncomingMessage, res: ServerResponse, t0: number, route: s
 /** Passes the request to the main thread and its answer back. */
 function relay(req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/'
-  const refused = requestLimitError(req, h)
-  if (refused !== undefined) {
-    // answered here (the relayed request would no longer show what was wrong with it), and, as the main thread does, not counted
-    res.shouldKeepAlive = false
-    return sendJson(res, refused.statusCode, { error: { code: refused.code, message: refused.message } }, { 'x-request-id': requestId(req) })
-  }
   batch.relayed++
   dirty = true
   const headers: http.OutgoingHttpHeaders = {}

@@ -56,7 +56,6 @@ export interface Batch {
   relayed: number
   reads: number
   bytes: number
-  metaHits: number
   stalls: number
   /** ended responses still waiting for their player, now */
   pending: number
@@ -214,7 +213,7 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
     if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
     m.hot.reads.ram_hit.n += b.reads
     m.hot.bytes.ram_hit.n += b.bytes
-    m.hot.meta.hit.n += b.metaHits
+    m.hot.meta.hit.n += b.served // every answer a thread gives is a metadata hit in its copy
     if (b.stalls > 0) m.stalls.inc(b.stalls)
     for (const secs of b.ttfb) ttfb.observe(secs)
     for (let i = 0; i < b.http.length; i += 5) {

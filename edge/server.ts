@@ -6,7 +6,8 @@ import { HttpService, peerAddress, sendJson, type Match } from '../lib/http.js'
 import type { EdgeMetrics } from '../lib/metrics.js'
 import { parseContentId } from '../lib/ids.js'
 import { NotFoundError } from '../lib/errors.js'
-import { planResponse, sendPlanned, type ResponsePlan } from '../lib/representation.js'
+import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../lib/representation.js'
+import type { Manifest } from '../lib/manifest.js'
 import { requireAdmin } from '../lib/auth.js'
 import { requestToken } from '../lib/tokens.js'
 import type { PlayAuth } from './play-auth.js'
@@ -110,13 +111,12 @@ export class EdgeServer {
     const size = title.manifest.size
     const plan = planResponse(req, title.rep, this.maxRanges)
     metrics.hot.responses[responseKind(req, plan)].n++
-    if (demand !== undefined && req.method === 'GET' && plan.length > 0 && plan.status !== 304) {
-      const cs = title.manifest.chunkSize
-      const r = plan.ranges
+    const body = hasBody(req, plan)
+    if (demand !== undefined && body) {
       demand.request(token ?? `${peerAddress(req) ?? ''} ${id}`, id)
-      demand.chunks(id, r === null ? 0 : Math.floor(r[0]!.start / cs), Math.floor((r === null ? size - 1 : r[r.length - 1]!.end) / cs), title.manifest.chunks.length)
+      demand.chunks(id, firstChunk(plan, title.manifest), lastChunk(plan, title.manifest), title.manifest.chunks.length)
     }
-    if (plan.status === 304 || req.method === 'HEAD' || plan.length === 0) return sendPlanned(res, plan, size, noBytes)
+    if (!body) return sendPlanned(res, plan, size, noBytes)
     // the first chunk is opened before the headers: its failure is still a clean 502/504
     const start = plan.ranges === null ? 0 : plan.ranges[0]!.start
     const cs = title.manifest.chunkSize
@@ -202,6 +202,15 @@ export function cors(res: ServerResponse, origin: string): void {
 /** label objects built once: the hit path allocates none */
 export const TTFB_LABELS: Record<Result, { result: Result }> = {
   ram_hit: { result: 'ram_hit' }, disk_hit: { result: 'disk_hit' }, miss: { result: 'miss' }, coalesced: { result: 'coalesced' },
+}
+
+/** The chunks a planned answer's body starts and ends in (what a player's demand is counted by). */
+export function firstChunk(plan: ResponsePlan, m: Manifest): number {
+  return plan.ranges === null ? 0 : Math.floor(plan.ranges[0]!.start / m.chunkSize)
+}
+export function lastChunk(plan: ResponsePlan, m: Manifest): number {
+  const r = plan.ranges
+  return Math.floor((r === null ? m.size - 1 : r[r.length - 1]!.end) / m.chunkSize)
 }
 
 export function responseKind(req: IncomingMessage, plan: ResponsePlan): 'not_modified' | 'head' | 'full' | 'multirange' | 'range' {

@@ -260,10 +260,7 @@ export class HttpService {
       void this.handle(req, res)
     })
     server.maxHeadersCount = 0
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(path, () => { server.off('error', reject); resolve() })
-    })
+    await listenOn(server, path)
     this.relay = server
   }
 
@@ -280,10 +277,7 @@ export class HttpService {
   }
 
   async listen(port: number, host: string): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(port, host, () => { this.server.off('error', reject); resolve() })
-    })
+    await listenOn(this.server, port, host)
     return this.server.address() as AddressInfo
   }
 
@@ -316,6 +310,14 @@ export class HttpService {
     relay.closeAllConnections()
     await new Promise<void>(resolve => relay.close(() => resolve()))
   }
+}
+
+/** `server.listen(...args)`, resolved once listening, rejected with the error (EADDRINUSE, say) otherwise. */
+function listenOn(server: http.Server, ...args: [string] | [number, string]): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(...(args as [number, string]), () => { server.off('error', reject); resolve() })
+  })
 }
 
 export function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {

@@ -118,6 +118,11 @@ export function planResponse(req: IncomingMessage, rep: Representation, maxRange
   return { status: 206, ranges, headers, multipart: mp, length: mp.length }
 }
 
+/** Whether the planned answer carries body bytes (not a 304, a HEAD or an empty selection). */
+export function hasBody(req: IncomingMessage, plan: ResponsePlan): boolean {
+  return plan.status !== 304 && req.method !== 'HEAD' && plan.length > 0
+}
+
 /** Writes `[start, end]` (inclusive) of the representation to the response, honouring backpressure. */
 export type RangeWriter = (start: number, end: number, res: ServerResponse) => Promise<void>
 
@@ -130,7 +135,7 @@ export type RangeWriter = (start: number, end: number, res: ServerResponse) => P
 export async function sendPlanned(res: ServerResponse, plan: ResponsePlan, size: number, write: RangeWriter): Promise<void> {
   res.statusCode = plan.status
   for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
-  if (plan.status === 304 || res.req.method === 'HEAD' || plan.length === 0) return void res.end()
+  if (!hasBody(res.req, plan)) return void res.end()
   if (plan.multipart) {
     const mp = plan.multipart
     for (let i = 0; i < plan.ranges!.length; i++) {

@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { loadConfig } from '../../lib/config.js'
@@ -17,10 +18,13 @@ export type TestContext = HasTeardown & { testdirName: string }
 
 export async function startTestEdge(t: TestContext, upstream: { url: string; token: string | undefined },
   overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}, logger: Logger = quietLogger('edge')): Promise<RunningEdge> {
+  // outside tap's fixture dir: tap removes that at a teardown registered earlier (say by a TestCluster) than the edge's,
+  // so it ran while the edge was still closing, and a file the edge wrote then (its request log) made it fail, ENOTEMPTY
+  const dataDir = mkdtempSync(join(tmpdir(), 'reelcdn-test-edge-'))
   const config = loadConfig({ env: {}, overrides: {
     'edge.port': 0,
     'edge.upstream': upstream.url,
-    'edge.dataDir': freshDir(t),
+    'edge.dataDir': dataDir,
     'edge.ramBytes': 64 * 1024 ** 2,
     'edge.diskBytes': 256 * 1024 ** 2,
     'edge.accessFlushMs': 100,
@@ -36,7 +40,10 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
   } })
   const edge = await startEdge(config, { logger,
     env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
-  t.teardown(() => edge.close())
+  t.teardown(async () => {
+    await edge.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
   return edge
 }
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { analyse } from './report.js'
-import type { LoggedRead } from './request-log.js'
+import type { LoggedRead } from './serve/request-log.js'
 
 /**
  * The report's optimum counts bytes. Three chunks, the last one short

@@ -4,12 +4,12 @@ import { join } from 'node:path'
 import type { Config } from '../lib/config.js'
 import type { PolicyReportProbe } from '../lib/metrics.js'
 import { beladyBytes, partialShare } from '../tools/loadtest/belady.js'
-import { createPolicy, POLICY_NAMES } from './policy.js'
-import { logFiles, parseRequestLog, type LoggedRead } from './request-log.js'
+import { createPolicy, POLICY_NAMES } from './policy/policy.js'
+import { logFiles, parseRequestLog, type LoggedRead } from './serve/request-log.js'
 
 /**
  * `reelcdn edge report`: the edge's gap to the optimum. Replays the request
- * log (edge/request-log.ts) through Belady's MIN and through each policy at
+ * log (edge/serve/request-log.ts) through Belady's MIN and through each policy at
  * the edge's configured size, and prints the byte hit ratio each achieves next
  * to what the edge really served.
  *

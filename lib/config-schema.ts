@@ -93,7 +93,7 @@ export const configSchema = z.object({
     metaMaxEntries: positive,
     /** chunks fetched ahead of the one a player reads; 0 turns readahead off */
     readaheadChunks: z.number().int().min(0).max(16),
-    /** threads that serve RAM hits next to the main thread, on the same port (edge/serve-threads.ts); 0: the main thread alone */
+    /** threads that serve RAM hits next to the main thread, on the same port (edge/serve/serve-threads.ts); 0: the main thread alone */
     serveThreads: z.number().int().min(0).max(64),
     /** chunk fills in flight at once, each holding one chunk in RAM until it is cached */
     maxFills: positive.max(1024),
@@ -251,7 +251,7 @@ function isCidr(s: string): boolean {
   try { parseCidr(s); return true } catch { return false }
 }
 
-/** the form edge/fill-window.ts parses (it also refuses an empty window such as 02:00-02:00) */
+/** the form edge/prefill/fill-window.ts parses (it also refuses an empty window such as 02:00-02:00) */
 function isFillWindow(s: string): boolean {
   const m = /^(?:always|never|(([01]\d|2[0-3]):[0-5]\d)-(([01]\d|2[0-3]):[0-5]\d))$/.exec(s)
   return m !== null && (m[1] === undefined || m[1] !== m[3])

@@ -121,7 +121,7 @@ export interface TierStats {
 export interface EdgeProbes {
   tier(name: 'ram' | 'disk'): TierStats
   fillsInFlight(): number
-  /** player responses waiting for their player to read (edge/send.ts) */
+  /** player responses waiting for their player to read (edge/serve/send.ts) */
   blocked?(): number
   /** verified chunks queued for the disk tier or being written */
   diskWritesPending?(): number
@@ -197,7 +197,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
 }
 export type EdgeMetrics = ReturnType<typeof edgeMetrics>
 
-/** Issue 5: the edge's prefill runner (edge/prefill.ts). */
+/** Issue 5: the edge's prefill runner (edge/prefill/prefill.ts). */
 export interface PrefillProbes {
   running(): number
   paused(): number

@@ -2,9 +2,9 @@ import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
 import { newRegistry, routerMetrics } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
-import { Cluster } from './cluster.js'
-import { Manifests } from './manifests.js'
-import { Repairer } from './repair.js'
+import { Cluster } from './cluster/cluster.js'
+import { Manifests } from './cluster/manifests.js'
+import { Repairer } from './repair/repair.js'
 
 /**
  * The parts of a router that need no HTTP server: the cluster (ring, shard

@@ -10,24 +10,24 @@ import { digestHeader } from '../lib/digest.js'
 import { parseChunkIndex } from '../lib/ids.js'
 import { chunkLength, type Manifest } from '../lib/manifest.js'
 import { planResponse, sendPlanned } from '../lib/representation.js'
-import { etagOf, parseTitleId, sha256Hex } from './keys.js'
-import { parseMeta } from './meta.js'
-import { parseCatalogQuery, type Catalog } from './catalog.js'
-import type { Cluster } from './cluster.js'
-import type { Manifests } from './manifests.js'
-import type { Ingestor } from './ingest.js'
-import type { ChunkReader, Prepared } from './reader.js'
-import type { Repairer } from './repair.js'
-import { clusterView } from './cluster-view.js'
-import { removeTitle } from './remove.js'
-import { contentAuth } from './content-auth.js'
+import { etagOf, parseTitleId, sha256Hex } from './cluster/keys.js'
+import { parseMeta } from './ingest/meta.js'
+import { parseCatalogQuery, type Catalog } from './playback/catalog.js'
+import type { Cluster } from './cluster/cluster.js'
+import type { Manifests } from './cluster/manifests.js'
+import type { Ingestor } from './ingest/ingest.js'
+import type { ChunkReader, Prepared } from './read/reader.js'
+import type { Repairer } from './repair/repair.js'
+import { clusterView } from './cluster/cluster-view.js'
+import { removeTitle } from './cluster/remove.js'
+import { contentAuth } from './read/content-auth.js'
 import type { KeyRing } from '../lib/tokens.js'
 
 /**
  * The router's HTTP API. Public: reads, the catalog, /v1/cluster (reads and the
  * catalog need the read token when `router.readTokenFile` or REELCDN_ROUTER_READ_TOKEN
  * sets one; with `router.requireToken` a title's reads need a play token for it
- * or that credential: router/content-auth.ts). Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
+ * or that credential: router/read/content-auth.ts). Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
  * contract as the origin and the edge (lib/representation.ts): the title's
  * ETag is its whole-file SHA-256, a chunk's is the chunk's.
  */
@@ -45,11 +45,11 @@ export interface RouterDeps {
   /** when set, content reads (what edges fill from) need it or the admin token; undefined: reads are public */
   readToken?: string | undefined
   metrics: RouterMetrics
-  /** more routes (router/playback-api.ts) */
+  /** more routes (router/playback/playback-api.ts) */
   routes?: Route[]
   /** the edge registry's listing, for GET /v1/edges */
   edges?: () => unknown[]
-  /** token keys: a `?token=` on a title read is verified with them (router/content-auth.ts) */
+  /** token keys: a `?token=` on a title read is verified with them (router/read/content-auth.ts) */
   ring?: KeyRing | undefined
   /** router.requireToken: title reads need a play token or the edges' credential */
   requireToken?: boolean
@@ -72,7 +72,7 @@ export class RouterServer {
       requireAnyBearer(req, [d.readToken, d.adminToken])
       return h(req, res, m)
     }
-    // a title's bytes and manifest: the same, or a play token for that title (router/content-auth.ts)
+    // a title's bytes and manifest: the same, or a play token for that title (router/read/content-auth.ts)
     const check = contentAuth({ readToken: d.readToken, adminToken: d.adminToken, ring: d.ring, requireToken: d.requireToken ?? false })
     const title = (h: H): H => check === undefined ? h : (req, res, m) => {
       check(req, m.query, parseTitleId(m.params[0]!))

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { aptInstall } from '../lib/apt.js'
-import { ingestFile } from '../router/ingest-cli.js'
+import { ingestFile } from '../router/ingest/ingest-cli.js'
 
 /**
  * The sample title `make run` ingests when the catalog is empty, so a fresh

@@ -7,7 +7,7 @@ import { TestCluster, TOKEN, EDGE_TOKEN, randomBody } from './harness.js'
 import { startTestEdge, get, until } from '../helpers/edge.js'
 import { CLI, exited } from '../helpers/spawn.js'
 import { digestHeader } from '../../lib/digest.js'
-import { sha256Hex } from '../../router/keys.js'
+import { sha256Hex } from '../../router/cluster/keys.js'
 
 /**
  * Who may do what. Admin routes (ingest, delete, repair and the edge registry

@@ -7,7 +7,7 @@ import { TestCluster, TOKEN, randomBody, replicas, until } from './harness.js'
 import { startOrigin } from '../../origin/main.js'
 import { quietLogger } from '../../lib/logger.js'
 import { digestHeader } from '../../lib/digest.js'
-import { sha256Hex } from '../../router/keys.js'
+import { sha256Hex } from '../../router/cluster/keys.js'
 import { spawnCli, exited } from '../helpers/spawn.js'
 
 /**

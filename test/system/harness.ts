@@ -7,7 +7,7 @@ import { quietLogger } from '../../lib/logger.js'
 import { digestHeader } from '../../lib/digest.js'
 import { startOrigin, type RunningOrigin } from '../../origin/main.js'
 import { startRouter, type RunningRouter } from '../../router/main.js'
-import { sha256Hex } from '../../router/keys.js'
+import { sha256Hex } from '../../router/cluster/keys.js'
 import { KeyRing, signViewer } from '../../lib/tokens.js'
 
 /**

@@ -3,7 +3,7 @@ import { request } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
 import { playersMode, type Scenario } from '../../tools/loadtest/players-mode.js'
-import { sliceOf } from '../../router/trending.js'
+import { sliceOf } from '../../router/playback/trending.js'
 import { EDGE_TOKEN, TestCluster, randomBody, until, viewerCredential } from './harness.js'
 import { startTestEdge } from '../helpers/edge.js'
 

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody } from './harness.js'
-import { chunkKey, storageId } from '../../router/keys.js'
-import type { RepairReport } from '../../router/repair-report.js'
+import { chunkKey, storageId } from '../../router/cluster/keys.js'
+import type { RepairReport } from '../../router/repair/repair-report.js'
 
 /**
  * GET /v1/cluster shows shards, health, weights, usage, chunk counts and

@@ -4,7 +4,7 @@ import http from 'node:http'
 import { open } from 'node:fs/promises'
 import { request } from 'undici'
 import { TestCluster, randomBody, until, type TestT } from './harness.js'
-import { chunkKey, storageId } from '../../router/keys.js'
+import { chunkKey, storageId } from '../../router/cluster/keys.js'
 import { shardProxy, type ShardFaults, type ShardProxy } from '../helpers/shard-proxy.js'
 
 /** Reads survive shards that die, hang, corrupt or lie, while one good copy exists. */

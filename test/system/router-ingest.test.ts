@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, replicas, until } from './harness.js'
 import { digestHeader } from '../../lib/digest.js'
-import { sha256Hex } from '../../router/keys.js'
-import { ingestFile } from '../../router/ingest-cli.js'
+import { sha256Hex } from '../../router/cluster/keys.js'
+import { ingestFile } from '../../router/ingest/ingest-cli.js'
 
 /** create(K, V): admin-only, all-or-nothing, resumable, immutable once published. */
 const CS = 65536

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, replicas } from './harness.js'
 import { CLI } from '../helpers/spawn.js'
-import type { RepairReport } from '../../router/repair-report.js'
+import type { RepairReport } from '../../router/repair/repair-report.js'
 
 /**
  * The repairer's copy rate (router.repair.rateMBps, `router repair --rate`),

@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, replicas } from './harness.js'
-import { chunkKey, manifestKey, storageId } from '../../router/keys.js'
-import type { RepairReport } from '../../router/repair-report.js'
+import { chunkKey, manifestKey, storageId } from '../../router/cluster/keys.js'
+import type { RepairReport } from '../../router/repair/repair-report.js'
 
 /** Repair and rebalancing: exactly `copies` good replicas, on the current owners. */
 const CS = 65536

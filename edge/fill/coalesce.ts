@@ -1,0 +1,181 @@
+import { CdnError, ServiceUnavailableError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { chunkName } from '../../lib/ids.js'
+import type { Logger } from '../../lib/logger.js'
+import type { EdgeMetrics } from '../../lib/metrics.js'
+import { Fill, type ChunkFetch, type FillOptions } from './fill.js'
+import type { ChunkRef } from '../title.js'
+
+/**
+ * In-flight chunk fetches: exactly one Fill per missing chunk, however many
+ * players (and readahead, and later prefill) ask for it.
+ *
+ * Theory of operation. `inflight` maps a chunk key to its Fill from the moment
+ * the first asker creates it until the fill ends; joining is a synchronous
+ * Map lookup, so two askers cannot both miss it. The coalescer, not any
+ * player, owns each fill's deadline (`fillTimeoutMs`, counted from creation,
+ * queueing included); a player that leaves only stops reading. At most
+ * `maxFills` fills hold a slot (and a chunk-sized Buffer) at once; more wait
+ * in FIFO order without memory. Readahead takes a slot only while another is
+ * left for players, and never queues.
+ *
+ * The end of a fill happens once, in `settle`: on success the verified Buffer
+ * goes to the cache (`commit`) and then the fill leaves `inflight`, in the same
+ * synchronous step, so there is no moment when a chunk is in neither. On
+ * failure it just leaves `inflight`; the error has already reached its readers,
+ * and the next asker starts a fresh fill. A purge marks fills of the title so
+ * their bytes are not committed.
+ */
+export interface CoalescerOptions extends FillOptions {
+  maxFills: number
+  fillTimeoutMs: number
+}
+
+export interface CoalescerDeps {
+  fetch: ChunkFetch
+  /** is the chunk in a cache tier now? ("check the cache again inside") */
+  cached: (key: string) => boolean
+  /** receives every verified chunk; `prefill` when no player asked for it (prefill.ts) */
+  commit: (ref: ChunkRef, buf: Buffer, prefill: boolean) => void
+  /** the upstream holds another version of the title: the manifest is stale */
+  stale: (contentId: string) => void
+  metrics: EdgeMetrics
+  logger: Logger
+}
+
+export type PrefetchResult = 'started' | 'cached' | 'skipped'
+
+export type PrefillStart = { result: 'started' | 'joined'; fill: Fill } | { result: 'cached' | 'busy' }
+
+export class Coalescer {
+  private readonly inflight = new Map<string, Fill>()
+  private readonly waiting: { fill: Fill; from: number }[] = []
+  private readonly purged = new WeakSet<Fill>()
+  private readonly prefills = new WeakSet<Fill>()
+  private prefillsInFlight = 0
+  private running = 0
+  private closed = false
+  /** performance.now() of the last fill a player (or its readahead) started: prefill keeps quiet after it */
+  lastPlayerFill = -Infinity
+
+  constructor(private readonly deps: CoalescerDeps, private readonly opts: CoalescerOptions) {}
+
+  /** Fills in flight, queued ones included. */
+  get size(): number {
+    return this.inflight.size
+  }
+
+  has(key: string): boolean {
+    return this.inflight.has(key)
+  }
+
+  /** Fills in flight for players (readahead included), not prefill. */
+  get playerFills(): number {
+    return this.inflight.size - this.prefillsInFlight
+  }
+
+  /**
+   * The fill for `ref`: joined if one is in flight, else started at `from`.
+   * Undefined when the chunk turned out to be cached meanwhile: look it up again.
+   */
+  join(ref: ChunkRef, from: number): { fill: Fill; joined: boolean } | undefined {
+    const have = this.inflight.get(ref.key)
+    if (have) {
+      // a player joined a prefill: from now on it is a player's fill (committed as one, and counted as player traffic)
+      if (this.prefills.delete(have)) this.prefillsInFlight--
+      return { fill: have, joined: true }
+    }
+    if (this.deps.cached(ref.key)) return undefined
+    if (this.closed) throw new ServiceUnavailableError('the edge is shutting down')
+    this.lastPlayerFill = performance.now()
+    return { fill: this.create(ref, from), joined: false }
+  }
+
+  /** Readahead (and later prefill): starts a fill only if a slot is free beyond the one kept for players. */
+  prefetch(ref: ChunkRef): PrefetchResult {
+    if (this.inflight.has(ref.key) || this.deps.cached(ref.key)) return 'cached'
+    if (this.closed || this.running + 1 >= this.opts.maxFills) return 'skipped'
+    this.create(ref, 0)
+    return 'started'
+  }
+
+  /**
+   * Prefill: the same one-fetch-per-chunk path as players. Joins a fill in
+   * flight (a player's fill then serves both), and starts one only while a
+   * slot is left for players, like readahead; 'busy' otherwise. Its verified
+   * chunk is committed with `prefill = true`, unless a player joined it.
+   */
+  prefill(ref: ChunkRef): PrefillStart {
+    const have = this.inflight.get(ref.key)
+    if (have) return { result: 'joined', fill: have }
+    if (this.deps.cached(ref.key)) return { result: 'cached' }
+    if (this.closed || this.running + 1 >= this.opts.maxFills) return { result: 'busy' }
+    const fill = this.create(ref, 0, true)
+    return { result: 'started', fill }
+  }
+
+  /** Fills of this title still run for their readers, but their bytes are not cached. */
+  purge(contentId: string): void {
+    for (const fill of this.inflight.values()) if (fill.ref.contentId === contentId) this.purged.add(fill)
+  }
+
+  /** Fails every fill: readers get a 503; nothing more is cached. */
+  close(): void {
+    this.closed = true
+    const err = new ServiceUnavailableError('the edge is shutting down')
+    for (const fill of [...this.inflight.values()]) fill.fail(err)
+  }
+
+  private create(ref: ChunkRef, from: number, prefill = false): Fill {
+    const { metrics } = this.deps
+    const fill = new Fill(ref, this.deps.fetch, this.opts, n => metrics.upstreamBytes.inc(n))
+    this.inflight.set(ref.key, fill)
+    if (prefill) {
+      this.prefills.add(fill)
+      this.prefillsInFlight++
+    }
+    const timer = setTimeout(() => fill.fail(new UpstreamTimeoutError(`chunk ${chunkName(ref.contentId, ref.index)} (no verified chunk within edge.fillTimeoutMs = ${this.opts.fillTimeoutMs} ms)`)),
+      this.opts.fillTimeoutMs)
+    timer.unref()
+    if (this.running < this.opts.maxFills) this.begin(fill, from)
+    else this.waiting.push({ fill, from })
+    fill.done.then(
+      buf => this.settle(fill, timer, buf, undefined),
+      err => this.settle(fill, timer, undefined, err as CdnError),
+    )
+    return fill
+  }
+
+  private begin(fill: Fill, from: number): void {
+    this.running++
+    fill.start(from)
+  }
+
+  private settle(fill: Fill, timer: NodeJS.Timeout, buf: Buffer | undefined, err: CdnError | undefined): void {
+    clearTimeout(timer)
+    const { metrics, logger } = this.deps
+    const ref = fill.ref
+    const secs = (performance.now() - fill.createdAt) / 1000
+    const prefill = this.prefills.delete(fill)
+    if (prefill) this.prefillsInFlight--
+    if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill)
+    if (this.inflight.get(ref.key) === fill) this.inflight.delete(ref.key)
+    if (buf !== undefined) {
+      metrics.fillSeconds.observe({ result: 'ok' }, secs)
+      if (this.purged.has(fill)) metrics.fillFailures.inc({ reason: 'purged' })
+    } else {
+      metrics.fillSeconds.observe({ result: 'error' }, secs)
+      const reason = err?.statusCode === 504 ? 'timeout' : err?.code === 'CDN_ERR_UPSTREAM_DIGEST' ? 'digest' : 'upstream'
+      metrics.fillFailures.inc({ reason })
+      if (err?.code === 'CDN_ERR_UPSTREAM_VERSION') this.deps.stale(ref.contentId)
+      if (err?.statusCode !== 503) logger.warn({ chunk: chunkName(ref.contentId, ref.index), code: err?.code, err: err?.message }, 'chunk fill failed')
+    }
+    // a fill that never got a slot holds none
+    const i = this.waiting.findIndex(w => w.fill === fill)
+    if (i >= 0) this.waiting.splice(i, 1)
+    else this.running--
+    while (this.running < this.opts.maxFills && this.waiting.length) {
+      const next = this.waiting.shift()!
+      this.begin(next.fill, next.from)
+    }
+  }
+}

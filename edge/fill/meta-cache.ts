@@ -1,0 +1,98 @@
+import { LRUCache } from 'lru-cache'
+import { NotFoundError } from '../../lib/errors.js'
+import type { EdgeMetrics } from '../../lib/metrics.js'
+import { buildTitle, type Title } from '../title.js'
+import type { Upstream } from './upstream.js'
+
+/**
+ * Title metadata from upstream, cached for `ttlMs` (a deleted title stops
+ * being served within it) and a 404 for `negativeTtlMs` (a burst of requests
+ * for a missing title costs one upstream lookup). Concurrent misses share one
+ * fetch. `invalidate` drops an entry at once: a purge, or a chunk fetch that
+ * found another version upstream. A fetch that was in flight when its entry
+ * was invalidated is not cached (its promise is no longer the registered one).
+ */
+export interface MetaCacheOptions {
+  ttlMs: number
+  negativeTtlMs: number
+  maxEntries: number
+}
+
+const NOT_FOUND = Symbol('not found')
+type Entry = Title | typeof NOT_FOUND
+
+/**
+ * Milliseconds on a clock that every thread of the process shares and that a
+ * step of the wall clock (NTP) does not move: the expiry of a title the serve
+ * threads hold is on it.
+ */
+export function monotonicNow(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+/** Told of every title cached (with when it expires, on `monotonicNow`) and every one dropped: the serve threads' copy. */
+export interface MetaWatcher {
+  cached(contentId: string, title: Title, expiresAt: number): void
+  dropped(contentId: string): void
+}
+
+export class MetaCache {
+  private readonly lru: LRUCache<string, Entry>
+  private readonly inflight = new Map<string, Promise<Title>>()
+  watcher: MetaWatcher | undefined
+
+  constructor(private readonly upstream: Upstream, private readonly metrics: EdgeMetrics, private readonly opts: MetaCacheOptions) {
+    this.lru = new LRUCache<string, Entry>({ max: opts.maxEntries, ttl: Math.max(opts.ttlMs, opts.negativeTtlMs, 1) })
+  }
+
+  /** The cached title, or undefined (then call `fetch`); throws 404 for a cached miss. Allocation-free on a hit. */
+  peek(contentId: string): Title | undefined {
+    const e = this.lru.get(contentId)
+    if (e === undefined) return undefined
+    if (e === NOT_FOUND) {
+      this.metrics.meta.inc({ result: 'negative' })
+      throw new NotFoundError(`title ${contentId}`)
+    }
+    this.metrics.hot.meta.hit.n++
+    return e
+  }
+
+  fetch(contentId: string): Promise<Title> {
+    let p = this.inflight.get(contentId)
+    if (p) return p
+    this.metrics.meta.inc({ result: 'miss' })
+    p = this.upstream.manifest(contentId).then(
+      m => {
+        const title = buildTitle(m)
+        if (this.inflight.get(contentId) === p && this.opts.ttlMs > 0) {
+          this.lru.set(contentId, title, { ttl: this.opts.ttlMs })
+          this.watcher?.cached(contentId, title, monotonicNow() + this.opts.ttlMs)
+        }
+        return title
+      },
+      err => {
+        if (err instanceof NotFoundError && this.inflight.get(contentId) === p && this.opts.negativeTtlMs > 0)
+          this.lru.set(contentId, NOT_FOUND, { ttl: this.opts.negativeTtlMs })
+        throw err
+      },
+    ).finally(() => { if (this.inflight.get(contentId) === p) this.inflight.delete(contentId) })
+    this.inflight.set(contentId, p)
+    return p
+  }
+
+  async get(contentId: string): Promise<Title> {
+    return this.peek(contentId) ?? await this.fetch(contentId)
+  }
+
+  /** The cached title without counting a lookup (work a serve thread reported), or undefined. */
+  cached(contentId: string): Title | undefined {
+    const e = this.lru.get(contentId)
+    return e === undefined || e === NOT_FOUND ? undefined : e
+  }
+
+  invalidate(contentId: string): void {
+    this.lru.delete(contentId)
+    this.inflight.delete(contentId)
+    this.watcher?.dropped(contentId)
+  }
+}

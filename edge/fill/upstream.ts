@@ -1,0 +1,163 @@
+import { Pool, type Dispatcher } from 'undici'
+import { CdnError, NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { chunkName } from '../../lib/ids.js'
+import { parseManifest, type Manifest } from '../../lib/manifest.js'
+import { digestFromHeader } from '../../lib/digest.js'
+import type { EdgeMetrics } from '../../lib/metrics.js'
+import type { ChunkRef } from '../title.js'
+
+/**
+ * The edge's client for its upstream (the router), over one undici pool:
+ *   GET {base}/v1/content/{id}/meta            → the manifest
+ *   GET {base}/v1/content/{id}/chunks/{index}  → a whole chunk, or a Range of it (206)
+ * Every failure leaves here as a CdnError that says what to do: 404 for a title
+ * the upstream does not have, 504 for a timeout, 502 for anything else,
+ * including a response that does not match the manifest we hold. The connect
+ * and headers timeouts and the idle timeout between body pieces are undici's;
+ * a fill's overall deadline is its own AbortSignal.
+ */
+export interface UpstreamOptions {
+  baseUrl: string
+  token: string | undefined
+  connections: number
+  headersTimeoutMs: number
+  idleTimeoutMs: number
+}
+
+export type ChunkBody = Dispatcher.ResponseData['body']
+
+/** A different version of the title upstream: the manifest we hold is stale and must be refetched. */
+export class UpstreamVersionError extends CdnError {
+  override name = 'UpstreamVersionError'
+  constructor(what: string, detail: string) {
+    super(`upstream has another version of ${what}: ${detail}`, { code: 'CDN_ERR_UPSTREAM_VERSION', statusCode: 502, source: 'upstream', retryable: true })
+  }
+}
+
+const MAX_META_BYTES = 16 * 1024 ** 2 // a manifest lists 65 bytes per chunk: ample for any title
+
+export class Upstream {
+  private readonly pool: Pool
+  private readonly prefix: string
+  private readonly auth: Record<string, string>
+
+  constructor(opts: UpstreamOptions, private readonly metrics: EdgeMetrics) {
+    const url = new URL(opts.baseUrl)
+    this.prefix = url.pathname.replace(/\/+$/, '')
+    this.pool = new Pool(url.origin, {
+      connections: opts.connections,
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.idleTimeoutMs,
+      connect: { timeout: opts.headersTimeoutMs },
+    })
+    this.auth = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }
+  }
+
+  async manifest(contentId: string, signal?: AbortSignal): Promise<Manifest> {
+    const what = `the manifest of ${contentId}`
+    const res = await this.send(`${this.prefix}/v1/content/${contentId}/meta`, {}, 'meta', what, signal)
+    if (res.statusCode === 404) {
+      await res.body.dump()
+      this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'not_found' })
+      throw new NotFoundError(`title ${contentId}`)
+    }
+    if (res.statusCode !== 200) throw await this.statusError(res, 'meta', what)
+    let manifest: Manifest
+    try {
+      const text = await readLimited(res.body, MAX_META_BYTES)
+      manifest = parseManifest(JSON.parse(text))
+    } catch (err) {
+      this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'error' })
+      if (err instanceof CdnError && err.source === 'upstream') throw err
+      throw new UpstreamError(`upstream sent an unusable manifest for ${contentId}: ${(err as Error).message}`, { cause: err })
+    }
+    if (manifest.contentId !== contentId) throw new UpstreamError(`upstream sent the manifest of ${manifest.contentId} for ${contentId}`)
+    this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'ok' })
+    return manifest
+  }
+
+  /** Bytes [from, to) of a chunk, checked against the manifest's size and digest before a byte is read. */
+  async chunk(ref: ChunkRef, from: number, to: number, signal: AbortSignal): Promise<ChunkBody> {
+    const ranged = from > 0 || to < ref.size
+    const kind = ranged ? 'range' : 'chunk'
+    const what = `chunk ${chunkName(ref.contentId, ref.index)}`
+    const res = await this.send(`${this.prefix}/v1/content/${ref.contentId}/chunks/${ref.index}`,
+      ranged ? { range: `bytes=${from}-${to - 1}` } : {}, kind, what, signal)
+    if (res.statusCode !== (ranged ? 206 : 200)) {
+      if (res.statusCode === 200 || res.statusCode === 206) {
+        res.body.destroy()
+        this.metrics.upstreamRequests.inc({ kind, result: 'error' })
+        throw new UpstreamError(`upstream answered ${res.statusCode} to ${ranged ? 'a ranged' : 'a whole'} read of ${what}`)
+      }
+      throw await this.statusError(res, kind, what)
+    }
+    const h = res.headers
+    const fail = (err: CdnError) => {
+      res.body.destroy()
+      this.metrics.upstreamRequests.inc({ kind, result: 'error' })
+      return err
+    }
+    const etag = h.etag
+    if (typeof etag === 'string' && etag !== `"${ref.sha256}"`) throw fail(new UpstreamVersionError(what, `etag ${etag}, manifest says "${ref.sha256}"`))
+    const digest = digestFromHeader(h['repr-digest'])
+    if (digest !== undefined && digest !== ref.sha256) throw fail(new UpstreamVersionError(what, `Repr-Digest ${digest}, manifest says ${ref.sha256}`))
+    if (Number(h['content-length']) !== to - from) throw fail(new UpstreamError(`upstream sent ${what} with content-length ${h['content-length']}, expected ${to - from}`))
+    if (ranged && h['content-range'] !== `bytes ${from}-${to - 1}/${ref.size}`)
+      throw fail(new UpstreamError(`upstream sent ${what} with content-range ${h['content-range']}, expected bytes ${from}-${to - 1}/${ref.size}`))
+    this.metrics.upstreamRequests.inc({ kind, result: 'ok' })
+    return res.body
+  }
+
+  private async send(path: string, headers: Record<string, string>, kind: string, what: string, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.pool.request({ path, method: 'GET', headers: { ...this.auth, ...headers }, signal: signal ?? null })
+    } catch (err) {
+      const e = translateUpstreamError(err, what, signal)
+      this.metrics.upstreamRequests.inc({ kind, result: e.statusCode === 504 ? 'timeout' : 'error' })
+      throw e
+    }
+  }
+
+  private async statusError(res: Dispatcher.ResponseData, kind: string, what: string): Promise<CdnError> {
+    let detail = ''
+    try {
+      const body = JSON.parse(await readLimited(res.body, 64 * 1024)) as { error?: { code?: string; message?: string } }
+      if (body.error) detail = `: ${body.error.code ?? ''} ${body.error.message ?? ''}`.trimEnd()
+    } catch {
+      res.body.destroy()
+    }
+    const s = res.statusCode
+    this.metrics.upstreamRequests.inc({ kind, result: s === 504 ? 'timeout' : 'error' })
+    if (s === 504) return new UpstreamTimeoutError(`${what} (the upstream's own upstream timed out${detail})`)
+    const hint = s === 401 || s === 403 ? ' (check edge.upstreamTokenFile or REELCDN_EDGE_UPSTREAM_TOKEN)' : ''
+    return new UpstreamError(`upstream answered ${s} for ${what}${detail}${hint}`)
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy()
+  }
+}
+
+/** undici and socket failures as CdnErrors; an abort carries the CdnError its signal was aborted with. */
+export function translateUpstreamError(err: unknown, what: string, signal?: AbortSignal): CdnError {
+  if (signal?.aborted && signal.reason instanceof CdnError) return signal.reason
+  if (err instanceof CdnError) return err
+  const code = (err as { code?: string }).code
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
+    return new UpstreamTimeoutError(`${what} (${code})`, { cause: err })
+  return new UpstreamError(`upstream request for ${what} failed: ${code ?? (err as Error).message}`, { cause: err })
+}
+
+async function readLimited(body: ChunkBody, max: number): Promise<string> {
+  const parts: Buffer[] = []
+  let n = 0
+  for await (const piece of body as AsyncIterable<Buffer>) {
+    n += piece.length
+    if (n > max) {
+      body.destroy()
+      throw new UpstreamError(`upstream response exceeds ${max} bytes`)
+    }
+    parts.push(piece)
+  }
+  return Buffer.concat(parts, n).toString('utf8')
+}

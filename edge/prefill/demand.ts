@@ -1,0 +1,177 @@
+import { LRUCache } from 'lru-cache'
+import { request } from 'undici'
+import type { Logger } from '../../lib/logger.js'
+
+/**
+ * What players watch here, counted for the router's trending (router/playback/trending.ts):
+ * per title, plays (sessions) and chunk reads by position slice (20 slices of
+ * the title, 0 = opening). A play is the first request of a session: of a play
+ * token, or without tokens of a client address and title, within `sessionTtlMs`.
+ *
+ * Counting costs one LRU lookup and a few integer adds per request. Counts
+ * accumulate until `take()` hands them to the reporter, which gives them back
+ * (`restore`) if the router could not be reached, so a router outage loses
+ * nothing. At most MAX_TITLES titles are held between reports (the report
+ * schema's limit); beyond that new titles wait for the next report.
+ */
+export const SLICES = 20
+const MAX_TITLES = 10_000
+
+export interface TitleCounts {
+  contentId: string
+  plays: number
+  slices: number[]
+}
+
+export class DemandRecorder {
+  private titles = new Map<string, TitleCounts>()
+  private readonly sessions: LRUCache<string, true>
+
+  constructor(sessionTtlMs: number) {
+    this.sessions = new LRUCache({ max: 100_000, ttl: sessionTtlMs })
+  }
+
+  private entry(contentId: string): TitleCounts | undefined {
+    let t = this.titles.get(contentId)
+    if (t === undefined) {
+      if (this.titles.size >= MAX_TITLES) return undefined
+      t = { contentId, plays: 0, slices: new Array<number>(SLICES).fill(0) }
+      this.titles.set(contentId, t)
+    }
+    return t
+  }
+
+  /** A player request: counts a play if `session` is new. */
+  request(session: string, contentId: string): void {
+    if (this.sessions.has(session)) return
+    this.sessions.set(session, true)
+    const t = this.entry(contentId)
+    if (t) t.plays++
+  }
+
+  /** Reads of chunks first..last of a title of `chunks` chunks. */
+  chunks(contentId: string, first: number, last: number, chunks: number): void {
+    const t = this.entry(contentId)
+    if (!t || chunks <= 0) return
+    for (let i = first; i <= last; i++) t.slices[Math.min(SLICES - 1, Math.floor((i / chunks) * SLICES))]!++
+  }
+
+  take(): TitleCounts[] {
+    const out = [...this.titles.values()]
+    this.titles = new Map()
+    return out
+  }
+
+  restore(counts: TitleCounts[]): void {
+    for (const c of counts) {
+      const t = this.entry(c.contentId)
+      if (!t) continue
+      t.plays += c.plays
+      c.slices.forEach((n, i) => { t.slices[i]! += n })
+    }
+  }
+}
+
+export interface Heartbeat {
+  id: string
+  url: string
+  networks: string[]
+  regions: string[]
+  healthy: boolean
+  load: number
+  freeBytes: number
+}
+
+/**
+ * Heartbeats and demand reports to the router, each on its own interval,
+ * authenticated with the edge credential (REELCDN_EDGE_TOKEN). A failed
+ * heartbeat is only logged (the next one follows); a failed report's counts
+ * go back to the recorder.
+ */
+export class EdgeReporter {
+  private timers: NodeJS.Timeout[] = []
+  private inflight = new Set<Promise<unknown>>()
+  /** last outcome, for GET /v1/prefill's neighbour, tests and logs */
+  heartbeats = { ok: 0, failed: 0 }
+  reports = { ok: 0, failed: 0 }
+
+  constructor(private readonly o: {
+    routerUrl: string
+    token: string | undefined
+    heartbeatMs: number
+    reportMs: number
+    heartbeat: () => Heartbeat
+    recorder: DemandRecorder
+    logger: Logger
+  }) {}
+
+  private started = false
+
+  start(): void {
+    this.started = true
+    if (this.o.heartbeatMs > 0) {
+      void this.track(this.sendHeartbeat())
+      this.timers.push(setInterval(() => void this.track(this.sendHeartbeat()), this.o.heartbeatMs))
+    }
+    if (this.o.reportMs > 0) this.timers.push(setInterval(() => void this.track(this.sendReport()), this.o.reportMs))
+    for (const t of this.timers) t.unref()
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p)
+    void p.finally(() => this.inflight.delete(p))
+    return p
+  }
+
+  private async post(path: string, body: unknown): Promise<void> {
+    const res = await request(`${this.o.routerUrl.replace(/\/+$/, '')}${path}`, {
+      method: 'POST', body: JSON.stringify(body), headersTimeout: 5000, bodyTimeout: 5000,
+      headers: { 'content-type': 'application/json', ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
+    })
+    const text = await res.body.text()
+    if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}: ${text.slice(0, 200)}`)
+  }
+
+  async sendHeartbeat(): Promise<boolean> {
+    try {
+      await this.post('/v1/edges/heartbeat', { ...this.o.heartbeat(), healthy: this.healthy })
+      this.heartbeats.ok++
+      return true
+    } catch (err) {
+      this.heartbeats.failed++
+      this.o.logger.warn({ err: (err as Error).message }, 'heartbeat to the router failed')
+      return false
+    }
+  }
+
+  async sendReport(): Promise<boolean> {
+    const titles = this.o.recorder.take()
+    if (titles.length === 0) return true
+    try {
+      await this.post('/v1/demand', { edgeId: this.o.heartbeat().id, titles })
+      this.reports.ok++
+      return true
+    } catch (err) {
+      this.o.recorder.restore(titles)
+      this.reports.failed++
+      this.o.logger.warn({ err: (err as Error).message }, 'demand report to the router failed; counts kept for the next one')
+      return false
+    }
+  }
+
+  /** false from close() on: the farewell heartbeat takes the edge out of steering at once */
+  healthy = true
+
+  /** Stops the timers and says goodbye (an unhealthy heartbeat). Call `flush()` once players have drained. */
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t)
+    await Promise.allSettled([...this.inflight])
+    this.healthy = false
+    if (this.started && this.o.heartbeatMs > 0) await this.sendHeartbeat()
+  }
+
+  /** The last demand report, with what the drain counted. */
+  async flush(): Promise<void> {
+    if (this.started && this.o.reportMs > 0) await this.sendReport()
+  }
+}

@@ -1,0 +1,56 @@
+import { BlockList, isIPv4 } from 'node:net'
+import { LRUCache } from 'lru-cache'
+import { parseCidr, TokenError, verifyToken, type KeyRing, type TokenClaims } from '../../lib/tokens.js'
+
+/**
+ * `--require-token`: every player request carries a play token the router
+ * signed (lib/tokens.ts). A token is verified in full (HMAC, title, expiry,
+ * network) the first time it is seen; afterwards its claims come from a
+ * bounded cache keyed by the token string, and only the cheap checks run (title,
+ * expiry, network), so the many range requests of one session cost one HMAC.
+ * Only tokens whose signature verified are cached, so a tampered token never
+ * hits the cache: it differs from every cached string.
+ *
+ * Key rotation: the ring holds every key still valid; a token signed with a
+ * key that has left the ring fails ("unknown key id") once its cache entry is
+ * gone, which happens when the edge restarts with the new ring.
+ */
+interface Verified {
+  claims: TokenClaims
+  net: BlockList | undefined
+}
+
+export class PlayAuth {
+  private readonly cache = new LRUCache<string, Verified>({ max: 50_000 })
+
+  constructor(private readonly ring: KeyRing) {}
+
+  /** Throws TokenError (403) with the reason; returns the verified claims. */
+  check(token: string | undefined, contentId: string, clientIp: string, nowMs: number): TokenClaims {
+    if (token === undefined || token === '') throw new TokenError('missing token')
+    const now = nowMs / 1000
+    const v = this.cache.get(token)
+    if (v === undefined) {
+      const claims = verifyToken(this.ring, token, { contentId, clientIp, now })
+      let net: BlockList | undefined
+      if (claims.net !== undefined) {
+        const c = parseCidr(claims.net)
+        net = new BlockList()
+        net.addSubnet(c.address, c.prefix, c.type)
+      }
+      this.cache.set(token, { claims, net })
+      return claims
+    }
+    const c = v.claims
+    if (c.cid !== contentId) throw new TokenError('token is for another title')
+    if (c.exp <= now) {
+      this.cache.delete(token)
+      throw new TokenError('token expired')
+    }
+    if (v.net !== undefined) {
+      const ip = clientIp.startsWith('::ffff:') && isIPv4(clientIp.slice(7)) ? clientIp.slice(7) : clientIp
+      if (!v.net.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6')) throw new TokenError(`client address is outside the token's network ${c.net}`)
+    }
+    return c
+  }
+}

@@ -1,0 +1,226 @@
+import type { ServerResponse } from 'node:http'
+import type { EdgeMetrics } from '../../lib/metrics.js'
+import type { ChunkCache } from '../tiers/cache.js'
+import type { Coalescer } from '../fill/coalesce.js'
+import type { DiskRow } from '../tiers/disk-index.js'
+import type { ReadHandle } from '../tiers/disk-handles.js'
+import type { Fill } from '../fill/fill.js'
+import type { Send, SendPiece } from './send.js'
+import { CorruptChunkError } from '../../lib/errors.js'
+import { chunkRef, type ChunkRef, type Title } from '../title.js'
+
+/**
+ * Serving bytes of a title to a player, chunk by chunk, from wherever each
+ * chunk is: RAM (one write of a subarray of the cached Buffer), disk (verified
+ * pieces from the file) or a fill (bytes as they arrive). Every chunk read
+ * also asks for readahead of the next `readahead` chunks.
+ *
+ * `open` runs before the response's headers for the first chunk, so every
+ * failure it can meet (upstream down, timeout, corrupt upstream bytes before
+ * the first one arrives) is still a clean JSON 502/504; for a miss it returns
+ * once the first requested byte has arrived. After the headers, a failure can
+ * only cut the response, which HttpService does.
+ *
+ * A disk copy found corrupt while it is being sent (a block failing its CRC;
+ * the tier drops the chunk) fails nothing: the bytes not sent yet come from a
+ * fill, as on a miss, so the player still gets every byte, all verified.
+ */
+export type Result = 'ram_hit' | 'disk_hit' | 'miss' | 'coalesced'
+
+export interface Source {
+  index: number
+  result: Result
+  buf: Buffer | undefined
+  row: DiskRow | undefined
+  handle: ReadHandle | undefined
+  fill: Fill | undefined
+}
+
+/**
+ * Optional observers of player reads, given the request's session (edge/serve/session-id.ts):
+ * `position` before each chunk is read (session-aware retention), `read` after
+ * its bytes went out (the request log).
+ */
+export interface ReadHooks {
+  position?(session: string, contentId: string, index: number): void
+  read?(ref: ChunkRef, result: Result, bytes: number, session: string): void
+}
+
+export class TitleReader {
+  constructor(
+    private readonly cache: ChunkCache,
+    private readonly fills: Coalescer,
+    private readonly metrics: EdgeMetrics,
+    private readonly send: Send,
+    private readonly readahead: number,
+    readonly hooks: ReadHooks = {},
+  ) {}
+
+  /** Chunk `index` if RAM holds it (no await: the hit path); undefined otherwise, then call `open` with `ramLooked`. */
+  openRam(title: Title, index: number): Source | undefined {
+    const buf = this.cache.ram.get(chunkRef(title, index).key)
+    if (buf === undefined) return undefined
+    this.readAhead(title, index)
+    this.metrics.hot.reads.ram_hit.n++
+    return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
+  }
+
+  /**
+   * Where chunk `index` comes from, ready to send byte `offset` of it.
+   * `ramLooked`: `openRam` just missed, so the first look skips RAM (a lookup
+   * counts for the policy, and one read must count once).
+   */
+  async open(title: Title, index: number, offset: number, ramLooked = false): Promise<Source> {
+    const ref = chunkRef(title, index)
+    for (;;) {
+      const buf = ramLooked ? undefined : this.cache.ram.get(ref.key)
+      ramLooked = false
+      if (buf !== undefined) {
+        this.readAhead(title, index)
+        this.metrics.hot.reads.ram_hit.n++
+        return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
+      }
+      const row = this.cache.disk.get(ref.key)
+      if (row !== undefined) {
+        this.readAhead(title, index)
+        const handle = await this.cache.disk.openRead(row)
+        if (handle !== undefined) {
+          this.cache.promote(row)
+          this.metrics.hot.reads.disk_hit.n++
+          return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined }
+        }
+      }
+      const got = this.fills.join(ref, offset)
+      if (got === undefined) continue // cached while we looked on disk
+      // the demand fill first, so readahead never takes the slot it needs
+      this.readAhead(title, index)
+      const result = got.joined ? 'coalesced' : 'miss'
+      this.metrics.hot.reads[result].n++
+      await got.fill.waitFor(offset)
+      return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill }
+    }
+  }
+
+  /** A RAM hit a serve thread answered: what serving it here would have done besides sending (recency, readahead, session). */
+  servedElsewhere(title: Title, index: number, bytes: number, session: string): void {
+    const ref = chunkRef(title, index)
+    this.cache.ram.touch(ref.key)
+    this.readAhead(title, index)
+    if (session === '') return
+    this.hooks.position?.(session, title.manifest.contentId, index)
+    this.hooks.read?.(ref, 'ram_hit', bytes, session)
+  }
+
+  private readAhead(title: Title, index: number): void {
+    const last = Math.min(index + this.readahead, title.manifest.chunks.length - 1)
+    for (let j = index + 1; j <= last; j++) this.metrics.hot.readahead[this.fills.prefetch(chunkRef(title, j))].n++
+  }
+
+  /** Closes what an unused source holds. */
+  release(src: Source | undefined): void {
+    if (src?.handle) this.cache.disk.release(src.handle)
+  }
+
+  /**
+   * Writes bytes [start, end] (inclusive) of the title. `first` is the source
+   * opened before the headers, used if it is the chunk `start` falls in.
+   */
+  async writeRange(title: Title, start: number, end: number, res: ServerResponse, first: { src: Source | undefined }, session?: string): Promise<void> {
+    const cs = title.manifest.chunkSize
+    const { position, read } = this.hooks
+    for (let i = Math.floor(start / cs); i <= Math.floor(end / cs); i++) {
+      const base = i * cs
+      const from = Math.max(start, base) - base
+      const to = Math.min(end, base + cs - 1) - base
+      if (session !== undefined) position?.(session, title.manifest.contentId, i)
+      let src = first.src
+      if (src !== undefined && src.index === i) first.src = undefined
+      else src = await this.open(title, i, from)
+      await this.write(title, src, from, to, res)
+      if (session !== undefined) read?.(chunkRef(title, i), src.result, to - from + 1, session)
+    }
+  }
+
+  private async write(title: Title, src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
+    let rest: number | undefined
+    try {
+      if (src.buf !== undefined) await this.send(res, src.buf.subarray(from, to + 1))
+      else if (src.handle !== undefined) rest = await this.fromDisk(src, from, to, res)
+      else await this.fromFill(src.fill!, from, to, res)
+    } finally {
+      this.release(src)
+    }
+    this.metrics.hot.bytes[src.result].n += (rest ?? to + 1) - from
+    if (rest !== undefined) await this.write(title, await this.open(title, src.index, rest), rest, to, res)
+  }
+
+  /**
+   * Bytes [from, to] of a disk source (with `ends`, its last piece ends the
+   * response). Returns undefined once all went out, or, if the chunk turned
+   * out corrupt (the tier has dropped it), the first byte not sent.
+   */
+  private async fromDisk(src: Source, from: number, to: number, res: ServerResponse, ends?: Send['end']): Promise<number | undefined> {
+    let at = from
+    const counted: SendPiece = (r, piece, written) => {
+      at += piece.length
+      return this.send(r, piece, written)
+    }
+    try {
+      await this.cache.disk.writeRange(src.row!, src.handle!, from, to, res, counted, ends)
+      return undefined
+    } catch (err) {
+      if (err instanceof CorruptChunkError && !res.destroyed) return at
+      throw err
+    }
+  }
+
+  /**
+   * The RAM hit path: bytes [from, to] (inclusive) of the RAM source's chunk
+   * are the whole body, sent with the headers in one write of a subarray of
+   * the cached Buffer (no copy) and ended at once.
+   */
+  sendRam(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void {
+    this.endWith(title, src, from, to, res, session)
+  }
+
+  /**
+   * The disk hit path: bytes [from, to] of the disk source's chunk are the
+   * whole body; its last piece ends the response. Releases the source.
+   */
+  async sendDisk(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): Promise<void> {
+    try {
+      await this.endWith(title, src, from, to, res, session)
+    } finally {
+      this.release(src)
+    }
+  }
+
+  private endWith(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void | Promise<void> {
+    const { position, read } = this.hooks
+    if (session !== undefined) position?.(session, title.manifest.contentId, src.index)
+    const done = (sent = to + 1) => {
+      this.metrics.hot.bytes[src.result].n += sent - from
+      if (session !== undefined) read?.(chunkRef(title, src.index), src.result, to - from + 1, session)
+    }
+    if (src.buf !== undefined) {
+      this.send.end(res, src.buf.subarray(from, to + 1))
+      return done()
+    }
+    return this.fromDisk(src, from, to, res, this.send.end).then(async rest => {
+      done(rest)
+      if (rest === undefined) return
+      await this.write(title, await this.open(title, src.index, rest), rest, to, res)
+      res.end()
+    })
+  }
+
+  private async fromFill(fill: Fill, from: number, to: number, res: ServerResponse): Promise<void> {
+    let pos = from
+    while (pos <= to) {
+      await fill.waitFor(pos)
+      const avail = Math.min(fill.availableFrom(pos), to + 1)
+      await this.send(res, fill.buf.subarray(pos, avail))
+      pos = avail
+    }
+  }
+}

@@ -1,0 +1,254 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
+import { fork } from 'node:child_process'
+import { pipeline } from 'node:stream'
+import { parentPort, workerData } from 'node:worker_threads'
+import { LRUCache } from 'lru-cache'
+import { guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, requestLimitError, sendJson } from '../../lib/http.js'
+import { parseContentId } from '../../lib/ids.js'
+import { RESPONSE_KINDS } from '../../lib/metrics.js'
+import { hasBody, planResponse, sendPlanned } from '../../lib/representation.js'
+import { loadKeyRing, requestToken } from '../../lib/tokens.js'
+import { PlayAuth } from './play-auth.js'
+import { sender } from './send.js'
+import { cors, firstChunk, lastChunk, noBytes, responseKind } from './server.js'
+import { monotonicNow } from '../fill/meta-cache.js'
+import { sessionOf } from './session-id.js'
+import { buildTitle, chunkRef, type Title } from '../title.js'
+import type { Batch, ThreadInit, ToMain, ToThread } from './serve-threads.js'
+
+/**
+ * A serve thread (edge/serve/serve-threads.ts explains the design). It accepts
+ * player connections on the edge's listening socket next to the main thread
+ * and answers what it can answer from memory alone: GET/HEAD of a title whose
+ * metadata is fresh in its copy, for a single range inside one chunk its copy
+ * of the RAM tier holds (the very Buffers of the RAM tier: shared memory, no
+ * copy), and answers without a body (304, HEAD, empty). The bytes go out the
+ * same way as from the main thread: headers and the subarray in one write.
+ * Every other request is relayed to the main thread over a local socket, with
+ * its client's address, and the answer piped back with backpressure: misses,
+ * disk hits, several ranges, errors, admin routes, /metrics.
+ *
+ * What a hit here changes in the main thread's state (the policy's recency,
+ * readahead, sessions, demand, metrics) is batched and posted every
+ * `flushMs`; the main thread applies it as if it had served the hit.
+ */
+const init = workerData as ThreadInit
+const port = parentPort!
+const cfg = init.config
+const h = cfg.http
+const PREFIX = '/v1/content/'
+const CONTENT_ROUTE = '/v1/content/:id'
+
+const ram = new Map<string, Buffer>()
+const titles = new LRUCache<string, { title: Title; expiresAt: number }>({ max: cfg.edge.metaMaxEntries })
+const ring = cfg.edge.requireToken ? loadKeyRing(cfg.edge.tokenKeysFile, init.env) : undefined
+const auth = ring ? new PlayAuth(ring) : undefined
+let draining = false
+
+function emptyBatch(): Batch {
+  const responses = {} as Batch['responses']
+  for (const k of RESPONSE_KINDS) responses[k] = 0
+  return { responses, served: 0, relayed: 0, reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
+}
+let batch = emptyBatch()
+let dirty = false
+let lastPending = 0
+const send = sender(cfg.edge.sendStallTimeoutMs, { stalled: () => { batch.stalls++; dirty = true }, blocked: () => {} })
+
+const flush = setInterval(() => {
+  const pending = send.pending()
+  if (!dirty && pending === lastPending) return
+  batch.pending = lastPending = pending
+  post({ t: 'batch', batch })
+  batch = emptyBatch()
+  dirty = false
+}, init.flushMs)
+flush.unref()
+
+function post(m: ToMain): void {
+  port.postMessage(m)
+}
+
+const agent = new http.Agent({ keepAlive: true })
+const handler = (req: IncomingMessage, res: ServerResponse) => {
+  if (draining) res.shouldKeepAlive = false
+  const refused = requestLimitError(req, h)
+  if (refused !== undefined) {
+    // answered here (the relayed request would no longer show what was wrong with it), and, as the main thread does, not counted
+    res.shouldKeepAlive = false
+    return sendJson(res, refused.statusCode, { error: { code: refused.code, message: refused.message } }, { 'x-request-id': requestId(req) })
+  }
+  const url = req.url ?? '/'
+  try {
+    if ((req.method === 'GET' || req.method === 'HEAD') && url.startsWith(PREFIX) && serve(req, res, url)) return
+  } catch {
+    if (!res.headersSent) return relay(req, res)
+    return void res.destroy()
+  }
+  relay(req, res)
+}
+const server = h.tlsCertFile
+  ? https.createServer({ ...httpServerOptions(h), ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
+  : http.createServer(httpServerOptions(h), handler)
+guardServer(server, h)
+server.on('error', err => post({ t: 'error', message: `listener: ${err.message}` }))
+
+/** Answers the request from memory if it can (true), before writing anything otherwise (false). */
+function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean {
+  const t0 = performance.now()
+  const q = url.indexOf('?')
+  const raw = q < 0 ? url.slice(PREFIX.length) : url.slice(PREFIX.length, q)
+  if (raw.length === 0 || raw.includes('/')) return false
+  const id = parseContentId(raw)
+  const e = titles.get(id)
+  if (e === undefined || e.expiresAt <= monotonicNow()) return false
+  const title = e.title
+  const token = requestToken(q < 0 ? '' : url.slice(q + 1), req.headers.authorization)
+  const peer = req.socket.remoteAddress ?? ''
+  if (auth !== undefined) auth.check(token, id, peer, Date.now())
+  const plan = planResponse(req, title.rep, cfg.http.maxRanges)
+  const m = title.manifest
+  const body = hasBody(req, plan)
+  let buf: Buffer | undefined
+  let start = 0
+  let end = -1
+  let index = 0
+  let key = ''
+  if (body) {
+    if (plan.multipart !== null) return false
+    start = plan.ranges === null ? 0 : plan.ranges[0]!.start
+    end = plan.ranges === null ? m.size - 1 : plan.ranges[0]!.end
+    index = Math.floor(start / m.chunkSize)
+    if (Math.floor(end / m.chunkSize) !== index) return false
+    key = chunkRef(title, index).key
+    buf = ram.get(key)
+    if (buf === undefined) return false
+  }
+  // answered here from now on
+  const reqId = requestId(req)
+  account(req, res, t0, CONTENT_ROUTE, reqId)
+  res.setHeader('x-request-id', reqId)
+  cors(res, cfg.edge.corsOrigin)
+  batch.responses[responseKind(req, plan)]++
+  batch.served++
+  dirty = true
+  if (body) batch.demand.push(token ?? `${peer} ${id}`, id, firstChunk(plan, m), lastChunk(plan, m), m.chunks.length)
+  if (buf === undefined) {
+    void sendPlanned(res, plan, m.size, noBytes)
+    return true
+  }
+  res.statusCode = plan.status
+  for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
+  const base = index * m.chunkSize
+  send.end(res, buf.subarray(start - base, end - base + 1))
+  batch.ttfb.push((performance.now() - t0) / 1000)
+  batch.reads++
+  batch.bytes += end - start + 1
+  batch.hits.push(id, index, init.sessions ? sessionOf(req, id) : '', end - start + 1, key)
+  return true
+}
+
+/** The request in the service's HTTP metrics, as the main thread counts its own. */
+function account(req: IncomingMessage, res: ServerResponse, t0: number, route: string, reqId: string): void {
+  res.on('close', () => {
+    const secs = (performance.now() - t0) / 1000
+    batch.http.push(route, req.method ?? '', res.statusCode, secs, res.writableFinished ? 1 : 0)
+    if (cfg.log.requests) batch.log.push(reqId, req.method ?? '', req.url ?? '', res.statusCode, Math.round(secs * 1000), res.writableFinished ? 1 : 0)
+    dirty = true
+  })
+}
+
+/** Passes the request to the main thread and its answer back. */
+function relay(req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/'
+  batch.relayed++
+  dirty = true
+  const headers: http.OutgoingHttpHeaders = {}
+  for (const k in req.headers) if (!HOP.has(k)) headers[k] = req.headers[k]
+  headers[RELAY_SECRET_HEADER] = init.secret
+  headers[RELAY_PEER_HEADER] = req.socket.remoteAddress ?? ''
+  const t0 = performance.now()
+  let answered = false
+  const up = http.request({ agent, socketPath: init.relayPath, method: req.method, path: req.url, headers, setHost: false })
+  up.on('response', ans => {
+    answered = true
+    const out: string[] = []
+    const raw = ans.rawHeaders
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!.toLowerCase()
+      if (k === 'connection') {
+        if (/close/i.test(raw[i + 1]!)) res.shouldKeepAlive = false
+      } else if (!HOP.has(k) && k !== 'transfer-encoding') out.push(raw[i]!, raw[i + 1]!)
+    }
+    res.sendDate = false // the main thread's Date is among its headers
+    res.writeHead(ans.statusCode ?? 502, out)
+    pipeline(ans, res, () => {})
+  })
+  up.on('error', err => {
+    // an answer is on its way (the main thread may answer before reading a request body, then close): let it finish
+    if (answered) return
+    if (res.headersSent) return void res.destroy()
+    const reqId = requestId(req)
+    post({ t: 'error', message: `relay to the main thread failed (request ${reqId}): ${(err as NodeJS.ErrnoException).code ?? err.message}` })
+    account(req, res, t0, url.startsWith(PREFIX) ? CONTENT_ROUTE : 'unmatched', reqId)
+    res.shouldKeepAlive = false
+    cors(res, cfg.edge.corsOrigin)
+    sendJson(res, 502, { error: { code: 'CDN_ERR_RELAY', message: 'the edge could not pass the request to its main thread' } }, { 'x-request-id': reqId })
+  })
+  res.on('close', () => { if (!res.writableFinished) up.destroy() })
+  req.pipe(up)
+}
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', RELAY_SECRET_HEADER, RELAY_PEER_HEADER])
+
+port.on('message', (m: ToThread) => {
+  switch (m.t) {
+    case 'ram+': ram.set(m.key, Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength)); break
+    case 'ram-': for (const k of m.keys) ram.delete(k); break
+    case 'meta+': titles.set(m.id, { title: buildTitle(m.manifest), expiresAt: m.expiresAt }); break
+    case 'meta-': titles.delete(m.id); break
+    case 'sync': post({ t: 'synced', n: m.n }); break
+    case 'listen': listen(m.fd); break
+    case 'drain': void drain(m.graceMs); break
+  }
+})
+
+/**
+ * Listens on the main thread's listening socket `fd` through a descriptor of
+ * this thread's own (edge/serve/listen-dup.ts), so that each thread closes only its
+ * own: a descriptor shared by two event loops would be closed twice, the
+ * second time perhaps someone else's.
+ */
+function listen(fd: number): void {
+  const child = fork(new URL('./listen-dup.js', import.meta.url), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc', fd], execArgv: [] })
+  child.once('error', err => post({ t: 'error', message: `cannot get a descriptor of the listening socket: ${err.message}` }))
+  child.once('message', (_m, handle) => {
+    const h = (handle as { _handle?: object } | undefined)?._handle
+    if (h === undefined) return post({ t: 'error', message: 'the listening socket did not arrive from listen-dup' })
+    server.listen(h, () => post({ t: 'listening' }))
+  })
+}
+
+/** Stops serving: closes this thread's listener, lets answers in flight finish (up to `graceMs`), closes every connection. */
+async function drain(graceMs: number): Promise<void> {
+  draining = true
+  server.close()
+  const deadline = Date.now() + graceMs
+  for (;;) {
+    server.closeIdleConnections()
+    const active = await new Promise<number>(resolve => server.getConnections((_e, n) => resolve(n)))
+    if (active === 0 || Date.now() >= deadline) break
+    await new Promise(r => setTimeout(r, 20))
+  }
+  server.closeAllConnections()
+  ram.clear()
+  titles.clear()
+  agent.destroy()
+  clearInterval(flush)
+  batch.pending = 0
+  post({ t: 'batch', batch })
+  post({ t: 'drained' })
+}
+
+process.on('uncaughtException', err => post({ t: 'error', message: err.stack ?? err.message }))
+process.on('unhandledRejection', err => post({ t: 'error', message: String((err as Error)?.stack ?? err) }))

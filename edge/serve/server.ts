@@ -1,0 +1,221 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+import type { Config } from '../../lib/config.js'
+import type { Logger } from '../../lib/logger.js'
+import { HttpService, peerAddress, sendJson, type Match } from '../../lib/http.js'
+import type { EdgeMetrics } from '../../lib/metrics.js'
+import { parseContentId } from '../../lib/ids.js'
+import { NotFoundError } from '../../lib/errors.js'
+import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib/representation.js'
+import type { Manifest } from '../../lib/manifest.js'
+import { requireAdmin } from '../../lib/auth.js'
+import { requestToken } from '../../lib/tokens.js'
+import type { PlayAuth } from './play-auth.js'
+import type { DemandRecorder } from '../prefill/demand.js'
+import type { PrefillRunner } from '../prefill/prefill.js'
+import type { ChunkCache } from '../tiers/cache.js'
+import type { Coalescer } from '../fill/coalesce.js'
+import type { MetaCache } from '../fill/meta-cache.js'
+import type { Result, Source, TitleReader } from './reader.js'
+
+/**
+ * The edge's HTTP API.
+ *   GET/HEAD /v1/content/{contentId}   players: RFC 9110 ranges, conditionals, CORS
+ *   OPTIONS  /v1/content/{contentId}   CORS preflight
+ *   DELETE   /v1/cache/{contentId}     purge a title (admin token)
+ *   GET      /v1/cache                 what the tiers hold (admin token)
+ * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
+ *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
+ *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
+ *
+ * With `edge.requireToken`, a player GET/HEAD without a valid play token (query
+ * `token` or Authorization: Bearer) is answered 403 with the reason; the
+ * preflight needs none (browsers send it without credentials).
+ *
+ * Multi-range requests get multipart/byteranges (lib/representation): ranges
+ * closer than 80 bytes are merged, and more than `http.maxRanges` ranges are
+ * answered 200 with the whole title, as RFC 9110 §14.2 allows. Players (MSE,
+ * <video>, ffmpeg) send single ranges; multipart costs them nothing.
+ */
+export interface EdgeDeps {
+  config: Readonly<Config>
+  logger: Logger
+  registry: Registry
+  metrics: EdgeMetrics
+  meta: MetaCache
+  cache: ChunkCache
+  fills: Coalescer
+  reader: TitleReader
+  adminToken: string | undefined
+  /** --require-token: set, every player request needs a valid play token */
+  auth?: PlayAuth | undefined
+  demand?: DemandRecorder | undefined
+  prefill?: PrefillRunner | undefined
+  /** who is reading, for session-aware retention and the request log (edge/serve/session-id.ts); unset when nothing uses it */
+  sessionOf?: (req: IncomingMessage, contentId: string) => string
+  /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
+  threads?: { sync(): Promise<void> } | undefined
+}
+
+const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
+const ALLOW_HEADERS = 'Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since'
+
+export class EdgeServer {
+  readonly http: HttpService
+  private ready = false
+  private readonly maxRanges: number
+  private readonly corsOrigin: string
+
+  constructor(private readonly deps: EdgeDeps) {
+    this.maxRanges = deps.config.http.maxRanges
+    this.corsOrigin = deps.config.edge.corsOrigin
+    this.http = new HttpService({
+      name: 'edge', http: deps.config.http, logRequests: deps.config.log.requests, logger: deps.logger,
+      registry: deps.registry, ready: () => this.ready,
+      routes: [
+        { path: '/v1/content/:id', methods: {
+          GET: (q, s, m) => this.content(q, s, m),
+          OPTIONS: (q, s) => this.preflight(q, s) } },
+        { path: '/v1/cache', methods: { GET: (q, s) => this.status(q, s) } },
+        { path: '/v1/cache/:id', methods: { DELETE: (q, s, m) => this.purge(q, s, m) } },
+        { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
+        { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
+        { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
+      ],
+    })
+  }
+
+  setReady(v: boolean): void {
+    this.ready = v
+  }
+
+  private preflight(_req: IncomingMessage, res: ServerResponse): void {
+    cors(res, this.corsOrigin)
+    res.writeHead(204, {
+      'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+      'access-control-allow-headers': ALLOW_HEADERS,
+      'access-control-max-age': '86400',
+      allow: 'GET, HEAD, OPTIONS',
+    })
+    res.end()
+  }
+
+  private async content(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const t0 = performance.now()
+    cors(res, this.corsOrigin)
+    const id = parseContentId(m.params[0]!)
+    const { meta, reader, metrics, auth, demand } = this.deps
+    const token = auth !== undefined || demand !== undefined ? requestToken(m.query, req.headers.authorization) : undefined
+    if (auth !== undefined) auth.check(token, id, peerAddress(req) ?? '', Date.now())
+    const title = meta.peek(id) ?? await meta.fetch(id)
+    const size = title.manifest.size
+    const plan = planResponse(req, title.rep, this.maxRanges)
+    metrics.hot.responses[responseKind(req, plan)].n++
+    const body = hasBody(req, plan)
+    if (demand !== undefined && body) {
+      demand.request(token ?? `${peerAddress(req) ?? ''} ${id}`, id)
+      demand.chunks(id, firstChunk(plan, title.manifest), lastChunk(plan, title.manifest), title.manifest.chunks.length)
+    }
+    if (!body) return sendPlanned(res, plan, size, noBytes)
+    // the first chunk is opened before the headers: its failure is still a clean 502/504
+    const start = plan.ranges === null ? 0 : plan.ranges[0]!.start
+    const cs = title.manifest.chunkSize
+    const index = Math.floor(start / cs)
+    const src = reader.openRam(title, index) ?? await reader.open(title, index, start % cs, true)
+    metrics.ttfb.observe(TTFB_LABELS[src.result], (performance.now() - t0) / 1000)
+    const session = this.deps.sessionOf?.(req, id)
+    if (src.fill === undefined && plan.multipart === null) {
+      const end = plan.ranges === null ? size - 1 : plan.ranges[0]!.end
+      if (Math.floor(end / cs) === index) {
+        // a hit inside one chunk. The headers are set, not sent: they go out with the first byte (from RAM: in the
+        // same write, as nothing can fail any more; from disk: once its first piece has verified), and the last piece ends the response
+        res.statusCode = plan.status
+        for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
+        if (src.buf !== undefined) return reader.sendRam(title, src, start - index * cs, end - index * cs, res, session)
+        return reader.sendDisk(title, src, start - index * cs, end - index * cs, res, session)
+      }
+    }
+    const first = { src: src as Source | undefined }
+    try {
+      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first, session))
+    } finally {
+      reader.release(first.src)
+    }
+  }
+
+  private async purge(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    const id = parseContentId(m.params[0]!)
+    this.deps.meta.invalidate(id)
+    this.deps.fills.purge(id)
+    const purged = await this.deps.cache.purge(id)
+    await this.deps.threads?.sync()
+    this.deps.metrics.purges.inc()
+    this.deps.logger.info({ contentId: id, purged }, 'title purged from the cache')
+    sendJson(res, 200, { contentId: id, purged })
+  }
+
+  private runner(): PrefillRunner {
+    if (!this.deps.prefill) throw new NotFoundError('prefill (this edge runs without it)')
+    return this.deps.prefill
+  }
+
+  private async prefillStatus(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    const p = this.runner()
+    const plan = await p.plan()
+    sendJson(res, 200, {
+      state: p.state, running: p.running, bytesThisWindow: p.bytesThisWindow,
+      plan: { dryRun: true, chunks: plan.chunks.slice(0, 1000), count: plan.chunks.length, bytes: plan.bytes, budgetLeft: plan.budgetLeft },
+      progress: p.progress,
+    })
+  }
+
+  private prefillStart(req: IncomingMessage, res: ServerResponse): void {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    const { started } = this.runner().start()
+    sendJson(res, started ? 202 : 200, { started, state: this.runner().state })
+  }
+
+  private async prefillStop(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    await this.runner().stop()
+    sendJson(res, 200, { state: this.runner().state, progress: this.runner().progress })
+  }
+
+  private status(req: IncomingMessage, res: ServerResponse): void {
+    requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
+    const { cache, fills } = this.deps
+    sendJson(res, 200, { ram: cache.ram.stats(), disk: cache.disk.stats(), fillsInFlight: fills.size })
+  }
+}
+
+export async function noBytes(): Promise<void> {}
+
+/** The CORS headers of every player answer (errors included: a browser player must be able to read them). */
+export function cors(res: ServerResponse, origin: string): void {
+  res.setHeader('access-control-allow-origin', origin)
+  res.setHeader('access-control-expose-headers', EXPOSE)
+  if (origin !== '*') res.setHeader('vary', 'Origin')
+}
+
+/** label objects built once: the hit path allocates none */
+export const TTFB_LABELS: Record<Result, { result: Result }> = {
+  ram_hit: { result: 'ram_hit' }, disk_hit: { result: 'disk_hit' }, miss: { result: 'miss' }, coalesced: { result: 'coalesced' },
+}
+
+/** The chunks a planned answer's body starts and ends in (what a player's demand is counted by). */
+export function firstChunk(plan: ResponsePlan, m: Manifest): number {
+  return plan.ranges === null ? 0 : Math.floor(plan.ranges[0]!.start / m.chunkSize)
+}
+export function lastChunk(plan: ResponsePlan, m: Manifest): number {
+  const r = plan.ranges
+  return Math.floor((r === null ? m.size - 1 : r[r.length - 1]!.end) / m.chunkSize)
+}
+
+export function responseKind(req: IncomingMessage, plan: ResponsePlan): 'not_modified' | 'head' | 'full' | 'multirange' | 'range' {
+  if (plan.status === 304) return 'not_modified'
+  if (req.method === 'HEAD') return 'head'
+  if (plan.status === 200) return 'full'
+  return plan.multipart ? 'multirange' : 'range'
+}

@@ -1,0 +1,78 @@
+import type { Logger } from '../../lib/logger.js'
+import type { EdgeMetrics } from '../../lib/metrics.js'
+import type { DiskRow } from './disk-index.js'
+import type { DiskTier } from './disk-tier.js'
+import type { RamTier } from './ram-tier.js'
+import type { ChunkRef } from '../title.js'
+
+/**
+ * The two tiers together. A verified chunk from a fill goes to both: RAM at
+ * once (the fill's Buffer itself, no copy) and disk through the disk tier's
+ * write queue. A disk hit is served from the file and promoted to RAM in the
+ * background: at most `promotions` whole-chunk reads at once, one per chunk,
+ * each verified block by block; beyond that a promotion is skipped (the next
+ * hit tries again) rather than queued, so promotions never pile up memory.
+ */
+export class ChunkCache {
+  private readonly promoting = new Set<string>()
+
+  constructor(
+    readonly ram: RamTier,
+    readonly disk: DiskTier,
+    private readonly metrics: EdgeMetrics,
+    private readonly logger: Logger,
+    private readonly maxPromotions: number,
+  ) {}
+
+  has(key: string): boolean {
+    return this.ram.has(key) || this.disk.has(key)
+  }
+
+  admit(ref: ChunkRef, buf: Buffer): void {
+    this.ram.insert(ref.key, buf)
+    this.disk.write(ref, buf)
+  }
+
+  /**
+   * A prefilled chunk goes to the disk tier only: RAM holds what players are
+   * reading now, and a chunk nobody has asked for yet should not push that
+   * out. A RAM-only edge (no disk tier) puts it in RAM.
+   */
+  admitPrefill(ref: ChunkRef, buf: Buffer): void {
+    if (this.disk.stats().capacity > 0) this.disk.write(ref, buf)
+    else this.ram.insert(ref.key, buf)
+  }
+
+  /** The tier prefill fills. */
+  get prefillTier(): 'ram' | 'disk' {
+    return this.disk.stats().capacity > 0 ? 'disk' : 'ram'
+  }
+
+  promote(row: DiskRow): void {
+    if (this.promoting.has(row.key) || this.ram.has(row.key) || row.size > this.ram.stats().capacity) return
+    if (this.promoting.size >= this.maxPromotions) {
+      this.metrics.promotions.inc({ result: 'skipped' })
+      return
+    }
+    this.promoting.add(row.key)
+    this.disk.readAll(row).then(
+      buf => {
+        if (buf && this.disk.has(row.key)) {
+          this.ram.insert(row.key, buf)
+          this.metrics.promotions.inc({ result: 'ok' })
+        } else this.metrics.promotions.inc({ result: 'failed' })
+      },
+      err => {
+        this.metrics.promotions.inc({ result: 'failed' })
+        this.logger.warn({ key: row.key, err: (err as Error).message }, 'promotion to RAM failed')
+      },
+    ).finally(() => this.promoting.delete(row.key))
+  }
+
+  /** Drops every cached chunk of a title from both tiers. */
+  async purge(contentId: string): Promise<{ ram: number; disk: number }> {
+    const ram = this.ram.purge(contentId)
+    const disk = await this.disk.purge(contentId)
+    return { ram, disk }
+  }
+}

@@ -1,0 +1,364 @@
+import { randomBytes } from 'node:crypto'
+import { constants as fsc } from 'node:fs'
+import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import type { Logger } from '../../lib/logger.js'
+import type { EdgeMetrics, TierStats } from '../../lib/metrics.js'
+import { BLOCK_SIZE, blockCrcs, firstBadBlock } from '../../lib/block-hasher.js'
+import { CorruptChunkError } from '../../lib/errors.js'
+import { chunkName } from '../../lib/ids.js'
+import type { DiskIndex, DiskRow } from './disk-index.js'
+import { BufferPool } from './buffer-pool.js'
+import { HandleCache, type ReadHandle } from './disk-handles.js'
+import type { EvictionPolicy } from '../policy/policy.js'
+import type { Send, SendPiece } from '../serve/send.js'
+import type { ChunkRef } from '../title.js'
+
+/**
+ * The disk tier: one file per verified chunk under `chunks/<contentId>/<index>-<sha256>.chunk`,
+ * indexed in SQLite with per-block CRC32Cs, bounded in bytes by its policy.
+ *
+ * Who owns what. `entries` (in memory) lists the files that are complete and
+ * readable; the policy holds those keys plus the one being written, so the
+ * bytes on disk never exceed the capacity: victims are unlinked before a new
+ * file is written. One writer drains a bounded queue of verified Buffers; a
+ * full queue drops the write (the chunk stays in RAM only) rather than pin
+ * more memory. Reads verify every block they touch against its CRC, so a file
+ * damaged on disk is dropped, never served. Access order is kept as sequence
+ * numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
+ *
+ * Crash safety (kill -9 at any point): a file is written to tmp/, fsynced,
+ * indexed, then renamed into place; a removal deletes the row, then the file.
+ * At start-up `recoverDisk` wipes tmp/, drops rows whose file is missing or
+ * short, and deletes files without a row.
+ */
+/** idle read buffers kept for reuse (each readSize + 64 KiB): enough for every response of a busy edge to have two pieces out */
+const POOL_KEEP = 64
+
+export interface DiskTierOptions {
+  readSize: number
+  writeQueue: number
+  accessFlushMs: number
+  /** chunk files kept open between reads */
+  openFiles: number
+  /** how often the policy's state is saved to the index (also at close); 0: only at close */
+  policyStateFlushMs?: number
+  /** allocates a whole chunk read for promotion to RAM (see FillOptions.alloc) */
+  alloc?: (size: number) => Buffer
+}
+
+export class DiskTier {
+  readonly chunksDir: string
+  readonly tmpDir: string
+  private readonly entries = new Map<string, DiskRow>()
+  private readonly touched = new Map<string, number>()
+  private readonly queue: { ref: ChunkRef; buf: Buffer }[] = []
+  private current: ChunkRef | null = null
+  private cancelCurrent = false
+  private writer: Promise<void> | null = null
+  private readonly flushTimer: NodeJS.Timeout
+  private readonly stateTimer: NodeJS.Timeout | undefined
+  /** set by anything that changes the policy's state since the last save */
+  private stateDirty = false
+  private readonly handles: HandleCache
+  /** read buffers of readSize + one block (a readSize range at any offset is one read) */
+  readonly pool: BufferPool
+  seq = 0
+
+  constructor(
+    readonly dir: string,
+    readonly policy: EvictionPolicy,
+    readonly index: DiskIndex,
+    private readonly metrics: EdgeMetrics,
+    private readonly logger: Logger,
+    private readonly opts: DiskTierOptions,
+  ) {
+    this.chunksDir = join(dir, 'chunks')
+    this.tmpDir = join(dir, 'tmp')
+    this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
+    this.handles = new HandleCache(opts.openFiles)
+    this.pool = new BufferPool(opts.readSize + BLOCK_SIZE, POOL_KEEP)
+    if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
+  }
+
+  path(r: Pick<DiskRow, 'contentId' | 'index' | 'sha256'>): string {
+    return join(this.chunksDir, r.contentId, `${r.index}-${r.sha256}.chunk`)
+  }
+
+  /** A lookup that counts for the policy and the recency order. */
+  get(key: string): DiskRow | undefined {
+    const row = this.entries.get(key)
+    if (row === undefined) {
+      this.policy.miss(key)
+      return undefined
+    }
+    this.policy.hit(key)
+    this.touched.set(key, ++this.seq)
+    this.stateDirty = true
+    return row
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key)
+  }
+
+  /** Chunks queued or being written. */
+  get pendingWrites(): number {
+    return this.queue.length + (this.current ? 1 : 0)
+  }
+
+  /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
+  victims(key: string, bytes: number): string[] {
+    return this.policy.victims(key, bytes)
+  }
+
+  /**
+   * Adopts a row found valid at start-up (call in access order). Returns the keys
+   * the policy pushed out, `row.key` included if it was refused (say the tier
+   * was made smaller): the caller removes them.
+   */
+  adopt(row: DiskRow): string[] {
+    const drop = this.policy.has(row.key) ? [] : this.policy.insert(row.key, row.size)
+    if (this.policy.has(row.key)) this.entries.set(row.key, row)
+    this.seq = Math.max(this.seq, row.lastAccess)
+    return drop
+  }
+
+  /**
+   * Restores the policy's saved state for the rows found valid at start-up
+   * (call before `adopt`). Returns whether it was restored; if it was, `adopt`
+   * takes the rows the snapshot knew without re-inserting them (their place in
+   * the queues is the saved one) and inserts only rows written after it.
+   */
+  restorePolicyState(rows: readonly DiskRow[]): boolean {
+    if (!this.policy.restore) return false
+    let json: string | undefined
+    try {
+      json = this.index.loadPolicyState('disk')
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: could not read the saved policy state, starting cold')
+    }
+    if (json === undefined) return false
+    const sizes = new Map(rows.map(r => [r.key, r.size]))
+    try {
+      return this.policy.restore(JSON.parse(json), k => sizes.get(k))
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: saved policy state unreadable, starting cold')
+      return false
+    }
+  }
+
+  /** Saves the policy's state to the index if it changed; a failure is logged (eviction quality is not worth an outage). */
+  savePolicyState(): void {
+    if (!this.stateDirty || !this.policy.snapshot) return
+    try {
+      this.index.savePolicyState('disk', JSON.stringify(this.policy.snapshot()))
+      this.stateDirty = false
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: could not save the policy state')
+    }
+  }
+
+  /** Queues a verified chunk for the disk. Never blocks the caller. */
+  write(ref: ChunkRef, buf: Buffer): void {
+    if (this.policy.capacity === 0 || this.entries.has(ref.key) || this.current?.key === ref.key || this.queue.some(q => q.ref.key === ref.key)) return
+    if (this.queue.length >= this.opts.writeQueue) {
+      this.metrics.diskWrites.inc({ result: 'dropped' })
+      return
+    }
+    this.queue.push({ ref, buf })
+    this.writer ??= this.drain().finally(() => { this.writer = null })
+  }
+
+  private async drain(): Promise<void> {
+    for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+      this.current = job.ref
+      this.cancelCurrent = false
+      try {
+        await this.store(job.ref, job.buf)
+      } catch (err) {
+        this.metrics.diskWrites.inc({ result: 'failed' })
+        this.logger.error({ chunk: chunkName(job.ref.contentId, job.ref.index), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
+      }
+      this.current = null
+    }
+  }
+
+  private async store(ref: ChunkRef, buf: Buffer): Promise<void> {
+    this.stateDirty = true
+    const drop = this.policy.insert(ref.key, ref.size)
+    const victims = drop.filter(k => k !== ref.key)
+    for (const k of victims) await this.remove(k)
+    if (drop.length) this.metrics.evictions.inc({ tier: 'disk' }, drop.length)
+    if (!this.policy.has(ref.key)) return
+    const tmp = join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`)
+    const dest = this.path(ref)
+    try {
+      const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644)
+      try {
+        let off = 0
+        while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      if (this.cancelCurrent) throw new Error('purged while being written')
+      const row: DiskRow = { key: ref.key, contentId: ref.contentId, index: ref.index, sha256: ref.sha256, size: ref.size,
+        storedAt: Date.now(), lastAccess: ++this.seq }
+      this.index.insert(row, blockCrcs(buf))
+      await mkdir(dirname(dest), { recursive: true })
+      await rename(tmp, dest)
+      if (this.cancelCurrent || !this.policy.has(ref.key)) {
+        // purged between the row and the rename: the purge could not see the file yet
+        await this.remove(ref.key, row)
+        return void this.metrics.diskWrites.inc({ result: 'dropped' })
+      }
+      this.entries.set(ref.key, row)
+      this.metrics.diskWrites.inc({ result: 'ok' })
+    } catch (err) {
+      this.policy.remove(ref.key)
+      this.index.delete(ref.key)
+      await rm(tmp, { force: true })
+      if (this.cancelCurrent) return void this.metrics.diskWrites.inc({ result: 'dropped' })
+      throw err
+    }
+  }
+
+  /** Removes a chunk: row first, then file (see the crash rules above). */
+  async remove(key: string, known?: DiskRow): Promise<void> {
+    const row = this.entries.get(key) ?? known
+    this.entries.delete(key)
+    this.touched.delete(key)
+    this.policy.remove(key)
+    this.stateDirty = true
+    this.index.delete(key)
+    this.handles.drop(key)
+    if (row) await unlink(this.path(row)).catch(() => {})
+  }
+
+  /** Opens a chunk for reading; undefined if it has gone (evicted or lost), which the caller treats as a miss. Pair with `release`. */
+  async openRead(row: DiskRow): Promise<ReadHandle | undefined> {
+    const h = await this.handles.acquire(row.key, this.path(row), () => this.index.crcs(row.key))
+    if (h === undefined && this.entries.get(row.key) === row) await this.remove(row.key)
+    return h
+  }
+
+  release(h: ReadHandle): void {
+    this.handles.release(h)
+  }
+
+  /**
+   * Sends bytes [start, end] (inclusive) of a chunk, reading only the blocks
+   * the range touches, in pieces of up to readSize + one block (so a range of
+   * readSize bytes at any offset is one read), each verified before any of it
+   * is sent. While one piece goes out the next is read: the disk and the
+   * socket work at once. Buffers come from the pool and go back to it from
+   * the write's callback, once the socket is done with them. With `ends`, the
+   * range is the rest of the response: its last piece ends it.
+   */
+  async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<SendPiece>[0], send: SendPiece, ends?: Send['end']): Promise<void> {
+    const step = this.pool.size
+    const last = Math.min(row.size, Math.ceil((end + 1) / BLOCK_SIZE) * BLOCK_SIZE)
+    let pos = start - (start % BLOCK_SIZE)
+    let next: Promise<Buffer> | undefined = this.readPiece(row, h, pos, Math.min(pos + step, last))
+    try {
+      while (next !== undefined) {
+        const from = pos
+        const to = Math.min(pos + step, last)
+        const buf = await next
+        next = undefined
+        pos = to
+        if (pos <= end) {
+          next = this.readPiece(row, h, pos, Math.min(pos + step, last))
+          // it fails, if it does, while this piece drains: handled here, seen again by the `await next` above
+          next.catch(() => {})
+        }
+        const piece = buf.subarray(Math.max(start, from) - from, Math.min(end + 1, to) - from)
+        if (next === undefined && ends !== undefined) ends(res, piece, () => this.pool.give(buf))
+        else await send(res, piece, err => { if (!err) this.pool.give(buf) })
+      }
+    } finally {
+      // cut mid-range (the player left, or a corrupt piece): wait for the read in flight, so the handle is not released under it
+      if (next !== undefined) await next.then(b => this.pool.give(b), () => {})
+    }
+  }
+
+  /** Bytes [from, to) of the chunk (from block-aligned) into a pooled buffer, verified. */
+  private async readPiece(row: DiskRow, h: ReadHandle, from: number, to: number): Promise<Buffer> {
+    const buf = this.pool.take()
+    try {
+      await this.readVerified(row, h, from, buf.subarray(0, to - from), 'read')
+      return buf
+    } catch (err) {
+      this.pool.give(buf)
+      throw err
+    }
+  }
+
+  /** The whole chunk, verified (for promotion to RAM); undefined if it is gone. */
+  async readAll(row: DiskRow): Promise<Buffer | undefined> {
+    const h = await this.openRead(row)
+    if (!h) return undefined
+    try {
+      const buf = this.opts.alloc?.(row.size) ?? Buffer.allocUnsafeSlow(row.size)
+      await this.readVerified(row, h, 0, buf, 'promotion')
+      return buf
+    } finally {
+      this.release(h)
+    }
+  }
+
+  /** Fills `buf` with the chunk's bytes from block-aligned `from` and checks every block; a bad one drops the chunk. */
+  private async readVerified(row: DiskRow, h: ReadHandle, from: number, buf: Buffer, by: 'read' | 'promotion'): Promise<void> {
+    let got = 0
+    while (got < buf.length) {
+      const { bytesRead } = await h.fh.read(buf, got, buf.length - got, from + got)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+    const bad = got < buf.length ? Math.floor((from + got) / BLOCK_SIZE) : firstBadBlock(h.crcs, buf, from)
+    if (bad >= 0) {
+      this.metrics.corrupt.inc({ found_by: by })
+      this.logger.error({ chunk: chunkName(row.contentId, row.index), block: bad }, 'disk tier: corrupt block, chunk dropped')
+      await this.remove(row.key)
+      throw new CorruptChunkError(chunkName(row.contentId, row.index), `disk tier block ${bad} fails its CRC32C`)
+    }
+  }
+
+  /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */
+  async purge(contentId: string): Promise<number> {
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.ref.contentId === contentId) this.queue.splice(i, 1)
+    if (this.current?.contentId === contentId) this.cancelCurrent = true
+    const keys = this.index.keysOf(contentId)
+    for (const k of keys) await this.remove(k)
+    return keys.length
+  }
+
+  flushAccess(): void {
+    try {
+      this.index.touch(this.touched)
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'disk tier: could not record access order')
+    }
+    this.touched.clear()
+  }
+
+  /** Resolves when the write queue is empty. */
+  async idle(): Promise<void> {
+    while (this.writer) await this.writer
+  }
+
+  stats(): TierStats {
+    return { bytes: this.policy.size, entries: this.entries.size, capacity: this.policy.capacity }
+  }
+
+  /** Waits for queued writes, records access order, stops the timer. The index is closed by the owner. */
+  async close(): Promise<void> {
+    clearInterval(this.flushTimer)
+    clearInterval(this.stateTimer)
+    await this.idle()
+    this.flushAccess()
+    this.savePolicyState()
+    await this.handles.closeAll()
+  }
+}

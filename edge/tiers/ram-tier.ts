@@ -1,0 +1,76 @@
+import type { TierStats } from '../../lib/metrics.js'
+import type { EvictionPolicy } from '../policy/policy.js'
+
+/**
+ * The RAM tier: verified chunk Buffers by key, bounded in bytes by its policy.
+ * A Buffer is shared with every reader and never mutated; an evicted Buffer
+ * lives on only while a response still references it (bounded by
+ * edge.sendStallTimeoutMs for a player that stopped reading).
+ */
+/** Told of every chunk that enters or leaves the tier (the serve threads' copy of the map). */
+export interface RamWatcher {
+  added(key: string, buf: Buffer): void
+  removed(keys: string[]): void
+}
+
+export class RamTier {
+  private readonly map = new Map<string, Buffer>()
+  watcher: RamWatcher | undefined
+
+  constructor(private readonly policy: EvictionPolicy, private readonly onEvict: (n: number) => void) {}
+
+  /** A lookup that counts for the policy (hit path: no allocation). */
+  get(key: string): Buffer | undefined {
+    const buf = this.map.get(key)
+    if (buf === undefined) this.policy.miss(key)
+    else this.policy.hit(key)
+    return buf
+  }
+
+  has(key: string): boolean {
+    return this.map.has(key)
+  }
+
+  /** A hit served elsewhere (a serve thread) counted for the policy; nothing if the chunk has left meanwhile. */
+  touch(key: string): void {
+    if (this.map.has(key)) this.policy.hit(key)
+  }
+
+  /** Offers a verified chunk; returns whether the policy admitted it. */
+  insert(key: string, buf: Buffer): boolean {
+    if (this.map.has(key)) return true
+    const drop = this.policy.insert(key, buf.length)
+    for (const k of drop) this.map.delete(k)
+    if (drop.length) {
+      this.onEvict(drop.length)
+      this.watcher?.removed(drop)
+    }
+    if (!this.policy.has(key)) return false
+    this.map.set(key, buf)
+    this.watcher?.added(key, buf)
+    return true
+  }
+
+  /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
+  victims(key: string, bytes: number): string[] {
+    return this.policy.victims(key, bytes)
+  }
+
+  delete(key: string): void {
+    if (!this.map.delete(key)) return
+    this.policy.remove(key)
+    this.watcher?.removed([key])
+  }
+
+  /** Drops every chunk of a title; returns how many. */
+  purge(contentId: string): number {
+    const prefix = `${contentId}/`
+    let n = 0
+    for (const key of [...this.map.keys()]) if (key.startsWith(prefix)) { this.delete(key); n++ }
+    return n
+  }
+
+  stats(): TierStats {
+    return { bytes: this.policy.size, entries: this.map.size, capacity: this.policy.capacity }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Config } from '../../lib/config.js'
+import type { Logger } from '../../lib/logger.js'
+import type { RouterMetrics } from '../../lib/metrics.js'
+import { ConfigError } from '../../lib/errors.js'
+import { Ring } from './ring.js'
+import { ShardClient } from './shard-client.js'
+import { HealthMonitor } from './health.js'
+
+/**
+ * The shards as one cluster: the ring says who owns a key, health says who is
+ * worth asking first, and `outstanding` says who is least busy. Writes go to
+ * `owners`; reads go in `readOrder`:
+ *   1. healthy owners, least outstanding requests first (ties in ring order),
+ *      so a hot chunk's reads spread over all its copies instead of piling
+ *      on the first owner;
+ *   2. healthy non-owners in ring order: after a shard is added, and until
+ *      the repairer has moved them, copies sit on the shards that owned the
+ *      key before, which come next in its ring order;
+ *   3. shards marked down, owners first: a last resort before failing.
+ */
+export class Cluster {
+  readonly ring: Ring
+  readonly shards: readonly ShardClient[]
+  readonly health: HealthMonitor
+  private readonly byId = new Map<string, ShardClient>()
+
+  constructor(config: Readonly<Config>, metrics: RouterMetrics, logger: Logger, shardToken: string | undefined) {
+    const c = config.cluster
+    this.ring = new Ring(c.shards, c.copies, c.vnodes)
+    const wq = config.router.writeQuorum
+    if (wq > c.copies) throw new ConfigError(`expected router.writeQuorum to be at most cluster.copies (${c.copies}), got ${wq}`)
+    this.shards = c.shards.map(s => new ShardClient(s, config.router.upstream, metrics, shardToken))
+    for (const s of this.shards) this.byId.set(s.id, s)
+    this.health = new HealthMonitor(this.shards, config.router.health, logger)
+  }
+
+  shard(id: string): ShardClient {
+    const s = this.byId.get(id)
+    if (!s) throw new Error(`unknown shard ${id}`)
+    return s
+  }
+
+  owners(key: string): ShardClient[] {
+    return this.ring.owners(key).map(id => this.byId.get(id)!)
+  }
+
+  readOrder(key: string): ShardClient[] {
+    const all = this.ring.order(key)
+    const copies = this.ring.copies
+    const healthyOwners: ShardClient[] = []
+    const others: ShardClient[] = []
+    const down: ShardClient[] = []
+    for (let i = 0; i < all.length; i++) {
+      const s = this.byId.get(all[i]!)!
+      if (!this.health.isUp(s.id)) down.push(s)
+      else if (i < copies) healthyOwners.push(s)
+      else others.push(s)
+    }
+    // stable sort: equal loads keep ring order
+    healthyOwners.sort((a, b) => a.outstanding - b.outstanding)
+    return healthyOwners.concat(others, down)
+  }
+
+  async close(): Promise<void> {
+    await this.health.stop()
+    await Promise.all(this.shards.map(s => s.close()))
+  }
+}

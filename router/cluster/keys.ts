@@ -1,0 +1,75 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { InvalidIdError } from '../../lib/errors.js'
+import { isContentId } from '../../lib/ids.js'
+
+/**
+ * Names the router gives things. A title (contentId) has versions; each
+ * version's chunks live on the shards under a storage id that includes the
+ * version, `<contentId>.<version>`, so the chunks of a re-ingested title never
+ * collide with stale copies of an older one (a shard refuses a different body
+ * under an existing name, and a stale copy must never pass for a new one).
+ *
+ * The version is 16 lowercase hex digits:
+ *  - when the uploader sends the whole file's SHA-256 in Content-Digest (the
+ *    CLI always does): the first 16 of SHA-256("<file sha256>/<chunkSize>").
+ *    Deterministic, so running the same ingest again finds the chunks it
+ *    stored before and resumes; the chunk size is in it because chunk i of
+ *    one file differs between chunk sizes;
+ *  - otherwise random: such an ingest cannot resume, and what an interrupted
+ *    one stored is deleted by the repairer once older than orphanGraceMs.
+ * Version digits have no dot, so a storage id splits at its last dot. Shard ids
+ * allow 128 characters, which leaves 111 for a title's contentId, and a
+ * contentId may not end in a dot (the storage id would contain "..").
+ *
+ * Ring keys: `c/<storageId>/<index>` for a chunk, `m/<contentId>` for a
+ * manifest (it must be found before the version is known). Changing any of
+ * these strings moves data: router/cluster/ring.test.ts pins them.
+ */
+export const VERSION_HEX = 16
+const VERSION = /^[0-9a-f]{16}$/
+export const TITLE_ID_MAX = 128 - 1 - VERSION_HEX
+export const TITLE_ID_RULE = `a title's contentId is 1-${TITLE_ID_MAX} characters of [A-Za-z0-9._-], starting with a letter or digit, without ".." and not ending in "."`
+
+export function parseTitleId(s: string): string {
+  if (!isContentId(s) || s.length > TITLE_ID_MAX || s.endsWith('.')) throw new InvalidIdError('contentId', TITLE_ID_RULE)
+  return s
+}
+
+export function versionFromDigest(fileSha256: string, chunkSize: number): string {
+  return sha256Hex(`${fileSha256}/${chunkSize}`).slice(0, VERSION_HEX)
+}
+
+export function randomVersion(): string {
+  return randomBytes(VERSION_HEX / 2).toString('hex')
+}
+
+export function storageId(contentId: string, version: string): string {
+  return `${contentId}.${version}`
+}
+
+/** The title and version a shard's chunk belongs to; undefined for a name the router never writes. */
+export function parseStorageId(s: string): { contentId: string; version: string } | undefined {
+  const dot = s.lastIndexOf('.')
+  if (dot <= 0) return undefined
+  const contentId = s.slice(0, dot)
+  const version = s.slice(dot + 1)
+  if (!VERSION.test(version) || !isContentId(contentId) || contentId.length > TITLE_ID_MAX) return undefined
+  return { contentId, version }
+}
+
+export function chunkKey(sid: string, index: number): string {
+  return `c/${sid}/${index}`
+}
+
+export function manifestKey(contentId: string): string {
+  return `m/${contentId}`
+}
+
+/** A strong ETag for bytes named by their SHA-256. */
+export function etagOf(sha256Hex: string): string {
+  return `"${sha256Hex}"`
+}
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex')
+}

@@ -1,0 +1,60 @@
+import HashRing from 'hashring'
+import { ConfigError } from '../../lib/errors.js'
+
+/**
+ * Placement: a consistent-hash ring over the shards (hashring, ketama
+ * compatible: MD5 points, 4 per hash). Every key maps to its `owners`, an
+ * ordered list of `copies` distinct shards found by walking the ring
+ * clockwise from the key's point. Shards are hashed by id, never by url, and
+ * a shard's share of points follows its weight.
+ *
+ * Adding a shard inserts its points; for a key whose walk now meets the new
+ * shard before its last owner, the new shard takes one place and the last old
+ * owner drops out, and nothing else changes. So about weight/total of all
+ * replicas move, which is the least any placement can move.
+ *
+ * Health plays no part here: a down shard keeps its points and stays an owner
+ * until an operator removes it from the config (readers skip it meanwhile, and
+ * the repairer re-creates copies only on owners).
+ */
+export interface RingMember {
+  id: string
+  weight: number
+}
+
+export class Ring {
+  readonly copies: number
+  readonly vnodes: number
+  readonly ids: readonly string[]
+  private readonly ring: HashRing
+
+  constructor(members: readonly RingMember[], copies: number, vnodes: number) {
+    if (copies > members.length)
+      throw new ConfigError(`expected cluster.copies to be at most the number of shards (${members.length}), got ${copies}`)
+    if (vnodes % 4 !== 0) throw new ConfigError(`expected cluster.vnodes to be a multiple of 4, got ${vnodes}`)
+    this.copies = copies
+    this.vnodes = vnodes
+    this.ids = members.map(m => m.id)
+    const servers: Record<string, { weight: number }> = {}
+    for (const m of members) servers[m.id] = { weight: m.weight }
+    // hashring makes `vnode count` hashes per weight-1 server and 4 points from each hash
+    this.ring = new HashRing(servers, 'md5', { 'vnode count': vnodes / 4, compatibility: 'ketama', 'max cache size': 0 })
+  }
+
+  /** The `copies` shards that hold `key`, first owner first. */
+  owners(key: string): string[] {
+    return this.ring.range(key, this.copies)
+  }
+
+  /** Every shard in the key's ring order: its owners, then the shards that would own it next. */
+  order(key: string): string[] {
+    return this.ring.range(key, this.ids.length)
+  }
+
+  /** Ring points per shard, for /v1/cluster. */
+  points(): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const [id, p] of Object.entries(this.ring.points(this.ids as string[]))) out[id] = p.length
+    return out
+  }
+}

@@ -1,0 +1,206 @@
+import { Pool, type Dispatcher } from 'undici'
+import type { Readable } from 'node:stream'
+import type { Config } from '../../lib/config.js'
+import type { RouterMetrics } from '../../lib/metrics.js'
+import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { digestHeader } from '../../lib/digest.js'
+import { etagOf } from './keys.js'
+import { shardRefusal } from '../errors.js'
+
+/**
+ * One origin shard, as the router talks to it: a keep-alive undici Pool with
+ * timeouts on connect, headers and body silence, and the shard API as typed
+ * calls. Transport failures become UpstreamError / UpstreamTimeoutError
+ * (retryable), refusals keep the shard's status and code (router/errors.ts).
+ *
+ * `outstanding` counts requests whose response is not yet consumed: reads are
+ * spread over owners by it. It drops when a response body ends or is
+ * destroyed, so a body still being streamed to a client keeps counting.
+ */
+export interface ShardSpec {
+  id: string
+  url: string
+  weight: number
+}
+
+export interface ChunkInfo {
+  contentId: string
+  index: number
+  size: number
+  sha256: string
+  state: 'ok' | 'corrupt'
+  createdAt: number
+}
+
+export interface ShardStatus {
+  chunks: { ok: number; corrupt: number }
+  storedBytes: number
+  disk: { capacityBytes: number; freeBytes: number; reserveBytes: number }
+}
+
+type Upstream = Config['router']['upstream']
+type Req = Omit<Dispatcher.RequestOptions, 'path' | 'method'> & { path: string; method: Dispatcher.HttpMethod }
+
+export class ShardClient {
+  outstanding = 0
+  readonly id: string
+  private readonly pool: Pool
+  private readonly auth: Record<string, string>
+
+  constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string) {
+    this.id = spec.id
+    this.pool = new Pool(spec.url, {
+      connections: up.connections,
+      connectTimeout: up.connectTimeoutMs,
+      headersTimeout: up.headersTimeoutMs,
+      bodyTimeout: up.bodyTimeoutMs,
+      keepAliveTimeout: 4000,
+    })
+    this.auth = token ? { authorization: `Bearer ${token}` } : {}
+  }
+
+  /** Sends a request; the caller must consume or destroy the body. Non-2xx answers come back as they are. */
+  async request(op: string, r: Req): Promise<Dispatcher.ResponseData> {
+    this.outstanding++
+    let res: Dispatcher.ResponseData
+    try {
+      res = await this.pool.request({ ...r, headers: { ...this.auth, ...(r.headers as Record<string, string>) } })
+    } catch (err) {
+      this.outstanding--
+      const e = translate(this.id, op, err)
+      this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
+      throw e
+    }
+    this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(res.statusCode / 100)}xx` })
+    let open = true
+    const done = () => { if (open) { open = false; this.outstanding-- } }
+    res.body.once('end', done).once('close', done)
+    return res
+  }
+
+  /**
+   * Like request, but reads the whole (small) body and turns non-2xx answers other than `allow` into errors.
+   * A 2xx answer announcing more than `maxBytes` is refused unread.
+   */
+  private async call(op: string, r: Req, allow: number[] = [], maxBytes = Infinity): Promise<{ status: number; headers: Dispatcher.ResponseData['headers']; body: Buffer; text: string }> {
+    const res = await this.request(op, r)
+    if (res.statusCode < 300 && Number(res.headers['content-length'] ?? 0) > maxBytes) {
+      res.body.destroy()
+      throw new UpstreamError(`shard ${this.id} announced ${res.headers['content-length']} bytes for ${op}, at most ${maxBytes} expected`)
+    }
+    let body: Buffer
+    try {
+      body = Buffer.from(await res.body.arrayBuffer())
+    } catch (err) {
+      throw translate(this.id, op, err)
+    }
+    const text = body.toString('utf8')
+    if (res.statusCode >= 300 && !allow.includes(res.statusCode)) throw shardRefusal(this.id, op, res.statusCode, text)
+    return { status: res.statusCode, headers: res.headers, body, text }
+  }
+
+  /** The digest a shard holds for a chunk (its ETag), or null. A corrupt copy answers 500: reported as an error. */
+  async headChunk(sid: string, index: number): Promise<string | null> {
+    const r = await this.call('head_chunk', { method: 'HEAD', path: `/v1/chunks/${sid}/${index}` }, [404])
+    if (r.status === 404) return null
+    const etag = String(r.headers.etag ?? '')
+    return etag.startsWith('"') ? etag.slice(1, -1) : null
+  }
+
+  /** Stores a chunk; the shard verifies `sha256` before it makes the chunk visible. */
+  async putChunk(sid: string, index: number, sha256: string, size: number, body: Buffer | Readable, signal?: AbortSignal): Promise<'created' | 'exists'> {
+    const r = await this.call('put_chunk', {
+      method: 'PUT', path: `/v1/chunks/${sid}/${index}`, body, signal, headersTimeout: this.up.putTimeoutMs,
+      headers: { 'content-digest': digestHeader(sha256), 'content-length': String(size), 'content-type': 'application/octet-stream' },
+    })
+    return r.status === 201 ? 'created' : 'exists'
+  }
+
+  /**
+   * Opens bytes [start, end] of a chunk as a stream. If-Match pins the digest,
+   * so a shard holding other bytes under the name answers 412, never them.
+   */
+  async openChunk(sid: string, index: number, sha256: string, start: number, end: number, signal?: AbortSignal): Promise<Readable> {
+    const op = 'get_chunk'
+    const res = await this.request(op, {
+      method: 'GET', path: `/v1/chunks/${sid}/${index}`, signal,
+      headers: { range: `bytes=${start}-${end}`, 'if-match': etagOf(sha256) },
+    })
+    if (res.statusCode !== 206) {
+      if (res.statusCode < 300) {
+        // a whole body we did not ask for: never read it into memory
+        res.body.destroy()
+        throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with ${res.statusCode}`)
+      }
+      const text = await res.body.text().catch(() => '')
+      throw shardRefusal(this.id, op, res.statusCode, text)
+    }
+    const cr = String(res.headers['content-range'] ?? '')
+    if (!cr.startsWith(`bytes ${start}-${end}/`)) {
+      res.body.destroy()
+      throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with content-range ${JSON.stringify(cr)}`)
+    }
+    return res.body
+  }
+
+  /** A chunk's packed block CRCs as the shard keeps them (unverified: the caller checks them against the manifest). */
+  async chunkCrcs(sid: string, index: number, expectBytes: number): Promise<Buffer> {
+    const { body } = await this.call('get_crcs', { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` }, [], expectBytes)
+    if (body.length !== expectBytes)
+      throw new UpstreamError(`shard ${this.id} sent ${body.length} bytes of block CRCs for ${sid}/${index}, expected ${expectBytes}`)
+    return body
+  }
+
+  async deleteChunk(sid: string, index: number): Promise<boolean> {
+    const r = await this.call('delete_chunk', { method: 'DELETE', path: `/v1/chunks/${sid}/${index}` }, [404])
+    return r.status === 204
+  }
+
+  async listChunks(after: string | null, limit: number): Promise<{ chunks: ChunkInfo[]; next: string | null }> {
+    const q = new URLSearchParams({ limit: String(limit), ...(after ? { after } : {}) })
+    return JSON.parse((await this.call('list_chunks', { method: 'GET', path: `/v1/chunks?${q}` })).text) as { chunks: ChunkInfo[]; next: string | null }
+  }
+
+  /** The manifest's JSON text and ETag, or null. */
+  async getManifest(contentId: string): Promise<{ body: string; etag: string } | null> {
+    const r = await this.call('get_manifest', { method: 'GET', path: `/v1/manifests/${contentId}` }, [404])
+    return r.status === 404 ? null : { body: r.text, etag: String(r.headers.etag ?? '') }
+  }
+
+  /** Stores a manifest unless one is there: 'exists' means the shard holds a different one (412). */
+  async putManifest(contentId: string, body: string): Promise<'created' | 'same' | 'exists'> {
+    const r = await this.call('put_manifest', {
+      method: 'PUT', path: `/v1/manifests/${contentId}`, body,
+      headers: { 'content-type': 'application/json', 'if-none-match': '*' },
+    }, [412])
+    return r.status === 412 ? 'exists' : r.status === 201 ? 'created' : 'same'
+  }
+
+  async deleteManifest(contentId: string): Promise<boolean> {
+    const r = await this.call('delete_manifest', { method: 'DELETE', path: `/v1/manifests/${contentId}` }, [404])
+    return r.status === 204
+  }
+
+  async listManifests(after: string | null, limit: number): Promise<{ manifests: { contentId: string; etag: string }[]; next: string | null }> {
+    const q = new URLSearchParams({ limit: String(limit), ...(after ? { after } : {}) })
+    return JSON.parse((await this.call('list_manifests', { method: 'GET', path: `/v1/manifests?${q}` })).text) as { manifests: { contentId: string; etag: string }[]; next: string | null }
+  }
+
+  async status(timeoutMs: number): Promise<ShardStatus> {
+    const r = await this.call('status', { method: 'GET', path: '/v1/status', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs * 2) })
+    return JSON.parse(r.text) as ShardStatus
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy()
+  }
+}
+
+/** undici and socket errors as CdnErrors, keeping the cause. */
+export function translate(shard: string, op: string, err: unknown): CdnError {
+  if (err instanceof CdnError) return err
+  const e = err as { code?: string; message?: string; name?: string }
+  if (e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT' || e?.code === 'UND_ERR_CONNECT_TIMEOUT' || e?.name === 'TimeoutError')
+    return new UpstreamTimeoutError(`${op} on shard ${shard}`, { cause: err })
+  return new UpstreamError(`shard ${shard} failed ${op}: ${e?.code ?? e?.name ?? 'error'}: ${e?.message ?? String(err)}`, { cause: err })
+}

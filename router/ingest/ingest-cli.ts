@@ -1,0 +1,132 @@
+import { Command } from 'commander'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { request } from 'undici'
+import { fail } from '../../lib/cli.js'
+import { loadConfig } from '../../lib/config.js'
+import { loadSecret } from '../../lib/auth.js'
+import { digestHeader } from '../../lib/digest.js'
+import { BadRequestError, CdnError, ConflictError } from '../../lib/errors.js'
+import { Progress } from '../../lib/progress.js'
+import { parseTitleId } from '../cluster/keys.js'
+
+/**
+ * `reelcdn ingest FILE --id …`: uploads a file to a router as a title.
+ * The file is hashed first (one read) so the upload carries its SHA-256: the
+ * router then derives the version from it, which is what lets a re-run after
+ * an interruption resume (chunks already stored are not sent to shards again)
+ * and what lets a published title be recognised without uploading it again.
+ * The token comes from REELCDN_ROUTER_TOKEN or --token-file, never a flag.
+ */
+interface Opts {
+  id: string
+  title?: string
+  category: string[]
+  regions?: string
+  contentType?: string
+  availableFrom?: string
+  availableUntil?: string
+  router?: string
+  tokenFile?: string
+}
+
+export function ingestCommand(): Command {
+  const cmd = new Command('ingest')
+    .summary('upload a file to a router as a title')
+    .description('Upload FILE as title --id through a router (PUT /v1/content/{id}). Shows a progress bar on a terminal ' +
+      'and plain lines otherwise; prints the router\'s JSON answer on stdout. The admin token comes from ' +
+      'REELCDN_ROUTER_TOKEN or --token-file.')
+    .argument('<file>', 'the video file')
+    .requiredOption('--id <contentId>', 'the title\'s contentId (1-111 characters of [A-Za-z0-9._-]; required)')
+    .option('--title <text>', 'display title (default: the contentId)')
+    .option('--category <name>', 'a category; repeat for several', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--regions <list>', 'comma-separated ISO 3166-1 alpha-2 codes where it may play, or * (default: *)')
+    .option('--content-type <type>', 'media type (default: from the file name, else application/octet-stream)')
+    .option('--available-from <date>', 'ISO 8601 start of the availability window (default: none, playable at once)')
+    .option('--available-until <date>', 'ISO 8601 end of the availability window (default: none, playable forever)')
+    .option('--router <url>', 'router base URL (default: http://<router.host>:<router.port> from the config)')
+    .option('--token-file <file>', 'file holding the admin token (default: none; REELCDN_ROUTER_TOKEN, if set, wins over it)')
+  cmd.action(async (file: string) => {
+    try {
+      const out = await ingestFile(file, cmd.opts<Opts>())
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n')
+    } catch (err) {
+      fail(err)
+    }
+  })
+  return cmd
+}
+
+const TYPES: Record<string, string> = { mp4: 'video/mp4', m4v: 'video/mp4', mkv: 'video/x-matroska', webm: 'video/webm', mov: 'video/quicktime', ts: 'video/mp2t' }
+
+/** JSON whose non-ASCII characters are \u escapes: header values must be ASCII. */
+export function asciiJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+}
+
+export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
+  const id = parseTitleId(o.id)
+  const size = (await stat(file).catch(err => { throw new BadRequestError(`cannot read ${file}: ${(err as Error).message}`) })).size
+  const config = loadConfig({ env })
+  const base = (o.router ?? `http://${config.router.host}:${config.router.port}`).replace(/\/+$/, '')
+  const token = loadSecret(o.tokenFile ?? '', 'REELCDN_ROUTER_TOKEN', env)
+  const ext = file.split('.').pop()?.toLowerCase() ?? ''
+  const meta = {
+    title: o.title ?? id,
+    categories: o.category,
+    contentType: o.contentType ?? TYPES[ext] ?? 'application/octet-stream',
+    rights: {
+      regions: o.regions ? o.regions.split(',').map(r => r.trim().toUpperCase()).filter(Boolean) : ['*'],
+      availableFrom: o.availableFrom ?? null,
+      availableUntil: o.availableUntil ?? null,
+    },
+  }
+
+  const hashing = new Progress({ label: 'hashing  ', total: size, unit: 'bytes' })
+  const h = createHash('sha256')
+  let read = 0
+  for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    h.update(b as Buffer)
+    read += (b as Buffer).length
+    hashing.update(read)
+  }
+  hashing.finish()
+  const sha256 = h.digest('hex')
+
+  // a published title: recognise it without sending the bytes
+  const pre = await request(`${base}/v1/content/${id}/meta`, { method: 'GET' })
+  if (pre.statusCode === 200) {
+    const m = await pre.body.json() as { sha256: string }
+    if (m.sha256 === sha256) return { status: 'exists', contentId: id, sha256 }
+    throw new ConflictError(`title ${id} is published with sha256 ${m.sha256}, this file is ${sha256}: DELETE it first to replace it`)
+  }
+  await pre.body.dump()
+
+  const upload = new Progress({ label: 'uploading', total: size, unit: 'bytes' })
+  let sent = 0
+  async function* counted() {
+    for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+      sent += (b as Buffer).length
+      upload.update(sent)
+      yield b as Buffer
+    }
+  }
+  const res = await request(`${base}/v1/content/${id}`, {
+    method: 'PUT', body: Readable.from(counted()), headersTimeout: 30 * 60 * 1000,
+    headers: {
+      'content-length': String(size), 'content-digest': digestHeader(sha256), 'content-type': meta.contentType,
+      'reelcdn-meta': asciiJson(meta), ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+  })
+  const text = await res.body.text()
+  upload.finish(res.statusCode < 300 ? 'done' : `failed (${res.statusCode})`)
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = text }
+  if (res.statusCode >= 300) {
+    const e = (json as { error?: { code?: string; message?: string } }).error
+    throw new CdnError(`the router answered ${res.statusCode}: ${e?.message ?? text}`, { code: e?.code ?? 'CDN_ERR_UPSTREAM', statusCode: res.statusCode, source: 'upstream' })
+  }
+  return json
+}

@@ -1,0 +1,264 @@
+import type { IncomingMessage } from 'node:http'
+import { createHash } from 'node:crypto'
+import { BlockHasher, blockListDigest } from '../../lib/block-hasher.js'
+import type { Logger } from '../../lib/logger.js'
+import type { RouterMetrics } from '../../lib/metrics.js'
+import { BadRequestError, CdnError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
+import { digestFromHeader } from '../../lib/digest.js'
+import { chunkName } from '../../lib/ids.js'
+import type { Manifest } from '../../lib/manifest.js'
+import { chunkKey, randomVersion, storageId, versionFromDigest } from '../cluster/keys.js'
+import type { BufferPool } from './buffer-pool.js'
+import type { Cluster } from '../cluster/cluster.js'
+import type { Manifests } from '../cluster/manifests.js'
+import type { TitleMeta } from './meta.js'
+import type { ShardClient } from '../cluster/shard-client.js'
+import { ShardRefusedError } from '../errors.js'
+
+/**
+ * create(K, V): cuts an upload into chunks, stores each on its owners, then
+ * publishes the manifest.
+ *
+ * Theory of operation. The request body is copied into pool buffers of
+ * chunkSize bytes, hashed as it arrives. A full buffer is handed to an upload
+ * task that writes it to every owner in parallel (one Buffer, never copied),
+ * while the next buffer fills. At most `pipeline` uploads per ingest are in
+ * flight, and every buffer comes from the shared BufferPool, so memory stays
+ * bounded: the client is back-pressured when both limits are reached (we stop
+ * reading the socket). A buffer returns to the pool only once every owner's
+ * PUT has settled, because undici may still be sending from it until then.
+ *
+ * An owner already holding the chunk with the right digest (HEAD shows its
+ * ETag) is not sent it again: that is how a re-run resumes. With a random
+ * version nothing can be there yet, so the HEAD is skipped.
+ *
+ * The manifest is written only after every chunk reached `need` owners (all
+ * `copies` by default). Anything that fails first — client gone, a shard
+ * refusing, a digest mismatch — leaves chunks but no manifest: invisible to
+ * readers, reused by the next run, collected by the repairer otherwise.
+ * Uploads in flight when the client leaves are let finish: they are whole,
+ * verified chunks a re-run will not have to send.
+ */
+export interface IngestResult {
+  status: 'created' | 'exists'
+  contentId: string
+  version: string
+  size: number
+  sha256: string
+  chunkSize: number
+  chunks: number
+  replicas: { stored: number; resumed: number }
+}
+
+export interface IngestOptions {
+  chunkSize: number
+  /** owners that must hold each chunk and the manifest */
+  need: number
+  retries: number
+  /** uploads in flight per ingest */
+  pipeline: number
+}
+
+export class Ingestor {
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly manifests: Manifests,
+    private readonly pool: BufferPool,
+    private readonly metrics: RouterMetrics,
+    private readonly logger: Logger,
+    private readonly opts: IngestOptions,
+    private readonly onPublished: (m: Manifest) => void,
+  ) {}
+
+  async ingest(req: IncomingMessage, contentId: string, meta: TitleMeta): Promise<IngestResult> {
+    const given = req.headers['content-digest']
+    const claimed = digestFromHeader(given)
+    if (given !== undefined && !claimed)
+      throw new BadRequestError('Content-Digest must carry the whole body\'s sha-256 (RFC 9530): sha-256=:<base64>:', 'CDN_ERR_NO_DIGEST')
+    const published = await this.manifests.fetch(contentId)
+    if (published) {
+      // immutable once published: the same bytes are a no-op, others a 409
+      const sha = claimed ?? await hashBody(req)
+      if (sha !== published.sha256) {
+        this.metrics.ingests.inc({ result: 'conflict' })
+        throw new ConflictError(`title ${contentId} is published with sha256 ${published.sha256}; a different body needs a DELETE first`)
+      }
+      this.metrics.ingests.inc({ result: 'exists' })
+      return resultOf('exists', published, { stored: 0, resumed: 0 })
+    }
+    const version = claimed ? versionFromDigest(claimed, this.opts.chunkSize) : randomVersion()
+    const up = new Upload(this, storageId(contentId, version), claimed !== undefined)
+    let counted: Counted
+    try {
+      counted = await up.run(req)
+    } catch (err) {
+      this.metrics.ingests.inc({ result: 'failed' })
+      throw err
+    }
+    if (claimed && counted.sha256 !== claimed) {
+      this.metrics.ingests.inc({ result: 'failed' })
+      throw new DigestMismatchError(`title ${contentId}`, claimed, counted.sha256)
+    }
+    const m: Manifest = { contentId, version, size: counted.size, chunkSize: this.opts.chunkSize, sha256: counted.sha256,
+      chunks: counted.chunks, blocks: counted.blocks, ...meta, createdAt: Date.now() }
+    const status = await this.manifests.publish(m, this.opts.need)
+    this.metrics.ingests.inc({ result: status })
+    if (status === 'created') this.onPublished(m)
+    this.logger.info({ contentId, version, size: m.size, chunks: m.chunks.length, ...up.replicas }, 'title ingested')
+    return resultOf(status, m, up.replicas)
+  }
+
+  /** Stores one chunk on its owners; resolves once `need` of them hold it. */
+  async storeChunk(sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean, replicas: IngestResult['replicas']): Promise<void> {
+    const owners = this.cluster.owners(chunkKey(sid, index))
+    const results = await Promise.allSettled(owners.map(s => this.storeOn(s, sid, index, sha256, data, mayExist)))
+    let ok = 0
+    let firstErr: CdnError | undefined
+    for (const r of results) {
+      if (r.status === 'fulfilled') {
+        ok++
+        replicas[r.value]++
+        this.metrics.ingestChunks.inc({ result: r.value })
+      } else {
+        const e = toCdnError(r.reason)
+        if (!firstErr || (firstErr.retryable && !e.retryable)) firstErr = e
+      }
+    }
+    if (ok < this.opts.need) throw firstErr!
+    if (firstErr) this.logger.warn({ chunk: chunkName(sid, index), err: firstErr.message }, 'chunk stored on fewer than copies owners; the repairer will add the rest')
+  }
+
+  private async storeOn(s: ShardClient, sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean): Promise<'stored' | 'resumed'> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (mayExist) {
+          const have = await s.headChunk(sid, index).catch(err => {
+            // a corrupt copy with our digest: the PUT below replaces it
+            if (err instanceof ShardRefusedError && err.upstreamCode === 'CDN_ERR_CORRUPT') return null
+            throw err
+          })
+          if (have === sha256) return 'resumed'
+          if (have !== null)
+            throw new ConflictError(`shard ${s.id} holds chunk ${chunkName(sid, index)} with sha256 ${have}, not ${sha256}`)
+        }
+        return await s.putChunk(sid, index, sha256, data.length, data) === 'created' ? 'stored' : 'resumed'
+      } catch (err) {
+        const e = toCdnError(err)
+        if (!e.retryable || attempt >= this.opts.retries) throw e
+        await new Promise(r => setTimeout(r, 100 * 2 ** attempt))
+      }
+    }
+  }
+
+  get chunkSize(): number {
+    return this.opts.chunkSize
+  }
+
+  get pipeline(): number {
+    return this.opts.pipeline
+  }
+
+  acquire(signal?: AbortSignal): Promise<Buffer> {
+    return this.pool.acquire(signal)
+  }
+
+  release(b: Buffer): void {
+    this.pool.release(b)
+  }
+
+  countBytes(n: number): void {
+    this.metrics.ingestBytes.inc(n)
+  }
+}
+
+/** One upload's chunking loop and its in-flight chunk writes. */
+class Upload {
+  readonly replicas = { stored: 0, resumed: 0 }
+  private readonly inflight = new Set<Promise<void>>()
+  private failure: Error | undefined
+  private readonly digests: string[] = []
+  private readonly blocks: string[] = []
+
+  constructor(private readonly ing: Ingestor, private readonly sid: string, private readonly mayExist: boolean) {}
+
+  async run(body: AsyncIterable<Buffer>): Promise<Counted> {
+    const cs = this.ing.chunkSize
+    const whole = createHash('sha256')
+    let size = 0
+    let buf: Buffer | undefined
+    let filled = 0
+    let hash: BlockHasher | undefined
+    try {
+      for await (const piece of body) {
+        let off = 0
+        while (off < piece.length) {
+          if (this.failure) throw this.failure
+          if (!buf) {
+            buf = await this.ing.acquire()
+            hash = new BlockHasher()
+          }
+          const n = Math.min(piece.length - off, cs - filled)
+          const part = piece.subarray(off, off + n)
+          part.copy(buf, filled)
+          hash!.update(part)
+          whole.update(part)
+          filled += n
+          off += n
+          if (filled === cs) {
+            await this.launch(buf, filled, hash!)
+            buf = undefined
+            filled = 0
+          }
+        }
+        size += piece.length
+        this.ing.countBytes(piece.length)
+      }
+      if (buf && filled > 0) {
+        await this.launch(buf, filled, hash!)
+        buf = undefined
+      }
+      await Promise.all(this.inflight)
+      if (this.failure) throw this.failure
+    } finally {
+      if (buf) this.ing.release(buf)
+      await Promise.allSettled(this.inflight)
+    }
+    return { size, sha256: whole.digest('hex'), chunks: this.digests, blocks: this.blocks }
+  }
+
+  /** Starts writing a full buffer; waits first if this upload has `pipeline` writes in flight. */
+  private async launch(buf: Buffer, len: number, hash: BlockHasher): Promise<void> {
+    while (this.inflight.size >= this.ing.pipeline) await Promise.race(this.inflight)
+    if (this.failure) {
+      this.ing.release(buf)
+      throw this.failure
+    }
+    const index = this.digests.length
+    const { sha256, crcs } = hash.finish()
+    this.digests.push(sha256)
+    this.blocks.push(blockListDigest(crcs))
+    const p: Promise<void> = this.ing.storeChunk(this.sid, index, sha256, buf.subarray(0, len), this.mayExist, this.replicas)
+      .catch(err => { this.failure ??= err as Error })
+      .finally(() => { this.inflight.delete(p); this.ing.release(buf) })
+    this.inflight.add(p)
+  }
+}
+
+interface Counted {
+  size: number
+  sha256: string
+  /** per chunk: its SHA-256, and the SHA-256 of its block CRC list */
+  chunks: string[]
+  blocks: string[]
+}
+
+async function hashBody(body: AsyncIterable<Buffer>): Promise<string> {
+  const h = createHash('sha256')
+  for await (const piece of body) h.update(piece)
+  return h.digest('hex')
+}
+
+function resultOf(status: IngestResult['status'], m: Manifest, replicas: IngestResult['replicas']): IngestResult {
+  return { status, contentId: m.contentId, version: m.version, size: m.size, sha256: m.sha256, chunkSize: m.chunkSize,
+    chunks: m.chunks.length, replicas }
+}

@@ -1,0 +1,189 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { requireBearer } from '../../lib/auth.js'
+import { BadRequestError, ServiceUnavailableError, UnauthorizedError } from '../../lib/errors.js'
+import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http.js'
+import type { Logger } from '../../lib/logger.js'
+import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/tokens.js'
+import type { Catalog } from './catalog.js'
+import { parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
+import { parseTitleId } from '../cluster/keys.js'
+import type { Manifests } from '../cluster/manifests.js'
+import { play, type RegionMap } from './play.js'
+import type { Sessions } from './sessions.js'
+import type { SessionPeers } from './session-peers.js'
+import { parseDemandReport, sliceOf, type Trending } from './trending.js'
+import type { WindowName } from './window-counter.js'
+import { randomBytes } from 'node:crypto'
+
+/**
+ * The router's playback API (issue 5):
+ *   POST /v1/edges/heartbeat          an edge registers / reports health (edge credential)
+ *   GET  /v1/edges                    the registry (admin)
+ *   GET  /v1/edges/state              heartbeats this router received, with their age, for peer routers (edge credential)
+ *   POST /v1/demand                   an edge's demand report (edge credential)
+ *   GET  /v1/trending?window=&limit=&category=&positions=1
+ *   GET  /v1/trending/state           this router's own counters, for peer routers
+ *   GET  /v1/play/{contentId}?region=&viewer=   viewer: a viewer credential (lib/tokens signViewer), never a bare id
+ *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
+ *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
+ *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title); `?local=1` too
+ *
+ * Playback state is stored where a report lands and looked up on every router
+ * (router/playback/session-peers.ts): without `local=1` an answer is the latest of this
+ * router's and its peers'.
+ */
+export interface PlaybackDeps {
+  manifests: Manifests
+  catalog: Catalog
+  edges: EdgeRegistry
+  trending: Trending
+  sessions: Sessions
+  /** lookups across router.peers */
+  sessionPeers: SessionPeers
+  historyLength: number
+  regions: RegionMap
+  ring: KeyRing | undefined
+  edgeToken: string | undefined
+  originUrl: () => string
+  ttlMs: number
+  /** lifetime of the viewer credentials /v1/play hands out */
+  viewerTtlMs: number
+  /** body limits (router.maxEdgeReportBytes, router.maxPositionReportBytes): past them, 413 */
+  maxEdgeReportBytes: number
+  maxPositionReportBytes: number
+  bindNetwork: boolean
+  logger: Logger
+  clock: () => number
+}
+
+const REGION = /^[A-Z]{2}$/
+
+export function playbackRoutes(d: PlaybackDeps): Route[] {
+  const edgeOnly = (req: IncomingMessage) => {
+    if (d.edgeToken === undefined) throw new UnauthorizedError('edge registration is disabled: set REELCDN_EDGE_TOKEN or router.edgeTokenFile')
+    requireBearer(req, d.edgeToken)
+  }
+  const ring = (): KeyRing => {
+    if (!d.ring) throw new ServiceUnavailableError('play tokens are not configured on this router: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')
+    return d.ring
+  }
+  const claims = (req: IncomingMessage, m: Match, contentId: string | undefined) => {
+    const token = requestToken(m.query, req.headers.authorization)
+    const c = verifyToken(ring(), token, { contentId: contentId ?? '', clientIp: req.socket.remoteAddress ?? '', now: d.clock() / 1000 })
+    if (!c.vid) throw new BadRequestError('the play token carries no viewer id')
+    return c
+  }
+  return [
+    { path: '/v1/edges/heartbeat', methods: { POST: async (req, res) => {
+      edgeOnly(req)
+      const hb = parseHeartbeat(await readJson(req, d.maxEdgeReportBytes))
+      d.edges.heartbeat(hb, d.clock())
+      sendJson(res, 200, { id: hb.id, accepted: true })
+    } } },
+    { path: '/v1/edges/state', methods: { GET: (req, res) => {
+      // what peer routers merge (router/playback/edge-peers.ts): only heartbeats this router received itself
+      edgeOnly(req)
+      sendJson(res, 200, { edges: d.edges.own(d.clock()) }, { 'cache-control': 'no-store' })
+    } } },
+    { path: '/v1/demand', methods: { POST: async (req, res) => {
+      edgeOnly(req)
+      const report = parseDemandReport(await readJson(req, d.maxEdgeReportBytes))
+      d.trending.record(report, d.clock())
+      sendJson(res, 200, { titles: report.titles.length })
+    } } },
+    { path: '/v1/trending', methods: { GET: (req, res, m) => trending(d, res, m) } },
+    { path: '/v1/trending/state', methods: { GET: (req, res) => {
+      const now = d.clock()
+      sendJson(res, 200, { routerId: d.trending.routerId, at: now, state: d.trending.own.snapshot() })
+    } } },
+    { path: '/v1/play/:id', methods: { GET: async (req, res, m) => {
+      const id = parseTitleId(m.params[0]!)
+      const q = queryParams(m)
+      const region = q.get('region') ?? undefined
+      if (region !== undefined && !REGION.test(region)) throw new BadRequestError(`expected region to be an ISO 3166-1 alpha-2 code such as FR, got ${JSON.stringify(region)}`)
+      const r = ring()
+      const now = d.clock()
+      // a named viewer must prove it: its tokens read and overwrite that viewer's positions and history
+      const named = q.get('viewer') ?? undefined
+      const viewer = named === undefined ? randomBytes(12).toString('base64url') : verifyViewer(r, named, now / 1000)
+      const man = await d.manifests.get(id)
+      const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now }, d.edges, d.regions,
+        { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10 })
+      // a viewer id made up just now has no state anywhere: no store or peer lookup
+      const resume = named === undefined ? undefined : await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), now)
+      const credential = signViewer(r, viewer, Math.floor((now + d.viewerTtlMs) / 1000))
+      sendJson(res, 200, { ...answer, viewer: credential, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null },
+        { 'cache-control': 'no-store' })
+    } } },
+    { path: '/v1/sessions/:id', methods: {
+      PUT: async (req, res, m) => {
+        const id = parseTitleId(m.params[0]!)
+        const c = claims(req, m, id)
+        const body = await readJson(req, d.maxPositionReportBytes) as { position?: unknown }
+        const man = await d.manifests.get(id)
+        const pos = body?.position
+        if (typeof pos !== 'number' || !Number.isInteger(pos) || pos < 0 || pos > man.size)
+          throw new BadRequestError(`expected position to be a byte offset from 0 to ${man.size}, got ${JSON.stringify(pos)}`)
+        const now = d.clock()
+        d.sessions.report(c.vid!, { contentId: id, position: pos, size: man.size, updatedAt: now })
+        // a position report is one read at that position: it feeds the per-slice demand prefill ranks by
+        d.trending.own.add(`${id}#${sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length)}`, 1, now)
+        sendJson(res, 200, { contentId: id, viewerId: c.vid, position: pos, updatedAt: now })
+      },
+      GET: async (req, res, m) => {
+        const id = parseTitleId(m.params[0]!)
+        const c = claims(req, m, id)
+        const own = d.sessions.get(c.vid!, id)
+        const p = localOnly(m) ? own : await d.sessionPeers.position(c.vid!, id, own, d.clock())
+        if (!p) return sendJson(res, 404, { error: { code: 'CDN_ERR_NOT_FOUND', message: `no position for this viewer in ${id}` } })
+        sendJson(res, 200, { ...p, viewerId: c.vid }, { 'cache-control': 'no-store' })
+      } } },
+    { path: '/v1/history', methods: { GET: async (req, res, m) => {
+      // any title's token names the viewer: verify it against its own title
+      const token = requestToken(m.query, req.headers.authorization)
+      const cid = token ? peekCid(token) : undefined
+      const c = claims(req, m, cid)
+      const own = d.sessions.history(c.vid!)
+      const history = localOnly(m) ? own : await d.sessionPeers.history(c.vid!, c.cid, own, d.historyLength, d.clock())
+      sendJson(res, 200, { viewerId: c.vid, history }, { 'cache-control': 'no-store' })
+    } } },
+  ]
+}
+
+function localOnly(m: Match): boolean {
+  return queryParams(m).get('local') === '1'
+}
+
+function peekCid(token: string): string | undefined {
+  try {
+    const cid = (JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as { cid?: unknown }).cid
+    return typeof cid === 'string' ? cid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function trending(d: PlaybackDeps, res: ServerResponse, m: Match): void {
+  const q = queryParams(m)
+  const window = q.get('window') ?? '1h'
+  if (window !== '5m' && window !== '1h' && window !== '24h') throw new BadRequestError(`expected window to be 5m, 1h or 24h, got ${JSON.stringify(window)}`)
+  const limitRaw = q.get('limit') ?? '20'
+  const limit = Number(limitRaw)
+  if (!/^[0-9]+$/.test(limitRaw) || limit < 1 || limit > 10_000) throw new BadRequestError(`expected limit to be an integer from 1 to 10000, got ${JSON.stringify(limitRaw)}`)
+  const category = q.get('category')
+  const withPositions = q.get('positions') === '1' || q.get('positions') === 'true'
+  const now = d.clock()
+  const filter = category === null ? undefined : (id: string) => {
+    const item = d.catalog.get(id)
+    return item !== undefined && item.categories.some(c => c.localeCompare(category, undefined, { sensitivity: 'base' }) === 0)
+  }
+  const top = d.trending.top(window as WindowName, now, limit, filter)
+  sendJson(res, 200, {
+    window, at: new Date(now).toISOString(),
+    titles: top.map(t => {
+      const item = d.catalog.get(t.contentId)
+      return { contentId: t.contentId, plays: t.plays, title: item?.title ?? null, categories: item?.categories ?? [],
+        ...(withPositions ? { positions: d.trending.positions(t.contentId, now) } : {}) }
+    }),
+  })
+}

@@ -1,0 +1,319 @@
+import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import { createHash, type Hash } from 'node:crypto'
+import { crc32c } from '@node-rs/crc32'
+import { LRUCache } from 'lru-cache'
+import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
+import type { Logger } from '../../lib/logger.js'
+import type { RouterMetrics } from '../../lib/metrics.js'
+import { toCdnError, UpstreamError } from '../../lib/errors.js'
+import { chunkLength, type Manifest } from '../../lib/manifest.js'
+import { drained } from '../../lib/representation.js'
+import { chunkName } from '../../lib/ids.js'
+import { chunkKey, storageId } from '../cluster/keys.js'
+import { ClientGoneError, NoReplicaError } from '../errors.js'
+import type { Cluster } from '../cluster/cluster.js'
+import { translate, type ShardClient } from '../cluster/shard-client.js'
+
+/**
+ * read(K, offset): streams byte ranges of a title to a client, chunk by chunk,
+ * failing over between copies without the client noticing.
+ *
+ * Theory of operation. For chunk i, the shards are tried in the cluster's read
+ * order (least-loaded healthy owner first). Each attempt asks for the blocks
+ * that hold the bytes from the position already reached to the end of the
+ * wanted range, with If-Match on the manifest's chunk digest. If the attempt
+ * cannot start (down, timeout, 5xx, 404, 412), its body breaks off (reset,
+ * body timeout, short body) or a block fails verification, the next shard is
+ * asked for the rest. A failover costs one request, never a re-send: the
+ * client only ever receives bytes that were verified, in order.
+ *
+ * Verification, block by block. The manifest carries, per chunk, the SHA-256
+ * of the chunk's block list (a CRC32C per 64 KiB block, what shards keep).
+ * Before a chunk's first byte the router fetches that list from an owner and
+ * checks it against the manifest (a wrong list from one owner: the next is
+ * asked); lists are cached by their digest. Each block of a shard's answer is
+ * then held until it is complete (64 KiB at most), its CRC32C checked, and
+ * only then forwarded. A block that fails — a lying or broken shard, bytes
+ * hurt on the wire, a bug — is never sent: the read moves to the next owner
+ * at that block's first byte. So a partial range is verified without hashing
+ * or holding back the whole 64 MiB chunk. CRC32C catches corruption, not a
+ * forger who controls a shard; shards are inside the operator's trust
+ * boundary (docs/security.md). Titles ingested before manifests carried block
+ * lists are read as before: forwarded as they arrive, each shard having
+ * checked its own CRCs before sending.
+ *
+ * End-to-end check: whenever a response carries a whole chunk (edge fills via
+ * /chunks/i, full-title reads), its bytes are also hashed as they pass, and
+ * the last piece is held back until the digest at the chunk's end matches the
+ * manifest's. A mismatch after every block passed its CRC would take a CRC
+ * collision or a forged block list; what was forwarded cannot be recalled, so
+ * the response is cut short of its Content-Length — the client sees a failed
+ * read, never a complete wrong chunk — and it is counted and logged with the
+ * shards that served it. Edges verify the same digest.
+ */
+export class ChunkReader {
+  private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
+  private readonly listing = new Map<string, Promise<Buffer>>()
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly metrics: RouterMetrics,
+    private readonly logger: Logger,
+    private readonly verifyWholeChunks: boolean,
+    private readonly verifyBlocks = true,
+  ) {}
+
+  /**
+   * Opens the first bytes of [start, end] of chunk `index` (and fetches its
+   * block list) before any header is sent, so that a title with no reachable
+   * copy is a 503, not a cut body.
+   */
+  async prepare(m: Manifest, index: number, start: number, end: number): Promise<Prepared> {
+    const sid = storageId(m.contentId, m.version)
+    const order = this.cluster.readOrder(chunkKey(sid, index))
+    const crcs = await this.blockList(m, index, order)
+    let lastErr: Error | undefined
+    for (let i = 0; i < order.length; i++) {
+      try {
+        const body = await this.open(order[i]!, sid, m, index, start, end, crcs)
+        return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
+      } catch (err) {
+        lastErr = err as Error
+        this.failover(err)
+      }
+    }
+    throw new NoReplicaError(`chunk ${chunkName(m.contentId, index)}`, { cause: lastErr })
+  }
+
+  /** Writes title bytes [start, end] (inclusive) to `res`, crossing chunk boundaries. */
+  async writeRange(m: Manifest, start: number, end: number, res: ServerResponse, first?: Prepared): Promise<void> {
+    const cs = m.chunkSize
+    for (let i = Math.floor(start / cs); i <= Math.floor(end / cs); i++) {
+      const base = i * cs
+      const from = Math.max(start, base) - base
+      const to = Math.min(end, base + chunkLength(m, i) - 1) - base
+      const pre = first && first.index === i && first.start === from && first.end === to ? first : undefined
+      await this.writeChunk(m, i, from, to, res, pre)
+    }
+  }
+
+  /** Writes bytes [from, to] of chunk `index`, verified, failing over between shards. */
+  async writeChunk(m: Manifest, index: number, from: number, to: number, res: ServerResponse, pre?: Prepared): Promise<void> {
+    const sid = storageId(m.contentId, m.version)
+    const sha = m.chunks[index]!
+    const len = chunkLength(m, index)
+    const whole = this.verifyWholeChunks && from === 0 && to === len - 1
+    const hash: Hash | undefined = whole ? createHash('sha256') : undefined
+    const served: string[] = []
+    let held: Buffer | undefined
+    let pos = from
+    let lastErr: Error | undefined
+    const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
+    const crcs = pre ? pre.crcs : await this.blockList(m, index, order)
+    /** Hands bytes to the client; false when its socket wants a drain before more. */
+    const send = (out: Buffer): boolean => {
+      if (hash) {
+        hash.update(out)
+        // hold back the latest piece: the chunk's last bytes go out only once its digest checks
+        const prev = held
+        held = out
+        if (!prev) return true
+        out = prev
+      }
+      return res.write(out)
+    }
+    for (let i = 0; i < order.length && pos <= to; i++) {
+      const shard = order[i]!
+      let body: Readable
+      if (pre && i === 0) body = pre.body
+      else {
+        try {
+          body = await this.open(shard, sid, m, index, pos, to, crcs)
+        } catch (err) {
+          lastErr = err as Error
+          this.failover(err)
+          continue
+        }
+      }
+      served.push(shard.id)
+      const began = pos
+      const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
+      try {
+        for await (const buf of body as AsyncIterable<Buffer>) {
+          let more = true
+          if (!check) {
+            pos += buf.length
+            more = send(buf)
+          } else {
+            let at = check.at
+            for (const run of check.push(buf)) {
+              // a run is verified bytes from chunk offset `at`: forward its part inside [pos, to]
+              const s = Math.max(pos, at) - at
+              const e = Math.min(to + 1, at + run.length) - at
+              at += run.length
+              if (e > s) {
+                pos += e - s
+                more = send(run.subarray(s, e)) && more
+              }
+            }
+          }
+          // one wait per piece from the shard, however many views of it went out
+          if (!more) await drained(res).catch(() => { throw new ClientGoneError() })
+          if (check && check.bad >= 0) throw new BadBlockError(shard.id, chunkName(sid, index), check.bad)
+        }
+      } catch (err) {
+        body.destroy()
+        this.metrics.bytesServed.inc(pos - began)
+        if (err instanceof ClientGoneError || res.destroyed) throw new ClientGoneError()
+        if (err instanceof BadBlockError) {
+          this.metrics.blockMismatches.inc({ shard: shard.id, what: 'block' })
+          this.logger.warn({ shard: shard.id, chunk: chunkName(sid, index), block: err.block }, 'block failed its CRC against the manifest; reading the rest from the next owner')
+        }
+        // a body that breaks off (reset, silence past bodyTimeoutMs) comes as undici's error: named like the rest
+        lastErr = translate(shard.id, 'get_chunk', err)
+        this.failover(lastErr)
+        continue
+      }
+      this.metrics.bytesServed.inc(pos - began)
+      if (pos <= to) {
+        lastErr = new UpstreamError(`shard ${shard.id} ended chunk ${chunkName(sid, index)} at byte ${pos} of ${to + 1}`)
+        this.failover(lastErr)
+      }
+    }
+    if (pos <= to) throw new NoReplicaError(`chunk ${chunkName(sid, index)} from byte ${pos}`, { cause: lastErr })
+    if (hash && hash.digest('hex') !== sha) {
+      this.metrics.digestMismatches.inc()
+      this.logger.error({ chunk: chunkName(sid, index), shards: served }, 'chunk bytes do not match the manifest digest; response cut')
+      throw new UpstreamError(`chunk ${chunkName(sid, index)} failed end-to-end verification (served by ${served.join(', ')})`)
+    }
+    if (held && !res.write(held)) await drained(res).catch(() => { throw new ClientGoneError() })
+  }
+
+  /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
+  private open(shard: ShardClient, sid: string, m: Manifest, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
+    if (!crcs) return shard.openChunk(sid, index, m.chunks[index]!, pos, to)
+    const end = Math.min(chunkLength(m, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
+    return shard.openChunk(sid, index, m.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
+  }
+
+  /**
+   * The chunk's block CRCs, checked against the manifest, from the cache or
+   * the first owner that has a matching list; undefined when the manifest
+   * has no block lists (or verification is off). Concurrent readers of one
+   * chunk share one fetch.
+   */
+  private async blockList(m: Manifest, index: number, order: ShardClient[]): Promise<Buffer | undefined> {
+    const want = m.blocks?.[index]
+    if (!this.verifyBlocks || want === undefined) return undefined
+    const have = this.lists.get(want)
+    if (have) return have
+    // one fetch per chunk in flight; keyed by chunk too, as two titles with the same bytes share the digest, not the owners
+    const key = `${m.contentId}.${m.version}/${index}`
+    let p = this.listing.get(key)
+    if (!p) {
+      p = this.fetchBlockList(m, index, want, order).finally(() => this.listing.delete(key))
+      this.listing.set(key, p)
+    }
+    return p
+  }
+
+  private async fetchBlockList(m: Manifest, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
+    const sid = storageId(m.contentId, m.version)
+    const bytes = 4 * Math.ceil(chunkLength(m, index) / BLOCK_SIZE)
+    let lastErr: Error | undefined
+    for (const shard of order) {
+      try {
+        const crcs = await shard.chunkCrcs(sid, index, bytes)
+        if (blockListDigest(crcs) === want) {
+          this.lists.set(want, crcs)
+          return crcs
+        }
+        this.metrics.blockMismatches.inc({ shard: shard.id, what: 'block_list' })
+        this.logger.warn({ shard: shard.id, chunk: chunkName(sid, index) }, 'block list does not match the manifest; asking the next owner')
+        lastErr = new UpstreamError(`shard ${shard.id} sent a block list for chunk ${chunkName(sid, index)} that does not match the manifest`)
+      } catch (err) {
+        lastErr = err as Error
+      }
+      this.failover(lastErr)
+    }
+    throw new NoReplicaError(`block list of chunk ${chunkName(sid, index)}`, { cause: lastErr })
+  }
+
+  private failover(err: unknown): void {
+    const e = toCdnError(err)
+    const reason = err instanceof BadBlockError ? 'corrupt'
+      : e.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout'
+      : e.code === 'CDN_ERR_UPSTREAM' ? 'transport'
+        : e.code === 'CDN_ERR_SHARD_REFUSED' ? 'refused' : 'other'
+    this.metrics.failovers.inc({ reason })
+  }
+}
+
+/**
+ * Cuts a shard's answer, which starts at block-aligned chunk offset `at`,
+ * into whole blocks and checks each against the block list. `push` returns
+ * the bytes of the blocks a piece completed, as views of the pieces (no copy:
+ * a block spanning pieces is checked with a running CRC32C over its parts),
+ * adjacent views of one piece merged; after the first block that fails,
+ * `bad` holds its number and nothing more is returned.
+ */
+export class BlockCheck {
+  bad = -1
+  private parts: Buffer[] = []
+  private partsLen = 0
+  private crc = 0
+
+  constructor(private readonly crcs: Buffer, private readonly chunkLen: number, public at: number) {}
+
+  push(piece: Buffer): Buffer[] {
+    const out: Buffer[] = []
+    for (let off = 0; off < piece.length && this.bad < 0;) {
+      const len = Math.min(BLOCK_SIZE, this.chunkLen - this.at)
+      if (len <= 0) break
+      const take = Math.min(len - this.partsLen, piece.length - off)
+      const part = piece.subarray(off, off + take)
+      this.crc = crc32c(part, this.partsLen === 0 ? 0 : this.crc)
+      this.parts.push(part)
+      this.partsLen += take
+      off += take
+      if (this.partsLen < len) break
+      const n = this.at / BLOCK_SIZE
+      if (4 * n + 4 > this.crcs.length || this.crc !== this.crcs.readUInt32BE(4 * n)) {
+        this.bad = n
+        break
+      }
+      for (const p of this.parts) append(out, p)
+      this.at += len
+      this.parts = []
+      this.partsLen = 0
+    }
+    return out
+  }
+}
+
+/** Pushes `p`, or extends the last view when `p` continues it in the same memory. */
+function append(out: Buffer[], p: Buffer): void {
+  const last = out[out.length - 1]
+  if (last && last.buffer === p.buffer && last.byteOffset + last.length === p.byteOffset)
+    out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + p.length)
+  else out.push(p)
+}
+
+class BadBlockError extends UpstreamError {
+  override name = 'BadBlockError'
+  constructor(shard: string, chunk: string, readonly block: number) {
+    super(`shard ${shard} sent block ${block} of chunk ${chunk} with a CRC32C that does not match the manifest's block list`)
+  }
+}
+
+export interface Prepared {
+  index: number
+  start: number
+  end: number
+  body: Readable
+  shard: ShardClient
+  rest: ShardClient[]
+  /** the chunk's verified block list, when the manifest has one */
+  crcs: Buffer | undefined
+}

@@ -9,7 +9,7 @@ import type { PlayResponse } from '../../client/player.js'
 import { httpMode } from './http-mode.js'
 import { playersMode, type Scenario } from './players-mode.js'
 import { Progress, progressText } from './progress.js'
-import { ceilingWarning, renderHtml, type LoadResult } from './report.js'
+import { ceilingWarning, originShare, pct, renderHtml, type LoadResult } from './report.js'
 import { compare } from './simulate.js'
 import { checkTarget, discoverTitles, routerPlay } from './target.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
@@ -81,7 +81,8 @@ export function premiereFirst<T extends { contentId: string }>(titles: T[], prem
   return [titles[i]!, ...titles.slice(0, i), ...titles.slice(i + 1)]
 }
 
-function summary(r: LoadResult): string {
+/** The run's summary, printed on stdout at its end. */
+export function formatSummary(r: LoadResult): string {
   const lines: string[] = [`${r.mode} ${r.scenario} against ${r.target}: ${r.durationS.toFixed(1)} s`]
   if (r.http) {
     const h = r.http
@@ -95,7 +96,8 @@ function summary(r: LoadResult): string {
       `start-up ms p50 ${p.startupMs.p50.toFixed(0)} p95 ${(p.startupMs.p95 ?? 0).toFixed(0)} p99 ${p.startupMs.p99.toFixed(0)}`,
       `rebuffer ratio ${(100 * p.rebufferRatio).toFixed(2)} %, stalls per session ${p.stallsPerSession.toFixed(2)}, ` +
       `bytes played ${p.bytes}, received ${p.bytesReceived}, cut before start-up ${p.cutBeforeStart ?? 0}`,
-      `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`)
+      `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`,
+      `bytes from origin: ${pct(originShare(r))} of those received (the origin URL is the players' last resort)`)
     if (p.errors?.length) lines.push(`failed sessions' errors: ${p.errors.join('; ')}`)
   }
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
@@ -138,7 +140,7 @@ function httpCommand(): Command {
           metrics: { edges, router: o.routerMetrics },
           onTick: p => line.show(progressText('http', { elapsedS: p.elapsedS, durationS: o.duration, rps: p.rps ?? 0, mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
         line.show('loadtest http done', true)
-        process.stdout.write(summary(r))
+        process.stdout.write(formatSummary(r))
         await save(o.out, r)
       } catch (err) {
         fail(err)
@@ -188,7 +190,7 @@ function playersCommand(): Command {
             mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
         line.show('loadtest players done', true)
         r.target = base
-        process.stdout.write(summary(r))
+        process.stdout.write(formatSummary(r))
         await save(o.out, r)
       } catch (err) {
         fail(err)

@@ -46,8 +46,10 @@ export interface LoadResult {
     stallSamplesMs: number[]
     /** bytes played */
     bytes: number
-    /** body bytes the players received, buffered-ahead and probe bytes included */
+    /** body bytes the players received, buffered-ahead bytes included */
     bytesReceived: number
+    /** of those, bytes read from the origin URL of /v1/play (the client's last resort) */
+    bytesFromOrigin?: number
     /** sessions the run's end cut before they reached their start-up threshold: in no QoE figure */
     cutBeforeStart?: number
     /** HTTP requests the players sent (probes, ranges, position reports) */
@@ -72,6 +74,12 @@ export function runMBps(r: LoadResult): number | null {
   return null
 }
 
+/** The share of the players' bytes read from the origin URL rather than an edge; null without players or bytes. */
+export function originShare(r: LoadResult): number | null {
+  const p = r.players
+  return p && p.bytesReceived > 0 ? (p.bytesFromOrigin ?? 0) / p.bytesReceived : null
+}
+
 /** A warning when the run came within 80 % of the generator's own ceiling: its figures may be the generator's. */
 export function ceilingWarning(r: LoadResult): string | null {
   const mbps = runMBps(r)
@@ -80,7 +88,8 @@ export function ceilingWarning(r: LoadResult): string | null {
     `(${r.generatorCeilingMBps.toFixed(1)} MB/s): its figures may show the generator's limit, not the servers'`
 }
 
-function pct(x: number | null | undefined): string {
+/** A share as a percentage with one decimal, or n/a. */
+export function pct(x: number | null | undefined): string {
   return x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)} %`
 }
 
@@ -114,7 +123,8 @@ export function renderHtml(r: LoadResult): string {
       row('start-up p50 / p95 / p99', `${p.startupMs.p50.toFixed(0)} / ${(p.startupMs.p95 ?? 0).toFixed(0)} / ${p.startupMs.p99.toFixed(0)} ms`),
       row('rebuffer ratio', pct(p.rebufferRatio)), row('stalls per session', p.stallsPerSession.toFixed(2)),
       row('seeks, wait p50 / p95', `${p.seeks ?? 0}, ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} / ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} ms`),
-      row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`))
+      row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`),
+      row('bytes from origin', pct(originShare(r))))
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }

@@ -138,7 +138,7 @@ function httpCommand(): Command {
         const r = await httpMode({ target: o.target, titles, zipf: o.zipf, rangeBytes: o.rangeSize, openingShare: o.openingShare,
           connections: o.connections, durationS: o.duration, requests: o.requests, seed: o.seed, measureCeiling: o.ceiling,
           metrics: { edges, router: o.routerMetrics },
-          onTick: p => line.show(progressText('http', { elapsedS: p.elapsedS, durationS: o.duration, rps: p.rps ?? 0, mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
+          onTick: p => line.show(progressText('http', { elapsedS: p.elapsedS, durationS: o.duration, rps: p.rps ?? 0, mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar, offloadSoFar: p.offloadSoFar })) })
         line.show('loadtest http done', true)
         process.stdout.write(formatSummary(r))
         await save(o.out, r)
@@ -187,7 +187,7 @@ function playersCommand(): Command {
         const r = await playersMode({ scenario, titles, play, durationS: o.duration, speed: o.speed, seed: o.seed, maxRequests: o.maxRequests,
           measureCeiling: o.ceiling, metrics: { edges, router },
           onTick: p => line.show(progressText('players', { elapsedS: p.elapsedS, durationS: o.duration, active: p.active, done: p.done,
-            mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
+            mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar, offloadSoFar: p.offloadSoFar })) })
         line.show('loadtest players done', true)
         r.target = base
         process.stdout.write(formatSummary(r))

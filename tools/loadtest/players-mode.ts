@@ -205,7 +205,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     lastBytes = received
     timeline.push(p)
     const tick = { active, done }
-    sampleInto(sampler, p, () => o.onTick?.({ ...p, elapsedS: p.t, ...tick }))
+    sampleInto(sampler, p, () => o.onTick?.({ ...p, elapsedS: p.t, ...tick }), received)
   }, 1000)
   const sessions: Promise<SessionResult>[] = []
   let cutter: NodeJS.Timeout | undefined
@@ -239,7 +239,9 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     // the last, partial second, at its per-second rate
     const t = (performance.now() - t0) / 1000
     const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
-    if (dt > 0.05) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, sessions: 0 })
+    // (a part-second of bytes however short: dropping it, when the run ended just after a tick, lost those bytes from the timeline)
+    if (dt > 0.05 || (dt > 0 && receivedSoFar(run) !== lastBytes)) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null,
+      offloadSoFar: cache?.originOffload ?? null, sessions: 0 })
     return {
       mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: ceiling,
       timeline,

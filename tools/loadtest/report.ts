@@ -15,6 +15,9 @@ export interface TimelinePoint {
   hitRatio: number | null
   /** byte hit ratio at the edges since the start, when known */
   hitRatioSoFar?: number | null
+  /** origin offload in this interval and since the start, when known (edge-counters.ts) */
+  offload?: number | null
+  offloadSoFar?: number | null
   rps?: number
   sessions?: number
 }
@@ -105,9 +108,12 @@ export function renderHtml(r: LoadResult): string {
   if (warning) rows.push(row('warning', warning))
   const charts: string[] = [
     lineChart('Throughput', 'seconds', 'MB/s', [{ name: 'MB/s', color: '#3a6ea5', points: r.timeline.map(p => [p.t, p.mbps]) }]),
-    lineChart('Byte hit ratio at the edges', 'seconds', 'ratio', [
-      { name: 'each second', color: '#2e8b57', points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) },
-      { name: 'since start', color: '#555', points: r.timeline.filter(p => p.hitRatioSoFar != null).map(p => [p.t, p.hitRatioSoFar!]) }]),
+    lineChart('Byte hit ratio and origin offload at the edges', 'seconds', 'ratio', [
+      { name: 'hit ratio each second', color: '#2e8b57', points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) },
+      { name: 'hit ratio since start', color: '#555', points: r.timeline.filter(p => p.hitRatioSoFar != null).map(p => [p.t, p.hitRatioSoFar!]) },
+      // a second in which the edges fetched more than they served (readahead, a cold start) has a negative offload: drawn at 0
+      { name: 'offload each second', color: '#d9822b', points: r.timeline.filter(p => p.offload != null).map(p => [p.t, Math.max(0, p.offload!)]) },
+      { name: 'offload since start', color: '#8b4513', points: r.timeline.filter(p => p.offloadSoFar != null).map(p => [p.t, Math.max(0, p.offloadSoFar!)]) }]),
   ]
   if (r.http) {
     const h = r.http
@@ -129,7 +135,8 @@ export function renderHtml(r: LoadResult): string {
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }
   if (r.metricsError) rows.push(row('cache figures', r.metricsError))
-  if (r.cache) rows.push(row('byte hit ratio', pct(r.cache.byteHitRatio)), row('origin offload', pct(r.cache.originOffload)),
+  if (r.cache) rows.push(row('byte hit ratio (bytes from an edge\'s RAM or disk)', pct(r.cache.byteHitRatio)),
+    row('origin offload (1 − bytes from the origin / bytes served)', pct(r.cache.originOffload)),
     row('edge bytes served / upstream', `${(r.cache.edgeBytesServed / 1e6).toFixed(1)} MB / ${(r.cache.upstreamBytes / 1e6).toFixed(1)} MB`),
     row('router bytes served', r.cache.routerBytesServed === null ? 'not read' : `${(r.cache.routerBytesServed / 1e6).toFixed(1)} MB`))
   return `<!doctype html>

@@ -21,7 +21,9 @@ import { logFiles, parseRequestLog, type LoggedRead, type LoggedUpstream } from 
  * chunks of a typical size instead is not (short chunks fit more of them, and
  * the most hits need not be the most hit bytes). Where players read part of a
  * chunk it is an estimate of the optimum, not a bound; `partialReads` says how
- * many reads that is. The policies run by bytes, as in the edge. `achieved`
+ * many reads that is, and the printed report says so in words, with a row
+ * above MIN marked and explained (the edge's own row can also pass MIN by
+ * fetching ahead, which no cache that fetches on a miss does). The policies run by bytes, as in the edge. `achieved`
  * counts the reads answered from a tier (ram_hit, disk_hit) as hits, as the
  * edge's byte hit ratio does (lib/metrics.ts): a read that joined a fill in
  * flight (coalesced) is no hit.
@@ -119,15 +121,27 @@ export function formatReport(r: PolicyReport): string {
   const lines = [`${r.reads} chunk reads, ${r.bytes} bytes logged; size ${r.capacityBytes} bytes ` +
     `(${Math.floor(r.capacityBytes / r.typicalChunkBytes)} chunks of ${r.typicalChunkBytes} bytes)` +
     (r.skippedLines ? `; ${r.skippedLines} malformed lines skipped` : '')]
-  if (r.partialReads > 0) lines.push(`${(r.partialReads * 100).toFixed(1)} % of reads read part of a chunk: min is then an estimate of the optimum, not a bound`)
+  // rows above MIN: possible where MIN is an estimate (partial reads), and for the edge itself, which fetches ahead
+  const above = Object.keys(r.ratios).filter(name => name !== 'min' && r.ratios[name]!.ofOptimum > 1 + 1e-9)
   lines.push('policy     byte hit ratio   origin offload   of MIN')
   for (const [name, v] of Object.entries(r.ratios)) {
     const offload = v.offload === null || v.offload === undefined ? 'n/a' : v.offload.toFixed(4)
-    lines.push(`${name.padEnd(10)} ${v.byteHitRatio.toFixed(4).padStart(14)}   ${offload.padStart(14)}   ${v.ofOptimum.toFixed(3)}`)
+    lines.push(`${name.padEnd(10)} ${v.byteHitRatio.toFixed(4).padStart(14)}   ${offload.padStart(14)}   ${v.ofOptimum.toFixed(3)}${above.includes(name) ? '*' : ''}`)
   }
   lines.push('byte hit ratio: bytes read from the cache (RAM or disk) / bytes read; origin offload: 1 - bytes fetched upstream / bytes read ' +
     '(achieved: the edge\'s upstream bytes, readahead and prefill included; the others fetch a chunk on each miss)')
   if (r.ratios.achieved?.offload === null) lines.push('achieved offload n/a: this log has no upstream bytes (written by an edge before they were logged)')
+  if (r.partialReads > 0) {
+    lines.push(`MIN is an estimate here, not the optimum: ${(r.partialReads * 100).toFixed(1)} % of reads read part of a chunk. ` +
+      'MIN keeps the chunks needed again soonest, which is best only when every read takes a whole chunk; when a chunk\'s next read ' +
+      'takes a few bytes, keeping it is worth less than its size, and a policy that keeps a chunk with a bigger next read instead can beat it.')
+  }
+  if (above.length > 0) {
+    const why = [...(r.partialReads > 0 ? ['MIN is an estimate on these reads (above)'] : []),
+      ...(above.includes('achieved') ? ['the edge\'s readahead and prefill fetch chunks before their first read, which MIN, a cache that ' +
+        'fetches only on a miss, never does: those hits cost upstream bytes, which the origin offload counts'] : [])]
+    if (why.length) lines.push(`* above MIN: ${why.join('; and ')}.`)
+  }
   return lines.join('\n')
 }
 

@@ -9,7 +9,7 @@ import type { PlayResponse } from '../../client/player.js'
 import { httpMode } from './http-mode.js'
 import { playersMode, type Scenario } from './players-mode.js'
 import { Progress, progressText } from './progress.js'
-import { ceilingWarning, originShare, pct, renderHtml, type LoadResult } from './report.js'
+import { ceilingWarning, ms, originShare, pct, renderHtml, type LoadResult } from './report.js'
 import { compare } from './simulate.js'
 import { checkTarget, discoverTitles, routerPlay } from './target.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
@@ -87,7 +87,7 @@ export function formatSummary(r: LoadResult): string {
   if (r.http) {
     const h = r.http
     lines.push(`requests ${h.requests} (${h.reqPerSec.toFixed(0)}/s), ${h.mbps.toFixed(1)} MB/s`,
-      `latency ms p50 ${h.latencyMs.p50} p90 ${h.latencyMs.p90} p99 ${h.latencyMs.p99} max ${h.latencyMs.max}`,
+      `latency ms p50 ${ms(h.latencyMs.p50)} p90 ${ms(h.latencyMs.p90)} p99 ${ms(h.latencyMs.p99)} max ${ms(h.latencyMs.max)}`,
       `errors ${JSON.stringify(h.errorsByStatus)}`)
   }
   if (r.players) {

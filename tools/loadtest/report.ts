@@ -91,6 +91,11 @@ export function ceilingWarning(r: LoadResult): string | null {
     `(${r.generatorCeilingMBps.toFixed(1)} MB/s): its figures may show the generator's limit, not the servers'`
 }
 
+/** A latency in ms to a tenth (autocannon's are floats with many digits), or - when not measured. */
+export function ms(x: number | undefined): string {
+  return x === undefined ? '-' : x.toFixed(1)
+}
+
 /** A share as a percentage with one decimal, or n/a. */
 export function pct(x: number | null | undefined): string {
   return x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)} %`
@@ -118,7 +123,7 @@ export function renderHtml(r: LoadResult): string {
   if (r.http) {
     const h = r.http
     rows.push(row('requests', `${h.requests} (${h.reqPerSec.toFixed(0)}/s)`), row('throughput', `${h.mbps.toFixed(1)} MB/s`),
-      row('latency p50 / p90 / p99 / max', `${h.latencyMs.p50} / ${h.latencyMs.p90 ?? '-'} / ${h.latencyMs.p99} / ${h.latencyMs.max} ms`),
+      row('latency p50 / p90 / p99 / max', `${ms(h.latencyMs.p50)} / ${ms(h.latencyMs.p90)} / ${ms(h.latencyMs.p99)} / ${ms(h.latencyMs.max)} ms`),
       row('errors by status', Object.entries(h.errorsByStatus).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'))
     charts.push(histogram('Latency', 'ms', bin(h.latencySamplesMs)))
   }

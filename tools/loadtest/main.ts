@@ -210,7 +210,8 @@ function simulateCommand(): Command {
       const opts = { ...defaultTrace, titles: o.titles, sessions: o.sessions, zipf: o.zipf, seed: o.seed }
       const trace = generateTrace(opts)
       const catalog = catalogChunks(opts)
-      process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n`)
+      process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n` +
+        'hit ratio per policy; every request reads a whole chunk of one size and a miss fetches just that chunk, so the origin offload equals it\n')
       for (const pct of String(o.sizes).split(',').map(Number)) {
         const rows = compare(trace, Math.max(1, Math.round((catalog * pct) / 100)))
         process.stdout.write(`${String(pct).padStart(3)} %  ` + rows.map(r => `${r.policy} ${r.hitRatio.toFixed(3)} (${r.ofOptimum.toFixed(2)}× MIN)`).join('  ') + '\n')

@@ -1,14 +1,25 @@
 import { Agent, request, type Dispatcher } from 'undici'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../lib/errors.js'
 import { PositionReporter } from './position-reporter.js'
+import { chooseSource, probe, sourceOrder, type Source } from './source-choice.js'
 
 /**
  * The player's side of a playback: given the ranked URLs from `/v1/play`, it
- * probes them, reads from the fastest, and fails over to the next in the
- * middle of a read, resuming at the byte already received, so the caller sees
+ * probes them, reads from the best, and fails over to the next in the middle
+ * of a read, resuming at the byte already received, so the caller sees
  * neither an error nor a wrong byte while any URL still serves the title.
  * Every request after the first carries `If-Range` with the ETag learnt at
  * open, so bytes of two different versions are never stitched together.
+ *
+ * Which URL (client/source-choice.ts has the rule): the origin URL /v1/play
+ * lists last is the last resort. Every URL is probed at once with a HEAD (no
+ * body: a probe starts no fill on an edge and counts as no player read); the
+ * first edge in /v1/play order whose probe answers well (200 with a size)
+ * within `probeBudgetMs` is used, however fast the origin answered; the
+ * origin only when no edge answered within the budget, and then only until
+ * one does (a late edge answer goes in front of the origin). A read that
+ * fails moves its source behind every working one, so failover goes to the
+ * next edge before the origin.
  *
  * Playback state: when the play answer names a `sessionUrl` and a `token`
  * (what the router's /v1/play gives), the client reports `position` there every
@@ -40,12 +51,8 @@ export interface PlayerOptions {
   maxAttempts?: number
   /** time between position reports while open; 0 sends none (default 10 s) */
   reportIntervalMs?: number
-}
-
-interface Source {
-  url: string
-  /** probe latency, ms; Infinity once it has failed */
-  rtt: number
+  /** how long an edge may take to answer its probe and still be chosen over the origin (default 1 s) */
+  probeBudgetMs?: number
 }
 
 export class ContentChangedError extends CdnError {
@@ -57,13 +64,15 @@ export class ContentChangedError extends CdnError {
 }
 
 export class PlayerClient {
-  /** sources, best first; a failed one moves to the back */
+  /** sources in the order reads use them (sourceOrder): the first is read from */
   readonly sources: Source[]
   failovers = 0
   /** bytes returned by read() */
   bytesRead = 0
-  /** body bytes received from the network, probes and partial reads that failed over included */
+  /** body bytes received from the network, partial reads that failed over included */
   bytesReceived = 0
+  /** of bytesReceived, those from a URL /v1/play marked `origin` */
+  bytesFromOrigin = 0
   /** the play position (byte offset) position reports carry */
   position = 0
   /** undefined when the play answer had no session URL or reports are off */
@@ -95,32 +104,23 @@ export class PlayerClient {
     await this.reporter?.close()
   }
 
-  /** Probes every URL with a one-byte range in parallel and orders them by answer time. */
+  /** Probes every URL (a HEAD each, at once) and opens the title on the one the rule in client/source-choice.ts picks. */
   static async open(play: PlayResponse, options: PlayerOptions = {}): Promise<PlayerClient> {
-    const opts = { timeoutMs: 10_000, maxAttempts: 8, reportIntervalMs: 10_000, ...options, dispatcher: options.dispatcher ?? sharedAgent() }
+    const opts = { timeoutMs: 10_000, maxAttempts: 8, reportIntervalMs: 10_000, probeBudgetMs: 1000, ...options, dispatcher: options.dispatcher ?? sharedAgent() }
     if (play.urls.length === 0) throw new UpstreamError(`no URL to play ${play.contentId} from`)
-    const probes = await Promise.all(play.urls.map(async (u, i) => {
-      const t0 = performance.now()
-      try {
-        const res = await request(u.url, { method: 'GET', headers: { range: 'bytes=0-0' }, dispatcher: opts.dispatcher,
-          headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs })
-        await res.body.dump()
-        const cr = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))
-        if (res.statusCode !== 206 || !cr) return undefined
-        // ties keep the server's ranking
-        return { url: u.url, rtt: performance.now() - t0 + i * 1e-3, size: Number(cr[1]), etag: String(res.headers.etag ?? '') }
-      } catch {
-        return undefined
-      }
-    }))
-    const ok = probes.filter((p): p is NonNullable<typeof p> => p !== undefined).sort((a, b) => a.rtt - b.rtt)
-    if (ok.length === 0) throw new UpstreamError(`none of the ${play.urls.length} URLs for ${play.contentId} answered a range request`)
-    const best = ok[0]!
-    // only sources that serve the same version take part
-    const same = ok.filter(p => p.etag === best.etag && p.size === best.size)
+    const t0 = performance.now()
+    const probes = play.urls.map((u, rank) => probe(u.url, opts).then(p => p && { ...p,
+      source: { url: u.url, kind: u.kind ?? 'edge', rank, rtt: performance.now() - t0, failedAt: 0 } satisfies Source }))
+    const chosen = await chooseSource(probes.map((p, rank) => ({ kind: play.urls[rank]!.kind ?? 'edge', answer: p })), opts.probeBudgetMs)
+    if (chosen === undefined) throw new UpstreamError(`none of the ${play.urls.length} URLs for ${play.contentId} answered a HEAD with the title's size`)
     const session = play.sessionUrl !== undefined && play.token !== undefined ? { url: play.sessionUrl, token: play.token } : undefined
-    const client = new PlayerClient(play.contentId, best.size, best.etag, same.map(p => ({ url: p.url, rtt: p.rtt })), opts, session)
-    client.bytesReceived = ok.length // one probe byte from every source that answered
+    const client = new PlayerClient(play.contentId, chosen.size, chosen.etag, [chosen.source], opts, session)
+    // the others take part once their probe has answered for the same version, each in its place in the order
+    for (const p of probes) void p.then(a => {
+      if (a === undefined || a === chosen || a.etag !== chosen.etag || a.size !== chosen.size) return
+      client.sources.push(a.source)
+      client.sources.sort(sourceOrder)
+    })
     return client
   }
 
@@ -137,15 +137,16 @@ export class PlayerClient {
       const src = this.sources[0]!
       const progress = { n: 0 }
       try {
-        await this.fetchInto(src.url, offset + got, end - 1, out, got, progress)
+        await this.fetchInto(src, offset + got, end - 1, out, got, progress)
         got += progress.n
       } catch (err) {
         got += progress.n
         if (err instanceof ContentChangedError) throw err
         lastErr = err
-        // the source failed: move it to the back and resume on the next one where we stopped
-        this.sources.push(this.sources.shift()!)
+        // the source failed: it goes behind every working one (the next edge before the origin), and we resume there where we stopped
+        src.failedAt = performance.now()
         src.rtt = Infinity
+        this.sources.sort(sourceOrder)
         this.failovers++
       }
     }
@@ -153,9 +154,11 @@ export class PlayerClient {
     return out
   }
 
-  /** Streams [from, to] from one URL into `out` at `at`, counting bytes in `progress` as they land. */
-  private async fetchInto(url: string, from: number, to: number, out: Buffer, at: number, progress: { n: number }): Promise<void> {
+  /** Streams [from, to] from one source into `out` at `at`, counting bytes in `progress` as they land. */
+  private async fetchInto(src: Source, from: number, to: number, out: Buffer, at: number, progress: { n: number }): Promise<void> {
     const want = to - from + 1
+    const url = src.url
+    const origin = src.kind === 'origin'
     try {
       const res = await request(url, {
         method: 'GET', dispatcher: this.opts.dispatcher, headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
@@ -171,6 +174,7 @@ export class PlayerClient {
       }
       for await (const piece of res.body as AsyncIterable<Buffer>) {
         this.bytesReceived += piece.length
+        if (origin) this.bytesFromOrigin += piece.length
         const take = Math.min(piece.length, want - progress.n)
         piece.copy(out, at + progress.n, 0, take)
         progress.n += take

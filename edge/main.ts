@@ -15,6 +15,7 @@ import { MetaCache } from './fill/meta-cache.js'
 import { createPolicy } from './policy/policy.js'
 import { RamTier } from './tiers/ram-tier.js'
 import { TitleReader, type ReadHooks } from './serve/reader.js'
+import { FetchedAhead } from './serve/fetched-ahead.js'
 import { formatReport, reportProbe, runReport } from './report.js'
 import { RequestLog } from './serve/request-log.js'
 import { sessionOf } from './serve/session-id.js'
@@ -71,6 +72,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     let cache: ChunkCache | undefined
     let fills: Coalescer | undefined
     let send: Send | undefined
+    let ahead: FetchedAhead | undefined
     let drainWaits = 0
     // with serve threads, chunks in RAM must be in memory the threads can read
     const alloc = cfg.serveThreads > 0 ? sharedChunk : undefined
@@ -79,6 +81,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       fillsInFlight: () => fills?.size ?? 0,
       blocked: () => drainWaits + (send?.pending() ?? 0) + (threads?.blocked() ?? 0),
       diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
+      sweepAhead: () => ahead?.sweep(),
     })
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
@@ -95,10 +98,17 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
       cached: key => c.has(key),
-      commit: (ref, buf, prefill) => (prefill ? c.admitPrefill(ref, buf) : c.admit(ref, buf)),
+      commit: (ref, buf, prefill) => {
+        if (prefill) c.admitPrefill(ref, buf)
+        else c.admit(ref, buf)
+        ahead?.committed(ref, prefill)
+      },
       stale: id => meta.invalidate(id),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments, alloc })
+    const f1 = fills
+    // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)
+    ahead = new FetchedAhead(key => c.has(key) || c.disk.writing(key) || f1.has(key), metrics.hot.unread)
     // player sessions feed session-aware policies and the request log; with neither, no session is computed
     const hooks: ReadHooks = {}
     if (ramPolicy.observe || diskPolicy.observe) {
@@ -108,10 +118,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         diskPolicy.observe?.(session, contentId, index, now)
       }
     }
-    const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger) : undefined
+    // the log also carries the upstream bytes, so `edge report` can give the offload next to the hit ratio
+    const upstreamTotal = async () => (await metrics.upstreamBytes.get()).values[0]?.value ?? 0
+    const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger, upstreamTotal) : undefined
     if (requestLog) hooks.read = (ref, result, bytes, session) => requestLog.record(Date.now(), ref.key, ref.size, bytes, result, session)
     send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } })
-    const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks)
+    const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks, ahead)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
     const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
@@ -169,6 +181,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
       logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
     prefill.startTimer()
+    const a = ahead
+    const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
     const f = fills
     let closing: Promise<void> | undefined
@@ -176,6 +190,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
       close: () => closing ??= (async () => {
         server.setReady(false)
+        clearInterval(aheadTimer)
         // first out of steering (a farewell heartbeat), then drain players
         await reporter.close()
         await prefill.close()
@@ -267,7 +282,8 @@ export function edgeReportCommand(): Command {
     .summary('replay the edge\'s request log through MIN and each policy')
     .description('Reads the request log under the edge\'s data dir (edge.requestLogBytes), replays it through Belady\'s MIN ' +
       '(the offline optimum) and through each eviction policy at the edge\'s configured size (the disk tier\'s, or the RAM ' +
-      'tier\'s without one), and prints the byte hit ratio the edge achieved, each policy\'s, MIN\'s and each over MIN\'s. ' +
+      'tier\'s without one), and prints the byte hit ratio and the origin offload the edge achieved, each policy\'s and MIN\'s, ' +
+      'and each hit ratio over MIN\'s. ' +
       `The figures are written to <data-dir>/policy-report.json, which a running edge serves as reelcdn_edge_report_* gauges.`)
   addFlags(cmd, reportFlags)
   cmd.action(async () => {

@@ -125,38 +125,48 @@ export interface EdgeProbes {
   blocked?(): number
   /** verified chunks queued for the disk tier or being written */
   diskWritesPending?(): number
+  /** brings reelcdn_edge_unread_ahead_bytes_total up to date before a scrape (edge/serve/fetched-ahead.ts) */
+  sweepAhead?(): void
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 
 /**
  * The edge's metrics. Results are per chunk read: a player request that spans
- * two chunks counts twice. The byte hit ratio is
- * (ram_hit + disk_hit + coalesced) / all of reelcdn_edge_bytes_served_total,
- * or, from the upstream link's side, 1 - upstream bytes / bytes served.
+ * two chunks counts twice. Two figures, always shown together (README, "Hit
+ * ratio and origin offload", has the PromQL): the byte hit ratio,
+ * (ram_hit + disk_hit) / all of reelcdn_edge_bytes_served_total, where a byte
+ * read from a fill in flight (`coalesced`, whoever started it) is no hit; and
+ * the origin offload, 1 - reelcdn_edge_upstream_bytes_total / all bytes served,
+ * which shared fills raise and unread readahead and prefill lower.
  */
 export const READ_RESULTS = ['ram_hit', 'disk_hit', 'miss', 'coalesced'] as const
+export const HIT_RESULTS = ['ram_hit', 'disk_hit'] as const
 export const RESPONSE_KINDS = ['full', 'range', 'multirange', 'head', 'not_modified'] as const
 export const READAHEAD_RESULTS = ['started', 'cached', 'skipped'] as const
+/** who fetched a chunk before any player asked for it */
+export const AHEAD_KINDS = ['readahead', 'prefill'] as const
 
 export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   const tiers = ['ram', 'disk'] as const
   // the player read path counts into these (plain adds), folded into the counters below when scraped
   const hot = {
     reads: tallies(READ_RESULTS), bytes: tallies(READ_RESULTS), responses: tallies(RESPONSE_KINDS), readahead: tallies(READAHEAD_RESULTS),
-    meta: tallies(['hit'] as const),
+    meta: tallies(['hit'] as const), unread: tallies(AHEAD_KINDS),
   }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.reads) } }),
-    bytes: new Counter({ name: 'reelcdn_edge_bytes_served_total', help: 'Body bytes sent to players, by where they came from (same results as reelcdn_edge_requests_total)',
+    bytes: new Counter({ name: 'reelcdn_edge_bytes_served_total', help: 'Body bytes sent to players, by where they came from (same results as reelcdn_edge_requests_total); byte hit ratio: (ram_hit + disk_hit) / all, origin offload: 1 - reelcdn_edge_upstream_bytes_total / all',
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.bytes) } }),
     responses: new Counter({ name: 'reelcdn_edge_player_responses_total', help: 'Player GET/HEAD answers by kind: full (200), range (206), multirange (206 multipart), head, not_modified (304)',
       labelNames: ['kind'] as const, registers: [registry], collect() { fold(this, 'kind', hot.responses) } }),
     ttfb: new Histogram({ name: 'reelcdn_edge_ttfb_seconds', help: 'Time from a player request to its first body byte, by the result of its first chunk read',
       labelNames: ['result'] as const, buckets: latencyBuckets, registers: [registry] }),
-    upstreamBytes: new Counter({ name: 'reelcdn_edge_upstream_bytes_total', help: 'Chunk body bytes received from upstream', registers: [registry] }),
+    upstreamBytes: new Counter({ name: 'reelcdn_edge_upstream_bytes_total', help: 'Chunk body bytes received from upstream, for players, readahead and prefill (origin offload: 1 - this / reelcdn_edge_bytes_served_total)', registers: [registry] }),
+    unreadAhead: new Counter({ name: 'reelcdn_edge_unread_ahead_bytes_total', help: 'Bytes of chunks that readahead or prefill fetched and that left the cache (evicted, purged, refused) before any player read them, by who fetched them: upstream bytes spent for nothing',
+      labelNames: ['by'] as const, registers: [registry], collect() { probes.sweepAhead?.(); fold(this, 'by', hot.unread) } }),
     upstreamRequests: new Counter({ name: 'reelcdn_edge_upstream_requests_total', help: 'Requests sent upstream by kind (meta, chunk, range) and result (ok, not_found, error, timeout)',
       labelNames: ['kind', 'result'] as const, registers: [registry] }),
     fillSeconds: new Histogram({ name: 'reelcdn_edge_fill_seconds', help: 'Time from starting a chunk fill to its verified end (or failure), by result',
@@ -276,9 +286,9 @@ export function routerMetrics(registry: Registry, probes: RouterProbes) {
 }
 export type RouterMetrics = ReturnType<typeof routerMetrics>
 
-/** What `reelcdn edge report` found last (edge/report.ts): byte hit ratio per policy, MIN's, and each over MIN's. */
+/** What `reelcdn edge report` found last (edge/report.ts): byte hit ratio and origin offload per policy, MIN's, and each over MIN's. */
 export interface PolicyReportProbe {
-  ratios: Record<string, { byteHitRatio: number; ofOptimum: number }>
+  ratios: Record<string, { byteHitRatio: number; ofOptimum: number; offload?: number | null }>
   at: number
 }
 
@@ -289,14 +299,20 @@ export interface PolicyReportProbe {
  * the edge really served) and `min`.
  */
 export function edgePolicyMetrics(registry: Registry, probe: () => PolicyReportProbe | undefined) {
-  const each = (f: (r: { byteHitRatio: number; ofOptimum: number }) => number) => function (this: Gauge<'policy'>) {
+  const each = (f: (r: PolicyReportProbe['ratios'][string]) => number | null | undefined) => function (this: Gauge<'policy'>) {
     this.reset()
     const r = probe()
-    if (r) for (const [policy, v] of Object.entries(r.ratios)) this.set({ policy }, f(v))
+    if (!r) return
+    for (const [policy, v] of Object.entries(r.ratios)) {
+      const x = f(v)
+      if (x !== null && x !== undefined) this.set({ policy }, x)
+    }
   }
   return {
     byteHitRatio: new Gauge({ name: 'reelcdn_edge_report_byte_hit_ratio', help: 'Byte hit ratio over the logged requests, as of the last `reelcdn edge report`: achieved (served), min (Belady), and each policy simulated at the configured size',
       labelNames: ['policy'] as const, registers: [registry], collect: each(v => v.byteHitRatio) }),
+    offload: new Gauge({ name: 'reelcdn_edge_report_origin_offload', help: 'Origin offload (1 - upstream bytes / bytes read) over the logged requests, as of the last `reelcdn edge report`: achieved (the edge\'s own upstream bytes), min, and each policy simulated at the configured size',
+      labelNames: ['policy'] as const, registers: [registry], collect: each(v => v.offload) }),
     ofOptimum: new Gauge({ name: 'reelcdn_edge_report_of_optimum', help: 'Byte hit ratio over MIN\'s, as of the last `reelcdn edge report` (1 = optimal)',
       labelNames: ['policy'] as const, registers: [registry], collect: each(v => v.ofOptimum) }),
     reportTime: new Gauge({ name: 'reelcdn_edge_report_timestamp_seconds', help: 'When the last `reelcdn edge report` ran (0: never)', registers: [registry],

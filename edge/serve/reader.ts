@@ -8,6 +8,7 @@ import type { Fill } from '../fill/fill.js'
 import type { Send, SendPiece } from './send.js'
 import { CorruptChunkError } from '../../lib/errors.js'
 import { chunkRef, type ChunkRef, type Title } from '../title.js'
+import type { FetchedAhead } from './fetched-ahead.js'
 
 /**
  * Serving bytes of a title to a player, chunk by chunk, from wherever each
@@ -24,6 +25,12 @@ import { chunkRef, type ChunkRef, type Title } from '../title.js'
  * A disk copy found corrupt while it is being sent (a block failing its CRC;
  * the tier drops the chunk) fails nothing: the bytes not sent yet come from a
  * fill, as on a miss, so the player still gets every byte, all verified.
+ *
+ * Accounting (lib/metrics.ts): each chunk read counts once, by where it found
+ * the chunk, and its bytes once they went out. Only ram_hit and disk_hit are
+ * hits; `coalesced` (joined a fill in flight, whoever started it) is not. The
+ * ledger of chunks fetched ahead (fetched-ahead.ts) learns of every read, so
+ * readahead that no player reads is counted as waste.
  */
 export type Result = 'ram_hit' | 'disk_hit' | 'miss' | 'coalesced'
 
@@ -54,12 +61,15 @@ export class TitleReader {
     private readonly send: Send,
     private readonly readahead: number,
     readonly hooks: ReadHooks = {},
+    private readonly ahead?: FetchedAhead,
   ) {}
 
   /** Chunk `index` if RAM holds it (no await: the hit path); undefined otherwise, then call `open` with `ramLooked`. */
   openRam(title: Title, index: number): Source | undefined {
-    const buf = this.cache.ram.get(chunkRef(title, index).key)
+    const key = chunkRef(title, index).key
+    const buf = this.cache.ram.get(key)
     if (buf === undefined) return undefined
+    this.ahead?.read(key)
     this.readAhead(title, index)
     this.metrics.hot.reads.ram_hit.n++
     return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
@@ -76,6 +86,7 @@ export class TitleReader {
       const buf = ramLooked ? undefined : this.cache.ram.get(ref.key)
       ramLooked = false
       if (buf !== undefined) {
+        this.ahead?.read(ref.key)
         this.readAhead(title, index)
         this.metrics.hot.reads.ram_hit.n++
         return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
@@ -85,6 +96,7 @@ export class TitleReader {
         this.readAhead(title, index)
         const handle = await this.cache.disk.openRead(row)
         if (handle !== undefined) {
+          this.ahead?.read(ref.key)
           this.cache.promote(row)
           this.metrics.hot.reads.disk_hit.n++
           return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined }
@@ -92,6 +104,8 @@ export class TitleReader {
       }
       const got = this.fills.join(ref, offset)
       if (got === undefined) continue // cached while we looked on disk
+      if (got.joined) this.ahead?.read(ref.key)
+      else this.ahead?.missed(ref.key)
       // the demand fill first, so readahead never takes the slot it needs
       this.readAhead(title, index)
       const result = got.joined ? 'coalesced' : 'miss'
@@ -105,6 +119,7 @@ export class TitleReader {
   servedElsewhere(title: Title, index: number, bytes: number, session: string): void {
     const ref = chunkRef(title, index)
     this.cache.ram.touch(ref.key)
+    this.ahead?.read(ref.key)
     this.readAhead(title, index)
     if (session === '') return
     this.hooks.position?.(session, title.manifest.contentId, index)
@@ -113,7 +128,12 @@ export class TitleReader {
 
   private readAhead(title: Title, index: number): void {
     const last = Math.min(index + this.readahead, title.manifest.chunks.length - 1)
-    for (let j = index + 1; j <= last; j++) this.metrics.hot.readahead[this.fills.prefetch(chunkRef(title, j))].n++
+    for (let j = index + 1; j <= last; j++) {
+      const ref = chunkRef(title, j)
+      const result = this.fills.prefetch(ref)
+      this.metrics.hot.readahead[result].n++
+      if (result === 'started') this.ahead?.started(ref)
+    }
   }
 
   /** Closes what an unused source holds. */

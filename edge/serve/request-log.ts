@@ -9,7 +9,13 @@ import type { Logger } from '../../lib/logger.js'
  *   time-ms  chunk-key  chunk-bytes  bytes-sent  result  session
  *
  * where result is ram_hit | disk_hit | miss | coalesced (as in
- * reelcdn_edge_requests_total). Bounded and rotating: `requests.log` grows to
+ * reelcdn_edge_requests_total); and, at most once a second when the edge
+ * fetched chunk bytes upstream since the last one (for players, readahead or
+ * prefill), a line of those bytes, so the report can give the origin offload:
+ *
+ *   time-ms  -  0  upstream-bytes  upstream  -
+ *
+ * Bounded and rotating: `requests.log` grows to
  * `maxBytes`, then becomes `requests.1.log` (the older ones shift up to
  * `requests.<files>.log`, the oldest is deleted). At most `maxBytes × (files + 1)`
  * bytes on disk, plus one batch.
@@ -32,9 +38,13 @@ export class RequestLog {
   private size = -1
   private writing: Promise<void> | null = null
   private readonly timer: NodeJS.Timeout
+  /** the upstream byte total at the last upstream line */
+  private upstreamLogged = 0
   dropped = 0
 
-  constructor(readonly dir: string, readonly maxBytes: number, readonly files: number, private readonly logger: Logger) {
+  /** `upstream`: the edge's upstream byte total so far (reelcdn_edge_upstream_bytes_total) */
+  constructor(readonly dir: string, readonly maxBytes: number, readonly files: number, private readonly logger: Logger,
+    private readonly upstream?: () => Promise<number>) {
     this.timer = setInterval(() => void this.flush(), FLUSH_MS).unref()
   }
 
@@ -54,6 +64,13 @@ export class RequestLog {
   }
 
   private async drain(): Promise<void> {
+    if (this.upstream) {
+      const total = await this.upstream().catch(() => this.upstreamLogged)
+      if (total > this.upstreamLogged) {
+        this.pending.push(`${Date.now()}\t-\t0\t${total - this.upstreamLogged}\tupstream\t-\n`)
+        this.upstreamLogged = total
+      }
+    }
     while (this.pending.length) {
       const batch = this.pending.join('')
       this.pending = []
@@ -102,13 +119,23 @@ export async function logFiles(dir: string): Promise<string[]> {
   return [...rotated, ...(names.includes(LOG_NAME) ? [LOG_NAME] : [])].map(n => join(dir, n))
 }
 
-/** Parses one file's text; malformed lines (a torn last line) are skipped and counted. */
-export function parseRequestLog(text: string, into: LoggedRead[]): number {
+/** What the upstream lines of a log add up to; `lines` 0: a log written before they were (no offload known). */
+export interface LoggedUpstream {
+  bytes: number
+  lines: number
+}
+
+/** Parses one file's text into its reads (and its upstream lines into `upstream`); malformed lines (a torn last line) are skipped and counted. */
+export function parseRequestLog(text: string, into: LoggedRead[], upstream?: LoggedUpstream): number {
   let bad = 0
   for (const line of text.split('\n')) {
     if (line === '') continue
     const f = line.split('\t')
     const t = Number(f[0]), chunkBytes = Number(f[2]), bytes = Number(f[3])
+    if (f.length === 6 && f[4] === 'upstream' && Number.isFinite(t) && bytes >= 0) {
+      if (upstream) { upstream.bytes += bytes; upstream.lines++ }
+      continue
+    }
     if (f.length !== 6 || !Number.isFinite(t) || !(chunkBytes > 0) || !(bytes >= 0) || f[1] === '') { bad++; continue }
     into.push({ t, key: f[1]!, chunkBytes, bytes, result: f[4]!, session: f[5]! })
   }

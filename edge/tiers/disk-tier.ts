@@ -107,6 +107,11 @@ export class DiskTier {
     return this.queue.length + (this.current ? 1 : 0)
   }
 
+  /** Is this chunk queued or being written (not readable yet, but on its way)? */
+  writing(key: string): boolean {
+    return this.current?.key === key || this.queue.some(q => q.ref.key === key)
+  }
+
   /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
   victims(key: string, bytes: number): string[] {
     return this.policy.victims(key, bytes)

@@ -10,11 +10,14 @@ import { Agent, request } from 'undici'
  * would hide a server failure from the session result: here every upstream
  * answer counts.
  *
- * Only `GET /v1/content/{id}` is passed on (with its Range and If-Range), the
- * one request players make. A read is failed when the upstream answers other
- * than 200/206, the request errors or times out, or the body is short; wrong
- * when a byte, the Content-Range total or the range itself differs from the
- * source. A player that hangs up mid-body is neither: it is counted apart.
+ * Only `GET /v1/content/{id}` (with its Range and If-Range) and the player
+ * client's probe, `HEAD /v1/content/{id}`, are passed on: the requests players
+ * make. A read is failed when the upstream answers other than 200/206, the
+ * request errors or times out, or the body is short; wrong when a byte, the
+ * Content-Range total or the range itself differs from the source. A probe is
+ * failed when it is not a 200, wrong when its Content-Length is not the
+ * source's size, and counted apart otherwise. A player that hangs up mid-body
+ * is neither: it is counted apart.
  */
 export interface ReadStats {
   reads: number
@@ -24,6 +27,8 @@ export interface ReadStats {
   wrong: number
   /** downstream hang-ups: the player went away, the upstream did not fail */
   aborted: number
+  /** HEAD probes answered well (not reads: no body) */
+  probes: number
   /** the first few failures and wrong reads, for the test's message */
   errors: string[]
 }
@@ -40,7 +45,7 @@ const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/
 
 export async function startCheckingProxy(upstream: string, source: (contentId: string) => Buffer | undefined,
   timeoutMs = 10_000): Promise<CheckingProxy> {
-  const stats: ReadStats = { reads: 0, bytes: 0, failed: 0, wrong: 0, aborted: 0, errors: [] }
+  const stats: ReadStats = { reads: 0, bytes: 0, failed: 0, wrong: 0, aborted: 0, probes: 0, errors: [] }
   const note = (what: string) => { if (stats.errors.length < 5) stats.errors.push(what) }
   const fail = (what: string) => { stats.failed++; note(`failed: ${what}`) }
   const wrong = (what: string) => { stats.wrong++; note(`wrong: ${what}`) }
@@ -51,10 +56,11 @@ export async function startCheckingProxy(upstream: string, source: (contentId: s
       const m = /^\/v1\/content\/([A-Za-z0-9._-]+)$/.exec(req.url ?? '')
       const want = m ? source(m[1]!) : undefined
       const what = `${req.method} ${req.url} ${req.headers.range ?? ''}`
-      if (req.method !== 'GET' || !want) {
+      if ((req.method !== 'GET' && req.method !== 'HEAD') || !want) {
         fail(`${what}: not a title read`)
         return void res.writeHead(404).end()
       }
+      if (req.method === 'HEAD') return probe(req.url!, want.length, what, res)
       const headers: Record<string, string> = {}
       for (const h of ['range', 'if-range'] as const) if (typeof req.headers[h] === 'string') headers[h] = req.headers[h]
       let up
@@ -116,6 +122,25 @@ export async function startCheckingProxy(upstream: string, source: (contentId: s
       else res.end()
     })()
   })
+  const probe = async (path: string, size: number, what: string, res: http.ServerResponse) => {
+    try {
+      const up = await request(`${upstream}${path}`, { method: 'HEAD', dispatcher: agent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+      await up.body.dump()
+      if (up.statusCode !== 200) {
+        fail(`${what}: ${up.statusCode}`)
+        return void res.writeHead(up.statusCode).end()
+      }
+      if (Number(up.headers['content-length']) !== size) {
+        wrong(`${what}: content-length ${String(up.headers['content-length'])} for a title of ${size} bytes`)
+        return void res.writeHead(502).end()
+      }
+      stats.probes++
+      res.writeHead(200, { 'content-length': size, 'accept-ranges': 'bytes', ...(up.headers.etag ? { etag: String(up.headers.etag) } : {}) }).end()
+    } catch (err) {
+      fail(`${what}: ${(err as Error).message}`)
+      res.writeHead(502).end()
+    }
+  }
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {

@@ -120,7 +120,18 @@ export interface SizedRead {
 }
 
 export function beladyBytes(reads: readonly SizedRead[], capacityBytes: number): number {
-  if (capacityBytes <= 0) return 0
+  return beladyByteFigures(reads, capacityBytes).hitBytes
+}
+
+/**
+ * `beladyBytes`'s hit bytes, and the bytes that cache fetches upstream: on
+ * each request the part of its chunk not held (a whole chunk on a miss, as
+ * an edge fills). With whole-chunk reads of the edge's own kind, 1 − fetched
+ * / bytes read is the origin offload MIN reaches.
+ */
+export function beladyByteFigures(reads: readonly SizedRead[], capacityBytes: number): { hitBytes: number; fetchedBytes: number } {
+  if (capacityBytes <= 0) return { hitBytes: 0, fetchedBytes: reads.reduce((s, r) => s + r.chunkBytes, 0) }
+  let fetchedBytes = 0
   const next = nextUses(reads.map(r => r.key))
   const held = new Map<string, { bytes: number; next: number }>()
   const heap = new MaxHeap()
@@ -130,6 +141,7 @@ export function beladyBytes(reads: readonly SizedRead[], capacityBytes: number):
     const r = reads[i]!
     const size = r.chunkBytes
     const h = held.get(r.key)
+    fetchedBytes += size - Math.min(size, h?.bytes ?? 0)
     if (h !== undefined) {
       hitBytes += r.bytes * Math.min(1, h.bytes / size)
       total -= h.bytes
@@ -153,7 +165,7 @@ export function beladyBytes(reads: readonly SizedRead[], capacityBytes: number):
       else held.delete(top[1])
     }
   }
-  return hitBytes
+  return { hitBytes, fetchedBytes }
 }
 
 /** The share of reads that read less than their whole chunk (where `beladyBytes` is an estimate, not a bound). */

@@ -1,20 +1,26 @@
 import { request } from 'undici'
+import { HIT_RESULTS } from '../../lib/metrics.js'
+import type { TimelinePoint } from './report.js'
 
 /**
  * The servers' own byte counters, read from /metrics before, during and after
  * a run, so the byte hit ratio and origin offload reported are what the servers
  * counted, not what the load generator guessed.
  *
- * Byte hit ratio: (ram_hit + disk_hit + coalesced) / all of the edges'
- * reelcdn_edge_bytes_served_total. Origin offload: the share of the bytes the
- * viewers received that the origin did not send. With the router's /metrics,
- * that is 1 - its reelcdn_router_bytes_served_total / viewer bytes (the router
- * counts both edge fills and players reading it directly); without it,
- * 1 - the edges' upstream bytes / the edges' bytes served.
+ * Byte hit ratio: (ram_hit + disk_hit) / all of the edges'
+ * reelcdn_edge_bytes_served_total, as the edge defines it (lib/metrics.ts): a
+ * byte read from a fill in flight (coalesced) is no hit. Origin offload: the
+ * share of the bytes the viewers received that the origin did not send. With
+ * the router's /metrics, that is 1 - its reelcdn_router_bytes_served_total /
+ * viewer bytes (the router counts both edge fills and players reading it
+ * directly); without it, 1 - the edges' upstream bytes / the edges' bytes
+ * served. Both are given everywhere one is: the first says how often players
+ * found bytes in a cache, the second what crossed the upstream link for them
+ * (readahead and prefill included, shared fills credited).
  */
 export interface EdgeCounters {
   served: number
-  /** bytes served from RAM, disk, or a fill another request started */
+  /** bytes served from RAM or disk */
   hitBytes: number
   upstream: number
 }
@@ -38,6 +44,7 @@ export interface CacheFigures {
 }
 
 const value = (line: string) => Number(line.slice(line.lastIndexOf(' ') + 1))
+const HIT = new RegExp(`result="(${HIT_RESULTS.join('|')})"`)
 
 export function parseEdgeCounters(text: string): EdgeCounters {
   const out: EdgeCounters = { served: 0, hitBytes: 0, upstream: 0 }
@@ -45,7 +52,7 @@ export function parseEdgeCounters(text: string): EdgeCounters {
     if (line.startsWith('reelcdn_edge_bytes_served_total{')) {
       const v = value(line)
       out.served += v
-      if (/result="(ram_hit|disk_hit|coalesced)"/.test(line)) out.hitBytes += v
+      if (HIT.test(line)) out.hitBytes += v
     } else if (line.startsWith('reelcdn_edge_upstream_bytes_total')) out.upstream += value(line)
   }
   return out
@@ -95,15 +102,26 @@ export function cacheDelta(before: EdgeCounters | ServerCounters, after: EdgeCou
   }
 }
 
+/** One sample's figures: this interval's and since start(); nulls when unknown. */
+export interface CacheSample {
+  interval: number | null
+  soFar: number | null
+  offload: number | null
+  offloadSoFar: number | null
+}
+
+const UNKNOWN: CacheSample = { interval: null, soFar: null, offload: null, offloadSoFar: null }
+
 /**
- * Reads the counters once a second while a run goes, for the hit ratio over
- * time (each interval's) and so far (since the start). A read that fails or is
- * still pending when the next is due is skipped: the figures are then `null`,
- * never a guess.
+ * Reads the counters once a second while a run goes, for the hit ratio and
+ * the origin offload over time (each interval's) and so far (since the
+ * start). A read that fails or is still pending when the next is due is
+ * skipped: the figures are then `null`, never a guess.
  */
 export class CounterSampler {
   private first: ServerCounters | undefined
   private last: ServerCounters | undefined
+  private lastViewers = 0
   private pending = false
 
   constructor(readonly targets: MetricsTargets) {}
@@ -113,17 +131,23 @@ export class CounterSampler {
     return this.first
   }
 
-  /** This interval's byte hit ratio and the one since start(), or nulls when unknown. */
-  async sample(): Promise<{ interval: number | null; soFar: number | null }> {
-    if (this.pending || !this.first) return { interval: null, soFar: null }
+  /**
+   * This interval's byte hit ratio and offload and those since start(), or
+   * nulls when unknown. `viewerBytes`: what the viewers received since
+   * start() (players mode), for the offload against the router's bytes.
+   */
+  async sample(viewerBytes?: number): Promise<CacheSample> {
+    if (this.pending || !this.first) return UNKNOWN
     this.pending = true
     try {
       const now = await readCounters(this.targets)
-      const interval = cacheDelta(this.last!, now).byteHitRatio
+      const interval = cacheDelta(this.last!, now, viewerBytes === undefined ? undefined : viewerBytes - this.lastViewers)
+      const soFar = cacheDelta(this.first, now, viewerBytes)
       this.last = now
-      return { interval, soFar: cacheDelta(this.first, now).byteHitRatio }
+      this.lastViewers = viewerBytes ?? 0
+      return { interval: interval.byteHitRatio, soFar: soFar.byteHitRatio, offload: interval.originOffload, offloadSoFar: soFar.originOffload }
     } catch {
-      return { interval: null, soFar: null }
+      return UNKNOWN
     } finally {
       this.pending = false
     }
@@ -135,12 +159,14 @@ export class CounterSampler {
   }
 }
 
-/** Fills a timeline point's hit ratios from a fresh sample, then calls `done`; at once, with nulls left, without a sampler. */
-export function sampleInto(sampler: CounterSampler | undefined, p: { hitRatio: number | null; hitRatioSoFar?: number | null }, done: () => void): void {
+/** Fills a timeline point's hit ratios and offloads from a fresh sample, then calls `done`; at once, with nulls left, without a sampler. */
+export function sampleInto(sampler: CounterSampler | undefined, p: TimelinePoint, done: () => void, viewerBytes?: number): void {
   if (!sampler) return done()
-  void sampler.sample().then(h => {
+  void sampler.sample(viewerBytes).then(h => {
     p.hitRatio = h.interval
     p.hitRatioSoFar = h.soFar
+    p.offload = h.offload
+    p.offloadSoFar = h.offloadSoFar
     done()
   })
 }

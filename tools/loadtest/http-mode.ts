@@ -118,7 +118,10 @@ export async function httpMode(o: HttpModeOptions): Promise<LoadResult> {
   }, sampler)
   const cache = await sampler?.finish().catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
   const last = r.timeline[r.timeline.length - 1]
-  if (cache && last) last.hitRatioSoFar = cache.byteHitRatio
+  if (cache && last) {
+    last.hitRatioSoFar = cache.byteHitRatio
+    last.offloadSoFar = cache.originOffload
+  }
   const res = r.result
   const errorsByStatus: Record<string, number> = {}
   for (const [code, v] of Object.entries(res.statusCodeStats ?? {})) if (!code.startsWith('2')) errorsByStatus[code] = v.count ?? 0

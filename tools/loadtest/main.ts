@@ -9,7 +9,7 @@ import type { PlayResponse } from '../../client/player.js'
 import { httpMode } from './http-mode.js'
 import { playersMode, type Scenario } from './players-mode.js'
 import { Progress, progressText } from './progress.js'
-import { ceilingWarning, renderHtml, type LoadResult } from './report.js'
+import { ceilingWarning, ms, originShare, pct, renderHtml, type LoadResult } from './report.js'
 import { compare } from './simulate.js'
 import { checkTarget, discoverTitles, routerPlay } from './target.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
@@ -81,12 +81,13 @@ export function premiereFirst<T extends { contentId: string }>(titles: T[], prem
   return [titles[i]!, ...titles.slice(0, i), ...titles.slice(i + 1)]
 }
 
-function summary(r: LoadResult): string {
+/** The run's summary, printed on stdout at its end. */
+export function formatSummary(r: LoadResult): string {
   const lines: string[] = [`${r.mode} ${r.scenario} against ${r.target}: ${r.durationS.toFixed(1)} s`]
   if (r.http) {
     const h = r.http
     lines.push(`requests ${h.requests} (${h.reqPerSec.toFixed(0)}/s), ${h.mbps.toFixed(1)} MB/s`,
-      `latency ms p50 ${h.latencyMs.p50} p90 ${h.latencyMs.p90} p99 ${h.latencyMs.p99} max ${h.latencyMs.max}`,
+      `latency ms p50 ${ms(h.latencyMs.p50)} p90 ${ms(h.latencyMs.p90)} p99 ${ms(h.latencyMs.p99)} max ${ms(h.latencyMs.max)}`,
       `errors ${JSON.stringify(h.errorsByStatus)}`)
   }
   if (r.players) {
@@ -95,7 +96,8 @@ function summary(r: LoadResult): string {
       `start-up ms p50 ${p.startupMs.p50.toFixed(0)} p95 ${(p.startupMs.p95 ?? 0).toFixed(0)} p99 ${p.startupMs.p99.toFixed(0)}`,
       `rebuffer ratio ${(100 * p.rebufferRatio).toFixed(2)} %, stalls per session ${p.stallsPerSession.toFixed(2)}, ` +
       `bytes played ${p.bytes}, received ${p.bytesReceived}, cut before start-up ${p.cutBeforeStart ?? 0}`,
-      `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`)
+      `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`,
+      `bytes from origin: ${pct(originShare(r))} of those received (the origin URL is the players' last resort)`)
     if (p.errors?.length) lines.push(`failed sessions' errors: ${p.errors.join('; ')}`)
   }
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
@@ -136,9 +138,9 @@ function httpCommand(): Command {
         const r = await httpMode({ target: o.target, titles, zipf: o.zipf, rangeBytes: o.rangeSize, openingShare: o.openingShare,
           connections: o.connections, durationS: o.duration, requests: o.requests, seed: o.seed, measureCeiling: o.ceiling,
           metrics: { edges, router: o.routerMetrics },
-          onTick: p => line.show(progressText('http', { elapsedS: p.elapsedS, durationS: o.duration, rps: p.rps ?? 0, mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
+          onTick: p => line.show(progressText('http', { elapsedS: p.elapsedS, durationS: o.duration, rps: p.rps ?? 0, mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar, offloadSoFar: p.offloadSoFar })) })
         line.show('loadtest http done', true)
-        process.stdout.write(summary(r))
+        process.stdout.write(formatSummary(r))
         await save(o.out, r)
       } catch (err) {
         fail(err)
@@ -185,10 +187,10 @@ function playersCommand(): Command {
         const r = await playersMode({ scenario, titles, play, durationS: o.duration, speed: o.speed, seed: o.seed, maxRequests: o.maxRequests,
           measureCeiling: o.ceiling, metrics: { edges, router },
           onTick: p => line.show(progressText('players', { elapsedS: p.elapsedS, durationS: o.duration, active: p.active, done: p.done,
-            mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar })) })
+            mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar, offloadSoFar: p.offloadSoFar })) })
         line.show('loadtest players done', true)
         r.target = base
-        process.stdout.write(summary(r))
+        process.stdout.write(formatSummary(r))
         await save(o.out, r)
       } catch (err) {
         fail(err)
@@ -208,7 +210,8 @@ function simulateCommand(): Command {
       const opts = { ...defaultTrace, titles: o.titles, sessions: o.sessions, zipf: o.zipf, seed: o.seed }
       const trace = generateTrace(opts)
       const catalog = catalogChunks(opts)
-      process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n`)
+      process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n` +
+        'hit ratio per policy; every request reads a whole chunk of one size and a miss fetches just that chunk, so the origin offload equals it\n')
       for (const pct of String(o.sizes).split(',').map(Number)) {
         const rows = compare(trace, Math.max(1, Math.round((catalog * pct) / 100)))
         process.stdout.write(`${String(pct).padStart(3)} %  ` + rows.map(r => `${r.policy} ${r.hitRatio.toFixed(3)} (${r.ofOptimum.toFixed(2)}× MIN)`).join('  ') + '\n')

@@ -16,6 +16,8 @@ export async function playersCeiling(s: Scenario, seconds = 2): Promise<number> 
   const size = 1024 ** 4 // a virtual 1 TiB title: no reader reaches its end
   const body = Buffer.alloc(1024 * 1024, 7)
   const server = createServer((req, res) => {
+    // the player's probe
+    if (req.method === 'HEAD') return res.writeHead(200, { 'content-length': size, 'accept-ranges': 'bytes', etag: '"ceiling"' }).end()
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
     const from = m ? Number(m[1]) : 0
     const len = m ? Math.min(body.length, Number(m[2]) - from + 1) : 1

@@ -15,12 +15,14 @@ async function rangeServer(t: Test, o: { hang?: boolean } = {}) {
   const body = Buffer.alloc(1024 * 1024, 3)
   const s = createServer((req, res) => {
     requests++
+    // the player's probe
+    if (req.method === 'HEAD') return res.writeHead(200, { 'content-length': size, 'accept-ranges': 'bytes', etag: '"x"' }).end()
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!
     const from = Number(m[1])
     const len = Math.min(body.length, Number(m[2]) - from + 1)
     res.writeHead(206, { 'content-length': len, 'content-range': `bytes ${from}-${from + len - 1}/${size}`, etag: '"x"' })
     // hang: answer the probe, then send the headers of every range and never its body
-    if (o.hang && req.headers.range !== 'bytes=0-0') return
+    if (o.hang) return
     res.end(body.subarray(0, len))
   })
   await new Promise<void>(r => s.listen(0, '127.0.0.1', () => r()))
@@ -80,7 +82,7 @@ t.test('a server that stops sending cannot hold a run past its duration and grac
 
 t.test('a session whose reads fail is a failed session, not a long stall', async t => {
   const s = createServer((req, res) => {
-    if (req.headers.range === 'bytes=0-0') return res.writeHead(206, { 'content-length': 1, 'content-range': 'bytes 0-0/100000000', etag: '"y"' }).end('x')
+    if (req.method === 'HEAD') return res.writeHead(200, { 'content-length': 100000000, etag: '"y"' }).end()
     res.writeHead(500, { 'content-length': 0 }).end()
   })
   await new Promise<void>(r => s.listen(0, '127.0.0.1', () => r()))
@@ -103,6 +105,7 @@ t.test('waiting for the buffer after a seek is not a stall', async t => {
   const size = 64 * 1024 ** 2
   const body = Buffer.alloc(1024 * 1024, 5)
   const s = createServer((req, res) => {
+    if (req.method === 'HEAD') return res.writeHead(200, { 'content-length': size, etag: '"s"' }).end()
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!
     const from = Number(m[1])
     const len = Math.min(body.length, Number(m[2]) - from + 1)

@@ -67,6 +67,8 @@ interface SessionResult {
   watchMs: number
   bytes: number
   received: number
+  /** of `received`, bytes from the URL /v1/play marked as the origin */
+  fromOrigin: number
   error?: string
 }
 
@@ -97,7 +99,7 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
   const wallBps = mediaBps * o.speed
   const watchWallMs = plan.watchS * 1000 / o.speed
   const t0 = performance.now()
-  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0 }
+  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0, fromOrigin: 0 }
   let reader: SequentialReader | undefined
   let client: PlayerClient | undefined
   try {
@@ -158,6 +160,7 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
     // the last position report (the router counts it in the title's per-position demand)
     await client?.close().catch(() => {})
     out.received = client?.bytesReceived ?? 0
+    out.fromOrigin = client?.bytesFromOrigin ?? 0
     if (client) run.received.open.delete(client)
     run.received.done += out.received
   }
@@ -202,7 +205,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     lastBytes = received
     timeline.push(p)
     const tick = { active, done }
-    sampleInto(sampler, p, () => o.onTick?.({ ...p, elapsedS: p.t, ...tick }))
+    sampleInto(sampler, p, () => o.onTick?.({ ...p, elapsedS: p.t, ...tick }), received)
   }, 1000)
   const sessions: Promise<SessionResult>[] = []
   let cutter: NodeJS.Timeout | undefined
@@ -236,7 +239,9 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     // the last, partial second, at its per-second rate
     const t = (performance.now() - t0) / 1000
     const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
-    if (dt > 0.05) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, sessions: 0 })
+    // (a part-second of bytes however short: dropping it, when the run ended just after a tick, lost those bytes from the timeline)
+    if (dt > 0.05 || (dt > 0 && receivedSoFar(run) !== lastBytes)) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null,
+      offloadSoFar: cache?.originOffload ?? null, sessions: 0 })
     return {
       mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: ceiling,
       timeline,
@@ -250,6 +255,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
         seekWaitMs: quantiles(ok.flatMap(r => r.seekWaitMs)),
         bytes: results.reduce((a, r) => a + r.bytes, 0),
         bytesReceived,
+        bytesFromOrigin: results.reduce((a, r) => a + r.fromOrigin, 0),
         requests,
         plays,
         ...(failed.length ? { errors: [...new Set(failed.map(r => r.error ?? 'unknown'))].slice(0, 10) } : {}),

@@ -35,9 +35,9 @@ t.test('elsewhere it prints plain lines, one per interval, with no control chara
   t.notOk(p.tty)
 })
 
-t.test('the line shows elapsed time, sessions, MB/s and the hit ratio so far', async t => {
-  t.equal(progressText('players', { elapsedS: 12.4, durationS: 30, active: 7, done: 3, mbps: 41.25, hitRatioSoFar: 0.873 }),
-    'loadtest players 12/30 s  sessions 7 playing, 3 done  41.3 MB/s  hit ratio so far 87.3 %')
+t.test('the line shows elapsed time, sessions, MB/s, the hit ratio and the offload so far', async t => {
+  t.equal(progressText('players', { elapsedS: 12.4, durationS: 30, active: 7, done: 3, mbps: 41.25, hitRatioSoFar: 0.873, offloadSoFar: 0.5 }),
+    'loadtest players 12/30 s  sessions 7 playing, 3 done  41.3 MB/s  hit ratio so far 87.3 %  offload so far 50.0 %')
   t.equal(progressText('http', { elapsedS: 2, durationS: 10, rps: 350, mbps: 22, hitRatioSoFar: null }),
-    'loadtest http 2/10 s  350 req/s  22.0 MB/s  hit ratio so far n/a')
+    'loadtest http 2/10 s  350 req/s  22.0 MB/s  hit ratio so far n/a  offload so far n/a')
 })

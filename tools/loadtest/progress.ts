@@ -18,14 +18,16 @@ export interface ProgressFigures {
   rps?: number
   mbps: number
   hitRatioSoFar: number | null | undefined
+  offloadSoFar?: number | null | undefined
 }
+
+const share = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : (100 * x).toFixed(1) + ' %')
 
 export function progressText(mode: 'http' | 'players', p: ProgressFigures): string {
   const parts = [`loadtest ${mode} ${p.elapsedS.toFixed(0)}/${p.durationS} s`]
   if (p.active !== undefined) parts.push(`sessions ${p.active} playing, ${p.done ?? 0} done`)
   if (p.rps !== undefined) parts.push(`${p.rps} req/s`)
-  parts.push(`${p.mbps.toFixed(1)} MB/s`,
-    `hit ratio so far ${p.hitRatioSoFar === null || p.hitRatioSoFar === undefined ? 'n/a' : (100 * p.hitRatioSoFar).toFixed(1) + ' %'}`)
+  parts.push(`${p.mbps.toFixed(1)} MB/s`, `hit ratio so far ${share(p.hitRatioSoFar)}`, `offload so far ${share(p.offloadSoFar)}`)
   return parts.join('  ')
 }
 

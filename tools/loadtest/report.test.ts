@@ -7,7 +7,8 @@ import { ceilingWarning, renderHtml, type LoadResult } from './report.js'
 const result: LoadResult = {
   mode: 'players', scenario: 'prime-time', target: 'http://127.0.0.1:8080', startedAt: new Date(0).toISOString(), durationS: 30,
   generatorCeilingMBps: 350,
-  timeline: Array.from({ length: 30 }, (_, i) => ({ t: i + 1, mbps: 50 + 10 * Math.sin(i), hitRatio: Math.min(1, i / 20), hitRatioSoFar: i / 40, sessions: i })),
+  timeline: Array.from({ length: 30 }, (_, i) => ({ t: i + 1, mbps: 50 + 10 * Math.sin(i), hitRatio: Math.min(1, i / 20), hitRatioSoFar: i / 40,
+    offload: Math.min(1, i / 25), offloadSoFar: i / 50, sessions: i })),
   players: {
     sessions: 40, failed: 1, startupMs: { p50: 120, p95: 400, p99: 800, max: 900, samples: Array.from({ length: 39 }, (_, i) => 50 + i * 20) },
     rebufferRatio: 0.01, stallsPerSession: 0.2, stallSamplesMs: [100, 250, 80], bytes: 1.5e9, bytesReceived: 1.6e9,
@@ -27,12 +28,12 @@ t.test('the HTML report renders its charts in a browser with no network and no c
   const file = join(t.testdir(), 'report.html')
   writeFileSync(file, renderHtml(result))
   const seen = await openReport(file)
-  t.same(seen.charts.map(c => c.label), ['Throughput', 'Byte hit ratio at the edges', 'Latency', 'Start-up delay', 'Stall durations'])
+  t.same(seen.charts.map(c => c.label), ['Throughput', 'Byte hit ratio and origin offload at the edges', 'Latency', 'Start-up delay', 'Stall durations'])
   for (const c of seen.charts) {
     t.ok(c.width > 100, `${c.label} is laid out`)
     t.ok(c.lines.some(n => n >= 2) || c.bars > 0, `${c.label} draws a line or bars`)
   }
-  t.same(seen.charts[1]!.lines, [30, 30], 'hit ratio: each second and since start, a point a second')
+  t.same(seen.charts[1]!.lines, [30, 30, 30, 30], 'hit ratio and offload: each second and since start, a point a second')
   t.same(seen.requests, [], 'the page fetched nothing')
   t.same(seen.problems, [], 'no console errors')
   t.match(seen.text, /rebuffer ratio/)
@@ -43,7 +44,7 @@ t.test('a chart with no data draws no line, which the browser check sees', async
   writeFileSync(file, renderHtml({ ...result, timeline: [] }))
   const seen = await openReport(file)
   t.same(seen.charts[0]!.lines, [0], 'throughput: an empty line')
-  t.same(seen.charts[1]!.lines, [0, 0], 'hit ratio: empty lines')
+  t.same(seen.charts[1]!.lines, [0, 0, 0, 0], 'hit ratio and offload: empty lines')
 })
 
 t.test('a run near the generator\'s ceiling says so', async t => {

@@ -15,6 +15,9 @@ export interface TimelinePoint {
   hitRatio: number | null
   /** byte hit ratio at the edges since the start, when known */
   hitRatioSoFar?: number | null
+  /** origin offload in this interval and since the start, when known (edge-counters.ts) */
+  offload?: number | null
+  offloadSoFar?: number | null
   rps?: number
   sessions?: number
 }
@@ -46,8 +49,10 @@ export interface LoadResult {
     stallSamplesMs: number[]
     /** bytes played */
     bytes: number
-    /** body bytes the players received, buffered-ahead and probe bytes included */
+    /** body bytes the players received, buffered-ahead bytes included */
     bytesReceived: number
+    /** of those, bytes read from the origin URL of /v1/play (the client's last resort) */
+    bytesFromOrigin?: number
     /** sessions the run's end cut before they reached their start-up threshold: in no QoE figure */
     cutBeforeStart?: number
     /** HTTP requests the players sent (probes, ranges, position reports) */
@@ -72,6 +77,12 @@ export function runMBps(r: LoadResult): number | null {
   return null
 }
 
+/** The share of the players' bytes read from the origin URL rather than an edge; null without players or bytes. */
+export function originShare(r: LoadResult): number | null {
+  const p = r.players
+  return p && p.bytesReceived > 0 ? (p.bytesFromOrigin ?? 0) / p.bytesReceived : null
+}
+
 /** A warning when the run came within 80 % of the generator's own ceiling: its figures may be the generator's. */
 export function ceilingWarning(r: LoadResult): string | null {
   const mbps = runMBps(r)
@@ -80,7 +91,13 @@ export function ceilingWarning(r: LoadResult): string | null {
     `(${r.generatorCeilingMBps.toFixed(1)} MB/s): its figures may show the generator's limit, not the servers'`
 }
 
-function pct(x: number | null | undefined): string {
+/** A latency in ms to a tenth (autocannon's are floats with many digits), or - when not measured. */
+export function ms(x: number | undefined): string {
+  return x === undefined ? '-' : x.toFixed(1)
+}
+
+/** A share as a percentage with one decimal, or n/a. */
+export function pct(x: number | null | undefined): string {
   return x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)} %`
 }
 
@@ -96,14 +113,17 @@ export function renderHtml(r: LoadResult): string {
   if (warning) rows.push(row('warning', warning))
   const charts: string[] = [
     lineChart('Throughput', 'seconds', 'MB/s', [{ name: 'MB/s', color: '#3a6ea5', points: r.timeline.map(p => [p.t, p.mbps]) }]),
-    lineChart('Byte hit ratio at the edges', 'seconds', 'ratio', [
-      { name: 'each second', color: '#2e8b57', points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) },
-      { name: 'since start', color: '#555', points: r.timeline.filter(p => p.hitRatioSoFar != null).map(p => [p.t, p.hitRatioSoFar!]) }]),
+    lineChart('Byte hit ratio and origin offload at the edges', 'seconds', 'ratio', [
+      { name: 'hit ratio each second', color: '#2e8b57', points: r.timeline.filter(p => p.hitRatio !== null).map(p => [p.t, p.hitRatio!]) },
+      { name: 'hit ratio since start', color: '#555', points: r.timeline.filter(p => p.hitRatioSoFar != null).map(p => [p.t, p.hitRatioSoFar!]) },
+      // a second in which the edges fetched more than they served (readahead, a cold start) has a negative offload: drawn at 0
+      { name: 'offload each second', color: '#d9822b', points: r.timeline.filter(p => p.offload != null).map(p => [p.t, Math.max(0, p.offload!)]) },
+      { name: 'offload since start', color: '#8b4513', points: r.timeline.filter(p => p.offloadSoFar != null).map(p => [p.t, Math.max(0, p.offloadSoFar!)]) }]),
   ]
   if (r.http) {
     const h = r.http
     rows.push(row('requests', `${h.requests} (${h.reqPerSec.toFixed(0)}/s)`), row('throughput', `${h.mbps.toFixed(1)} MB/s`),
-      row('latency p50 / p90 / p99 / max', `${h.latencyMs.p50} / ${h.latencyMs.p90 ?? '-'} / ${h.latencyMs.p99} / ${h.latencyMs.max} ms`),
+      row('latency p50 / p90 / p99 / max', `${ms(h.latencyMs.p50)} / ${ms(h.latencyMs.p90)} / ${ms(h.latencyMs.p99)} / ${ms(h.latencyMs.max)} ms`),
       row('errors by status', Object.entries(h.errorsByStatus).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'))
     charts.push(histogram('Latency', 'ms', bin(h.latencySamplesMs)))
   }
@@ -114,12 +134,14 @@ export function renderHtml(r: LoadResult): string {
       row('start-up p50 / p95 / p99', `${p.startupMs.p50.toFixed(0)} / ${(p.startupMs.p95 ?? 0).toFixed(0)} / ${p.startupMs.p99.toFixed(0)} ms`),
       row('rebuffer ratio', pct(p.rebufferRatio)), row('stalls per session', p.stallsPerSession.toFixed(2)),
       row('seeks, wait p50 / p95', `${p.seeks ?? 0}, ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} / ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} ms`),
-      row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`))
+      row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`),
+      row('bytes from origin', pct(originShare(r))))
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }
   if (r.metricsError) rows.push(row('cache figures', r.metricsError))
-  if (r.cache) rows.push(row('byte hit ratio', pct(r.cache.byteHitRatio)), row('origin offload', pct(r.cache.originOffload)),
+  if (r.cache) rows.push(row('byte hit ratio (bytes from an edge\'s RAM or disk)', pct(r.cache.byteHitRatio)),
+    row('origin offload (1 − bytes from the origin / bytes served)', pct(r.cache.originOffload)),
     row('edge bytes served / upstream', `${(r.cache.edgeBytesServed / 1e6).toFixed(1)} MB / ${(r.cache.upstreamBytes / 1e6).toFixed(1)} MB`),
     row('router bytes served', r.cache.routerBytesServed === null ? 'not read' : `${(r.cache.routerBytesServed / 1e6).toFixed(1)} MB`))
   return `<!doctype html>

@@ -94,11 +94,13 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const c = cache
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
+      crcs: (ref, signal) => up.crcs(ref, signal),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => (prefill ? c.admitPrefill(ref, buf) : c.admit(ref, buf)),
       stale: id => meta.invalidate(id),
       metrics, logger,
-    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments, alloc })
+    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc })
     // player sessions feed session-aware policies and the request log; with neither, no session is computed
     const hooks: ReadHooks = {}
     if (ramPolicy.observe || diskPolicy.observe) {

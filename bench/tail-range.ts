@@ -13,7 +13,10 @@ import { ingestTitle, TitleData } from './lib/title.js'
  * the last byte of the last 100 bytes of chunk 0 and of the last 32 KiB of the
  * title, each asked of a fresh edge (empty tiers) in front of a router and 3
  * shards (copies=3), every service its own child process, and the same ranges
- * asked of the router for reference. Players ask for exactly these ranges (an
+ * asked of the router for reference. Twice per range: as the edge's first
+ * request ("cold edge": its metadata fetch and a new process's first request
+ * included), and after a HEAD that cached the title's metadata ("cold chunk":
+ * the chunk miss alone). Players ask for exactly these ranges (an
  * MP4's moov at the end, WebM cues); before block-verified fills an edge held
  * the range's last byte until the whole chunk had been fetched and hashed.
  *
@@ -61,14 +64,17 @@ async function main(): Promise<void> {
     }
     for (let round = 0; round < a.rounds; round++) {
       for (const [what, start, end] of ranges) {
-        const edgeDir = join(dir, `edge-${round}-${start}`)
-        await mkdir(edgeDir, { recursive: true })
-        const edge = await startService(procs, 'edge', 'edge ready',
-          ['--port', '0', '--upstream', c.router.url, '--data-dir', edgeDir, '--fill-window', 'never', '--log-level', 'info'], svc)
-        try {
-          await measure(`cold edge, ${what}`, `${edge.url}/v1/content/tail`, start, end)
-        } finally {
-          await edge.stop()
+        for (const head of [false, true]) {
+          const edgeDir = join(dir, `edge-${round}-${start}-${head}`)
+          await mkdir(edgeDir, { recursive: true })
+          const edge = await startService(procs, 'edge', 'edge ready',
+            ['--port', '0', '--upstream', c.router.url, '--data-dir', edgeDir, '--fill-window', 'never', '--log-level', 'info'], svc)
+          try {
+            if (head) await (await request(`${edge.url}/v1/content/tail`, { method: 'HEAD' })).body.dump()
+            await measure(`${head ? 'cold chunk' : 'cold edge'}, ${what}`, `${edge.url}/v1/content/tail`, start, end)
+          } finally {
+            await edge.stop()
+          }
         }
         await measure(`router, ${what}`, `${c.router.url}/v1/content/tail`, start, end)
       }

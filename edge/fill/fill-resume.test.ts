@@ -102,3 +102,16 @@ t.test('the segments of a split fill resume on their own', async t => {
   t.ok((await s.fill.done).equals(s.bytes))
   t.ok((await deep).equals(s.bytes.subarray(8000)))
 })
+
+t.test('an idle timeout is asked again too', async t => {
+  const s = setup(5000, { retries: 1 })
+  s.fill.start(0)
+  await s.fetched(1)
+  s.feed(s.pipes[0]!, 0, 2000)
+  s.pipes[0]!.push(Object.assign(new Error('Body Timeout Error'), { code: 'UND_ERR_BODY_TIMEOUT' }))
+  await s.fetched(2)
+  t.same(s.retries, [{ reason: 'timeout', at: 2000 }])
+  s.feed(s.pipes[1]!, 2000, 5000)
+  s.pipes[1]!.push(null)
+  t.ok((await s.fill.done).equals(s.bytes))
+})

@@ -97,6 +97,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const c = cache
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
+      crcs: (ref, signal) => up.crcs(ref, signal),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)
@@ -105,7 +106,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       },
       stale: id => meta.invalidate(id),
       metrics, logger,
-    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments, alloc })
+    }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc })
     const f1 = fills
     // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)
     ahead = new FetchedAhead(key => c.has(key) || c.disk.writing(key) || f1.has(key), metrics.hot.unread)

@@ -14,6 +14,8 @@ export interface ChunkRef {
   index: number
   sha256: string
   size: number
+  /** the SHA-256 of the chunk's block list (a CRC32C per 64 KiB block), when the manifest has one: fills then verify block by block */
+  blocks?: string | undefined
 }
 
 export interface Title {
@@ -35,7 +37,7 @@ export function chunkRef(title: Title, index: number): ChunkRef {
   if (ref === undefined) {
     const m = title.manifest
     const sha256 = m.chunks[index]!
-    ref = { key: chunkKey(m.contentId, index, sha256), contentId: m.contentId, index, sha256, size: chunkLength(m, index) }
+    ref = { key: chunkKey(m.contentId, index, sha256), contentId: m.contentId, index, sha256, size: chunkLength(m, index), blocks: m.blocks?.[index] }
     title.refs[index] = ref
   }
   return ref

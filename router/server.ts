@@ -7,6 +7,7 @@ import type { RouterMetrics } from '../lib/metrics.js'
 import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
 import { NotFoundError } from '../lib/errors.js'
 import { digestHeader } from '../lib/digest.js'
+import { BLOCK_SIZE } from '../lib/block-hasher.js'
 import { parseChunkIndex } from '../lib/ids.js'
 import { chunkLength, type Manifest } from '../lib/manifest.js'
 import { planResponse, sendPlanned } from '../lib/representation.js'
@@ -27,7 +28,8 @@ import type { KeyRing } from '../lib/tokens.js'
  * The router's HTTP API. Public: reads, the catalog, /v1/cluster (reads and the
  * catalog need the read token when `router.readTokenFile` or REELCDN_ROUTER_READ_TOKEN
  * sets one; with `router.requireToken` a title's reads need a play token for it
- * or that credential: router/read/content-auth.ts). Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
+ * or that credential: router/read/content-auth.ts). A chunk's block list
+ * (`/chunks/{i}/crcs`, what edges verify their fills with) is read like the chunk. Admin (bearer token): ingest, delete, repair. Every read speaks the same RFC 9110
  * contract as the origin and the edge (lib/representation.ts): the title's
  * ETag is its whole-file SHA-256, a chunk's is the chunk's.
  */
@@ -89,6 +91,7 @@ export class RouterServer {
           DELETE: admin((q, s, m) => this.deleteTitle(s, m)) } },
         { path: '/v1/content/:id/meta', methods: { GET: title((q, s, m) => this.meta(q, s, m)) } },
         { path: '/v1/content/:id/chunks/:index', methods: { GET: title((q, s, m) => this.getChunk(q, s, m)) } },
+        { path: '/v1/content/:id/chunks/:index/crcs', methods: { GET: title((q, s, m) => this.getCrcs(s, m)) } },
         { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
         { path: '/v1/edges', methods: { GET: admin((q, s) => sendJson(s, 200, { edges: this.d.edges?.() ?? [] })) } },
@@ -143,6 +146,22 @@ export class RouterServer {
     } finally {
       first?.body.destroy()
     }
+  }
+
+  /**
+   * A chunk's block list (a CRC32C per 64 KiB block, packed big-endian), checked
+   * against the manifest's `blocks` digest: what an edge verifies its fill with,
+   * block by block. 404 for a title ingested before manifests carried block lists.
+   */
+  private async getCrcs(res: ServerResponse, m: Match): Promise<void> {
+    const man = await this.d.manifests.get(parseTitleId(m.params[0]!))
+    const index = parseChunkIndex(m.params[1]!)
+    if (index >= man.chunks.length) throw new NotFoundError(`chunk ${index} of ${man.contentId} (it has ${man.chunks.length})`)
+    const crcs = await this.d.reader.verifiedBlockList(man, index)
+    if (crcs === undefined) throw new NotFoundError(`the block list of chunk ${index} of ${man.contentId} (ingested before manifests carried block lists)`)
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': crcs.length,
+      etag: etagOf(man.chunks[index]!), 'x-block-size': String(BLOCK_SIZE), 'reelcdn-version': man.version })
+    res.end(crcs)
   }
 
   private meta(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {

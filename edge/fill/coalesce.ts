@@ -2,7 +2,7 @@ import { CdnError, ServiceUnavailableError, UpstreamTimeoutError } from '../../l
 import { chunkName } from '../../lib/ids.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
-import { Fill, type ChunkFetch, type FillOptions } from './fill.js'
+import { Fill, type ChunkFetch, type CrcsFetch, type FillEvents, type FillOptions, type FillUpstream } from './fill.js'
 import type { ChunkRef } from '../title.js'
 
 /**
@@ -32,6 +32,8 @@ export interface CoalescerOptions extends FillOptions {
 
 export interface CoalescerDeps {
   fetch: ChunkFetch
+  /** a chunk's block list, for fills of titles whose manifest lists blocks (fill.ts) */
+  crcs?: CrcsFetch
   /** is the chunk in a cache tier now? ("check the cache again inside") */
   cached: (key: string) => boolean
   /** receives every verified chunk; `prefill` when no player asked for it (prefill.ts) */
@@ -57,7 +59,11 @@ export class Coalescer {
   /** performance.now() of the last fill a player (or its readahead) started: prefill keeps quiet after it */
   lastPlayerFill = -Infinity
 
-  constructor(private readonly deps: CoalescerDeps, private readonly opts: CoalescerOptions) {}
+  private readonly upstream: FillUpstream
+
+  constructor(private readonly deps: CoalescerDeps, private readonly opts: CoalescerOptions) {
+    this.upstream = { chunk: deps.fetch, crcs: deps.crcs }
+  }
 
   /** Fills in flight, queued ones included. */
   get size(): number {
@@ -126,8 +132,8 @@ export class Coalescer {
   }
 
   private create(ref: ChunkRef, from: number, prefill = false): Fill {
-    const { metrics } = this.deps
-    const fill = new Fill(ref, this.deps.fetch, this.opts, n => metrics.upstreamBytes.inc(n))
+    const fill = new Fill(ref, this.upstream, this.opts, this.events(ref))
+    fill.deadline = fill.createdAt + this.opts.fillTimeoutMs
     this.inflight.set(ref.key, fill)
     if (prefill) {
       this.prefills.add(fill)
@@ -143,6 +149,20 @@ export class Coalescer {
       err => this.settle(fill, timer, undefined, err as CdnError),
     )
     return fill
+  }
+
+  /** What a fill reports on its way: upstream bytes, resumed requests, a block list it could not have. */
+  private events(ref: ChunkRef): FillEvents {
+    const { metrics, logger } = this.deps
+    return {
+      bytes: n => metrics.upstreamBytes.inc(n),
+      retry: (reason, err, at) => {
+        metrics.fillRetries.inc({ reason })
+        logger.info({ chunk: chunkName(ref.contentId, ref.index), at, code: err.code, err: err.message }, 'chunk fill cut upstream; resuming')
+      },
+      unlisted: err => logger.warn({ chunk: chunkName(ref.contentId, ref.index), code: err.code, err: err.message },
+        'no block list for a chunk fill; its bytes are released as they arrive, its last byte once the whole chunk verifies'),
+    }
   }
 
   private begin(fill: Fill, from: number): void {

@@ -1,71 +1,9 @@
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { UpstreamError } from '../../lib/errors.js'
-import { Fill, type ChunkFetch } from './fill.js'
-import type { ChunkRef } from '../title.js'
+import { BLOCK_SIZE } from '../../lib/block-hasher.js'
+import { readAll, reset, setup, ticksUntil } from '../../test/helpers/scripted-fill.js'
 
-/**
- * The Fill against a scripted upstream: each fetch is a stream the test pushes
- * pieces into, so every interleaving is chosen by the test, not by timing.
- */
-class Pipe {
-  private queue: (Buffer | Error | null)[] = []
-  private wake: (() => void) | null = null
-  destroyed = false
-  constructor(readonly from: number, readonly to: number) {}
-  push(x: Buffer | Error | null) { this.queue.push(x); this.wake?.() }
-  destroy() { this.destroyed = true; this.wake?.() }
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-    try {
-      for (;;) {
-        while (this.queue.length === 0 && !this.destroyed) await new Promise<void>(r => { this.wake = r })
-        if (this.destroyed) return
-        const x = this.queue.shift()!
-        if (x === null) return
-        if (x instanceof Error) throw x
-        yield x
-      }
-    } finally { this.destroyed = true }
-  }
-}
-
-function setup(size: number, opts = { splitBytes: 2 ** 30, maxSegments: 4 }, corrupt = false) {
-  const bytes = Buffer.alloc(size)
-  for (let i = 0; i < size; i++) bytes[i] = (i * 7 + 3) & 0xff
-  const sha = createHash('sha256').update(bytes).digest('hex')
-  const ref: ChunkRef = { key: `m/0/${sha}`, contentId: 'm', index: 0, sha256: sha, size }
-  const pipes: Pipe[] = []
-  let onFetch: (() => void) | null = null
-  const fetch: ChunkFetch = async (_ref, from, to) => { const p = new Pipe(from, to); pipes.push(p); onFetch?.(); return p }
-  const fetched = (n: number) => new Promise<void>(r => { if (pipes.length >= n) r(); else onFetch = () => { if (pipes.length >= n) r() } })
-  /** pushes bytes [from, to) of the source (or corrupted) into a pipe */
-  const feed = (p: Pipe, from: number, to: number) => {
-    const b = Buffer.from(bytes.subarray(from, to))
-    if (corrupt) b[0]! ^= 1
-    p.push(b)
-  }
-  let received = 0
-  const fill = new Fill(ref, fetch, opts, n => { received += n })
-  return { bytes, ref, pipes, fetched, feed, fill, received: () => received }
-}
-
-/** Lets queued I/O callbacks run until `cond` holds (bounded): a barrier on state, not on time. */
-async function ticksUntil(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise(r => setImmediate(r))
-}
-
-async function readAll(fill: Fill, from: number, to: number): Promise<Buffer> {
-  const parts: Buffer[] = []
-  let pos = from
-  while (pos < to) {
-    await fill.waitFor(pos)
-    const end = Math.min(fill.availableFrom(pos), to)
-    parts.push(Buffer.from(fill.buf.subarray(pos, end)))
-    pos = end
-  }
-  return Buffer.concat(parts)
-}
-
+/** The Fill against a scripted upstream (test/helpers/scripted-fill.ts): fill order, release and verification. */
 t.test('bytes reach readers as they arrive; the chunk is verified when the last lands', async t => {
   const s = setup(10000)
   s.fill.start(0)
@@ -82,7 +20,7 @@ t.test('bytes reach readers as they arrive; the chunk is verified when the last 
 })
 
 t.test('a reader far ahead gets its own ranged fetch; every byte is fetched once', async t => {
-  const s = setup(10000, { splitBytes: 1000, maxSegments: 4 })
+  const s = setup(10000, { splitBytes: 1000 })
   s.fill.start(0)
   await s.fetched(1)
   s.feed(s.pipes[0]!, 0, 500)
@@ -115,7 +53,7 @@ t.test('a fill started deep fetches the rest afterwards, wrapping around', async
 })
 
 t.test('a digest mismatch fails the fill for every reader and never resolves done', async t => {
-  const s = setup(5000, undefined, true)
+  const s = setup(5000, { corrupt: true })
   s.fill.start(0)
   await s.fetched(1)
   const r1 = readAll(s.fill, 0, 5000)
@@ -128,13 +66,13 @@ t.test('a digest mismatch fails the fill for every reader and never resolves don
   t.notOk(s.fill.verified)
 })
 
-t.test('an upstream error mid-body reaches waiters as a 502; a short body too', async t => {
+t.test('with no retries left, an upstream error mid-body reaches waiters as a 502; a short body too', async t => {
   const s = setup(5000)
   s.fill.start(0)
   await s.fetched(1)
   const r = readAll(s.fill, 0, 5000)
   s.feed(s.pipes[0]!, 0, 1000)
-  s.pipes[0]!.push(new UpstreamError('socket reset'))
+  s.pipes[0]!.push(reset())
   await t.rejects(r, { code: 'CDN_ERR_UPSTREAM' })
   await t.rejects(s.fill.done, { code: 'CDN_ERR_UPSTREAM' })
 
@@ -168,4 +106,74 @@ t.test('no upstream request and no buffer before start()', async t => {
   s.pipes[0]!.push(null)
   await r
   await s.fill.done
+})
+
+const B = BLOCK_SIZE
+
+t.test('with a block list, a read at the chunk\'s end starts at its block and completes before the rest of the chunk arrives', async t => {
+  const size = 4 * B + 1000
+  const at = size - 100
+  const s = setup(size, { blocks: true })
+  s.fill.start(at)
+  await s.fetched(1)
+  t.same([s.pipes[0]!.from, s.pipes[0]!.to], [4 * B, size], 'the request starts at the boundary of the block the read falls in')
+  t.equal(s.list.asked(), 1, 'the block list is asked for alongside')
+  const tail = readAll(s.fill, at, size)
+  s.feed(s.pipes[0]!, 4 * B, size)
+  s.pipes[0]!.push(null)
+  await s.fetched(2)
+  t.same([s.pipes[1]!.from, s.pipes[1]!.to], [0, 4 * B], 'then the gap before it')
+  t.equal(s.fill.availableFrom(at), at, 'nothing is released before the block list arrives')
+  s.list.send()
+  t.ok((await tail).equals(s.bytes.subarray(at)), 'the last 100 bytes, the chunk\'s last byte included, are served')
+  t.notOk(s.fill.verified, 'while the rest of the chunk has not arrived')
+  s.feed(s.pipes[1]!, 0, 4 * B)
+  s.pipes[1]!.push(null)
+  t.ok((await s.fill.done).equals(s.bytes), 'the whole chunk verifies afterwards')
+})
+
+t.test('with a block list, bytes are released a whole verified block at a time', async t => {
+  const s = setup(3 * B, { blocks: true })
+  s.fill.start(0)
+  await s.fetched(1)
+  s.list.send()
+  s.feed(s.pipes[0]!, 0, B - 1)
+  await ticksUntil(() => s.received() === B - 1)
+  t.equal(s.fill.availableFrom(0), 0, 'a block one byte short is held')
+  s.feed(s.pipes[0]!, B - 1, B + 10)
+  await ticksUntil(() => s.received() === B + 10)
+  t.equal(s.fill.availableFrom(0), B, 'released once whole, up to its end')
+  s.feed(s.pipes[0]!, B + 10, 3 * B)
+  s.pipes[0]!.push(null)
+  t.ok((await s.fill.done).equals(s.bytes))
+})
+
+t.test('a block that fails its CRC fails the fill; none of it is released, and it is not asked again', async t => {
+  const s = setup(2 * B, { blocks: true, corrupt: true, retries: 3 })
+  s.fill.start(0)
+  await s.fetched(1)
+  s.list.send()
+  const r = readAll(s.fill, 0, 2 * B)
+  s.feed(s.pipes[0]!, 0, B)
+  await t.rejects(r, { code: 'CDN_ERR_UPSTREAM_DIGEST', message: /block 0/ })
+  await t.rejects(s.fill.done, { code: 'CDN_ERR_UPSTREAM_DIGEST' })
+  t.equal(s.fill.availableFrom(0), 0)
+  t.equal(s.pipes.length, 1)
+})
+
+t.test('without its block list, a fill keeps the whole-chunk rule: the last byte waits for the digest', async t => {
+  const size = 2 * B + 10
+  const s = setup(size, { blocks: true })
+  s.fill.start(size - 5)
+  await s.fetched(1)
+  s.list.refuse(new UpstreamError('upstream answered 404 for the block list'))
+  s.feed(s.pipes[0]!, 2 * B, size)
+  s.pipes[0]!.push(null)
+  await s.fetched(2)
+  await ticksUntil(() => s.fill.availableFrom(size - 5) > size - 5)
+  t.equal(s.fill.availableFrom(size - 5), size - 1, 'all but the last byte')
+  s.feed(s.pipes[1]!, 0, 2 * B)
+  s.pipes[1]!.push(null)
+  t.ok((await s.fill.done).equals(s.bytes))
+  t.equal(s.fill.availableFrom(size - 5), size)
 })

@@ -1,20 +1,23 @@
 import { createHash } from 'node:crypto'
-import { CdnError, UpstreamCorruptError, UpstreamError } from '../../lib/errors.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CdnError, UpstreamCorruptError } from '../../lib/errors.js'
 import { chunkName } from '../../lib/ids.js'
 import type { ChunkRef } from '../title.js'
-import { translateUpstreamError } from './upstream.js'
+import { BlockGate } from './blocks.js'
+import { Segments, type Segment } from './segments.js'
+import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
 
 /**
  * One chunk being fetched from upstream into one Buffer, read by any number of
  * players while it fills.
  *
  * Theory of operation. The Fill owns `buf` (allocated once, the chunk's size)
- * and a sorted list of disjoint segments [from, to), each brought by one
- * upstream request; bytes [from, pos) of a segment have arrived. Readers own
- * only their position: they write `buf.subarray(pos, available)` and wait on
- * the shared `progress()` promise for more, so a slow reader falls behind
- * without holding up the fill or anyone else, and memory stays one Buffer
- * however many read.
+ * and the segments (segments.ts) that requests bring: bytes [from, pos) of a
+ * segment have arrived, [from, ok) are released to readers. Readers own only
+ * their position: they write `buf.subarray(pos, available)` and wait on the
+ * shared `progress()` promise for more, so a slow reader falls behind without
+ * holding up the fill or anyone else, and memory stays one Buffer however many
+ * read.
  *
  * Fill order. The first segment starts at the first reader's position (0 for
  * playback from the start and for readahead). A reader that lands in a gap, or
@@ -23,47 +26,59 @@ import { translateUpstreamError } from './upstream.js'
  * new one begins), so a seek deep into an uncached chunk starts after one
  * upstream round trip instead of after the bytes before it. When the running
  * segments end, the gaps left (typically [0, seek point)) are fetched one at a
- * time. Each byte is fetched once; at most `maxSegments` requests run at once.
+ * time. Each byte is fetched once (but for a resumed block); at most
+ * `maxSegments` requests run at once.
  *
- * Integrity. The whole-chunk SHA-256 is computed over the contiguous prefix as
- * it grows, so an in-order fill is verified the moment its last byte lands.
- * `done` resolves only with a verified Buffer: that is the only way bytes reach
- * a cache tier. Bytes handed to players before verification cannot be
- * recalled; what we guarantee is (1) they are exactly the bytes the upstream
- * sent, which the upstream itself verified (origin shards check each 64 KiB
- * block's CRC32C before sending, the router the shard's digests); (2) on a
- * digest mismatch every reader still reading this fill gets the error and its
- * connection is cut; (3) the chunk's last byte is released only after the
- * digest verifies, so any response that reaches the end of a chunk (a whole
- * chunk, `bytes=N-`, anything spanning chunks) is cut rather than completed if
- * the chunk fails; only a range that ends inside an unverified chunk can
- * complete on (1) alone; and (4) nothing unverified is ever cached or served
- * from a cache. The price of (3) is small: the last byte arrives last anyway,
- * except after a deep seek, where a reader crossing the chunk's end waits for
- * the gap before the seek point to be fetched too.
+ * Integrity. When bytes are released is blocks.ts's rule: with the chunk's
+ * block list (fetched once per fill, alongside its first request), each 64 KiB
+ * block once it passes its CRC32C, wherever it is, so a short range at a
+ * chunk's end is served after one round trip; without one, as they arrive, the
+ * chunk's last byte only once the whole chunk verifies. The whole-chunk SHA-256
+ * runs over the contiguous released prefix as it grows, and `done` resolves
+ * only with a verified Buffer: the only way bytes reach a cache tier. Released
+ * bytes cannot be recalled: on a bad block or digest every reader still reading
+ * gets the error and is cut.
  *
- * Failure. The first error (upstream status, reset, idle or overall timeout,
- * digest) is final: it aborts every segment's request, rejects `done`, and
- * reaches every reader as that CdnError (502/504). The fill never sees a
- * player's AbortSignal: players come and go; the coalescer owns the deadline.
+ * Failure and resumption. A segment's request that breaks off (a reset, a
+ * short body, a 502/503/504 of the router's, an idle timeout: `retryReason` in
+ * upstream.ts) is asked again from the end of the last released block (without
+ * a block list, from the last byte that arrived), after `retryBackoffMs`
+ * doubled each time, at most `retries` times per segment and never past the
+ * coalescer's deadline; the segments of a split fill resume each on its own,
+ * and readers only wait longer. Any other error (a 404, another version, a bad
+ * block or digest of bytes that arrived whole), a segment out of retries, or
+ * the deadline is final: it aborts every request, rejects `done`, and reaches
+ * every reader as that CdnError (502/504). The fill never sees a player's
+ * AbortSignal: players come and go; the coalescer owns the deadline.
  */
 export interface FillOptions {
   splitBytes: number
   maxSegments: number
+  /** times one segment's request is resumed after a cut, a 502/503/504 or a timeout before the fill fails */
+  retries: number
+  /** the wait before a segment's first resumption; doubled for each next one */
+  retryBackoffMs: number
   /** allocates a chunk's buffer (shared memory when serve threads read the RAM tier); default Buffer.allocUnsafeSlow */
   alloc?: (size: number) => Buffer
 }
 
 export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<AsyncIterable<Buffer> & { destroy(): void }>
+/** The chunk's block list, already checked against `ref.blocks` */
+export type CrcsFetch = (ref: ChunkRef, signal: AbortSignal) => Promise<Buffer>
 
-interface Segment {
-  from: number
-  /** exclusive end still wanted; lowered when a later segment takes over the rest */
-  to: number
-  /** exclusive end requested upstream */
-  end: number
-  pos: number
-  done: boolean
+export interface FillUpstream {
+  chunk: ChunkFetch
+  /** unset: fills release bytes as they arrive, as for titles without block lists */
+  crcs?: CrcsFetch | undefined
+}
+
+export interface FillEvents {
+  /** body bytes received (the overshoot of a cut request included) */
+  bytes(n: number): void
+  /** a segment's request failed with `err` and is asked again from byte `at` */
+  retry?(reason: RetryReason, err: CdnError, at: number): void
+  /** the block list could not be had: the fill goes on with the whole-chunk rule */
+  unlisted?(err: CdnError): void
 }
 
 interface Wake {
@@ -79,11 +94,14 @@ export class Fill {
   buf!: Buffer
   readonly done: Promise<Buffer>
   readonly createdAt = performance.now()
+  /** performance.now() by which the coalescer fails the fill: no resumption waits past it */
+  deadline = Infinity
   error: CdnError | null = null
   verified = false
-  private readonly segs: Segment[] = []
+  private readonly segs: Segments
   private readonly ac = new AbortController()
   private readonly hasher = createHash('sha256')
+  private readonly gate: BlockGate
   private hashed = 0
   private active = 0
   private wake: Wake | null = null
@@ -93,10 +111,12 @@ export class Fill {
 
   constructor(
     readonly ref: ChunkRef,
-    private readonly fetch: ChunkFetch,
+    private readonly upstream: FillUpstream,
     private readonly opts: FillOptions,
-    private readonly onBytes: (n: number) => void,
+    private readonly events: FillEvents,
   ) {
+    this.gate = new BlockGate(ref, upstream.crcs !== undefined)
+    this.segs = new Segments(ref.size)
     this.done = new Promise<Buffer>((resolve, reject) => { this.settle = { resolve, reject } })
     this.done.catch(noop)
   }
@@ -105,27 +125,28 @@ export class Fill {
     return this.ac.signal
   }
 
-  /** Allocates the buffer and starts fetching at `from` (the first reader's position). */
+  /** Allocates the buffer, asks for the block list, and starts fetching at `from` (the first reader's position). */
   start(from: number): void {
     if (this.started || this.error) return
     this.started = true
     this.buf = this.opts.alloc?.(this.ref.size) ?? Buffer.allocUnsafeSlow(this.ref.size)
-    this.launch(Math.min(Math.max(from, 0), this.ref.size - 1), this.ref.size)
+    if (this.gate.mode === 'pending') void this.list()
+    this.launch(this.gate.align(Math.min(Math.max(from, 0), this.ref.size - 1)), this.ref.size)
   }
 
   /**
    * The exclusive end of the bytes readable from `pos` on, or `pos` if byte
-   * `pos` is not. The chunk's last byte is readable only once the chunk is
-   * verified, so a response that covers the end of a chunk cannot complete on
-   * bytes that then fail the digest: it is cut instead.
+   * `pos` is not. Without a block list the chunk's last byte is readable only
+   * once the chunk is verified, so a response that covers the end of a chunk
+   * cannot complete on bytes that then fail the digest: it is cut instead.
    */
   availableFrom(pos: number): number {
-    const s = this.segAt(pos)
-    if (s === undefined || s.pos <= pos) return pos
-    return s.pos === this.ref.size && !this.verified ? Math.max(pos, s.pos - 1) : s.pos
+    const s = this.segs.at(pos)
+    if (s === undefined || s.ok <= pos) return pos
+    return s.ok === this.ref.size && !this.verified && this.gate.mode !== 'blocks' ? Math.max(pos, s.ok - 1) : s.ok
   }
 
-  /** Resolves once byte `pos` has arrived; starts or splits a segment if none will bring it soon. */
+  /** Resolves once byte `pos` is readable; starts or splits a segment if none will bring it soon. */
   async waitFor(pos: number): Promise<void> {
     for (;;) {
       if (this.error) throw this.error
@@ -146,72 +167,105 @@ export class Fill {
     w?.reject(err)
   }
 
-  private segAt(pos: number): Segment | undefined {
-    for (const s of this.segs) if (s.from <= pos && pos < s.to) return s
-    return undefined
-  }
-
   private ensureComing(pos: number): void {
     if (!this.started || this.active >= this.opts.maxSegments) return
-    const s = this.segAt(pos)
+    const s = this.segs.at(pos)
     if (s === undefined) {
-      this.launch(pos, this.gapEnd(pos))
+      this.launch(this.gate.align(pos), this.segs.gapEnd(pos))
     } else if (!s.done && pos - s.pos > this.opts.splitBytes) {
       // the reader is far ahead of the segment bringing its byte: it gets its own request from there
+      const at = this.gate.align(pos)
+      if (at <= s.pos) return
       const to = s.to
-      s.to = pos
-      this.launch(pos, to)
+      s.to = at
+      this.launch(at, to)
     }
-  }
-
-  /** The end of the gap that contains `pos`: the start of the next segment, or the chunk's end. */
-  private gapEnd(pos: number): number {
-    let end = this.ref.size
-    for (const s of this.segs) if (s.from > pos && s.from < end) end = s.from
-    return end
   }
 
   private launch(from: number, to: number): void {
-    const seg: Segment = { from, to, end: to, pos: from, done: false }
-    let i = 0
-    while (i < this.segs.length && this.segs[i]!.from < from) i++
-    this.segs.splice(i, 0, seg)
     this.active++
-    void this.run(seg)
+    void this.run(this.segs.add(from, to))
   }
 
+  /** Brings a segment's bytes, resuming its request after the failures worth it. */
   private async run(seg: Segment): Promise<void> {
     const what = `chunk ${chunkName(this.ref.contentId, this.ref.index)}`
-    try {
-      const body = await this.fetch(this.ref, seg.from, seg.end, this.ac.signal)
-      for await (const piece of body) {
+    for (let retry = 0; ; retry++) {
+      try {
+        await this.pump(seg, what)
+        break
+      } catch (err) {
         if (this.error) break
-        const n = Math.min(piece.length, seg.to - seg.pos)
-        piece.copy(this.buf, seg.pos, 0, n)
-        seg.pos += n
-        this.onBytes(piece.length)
-        this.advance()
-        // split: the rest belongs to a later segment; leaving the loop destroys this request
-        if (seg.pos >= seg.to && seg.to < seg.end) break
+        const e = translateUpstreamError(err, what, this.ac.signal)
+        const reason = retryReason(e)
+        // it broke off after the last byte this segment wants: nothing to ask again
+        if (reason !== undefined && seg.pos >= seg.to) break
+        const wait = this.opts.retryBackoffMs * 2 ** retry
+        if (reason === undefined || retry >= this.opts.retries || performance.now() + wait >= this.deadline) {
+          this.fail(e)
+          break
+        }
+        // from the end of the last verified block: the bytes after it are asked for again
+        seg.pos = Math.max(seg.ok, this.gate.resumeAt(seg.pos))
+        seg.end = seg.to
+        this.events.retry?.(reason, e, seg.pos)
+        try {
+          await sleep(wait, undefined, { signal: this.ac.signal })
+        } catch {
+          break // the fill ended meanwhile
+        }
       }
-      if (!this.error && seg.pos < seg.to) throw new UpstreamError(`upstream ended ${what} at byte ${seg.pos}, expected ${seg.to}`)
-    } catch (err) {
-      this.fail(translateUpstreamError(err, what, this.ac.signal))
-    } finally {
-      this.active--
     }
+    this.active--
     if (this.error) return
     seg.done = true
     this.next(seg.to)
   }
 
-  /** Hashes the contiguous prefix that has arrived, then wakes readers. */
+  /** One upstream request for [pos, end) of a segment, copied into `buf` and released as it verifies. */
+  private async pump(seg: Segment, what: string): Promise<void> {
+    const body = await this.upstream.chunk(this.ref, seg.pos, seg.end, this.ac.signal)
+    for await (const piece of body) {
+      if (this.error) break
+      const n = Math.min(piece.length, seg.to - seg.pos)
+      piece.copy(this.buf, seg.pos, 0, n)
+      seg.pos += n
+      this.events.bytes(piece.length)
+      seg.ok = this.gate.release(this.buf, seg.ok, seg.pos)
+      this.advance()
+      // split: the rest belongs to a later segment; leaving the loop destroys this request
+      if (seg.pos >= seg.to && seg.to < seg.end) break
+    }
+    if (!this.error && seg.pos < seg.to) throw new UpstreamCutError(`upstream ended ${what} at byte ${seg.pos}, expected ${seg.to}`, 'cut')
+  }
+
+  /** Fetches the block list; without one, the fill goes on with the whole-chunk rule. */
+  private async list(): Promise<void> {
+    try {
+      this.gate.listed(await this.upstream.crcs!(this.ref, this.ac.signal))
+    } catch (err) {
+      if (this.error) return
+      this.gate.unlisted()
+      this.events.unlisted?.(translateUpstreamError(err, `the block list of chunk ${chunkName(this.ref.contentId, this.ref.index)}`))
+    }
+    if (this.error) return
+    try {
+      for (const s of this.segs) s.ok = this.gate.release(this.buf, s.ok, s.pos)
+    } catch (err) {
+      return this.fail(err as CdnError)
+    }
+    this.advance()
+    // every segment ended while the list was on its way: verify now
+    if (this.active === 0) this.next(0)
+  }
+
+  /** Hashes the contiguous released prefix, then wakes readers. */
   private advance(): void {
     for (;;) {
-      const s = this.segAt(this.hashed)
-      if (s === undefined || s.pos <= this.hashed) break
-      this.hasher.update(this.buf.subarray(this.hashed, s.pos))
-      this.hashed = s.pos
+      const s = this.segs.at(this.hashed)
+      if (s === undefined || s.ok <= this.hashed) break
+      this.hasher.update(this.buf.subarray(this.hashed, s.ok))
+      this.hashed = s.ok
     }
     const w = this.wake
     if (w) {
@@ -223,15 +277,10 @@ export class Fill {
   /** After a segment ends: fetch the next gap at or after `after` (wrapping around), or verify when there is none. */
   private next(after: number): void {
     if (this.active > 0) return
-    const gaps: number[] = []
-    let pos = 0
-    for (const s of this.segs) {
-      if (s.from > pos) gaps.push(pos)
-      pos = s.to
-    }
-    if (pos < this.ref.size) gaps.push(pos)
-    const gap = gaps.find(g => g >= after) ?? gaps[0]
-    if (gap !== undefined) return this.launch(gap, this.gapEnd(gap))
+    const gap = this.segs.nextGap(after)
+    if (gap !== undefined) return this.launch(gap, this.segs.gapEnd(gap))
+    // every byte is here, but none is released until the block list arrives: list() comes back here
+    if (this.gate.mode === 'pending') return
     this.advance()
     const sha = this.hasher.digest('hex')
     if (this.hashed !== this.ref.size || sha !== this.ref.sha256) {

@@ -3,18 +3,22 @@ import { CdnError, NotFoundError, UpstreamError, UpstreamTimeoutError } from '..
 import { chunkName } from '../../lib/ids.js'
 import { parseManifest, type Manifest } from '../../lib/manifest.js'
 import { digestFromHeader } from '../../lib/digest.js'
+import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import type { ChunkRef } from '../title.js'
 
 /**
  * The edge's client for its upstream (the router), over one undici pool:
- *   GET {base}/v1/content/{id}/meta            → the manifest
- *   GET {base}/v1/content/{id}/chunks/{index}  → a whole chunk, or a Range of it (206)
+ *   GET {base}/v1/content/{id}/meta                 → the manifest
+ *   GET {base}/v1/content/{id}/chunks/{index}       → a whole chunk, or a Range of it (206)
+ *   GET {base}/v1/content/{id}/chunks/{index}/crcs  → the chunk's block list, checked against the manifest
  * Every failure leaves here as a CdnError that says what to do: 404 for a title
  * the upstream does not have, 504 for a timeout, 502 for anything else,
- * including a response that does not match the manifest we hold. The connect
- * and headers timeouts and the idle timeout between body pieces are undici's;
- * a fill's overall deadline is its own AbortSignal.
+ * including a response that does not match the manifest we hold. Those a new
+ * request may not meet (a reset, a body that ends early, a 502/503 of the
+ * router's own, a timeout) are told apart by `retryReason`: a fill resumes
+ * them. The connect and headers timeouts and the idle timeout between body
+ * pieces are undici's; a fill's overall deadline is its own AbortSignal.
  */
 export interface UpstreamOptions {
   baseUrl: string
@@ -32,6 +36,30 @@ export class UpstreamVersionError extends CdnError {
   constructor(what: string, detail: string) {
     super(`upstream has another version of ${what}: ${detail}`, { code: 'CDN_ERR_UPSTREAM_VERSION', statusCode: 502, source: 'upstream', retryable: true })
   }
+}
+
+/**
+ * The upstream broke off or refused for now: the connection failed or reset,
+ * the body ended short (`cut`), or the router answered 502/503 (`status`).
+ * The same request again may well succeed.
+ */
+export class UpstreamCutError extends UpstreamError {
+  override name = 'UpstreamCutError'
+  constructor(message: string, readonly reason: 'cut' | 'status', options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
+export type RetryReason = 'cut' | 'status' | 'timeout'
+
+/**
+ * Why asking the upstream again may help, or undefined when it cannot: a 404,
+ * a refused credential, another version of the title, an answer that does not
+ * match the manifest, corrupt bytes that arrived whole.
+ */
+export function retryReason(err: CdnError): RetryReason | undefined {
+  if (err instanceof UpstreamCutError) return err.reason
+  return err.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout' : undefined
 }
 
 const MAX_META_BYTES = 16 * 1024 ** 2 // a manifest lists 65 bytes per chunk: ample for any title
@@ -108,6 +136,35 @@ export class Upstream {
     return res.body
   }
 
+  /**
+   * The chunk's block list (a CRC32C per 64 KiB block, 4 bytes each), refused
+   * unless its SHA-256 is the one the manifest gives for the chunk.
+   */
+  async crcs(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+    const what = `the block list of chunk ${chunkName(ref.contentId, ref.index)}`
+    const res = await this.send(`${this.prefix}/v1/content/${ref.contentId}/chunks/${ref.index}/crcs`, {}, 'crcs', what, signal)
+    if (res.statusCode !== 200) throw await this.statusError(res, 'crcs', what)
+    const fail = (err: CdnError) => {
+      res.body.destroy()
+      this.metrics.upstreamRequests.inc({ kind: 'crcs', result: 'error' })
+      return err
+    }
+    const etag = res.headers.etag
+    if (typeof etag === 'string' && etag !== `"${ref.sha256}"`) throw fail(new UpstreamVersionError(what, `etag ${etag}, manifest says "${ref.sha256}"`))
+    const bytes = 4 * Math.ceil(ref.size / BLOCK_SIZE)
+    if (Number(res.headers['content-length']) !== bytes) throw fail(new UpstreamError(`upstream sent ${what} with content-length ${res.headers['content-length']}, expected ${bytes}`))
+    let crcs: Buffer
+    try {
+      crcs = await readBytes(res.body, bytes)
+    } catch (err) {
+      throw fail(translateUpstreamError(err, what, signal))
+    }
+    if (crcs.length !== bytes || blockListDigest(crcs) !== ref.blocks)
+      throw fail(new UpstreamError(`upstream sent ${what} that does not match the manifest (${crcs.length} bytes, sha256 ${blockListDigest(crcs)}, manifest says ${ref.blocks})`))
+    this.metrics.upstreamRequests.inc({ kind: 'crcs', result: 'ok' })
+    return crcs
+  }
+
   private async send(path: string, headers: Record<string, string>, kind: string, what: string, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
     try {
       return await this.pool.request({ path, method: 'GET', headers: { ...this.auth, ...headers }, signal: signal ?? null })
@@ -129,6 +186,7 @@ export class Upstream {
     const s = res.statusCode
     this.metrics.upstreamRequests.inc({ kind, result: s === 504 ? 'timeout' : 'error' })
     if (s === 504) return new UpstreamTimeoutError(`${what} (the upstream's own upstream timed out${detail})`)
+    if (s === 502 || s === 503) return new UpstreamCutError(`upstream answered ${s} for ${what}${detail}`, 'status')
     const hint = s === 401 || s === 403 ? ' (check edge.upstreamTokenFile or REELCDN_EDGE_UPSTREAM_TOKEN)' : ''
     return new UpstreamError(`upstream answered ${s} for ${what}${detail}${hint}`)
   }
@@ -145,10 +203,15 @@ export function translateUpstreamError(err: unknown, what: string, signal?: Abor
   const code = (err as { code?: string }).code
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
     return new UpstreamTimeoutError(`${what} (${code})`, { cause: err })
-  return new UpstreamError(`upstream request for ${what} failed: ${code ?? (err as Error).message}`, { cause: err })
+  // the connection failed or broke off (a reset, a refused connect, a socket closed mid-body)
+  return new UpstreamCutError(`upstream request for ${what} failed: ${code ?? (err as Error).message}`, 'cut', { cause: err })
 }
 
 async function readLimited(body: ChunkBody, max: number): Promise<string> {
+  return (await readBytes(body, max)).toString('utf8')
+}
+
+async function readBytes(body: ChunkBody, max: number): Promise<Buffer> {
   const parts: Buffer[] = []
   let n = 0
   for await (const piece of body as AsyncIterable<Buffer>) {
@@ -159,5 +222,5 @@ async function readLimited(body: ChunkBody, max: number): Promise<string> {
     }
     parts.push(piece)
   }
-  return Buffer.concat(parts, n).toString('utf8')
+  return Buffer.concat(parts, n)
 }

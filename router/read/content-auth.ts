@@ -5,7 +5,7 @@ import { requestToken, verifyToken, type KeyRing } from '../../lib/tokens.js'
 
 /**
  * Who may read a title from the router (`GET`/`HEAD /v1/content/{id}`,
- * `/meta`, `/chunks/{i}`). Two kinds of reader reach these routes:
+ * `/meta`, `/chunks/{i}`, `/chunks/{i}/crcs`). Two kinds of reader reach these routes:
  *   - edges filling their cache: they send their upstream credential
  *     (`REELCDN_EDGE_UPSTREAM_TOKEN`), which is the router's read token or its
  *     admin token, as `Authorization: Bearer`; they hold no play token;

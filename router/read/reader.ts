@@ -206,6 +206,22 @@ export class ChunkReader {
   private async blockList(m: Manifest, index: number, order: ShardClient[]): Promise<Buffer | undefined> {
     const want = m.blocks?.[index]
     if (!this.verifyBlocks || want === undefined) return undefined
+    return this.checkedList(m, index, want, order)
+  }
+
+  /**
+   * The chunk's block CRCs checked against the manifest, as edges fetch them
+   * to verify their fills block by block (GET /v1/content/{id}/chunks/{i}/crcs);
+   * undefined when the manifest has no block lists. Whatever router.verifyBlocks
+   * says: the edge asks for a list to check its own bytes with.
+   */
+  async verifiedBlockList(m: Manifest, index: number): Promise<Buffer | undefined> {
+    const want = m.blocks?.[index]
+    if (want === undefined) return undefined
+    return this.checkedList(m, index, want, this.cluster.readOrder(chunkKey(storageId(m.contentId, m.version), index)))
+  }
+
+  private async checkedList(m: Manifest, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
     const have = this.lists.get(want)
     if (have) return have
     // one fetch per chunk in flight; keyed by chunk too, as two titles with the same bytes share the digest, not the owners

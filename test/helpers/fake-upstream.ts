@@ -3,19 +3,22 @@ import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { digestHeader } from '../../lib/digest.js'
+import { blockCrcs } from '../../lib/block-hasher.js'
 import { chunkLength, type Manifest } from '../../lib/manifest.js'
 import { parseRange } from '../../lib/range.js'
 import { manifestFor, type TitleOptions } from './titles.js'
 
 /**
  * A test upstream speaking the router's edge-facing contract
- *   GET /v1/content/{id}/meta, GET /v1/content/{id}/chunks/{index} (Range → 206)
+ *   GET /v1/content/{id}/meta, GET /v1/content/{id}/chunks/{index} (Range → 206),
+ *   GET /v1/content/{id}/chunks/{index}/crcs (the block list, for titles added with `blocks: true`)
  * over titles held in memory, with faults a test can inject per chunk and
  * barriers to order events without sleeping:
  *   hold(id, i, atByte)  send `atByte` bytes, then wait for release(id, i); held(id, i) resolves when it waits
  *   hang(id, i)          never answer (the edge's timeouts must fire)
  *   reset(id, i, at)     destroy the connection after `at` body bytes
  *   corrupt(id, i)       flip one byte in the body while the headers claim the right digest
+ *   status               answer the chunk request with this error status (502, 503: the router's own failures)
  *   throttle(bps)        pace every chunk body at `bps` bytes per second
  *   requested(n, id?, i?) resolves once n chunk requests (matching) have arrived
  * `log` lists every chunk request (with its Range), `sent(id, i)` the body bytes written.
@@ -25,6 +28,7 @@ export interface Fault {
   hang?: boolean
   resetAt?: number
   corrupt?: boolean
+  status?: number
   /** applies to the next request only, then the fault is cleared */
   once?: boolean
 }
@@ -43,6 +47,8 @@ interface Title {
 export class FakeUpstream {
   readonly log: ChunkRequest[] = []
   readonly metaLog: string[] = []
+  /** block-list requests, as `id/index` */
+  readonly crcsLog: string[] = []
   private readonly titles = new Map<string, Title>()
   private readonly faults = new Map<string, Fault>()
   private readonly gates = new Map<string, { released: Promise<void>; release: () => void; waiting: (() => void)[]; holding: number }>()
@@ -140,9 +146,10 @@ export class FakeUpstream {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
       return void res.end(text)
     }
-    const m = /^\/v1\/content\/([^/]+)\/(meta|chunks\/(\d+))$/.exec(req.url ?? '')
+    const m = /^\/v1\/content\/([^/]+)\/(meta|chunks\/(\d+)(\/crcs)?)$/.exec(req.url ?? '')
     if (!m || req.method !== 'GET') return error(res, 404, 'CDN_ERR_NOT_FOUND', `route ${req.url} not found`)
     const title = this.titles.get(m[1]!)
+    if (m[4] !== undefined) return this.crcs(res, title, m[1]!, Number(m[3]))
     if (m[2] === 'meta') {
       this.metaLog.push(m[1]!)
       if (!title) return error(res, 404, 'CDN_ERR_NOT_FOUND', `title ${m[1]} not found`)
@@ -162,6 +169,7 @@ export class FakeUpstream {
     const fault = this.faults.get(key) ?? {}
     if (fault.once) this.faults.delete(key)
     if (fault.hang) return // never answer; close() cuts it
+    if (fault.status !== undefined) return error(res, fault.status, 'CDN_ERR_UPSTREAM', `the upstream's own upstream failed (${fault.status})`)
     const cs = title.manifest.chunkSize
     let chunk = title.bytes.subarray(index * cs, index * cs + chunkLength(title.manifest, index))
     if (fault.corrupt) {
@@ -178,6 +186,15 @@ export class FakeUpstream {
     })
     res.flushHeaders() // a hold at byte 0 still sends the headers
     await this.body(res, key, chunk, r.start, r.end + 1, fault)
+  }
+
+  private crcs(res: ServerResponse, title: Title | undefined, contentId: string, index: number): void {
+    this.crcsLog.push(`${contentId}/${index}`)
+    if (!title || index >= title.manifest.chunks.length || !title.manifest.blocks) return error(res, 404, 'CDN_ERR_NOT_FOUND', `the block list of ${contentId}/${index} not found`)
+    const cs = title.manifest.chunkSize
+    const crcs = blockCrcs(title.bytes.subarray(index * cs, index * cs + chunkLength(title.manifest, index)))
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': crcs.length, etag: `"${title.manifest.chunks[index]}"` })
+    res.end(crcs)
   }
 
   private async body(res: ServerResponse, key: string, chunk: Buffer, from: number, to: number, fault: Fault): Promise<void> {

@@ -1,5 +1,6 @@
 import { createCipheriv, createHash } from 'node:crypto'
 import type { Manifest } from '../../lib/manifest.js'
+import { blockCrcs, blockListDigest } from '../../lib/block-hasher.js'
 
 /**
  * Test titles: deterministic bytes (AES-CTR keystream of a seed, fast and
@@ -15,12 +16,17 @@ export interface TitleOptions {
   contentType?: string
   title?: string
   version?: string
+  /** list each chunk's block-list digest (`blocks`), as the router's ingest does; off: a title ingested before block lists */
+  blocks?: boolean
 }
 
 export function manifestFor(contentId: string, bytes: Buffer, o: TitleOptions): Manifest {
   const chunks: string[] = []
-  for (let off = 0; off < bytes.length; off += o.chunkSize)
+  const blocks: string[] = []
+  for (let off = 0; off < bytes.length; off += o.chunkSize) {
     chunks.push(createHash('sha256').update(bytes.subarray(off, off + o.chunkSize)).digest('hex'))
+    if (o.blocks) blocks.push(blockListDigest(blockCrcs(bytes.subarray(off, off + o.chunkSize))))
+  }
   return {
     contentId,
     version: o.version ?? 'v1',
@@ -28,6 +34,7 @@ export function manifestFor(contentId: string, bytes: Buffer, o: TitleOptions): 
     chunkSize: o.chunkSize,
     sha256: createHash('sha256').update(bytes).digest('hex'),
     chunks,
+    ...(o.blocks ? { blocks } : {}),
     contentType: o.contentType ?? 'video/mp4',
     title: o.title ?? contentId,
     categories: ['test'],

@@ -154,7 +154,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       await server.http.listenRelay(relayPath, secret)
       // of the environment, a thread needs only the play-token keys (edge.requireToken)
       const env = { REELCDN_TOKEN_KEYS: (opts.env ?? process.env).REELCDN_TOKEN_KEYS }
-      threads = new ServeThreads(cfg.serveThreads, { relayPath, secret, config, env, sessions: !!(hooks.position || hooks.read), flushMs: 10 },
+      threads = new ServeThreads(cfg.serveThreads, { relayPath, secret, config, env, sessions: !!(hooks.position || hooks.read), flushMs: 10, allow: server.http.allowed },
         batchApplier({ metrics, http: server.http, meta, reader, demand, logger }), logger)
       ram.watcher = threads
       meta.watcher = threads

@@ -99,10 +99,11 @@ export class DigestMismatchError extends CdnError {
   }
 }
 
+/** No room for the bytes: `source` is 'storage' when the disk is short (an operator's matter), 'client' when the request's timing or size is. */
 export class InsufficientStorageError extends CdnError {
   override name = 'InsufficientStorageError'
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source: 'storage', retryable: true }, options)
+  constructor(message: string, options?: ErrorOptions, source: 'storage' | 'client' = 'storage') {
+    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source, retryable: true }, options)
   }
 }
 
@@ -179,7 +180,7 @@ export class UpstreamCorruptError extends CdnError {
 /** The player went away mid-response: nothing to answer, nothing to log (nginx's 499). */
 export class ClientClosedError extends CdnError {
   override name = 'ClientClosedError'
-  constructor(detail = 'the client closed the connection') {
-    super(detail, { code: 'CDN_ERR_CLIENT_GONE', statusCode: 499, source: 'client' })
+  constructor(detail = 'the client closed the connection', options?: ErrorOptions) {
+    super(detail, { code: 'CDN_ERR_CLIENT_GONE', statusCode: 499, source: 'client' }, options)
   }
 }

@@ -6,9 +6,12 @@ import { randomBytes } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Logger } from './logger.js'
 import type { Config } from './config.js'
-import { BadRequestError, CdnError, ConfigError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
+import { BadRequestError, CdnError, ClientClosedError, ConfigError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
 import { httpMetrics, type HttpMetrics } from './metrics.js'
 import { tokensEqual } from './auth.js'
+import { checkRequest, guardServer, KNOWN_METHODS, reasonOf } from './http-conformance.js'
+
+export { checkRequest, guardServer }
 
 /**
  * The HTTP shell every service shares: routing, request ids, errors as JSON,
@@ -53,6 +56,7 @@ export interface ServiceOptions {
 const bootId = randomBytes(4).toString('hex')
 let seq = 0
 const UNMATCHED = { route: 'unmatched' }
+const SERVER_WIDE = { route: '*' }
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** The options every service's listener uses (timeouts, header size, no Nagle). */
@@ -65,43 +69,15 @@ export function httpServerOptions(h: Config['http']): http.ServerOptions {
     // how often Node checks the header and request timeouts (its default, 30 s, would let a slowloris linger)
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(h.headersTimeoutMs / 4))),
     noDelay: true,
+    // checkRequest answers a missing Host with the JSON error every other refusal has (Node's own 400 has no body)
+    requireHostHeader: false,
   }
-}
-
-/** Connection limits and the answer to malformed requests, on any listener that faces clients. */
-export function guardServer(server: http.Server, h: Config['http']): void {
-  // counted by us so an excess is a 431, where Node would silently drop the extra fields
-  server.maxHeadersCount = 0
-  server.maxConnections = h.maxConnections
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    // Malformed requests (bad framing, oversized headers, smuggling attempts): answer and close.
-    if (!socket.writable) return socket.destroy()
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-    const body = JSON.stringify({ error: { code: 'CDN_ERR_BAD_REQUEST', message: `malformed request: ${err.code ?? err.message}` } })
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
-    // the server socket allows half-open connections: without this a client that keeps writing keeps it open
-    ;(socket as import('node:net').Socket).destroySoon()
-  })
 }
 
 /** The request's id: the client's `x-request-id` if it is sane, else a new one (unique per process and thread). */
 export function requestId(req: IncomingMessage): string {
   const given = req.headers['x-request-id']
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : `${bootId}-${(++seq).toString(36)}`
-}
-
-/** What HttpService refuses before routing: another HTTP version, an over-long target, too many header fields. */
-export function requestLimitError(req: IncomingMessage, h: Config['http']): CdnError | undefined {
-  if (req.httpVersionMajor !== 1) {
-    return new CdnError(`HTTP/${req.httpVersion} is not supported: speak HTTP/1.1`, { code: 'CDN_ERR_HTTP_VERSION', statusCode: 505, source: 'client' })
-  }
-  const url = req.url ?? '/'
-  if (url.length > h.maxUrlBytes || req.rawHeaders.length > 2 * h.maxHeaders) {
-    const tooLong = url.length > h.maxUrlBytes
-    return new CdnError(tooLong ? `request target longer than ${h.maxUrlBytes} bytes` : `more than ${h.maxHeaders} header fields`,
-      { code: 'CDN_ERR_REQUEST_TOO_LARGE', statusCode: tooLong ? 414 : 431, source: 'client' })
-  }
-  return undefined
 }
 
 const PEER = Symbol('peer')
@@ -123,6 +99,8 @@ export class HttpService {
   readonly server: http.Server
   readonly metrics: HttpMetrics
   private readonly routes: Compiled[]
+  /** the methods some route takes: what `OPTIONS *` and the answer to CONNECT list in Allow */
+  readonly allowed: string
   private inflight = 0
   private draining = false
   private relay: http.Server | undefined
@@ -130,12 +108,18 @@ export class HttpService {
   constructor(private readonly opts: ServiceOptions) {
     this.metrics = httpMetrics(opts.registry, () => this.inflight)
     this.routes = [...opts.routes, ...this.builtins()].map(compile)
+    this.allowed = [...KNOWN_METHODS].filter(m => this.routes.some(r => r.allow.includes(m))).join(', ')
     const h = opts.http
     const handler = (req: IncomingMessage, res: ServerResponse) => { void this.handle(req, res) }
     this.server = h.tlsCertFile
       ? https.createServer({ ...httpServerOptions(h), ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
       : http.createServer(httpServerOptions(h), handler)
-    guardServer(this.server, h)
+    guardServer(this.server, h, { allow: () => this.allowed, refused: reason => this.refusedClient(reason) })
+  }
+
+  /** Counts a request refused, or cut, for a cause on the client's side. */
+  refusedClient(reason: string): void {
+    this.metrics.clientErrors.inc({ reason })
   }
 
   private builtins(): Route[] {
@@ -165,12 +149,15 @@ export class HttpService {
     const start = performance.now()
     const id = requestId(req)
     res.setHeader('x-request-id', id)
-    const url = req.url ?? '/'
-    const refused = (req as IncomingMessage & { [PEER]?: string })[PEER] === undefined ? requestLimitError(req, this.opts.http) : undefined
+    // a relayed request was checked by the serve thread, as its client sent it
+    const refused = (req as IncomingMessage & { [PEER]?: string })[PEER] === undefined ? checkRequest(req, this.opts.http) : undefined
     if (refused !== undefined) {
       res.shouldKeepAlive = false
+      this.refusedClient(reasonOf(refused.code))
       return sendError(res, refused, this.opts.logger, id)
     }
+    // after checkRequest, which rewrites an absolute-form target to origin-form
+    const url = req.url ?? '/'
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
     const query = q < 0 ? '' : url.slice(q + 1)
@@ -188,15 +175,24 @@ export class HttpService {
       const secs = (performance.now() - start) / 1000
       this.account(routeName, routeLabels, req.method ?? '', status, secs, res.writableFinished)
       // a failure after the headers leaves a 2xx status and a cut body: still a server fault
-      const fault = failure !== undefined && failure.statusCode >= 500 ? failure : undefined
+      const fault = failure !== undefined && operatorMustAct(failure) ? failure : undefined
       if (this.opts.logRequests || status >= 500 || fault) {
         const line = { reqId: id, method: req.method, url: logUrl(url), status, ms: Math.round(secs * 1000), finished: res.writableFinished }
         if (fault) this.opts.logger.error({ ...line, err: fault, code: fault.code }, 'request')
+        // the client's doing (a version or method we do not speak, an abort, a 507 of its making): no stack, no warning
+        else if (failure?.source === 'client') this.opts.logger.info({ ...line, code: failure.code }, 'request')
         else this.opts.logger[status >= 500 ? 'warn' : 'info'](line, 'request')
       }
       if (this.draining) res.shouldKeepAlive = false
     })
     try {
+      if (path === '*') {
+        // OPTIONS * (checkRequest refused * with any other method): what the server as a whole takes
+        routeName = '*'
+        routeLabels = SERVER_WIDE
+        res.writeHead(204, { allow: this.allowed })
+        return void res.end()
+      }
       const segs = path.split('/')
       let found: Compiled | undefined
       let params: string[] = []
@@ -220,8 +216,13 @@ export class HttpService {
       await handler(req, res, { params, query, route: found.name, id })
     } catch (err) {
       failure = toCdnError(err)
+      // an unclassified failure once the client has gone (a write to its closed socket, its upload cut): the client's doing
+      if (failure.code === 'CDN_ERR_INTERNAL' && (closed || res.destroyed || (req.destroyed && !req.complete))) {
+        failure = new ClientClosedError(`the client left: ${failure.message}`, { cause: err })
+      }
+      if (failure.source === 'client') this.refusedClient(reasonOf(failure.code))
       // the client left before the handler failed: the request's line is written already
-      if (closed && failure.statusCode >= 500) this.opts.logger.error({ reqId: id, err: failure, code: failure.code }, failure.message)
+      if (closed && operatorMustAct(failure)) this.opts.logger.error({ reqId: id, err: failure, code: failure.code }, failure.message)
       answerError(res, failure)
     }
   }
@@ -331,6 +332,11 @@ export function readTls(certFile: string, keyFile: string): { cert: Buffer; key:
 function compile(r: Route): Compiled {
   const allow = Object.keys(r.methods)
   if (allow.includes('GET') && !allow.includes('HEAD')) allow.push('HEAD')
+  // every route answers OPTIONS (HttpService.handle does, when the route has no handler of its own)
+  if (!allow.includes('OPTIONS')) allow.push('OPTIONS')
+  // in one order everywhere (an edge's CORS preflight lists its own): RFC 9110's
+  const order = [...KNOWN_METHODS]
+  allow.sort((a, b) => order.indexOf(a) - order.indexOf(b))
   return { name: r.path, labels: { route: r.path }, segments: r.path.split('/').map(s => (s.startsWith(':') ? null : s)), methods: r.methods, allow }
 }
 
@@ -358,10 +364,23 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(res.req.method === 'HEAD' ? undefined : text)
 }
 
+/**
+ * Whether a failure is for an operator to act on, and so logged at level 50
+ * with its stack: one on our side (server, storage, upstream, config) that
+ * failed the request. A client's mistake, abort or missing credential, or a
+ * 5xx of its making (505, 501, a 507 its uploads caused), is not: that is
+ * logged at info without a stack and counted in
+ * reelcdn_http_client_errors_total.
+ */
+export function operatorMustAct(e: CdnError): boolean {
+  return e.source !== 'client' && e.statusCode >= 500
+}
+
 /** Answers an error as JSON, or, once headers are out, cuts the connection so the client sees a short body. */
 export function sendError(res: ServerResponse, err: unknown, logger: Logger, reqId: string): void {
   const e = toCdnError(err)
-  if (e.statusCode >= 500) logger.error({ reqId, err: e, code: e.code }, e.message)
+  if (operatorMustAct(e)) logger.error({ reqId, err: e, code: e.code }, e.message)
+  else if (e.statusCode >= 500) logger.info({ reqId, method: res.req.method, url: logUrl(res.req.url ?? ''), status: e.statusCode, code: e.code }, e.message)
   answerError(res, e)
 }
 

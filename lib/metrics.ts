@@ -72,6 +72,9 @@ export function httpMetrics(registry: Registry, inflight: () => number) {
       collect() { this.set(inflight()) } }),
     aborted: new Counter({ name: 'reelcdn_http_responses_aborted_total', help: 'Responses cut short: the client left or the body failed after the headers',
       labelNames: ['route'] as const, registers: [registry] }),
+    clientErrors: new Counter({ name: 'reelcdn_http_client_errors_total',
+      help: 'Requests refused or cut for a cause on the client\'s side (malformed, unsupported, over a limit, unauthorized, gone), by reason: the error code without CDN_ERR_',
+      labelNames: ['reason'] as const, registers: [registry] }),
   }
 }
 export type HttpMetrics = ReturnType<typeof httpMetrics>
@@ -202,7 +205,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     purges: new Counter({ name: 'reelcdn_edge_purges_total', help: 'Titles purged by DELETE /v1/cache/{contentId}', registers: [registry] }),
     blocked: new Gauge({ name: 'reelcdn_edge_responses_blocked', help: 'Player responses waiting for their player to read (backpressure)', registers: [registry],
       collect() { if (probes.blocked) this.set(probes.blocked()) } }),
-    threadRequests: new Counter({ name: 'reelcdn_edge_serve_thread_requests_total', help: 'Requests the serve threads (edge.serveThreads) took: served (answered from RAM by the thread) or relayed (passed to the main thread)',
+    threadRequests: new Counter({ name: 'reelcdn_edge_serve_thread_requests_total', help: 'Requests the serve threads (edge.serveThreads) took: served (answered from RAM by the thread), relayed (passed to the main thread) or refused (malformed or unsupported, answered by the thread)',
       labelNames: ['outcome'] as const, registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
   }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { randomBytes } from 'node:crypto'
-import { PreconditionFailedError, RangeNotSatisfiableError } from './errors.js'
+import { ClientClosedError, PreconditionFailedError, RangeNotSatisfiableError } from './errors.js'
 import { contentRange, multipartPlan, parseRange, type ByteRange, type MultipartPlan } from './range.js'
 
 /**
@@ -153,9 +153,9 @@ export async function sendPlanned(res: ServerResponse, plan: ResponsePlan, size:
 /** Resolves when the response can take more data, or rejects when the client has gone. */
 export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (res.destroyed) return reject(new Error('client closed the connection'))
+    if (res.destroyed) return reject(new ClientClosedError())
     const onDrain = () => { res.off('close', onClose); resolve() }
-    const onClose = () => { res.off('drain', onDrain); reject(new Error('client closed the connection')) }
+    const onClose = () => { res.off('drain', onDrain); reject(new ClientClosedError()) }
     res.once('drain', onDrain)
     res.once('close', onClose)
   })

@@ -147,7 +147,11 @@ export class OriginServer {
     const { free } = await this.disk()
     if (free - this.reserved - need < this.cfg.reserveBytes) {
       this.metrics.puts.inc({ result: 'no_space' })
-      throw new InsufficientStorageError(`storing ${name} (${need} bytes) would leave less than the reserve of ${this.cfg.reserveBytes} bytes free (${free - this.reserved} free)`)
+      // the disk itself has room for this upload, taken for the moment by uploads in flight: the clients' timing,
+      // to retry, not the operator's to act on (logged at info, not 50); else the disk is short of space
+      const inFlight = free - need >= this.cfg.reserveBytes
+      throw new InsufficientStorageError(`storing ${name} (${need} bytes) would leave less than the reserve of ${this.cfg.reserveBytes} bytes free (${free - this.reserved} free${inFlight ? `, ${this.reserved} held by uploads in flight: retry` : ''})`,
+        undefined, inFlight ? 'client' : 'storage')
     }
     this.reserved += need
     let got

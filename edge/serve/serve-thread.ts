@@ -4,7 +4,8 @@ import { fork } from 'node:child_process'
 import { pipeline } from 'node:stream'
 import { parentPort, workerData } from 'node:worker_threads'
 import { LRUCache } from 'lru-cache'
-import { guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, requestLimitError, sendJson } from '../../lib/http.js'
+import { checkRequest, guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, sendJson } from '../../lib/http.js'
+import { reasonOf } from '../../lib/http-conformance.js'
 import { parseContentId } from '../../lib/ids.js'
 import { RESPONSE_KINDS } from '../../lib/metrics.js'
 import { hasBody, planResponse, sendPlanned } from '../../lib/representation.js'
@@ -49,7 +50,7 @@ let draining = false
 function emptyBatch(): Batch {
   const responses = {} as Batch['responses']
   for (const k of RESPONSE_KINDS) responses[k] = 0
-  return { responses, served: 0, relayed: 0, reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
+  return { responses, served: 0, relayed: 0, refused: 0, clientErrors: [], reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
 }
 let batch = emptyBatch()
 let dirty = false
@@ -70,14 +71,23 @@ function post(m: ToMain): void {
   port.postMessage(m)
 }
 
+/** A request this thread refused itself (checkRequest, the parser, CONNECT, an expectation), counted as the main thread counts its own. */
+function refused(reason: string): void {
+  batch.refused++
+  batch.clientErrors.push(reason)
+  dirty = true
+}
+
 const agent = new http.Agent({ keepAlive: true })
 const handler = (req: IncomingMessage, res: ServerResponse) => {
   if (draining) res.shouldKeepAlive = false
-  const refused = requestLimitError(req, h)
-  if (refused !== undefined) {
-    // answered here (the relayed request would no longer show what was wrong with it), and, as the main thread does, not counted
+  // also rewrites an absolute-form target to origin-form, which is what the relay passes on
+  const refusal = checkRequest(req, h)
+  if (refusal !== undefined) {
+    // answered here: the relayed request would no longer show what was wrong with it
     res.shouldKeepAlive = false
-    return sendJson(res, refused.statusCode, { error: { code: refused.code, message: refused.message } }, { 'x-request-id': requestId(req) })
+    refused(reasonOf(refusal.code))
+    return sendJson(res, refusal.statusCode, { error: { code: refusal.code, message: refusal.message } }, { 'x-request-id': requestId(req) })
   }
   const url = req.url ?? '/'
   try {
@@ -91,7 +101,7 @@ const handler = (req: IncomingMessage, res: ServerResponse) => {
 const server = h.tlsCertFile
   ? https.createServer({ ...httpServerOptions(h), ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
   : http.createServer(httpServerOptions(h), handler)
-guardServer(server, h)
+guardServer(server, h, { allow: () => init.allow, refused })
 server.on('error', err => post({ t: 'error', message: `listener: ${err.message}` }))
 
 /** Answers the request from memory if it can (true), before writing anything otherwise (false). */
@@ -155,6 +165,7 @@ function account(req: IncomingMessage, res: ServerResponse, t0: number, route: s
     const secs = (performance.now() - t0) / 1000
     batch.http.push(route, req.method ?? '', res.statusCode, secs, res.writableFinished ? 1 : 0)
     if (cfg.log.requests) batch.log.push(reqId, req.method ?? '', req.url ?? '', res.statusCode, Math.round(secs * 1000), res.writableFinished ? 1 : 0)
+    if (!res.writableFinished) batch.clientErrors.push('client_gone')
     dirty = true
   })
 }
@@ -170,6 +181,7 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
   headers[RELAY_PEER_HEADER] = req.socket.remoteAddress ?? ''
   const t0 = performance.now()
   let answered = false
+  let gone = false
   const up = http.request({ agent, socketPath: init.relayPath, method: req.method, path: req.url, headers, setHost: false })
   up.on('response', ans => {
     answered = true
@@ -188,6 +200,8 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
   up.on('error', err => {
     // an answer is on its way (the main thread may answer before reading a request body, then close): let it finish
     if (answered) return
+    // the client left, and the relay was cut for it: nothing failed on our side
+    if (gone) return
     if (res.headersSent) return void res.destroy()
     const reqId = requestId(req)
     post({ t: 'error', message: `relay to the main thread failed (request ${reqId}): ${(err as NodeJS.ErrnoException).code ?? err.message}` })
@@ -196,7 +210,12 @@ function relay(req: IncomingMessage, res: ServerResponse): void {
     cors(res, cfg.edge.corsOrigin)
     sendJson(res, 502, { error: { code: 'CDN_ERR_RELAY', message: 'the edge could not pass the request to its main thread' } }, { 'x-request-id': reqId })
   })
-  res.on('close', () => { if (!res.writableFinished) up.destroy() })
+  res.on('close', () => {
+    if (res.writableFinished) return
+    gone = true
+    if (!answered) { batch.clientErrors.push('client_gone'); dirty = true }
+    up.destroy()
+  })
   req.pipe(up)
 }
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', RELAY_SECRET_HEADER, RELAY_PEER_HEADER])

@@ -47,6 +47,8 @@ export interface ThreadInit {
   /** whether hits carry a session id (session-aware policy or request log on) */
   sessions: boolean
   flushMs: number
+  /** the methods the edge takes on some route (HttpService.allowed): the Allow of a thread's answer to CONNECT */
+  allow: string
 }
 
 export interface Batch {
@@ -54,6 +56,10 @@ export interface Batch {
   /** requests answered by the thread / passed to the main thread */
   served: number
   relayed: number
+  /** requests the thread refused itself (malformed, unsupported) */
+  refused: number
+  /** the reasons of the requests refused or cut on the client's side (reelcdn_http_client_errors_total) */
+  clientErrors: string[]
   reads: number
   bytes: number
   stalls: number
@@ -211,6 +217,8 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
     for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
     if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
     if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
+    if (b.refused > 0) m.threadRequests.inc({ outcome: 'refused' }, b.refused)
+    for (const reason of b.clientErrors) http.refusedClient(reason)
     m.hot.reads.ram_hit.n += b.reads
     m.hot.bytes.ram_hit.n += b.bytes
     m.hot.meta.hit.n += b.served // every answer a thread gives is a metadata hit in its copy

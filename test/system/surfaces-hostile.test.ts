@@ -1,7 +1,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { hostileBattery, raw } from '../helpers/hostile.js'
-import { until } from '../helpers/edge.js'
+import { metric, until } from '../helpers/edge.js'
 import { TestCluster, TOKEN, EDGE_TOKEN, TOKEN_KEYS, randomBody } from './harness.js'
 import { KeyRing, signToken } from '../../lib/tokens.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
@@ -62,6 +62,28 @@ t.test('the edge answers the hostile-input battery and stays up', async t => {
     idPath: id => `/v1/cache/${id}`, method: 'DELETE', headers: { authorization: 'Bearer edge-admin' },
   })
   t.same(up.metaLog.filter(id => id !== 'good'), [], 'no hostile id reached the upstream')
+})
+
+t.test('an edge with a serve thread answers the request-line, field and smuggling cases in both threads', async t => {
+  // a serve thread has a handler path of its own (edge/serve/serve-thread.ts); the kernel gives each new connection
+  // to it or to the main thread, so each case goes four times, and the thread's own refusals are counted
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  await up.addTitle('good', titleBytes(300_000, 'hostile-threads'), { chunkSize: 128 * 1024 })
+  const edge = await startTestEdge(t, up, { ...limits, 'edge.serveThreads': 1, 'edge.readaheadChunks': 0 })
+  t.equal((await raw(edge.url, 'GET /v1/content/good HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n')).status, 200, 'warm')
+  await hostileBattery(t, {
+    base: edge.url, good: '/v1/content/good', headersTimeoutMs, idPath: id => `/v1/content/${id}`, only: ['http', 'smuggling', 'limits', 'traversal'], repeat: 4,
+  })
+  // which loop accepts is the kernel's choice, and under load it may give the main thread nearly every connection:
+  // if the thread refused none of the cases, bursts of one (two Host fields) until it does
+  const refused = () => metric(edge.url, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'refused' })
+  for (let i = 0; i < 20 && await refused() === 0; i++) {
+    const got = await Promise.all(Array.from({ length: 8 }, () => raw(edge.url, 'GET /v1/content/good HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n')))
+    if (got.some(r => r.status !== 400)) t.fail(`two Host fields: ${got.map(r => r.status).join(' ')}`)
+    await new Promise(r => setTimeout(r, 30)) // a flush of the thread's counts
+  }
+  t.ok(await refused() > 0, 'the serve thread refused requests itself')
 })
 
 t.test('past http.maxConnections new connections are dropped, and service resumes once some close', async t => {

@@ -8,7 +8,7 @@ import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib
 import { originMetrics, type OriginMetrics } from '../lib/metrics.js'
 import { BadRequestError, ConflictError, CorruptChunkError, DigestMismatchError, InsufficientStorageError, NotFoundError,
   PayloadTooLargeError, PreconditionFailedError } from '../lib/errors.js'
-import { chunkName, parseChunkIndex, parseContentId } from '../lib/ids.js'
+import { chunkName, parseChunkIndex, parseContentId, parseShardKey } from '../lib/ids.js'
 import { planResponse, sendPlanned } from '../lib/representation.js'
 import { requireBearer } from '../lib/auth.js'
 import { parseManifest } from '../lib/manifest.js'
@@ -80,7 +80,7 @@ export class OriginServer {
   }
 
   private row(m: Match): ChunkRow {
-    const id = parseContentId(m.params[0]!)
+    const id = parseShardKey(m.params[0]!)
     const index = parseChunkIndex(m.params[1]!)
     const row = this.deps.index.get(id, index)
     if (!row) throw new NotFoundError(`chunk ${chunkName(id, index)}`)
@@ -111,7 +111,7 @@ export class OriginServer {
   }
 
   private async putChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    const id = parseContentId(m.params[0]!)
+    const id = parseShardKey(m.params[0]!)
     const index = parseChunkIndex(m.params[1]!)
     const name = chunkName(id, index)
     const want = parseContentDigest(req.headers['content-digest'])
@@ -211,7 +211,7 @@ export class OriginServer {
     if (after) {
       const slash = after.lastIndexOf('/')
       if (slash < 0) throw new BadRequestError('after must be a cursor of the form contentId/index, as returned in next')
-      afterId = parseContentId(after.slice(0, slash))
+      afterId = parseShardKey(after.slice(0, slash))
       afterIndex = parseChunkIndex(after.slice(slash + 1))
     }
     const rows = this.deps.index.page(afterId, afterIndex, limit)

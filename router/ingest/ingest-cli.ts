@@ -10,7 +10,7 @@ import { loadSecret } from '../../lib/auth.js'
 import { digestHeader } from '../../lib/digest.js'
 import { BadRequestError, CdnError, ConflictError } from '../../lib/errors.js'
 import { Progress } from '../../lib/progress.js'
-import { parseTitleId } from '../cluster/keys.js'
+import { parseContentId } from '../../lib/ids.js'
 
 /**
  * `reelcdn ingest FILE --id …`: uploads a file to a router as a title.
@@ -67,7 +67,7 @@ export function asciiJson(v: unknown): string {
 }
 
 export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
-  const id = parseTitleId(o.id)
+  const id = parseContentId(o.id)
   const size = (await stat(file).catch(err => { throw new BadRequestError(`cannot read ${file}: ${(err as Error).message}`) })).size
   const config = loadConfig({ env })
   const base = (o.router ?? `http://${config.router.host}:${config.router.port}`).replace(/\/+$/, '')

@@ -66,7 +66,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const adminToken = loadSecret(rc.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
   const readToken = loadSecret(rc.readTokenFile, 'REELCDN_ROUTER_READ_TOKEN', env)
   const registry = newRegistry('router', opts.logger === undefined)
-  const { cluster, manifests, repairer, metrics } = buildCluster(config, logger, env, registry)
+  const { cluster, manifests, repairer, metrics, hasShardToken } = buildCluster(config, logger, env, registry)
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
   const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
   const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
@@ -125,6 +125,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
+  if (!hasShardToken)
+    logger.warn('no shard token (REELCDN_SHARD_TOKEN or router.shardTokenFile): shards refuse this router\'s writes and deletes (ingest, delete, repair) unless they run with --insecure-open-writes')
   logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined,
     readsNeedPlayToken: rc.requireToken }, 'router ready')
   let closing: Promise<void> | undefined

@@ -21,7 +21,8 @@ export interface LocalCluster {
 
 export async function startCluster(procs: ProcessGroup, dir: string, o: { shards: number; copies: number; chunkSize: number; service?: ServiceOptions }): Promise<LocalCluster> {
   const shards: RunningService[] = []
-  const env = { REELCDN_SHARD_TOKEN: '', REELCDN_LOG_REQUESTS: 'false' }
+  // shards take writes only with their token (issue 14): one for this cluster, given to shards and router alike
+  const env = { REELCDN_SHARD_TOKEN: randomBytes(16).toString('hex'), REELCDN_LOG_REQUESTS: 'false' }
   let router: RunningService | undefined
   try {
     for (let i = 1; i <= o.shards; i++) {

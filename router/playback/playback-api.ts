@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { requireBearer } from '../../lib/auth.js'
-import { BadRequestError, ServiceUnavailableError, UnauthorizedError } from '../../lib/errors.js'
+import { BadRequestError, ServiceUnavailableError } from '../../lib/errors.js'
 import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http.js'
 import type { Logger } from '../../lib/logger.js'
 import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/tokens.js'
@@ -60,8 +60,7 @@ const REGION = /^[A-Z]{2}$/
 
 export function playbackRoutes(d: PlaybackDeps): Route[] {
   const edgeOnly = (req: IncomingMessage) => {
-    if (d.edgeToken === undefined) throw new UnauthorizedError('edge registration is disabled: set REELCDN_EDGE_TOKEN or router.edgeTokenFile')
-    requireBearer(req, d.edgeToken)
+    requireBearer(req, d.edgeToken, 'edge registration is disabled: set REELCDN_EDGE_TOKEN or router.edgeTokenFile')
   }
   const ring = (): KeyRing => {
     if (!d.ring) throw new ServiceUnavailableError('play tokens are not configured on this router: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')

@@ -53,7 +53,7 @@ t.test('kill -9 one shard then a second under load: no failed or wrong read; res
     const dir = join(base, `shard-${i + 1}`)
     mkdirSync(dir, { recursive: true })
     const proc = await spawnCli(t, ['origin', '--port', String(port), '--data-dir', dir, '--chunk-size', String(CS), '--reserve', '0',
-      '--scrub-rate', '0', '--memory-cache', '0'], 'origin shard ready')
+      '--scrub-rate', '0', '--memory-cache', '0', '--insecure-open-writes'], 'origin shard ready')
     return { port: Number(new URL(String(proc.line.url)).port), dir, proc }
   }
   const shards = [await startShard(0), await startShard(1), await startShard(2)]

@@ -1,11 +1,11 @@
 import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
+import { ensureWritableDir } from '../lib/data-dir.js'
 import { ChunkIndex } from './chunk-index.js'
 import { ChunkStore } from './chunk-store.js'
 import { OriginServer } from './server.js'
@@ -13,8 +13,8 @@ import { recover } from './recovery.js'
 import { Scrubber } from './scrubber.js'
 
 /**
- * Starts one origin shard: open the index, reconcile it with the disk, listen,
- * then report ready. `close()` drains HTTP, stops the scrubber and closes
+ * Starts one origin shard: check that its data dir takes writes, open the
+ * index, reconcile it with the disk, listen, then report ready. `close()` drains HTTP, stops the scrubber and closes
  * SQLite, in that order.
  */
 export interface RunningOrigin {
@@ -30,9 +30,10 @@ export interface RunningOrigin {
 export async function startOrigin(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningOrigin> {
   const logger = opts.logger ?? createLogger('origin', config.log.level)
   const cfg = config.origin
-  await mkdir(cfg.dataDir, { recursive: true })
+  await ensureWritableDir(cfg.dataDir, 'the shard\'s data dir')
   const store = new ChunkStore(cfg.dataDir)
   await store.init()
+  for (const d of [store.chunksDir, store.tmpDir, store.quarantineDir]) await ensureWritableDir(d, 'the shard\'s data dir')
   const index = new ChunkIndex(join(cfg.dataDir, 'index.sqlite'))
   try {
     const token = loadSecret(cfg.tokenFile, 'REELCDN_SHARD_TOKEN', opts.env)

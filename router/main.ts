@@ -4,6 +4,7 @@ import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
+import { ensureWritableDir } from '../lib/data-dir.js'
 import { ConfigError } from '../lib/errors.js'
 import type { Cluster } from './cluster/cluster.js'
 import type { Manifests } from './cluster/manifests.js'
@@ -15,7 +16,6 @@ import { Ingestor } from './ingest/ingest.js'
 import type { Repairer } from './repair/repair.js'
 import { RouterServer } from './server.js'
 import { repairCommand } from './repair/repair-cli.js'
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadKeyRing } from '../lib/tokens.js'
 import { EdgeRegistry } from './playback/edge-registry.js'
@@ -86,7 +86,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   let trending: Trending | undefined
   let sessions: Sessions
   try {
-    mkdirSync(rc.dataDir, { recursive: true })
+    await ensureWritableDir(rc.dataDir, 'the router\'s data dir')
     // the default id follows the configured port, so a restart finds its own counters again
     trending = new Trending(join(rc.dataDir, 'trending.sqlite'), rc.id || `router-${rc.port}`)
     sessions = new Sessions(join(rc.dataDir, 'sessions.sqlite'), rc.sessions, Date.now,

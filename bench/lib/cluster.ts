@@ -32,7 +32,7 @@ export async function startCluster(procs: ProcessGroup, dir: string, o: { shards
     const cfg = join(dir, 'router.json')
     await writeFile(cfg, JSON.stringify({
       cluster: { chunkSize: o.chunkSize, copies: o.copies, shards: shards.map((s, i) => ({ id: `shard-${i + 1}`, url: s.url, weight: 1 })) },
-      router: { host: '127.0.0.1', port: 0, repair: { intervalMs: 0 } },
+      router: { host: '127.0.0.1', port: 0, repair: { intervalMs: 0 }, dataDir: join(dir, 'router') },
     }, null, 2))
     const token = randomBytes(16).toString('hex')
     router = await startService(procs, 'router', 'router ready', ['-c', cfg, '--log-level', 'info'],

@@ -17,9 +17,11 @@ install: $(NODE_MODULES_STAMP)
 build: install
 	npx tsc -p tsconfig.json
 
-# 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N), the router (127.0.0.1:7000) and an edge (127.0.0.1:8080)
-# in one process; Ctrl-C stops them all. Secrets are generated on the first run: the admin token into
-# ./var/router-token, the play-token keys into ./var/token-keys, the edge credential into ./var/edge-token.
+# 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N), the router (127.0.0.1:7000, state in ./var/router) and an
+# edge (127.0.0.1:8080, cache in ./var/edge) in one process; Ctrl-C stops them all. Secrets are generated on the first
+# run: the admin token into ./var/router-token, the shards' token into ./var/shard-token, the play-token keys into
+# ./var/token-keys, the edge credential into ./var/edge-token, the edge's admin token into ./var/edge-admin-token.
+# The effective config goes to ./var/cluster.json: pass it to other subcommands with --config.
 run: build
 	node dist/cli.js cluster --data-dir ./var
 

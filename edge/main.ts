@@ -1,11 +1,11 @@
 import { Command } from 'commander'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
+import { ensureWritableDir } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
 import { DiskIndex } from './tiers/disk-index.js'
@@ -36,8 +36,8 @@ import type { TitleDemand } from './prefill/prefill-plan.js'
 import type { Title } from './title.js'
 
 /**
- * Starts an edge: open the disk index, reconcile it with the files, listen,
- * then report ready. `close()` drains players, ends the fills still running
+ * Starts an edge: check that its data dir takes writes, open the disk index,
+ * reconcile it with the files, listen, then report ready. `close()` drains players, ends the fills still running
  * (readahead), lets queued disk writes finish, and closes SQLite, in that order.
  */
 export interface RunningEdge {
@@ -55,7 +55,7 @@ export interface RunningEdge {
 export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? createLogger('edge', config.log.level)
   const cfg = config.edge
-  await mkdir(cfg.dataDir, { recursive: true })
+  await ensureWritableDir(cfg.dataDir, 'the edge\'s data dir')
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
   let threads: ServeThreads | undefined
@@ -257,9 +257,10 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
-  { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
+  { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
+  { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },
-  { flags: '--prefill-budget <bytes>', path: 'edge.prefill.budgetBytes', kind: 'bytes', description: 'bytes prefill may fetch per fill window' },
+  { flags: '--prefill-budget <bytes>', path: 'edge.prefill.budgetBytes', kind: 'bytes', description: 'bytes prefill may fetch per prefill window' },
   ...commonFlags,
 ]
 

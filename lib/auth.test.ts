@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { IncomingMessage } from 'node:http'
-import { requireAdmin, requireAnyBearer, requireBearer, tokensEqual } from './auth.js'
+import { requireAdmin, requireAnyBearer, requireBearer, requireBearerIfSet, tokensEqual } from './auth.js'
 
 const req = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage
 
@@ -11,8 +11,11 @@ t.test('tokensEqual compares whatever the lengths', async t => {
   t.notOk(tokensEqual('', 'a'))
 })
 
-t.test('requireBearer is open without a token (a shard\'s optional token), requireAdmin is closed', async t => {
-  t.doesNotThrow(() => requireBearer(req(), undefined))
+t.test('requireBearer and requireAdmin are closed without a token; only requireBearerIfSet (reads) is open', async t => {
+  t.throws(() => requireBearer(req('Bearer anything'), undefined, 'writes are disabled: set REELCDN_Y'), { statusCode: 401, message: /REELCDN_Y/ })
+  t.doesNotThrow(() => requireBearerIfSet(req(), undefined))
+  t.throws(() => requireBearerIfSet(req('Bearer wrong'), 's3cret'), { code: 'CDN_ERR_UNAUTHORIZED' })
+  t.doesNotThrow(() => requireBearerIfSet(req('Bearer s3cret'), 's3cret'))
   t.throws(() => requireAdmin(req('Bearer anything'), undefined, 'REELCDN_X_TOKEN'), { statusCode: 401, message: /REELCDN_X_TOKEN/ })
   t.doesNotThrow(() => requireAdmin(req('Bearer s3cret'), 's3cret', 'X'))
   for (const h of [undefined, 'Bearer wrong', 'Basic s3cret', 's3cret', 'Bearer s3cret-', 'bearer s3cret'])

@@ -30,19 +30,26 @@ export function tokensEqual(a: string, b: string): boolean {
 }
 
 /**
- * Throws 401 unless the request carries `Authorization: Bearer <token>`. No token configured: open
- * (a shard's optional token). Admin routes use `requireAdmin`, which is closed without one.
+ * Throws 401 unless the request carries `Authorization: Bearer <token>`. No token configured: closed,
+ * with `disabled` as the message (say what to set), so forgetting a secret never opens a route.
  */
-export function requireBearer(req: IncomingMessage, token: string | undefined): void {
-  if (token === undefined) return
+export function requireBearer(req: IncomingMessage, token: string | undefined, disabled: string): void {
+  if (token === undefined) throw new UnauthorizedError(disabled)
   const h = req.headers.authorization
   if (!h || !h.startsWith('Bearer ') || !tokensEqual(h.slice(7).trim(), token)) throw new UnauthorizedError()
 }
 
+/**
+ * Reads whose credential is optional (a shard's reads, like the router's without a read token): the
+ * token when one is configured, open otherwise. Never for a route that writes or deletes.
+ */
+export function requireBearerIfSet(req: IncomingMessage, token: string | undefined): void {
+  if (token !== undefined) requireBearer(req, token, '')
+}
+
 /** Admin routes: closed when no token is configured, so forgetting the secret never opens them. */
 export function requireAdmin(req: IncomingMessage, token: string | undefined, where: string): void {
-  if (token === undefined) throw new UnauthorizedError(`the admin API is disabled: set ${where}`)
-  requireBearer(req, token)
+  requireBearer(req, token, `the admin API is disabled: set ${where}`)
 }
 
 /**

@@ -17,6 +17,8 @@ export interface Flag {
   description: string
   /** shown after the default, e.g. 'MB/s' */
   unit?: string
+  /** an old name kept working but left out of --help (list it before the new one: if both are given, the later wins) */
+  hidden?: boolean
 }
 
 function parser(kind: FlagKind): ((v: string) => unknown) | undefined {
@@ -50,6 +52,7 @@ export function addFlags(cmd: Command, flags: Flag[]): Command {
     const o = new Option(f.flags, `${f.description} (default: ${shownDefault(f)}; env ${envName(f.path)})`)
     const p = parser(f.kind)
     if (p) o.argParser(p)
+    if (f.hidden) o.hideHelp()
     cmd.addOption(o)
   }
   return cmd

@@ -61,7 +61,10 @@ export const configSchema = z.object({
     readSize: positive.min(65536).max(16 * 1024 ** 2).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
     scrubRateMBps: z.number().min(0),
     scrubIdleMs: ms,
+    /** the shard token's file (or REELCDN_SHARD_TOKEN): with it, every /v1 route needs it; without it, writes and deletes are refused */
     tokenFile: z.string(),
+    /** without a shard token, take writes and deletes from anyone: for tests on loopback only */
+    insecureOpenWrites: z.boolean(),
   }).strict(),
   edge: z.object({
     host: z.string().min(1),

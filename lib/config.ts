@@ -131,3 +131,18 @@ function deepFreeze<T>(o: T): T {
   }
   return o
 }
+
+/**
+ * Where a tool on this machine reaches a service that listens on host:port: a wildcard address is reached on
+ * loopback, an IPv6 address goes in brackets.
+ */
+export function serviceUrl(host: string, port: number, tls = false): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
+  return `${tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${port}`
+}
+
+/** The router and the edge a config names (what `reelcdn cluster` writes to <data-dir>/cluster.json), for tools. */
+export function configuredUrls(config: Readonly<Config>): { router: string; edge: string } {
+  const tls = config.http.tlsCertFile !== ''
+  return { router: serviceUrl(config.router.host, config.router.port, tls), edge: serviceUrl(config.edge.host, config.edge.port, tls) }
+}

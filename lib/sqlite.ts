@@ -9,7 +9,7 @@ import { StorageError } from './errors.js'
  * and numbered migrations. `migrations[i]` takes the schema from version i to
  * i+1, each in a transaction with its version bump; a file from a newer build
  * is refused rather than misread. Any failure is a StorageError naming `what`
- * and the file.
+ * and the file, including a file that cannot be written: every open writes.
  */
 export function openDatabase(file: string, what: string, migrations: readonly string[]): Database.Database {
   let db: Database.Database | undefined
@@ -31,6 +31,9 @@ export function openDatabase(file: string, what: string, migrations: readonly st
         bump.run(String(v + 1))
       })()
     }
+    // a write now, even when there was nothing to migrate: SQLite opens a file it cannot write read-only without a
+    // word, and the first write after start-up (a scrub, a snapshot) would be the first to find out
+    if (have === migrations.length) bump.run(String(have))
     return db
   } catch (err) {
     db?.close()

@@ -1,11 +1,11 @@
 import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
+import { ensureWritableDir } from '../lib/data-dir.js'
 import { ChunkIndex } from './chunk-index.js'
 import { ChunkStore } from './chunk-store.js'
 import { OriginServer } from './server.js'
@@ -13,8 +13,8 @@ import { recover } from './recovery.js'
 import { Scrubber } from './scrubber.js'
 
 /**
- * Starts one origin shard: open the index, reconcile it with the disk, listen,
- * then report ready. `close()` drains HTTP, stops the scrubber and closes
+ * Starts one origin shard: check that its data dir takes writes, open the
+ * index, reconcile it with the disk, listen, then report ready. `close()` drains HTTP, stops the scrubber and closes
  * SQLite, in that order.
  */
 export interface RunningOrigin {
@@ -30,9 +30,10 @@ export interface RunningOrigin {
 export async function startOrigin(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningOrigin> {
   const logger = opts.logger ?? createLogger('origin', config.log.level)
   const cfg = config.origin
-  await mkdir(cfg.dataDir, { recursive: true })
+  await ensureWritableDir(cfg.dataDir, 'the shard\'s data dir')
   const store = new ChunkStore(cfg.dataDir)
   await store.init()
+  for (const d of [store.chunksDir, store.tmpDir, store.quarantineDir]) await ensureWritableDir(d, 'the shard\'s data dir')
   const index = new ChunkIndex(join(cfg.dataDir, 'index.sqlite'))
   try {
     const token = loadSecret(cfg.tokenFile, 'REELCDN_SHARD_TOKEN', opts.env)
@@ -46,7 +47,12 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
     const addr = await server.http.listen(cfg.port, cfg.host)
     server.setReady(true)
     scrubber.start()
-    logger.info({ url: server.http.url, dataDir: cfg.dataDir, recovery: report }, 'origin shard ready')
+    if (token === undefined && cfg.insecureOpenWrites)
+      logger.warn('no shard token and origin.insecureOpenWrites: anyone who reaches this shard can write and delete chunks and manifests')
+    else if (token === undefined)
+      logger.warn('no shard token (REELCDN_SHARD_TOKEN or origin.tokenFile): chunk and manifest writes and deletes are refused (401); reads are open')
+    logger.info({ url: server.http.url, dataDir: cfg.dataDir, recovery: report, writesNeedToken: !(token === undefined && cfg.insecureOpenWrites) },
+      'origin shard ready')
     let closing: Promise<void> | undefined
     return {
       url: server.http.url, port: addr.port, server, scrubber, index, store,
@@ -73,6 +79,7 @@ export const originFlags: Flag[] = [
   { flags: '--memory-cache <bytes>', path: 'origin.memoryCacheBytes', kind: 'bytes', description: 'RAM for verified chunk segments (0 turns it off)' },
   { flags: '--read-size <bytes>', path: 'origin.readSize', kind: 'bytes', description: 'disk read and cache segment size, a multiple of 64KiB' },
   { flags: '--scrub-rate <MBps>', path: 'origin.scrubRateMBps', kind: 'number', description: 'background re-verification rate, 0 turns it off', unit: 'MB/s' },
+  { flags: '--insecure-open-writes', path: 'origin.insecureOpenWrites', kind: 'bool', description: 'without a shard token, take writes and deletes from anyone (tests on loopback only; without it they are refused)' },
   ...commonFlags,
 ]
 
@@ -81,7 +88,8 @@ export function originCommand(): Command {
     .summary('run an origin shard server')
     .description('Run an origin shard: it stores chunks on disk with a SQLite index, verifies every read, ' +
       'scrubs in the background, and serves the chunk API the router uses. ' +
-      'The bearer token, if any, comes from REELCDN_SHARD_TOKEN or origin.tokenFile, never from a flag.')
+      'The bearer token comes from REELCDN_SHARD_TOKEN or origin.tokenFile, never from a flag; with it every /v1 route ' +
+      'needs it, without it reads are open and writes and deletes are refused unless --insecure-open-writes.')
   addFlags(cmd, originFlags)
   cmd.action(() => runUntilSignalled(() => startOrigin(configFromFlags(cmd, originFlags))))
   return cmd

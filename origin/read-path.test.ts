@@ -60,7 +60,7 @@ function del(url: string): Promise<number> {
 async function shard(t: Test, memoryCacheBytes: number): Promise<RunningOrigin> {
   const config = loadConfig({ env: {}, overrides: {
     'origin.dataDir': t.testdir(), 'origin.port': 0, 'origin.host': '127.0.0.1', 'origin.reserveBytes': 0,
-    'origin.memoryCacheBytes': memoryCacheBytes, 'origin.readSize': READ_SIZE, 'origin.scrubRateMBps': 0,
+    'origin.memoryCacheBytes': memoryCacheBytes, 'origin.readSize': READ_SIZE, 'origin.scrubRateMBps': 0, 'origin.insecureOpenWrites': true,
     'cluster.chunkSize': 16 * 1024 * 1024,
   } })
   const o = await startOrigin(config, { logger: quietLogger('origin') })

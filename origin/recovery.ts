@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../lib/logger.js'
-import { isContentId } from '../lib/ids.js'
+import { isShardKey } from '../lib/ids.js'
 import type { ChunkIndex, ChunkRow } from './chunk-index.js'
 import type { ChunkStore } from './chunk-store.js'
 import { BLOCK_SIZE, BlockHasher } from '../lib/block-hasher.js'
@@ -60,7 +60,7 @@ export async function recover(index: ChunkIndex, store: ChunkStore, logger: Logg
       const path = join(dirPath, f)
       if (known.has(path)) continue
       const m = CHUNK_FILE.exec(f)
-      const row = m && isContentId(dir) ? await verifyFile(path, dir, Number(m[1]), m[2]!) : undefined
+      const row = m && isShardKey(dir) ? await verifyFile(path, dir, Number(m[1]), m[2]!) : undefined
       const existing = m ? index.get(dir, Number(m[1])) : undefined
       if (row && !existing) {
         index.put(row)

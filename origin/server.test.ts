@@ -165,7 +165,7 @@ t.test('hostile ids get a 400 that names the rule', async t => {
     '/v1/chunks/a%5c..%5cb/0', '/v1/chunks/%252e%252e/0', '/v1/manifests/..', '/v1/chunks/a..b/0']) {
     const r = await rawGet(o.url, path)
     t.equal(r.status, 400, path)
-    t.match(JSON.parse(r.body.toString()).error.message, /contentId|chunk index/, path)
+    t.match(JSON.parse(r.body.toString()).error.message, /shard key|contentId|chunk index/, path)
   }
   const put = await putChunk(o.url, 'a%2fb', 0, randomChunk(10))
   t.equal(put.status, 400)

@@ -8,19 +8,25 @@ import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib
 import { originMetrics, type OriginMetrics } from '../lib/metrics.js'
 import { BadRequestError, ConflictError, CorruptChunkError, DigestMismatchError, InsufficientStorageError, NotFoundError,
   PayloadTooLargeError, PreconditionFailedError } from '../lib/errors.js'
-import { chunkName, parseChunkIndex, parseContentId } from '../lib/ids.js'
+import { chunkName, parseChunkIndex, parseContentId, parseShardKey } from '../lib/ids.js'
 import { planResponse, sendPlanned } from '../lib/representation.js'
-import { requireBearer } from '../lib/auth.js'
+import { requireBearer, requireBearerIfSet } from '../lib/auth.js'
 import { parseManifest } from '../lib/manifest.js'
 import { digestHeader, parseContentDigest } from '../lib/digest.js'
 import { ChunkIndex, type ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, ChunkStore } from './chunk-store.js'
 import { ChunkReader } from './reader.js'
 
+/** What a write or delete is answered (401) on a shard without a token. */
+export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELCDN_SHARD_TOKEN or origin.tokenFile ' +
+  '(or, for a test shard on loopback, origin.insecureOpenWrites / --insecure-open-writes)'
+
 /**
  * The origin shard's HTTP API: chunk PUT/GET/HEAD/DELETE, a paged inventory,
  * manifests, and status. Chunks are immutable: a PUT either creates the chunk,
  * repeats it (200, idempotent) or conflicts (409); only DELETE removes one.
+ * With a shard token every route needs it; without one, reads are open and
+ * writes and deletes are refused (401), unless origin.insecureOpenWrites.
  */
 export interface OriginDeps {
   config: Readonly<Config>
@@ -48,8 +54,15 @@ export class OriginServer {
       cachedBytes: () => this.reader.cachedBytes, stats: () => deps.index.stats(), disk: () => this.disk() })
     this.reader = new ChunkReader(deps.store, this.metrics, this.cfg.readSize, this.cfg.memoryCacheBytes,
       (row, err) => this.markCorrupt(row, err, 'read'))
-    const auth = (h: (req: IncomingMessage, res: ServerResponse, m: Match) => unknown) =>
-      (req: IncomingMessage, res: ServerResponse, m: Match) => { requireBearer(req, deps.token); return h(req, res, m) }
+    type H = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
+    // reads: the token when there is one, open otherwise (a shard sits on a private network, as the router's reads do
+    // without a read token); writes and deletes: closed without a token, unless origin.insecureOpenWrites says otherwise
+    const auth = (h: H): H => (req, res, m) => { requireBearerIfSet(req, deps.token); return h(req, res, m) }
+    const openWrites = deps.token === undefined && this.cfg.insecureOpenWrites
+    const write = (h: H): H => openWrites ? h : (req, res, m) => {
+      requireBearer(req, deps.token, WRITES_DISABLED)
+      return h(req, res, m)
+    }
     this.http = new HttpService({
       name: 'origin', http: deps.config.http, logRequests: deps.config.log.requests, logger: deps.logger,
       registry: deps.registry, ready: () => this.ready,
@@ -57,14 +70,14 @@ export class OriginServer {
         { path: '/v1/chunks', methods: { GET: auth((q, s, m) => this.inventory(s, m)) } },
         { path: '/v1/chunks/:id/:index', methods: {
           GET: auth((q, s, m) => this.getChunk(q, s, m)),
-          PUT: auth((q, s, m) => this.putChunk(q, s, m)),
-          DELETE: auth((q, s, m) => this.deleteChunk(q, s, m)) } },
+          PUT: write((q, s, m) => this.putChunk(q, s, m)),
+          DELETE: write((q, s, m) => this.deleteChunk(q, s, m)) } },
         { path: '/v1/chunks/:id/:index/crcs', methods: { GET: auth((q, s, m) => this.getCrcs(s, m)) } },
         { path: '/v1/manifests', methods: { GET: auth((q, s, m) => this.manifestList(s, m)) } },
         { path: '/v1/manifests/:id', methods: {
           GET: auth((q, s, m) => this.getManifest(q, s, m)),
-          PUT: auth((q, s, m) => this.putManifest(q, s, m)),
-          DELETE: auth((q, s, m) => this.deleteManifest(q, s, m)) } },
+          PUT: write((q, s, m) => this.putManifest(q, s, m)),
+          DELETE: write((q, s, m) => this.deleteManifest(q, s, m)) } },
         { path: '/v1/status', methods: { GET: auth((q, s) => this.status(s)) } },
       ],
     })
@@ -80,7 +93,7 @@ export class OriginServer {
   }
 
   private row(m: Match): ChunkRow {
-    const id = parseContentId(m.params[0]!)
+    const id = parseShardKey(m.params[0]!)
     const index = parseChunkIndex(m.params[1]!)
     const row = this.deps.index.get(id, index)
     if (!row) throw new NotFoundError(`chunk ${chunkName(id, index)}`)
@@ -111,7 +124,7 @@ export class OriginServer {
   }
 
   private async putChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    const id = parseContentId(m.params[0]!)
+    const id = parseShardKey(m.params[0]!)
     const index = parseChunkIndex(m.params[1]!)
     const name = chunkName(id, index)
     const want = parseContentDigest(req.headers['content-digest'])
@@ -211,7 +224,7 @@ export class OriginServer {
     if (after) {
       const slash = after.lastIndexOf('/')
       if (slash < 0) throw new BadRequestError('after must be a cursor of the form contentId/index, as returned in next')
-      afterId = parseContentId(after.slice(0, slash))
+      afterId = parseShardKey(after.slice(0, slash))
       afterIndex = parseChunkIndex(after.slice(slash + 1))
     }
     const rows = this.deps.index.page(afterId, afterIndex, limit)

@@ -4,6 +4,7 @@ import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
+import { ensureWritableDir } from '../lib/data-dir.js'
 import { ConfigError } from '../lib/errors.js'
 import type { Cluster } from './cluster/cluster.js'
 import type { Manifests } from './cluster/manifests.js'
@@ -15,7 +16,6 @@ import { Ingestor } from './ingest/ingest.js'
 import type { Repairer } from './repair/repair.js'
 import { RouterServer } from './server.js'
 import { repairCommand } from './repair/repair-cli.js'
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadKeyRing } from '../lib/tokens.js'
 import { EdgeRegistry } from './playback/edge-registry.js'
@@ -66,7 +66,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const adminToken = loadSecret(rc.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
   const readToken = loadSecret(rc.readTokenFile, 'REELCDN_ROUTER_READ_TOKEN', env)
   const registry = newRegistry('router', opts.logger === undefined)
-  const { cluster, manifests, repairer, metrics } = buildCluster(config, logger, env, registry)
+  const { cluster, manifests, repairer, metrics, hasShardToken } = buildCluster(config, logger, env, registry)
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
   const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
   const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
@@ -86,7 +86,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   let trending: Trending | undefined
   let sessions: Sessions
   try {
-    mkdirSync(rc.dataDir, { recursive: true })
+    await ensureWritableDir(rc.dataDir, 'the router\'s data dir')
     // the default id follows the configured port, so a restart finds its own counters again
     trending = new Trending(join(rc.dataDir, 'trending.sqlite'), rc.id || `router-${rc.port}`)
     sessions = new Sessions(join(rc.dataDir, 'sessions.sqlite'), rc.sessions, Date.now,
@@ -125,6 +125,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
+  if (!hasShardToken)
+    logger.warn('no shard token (REELCDN_SHARD_TOKEN or router.shardTokenFile): shards refuse this router\'s writes and deletes (ingest, delete, repair) unless they run with --insecure-open-writes')
   logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined,
     readsNeedPlayToken: rc.requireToken }, 'router ready')
   let closing: Promise<void> | undefined

@@ -8,10 +8,10 @@ import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
 import { NotFoundError } from '../lib/errors.js'
 import { digestHeader } from '../lib/digest.js'
 import { BLOCK_SIZE } from '../lib/block-hasher.js'
-import { parseChunkIndex } from '../lib/ids.js'
+import { parseChunkIndex, parseContentId } from '../lib/ids.js'
 import { chunkLength, type Manifest } from '../lib/manifest.js'
 import { planResponse, sendPlanned } from '../lib/representation.js'
-import { etagOf, parseTitleId, sha256Hex } from './cluster/keys.js'
+import { etagOf, sha256Hex } from './cluster/keys.js'
 import { parseMeta } from './ingest/meta.js'
 import { parseCatalogQuery, type Catalog } from './playback/catalog.js'
 import type { Cluster } from './cluster/cluster.js'
@@ -77,7 +77,7 @@ export class RouterServer {
     // a title's bytes and manifest: the same, or a play token for that title (router/read/content-auth.ts)
     const check = contentAuth({ readToken: d.readToken, adminToken: d.adminToken, ring: d.ring, requireToken: d.requireToken ?? false })
     const title = (h: H): H => check === undefined ? h : (req, res, m) => {
-      check(req, m.query, parseTitleId(m.params[0]!))
+      check(req, m.query, parseContentId(m.params[0]!))
       return h(req, res, m)
     }
     this.http = new HttpService({
@@ -105,7 +105,7 @@ export class RouterServer {
   }
 
   private async getTitle(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    const man = await this.d.manifests.get(parseTitleId(m.params[0]!))
+    const man = await this.d.manifests.get(parseContentId(m.params[0]!))
     const plan = planResponse(req, {
       size: man.size, etag: etagOf(man.sha256), lastModified: man.createdAt, contentType: man.contentType,
       extra: { 'repr-digest': digestHeader(man.sha256), 'reelcdn-version': man.version },
@@ -128,7 +128,7 @@ export class RouterServer {
   }
 
   private async getChunk(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    const man = await this.d.manifests.get(parseTitleId(m.params[0]!))
+    const man = await this.d.manifests.get(parseContentId(m.params[0]!))
     const index = parseChunkIndex(m.params[1]!)
     if (index >= man.chunks.length) throw new NotFoundError(`chunk ${index} of ${man.contentId} (it has ${man.chunks.length})`)
     const size = chunkLength(man, index)
@@ -154,7 +154,7 @@ export class RouterServer {
    * block by block. 404 for a title ingested before manifests carried block lists.
    */
   private async getCrcs(res: ServerResponse, m: Match): Promise<void> {
-    const man = await this.d.manifests.get(parseTitleId(m.params[0]!))
+    const man = await this.d.manifests.get(parseContentId(m.params[0]!))
     const index = parseChunkIndex(m.params[1]!)
     if (index >= man.chunks.length) throw new NotFoundError(`chunk ${index} of ${man.contentId} (it has ${man.chunks.length})`)
     const crcs = await this.d.reader.verifiedBlockList(man, index)
@@ -165,7 +165,7 @@ export class RouterServer {
   }
 
   private meta(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    return this.d.manifests.get(parseTitleId(m.params[0]!)).then(man => {
+    return this.d.manifests.get(parseContentId(m.params[0]!)).then(man => {
       const etag = `"${sha256Hex(JSON.stringify(man))}"`
       if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end()
       sendJson(res, 200, man, { etag })
@@ -177,7 +177,7 @@ export class RouterServer {
   }
 
   private async putTitle(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    const id = parseTitleId(m.params[0]!)
+    const id = parseContentId(m.params[0]!)
     const meta = parseMeta(req.headers, id)
     const result = await this.d.ingestor.ingest(req, id, meta)
     if (!req.complete) res.setHeader('connection', 'close')
@@ -186,7 +186,7 @@ export class RouterServer {
   }
 
   private async deleteTitle(res: ServerResponse, m: Match): Promise<void> {
-    const id = parseTitleId(m.params[0]!)
+    const id = parseContentId(m.params[0]!)
     const out = await removeTitle(this.d.cluster, this.d.manifests, this.d.logger, id)
     this.d.catalog.remove(id)
     sendJson(res, 200, out)

@@ -9,9 +9,10 @@ import { members } from './cluster.js'
  * `make run` (reelcdn cluster) generates every secret it needs into its data
  * directory on the first run, and reuses them afterwards: without the token
  * keys /v1/play answers 503, without the edge credential the edge never
- * registers and steering has no edge to offer.
+ * registers and steering has no edge to offer, without the shard token shards
+ * refuse every write, without the edge admin token purge is refused.
  */
-t.test('the first run generates the admin token, the token keys and the edge credential; later runs reuse them', async t => {
+t.test('the first run generates the admin token, the shard token, the token keys and the edge credentials; later runs reuse them', async t => {
   const dir = t.testdir()
   const config = loadConfig({ env: {}, overrides: { 'local.dataDir': dir } })
   const names = (await members(config, {})).map(m => m.name)
@@ -21,7 +22,8 @@ t.test('the first run generates the admin token, the token keys and the edge cre
   t.match(first.admin, /^[0-9a-f]{48}$/)
   t.match(first.edge, /^[0-9a-f]{48}$/)
   t.ok(KeyRing.parse(first.keys).key('k1'), 'the token keys parse, as k1')
-  for (const f of ['router-token', 'token-keys', 'edge-token']) t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} is private`)
+  for (const f of ['router-token', 'shard-token', 'token-keys', 'edge-token', 'edge-admin-token'])
+    t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} is private`)
   await members(config, {})
   t.same({ admin: read('router-token'), keys: read('token-keys'), edge: read('edge-token') }, first, 'a second run reuses them')
   writeFileSync(join(dir, 'edge-token'), '')
@@ -32,8 +34,9 @@ t.test('the first run generates the admin token, the token keys and the edge cre
 t.test('secrets given by the environment are not generated', async t => {
   const dir = t.testdir()
   const config = loadConfig({ env: {}, overrides: { 'local.dataDir': dir } })
-  await members(config, { REELCDN_ROUTER_TOKEN: 'x'.repeat(20), REELCDN_TOKEN_KEYS: 'k7:a-secret-of-sixteen-plus', REELCDN_EDGE_TOKEN: 'y'.repeat(20) })
-  for (const f of ['router-token', 'token-keys', 'edge-token']) t.throws(() => statSync(join(dir, f)), { code: 'ENOENT' }, `no ${f}`)
+  await members(config, { REELCDN_ROUTER_TOKEN: 'x'.repeat(20), REELCDN_TOKEN_KEYS: 'k7:a-secret-of-sixteen-plus', REELCDN_EDGE_TOKEN: 'y'.repeat(20),
+    REELCDN_SHARD_TOKEN: 'z'.repeat(20), REELCDN_EDGE_ADMIN_TOKEN: 'w'.repeat(20) })
+  for (const f of ['router-token', 'shard-token', 'token-keys', 'edge-token', 'edge-admin-token']) t.throws(() => statSync(join(dir, f)), { code: 'ENOENT' }, `no ${f}`)
 })
 
 t.test('with router.requireToken, the edge gets a fill credential the router accepts', async t => {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { aptInstall } from '../lib/apt.js'
+import type { Config } from '../lib/config.js'
 import { ingestFile } from '../router/ingest/ingest-cli.js'
 
 /**
@@ -43,15 +44,17 @@ export async function makeSample(dir: string): Promise<{ file: string; video: bo
 }
 
 /** Ingests the sample through the router unless the catalog already has a title. Returns the contentId. */
-export async function ensureSample(routerUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+export async function ensureSample(routerUrl: string, config: Readonly<Config>, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const dataDir = config.local.dataDir
+  const tokenFile = config.router.tokenFile
   // the admin token also reads: the catalog needs it once the router has a read token
-  const admin = env.REELCDN_ROUTER_TOKEN || await readFile(join(dataDir, 'router-token'), 'utf8').then(x => x.trim(), () => '')
+  const admin = env.REELCDN_ROUTER_TOKEN || (tokenFile ? await readFile(tokenFile, 'utf8').then(x => x.trim(), () => '') : '')
   const res = await request(`${routerUrl}/v1/content?limit=1`, { headers: admin ? { authorization: `Bearer ${admin}` } : {} })
   const body = (await res.body.json()) as { items?: { contentId: string }[] }
   if (body.items && body.items.length > 0) return body.items[0]!.contentId
   const { file, video } = await makeSample(join(dataDir, 'sample'))
   const id = video ? 'sample' : 'sample-bytes'
   await ingestFile(file, { id, title: video ? 'reelcdn sample (test pattern, 1 min)' : 'reelcdn sample (random bytes: ffmpeg was not available)',
-    category: ['sample'], router: routerUrl, tokenFile: join(dataDir, 'router-token') }, env)
+    category: ['sample'], router: routerUrl, ...(tokenFile ? { tokenFile } : {}) }, env)
   return id
 }

@@ -9,7 +9,7 @@ import { loadKeyRing, signViewer } from '../lib/tokens.js'
  * user id, what an operator's sign-in service hands its app so that /v1/play
  * resumes that user's sessions (lib/tokens.ts signViewer). The keys come from
  * REELCDN_TOKEN_KEYS or --keys-file (default: router.tokenKeysFile of the
- * config), never a flag's value.
+ * --config file), never a flag's value.
  */
 const VIEWER = /^[A-Za-z0-9._:@-]{1,128}$/
 
@@ -30,13 +30,15 @@ export function tokenCommand(): Command {
       'that viewer and offers its resume point. A bare id is refused there: anyone could claim it.')
     .argument('<id>', 'the viewer id: 1-128 characters of [A-Za-z0-9._:@-]')
     .option('--days <n>', 'lifetime in days', days, 365)
-    .option('--keys-file <file>', 'file holding the token keys (kid:secret,...; the first signs) (default: router.tokenKeysFile)')
-    .action((id: string, o: { days: number; keysFile?: string }) => {
+    .option('-c, --config <file>', 'JSON config file, layered over config/default.json, whose router.tokenKeysFile holds the keys, ' +
+      'e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
+    .option('--keys-file <file>', 'file holding the token keys (kid:secret,...; the first signs) (default: router.tokenKeysFile of the config)')
+    .action((id: string, o: { days: number; keysFile?: string; config?: string }) => {
       try {
         if (!VIEWER.test(id)) throw new ConfigError(`viewer id ${JSON.stringify(id)}: expected 1-128 characters of [A-Za-z0-9._:@-]`)
-        const file = o.keysFile ?? loadConfig({ env: process.env }).router.tokenKeysFile
+        const file = o.keysFile ?? loadConfig({ file: o.config, env: process.env }).router.tokenKeysFile
         const ring = loadKeyRing(file, process.env)
-        if (!ring) throw new ConfigError('no token keys: set REELCDN_TOKEN_KEYS or pass --keys-file')
+        if (!ring) throw new ConfigError('no token keys: set REELCDN_TOKEN_KEYS, pass --keys-file, or --config with router.tokenKeysFile (a cluster\'s <data-dir>/cluster.json)')
         process.stdout.write(signViewer(ring, id, Math.floor(Date.now() / 1000 + o.days * 86400)) + '\n')
       } catch (err) {
         fail(err)

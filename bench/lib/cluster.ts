@@ -21,7 +21,8 @@ export interface LocalCluster {
 
 export async function startCluster(procs: ProcessGroup, dir: string, o: { shards: number; copies: number; chunkSize: number; service?: ServiceOptions }): Promise<LocalCluster> {
   const shards: RunningService[] = []
-  const env = { REELCDN_SHARD_TOKEN: '', REELCDN_LOG_REQUESTS: 'false' }
+  // shards take writes only with their token (issue 14): one for this cluster, given to shards and router alike
+  const env = { REELCDN_SHARD_TOKEN: randomBytes(16).toString('hex'), REELCDN_LOG_REQUESTS: 'false' }
   let router: RunningService | undefined
   try {
     for (let i = 1; i <= o.shards; i++) {
@@ -31,7 +32,7 @@ export async function startCluster(procs: ProcessGroup, dir: string, o: { shards
     const cfg = join(dir, 'router.json')
     await writeFile(cfg, JSON.stringify({
       cluster: { chunkSize: o.chunkSize, copies: o.copies, shards: shards.map((s, i) => ({ id: `shard-${i + 1}`, url: s.url, weight: 1 })) },
-      router: { host: '127.0.0.1', port: 0, repair: { intervalMs: 0 } },
+      router: { host: '127.0.0.1', port: 0, repair: { intervalMs: 0 }, dataDir: join(dir, 'router') },
     }, null, 2))
     const token = randomBytes(16).toString('hex')
     router = await startService(procs, 'router', 'router ready', ['-c', cfg, '--log-level', 'info'],

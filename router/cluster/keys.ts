@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { InvalidIdError } from '../../lib/errors.js'
-import { isContentId } from '../../lib/ids.js'
+import { isContentId, VERSION_HEX } from '../../lib/ids.js'
 
 /**
  * Names the router gives things. A title (contentId) has versions; each
@@ -17,23 +16,16 @@ import { isContentId } from '../../lib/ids.js'
  *    one file differs between chunk sizes;
  *  - otherwise random: such an ingest cannot resume, and what an interrupted
  *    one stored is deleted by the repairer once older than orphanGraceMs.
- * Version digits have no dot, so a storage id splits at its last dot. Shard ids
+ * Version digits have no dot, so a storage id splits at its last dot. Shard keys
  * allow 128 characters, which leaves 111 for a title's contentId, and a
- * contentId may not end in a dot (the storage id would contain "..").
+ * contentId may not end in a dot (the storage id would contain ".."): the
+ * contentId rule in lib/ids.ts, which every service and tool applies.
  *
  * Ring keys: `c/<storageId>/<index>` for a chunk, `m/<contentId>` for a
  * manifest (it must be found before the version is known). Changing any of
  * these strings moves data: router/cluster/ring.test.ts pins them.
  */
-export const VERSION_HEX = 16
 const VERSION = /^[0-9a-f]{16}$/
-export const TITLE_ID_MAX = 128 - 1 - VERSION_HEX
-export const TITLE_ID_RULE = `a title's contentId is 1-${TITLE_ID_MAX} characters of [A-Za-z0-9._-], starting with a letter or digit, without ".." and not ending in "."`
-
-export function parseTitleId(s: string): string {
-  if (!isContentId(s) || s.length > TITLE_ID_MAX || s.endsWith('.')) throw new InvalidIdError('contentId', TITLE_ID_RULE)
-  return s
-}
 
 export function versionFromDigest(fileSha256: string, chunkSize: number): string {
   return sha256Hex(`${fileSha256}/${chunkSize}`).slice(0, VERSION_HEX)
@@ -53,7 +45,7 @@ export function parseStorageId(s: string): { contentId: string; version: string 
   if (dot <= 0) return undefined
   const contentId = s.slice(0, dot)
   const version = s.slice(dot + 1)
-  if (!VERSION.test(version) || !isContentId(contentId) || contentId.length > TITLE_ID_MAX) return undefined
+  if (!VERSION.test(version) || !isContentId(contentId)) return undefined
   return { contentId, version }
 }
 

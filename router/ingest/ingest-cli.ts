@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { fail } from '../../lib/cli.js'
-import { loadConfig } from '../../lib/config.js'
+import { configuredUrls, loadConfig } from '../../lib/config.js'
 import { loadSecret } from '../../lib/auth.js'
 import { digestHeader } from '../../lib/digest.js'
 import { BadRequestError, CdnError, ConflictError } from '../../lib/errors.js'
 import { Progress } from '../../lib/progress.js'
-import { parseTitleId } from '../cluster/keys.js'
+import { parseContentId } from '../../lib/ids.js'
 
 /**
  * `reelcdn ingest FILE --id …`: uploads a file to a router as a title.
@@ -30,6 +30,7 @@ interface Opts {
   availableUntil?: string
   router?: string
   tokenFile?: string
+  config?: string
 }
 
 export function ingestCommand(): Command {
@@ -37,7 +38,7 @@ export function ingestCommand(): Command {
     .summary('upload a file to a router as a title')
     .description('Upload FILE as title --id through a router (PUT /v1/content/{id}). Shows a progress bar on a terminal ' +
       'and plain lines otherwise; prints the router\'s JSON answer on stdout. The admin token comes from ' +
-      'REELCDN_ROUTER_TOKEN or --token-file.')
+      'REELCDN_ROUTER_TOKEN or --token-file (default: router.tokenFile of --config).')
     .argument('<file>', 'the video file')
     .requiredOption('--id <contentId>', 'the title\'s contentId (1-111 characters of [A-Za-z0-9._-]; required)')
     .option('--title <text>', 'display title (default: the contentId)')
@@ -46,8 +47,10 @@ export function ingestCommand(): Command {
     .option('--content-type <type>', 'media type (default: from the file name, else application/octet-stream)')
     .option('--available-from <date>', 'ISO 8601 start of the availability window (default: none, playable at once)')
     .option('--available-until <date>', 'ISO 8601 end of the availability window (default: none, playable forever)')
+    .option('-c, --config <file>', 'JSON config file, layered over config/default.json: the router and its token file, ' +
+      'e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
     .option('--router <url>', 'router base URL (default: http://<router.host>:<router.port> from the config)')
-    .option('--token-file <file>', 'file holding the admin token (default: none; REELCDN_ROUTER_TOKEN, if set, wins over it)')
+    .option('--token-file <file>', 'file holding the admin token (default: router.tokenFile of the config; REELCDN_ROUTER_TOKEN, if set, wins over it)')
   cmd.action(async (file: string) => {
     try {
       const out = await ingestFile(file, cmd.opts<Opts>())
@@ -67,11 +70,11 @@ export function asciiJson(v: unknown): string {
 }
 
 export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
-  const id = parseTitleId(o.id)
+  const id = parseContentId(o.id)
   const size = (await stat(file).catch(err => { throw new BadRequestError(`cannot read ${file}: ${(err as Error).message}`) })).size
-  const config = loadConfig({ env })
-  const base = (o.router ?? `http://${config.router.host}:${config.router.port}`).replace(/\/+$/, '')
-  const token = loadSecret(o.tokenFile ?? '', 'REELCDN_ROUTER_TOKEN', env)
+  const config = loadConfig({ file: o.config, env })
+  const base = (o.router ?? configuredUrls(config).router).replace(/\/+$/, '')
+  const token = loadSecret(o.tokenFile ?? config.router.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
   const ext = file.split('.').pop()?.toLowerCase() ?? ''
   const meta = {
     title: o.title ?? id,

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { requireBearer } from '../../lib/auth.js'
-import { BadRequestError, ServiceUnavailableError, UnauthorizedError } from '../../lib/errors.js'
+import { BadRequestError, ServiceUnavailableError } from '../../lib/errors.js'
 import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http.js'
 import type { Logger } from '../../lib/logger.js'
 import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/tokens.js'
 import type { Catalog } from './catalog.js'
 import { parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
-import { parseTitleId } from '../cluster/keys.js'
+import { parseContentId } from '../../lib/ids.js'
 import type { Manifests } from '../cluster/manifests.js'
 import { play, type RegionMap } from './play.js'
 import type { Sessions } from './sessions.js'
@@ -60,8 +60,7 @@ const REGION = /^[A-Z]{2}$/
 
 export function playbackRoutes(d: PlaybackDeps): Route[] {
   const edgeOnly = (req: IncomingMessage) => {
-    if (d.edgeToken === undefined) throw new UnauthorizedError('edge registration is disabled: set REELCDN_EDGE_TOKEN or router.edgeTokenFile')
-    requireBearer(req, d.edgeToken)
+    requireBearer(req, d.edgeToken, 'edge registration is disabled: set REELCDN_EDGE_TOKEN or router.edgeTokenFile')
   }
   const ring = (): KeyRing => {
     if (!d.ring) throw new ServiceUnavailableError('play tokens are not configured on this router: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')
@@ -97,7 +96,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       sendJson(res, 200, { routerId: d.trending.routerId, at: now, state: d.trending.own.snapshot() })
     } } },
     { path: '/v1/play/:id', methods: { GET: async (req, res, m) => {
-      const id = parseTitleId(m.params[0]!)
+      const id = parseContentId(m.params[0]!)
       const q = queryParams(m)
       const region = q.get('region') ?? undefined
       if (region !== undefined && !REGION.test(region)) throw new BadRequestError(`expected region to be an ISO 3166-1 alpha-2 code such as FR, got ${JSON.stringify(region)}`)
@@ -117,7 +116,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     } } },
     { path: '/v1/sessions/:id', methods: {
       PUT: async (req, res, m) => {
-        const id = parseTitleId(m.params[0]!)
+        const id = parseContentId(m.params[0]!)
         const c = claims(req, m, id)
         const body = await readJson(req, d.maxPositionReportBytes) as { position?: unknown }
         const man = await d.manifests.get(id)
@@ -131,7 +130,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
         sendJson(res, 200, { contentId: id, viewerId: c.vid, position: pos, updatedAt: now })
       },
       GET: async (req, res, m) => {
-        const id = parseTitleId(m.params[0]!)
+        const id = parseContentId(m.params[0]!)
         const c = claims(req, m, id)
         const own = d.sessions.get(c.vid!, id)
         const p = localOnly(m) ? own : await d.sessionPeers.position(c.vid!, id, own, d.clock())

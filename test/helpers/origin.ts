@@ -8,12 +8,15 @@ import { quietLogger } from '../../lib/logger.js'
 import { digestHeader } from '../../lib/digest.js'
 import { startOrigin, type RunningOrigin } from '../../origin/main.js'
 
-/** Settings for a shard under test: port 0, a temp dir, no reserve, a quiet log. */
+/**
+ * Settings for a shard under test: port 0, a temp dir, no reserve, a quiet log, and no token with writes open
+ * (origin.insecureOpenWrites: tests talk to it on loopback; test/regress/issue-14-10 checks the closed default).
+ */
 export function originConfig(dataDir: string, overrides: Record<string, unknown> = {}) {
   return loadConfig({
     env: {},
     overrides: { 'origin.port': 0, 'origin.dataDir': dataDir, 'origin.reserveBytes': 0, 'origin.scrubRateMBps': 0,
-      'log.level': 'silent', ...overrides } as never,
+      'origin.insecureOpenWrites': true, 'log.level': 'silent', ...overrides } as never,
   })
 }
 

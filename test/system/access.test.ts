@@ -154,7 +154,8 @@ t.test('tokens never reach a log line or a command line, whatever the requests',
   mkdirSync(dir, { recursive: true })
   const secrets = { admin: 'admin-secret-7c1e9d', read: 'read-secret-2b8f04', edgeAdmin: 'edge-admin-secret-91aa3c', play: 'play-token-secret-5d3e0a' }
   const cfg = join(dir, 'router.json')
-  writeFileSync(cfg, JSON.stringify({ cluster: { chunkSize: 65536, shards: c.ports.map((p, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${p}`, weight: 1 })) } }))
+  writeFileSync(cfg, JSON.stringify({ cluster: { chunkSize: 65536, shards: c.ports.map((p, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${p}`, weight: 1 })) },
+    router: { dataDir: join(dir, 'router') } }))
   const router = run(['router', '--config', cfg, '--port', '0', '--log-level', 'trace', '--repair-interval', '0'],
     { REELCDN_ROUTER_TOKEN: secrets.admin, REELCDN_ROUTER_READ_TOKEN: secrets.read, REELCDN_LOG_REQUESTS: 'true' }, 'router ready')
   const rurl = await router.ready

@@ -23,7 +23,7 @@ t.test('router killed mid-ingest: the title stays invisible; the ingest run agai
   const c = await TestCluster.start(t, { chunkSize: CS })
   const cfg = join(c.dir, 'router.json')
   writeFileSync(cfg, JSON.stringify({ cluster: { chunkSize: CS, copies: 3,
-    shards: c.ports.map((p, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${p}`, weight: 1 })) } }))
+    shards: c.ports.map((p, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${p}`, weight: 1 })) }, router: { dataDir: join(c.dir, 'router-proc') } }))
   const env = { REELCDN_ROUTER_TOKEN: TOKEN }
   const args = ['router', '--config', cfg, '--port', '0', '--repair-interval', '0']
   const first = await spawnCli(t, args, 'router ready', env)

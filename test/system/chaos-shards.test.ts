@@ -53,7 +53,7 @@ t.test('kill -9 one shard then a second under load: no failed or wrong read; res
     const dir = join(base, `shard-${i + 1}`)
     mkdirSync(dir, { recursive: true })
     const proc = await spawnCli(t, ['origin', '--port', String(port), '--data-dir', dir, '--chunk-size', String(CS), '--reserve', '0',
-      '--scrub-rate', '0', '--memory-cache', '0'], 'origin shard ready')
+      '--scrub-rate', '0', '--memory-cache', '0', '--insecure-open-writes'], 'origin shard ready')
     return { port: Number(new URL(String(proc.line.url)).port), dir, proc }
   }
   const shards = [await startShard(0), await startShard(1), await startShard(2)]
@@ -61,7 +61,7 @@ t.test('kill -9 one shard then a second under load: no failed or wrong read; res
     'log.level': 'silent', 'http.shutdownGraceMs': 0,
     'cluster.chunkSize': CS, 'cluster.copies': 3,
     'cluster.shards': shards.map((s, i) => ({ id: `shard-${i + 1}`, url: `http://127.0.0.1:${s.port}`, weight: 1 })),
-    'router.port': 0, 'router.health.intervalMs': 100, 'router.health.timeoutMs': 500, 'router.health.fall': 1, 'router.health.rise': 1,
+    'router.port': 0, 'router.dataDir': join(base, 'router'), 'router.health.intervalMs': 100, 'router.health.timeoutMs': 500, 'router.health.fall': 1, 'router.health.rise': 1,
     'router.repair.intervalMs': 0, 'router.repair.rateMBps': 0, 'router.manifestTtlMs': 60_000, 'router.catalogRefreshMs': 3600_000,
     'router.upstream.connectTimeoutMs': 500, 'router.upstream.headersTimeoutMs': 2000, 'router.upstream.bodyTimeoutMs': 2000,
   } as never })

@@ -87,6 +87,8 @@ export class TestCluster {
         'origin.reserveBytes': 0,
         'origin.memoryCacheBytes': 0,
         'origin.scrubRateMBps': 0,
+        // no shard token: tests read and break shards directly (issue-14-10 checks the closed default)
+        'origin.insecureOpenWrites': true,
         'router.host': '127.0.0.1',
         'router.port': 0,
         'router.health.intervalMs': 3600_000,

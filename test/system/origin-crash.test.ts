@@ -12,7 +12,7 @@ const MiB = 1024 * 1024
 t.test('kill -9 during a PUT, then restart: no partial chunk, the shard serves what it had', async t => {
   const dir = t.testdir()
   const dataDir = join(dir, 'data')
-  const { child, line } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--log-level', 'info'], 'origin shard ready')
+  const { child, line } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--log-level', 'info', '--insecure-open-writes'], 'origin shard ready')
   const url = line.url as string
   const kept = randomChunk(2 * MiB)
   t.equal((await putChunk(url, 'film', 0, kept)).status, 201)
@@ -78,7 +78,7 @@ t.test('restart reconciles index and disk: rows without files dropped, orphans v
 
 t.test('SIGTERM drains: in-flight reads finish, then the process exits 0', async t => {
   const dataDir = join(t.testdir(), 'data')
-  const { child, line } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0'], 'origin shard ready')
+  const { child, line } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--insecure-open-writes'], 'origin shard ready')
   const url = line.url as string
   const chunk = randomChunk(8 * MiB)
   await putChunk(url, 'z', 0, chunk)

@@ -67,7 +67,8 @@ function checkIndex(t: Test, dataDir: string, want: { id: string; present: boole
 
 async function startShard(t: Test, graceMs: number) {
   const dataDir = join(t.testdir(), 'data')
-  const { child, line, lines } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--log-level', 'info', '--log-requests'],
+  const { child, line, lines } = await spawnCli(t, ['origin', '--port', '0', '--data-dir', dataDir, '--reserve', '0', '--log-level', 'info', '--log-requests',
+    '--insecure-open-writes'],
     'origin shard ready', { REELCDN_SHARD_TOKEN: '', REELCDN_HTTP_SHUTDOWN_GRACE_MS: String(graceMs) })
   return { child, dataDir, url: line.url as string, lines }
 }

@@ -38,7 +38,7 @@ async function vm(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> {
 t.test('a 192 MiB ingest grows the router process by less than 128 MiB of RSS', { skip: process.platform !== 'linux' && 'needs /proc' }, async t => {
   const c = await TestCluster.start(t, { shards: 2, copies: 2, chunkSize: 8 * MiB })
   const cfg = join(c.dir, 'router.json')
-  await writeFile(cfg, JSON.stringify({ cluster: c.config().cluster, router: { port: 0, ingestMemoryBytes: 16 * MiB, repair: { intervalMs: 0 } } }))
+  await writeFile(cfg, JSON.stringify({ cluster: c.config().cluster, router: { port: 0, ingestMemoryBytes: 16 * MiB, repair: { intervalMs: 0 }, dataDir: join(c.dir, 'router-proc') } }))
   const child = spawn(process.execPath, [cli, 'router', '-c', cfg], { env: { ...process.env, REELCDN_ROUTER_TOKEN: TOKEN, REELCDN_SHARD_TOKEN: '' }, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGTERM') })
   const url = await new Promise<string>((resolve, reject) => {

@@ -4,6 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fail } from '../../lib/cli.js'
+import { configuredUrls, loadConfig } from '../../lib/config.js'
 import { parseBytes } from '../../lib/units.js'
 import type { PlayResponse } from '../../client/player.js'
 import { httpMode } from './http-mode.js'
@@ -113,7 +114,8 @@ export function formatSummary(r: LoadResult): string {
 function httpCommand(): Command {
   return new Command('http')
     .summary('raw HTTP range load with autocannon')
-    .requiredOption('-t, --target <url>', 'edge or router base URL (required)')
+    .option('-t, --target <url>', 'edge or router base URL (required, unless --config names the edge)')
+    .option('--config <file>', 'JSON config file whose edge (edge.host, edge.port) is the default target, e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
     .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the target\'s catalog)')
     .addOption(new Option('--zipf <s>', 'Zipf exponent of title popularity').default(0.9).argParser(num('--zipf')))
     .addOption(new Option('--range-size <bytes>', 'bytes per request; several, comma-separated: each request draws one').default([1024 * 1024], '1MiB').argParser(byteList))
@@ -130,6 +132,8 @@ function httpCommand(): Command {
     .option('--allow-remote', 'allow a target that is not on this machine')
     .action(async (o: Record<string, never>) => {
       try {
+        o.target ??= (o.config ? configuredUrls(loadConfig({ file: o.config })).edge : undefined) as never
+        if (!o.target) throw new InvalidArgumentError('give --target (an edge or router URL) or --config (a cluster\'s cluster.json)')
         checkTarget(o.target, Boolean(o.allowRemote))
         const edges = o.edgeMetrics ? list(o.edgeMetrics) : [o.target]
         for (const u of [...edges, ...(o.routerMetrics ? [o.routerMetrics] : [])]) checkTarget(u, Boolean(o.allowRemote))
@@ -152,8 +156,9 @@ function playersCommand(): Command {
   return new Command('players')
     .summary('simulated viewers: start-up delay, rebuffering, byte hit ratio')
     .option('-s, --scenario <name|file>', 'prime-time, premiere, long-tail, or a JSON file', 'prime-time')
-    .option('-r, --router <url>', 'router base URL: players ask /v1/play for their URLs (this or --target is required)')
+    .option('-r, --router <url>', 'router base URL: players ask /v1/play for their URLs (this or --target is required, unless --config names the router)')
     .option('-t, --target <url>', 'or an edge base URL every player reads from directly (this or --router is required)')
+    .option('--config <file>', 'JSON config file whose router (router.host, router.port) is the default --router, e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
     .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the catalog)')
     .option('--premiere <id>', 'the title a scenario\'s premiereShare goes to (default: the first title)')
     .addOption(new Option('-p, --players <n>', 'players (default: the scenario\'s)').argParser(int('--players', 1)))
@@ -169,6 +174,7 @@ function playersCommand(): Command {
     .option('--allow-remote', 'allow targets that are not on this machine')
     .action(async (o: Record<string, never>) => {
       try {
+        if (o.router === undefined && o.target === undefined && o.config) o.router = configuredUrls(loadConfig({ file: o.config })).router as never
         const base = o.router ?? o.target
         if (!base) throw new InvalidArgumentError('give --router (players use /v1/play) or --target (players read from one edge)')
         checkTarget(base, Boolean(o.allowRemote))

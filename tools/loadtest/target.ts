@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { request } from 'undici'
 import type { PlayResponse } from '../../client/player.js'
 import { BadRequestError, UpstreamError } from '../../lib/errors.js'
+import { parseContentId } from '../../lib/ids.js'
 
 /**
  * Where a load test may send traffic, and what it finds there. Loopback is
@@ -36,6 +37,8 @@ export interface Title {
 
 /** Titles from the catalog (router) or, given ids, their sizes from HEAD requests. Ranked in the order given. */
 export async function discoverTitles(target: string, ids: string[] | undefined, headers: Record<string, string> = {}): Promise<Title[]> {
+  // --titles: the contentId rule every service applies, before any request
+  ids?.forEach(parseContentId)
   if (!ids || ids.length === 0) {
     const res = await request(`${target}/v1/content?limit=1000`, { headers })
     if (res.statusCode !== 200) {

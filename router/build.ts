@@ -1,6 +1,6 @@
 import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
-import { newRegistry, routerMetrics } from '../lib/metrics.js'
+import { newRegistry, routerMetrics, type RouterProbes } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { Cluster } from './cluster/cluster.js'
 import { Manifests } from './cluster/manifests.js'
@@ -11,7 +11,8 @@ import { Repairer } from './repair/repair.js'
  * pools, health), manifests and the repairer, wired to one metrics registry.
  * `reelcdn router repair` runs on these alone.
  */
-export function buildCluster(config: Readonly<Config>, logger: Logger, env: NodeJS.ProcessEnv, registry = newRegistry('router', false)) {
+export function buildCluster(config: Readonly<Config>, logger: Logger, env: NodeJS.ProcessEnv, registry = newRegistry('router', false),
+  probes: Pick<RouterProbes, 'ingestBuffers'> = {}) {
   const shardToken = loadSecret(config.router.shardTokenFile, 'REELCDN_SHARD_TOKEN', env)
   let cluster: Cluster | undefined
   let repairer: Repairer | undefined
@@ -22,6 +23,7 @@ export function buildCluster(config: Readonly<Config>, logger: Logger, env: Node
         chunksCorrupt: h.status?.chunks.corrupt ?? 0, storedBytes: h.status?.storedBytes ?? 0 }
     }),
     replicas: () => repairer?.last?.remaining,
+    ...probes,
   })
   cluster = new Cluster(config, metrics, logger, shardToken)
   const manifests = new Manifests(cluster, config.router.manifestTtlMs, metrics, logger)

@@ -23,6 +23,7 @@ export function buildCluster(config: Readonly<Config>, logger: Logger, env: Node
         chunksCorrupt: h.status?.chunks.corrupt ?? 0, storedBytes: h.status?.storedBytes ?? 0 }
     }),
     replicas: () => repairer?.last?.remaining,
+    refusedCopies: () => cluster?.refused.size ?? 0,
     ...probes,
   })
   cluster = new Cluster(config, metrics, logger, shardToken)

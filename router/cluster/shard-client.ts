@@ -4,7 +4,7 @@ import type { Config } from '../../lib/config.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
 import { digestHeader } from '../../lib/digest.js'
-import { etagOf } from './keys.js'
+import { chunkKey, etagOf } from './keys.js'
 import { shardRefusal } from '../errors.js'
 
 /**
@@ -47,7 +47,9 @@ export class ShardClient {
   private readonly pool: Pool
   private readonly auth: Record<string, string>
 
-  constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string) {
+  constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string,
+    /** told the chunk key of every chunk this shard took (a PUT answered 2xx) */
+    private readonly onStored?: (key: string) => void) {
     this.id = spec.id
     this.pool = new Pool(spec.url, {
       connections: up.connections,
@@ -113,6 +115,7 @@ export class ShardClient {
       method: 'PUT', path: `/v1/chunks/${sid}/${index}`, body, signal, headersTimeout: this.up.putTimeoutMs,
       headers: { 'content-digest': digestHeader(sha256), 'content-length': String(size), 'content-type': 'application/octet-stream' },
     })
+    this.onStored?.(chunkKey(sid, index))
     return r.status === 201 ? 'created' : 'exists'
   }
 

@@ -39,6 +39,8 @@ t.test('with a shard down, `router repair` writes only its JSON report on stdout
 t.test('`router repair --help` documents its exit codes', async t => {
   const r = await run(['router', 'repair', '--help'])
   t.equal(r.code, 0)
-  t.match(r.stdout, /[Ee]xit code/)
-  t.match(r.stdout, /\b2\b[^\n]*under-replicated|under-replicated[^\n]*\b2\b/, 'names 2 for under-replicated')
+  // commander wraps the description to the terminal's width
+  const help = r.stdout.replace(/\s+/g, ' ')
+  t.match(help, /[Ee]xit code/)
+  t.match(help, /\b2 when chunks are left under-replicated or lost/, 'names 2 for under-replicated')
 })

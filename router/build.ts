@@ -5,6 +5,7 @@ import { loadSecret } from '../lib/auth.js'
 import { Cluster } from './cluster/cluster.js'
 import { Manifests } from './cluster/manifests.js'
 import { Repairer } from './repair/repair.js'
+import { lastPass } from './cluster/cluster-view.js'
 
 /**
  * The parts of a router that need no HTTP server: the cluster (ring, shard
@@ -22,7 +23,7 @@ export function buildCluster(config: Readonly<Config>, logger: Logger, env: Node
       return { id: s.id, up: h.up, outstanding: s.outstanding, chunksOk: h.status?.chunks.ok ?? 0,
         chunksCorrupt: h.status?.chunks.corrupt ?? 0, storedBytes: h.status?.storedBytes ?? 0 }
     }),
-    replicas: () => repairer?.last?.remaining,
+    replicas: () => (cluster && repairer ? lastPass(cluster, repairer)?.remaining : undefined),
     refusedCopies: () => cluster?.refused.size ?? 0,
     ...probes,
   })

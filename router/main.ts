@@ -124,6 +124,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   edgePeers.start()
   cluster.health.start()
   catalog.start()
+  repairer.ranBy = `router ${rc.id || server.http.url}`
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')

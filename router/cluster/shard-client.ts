@@ -6,6 +6,7 @@ import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.
 import { digestHeader } from '../../lib/digest.js'
 import { chunkKey, etagOf } from './keys.js'
 import { shardRefusal } from '../errors.js'
+import type { RepairReport } from '../repair/repair-report.js'
 
 /**
  * One origin shard, as the router talks to it: a keep-alive undici Pool with
@@ -36,6 +37,8 @@ export interface ShardStatus {
   chunks: { ok: number; corrupt: number }
   storedBytes: number
   disk: { capacityBytes: number; freeBytes: number; reserveBytes: number }
+  /** the last repair pass's report left on this shard, by whoever ran it (absent on shards from before) */
+  lastRepair?: RepairReport | null
 }
 
 type Upstream = Config['router']['upstream']
@@ -192,6 +195,14 @@ export class ShardClient {
   async status(timeoutMs: number): Promise<ShardStatus> {
     const r = await this.call('status', { method: 'GET', path: '/v1/status', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs * 2) })
     return JSON.parse(r.text) as ShardStatus
+  }
+
+  /** Leaves a repair pass's report on the shard, for every router to read back from its status; false if the shard kept a newer one or predates reports. */
+  async putRepairReport(report: RepairReport): Promise<boolean> {
+    const r = await this.call('put_repair_report', {
+      method: 'PUT', path: '/v1/repair-report', body: JSON.stringify(report), headers: { 'content-type': 'application/json' },
+    }, [404])
+    return r.status === 200 && (JSON.parse(r.text) as { kept?: boolean }).kept === true
   }
 
   async close(): Promise<void> {

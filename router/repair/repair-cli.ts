@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, type Flag } from '../../lib/cli.js'
 import { createLogger } from '../../lib/logger.js'
 import { Progress } from '../../lib/progress.js'
@@ -27,7 +28,8 @@ export function repairCommand(): Command {
     .description('Scan every shard and make each chunk and manifest hold exactly cluster.copies good replicas on its ' +
       'owners: copy missing ones, replace corrupt ones, delete misplaced copies once the owners hold theirs, and ' +
       'collect orphans older than router.repair.orphanGraceMs. Prints a JSON report on stdout, and nothing else: ' +
-      'log lines and progress go to stderr. ' + EXIT_CODES)
+      'log lines and progress go to stderr. The report is also left on every shard reached, where every router\'s ' +
+      '/v1/cluster and replica metrics find it. ' + EXIT_CODES)
     .option('--dry-run', 'only count what is wrong; change nothing')
   addFlags(cmd, flags)
   cmd.action(async () => {
@@ -35,6 +37,7 @@ export function repairCommand(): Command {
     // stderr: stdout is the report's alone
     const logger = createLogger('repair', config.log.level === 'info' ? 'warn' : config.log.level, process.stderr)
     const { cluster, repairer } = buildCluster(config, logger, process.env)
+    repairer.ranBy = `reelcdn router repair on ${hostname()}`
     const bar = new Progress({ label: 'repair', unit: 'items' })
     try {
       const report = await repairer.run({

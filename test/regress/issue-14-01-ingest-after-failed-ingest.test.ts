@@ -1,5 +1,7 @@
 import t from 'tap'
-import { TestCluster, randomBody, until, type TestT } from '../system/harness.js'
+import { PassThrough } from 'node:stream'
+import { request } from 'undici'
+import { TestCluster, TOKEN, randomBody, until, type TestT } from '../system/harness.js'
 import { tcpGate, type TcpGate } from '../helpers/tcp-gate.js'
 
 /**
@@ -81,4 +83,27 @@ t.test('ingest, a shard killed mid-ingest, then two more ingests: both succeed a
     const got = await c.get(`/v1/content/${id}`)
     t.ok(got.status === 200 && got.body.equals(body), `${id} reads back byte-exact`)
   }
+})
+
+t.test('a client gone mid-upload while its chunks are in flight: they finish, every buffer comes back, the next ingest is byte-exact', async t => {
+  const c = await TestCluster.start(t, { chunkSize: CS })
+  const gate = await gateShard(t, c, 0)
+  gate.hold(PUTS)
+  const ac = new AbortController()
+  const pipe = new PassThrough()
+  const body = randomBody(3 * CS)
+  const before = await metric(c, 'reelcdn_router_ingest_bytes_total')
+  const put = request(`${c.url}/v1/content/gone`, { method: 'PUT', body: pipe, signal: ac.signal,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-length': String(body.length) } }).catch((err: Error) => err)
+  pipe.write(body.subarray(0, 2 * CS + 1000))
+  // barrier: two chunks read and in flight (held by shard-1), the third being filled
+  await until(async () => await metric(c, 'reelcdn_router_ingest_bytes_total') - before >= 2 * CS + 1000, 'the router read two chunks and more')
+  ac.abort()
+  t.ok(await put instanceof Error, 'the client gave up')
+  gate.open()
+  await until(async () => await metric(c, 'reelcdn_router_ingest_buffers{state="in_use"}') === 0, 'every buffer back in the pool')
+  t.equal(await metric(c, 'reelcdn_router_ingest_buffers_retired_total'), 0, 'the chunks in flight finished: none retired')
+  const next = randomBody(3 * CS - 1)
+  t.equal((await c.ingest('next', next, { digest: false })).status, 201)
+  t.ok((await c.get('/v1/content/next')).body.equals(next), 'the next ingest reads back byte-exact')
 })

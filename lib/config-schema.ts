@@ -183,6 +183,11 @@ export const configSchema = z.object({
     verifyWholeChunks: z.boolean(),
     /** check every 64 KiB block of a read against the manifest's block lists and fail over to the next owner on a mismatch */
     verifyBlocks: z.boolean(),
+    /** copies a shard refused (corrupt, missing): asked last for ttlMs (5 min), or until this router stores them again; at most max (10,000) remembered */
+    refusedCopies: z.object({
+      ttlMs: ms.min(1),
+      max: positive.max(10_000_000),
+    }).strict(),
     upstream: z.object({
       connections: positive.max(10000),
       connectTimeoutMs: ms.min(1),

@@ -392,11 +392,37 @@ function answerError(res: ServerResponse, e: CdnError): void {
   }
   const req = res.req
   // An unread request body would be parsed as the next request: close instead of draining it.
-  if (!req.complete) res.setHeader('connection', 'close')
+  if (!req.complete) {
+    res.setHeader('connection', 'close')
+    lingerOnClose(req)
+  }
   // CORS headers stay: a browser player must be able to read the error too
   for (const h of res.getHeaderNames()) if (h !== 'x-request-id' && h !== 'connection' && h !== 'vary' && !h.startsWith('access-control-')) res.removeHeader(h)
   sendJson(res, e.statusCode, { error: { code: e.code, message: e.message } }, e.headers ?? {})
   if (!req.complete) req.resume()
+}
+
+/** How long a connection answered before its request body ended goes on reading (and dropping) it once answered. */
+const LINGER_MS = 2000
+
+/**
+ * Lingering close (RFC 9112 §9.6), for a connection answered before its
+ * request body has all arrived: our answer and FIN go first, then the
+ * client's bytes are read and dropped until it closes or LINGER_MS pass.
+ * Closing at once with unread bytes makes the kernel reset the connection,
+ * and the reset can beat the answer to the client, which then reports EPIPE
+ * or ECONNRESET instead of the 401 or 507 it was sent.
+ */
+export function lingerOnClose(req: IncomingMessage): void {
+  const socket = req.socket as import('node:net').Socket | null
+  // gone already, or lingering already
+  if (!socket || socket.destroyed || Object.hasOwn(socket, 'destroySoon')) return
+  // what Node's server calls once a `connection: close` answer is sent
+  socket.destroySoon = () => {
+    if (socket.writable) socket.end()
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref()
+    socket.once('close', () => clearTimeout(timer))
+  }
 }
 
 /** Reads a request body of at most `max` bytes: a 413 past it, with the connection closed. */

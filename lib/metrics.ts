@@ -240,6 +240,10 @@ export interface RouterProbes {
   shards(): { id: string; up: boolean; outstanding: number; chunksOk: number; chunksCorrupt: number; storedBytes: number }[]
   /** counts from the last repair scan; undefined before the first */
   replicas(): { underReplicated: number; lost: number; misplaced: number; orphans: number } | undefined
+  /** refused chunk copies remembered (router/cluster/refused-copies.ts) */
+  refusedCopies?(): number
+  /** the ingest buffer pool (router/ingest/buffer-pool.ts); absent where nothing ingests */
+  ingestBuffers?(): { inUse: number; idle: number }
 }
 
 export function routerMetrics(registry: Registry, probes: RouterProbes) {
@@ -282,6 +286,15 @@ export function routerMetrics(registry: Registry, probes: RouterProbes) {
     ingestBytes: new Counter({ name: 'reelcdn_router_ingest_bytes_total', help: 'Bytes received by ingests', registers: [registry] }),
     ingestChunks: new Counter({ name: 'reelcdn_router_ingest_chunk_writes_total', help: 'Chunk replicas of ingests: stored, or already there (resumed)',
       labelNames: ['result'] as const, registers: [registry] }),
+    ingestBuffers: new Gauge({ name: 'reelcdn_router_ingest_buffers', help: 'Ingest chunk buffers: lent to an ingest now (in_use), or kept for reuse (idle)',
+      labelNames: ['state'] as const, registers: [registry],
+      collect() { const b = probes.ingestBuffers?.(); if (b) { this.set({ state: 'in_use' }, b.inUse); this.set({ state: 'idle' }, b.idle) } } }),
+    ingestBuffersRetired: new Counter({ name: 'reelcdn_router_ingest_buffers_retired_total', help: 'Ingest buffers dropped instead of reused because a failed or cut PUT may still have been sending from them (a new one is allocated)',
+      registers: [registry] }),
+    refusedCopies: new Counter({ name: 'reelcdn_router_refused_copies_total', help: 'Chunk copies a shard refused to serve (corrupt, missing, other bytes): remembered (noted), asked last by a read (avoided), forgotten once stored or read again (cleared)',
+      labelNames: ['event'] as const, registers: [registry] }),
+    refusedCopiesHeld: new Gauge({ name: 'reelcdn_router_refused_copies', help: 'Refused chunk copies remembered now (bounded by router.refusedCopies.max, each for router.refusedCopies.ttlMs)',
+      registers: [registry], collect() { const n = probes.refusedCopies?.(); if (n !== undefined) this.set(n) } }),
     repairActions: new Counter({ name: 'reelcdn_router_repair_actions_total', help: 'Repairer actions by kind',
       labelNames: ['action'] as const, registers: [registry] }),
     repairBytes: new Counter({ name: 'reelcdn_router_repair_bytes_total', help: 'Chunk bytes copied by the repairer', registers: [registry] }),

@@ -16,6 +16,7 @@ import { digestHeader, parseContentDigest } from '../lib/digest.js'
 import { ChunkIndex, type ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, ChunkStore } from './chunk-store.js'
 import { ChunkReader } from './reader.js'
+import { MAX_REPAIR_REPORT_BYTES, RepairRecord } from './repair-record.js'
 
 /** What a write or delete is answered (401) on a shard without a token. */
 export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELCDN_SHARD_TOKEN or origin.tokenFile ' +
@@ -23,7 +24,8 @@ export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELC
 
 /**
  * The origin shard's HTTP API: chunk PUT/GET/HEAD/DELETE, a paged inventory,
- * manifests, and status. Chunks are immutable: a PUT either creates the chunk,
+ * manifests, status, and the last repair pass's report (repair-record.ts).
+ * Chunks are immutable: a PUT either creates the chunk,
  * repeats it (200, idempotent) or conflicts (409); only DELETE removes one.
  * With a shard token every route needs it; without one, reads are open and
  * writes and deletes are refused (401), unless origin.insecureOpenWrites.
@@ -43,6 +45,7 @@ export class OriginServer {
   readonly reader: ChunkReader
   private readonly cfg: Config['origin']
   private readonly chunkSize: number
+  private readonly repairs: RepairRecord
   /** bytes promised to uploads in flight, counted against free space */
   private reserved = 0
   private ready = false
@@ -50,6 +53,7 @@ export class OriginServer {
   constructor(private readonly deps: OriginDeps) {
     this.cfg = deps.config.origin
     this.chunkSize = deps.config.cluster.chunkSize
+    this.repairs = new RepairRecord(deps.store.dataDir)
     this.metrics = originMetrics(deps.registry, {
       cachedBytes: () => this.reader.cachedBytes, stats: () => deps.index.stats(), disk: () => this.disk() })
     this.reader = new ChunkReader(deps.store, this.metrics, this.cfg.readSize, this.cfg.memoryCacheBytes,
@@ -79,6 +83,9 @@ export class OriginServer {
           PUT: write((q, s, m) => this.putManifest(q, s, m)),
           DELETE: write((q, s, m) => this.deleteManifest(q, s, m)) } },
         { path: '/v1/status', methods: { GET: auth((q, s) => this.status(s)) } },
+        { path: '/v1/repair-report', methods: {
+          GET: auth((q, s) => sendJson(s, 200, { report: this.repairs.get() })),
+          PUT: write(async (q, s) => sendJson(s, 200, { kept: await this.repairs.put(await readJson(q, MAX_REPAIR_REPORT_BYTES)) })) } },
       ],
     })
   }
@@ -285,6 +292,8 @@ export class OriginServer {
       storedBytes: s.bytes,
       disk: { capacityBytes: d.capacity, freeBytes: d.free, reserveBytes: this.cfg.reserveBytes, reservedByUploads: this.reserved },
       memoryCacheBytes: this.reader.cachedBytes,
+      // the last repair pass any process ran, so every router's /v1/cluster sees it (repair-record.ts)
+      lastRepair: this.repairs.get(),
     })
   }
 }

@@ -66,10 +66,12 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const adminToken = loadSecret(rc.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
   const readToken = loadSecret(rc.readTokenFile, 'REELCDN_ROUTER_READ_TOKEN', env)
   const registry = newRegistry('router', opts.logger === undefined)
-  const { cluster, manifests, repairer, metrics, hasShardToken } = buildCluster(config, logger, env, registry)
+  const pool = new BufferPool(chunkSize, buffers)
+  const { cluster, manifests, repairer, metrics, hasShardToken } = buildCluster(config, logger, env, registry,
+    { ingestBuffers: () => ({ inUse: pool.inUse, idle: pool.idle }) })
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
   const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
-  const ingestor = new Ingestor(cluster, manifests, new BufferPool(chunkSize, buffers), metrics, logger,
+  const ingestor = new Ingestor(cluster, manifests, pool, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))
   const ring = loadKeyRing(rc.tokenKeysFile, env)
@@ -122,6 +124,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   edgePeers.start()
   cluster.health.start()
   catalog.start()
+  repairer.ranBy = `router ${rc.id || server.http.url}`
   repairer.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')

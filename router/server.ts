@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
-import { HttpService, queryParams, sendJson, type Match, type Route } from '../lib/http.js'
+import { HttpService, lingerOnClose, queryParams, sendJson, type Match, type Route } from '../lib/http.js'
 import type { RouterMetrics } from '../lib/metrics.js'
 import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
 import { NotFoundError } from '../lib/errors.js'
@@ -94,6 +94,8 @@ export class RouterServer {
         { path: '/v1/content/:id/chunks/:index/crcs', methods: { GET: title((q, s, m) => this.getCrcs(s, m)) } },
         { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
+        // a cheap check of the admin token, before work that needs it (`reelcdn ingest` asks it before hashing a file)
+        { path: '/v1/admin', methods: { GET: admin((q, s) => sendJson(s, 200, { admin: true })) } },
         { path: '/v1/edges', methods: { GET: admin((q, s) => sendJson(s, 200, { edges: this.d.edges?.() ?? [] })) } },
         ...(d.routes ?? []),
       ],
@@ -180,7 +182,11 @@ export class RouterServer {
     const id = parseContentId(m.params[0]!)
     const meta = parseMeta(req.headers, id)
     const result = await this.d.ingestor.ingest(req, id, meta)
-    if (!req.complete) res.setHeader('connection', 'close')
+    // 'exists' is known from the digest alone, before the body: see lingerOnClose
+    if (!req.complete) {
+      res.setHeader('connection', 'close')
+      lingerOnClose(req)
+    }
     sendJson(res, result.status === 'created' ? 201 : 200, result, { etag: etagOf(result.sha256) })
     if (!req.complete) req.resume()
   }

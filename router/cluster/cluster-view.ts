@@ -1,15 +1,18 @@
 import type { Config } from '../../lib/config.js'
 import type { Cluster } from './cluster.js'
 import type { Repairer } from '../repair/repair.js'
+import { latestReport, type RepairReport } from '../repair/repair-report.js'
 
 /**
  * `GET /v1/cluster`: the shards as this router sees them (health after
  * hysteresis, weights, ring points, usage and chunk counts from the last
- * health check, requests in flight) and the last repair pass's counts.
+ * health check, requests in flight) and the counts of the newest repair pass,
+ * this router's or one another process (`reelcdn router repair`, another
+ * router) left on the shards.
  */
 export function clusterView(cluster: Cluster, repairer: Repairer, config: Readonly<Config>) {
   const points = cluster.ring.points()
-  const last = repairer.last
+  const last = lastPass(cluster, repairer)
   return {
     copies: cluster.ring.copies,
     vnodes: cluster.ring.vnodes,
@@ -24,7 +27,12 @@ export function clusterView(cluster: Cluster, repairer: Repairer, config: Readon
         usage: h.status ? { storedBytes: h.status.storedBytes, ...h.status.disk } : null,
       }
     }),
-    replicas: last ? { ...last.remaining, scannedAt: new Date(last.startedAt).toISOString() } : null,
+    replicas: last ? { ...last.remaining, scannedAt: new Date(last.startedAt).toISOString(), ranBy: last.ranBy ?? null, dryRun: last.dryRun } : null,
     repair: { running: repairer.isRunning, progress: repairer.isRunning ? repairer.progress : null, last: last ?? null },
   }
+}
+
+/** The newest pass known: this router's own, or one any process left on the shards (as of their last health check). */
+export function lastPass(cluster: Cluster, repairer: Repairer): RepairReport | undefined {
+  return latestReport(repairer.last, ...cluster.shards.map(s => cluster.health.get(s.id).status?.lastRepair))
 }

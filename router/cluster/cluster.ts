@@ -5,6 +5,7 @@ import { ConfigError } from '../../lib/errors.js'
 import { Ring } from './ring.js'
 import { ShardClient } from './shard-client.js'
 import { HealthMonitor } from './health.js'
+import { RefusedCopies } from './refused-copies.js'
 
 /**
  * The shards as one cluster: the ring says who owns a key, health says who is
@@ -17,11 +18,13 @@ import { HealthMonitor } from './health.js'
  *      the repairer has moved them, copies sit on the shards that owned the
  *      key before, which come next in its ring order;
  *   3. shards marked down, owners first: a last resort before failing.
+ * A copy its shard refused lately (refused-copies.ts) goes after all of these.
  */
 export class Cluster {
   readonly ring: Ring
   readonly shards: readonly ShardClient[]
   readonly health: HealthMonitor
+  readonly refused: RefusedCopies
   private readonly byId = new Map<string, ShardClient>()
 
   constructor(config: Readonly<Config>, metrics: RouterMetrics, logger: Logger, shardToken: string | undefined) {
@@ -29,7 +32,10 @@ export class Cluster {
     this.ring = new Ring(c.shards, c.copies, c.vnodes)
     const wq = config.router.writeQuorum
     if (wq > c.copies) throw new ConfigError(`expected router.writeQuorum to be at most cluster.copies (${c.copies}), got ${wq}`)
-    this.shards = c.shards.map(s => new ShardClient(s, config.router.upstream, metrics, shardToken))
+    const rc = config.router.refusedCopies
+    this.refused = new RefusedCopies({ ttlMs: rc.ttlMs, max: rc.max, count: event => metrics.refusedCopies.inc({ event }) })
+    // a copy stored by this router is good again, whatever its shard refused before
+    this.shards = c.shards.map(s => new ShardClient(s, config.router.upstream, metrics, shardToken, key => this.refused.forget(s.id, key)))
     for (const s of this.shards) this.byId.set(s.id, s)
     this.health = new HealthMonitor(this.shards, config.router.health, logger)
   }
@@ -58,7 +64,7 @@ export class Cluster {
     }
     // stable sort: equal loads keep ring order
     healthyOwners.sort((a, b) => a.outstanding - b.outstanding)
-    return healthyOwners.concat(others, down)
+    return this.refused.order(healthyOwners.concat(others, down), key)
   }
 
   async close(): Promise<void> {

@@ -4,8 +4,9 @@ import type { Config } from '../../lib/config.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
 import { digestHeader } from '../../lib/digest.js'
-import { etagOf } from './keys.js'
+import { chunkKey, etagOf } from './keys.js'
 import { shardRefusal } from '../errors.js'
+import type { RepairReport } from '../repair/repair-report.js'
 
 /**
  * One origin shard, as the router talks to it: a keep-alive undici Pool with
@@ -36,6 +37,8 @@ export interface ShardStatus {
   chunks: { ok: number; corrupt: number }
   storedBytes: number
   disk: { capacityBytes: number; freeBytes: number; reserveBytes: number }
+  /** the last repair pass's report left on this shard, by whoever ran it (absent on shards from before) */
+  lastRepair?: RepairReport | null
 }
 
 type Upstream = Config['router']['upstream']
@@ -47,7 +50,9 @@ export class ShardClient {
   private readonly pool: Pool
   private readonly auth: Record<string, string>
 
-  constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string) {
+  constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string,
+    /** told the chunk key of every chunk this shard took (a PUT answered 2xx) */
+    private readonly onStored?: (key: string) => void) {
     this.id = spec.id
     this.pool = new Pool(spec.url, {
       connections: up.connections,
@@ -113,6 +118,7 @@ export class ShardClient {
       method: 'PUT', path: `/v1/chunks/${sid}/${index}`, body, signal, headersTimeout: this.up.putTimeoutMs,
       headers: { 'content-digest': digestHeader(sha256), 'content-length': String(size), 'content-type': 'application/octet-stream' },
     })
+    this.onStored?.(chunkKey(sid, index))
     return r.status === 201 ? 'created' : 'exists'
   }
 
@@ -189,6 +195,14 @@ export class ShardClient {
   async status(timeoutMs: number): Promise<ShardStatus> {
     const r = await this.call('status', { method: 'GET', path: '/v1/status', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs * 2) })
     return JSON.parse(r.text) as ShardStatus
+  }
+
+  /** Leaves a repair pass's report on the shard, for every router to read back from its status; false if the shard kept a newer one or predates reports. */
+  async putRepairReport(report: RepairReport): Promise<boolean> {
+    const r = await this.call('put_repair_report', {
+      method: 'PUT', path: '/v1/repair-report', body: JSON.stringify(report), headers: { 'content-type': 'application/json' },
+    }, [404])
+    return r.status === 200 && (JSON.parse(r.text) as { kept?: boolean }).kept === true
   }
 
   async close(): Promise<void> {

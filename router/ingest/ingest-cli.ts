@@ -1,6 +1,5 @@
 import { Command } from 'commander'
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
@@ -8,9 +7,10 @@ import { fail } from '../../lib/cli.js'
 import { configuredUrls, loadConfig } from '../../lib/config.js'
 import { loadSecret } from '../../lib/auth.js'
 import { digestHeader } from '../../lib/digest.js'
-import { BadRequestError, CdnError, ConflictError } from '../../lib/errors.js'
+import { ConflictError } from '../../lib/errors.js'
 import { Progress } from '../../lib/progress.js'
 import { parseContentId } from '../../lib/ids.js'
+import { authHeader, checkAdmin, checkFile, fileError, putBody, routerError, unreachable } from './ingest-client.js'
 
 /**
  * `reelcdn ingest FILE --id …`: uploads a file to a router as a title.
@@ -19,6 +19,8 @@ import { parseContentId } from '../../lib/ids.js'
  * an interruption resume (chunks already stored are not sent to shards again)
  * and what lets a published title be recognised without uploading it again.
  * The token comes from REELCDN_ROUTER_TOKEN or --token-file, never a flag.
+ * The file and the token are checked before the file is hashed, and every
+ * failure names what was wrong (ingest-client.ts).
  */
 interface Opts {
   id: string
@@ -71,7 +73,7 @@ export function asciiJson(v: unknown): string {
 
 export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
   const id = parseContentId(o.id)
-  const size = (await stat(file).catch(err => { throw new BadRequestError(`cannot read ${file}: ${(err as Error).message}`) })).size
+  const size = await checkFile(file)
   const config = loadConfig({ file: o.config, env })
   const base = (o.router ?? configuredUrls(config).router).replace(/\/+$/, '')
   const token = loadSecret(o.tokenFile ?? config.router.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
@@ -87,19 +89,25 @@ export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv =
     },
   }
 
+  await checkAdmin(base, token)
+
   const hashing = new Progress({ label: 'hashing  ', total: size, unit: 'bytes' })
   const h = createHash('sha256')
   let read = 0
-  for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-    h.update(b as Buffer)
-    read += (b as Buffer).length
-    hashing.update(read)
+  try {
+    for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+      h.update(b as Buffer)
+      read += (b as Buffer).length
+      hashing.update(read)
+    }
+  } catch (err) {
+    throw fileError(file, err)
   }
   hashing.finish()
   const sha256 = h.digest('hex')
 
   // a published title: recognise it without sending the bytes
-  const pre = await request(`${base}/v1/content/${id}/meta`, { method: 'GET' })
+  const pre = await request(`${base}/v1/content/${id}/meta`, { method: 'GET', headers: authHeader(token) }).catch(err => { throw unreachable(base, err) })
   if (pre.statusCode === 200) {
     const m = await pre.body.json() as { sha256: string }
     if (m.sha256 === sha256) return { status: 'exists', contentId: id, sha256 }
@@ -110,26 +118,24 @@ export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv =
   const upload = new Progress({ label: 'uploading', total: size, unit: 'bytes' })
   let sent = 0
   async function* counted() {
-    for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-      sent += (b as Buffer).length
-      upload.update(sent)
-      yield b as Buffer
+    try {
+      for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+        sent += (b as Buffer).length
+        upload.update(sent)
+        yield b as Buffer
+      }
+    } catch (err) {
+      throw fileError(file, err)
     }
   }
-  const res = await request(`${base}/v1/content/${id}`, {
-    method: 'PUT', body: Readable.from(counted()), headersTimeout: 30 * 60 * 1000,
-    headers: {
-      'content-length': String(size), 'content-digest': digestHeader(sha256), 'content-type': meta.contentType,
-      'reelcdn-meta': asciiJson(meta), ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
+  const res = await putBody(base, `/v1/content/${id}`, {
+    'content-length': String(size), 'content-digest': digestHeader(sha256), 'content-type': meta.contentType,
+    'reelcdn-meta': asciiJson(meta), ...authHeader(token),
+  }, Readable.from(counted()), { sent: () => sent, size }, token).catch(err => {
+    upload.finish('failed')
+    throw err
   })
-  const text = await res.body.text()
-  upload.finish(res.statusCode < 300 ? 'done' : `failed (${res.statusCode})`)
-  let json: unknown
-  try { json = JSON.parse(text) } catch { json = text }
-  if (res.statusCode >= 300) {
-    const e = (json as { error?: { code?: string; message?: string } }).error
-    throw new CdnError(`the router answered ${res.statusCode}: ${e?.message ?? text}`, { code: e?.code ?? 'CDN_ERR_UPSTREAM', statusCode: res.statusCode, source: 'upstream' })
-  }
-  return json
+  upload.finish(res.status < 300 ? 'done' : `failed (${res.status})`)
+  if (res.status >= 300) throw routerError(res.status, res.text, token)
+  try { return JSON.parse(res.text) as unknown } catch { return res.text }
 }

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http'
 import { createHash } from 'node:crypto'
-import { BlockHasher, blockListDigest } from '../../lib/block-hasher.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { BadRequestError, CdnError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
@@ -8,12 +7,13 @@ import { digestFromHeader } from '../../lib/digest.js'
 import { chunkName } from '../../lib/ids.js'
 import type { Manifest } from '../../lib/manifest.js'
 import { chunkKey, randomVersion, storageId, versionFromDigest } from '../cluster/keys.js'
-import type { BufferPool } from './buffer-pool.js'
+import type { BufferPool, Lease } from './buffer-pool.js'
 import type { Cluster } from '../cluster/cluster.js'
 import type { Manifests } from '../cluster/manifests.js'
 import type { TitleMeta } from './meta.js'
 import type { ShardClient } from '../cluster/shard-client.js'
-import { ShardRefusedError } from '../errors.js'
+import { ClientGoneError, ShardRefusedError } from '../errors.js'
+import { Upload, type Counted } from './upload.js'
 
 /**
  * create(K, V): cuts an upload into chunks, stores each on its owners, then
@@ -25,8 +25,16 @@ import { ShardRefusedError } from '../errors.js'
  * while the next buffer fills. At most `pipeline` uploads per ingest are in
  * flight, and every buffer comes from the shared BufferPool, so memory stays
  * bounded: the client is back-pressured when both limits are reached (we stop
- * reading the socket). A buffer returns to the pool only once every owner's
- * PUT has settled, because undici may still be sending from it until then.
+ * reading the socket).
+ *
+ * Buffer ownership. A buffer is a Lease (buffer-pool.ts), settled exactly
+ * once by its one owner: the chunking loop while it fills the buffer, then
+ * launch(), to which the loop hands it (clearing its own reference first),
+ * then the upload task. The task settles it only once every owner's PUT has
+ * settled, because undici may still be sending from it until then; and if a
+ * PUT failed or was cut, bytes of it may still be queued on that socket, so
+ * the buffer is retired (the pool lends a new one) rather than reused. A
+ * client that leaves while its upload waits for a buffer stops waiting.
  *
  * An owner already holding the chunk with the right digest (HEAD shows its
  * ETag) is not sent it again: that is how a re-run resumes. With a random
@@ -88,12 +96,18 @@ export class Ingestor {
     }
     const version = claimed ? versionFromDigest(claimed, this.opts.chunkSize) : randomVersion()
     const up = new Upload(this, storageId(contentId, version), claimed !== undefined)
+    // a client gone while its upload waits for a buffer stops waiting
+    const gone = new AbortController()
+    const onClose = () => { if (!req.complete) gone.abort(new ClientGoneError()) }
+    req.once('close', onClose)
     let counted: Counted
     try {
-      counted = await up.run(req)
+      counted = await up.run(req, gone.signal)
     } catch (err) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw err
+    } finally {
+      req.off('close', onClose)
     }
     if (claimed && counted.sha256 !== claimed) {
       this.metrics.ingests.inc({ result: 'failed' })
@@ -108,10 +122,17 @@ export class Ingestor {
     return resultOf(status, m, up.replicas)
   }
 
-  /** Stores one chunk on its owners; resolves once `need` of them hold it. */
-  async storeChunk(sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean, replicas: IngestResult['replicas']): Promise<void> {
+  /**
+   * Stores one chunk on its owners; resolves once `need` of them hold it.
+   * Once it settles, `use.mayBeRead` tells whether `data` may still be read by
+   * a socket: set when a PUT of it failed or was cut (bytes of it may still be
+   * queued there), left false when every PUT was answered 2xx (the shard had
+   * read the whole body) or none was needed.
+   */
+  async storeChunk(sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean,
+    replicas: IngestResult['replicas'], use: { mayBeRead: boolean }): Promise<void> {
     const owners = this.cluster.owners(chunkKey(sid, index))
-    const results = await Promise.allSettled(owners.map(s => this.storeOn(s, sid, index, sha256, data, mayExist)))
+    const results = await Promise.allSettled(owners.map(s => this.storeOn(s, sid, index, sha256, data, mayExist, use)))
     let ok = 0
     let firstErr: CdnError | undefined
     for (const r of results) {
@@ -128,8 +149,9 @@ export class Ingestor {
     if (firstErr) this.logger.warn({ chunk: chunkName(sid, index), err: firstErr.message }, 'chunk stored on fewer than copies owners; the repairer will add the rest')
   }
 
-  private async storeOn(s: ShardClient, sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean): Promise<'stored' | 'resumed'> {
+  private async storeOn(s: ShardClient, sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean, use: { mayBeRead: boolean }): Promise<'stored' | 'resumed'> {
     for (let attempt = 0; ; attempt++) {
+      let putting = false
       try {
         if (mayExist) {
           const have = await s.headChunk(sid, index).catch(err => {
@@ -141,8 +163,11 @@ export class Ingestor {
           if (have !== null)
             throw new ConflictError(`shard ${s.id} holds chunk ${chunkName(sid, index)} with sha256 ${have}, not ${sha256}`)
         }
+        putting = true
         return await s.putChunk(sid, index, sha256, data.length, data) === 'created' ? 'stored' : 'resumed'
       } catch (err) {
+        // an early answer or a cut connection: undici may not have sent all of `data` yet
+        if (putting) use.mayBeRead = true
         const e = toCdnError(err)
         if (!e.retryable || attempt >= this.opts.retries) throw e
         await new Promise(r => setTimeout(r, 100 * 2 ** attempt))
@@ -158,98 +183,20 @@ export class Ingestor {
     return this.opts.pipeline
   }
 
-  acquire(signal?: AbortSignal): Promise<Buffer> {
+  acquire(signal?: AbortSignal): Promise<Lease> {
     return this.pool.acquire(signal)
   }
 
-  release(b: Buffer): void {
-    this.pool.release(b)
+  /** Gives an uploaded buffer back: retired if a failed or cut PUT may still have bytes of it queued on a socket. */
+  settle(lease: Lease, mayBeRead: boolean): void {
+    if (!mayBeRead) return lease.release()
+    lease.retire()
+    this.metrics.ingestBuffersRetired.inc()
   }
 
   countBytes(n: number): void {
     this.metrics.ingestBytes.inc(n)
   }
-}
-
-/** One upload's chunking loop and its in-flight chunk writes. */
-class Upload {
-  readonly replicas = { stored: 0, resumed: 0 }
-  private readonly inflight = new Set<Promise<void>>()
-  private failure: Error | undefined
-  private readonly digests: string[] = []
-  private readonly blocks: string[] = []
-
-  constructor(private readonly ing: Ingestor, private readonly sid: string, private readonly mayExist: boolean) {}
-
-  async run(body: AsyncIterable<Buffer>): Promise<Counted> {
-    const cs = this.ing.chunkSize
-    const whole = createHash('sha256')
-    let size = 0
-    let buf: Buffer | undefined
-    let filled = 0
-    let hash: BlockHasher | undefined
-    try {
-      for await (const piece of body) {
-        let off = 0
-        while (off < piece.length) {
-          if (this.failure) throw this.failure
-          if (!buf) {
-            buf = await this.ing.acquire()
-            hash = new BlockHasher()
-          }
-          const n = Math.min(piece.length - off, cs - filled)
-          const part = piece.subarray(off, off + n)
-          part.copy(buf, filled)
-          hash!.update(part)
-          whole.update(part)
-          filled += n
-          off += n
-          if (filled === cs) {
-            await this.launch(buf, filled, hash!)
-            buf = undefined
-            filled = 0
-          }
-        }
-        size += piece.length
-        this.ing.countBytes(piece.length)
-      }
-      if (buf && filled > 0) {
-        await this.launch(buf, filled, hash!)
-        buf = undefined
-      }
-      await Promise.all(this.inflight)
-      if (this.failure) throw this.failure
-    } finally {
-      if (buf) this.ing.release(buf)
-      await Promise.allSettled(this.inflight)
-    }
-    return { size, sha256: whole.digest('hex'), chunks: this.digests, blocks: this.blocks }
-  }
-
-  /** Starts writing a full buffer; waits first if this upload has `pipeline` writes in flight. */
-  private async launch(buf: Buffer, len: number, hash: BlockHasher): Promise<void> {
-    while (this.inflight.size >= this.ing.pipeline) await Promise.race(this.inflight)
-    if (this.failure) {
-      this.ing.release(buf)
-      throw this.failure
-    }
-    const index = this.digests.length
-    const { sha256, crcs } = hash.finish()
-    this.digests.push(sha256)
-    this.blocks.push(blockListDigest(crcs))
-    const p: Promise<void> = this.ing.storeChunk(this.sid, index, sha256, buf.subarray(0, len), this.mayExist, this.replicas)
-      .catch(err => { this.failure ??= err as Error })
-      .finally(() => { this.inflight.delete(p); this.ing.release(buf) })
-    this.inflight.add(p)
-  }
-}
-
-interface Counted {
-  size: number
-  sha256: string
-  /** per chunk: its SHA-256, and the SHA-256 of its block CRC list */
-  chunks: string[]
-  blocks: string[]
 }
 
 async function hashBody(body: AsyncIterable<Buffer>): Promise<string> {

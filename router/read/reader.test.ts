@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { BLOCK_SIZE, blockCrcs } from '../../lib/block-hasher.js'
-import { BlockCheck } from './reader.js'
+import { BlockCheck } from './block-check.js'
 
 /** Cuts `buf` into pieces of random sizes, as sockets deliver them. */
 function pieces(buf: Buffer, max: number): Buffer[] {

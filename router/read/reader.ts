@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { createHash, type Hash } from 'node:crypto'
-import { crc32c } from '@node-rs/crc32'
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
 import type { Logger } from '../../lib/logger.js'
@@ -11,9 +10,10 @@ import { chunkLength, type Manifest } from '../../lib/manifest.js'
 import { drained } from '../../lib/representation.js'
 import { chunkName } from '../../lib/ids.js'
 import { chunkKey, storageId } from '../cluster/keys.js'
-import { ClientGoneError, NoReplicaError } from '../errors.js'
+import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js'
 import type { Cluster } from '../cluster/cluster.js'
 import { translate, type ShardClient } from '../cluster/shard-client.js'
+import { BlockCheck } from './block-check.js'
 
 /**
  * read(K, offset): streams byte ranges of a title to a client, chunk by chunk,
@@ -80,7 +80,7 @@ export class ChunkReader {
         return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
         lastErr = err as Error
-        this.failover(err)
+        this.failover(err, order[i]!, sid, index)
       }
     }
     throw new NoReplicaError(`chunk ${chunkName(m.contentId, index)}`, { cause: lastErr })
@@ -132,7 +132,7 @@ export class ChunkReader {
           body = await this.open(shard, sid, m, index, pos, to, crcs)
         } catch (err) {
           lastErr = err as Error
-          this.failover(err)
+          this.failover(err, shard, sid, index)
           continue
         }
       }
@@ -172,14 +172,14 @@ export class ChunkReader {
         }
         // a body that breaks off (reset, silence past bodyTimeoutMs) comes as undici's error: named like the rest
         lastErr = translate(shard.id, 'get_chunk', err)
-        this.failover(lastErr)
+        this.failover(lastErr, shard, sid, index)
         continue
       }
       this.metrics.bytesServed.inc(pos - began)
       if (pos <= to) {
         lastErr = new UpstreamError(`shard ${shard.id} ended chunk ${chunkName(sid, index)} at byte ${pos} of ${to + 1}`)
         this.failover(lastErr)
-      }
+      } else if (this.cluster.refused.size > 0) this.cluster.refused.forget(shard.id, chunkKey(sid, index)) // refused before, good now
     }
     if (pos <= to) throw new NoReplicaError(`chunk ${chunkName(sid, index)} from byte ${pos}`, { cause: lastErr })
     if (hash && hash.digest('hex') !== sha) {
@@ -248,15 +248,22 @@ export class ChunkReader {
         this.metrics.blockMismatches.inc({ shard: shard.id, what: 'block_list' })
         this.logger.warn({ shard: shard.id, chunk: chunkName(sid, index) }, 'block list does not match the manifest; asking the next owner')
         lastErr = new UpstreamError(`shard ${shard.id} sent a block list for chunk ${chunkName(sid, index)} that does not match the manifest`)
+        this.cluster.refused.note(shard.id, chunkKey(sid, index))
       } catch (err) {
         lastErr = err as Error
       }
-      this.failover(lastErr)
+      this.failover(lastErr, shard, sid, index)
     }
     throw new NoReplicaError(`block list of chunk ${chunkName(sid, index)}`, { cause: lastErr })
   }
 
-  private failover(err: unknown): void {
+  /**
+   * Counts a move to the next copy; a copy its shard says is unusable (corrupt,
+   * missing, other bytes) or whose bytes failed our check is remembered, so
+   * reads ask it last until it is stored again (cluster/refused-copies.ts).
+   */
+  private failover(err: unknown, shard?: ShardClient, sid?: string, index?: number): void {
+    if (shard && sid !== undefined && index !== undefined && copyIsBad(err)) this.cluster.refused.note(shard.id, chunkKey(sid, index))
     const e = toCdnError(err)
     const reason = err instanceof BadBlockError ? 'corrupt'
       : e.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout'
@@ -266,54 +273,9 @@ export class ChunkReader {
   }
 }
 
-/**
- * Cuts a shard's answer, which starts at block-aligned chunk offset `at`,
- * into whole blocks and checks each against the block list. `push` returns
- * the bytes of the blocks a piece completed, as views of the pieces (no copy:
- * a block spanning pieces is checked with a running CRC32C over its parts),
- * adjacent views of one piece merged; after the first block that fails,
- * `bad` holds its number and nothing more is returned.
- */
-export class BlockCheck {
-  bad = -1
-  private parts: Buffer[] = []
-  private partsLen = 0
-  private crc = 0
-
-  constructor(private readonly crcs: Buffer, private readonly chunkLen: number, public at: number) {}
-
-  push(piece: Buffer): Buffer[] {
-    const out: Buffer[] = []
-    for (let off = 0; off < piece.length && this.bad < 0;) {
-      const len = Math.min(BLOCK_SIZE, this.chunkLen - this.at)
-      if (len <= 0) break
-      const take = Math.min(len - this.partsLen, piece.length - off)
-      const part = piece.subarray(off, off + take)
-      this.crc = crc32c(part, this.partsLen === 0 ? 0 : this.crc)
-      this.parts.push(part)
-      this.partsLen += take
-      off += take
-      if (this.partsLen < len) break
-      const n = this.at / BLOCK_SIZE
-      if (4 * n + 4 > this.crcs.length || this.crc !== this.crcs.readUInt32BE(4 * n)) {
-        this.bad = n
-        break
-      }
-      for (const p of this.parts) append(out, p)
-      this.at += len
-      this.parts = []
-      this.partsLen = 0
-    }
-    return out
-  }
-}
-
-/** Pushes `p`, or extends the last view when `p` continues it in the same memory. */
-function append(out: Buffer[], p: Buffer): void {
-  const last = out[out.length - 1]
-  if (last && last.buffer === p.buffer && last.byteOffset + last.length === p.byteOffset)
-    out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + p.length)
-  else out.push(p)
+function copyIsBad(err: unknown): boolean {
+  if (err instanceof BadBlockError) return true
+  return err instanceof ShardRefusedError && (err.upstreamCode === 'CDN_ERR_CORRUPT' || err.upstreamStatus === 404 || err.upstreamStatus === 412)
 }
 
 class BadBlockError extends UpstreamError {

@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, type Flag } from '../../lib/cli.js'
 import { createLogger } from '../../lib/logger.js'
 import { Progress } from '../../lib/progress.js'
@@ -9,9 +10,12 @@ import type { RepairReport } from './repair-report.js'
  * `reelcdn router repair`: one repair pass now, from this machine, with
  * progress. It needs only the cluster config and the shards' token: the
  * shards hold everything, so it can run beside live routers (every action is
- * idempotent). Exit code 0 when every shard answered and nothing is left
- * under-replicated or lost, 2 otherwise, 1 on an error.
+ * idempotent). stdout carries the JSON report and nothing else (so
+ * `> report.json` is a JSON file); log lines and progress go to stderr.
  */
+export const EXIT_CODES = 'Exit code: 0 when every shard answered and nothing is left under-replicated or lost; ' +
+  '2 when chunks are left under-replicated or lost, or a shard could not be reached (its copies were not checked); 1 on an error.'
+
 const flags: Flag[] = [
   { flags: '--rate <MBps>', path: 'router.repair.rateMBps', kind: 'number', description: 'copy rate, 0 for unthrottled', unit: 'MB/s' },
   { flags: '--concurrency <n>', path: 'router.repair.concurrency', kind: 'int', description: 'chunk keys repaired at once' },
@@ -23,13 +27,17 @@ export function repairCommand(): Command {
     .summary('run one repair and rebalancing pass now, with progress')
     .description('Scan every shard and make each chunk and manifest hold exactly cluster.copies good replicas on its ' +
       'owners: copy missing ones, replace corrupt ones, delete misplaced copies once the owners hold theirs, and ' +
-      'collect orphans older than router.repair.orphanGraceMs. Prints a JSON report on stdout.')
+      'collect orphans older than router.repair.orphanGraceMs. Prints a JSON report on stdout, and nothing else: ' +
+      'log lines and progress go to stderr. The report is also left on every shard reached, where every router\'s ' +
+      '/v1/cluster and replica metrics find it. ' + EXIT_CODES)
     .option('--dry-run', 'only count what is wrong; change nothing')
   addFlags(cmd, flags)
   cmd.action(async () => {
     const config = configFromFlags(cmd, flags)
-    const logger = createLogger('repair', config.log.level === 'info' ? 'warn' : config.log.level)
+    // stderr: stdout is the report's alone
+    const logger = createLogger('repair', config.log.level === 'info' ? 'warn' : config.log.level, process.stderr)
     const { cluster, repairer } = buildCluster(config, logger, process.env)
+    repairer.ranBy = `reelcdn router repair on ${hostname()}`
     const bar = new Progress({ label: 'repair', unit: 'items' })
     try {
       const report = await repairer.run({

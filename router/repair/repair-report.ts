@@ -3,11 +3,17 @@
  * that lacked a good copy on some reachable owner when scanned; `remaining`
  * is what is still wrong after the pass's own repairs (what /v1/cluster and
  * the replica metrics show).
+ *
+ * Every pass leaves its report on the shards it reached, and routers read it
+ * back from the shards' status (origin/repair-record.ts): /v1/cluster shows the
+ * newest pass any process ran, `latestReport`.
  */
 export interface RepairReport {
   startedAt: number
   finishedAt: number | null
   dryRun: boolean
+  /** who ran the pass: `router <id>` or `reelcdn router repair on <host>` */
+  ranBy?: string
   /** shards that did not answer: their replicas are counted, not checked */
   unreachable: string[]
   manifests: { scanned: number; underReplicated: number; copied: number; misplacedDeleted: number; conflicts: number }
@@ -47,4 +53,14 @@ export function emptyReport(dryRun: boolean, unreachable: string[]): RepairRepor
     bytesCopied: 0, failures: 0,
     remaining: { underReplicated: 0, lost: 0, misplaced: 0, misplacedManifests: 0, orphans: 0 },
   }
+}
+
+/** The newest finished pass among this router's own and those the shards hold (any process's). */
+export function latestReport(...reports: (RepairReport | null | undefined)[]): RepairReport | undefined {
+  let best: RepairReport | undefined
+  for (const r of reports) {
+    if (!r || typeof r.finishedAt !== 'number' || typeof r.remaining !== 'object' || r.remaining === null) continue
+    if (!best || r.finishedAt > best.finishedAt!) best = r
+  }
+  return best
 }

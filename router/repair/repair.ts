@@ -2,6 +2,7 @@ import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import type { Config } from '../../lib/config.js'
 import type { Cluster } from '../cluster/cluster.js'
+import type { ShardClient } from '../cluster/shard-client.js'
 import type { Manifests } from '../cluster/manifests.js'
 import { chunkHoldings, manifestHoldings } from './inventory.js'
 import { Throttle } from './throttle.js'
@@ -30,6 +31,8 @@ import { storageId } from '../cluster/keys.js'
  */
 export class Repairer {
   last: RepairReport | undefined
+  /** what reports name as who ran the pass */
+  ranBy = 'router'
   progress: RepairProgress | undefined
   private running: Promise<RepairReport> | undefined
   private timer: NodeJS.Timeout | undefined
@@ -78,6 +81,17 @@ export class Repairer {
       throw err
     }).finally(() => { this.running = undefined })
     return this.running
+  }
+
+  /**
+   * Leaves the report on every shard the pass reached: routers read it back
+   * from the shards' status, so each one's /v1/cluster shows the newest pass,
+   * whichever process ran it (origin/repair-record.ts).
+   */
+  private async leave(report: RepairReport, shards: readonly ShardClient[]): Promise<void> {
+    const results = await Promise.allSettled(shards.map(s => s.putRepairReport(report)))
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${shards[i]!.id}: ${(r.reason as Error).message}`] : []))
+    if (failed.length) this.logger.warn({ failed }, 'repair report not left on every shard: routers read it from the others')
   }
 
   private async pass(dryRun: boolean, onProgress?: (p: RepairProgress) => void): Promise<RepairReport> {
@@ -153,9 +167,11 @@ export class Repairer {
       }
     }
     report.finishedAt = Date.now()
+    report.ranBy = this.ranBy
     p.phase = 'done'
     tell()
     this.last = report
+    await this.leave(report, reachable)
     this.logger.info({ report }, 'repair pass done')
     return report
   }

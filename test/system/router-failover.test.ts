@@ -178,8 +178,10 @@ t.test('an owner that sends a corrupt block: the read moves to the next owner at
   t.ok(part.body.equals(body.subarray(from, to + 1)), 'range across the bad block and a chunk boundary byte-exact')
   t.ok((await c.get('/v1/content/rot')).body.equals(body), 'whole title byte-exact')
 
-  t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="corrupt"') >= 2, 'failovers counted as corrupt')
-  t.ok(await metric(c, 'reelcdn_router_block_mismatches_total{shard="shard-' + (liarAt! + 1) + '",what="block"') >= 2, 'mismatches counted against the liar')
+  t.ok(await metric(c, 'reelcdn_router_read_failovers_total{reason="corrupt"') >= 1, 'failovers counted as corrupt')
+  t.ok(await metric(c, 'reelcdn_router_block_mismatches_total{shard="shard-' + (liarAt! + 1) + '",what="block"') >= 1, 'mismatches counted against the liar')
+  // issue 14, item 20: its bad copy of chunk 1 is then asked last, not on each of the three reads of it
+  t.equal(liar.log.filter(l => l.startsWith(`GET /v1/chunks/${storageId('rot', ing.json.version)}/1 `)).length, 1, 'the liar was asked for chunk 1 once')
   t.equal(await metric(c, 'reelcdn_router_chunk_digest_mismatches_total'), 0, 'no whole-chunk mismatch: the bad block was never sent')
 })
 

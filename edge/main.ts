@@ -84,7 +84,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
-      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
+      { readSize: cfg.readSize, writeQueueBytes: cfg.diskWriteQueueBytes, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
         policyStateFlushMs: cfg.policyStateFlushMs, alloc })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
@@ -97,6 +97,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => (prefill ? c.admitPrefill(ref, buf) : c.admit(ref, buf)),
       stale: id => meta.invalidate(id),
+      room: bytes => c.disk.room(bytes),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments, alloc })
     // player sessions feed session-aware policies and the request log; with neither, no session is computed

@@ -21,11 +21,22 @@ import type { ChunkRef } from '../title.js'
  * Who owns what. `entries` (in memory) lists the files that are complete and
  * readable; the policy holds those keys plus the one being written, so the
  * bytes on disk never exceed the capacity: victims are unlinked before a new
- * file is written. One writer drains a bounded queue of verified Buffers; a
- * full queue drops the write (the chunk stays in RAM only) rather than pin
- * more memory. Reads verify every block they touch against its CRC, so a file
- * damaged on disk is dropped, never served. Access order is kept as sequence
- * numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
+ * file is written. Reads verify every block they touch against its CRC, so a
+ * file damaged on disk is dropped, never served. Access order is kept as
+ * sequence numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
+ *
+ * The write queue. One writer drains a queue of verified Buffers, bounded in
+ * bytes (`writeQueueBytes`, counting the chunk being written): it holds the
+ * only reference to a chunk the RAM tier did not keep (all of them on a
+ * disk-only edge), so its bound is memory (README "Memory"). A chunk already
+ * queued, being written or on disk is not queued twice. While a chunk waits
+ * its Buffer is readable (`staged`): the RAM tier serves it, so a chunk is
+ * never fetched again just because the disk has not caught up. Readahead and
+ * prefill start a fill only if the queue has room for it and for every fill
+ * in flight (`room`, asked by the coalescer): a burst of player fills then
+ * finds room, and a write is dropped (the chunk stays in RAM only, or
+ * nowhere) only when players alone outrun the disk. Drops are counted by
+ * reason (queue_full, purged).
  *
  * Crash safety (kill -9 at any point): a file is written to tmp/, fsynced,
  * indexed, then renamed into place; a removal deletes the row, then the file.
@@ -37,7 +48,8 @@ const POOL_KEEP = 64
 
 export interface DiskTierOptions {
   readSize: number
-  writeQueue: number
+  /** bytes of verified chunks waiting for the disk, the one being written included; an empty queue takes any one chunk */
+  writeQueueBytes: number
   accessFlushMs: number
   /** chunk files kept open between reads */
   openFiles: number
@@ -47,13 +59,24 @@ export interface DiskTierOptions {
   alloc?: (size: number) => Buffer
 }
 
+interface WriteJob {
+  ref: ChunkRef
+  buf: Buffer
+}
+
+export type WriteDropReason = 'queue_full' | 'purged'
+
 export class DiskTier {
   readonly chunksDir: string
   readonly tmpDir: string
   private readonly entries = new Map<string, DiskRow>()
   private readonly touched = new Map<string, number>()
-  private readonly queue: { ref: ChunkRef; buf: Buffer }[] = []
-  private current: ChunkRef | null = null
+  /** chunks waiting for the writer, in arrival order */
+  private readonly queue = new Map<string, WriteJob>()
+  /** the chunk being written */
+  private current: WriteJob | null = null
+  /** bytes of the queue and the current write: the memory they hold */
+  private queuedBytes = 0
   private cancelCurrent = false
   private writer: Promise<void> | null = null
   private readonly flushTimer: NodeJS.Timeout
@@ -104,7 +127,33 @@ export class DiskTier {
 
   /** Chunks queued or being written. */
   get pendingWrites(): number {
-    return this.queue.length + (this.current ? 1 : 0)
+    return this.queue.size + (this.current ? 1 : 0)
+  }
+
+  /** Bytes held by the write queue, the chunk being written included. */
+  get pendingBytes(): number {
+    return this.queuedBytes
+  }
+
+  /** Whether the queue can take `bytes` more now (readahead and prefill ask with their chunk plus every fill in flight). */
+  room(bytes: number): boolean {
+    return this.policy.capacity === 0 || this.queuedBytes + bytes <= this.opts.writeQueueBytes
+  }
+
+  /** A verified chunk waiting for (or in) its write: its Buffer; undefined otherwise. */
+  staged(key: string): Buffer | undefined {
+    const job = this.queue.get(key) ?? (this.current?.ref.key === key && !this.cancelCurrent ? this.current : undefined)
+    return job?.buf
+  }
+
+  /** `staged` for a player read (the RAM tier serves it): counts for the policy as `get` would. */
+  readStaged(key: string): Buffer | undefined {
+    const buf = this.staged(key)
+    if (buf !== undefined) {
+      if (this.policy.has(key)) this.policy.hit(key)
+      else this.policy.miss(key)
+    }
+    return buf
   }
 
   /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
@@ -159,20 +208,32 @@ export class DiskTier {
     }
   }
 
-  /** Queues a verified chunk for the disk. Never blocks the caller. */
+  /**
+   * Queues a verified chunk for the disk. Never blocks the caller. A chunk
+   * that would take the queue past its bytes is dropped (an empty queue takes
+   * any one chunk, so a chunk larger than the bound is still written).
+   */
   write(ref: ChunkRef, buf: Buffer): void {
-    if (this.policy.capacity === 0 || this.entries.has(ref.key) || this.current?.key === ref.key || this.queue.some(q => q.ref.key === ref.key)) return
-    if (this.queue.length >= this.opts.writeQueue) {
-      this.metrics.diskWrites.inc({ result: 'dropped' })
-      return
-    }
-    this.queue.push({ ref, buf })
+    if (this.policy.capacity === 0 || this.entries.has(ref.key) || this.queue.has(ref.key) || this.current?.ref.key === ref.key) return
+    if (this.queuedBytes > 0 && this.queuedBytes + buf.length > this.opts.writeQueueBytes) return this.dropped('queue_full')
+    this.queue.set(ref.key, { ref, buf })
+    this.queued(buf.length)
     this.writer ??= this.drain().finally(() => { this.writer = null })
   }
 
+  private queued(delta: number): void {
+    this.queuedBytes += delta
+    this.metrics.diskWriteQueueBytes.set(this.queuedBytes)
+  }
+
+  private dropped(reason: WriteDropReason): void {
+    this.metrics.diskWrites.inc({ result: 'dropped' })
+    this.metrics.diskWriteDrops.inc({ reason })
+  }
+
   private async drain(): Promise<void> {
-    for (let job = this.queue.shift(); job; job = this.queue.shift()) {
-      this.current = job.ref
+    for (let job = this.shift(); job; job = this.shift()) {
+      this.current = job
       this.cancelCurrent = false
       try {
         await this.store(job.ref, job.buf)
@@ -181,7 +242,15 @@ export class DiskTier {
         this.logger.error({ chunk: chunkName(job.ref.contentId, job.ref.index), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
       }
       this.current = null
+      this.queued(-job.buf.length)
     }
+  }
+
+  private shift(): WriteJob | undefined {
+    const first = this.queue.values().next()
+    if (first.done) return undefined
+    this.queue.delete(first.value.ref.key)
+    return first.value
   }
 
   private async store(ref: ChunkRef, buf: Buffer): Promise<void> {
@@ -211,7 +280,7 @@ export class DiskTier {
       if (this.cancelCurrent || !this.policy.has(ref.key)) {
         // purged between the row and the rename: the purge could not see the file yet
         await this.remove(ref.key, row)
-        return void this.metrics.diskWrites.inc({ result: 'dropped' })
+        return this.dropped('purged')
       }
       this.entries.set(ref.key, row)
       this.metrics.diskWrites.inc({ result: 'ok' })
@@ -219,7 +288,7 @@ export class DiskTier {
       this.policy.remove(ref.key)
       this.index.delete(ref.key)
       await rm(tmp, { force: true })
-      if (this.cancelCurrent) return void this.metrics.diskWrites.inc({ result: 'dropped' })
+      if (this.cancelCurrent) return this.dropped('purged')
       throw err
     }
   }
@@ -327,8 +396,13 @@ export class DiskTier {
 
   /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */
   async purge(contentId: string): Promise<number> {
-    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.ref.contentId === contentId) this.queue.splice(i, 1)
-    if (this.current?.contentId === contentId) this.cancelCurrent = true
+    for (const [key, job] of this.queue) {
+      if (job.ref.contentId !== contentId) continue
+      this.queue.delete(key)
+      this.queued(-job.buf.length)
+      this.dropped('purged')
+    }
+    if (this.current?.ref.contentId === contentId) this.cancelCurrent = true
     const keys = this.index.keysOf(contentId)
     for (const k of keys) await this.remove(k)
     return keys.length

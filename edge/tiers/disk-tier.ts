@@ -10,6 +10,7 @@ import { chunkName } from '../../lib/ids.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
 import { BufferPool } from './buffer-pool.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
+import { WriteQueue, type WriteJob } from './disk-writes.js'
 import type { EvictionPolicy } from '../policy/policy.js'
 import type { Send, SendPiece } from '../serve/send.js'
 import type { ChunkRef } from '../title.js'
@@ -25,18 +26,10 @@ import type { ChunkRef } from '../title.js'
  * file damaged on disk is dropped, never served. Access order is kept as
  * sequence numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
  *
- * The write queue. One writer drains a queue of verified Buffers, bounded in
- * bytes (`writeQueueBytes`, counting the chunk being written): it holds the
- * only reference to a chunk the RAM tier did not keep (all of them on a
- * disk-only edge), so its bound is memory (README "Memory"). A chunk already
- * queued, being written or on disk is not queued twice. While a chunk waits
- * its Buffer is readable (`staged`): the RAM tier serves it, so a chunk is
- * never fetched again just because the disk has not caught up. Readahead and
- * prefill start a fill only if the queue has room for it and for every fill
- * in flight (`room`, asked by the coalescer): a burst of player fills then
- * finds room, and a write is dropped (the chunk stays in RAM only, or
- * nowhere) only when players alone outrun the disk. Drops are counted by
- * reason (queue_full, purged).
+ * Verified chunks reach `store` through a write queue bounded in bytes
+ * (edge/tiers/disk-writes.ts): `write` never blocks, a chunk waiting there is
+ * readable (`staged`), and `room` tells readahead and prefill whether the
+ * queue can take their chunk besides the fills in flight.
  *
  * Crash safety (kill -9 at any point): a file is written to tmp/, fsynced,
  * indexed, then renamed into place; a removal deletes the row, then the file.
@@ -59,26 +52,12 @@ export interface DiskTierOptions {
   alloc?: (size: number) => Buffer
 }
 
-interface WriteJob {
-  ref: ChunkRef
-  buf: Buffer
-}
-
-export type WriteDropReason = 'queue_full' | 'purged'
-
 export class DiskTier {
   readonly chunksDir: string
   readonly tmpDir: string
   private readonly entries = new Map<string, DiskRow>()
   private readonly touched = new Map<string, number>()
-  /** chunks waiting for the writer, in arrival order */
-  private readonly queue = new Map<string, WriteJob>()
-  /** the chunk being written */
-  private current: WriteJob | null = null
-  /** bytes of the queue and the current write: the memory they hold */
-  private queuedBytes = 0
-  private cancelCurrent = false
-  private writer: Promise<void> | null = null
+  private readonly writes: WriteQueue
   private readonly flushTimer: NodeJS.Timeout
   private readonly stateTimer: NodeJS.Timeout | undefined
   /** set by anything that changes the policy's state since the last save */
@@ -101,6 +80,7 @@ export class DiskTier {
     this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
     this.handles = new HandleCache(opts.openFiles)
     this.pool = new BufferPool(opts.readSize + BLOCK_SIZE, POOL_KEEP)
+    this.writes = new WriteQueue(opts.writeQueueBytes, job => this.store(job), metrics, logger)
     if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
@@ -127,23 +107,22 @@ export class DiskTier {
 
   /** Chunks queued or being written. */
   get pendingWrites(): number {
-    return this.queue.size + (this.current ? 1 : 0)
+    return this.writes.size
   }
 
   /** Bytes held by the write queue, the chunk being written included. */
   get pendingBytes(): number {
-    return this.queuedBytes
+    return this.writes.pendingBytes
   }
 
-  /** Whether the queue can take `bytes` more now (readahead and prefill ask with their chunk plus every fill in flight). */
+  /** Whether the write queue can take `bytes` more now (readahead and prefill ask with their chunk plus every fill in flight). */
   room(bytes: number): boolean {
-    return this.policy.capacity === 0 || this.queuedBytes + bytes <= this.opts.writeQueueBytes
+    return this.policy.capacity === 0 || this.writes.room(bytes)
   }
 
   /** A verified chunk waiting for (or in) its write: its Buffer; undefined otherwise. */
   staged(key: string): Buffer | undefined {
-    const job = this.queue.get(key) ?? (this.current?.ref.key === key && !this.cancelCurrent ? this.current : undefined)
-    return job?.buf
+    return this.writes.staged(key)
   }
 
   /** `staged` for a player read (the RAM tier serves it): counts for the policy as `get` would. */
@@ -208,52 +187,14 @@ export class DiskTier {
     }
   }
 
-  /**
-   * Queues a verified chunk for the disk. Never blocks the caller. A chunk
-   * that would take the queue past its bytes is dropped (an empty queue takes
-   * any one chunk, so a chunk larger than the bound is still written).
-   */
+  /** Queues a verified chunk for the disk (see WriteQueue: never blocks, drops past its bytes). Nothing to do for a chunk already on disk. */
   write(ref: ChunkRef, buf: Buffer): void {
-    if (this.policy.capacity === 0 || this.entries.has(ref.key) || this.queue.has(ref.key) || this.current?.ref.key === ref.key) return
-    if (this.queuedBytes > 0 && this.queuedBytes + buf.length > this.opts.writeQueueBytes) return this.dropped('queue_full')
-    this.queue.set(ref.key, { ref, buf })
-    this.queued(buf.length)
-    this.writer ??= this.drain().finally(() => { this.writer = null })
+    if (this.policy.capacity === 0 || this.entries.has(ref.key)) return
+    this.writes.add(ref, buf)
   }
 
-  private queued(delta: number): void {
-    this.queuedBytes += delta
-    this.metrics.diskWriteQueueBytes.set(this.queuedBytes)
-  }
-
-  private dropped(reason: WriteDropReason): void {
-    this.metrics.diskWrites.inc({ result: 'dropped' })
-    this.metrics.diskWriteDrops.inc({ reason })
-  }
-
-  private async drain(): Promise<void> {
-    for (let job = this.shift(); job; job = this.shift()) {
-      this.current = job
-      this.cancelCurrent = false
-      try {
-        await this.store(job.ref, job.buf)
-      } catch (err) {
-        this.metrics.diskWrites.inc({ result: 'failed' })
-        this.logger.error({ chunk: chunkName(job.ref.contentId, job.ref.index), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
-      }
-      this.current = null
-      this.queued(-job.buf.length)
-    }
-  }
-
-  private shift(): WriteJob | undefined {
-    const first = this.queue.values().next()
-    if (first.done) return undefined
-    this.queue.delete(first.value.ref.key)
-    return first.value
-  }
-
-  private async store(ref: ChunkRef, buf: Buffer): Promise<void> {
+  private async store(job: WriteJob): Promise<void> {
+    const { ref, buf } = job
     this.stateDirty = true
     const drop = this.policy.insert(ref.key, ref.size)
     const victims = drop.filter(k => k !== ref.key)
@@ -271,16 +212,16 @@ export class DiskTier {
       } finally {
         await fh.close()
       }
-      if (this.cancelCurrent) throw new Error('purged while being written')
+      if (job.cancelled) throw new Error('purged while being written')
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, index: ref.index, sha256: ref.sha256, size: ref.size,
         storedAt: Date.now(), lastAccess: ++this.seq }
       this.index.insert(row, blockCrcs(buf))
       await mkdir(dirname(dest), { recursive: true })
       await rename(tmp, dest)
-      if (this.cancelCurrent || !this.policy.has(ref.key)) {
+      if (job.cancelled || !this.policy.has(ref.key)) {
         // purged between the row and the rename: the purge could not see the file yet
         await this.remove(ref.key, row)
-        return this.dropped('purged')
+        return this.writes.dropped('purged')
       }
       this.entries.set(ref.key, row)
       this.metrics.diskWrites.inc({ result: 'ok' })
@@ -288,7 +229,7 @@ export class DiskTier {
       this.policy.remove(ref.key)
       this.index.delete(ref.key)
       await rm(tmp, { force: true })
-      if (this.cancelCurrent) return this.dropped('purged')
+      if (job.cancelled) return this.writes.dropped('purged')
       throw err
     }
   }
@@ -396,13 +337,7 @@ export class DiskTier {
 
   /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */
   async purge(contentId: string): Promise<number> {
-    for (const [key, job] of this.queue) {
-      if (job.ref.contentId !== contentId) continue
-      this.queue.delete(key)
-      this.queued(-job.buf.length)
-      this.dropped('purged')
-    }
-    if (this.current?.ref.contentId === contentId) this.cancelCurrent = true
+    this.writes.purge(contentId)
     const keys = this.index.keysOf(contentId)
     for (const k of keys) await this.remove(k)
     return keys.length
@@ -419,7 +354,7 @@ export class DiskTier {
 
   /** Resolves when the write queue is empty. */
   async idle(): Promise<void> {
-    while (this.writer) await this.writer
+    await this.writes.idle()
   }
 
   stats(): TierStats {

@@ -54,6 +54,9 @@ export interface RunningEdge {
 export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? createLogger('edge', config.log.level)
   const cfg = config.edge
+  // readahead and prefill wait for room for a whole chunk: a smaller queue would stop them for good
+  if (cfg.diskBytes > 0 && cfg.diskWriteQueueBytes < config.cluster.chunkSize)
+    throw new ConfigError(`expected edge.diskWriteQueueBytes to hold at least one chunk (cluster.chunkSize = ${config.cluster.chunkSize}), got ${cfg.diskWriteQueueBytes}`)
   await mkdir(cfg.dataDir, { recursive: true })
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined

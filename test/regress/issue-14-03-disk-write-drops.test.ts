@@ -1,4 +1,7 @@
 import t from 'tap'
+import { loadConfig } from '../../lib/config.js'
+import { quietLogger } from '../../lib/logger.js'
+import { startEdge } from '../../edge/main.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { get, metric, settled, startTestEdge, until, type TestContext } from '../helpers/edge.js'
@@ -59,7 +62,7 @@ t.test('readahead waits while the write queue has no room; a player fill still r
   const bytes = titleBytes(6 * CS, 'ra')
   await up.addTitle('ra', bytes, { chunkSize: CS })
   // room for two chunks: a player's chunk and its readahead
-  const edge = await disklessRamEdge(t, up, { 'edge.readaheadChunks': 1, 'edge.diskWriteQueueBytes': 2 * CS })
+  const edge = await disklessRamEdge(t, up, { 'edge.readaheadChunks': 1, 'edge.diskWriteQueueBytes': 2 * CS, 'cluster.chunkSize': CS })
 
   const gate = holdThreadPool()
   t.teardown(() => gate.release())
@@ -84,4 +87,10 @@ t.test('readahead waits while the write queue has no room; a player fill still r
   t.equal((await get(`${edge.url}/v1/content/ra`, { range: `bytes=${4 * CS}-${4 * CS + 99}` })).status, 206)
   await up.requested(1, 'ra', 5)
   await settled(edge)
+})
+
+t.test('a write queue smaller than one chunk is refused by name at start', async t => {
+  const config = loadConfig({ env: {}, overrides: { 'edge.port': 0, 'edge.dataDir': t.testdir(), 'edge.diskWriteQueueBytes': CS, 'cluster.chunkSize': 2 * CS } })
+  await t.rejects(startEdge(config, { logger: quietLogger('edge'), env: {} }),
+    { code: 'CDN_ERR_CONFIG', message: /edge\.diskWriteQueueBytes to hold at least one chunk \(cluster\.chunkSize = 2097152\), got 1048576/ })
 })

@@ -193,7 +193,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     threadRequests: new Counter({ name: 'reelcdn_edge_serve_thread_requests_total', help: 'Requests the serve threads (edge.serveThreads) took: served (answered from RAM by the thread) or relayed (passed to the main thread)',
       labelNames: ['outcome'] as const, registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
-    // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-tier.ts)
+    // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-writes.ts)
     diskWriteQueueBytes: new Gauge({ name: 'reelcdn_edge_disk_write_queue_bytes', help: 'Bytes of verified chunks queued for the disk tier or being written now (bounded by edge.diskWriteQueueBytes)',
       registers: [registry] }),
     diskWriteDrops: new Counter({ name: 'reelcdn_edge_disk_write_drops_total', help: 'Verified chunks not written to the disk tier, by reason: queue_full (no room within edge.diskWriteQueueBytes), purged',

@@ -19,7 +19,7 @@ import type { ChunkRef } from '../title.js'
  * left for players, and never queues. Readahead and prefill also wait for the
  * disk: they start only if its write queue has room for their chunk and for
  * every fill in flight (`room`), so a burst of player fills completing at once
- * still finds room there (edge/tiers/disk-tier.ts).
+ * still finds room there (edge/tiers/disk-writes.ts).
  *
  * The end of a fill happens once, in `settle`: on success the verified Buffer
  * goes to the cache (`commit`) and then the fill leaves `inflight`, in the same

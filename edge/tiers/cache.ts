@@ -10,10 +10,11 @@ import type { ChunkRef } from '../title.js'
  * once (the fill's Buffer itself, no copy) and disk through the disk tier's
  * write queue. While it waits in that queue its Buffer is served as a RAM hit
  * even if the RAM tier did not keep it (`RamTier.staged`), and it counts as
- * cached (`has`), so no fill starts for it. A disk hit is served from the file and promoted to RAM in the
- * background: at most `promotions` whole-chunk reads at once, one per chunk,
- * each verified block by block; beyond that a promotion is skipped (the next
- * hit tries again) rather than queued, so promotions never pile up memory.
+ * cached (`has`), so no fill starts for it. A disk hit is served from the
+ * file and promoted to RAM in the background: at most `promotions`
+ * whole-chunk reads at once, one per chunk, each verified block by block;
+ * beyond that a promotion is skipped (the next hit tries again) rather than
+ * queued, so promotions never pile up memory.
  */
 export class ChunkCache {
   private readonly promoting = new Set<string>()

@@ -30,23 +30,25 @@ t.test('chunks verified while the disk is busy all reach the disk, none dropped,
   const edge = await disklessRamEdge(t, up, { 'edge.readaheadChunks': 0 })
 
   const gate = holdThreadPool()
-  t.teardown(() => gate.release())
-  // N players, each reading a whole chunk: N fills verify while the disk writes nothing
-  const first = await Promise.all(Array.from({ length: N }, (_, i) =>
-    get(`${edge.url}/v1/content/burst`, { range: `bytes=${i * CS}-${(i + 1) * CS - 1}` })))
-  for (const [i, r] of first.entries()) t.ok(r.status === 206 && r.body.equals(bytes.subarray(i * CS, (i + 1) * CS)), `chunk ${i} served`)
-  t.equal(await metric(edge.url, 'reelcdn_edge_disk_writes_total', { result: 'dropped' }), 0, 'no write dropped')
-  t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_drops_total'), 0, 'no drop of any reason')
-  t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes'), N * CS, 'every verified chunk waits in the queue')
-  t.equal(edge.cache.disk.pendingWrites, N)
+  // released before the test ends whatever happens: the edge's close waits for its disk writes
+  try {
+    // N players, each reading a whole chunk: N fills verify while the disk writes nothing
+    const first = await Promise.all(Array.from({ length: N }, (_, i) =>
+      get(`${edge.url}/v1/content/burst`, { range: `bytes=${i * CS}-${(i + 1) * CS - 1}` })))
+    for (const [i, r] of first.entries()) t.ok(r.status === 206 && r.body.equals(bytes.subarray(i * CS, (i + 1) * CS)), `chunk ${i} served`)
+    t.equal(await metric(edge.url, 'reelcdn_edge_disk_writes_total', { result: 'dropped' }), 0, 'no write dropped')
+    t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_drops_total'), 0, 'no drop of any reason')
+    t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes'), N * CS, 'every verified chunk waits in the queue')
+    t.equal(edge.cache.disk.pendingWrites, N)
 
-  // a chunk waiting for the disk is in memory: it is served from there, not fetched again
-  const again = await Promise.all(Array.from({ length: N }, (_, i) =>
-    get(`${edge.url}/v1/content/burst`, { range: `bytes=${i * CS + 1000}-${i * CS + 1999}` })))
-  for (const [i, r] of again.entries()) t.ok(r.status === 206 && r.body.equals(bytes.subarray(i * CS + 1000, i * CS + 2000)), `chunk ${i} served again`)
-  t.equal(up.requests('burst'), N, 'one upstream fetch per chunk')
-
-  await gate.release()
+    // a chunk waiting for the disk is in memory: it is served from there, not fetched again
+    const again = await Promise.all(Array.from({ length: N }, (_, i) =>
+      get(`${edge.url}/v1/content/burst`, { range: `bytes=${i * CS + 1000}-${i * CS + 1999}` })))
+    for (const [i, r] of again.entries()) t.ok(r.status === 206 && r.body.equals(bytes.subarray(i * CS + 1000, i * CS + 2000)), `chunk ${i} served again`)
+    t.equal(up.requests('burst'), N, 'one upstream fetch per chunk')
+  } finally {
+    await gate.release()
+  }
   await settled(edge)
   t.equal(await metric(edge.url, 'reelcdn_edge_disk_writes_total', { result: 'ok' }), N, 'every chunk written')
   t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes'), 0)
@@ -65,22 +67,24 @@ t.test('readahead waits while the write queue has no room; a player fill still r
   const edge = await disklessRamEdge(t, up, { 'edge.readaheadChunks': 1, 'edge.diskWriteQueueBytes': 2 * CS, 'cluster.chunkSize': CS })
 
   const gate = holdThreadPool()
-  t.teardown(() => gate.release())
-  t.equal((await get(`${edge.url}/v1/content/ra`, { range: `bytes=0-${CS - 1}` })).status, 206)
-  await until(() => edge.fills.size === 0, 'chunk 0 and its readahead (chunk 1) to be verified')
-  t.equal(up.requests('ra', 1), 1, 'readahead fetched chunk 1: the queue had room for it')
-  t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes'), 2 * CS, 'the queue is full')
+  // released before the test ends whatever happens: the edge's close waits for its disk writes
+  try {
+    t.equal((await get(`${edge.url}/v1/content/ra`, { range: `bytes=0-${CS - 1}` })).status, 206)
+    await until(() => edge.fills.size === 0, 'chunk 0 and its readahead (chunk 1) to be verified')
+    t.equal(up.requests('ra', 1), 1, 'readahead fetched chunk 1: the queue had room for it')
+    t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes'), 2 * CS, 'the queue is full')
 
-  // the player's own miss is fetched; its readahead is not started, the queue having no room for it
-  const r = await get(`${edge.url}/v1/content/ra`, { range: `bytes=${2 * CS}-${3 * CS - 1}` })
-  t.ok(r.status === 206 && r.body.equals(bytes.subarray(2 * CS, 3 * CS)), 'chunk 2 served from its fill')
-  await until(() => edge.fills.size === 0, 'chunk 2 to be verified')
-  t.equal(up.requests('ra', 3), 0, 'no readahead of chunk 3')
-  t.equal(await metric(edge.url, 'reelcdn_edge_disk_backpressure_total', { by: 'readahead' }), 1)
-  t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_drops_total', { reason: 'queue_full' }), 1, 'the player chunk over the bound is dropped, and counted')
-  t.ok(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes') <= 2 * CS, 'the queue stays within its bytes')
-
-  await gate.release()
+    // the player's own miss is fetched; its readahead is not started, the queue having no room for it
+    const r = await get(`${edge.url}/v1/content/ra`, { range: `bytes=${2 * CS}-${3 * CS - 1}` })
+    t.ok(r.status === 206 && r.body.equals(bytes.subarray(2 * CS, 3 * CS)), 'chunk 2 served from its fill')
+    await until(() => edge.fills.size === 0, 'chunk 2 to be verified')
+    t.equal(up.requests('ra', 3), 0, 'no readahead of chunk 3')
+    t.equal(await metric(edge.url, 'reelcdn_edge_disk_backpressure_total', { by: 'readahead' }), 1)
+    t.equal(await metric(edge.url, 'reelcdn_edge_disk_write_drops_total', { reason: 'queue_full' }), 1, 'the player chunk over the bound is dropped, and counted')
+    t.ok(await metric(edge.url, 'reelcdn_edge_disk_write_queue_bytes') <= 2 * CS, 'the queue stays within its bytes')
+  } finally {
+    await gate.release()
+  }
   await settled(edge)
   t.equal(await metric(edge.url, 'reelcdn_edge_disk_writes_total', { result: 'ok' }), 2)
   // with room again, readahead runs

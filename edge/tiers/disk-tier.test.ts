@@ -148,9 +148,9 @@ t.test('the write queue is bounded in bytes: a burst within it is all written, p
   const { tier, index, metrics } = open(dir, 20 * CHUNK, 6 * CHUNK)
   await recoverDisk(tier, quietLogger('edge'))
   const cs = Array.from({ length: 8 }, (_, i) => chunk(i))
-  // eight chunks verified in one tick: the writer has only started on the first
+  // eight chunks verified in one tick: the two writers have only started on the first two
   for (const c of cs) tier.write(c.ref, c.buf)
-  t.equal(tier.pendingWrites, 6, 'six chunks fit the bound (the one being written counts)')
+  t.equal(tier.pendingWrites, 6, 'six chunks fit the bound (those being written count)')
   t.equal(tier.pendingBytes, 6 * CHUNK)
   t.equal((await metrics.diskWriteQueueBytes.get()).values[0]?.value, 6 * CHUNK)
   t.ok(tier.staged(cs[5]!.ref.key)?.equals(cs[5]!.buf), 'a queued chunk is readable from its Buffer')
@@ -175,6 +175,27 @@ t.test('the write queue is bounded in bytes: a burst within it is all written, p
   index.close()
 })
 
+t.test('two writes run at once; one the other\'s insert evicts is abandoned, counted, and leaves no file', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, CHUNK) // room for one chunk
+  await recoverDisk(tier, quietLogger('edge'))
+  const [a, b] = [0, 1].map(i => chunk(i))
+  tier.write(a!.ref, a!.buf)
+  tier.write(b!.ref, b!.buf) // the second writer takes b at once; its insert evicts a, which is still being written
+  t.equal(tier.pendingWrites, 2)
+  t.equal(tier.staged(a!.ref.key), undefined, 'a cancelled write is no longer served')
+  t.ok(tier.staged(b!.ref.key)?.equals(b!.buf))
+  await tier.idle()
+  t.notOk(tier.has(a!.ref.key))
+  t.ok(tier.has(b!.ref.key))
+  t.same(chunkFiles(dir), [`movie/1-${b!.ref.sha256}.chunk`], 'only b is on disk')
+  t.same(readdirSync(join(dir, 'tmp')), [], 'and nothing is left half-written')
+  t.same((await metrics.diskWriteDrops.get()).values.map(v => [v.labels.reason, v.value]), [['evicted', 1]])
+  t.equal(tier.stats().bytes, CHUNK)
+  await tier.close()
+  index.close()
+})
+
 t.test('a purge drops queued writes of the title, counted as purged, and frees their bytes', async t => {
   const dir = t.testdir()
   const { tier, index, metrics } = open(dir, 10 * CHUNK)
@@ -182,8 +203,8 @@ t.test('a purge drops queued writes of the title, counted as purged, and frees t
   const [a, b, c] = [0, 1, 2].map(i => chunk(i))
   for (const x of [a!, b!, c!]) tier.write(x.ref, x.buf)
   await tier.purge('movie')
-  t.equal(tier.staged(b!.ref.key), undefined)
-  t.equal(tier.staged(a!.ref.key), undefined, 'nor the one being written')
+  t.equal(tier.staged(c!.ref.key), undefined)
+  t.equal(tier.staged(a!.ref.key), undefined, 'nor those being written')
   await tier.idle()
   t.equal(tier.pendingBytes, 0)
   t.equal(tier.stats().entries, 0)

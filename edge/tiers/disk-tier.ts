@@ -20,9 +20,10 @@ import type { ChunkRef } from '../title.js'
  * indexed in SQLite with per-block CRC32Cs, bounded in bytes by its policy.
  *
  * Who owns what. `entries` (in memory) lists the files that are complete and
- * readable; the policy holds those keys plus the one being written, so the
+ * readable; the policy holds those keys plus the ones being written, so the
  * bytes on disk never exceed the capacity: victims are unlinked before a new
- * file is written. Reads verify every block they touch against its CRC, so a
+ * file is written (a victim still being written is cancelled, and its
+ * temporary file lasts until its current file-system call returns). Reads verify every block they touch against its CRC, so a
  * file damaged on disk is dropped, never served. Access order is kept as
  * sequence numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
  *
@@ -196,6 +197,8 @@ export class DiskTier {
   private async store(job: WriteJob): Promise<void> {
     const { ref, buf } = job
     this.stateDirty = true
+    // its place in the recency order is where the policy took it, whichever of the two writes ends first
+    const lastAccess = ++this.seq
     const drop = this.policy.insert(ref.key, ref.size)
     const victims = drop.filter(k => k !== ref.key)
     for (const k of victims) await this.remove(k)
@@ -212,16 +215,17 @@ export class DiskTier {
       } finally {
         await fh.close()
       }
-      if (job.cancelled) throw new Error('purged while being written')
+      if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, index: ref.index, sha256: ref.sha256, size: ref.size,
-        storedAt: Date.now(), lastAccess: ++this.seq }
+        storedAt: Date.now(), lastAccess }
       this.index.insert(row, blockCrcs(buf))
       await mkdir(dirname(dest), { recursive: true })
+      if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       await rename(tmp, dest)
       if (job.cancelled || !this.policy.has(ref.key)) {
-        // purged between the row and the rename: the purge could not see the file yet
+        // purged or evicted during the rename: the removal could not see the file yet
         await this.remove(ref.key, row)
-        return this.writes.dropped('purged')
+        return this.writes.dropped(job.cancelled || 'evicted')
       }
       this.entries.set(ref.key, row)
       this.metrics.diskWrites.inc({ result: 'ok' })
@@ -229,13 +233,15 @@ export class DiskTier {
       this.policy.remove(ref.key)
       this.index.delete(ref.key)
       await rm(tmp, { force: true })
-      if (job.cancelled) return this.writes.dropped('purged')
+      if (job.cancelled) return this.writes.dropped(job.cancelled)
       throw err
     }
   }
 
   /** Removes a chunk: row first, then file (see the crash rules above). */
   async remove(key: string, known?: DiskRow): Promise<void> {
+    // being written (the other writer's insert evicted it): that write must not make it visible
+    this.writes.cancel(key, 'evicted')
     const row = this.entries.get(key) ?? known
     this.entries.delete(key)
     this.touched.delete(key)

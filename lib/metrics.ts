@@ -196,7 +196,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-writes.ts)
     diskWriteQueueBytes: new Gauge({ name: 'reelcdn_edge_disk_write_queue_bytes', help: 'Bytes of verified chunks queued for the disk tier or being written now (bounded by edge.diskWriteQueueBytes)',
       registers: [registry] }),
-    diskWriteDrops: new Counter({ name: 'reelcdn_edge_disk_write_drops_total', help: 'Verified chunks not written to the disk tier, by reason: queue_full (no room within edge.diskWriteQueueBytes), purged',
+    diskWriteDrops: new Counter({ name: 'reelcdn_edge_disk_write_drops_total', help: 'Verified chunks not written to the disk tier, by reason: queue_full (no room within edge.diskWriteQueueBytes), purged, evicted (by the policy while being written)',
       labelNames: ['reason'] as const, registers: [registry] }),
     diskBackpressure: new Counter({ name: 'reelcdn_edge_disk_backpressure_total', help: 'Fills not started because the disk tier\'s write queue had no room for them and the fills in flight, by who asked: readahead, prefill',
       labelNames: ['by'] as const, registers: [registry] }),

@@ -59,6 +59,8 @@ export class DiskTier {
   private readonly entries = new Map<string, DiskRow>()
   private readonly touched = new Map<string, number>()
   private readonly writes: WriteQueue
+  /** title directories under chunks/ made since start-up */
+  private readonly titleDirs = new Set<string>()
   private readonly flushTimer: NodeJS.Timeout
   private readonly stateTimer: NodeJS.Timeout | undefined
   /** set by anything that changes the policy's state since the last save */
@@ -200,14 +202,19 @@ export class DiskTier {
     // its place in the recency order is where the policy took it, whichever of the two writes ends first
     const lastAccess = ++this.seq
     const drop = this.policy.insert(ref.key, ref.size)
-    const victims = drop.filter(k => k !== ref.key)
-    for (const k of victims) await this.remove(k)
     if (drop.length) this.metrics.evictions.inc({ tier: 'disk' }, drop.length)
-    if (!this.policy.has(ref.key)) return
+    const removals = Promise.all(drop.filter(k => k !== ref.key).map(k => this.remove(k)))
+    if (!this.policy.has(ref.key)) {
+      await removals
+      return
+    }
     const tmp = join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`)
     const dest = this.path(ref)
+    const dir = dirname(dest)
     try {
-      const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644)
+      // each step waits for the thread pool and then the event loop, which a busy edge makes long:
+      // the victims' files go while this one is created (its bytes are written once they are gone)
+      const [fh] = await Promise.all([open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644), removals])
       try {
         let off = 0
         while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten
@@ -219,21 +226,26 @@ export class DiskTier {
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, index: ref.index, sha256: ref.sha256, size: ref.size,
         storedAt: Date.now(), lastAccess }
       this.index.insert(row, blockCrcs(buf))
-      await mkdir(dirname(dest), { recursive: true })
+      // a title's directory is made once (nothing removes one while the edge runs; a failure forgets it)
+      if (!this.titleDirs.has(dir)) {
+        await mkdir(dir, { recursive: true })
+        this.titleDirs.add(dir)
+      }
       if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       await rename(tmp, dest)
       if (job.cancelled || !this.policy.has(ref.key)) {
         // purged or evicted during the rename: the removal could not see the file yet
         await this.remove(ref.key, row)
-        return this.writes.dropped(job.cancelled || 'evicted')
+        return this.writes.abandoned(job.cancelled || 'evicted')
       }
       this.entries.set(ref.key, row)
       this.metrics.diskWrites.inc({ result: 'ok' })
     } catch (err) {
+      this.titleDirs.delete(dir)
       this.policy.remove(ref.key)
       this.index.delete(ref.key)
       await rm(tmp, { force: true })
-      if (job.cancelled) return this.writes.dropped(job.cancelled)
+      if (job.cancelled) return this.writes.abandoned(job.cancelled)
       throw err
     }
   }

@@ -33,15 +33,18 @@ import type { ChunkRef } from '../title.js'
  * chunks being written; the tier cancels a chunk being written that its
  * policy evicted meanwhile (the other writer's insert can choose it). `store`
  * checks `cancelled` before it makes the file visible, and after. Drops are
- * counted by reason.
+ * counted by reason; a write abandoned because the policy evicted its chunk
+ * is not a drop (the policy chose), and is counted as such.
  */
-export type WriteDropReason = 'queue_full' | 'purged' | 'evicted'
+export type WriteDropReason = 'queue_full' | 'purged'
+/** why a write in progress must not become visible: its title was purged, or the policy evicted it */
+export type CancelReason = 'purged' | 'evicted'
 
 export interface WriteJob {
   ref: ChunkRef
   buf: Buffer
-  /** why `store` must not make it visible (set while it is being written), or false */
-  cancelled: false | Exclude<WriteDropReason, 'queue_full'>
+  /** set while it is being written, or false */
+  cancelled: false | CancelReason
 }
 
 /** writes in flight at once (see above) */
@@ -107,8 +110,14 @@ export class WriteQueue {
     this.metrics.diskWriteDrops.inc({ reason })
   }
 
+  /** A write `store` gave up on: a purge's is a drop; an eviction is the policy's choice (it counts among evictions), not a drop. */
+  abandoned(reason: CancelReason): void {
+    if (reason === 'purged') this.dropped('purged')
+    else this.metrics.diskWrites.inc({ result: 'evicted' })
+  }
+
   /** A chunk being written must not become visible (a waiting one cannot be evicted: the policy has not seen it). */
-  cancel(key: string, reason: Exclude<WriteDropReason, 'queue_full'>): void {
+  cancel(key: string, reason: CancelReason): void {
     const job = this.writing.get(key)
     if (job && !job.cancelled) job.cancelled = reason
   }

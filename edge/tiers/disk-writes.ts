@@ -25,9 +25,10 @@ import type { ChunkRef } from '../title.js'
  * for the event loop. On a busy edge one chain took 140 ms per 8 MiB chunk at
  * the median (18 ms on an idle one): one writer used about 5 % of the disk's
  * bandwidth, and a third of the chunks were dropped; with two chains in
- * flight none were (docs/benchmarks.md, issue 14 item 3). Two, not more: a
- * write evicted by the other's insert is wasted, and the temporary files on
- * disk are one per writer.
+ * flight, and two fewer waits in each (DiskTier.store), none were in four
+ * runs, a premiere at 8× speed included (docs/benchmarks.md, issue 14 item
+ * 3). Two, not more: a write evicted by the other's insert is wasted, and the
+ * temporary files on disk are one per writer.
  *
  * Cancelling. A purge removes the title's waiting chunks and cancels its
  * chunks being written; the tier cancels a chunk being written that its

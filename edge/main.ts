@@ -55,6 +55,9 @@ export interface RunningEdge {
 export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? createLogger('edge', config.log.level)
   const cfg = config.edge
+  // readahead and prefill wait for room for a whole chunk: a smaller queue would stop them for good
+  if (cfg.diskBytes > 0 && cfg.diskWriteQueueBytes < config.cluster.chunkSize)
+    throw new ConfigError(`expected edge.diskWriteQueueBytes to hold at least one chunk (cluster.chunkSize = ${config.cluster.chunkSize}), got ${cfg.diskWriteQueueBytes}`)
   await ensureWritableDir(cfg.dataDir, 'the edge\'s data dir')
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
@@ -87,7 +90,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
-      { readSize: cfg.readSize, writeQueue: cfg.diskWriteQueue, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
+      { readSize: cfg.readSize, writeQueueBytes: cfg.diskWriteQueueBytes, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
         policyStateFlushMs: cfg.policyStateFlushMs, alloc })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
@@ -105,6 +108,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         ahead?.committed(ref, prefill)
       },
       stale: id => meta.invalidate(id),
+      room: bytes => c.disk.room(bytes),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
       retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc })

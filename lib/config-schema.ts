@@ -112,8 +112,8 @@ export const configSchema = z.object({
     upstreamHeadersTimeoutMs: ms.min(1),
     upstreamIdleTimeoutMs: ms.min(1),
     readSize: positive.min(65536).max(16 * 1024 ** 2).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
-    /** verified chunks waiting for the disk; past it, a chunk is kept in RAM only */
-    diskWriteQueue: positive.max(1024),
+    /** bytes of verified chunks waiting for the disk (512 MiB: every fill slot's chunk at the default 8 × 64 MiB); past it a chunk is not written (kept in RAM only), and readahead and prefill wait for room */
+    diskWriteQueueBytes: bytes.min(1),
     /** chunk files kept open between reads (each holds a file descriptor and the chunk's block CRCs) */
     openFiles: z.number().int().min(0).max(65536),
     /** disk-to-RAM promotions in flight at once */

@@ -194,7 +194,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['result'] as const, registers: [registry] }),
     diskWritesPending: new Gauge({ name: 'reelcdn_edge_disk_writes_pending', help: 'Verified chunks queued for the disk tier or being written now', registers: [registry],
       collect() { this.set(probes.diskWritesPending?.() ?? 0) } }),
-    diskWrites: new Counter({ name: 'reelcdn_edge_disk_writes_total', help: 'Verified chunks written to the disk tier by result: ok, dropped (queue full or purged), failed',
+    diskWrites: new Counter({ name: 'reelcdn_edge_disk_writes_total', help: 'Verified chunks written to the disk tier by result: ok, dropped (queue full or purged), evicted (by the policy while being written), failed',
       labelNames: ['result'] as const, registers: [registry] }),
     corrupt: new Counter({ name: 'reelcdn_edge_corrupt_chunks_total', help: 'Disk-tier chunks found corrupt and dropped, by who found them: read, promotion',
       labelNames: ['found_by'] as const, registers: [registry] }),
@@ -208,6 +208,13 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     threadRequests: new Counter({ name: 'reelcdn_edge_serve_thread_requests_total', help: 'Requests the serve threads (edge.serveThreads) took: served (answered from RAM by the thread), relayed (passed to the main thread) or refused (malformed or unsupported, answered by the thread)',
       labelNames: ['outcome'] as const, registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
+    // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-writes.ts)
+    diskWriteQueueBytes: new Gauge({ name: 'reelcdn_edge_disk_write_queue_bytes', help: 'Bytes of verified chunks queued for the disk tier or being written now (bounded by edge.diskWriteQueueBytes)',
+      registers: [registry] }),
+    diskWriteDrops: new Counter({ name: 'reelcdn_edge_disk_write_drops_total', help: 'Verified chunks not written to the disk tier, by reason: queue_full (no room within edge.diskWriteQueueBytes), purged',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    diskBackpressure: new Counter({ name: 'reelcdn_edge_disk_backpressure_total', help: 'Fills not started because the disk tier\'s write queue had no room for them and the fills in flight, by who asked: readahead, prefill',
+      labelNames: ['by'] as const, registers: [registry] }),
   }
 }
 export type EdgeMetrics = ReturnType<typeof edgeMetrics>

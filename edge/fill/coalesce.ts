@@ -16,7 +16,10 @@ import type { ChunkRef } from '../title.js'
  * queueing included); a player that leaves only stops reading. At most
  * `maxFills` fills hold a slot (and a chunk-sized Buffer) at once; more wait
  * in FIFO order without memory. Readahead takes a slot only while another is
- * left for players, and never queues.
+ * left for players, and never queues. Readahead and prefill also wait for the
+ * disk: they start only if its write queue has room for their chunk and for
+ * every fill in flight (`room`), so a burst of player fills completing at once
+ * still finds room there (edge/tiers/disk-writes.ts).
  *
  * The end of a fill happens once, in `settle`: on success the verified Buffer
  * goes to the cache (`commit`) and then the fill leaves `inflight`, in the same
@@ -40,6 +43,8 @@ export interface CoalescerDeps {
   commit: (ref: ChunkRef, buf: Buffer, prefill: boolean) => void
   /** the upstream holds another version of the title: the manifest is stale */
   stale: (contentId: string) => void
+  /** can the cache take `bytes` more verified bytes now (its disk write queue)? Asked for readahead and prefill only; absent: always */
+  room?: (bytes: number) => boolean
   metrics: EdgeMetrics
   logger: Logger
 }
@@ -54,6 +59,8 @@ export class Coalescer {
   private readonly purged = new WeakSet<Fill>()
   private readonly prefills = new WeakSet<Fill>()
   private prefillsInFlight = 0
+  /** chunk bytes of the fills in `inflight`: what they will commit */
+  private inflightBytes = 0
   private running = 0
   private closed = false
   /** performance.now() of the last fill a player (or its readahead) started: prefill keeps quiet after it */
@@ -99,9 +106,16 @@ export class Coalescer {
   /** Readahead (and later prefill): starts a fill only if a slot is free beyond the one kept for players. */
   prefetch(ref: ChunkRef): PrefetchResult {
     if (this.inflight.has(ref.key) || this.deps.cached(ref.key)) return 'cached'
-    if (this.closed || this.running + 1 >= this.opts.maxFills) return 'skipped'
+    if (this.closed || this.running + 1 >= this.opts.maxFills || this.noRoom(ref, 'readahead')) return 'skipped'
     this.create(ref, 0)
     return 'started'
+  }
+
+  /** The disk would have no room for this chunk and the fills in flight: counted, and the caller holds back. */
+  private noRoom(ref: ChunkRef, by: 'readahead' | 'prefill'): boolean {
+    if (this.deps.room === undefined || this.deps.room(this.inflightBytes + ref.size)) return false
+    this.deps.metrics.diskBackpressure.inc({ by })
+    return true
   }
 
   /**
@@ -114,7 +128,7 @@ export class Coalescer {
     const have = this.inflight.get(ref.key)
     if (have) return { result: 'joined', fill: have }
     if (this.deps.cached(ref.key)) return { result: 'cached' }
-    if (this.closed || this.running + 1 >= this.opts.maxFills) return { result: 'busy' }
+    if (this.closed || this.running + 1 >= this.opts.maxFills || this.noRoom(ref, 'prefill')) return { result: 'busy' }
     const fill = this.create(ref, 0, true)
     return { result: 'started', fill }
   }
@@ -135,6 +149,7 @@ export class Coalescer {
     const fill = new Fill(ref, this.upstream, this.opts, this.events(ref))
     fill.deadline = fill.createdAt + this.opts.fillTimeoutMs
     this.inflight.set(ref.key, fill)
+    this.inflightBytes += ref.size
     if (prefill) {
       this.prefills.add(fill)
       this.prefillsInFlight++
@@ -178,7 +193,10 @@ export class Coalescer {
     const prefill = this.prefills.delete(fill)
     if (prefill) this.prefillsInFlight--
     if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill)
-    if (this.inflight.get(ref.key) === fill) this.inflight.delete(ref.key)
+    if (this.inflight.get(ref.key) === fill) {
+      this.inflight.delete(ref.key)
+      this.inflightBytes -= ref.size
+    }
     if (buf !== undefined) {
       metrics.fillSeconds.observe({ result: 'ok' }, secs)
       if (this.purged.has(fill)) metrics.fillFailures.inc({ reason: 'purged' })

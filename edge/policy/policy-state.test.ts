@@ -29,7 +29,7 @@ function open(dir: string, policy: PolicyName, chunks: number) {
   const index = new DiskIndex(join(dir, 'index.sqlite'))
   const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
   const tier = new DiskTier(dir, createPolicy(policy, chunks * CHUNK, { typicalBytes: CHUNK }), index, metrics, quietLogger('edge'),
-    { readSize: 65536, writeQueue: 64, accessFlushMs: 60000, openFiles: 4, policyStateFlushMs: 0 })
+    { readSize: 65536, writeQueueBytes: 64 * CHUNK, accessFlushMs: 60000, openFiles: 4, policyStateFlushMs: 0 })
   return { tier, index }
 }
 

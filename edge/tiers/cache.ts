@@ -8,10 +8,13 @@ import type { ChunkRef } from '../title.js'
 /**
  * The two tiers together. A verified chunk from a fill goes to both: RAM at
  * once (the fill's Buffer itself, no copy) and disk through the disk tier's
- * write queue. A disk hit is served from the file and promoted to RAM in the
- * background: at most `promotions` whole-chunk reads at once, one per chunk,
- * each verified block by block; beyond that a promotion is skipped (the next
- * hit tries again) rather than queued, so promotions never pile up memory.
+ * write queue. While it waits in that queue its Buffer is served as a RAM hit
+ * even if the RAM tier did not keep it (`RamTier.staged`), and it counts as
+ * cached (`has`), so no fill starts for it. A disk hit is served from the
+ * file and promoted to RAM in the background: at most `promotions`
+ * whole-chunk reads at once, one per chunk, each verified block by block;
+ * beyond that a promotion is skipped (the next hit tries again) rather than
+ * queued, so promotions never pile up memory.
  */
 export class ChunkCache {
   private readonly promoting = new Set<string>()
@@ -22,10 +25,13 @@ export class ChunkCache {
     private readonly metrics: EdgeMetrics,
     private readonly logger: Logger,
     private readonly maxPromotions: number,
-  ) {}
+  ) {
+    ram.staged = key => disk.readStaged(key)
+  }
 
+  /** In RAM, on disk, or waiting for the disk: `ram.get` or `disk.get` finds it now. */
   has(key: string): boolean {
-    return this.ram.has(key) || this.disk.has(key)
+    return this.ram.has(key) || this.disk.has(key) || this.disk.staged(key) !== undefined
   }
 
   admit(ref: ChunkRef, buf: Buffer): void {

@@ -21,11 +21,11 @@ function chunk(index: number, size = CHUNK): { ref: ChunkRef; buf: Buffer } {
   return { ref: { key: chunkKey('movie', index, sha256), contentId: 'movie', index, sha256, size }, buf }
 }
 
-function open(dir: string, capacity: number) {
+function open(dir: string, capacity: number, queueBytes = 16 * CHUNK) {
   const index = new DiskIndex(join(dir, 'index.sqlite'))
   const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
   const tier = new DiskTier(dir, createPolicy('lru', capacity), index, metrics, quietLogger('edge'),
-    { readSize: 128 * 1024, writeQueue: 16, accessFlushMs: 60000, openFiles: 8 })
+    { readSize: 128 * 1024, writeQueueBytes: queueBytes, accessFlushMs: 60000, openFiles: 8 })
   return { tier, index, metrics }
 }
 
@@ -139,6 +139,77 @@ t.test('a purge drops stored chunks and queued writes of the title', async t => 
   t.equal(tier.stats().entries, 0)
   t.equal(tier.stats().bytes, 0)
   t.same(chunkFiles(dir), [])
+  await tier.close()
+  index.close()
+})
+
+t.test('the write queue is bounded in bytes: a burst within it is all written, past it a write is dropped and counted, and a waiting chunk is readable', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, 20 * CHUNK, 6 * CHUNK)
+  await recoverDisk(tier, quietLogger('edge'))
+  const cs = Array.from({ length: 8 }, (_, i) => chunk(i))
+  // eight chunks verified in one tick: the two writers have only started on the first two
+  for (const c of cs) tier.write(c.ref, c.buf)
+  t.equal(tier.pendingWrites, 6, 'six chunks fit the bound (those being written count)')
+  t.equal(tier.pendingBytes, 6 * CHUNK)
+  t.equal((await metrics.diskWriteQueueBytes.get()).values[0]?.value, 6 * CHUNK)
+  t.ok(tier.staged(cs[5]!.ref.key)?.equals(cs[5]!.buf), 'a queued chunk is readable from its Buffer')
+  t.equal(tier.staged(cs[7]!.ref.key), undefined, 'a dropped one is not')
+  t.notOk(tier.room(1), 'no room for readahead')
+  tier.write(cs[3]!.ref, cs[3]!.buf) // already queued: coalesced, not dropped
+  const drops = async () => (await metrics.diskWriteDrops.get()).values.map(v => [v.labels.reason, v.value])
+  t.same(await drops(), [['queue_full', 2]])
+  await tier.idle()
+  t.equal(tier.stats().entries, 6)
+  t.equal(tier.pendingBytes, 0)
+  t.ok(tier.room(6 * CHUNK))
+  t.notOk(tier.room(6 * CHUNK + 1))
+  tier.write(cs[0]!.ref, cs[0]!.buf) // on disk: nothing to do
+  t.equal(tier.pendingWrites, 0)
+  // a chunk larger than the whole bound still goes through an empty queue
+  const big = chunk(9, 7 * CHUNK)
+  tier.write(big.ref, big.buf)
+  await tier.idle()
+  t.ok(tier.has(big.ref.key))
+  await tier.close()
+  index.close()
+})
+
+t.test('two writes run at once; one the other\'s insert evicts is abandoned, counted as evicted (not dropped), and leaves no file', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, CHUNK) // room for one chunk
+  await recoverDisk(tier, quietLogger('edge'))
+  const [a, b] = [0, 1].map(i => chunk(i))
+  tier.write(a!.ref, a!.buf)
+  tier.write(b!.ref, b!.buf) // the second writer takes b at once; its insert evicts a, which is still being written
+  t.equal(tier.pendingWrites, 2)
+  t.equal(tier.staged(a!.ref.key), undefined, 'a cancelled write is no longer served')
+  t.ok(tier.staged(b!.ref.key)?.equals(b!.buf))
+  await tier.idle()
+  t.notOk(tier.has(a!.ref.key))
+  t.ok(tier.has(b!.ref.key))
+  t.same(chunkFiles(dir), [`movie/1-${b!.ref.sha256}.chunk`], 'only b is on disk')
+  t.same(readdirSync(join(dir, 'tmp')), [], 'and nothing is left half-written')
+  t.same((await metrics.diskWrites.get()).values.map(v => [v.labels.result, v.value]).sort(), [['evicted', 1], ['ok', 1]])
+  t.same((await metrics.diskWriteDrops.get()).values, [], 'an eviction is not a drop')
+  t.equal(tier.stats().bytes, CHUNK)
+  await tier.close()
+  index.close()
+})
+
+t.test('a purge drops queued writes of the title, counted as purged, and frees their bytes', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, 10 * CHUNK)
+  await recoverDisk(tier, quietLogger('edge'))
+  const [a, b, c] = [0, 1, 2].map(i => chunk(i))
+  for (const x of [a!, b!, c!]) tier.write(x.ref, x.buf)
+  await tier.purge('movie')
+  t.equal(tier.staged(c!.ref.key), undefined)
+  t.equal(tier.staged(a!.ref.key), undefined, 'nor those being written')
+  await tier.idle()
+  t.equal(tier.pendingBytes, 0)
+  t.equal(tier.stats().entries, 0)
+  t.same((await metrics.diskWriteDrops.get()).values.map(v => [v.labels.reason, v.value]), [['purged', 3]])
   await tier.close()
   index.close()
 })

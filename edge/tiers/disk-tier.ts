@@ -10,6 +10,7 @@ import { chunkName } from '../../lib/ids.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
 import { BufferPool } from './buffer-pool.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
+import { WriteQueue, type WriteJob } from './disk-writes.js'
 import type { EvictionPolicy } from '../policy/policy.js'
 import type { Send, SendPiece } from '../serve/send.js'
 import type { ChunkRef } from '../title.js'
@@ -19,13 +20,17 @@ import type { ChunkRef } from '../title.js'
  * indexed in SQLite with per-block CRC32Cs, bounded in bytes by its policy.
  *
  * Who owns what. `entries` (in memory) lists the files that are complete and
- * readable; the policy holds those keys plus the one being written, so the
+ * readable; the policy holds those keys plus the ones being written, so the
  * bytes on disk never exceed the capacity: victims are unlinked before a new
- * file is written. One writer drains a bounded queue of verified Buffers; a
- * full queue drops the write (the chunk stays in RAM only) rather than pin
- * more memory. Reads verify every block they touch against its CRC, so a file
- * damaged on disk is dropped, never served. Access order is kept as sequence
- * numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
+ * file is written (a victim still being written is cancelled, and its
+ * temporary file lasts until its current file-system call returns). Reads verify every block they touch against its CRC, so a
+ * file damaged on disk is dropped, never served. Access order is kept as
+ * sequence numbers, flushed to SQLite in batches, so a restart rebuilds LRU order.
+ *
+ * Verified chunks reach `store` through a write queue bounded in bytes
+ * (edge/tiers/disk-writes.ts): `write` never blocks, a chunk waiting there is
+ * readable (`staged`), and `room` tells readahead and prefill whether the
+ * queue can take their chunk besides the fills in flight.
  *
  * Crash safety (kill -9 at any point): a file is written to tmp/, fsynced,
  * indexed, then renamed into place; a removal deletes the row, then the file.
@@ -37,7 +42,8 @@ const POOL_KEEP = 64
 
 export interface DiskTierOptions {
   readSize: number
-  writeQueue: number
+  /** bytes of verified chunks waiting for the disk, the one being written included; an empty queue takes any one chunk */
+  writeQueueBytes: number
   accessFlushMs: number
   /** chunk files kept open between reads */
   openFiles: number
@@ -52,10 +58,9 @@ export class DiskTier {
   readonly tmpDir: string
   private readonly entries = new Map<string, DiskRow>()
   private readonly touched = new Map<string, number>()
-  private readonly queue: { ref: ChunkRef; buf: Buffer }[] = []
-  private current: ChunkRef | null = null
-  private cancelCurrent = false
-  private writer: Promise<void> | null = null
+  private readonly writes: WriteQueue
+  /** title directories under chunks/ made since start-up */
+  private readonly titleDirs = new Set<string>()
   private readonly flushTimer: NodeJS.Timeout
   private readonly stateTimer: NodeJS.Timeout | undefined
   /** set by anything that changes the policy's state since the last save */
@@ -78,6 +83,7 @@ export class DiskTier {
     this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
     this.handles = new HandleCache(opts.openFiles)
     this.pool = new BufferPool(opts.readSize + BLOCK_SIZE, POOL_KEEP)
+    this.writes = new WriteQueue(opts.writeQueueBytes, job => this.store(job), metrics, logger)
     if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
@@ -104,12 +110,37 @@ export class DiskTier {
 
   /** Chunks queued or being written. */
   get pendingWrites(): number {
-    return this.queue.length + (this.current ? 1 : 0)
+    return this.writes.size
+  }
+
+  /** Bytes held by the write queue, the chunk being written included. */
+  get pendingBytes(): number {
+    return this.writes.pendingBytes
+  }
+
+  /** Whether the write queue can take `bytes` more now (readahead and prefill ask with their chunk plus every fill in flight). */
+  room(bytes: number): boolean {
+    return this.policy.capacity === 0 || this.writes.room(bytes)
+  }
+
+  /** A verified chunk waiting for (or in) its write: its Buffer; undefined otherwise. */
+  staged(key: string): Buffer | undefined {
+    return this.writes.staged(key)
+  }
+
+  /** `staged` for a player read (the RAM tier serves it): counts for the policy as `get` would. */
+  readStaged(key: string): Buffer | undefined {
+    const buf = this.staged(key)
+    if (buf !== undefined) {
+      if (this.policy.has(key)) this.policy.hit(key)
+      else this.policy.miss(key)
+    }
+    return buf
   }
 
   /** Is this chunk queued or being written (not readable yet, but on its way)? */
   writing(key: string): boolean {
-    return this.current?.key === key || this.queue.some(q => q.ref.key === key)
+    return this.writes.has(key)
   }
 
   /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
@@ -164,42 +195,31 @@ export class DiskTier {
     }
   }
 
-  /** Queues a verified chunk for the disk. Never blocks the caller. */
+  /** Queues a verified chunk for the disk (see WriteQueue: never blocks, drops past its bytes). Nothing to do for a chunk already on disk. */
   write(ref: ChunkRef, buf: Buffer): void {
-    if (this.policy.capacity === 0 || this.entries.has(ref.key) || this.current?.key === ref.key || this.queue.some(q => q.ref.key === ref.key)) return
-    if (this.queue.length >= this.opts.writeQueue) {
-      this.metrics.diskWrites.inc({ result: 'dropped' })
+    if (this.policy.capacity === 0 || this.entries.has(ref.key)) return
+    this.writes.add(ref, buf)
+  }
+
+  private async store(job: WriteJob): Promise<void> {
+    const { ref, buf } = job
+    this.stateDirty = true
+    // its place in the recency order is where the policy took it, whichever of the two writes ends first
+    const lastAccess = ++this.seq
+    const drop = this.policy.insert(ref.key, ref.size)
+    if (drop.length) this.metrics.evictions.inc({ tier: 'disk' }, drop.length)
+    const removals = Promise.all(drop.filter(k => k !== ref.key).map(k => this.remove(k)))
+    if (!this.policy.has(ref.key)) {
+      await removals
       return
     }
-    this.queue.push({ ref, buf })
-    this.writer ??= this.drain().finally(() => { this.writer = null })
-  }
-
-  private async drain(): Promise<void> {
-    for (let job = this.queue.shift(); job; job = this.queue.shift()) {
-      this.current = job.ref
-      this.cancelCurrent = false
-      try {
-        await this.store(job.ref, job.buf)
-      } catch (err) {
-        this.metrics.diskWrites.inc({ result: 'failed' })
-        this.logger.error({ chunk: chunkName(job.ref.contentId, job.ref.index), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
-      }
-      this.current = null
-    }
-  }
-
-  private async store(ref: ChunkRef, buf: Buffer): Promise<void> {
-    this.stateDirty = true
-    const drop = this.policy.insert(ref.key, ref.size)
-    const victims = drop.filter(k => k !== ref.key)
-    for (const k of victims) await this.remove(k)
-    if (drop.length) this.metrics.evictions.inc({ tier: 'disk' }, drop.length)
-    if (!this.policy.has(ref.key)) return
     const tmp = join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`)
     const dest = this.path(ref)
+    const dir = dirname(dest)
     try {
-      const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644)
+      // each step waits for the thread pool and then the event loop, which a busy edge makes long:
+      // the victims' files go while this one is created (its bytes are written once they are gone)
+      const [fh] = await Promise.all([open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644), removals])
       try {
         let off = 0
         while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten
@@ -207,30 +227,38 @@ export class DiskTier {
       } finally {
         await fh.close()
       }
-      if (this.cancelCurrent) throw new Error('purged while being written')
+      if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, index: ref.index, sha256: ref.sha256, size: ref.size,
-        storedAt: Date.now(), lastAccess: ++this.seq }
+        storedAt: Date.now(), lastAccess }
       this.index.insert(row, blockCrcs(buf))
-      await mkdir(dirname(dest), { recursive: true })
+      // a title's directory is made once (nothing removes one while the edge runs; a failure forgets it)
+      if (!this.titleDirs.has(dir)) {
+        await mkdir(dir, { recursive: true })
+        this.titleDirs.add(dir)
+      }
+      if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       await rename(tmp, dest)
-      if (this.cancelCurrent || !this.policy.has(ref.key)) {
-        // purged between the row and the rename: the purge could not see the file yet
+      if (job.cancelled || !this.policy.has(ref.key)) {
+        // purged or evicted during the rename: the removal could not see the file yet
         await this.remove(ref.key, row)
-        return void this.metrics.diskWrites.inc({ result: 'dropped' })
+        return this.writes.abandoned(job.cancelled || 'evicted')
       }
       this.entries.set(ref.key, row)
       this.metrics.diskWrites.inc({ result: 'ok' })
     } catch (err) {
+      this.titleDirs.delete(dir)
       this.policy.remove(ref.key)
       this.index.delete(ref.key)
       await rm(tmp, { force: true })
-      if (this.cancelCurrent) return void this.metrics.diskWrites.inc({ result: 'dropped' })
+      if (job.cancelled) return this.writes.abandoned(job.cancelled)
       throw err
     }
   }
 
   /** Removes a chunk: row first, then file (see the crash rules above). */
   async remove(key: string, known?: DiskRow): Promise<void> {
+    // being written (the other writer's insert evicted it): that write must not make it visible
+    this.writes.cancel(key, 'evicted')
     const row = this.entries.get(key) ?? known
     this.entries.delete(key)
     this.touched.delete(key)
@@ -332,8 +360,7 @@ export class DiskTier {
 
   /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */
   async purge(contentId: string): Promise<number> {
-    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.ref.contentId === contentId) this.queue.splice(i, 1)
-    if (this.current?.contentId === contentId) this.cancelCurrent = true
+    this.writes.purge(contentId)
     const keys = this.index.keysOf(contentId)
     for (const k of keys) await this.remove(k)
     return keys.length
@@ -350,7 +377,7 @@ export class DiskTier {
 
   /** Resolves when the write queue is empty. */
   async idle(): Promise<void> {
-    while (this.writer) await this.writer
+    await this.writes.idle()
   }
 
   stats(): TierStats {

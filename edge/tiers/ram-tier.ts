@@ -6,6 +6,12 @@ import type { EvictionPolicy } from '../policy/policy.js'
  * A Buffer is shared with every reader and never mutated; an evicted Buffer
  * lives on only while a response still references it (bounded by
  * edge.sendStallTimeoutMs for a player that stopped reading).
+ *
+ * `staged` is memory held elsewhere: verified chunks waiting in the disk
+ * tier's write queue. A lookup the map misses is answered from there (counted
+ * as a miss by the policy, which does not hold them), so on an edge whose RAM
+ * did not keep a chunk (or has no RAM tier) a chunk on its way to the disk is
+ * served, not fetched again.
  */
 /** Told of every chunk that enters or leaves the tier (the serve threads' copy of the map). */
 export interface RamWatcher {
@@ -16,15 +22,19 @@ export interface RamWatcher {
 export class RamTier {
   private readonly map = new Map<string, Buffer>()
   watcher: RamWatcher | undefined
+  staged: ((key: string) => Buffer | undefined) | undefined
 
   constructor(private readonly policy: EvictionPolicy, private readonly onEvict: (n: number) => void) {}
 
   /** A lookup that counts for the policy (hit path: no allocation). */
   get(key: string): Buffer | undefined {
     const buf = this.map.get(key)
-    if (buf === undefined) this.policy.miss(key)
-    else this.policy.hit(key)
-    return buf
+    if (buf !== undefined) {
+      this.policy.hit(key)
+      return buf
+    }
+    this.policy.miss(key)
+    return this.staged?.(key)
   }
 
   has(key: string): boolean {

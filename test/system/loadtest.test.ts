@@ -48,6 +48,11 @@ t.test('http mode: requests, bytes and hit ratio are what the edge counted', asy
   const { c, edge } = await cluster(t)
   const titles = await discoverTitles(edge.url, ['alpha', 'beta', 'gamma'])
   t.same(titles.map(x => x.size), Object.values(SIZES))
+  // an edge has no catalog: the router's lists the titles, their sizes come from the edge
+  await t.rejects(discoverTitles(edge.url, undefined), /an edge has no catalog: pass --catalog/, 'an edge alone: a hint, not a bare 404')
+  const listed = await discoverTitles(edge.url, undefined, {}, c.url)
+  t.same(listed.map(x => x.contentId).sort(), ['alpha', 'beta', 'gamma'], 'titles from the router\'s catalog')
+  t.same(listed.map(x => x.size).sort((a, b) => a - b), Object.values(SIZES).sort((a, b) => a - b), 'sizes from the edge')
   const before = await counted(edge.url, c.url)
   const responsesBefore = await metric(edge.url, 'reelcdn_edge_player_responses_total', { kind: 'range' })
   const r = await httpMode({ target: edge.url, titles, zipf: 1, rangeBytes: 64 * 1024, openingShare: 0.2, connections: 4,

@@ -116,7 +116,8 @@ function httpCommand(): Command {
     .summary('raw HTTP range load with autocannon')
     .option('-t, --target <url>', 'edge or router base URL (required, unless --config names the edge)')
     .option('--config <file>', 'JSON config file whose edge (edge.host, edge.port) is the default target, e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
-    .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: the target\'s catalog)')
+    .option('--titles <ids>', 'comma-separated contentIds, most popular first (default: every title of the catalog)')
+    .option('--catalog <url>', 'the router whose catalog (/v1/content) lists the titles when --titles is not given; an edge has none (default: the router of --config, else the target)')
     .addOption(new Option('--zipf <s>', 'Zipf exponent of title popularity').default(0.9).argParser(num('--zipf')))
     .addOption(new Option('--range-size <bytes>', 'bytes per request; several, comma-separated: each request draws one').default([1024 * 1024], '1MiB').argParser(byteList))
     .addOption(new Option('--opening-share <p>', 'share of requests at a title\'s first byte').default(0.2).argParser(share('--opening-share')))
@@ -132,12 +133,14 @@ function httpCommand(): Command {
     .option('--allow-remote', 'allow a target that is not on this machine')
     .action(async (o: Record<string, never>) => {
       try {
-        o.target ??= (o.config ? configuredUrls(loadConfig({ file: o.config })).edge : undefined) as never
+        const urls = o.config ? configuredUrls(loadConfig({ file: o.config })) : undefined
+        o.target ??= urls?.edge as never
         if (!o.target) throw new InvalidArgumentError('give --target (an edge or router URL) or --config (a cluster\'s cluster.json)')
         checkTarget(o.target, Boolean(o.allowRemote))
+        const catalog: string = o.catalog ?? urls?.router ?? o.target
         const edges = o.edgeMetrics ? list(o.edgeMetrics) : [o.target]
-        for (const u of [...edges, ...(o.routerMetrics ? [o.routerMetrics] : [])]) checkTarget(u, Boolean(o.allowRemote))
-        const titles = await discoverTitles(o.target, o.titles ? list(o.titles) : undefined)
+        for (const u of [...edges, ...(o.routerMetrics ? [o.routerMetrics] : []), catalog]) checkTarget(u, Boolean(o.allowRemote))
+        const titles = await discoverTitles(o.target, o.titles ? list(o.titles) : undefined, {}, catalog)
         const line = new Progress(process.stderr, o.progressInterval * 1000)
         const r = await httpMode({ target: o.target, titles, zipf: o.zipf, rangeBytes: o.rangeSize, openingShare: o.openingShare,
           connections: o.connections, durationS: o.duration, requests: o.requests, seed: o.seed, measureCeiling: o.ceiling,

@@ -35,19 +35,24 @@ export interface Title {
   size: number
 }
 
-/** Titles from the catalog (router) or, given ids, their sizes from HEAD requests. Ranked in the order given. */
-export async function discoverTitles(target: string, ids: string[] | undefined, headers: Record<string, string> = {}): Promise<Title[]> {
+/**
+ * Titles from a router's catalog (`catalog`, default the target: an edge has
+ * none) or, given ids, as given; their sizes from HEAD requests to the target.
+ * Ranked in the order given.
+ */
+export async function discoverTitles(target: string, ids: string[] | undefined, headers: Record<string, string> = {}, catalog = target): Promise<Title[]> {
   // --titles: the contentId rule every service applies, before any request
   ids?.forEach(parseContentId)
   if (!ids || ids.length === 0) {
-    const res = await request(`${target}/v1/content?limit=1000`, { headers })
+    const res = await request(`${catalog}/v1/content?limit=1000`, { headers })
     if (res.statusCode !== 200) {
       await res.body.dump()
-      throw new BadRequestError(`${target}/v1/content answered ${res.statusCode}: pass the titles with --titles`)
+      const hint = catalog === target ? ' (an edge has no catalog: pass --catalog with the router\'s URL, --config, or --titles)' : ': pass the titles with --titles'
+      throw new BadRequestError(`${catalog}/v1/content answered ${res.statusCode}${hint}`)
     }
     const body = (await res.body.json()) as { items?: { contentId: string; size: number }[] }
     ids = (body.items ?? []).map(i => i.contentId)
-    if (ids.length === 0) throw new BadRequestError(`the catalog at ${target} is empty: ingest a title first`)
+    if (ids.length === 0) throw new BadRequestError(`the catalog at ${catalog} is empty: ingest a title first`)
   }
   return Promise.all(ids.map(async id => {
     const res = await request(`${target}/v1/content/${encodeURIComponent(id)}`, { method: 'HEAD', headers })

@@ -25,6 +25,8 @@ t.test('a bad setting is refused by name, value and expectation', async t => {
   t.throws(() => loadConfig({ env: {}, overrides: { 'origin.port': 70000 } }), /origin\.port.*got 70000/)
   t.throws(() => loadConfig({ env: {}, overrides: { 'cluster.chunkSize': 1000 } }), /cluster\.chunkSize.*got 1000/)
   t.throws(() => loadConfig({ env: {}, overrides: { 'origin.nope': 1 } }), /unknown setting origin\.nope/)
+  t.throws(() => loadConfig({ env: {}, overrides: { 'edge.diskWriteQueue': 4 } }), /edge\.diskWriteQueue was replaced by edge\.diskWriteQueueBytes/,
+    'a renamed setting names its replacement')
   const dir = t.testdir({ 'bad.json': '{ nope' })
   t.throws(() => loadConfig({ file: join(dir, 'bad.json'), env: {} }), /not valid JSON/)
 })

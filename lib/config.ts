@@ -110,12 +110,26 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
   return validate(tree)
 }
 
+/**
+ * Settings that were renamed or replaced, with what to set instead: a config
+ * written for an older release fails naming the new setting, not just "unknown".
+ */
+const REPLACED: Record<string, string> = {
+  'edge.diskWriteQueue': 'edge.diskWriteQueueBytes (the disk write queue is bounded in bytes now, 512 MiB by default; it must hold at least one chunk)',
+}
+
 export function validate(tree: unknown): Readonly<Config> {
   const res = configSchema.safeParse(tree)
   if (!res.success) {
-    const lines = res.error.issues.map(i => {
+    const lines = res.error.issues.flatMap(i => {
       const path = i.path.join('.')
-      if (i.code === 'unrecognized_keys') return `unknown setting ${[path, ...i.keys].filter(Boolean).join('.')}`
+      if (i.code === 'unrecognized_keys') {
+        return i.keys.map(k => {
+          const full = [path, k].filter(Boolean).join('.')
+          const instead = REPLACED[full]
+          return instead ? `${full} was replaced by ${instead}` : `unknown setting ${full}`
+        })
+      }
       const got = getPath(tree, path)
       return `expected ${path} to be valid (${i.message}), got ${JSON.stringify(got)}`
     })

@@ -157,9 +157,15 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     for (const w of this.workers) w.postMessage(msg)
   }
 
-  /** The threads accept on the main thread's listening descriptor from now on. */
+  /**
+   * The threads accept on the main thread's listening descriptor from now on.
+   * Each forks a helper process to get its own copy of it (listen-dup.ts): a
+   * Node start, which on a loaded 2-core machine took over 10 s (seen in test
+   * runs next to other work), so the bound is generous: it only catches a
+   * thread that will never listen.
+   */
   listen(fd: number): Promise<void> {
-    return this.each(w => `${w.threadId}:listening`, { t: 'listen', fd }, 10_000, 'start listening')
+    return this.each(w => `${w.threadId}:listening`, { t: 'listen', fd }, 60_000, 'start listening')
   }
 
   added(key: string, buf: Buffer): void {

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { BadRequestError } from './errors.js'
 import { isContentId, CONTENT_ID_RULE } from './ids.js'
+import { checkLadder, renditionSchema, type Rendition } from './media/rendition.js'
 
 /**
  * A title's manifest: everything a reader needs besides the bytes. It is
@@ -38,10 +39,25 @@ export const manifestSchema = z.object({
   categories: z.array(z.string().min(1).max(100)).max(50),
   rights: rightsSchema,
   createdAt: z.number().int(),
+  /**
+   * Present on an adaptive title (issue 15): its renditions, each a file of
+   * its own (lib/media/rendition.ts). The title's own file is then empty
+   * (size 0, no chunks) and its `version` names the ladder.
+   */
+  renditions: z.array(renditionSchema).min(1).max(16).optional(),
 }).strict().superRefine((m, ctx) => {
   const want = m.size === 0 ? 0 : Math.ceil(m.size / m.chunkSize)
   if (m.chunks.length !== want)
     ctx.addIssue({ code: 'custom', path: ['chunks'], message: `expected ${want} chunk digests for size ${m.size} and chunkSize ${m.chunkSize}, got ${m.chunks.length}` })
+  if (m.renditions === undefined) return
+  if (m.size !== 0) ctx.addIssue({ code: 'custom', path: ['size'], message: 'an adaptive title\'s own file is empty: its bytes are its renditions\'' })
+  m.renditions.forEach((r, i) => {
+    const n = Math.ceil(r.size / m.chunkSize)
+    if (r.chunks.length !== n)
+      ctx.addIssue({ code: 'custom', path: ['renditions', i, 'chunks'], message: `expected ${n} chunk digests for size ${r.size} and chunkSize ${m.chunkSize}, got ${r.chunks.length}` })
+  })
+  const why = checkLadder(m.renditions)
+  if (why) ctx.addIssue({ code: 'custom', path: ['renditions'], message: why })
 })
 
 export type Manifest = z.infer<typeof manifestSchema>
@@ -53,6 +69,16 @@ export function parseManifest(body: unknown): Manifest {
     throw new BadRequestError(`invalid manifest: ${why}`, 'CDN_ERR_BAD_MANIFEST')
   }
   return res.data
+}
+
+/** Is this an adaptive title (renditions and playlists) rather than a single file? */
+export function isAdaptive(m: Pick<Manifest, 'renditions'>): m is Manifest & { renditions: Rendition[] } {
+  return m.renditions !== undefined
+}
+
+/** The rendition `id` of an adaptive title, if it has one. */
+export function renditionOf(m: Pick<Manifest, 'renditions'>, id: string): Rendition | undefined {
+  return m.renditions?.find(r => r.id === id)
 }
 
 /** Size in bytes of chunk `index` of a title. */

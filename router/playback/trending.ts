@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { BadRequestError } from '../../lib/errors.js'
 import { openDatabase } from '../../lib/sqlite.js'
 import { isContentId } from '../../lib/ids.js'
+import { RENDITION_ID, RENDITION_ID_RULE } from '../../lib/media/rendition.js'
 import { MergedCounts, WindowCounter, type Ring, type WindowName } from './window-counter.js'
 
 /**
@@ -12,6 +13,15 @@ import { MergedCounts, WindowCounter, type Ring, type WindowName } from './windo
  *
  * Memory is constant per title: one WindowCounter ring set for plays (key =
  * contentId) and one per position slice (key = contentId#slice).
+ *
+ * An adaptive title (issue 15) is also counted per rendition, as an edge
+ * reports it: plays under `contentId#r:rid` and reads by slice of the
+ * rendition's file under `contentId#r:rid#slice` (at most 16 renditions a
+ * title, the manifest's limit). The keys contain '#', so a router from before
+ * issue 15 that merges this one's state (trending-peers.ts) lists none of them
+ * as a title and reads none of them as a title's slice. A report without
+ * renditions (an edge from before issue 15, or a single-file title) is
+ * recorded as before.
  *
  * Persistence: the counters are snapshotted to SQLite every `snapshotMs` and at
  * close, and loaded at start, so a restart does not forget. Several routers:
@@ -28,6 +38,12 @@ export const demandReportSchema = z.object({
     plays: z.number().int().min(0).max(1e9),
     /** chunk reads since the last report, by slice of the title (0 = opening) */
     slices: z.array(z.number().int().min(0).max(1e12)).length(SLICES).optional(),
+    /** an adaptive title's counts per rendition: its plays (sessions that read it), and reads by slice of its file */
+    renditions: z.array(z.object({
+      id: z.string().regex(RENDITION_ID, RENDITION_ID_RULE),
+      plays: z.number().int().min(0).max(1e9),
+      slices: z.array(z.number().int().min(0).max(1e12)).length(SLICES).optional(),
+    }).strict()).max(16).optional(),
   }).strict()).max(10_000),
 }).strict()
 
@@ -37,6 +53,24 @@ export function parseDemandReport(body: unknown): DemandReport {
   const r = demandReportSchema.safeParse(body)
   if (!r.success) throw new BadRequestError(`invalid demand report: ${r.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
   return r.data
+}
+
+const RENDITION_MARK = '#r:'
+
+/** The counter key of a rendition's plays (its slices: this + `#slice`). */
+export function renditionKey(contentId: string, rid: string): string {
+  return `${contentId}${RENDITION_MARK}${rid}`
+}
+
+/** What GET /v1/trending?positions=1 answers per rendition of an adaptive title. */
+export interface RenditionDemand {
+  id: string
+  /** sessions that read it, in the window */
+  plays: number
+  /** chunk reads over 24 h (its share of the title's reads weighs its chunks in an edge's prefill) */
+  reads: number
+  /** share of those reads per slice of its file, or null */
+  positions: number[] | null
 }
 
 /** Which slice of a title chunk `index` of `chunks` falls in. */
@@ -65,6 +99,11 @@ export class Trending {
     for (const t of report.titles) {
       if (t.plays > 0) this.own.add(t.contentId, t.plays, now)
       t.slices?.forEach((n, i) => { if (n > 0) this.own.add(`${t.contentId}#${i}`, n, now) })
+      for (const r of t.renditions ?? []) {
+        const key = renditionKey(t.contentId, r.id)
+        if (r.plays > 0) this.own.add(key, r.plays, now)
+        r.slices?.forEach((n, i) => { if (n > 0) this.own.add(`${key}#${i}`, n, now) })
+      }
     }
   }
 
@@ -83,6 +122,38 @@ export class Trending {
     const counts = Array.from({ length: SLICES }, (_, i) => this.merged.total(`${contentId}#${i}`, '24h', now))
     const sum = counts.reduce((a, b) => a + b, 0)
     return sum > 0 ? counts.map(c => c / sum) : null
+  }
+
+  /**
+   * Per rendition of each of `ids` that has counts: plays in the window, and
+   * reads and their share per slice over 24 h (as `positions`). One pass over
+   * the keys, however many titles are asked.
+   */
+  renditions(ids: ReadonlySet<string>, window: WindowName, now: number): Map<string, RenditionDemand[]> {
+    const found = new Map<string, Set<string>>()
+    for (const k of this.merged.keys()) {
+      const at = k.indexOf(RENDITION_MARK)
+      if (at <= 0 || !ids.has(k.slice(0, at))) continue
+      const rest = k.slice(at + RENDITION_MARK.length)
+      const hash = rest.indexOf('#')
+      const id = k.slice(0, at)
+      let set = found.get(id)
+      if (set === undefined) found.set(id, set = new Set())
+      set.add(hash < 0 ? rest : rest.slice(0, hash))
+    }
+    const out = new Map<string, RenditionDemand[]>()
+    for (const [id, rids] of found) {
+      const list: RenditionDemand[] = []
+      for (const rid of [...rids].sort()) {
+        const key = renditionKey(id, rid)
+        const counts = Array.from({ length: SLICES }, (_, i) => this.merged.total(`${key}#${i}`, '24h', now))
+        const reads = counts.reduce((a, b) => a + b, 0)
+        const plays = this.merged.total(key, window, now)
+        if (plays > 0 || reads > 0) list.push({ id: rid, plays, reads, positions: reads > 0 ? counts.map(c => c / reads) : null })
+      }
+      if (list.length > 0) out.set(id, list)
+    }
+    return out
   }
 
   /** Titles by plays in the window, most first. */

@@ -9,8 +9,9 @@
  * An adaptive title (issue 15) is its renditions: each rendition's chunks are
  * valued the same way within its own file, weighted by the rendition's share
  * of the title's reads (`files`), so the rungs viewers watch are planned and
- * the ones nobody watches are not. The values of all of a title's chunks still
- * add up to its plays, single file or ladder, so titles compare as before.
+ * the ones nobody watches are not. A rendition's chunk is worth what a single
+ * file's at the same place would be, times that share, so titles compare as
+ * before, single file or ladder.
  */
 export const SLICES = 20
 

@@ -22,6 +22,7 @@ import { AdaptiveTitleError, NotAdaptiveError, parseFileRequest, pathToken } fro
 import { playlistOf, type PlaylistRequest } from './playlists.js'
 import { streamOf } from './session-id.js'
 import { createHash } from 'node:crypto'
+import { watchRoutes } from './watch.js'
 
 /**
  * The edge's HTTP API.
@@ -37,6 +38,7 @@ import { createHash } from 'node:crypto'
  * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
  *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
+ *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
  *
  * With `edge.requireToken`, a player GET/HEAD without a valid play token (in
  * the path, the query `token` or Authorization: Bearer) is answered 403 with
@@ -68,7 +70,8 @@ export interface EdgeDeps {
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
-const ALLOW_HEADERS = 'Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since'
+// Authorization: a player may carry its play token as a bearer (the path and query forms need no preflight for it)
+const ALLOW_HEADERS = 'Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since, Authorization'
 
 export class EdgeServer {
   readonly http: HttpService
@@ -97,6 +100,7 @@ export class EdgeServer {
         { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
+        ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
       ],
     })
   }

@@ -83,6 +83,8 @@ export class FakeUpstream {
   trending: { titles: { contentId: string; plays: number; positions?: number[] | null }[] } | undefined
   /** a real router's URL: the playback API's demand and trending (POST /v1/demand, GET /v1/trending) are passed to it */
   relayTo: string | undefined
+  /** what GET /v1/play/{id} answers (with CORS, as the router does for a watch page on another origin), by id; unset: 404 */
+  readonly play = new Map<string, unknown>()
   url = ''
 
   private constructor(private readonly server: http.Server, readonly token: string | undefined) {}
@@ -174,6 +176,13 @@ export class FakeUpstream {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // the play API is public: a viewer's browser asks it
+    const play = /^\/v1\/play\/([^/?]+)/.exec(req.url ?? '')
+    if (play !== null && this.play.has(play[1]!)) {
+      const text = JSON.stringify(this.play.get(play[1]!))
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'access-control-allow-origin': '*' })
+      return void res.end(text)
+    }
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) return error(res, 401, 'CDN_ERR_UNAUTHORIZED', 'missing or invalid bearer token')
     if (this.relayTo !== undefined && (req.url === '/v1/demand' || req.url?.startsWith('/v1/trending?'))) return this.relay(req, res, this.relayTo)
     if (this.trending !== undefined && req.method === 'GET' && req.url?.startsWith('/v1/trending?')) {

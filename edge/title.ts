@@ -3,6 +3,7 @@ import { chunkName } from '../lib/ids.js'
 import { renditionOf, type Manifest } from '../lib/manifest.js'
 import { segmentOffsets, type Rendition } from '../lib/media/rendition.js'
 import type { Representation } from '../lib/representation.js'
+import type { FileKind } from '../lib/metrics.js'
 
 /**
  * A title as the edge serves it: its manifest, its files, the cache identity
@@ -37,6 +38,8 @@ export interface ChunkRef {
   size: number
   /** the SHA-256 of the chunk's block list (a CRC32C per 64 KiB block), when the manifest has one: fills then verify block by block */
   blocks?: string | undefined
+  /** the kind of file, for metrics (set on refs of a title's files; a ref rebuilt from the disk index has none) */
+  kind?: FileKind | undefined
 }
 
 export interface TitleFile {
@@ -55,7 +58,7 @@ export interface TitleFile {
   /** the rendition record (segments, type), for a rendition file */
   rendition: Rendition | undefined
   /** 'title' (a single-file title's own file), or the rendition's type: a metric label and a session's stream */
-  kind: 'title' | 'video' | 'audio'
+  kind: FileKind
   /** byte offset of each segment's start (and of the last one's end), for a rendition file; built on first use */
   offsets?: number[]
 }
@@ -93,7 +96,7 @@ export function chunkRef(file: TitleFile, index: number): ChunkRef {
   if (ref === undefined) {
     const sha256 = file.chunks[index]!
     ref = { key: chunkKey(file.name, index, sha256), contentId: file.contentId, rid: file.rid, index, sha256,
-      size: Math.min(file.chunkSize, file.size - index * file.chunkSize), blocks: file.blocks?.[index] }
+      size: Math.min(file.chunkSize, file.size - index * file.chunkSize), blocks: file.blocks?.[index], kind: file.kind }
     file.refs[index] = ref
   }
   return ref

@@ -196,6 +196,7 @@ export class Coalescer {
       this.inflight.delete(ref.key)
       this.inflightBytes -= ref.size
     }
+    metrics.fillsByFile.inc({ file: ref.kind ?? 'title', result: buf !== undefined ? 'ok' : 'error' })
     if (buf !== undefined) {
       metrics.fillSeconds.observe({ result: 'ok' }, secs)
       if (this.purged.has(fill)) metrics.fillFailures.inc({ reason: 'purged' })

@@ -187,7 +187,7 @@ export class TitleReader {
   /** Bytes sent to a player: by where they came from, and by the kind of file. */
   private count(file: TitleFile, src: Source, n: number): void {
     this.metrics.hot.bytes[src.result].n += n
-    this.metrics.hot.files[file.kind].n += n
+    this.metrics.hot.files[file.kind][src.result].n += n
   }
 
   /**

@@ -232,7 +232,7 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
   const ttfb = m.ttfb.labels(TTFB_LABELS.ram_hit)
   return b => {
     for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
-    for (const k of FILE_KINDS) m.hot.files[k].n += b.files[k]
+    for (const k of FILE_KINDS) m.hot.files[k].ram_hit.n += b.files[k] // a thread serves RAM hits only
     for (const k of PLAYLIST_KINDS) m.hot.playlists[k].n += b.playlists[k]
     if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
     if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)

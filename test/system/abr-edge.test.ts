@@ -120,6 +120,12 @@ t.test('every segment is byte-exact cold, from RAM, and from disk after a restar
   await readAll(t, edge.url, man, ladder, 'cold')
   const total = man.renditions.reduce((n, r) => n + r.chunks.length, 0)
   t.equal(up.requests('abr'), total, 'each chunk of each rendition fetched once (readahead included)')
+  const chunksOf = (type: string) => man.renditions.filter(r => r.type === type).reduce((n, r) => n + r.chunks.length, 0)
+  t.equal(await metric(edge.url, 'reelcdn_edge_fills_total', { file: 'video', result: 'ok' }), chunksOf('video'), 'a fill per video chunk, counted as such')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fills_total', { file: 'audio', result: 'ok' }), chunksOf('audio'), 'a fill per audio chunk')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fills_total', { file: 'title' }), 0)
+  const coldVideo = await metric(edge.url, 'reelcdn_edge_file_bytes_served_total', { file: 'video' })
+  t.ok(await metric(edge.url, 'reelcdn_edge_file_bytes_served_total', { file: 'video', result: 'miss' }) > 0, 'cold: video bytes from fills')
   await readAll(t, edge.url, man, ladder, 'warm')
   t.equal(up.requests('abr'), total, 'nothing fetched again')
   t.ok(await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'ram_hit' }) > 0)
@@ -127,6 +133,13 @@ t.test('every segment is byte-exact cold, from RAM, and from disk after a restar
   t.ok(await metric(edge.url, 'reelcdn_edge_file_bytes_served_total', { file: 'audio' }) > 0, 'audio bytes counted as such')
   const served = await metric(edge.url, 'reelcdn_edge_bytes_served_total')
   t.equal(await metric(edge.url, 'reelcdn_edge_file_bytes_served_total'), served, 'every byte served is a file\'s')
+  for (const result of ['ram_hit', 'disk_hit', 'miss', 'coalesced']) {
+    t.equal(await metric(edge.url, 'reelcdn_edge_file_bytes_served_total', { result }), await metric(edge.url, 'reelcdn_edge_bytes_served_total', { result }),
+      `${result}: the kinds add up to the edge's own figure`)
+  }
+  const videoHits = await metric(edge.url, 'reelcdn_edge_file_bytes_served_total', { file: 'video', result: 'ram_hit' })
+  // readahead made some cold reads RAM hits too
+  t.ok(videoHits >= await metric(edge.url, 'reelcdn_edge_file_bytes_served_total', { file: 'video' }) - coldVideo, 'warm: every video byte a RAM hit')
   await settled(edge)
   await until(() => edge.cache.disk.stats().entries === total, 'every chunk on disk')
   const listed = await get(`${edge.url}/v1/cache?contentId=abr`, { authorization: `Bearer ${ADMIN}` })

@@ -236,7 +236,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
-  { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at (default: --upstream)' },
+  { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at; empty: the --upstream URL' },
   { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },

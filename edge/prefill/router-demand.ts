@@ -6,16 +6,19 @@ import { renditionShares, type FileDemand, type TitleDemand } from './prefill-pl
 /**
  * What prefill plans from: the router's trending titles (GET /v1/trending with
  * positions), each with its manifest. For an adaptive title the router also
- * answers, per rendition, its reads and where in its file they land
- * (router/playback/trending.ts); each rendition's share of the title's reads
- * weighs its chunks (prefill-plan.ts). A router from before issue 15 answers
- * no renditions: their shares are then the even prior.
+ * answers, per rendition, its plays and reads (router/playback/trending.ts);
+ * each rendition's share of the title's reads weighs its chunks
+ * (prefill-plan.ts), spread over its file by the title's positions (rungs
+ * are aligned in time, so where viewers are in the title is where they are
+ * in each rung). A router from before issue 15 answers no renditions: their
+ * shares are then the even prior.
  */
 export interface TrendingTitle {
   contentId: string
   plays: number
   positions?: number[] | null
-  renditions?: { id: string; plays: number; reads: number; positions: number[] | null }[]
+  /** `positions` per rendition: not answered by this project's routers (see trending.ts), used if one does */
+  renditions?: { id: string; plays: number; reads: number; positions?: number[] | null }[]
 }
 
 /** Titles in demand from the router's trending list (with position shares), and their manifests. */
@@ -49,7 +52,7 @@ export function titleDemand(ti: Title, t: TrendingTitle): TitleDemand {
   const counted = new Map((Array.isArray(t.renditions) ? t.renditions : []).map(r => [r.id, r]))
   const shares = renditionShares(m.renditions.map(r => r.id), new Map([...counted].map(([id, r]) => [id, Number(r.reads) || 0])))
   demand.files = m.renditions.map((r): FileDemand => ({
-    rid: r.id, share: shares.get(r.id) ?? 0, positions: validPositions(counted.get(r.id)?.positions), size: r.size }))
+    rid: r.id, share: shares.get(r.id) ?? 0, positions: validPositions(counted.get(r.id)?.positions) ?? demand.positions, size: r.size }))
   return demand
 }
 

@@ -15,13 +15,18 @@ import { MergedCounts, WindowCounter, type Ring, type WindowName } from './windo
  * contentId) and one per position slice (key = contentId#slice).
  *
  * An adaptive title (issue 15) is also counted per rendition, as an edge
- * reports it: plays under `contentId#r:rid` and reads by slice of the
- * rendition's file under `contentId#r:rid#slice` (at most 16 renditions a
- * title, the manifest's limit). The keys contain '#', so a router from before
- * issue 15 that merges this one's state (trending-peers.ts) lists none of them
- * as a title and reads none of them as a title's slice. A report without
- * renditions (an edge from before issue 15, or a single-file title) is
- * recorded as before.
+ * reports it, in two keys: its plays under `contentId#r:rid` and its reads
+ * (the sum of the report's slices) under `contentId#r:rid#reads` (at most 16
+ * renditions a title, the manifest's limit). Not its reads by slice: a key is
+ * 186 numbers, so 20 slices for each of 5 rungs made an adaptive title cost 6×
+ * a single file's memory, snapshot and peer exchange (measured: 241 MB against
+ * 40 MB for 1,000 titles), and the title's own slices already say where in
+ * time its viewers are (rungs are aligned in time, and an edge counts a
+ * title's slices from its video reads by slice of each rung's file). The keys
+ * contain '#', so neither /v1/trending nor a router from before issue 15 that
+ * merges this one's state (trending-peers.ts) lists any as a title or reads
+ * any as a title's slice. A report without renditions (an edge from before
+ * issue 15, or a single-file title) is recorded as before.
  *
  * Persistence: the counters are snapshotted to SQLite every `snapshotMs` and at
  * close, and loaded at start, so a restart does not forget. Several routers:
@@ -56,6 +61,7 @@ export function parseDemandReport(body: unknown): DemandReport {
 }
 
 const RENDITION_MARK = '#r:'
+const READS = '#reads'
 
 /** The counter key of a rendition's plays (its slices: this + `#slice`). */
 export function renditionKey(contentId: string, rid: string): string {
@@ -69,8 +75,6 @@ export interface RenditionDemand {
   plays: number
   /** chunk reads over 24 h (its share of the title's reads weighs its chunks in an edge's prefill) */
   reads: number
-  /** share of those reads per slice of its file, or null */
-  positions: number[] | null
 }
 
 /** Which slice of a title chunk `index` of `chunks` falls in. */
@@ -102,7 +106,8 @@ export class Trending {
       for (const r of t.renditions ?? []) {
         const key = renditionKey(t.contentId, r.id)
         if (r.plays > 0) this.own.add(key, r.plays, now)
-        r.slices?.forEach((n, i) => { if (n > 0) this.own.add(`${key}#${i}`, n, now) })
+        const reads = r.slices?.reduce((a, b) => a + b, 0) ?? 0
+        if (reads > 0) this.own.add(`${key}${READS}`, reads, now)
       }
     }
   }
@@ -126,8 +131,7 @@ export class Trending {
 
   /**
    * Per rendition of each of `ids` that has counts: plays in the window, and
-   * reads and their share per slice over 24 h (as `positions`). One pass over
-   * the keys, however many titles are asked.
+   * reads over 24 h. One pass over the keys, however many titles are asked.
    */
   renditions(ids: ReadonlySet<string>, window: WindowName, now: number): Map<string, RenditionDemand[]> {
     const found = new Map<string, Set<string>>()
@@ -146,10 +150,9 @@ export class Trending {
       const list: RenditionDemand[] = []
       for (const rid of [...rids].sort()) {
         const key = renditionKey(id, rid)
-        const counts = Array.from({ length: SLICES }, (_, i) => this.merged.total(`${key}#${i}`, '24h', now))
-        const reads = counts.reduce((a, b) => a + b, 0)
+        const reads = this.merged.total(`${key}${READS}`, '24h', now)
         const plays = this.merged.total(key, window, now)
-        if (plays > 0 || reads > 0) list.push({ id: rid, plays, reads, positions: reads > 0 ? counts.map(c => c / reads) : null })
+        if (plays > 0 || reads > 0) list.push({ id: rid, plays, reads })
       }
       if (list.length > 0) out.set(id, list)
     }

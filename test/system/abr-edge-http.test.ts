@@ -114,5 +114,6 @@ t.test('the same contract from serve threads', async t => {
   // read once, so the threads hold the title's metadata and the RAM tier the chunks, and answer from memory
   await contract(t, `${edge.url}/v1/content/abr`, man, '*')
   await contract(t, `${edge.url}/v1/content/abr`, man, '*')
+  for (const path of ['/watch/abr', '/assets/watch.js', '/assets/hls.min.js']) t.equal((await get(`${edge.url}${path}`)).status, 200, `${path}, relayed by a thread or not`)
   await settled(edge)
 })

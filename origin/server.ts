@@ -176,7 +176,7 @@ export class OriginServer {
     this.reserved += need
     let got
     try {
-      got = await this.deps.store.receive(req, this.chunkSize)
+      got = await this.deps.store.receive(req, this.chunkSize, `chunk ${name}`)
     } finally {
       this.reserved -= need
     }

@@ -294,6 +294,8 @@ export class OriginServer {
       memoryCacheBytes: this.reader.cachedBytes,
       // the last repair pass any process ran, so every router's /v1/cluster sees it (repair-record.ts)
       lastRepair: this.repairs.get(),
+      // how long ago it arrived, by this shard's clock: a router places it on its own clock from this, never from the sender's
+      lastRepairAgeMs: this.repairs.ageMs() ?? null,
     })
   }
 }

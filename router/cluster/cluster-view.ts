@@ -1,7 +1,7 @@
 import type { Config } from '../../lib/config.js'
 import type { Cluster } from './cluster.js'
 import type { Repairer } from '../repair/repair.js'
-import { latestReport, type PlacedReport } from '../repair/repair-report.js'
+import { latestReport, whoRan, type PlacedReport, type RepairReport } from '../repair/repair-report.js'
 import type { ShardHealth } from './health.js'
 
 /**
@@ -10,8 +10,12 @@ import type { ShardHealth } from './health.js'
  * health check, requests in flight) and the counts of the newest repair pass,
  * this router's or one another process (`reelcdn router repair`, another
  * router) left on the shards.
+ *
+ * The route is open (docs/security.md): who ran a pass shows as what ran it
+ * (`router r1`, `reelcdn router repair`); the machine's hostname (`ranOn`)
+ * only with `admin`, the admin token.
  */
-export function clusterView(cluster: Cluster, repairer: Repairer, config: Readonly<Config>) {
+export function clusterView(cluster: Cluster, repairer: Repairer, config: Readonly<Config>, o: { admin: boolean } = { admin: false }) {
   const points = cluster.ring.points()
   const last = lastPass(cluster, repairer)
   return {
@@ -30,9 +34,15 @@ export function clusterView(cluster: Cluster, repairer: Repairer, config: Readon
     }),
     // scannedAt on this router's clock: the pass's own duration back from when it ended here
     replicas: last ? { ...last.report.remaining, scannedAt: new Date(last.at - (last.report.finishedAt! - last.report.startedAt)).toISOString(),
-      ranBy: last.report.ranBy ?? null, dryRun: last.report.dryRun } : null,
-    repair: { running: repairer.isRunning, progress: repairer.isRunning ? repairer.progress : null, last: last?.report ?? null },
+      ...shown(last.report, o.admin), dryRun: last.report.dryRun } : null,
+    repair: { running: repairer.isRunning, progress: repairer.isRunning ? repairer.progress : null, last: last ? { ...last.report, ...shown(last.report, o.admin) } : null },
   }
+}
+
+/** whoRan's fields, `ranOn` left out (undefined: not in the JSON) unless `admin`. */
+function shown(r: RepairReport, admin: boolean): { ranBy: string | null; ranOn?: string | null } {
+  const who = whoRan(r)
+  return admin ? who : { ranBy: who.ranBy, ranOn: undefined }
 }
 
 /**

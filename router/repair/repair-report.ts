@@ -12,8 +12,10 @@ export interface RepairReport {
   startedAt: number
   finishedAt: number | null
   dryRun: boolean
-  /** who ran the pass: `router <id>` or `reelcdn router repair on <host>` */
+  /** who ran the pass: `router <id>` or `reelcdn router repair` (reports from before ranOn: `reelcdn router repair on <host>`) */
   ranBy?: string
+  /** the machine's hostname: for an operator, never in a public answer (`whoRan`) */
+  ranOn?: string
   /** shards that did not answer: their replicas are counted, not checked */
   unreachable: string[]
   manifests: { scanned: number; underReplicated: number; copied: number; misplacedDeleted: number; conflicts: number }
@@ -74,4 +76,16 @@ export function latestReport(...placed: (PlacedReport | undefined)[]): PlacedRep
     if (!best || p.at > best.at) best = p
   }
   return best
+}
+
+/**
+ * Who ran a pass, and on which machine. A machine's hostname is for the
+ * operator (it names internal hosts, a laptop): /v1/cluster shows `ranOn` to
+ * the admin token only. Reports from before ranOn carried the hostname in
+ * ranBy (`reelcdn router repair on <host>`): it is split off the same way.
+ */
+export function whoRan(r: RepairReport): { ranBy: string | null; ranOn: string | null } {
+  const old = /^(reelcdn router repair) on (.+)$/s.exec(r.ranBy ?? '')
+  if (old) return { ranBy: old[1]!, ranOn: r.ranOn ?? old[2]! }
+  return { ranBy: r.ranBy ?? null, ranOn: r.ranOn ?? null }
 }

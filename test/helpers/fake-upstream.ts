@@ -17,6 +17,7 @@ import { manifestFor, type TitleOptions } from './titles.js'
  *   hold(id, i, atByte)  send `atByte` bytes, then wait for release(id, i); held(id, i) resolves when it waits
  *   hang(id, i)          never answer (the edge's timeouts must fire)
  *   reset(id, i, at)     destroy the connection after `at` body bytes
+ *   resetEvery           destroy the connection after that many body bytes of each request
  *   corrupt(id, i)       flip one byte in the body while the headers claim the right digest
  *   status               answer the chunk request with this error status (502, 503: the router's own failures)
  *   throttle(bps)        pace every chunk body at `bps` bytes per second
@@ -27,6 +28,8 @@ export interface Fault {
   holdAt?: number
   hang?: boolean
   resetAt?: number
+  /** destroy the connection after this many body bytes of every request (a flaky upstream that gets somewhere each time) */
+  resetEvery?: number
   corrupt?: boolean
   status?: number
   /** applies to the next request only, then the fault is cleared */
@@ -185,7 +188,7 @@ export class FakeUpstream {
       ...(ranges === null ? {} : { 'content-range': `bytes ${r.start}-${r.end}/${chunk.length}` }),
     })
     res.flushHeaders() // a hold at byte 0 still sends the headers
-    await this.body(res, key, chunk, r.start, r.end + 1, fault)
+    await this.body(res, key, chunk, r.start, r.end + 1, fault.resetEvery === undefined ? fault : { ...fault, resetAt: r.start + fault.resetEvery })
   }
 
   private crcs(res: ServerResponse, title: Title | undefined, contentId: string, index: number): void {

@@ -11,7 +11,10 @@ import type { ChunkRef } from '../title.js'
  * tier did not keep (every chunk on a disk-only edge), so its bound is memory
  * (README "Memory"). `add` never blocks: a chunk that would take the queue
  * past its bytes is dropped, except into an empty queue, which takes any one
- * chunk (a bound smaller than a chunk must not stop every write). WRITERS
+ * chunk (a bound smaller than a chunk must not stop every write). For the same
+ * reason the bound `room` answers by is never less than the largest chunk
+ * size the upstream's manifests gave (`chunkSize`): readahead and prefill,
+ * which ask for room for a whole chunk, would otherwise never start. WRITERS
  * writers take chunks in arrival order and hand each to `store`; `add` starts
  * one while fewer run, and a writer ends when nothing waits. While a chunk
  * waits or is written its Buffer is readable (`staged`), so the edge serves it
@@ -69,6 +72,8 @@ export class WriteQueue {
   private writers = 0
   private idleWaiters: (() => void)[] = []
   private bytes = 0
+  /** the largest chunk size the upstream's manifests gave: the queue holds at least one such chunk */
+  private chunkBytes = 0
 
   constructor(
     private readonly limitBytes: number,
@@ -94,7 +99,19 @@ export class WriteQueue {
 
   /** Whether `bytes` more would fit now. */
   room(bytes: number): boolean {
-    return this.bytes + bytes <= this.limitBytes
+    return this.bytes + bytes <= Math.max(this.limitBytes, this.chunkBytes)
+  }
+
+  /**
+   * The upstream's chunk size, from a manifest. True only the first time a
+   * chunk size is found larger than the queue's bound (the caller warns once):
+   * from then on the queue holds one chunk at a time.
+   */
+  chunkSize(bytes: number): boolean {
+    if (bytes <= this.chunkBytes) return false
+    const first = this.chunkBytes <= this.limitBytes && bytes > this.limitBytes
+    this.chunkBytes = bytes
+    return first
   }
 
   /** The Buffer of a chunk waiting or being written (not a cancelled one); undefined otherwise. */

@@ -8,6 +8,7 @@ import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
+import { blockListFetch } from './fill/block-list.js'
 import { DiskIndex } from './tiers/disk-index.js'
 import { recoverDisk } from './tiers/disk-recovery.js'
 import { DiskTier } from './tiers/disk-tier.js'
@@ -101,7 +102,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const c = cache
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
-      crcs: (ref, signal) => up.crcs(ref, signal),
+      crcs: blockListFetch((ref, signal) => up.crcs(ref, signal), cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)

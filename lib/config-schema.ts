@@ -108,6 +108,8 @@ export const configSchema = z.object({
     fillRetries: z.number().int().min(0).max(10),
     /** the wait before a fill's first resumed request, doubled for each next failure in a row */
     fillRetryBackoffMs: ms,
+    /** a fill's request for its chunk's block list, body included (asked twice, then the fill verifies the whole chunk); short: the fill releases no byte until the list comes */
+    blockListTimeoutMs: ms.min(1),
     upstreamConnections: positive.max(4096),
     upstreamHeadersTimeoutMs: ms.min(1),
     upstreamIdleTimeoutMs: ms.min(1),

@@ -5,7 +5,7 @@ import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
-import { ensureWritableDir } from '../lib/data-dir.js'
+import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
 import { blockListFetch } from './fill/block-list.js'
@@ -37,7 +37,7 @@ import type { TitleDemand } from './prefill/prefill-plan.js'
 import type { Title } from './title.js'
 
 /**
- * Starts an edge: check that its data dir takes writes, open the disk index,
+ * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
  * reconcile it with the files, listen, then report ready. `close()` drains players, ends the fills still running
  * (readahead), lets queued disk writes finish, and closes SQLite, in that order.
  */
@@ -60,6 +60,9 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   if (cfg.diskBytes > 0 && cfg.diskWriteQueueBytes < config.cluster.chunkSize)
     throw new ConfigError(`expected edge.diskWriteQueueBytes to hold at least one chunk (cluster.chunkSize = ${config.cluster.chunkSize}), got ${cfg.diskWriteQueueBytes}`)
   await ensureWritableDir(cfg.dataDir, 'the edge\'s data dir')
+  // the disk tier writes into these (recovery too, before anything is served)
+  for (const d of ['chunks', 'tmp']) await ensureWritableDir(join(cfg.dataDir, d), 'the edge\'s data dir')
+  await ensureWritableSubdirs(join(cfg.dataDir, 'chunks'), 'the edge\'s title directory')
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
   let threads: ServeThreads | undefined

@@ -198,7 +198,7 @@ export class Fill {
     const what = `chunk ${chunkName(this.ref.contentId, this.ref.index)}`
     // failures in a row without progress, and where the request that failed last started
     let failures = 0
-    let started = seg.pos
+    let from = seg.pos
     for (;;) {
       try {
         await this.pump(seg, what)
@@ -211,14 +211,14 @@ export class Fill {
         if (reason !== undefined && seg.pos >= seg.to) break
         // from the end of the last verified block: the bytes after it are asked for again
         const at = Math.max(seg.ok, this.gate.resumeAt(seg.pos))
-        if (at - started >= BLOCK_SIZE) failures = 0
+        if (at - from >= BLOCK_SIZE) failures = 0
         const wait = this.opts.retryBackoffMs * 2 ** failures
         if (reason === undefined || failures >= this.opts.retries || performance.now() + wait >= this.deadline) {
           this.fail(e)
           break
         }
         failures++
-        seg.pos = started = at
+        seg.pos = from = at
         seg.end = seg.to
         this.events.retry?.(reason, e, seg.pos)
         try {

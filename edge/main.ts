@@ -5,9 +5,10 @@ import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
-import { ensureWritableDir } from '../lib/data-dir.js'
+import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
+import { blockListFetch } from './fill/block-list.js'
 import { DiskIndex } from './tiers/disk-index.js'
 import { recoverDisk } from './tiers/disk-recovery.js'
 import { DiskTier } from './tiers/disk-tier.js'
@@ -34,7 +35,7 @@ import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
 
 /**
- * Starts an edge: check that its data dir takes writes, open the disk index,
+ * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
  * reconcile it with the files, listen, then report ready. `close()` drains players, ends the fills still running
  * (readahead), lets queued disk writes finish, and closes SQLite, in that order.
  */
@@ -53,10 +54,13 @@ export interface RunningEdge {
 export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? createLogger('edge', config.log.level)
   const cfg = config.edge
-  // readahead and prefill wait for room for a whole chunk: a smaller queue would stop them for good
+  // a queue smaller than a chunk writes one at a time and drops the rest; the upstream's own chunk size is checked again from its manifests (DiskTier.upstreamChunkSize)
   if (cfg.diskBytes > 0 && cfg.diskWriteQueueBytes < config.cluster.chunkSize)
     throw new ConfigError(`expected edge.diskWriteQueueBytes to hold at least one chunk (cluster.chunkSize = ${config.cluster.chunkSize}), got ${cfg.diskWriteQueueBytes}`)
   await ensureWritableDir(cfg.dataDir, 'the edge\'s data dir')
+  // the disk tier writes into these (recovery too, before anything is served)
+  for (const d of ['chunks', 'tmp']) await ensureWritableDir(join(cfg.dataDir, d), 'the edge\'s data dir')
+  await ensureWritableSubdirs(join(cfg.dataDir, 'chunks'), 'the edge\'s title directory')
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
   let threads: ServeThreads | undefined
@@ -94,11 +98,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
     const meta = new MetaCache(upstream, metrics, { ttlMs: cfg.metaTtlMs, negativeTtlMs: cfg.metaNegativeTtlMs, maxEntries: cfg.metaMaxEntries })
+    meta.learned = t => disk.upstreamChunkSize(t.manifest.chunkSize)
     const up = upstream
     const c = cache
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
-      crcs: (ref, signal) => up.crcs(ref, signal),
+      crcs: blockListFetch((ref, signal) => up.crcs(ref, signal), cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)

@@ -104,10 +104,12 @@ export const configSchema = z.object({
     /** a reader further than this ahead of a fill's progress gets its own ranged upstream fetch */
     fillSplitBytes: positive,
     maxFillSegments: positive.max(64),
-    /** times one upstream request of a fill is asked again (from its last verified byte) after a cut, a 502/503/504 or a timeout; 0: the first failure fails the fill */
+    /** failures in a row (a cut, a 502/503/504 or a timeout, each asked again from the last verified byte) after which a fill fails; a request that brought a 64 KiB block more starts the count again; 0: the first failure fails the fill */
     fillRetries: z.number().int().min(0).max(10),
-    /** the wait before a fill's first resumed request, doubled for each next one */
+    /** the wait before a fill's first resumed request, doubled for each next failure in a row */
     fillRetryBackoffMs: ms,
+    /** a fill's request for its chunk's block list, body included (asked twice, then the fill verifies the whole chunk); short: the fill releases no byte until the list comes */
+    blockListTimeoutMs: ms.min(1),
     upstreamConnections: positive.max(4096),
     upstreamHeadersTimeoutMs: ms.min(1),
     upstreamIdleTimeoutMs: ms.min(1),

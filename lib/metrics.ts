@@ -209,6 +209,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['reason'] as const, registers: [registry] }),
     fillRetries: new Counter({ name: 'reelcdn_edge_fill_retries_total', help: 'Upstream requests of chunk fills asked again from the last verified byte after the upstream broke off, by reason: cut (reset, refused or short body), status (the router answered 502/503), timeout (idle or headers timeout, or a 504)',
       labelNames: ['reason'] as const, registers: [registry] }),
+    blockListFailures: new Counter({ name: 'reelcdn_edge_block_list_failures_total', help: 'Chunk fills that went on without their block list (whole-chunk verification: a short range at a chunk\'s end waits for the chunk) after two tries, by reason: timeout (edge.blockListTimeoutMs), not_found (a router or title without block lists), upstream (any other failure)',
+      labelNames: ['reason'] as const, registers: [registry] }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',

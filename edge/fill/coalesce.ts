@@ -1,4 +1,5 @@
 import { CdnError, ServiceUnavailableError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { IntervalLog } from '../../lib/interval-log.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { Fill, type ChunkFetch, type CrcsFetch, type FillEvents, type FillOptions, type FillUpstream } from './fill.js'
@@ -66,6 +67,8 @@ export class Coalescer {
   lastPlayerFill = -Infinity
 
   private readonly upstream: FillUpstream
+  /** the warning for fills without their block list: once a minute for the upstream (the edge has one), every one counted */
+  private readonly unlistedLog = new IntervalLog(60_000)
 
   constructor(private readonly deps: CoalescerDeps, private readonly opts: CoalescerOptions) {
     this.upstream = { chunk: deps.fetch, crcs: deps.crcs }
@@ -174,8 +177,13 @@ export class Coalescer {
         metrics.fillRetries.inc({ reason })
         logger.info({ chunk: refName(ref), at, code: err.code, err: err.message }, 'chunk fill cut upstream; resuming')
       },
-      unlisted: err => logger.warn({ chunk: refName(ref), code: err.code, err: err.message },
-        'no block list for a chunk fill; its bytes are released as they arrive, its last byte once the whole chunk verifies'),
+      unlisted: err => {
+        metrics.blockListFailures.inc({ reason: err.code === 'CDN_ERR_NOT_FOUND' ? 'not_found' : err.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout' : 'upstream' })
+        const note = this.unlistedLog.take()
+        if (note) logger.warn({ chunk: refName(ref), code: err.code, err: err.message, notLogged: note.skipped },
+          'no block list for a chunk fill; its bytes are released as they arrive, its last byte once the whole chunk verifies ' +
+          `(logged once a minute; every one is counted in reelcdn_edge_block_list_failures_total, ${note.skipped} since the last warning)`)
+      },
     }
   }
 

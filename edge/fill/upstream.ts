@@ -143,6 +143,12 @@ export class Upstream {
   async crcs(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
     const what = `the block list of chunk ${refName(ref)}`
     const res = await this.send(`${this.chunkPath(ref)}/crcs`, {}, 'crcs', what, signal)
+    if (res.statusCode === 404) {
+      // a router older than block lists, or a title ingested before them
+      await res.body.dump()
+      this.metrics.upstreamRequests.inc({ kind: 'crcs', result: 'not_found' })
+      throw new NotFoundError(what)
+    }
     if (res.statusCode !== 200) throw await this.statusError(res, 'crcs', what)
     const fail = (err: CdnError) => {
       res.body.destroy()

@@ -214,6 +214,38 @@ t.test('a purge drops queued writes of the title, counted as purged, and frees t
   index.close()
 })
 
+t.test('a chunk purged (or evicted) while being written can be written again at once: its new write waits for the old one, then lands', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, 10 * CHUNK)
+  await recoverDisk(tier, quietLogger('edge'))
+  const [a, b, c] = [0, 1, 2].map(i => chunk(i))
+  for (const x of [a!, b!, c!]) tier.write(x.ref, x.buf) // a and b being written, c waiting
+  await tier.purge('movie')
+  t.notOk(tier.writing(a!.ref.key), 'a cancelled write does not stand for its chunk')
+  for (const x of [a!, b!, c!]) tier.write(x.ref, x.buf) // the title filled again after the purge
+  t.ok(tier.staged(a!.ref.key)?.equals(a!.buf), 'the new write is served while it waits')
+  await tier.idle()
+  t.equal(tier.stats().entries, 3, 'all three are on disk')
+  t.same(chunkFiles(dir).sort(), [a!, b!, c!].map(x => `movie/${x.ref.index}-${x.ref.sha256}.chunk`).sort())
+  t.same(readdirSync(join(dir, 'tmp')), [])
+  for (const x of [a!, b!, c!]) t.ok((await read(tier, x.ref.key, 0, CHUNK - 1)).equals(x.buf), `chunk ${x.ref.index} reads back`)
+  t.same((await metrics.diskWriteDrops.get()).values.map(v => [v.labels.reason, v.value]), [['purged', 3]])
+
+  // one the other writer's insert evicted while it was written, filled again: written again
+  const small = open(t.testdir(), CHUNK)
+  await recoverDisk(small.tier, quietLogger('edge'))
+  small.tier.write(a!.ref, a!.buf)
+  small.tier.write(b!.ref, b!.buf) // evicts a, still being written
+  small.tier.write(a!.ref, a!.buf) // a again: evicts b once its turn comes
+  await small.tier.idle()
+  t.ok(small.tier.has(a!.ref.key), 'the last one written is on disk')
+  t.equal(small.tier.stats().bytes, CHUNK)
+  await small.tier.close()
+  small.index.close()
+  await tier.close()
+  index.close()
+})
+
 t.test('a range of many pieces: pooled read buffers are reused only after their write is done, and bytes stay exact', async t => {
   const dir = t.testdir()
   const { tier, index } = open(dir, 10 * 1024 * 1024)

@@ -124,6 +124,20 @@ export class DiskTier {
     return this.policy.capacity === 0 || this.writes.room(bytes)
   }
 
+  /**
+   * The upstream's chunk size, learned from a manifest. A write queue smaller
+   * than one chunk takes one at a time (WriteQueue.chunkSize), and every
+   * chunk verified while one is written is dropped: said once, naming both
+   * settings. (The start-up check compares the queue with this edge's own
+   * cluster.chunkSize, which need not be its router's.)
+   */
+  upstreamChunkSize(bytes: number): void {
+    if (this.policy.capacity === 0 || !this.writes.chunkSize(bytes)) return
+    this.logger.warn({ diskWriteQueueBytes: this.opts.writeQueueBytes, chunkSize: bytes },
+      `edge.diskWriteQueueBytes (${this.opts.writeQueueBytes}) is smaller than one chunk of the upstream (cluster.chunkSize ${bytes}, from a manifest): ` +
+      `the disk tier writes one chunk at a time and drops chunks verified meanwhile; set edge.diskWriteQueueBytes to at least edge.maxFills × ${bytes}`)
+  }
+
   /** A verified chunk waiting for (or in) its write: its Buffer; undefined otherwise. */
   staged(key: string): Buffer | undefined {
     return this.writes.staged(key)

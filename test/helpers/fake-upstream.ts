@@ -22,16 +22,20 @@ import { manifestFor, type TitleOptions } from './titles.js'
  *   hold(id, i, atByte)  send `atByte` bytes, then wait for release(id, i); held(id, i) resolves when it waits
  *   hang(id, i)          never answer (the edge's timeouts must fire)
  *   reset(id, i, at)     destroy the connection after `at` body bytes
+ *   resetEvery           destroy the connection after that many body bytes of each request
  *   corrupt(id, i)       flip one byte in the body while the headers claim the right digest
  *   status               answer the chunk request with this error status (502, 503: the router's own failures)
  *   throttle(bps)        pace every chunk body at `bps` bytes per second
  *   requested(n, id?, i?) resolves once n chunk requests (matching) have arrived
+ *   crcsFault(f)         the next `f.times` block-list requests (all, if unset) hang or answer `f.status`
  * `log` lists every chunk request (with its Range), `sent(id, i)` the body bytes written.
  */
 export interface Fault {
   holdAt?: number
   hang?: boolean
   resetAt?: number
+  /** destroy the connection after this many body bytes of every request (a flaky upstream that gets somewhere each time) */
+  resetEvery?: number
   corrupt?: boolean
   status?: number
   /** applies to the next request only, then the fault is cleared */
@@ -79,6 +83,7 @@ export class FakeUpstream {
   private readonly sentBytes = new Map<string, number>()
   private readonly waiters: { n: number; match: (r: ChunkRequest) => boolean; resolve: () => void }[] = []
   private bytesPerSec = 0
+  private crcsFaults: { hang?: boolean; status?: number; times?: number } | undefined
   /** what GET /v1/trending answers (the edge's prefill asks it); unset: 404 */
   trending: { titles: { contentId: string; plays: number; positions?: number[] | null }[] } | undefined
   /** a real router's URL: the playback API's demand and trending (POST /v1/demand, GET /v1/trending) are passed to it */
@@ -134,6 +139,10 @@ export class FakeUpstream {
   release(contentId: string, index: number): void {
     this.gate(`${contentId}/${index}`).release()
     this.faults.delete(`${contentId}/${index}`)
+  }
+
+  crcsFault(f: { hang?: boolean; status?: number; times?: number } | undefined): void {
+    this.crcsFaults = f === undefined ? undefined : { ...f }
   }
 
   throttle(bytesPerSec: number): void {
@@ -232,7 +241,7 @@ export class FakeUpstream {
       ...(ranges === null ? {} : { 'content-range': `bytes ${r.start}-${r.end}/${chunk.length}` }),
     })
     res.flushHeaders() // a hold at byte 0 still sends the headers
-    await this.body(res, key, chunk, r.start, r.end + 1, fault)
+    await this.body(res, key, chunk, r.start, r.end + 1, fault.resetEvery === undefined ? fault : { ...fault, resetAt: r.start + fault.resetEvery })
   }
 
   private async relay(req: IncomingMessage, res: ServerResponse, to: string): Promise<void> {
@@ -259,6 +268,12 @@ export class FakeUpstream {
 
   private crcs(res: ServerResponse, file: FileRef | undefined, name: string, index: number): void {
     this.crcsLog.push(`${name}/${index}`)
+    const f = this.crcsFaults
+    if (f !== undefined) {
+      if (f.times !== undefined && --f.times <= 0) this.crcsFaults = undefined
+      if (f.hang) return // never answer; close() cuts it
+      if (f.status !== undefined) return error(res, f.status, 'CDN_ERR_UPSTREAM', `the upstream's own upstream failed (${f.status})`)
+    }
     if (!file || index >= file.chunks.length || !file.blocks) return error(res, 404, 'CDN_ERR_NOT_FOUND', `the block list of ${name}/${index} not found`)
     const cs = file.chunkSize
     const crcs = blockCrcs(file.bytes.subarray(index * cs, index * cs + chunkLength(file, index)))

@@ -25,7 +25,6 @@ import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
-import { request } from 'undici'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -33,8 +32,7 @@ import { PlayAuth } from './serve/play-auth.js'
 import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
-import type { TitleDemand } from './prefill/prefill-plan.js'
-import type { Title } from './title.js'
+import { demandFromRouter } from './prefill/router-demand.js'
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -123,10 +121,11 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     // player sessions feed session-aware policies and the request log; with neither, no session is computed
     const hooks: ReadHooks = {}
     if (ramPolicy.observe || diskPolicy.observe) {
-      hooks.position = (session, contentId, index) => {
+      // a session's stream and the file it reads (a title, or a rendition: its position moves with a rung switch)
+      hooks.position = (session, file, index) => {
         const now = Date.now()
-        ramPolicy.observe?.(session, contentId, index, now)
-        diskPolicy.observe?.(session, contentId, index, now)
+        ramPolicy.observe?.(session, file.name, index, now)
+        diskPolicy.observe?.(session, file.name, index, now)
       }
     }
     // the log also carries the upstream bytes, so `edge report` can give the offload next to the hit ratio
@@ -226,30 +225,6 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   }
 }
 
-/** Titles in demand from the router's trending list (with position shares), and their manifests. */
-async function demandFromRouter(upstream: string, token: string | undefined, window: string, limit: number,
-  title: (id: string) => Promise<Title> | Title): Promise<{ demand: TitleDemand; title: Title }[]> {
-  const res = await request(`${upstream.replace(/\/+$/, '')}/v1/trending?window=${window}&limit=${limit}&positions=1`, {
-    headersTimeout: 10_000, bodyTimeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} })
-  if (res.statusCode !== 200) {
-    await res.body.dump()
-    throw new Error(`the router's /v1/trending answered ${res.statusCode}`)
-  }
-  const body = await res.body.json() as { titles: { contentId: string; plays: number; positions?: number[] | null }[] }
-  const out: { demand: TitleDemand; title: Title }[] = []
-  for (const t of body.titles) {
-    let ti: Title
-    try {
-      ti = await title(t.contentId)
-    } catch {
-      continue // deleted since it was counted
-    }
-    const m = ti.manifest
-    out.push({ title: ti, demand: { contentId: t.contentId, plays: t.plays, positions: t.positions ?? null, chunkSize: m.chunkSize, size: m.size } })
-  }
-  return out
-}
-
 export const edgeFlags: Flag[] = [
   { flags: '--host <addr>', path: 'edge.host', kind: 'string', description: 'address to listen on' },
   { flags: '-p, --port <n>', path: 'edge.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
@@ -266,6 +241,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
+  { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at; empty: the --upstream URL' },
   { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },

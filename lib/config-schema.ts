@@ -130,6 +130,8 @@ export const configSchema = z.object({
     id: z.string().regex(/^([A-Za-z0-9._-]{1,64})?$/, '1-64 characters of [A-Za-z0-9._-]'),
     /** the URL players reach this edge at; empty: the address it listens on */
     publicUrl: z.string().refine(s => s === '' || isHttpUrl(s), 'an http:// or https:// URL'),
+    /** where the watch page (/watch/{id}) asks /v1/play: the router's URL as viewers' browsers reach it; empty: edge.upstream */
+    playApiUrl: z.string().refine(s => s === '' || isHttpUrl(s), 'an http:// or https:// URL'),
     /** client networks this edge serves (CIDRs), sent in heartbeats: the router steers them here first */
     networks: z.array(z.string().refine(isCidr, 'a CIDR such as 192.0.2.0/24')).max(1000),
     /** ISO 3166-1 alpha-2 regions this edge serves */

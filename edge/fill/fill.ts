@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BLOCK_SIZE } from '../../lib/block-hasher.js'
 import { CdnError, UpstreamCorruptError } from '../../lib/errors.js'
-import { chunkName } from '../../lib/ids.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
 import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
@@ -195,7 +194,7 @@ export class Fill {
 
   /** Brings a segment's bytes, resuming its request after the failures worth it. */
   private async run(seg: Segment): Promise<void> {
-    const what = `chunk ${chunkName(this.ref.contentId, this.ref.index)}`
+    const what = `chunk ${refName(this.ref)}`
     // failures in a row without progress, and where the request that failed last started
     let failures = 0
     let from = seg.pos
@@ -258,7 +257,7 @@ export class Fill {
     } catch (err) {
       if (this.error) return
       this.gate.unlisted()
-      this.events.unlisted?.(translateUpstreamError(err, `the block list of chunk ${chunkName(this.ref.contentId, this.ref.index)}`))
+      this.events.unlisted?.(translateUpstreamError(err, `the block list of chunk ${refName(this.ref)}`))
     }
     if (this.error) return
     try {
@@ -296,7 +295,7 @@ export class Fill {
     this.advance()
     const sha = this.hasher.digest('hex')
     if (this.hashed !== this.ref.size || sha !== this.ref.sha256) {
-      return this.fail(new UpstreamCorruptError(`chunk ${chunkName(this.ref.contentId, this.ref.index)}`,
+      return this.fail(new UpstreamCorruptError(`chunk ${refName(this.ref)}`,
         `sha256 ${sha} over ${this.hashed} bytes, manifest says ${this.ref.sha256} over ${this.ref.size}`))
     }
     this.verified = true

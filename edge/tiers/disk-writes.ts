@@ -1,7 +1,6 @@
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
-import { chunkName } from '../../lib/ids.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 
 /**
  * The disk tier's write queue: verified chunks waiting for its writers,
@@ -178,7 +177,7 @@ export class WriteQueue {
         await this.store(job)
       } catch (err) {
         this.metrics.diskWrites.inc({ result: 'failed' })
-        this.logger.error({ chunk: chunkName(job.ref.contentId, job.ref.index), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
+        this.logger.error({ chunk: refName(job.ref), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
       }
       this.writing.delete(job.ref.key)
       this.account(-job.buf.length)

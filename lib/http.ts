@@ -133,6 +133,8 @@ export class HttpService {
   /** the methods some route takes: what `OPTIONS *` and the answer to CONNECT list in Allow */
   readonly allowed: string
   private inflight = 0
+  /** handlers still running: one whose client left has no response open, but may still be writing files */
+  private handling = 0
   private draining = false
   private relay: http.Server | undefined
 
@@ -141,7 +143,7 @@ export class HttpService {
     this.routes = [...opts.routes, ...this.builtins()].map(compile)
     this.allowed = [...KNOWN_METHODS].filter(m => this.routes.some(r => r.allow.includes(m))).join(', ')
     const h = opts.http
-    const handler = (req: IncomingMessage, res: ServerResponse) => { void this.handle(req, res) }
+    const handler = (req: IncomingMessage, res: ServerResponse) => { void this.handleCounted(req, res) }
     this.server = h.tlsCertFile
       ? https.createServer({ ...httpServerOptions(h), ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
       : http.createServer(httpServerOptions(h), handler)
@@ -174,6 +176,16 @@ export class HttpService {
         },
       },
     ]
+  }
+
+  /** `handle`, counted until it returns: close() waits for handlers, not only for responses. */
+  private async handleCounted(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.handling++
+    try {
+      await this.handle(req, res)
+    } finally {
+      this.handling--
+    }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -292,7 +304,7 @@ export class HttpService {
       }
       const peer = req.headers[RELAY_PEER_HEADER]
       ;(req as IncomingMessage & { [PEER]?: string })[PEER] = typeof peer === 'string' ? peer : ''
-      void this.handle(req, res)
+      void this.handleCounted(req, res)
     })
     server.maxHeadersCount = 0
     await listenOn(server, path)
@@ -322,19 +334,28 @@ export class HttpService {
     return `${this.opts.http.tlsCertFile ? 'https' : 'http'}://${host}:${a.port}`
   }
 
-  /** Stops accepting, lets in-flight requests finish up to `shutdownGraceMs`, then cuts the rest. */
+  /**
+   * Stops accepting, lets in-flight requests finish up to `shutdownGraceMs`,
+   * then cuts the rest. It returns once every handler has returned too (a
+   * handler whose client left may still be writing a file into the data
+   * directory its owner removes next), waiting at most the grace again for
+   * handlers of cut connections: their reads and writes fail at once.
+   */
   async close(): Promise<void> {
     if (this.draining && !this.server.listening) return
     this.draining = true
     const closed = new Promise<void>(resolve => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
-    const deadline = Date.now() + this.opts.http.shutdownGraceMs
-    while (this.inflight > 0 && Date.now() < deadline) {
+    const grace = this.opts.http.shutdownGraceMs
+    let deadline = Date.now() + grace
+    while ((this.inflight > 0 || this.handling > 0) && Date.now() < deadline) {
       await new Promise(r => setTimeout(r, 20))
       this.server.closeIdleConnections()
     }
     this.server.closeAllConnections()
     await closed
+    deadline = Date.now() + grace
+    while (this.handling > 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 20))
   }
 
   /** Closes the relay listener (after the threads that relay to it have drained). */

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import type { Test } from 'tap'
 import { createLogger } from '../../lib/logger.js'
 import { startOrigin } from '../../origin/main.js'
@@ -52,7 +53,10 @@ export async function startSurfaces(t: Test, o: { overrides?: Record<string, unk
 
   // a cluster of shards whose log is ours to read, and a router over them
   const c = new TestCluster(t, { overrides, chunkSize: 1024 * 1024 })
-  t.teardown(() => c.close())
+  t.teardown(async () => {
+    await c.close()
+    await rm(c.dir, { recursive: true, force: true })
+  })
   const routerSink = logSink()
   for (let i = 0; i < 3; i++) {
     const base = c.config()

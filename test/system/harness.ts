@@ -1,4 +1,6 @@
 import { join } from 'node:path'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { rm } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
@@ -40,9 +42,6 @@ export function viewerCredential(id: string): string {
   return signViewer(KeyRing.parse(TOKEN_KEYS), id, Math.floor(Date.now() / 1000) + 3600)
 }
 
-/** tap's testdir() empties its directory on every call: one per test, a subdirectory per cluster */
-const testDirs = new WeakMap<TestT, string>()
-let clusters = 0
 
 export class TestCluster {
   shards: (RunningOrigin | undefined)[] = []
@@ -51,15 +50,23 @@ export class TestCluster {
   /** this cluster's directory; tests may put their own files here */
   readonly dir: string
 
-  constructor(t: TestT, private readonly o: ClusterOptions) {
-    const base = testDirs.get(t) ?? t.testdir()
-    testDirs.set(t, base)
-    this.dir = join(base, `cluster-${++clusters}`)
+  /**
+   * Outside tap's fixture directory: tap removes that at the end of a test
+   * before or after the test's teardowns, depending on which was registered
+   * first, so a cluster still closing (a repair pass leaving its report on
+   * the shards, say) wrote into a directory being removed: ENOTEMPTY. The
+   * cluster removes its own directory once it has closed.
+   */
+  constructor(_t: TestT, private readonly o: ClusterOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), 'reelcdn-test-cluster-'))
   }
 
   static async start(t: TestT, o: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster(t, o)
-    t.teardown(() => c.close())
+    t.teardown(async () => {
+      await c.close()
+      await rm(c.dir, { recursive: true, force: true })
+    })
     for (let i = 0; i < (o.shards ?? 3); i++) await c.startShard(i)
     await c.startRouter()
     return c

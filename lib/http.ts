@@ -353,8 +353,13 @@ function matchSegments(pattern: (string | null)[], segs: string[]): string[] | n
   return params
 }
 
-/** A request target as logged: the value of a `token` query parameter (a play token) is replaced, as the logger's redact list replaces credentials in headers. */
+/**
+ * A request target as logged: a play token — the value of a `token` query
+ * parameter, or the `{token}` of `/v1/content/{id}/t/{token}/…` — is
+ * replaced, as the logger's redact list replaces credentials in headers.
+ */
 export function logUrl(url: string): string {
+  if (url.includes('/t/')) url = url.replace(/^(\/v1\/content\/[^/?#]+\/t\/)[^/?#]+/, '$1[redacted]')
   return url.includes('token=') ? url.replace(/([?&]token=)[^&#]*/g, '$1[redacted]') : url
 }
 

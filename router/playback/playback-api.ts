@@ -11,7 +11,9 @@ import type { Manifests } from '../cluster/manifests.js'
 import { play, type RegionMap } from './play.js'
 import type { Sessions } from './sessions.js'
 import type { SessionPeers } from './session-peers.js'
-import { parseDemandReport, sliceOf, type Trending } from './trending.js'
+import { parseDemandReport, sliceOf, SLICES, type Trending } from './trending.js'
+import { titleDuration } from './catalog.js'
+import { isAdaptive, type Manifest } from '../../lib/manifest.js'
 import type { WindowName } from './window-counter.js'
 import { randomBytes } from 'node:crypto'
 
@@ -121,12 +123,13 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
         const body = await readJson(req, d.maxPositionReportBytes) as { position?: unknown }
         const man = await d.manifests.get(id)
         const pos = body?.position
-        if (typeof pos !== 'number' || !Number.isInteger(pos) || pos < 0 || pos > man.size)
-          throw new BadRequestError(`expected position to be a byte offset from 0 to ${man.size}, got ${JSON.stringify(pos)}`)
+        const scale = positionScale(man)
+        if (typeof pos !== 'number' || !Number.isInteger(pos) || pos < 0 || pos > scale.size)
+          throw new BadRequestError(`expected position to be ${scale.what} from 0 to ${scale.size}, got ${JSON.stringify(pos)}`)
         const now = d.clock()
-        d.sessions.report(c.vid!, { contentId: id, position: pos, size: man.size, updatedAt: now })
+        d.sessions.report(c.vid!, { contentId: id, position: pos, size: scale.size, updatedAt: now })
         // a position report is one read at that position: it feeds the per-slice demand prefill ranks by
-        d.trending.own.add(`${id}#${sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length)}`, 1, now)
+        d.trending.own.add(`${id}#${scale.slice(pos)}`, 1, now)
         sendJson(res, 200, { contentId: id, viewerId: c.vid, position: pos, updatedAt: now })
       },
       GET: async (req, res, m) => {
@@ -147,6 +150,18 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       sendJson(res, 200, { viewerId: c.vid, history }, { 'cache-control': 'no-store' })
     } } },
   ]
+}
+
+/**
+ * What a position means: a byte offset into a single-file title; for an
+ * adaptive title, whose renditions have different bytes at one moment, the
+ * milliseconds from its start (docs/abr.md, "Sessions"). `size` is what it
+ * goes up to (bytes, or the duration in ms), `slice` its demand slice.
+ */
+function positionScale(man: Manifest): { what: string; size: number; slice: (pos: number) => number } {
+  if (!isAdaptive(man)) return { what: 'a byte offset', size: man.size, slice: pos => sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length) }
+  const size = Math.round(titleDuration(man) * 1000)
+  return { what: 'milliseconds from the start of this adaptive title', size, slice: pos => Math.min(SLICES - 1, Math.floor((pos / Math.max(1, size)) * SLICES)) }
 }
 
 function localOnly(m: Match): boolean {

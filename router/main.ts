@@ -108,7 +108,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const routes = playbackRoutes({ manifests, catalog, edges, trending: tr, sessions, sessionPeers, historyLength: rc.sessions.historyLength,
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
-    maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, logger, clock: Date.now })
+    maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
   server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
     routes, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr

@@ -25,6 +25,7 @@ import { removeTitle } from './cluster/remove.js'
 import { contentAuth } from './read/content-auth.js'
 import { FileServer } from './read/file-server.js'
 import { AdaptiveReads } from './read/adaptive-reads.js'
+import { watchRoutes } from './playback/watch.js'
 import type { KeyRing } from '../lib/tokens.js'
 
 /**
@@ -47,6 +48,10 @@ import type { KeyRing } from '../lib/tokens.js'
  * are literals where a file name or a rendition id would be a parameter, so
  * no file name or rendition id can shadow them. Player reads carry CORS
  * (router.corsOrigin) and answer preflights without a credential.
+ *
+ * The watch page, `GET /watch/{id}`, and its scripts, `GET /assets/{name}`,
+ * are lib/watch's (router/playback/watch.ts); the page asks this router's
+ * /v1/play, which answers pages of other origins too (playback-api.ts).
  */
 export interface RouterDeps {
   config: Readonly<Config>
@@ -119,7 +124,7 @@ export class RouterServer {
           GET: player((q, s, m) => this.getTitle(q, s, m)),
           PUT: admin((q, s, m) => this.putTitle(q, s, m)),
           DELETE: admin((q, s, m) => this.deleteTitle(s, m)),
-          OPTIONS: (q, s) => preflight(s, rc.corsOrigin, 'GET, HEAD, PUT, DELETE, OPTIONS') } },
+          OPTIONS: (q, s) => preflight(s, rc.corsOrigin, { allow: 'GET, HEAD, PUT, DELETE, OPTIONS' }) } },
         { path: '/v1/content/:id/meta', methods: { GET: title((q, s, m) => this.meta(q, s, m)) } },
         { path: '/v1/content/:id/chunks/:index', methods: { GET: title((q, s, m) => this.getChunk(q, s, m)) } },
         { path: '/v1/content/:id/chunks/:index/crcs', methods: {
@@ -139,6 +144,7 @@ export class RouterServer {
         { path: '/v1/admin', methods: { GET: admin((q, s) => sendJson(s, 200, { admin: true })) } },
         { path: '/v1/edges', methods: { GET: admin((q, s) => sendJson(s, 200, { edges: this.d.edges?.() ?? [] })) } },
         ...(d.routes ?? []),
+        ...watchRoutes({ manifests: d.manifests, maxRanges: d.config.http.maxRanges }),
       ],
     })
   }

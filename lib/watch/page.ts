@@ -93,9 +93,10 @@ export const WATCH_SCRIPT = String.raw`(function () {
     levels.forEach(function (l, i) { var o = document.createElement('option'); o.value = i; o.textContent = l.height + 'p · ' + kbps(l.bitrate); q.appendChild(o) })
   }
   function destroy() {
-    if (state.player && state.player.destroy) state.player.destroy()
-    if (state.player && state.player.reset) state.player.reset()
+    var p = state.player
     state.player = null; state.levels = []; state.level = -1
+    // one of the two: dash.js's destroy() resets too, and a reset() after it throws; a teardown that throws must not stop the fallback
+    try { if (p && p.destroy) p.destroy(); else if (p && p.reset) p.reset() } catch (e) { log('teardown: ' + e.message) }
     video.removeAttribute('src'); video.load()
   }
   function next(why) {

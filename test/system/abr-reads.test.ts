@@ -185,6 +185,9 @@ t.test('/v1/play: each URL with the tokened master and MPD; a single file\'s ans
   t.match(bad.json.error.message, /milliseconds from the start of this adaptive title from 0 to 6\d{3}/)
   const got = (await text(`/v1/sessions/abr?token=${viewer.token}`)).json
   t.match(got, { position: 4000, contentId: 'abr' })
+  const history = (await text(`/v1/history?token=${viewer.token}`)).json.history
+  t.match(history, [{ contentId: 'abr', position: 4000 }], 'in the viewer\'s history')
+  t.ok(Math.abs(history[0].size - 6000) < 100, `its size is the duration in ms: ${history[0].size}`)
   t.ok((await text('/v1/trending/state')).json.state['abr#13'], 'the position counted in its slice of the duration')
 })
 

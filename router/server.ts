@@ -4,7 +4,7 @@ import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
 import { HttpService, lingerOnClose, queryParams, sendJson, type Match, type Route } from '../lib/http.js'
 import type { RouterMetrics } from '../lib/metrics.js'
-import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
+import { bearerMatchesAny, requireAdmin, requireAnyBearer } from '../lib/auth.js'
 import { AdaptiveTitleError } from '../lib/errors.js'
 import { cors, preflight } from '../lib/cors.js'
 import { parseChunkIndex, parseContentId } from '../lib/ids.js'
@@ -138,7 +138,7 @@ export class RouterServer {
           GET: player((q, s, m) => this.adaptive.file(q, s, id(m), m.params[2]!), true), OPTIONS: options } },
         { path: '/v1/content/:id/:file', methods: {
           GET: player((q, s, m) => this.adaptive.file(q, s, id(m), m.params[1]!)), OPTIONS: options } },
-        { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
+        { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config, { admin: bearerMatchesAny(q, [d.adminToken]) })) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
         // a cheap check of the admin token, before work that needs it (`reelcdn ingest` asks it before hashing a file)
         { path: '/v1/admin', methods: { GET: admin((q, s) => sendJson(s, 200, { admin: true })) } },

@@ -93,10 +93,10 @@ export const WATCH_SCRIPT = String.raw`(function () {
     levels.forEach(function (l, i) { var o = document.createElement('option'); o.value = i; o.textContent = l.height + 'p · ' + kbps(l.bitrate); q.appendChild(o) })
   }
   function destroy() {
+    // one teardown per player: dash.js's destroy() resets it already, and a reset() after it throws
     var p = state.player
     state.player = null; state.levels = []; state.level = -1
-    // one of the two: dash.js's destroy() resets too, and a reset() after it throws; a teardown that throws must not stop the fallback
-    try { if (p && p.destroy) p.destroy(); else if (p && p.reset) p.reset() } catch (e) { log('teardown: ' + e.message) }
+    try { if (p && p.destroy) p.destroy(); else if (p && p.reset) p.reset() } catch (e) { log('closing the player: ' + e.message) }
     video.removeAttribute('src'); video.load()
   }
   function next(why) {
@@ -120,7 +120,11 @@ export const WATCH_SCRIPT = String.raw`(function () {
     $('player').textContent = 'hls.js ' + window.Hls.version
     var hls = new window.Hls({ maxBufferLength: 30 })
     state.player = hls
-    hls.on(window.Hls.Events.MANIFEST_PARSED, function (e, d) { setLevels(d.levels.map(function (l) { return { height: l.height, bitrate: l.bitrate } })) })
+    hls.on(window.Hls.Events.MANIFEST_PARSED, function (e, d) {
+      setLevels(d.levels.map(function (l) { return { height: l.height, bitrate: l.bitrate } }))
+      // it starts on its own, as dash.js does (muted, so browsers allow it)
+      video.play().catch(function () {})
+    })
     hls.on(window.Hls.Events.LEVEL_SWITCHED, function (e, d) { state.level = d.level; showLevel(); log('rendition ' + $('rendition').textContent) })
     hls.on(window.Hls.Events.ERROR, function (e, d) {
       if (!d.fatal) return
@@ -145,7 +149,8 @@ export const WATCH_SCRIPT = String.raw`(function () {
       state.level = r ? state.levels.findIndex(function (l) { return l.height === r.height && l.bitrate === r.bandwidth }) : e.newQuality
       showLevel(); log('rendition ' + $('rendition').textContent)
     })
-    p.on(window.dashjs.MediaPlayer.events.ERROR, function (e) { next('dash.js ' + ((e.error && (e.error.message || e.error.code)) || 'error')) })
+    // dash.js may report more than one error for one failure: only the player playing now moves to the next URL
+    p.on(window.dashjs.MediaPlayer.events.ERROR, function (e) { if (state.player === p) next('dash.js ' + ((e.error && (e.error.message || e.error.code)) || 'error')) })
     p.initialize(video, src, true)
     $('quality').onchange = function () {
       var i = Number(this.value)

@@ -187,6 +187,10 @@ export const configSchema = z.object({
     verifyWholeChunks: z.boolean(),
     /** check every 64 KiB block of a read against the manifest's block lists and fail over to the next owner on a mismatch */
     verifyBlocks: z.boolean(),
+    /** an adaptive title's publish: chunks checked on their owners at once (each on all its owners: a HEAD per copy, then one block list) */
+    publishConcurrency: positive.max(256),
+    /** Access-Control-Allow-Origin of player reads (titles, playlists, renditions): '*' or one origin */
+    corsOrigin: z.string().min(1),
     /** copies a shard refused (corrupt, missing): asked last for ttlMs (5 min), or until this router stores them again; at most max (10,000) remembered */
     refusedCopies: z.object({
       ttlMs: ms.min(1),

@@ -207,3 +207,21 @@ export class ClientClosedError extends CdnError {
     super(detail, { code: 'CDN_ERR_CLIENT_GONE', statusCode: 499, source: 'client' }, options)
   }
 }
+
+/** A single-file read of an adaptive title (issue 15): its bytes are its renditions', played through its playlists. */
+export class AdaptiveTitleError extends CdnError {
+  override name = 'AdaptiveTitleError'
+  constructor(contentId: string) {
+    super(`title ${contentId} is adaptive: play /v1/content/${contentId}/master.m3u8 (HLS) or /v1/content/${contentId}/manifest.mpd (DASH)`, {
+      code: 'CDN_ERR_ADAPTIVE', statusCode: 404, source: 'client' })
+  }
+}
+
+/** A playlist or rendition of a single-file title: it has none. */
+export class NotAdaptiveError extends CdnError {
+  override name = 'NotAdaptiveError'
+  constructor(contentId: string, file: string) {
+    super(`title ${contentId} is a single file with no playlists or renditions (no ${file}): play /v1/content/${contentId}`, {
+      code: 'CDN_ERR_NOT_ADAPTIVE', statusCode: 404, source: 'client' })
+  }
+}

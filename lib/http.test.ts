@@ -16,4 +16,5 @@ t.test('logUrl replaces a play token in the path of an adaptive title\'s files',
   t.equal(logUrl('/v1/content/a/t/abc.def/v720.mp4?token=x'), '/v1/content/a/t/[redacted]/v720.mp4?token=[redacted]')
   t.equal(logUrl('/v1/content/t/master.m3u8'), '/v1/content/t/master.m3u8', 'a title called t')
   t.equal(logUrl('/v1/content/a/v720.mp4?x=/t/y'), '/v1/content/a/v720.mp4?x=/t/y', 'only the path')
+  t.equal(logUrl('/v1/chunks/a/t/3'), '/v1/chunks/a/t/3', 'other routes are left')
 })

@@ -13,6 +13,7 @@ import { Catalog } from './playback/catalog.js'
 import { ChunkReader } from './read/reader.js'
 import { BufferPool } from './ingest/buffer-pool.js'
 import { Ingestor } from './ingest/ingest.js'
+import { Publisher } from './ingest/publish.js'
 import type { Repairer } from './repair/repair.js'
 import { RouterServer } from './server.js'
 import { repairCommand } from './repair/repair-cli.js'
@@ -74,6 +75,9 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const ingestor = new Ingestor(cluster, manifests, pool, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))
+  const publisher = new Publisher(cluster, manifests, metrics, logger,
+    { chunkSize, need: rc.writeQuorum || config.cluster.copies, concurrency: rc.publishConcurrency, maxManifestBytes: config.origin.maxManifestBytes },
+    m => catalog.upsert(m))
   const ring = loadKeyRing(rc.tokenKeysFile, env)
   const edgeToken = loadSecret(rc.edgeTokenFile, 'REELCDN_EDGE_TOKEN', env)
   const edges = new EdgeRegistry(rc.edgeSilenceMs)
@@ -104,8 +108,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const routes = playbackRoutes({ manifests, catalog, edges, trending: tr, sessions, sessionPeers, historyLength: rc.sessions.historyLength,
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
-    maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, logger, clock: Date.now })
-  server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, repairer, adminToken, readToken, metrics,
+    maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
+  server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
     routes, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr
   try {

@@ -16,11 +16,16 @@ import { z } from 'zod'
  */
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256')
 
-export const RENDITION_ID_RULE = 'a rendition id is 1-16 characters of [a-z0-9_-], starting with a letter or digit'
+export const RENDITION_ID_RULE = 'a rendition id is 1-16 characters of [a-z0-9_-], starting with a letter or digit, and not "master"'
 export const RENDITION_ID = /^[a-z0-9][a-z0-9_-]{0,15}$/
 
+/** A rendition id: the rule, and not `master`, whose media playlist would be named like the master playlist (master.m3u8). */
+export function isRenditionId(s: string): boolean {
+  return RENDITION_ID.test(s) && s !== 'master'
+}
+
 export const renditionSchema = z.object({
-  id: z.string().regex(RENDITION_ID, RENDITION_ID_RULE),
+  id: z.string().refine(isRenditionId, RENDITION_ID_RULE),
   type: z.enum(['video', 'audio']),
   /** 16 hex digits: the rendition file's storage version (from its SHA-256 and the chunk size, like a title's) */
   version: z.string().regex(/^[0-9a-f]{16}$/, '16 lowercase hex digits'),

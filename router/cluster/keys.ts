@@ -31,6 +31,18 @@ export function versionFromDigest(fileSha256: string, chunkSize: number): string
   return sha256Hex(`${fileSha256}/${chunkSize}`).slice(0, VERSION_HEX)
 }
 
+/**
+ * An adaptive title's version (docs/abr.md): the first 16 hex digits of the
+ * SHA-256 of its rendition records, in id order, as the router parsed them.
+ * The records hold each file's digest and everything the playlists say, so
+ * the same ladder published again is the same version, and any change a
+ * player could see is a new one (the playlists' ETag is this version).
+ */
+export function ladderVersion(renditions: readonly { id: string }[]): string {
+  const sorted = [...renditions].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return sha256Hex(JSON.stringify(sorted)).slice(0, VERSION_HEX)
+}
+
 export function randomVersion(): string {
   return randomBytes(VERSION_HEX / 2).toString('hex')
 }

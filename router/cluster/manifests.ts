@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { ConflictError, NotFoundError, UpstreamTimeoutError } from '../../lib/errors.js'
-import { parseManifest, type Manifest } from '../../lib/manifest.js'
+import { isAdaptive, parseManifest, type Manifest } from '../../lib/manifest.js'
 import { manifestKey } from './keys.js'
 import { NoReplicaError } from '../errors.js'
 import type { Cluster } from './cluster.js'
@@ -22,7 +22,8 @@ import type { ShardClient } from './shard-client.js'
  * Publishing serializes on the first reachable owner (the primary): it is
  * written there with If-None-Match: *, and only then on the other owners. Two
  * ingests racing on one contentId meet at the primary: the loser sees 412,
- * compares whole-file digests, and answers 200 (same bytes) or 409. A title
+ * compares whole-file digests (an adaptive title's: ladder versions), and
+ * answers 200 (same bytes) or 409. A title
  * is visible from the moment the primary holds it, which is after every chunk
  * is stored.
  * @NOTE this is not consensus: if the primary is down, the next owner acts as
@@ -128,7 +129,11 @@ export class Manifests {
     const have = await s.getManifest(m.contentId)
     if (!have) throw new ConflictError(`title ${m.contentId} was being published concurrently; try again`)
     const other = parseManifest(JSON.parse(have.body))
-    if (other.sha256 !== m.sha256)
+    // a single file is its bytes (its version may be random); an adaptive title is its ladder, named by its version
+    if (isAdaptive(other) || isAdaptive(m)) {
+      if (!isAdaptive(other) || !isAdaptive(m) || other.version !== m.version)
+        throw new ConflictError(`title ${m.contentId} is published as ${isAdaptive(other) ? `a ladder of version ${other.version}` : 'a single file'}; another needs a DELETE first`)
+    } else if (other.sha256 !== m.sha256)
       throw new ConflictError(`title ${m.contentId} is published with sha256 ${other.sha256}; a different body needs a DELETE first`)
     this.cache.set(m.contentId, other)
     return 'exists'

@@ -108,10 +108,15 @@ export class ShardClient {
 
   /** The digest a shard holds for a chunk (its ETag), or null. A corrupt copy answers 500: reported as an error. */
   async headChunk(sid: string, index: number): Promise<string | null> {
+    return (await this.chunkHead(sid, index))?.sha256 ?? null
+  }
+
+  /** headChunk with the chunk's length (its Content-Length): null when the shard has no such chunk. */
+  async chunkHead(sid: string, index: number): Promise<{ sha256: string | null; size: number } | null> {
     const r = await this.call('head_chunk', { method: 'HEAD', path: `/v1/chunks/${sid}/${index}` }, [404])
     if (r.status === 404) return null
     const etag = String(r.headers.etag ?? '')
-    return etag.startsWith('"') ? etag.slice(1, -1) : null
+    return { sha256: etag.startsWith('"') ? etag.slice(1, -1) : null, size: Number(r.headers['content-length'] ?? -1) }
   }
 
   /** Stores a chunk; the shard verifies `sha256` before it makes the chunk visible. */

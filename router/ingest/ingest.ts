@@ -5,7 +5,8 @@ import type { RouterMetrics } from '../../lib/metrics.js'
 import { BadRequestError, CdnError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
 import { digestFromHeader } from '../../lib/digest.js'
 import { chunkName } from '../../lib/ids.js'
-import type { Manifest } from '../../lib/manifest.js'
+import { isAdaptive, renditionOf, type Manifest } from '../../lib/manifest.js'
+import { RENDITION_ID_RULE, isRenditionId } from '../../lib/media/rendition.js'
 import { chunkKey, randomVersion, storageId, versionFromDigest } from '../cluster/keys.js'
 import type { BufferPool, Lease } from './buffer-pool.js'
 import type { Cluster } from '../cluster/cluster.js'
@@ -46,6 +47,12 @@ import { Upload, type Counted } from './upload.js'
  * readers, reused by the next run, collected by the repairer otherwise.
  * Uploads in flight when the client leaves are let finish: they are whole,
  * verified chunks a re-run will not have to send.
+ *
+ * A rendition of an adaptive title (docs/abr.md, "Ingest") is uploaded the
+ * same way, with its digest required, under `<contentId>.<its version>`, and
+ * publishes nothing: router/ingest/publish.ts publishes the ladder once every
+ * rendition is stored. Until then its chunks are orphans like an interrupted
+ * ingest's.
  */
 export interface IngestResult {
   status: 'created' | 'exists'
@@ -55,6 +62,20 @@ export interface IngestResult {
   sha256: string
   chunkSize: number
   chunks: number
+  replicas: { stored: number; resumed: number }
+}
+
+/** What a rendition upload answers: what the publish body's record of it needs from storage. */
+export interface RenditionUploadResult {
+  status: 'stored' | 'exists'
+  contentId: string
+  rendition: string
+  version: string
+  size: number
+  sha256: string
+  chunkSize: number
+  chunks: string[]
+  blocks: string[]
   replicas: { stored: number; resumed: number }
 }
 
@@ -79,11 +100,12 @@ export class Ingestor {
   ) {}
 
   async ingest(req: IncomingMessage, contentId: string, meta: TitleMeta): Promise<IngestResult> {
-    const given = req.headers['content-digest']
-    const claimed = digestFromHeader(given)
-    if (given !== undefined && !claimed)
-      throw new BadRequestError('Content-Digest must carry the whole body\'s sha-256 (RFC 9530): sha-256=:<base64>:', 'CDN_ERR_NO_DIGEST')
+    const claimed = claimedDigest(req, false)
     const published = await this.manifests.fetch(contentId)
+    if (published && isAdaptive(published)) {
+      this.metrics.ingests.inc({ result: 'conflict' })
+      throw new ConflictError(`title ${contentId} is published as an adaptive title (${published.renditions.map(r => r.id).join(', ')}); a single file needs a DELETE first`)
+    }
     if (published) {
       // immutable once published: the same bytes are a no-op, others a 409
       const sha = claimed ?? await hashBody(req)
@@ -96,18 +118,12 @@ export class Ingestor {
     }
     const version = claimed ? versionFromDigest(claimed, this.opts.chunkSize) : randomVersion()
     const up = new Upload(this, storageId(contentId, version), claimed !== undefined)
-    // a client gone while its upload waits for a buffer stops waiting
-    const gone = new AbortController()
-    const onClose = () => { if (!req.complete) gone.abort(new ClientGoneError()) }
-    req.once('close', onClose)
     let counted: Counted
     try {
-      counted = await up.run(req, gone.signal)
+      counted = await run(up, req)
     } catch (err) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw err
-    } finally {
-      req.off('close', onClose)
     }
     if (claimed && counted.sha256 !== claimed) {
       this.metrics.ingests.inc({ result: 'failed' })
@@ -120,6 +136,46 @@ export class Ingestor {
     if (status === 'created') this.onPublished(m)
     this.logger.info({ contentId, version, size: m.size, chunks: m.chunks.length, ...up.replicas }, 'title ingested')
     return resultOf(status, m, up.replicas)
+  }
+
+  /**
+   * PUT /v1/content/{id}/renditions/{rid}: stores one rendition file's chunks,
+   * publishing nothing. For a published title, the same file as its
+   * published rendition `rid` is `exists`, known from the digest before the
+   * body; anything else is a 409.
+   */
+  async ingestRendition(req: IncomingMessage, contentId: string, rid: string): Promise<RenditionUploadResult> {
+    if (!isRenditionId(rid)) throw new BadRequestError(`invalid rendition id ${JSON.stringify(rid)}: ${RENDITION_ID_RULE}`, 'CDN_ERR_INVALID_ID')
+    const claimed = claimedDigest(req, true)!
+    const what = `rendition ${rid} of ${contentId}`
+    const published = await this.manifests.fetch(contentId)
+    if (published) {
+      const r = renditionOf(published, rid)
+      if (r?.sha256 !== claimed) {
+        this.metrics.renditionUploads.inc({ result: 'conflict' })
+        throw new ConflictError(!isAdaptive(published) ? `title ${contentId} is published as a single file; a ladder needs a DELETE first`
+          : r ? `title ${contentId} is published with ${what} of sha256 ${r.sha256}; another file needs a DELETE first`
+            : `title ${contentId} is published without a rendition ${rid} (it has ${published.renditions.map(x => x.id).join(', ')}); another ladder needs a DELETE first`)
+      }
+      this.metrics.renditionUploads.inc({ result: 'exists' })
+      return { status: 'exists', contentId, rendition: rid, version: r.version, size: r.size, sha256: r.sha256, chunkSize: published.chunkSize,
+        chunks: r.chunks, blocks: r.blocks, replicas: { stored: 0, resumed: 0 } }
+    }
+    const version = versionFromDigest(claimed, this.opts.chunkSize)
+    const up = new Upload(this, storageId(contentId, version), true)
+    let counted: Counted
+    try {
+      counted = await run(up, req)
+      if (counted.sha256 !== claimed) throw new DigestMismatchError(what, claimed, counted.sha256)
+      if (counted.size === 0) throw new BadRequestError(`${what} is empty`, 'CDN_ERR_BAD_RENDITION')
+    } catch (err) {
+      this.metrics.renditionUploads.inc({ result: 'failed' })
+      throw err
+    }
+    this.metrics.renditionUploads.inc({ result: 'stored' })
+    this.logger.info({ contentId, rendition: rid, version, size: counted.size, chunks: counted.chunks.length, ...up.replicas }, 'rendition stored')
+    return { status: 'stored', contentId, rendition: rid, version, size: counted.size, sha256: counted.sha256, chunkSize: this.opts.chunkSize,
+      chunks: counted.chunks, blocks: counted.blocks, replicas: up.replicas }
   }
 
   /**
@@ -196,6 +252,29 @@ export class Ingestor {
 
   countBytes(n: number): void {
     this.metrics.ingestBytes.inc(n)
+  }
+}
+
+/** The body's SHA-256 from Content-Digest (hex); a 400 if it is malformed, or missing where `required`. */
+function claimedDigest(req: IncomingMessage, required: boolean): string | undefined {
+  const given = req.headers['content-digest']
+  const claimed = digestFromHeader(given)
+  if (given !== undefined && !claimed)
+    throw new BadRequestError('Content-Digest must carry the whole body\'s sha-256 (RFC 9530): sha-256=:<base64>:', 'CDN_ERR_NO_DIGEST')
+  if (required && !claimed)
+    throw new BadRequestError('a rendition upload needs Content-Digest with the whole file\'s sha-256 (RFC 9530): sha-256=:<base64>:', 'CDN_ERR_NO_DIGEST')
+  return claimed
+}
+
+/** Runs an upload over the request body; a client gone while its upload waits for a buffer stops waiting. */
+async function run(up: Upload, req: IncomingMessage): Promise<Counted> {
+  const gone = new AbortController()
+  const onClose = () => { if (!req.complete) gone.abort(new ClientGoneError()) }
+  req.once('close', onClose)
+  try {
+    return await up.run(req, gone.signal)
+  } finally {
+    req.off('close', onClose)
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from '../../lib/logger.js'
 import { BadRequestError } from '../../lib/errors.js'
-import { parseManifest, type Manifest } from '../../lib/manifest.js'
+import { isAdaptive, parseManifest, type Manifest } from '../../lib/manifest.js'
+import { durationSeconds } from '../../lib/media/rendition.js'
 import { sha256Hex } from '../cluster/keys.js'
 import type { Cluster } from '../cluster/cluster.js'
 
@@ -14,7 +15,9 @@ import type { Cluster } from '../cluster/cluster.js'
  *
  * `category` matches a whole category and `q` part of the title or contentId,
  * both ignoring case and accents. Listing is keyset-paginated by contentId; the cursor is the last contentId
- * returned, base64url-encoded so clients treat it as opaque.
+ * returned, base64url-encoded so clients treat it as opaque. An adaptive title's
+ * item also says so (`adaptive: true`), with its rendition ids and its
+ * duration in seconds; a single-file title's item is as before.
  * @NOTE queries scan the index linearly: fine for tens of thousands of titles.
  */
 export interface CatalogItem {
@@ -25,6 +28,10 @@ export interface CatalogItem {
   size: number
   createdAt: number
   rights: Manifest['rights']
+  /** only on an adaptive title */
+  adaptive?: true
+  renditions?: string[]
+  duration?: number
 }
 
 /** `at`: when the entry was set, so a refresh that listed before a local ingest does not drop it */
@@ -142,8 +149,19 @@ function fold(s: string): string {
 }
 
 function itemOf(m: Manifest): CatalogItem {
-  return { contentId: m.contentId, title: m.title, categories: m.categories, contentType: m.contentType, size: m.size,
+  const item: CatalogItem = { contentId: m.contentId, title: m.title, categories: m.categories, contentType: m.contentType, size: m.size,
     createdAt: m.createdAt, rights: m.rights }
+  if (isAdaptive(m)) {
+    item.adaptive = true
+    item.renditions = m.renditions.map(r => r.id)
+    item.duration = titleDuration(m)
+  }
+  return item
+}
+
+/** An adaptive title's duration in seconds: its longest rendition's, to the millisecond (as its MPD says). */
+export function titleDuration(m: Pick<Manifest, 'renditions'>): number {
+  return Math.round(Math.max(0, ...(m.renditions ?? []).map(durationSeconds)) * 1000) / 1000
 }
 
 export function encodeCursor(id: string): string {

@@ -1,6 +1,8 @@
 import { BlockList, isIPv4 } from 'node:net'
 import { CdnError } from '../../lib/errors.js'
-import type { Manifest } from '../../lib/manifest.js'
+import { isAdaptive, type Manifest } from '../../lib/manifest.js'
+import { MASTER } from '../../lib/media/hls.js'
+import { MPD } from '../../lib/media/dash.js'
 import { parseCidr, signToken, type KeyRing } from '../../lib/tokens.js'
 import type { EdgeRegistry } from './edge-registry.js'
 
@@ -14,6 +16,12 @@ import type { EdgeRegistry } from './edge-registry.js'
  * router) last. Every URL carries the same signed token: HMAC over the title,
  * an expiry, the viewer id and (optionally) the client's network, so any of
  * the URLs serves every range of the session.
+ *
+ * For an adaptive title each URL entry also has `hls` and `dash`, its master
+ * playlist and MPD with the token in the path
+ * (`/v1/content/{id}/t/{token}/master.m3u8`), which players keep when they
+ * resolve the playlists' relative URIs (docs/abr.md, "URLs"); `url` is the
+ * master's. A single-file title's answer is as before.
  *
  * The region is the explicit `?region=`, else the first of
  * `router.regionNetworks` containing the client address, else the regions of an
@@ -47,12 +55,17 @@ export interface PlayUrl {
   url: string
   kind: 'edge' | 'origin'
   id: string
+  /** an adaptive title's tokened master playlist (= url) and MPD */
+  hls?: string
+  dash?: string
 }
 
 export interface PlayAnswer {
   contentId: string
   title: string
   size: number
+  /** only on an adaptive title */
+  adaptive?: true
   region: string | null
   viewerId: string
   token: string
@@ -130,11 +143,21 @@ export function play(man: Manifest, req: PlayRequest, edges: EdgeRegistry, regio
   const exp = Math.floor((req.now + o.ttlMs) / 1000)
   const net = o.bindNetwork && ip !== undefined ? clientNetwork(ip) : undefined
   const token = signToken(o.ring, { cid: man.contentId, exp, vid: req.viewerId, ...(net ? { net } : {}) })
-  const q = `/v1/content/${encodeURIComponent(man.contentId)}?token=${token}`
   const ranked = edges.rank({ ...(ip !== undefined ? { ip } : {}), ...(region !== null ? { region } : {}) }, req.now, Math.max(0, o.limit - 1))
-  const urls: PlayUrl[] = ranked.map(e => ({ url: `${e.url.replace(/\/+$/, '')}${q}`, kind: 'edge' as const, id: e.id }))
-  urls.push({ url: `${o.originUrl.replace(/\/+$/, '')}${q}`, kind: 'origin', id: 'origin' })
-  return { contentId: man.contentId, title: man.title, size: man.size, region, viewerId: req.viewerId, token,
+  const entry = playUrl(man, token)
+  const urls: PlayUrl[] = ranked.map(e => entry(e.url, 'edge', e.id))
+  urls.push(entry(o.originUrl, 'origin', 'origin'))
+  return { contentId: man.contentId, title: man.title, size: man.size, ...(isAdaptive(man) ? { adaptive: true as const } : {}), region, viewerId: req.viewerId, token,
     expiresAt: new Date(exp * 1000).toISOString(), urls,
     sessionUrl: `${o.originUrl.replace(/\/+$/, '')}/v1/sessions/${encodeURIComponent(man.contentId)}` }
+}
+
+/** The URL entry of one server for a title: `?token=` for a single file, the token in the path for an adaptive title's playlists. */
+function playUrl(man: Manifest, token: string): (base: string, kind: PlayUrl['kind'], id: string) => PlayUrl {
+  const path = `/v1/content/${encodeURIComponent(man.contentId)}`
+  if (!isAdaptive(man)) return (base, kind, id) => ({ url: `${base.replace(/\/+$/, '')}${path}?token=${token}`, kind, id })
+  return (base, kind, id) => {
+    const dir = `${base.replace(/\/+$/, '')}${path}/t/${token}/`
+    return { url: dir + MASTER, kind, id, hls: dir + MASTER, dash: dir + MPD }
+  }
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { requireBearer } from '../../lib/auth.js'
+import { cors, preflight } from '../../lib/cors.js'
 import { BadRequestError, ServiceUnavailableError } from '../../lib/errors.js'
 import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http.js'
 import type { Logger } from '../../lib/logger.js'
@@ -11,7 +12,9 @@ import type { Manifests } from '../cluster/manifests.js'
 import { play, type RegionMap } from './play.js'
 import type { Sessions } from './sessions.js'
 import type { SessionPeers } from './session-peers.js'
-import { parseDemandReport, sliceOf, type Trending } from './trending.js'
+import { parseDemandReport, sliceOf, SLICES, type Trending } from './trending.js'
+import { titleDuration } from './catalog.js'
+import { isAdaptive, type Manifest } from '../../lib/manifest.js'
 import type { WindowName } from './window-counter.js'
 import { randomBytes } from 'node:crypto'
 
@@ -27,6 +30,11 @@ import { randomBytes } from 'node:crypto'
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
  *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
  *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title); `?local=1` too
+ *
+ * A watch page (lib/watch) calls /v1/play, and a player reports sessions,
+ * from a page that an edge may serve on another origin: those three answer
+ * with CORS (router.corsOrigin, errors too) and take a preflight with no
+ * credential; a session report's preflight allows PUT and Content-Type.
  *
  * Playback state is stored where a report lands and looked up on every router
  * (router/playback/session-peers.ts): without `local=1` an answer is the latest of this
@@ -52,11 +60,15 @@ export interface PlaybackDeps {
   maxEdgeReportBytes: number
   maxPositionReportBytes: number
   bindNetwork: boolean
+  /** router.corsOrigin: Access-Control-Allow-Origin of the routes a watch page calls */
+  corsOrigin: string
   logger: Logger
   clock: () => number
 }
 
 const REGION = /^[A-Z]{2}$/
+
+type Handler = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
 
 export function playbackRoutes(d: PlaybackDeps): Route[] {
   const edgeOnly = (req: IncomingMessage) => {
@@ -72,6 +84,12 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     if (!c.vid) throw new BadRequestError('the play token carries no viewer id')
     return c
   }
+  // a route a page of another origin calls: CORS on every answer, errors included (lib/http.ts keeps these headers)
+  const cross = (h: Handler): Handler => (req, res, m) => {
+    cors(res, d.corsOrigin)
+    return h(req, res, m)
+  }
+  const reads = { OPTIONS: (_req: IncomingMessage, res: ServerResponse) => preflight(res, d.corsOrigin) }
   return [
     { path: '/v1/edges/heartbeat', methods: { POST: async (req, res) => {
       edgeOnly(req)
@@ -95,7 +113,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const now = d.clock()
       sendJson(res, 200, { routerId: d.trending.routerId, at: now, state: d.trending.own.snapshot() })
     } } },
-    { path: '/v1/play/:id', methods: { GET: async (req, res, m) => {
+    { path: '/v1/play/:id', methods: { ...reads, GET: cross(async (req, res, m) => {
       const id = parseContentId(m.params[0]!)
       const q = queryParams(m)
       const region = q.get('region') ?? undefined
@@ -113,31 +131,33 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const credential = signViewer(r, viewer, Math.floor((now + d.viewerTtlMs) / 1000))
       sendJson(res, 200, { ...answer, viewer: credential, resume: resume ? { position: resume.position, updatedAt: resume.updatedAt } : null },
         { 'cache-control': 'no-store' })
-    } } },
+    }) } },
     { path: '/v1/sessions/:id', methods: {
-      PUT: async (req, res, m) => {
+      OPTIONS: (_req, res) => preflight(res, d.corsOrigin, { allow: 'GET, HEAD, PUT, OPTIONS', methods: 'GET, HEAD, PUT, OPTIONS', headers: 'Content-Type' }),
+      PUT: cross(async (req, res, m) => {
         const id = parseContentId(m.params[0]!)
         const c = claims(req, m, id)
         const body = await readJson(req, d.maxPositionReportBytes) as { position?: unknown }
         const man = await d.manifests.get(id)
         const pos = body?.position
-        if (typeof pos !== 'number' || !Number.isInteger(pos) || pos < 0 || pos > man.size)
-          throw new BadRequestError(`expected position to be a byte offset from 0 to ${man.size}, got ${JSON.stringify(pos)}`)
+        const scale = positionScale(man)
+        if (typeof pos !== 'number' || !Number.isInteger(pos) || pos < 0 || pos > scale.size)
+          throw new BadRequestError(`expected position to be ${scale.what} from 0 to ${scale.size}, got ${JSON.stringify(pos)}`)
         const now = d.clock()
-        d.sessions.report(c.vid!, { contentId: id, position: pos, size: man.size, updatedAt: now })
+        d.sessions.report(c.vid!, { contentId: id, position: pos, size: scale.size, updatedAt: now })
         // a position report is one read at that position: it feeds the per-slice demand prefill ranks by
-        d.trending.own.add(`${id}#${sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length)}`, 1, now)
+        d.trending.own.add(`${id}#${scale.slice(pos)}`, 1, now)
         sendJson(res, 200, { contentId: id, viewerId: c.vid, position: pos, updatedAt: now })
-      },
-      GET: async (req, res, m) => {
+      }),
+      GET: cross(async (req, res, m) => {
         const id = parseContentId(m.params[0]!)
         const c = claims(req, m, id)
         const own = d.sessions.get(c.vid!, id)
         const p = localOnly(m) ? own : await d.sessionPeers.position(c.vid!, id, own, d.clock())
         if (!p) return sendJson(res, 404, { error: { code: 'CDN_ERR_NOT_FOUND', message: `no position for this viewer in ${id}` } })
         sendJson(res, 200, { ...p, viewerId: c.vid }, { 'cache-control': 'no-store' })
-      } } },
-    { path: '/v1/history', methods: { GET: async (req, res, m) => {
+      }) } },
+    { path: '/v1/history', methods: { ...reads, GET: cross(async (req, res, m) => {
       // any title's token names the viewer: verify it against its own title
       const token = requestToken(m.query, req.headers.authorization)
       const cid = token ? peekCid(token) : undefined
@@ -145,8 +165,20 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const own = d.sessions.history(c.vid!)
       const history = localOnly(m) ? own : await d.sessionPeers.history(c.vid!, c.cid, own, d.historyLength, d.clock())
       sendJson(res, 200, { viewerId: c.vid, history }, { 'cache-control': 'no-store' })
-    } } },
+    }) } },
   ]
+}
+
+/**
+ * What a position means: a byte offset into a single-file title; for an
+ * adaptive title, whose renditions have different bytes at one moment, the
+ * milliseconds from its start (docs/abr.md, "Sessions"). `size` is what it
+ * goes up to (bytes, or the duration in ms), `slice` its demand slice.
+ */
+function positionScale(man: Manifest): { what: string; size: number; slice: (pos: number) => number } {
+  if (!isAdaptive(man)) return { what: 'a byte offset', size: man.size, slice: pos => sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length) }
+  const size = Math.round(titleDuration(man) * 1000)
+  return { what: 'milliseconds from the start of this adaptive title', size, slice: pos => Math.min(SLICES - 1, Math.floor((pos / Math.max(1, size)) * SLICES)) }
 }
 
 function localOnly(m: Match): boolean {

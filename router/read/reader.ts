@@ -6,18 +6,20 @@ import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { toCdnError, UpstreamError } from '../../lib/errors.js'
-import { chunkLength, type Manifest } from '../../lib/manifest.js'
+import { chunkLength } from '../../lib/manifest.js'
 import { drained } from '../../lib/representation.js'
 import { chunkName } from '../../lib/ids.js'
-import { chunkKey, storageId } from '../cluster/keys.js'
+import { chunkKey } from '../cluster/keys.js'
+import type { StoredFile } from '../cluster/files.js'
 import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js'
 import type { Cluster } from '../cluster/cluster.js'
 import { translate, type ShardClient } from '../cluster/shard-client.js'
 import { BlockCheck } from './block-check.js'
 
 /**
- * read(K, offset): streams byte ranges of a title to a client, chunk by chunk,
- * failing over between copies without the client noticing.
+ * read(K, offset): streams byte ranges of a file of a title (its own bytes, or
+ * one rendition of an adaptive title: router/cluster/files.ts) to a client,
+ * chunk by chunk, failing over between copies without the client noticing.
  *
  * Theory of operation. For chunk i, the shards are tried in the cluster's read
  * order (least-loaded healthy owner first). Each attempt asks for the blocks
@@ -69,40 +71,40 @@ export class ChunkReader {
    * block list) before any header is sent, so that a title with no reachable
    * copy is a 503, not a cut body.
    */
-  async prepare(m: Manifest, index: number, start: number, end: number): Promise<Prepared> {
-    const sid = storageId(m.contentId, m.version)
+  async prepare(f: StoredFile, index: number, start: number, end: number): Promise<Prepared> {
+    const sid = f.sid
     const order = this.cluster.readOrder(chunkKey(sid, index))
-    const crcs = await this.blockList(m, index, order)
+    const crcs = await this.blockList(f, index, order)
     let lastErr: Error | undefined
     for (let i = 0; i < order.length; i++) {
       try {
-        const body = await this.open(order[i]!, sid, m, index, start, end, crcs)
+        const body = await this.open(order[i]!, f, index, start, end, crcs)
         return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
         lastErr = err as Error
         this.failover(err, order[i]!, sid, index)
       }
     }
-    throw new NoReplicaError(`chunk ${chunkName(m.contentId, index)}`, { cause: lastErr })
+    throw new NoReplicaError(`chunk ${chunkName(f.name, index)}`, { cause: lastErr })
   }
 
-  /** Writes title bytes [start, end] (inclusive) to `res`, crossing chunk boundaries. */
-  async writeRange(m: Manifest, start: number, end: number, res: ServerResponse, first?: Prepared): Promise<void> {
-    const cs = m.chunkSize
+  /** Writes bytes [start, end] (inclusive) of the file to `res`, crossing chunk boundaries. */
+  async writeRange(f: StoredFile, start: number, end: number, res: ServerResponse, first?: Prepared): Promise<void> {
+    const cs = f.chunkSize
     for (let i = Math.floor(start / cs); i <= Math.floor(end / cs); i++) {
       const base = i * cs
       const from = Math.max(start, base) - base
-      const to = Math.min(end, base + chunkLength(m, i) - 1) - base
+      const to = Math.min(end, base + chunkLength(f, i) - 1) - base
       const pre = first && first.index === i && first.start === from && first.end === to ? first : undefined
-      await this.writeChunk(m, i, from, to, res, pre)
+      await this.writeChunk(f, i, from, to, res, pre)
     }
   }
 
   /** Writes bytes [from, to] of chunk `index`, verified, failing over between shards. */
-  async writeChunk(m: Manifest, index: number, from: number, to: number, res: ServerResponse, pre?: Prepared): Promise<void> {
-    const sid = storageId(m.contentId, m.version)
-    const sha = m.chunks[index]!
-    const len = chunkLength(m, index)
+  async writeChunk(f: StoredFile, index: number, from: number, to: number, res: ServerResponse, pre?: Prepared): Promise<void> {
+    const sid = f.sid
+    const sha = f.chunks[index]!
+    const len = chunkLength(f, index)
     const whole = this.verifyWholeChunks && from === 0 && to === len - 1
     const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     const served: string[] = []
@@ -110,7 +112,7 @@ export class ChunkReader {
     let pos = from
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
-    const crcs = pre ? pre.crcs : await this.blockList(m, index, order)
+    const crcs = pre ? pre.crcs : await this.blockList(f, index, order)
     /** Hands bytes to the client; false when its socket wants a drain before more. */
     const send = (out: Buffer): boolean => {
       if (hash) {
@@ -129,7 +131,7 @@ export class ChunkReader {
       if (pre && i === 0) body = pre.body
       else {
         try {
-          body = await this.open(shard, sid, m, index, pos, to, crcs)
+          body = await this.open(shard, f, index, pos, to, crcs)
         } catch (err) {
           lastErr = err as Error
           this.failover(err, shard, sid, index)
@@ -191,10 +193,10 @@ export class ChunkReader {
   }
 
   /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
-  private open(shard: ShardClient, sid: string, m: Manifest, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
-    if (!crcs) return shard.openChunk(sid, index, m.chunks[index]!, pos, to)
-    const end = Math.min(chunkLength(m, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
-    return shard.openChunk(sid, index, m.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
+  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
+    if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
+    const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
+    return shard.openChunk(f.sid, index, f.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
   }
 
   /**
@@ -203,10 +205,10 @@ export class ChunkReader {
    * has no block lists (or verification is off). Concurrent readers of one
    * chunk share one fetch.
    */
-  private async blockList(m: Manifest, index: number, order: ShardClient[]): Promise<Buffer | undefined> {
-    const want = m.blocks?.[index]
+  private async blockList(f: StoredFile, index: number, order: ShardClient[]): Promise<Buffer | undefined> {
+    const want = f.blocks?.[index]
     if (!this.verifyBlocks || want === undefined) return undefined
-    return this.checkedList(m, index, want, order)
+    return this.checkedList(f, index, want, order)
   }
 
   /**
@@ -215,28 +217,28 @@ export class ChunkReader {
    * undefined when the manifest has no block lists. Whatever router.verifyBlocks
    * says: the edge asks for a list to check its own bytes with.
    */
-  async verifiedBlockList(m: Manifest, index: number): Promise<Buffer | undefined> {
-    const want = m.blocks?.[index]
+  async verifiedBlockList(f: StoredFile, index: number): Promise<Buffer | undefined> {
+    const want = f.blocks?.[index]
     if (want === undefined) return undefined
-    return this.checkedList(m, index, want, this.cluster.readOrder(chunkKey(storageId(m.contentId, m.version), index)))
+    return this.checkedList(f, index, want, this.cluster.readOrder(chunkKey(f.sid, index)))
   }
 
-  private async checkedList(m: Manifest, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
+  private async checkedList(f: StoredFile, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
     const have = this.lists.get(want)
     if (have) return have
     // one fetch per chunk in flight; keyed by chunk too, as two titles with the same bytes share the digest, not the owners
-    const key = `${m.contentId}.${m.version}/${index}`
+    const key = `${f.sid}/${index}`
     let p = this.listing.get(key)
     if (!p) {
-      p = this.fetchBlockList(m, index, want, order).finally(() => this.listing.delete(key))
+      p = this.fetchBlockList(f, index, want, order).finally(() => this.listing.delete(key))
       this.listing.set(key, p)
     }
     return p
   }
 
-  private async fetchBlockList(m: Manifest, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
-    const sid = storageId(m.contentId, m.version)
-    const bytes = 4 * Math.ceil(chunkLength(m, index) / BLOCK_SIZE)
+  private async fetchBlockList(f: StoredFile, index: number, want: string, order: ShardClient[]): Promise<Buffer> {
+    const sid = f.sid
+    const bytes = 4 * Math.ceil(chunkLength(f, index) / BLOCK_SIZE)
     let lastErr: Error | undefined
     for (const shard of order) {
       try {

@@ -4,6 +4,7 @@ import type { RouterMetrics } from '../../lib/metrics.js'
 import { chunkName } from '../../lib/ids.js'
 import { parseManifest, type Manifest } from '../../lib/manifest.js'
 import { chunkKey, manifestKey, parseStorageId } from '../cluster/keys.js'
+import { filesOf } from '../cluster/files.js'
 import type { Cluster } from '../cluster/cluster.js'
 import type { Manifests } from '../cluster/manifests.js'
 import type { ChunkHoldings, ManifestHoldings } from './inventory.js'
@@ -36,8 +37,12 @@ export interface PassContext {
   unreachable: Set<string>
   dryRun: boolean
   orphanGraceMs: number
-  /** contentId → the versions its manifests name, with their chunk digests */
-  titles: Map<string, Map<string, string[]>>
+  /**
+   * contentId → the storage versions its manifests name, with their chunk
+   * digests: a single-file title's version, or each rendition's of an
+   * adaptive title (router/cluster/files.ts)
+   */
+  titles: Map<string, Map<string, readonly string[]>>
   /** storage id → chunk keys seen, to find chunks no shard holds */
   seen: Map<string, number>
 }
@@ -54,8 +59,8 @@ export async function repairManifest(ctx: PassContext, mh: ManifestHoldings): Pr
     if (got) bodies.set(etag, parseManifest(JSON.parse(got.body)))
   }
   if (bodies.size === 0) return // deleted while we listed
-  const versions = ctx.titles.get(mh.contentId) ?? new Map<string, string[]>()
-  for (const m of bodies.values()) versions.set(m.version, m.chunks)
+  const versions = ctx.titles.get(mh.contentId) ?? new Map<string, readonly string[]>()
+  for (const m of bodies.values()) for (const f of filesOf(m)) versions.set(f.version, f.chunks)
   ctx.titles.set(mh.contentId, versions)
   if (bodies.size > 1) {
     // two different manifests for one title: never pick one silently
@@ -187,8 +192,9 @@ async function copyChunk(ctx: PassContext, from: string[], to: string, sid: stri
 }
 
 /**
- * A chunk no manifest names: an interrupted or superseded ingest, or a
- * deleted title. Deleted once every copy is older than the grace period, and
+ * A chunk no manifest names: an interrupted or superseded ingest, a deleted
+ * title, or a rendition of a ladder never published. Deleted once every copy
+ * is older than the grace period, and
  * only after a fresh manifest lookup, with every owner of the manifest
  * reachable, confirms no title names it.
  */
@@ -201,7 +207,8 @@ async function orphan(ctx: PassContext, ch: ChunkHoldings, contentId: string | u
     if (owners.some(o => ctx.unreachable.has(o))) { ctx.report.remaining.orphans += ch.holders.length; return }
     try {
       const fresh = await ctx.manifests.fetch(contentId)
-      if (fresh && fresh.version === version) { ctx.report.remaining.orphans += ch.holders.length; return }
+      // published meanwhile (a ladder's publish, a slow ingest's manifest): one of its files' chunks after all
+      if (fresh && filesOf(fresh).some(f => f.version === version)) { ctx.report.remaining.orphans += ch.holders.length; return }
     } catch {
       ctx.report.remaining.orphans += ch.holders.length
       return

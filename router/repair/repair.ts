@@ -18,7 +18,8 @@ import { storageId } from '../cluster/keys.js'
  * A pass: probe every shard (unreachable ones are left out, and their
  * replicas counted as present); merge the manifest lists, repairing each
  * manifest and learning every title's chunk digests; then merge the chunk
- * lists, repairing each chunk key with up to `concurrency` keys in flight and
+ * lists (a title's chunks are those of each of its files: its own, or its
+ * renditions'), repairing each chunk key with up to `concurrency` keys in flight and
  * copies throttled to `rateMBps` together; finally count chunks that some
  * manifest names but no shard holds (lost).
  *

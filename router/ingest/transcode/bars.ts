@@ -5,8 +5,8 @@ import { Progress } from '../../../lib/progress.js'
  * Progress of transcode jobs that run at once (the parallel strategy has one
  * ffmpeg per rung), one line each. Each line is a lib/progress.ts Progress
  * (seconds of the source as its items: "27 / 60 2/s" reads 27 s of 60 done
- * at twice real time). Off a terminal every Progress prints its own plain
- * lines, which interleave readably in a log. On a terminal one Progress
+ * at twice real time). Off a terminal each job prints one plain line, when
+ * it ends (which interleave readably in a log). On a terminal one Progress
  * would redraw its single line in place and several would overwrite each
  * other, so Bars draws them as a block instead: every line, at most every
  * 100 ms, then the cursor back up to the block's first line.
@@ -31,7 +31,8 @@ export class Bars {
 
   add(label: string, totalSeconds: number | undefined): Bar {
     const total = totalSeconds !== undefined ? Math.max(1, Math.round(totalSeconds)) : undefined
-    const p = new Progress({ label, unit: 'items', stream: this.tty ? silent : this.out, ...(total !== undefined ? { total } : {}) })
+    // off a terminal only the last line: ffmpeg's progress every 2 s would fill a log
+    const p = new Progress({ label, unit: 'items', stream: this.tty ? silent : this.out, plainEveryMs: Infinity, ...(total !== undefined ? { total } : {}) })
     const whole = (complete?: boolean) => { if (complete && total !== undefined) p.update(total) }
     if (!this.tty) return { update: (s, note) => p.update(Math.floor(s), note), finish: (note, complete) => { whole(complete); p.finish(note) } }
     this.lines.push(p)

@@ -47,6 +47,8 @@ export async function readRenditionsDir(dir: string): Promise<DirRenditions> {
     }
     const id = name.slice(0, name.length - ext.length)
     if (!RENDITION_ID.test(id)) throw new RenditionInputError(`${path}: the file name gives the rendition id ${JSON.stringify(id)}, but ${RENDITION_ID_RULE}`)
+    // its media playlist would be master.m3u8, the master's name (docs/abr.md)
+    if (id === 'master') throw new RenditionInputError(`${path}: a rendition may not be named master (its playlist would be master.m3u8, the master playlist): rename the file`)
     const other = seen.get(id)
     if (other) throw new RenditionInputError(`${dir}: ${other} and ${name} are both rendition ${id}`)
     seen.set(id, name)

@@ -71,6 +71,7 @@ export class WorkDir {
   /** After a publish: the renditions are in the cluster; keep only what recognises them. */
   async markPublished(p: Published, keepFiles: boolean): Promise<void> {
     if (!keepFiles) await this.clear()
+    else await this.unlock()
     await mkdir(this.dir, { recursive: true })
     await writeFile(join(this.dir, 'published.json'), JSON.stringify(p, null, 2) + '\n')
   }

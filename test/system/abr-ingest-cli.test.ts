@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process'
 import { chmod, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { ensureFfmpeg } from '../helpers/ffmpeg.js'
+import { ensureFfmpeg, ffmpeg } from '../helpers/ffmpeg.js'
 import { makeSource, testIngestOverrides } from '../helpers/abr-sources.js'
 import { fakeRouter } from '../helpers/fake-abr-router.js'
 import { CLI } from '../helpers/spawn.js'
@@ -102,7 +102,7 @@ t.test('a transcode that fails publishes nothing and uploads nothing; nor does a
   t.equal(s.router.titles.size, 0)
 })
 
-t.test('pre-encoded renditions (--renditions-dir) are uploaded and published as they are, with the records a transcode gives', async t => {
+t.test('pre-encoded renditions (--renditions-dir, --hls) are uploaded and published as they are, with the records a transcode gives', async t => {
   const s = await setup(t)
   const file = await makeSource(s.bin, s.dir, 'in.mp4', { seconds: 3 })
   const made = await ingestAdaptive(file, { id: 'made', renditions: 't', category: [], router: s.router.url, overrides: s.overrides, out: s.out, keepWorkDir: true },
@@ -116,6 +116,25 @@ t.test('pre-encoded renditions (--renditions-dir) are uploaded and published as 
   const key = (id: string) => s.router.titles.get(id)!.renditions.map(x => `${x.id}:${x.sha256}:${x.codecs}:${x.bandwidth}`).sort()
   t.same(key('dir'), key('made'), 'the same records')
   t.same(await s.jobs(), ['v180+v144+v90+a128'], 'nothing transcoded for the directory')
+
+  // the same renditions repackaged as an HLS fMP4 package (one byte-ranged file each), taken in with --hls
+  const pkg = join(s.dir, 'pkg')
+  for (const rid of ['v180', 'v90', 'a128']) {
+    await mkdir(join(pkg, rid), { recursive: true })
+    await ffmpeg(s.bin, ['-i', join(wd, `${rid}.mp4`), '-c', 'copy', '-f', 'hls', '-hls_segment_type', 'fmp4', '-hls_flags', 'single_file',
+      '-hls_playlist_type', 'vod', join(pkg, rid, 'index.m3u8')])
+  }
+  await writeFile(join(pkg, 'master.m3u8'), ['#EXTM3U', '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="main",DEFAULT=YES,URI="a128/index.m3u8"',
+    '#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=320x180,AUDIO="a"', 'v180/index.m3u8',
+    '#EXT-X-STREAM-INF:BANDWIDTH=150000,RESOLUTION=160x90,AUDIO="a"', 'v90/index.m3u8', ''].join('\n'))
+  const h = await ingestAdaptive(undefined, { id: 'hls', hls: join(pkg, 'master.m3u8'), category: [], router: s.router.url, overrides: s.overrides, out: s.out },
+    { REELCDN_ROUTER_TOKEN: s.router.token })
+  t.match(h, { status: 'created', renditions: ['v180', 'v90', 'a128'] }, '--hls: ids from what the files hold')
+  // video only: ffmpeg's HLS muxer, copying AAC, pads the last audio fragment to whole frames
+  t.same(s.router.titles.get('hls')!.renditions.slice(0, 2).map(x => x.segments.durations), ['v180', 'v90'].map(id => s.router.titles.get('made')!.renditions.find(x => x.id === id)!.segments.durations),
+    'the same video segments as the files it was packaged from')
+  t.same(await s.jobs(), ['v180+v144+v90+a128'], 'nothing transcoded for the package')
+
   await t.rejects(ingestAdaptive(file, { id: 'x', renditionsDir: wd, category: [], router: s.router.url, overrides: s.overrides, out: s.out }),
     { code: 'CDN_ERR_BAD_ARGS', message: /give one of FILE --renditions LADDER, --renditions-dir DIR or --hls MASTER \(got FILE --renditions, --renditions-dir\)/ })
 })

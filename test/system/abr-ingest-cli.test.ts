@@ -1,14 +1,10 @@
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { chmod, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
-import { ensureFfmpeg, ffmpeg } from '../helpers/ffmpeg.js'
-import { makeSource, testIngestOverrides } from '../helpers/abr-sources.js'
-import { fakeRouter } from '../helpers/fake-abr-router.js'
-import { CLI } from '../helpers/spawn.js'
+import { ffmpeg } from '../helpers/ffmpeg.js'
+import { makeSource } from '../helpers/abr-sources.js'
+import { ingestSetup as setup } from '../helpers/abr-ingest.js'
 import { ingestAdaptive } from '../../router/ingest/ingest-adaptive.js'
-import type { TestT } from './harness.js'
 
 /**
  * `reelcdn ingest FILE --id X --renditions LADDER` end to end, against a
@@ -18,41 +14,12 @@ import type { TestT } from './harness.js'
  * records; a re-run after a failed upload or an interrupted transcode
  * resumes without redoing finished renditions; a failed transcode publishes
  * nothing. ffmpeg runs through a wrapper that logs each job and can fail or
- * interrupt the one writing a given rendition.
+ * interrupt the one writing a given rendition (test/helpers/abr-ingest.ts).
+ * The CLI's own process, interrupted, is abr-ingest-interrupt.test.ts.
  */
-async function setup(t: TestT, extra: Record<string, unknown> = {}) {
-  const bin = await ensureFfmpeg()
-  const dir = t.testdir()
-  const tools = join(dir, 'bin')
-  await mkdir(tools)
-  // a job writes <rid>.mp4.part files: fail-<rid> makes its job fail, interrupt-<rid> sends SIGTERM to the ingest running it (once)
-  await writeFile(join(tools, 'ffmpeg'), `#!/bin/sh
-case "$*" in *.part*) echo "$*" >> ${dir}/jobs;; esac
-for f in ${dir}/fail-* ${dir}/interrupt-*; do
-  [ -e "$f" ] || continue
-  rid=\${f##*-}
-  case "$*" in *"/$rid.mp4.part"*) ;; *) continue;; esac
-  case "$f" in */fail-*) echo "disk full (simulated)" >&2; exit 1;; esac
-  rm "$f"; kill -TERM $PPID
-done
-exec ${bin} "$@"
-`)
-  await chmod(join(tools, 'ffmpeg'), 0o755)
-  await symlink('/usr/bin/ffprobe', join(tools, 'ffprobe'))
-  const router = await fakeRouter(t)
-  const overrides = testIngestOverrides(join(dir, 'work'), { 'ingest.ffmpeg': join(tools, 'ffmpeg'), ...extra })
-  const log: string[] = []
-  const out = Object.assign(new Writable({ write(c, _e, cb) { log.push(String(c)); cb() } }), { isTTY: false }) as unknown as NodeJS.WriteStream
-  const jobs = async () => (await readFile(join(dir, 'jobs'), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean)
-    .map(l => [...l.matchAll(/\/(\w+)\.mp4\.part/g)].map(m => m[1]).join('+'))
-  const ingest = (file: string, id: string) => ingestAdaptive(file, { id, renditions: 't', category: ['test'], router: router.url, overrides, out },
-    { REELCDN_ROUTER_TOKEN: router.token })
-  return { bin, dir, router, overrides, log, out, jobs, ingest }
-}
-
 t.test('a source becomes an adaptive title: each rendition uploaded with its digest, then the records published; the same command again answers exists at once', async t => {
   const s = await setup(t)
-  const file = await makeSource(s.bin, s.dir, 'in.mp4', { seconds: 4 })
+  const file = await makeSource(s.bin, s.dir, 'in.mp4', { seconds: 3 })
   const r = await s.ingest(file, 'abr')
   t.match(r, { status: 'created', contentId: 'abr', renditions: ['v180', 'v144', 'v90', 'a128'] })
   t.same(s.router.requests, ['GET /v1/admin', 'GET /v1/content/abr/meta', ...['v180', 'v144', 'v90', 'a128'].map(x => `PUT /v1/content/abr/renditions/${x}`),
@@ -137,33 +104,4 @@ t.test('pre-encoded renditions (--renditions-dir, --hls) are uploaded and publis
 
   await t.rejects(ingestAdaptive(file, { id: 'x', renditionsDir: wd, category: [], router: s.router.url, overrides: s.overrides, out: s.out }),
     { code: 'CDN_ERR_BAD_ARGS', message: /give one of FILE --renditions LADDER, --renditions-dir DIR or --hls MASTER \(got FILE --renditions, --renditions-dir\)/ })
-})
-
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }))
-  })
-}
-
-t.test('reelcdn ingest interrupted mid-transcode stops ffmpeg; run again, it resumes without redoing the finished rungs', async t => {
-  const s = await setup(t, { 'ingest.strategy': 'sequential' })
-  const file = await makeSource(s.bin, s.dir, 'in.mp4', { seconds: 3 })
-  const config = join(s.dir, 'config.json')
-  const ingest: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(s.overrides)) ingest[k.replace('ingest.', '')] = v
-  await writeFile(config, JSON.stringify({ ingest }))
-  await writeFile(join(s.dir, 'interrupt-v90'), '')
-  const first = await cli(['ingest', file, '--id', 'abr', '--renditions', 't', '--config', config, '--router', s.router.url], { REELCDN_ROUTER_TOKEN: s.router.token })
-  t.equal(first.code, 1, 'exit code 1')
-  t.match(first.stderr, /interrupted: stopping ffmpeg/)
-  t.match(first.stderr, /reelcdn: transcode failed: the transcode was cancelled; the work directory .* keeps the finished renditions v180, v144: run the same command again to resume/)
-  t.same(s.router.requests.filter(x => x.startsWith('PUT')), [], 'nothing uploaded or published')
-
-  // the same settings in-process (a second CLI start costs seconds on a busy machine): the same work directory
-  const second = await s.ingest(file, 'abr')
-  t.match(second, { status: 'created', contentId: 'abr', renditions: ['v180', 'v144', 'v90', 'a128'] })
-  t.match(s.log.join(''), /not transcoded again: v180, v144/)
-  t.same(await s.jobs(), ['v180', 'v144', 'v90', 'v90', 'a128'], 'v180 and v144 made once; v90, interrupted, made again')
-  t.equal(s.router.titles.get('abr')!.renditions.length, 4)
 })

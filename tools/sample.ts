@@ -76,8 +76,9 @@ export interface Samples {
 
 /**
  * Ingests the samples through the router into an empty catalog, or the
- * adaptive one into a catalog that has only make run's own single-file
- * sample (a data dir from before adaptive titles). Returns their ids.
+ * adaptive one into a catalog that has make run's own single-file sample
+ * (a data dir from before adaptive titles); an operator's catalog gets
+ * nothing. Returns their ids.
  */
 export async function ensureSample(routerUrl: string, config: Readonly<Config>, env: NodeJS.ProcessEnv): Promise<Samples> {
   const dataDir = config.local.dataDir
@@ -88,6 +89,11 @@ export async function ensureSample(routerUrl: string, config: Readonly<Config>, 
   const res = await request(`${routerUrl}/v1/content?limit=1`, { headers: auth })
   const body = (await res.body.json()) as { items?: { contentId: string }[] }
   const first = body.items?.[0]?.contentId
+  const has = async (id: string) => {
+    const r = await request(`${routerUrl}/v1/content/${id}/meta`, { headers: auth })
+    await r.body.dump()
+    return r.statusCode === 200
+  }
   const out: Samples = {}
   if (first === undefined) {
     const { file, video } = await makeSample(join(dataDir, 'sample'))
@@ -95,13 +101,11 @@ export async function ensureSample(routerUrl: string, config: Readonly<Config>, 
     await ingestFile(file, { id, title: video ? 'reelcdn sample (test pattern, 1 min)' : 'reelcdn sample (random bytes: ffmpeg was not available)',
       category: ['sample'], router: routerUrl, ...(tokenFile ? { tokenFile } : {}) }, env)
     out.single = id
-  } else {
+  } else if (await has('sample')) {
+    out.single = 'sample'
+  } else if (first !== ADAPTIVE_SAMPLE) {
+    // an operator's catalog: its first title, and no sample added to it
     out.single = first
-  }
-  const has = async (id: string) => {
-    const r = await request(`${routerUrl}/v1/content/${id}/meta`, { headers: auth })
-    await r.body.dump()
-    return r.statusCode === 200
   }
   if (await has(ADAPTIVE_SAMPLE)) return { ...out, adaptive: ADAPTIVE_SAMPLE }
   if (out.single !== 'sample' || !existsSync('/usr/bin/ffmpeg')) return out

@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.install-stamp
 
-.PHONY: all install build run test bench bench-policies clean
+.PHONY: all install build run test bench bench-policies bench-transcode clean
 
 all: build
 
@@ -37,3 +37,8 @@ clean:
 # Cache policies (issue 8): byte hit ratio of each policy and MIN, simulated and on a running edge (~10 min)
 bench-policies: build
 	node dist/bench/rows/policies.js
+
+# Transcoding (issue 15): a ladder per strategy (split, parallel, sequential) on the 1-minute sample and 60 s of 1080p;
+# wall time, CPU per ffmpeg, realtime factor (~15 min on 2 cores). BENCH_LONG_SECONDS=180 for a longer source.
+bench-transcode: build
+	node dist/bench/rows/transcode.js

@@ -14,6 +14,7 @@ import { routerRow } from './rows/router.js'
 import { edgeRow } from './rows/edge.js'
 import { playersRow } from './rows/players.js'
 import { policiesRow } from './rows/policies.js'
+import { transcodeRow } from './rows/transcode.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -25,9 +26,11 @@ import { policiesRow } from './rows/policies.js'
  * (ingest with copies=3, reads through the router vs a direct shard read),
  * edge (hits vs nginx proxy_cache, miss time to first byte, peak RSS) and
  * players (QoE of a loadtest scenario through an edge), policies (byte hit
- * ratio of each cache policy against MIN, simulated and on a running edge).
+ * ratio of each cache policy against MIN, simulated and on a running edge),
+ * transcode (an adaptive ladder per transcode strategy: wall time, CPU per
+ * ffmpeg, realtime factor).
  */
-const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow, transcodeRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { parseCidr } from './tokens.js'
+import { RENDITION_ID, RENDITION_ID_RULE } from './media/rendition.js'
 
 /**
  * The shape of every setting. `config/default.json` holds the values; this file
@@ -16,6 +17,17 @@ const shardSchema = z.object({
   url: z.string().regex(/^https?:\/\/[^/?#\s]+$/, 'an http(s) origin such as http://10.0.0.5:7101, without a path'),
   /** share of the ring, relative to the other shards: set it to the shard's capacity */
   weight: z.number().positive().max(1e6),
+}).strict()
+
+/** A video rung of an ingest ladder: its rendition id, picture height (the short side, for a portrait source) and target bit rate */
+const rungSchema = z.object({
+  id: z.string().regex(RENDITION_ID, RENDITION_ID_RULE),
+  /** an even number of lines; the width follows the source's display aspect ratio, rounded to even */
+  height: z.number().int().min(64).max(4320).refine(n => n % 2 === 0, 'must be even (4:2:0 chroma)'),
+  /** video bit rate in kbit/s (1000 bit/s); VBV maxrate 1.1x, bufsize 2x */
+  kbps: z.number().int().min(50).max(100_000),
+  /** H.264 profile; default high (every player that does HLS or DASH decodes it) */
+  profile: z.enum(['high', 'main', 'baseline']).optional(),
 }).strict()
 
 export const configSchema = z.object({
@@ -260,6 +272,27 @@ export const configSchema = z.object({
       /** a resume or history lookup waits this long for each peer router's answer */
       peerTimeoutMs: ms.min(1),
     }).strict(),
+  }).strict(),
+  /** `reelcdn ingest --renditions <ladder>`: transcoding where the CLI runs (docs/abr.md, "Ingest") */
+  ingest: z.object({
+    /** named ladders of video rungs, highest first; rungs above the source's height are left out (router/ingest/transcode/ladder.ts) */
+    ladders: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, '1-32 characters of [A-Za-z0-9_-]'), z.array(rungSchema).min(1).max(16)
+      .refine(a => new Set(a.map(r => r.id)).size === a.length, 'rung ids must be unique within a ladder')
+      .refine(a => new Set(a.map(r => r.height)).size === a.length, 'rung heights must be unique within a ladder')),
+    /** segment (and closed GOP) length in whole seconds: keyframes forced every segmentSeconds in every rung; DASH-IF advises 2-4 s, Apple 6 s */
+    segmentSeconds: z.number().int().min(1).max(10),
+    /** a faster source is encoded at its rate divided by the smallest integer that brings it to this or below (120 → 60, 100 → 50) */
+    maxFrameRate: z.number().int().min(10).max(240),
+    /** libx264 -preset: slower is smaller at the same quality and costs more CPU */
+    preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow']),
+    /** AAC-LC stereo 48 kHz, one rendition `a<kbps>` shared by every rung; a source without sound gets none */
+    audioKbps: z.number().int().min(32).max(512),
+    /** split: one ffmpeg decodes once into every rung; parallel: one ffmpeg per rung at once; sequential: one after another (docs/benchmarks.md) */
+    strategy: z.enum(['split', 'parallel', 'sequential']),
+    /** transcodes in progress and finished renditions waiting for upload, one directory per source, ladder and settings (kept on failure for a resume) */
+    workDir: z.string().min(1),
+    /** the ffmpeg binary (ffprobe is taken from the same directory); empty: /usr/bin/ffmpeg, installed with apt-get when missing */
+    ffmpeg: z.string(),
   }).strict(),
   local: z.object({
     /** `reelcdn cluster`: where each member keeps its data (<dataDir>/<shard id>) */

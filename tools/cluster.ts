@@ -53,14 +53,15 @@ export async function startCluster(config: Readonly<Config>, env: NodeJS.Process
   const configFile = join(dataDir, 'cluster.json')
   await writeFile(configFile, JSON.stringify(effectiveConfig(all), null, 2) + '\n')
   let sample: string | undefined
+  let adaptive: string | undefined
   if (opts.sample !== false) {
     try {
-      sample = await ensureSample(router.url, router.m.config, env)
+      ({ single: sample, adaptive } = await ensureSample(router.url, router.m.config, env))
     } catch (err) {
       process.stderr.write(`could not ingest the sample title: ${(err as Error).message}\n`)
     }
   }
-  process.stderr.write(hints(started.map(s => ({ name: s.m.name, url: s.url })), router.url, edge.url, configFile, edge.m.config, sample, env))
+  process.stderr.write(hints(started.map(s => ({ name: s.m.name, url: s.url })), router.url, edge.url, configFile, edge.m.config, sample, adaptive, env))
   return { members: started.map(s => ({ name: s.m.name, url: s.url, config: s.m.config })), configFile, close }
 }
 
@@ -72,17 +73,20 @@ function effectiveConfig(all: Member[]): Readonly<Config> {
 }
 
 function hints(up: { name: string; url: string }[], router: string, edge: string, configFile: string, ec: Readonly<Config>,
-  sample: string | undefined, env: NodeJS.ProcessEnv): string {
+  sample: string | undefined, adaptive: string | undefined, env: NodeJS.ProcessEnv): string {
   const cfg = `--config ${configFile}`
   const steer = sample ? `\nask the router where to play ${sample} (ranked URLs, each with a signed token; the edge first):\n` +
     `  curl ${router}/v1/play/${sample}\n` +
     `  curl -o /dev/null -w '%{http_code} %{size_download} bytes\\n' -H 'range: bytes=0-1048575' "$(curl -s ${router}/v1/play/${sample} | node -pe 'JSON.parse(require("fs").readFileSync(0)).urls[0].url')"\n` : ''
   const play = sample ? `\nplay ${sample} through the edge:\n  curl -o /dev/null -w '%{http_code} %{size_download} bytes\\n' -H 'range: bytes=0-1048575' ${edge}/v1/content/${sample}\n` +
     `  in a browser: ${edge}/v1/content/${sample}\n  ffplay ${edge}/v1/content/${sample}\n` : ''
+  const abr = adaptive ? `\nwatch ${adaptive} (adaptive: HLS and DASH, three rungs up to 480p) in a browser:\n  ${edge}/watch/${adaptive}\n` +
+    `its HLS master playlist (DASH: manifest.mpd beside it):\n  ${edge}/v1/content/${adaptive}/master.m3u8\n  ffplay ${edge}/v1/content/${adaptive}/master.m3u8\n` : ''
   const admin = env.REELCDN_EDGE_ADMIN_TOKEN ? 'from REELCDN_EDGE_ADMIN_TOKEN' : `in ${ec.edge.adminTokenFile}`
-  return `\nreelcdn cluster is up:\n${up.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n${play}${steer}` +
+  return `\nreelcdn cluster is up:\n${up.map(m => `  ${m.name.padEnd(10)} ${m.url}`).join('\n')}\n${abr}${play}${steer}` +
     `\nthis cluster's config, for every other subcommand: ${configFile}\n` +
     `  ingest:  node dist/cli.js ingest FILE --id my-title ${cfg}\n` +
+    `  adaptive: node dist/cli.js ingest FILE --id my-title --renditions default ${cfg}\n` +
     `  repair:  node dist/cli.js router repair ${cfg}\n` +
     `  viewer:  node dist/cli.js token viewer alice ${cfg}\n` +
     `the edge's admin token (purge, cache status, prefill) is ${admin}\nCtrl-C stops everything.\n\n`

@@ -7,10 +7,14 @@ import { fail } from '../../lib/cli.js'
 import { configuredUrls, loadConfig } from '../../lib/config.js'
 import { loadSecret } from '../../lib/auth.js'
 import { digestHeader } from '../../lib/digest.js'
-import { ConflictError } from '../../lib/errors.js'
+import { BadRequestError, ConflictError } from '../../lib/errors.js'
 import { Progress } from '../../lib/progress.js'
 import { parseContentId } from '../../lib/ids.js'
-import { authHeader, checkAdmin, checkFile, fileError, putBody, routerError, unreachable } from './ingest-client.js'
+import { asciiJson, authHeader, checkAdmin, checkFile, fileError, putBody, routerError, titleMeta, unreachable } from './ingest-client.js'
+
+import { ingestAdaptive } from './ingest-adaptive.js'
+
+export { asciiJson } from './ingest-client.js'
 
 /**
  * `reelcdn ingest FILE --id …`: uploads a file to a router as a title.
@@ -33,15 +37,22 @@ interface Opts {
   router?: string
   tokenFile?: string
   config?: string
+  renditions?: string
+  renditionsDir?: string
+  hls?: string
+  workDir?: string
+  keepWorkDir?: boolean
 }
 
 export function ingestCommand(): Command {
   const cmd = new Command('ingest')
-    .summary('upload a file to a router as a title')
-    .description('Upload FILE as title --id through a router (PUT /v1/content/{id}). Shows a progress bar on a terminal ' +
+    .summary('upload a file to a router as a title, or transcode it into an adaptive title')
+    .description('Upload FILE as title --id through a router (PUT /v1/content/{id}). With --renditions LADDER, transcode FILE ' +
+      'into that ladder (ingest.ladders) with ffmpeg here, upload each rendition and publish an adaptive title (HLS and DASH); ' +
+      '--renditions-dir and --hls publish pre-encoded renditions. Shows progress bars on a terminal ' +
       'and plain lines otherwise; prints the router\'s JSON answer on stdout. The admin token comes from ' +
       'REELCDN_ROUTER_TOKEN or --token-file (default: router.tokenFile of --config).')
-    .argument('<file>', 'the video file')
+    .argument('[file]', 'the video file (none with --renditions-dir or --hls)')
     .requiredOption('--id <contentId>', 'the title\'s contentId (1-111 characters of [A-Za-z0-9._-]; required)')
     .option('--title <text>', 'display title (default: the contentId)')
     .option('--category <name>', 'a category; repeat for several', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -53,9 +64,21 @@ export function ingestCommand(): Command {
       'e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
     .option('--router <url>', 'router base URL (default: http://<router.host>:<router.port> from the config)')
     .option('--token-file <file>', 'file holding the admin token (default: router.tokenFile of the config; REELCDN_ROUTER_TOKEN, if set, wins over it)')
-  cmd.action(async (file: string) => {
+    .option('--renditions <ladder>', 'adaptive title: transcode FILE into this ladder of ingest.ladders (default, sample, or your own) with ffmpeg, ' +
+      'then upload the renditions and publish HLS and DASH (default: none, FILE is uploaded as one file)')
+    .option('--renditions-dir <dir>', 'adaptive title from pre-encoded renditions: a directory of single-track fMP4 files named <rid>.mp4, nothing transcoded (default: none)')
+    .option('--hls <master>', 'adaptive title from an fMP4/CMAF HLS package: the path or http(s) URL of its master playlist, nothing transcoded, MPEG-TS refused (default: none)')
+    .option('--work-dir <dir>', 'where transcodes keep their files until the title is published; a re-run resumes from them (default: ingest.workDir of the config)')
+    .option('--keep-work-dir', 'keep the rendition files in the work directory after publishing (default: removed)')
+  cmd.action(async (file: string | undefined) => {
     try {
-      const out = await ingestFile(file, cmd.opts<Opts>())
+      const o = cmd.opts<Opts>()
+      if (o.renditions === undefined && o.renditionsDir === undefined && o.hls === undefined && file === undefined) {
+        throw new BadRequestError('give the video FILE (or, for an adaptive title, --renditions-dir DIR or --hls MASTER)', 'CDN_ERR_BAD_ARGS')
+      }
+      const out = o.renditions !== undefined || o.renditionsDir !== undefined || o.hls !== undefined
+        ? await interruptible(signal => ingestAdaptive(file, { ...o, id: o.id, signal }))
+        : await ingestFile(file!, o)
       process.stdout.write(JSON.stringify(out, null, 2) + '\n')
     } catch (err) {
       fail(err)
@@ -64,12 +87,28 @@ export function ingestCommand(): Command {
   return cmd
 }
 
-const TYPES: Record<string, string> = { mp4: 'video/mp4', m4v: 'video/mp4', mkv: 'video/x-matroska', webm: 'video/webm', mov: 'video/quicktime', ts: 'video/mp2t' }
-
-/** JSON whose non-ASCII characters are \u escapes: header values must be ASCII. */
-export function asciiJson(v: unknown): string {
-  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+/**
+ * SIGINT or SIGTERM stops a transcode's ffmpeg processes (which would run on,
+ * orphaned, writing the files a re-run needs) and the upload, so the error
+ * says what was kept; a second signal kills at once, as without a handler.
+ */
+async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController()
+  const stop = () => {
+    process.stderr.write('\ninterrupted: stopping ffmpeg and the upload (again to quit at once)\n')
+    ac.abort()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    return await fn(ac.signal)
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
 }
+
+const TYPES: Record<string, string> = { mp4: 'video/mp4', m4v: 'video/mp4', mkv: 'video/x-matroska', webm: 'video/webm', mov: 'video/quicktime', ts: 'video/mp2t' }
 
 export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
   const id = parseContentId(o.id)
@@ -78,16 +117,8 @@ export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv =
   const base = (o.router ?? configuredUrls(config).router).replace(/\/+$/, '')
   const token = loadSecret(o.tokenFile ?? config.router.tokenFile, 'REELCDN_ROUTER_TOKEN', env)
   const ext = file.split('.').pop()?.toLowerCase() ?? ''
-  const meta = {
-    title: o.title ?? id,
-    categories: o.category,
-    contentType: o.contentType ?? TYPES[ext] ?? 'application/octet-stream',
-    rights: {
-      regions: o.regions ? o.regions.split(',').map(r => r.trim().toUpperCase()).filter(Boolean) : ['*'],
-      availableFrom: o.availableFrom ?? null,
-      availableUntil: o.availableUntil ?? null,
-    },
-  }
+  const contentType = o.contentType ?? TYPES[ext] ?? 'application/octet-stream'
+  const meta = titleMeta(id, o, contentType)
 
   await checkAdmin(base, token)
 
@@ -129,7 +160,7 @@ export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv =
     }
   }
   const res = await putBody(base, `/v1/content/${id}`, {
-    'content-length': String(size), 'content-digest': digestHeader(sha256), 'content-type': meta.contentType,
+    'content-length': String(size), 'content-digest': digestHeader(sha256), 'content-type': contentType,
     'reelcdn-meta': asciiJson(meta), ...authHeader(token),
   }, Readable.from(counted()), { sent: () => sent, size }, token).catch(err => {
     upload.finish('failed')

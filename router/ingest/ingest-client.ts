@@ -1,7 +1,10 @@
 import http from 'node:http'
+import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { request } from 'undici'
+import { z } from 'zod'
+import { digestHeader } from '../../lib/digest.js'
 import { BadRequestError, CdnError } from '../../lib/errors.js'
 
 /**
@@ -13,6 +16,9 @@ import { BadRequestError, CdnError } from '../../lib/errors.js'
  * admin token shown to the router (`GET /v1/admin`) before the file is hashed,
  * which reads all of it: a wrong token used to cost a whole read of the file
  * and then surface as `write EPIPE` (putBody says why).
+ *
+ * An adaptive title (docs/abr.md) is uploaded in two steps: each rendition
+ * file (putRendition), then the records that publish them (publishAdaptive).
  */
 
 /** The file's size, once it is known to be a regular file we can open. */
@@ -91,13 +97,14 @@ export function routerError(status: number, text: string, token: string | undefi
  * error), and otherwise the cut is reported with how far the upload got.
  */
 export async function putBody(base: string, path: string, headers: Record<string, string>, body: Readable,
-  progress: { sent: () => number; size: number }, token: string | undefined): Promise<{ status: number; text: string }> {
+  progress: { sent: () => number; size: number }, token: string | undefined, signal?: AbortSignal): Promise<{ status: number; text: string }> {
   let res
   try {
-    res = await request(`${base}${path}`, { method: 'PUT', body, headers, headersTimeout: 30 * 60 * 1000 })
+    res = await request(`${base}${path}`, { method: 'PUT', body, headers, headersTimeout: 30 * 60 * 1000, ...(signal ? { signal } : {}) })
   } catch (err) {
     // the file, unreadable mid-upload
     if (err instanceof CdnError) throw err
+    if (signal?.aborted) throw new CdnError(`interrupted after ${progress.sent()} of ${progress.size} bytes of the upload`, { code: 'CDN_ERR_INTERRUPTED', statusCode: 499, source: 'client' }, { cause: err })
     const code = (err as NodeJS.ErrnoException).code
     if (progress.sent() === 0 && CONNECT_ERRORS.has(code ?? '')) throw unreachable(base, err)
     await checkAdmin(base, token)
@@ -110,3 +117,117 @@ export async function putBody(base: string, path: string, headers: Record<string
 }
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** What the title's Reelcdn-Meta header says (router/ingest/meta.ts), from the CLI's options. */
+export interface MetaOptions {
+  title?: string
+  category: string[]
+  regions?: string
+  availableFrom?: string
+  availableUntil?: string
+}
+
+export function titleMeta(id: string, o: MetaOptions, contentType: string): object {
+  return {
+    title: o.title ?? id,
+    categories: o.category,
+    contentType,
+    rights: {
+      regions: o.regions ? o.regions.split(',').map(r => r.trim().toUpperCase()).filter(Boolean) : ['*'],
+      availableFrom: o.availableFrom ?? null,
+      availableUntil: o.availableUntil ?? null,
+    },
+  }
+}
+
+/** JSON whose non-ASCII characters are \u escapes: header values must be ASCII. */
+export function asciiJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+}
+
+/** The router's answer to a rendition upload (docs/abr.md, "Ingest", step 1): the storage half of a rendition record. */
+const storedSchema = z.object({
+  version: z.string().regex(/^[0-9a-f]{16}$/),
+  size: z.number().int().positive(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  chunks: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1),
+  blocks: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1),
+}).passthrough()
+
+export type StoredRendition = Pick<z.infer<typeof storedSchema>, 'version' | 'size' | 'sha256' | 'chunks' | 'blocks'>
+
+export interface RenditionFile {
+  id: string
+  path: string
+  size: number
+  sha256: string
+  contentType: string
+}
+
+/**
+ * `PUT /v1/content/{id}/renditions/{rid}`: one rendition file, with its
+ * digest; the router stores its chunks (nothing is visible yet) and answers
+ * what it stored. Its size and digest must be this file's.
+ */
+export async function putRendition(base: string, contentId: string, f: RenditionFile, token: string | undefined,
+  progress: { update(done: number): void; finish(note?: string): void }, signal?: AbortSignal): Promise<StoredRendition> {
+  let sent = 0
+  async function* counted() {
+    try {
+      for await (const b of createReadStream(f.path, { highWaterMark: 1024 * 1024 })) {
+        sent += (b as Buffer).length
+        progress.update(sent)
+        yield b as Buffer
+      }
+    } catch (err) {
+      throw fileError(f.path, err)
+    }
+  }
+  const res = await putBody(base, `/v1/content/${contentId}/renditions/${f.id}`, {
+    'content-length': String(f.size), 'content-digest': digestHeader(f.sha256), 'content-type': f.contentType, ...authHeader(token),
+  }, Readable.from(counted()), { sent: () => sent, size: f.size }, token, signal).catch(err => {
+    progress.finish('failed')
+    throw err
+  })
+  progress.finish(res.status < 300 ? 'stored' : `failed (${res.status})`)
+  if (res.status >= 300) throw routerError(res.status, res.text, token)
+  let parsed
+  try {
+    parsed = storedSchema.safeParse(JSON.parse(res.text))
+  } catch {
+    parsed = undefined
+  }
+  if (!parsed?.success) throw new CdnError(`the router's answer to rendition ${f.id} is not {version, size, sha256, chunks, blocks}: ${res.text.slice(0, 200)}`,
+    { code: 'CDN_ERR_UPSTREAM', statusCode: 502, source: 'upstream' })
+  const s = parsed.data
+  if (s.sha256 !== f.sha256 || s.size !== f.size) {
+    throw new CdnError(`the router stored rendition ${f.id} as ${s.size} bytes with sha256 ${s.sha256}, but the file is ${f.size} bytes with sha256 ${f.sha256}`,
+      { code: 'CDN_ERR_DIGEST', statusCode: 502, source: 'upstream' })
+  }
+  return { version: s.version, size: s.size, sha256: s.sha256, chunks: s.chunks, blocks: s.blocks }
+}
+
+export const ADAPTIVE_TYPE = 'application/vnd.reelcdn.adaptive+json'
+
+/**
+ * `PUT /v1/content/{id}` with the rendition records (docs/abr.md, "Ingest",
+ * step 2): the router checks every record and chunk, then publishes the
+ * title. Answers 201 (created) or 200 (exists: the same ladder); 409 for
+ * another ladder under a published id.
+ */
+export async function publishAdaptive(base: string, contentId: string, meta: object, renditions: readonly object[], token: string | undefined): Promise<unknown> {
+  const body = Buffer.from(JSON.stringify({ renditions }))
+  let res
+  try {
+    res = await request(`${base}/v1/content/${contentId}`, {
+      method: 'PUT', body,
+      headers: { 'content-type': ADAPTIVE_TYPE, 'content-length': String(body.length), 'reelcdn-meta': asciiJson(meta), ...authHeader(token) },
+      headersTimeout: 30 * 60 * 1000,
+    })
+  } catch (err) {
+    throw unreachable(base, err)
+  }
+  const text = await res.body.text().catch(() => '')
+  if (res.statusCode >= 300) throw routerError(res.statusCode, text, token)
+  try { return JSON.parse(text) as unknown } catch { return text }
+}

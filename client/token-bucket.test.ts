@@ -57,3 +57,14 @@ t.test('a take waiting for the link ends with an abort', async t => {
   ac.abort()
   await t.rejects(p, { name: 'AbortError' })
 })
+
+t.test('a link that changes rate: what was owed is repaid at the new rate', async t => {
+  let now = 0
+  const b = new TokenBucket(1000, 1000, () => now)
+  b.spend(1000)
+  t.equal(b.spend(1000), 1000)
+  now = 500
+  b.setRate(100)
+  t.equal(b.spend(0), 5000, '500 bytes still owed, at 100 bytes/s')
+  t.throws(() => b.setRate(0), /link rate above 0/)
+})

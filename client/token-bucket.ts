@@ -22,13 +22,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
  * timer late by up to 50 ms loses no capacity.
  */
 export class TokenBucket {
-  readonly burstBytes: number
+  burstBytes: number
   private tokens: number
   private last: number
 
-  constructor(readonly bytesPerSecond: number, burstBytes?: number, private readonly now: () => number = () => performance.now()) {
+  constructor(public bytesPerSecond: number, burstBytes?: number, private readonly now: () => number = () => performance.now()) {
     if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) throw new RangeError(`expected a link rate above 0 bytes/s, got ${bytesPerSecond}`)
-    this.burstBytes = burstBytes ?? Math.max(16 * 1024, Math.ceil(bytesPerSecond * 0.05))
+    this.burstBytes = burstBytes ?? TokenBucket.burstFor(bytesPerSecond)
     if (!(this.burstBytes > 0)) throw new RangeError(`expected a burst above 0 bytes, got ${burstBytes}`)
     this.tokens = this.burstBytes
     this.last = now()
@@ -37,6 +37,19 @@ export class TokenBucket {
   /** A link of `bitsPerSecond`, played `speed` times faster than real time (the reads scale with the play rate). */
   static ofLink(bitsPerSecond: number, speed = 1): TokenBucket {
     return new TokenBucket((bitsPerSecond / 8) * speed)
+  }
+
+  private static burstFor(bytesPerSecond: number): number {
+    return Math.max(16 * 1024, Math.ceil(bytesPerSecond * 0.05))
+  }
+
+  /** The link changes (a test's falling link): tokens earned so far were earned at the old rate; the burst follows the rate. */
+  setRate(bytesPerSecond: number): void {
+    if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) throw new RangeError(`expected a link rate above 0 bytes/s, got ${bytesPerSecond}`)
+    this.spend(0)
+    this.bytesPerSecond = bytesPerSecond
+    this.burstBytes = TokenBucket.burstFor(bytesPerSecond)
+    this.tokens = Math.min(this.tokens, this.burstBytes)
   }
 
   /** Milliseconds the caller must wait after spending `n` bytes now (0 if the bucket covers them). */

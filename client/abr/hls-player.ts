@@ -108,6 +108,8 @@ export class HlsPlayer {
   failovers = 0
   bytesReceived = 0
   bytesFromOrigin = 0
+  /** video bytes received per rung, given-up downloads included (the load test's bytes per rung) */
+  readonly rungBytes: number[]
   private readonly speed: number
   private readonly maxBufferS: number
   private closed = false
@@ -133,6 +135,7 @@ export class HlsPlayer {
     this.maxBufferS = o.maxBufferS
     this.current = sources[0]!
     this.ladder = master.variants.map(v => ({ name: v.uri.replace(/^.*\//, '').replace(/\.m3u8$/, ''), variant: v }))
+    this.rungBytes = this.ladder.map(() => 0)
     this.controller = new AbrController(this.ladder.map(r => r.variant.bandwidth), { ...controllerDefaults(o.maxBufferS), ...controller, maxBufferS: o.maxBufferS })
     this.clock = new PlaybackClock({ startupS: o.startupS, durationS: timeline.duration }, 0)
     if (audioPlaylist) this.audio = { type: 'audio', next: 0, end: 0 }
@@ -268,6 +271,7 @@ export class HlsPlayer {
           bufferS: this.clock.level(nowS), segmentS: seg.duration, playing: this.clock.state === 'playing' })
         return to !== undefined
       })
+      this.rungBytes[rung]! += r.loaded
       if (gen !== this.gen) return
       this.controller.sample(r.server, r.loaded, (r.ms / 1000) * this.speed, this.nowS(), true)
       if (r.abandoned && to !== undefined) { rung = to; continue }

@@ -17,6 +17,7 @@ import { drained, planResponse, sendPlanned } from '../../lib/representation.js'
  *   bps       pace every body this server sends at this many bytes/s, shared by all
  *             its answers (a slow server, whoever the viewer is)
  *   fail(req) answer this status instead (a server that fails), when it returns one
+ *   json      answer these paths (exact, no prefix) with this JSON: a /v1/play answer, a manifest at /meta
  * `log` lists each request (path and Range); `sent` counts body bytes written.
  */
 export interface StaticServerOptions {
@@ -24,6 +25,7 @@ export interface StaticServerOptions {
   prefix: string
   bps?: number
   fail?: (req: IncomingMessage) => number | undefined
+  json?: Record<string, unknown>
 }
 
 const TYPES: Record<string, string> = { '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.mpd': 'application/dash+xml' }
@@ -38,6 +40,10 @@ export async function staticRangeServer(t: Test, o: StaticServerOptions) {
     log.push({ path, range: req.headers.range })
     const status = o.fail?.(req)
     if (status) return void res.writeHead(status, { 'content-length': 0 }).end()
+    if (o.json?.[path] !== undefined) {
+      const body = JSON.stringify(o.json[path])
+      return void res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body)
+    }
     if (!path.startsWith(o.prefix)) return void res.writeHead(404, { 'content-length': 0 }).end()
     const rel = normalize(path.slice(o.prefix.length))
     if (rel.startsWith('..') || rel.includes('/')) return void res.writeHead(404, { 'content-length': 0 }).end()

@@ -32,6 +32,10 @@ export interface SessionOptions extends Omit<HlsPlayerOptions, 'link' | 'onSegme
   /** wall-clock bound, ms (default: none) */
   wallMs?: number
   signal?: AbortSignal
+  /** polled with the signal: true ends the session (a load test's end) */
+  stopped?: () => boolean
+  /** the player, once open (a load test counts its bytes as they come) */
+  onOpen?: (p: HlsPlayer) => void
   verify?: boolean
   /** how often the session looks at the player, wall ms (50) */
   pollMs?: number
@@ -57,6 +61,8 @@ export interface SessionReport {
   ended: boolean
   stalls: number
   stallS: number
+  /** each stall's length, seconds */
+  stallTimesS: number[]
   rungs: RungReport[]
   /** the rung of each video segment played, in play order */
   rungsPlayed: number[]
@@ -110,12 +116,13 @@ export async function playSession(play: PlayResponse, o: SessionOptions = {}): P
   const link = o.linkBps !== undefined ? TokenBucket.ofLink(o.linkBps, speed) : undefined
   const p = await HlsPlayer.open(play, { ...o, ...(link ? { link } : {}), ...(onSegment ? { onSegment } : {}) })
   const first = p.current.url
+  o.onOpen?.(p)
   p.start()
   const t0 = performance.now()
   const watchS = o.watchS ?? Infinity
   const poll = o.pollMs ?? 50
   try {
-    while (p.state !== 'ended' && !p.error && !o.signal?.aborted && p.clock.playedS < watchS && performance.now() - t0 < (o.wallMs ?? Infinity)) {
+    while (p.state !== 'ended' && !p.error && !o.signal?.aborted && !o.stopped?.() && p.clock.playedS < watchS && performance.now() - t0 < (o.wallMs ?? Infinity)) {
       p.clock.advance(p.nowS())
       await new Promise(r => setTimeout(r, poll))
     }
@@ -133,7 +140,7 @@ function report(contentId: string, p: HlsPlayer, first: string, verifier: ChunkV
   return {
     contentId, firstServer: first, lastServer: p.current.url,
     startupS: c.startupS, playedS: c.playedS, durationS: c.durationS, ended: c.state === 'ended',
-    stalls: c.stalls.length, stallS: c.stalls.reduce((a, b) => a + b, 0),
+    stalls: c.stalls.length, stallS: c.stalls.reduce((a, b) => a + b, 0), stallTimesS: [...c.stalls],
     rungs, rungsPlayed: [...played], rungSwitches: played.filter((r, i) => i > 0 && r !== played[i - 1]).length,
     serverSwitches: p.controller.serverSwitches, trials: p.controller.trials, failovers: p.failovers, abandons: p.controller.abandons,
     bytesReceived: p.bytesReceived, bytesFromOrigin: p.bytesFromOrigin,

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type Dispatcher } from 'undici'
 import { PlayerClient, type PlayResponse } from '../../client/player.js'
 import { SequentialReader } from '../../client/sequential-reader.js'
+import { abrFigures, abrViewer, DEFAULT_LINKS, drawLink, isAdaptivePlay, type AbrViewer, type LinkShare } from './abr-viewers.js'
 import { planSessions, readerSizes, seekRng, type PlannedSession, type Scenario } from './audience.js'
 import { sampleInto, startSampler, type MetricsTargets } from './edge-counters.js'
 import { playersCeiling } from './players-ceiling.js'
@@ -21,6 +22,11 @@ export type { Scenario } from './audience.js'
  *
  * Every measure is about what a viewer sees: start-up delay, stall time over
  * watch time (rebuffer ratio), stalls per session, failed sessions.
+ *
+ * A title whose /v1/play answer names HLS masters (an adaptive title, issue
+ * 15) is played instead by an ABR player behind a link drawn from `links`
+ * (tools/loadtest/abr-viewers.ts), and adds time share and bytes per rung,
+ * switches and average bitrate to the figures.
  *
  * Theory of operation. `planSessions` (audience.ts) draws, from the seed alone, every
  * session's arrival, title, bitrate and watch length, so a run is reproducible
@@ -52,6 +58,8 @@ export interface PlayersOptions {
   /** whose /metrics give the byte hit ratio (over time and for the run) and origin offload */
   metrics?: MetricsTargets
   onTick?: (p: TimelinePoint & { elapsedS: number; active: number; done: number }) => void
+  /** adaptive viewers' link capacities (default DEFAULT_LINKS: 1.5, 4, 8 and 25 Mb/s alike) */
+  links?: LinkShare[]
 }
 
 interface SessionResult {
@@ -70,6 +78,8 @@ interface SessionResult {
   /** of `received`, bytes from the URL /v1/play marked as the origin */
   fromOrigin: number
   error?: string
+  /** an adaptive viewer's link and what it played */
+  abr?: AbrViewer
 }
 
 /** A failed fetch ahead: a player waiting for bytes needs it now, not at its next read(). */
@@ -82,7 +92,7 @@ interface Run {
   dispatcher: Dispatcher
   stopped: () => boolean
   /** bytes received by finished sessions, and the clients of those playing: the network throughput */
-  received: { done: number; open: Set<PlayerClient> }
+  received: { done: number; open: Set<{ bytesReceived: number }> }
 }
 
 function receivedSoFar(run: Run): number {
@@ -91,7 +101,58 @@ function receivedSoFar(run: Run): number {
   return n
 }
 
-async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<SessionResult> {
+const emptyResult = (contentId: string): SessionResult =>
+  ({ ok: false, cut: false, contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0, fromOrigin: 0 })
+
+/** A failed play step: cut if the run had stopped, else an error. */
+function failedPlay(run: Run, contentId: string, err: unknown): SessionResult {
+  const out = emptyResult(contentId)
+  if (run.stopped()) out.cut = true
+  else out.error = (err as Error).message
+  return out
+}
+
+async function session(run: Run, plan: PlannedSession, rng: Rng, index: number): Promise<SessionResult> {
+  let answer: PlayResponse
+  try {
+    answer = await run.o.play(plan.contentId)
+  } catch (err) {
+    return failedPlay(run, plan.contentId, err)
+  }
+  return isAdaptivePlay(answer) ? abrSession(run, plan, index, answer) : fileSession(run, plan, rng, answer)
+}
+
+/** An adaptive title's viewer: the ABR player behind its link; times in scenario seconds (what a viewer at real time sees). */
+async function abrSession(run: Run, plan: PlannedSession, index: number, answer: PlayResponse): Promise<SessionResult> {
+  const out = emptyResult(plan.contentId)
+  const linkBps = drawLink(run.o.links ?? DEFAULT_LINKS, run.o.seed, index)
+  let open: { bytesReceived: number } | undefined
+  try {
+    const v = await abrViewer(answer, { scenario: run.o.scenario, speed: run.o.speed, linkBps, watchS: plan.watchS, dispatcher: run.dispatcher,
+      stopped: run.stopped, onOpen: p => { open = p; run.received.open.add(p) } })
+    const r = v.report
+    out.abr = v
+    out.received = r.bytesReceived
+    out.fromOrigin = r.bytesFromOrigin
+    out.bytes = r.bytesReceived
+    if (r.startupS === undefined) out.cut = run.stopped()
+    if (r.error !== undefined && !run.stopped()) out.error = r.error
+    else if (r.startupS !== undefined) {
+      out.ok = true
+      out.startupMs = r.startupS * 1000
+      out.stallMs = r.stallTimesS.map(x => x * 1000)
+      out.watchMs = r.playedS * 1000
+    }
+  } catch (err) {
+    return failedPlay(run, plan.contentId, err)
+  } finally {
+    if (open) run.received.open.delete(open)
+    run.received.done += out.received
+  }
+  return out
+}
+
+async function fileSession(run: Run, plan: PlannedSession, rng: Rng, answer: PlayResponse): Promise<SessionResult> {
   const { o } = run
   const s = o.scenario
   // media bytes per second, and per second of wall-clock time at `speed`
@@ -104,7 +165,7 @@ async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<Sessio
   let client: PlayerClient | undefined
   try {
     // position reports every 10 s of media time, as a real player's every 10 s
-    client = await PlayerClient.open(await o.play(plan.contentId),
+    client = await PlayerClient.open(answer,
       { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
     run.received.open.add(client)
     const sizes = readerSizes(mediaBps, s.bufferS)
@@ -216,7 +277,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
       while (performance.now() < at && !run.stopped()) await sleep(Math.min(at - performance.now(), 50, deadline - performance.now()))
       if (run.stopped()) break
       active++
-      sessions.push(session(run, plan[i]!, seekRng(o.seed, i)).finally(() => { active--; done++ }))
+      sessions.push(session(run, plan[i]!, seekRng(o.seed, i), i).finally(() => { active--; done++ }))
     }
     // the stop comes at the deadline or the request cap; then players get graceMs to close
     const all = Promise.all(sessions)
@@ -235,6 +296,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     const plays: Record<string, number> = {}
     for (const r of results) plays[r.contentId] = (plays[r.contentId] ?? 0) + 1
     const failed = results.filter(r => !r.ok && !r.cut)
+    const abr = results.flatMap(r => r.abr && r.ok ? [r.abr] : [])
     const cache = await sampler?.finish(bytesReceived).catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
     // the last, partial second, at its per-second rate
     const t = (performance.now() - t0) / 1000
@@ -258,6 +320,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
         bytesFromOrigin: results.reduce((a, r) => a + r.fromOrigin, 0),
         requests,
         plays,
+        ...(abr.length ? { abr: abrFigures(abr) } : {}),
         ...(failed.length ? { errors: [...new Set(failed.map(r => r.error ?? 'unknown'))].slice(0, 10) } : {}),
       },
       ...(cache ? { cache } : {}),

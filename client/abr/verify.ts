@@ -77,8 +77,8 @@ export class ChunkVerifier {
     if (h.pieces.has(at)) return
     if (this.heldBytes + piece.length > this.maxHeldBytes) {
       h.dropped = true
+      this.counts.bytesUnverified += h.bytes + piece.length
       this.release(h)
-      this.counts.bytesUnverified += piece.length
       return
     }
     h.pieces.set(at, piece)

@@ -62,7 +62,7 @@ export async function discoverTitles(target: string, ids: string[] | undefined, 
     await res.body.dump()
     if (res.statusCode === 200) return { contentId: id, size: Number(res.headers['content-length']) }
     // an adaptive title has no file of its own (404 CDN_ERR_ADAPTIVE, docs/abr.md): its manifest lists its renditions
-    const adaptive = res.statusCode === 404 ? await adaptiveTitle(target, id, headers) : undefined
+    const adaptive = await adaptiveTitle(target, id, headers)
     if (!adaptive) throw new BadRequestError(`title ${id} at ${target}: HEAD answered ${res.statusCode}`)
     return adaptive
   }))

@@ -1,12 +1,15 @@
-import { Agent, type Dispatcher } from 'undici'
+import { Agent } from 'undici'
 import type { PlayResponse } from '../player.js'
 import { sourceOrder, type Source } from '../source-choice.js'
-import type { TokenBucket } from '../token-bucket.js'
 import { PlaybackClock, type PlayState } from './clock.js'
 import { AbrController, controllerDefaults, type AbrControllerOptions } from './controller.js'
 import { fetchRange, fetchText, type Fetched } from './fetch.js'
 import { openSources } from './hls-source.js'
-import { parseMedia, PlaylistError, rebase, type ByteRange, type MasterPlaylist, type MediaPlaylist, type Variant } from './playlist.js'
+import type { HlsPlayerOptions, Rung } from './hls-options.js'
+import { parseMedia, pickAudio, PlaylistError, rebase, segmentAt, type ByteRange, type MasterPlaylist, type MediaPlaylist } from './playlist.js'
+import { Wake } from './wake.js'
+
+export type { FetchedSegment, HlsPlayerOptions, Rung } from './hls-options.js'
 
 /**
  * An HLS player for adaptive titles (issue 15, docs/abr.md) that moves the
@@ -31,46 +34,6 @@ import { parseMedia, PlaylistError, rebase, type ByteRange, type MasterPlaylist,
  * aborts the request in flight: whatever lands for an older generation is
  * dropped, and the tracks restart at the segment holding the new position.
  */
-export interface HlsPlayerOptions {
-  dispatcher?: Dispatcher
-  /** per request: time to headers and the longest pause between body bytes, ms (10 s) */
-  timeoutMs?: number
-  /** how long an edge's master may take and still be chosen over the origin, ms (1 s) */
-  probeBudgetMs?: number
-  /** the viewer's link: every byte read passes through it */
-  link?: TokenBucket
-  /** scenario seconds per wall second (1) */
-  speed?: number
-  /** media seconds buffered before playback starts, resumes, or restarts after a seek (2) */
-  startupS?: number
-  /** the most media buffered ahead, seconds (30) */
-  maxBufferS?: number
-  /** failovers one request may take (8) */
-  maxAttempts?: number
-  controller?: Partial<Omit<AbrControllerOptions, 'maxBufferS'>>
-  /** every init and media segment as it lands, bytes included (they are kept only when this is set) */
-  onSegment?: (s: FetchedSegment) => void
-}
-
-export interface FetchedSegment {
-  track: 'video' | 'audio'
-  kind: 'init' | 'media'
-  /** the variant's or audio rendition's playlist URI, as the master writes it (`v720.m3u8`) */
-  playlist: string
-  rung: number | undefined
-  index: number
-  url: string
-  range: ByteRange
-  bytes: Buffer
-  server: Source
-  trial: boolean
-}
-
-export interface Rung {
-  /** the playlist URI without `.m3u8`: `v720` */
-  name: string
-  variant: Variant
-}
 
 interface Track {
   type: 'video' | 'audio'
@@ -79,25 +42,6 @@ interface Track {
   end: number
 }
 
-class Signal {
-  private waiters: (() => void)[] = []
-  /** Resolves at the next notify(), or after `ms` if given. */
-  wait(ms?: number): Promise<void> {
-    return new Promise(resolve => {
-      let timer: NodeJS.Timeout | undefined
-      const done = () => {
-        clearTimeout(timer)
-        this.waiters = this.waiters.filter(w => w !== done)
-        resolve()
-      }
-      if (ms !== undefined) timer = setTimeout(done, ms)
-      this.waiters.push(done)
-    })
-  }
-  notify(): void {
-    for (const f of [...this.waiters]) f()
-  }
-}
 
 export class HlsPlayer {
   readonly ladder: Rung[]
@@ -115,7 +59,7 @@ export class HlsPlayer {
   private closed = false
   private gen = 0
   private abort = new AbortController()
-  private readonly wake = new Signal()
+  private readonly wake = new Wake()
   private running: Promise<void> | undefined
   private readonly playlists = new Map<string, Promise<MediaPlaylist>>()
   private readonly inits = new Set<string>()
@@ -357,18 +301,6 @@ export class HlsPlayer {
   }
 }
 
-/** The audio rendition the variants name (DEFAULT=YES first), or undefined when the audio is muxed or absent. */
-function pickAudio(m: MasterPlaylist): string | undefined {
-  const group = m.variants[0]!.audio
-  if (group === undefined) return undefined
-  const inGroup = m.audio.filter(a => a.groupId === group && a.uri !== undefined)
-  return (inGroup.find(a => a.default) ?? inGroup[0])?.uri
-}
-
-function segmentAt(p: MediaPlaylist, t: number): number {
-  const i = p.segments.findIndex(s => s.start + s.duration > t)
-  return i < 0 ? p.segments.length : i
-}
 
 let agent: Agent | undefined
 function sharedAgent(): Agent {

@@ -240,3 +240,17 @@ export function rebase(master: string, mediaUri: string, uri?: string): string {
   const media = new URL(mediaUri, master).href
   return uri === undefined ? media : new URL(uri, media).href
 }
+
+/** The audio rendition the variants name (DEFAULT=YES first), or undefined when the audio is muxed or absent. */
+export function pickAudio(m: MasterPlaylist): string | undefined {
+  const group = m.variants[0]!.audio
+  if (group === undefined) return undefined
+  const inGroup = m.audio.filter(a => a.groupId === group && a.uri !== undefined)
+  return (inGroup.find(a => a.default) ?? inGroup[0])?.uri
+}
+
+/** The index of the segment holding media time `t` (seconds), or the segment count past the end. */
+export function segmentAt(p: MediaPlaylist, t: number): number {
+  const i = p.segments.findIndex(s => s.start + s.duration > t)
+  return i < 0 ? p.segments.length : i
+}

@@ -1,11 +1,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { request } from 'undici'
+import type { HlsPlayer } from '../client/abr/hls-player.js'
 import { playSession, type SessionReport } from '../client/abr/play-session.js'
 import type { PlayResponse } from '../client/player.js'
 import { fail } from '../lib/cli.js'
 import { configuredUrls, loadConfig } from '../lib/config.js'
 import { UpstreamError } from '../lib/errors.js'
 import { parseContentId } from '../lib/ids.js'
+import { Progress } from './loadtest/progress.js'
 
 /**
  * `reelcdn play ID`: one viewer of an adaptive title, from the command line.
@@ -59,6 +61,15 @@ export function formatPlay(r: SessionReport): string {
   return lines.join('\n') + '\n'
 }
 
+/** What the viewer sees now: position, state, the rung on screen, the buffer, the server. */
+export function progressLine(p: HlsPlayer): string {
+  const now = p.nowS()
+  const state = p.state
+  const rung = p.clock.rungAt(now)
+  return `${p.clock.position(now).toFixed(1)}/${p.clock.durationS.toFixed(1)} s  ${state}  ${rung === undefined ? '-' : p.ladder[rung]!.name}  ` +
+    `buffer ${p.clock.level(now).toFixed(1)} s  stalls ${p.clock.stalls.length}  from ${new URL(p.current.url).host}`
+}
+
 export function playCommand(): Command {
   return new Command('play')
     .summary('play an adaptive title as a player would, and report what the viewer got')
@@ -80,8 +91,13 @@ export function playCommand(): Command {
         parseContentId(id)
         const router = o.router ?? configuredUrls(loadConfig({ file: o.config, env: process.env })).router
         const play = await fetchPlay(router, id, o.viewer)
+        // a progress line on stderr: redrawn on a terminal, every 5 s otherwise (stdout keeps only the report)
+        const line = new Progress(process.stderr, 5000)
+        let timer: NodeJS.Timeout | undefined
         const r = await playSession(play, { speed: o.speed, maxBufferS: o.maxBuffer, verify: o.verify,
-          ...(o.link !== undefined ? { linkBps: o.link * 1e6 } : {}), ...(o.watch !== undefined ? { watchS: o.watch } : {}) })
+          ...(o.link !== undefined ? { linkBps: o.link * 1e6 } : {}), ...(o.watch !== undefined ? { watchS: o.watch } : {}),
+          onOpen: p => { timer = setInterval(() => line.show(progressLine(p)), 200) } }).finally(() => clearInterval(timer))
+        line.show(`${id}: done`, true)
         process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatPlay(r))
         if (r.error || (r.verify?.chunksBad ?? 0) > 0) process.exitCode = 1
       } catch (err) {

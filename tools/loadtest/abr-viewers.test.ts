@@ -1,5 +1,5 @@
 import t from 'tap'
-import { abrFigures, drawLink, parseLinks, type AbrViewer } from './abr-viewers.js'
+import { abrFigures, drawLink, parseLinks, qoeLinear, type AbrViewer } from './abr-viewers.js'
 import type { SessionReport } from '../../client/abr/play-session.js'
 
 t.test('--links: Mb/s with optional weights, and a bad entry named', async t => {
@@ -36,4 +36,12 @@ t.test('figures: time share and bytes per rung over all viewers, switches per vi
   t.equal(f.rungSwitchesPerMinute, 3 / 2)
   t.equal(f.serverSwitches, 1)
   t.same(abrFigures([]).rungs, [])
+})
+
+t.test('QoE per segment: bitrate, less each change, less 4.3 per second of stall', async t => {
+  const rungs = [{ name: 'a', bandwidth: 1e6, height: 1, seconds: 0, bytes: 0 }, { name: 'b', bandwidth: 3e6, height: 2, seconds: 0, bytes: 0 }]
+  t.equal(qoeLinear({ rungsPlayed: [1, 1, 1, 1], rungs, stallS: 0 }), 3, 'steady on the top rung')
+  t.equal(qoeLinear({ rungsPlayed: [0, 1, 0, 1], rungs, stallS: 0 }), (1 + 3 + 1 + 3 - 3 * 2) / 4, 'oscillating costs each change')
+  t.equal(qoeLinear({ rungsPlayed: [1, 1], rungs, stallS: 1 }), (6 - 4.3) / 2, 'a second of stall')
+  t.equal(qoeLinear({ rungsPlayed: [], rungs, stallS: 0 }), 0)
 })

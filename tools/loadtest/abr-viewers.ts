@@ -76,6 +76,24 @@ export interface AbrFigures {
   abandons: number
   /** seconds of media played, over all viewers */
   playedS: number
+  /** the mean over viewers of qoeLinear: one figure that weighs bitrate against switches and stalls */
+  qoe: number
+}
+
+/**
+ * QoE_lin of MPC and Pensieve (Yin et al., "A Control-Theoretic Approach for
+ * Dynamic Adaptive Video Streaming over HTTP", SIGCOMM 2015; Mao et al.,
+ * "Neural Adaptive Video Streaming with Pensieve", SIGCOMM 2017), per segment
+ * played: the bitrate in Mb/s, less each change of bitrate in Mb/s, less
+ * 4.3 per second of stall (the bitrate of the top rung in their ladder:
+ * a second of stall costs a segment at the top). Start-up is reported apart.
+ */
+export function qoeLinear(r: Pick<SessionReport, 'rungsPlayed' | 'rungs' | 'stallS'>): number {
+  const q = r.rungsPlayed.map(i => (r.rungs[i]?.bandwidth ?? 0) / 1e6)
+  if (q.length === 0) return 0
+  let sum = 0
+  for (let k = 0; k < q.length; k++) sum += q[k]! - (k > 0 ? Math.abs(q[k]! - q[k - 1]!) : 0)
+  return (sum - 4.3 * r.stallS) / q.length
 }
 
 export function abrFigures(viewers: readonly AbrViewer[]): AbrFigures {
@@ -104,5 +122,6 @@ export function abrFigures(viewers: readonly AbrViewer[]): AbrFigures {
     rungSwitchesPerViewer: viewers.length ? switches / viewers.length : 0,
     rungSwitchesPerMinute: played > 0 ? switches / (played / 60) : 0,
     serverSwitches: sum('serverSwitches'), trials: sum('trials'), abandons: sum('abandons'), playedS: played,
+    qoe: viewers.length ? viewers.reduce((acc, v) => acc + qoeLinear(v.report), 0) / viewers.length : 0,
   }
 }

@@ -116,7 +116,8 @@ export function formatSummary(r: LoadResult): string {
       const a = p.abr
       lines.push(`adaptive viewers ${a.viewers} (links ${Object.entries(a.links).map(([bps, n]) => `${n}x${(Number(bps) / 1e6).toFixed(1)}`).join(' ')} Mb/s): ` +
         `average bitrate ${(a.averageBps / 1e6).toFixed(2)} Mb/s, rung switches ${a.rungSwitchesPerViewer.toFixed(2)} per viewer ` +
-        `(${a.rungSwitchesPerMinute.toFixed(2)}/min), server switches ${a.serverSwitches}, trials ${a.trials}, abandons ${a.abandons}`,
+        `(${a.rungSwitchesPerMinute.toFixed(2)}/min), server switches ${a.serverSwitches}, trials ${a.trials}, abandons ${a.abandons}, ` +
+        `QoE ${a.qoe.toFixed(2)} per segment (linear: Mb/s less changes less 4.3 x stall s)`,
       'time share and bytes per rung: ' + a.rungs.map(g => `${g.name} ${pct(g.share)} ${(g.bytes / 1e6).toFixed(1)} MB`).join(', '))
     }
     if (p.errors?.length) lines.push(`failed sessions' errors: ${p.errors.join('; ')}`)

@@ -145,6 +145,7 @@ export function renderHtml(r: LoadResult): string {
         row('average bitrate played', `${(a.averageBps / 1e6).toFixed(2)} Mb/s`),
         row('rung switches per viewer / per minute', `${a.rungSwitchesPerViewer.toFixed(2)} / ${a.rungSwitchesPerMinute.toFixed(2)}`),
         row('server switches (trial segments), abandoned downloads', `${a.serverSwitches} (${a.trials}), ${a.abandons}`),
+        row('QoE per segment (linear, as MPC and Pensieve: Mb/s − |change| − 4.3 × stall s)', a.qoe.toFixed(2)),
         ...a.rungs.map(g => row(`rung ${g.name} (${(g.bandwidth / 1e6).toFixed(2)} Mb/s)`, `${pct(g.share)} of the time, ${(g.bytes / 1e6).toFixed(1)} MB`)))
       charts.push(histogram(`Time share per rung, % (${a.rungs.map((g, i) => `${i} = ${g.name}`).join(', ')})`, 'rung',
         a.rungs.map((g, i) => ({ from: i, to: i + 1, count: 100 * g.share })), '#2e8b57'))

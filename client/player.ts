@@ -1,7 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../lib/errors.js'
 import { PositionReporter } from './position-reporter.js'
-import { chooseSource, probe, sourceOrder, type Source } from './source-choice.js'
+import { chooseSource, markFailed, markServed, probe, sourceOrder, type Source } from './source-choice.js'
 
 /**
  * The player's side of a playback: given the ranked URLs from `/v1/play`, it
@@ -18,8 +18,11 @@ import { chooseSource, probe, sourceOrder, type Source } from './source-choice.j
  * within `probeBudgetMs` is used, however fast the origin answered; the
  * origin only when no edge answered within the budget, and then only until
  * one does (a late edge answer goes in front of the origin). A read that
- * fails moves its source behind every working one, so failover goes to the
- * next edge before the origin.
+ * fails marks its source down for a backoff (`failureBackoffMs`, doubled for
+ * each failure in a row up to `maxFailureBackoffMs`), behind every working
+ * one, so failover goes to the next edge before the origin; once the backoff
+ * has passed the source is tried again in its place, and a read it serves
+ * clears its failures, so a player is back on its edge after one failure.
  *
  * Playback state: when the play answer names a `sessionUrl` and a `token`
  * (what the router's /v1/play gives), the client reports `position` there every
@@ -56,6 +59,12 @@ export interface PlayerOptions {
   reportIntervalMs?: number
   /** how long an edge may take to answer its probe and still be chosen over the origin (default 1 s) */
   probeBudgetMs?: number
+  /** how long a source whose read failed is passed over, doubled for each failure in a row (default 2 s) */
+  failureBackoffMs?: number
+  /** the longest a source is passed over, however often it failed (default 30 s) */
+  maxFailureBackoffMs?: number
+  /** the clock backoffs are measured on, ms (default performance.now; tests move it by hand) */
+  clock?: () => number
 }
 
 export class ContentChangedError extends CdnError {
@@ -109,11 +118,15 @@ export class PlayerClient {
 
   /** Probes every URL (a HEAD each, at once) and opens the title on the one the rule in client/source-choice.ts picks. */
   static async open(play: PlayResponse, options: PlayerOptions = {}): Promise<PlayerClient> {
-    const opts = { timeoutMs: 10_000, maxAttempts: 8, reportIntervalMs: 10_000, probeBudgetMs: 1000, ...options, dispatcher: options.dispatcher ?? sharedAgent() }
+    const opts = { timeoutMs: 10_000, maxAttempts: 8, reportIntervalMs: 10_000, probeBudgetMs: 1000, failureBackoffMs: 2000, maxFailureBackoffMs: 30_000,
+      clock: () => performance.now(), ...options, dispatcher: options.dispatcher ?? sharedAgent() }
+    for (const k of ['failureBackoffMs', 'maxFailureBackoffMs'] as const) {
+      if (!Number.isFinite(opts[k]) || opts[k] < 0) throw new RangeError(`expected ${k} to be a non-negative number of ms, got ${opts[k]}`)
+    }
     if (play.urls.length === 0) throw new UpstreamError(`no URL to play ${play.contentId} from`)
     const t0 = performance.now()
     const probes = play.urls.map((u, rank) => probe(u.url, opts).then(p => p && { ...p,
-      source: { url: u.url, kind: u.kind ?? 'edge', rank, rtt: performance.now() - t0, failedAt: 0 } satisfies Source }))
+      source: { url: u.url, kind: u.kind ?? 'edge', rank, rtt: performance.now() - t0, failures: 0, downUntil: 0 } satisfies Source }))
     const chosen = await chooseSource(probes.map((p, rank) => ({ kind: play.urls[rank]!.kind ?? 'edge', answer: p })), opts.probeBudgetMs)
     if (chosen === undefined) throw new UpstreamError(`none of the ${play.urls.length} URLs for ${play.contentId} answered a HEAD with the title's size`)
     const session = play.sessionUrl !== undefined && play.token !== undefined ? { url: play.sessionUrl, token: play.token } : undefined
@@ -122,7 +135,7 @@ export class PlayerClient {
     for (const p of probes) void p.then(a => {
       if (a === undefined || a === chosen || a.etag !== chosen.etag || a.size !== chosen.size) return
       client.sources.push(a.source)
-      client.sources.sort(sourceOrder)
+      client.sources.sort(sourceOrder(opts.clock()))
     })
     return client
   }
@@ -137,19 +150,20 @@ export class PlayerClient {
     let lastErr: unknown
     while (offset + got < end) {
       if (attempts++ >= this.opts.maxAttempts) throw lastErr instanceof Error ? lastErr : new UpstreamError(String(lastErr))
+      // in order at this moment: a source whose backoff has passed is back in its place
+      this.sources.sort(sourceOrder(this.opts.clock()))
       const src = this.sources[0]!
       const progress = { n: 0 }
       try {
         await this.fetchInto(src, offset + got, end - 1, out, got, progress)
         got += progress.n
+        markServed(src)
       } catch (err) {
         got += progress.n
         if (err instanceof ContentChangedError) throw err
         lastErr = err
-        // the source failed: it goes behind every working one (the next edge before the origin), and we resume there where we stopped
-        src.failedAt = performance.now()
-        src.rtt = Infinity
-        this.sources.sort(sourceOrder)
+        // the source failed: down for its backoff, behind every working one (the next edge before the origin); we resume there where we stopped
+        markFailed(src, this.opts.clock(), { baseMs: this.opts.failureBackoffMs, maxMs: this.opts.maxFailureBackoffMs })
         this.failovers++
       }
     }

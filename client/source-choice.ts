@@ -18,11 +18,16 @@ import { request, type Dispatcher } from 'undici'
  *   3. If every edge has failed its probe, or none has answered within the
  *      budget, the first URL in that order (edges, then the origin) to answer
  *      well is chosen: the origin only when no edge has.
- *   4. While reading (`sourceOrder`): sources that have not failed a read come
- *      first, edges before the origin, each in /v1/play order; a source whose
- *      read failed goes behind them (the longest-failed first). So a failover
- *      goes to the next edge before the origin, and an edge whose probe
- *      answered after the choice was made goes in front of the origin.
+ *   4. While reading (`sourceOrder`): working sources come first, edges
+ *      before the origin, each in /v1/play order; a source whose read failed
+ *      is down, behind them, for a bounded time (`markFailed`: the backoff,
+ *      doubled for each failure in a row, up to a cap), then works again: the
+ *      next read tries it in its place, and a read it serves clears its
+ *      failures (`markServed`). So a failover goes to the next edge before the
+ *      origin, an edge whose probe answered after the choice was made goes in
+ *      front of the origin, and an edge that failed once (a restart, a
+ *      dropped connection) gets the player back once its backoff has passed:
+ *      one failure never sends a player to the origin for good.
  * URLs without a `kind` (a bare list of URLs, the load tester's --target) are
  * edges.
  */
@@ -33,8 +38,28 @@ export interface Source {
   rank: number
   /** probe latency, ms (for information: the order above does not use it) */
   rtt: number
-  /** performance.now() of its last failed read; 0 if none */
-  failedAt: number
+  /** failed reads in a row; 0 once it serves a read */
+  failures: number
+  /** clock time (ms) until which it is down, behind every working source; 0 if it has not failed */
+  downUntil: number
+}
+
+/** How long a source whose read failed is down: `baseMs` after its first failure in a row, doubled for each further one, at most `maxMs`. */
+export interface Backoff {
+  baseMs: number
+  maxMs: number
+}
+
+/** A read from `s` failed at `now`: it is down for its backoff. */
+export function markFailed(s: Source, now: number, b: Backoff): void {
+  s.failures++
+  s.downUntil = now + Math.min(b.maxMs, b.baseMs * 2 ** Math.min(s.failures - 1, 30))
+}
+
+/** `s` served a read: it is up, and its next failure starts the backoff over. */
+export function markServed(s: Source): void {
+  s.failures = 0
+  s.downUntil = 0
 }
 
 export interface ProbeAnswer {
@@ -42,9 +67,18 @@ export interface ProbeAnswer {
   etag: string
 }
 
-/** The order reads use sources in: working before failed, edges before the origin, then /v1/play's. */
-export function sourceOrder(a: Source, b: Source): number {
-  return a.failedAt - b.failedAt || Number(a.kind === 'origin') - Number(b.kind === 'origin') || a.rank - b.rank
+/**
+ * The order reads use sources in at `now`: working before down, edges before
+ * the origin, then /v1/play's; of those down, the one back soonest first.
+ */
+export function sourceOrder(now: number): (a: Source, b: Source) => number {
+  return (a, b) => {
+    const aDown = a.downUntil > now
+    const bDown = b.downUntil > now
+    if (aDown !== bDown) return aDown ? 1 : -1
+    if (aDown) return a.downUntil - b.downUntil || a.rank - b.rank
+    return Number(a.kind === 'origin') - Number(b.kind === 'origin') || a.rank - b.rank
+  }
 }
 
 /** A HEAD of the title at `url`: its size and ETag, or undefined if it did not answer well within `timeoutMs`. */

@@ -5,9 +5,10 @@ import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
-import { ensureWritableDir } from '../lib/data-dir.js'
+import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
+import { blockListFetch } from './fill/block-list.js'
 import { DiskIndex } from './tiers/disk-index.js'
 import { recoverDisk } from './tiers/disk-recovery.js'
 import { DiskTier } from './tiers/disk-tier.js'
@@ -24,7 +25,6 @@ import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
-import { request } from 'undici'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -32,11 +32,10 @@ import { PlayAuth } from './serve/play-auth.js'
 import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
-import type { TitleDemand } from './prefill/prefill-plan.js'
-import type { Title } from './title.js'
+import { demandFromRouter } from './prefill/router-demand.js'
 
 /**
- * Starts an edge: check that its data dir takes writes, open the disk index,
+ * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
  * reconcile it with the files, listen, then report ready. `close()` drains players, ends the fills still running
  * (readahead), lets queued disk writes finish, and closes SQLite, in that order.
  */
@@ -55,10 +54,13 @@ export interface RunningEdge {
 export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? createLogger('edge', config.log.level)
   const cfg = config.edge
-  // readahead and prefill wait for room for a whole chunk: a smaller queue would stop them for good
+  // a queue smaller than a chunk writes one at a time and drops the rest; the upstream's own chunk size is checked again from its manifests (DiskTier.upstreamChunkSize)
   if (cfg.diskBytes > 0 && cfg.diskWriteQueueBytes < config.cluster.chunkSize)
     throw new ConfigError(`expected edge.diskWriteQueueBytes to hold at least one chunk (cluster.chunkSize = ${config.cluster.chunkSize}), got ${cfg.diskWriteQueueBytes}`)
   await ensureWritableDir(cfg.dataDir, 'the edge\'s data dir')
+  // the disk tier writes into these (recovery too, before anything is served)
+  for (const d of ['chunks', 'tmp']) await ensureWritableDir(join(cfg.dataDir, d), 'the edge\'s data dir')
+  await ensureWritableSubdirs(join(cfg.dataDir, 'chunks'), 'the edge\'s title directory')
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
   let threads: ServeThreads | undefined
@@ -96,11 +98,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
     const meta = new MetaCache(upstream, metrics, { ttlMs: cfg.metaTtlMs, negativeTtlMs: cfg.metaNegativeTtlMs, maxEntries: cfg.metaMaxEntries })
+    meta.learned = t => disk.upstreamChunkSize(t.manifest.chunkSize)
     const up = upstream
     const c = cache
     fills = new Coalescer({
       fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
-      crcs: (ref, signal) => up.crcs(ref, signal),
+      crcs: blockListFetch((ref, signal) => up.crcs(ref, signal), cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)
@@ -118,10 +121,11 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     // player sessions feed session-aware policies and the request log; with neither, no session is computed
     const hooks: ReadHooks = {}
     if (ramPolicy.observe || diskPolicy.observe) {
-      hooks.position = (session, contentId, index) => {
+      // a session's stream and the file it reads (a title, or a rendition: its position moves with a rung switch)
+      hooks.position = (session, file, index) => {
         const now = Date.now()
-        ramPolicy.observe?.(session, contentId, index, now)
-        diskPolicy.observe?.(session, contentId, index, now)
+        ramPolicy.observe?.(session, file.name, index, now)
+        diskPolicy.observe?.(session, file.name, index, now)
       }
     }
     // the log also carries the upstream bytes, so `edge report` can give the offload next to the hit ratio
@@ -221,30 +225,6 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   }
 }
 
-/** Titles in demand from the router's trending list (with position shares), and their manifests. */
-async function demandFromRouter(upstream: string, token: string | undefined, window: string, limit: number,
-  title: (id: string) => Promise<Title> | Title): Promise<{ demand: TitleDemand; title: Title }[]> {
-  const res = await request(`${upstream.replace(/\/+$/, '')}/v1/trending?window=${window}&limit=${limit}&positions=1`, {
-    headersTimeout: 10_000, bodyTimeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} })
-  if (res.statusCode !== 200) {
-    await res.body.dump()
-    throw new Error(`the router's /v1/trending answered ${res.statusCode}`)
-  }
-  const body = await res.body.json() as { titles: { contentId: string; plays: number; positions?: number[] | null }[] }
-  const out: { demand: TitleDemand; title: Title }[] = []
-  for (const t of body.titles) {
-    let ti: Title
-    try {
-      ti = await title(t.contentId)
-    } catch {
-      continue // deleted since it was counted
-    }
-    const m = ti.manifest
-    out.push({ title: ti, demand: { contentId: t.contentId, plays: t.plays, positions: t.positions ?? null, chunkSize: m.chunkSize, size: m.size } })
-  }
-  return out
-}
-
 export const edgeFlags: Flag[] = [
   { flags: '--host <addr>', path: 'edge.host', kind: 'string', description: 'address to listen on' },
   { flags: '-p, --port <n>', path: 'edge.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
@@ -261,6 +241,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
+  { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at; empty: the --upstream URL' },
   { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },

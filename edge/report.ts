@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Config } from '../lib/config.js'
 import { HIT_RESULTS, type PolicyReportProbe } from '../lib/metrics.js'
 import { beladyByteFigures, partialShare } from '../tools/loadtest/belady.js'
-import { createPolicy, POLICY_NAMES } from './policy/policy.js'
+import { createPolicy, parseTierKey, POLICY_NAMES } from './policy/policy.js'
 import { logFiles, parseRequestLog, type LoggedRead, type LoggedUpstream } from './serve/request-log.js'
 
 /**
@@ -87,8 +87,9 @@ export function analyse(reads: readonly LoggedRead[], capacityBytes: number, cfg
     let fetched = 0
     for (const r of reads) {
       if (p.observe) {
-        const a = r.key.indexOf('/'), b = r.key.indexOf('/', a + 1)
-        if (a > 0) p.observe(r.session, r.key.slice(0, a), Number(r.key.slice(a + 1, b < 0 ? undefined : b)), r.t)
+        // the file (a title, or `contentId/rid`) and index, as the edge's own observe had them
+        const at = parseTierKey(r.key)
+        if (at !== undefined) p.observe(r.session, at[0], at[1], r.t)
       }
       if (p.has(r.key)) {
         hit += r.bytes

@@ -1,11 +1,12 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import { ConfigError, UnauthorizedError } from './errors.js'
+import { readSecretFile } from './secret-file.js'
 
 /**
  * Bearer tokens. Secrets come from a file or the environment, never from a
- * flag (flags show in `ps`) and never into a log line. Comparison hashes both
+ * flag (flags show in `ps`) and never into a log line; a secret file that its
+ * group or others may read or write is refused (lib/secret-file.ts). Comparison hashes both
  * sides first so it is constant-time whatever the lengths.
  */
 export function loadSecret(file: string, envVar: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -13,7 +14,7 @@ export function loadSecret(file: string, envVar: string, env: NodeJS.ProcessEnv 
   if (fromEnv) return fromEnv
   if (!file) return undefined
   try {
-    const s = readFileSync(file, 'utf8').trim()
+    const s = readSecretFile(file).trim()
     if (!s) throw new Error('file is empty')
     return s
   } catch (err) {

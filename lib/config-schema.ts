@@ -104,10 +104,12 @@ export const configSchema = z.object({
     /** a reader further than this ahead of a fill's progress gets its own ranged upstream fetch */
     fillSplitBytes: positive,
     maxFillSegments: positive.max(64),
-    /** times one upstream request of a fill is asked again (from its last verified byte) after a cut, a 502/503/504 or a timeout; 0: the first failure fails the fill */
+    /** failures in a row (a cut, a 502/503/504 or a timeout, each asked again from the last verified byte) after which a fill fails; a request that brought a 64 KiB block more starts the count again; 0: the first failure fails the fill */
     fillRetries: z.number().int().min(0).max(10),
-    /** the wait before a fill's first resumed request, doubled for each next one */
+    /** the wait before a fill's first resumed request, doubled for each next failure in a row */
     fillRetryBackoffMs: ms,
+    /** a fill's request for its chunk's block list, body included (asked twice, then the fill verifies the whole chunk); short: the fill releases no byte until the list comes */
+    blockListTimeoutMs: ms.min(1),
     upstreamConnections: positive.max(4096),
     upstreamHeadersTimeoutMs: ms.min(1),
     upstreamIdleTimeoutMs: ms.min(1),
@@ -128,6 +130,8 @@ export const configSchema = z.object({
     id: z.string().regex(/^([A-Za-z0-9._-]{1,64})?$/, '1-64 characters of [A-Za-z0-9._-]'),
     /** the URL players reach this edge at; empty: the address it listens on */
     publicUrl: z.string().refine(s => s === '' || isHttpUrl(s), 'an http:// or https:// URL'),
+    /** where the watch page (/watch/{id}) asks /v1/play: the router's URL as viewers' browsers reach it; empty: edge.upstream */
+    playApiUrl: z.string().refine(s => s === '' || isHttpUrl(s), 'an http:// or https:// URL'),
     /** client networks this edge serves (CIDRs), sent in heartbeats: the router steers them here first */
     networks: z.array(z.string().refine(isCidr, 'a CIDR such as 192.0.2.0/24')).max(1000),
     /** ISO 3166-1 alpha-2 regions this edge serves */

@@ -1,4 +1,5 @@
-import { mkdir, open, unlink } from 'node:fs/promises'
+import { constants as fsc } from 'node:fs'
+import { access, mkdir, open, opendir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StorageError } from './errors.js'
 
@@ -13,6 +14,13 @@ import { StorageError } from './errors.js'
  * reserve, ACLs. Its name carries the pid, so two processes on one directory
  * do not trip over each other. The databases in the directory are checked
  * by lib/sqlite.ts, which writes to each one as it opens it.
+ *
+ * The directories under it that a service writes into are checked the same
+ * way (chunks/, tmp/, ...), except the per-title directories under chunks/,
+ * which can be thousands: each gets an access(W_OK | X_OK) (one syscall, no
+ * write), a few at a time (`ensureWritableSubdirs`). That misses what only a
+ * write finds (a full disk, ACLs), but not the usual case, a directory left
+ * read-only or owned by another user.
  */
 export async function ensureWritableDir(dir: string, what: string): Promise<void> {
   try {
@@ -34,6 +42,38 @@ export async function ensureWritableDir(dir: string, what: string): Promise<void
     await unlink(probe).catch(() => {})
     throw new StorageError(`${what} ${dir} is not writable: ${reason(err)}`, { cause: err })
   }
+}
+
+/** how many access() calls are in flight at once: libuv has four threads, and the service is not serving yet */
+const PROBES = 16
+
+/**
+ * Checks that every directory directly under `dir` can take new files
+ * (access W_OK | X_OK); throws naming the first that cannot. A missing `dir`
+ * has none.
+ */
+export async function ensureWritableSubdirs(dir: string, what: string): Promise<void> {
+  let batch: string[] = []
+  const probe = async () => {
+    const paths = batch
+    batch = []
+    const failed = (await Promise.all(paths.map(p => access(p, fsc.W_OK | fsc.X_OK).then(() => undefined, (err: unknown) => ({ p, err })))))
+      .find(f => f !== undefined)
+    if (failed) throw new StorageError(`${what} ${failed.p} is not writable: ${reason(failed.err)}`, { cause: failed.err })
+  }
+  let entries
+  try {
+    entries = await opendir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw new StorageError(`cannot list ${dir}: ${reason(err)}`, { cause: err })
+  }
+  for await (const e of entries) {
+    if (!e.isDirectory()) continue
+    batch.push(join(dir, e.name))
+    if (batch.length >= PROBES) await probe()
+  }
+  await probe()
 }
 
 /** `EACCES (permission denied)`: the code and what it means, without Node's repeat of the path. */

@@ -152,13 +152,36 @@ export class ConfigError extends CdnError {
   }
 }
 
+/**
+ * errnos of a disk that failed or refuses writes: an operator's matter (level
+ * 50), never taken for a client that left. ENOSPC and EDQUOT are no room
+ * (507), the others (EIO, EROFS, EFBIG) a storage fault (500).
+ */
+const DISK_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EFBIG'])
+
 /** Wraps anything thrown into a CdnError, keeping the original as `cause`. */
 export function toCdnError(err: unknown): CdnError {
   if (err instanceof CdnError) return err
   const e = err as NodeJS.ErrnoException
-  if (e && e.code === 'ENOSPC') return new InsufficientStorageError('no space left on device', { cause: e })
+  if (isDiskErrno(e)) return diskError(e)
   return new CdnError(e?.message ?? String(err), {
     code: 'CDN_ERR_INTERNAL', statusCode: 500, source: 'server' }, { cause: err })
+}
+
+/** `err` as a CdnError; a disk errno's message starts with what failed: 'storing chunk x/0: EFBIG: file too large, write'. */
+export function fsFailure(err: unknown, doing: string): CdnError {
+  const e = err as NodeJS.ErrnoException
+  return isDiskErrno(e) && !(err instanceof CdnError) ? diskError(e, `${doing}: `) : toCdnError(err)
+}
+
+function isDiskErrno(e: NodeJS.ErrnoException | undefined): boolean {
+  return typeof e?.code === 'string' && DISK_ERRNOS.has(e.code)
+}
+
+function diskError(e: NodeJS.ErrnoException, doing = ''): CdnError {
+  // ENOSPC's message stays as it was ('no space left on device'): a shard's free-space check names the reserve
+  const message = doing + (e.code === 'ENOSPC' ? 'no space left on device' : e.message)
+  return e.code === 'ENOSPC' || e.code === 'EDQUOT' ? new InsufficientStorageError(message, { cause: e }) : new StorageError(message, { cause: e })
 }
 
 export class PreconditionFailedError extends CdnError {

@@ -22,16 +22,19 @@ import { CdnError } from './errors.js'
  * 2. CONNECT never reaches a handler (Node hands its socket to a 'connect'
  *    listener, or destroys it): `refuseConnect` answers 405.
  * 3. `checkRequest`, first thing in a handler: the version (0.9 and 2.0 get
- *    505), the limits (414, 431), the method (one RFC 9110 does not define,
- *    nor PATCH: 501), the Host field (exactly one on HTTP/1.1, at most one on
- *    1.0, `uri-host [":" port]`: else 400), the target's form (origin-form;
- *    absolute-form, rewritten to origin-form, its authority standing for
- *    Host; `*` for OPTIONS only) and the transfer coding (chunked, last, not
- *    on HTTP/1.0).
+ *    505), the limits (414, 431), the method (a token outside KNOWN_METHODS,
+ *    which are RFC 9110's and PATCH: 501; a known one passes, and a route
+ *    that does not take it answers 405 with Allow, lib/http.ts), the Host
+ *    field (exactly one on HTTP/1.1, at most one on 1.0, `uri-host [":"
+ *    port]`: else 400), the target's form (origin-form; absolute-form,
+ *    rewritten to origin-form, its authority standing for Host; `*` for
+ *    OPTIONS only) and the transfer coding (chunked, last, not on HTTP/1.0).
  *
  * Choices where the RFCs leave one (docs/security.md lists them): an
  * unrecognized method is 501 and a defined one a resource does not take 405
- * with Allow (so CONNECT, TRACE and PATCH are 405); HTTP/1.2 and later 1.x,
+ * with Allow (RFC 9110 §15.5.6 and §15.6.2), so CONNECT, TRACE and PATCH are
+ * 405, though §9.1 says a server SHOULD answer 501 to a method it implements
+ * on no resource: 405 with Allow tells the client what it can do instead; HTTP/1.2 and later 1.x,
  * which RFC 9110 §2.5 says SHOULD be read as 1.1, are 505 because Node's
  * parser cannot read them; an absolute-form target with another scheme than
  * the connection's is 421 and any authority is accepted (as any Host is: a

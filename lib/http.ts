@@ -91,6 +91,37 @@ export function peerAddress(req: IncomingMessage): string | undefined {
   return (req as IncomingMessage & { [PEER]?: string })[PEER] ?? req.socket.remoteAddress
 }
 
+const PEER_LEFT = Symbol('peerLeft')
+type Watched = import('node:net').Socket & { [PEER_LEFT]?: boolean }
+/** what a socket's own read or write fails with when its peer has reset or left it */
+const PEER_ERRNOS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
+/**
+ * Notes on a connection (once) when its peer ends or resets it: the one
+ * sign that the client went away which our own code cannot give. A handler
+ * that reads a body with `for await` and throws (a disk write failing, say)
+ * destroys the request itself on the way out, and a pipeline that fails
+ * destroys the response; both look like a client gone to `req.destroyed`,
+ * `res.destroyed` or a 'close', and would hide a server fault as a 499.
+ */
+function watchPeer(socket: Watched): void {
+  if (socket[PEER_LEFT] !== undefined) return
+  socket[PEER_LEFT] = false
+  const left = () => { socket[PEER_LEFT] = true }
+  socket.once('end', left)
+  socket.on('error', (e: NodeJS.ErrnoException) => { if (PEER_ERRNOS.has(e.code ?? '')) left() })
+}
+
+/**
+ * Whether the client went away: its connection was ended or reset by its
+ * side, or Node aborted the request because the connection closed before the
+ * body ended (`req.errored` is then its ECONNRESET 'aborted'; a request we
+ * destroyed ourselves carries no error, or an AbortError).
+ */
+function clientLeft(req: IncomingMessage, socket: Watched): boolean {
+  return socket[PEER_LEFT] === true || (req.errored as NodeJS.ErrnoException | null)?.code === 'ECONNRESET'
+}
+
 /** Headers a serve thread adds to a relayed request: the shared secret and the client's address. */
 export const RELAY_SECRET_HEADER = 'x-reelcdn-relay'
 export const RELAY_PEER_HEADER = 'x-reelcdn-peer'
@@ -147,6 +178,9 @@ export class HttpService {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = performance.now()
+    // req.socket is gone once the response is done: held here for clientLeft
+    const socket = req.socket as Watched
+    watchPeer(socket)
     const id = requestId(req)
     res.setHeader('x-request-id', id)
     // a relayed request was checked by the serve thread, as its client sent it
@@ -217,7 +251,7 @@ export class HttpService {
     } catch (err) {
       failure = toCdnError(err)
       // an unclassified failure once the client has gone (a write to its closed socket, its upload cut): the client's doing
-      if (failure.code === 'CDN_ERR_INTERNAL' && (closed || res.destroyed || (req.destroyed && !req.complete))) {
+      if (failure.code === 'CDN_ERR_INTERNAL' && clientLeft(req, socket)) {
         failure = new ClientClosedError(`the client left: ${failure.message}`, { cause: err })
       }
       if (failure.source === 'client') this.refusedClient(reasonOf(failure.code))
@@ -353,8 +387,13 @@ function matchSegments(pattern: (string | null)[], segs: string[]): string[] | n
   return params
 }
 
-/** A request target as logged: the value of a `token` query parameter (a play token) is replaced, as the logger's redact list replaces credentials in headers. */
+/**
+ * A request target as logged: a play token, as the value of a `token` query parameter or in the path of an
+ * adaptive title's files (`/v1/content/{id}/t/{token}/…`, docs/abr.md), is replaced, as the logger's redact
+ * list replaces credentials in headers.
+ */
 export function logUrl(url: string): string {
+  if (url.includes('/t/')) url = url.replace(/^(\/v1\/content\/[^/?#]+\/t\/)[^/?#]+/, '$1[redacted]')
   return url.includes('token=') ? url.replace(/([?&]token=)[^&#]*/g, '$1[redacted]') : url
 }
 

@@ -149,13 +149,32 @@ export const RESPONSE_KINDS = ['full', 'range', 'multirange', 'head', 'not_modif
 export const READAHEAD_RESULTS = ['started', 'cached', 'skipped'] as const
 /** who fetched a chunk before any player asked for it */
 export const AHEAD_KINDS = ['readahead', 'prefill'] as const
+/**
+ * the kind of file bytes were read from (issue 15): a single-file title's own, or a rendition's type. Not the
+ * rendition id: ids are chosen per title at ingest (a ladder's names, a pre-encoded package's), so across a
+ * catalog their set is open; per-rung figures live in the demand reports and the request log, which count by rendition
+ */
+export const FILE_KINDS = ['title', 'video', 'audio'] as const
+export type FileKind = (typeof FILE_KINDS)[number]
+export const PLAYLIST_KINDS = ['master', 'media', 'mpd'] as const
+
+function fileTallies(): Record<FileKind, Record<(typeof READ_RESULTS)[number], Tally>> {
+  const t = {} as Record<FileKind, Record<(typeof READ_RESULTS)[number], Tally>>
+  for (const f of FILE_KINDS) t[f] = tallies(READ_RESULTS)
+  return t
+}
+/** label objects built once: folding allocates none */
+const FILE_LABELS = Object.fromEntries(FILE_KINDS.map(f => [f, Object.fromEntries(READ_RESULTS.map(r => [r, { file: f, result: r }]))])) as
+  Record<FileKind, Record<(typeof READ_RESULTS)[number], { file: FileKind; result: (typeof READ_RESULTS)[number] }>>
 
 export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   const tiers = ['ram', 'disk'] as const
   // the player read path counts into these (plain adds), folded into the counters below when scraped
   const hot = {
     reads: tallies(READ_RESULTS), bytes: tallies(READ_RESULTS), responses: tallies(RESPONSE_KINDS), readahead: tallies(READAHEAD_RESULTS),
-    meta: tallies(['hit'] as const), unread: tallies(AHEAD_KINDS),
+    meta: tallies(['hit'] as const), unread: tallies(AHEAD_KINDS), playlists: tallies(PLAYLIST_KINDS),
+    /** bytes by kind of file, then by where they came from (the byte hit ratio per kind) */
+    files: fileTallies(),
   }
   return {
     hot,
@@ -163,6 +182,16 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.reads) } }),
     bytes: new Counter({ name: 'reelcdn_edge_bytes_served_total', help: 'Body bytes sent to players, by where they came from (same results as reelcdn_edge_requests_total); byte hit ratio: (ram_hit + disk_hit) / all, origin offload: 1 - reelcdn_edge_upstream_bytes_total / all',
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.bytes) } }),
+    fileBytes: new Counter({ name: 'reelcdn_edge_file_bytes_served_total', help: 'Body bytes sent to players (as reelcdn_edge_bytes_served_total), by the kind of file: title (a single-file title), video or audio (an adaptive title\'s renditions), and where they came from (ram_hit, disk_hit, miss, coalesced); byte hit ratio of a kind: (ram_hit + disk_hit) / all of that file',
+      labelNames: ['file', 'result'] as const, registers: [registry], collect() {
+        for (const f of FILE_KINDS) for (const r of READ_RESULTS) {
+          const x = hot.files[f][r]
+          if (x.n > 0) this.inc(FILE_LABELS[f][r], x.n)
+          x.n = 0
+        }
+      } }),
+    playlists: new Counter({ name: 'reelcdn_edge_playlists_total', help: 'Playlists answered to players (adaptive titles), by kind: master (HLS master), media (HLS media playlist), mpd (DASH); 304s included',
+      labelNames: ['kind'] as const, registers: [registry], collect() { fold(this, 'kind', hot.playlists) } }),
     responses: new Counter({ name: 'reelcdn_edge_player_responses_total', help: 'Player GET/HEAD answers by kind: full (200), range (206), multirange (206 multipart), head, not_modified (304)',
       labelNames: ['kind'] as const, registers: [registry], collect() { fold(this, 'kind', hot.responses) } }),
     ttfb: new Histogram({ name: 'reelcdn_edge_ttfb_seconds', help: 'Time from a player request to its first body byte, by the result of its first chunk read',
@@ -174,9 +203,13 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['kind', 'result'] as const, registers: [registry] }),
     fillSeconds: new Histogram({ name: 'reelcdn_edge_fill_seconds', help: 'Time from starting a chunk fill to its verified end (or failure), by result',
       labelNames: ['result'] as const, buckets: fillBuckets, registers: [registry] }),
+    fillsByFile: new Counter({ name: 'reelcdn_edge_fills_total', help: 'Chunk fills ended, by the kind of file (title, video, audio: an adaptive title\'s renditions) and result (ok: verified, error); players\', readahead\'s and prefill\'s alike',
+      labelNames: ['file', 'result'] as const, registers: [registry] }),
     fillFailures: new Counter({ name: 'reelcdn_edge_fill_failures_total', help: 'Chunk fills that failed, by reason: timeout, upstream, digest, purged',
       labelNames: ['reason'] as const, registers: [registry] }),
     fillRetries: new Counter({ name: 'reelcdn_edge_fill_retries_total', help: 'Upstream requests of chunk fills asked again from the last verified byte after the upstream broke off, by reason: cut (reset, refused or short body), status (the router answered 502/503), timeout (idle or headers timeout, or a 504)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    blockListFailures: new Counter({ name: 'reelcdn_edge_block_list_failures_total', help: 'Chunk fills that went on without their block list (whole-chunk verification: a short range at a chunk\'s end waits for the chunk) after two tries, by reason: timeout (edge.blockListTimeoutMs), not_found (a router or title without block lists), upstream (any other failure)',
       labelNames: ['reason'] as const, registers: [registry] }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
-import { readFileSync } from 'node:fs'
+import { readSecretFile } from './secret-file.js'
 import { CdnError, ConfigError } from './errors.js'
 
 /**
@@ -194,7 +194,7 @@ export function loadKeyRing(file: string, env: NodeJS.ProcessEnv): KeyRing | und
   let spec = env.REELCDN_TOKEN_KEYS
   if (!spec && file) {
     try {
-      spec = readFileSync(file, 'utf8').trim()
+      spec = readSecretFile(file).trim()
     } catch (err) {
       throw new ConfigError(`cannot read the token keys for REELCDN_TOKEN_KEYS from ${file}: ${(err as Error).message}`)
     }

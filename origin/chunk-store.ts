@@ -4,7 +4,7 @@ import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promis
 import { dirname, join } from 'node:path'
 import { crc32c } from '@node-rs/crc32'
 import { BLOCK_SIZE, BlockHasher } from '../lib/block-hasher.js'
-import { CorruptChunkError, NotFoundError, PayloadTooLargeError, StorageError, toCdnError } from '../lib/errors.js'
+import { CorruptChunkError, fsFailure, NotFoundError, PayloadTooLargeError, StorageError } from '../lib/errors.js'
 import { chunkName } from '../lib/ids.js'
 import type { ChunkRow } from './chunk-index.js'
 
@@ -52,7 +52,7 @@ export class ChunkStore {
    * Streams an upload into a temp file while hashing it, then fsyncs. Nothing
    * is visible until `commit`; on any failure the temp file is gone.
    */
-  async receive(body: AsyncIterable<Buffer>, maxBytes: number): Promise<Received> {
+  async receive(body: AsyncIterable<Buffer>, maxBytes: number, what = 'an upload'): Promise<Received> {
     const tmpPath = join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`)
     let fh: FileHandle | undefined
     try {
@@ -69,8 +69,9 @@ export class ChunkStore {
       return { tmpPath, ...hasher.finish() }
     } catch (err) {
       await fh?.close().catch(() => {})
-      await rm(tmpPath, { force: true })
-      throw toCdnError(err)
+      await rm(tmpPath, { force: true }).catch(() => {})
+      // a disk errno (EIO, EROFS, EFBIG, EDQUOT, ENOSPC) is ours to name; the body's own failure (the client left) is not
+      throw fsFailure(err, `storing ${what}`)
     }
   }
 

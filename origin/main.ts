@@ -5,7 +5,7 @@ import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
-import { ensureWritableDir } from '../lib/data-dir.js'
+import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkIndex } from './chunk-index.js'
 import { ChunkStore } from './chunk-store.js'
 import { OriginServer } from './server.js'
@@ -34,6 +34,7 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
   const store = new ChunkStore(cfg.dataDir)
   await store.init()
   for (const d of [store.chunksDir, store.tmpDir, store.quarantineDir]) await ensureWritableDir(d, 'the shard\'s data dir')
+  await ensureWritableSubdirs(store.chunksDir, 'the shard\'s title directory')
   const index = new ChunkIndex(join(cfg.dataDir, 'index.sqlite'))
   try {
     const token = loadSecret(cfg.tokenFile, 'REELCDN_SHARD_TOKEN', opts.env)

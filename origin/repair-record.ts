@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BadRequestError } from '../lib/errors.js'
@@ -14,12 +14,20 @@ import { BadRequestError } from '../lib/errors.js'
  * any number of routers, across restarts.
  *
  * The shard keeps the report as it was sent (an object with a numeric
- * `finishedAt`, at most MAX_BYTES) in one file beside its chunks, replaced
- * whole (written aside, then renamed); a newer report replaces an older one,
- * an older one is ignored, so passes that end in any order leave the newest.
+ * `finishedAt`, at most MAX_BYTES) plus `receivedAt`, the shard's own clock
+ * when it arrived, in one file beside its chunks, replaced whole (written
+ * aside, then renamed). The report that arrived last is kept: the sender's
+ * clock is not ours to trust, and a pass whose finishedAt ran ahead (an
+ * operator's laptop an hour fast) would otherwise beat every later pass, on
+ * every router, for as long as it ran ahead. A finishedAt more than
+ * MAX_CLOCK_AHEAD_MS ahead of the shard's clock is refused, naming the clock.
+ * The status carries the report's age by the shard's clock, so a router can
+ * place it on its own (router/cluster/cluster-view.ts).
  */
 const FILE = 'repair-report.json'
 export const MAX_REPAIR_REPORT_BYTES = 64 * 1024
+/** how far ahead of the shard's clock a report's finishedAt may be: clocks a minute apart are skew, further a wrong clock */
+export const MAX_CLOCK_AHEAD_MS = 60_000
 
 export class RepairRecord {
   private last: Record<string, unknown> | null = null
@@ -27,7 +35,10 @@ export class RepairRecord {
 
   constructor(private readonly dataDir: string) {
     try {
-      this.last = JSON.parse(readFileSync(join(dataDir, FILE), 'utf8')) as Record<string, unknown>
+      const path = join(dataDir, FILE)
+      this.last = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
+      // kept before reports were stamped: it arrived when its file was written, by this shard's clock
+      if (typeof this.last.receivedAt !== 'number') this.last.receivedAt = statSync(path).mtimeMs
     } catch {
       // none yet, or a torn file from before a crash: the next pass writes one
     }
@@ -37,21 +48,30 @@ export class RepairRecord {
     return this.last
   }
 
-  /** Keeps `report` if it is newer than the one held; true when it was kept. */
-  async put(report: unknown): Promise<boolean> {
+  /** How long ago (by this shard's clock) the report held arrived; undefined for none. */
+  ageMs(now = Date.now()): number | undefined {
+    const at = this.last?.receivedAt
+    return typeof at === 'number' ? Math.max(0, now - at) : undefined
+  }
+
+  /** Keeps `report`, stamped with its arrival, in place of the one held (see above); true when it was kept. */
+  async put(report: unknown, now = Date.now()): Promise<boolean> {
     const r = report as Record<string, unknown> | null
     if (typeof r !== 'object' || r === null || Array.isArray(r) || typeof r.finishedAt !== 'number' || typeof r.remaining !== 'object' || r.remaining === null)
       throw new BadRequestError('a repair report is a JSON object with a numeric finishedAt and a remaining object', 'CDN_ERR_BAD_REPORT')
-    // one write at a time: two at once would share the file written aside
-    const kept = this.writing.then(async () => {
-      if (this.last && typeof this.last.finishedAt === 'number' && this.last.finishedAt > (r.finishedAt as number)) return false
+    const ahead = r.finishedAt - now
+    if (ahead > MAX_CLOCK_AHEAD_MS)
+      throw new BadRequestError(`the repair report's finishedAt is ${Math.round(ahead / 1000)} s ahead of this shard's clock (more than ${MAX_CLOCK_AHEAD_MS / 1000} s): check the clock of the machine that ran the pass`, 'CDN_ERR_BAD_REPORT')
+    const kept = { ...r, receivedAt: now }
+    // one write at a time, in order of arrival: two at once would share the file written aside
+    const done = this.writing.then(async () => {
       const path = join(this.dataDir, FILE)
-      await writeFile(`${path}.tmp`, JSON.stringify(r))
+      await writeFile(`${path}.tmp`, JSON.stringify(kept))
       await rename(`${path}.tmp`, path)
-      this.last = r
+      this.last = kept
       return true
     })
-    this.writing = kept.catch(() => {})
-    return kept
+    this.writing = done.catch(() => {})
+    return done
   }
 }

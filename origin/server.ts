@@ -176,7 +176,7 @@ export class OriginServer {
     this.reserved += need
     let got
     try {
-      got = await this.deps.store.receive(req, this.chunkSize)
+      got = await this.deps.store.receive(req, this.chunkSize, `chunk ${name}`)
     } finally {
       this.reserved -= need
     }
@@ -294,6 +294,8 @@ export class OriginServer {
       memoryCacheBytes: this.reader.cachedBytes,
       // the last repair pass any process ran, so every router's /v1/cluster sees it (repair-record.ts)
       lastRepair: this.repairs.get(),
+      // how long ago it arrived, by this shard's clock: a router places it on its own clock from this, never from the sender's
+      lastRepairAgeMs: this.repairs.ageMs() ?? null,
     })
   }
 }

@@ -23,7 +23,7 @@ export function buildCluster(config: Readonly<Config>, logger: Logger, env: Node
       return { id: s.id, up: h.up, outstanding: s.outstanding, chunksOk: h.status?.chunks.ok ?? 0,
         chunksCorrupt: h.status?.chunks.corrupt ?? 0, storedBytes: h.status?.storedBytes ?? 0 }
     }),
-    replicas: () => (cluster && repairer ? lastPass(cluster, repairer)?.remaining : undefined),
+    replicas: () => (cluster && repairer ? lastPass(cluster, repairer)?.report.remaining : undefined),
     refusedCopies: () => cluster?.refused.size ?? 0,
     ...probes,
   })

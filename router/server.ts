@@ -4,7 +4,7 @@ import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
 import { HttpService, lingerOnClose, queryParams, sendJson, type Match, type Route } from '../lib/http.js'
 import type { RouterMetrics } from '../lib/metrics.js'
-import { requireAdmin, requireAnyBearer } from '../lib/auth.js'
+import { bearerMatchesAny, requireAdmin, requireAnyBearer } from '../lib/auth.js'
 import { NotFoundError } from '../lib/errors.js'
 import { digestHeader } from '../lib/digest.js'
 import { BLOCK_SIZE } from '../lib/block-hasher.js'
@@ -92,7 +92,7 @@ export class RouterServer {
         { path: '/v1/content/:id/meta', methods: { GET: title((q, s, m) => this.meta(q, s, m)) } },
         { path: '/v1/content/:id/chunks/:index', methods: { GET: title((q, s, m) => this.getChunk(q, s, m)) } },
         { path: '/v1/content/:id/chunks/:index/crcs', methods: { GET: title((q, s, m) => this.getCrcs(s, m)) } },
-        { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config)) } },
+        { path: '/v1/cluster', methods: { GET: (q, s) => sendJson(s, 200, clusterView(d.cluster, d.repairer, d.config, { admin: bearerMatchesAny(q, [d.adminToken]) })) } },
         { path: '/v1/cluster/repair', methods: { POST: admin((q, s, m) => this.repair(s, m)) } },
         // a cheap check of the admin token, before work that needs it (`reelcdn ingest` asks it before hashing a file)
         { path: '/v1/admin', methods: { GET: admin((q, s) => sendJson(s, 200, { admin: true })) } },

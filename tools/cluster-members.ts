@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import type { Config } from '../lib/config.js'
 import { serviceUrl } from '../lib/config.js'
 import { createLogger } from '../lib/logger.js'
+import { readSecretFile, writeSecretFile } from '../lib/secret-file.js'
 import { startOrigin } from '../origin/main.js'
 import { startRouter } from '../router/main.js'
 import { startEdge } from '../edge/main.js'
@@ -23,10 +24,11 @@ import { startEdge } from '../edge/main.js'
  * as they start. Each member's `config` is updated then, so what startCluster
  * writes to <local.dataDir>/cluster.json is what really runs.
  *
- * Secrets not configured are generated into <local.dataDir> (mode 0600) on the
- * first run and reused on later runs, so a restart keeps tokens already handed
- * out valid: the admin token (router-token), the shards' token (shard-token:
- * every shard and the router; a shard without one refuses writes), the
+ * Secrets not configured are generated into <local.dataDir> (mode 0600, and a
+ * file others may read is refused: ensureSecret) on the first run and reused
+ * on later runs, so a restart keeps tokens already handed out valid: the
+ * admin token (router-token), the shards' token (shard-token: every shard and
+ * the router; a shard without one refuses writes), the
  * play-token keys (token-keys, `k1:<hex>`, given to the router and the edge),
  * the edge credential (edge-token: the edge registers with the router and
  * reports demand) and the edge's admin token (edge-admin-token: purge, cache
@@ -116,11 +118,21 @@ function listenOn(url: string): { host: string; port: number } {
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)) }
 }
 
-/** The secret in `file`, written by `make()` (mode 0600) when the file is missing or empty. Returns the file. */
+/**
+ * The secret in `file`, written by `make()` when the file is missing or empty
+ * (mode 0600 on every write, lib/secret-file.ts). A file holding a secret that
+ * its group or others may read or write is refused (SecretFileModeError, naming
+ * the file and its mode), not used: the secret may have leaked, so it is for
+ * the operator to chmod it or delete it for a new one. Returns the file.
+ */
 export async function ensureSecret(file: string, make: () => string): Promise<string> {
   await mkdir(dirname(file), { recursive: true })
-  const have = await readFile(file, 'utf8').catch(() => '')
-  if (!have.trim()) await writeFile(file, make() + '\n', { mode: 0o600 })
+  const size = await stat(file).then(s => s.size, (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return 0
+    throw err
+  })
+  if (size > 0 && readSecretFile(file).trim()) return file
+  await writeSecretFile(file, make() + '\n')
   return file
 }
 

@@ -1,6 +1,6 @@
 import { Agent } from 'undici'
 import type { PlayResponse } from '../player.js'
-import { sourceOrder, type Source } from '../source-choice.js'
+import { markFailed, markServed, sourceOrder, type Source } from '../source-choice.js'
 import { PlaybackClock, type PlayState } from './clock.js'
 import { AbrController, controllerDefaults, type AbrControllerOptions } from './controller.js'
 import { fetchRange, fetchText, type Fetched } from './fetch.js'
@@ -60,6 +60,8 @@ export class HlsPlayer {
   private gen = 0
   private abort = new AbortController()
   private readonly wake = new Wake()
+  /** the server a failover moved playback from, until playback goes back to it */
+  private failedOverFrom: Source | undefined
   private running: Promise<void> | undefined
   private readonly playlists = new Map<string, Promise<MediaPlaylist>>()
   private readonly inits = new Set<string>()
@@ -96,7 +98,7 @@ export class HlsPlayer {
     const late: Source[] = []
     let player: HlsPlayer | undefined
     const { master, sources } = await openSources(play, o, s => {
-      if (player) { player.sources.push(s); player.sources.sort(sourceOrder) } else late.push(s)
+      if (player) { player.sources.push(s); player.sources.sort(sourceOrder(performance.now())) } else late.push(s)
     })
     const first = master.variants[0]!
     const audio = pickAudio(master)
@@ -104,7 +106,7 @@ export class HlsPlayer {
     const load = async (uri: string) => parseMedia(await fetchText(rebase(sources[0]!.url, uri), fetchOpts), rebase(sources[0]!.url, uri))
     const [timeline, audioPl] = await Promise.all([load(first.uri), audio ? load(audio) : undefined])
     for (const p of [timeline, audioPl]) if (p && !p.endList) throw new PlaylistError(p.url, 'a live playlist (no EXT-X-ENDLIST): only VOD titles are played')
-    player = new HlsPlayer(master, [...sources, ...late].sort(sourceOrder), timeline, audio && audioPl ? { uri: audio, playlist: audioPl } : undefined, t0, o, options.controller)
+    player = new HlsPlayer(master, [...sources, ...late].sort(sourceOrder(performance.now())), timeline, audio && audioPl ? { uri: audio, playlist: audioPl } : undefined, t0, o, options.controller)
     return player
   }
 
@@ -188,17 +190,36 @@ export class HlsPlayer {
     return 0
   }
 
+  /** The other servers that work now, in failover order (one whose backoff has passed works again). */
   private others(): Source[] {
-    return this.sources.filter(s => s !== this.current && s.failedAt === 0)
+    const now = performance.now()
+    return this.sources.filter(s => s !== this.current && s.downUntil <= now)
+  }
+
+  /**
+   * Back to the server a failover left once its backoff has passed (issue 14,
+   * item 21: one failure must not keep a player off its edge); a server chosen
+   * for quality since then stays.
+   */
+  private returnFromFailover(): void {
+    const left = this.failedOverFrom
+    if (!left || left.downUntil > performance.now()) return
+    this.failedOverFrom = undefined
+    this.current = left
+    this.controller.failedOver()
   }
 
   private async videoSegment(v: Track, gen: number): Promise<void> {
     const i = v.next
     const ref = this.timeline.segments[i]!
+    this.returnFromFailover()
     const now = this.nowS()
     const d = this.controller.next({ now, bufferS: this.clock.level(now), segmentS: ref.duration, playing: this.clock.state === 'playing',
       current: this.current, others: this.others() })
-    if (d.switched) this.current = d.server
+    if (d.switched) {
+      this.current = d.server
+      this.failedOverFrom = undefined
+    }
     let rung = d.rung
     for (;;) {
       const variant = this.ladder[rung]!.variant
@@ -208,7 +229,8 @@ export class HlsPlayer {
       await this.init('video', variant.uri, rung, pl, gen)
       const seg = pl.segments[i]!
       let to: number | undefined
-      const r = await this.get(d.server, s => rebase(s.url, variant.uri, seg.uri), seg.range, gen, (loaded, ms) => {
+      // a trial goes to its server; otherwise the current one, which a failover while fetching a playlist or the init may have moved
+      const r = await this.get(d.trial ? d.server : this.current, s => rebase(s.url, variant.uri, seg.uri), seg.range, gen, (loaded, ms) => {
         if (seg.range.length === undefined) return false
         const nowS = this.nowS()
         to = this.controller.abandon({ elapsedS: (ms / 1000) * this.speed, loadedBytes: loaded, totalBytes: seg.range.length,
@@ -270,9 +292,11 @@ export class HlsPlayer {
   }
 
   /**
-   * One GET from `from`, failing over on errors: a failed server goes behind
-   * every working one; if it was the current server, the next working one
-   * becomes current; a failed trial falls back to the current server.
+   * One GET from `from`, failing over on errors: a failed server is down for
+   * its backoff (client/source-choice.ts's markFailed), behind every working
+   * one; if it was the current server, the next working one becomes current
+   * until the backoff has passed; a failed trial falls back to the current
+   * server. A server that answers has its failures cleared.
    */
   private async get(from: Source, urlFor: (s: Source) => string, range: ByteRange | undefined, gen: number,
     onProgress?: (loaded: number, ms: number) => boolean, keep = false): Promise<Fetched & { server: Source; url: string }> {
@@ -284,15 +308,17 @@ export class HlsPlayer {
         const r = await fetchRange(url, range, { dispatcher: this.o.dispatcher, timeoutMs: this.o.timeoutMs, link: this.o.link, signal: this.abort.signal,
           keep: keep || this.o.onSegment !== undefined, onProgress,
           onBytes: n => { this.bytesReceived += n; if (origin) this.bytesFromOrigin += n } })
+        markServed(src)
         return { ...r, server: src, url }
       } catch (err) {
         if (this.closed || gen !== this.gen || attempt + 1 >= this.o.maxAttempts) throw err
-        src.failedAt = performance.now()
-        src.rtt = Infinity
-        this.sources.sort(sourceOrder)
+        const now = performance.now()
+        markFailed(src, now, BACKOFF)
+        this.sources.sort(sourceOrder(now))
         this.failovers++
         if (src === this.current) {
-          this.current = this.sources.find(s => s !== src && s.failedAt === 0) ?? this.sources.find(s => s !== src) ?? src
+          this.current = this.sources.find(s => s !== src && s.downUntil <= now) ?? this.sources.find(s => s !== src) ?? src
+          if (this.current !== src) this.failedOverFrom ??= src
           this.controller.failedOver()
         }
         src = this.current
@@ -301,6 +327,9 @@ export class HlsPlayer {
   }
 }
 
+
+/** the player client's backoff (client/player.ts): 2 s after a failure, doubled for each in a row, at most 30 s */
+const BACKOFF = { baseMs: 2000, maxMs: 30_000 }
 
 let agent: Agent | undefined
 function sharedAgent(): Agent {

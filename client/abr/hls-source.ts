@@ -47,7 +47,7 @@ export async function openSources(play: PlayResponse, o: { dispatcher: Dispatche
   if (urls.length === 0) throw new NotAdaptiveError(play.contentId)
   const t0 = performance.now()
   const probes = urls.map(({ u, master }, rank) => fetchText(master!, o).then(
-    text => ({ text, source: { url: master!, kind: u.kind ?? 'edge', rank, rtt: performance.now() - t0, failedAt: 0 } satisfies Source }),
+    text => ({ text, source: { url: master!, kind: u.kind ?? 'edge', rank, rtt: performance.now() - t0, failures: 0, downUntil: 0 } satisfies Source }),
     () => undefined))
   const chosen = await chooseSource(probes.map((p, i) => ({ kind: urls[i]!.u.kind ?? 'edge', answer: p })), o.probeBudgetMs)
   if (chosen === undefined) throw new UpstreamError(`none of the ${urls.length} master playlists for ${play.contentId} answered`)

@@ -1,8 +1,7 @@
 import { crc32c } from '@node-rs/crc32'
 import { BLOCK_SIZE } from '../../lib/block-hasher.js'
 import { UpstreamCorruptError } from '../../lib/errors.js'
-import { chunkName } from '../../lib/ids.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 
 /**
  * When bytes of a fill may reach players: the release rule of one Fill.
@@ -81,7 +80,7 @@ export class BlockGate {
       if (at >= pos || end > pos) return at
       const n = at / BLOCK_SIZE
       if (crc32c(buf.subarray(at, end)) !== this.crcs!.readUInt32BE(4 * n)) {
-        throw new UpstreamCorruptError(`chunk ${chunkName(this.ref.contentId, this.ref.index)}`,
+        throw new UpstreamCorruptError(`chunk ${refName(this.ref)}`,
           `block ${n} (bytes ${at}-${end - 1}) fails its CRC32C from the block list the manifest anchors`)
       }
       at = end

@@ -1,9 +1,9 @@
 import { CdnError, ServiceUnavailableError, UpstreamTimeoutError } from '../../lib/errors.js'
-import { chunkName } from '../../lib/ids.js'
+import { IntervalLog } from '../../lib/interval-log.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { Fill, type ChunkFetch, type CrcsFetch, type FillEvents, type FillOptions, type FillUpstream } from './fill.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 
 /**
  * In-flight chunk fetches: exactly one Fill per missing chunk, however many
@@ -67,6 +67,8 @@ export class Coalescer {
   lastPlayerFill = -Infinity
 
   private readonly upstream: FillUpstream
+  /** the warning for fills without their block list: once a minute for the upstream (the edge has one), every one counted */
+  private readonly unlistedLog = new IntervalLog(60_000)
 
   constructor(private readonly deps: CoalescerDeps, private readonly opts: CoalescerOptions) {
     this.upstream = { chunk: deps.fetch, crcs: deps.crcs }
@@ -154,7 +156,7 @@ export class Coalescer {
       this.prefills.add(fill)
       this.prefillsInFlight++
     }
-    const timer = setTimeout(() => fill.fail(new UpstreamTimeoutError(`chunk ${chunkName(ref.contentId, ref.index)} (no verified chunk within edge.fillTimeoutMs = ${this.opts.fillTimeoutMs} ms)`)),
+    const timer = setTimeout(() => fill.fail(new UpstreamTimeoutError(`chunk ${refName(ref)} (no verified chunk within edge.fillTimeoutMs = ${this.opts.fillTimeoutMs} ms)`)),
       this.opts.fillTimeoutMs)
     timer.unref()
     if (this.running < this.opts.maxFills) this.begin(fill, from)
@@ -173,10 +175,15 @@ export class Coalescer {
       bytes: n => metrics.upstreamBytes.inc(n),
       retry: (reason, err, at) => {
         metrics.fillRetries.inc({ reason })
-        logger.info({ chunk: chunkName(ref.contentId, ref.index), at, code: err.code, err: err.message }, 'chunk fill cut upstream; resuming')
+        logger.info({ chunk: refName(ref), at, code: err.code, err: err.message }, 'chunk fill cut upstream; resuming')
       },
-      unlisted: err => logger.warn({ chunk: chunkName(ref.contentId, ref.index), code: err.code, err: err.message },
-        'no block list for a chunk fill; its bytes are released as they arrive, its last byte once the whole chunk verifies'),
+      unlisted: err => {
+        metrics.blockListFailures.inc({ reason: err.code === 'CDN_ERR_NOT_FOUND' ? 'not_found' : err.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout' : 'upstream' })
+        const note = this.unlistedLog.take()
+        if (note) logger.warn({ chunk: refName(ref), code: err.code, err: err.message, notLogged: note.skipped },
+          'no block list for a chunk fill; its bytes are released as they arrive, its last byte once the whole chunk verifies ' +
+          `(logged once a minute; every one is counted in reelcdn_edge_block_list_failures_total, ${note.skipped} since the last warning)`)
+      },
     }
   }
 
@@ -197,6 +204,7 @@ export class Coalescer {
       this.inflight.delete(ref.key)
       this.inflightBytes -= ref.size
     }
+    metrics.fillsByFile.inc({ file: ref.kind ?? 'title', result: buf !== undefined ? 'ok' : 'error' })
     if (buf !== undefined) {
       metrics.fillSeconds.observe({ result: 'ok' }, secs)
       if (this.purged.has(fill)) metrics.fillFailures.inc({ reason: 'purged' })
@@ -205,7 +213,7 @@ export class Coalescer {
       const reason = err?.statusCode === 504 ? 'timeout' : err?.code === 'CDN_ERR_UPSTREAM_DIGEST' ? 'digest' : 'upstream'
       metrics.fillFailures.inc({ reason })
       if (err?.code === 'CDN_ERR_UPSTREAM_VERSION') this.deps.stale(ref.contentId)
-      if (err?.statusCode !== 503) logger.warn({ chunk: chunkName(ref.contentId, ref.index), code: err?.code, err: err?.message }, 'chunk fill failed')
+      if (err?.statusCode !== 503) logger.warn({ chunk: refName(ref), code: err?.code, err: err?.message }, 'chunk fill failed')
     }
     // a fill that never got a slot holds none
     const i = this.waiting.findIndex(w => w.fill === fill)

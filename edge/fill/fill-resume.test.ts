@@ -72,6 +72,39 @@ t.test('resumption is bounded: after `retries` the fill fails with the last erro
   t.same(s.retries.map(x => x.at), [100, 200])
 })
 
+t.test('the budget is for failures in a row: a request that brought a block more before its cut starts the count again', async t => {
+  const s = setup(6 * B, { retries: 1 })
+  s.fill.start(0)
+  const r = readAll(s.fill, 0, 6 * B)
+  // five cuts, each after one more block: more than `retries` in all, never two in a row without progress
+  for (let i = 1; i <= 5; i++) {
+    await s.fetched(i)
+    const p = s.pipes[i - 1]!
+    s.feed(p, p.from, p.from + B)
+    p.push(reset())
+  }
+  await s.fetched(6)
+  s.feed(s.pipes[5]!, 5 * B, 6 * B)
+  s.pipes[5]!.push(null)
+  t.ok((await r).equals(s.bytes), 'the reader got every byte')
+  t.ok((await s.fill.done).equals(s.bytes))
+  t.same(s.retries.map(x => x.at), [B, 2 * B, 3 * B, 4 * B, 5 * B])
+})
+
+t.test('progress short of a block does not refill the budget', async t => {
+  const s = setup(6 * B, { retries: 2 })
+  s.fill.start(0)
+  const r = readAll(s.fill, 0, 6 * B)
+  for (let i = 1; i <= 3; i++) {
+    await s.fetched(i)
+    const p = s.pipes[i - 1]!
+    s.feed(p, p.from, p.from + B - 1)
+    p.push(reset())
+  }
+  await t.rejects(r, { code: 'CDN_ERR_UPSTREAM' })
+  t.equal(s.pipes.length, 3, 'two resumptions, then the fill fails')
+})
+
 t.test('no resumption waits past the fill\'s deadline', async t => {
   const s = setup(5000, { retries: 3, retryBackoffMs: 60_000 })
   s.fill.deadline = performance.now() + 10_000

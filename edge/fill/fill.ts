@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { BLOCK_SIZE } from '../../lib/block-hasher.js'
 import { CdnError, UpstreamCorruptError } from '../../lib/errors.js'
-import { chunkName } from '../../lib/ids.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
 import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
@@ -43,18 +43,23 @@ import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason
  * short body, a 502/503/504 of the router's, an idle timeout: `retryReason` in
  * upstream.ts) is asked again from the end of the last released block (without
  * a block list, from the last byte that arrived), after `retryBackoffMs`
- * doubled each time, at most `retries` times per segment and never past the
- * coalescer's deadline; the segments of a split fill resume each on its own,
- * and readers only wait longer. Any other error (a 404, another version, a bad
- * block or digest of bytes that arrived whole), a segment out of retries, or
- * the deadline is final: it aborts every request, rejects `done`, and reaches
- * every reader as that CdnError (502/504). The fill never sees a player's
- * AbortSignal: players come and go; the coalescer owns the deadline.
+ * doubled each time, and never past the coalescer's deadline; the segments of
+ * a split fill resume each on its own, and readers only wait longer. The
+ * budget is `retries` failures in a row without progress: a request that
+ * moved the resume point on by at least one 64 KiB block before it broke off
+ * starts the count (and the backoff) again, so a long fill from a flaky
+ * upstream that gets somewhere between cuts goes on as long as the deadline
+ * allows, while one that gets nowhere fails after `retries`. Any other error
+ * (a 404, another version, a bad block or digest of bytes that arrived whole),
+ * a segment out of retries, or the deadline is final: it aborts every request,
+ * rejects `done`, and reaches every reader as that CdnError (502/504). The
+ * fill never sees a player's AbortSignal: players come and go; the coalescer
+ * owns the deadline.
  */
 export interface FillOptions {
   splitBytes: number
   maxSegments: number
-  /** times one segment's request is resumed after a cut, a 502/503/504 or a timeout before the fill fails */
+  /** times in a row one segment's request is resumed after a cut, a 502/503/504 or a timeout without a block of progress before the fill fails */
   retries: number
   /** the wait before a segment's first resumption; doubled for each next one */
   retryBackoffMs: number
@@ -189,8 +194,11 @@ export class Fill {
 
   /** Brings a segment's bytes, resuming its request after the failures worth it. */
   private async run(seg: Segment): Promise<void> {
-    const what = `chunk ${chunkName(this.ref.contentId, this.ref.index)}`
-    for (let retry = 0; ; retry++) {
+    const what = `chunk ${refName(this.ref)}`
+    // failures in a row without progress, and where the request that failed last started
+    let failures = 0
+    let from = seg.pos
+    for (;;) {
       try {
         await this.pump(seg, what)
         break
@@ -200,13 +208,16 @@ export class Fill {
         const reason = retryReason(e)
         // it broke off after the last byte this segment wants: nothing to ask again
         if (reason !== undefined && seg.pos >= seg.to) break
-        const wait = this.opts.retryBackoffMs * 2 ** retry
-        if (reason === undefined || retry >= this.opts.retries || performance.now() + wait >= this.deadline) {
+        // from the end of the last verified block: the bytes after it are asked for again
+        const at = Math.max(seg.ok, this.gate.resumeAt(seg.pos))
+        if (at - from >= BLOCK_SIZE) failures = 0
+        const wait = this.opts.retryBackoffMs * 2 ** failures
+        if (reason === undefined || failures >= this.opts.retries || performance.now() + wait >= this.deadline) {
           this.fail(e)
           break
         }
-        // from the end of the last verified block: the bytes after it are asked for again
-        seg.pos = Math.max(seg.ok, this.gate.resumeAt(seg.pos))
+        failures++
+        seg.pos = from = at
         seg.end = seg.to
         this.events.retry?.(reason, e, seg.pos)
         try {
@@ -246,7 +257,7 @@ export class Fill {
     } catch (err) {
       if (this.error) return
       this.gate.unlisted()
-      this.events.unlisted?.(translateUpstreamError(err, `the block list of chunk ${chunkName(this.ref.contentId, this.ref.index)}`))
+      this.events.unlisted?.(translateUpstreamError(err, `the block list of chunk ${refName(this.ref)}`))
     }
     if (this.error) return
     try {
@@ -284,7 +295,7 @@ export class Fill {
     this.advance()
     const sha = this.hasher.digest('hex')
     if (this.hashed !== this.ref.size || sha !== this.ref.sha256) {
-      return this.fail(new UpstreamCorruptError(`chunk ${chunkName(this.ref.contentId, this.ref.index)}`,
+      return this.fail(new UpstreamCorruptError(`chunk ${refName(this.ref)}`,
         `sha256 ${sha} over ${this.hashed} bytes, manifest says ${this.ref.sha256} over ${this.ref.size}`))
     }
     this.verified = true

@@ -40,6 +40,8 @@ export class MetaCache {
   private readonly lru: LRUCache<string, Entry>
   private readonly inflight = new Map<string, Promise<Title>>()
   watcher: MetaWatcher | undefined
+  /** told of every title fetched from upstream (the disk tier checks its chunk size against its write queue) */
+  learned: ((title: Title) => void) | undefined
 
   constructor(private readonly upstream: Upstream, private readonly metrics: EdgeMetrics, private readonly opts: MetaCacheOptions) {
     this.lru = new LRUCache<string, Entry>({ max: opts.maxEntries, ttl: Math.max(opts.ttlMs, opts.negativeTtlMs, 1) })
@@ -64,6 +66,7 @@ export class MetaCache {
     p = this.upstream.manifest(contentId).then(
       m => {
         const title = buildTitle(m)
+        this.learned?.(title)
         if (this.inflight.get(contentId) === p && this.opts.ttlMs > 0) {
           this.lru.set(contentId, title, { ttl: this.opts.ttlMs })
           this.watcher?.cached(contentId, title, monotonicNow() + this.opts.ttlMs)

@@ -1,17 +1,17 @@
 import { Pool, type Dispatcher } from 'undici'
 import { CdnError, NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
-import { chunkName } from '../../lib/ids.js'
 import { parseManifest, type Manifest } from '../../lib/manifest.js'
 import { digestFromHeader } from '../../lib/digest.js'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 
 /**
  * The edge's client for its upstream (the router), over one undici pool:
  *   GET {base}/v1/content/{id}/meta                 → the manifest
  *   GET {base}/v1/content/{id}/chunks/{index}       → a whole chunk, or a Range of it (206)
  *   GET {base}/v1/content/{id}/chunks/{index}/crcs  → the chunk's block list, checked against the manifest
+ *   GET {base}/v1/content/{id}/r/{rid}/chunks/{index}[/crcs]  → the same, of a rendition's file (docs/abr.md)
  * Every failure leaves here as a CdnError that says what to do: 404 for a title
  * the upstream does not have, 504 for a timeout, 502 for anything else,
  * including a response that does not match the manifest we hold. Those a new
@@ -108,8 +108,8 @@ export class Upstream {
   async chunk(ref: ChunkRef, from: number, to: number, signal: AbortSignal): Promise<ChunkBody> {
     const ranged = from > 0 || to < ref.size
     const kind = ranged ? 'range' : 'chunk'
-    const what = `chunk ${chunkName(ref.contentId, ref.index)}`
-    const res = await this.send(`${this.prefix}/v1/content/${ref.contentId}/chunks/${ref.index}`,
+    const what = `chunk ${refName(ref)}`
+    const res = await this.send(this.chunkPath(ref),
       ranged ? { range: `bytes=${from}-${to - 1}` } : {}, kind, what, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) {
       if (res.statusCode === 200 || res.statusCode === 206) {
@@ -141,8 +141,14 @@ export class Upstream {
    * unless its SHA-256 is the one the manifest gives for the chunk.
    */
   async crcs(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
-    const what = `the block list of chunk ${chunkName(ref.contentId, ref.index)}`
-    const res = await this.send(`${this.prefix}/v1/content/${ref.contentId}/chunks/${ref.index}/crcs`, {}, 'crcs', what, signal)
+    const what = `the block list of chunk ${refName(ref)}`
+    const res = await this.send(`${this.chunkPath(ref)}/crcs`, {}, 'crcs', what, signal)
+    if (res.statusCode === 404) {
+      // a router older than block lists, or a title ingested before them
+      await res.body.dump()
+      this.metrics.upstreamRequests.inc({ kind: 'crcs', result: 'not_found' })
+      throw new NotFoundError(what)
+    }
     if (res.statusCode !== 200) throw await this.statusError(res, 'crcs', what)
     const fail = (err: CdnError) => {
       res.body.destroy()
@@ -163,6 +169,12 @@ export class Upstream {
       throw fail(new UpstreamError(`upstream sent ${what} that does not match the manifest (${crcs.length} bytes, sha256 ${blockListDigest(crcs)}, manifest says ${ref.blocks})`))
     this.metrics.upstreamRequests.inc({ kind: 'crcs', result: 'ok' })
     return crcs
+  }
+
+  /** Where a chunk of a title's own file, or of a rendition, is read from. */
+  private chunkPath(ref: ChunkRef): string {
+    return ref.rid === undefined ? `${this.prefix}/v1/content/${ref.contentId}/chunks/${ref.index}`
+      : `${this.prefix}/v1/content/${ref.contentId}/r/${ref.rid}/chunks/${ref.index}`
   }
 
   private async send(path: string, headers: Record<string, string>, kind: string, what: string, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {

@@ -82,8 +82,9 @@ export interface PolicyOptions {
 }
 
 /**
- * The session tracker's key for chunk `index` of `title`. The tiers key chunks
- * as `contentId/index/sha256`; a session only knows the contentId and index,
+ * The session tracker's key for chunk `index` of `title` (a file name: a
+ * contentId, or `contentId/rid` for a rendition, edge/title.ts). The tiers key
+ * chunks as `<file>/index/sha256`; a session only knows the file and index,
  * so the session policy maps tier keys to this form (dropping the digest) when
  * it asks whether a chunk is wanted, which happens only while evicting.
  */
@@ -104,17 +105,22 @@ export function createPolicy(name: PolicyName, capacity: number, opts: PolicyOpt
   }
 }
 
-/** `contentId/index/sha256` → `contentId/index`; keys without a digest part pass unchanged. */
+/** `<file>/index/sha256` → `<file>/index`; keys without a digest part pass unchanged. */
 export function tierKeyToSession(key: string): string {
   const last = key.lastIndexOf('/')
   return last > 0 && key.indexOf('/') < last ? key.slice(0, last) : key
 }
 
-/** `contentId/index/sha256` (or `contentId/index`) → [contentId, index]. */
+/**
+ * A tier key's file and index: `contentId/index/sha256` → [contentId, index],
+ * `contentId/rid/index/sha256` → [`contentId/rid`, index] (the digest is always
+ * the last part); the digest-less `contentId/index` → [contentId, index].
+ */
 export function parseTierKey(key: string): [string, number] | undefined {
-  const a = key.indexOf('/')
-  if (a <= 0) return undefined
-  const b = key.indexOf('/', a + 1)
-  const index = Number(key.slice(a + 1, b < 0 ? undefined : b))
-  return Number.isSafeInteger(index) && index >= 0 ? [key.slice(0, a), index] : undefined
+  const last = key.lastIndexOf('/')
+  if (last <= 0) return undefined
+  const prev = key.lastIndexOf('/', last - 1)
+  const [file, raw] = prev < 0 ? [key.slice(0, last), key.slice(last + 1)] : [key.slice(0, prev), key.slice(prev + 1, last)]
+  const index = Number(raw)
+  return file.length > 0 && raw.length > 0 && Number.isSafeInteger(index) && index >= 0 ? [file, index] : undefined
 }

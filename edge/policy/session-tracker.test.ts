@@ -40,3 +40,17 @@ t.test('the session-aware policy keeps a chunk a trailing viewer is about to rea
   }
   for (const k of ['film/1', 'film/2', 'film/3']) t.ok(p.has(k), `${k} kept for the trailing viewer`)
 })
+
+t.test('a rung switch moves a viewer\'s video stream to the new rendition; its audio stream stays', async t => {
+  const s = new SessionTracker(2, 60_000, key)
+  s.observe('v1#video', 'film/v720', 3, 0)
+  s.observe('v1#audio', 'film/a128', 0, 1)
+  t.same([4, 5].map(i => s.wanted(`film/v720/${i}`)), [1, 1], 'the rung it plays, ahead of it')
+  t.equal(s.wanted('film/a128/1'), 1, 'and its audio')
+  // down to v480 at the same time: in the smaller file that is chunk 1
+  s.observe('v1#video', 'film/v480', 1, 2)
+  t.same([4, 5].map(i => s.wanted(`film/v720/${i}`)), [0, 0], 'the old rung is released')
+  t.same([1, 2, 3].map(i => s.wanted(`film/v480/${i}`)), [0, 1, 1], 'the new rung is protected from the switch on')
+  t.equal(s.wanted('film/a128/1'), 1, 'the audio stream did not move')
+  t.equal(s.live, 2, 'one viewer, two streams')
+})

@@ -5,6 +5,20 @@
  * sessions that are about to read a chunk, so the cache can keep the chunks a
  * trailing viewer will reach and evict first those no live session will.
  *
+ * Adaptive titles (issue 15). What a session reads is a file: a title, or a
+ * rendition (`contentId/rid`: edge/title.ts), and a session sits at one chunk
+ * of one file. A viewer of an adaptive title is two streams of one session,
+ * its video and its audio (`session#video`, `session#audio`:
+ * edge/serve/session-id.ts), each at its own place. A viewer's position in
+ * time is where the reader finds it in a rendition: the byte range it asks
+ * for is a segment (the rendition record maps segment times to byte offsets,
+ * and offsets to chunks), so when it switches rung at t seconds its next read
+ * is the new rendition's segment at t, and its video stream moves there from
+ * the old rung: the old rendition's chunks are no longer protected, the new
+ * one's from t on are. The audio stream stays where it is. A read of a
+ * rendition's init segment alone (which players make on every switch, before
+ * the segment they want) is not a position: the reader does not report it.
+ *
  * A session is live while it keeps reading: one idle for `idleMs` (paused,
  * abandoned, gone) stops protecting anything. Memory is bounded: at most
  * `maxSessions` sessions (the oldest is dropped), horizon keys each.

@@ -8,56 +8,107 @@ import type { Logger } from '../../lib/logger.js'
  * the title, 0 = opening). A play is the first request of a session: of a play
  * token, or without tokens of a client address and title, within `sessionTtlMs`.
  *
- * Counting costs one LRU lookup and a few integer adds per request. Counts
- * accumulate until `take()` hands them to the reporter, which gives them back
- * (`restore`) if the router could not be reached, so a router outage loses
- * nothing. At most MAX_TITLES titles are held between reports (the report
- * schema's limit); beyond that new titles wait for the next report.
+ * An adaptive title is also counted per rendition (issue 15): a rendition's
+ * plays are the sessions that read it (a viewer who switches rung counts a
+ * play of each rung it read), and its reads by slice of its own file. The
+ * title's own slices count its video renditions' reads, so they still say
+ * where in the title people watch (an audio file of one chunk would put every
+ * read in the opening). Prefill weighs each rendition by its share of reads
+ * (edge/prefill/prefill-plan.ts): the rungs viewers watch, not every rung.
+ *
+ * Counting costs one LRU lookup (two for a rendition) and a few integer adds
+ * per request. Counts accumulate until `take()` hands them to the reporter,
+ * which gives them back (`restore`) if the router could not be reached, so a
+ * router outage loses nothing. At most MAX_TITLES titles are held between
+ * reports (the report schema's limit); beyond that new titles wait for the
+ * next report. A title has at most 16 renditions (the manifest's limit), and
+ * only renditions of its manifest are counted.
  */
 export const SLICES = 20
 const MAX_TITLES = 10_000
+
+export interface FileCounts {
+  /** the rendition id */
+  id: string
+  plays: number
+  slices: number[]
+}
 
 export interface TitleCounts {
   contentId: string
   plays: number
   slices: number[]
+  /** per rendition, for an adaptive title; absent for a single-file title (the report's shape before issue 15) */
+  renditions?: FileCounts[]
+}
+
+interface Entry extends TitleCounts {
+  files: Map<string, FileCounts> | undefined
 }
 
 export class DemandRecorder {
-  private titles = new Map<string, TitleCounts>()
+  private titles = new Map<string, Entry>()
   private readonly sessions: LRUCache<string, true>
 
   constructor(sessionTtlMs: number) {
     this.sessions = new LRUCache({ max: 100_000, ttl: sessionTtlMs })
   }
 
-  private entry(contentId: string): TitleCounts | undefined {
+  private entry(contentId: string): Entry | undefined {
     let t = this.titles.get(contentId)
     if (t === undefined) {
       if (this.titles.size >= MAX_TITLES) return undefined
-      t = { contentId, plays: 0, slices: new Array<number>(SLICES).fill(0) }
+      t = { contentId, plays: 0, slices: new Array<number>(SLICES).fill(0), files: undefined }
       this.titles.set(contentId, t)
     }
     return t
   }
 
-  /** A player request: counts a play if `session` is new. */
-  request(session: string, contentId: string): void {
+  private file(t: Entry, rid: string): FileCounts {
+    t.files ??= new Map()
+    let f = t.files.get(rid)
+    if (f === undefined) t.files.set(rid, f = { id: rid, plays: 0, slices: new Array<number>(SLICES).fill(0) })
+    return f
+  }
+
+  /** A player request (of rendition `rid`, for an adaptive title): counts a play if `session` is new (to the rendition). */
+  request(session: string, contentId: string, rid?: string): void {
+    if (rid !== undefined) {
+      const key = `${session}\n${rid}`
+      if (!this.sessions.has(key)) {
+        this.sessions.set(key, true)
+        const t = this.entry(contentId)
+        if (t) this.file(t, rid).plays++
+      }
+    }
     if (this.sessions.has(session)) return
     this.sessions.set(session, true)
     const t = this.entry(contentId)
     if (t) t.plays++
   }
 
-  /** Reads of chunks first..last of a title of `chunks` chunks. */
-  chunks(contentId: string, first: number, last: number, chunks: number): void {
+  /**
+   * Reads of chunks first..last of a file of `chunks` chunks: the title's own,
+   * or rendition `rid` of kind `kind` (only video reads count in the title's slices).
+   */
+  chunks(contentId: string, first: number, last: number, chunks: number, rid?: string, kind?: 'title' | 'video' | 'audio'): void {
     const t = this.entry(contentId)
     if (!t || chunks <= 0) return
-    for (let i = first; i <= last; i++) t.slices[Math.min(SLICES - 1, Math.floor((i / chunks) * SLICES))]!++
+    const f = rid === undefined ? undefined : this.file(t, rid)
+    const title = rid === undefined || kind !== 'audio'
+    for (let i = first; i <= last; i++) {
+      const s = Math.min(SLICES - 1, Math.floor((i / chunks) * SLICES))
+      if (title) t.slices[s]!++
+      if (f) f.slices[s]!++
+    }
   }
 
   take(): TitleCounts[] {
-    const out = [...this.titles.values()]
+    const out: TitleCounts[] = []
+    for (const t of this.titles.values()) {
+      out.push(t.files === undefined ? { contentId: t.contentId, plays: t.plays, slices: t.slices }
+        : { contentId: t.contentId, plays: t.plays, slices: t.slices, renditions: [...t.files.values()] })
+    }
     this.titles = new Map()
     return out
   }
@@ -68,8 +119,20 @@ export class DemandRecorder {
       if (!t) continue
       t.plays += c.plays
       c.slices.forEach((n, i) => { t.slices[i]! += n })
+      for (const r of c.renditions ?? []) {
+        const f = this.file(t, r.id)
+        f.plays += r.plays
+        r.slices.forEach((n, i) => { f.slices[i]! += n })
+      }
     }
   }
+}
+
+/** The router refused the body (400): sending it again as it is will not help. */
+class RefusedError extends Error {}
+
+function withoutRenditions(t: TitleCounts): TitleCounts {
+  return { contentId: t.contentId, plays: t.plays, slices: t.slices }
 }
 
 export interface Heartbeat {
@@ -129,6 +192,7 @@ export class EdgeReporter {
       headers: { 'content-type': 'application/json', ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
     })
     const text = await res.body.text()
+    if (res.statusCode === 400) throw new RefusedError(`${path} answered 400: ${text.slice(0, 500)}`)
     if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}: ${text.slice(0, 200)}`)
   }
 
@@ -144,11 +208,22 @@ export class EdgeReporter {
     }
   }
 
+  /** the router refused per-rendition counts (one from before issue 15): reports go without them */
+  private legacy = false
+
   async sendReport(): Promise<boolean> {
     const titles = this.o.recorder.take()
     if (titles.length === 0) return true
     try {
-      await this.post('/v1/demand', { edgeId: this.o.heartbeat().id, titles })
+      try {
+        await this.post('/v1/demand', { edgeId: this.o.heartbeat().id, titles: this.legacy ? titles.map(withoutRenditions) : titles })
+      } catch (err) {
+        // a router older than issue 15 takes the report without the renditions its schema does not know
+        if (this.legacy || !(err instanceof RefusedError) || !/renditions/.test(err.message) || !titles.some(t => t.renditions)) throw err
+        this.legacy = true
+        this.o.logger.warn('the router refuses per-rendition demand counts (older than issue 15): reporting per title only')
+        await this.post('/v1/demand', { edgeId: this.o.heartbeat().id, titles: titles.map(withoutRenditions) })
+      }
       this.reports.ok++
       return true
     } catch (err) {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { parseFillWindow } from './fill-window.js'
-import { chunkValue, OPENING_PRIOR, planPrefill, SLICES, type TitleDemand } from './prefill-plan.js'
+import { chunkValue, OPENING_PRIOR, planPrefill, renditionShares, SLICES, type TitleDemand } from './prefill-plan.js'
 
 const MiB = 1024 * 1024
 const title = (contentId: string, plays: number, chunks: number, positions: number[] | null = null): TitleDemand =>
@@ -52,4 +52,30 @@ t.test('chunkValue gives each chunk the value the plan ranks it by', async t => 
   for (const c of plan) t.equal(chunkValue(titles.find(x => x.contentId === c.contentId)!, c.index), c.value, `${c.contentId}/${c.index}`)
   t.equal(chunkValue(titles[1]!, 0), 0)
   t.equal(chunkValue(titles[0]!, 99), 0, 'out of range')
+})
+
+t.test('an adaptive title plans the rungs its viewers watch, by their share of reads', async t => {
+  const ladder: TitleDemand = {
+    contentId: 'abr', plays: 10, positions: null, chunkSize: 64 * MiB, size: 0,
+    files: [
+      { rid: 'v1080', share: 0, positions: null, size: 20 * 64 * MiB },
+      { rid: 'v720', share: 0.7, positions: null, size: 12 * 64 * MiB },
+      { rid: 'v360', share: 0.2, positions: null, size: 4 * 64 * MiB },
+      { rid: 'a128', share: 0.1, positions: null, size: 64 * MiB },
+    ],
+  }
+  const plan = planPrefill([ladder], () => false, 1e15)
+  t.notOk(plan.some(c => c.rid === 'v1080'), 'a rung nobody watches is not planned')
+  t.same([...new Set(plan.map(c => c.rid))].sort(), ['a128', 'v360', 'v720'])
+  t.equal(plan[0]!.rid, 'v720', 'the most watched rung\'s opening first')
+  t.equal(plan.find(c => c.rid === 'v720' && c.index === 0)!.value,
+    0.7 * planPrefill([{ ...ladder, files: undefined, size: 12 * 64 * MiB }], () => false, 1e15)[0]!.value,
+    'a rung\'s chunk is worth a single file\'s at its place, times the rung\'s share')
+  t.equal(chunkValue(ladder, 0, 'v720'), plan.find(c => c.rid === 'v720' && c.index === 0)!.value, 'chunkValue agrees with the plan')
+  t.equal(chunkValue(ladder, 0, 'v1080'), 0)
+  t.equal(chunkValue(ladder, 0), 0, 'an adaptive title\'s own file has nothing')
+  const skip = planPrefill([ladder], (_id, i, rid) => rid === 'v720' && i === 0, 1e15)
+  t.notOk(skip.some(c => c.rid === 'v720' && c.index === 0), 'a cached rendition chunk is skipped')
+  t.same(renditionShares(['a', 'b'], new Map([['a', 3], ['b', 1]])), new Map([['a', 0.75], ['b', 0.25]]))
+  t.same(renditionShares(['a', 'b'], new Map()), new Map([['a', 0.5], ['b', 0.5]]), 'no counts: the even prior')
 })

@@ -5,12 +5,14 @@ import type { ChunkCache } from '../tiers/cache.js'
 import type { Coalescer } from '../fill/coalesce.js'
 import type { FillWindow } from './fill-window.js'
 import { chunkValue, planPrefill, type PlannedChunk, type TitleDemand } from './prefill-plan.js'
-import { chunkKey, chunkRef, type Title } from '../title.js'
+import { chunkRef, fileOf, type Title } from '../title.js'
+import { parseTierKey } from '../policy/policy.js'
 
 /**
  * Proactive prefill: fill, while the network is quiet, the chunks players are
  * most likely to ask for next (edge/prefill/prefill-plan.ts ranks them from the
- * router's trending: plays × position share).
+ * router's trending: plays × position share, and for an adaptive title × each
+ * rendition's share of reads, so only the rungs viewers watch are filled).
  *
  * Theory of operation. One pass at a time (`pass`); a pass plans, then walks
  * the plan one chunk at a time, so prefill holds at most one fill slot. Before
@@ -140,13 +142,15 @@ export class PrefillRunner {
   async plan(): Promise<{ chunks: PlannedChunk[]; bytes: number; budgetLeft: number }> {
     const titles = await this.d.demand()
     const left = Math.max(0, this.o.budgetBytes - this.bytesThisWindow)
-    const chunks = planPrefill(titles.map(t => t.demand), (id, i) => this.isCached(titles, id, i), left)
+    const byId = new Map(titles.map(t => [t.title.manifest.contentId, t]))
+    const chunks = planPrefill(titles.map(t => t.demand), (id, i, rid) => this.isCached(byId, id, i, rid), left)
     return { chunks, bytes: chunks.reduce((a, c) => a + c.bytes, 0), budgetLeft: left }
   }
 
-  private isCached(titles: { title: Title }[], contentId: string, index: number): boolean {
-    const t = titles.find(x => x.title.manifest.contentId === contentId)
-    return t !== undefined && this.d.cache.has(chunkKey(contentId, index, t.title.manifest.chunks[index]!))
+  private isCached(byId: Map<string, { title: Title }>, contentId: string, index: number, rid: string | undefined): boolean {
+    const t = byId.get(contentId)
+    const file = t === undefined ? undefined : fileOf(t.title, rid)
+    return file !== undefined && index < file.chunks.length && this.d.cache.has(chunkRef(file, index).key)
   }
 
   /** The budget window `now` is in; a manual pass outside the window counts against the day's, as does `always`. */
@@ -186,7 +190,7 @@ export class PrefillRunner {
     this.rollWindow(manual)
     const titles = await this.d.demand()
     const byId = new Map(titles.map(t => [t.title.manifest.contentId, t]))
-    const plan = planPrefill(titles.map(t => t.demand), (id, i) => this.isCached(titles, id, i), Math.max(0, this.o.budgetBytes - this.windowBytes))
+    const plan = planPrefill(titles.map(t => t.demand), (id, i, rid) => this.isCached(byId, id, i, rid), Math.max(0, this.o.budgetBytes - this.windowBytes))
     p.plannedChunks = plan.length
     p.plannedBytes = plan.reduce((a, c) => a + c.bytes, 0)
     this.state = 'running'
@@ -203,8 +207,9 @@ export class PrefillRunner {
         if (this.windowBytes >= this.o.budgetBytes) { result = 'budget_spent'; break }
         continue
       }
-      const t = byId.get(c.contentId)!
-      const ref = chunkRef(t.title, c.index)
+      const file = fileOf(byId.get(c.contentId)!.title, c.rid)
+      if (file === undefined) continue
+      const ref = chunkRef(file, c.index)
       if (cache.has(ref.key)) { p.cached++; metrics.chunks.inc({ result: 'cached' }); continue }
       if (!(await this.quiet(p))) { result = 'stopped'; break }
       if (perMs > 0 && nextAt > this.now()) await sleep(nextAt - this.now())
@@ -224,7 +229,7 @@ export class PrefillRunner {
       } catch (err) {
         p.failed++
         metrics.chunks.inc({ result: 'failed' })
-        logger.warn({ contentId: c.contentId, index: c.index, err: (err as Error).message }, 'prefill of a chunk failed')
+        logger.warn({ contentId: c.contentId, rendition: c.rid, index: c.index, err: (err as Error).message }, 'prefill of a chunk failed')
         continue
       }
       p.doneChunks++
@@ -273,11 +278,12 @@ export class PrefillRunner {
     // the policy would decline the chunk itself (predictive: its title is worth less here than what it would replace)
     if (victims.includes(key)) return false
     for (const key of victims) {
-      const slash = key.indexOf('/')
-      const t = byId.get(key.slice(0, slash))
+      const p = parseTierKey(key)
+      if (p === undefined) continue
+      const slash = p[0].indexOf('/')
+      const t = byId.get(slash < 0 ? p[0] : p[0].slice(0, slash))
       if (t === undefined) continue // a title nobody is watching: worth 0
-      const index = Number(key.slice(slash + 1, key.indexOf('/', slash + 1)))
-      if (chunkValue(t.demand, index) >= c.value) return false
+      if (chunkValue(t.demand, p[1], slash < 0 ? undefined : p[0].slice(slash + 1)) >= c.value) return false
     }
     return true
   }

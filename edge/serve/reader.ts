@@ -7,14 +7,19 @@ import type { ReadHandle } from '../tiers/disk-handles.js'
 import type { Fill } from '../fill/fill.js'
 import type { Send, SendPiece } from './send.js'
 import { CorruptChunkError } from '../../lib/errors.js'
-import { chunkRef, type ChunkRef, type Title } from '../title.js'
+import { chunkRef, type ChunkRef, type TitleFile } from '../title.js'
 import type { FetchedAhead } from './fetched-ahead.js'
 
 /**
- * Serving bytes of a title to a player, chunk by chunk, from wherever each
- * chunk is: RAM (one write of a subarray of the cached Buffer), disk (verified
- * pieces from the file) or a fill (bytes as they arrive). Every chunk read
- * also asks for readahead of the next `readahead` chunks.
+ * Serving bytes of a title's file (a single-file title's own, or a rendition:
+ * edge/title.ts) to a player, chunk by chunk, from wherever each chunk is: RAM
+ * (one write of a subarray of the cached Buffer), disk (verified pieces from
+ * the file) or a fill (bytes as they arrive). Every chunk read also asks for
+ * readahead of the next `readahead` chunks of the same file: a viewer reads
+ * one rendition on, and after a rung switch reads the new one from where it
+ * is, so readahead follows it there. A read that `moves` nothing (a
+ * rendition's init segment, which players read on every switch) starts no
+ * readahead and moves no session.
  *
  * `open` runs before the response's headers for the first chunk, so every
  * failure it can meet (upstream down, timeout, corrupt upstream bytes before
@@ -44,12 +49,13 @@ export interface Source {
 }
 
 /**
- * Optional observers of player reads, given the request's session (edge/serve/session-id.ts):
+ * Optional observers of player reads, given the request's session (edge/serve/session-id.ts;
+ * for a rendition, the session's stream of its kind: `streamOf`):
  * `position` before each chunk is read (session-aware retention), `read` after
  * its bytes went out (the request log).
  */
 export interface ReadHooks {
-  position?(session: string, contentId: string, index: number): void
+  position?(session: string, file: TitleFile, index: number): void
   read?(ref: ChunkRef, result: Result, bytes: number, session: string): void
 }
 
@@ -64,13 +70,16 @@ export class TitleReader {
     private readonly ahead?: FetchedAhead,
   ) {}
 
-  /** Chunk `index` if RAM holds it (no await: the hit path); undefined otherwise, then call `open` with `ramLooked`. */
-  openRam(title: Title, index: number): Source | undefined {
-    const key = chunkRef(title, index).key
+  /**
+   * Chunk `index` if RAM holds it (no await: the hit path); undefined otherwise, then call `open` with `ramLooked`.
+   * `moves`: the read is where the viewer is (false for an init segment): it starts readahead.
+   */
+  openRam(file: TitleFile, index: number, moves = true): Source | undefined {
+    const key = chunkRef(file, index).key
     const buf = this.cache.ram.get(key)
     if (buf === undefined) return undefined
     this.ahead?.read(key)
-    this.readAhead(title, index)
+    if (moves) this.readAhead(file, index)
     this.metrics.hot.reads.ram_hit.n++
     return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
   }
@@ -78,22 +87,22 @@ export class TitleReader {
   /**
    * Where chunk `index` comes from, ready to send byte `offset` of it.
    * `ramLooked`: `openRam` just missed, so the first look skips RAM (a lookup
-   * counts for the policy, and one read must count once).
+   * counts for the policy, and one read must count once). `moves` as in `openRam`.
    */
-  async open(title: Title, index: number, offset: number, ramLooked = false): Promise<Source> {
-    const ref = chunkRef(title, index)
+  async open(file: TitleFile, index: number, offset: number, ramLooked = false, moves = true): Promise<Source> {
+    const ref = chunkRef(file, index)
     for (;;) {
       const buf = ramLooked ? undefined : this.cache.ram.get(ref.key)
       ramLooked = false
       if (buf !== undefined) {
         this.ahead?.read(ref.key)
-        this.readAhead(title, index)
+        if (moves) this.readAhead(file, index)
         this.metrics.hot.reads.ram_hit.n++
         return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
       }
       const row = this.cache.disk.get(ref.key)
       if (row !== undefined) {
-        this.readAhead(title, index)
+        if (moves) this.readAhead(file, index)
         const handle = await this.cache.disk.openRead(row)
         if (handle !== undefined) {
           this.ahead?.read(ref.key)
@@ -107,7 +116,7 @@ export class TitleReader {
       if (got.joined) this.ahead?.read(ref.key)
       else this.ahead?.missed(ref.key)
       // the demand fill first, so readahead never takes the slot it needs
-      this.readAhead(title, index)
+      if (moves) this.readAhead(file, index)
       const result = got.joined ? 'coalesced' : 'miss'
       this.metrics.hot.reads[result].n++
       await got.fill.waitFor(offset)
@@ -116,20 +125,20 @@ export class TitleReader {
   }
 
   /** A RAM hit a serve thread answered: what serving it here would have done besides sending (recency, readahead, session). */
-  servedElsewhere(title: Title, index: number, bytes: number, session: string): void {
-    const ref = chunkRef(title, index)
+  servedElsewhere(file: TitleFile, index: number, bytes: number, session: string, moves = true): void {
+    const ref = chunkRef(file, index)
     this.cache.ram.touch(ref.key)
     this.ahead?.read(ref.key)
-    this.readAhead(title, index)
+    if (moves) this.readAhead(file, index)
     if (session === '') return
-    this.hooks.position?.(session, title.manifest.contentId, index)
+    if (moves) this.hooks.position?.(session, file, index)
     this.hooks.read?.(ref, 'ram_hit', bytes, session)
   }
 
-  private readAhead(title: Title, index: number): void {
-    const last = Math.min(index + this.readahead, title.manifest.chunks.length - 1)
+  private readAhead(file: TitleFile, index: number): void {
+    const last = Math.min(index + this.readahead, file.chunks.length - 1)
     for (let j = index + 1; j <= last; j++) {
-      const ref = chunkRef(title, j)
+      const ref = chunkRef(file, j)
       const result = this.fills.prefetch(ref)
       this.metrics.hot.readahead[result].n++
       if (result === 'started') this.ahead?.started(ref)
@@ -142,26 +151,27 @@ export class TitleReader {
   }
 
   /**
-   * Writes bytes [start, end] (inclusive) of the title. `first` is the source
+   * Writes bytes [start, end] (inclusive) of the file. `first` is the source
    * opened before the headers, used if it is the chunk `start` falls in.
    */
-  async writeRange(title: Title, start: number, end: number, res: ServerResponse, first: { src: Source | undefined }, session?: string): Promise<void> {
-    const cs = title.manifest.chunkSize
+  async writeRange(file: TitleFile, start: number, end: number, res: ServerResponse, first: { src: Source | undefined }, session?: string,
+    moves = true): Promise<void> {
+    const cs = file.chunkSize
     const { position, read } = this.hooks
     for (let i = Math.floor(start / cs); i <= Math.floor(end / cs); i++) {
       const base = i * cs
       const from = Math.max(start, base) - base
       const to = Math.min(end, base + cs - 1) - base
-      if (session !== undefined) position?.(session, title.manifest.contentId, i)
+      if (session !== undefined && moves) position?.(session, file, i)
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
-      else src = await this.open(title, i, from)
-      await this.write(title, src, from, to, res)
-      if (session !== undefined) read?.(chunkRef(title, i), src.result, to - from + 1, session)
+      else src = await this.open(file, i, from, false, moves)
+      await this.write(file, src, from, to, res)
+      if (session !== undefined) read?.(chunkRef(file, i), src.result, to - from + 1, session)
     }
   }
 
-  private async write(title: Title, src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
+  private async write(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
     let rest: number | undefined
     try {
       if (src.buf !== undefined) await this.send(res, src.buf.subarray(from, to + 1))
@@ -170,8 +180,14 @@ export class TitleReader {
     } finally {
       this.release(src)
     }
-    this.metrics.hot.bytes[src.result].n += (rest ?? to + 1) - from
-    if (rest !== undefined) await this.write(title, await this.open(title, src.index, rest), rest, to, res)
+    this.count(file, src, (rest ?? to + 1) - from)
+    if (rest !== undefined) await this.write(file, await this.open(file, src.index, rest, false, false), rest, to, res)
+  }
+
+  /** Bytes sent to a player: by where they came from, and by the kind of file. */
+  private count(file: TitleFile, src: Source, n: number): void {
+    this.metrics.hot.bytes[src.result].n += n
+    this.metrics.hot.files[file.kind][src.result].n += n
   }
 
   /**
@@ -199,28 +215,28 @@ export class TitleReader {
    * are the whole body, sent with the headers in one write of a subarray of
    * the cached Buffer (no copy) and ended at once.
    */
-  sendRam(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void {
-    this.endWith(title, src, from, to, res, session)
+  sendRam(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse, session?: string, moves = true): void {
+    this.endWith(file, src, from, to, res, session, moves)
   }
 
   /**
    * The disk hit path: bytes [from, to] of the disk source's chunk are the
    * whole body; its last piece ends the response. Releases the source.
    */
-  async sendDisk(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): Promise<void> {
+  async sendDisk(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse, session?: string, moves = true): Promise<void> {
     try {
-      await this.endWith(title, src, from, to, res, session)
+      await this.endWith(file, src, from, to, res, session, moves)
     } finally {
       this.release(src)
     }
   }
 
-  private endWith(title: Title, src: Source, from: number, to: number, res: ServerResponse, session?: string): void | Promise<void> {
+  private endWith(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse, session: string | undefined, moves: boolean): void | Promise<void> {
     const { position, read } = this.hooks
-    if (session !== undefined) position?.(session, title.manifest.contentId, src.index)
+    if (session !== undefined && moves) position?.(session, file, src.index)
     const done = (sent = to + 1) => {
-      this.metrics.hot.bytes[src.result].n += sent - from
-      if (session !== undefined) read?.(chunkRef(title, src.index), src.result, to - from + 1, session)
+      this.count(file, src, sent - from)
+      if (session !== undefined) read?.(chunkRef(file, src.index), src.result, to - from + 1, session)
     }
     if (src.buf !== undefined) {
       this.send.end(res, src.buf.subarray(from, to + 1))
@@ -229,7 +245,7 @@ export class TitleReader {
     return this.fromDisk(src, from, to, res, this.send.end).then(async rest => {
       done(rest)
       if (rest === undefined) return
-      await this.write(title, await this.open(title, src.index, rest), rest, to, res)
+      await this.write(file, await this.open(file, src.index, rest, false, false), rest, to, res)
       res.end()
     })
   }

@@ -7,25 +7,30 @@ import { LRUCache } from 'lru-cache'
 import { checkRequest, guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, sendJson } from '../../lib/http.js'
 import { reasonOf } from '../../lib/http-conformance.js'
 import { parseContentId } from '../../lib/ids.js'
-import { RESPONSE_KINDS } from '../../lib/metrics.js'
+import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS } from '../../lib/metrics.js'
+import { isAdaptive } from '../../lib/manifest.js'
 import { hasBody, planResponse, sendPlanned } from '../../lib/representation.js'
 import { loadKeyRing, requestToken } from '../../lib/tokens.js'
 import { PlayAuth } from './play-auth.js'
 import { sender } from './send.js'
 import { cors, firstChunk, lastChunk, noBytes, responseKind } from './server.js'
 import { monotonicNow } from '../fill/meta-cache.js'
-import { sessionOf } from './session-id.js'
-import { buildTitle, chunkRef, type Title } from '../title.js'
-import type { Batch, ThreadInit, ToMain, ToThread } from './serve-threads.js'
+import { sessionOf, streamOf } from './session-id.js'
+import { buildTitle, chunkRef, initOnly, renditionFile, type Title, type TitleFile } from '../title.js'
+import { CONTENT_ROUTE, FILE_ROUTE, TOKEN_FILE_ROUTE, type Batch, type ThreadInit, type ToMain, type ToThread } from './serve-threads.js'
+import { fileRequest, splitContentPath } from './content-path.js'
+import { playlistOf } from './playlists.js'
 
 /**
  * A serve thread (edge/serve/serve-threads.ts explains the design). It accepts
  * player connections on the edge's listening socket next to the main thread
- * and answers what it can answer from memory alone: GET/HEAD of a title whose
- * metadata is fresh in its copy, for a single range inside one chunk its copy
- * of the RAM tier holds (the very Buffers of the RAM tier: shared memory, no
- * copy), and answers without a body (304, HEAD, empty). The bytes go out the
- * same way as from the main thread: headers and the subarray in one write.
+ * and answers what it can answer from memory alone: GET/HEAD of a file (a
+ * single-file title's bytes, or a rendition's) whose title's metadata is fresh
+ * in its copy, for a single range inside one chunk its copy of the RAM tier
+ * holds (the very Buffers of the RAM tier: shared memory, no copy), answers
+ * without a body (304, HEAD, empty), and an adaptive title's playlists
+ * (generated from its copy of the manifest). The bytes go out the same way as
+ * from the main thread: headers and the subarray in one write.
  * Every other request is relayed to the main thread over a local socket, with
  * its client's address, and the answer piped back with backpressure: misses,
  * disk hits, several ranges, errors, admin routes, /metrics.
@@ -39,7 +44,6 @@ const port = parentPort!
 const cfg = init.config
 const h = cfg.http
 const PREFIX = '/v1/content/'
-const CONTENT_ROUTE = '/v1/content/:id'
 
 const ram = new Map<string, Buffer>()
 const titles = new LRUCache<string, { title: Title; expiresAt: number }>({ max: cfg.edge.metaMaxEntries })
@@ -50,7 +54,11 @@ let draining = false
 function emptyBatch(): Batch {
   const responses = {} as Batch['responses']
   for (const k of RESPONSE_KINDS) responses[k] = 0
-  return { responses, served: 0, relayed: 0, refused: 0, clientErrors: [], reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
+  const files = {} as Batch['files']
+  for (const k of FILE_KINDS) files[k] = 0
+  const playlists = {} as Batch['playlists']
+  for (const k of PLAYLIST_KINDS) playlists[k] = 0
+  return { responses, files, playlists, served: 0, relayed: 0, refused: 0, clientErrors: [], reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
 }
 let batch = emptyBatch()
 let dirty = false
@@ -108,17 +116,40 @@ server.on('error', err => post({ t: 'error', message: `listener: ${err.message}`
 function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean {
   const t0 = performance.now()
   const q = url.indexOf('?')
-  const raw = q < 0 ? url.slice(PREFIX.length) : url.slice(PREFIX.length, q)
-  if (raw.length === 0 || raw.includes('/')) return false
-  const id = parseContentId(raw)
+  const path = splitContentPath(q < 0 ? url.slice(PREFIX.length) : url.slice(PREFIX.length, q))
+  if (path === undefined) return false
+  const id = parseContentId(path.contentId)
+  // an unknown name, a title's manifest: the main thread answers
+  const want = path.name === undefined ? undefined : fileRequest(path.name)
+  if (want?.kind === 'meta' || (path.name !== undefined && want === undefined)) return false
   const e = titles.get(id)
   if (e === undefined || e.expiresAt <= monotonicNow()) return false
   const title = e.title
-  const token = requestToken(q < 0 ? '' : url.slice(q + 1), req.headers.authorization)
+  const adaptive = isAdaptive(title.manifest)
+  // the errors (an adaptive title's bytes, a single file's playlists, an unknown rendition) are the main thread's to answer
+  if (want === undefined ? adaptive : !adaptive) return false
+  const token = path.token ?? requestToken(q < 0 ? '' : url.slice(q + 1), req.headers.authorization)
   const peer = req.socket.remoteAddress ?? ''
   if (auth !== undefined) auth.check(token, id, peer, Date.now())
-  const plan = planResponse(req, title.rep, cfg.http.maxRanges)
-  const m = title.manifest
+  const route = path.name === undefined ? CONTENT_ROUTE : path.token === undefined ? FILE_ROUTE : TOKEN_FILE_ROUTE
+  if (want !== undefined && want.kind !== 'rendition') {
+    if (want.kind === 'media' && renditionFile(title, want.rid) === undefined) return false
+    const p = playlistOf(title, want, cfg.edge.metaTtlMs / 1000)
+    const plan = planResponse(req, p.rep, cfg.http.maxRanges)
+    answered(req, res, t0, route)
+    batch.responses[responseKind(req, plan)]++
+    batch.playlists[want.kind]++
+    void sendPlanned(res, plan, p.body.length, async (s, e, r) => void r.write(p.body.subarray(s, e + 1)))
+    return true
+  }
+  const file = want === undefined ? title.file : renditionFile(title, want.rid)
+  if (file === undefined) return false
+  return serveFile(req, res, t0, route, file, token, peer)
+}
+
+/** A file's bytes from this thread's copy of the RAM tier (true), or false before anything is written. */
+function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, token: string | undefined, peer: string): boolean {
+  const plan = planResponse(req, file.rep, cfg.http.maxRanges)
   const body = hasBody(req, plan)
   let buf: Buffer | undefined
   let start = 0
@@ -128,35 +159,43 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   if (body) {
     if (plan.multipart !== null) return false
     start = plan.ranges === null ? 0 : plan.ranges[0]!.start
-    end = plan.ranges === null ? m.size - 1 : plan.ranges[0]!.end
-    index = Math.floor(start / m.chunkSize)
-    if (Math.floor(end / m.chunkSize) !== index) return false
-    key = chunkRef(title, index).key
+    end = plan.ranges === null ? file.size - 1 : plan.ranges[0]!.end
+    index = Math.floor(start / file.chunkSize)
+    if (Math.floor(end / file.chunkSize) !== index) return false
+    key = chunkRef(file, index).key
     buf = ram.get(key)
     if (buf === undefined) return false
   }
   // answered here from now on
-  const reqId = requestId(req)
-  account(req, res, t0, CONTENT_ROUTE, reqId)
-  res.setHeader('x-request-id', reqId)
-  cors(res, cfg.edge.corsOrigin)
+  answered(req, res, t0, route)
   batch.responses[responseKind(req, plan)]++
-  batch.served++
-  dirty = true
-  if (body) batch.demand.push(token ?? `${peer} ${id}`, id, firstChunk(plan, m), lastChunk(plan, m), m.chunks.length)
+  const id = file.contentId
+  const rid = file.rid ?? ''
+  if (body) batch.demand.push(token ?? `${peer} ${id}`, id, rid, file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
   if (buf === undefined) {
-    void sendPlanned(res, plan, m.size, noBytes)
+    void sendPlanned(res, plan, file.size, noBytes)
     return true
   }
   res.statusCode = plan.status
   for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
-  const base = index * m.chunkSize
+  const base = index * file.chunkSize
   send.end(res, buf.subarray(start - base, end - base + 1))
   batch.ttfb.push((performance.now() - t0) / 1000)
   batch.reads++
   batch.bytes += end - start + 1
-  batch.hits.push(id, index, init.sessions ? sessionOf(req, id) : '', end - start + 1, key)
+  batch.files[file.kind] += end - start + 1
+  batch.hits.push(id, rid, index, init.sessions ? streamOf(sessionOf(req, id), file) : '', end - start + 1, key, initOnly(file, end) ? 0 : 1)
   return true
+}
+
+/** From here on the thread answers the request: its metrics, id and CORS. */
+function answered(req: IncomingMessage, res: ServerResponse, t0: number, route: string): void {
+  const reqId = requestId(req)
+  account(req, res, t0, route, reqId)
+  res.setHeader('x-request-id', reqId)
+  cors(res, cfg.edge.corsOrigin)
+  batch.served++
+  dirty = true
 }
 
 /** The request in the service's HTTP metrics, as the main thread counts its own. */

@@ -3,13 +3,13 @@ import type { Config } from '../../lib/config.js'
 import { logUrl, type HttpService } from '../../lib/http.js'
 import type { Logger } from '../../lib/logger.js'
 import type { Manifest } from '../../lib/manifest.js'
-import { RESPONSE_KINDS, type EdgeMetrics } from '../../lib/metrics.js'
+import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS, type EdgeMetrics } from '../../lib/metrics.js'
 import type { DemandRecorder } from '../prefill/demand.js'
 import type { MetaCache, MetaWatcher } from '../fill/meta-cache.js'
 import type { RamWatcher } from '../tiers/ram-tier.js'
 import type { TitleReader } from './reader.js'
 import { TTFB_LABELS } from './server.js'
-import { chunkRef, type Title } from '../title.js'
+import { chunkRef, fileOf, type Title } from '../title.js'
 
 /**
  * `edge.serveThreads`: threads that serve RAM hits next to the main thread.
@@ -33,7 +33,10 @@ import { chunkRef, type Title } from '../title.js'
  *   is in flight: its bytes are still valid, and its memory is freed once no
  *   thread refers to it;
  * - title metadata is posted the same way, with its expiry; a purge answers
- *   only after every thread has dropped the title (`sync`);
+ *   only after every thread has dropped the title (`sync`); a thread builds
+ *   its own Title from the manifest, so it answers an adaptive title's
+ *   playlists itself (generated as the main thread would: edge/serve/playlists.ts)
+ *   and its renditions' RAM hits as a title's;
  * - a thread relays everything else to the main thread over a local socket
  *   (HttpService.listenRelay), with the client's address;
  * - what a hit changes (policy recency, readahead, sessions, demand, metrics)
@@ -53,6 +56,9 @@ export interface ThreadInit {
 
 export interface Batch {
   responses: Record<(typeof RESPONSE_KINDS)[number], number>
+  /** body bytes by kind of file, and playlists answered by kind (as the main thread's hot tallies) */
+  files: Record<(typeof FILE_KINDS)[number], number>
+  playlists: Record<(typeof PLAYLIST_KINDS)[number], number>
   /** requests answered by the thread / passed to the main thread */
   served: number
   relayed: number
@@ -68,9 +74,9 @@ export interface Batch {
   ttfb: number[]
   /** flat: route, method, status, seconds, finished (1/0) */
   http: (string | number)[]
-  /** flat: contentId, chunk index, session ('' without), bytes, chunk key */
+  /** flat: contentId, rendition id ('' for the title's own file), chunk index, session ('' without), bytes, chunk key, moves (1/0: not an init segment) */
   hits: (string | number)[]
-  /** flat: demand key, contentId, first chunk, last chunk, chunks in the title */
+  /** flat: demand key, contentId, rendition id (''), kind of file, first chunk, last chunk, chunks in the file */
   demand: (string | number)[]
   /** with log.requests: flat request id, method, URL, status, milliseconds, finished (1/0) */
   log: (string | number)[]
@@ -91,6 +97,11 @@ export type ToMain =
   | { t: 'listening' }
   | { t: 'drained' }
   | { t: 'error'; message: string }
+
+/** The player routes, as HttpService names them in its metrics. */
+export const CONTENT_ROUTE = '/v1/content/:id'
+export const FILE_ROUTE = '/v1/content/:id/:file'
+export const TOKEN_FILE_ROUTE = '/v1/content/:id/t/:token/:file'
 
 /** Shared memory for a chunk, so serve threads can send it. */
 export function sharedChunk(size: number): Buffer {
@@ -221,6 +232,8 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
   const ttfb = m.ttfb.labels(TTFB_LABELS.ram_hit)
   return b => {
     for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
+    for (const k of FILE_KINDS) m.hot.files[k].ram_hit.n += b.files[k] // a thread serves RAM hits only
+    for (const k of PLAYLIST_KINDS) m.hot.playlists[k].n += b.playlists[k]
     if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
     if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
     if (b.refused > 0) m.threadRequests.inc({ outcome: 'refused' }, b.refused)
@@ -232,23 +245,27 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
     for (const secs of b.ttfb) ttfb.observe(secs)
     for (let i = 0; i < b.http.length; i += 5) {
       const route = b.http[i] as string
-      http.account(route, route === '/v1/content/:id' ? contentLabels : http.routeLabels(route), b.http[i + 1] as string,
+      http.account(route, route === CONTENT_ROUTE ? contentLabels : http.routeLabels(route), b.http[i + 1] as string,
         b.http[i + 2] as number, b.http[i + 3] as number, b.http[i + 4] === 1)
     }
-    for (let i = 0; i < b.hits.length; i += 5) {
+    for (let i = 0; i < b.hits.length; i += 7) {
       const title = meta.cached(b.hits[i] as string)
-      const index = b.hits[i + 1] as number
-      // only for the title version the thread served, not a newer one loaded since
-      if (title !== undefined && index < title.manifest.chunks.length && chunkRef(title, index).key === b.hits[i + 4])
-        reader.servedElsewhere(title, index, b.hits[i + 3] as number, b.hits[i + 2] as string)
+      const rid = b.hits[i + 1] as string
+      const file = title === undefined ? undefined : fileOf(title, rid === '' ? undefined : rid)
+      const index = b.hits[i + 2] as number
+      // only for the file version the thread served, not a newer one loaded since
+      if (file !== undefined && index < file.chunks.length && chunkRef(file, index).key === b.hits[i + 5])
+        reader.servedElsewhere(file, index, b.hits[i + 4] as number, b.hits[i + 3] as string, b.hits[i + 6] === 1)
     }
     for (let i = 0; i < b.log.length; i += 6) {
       logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],
         finished: b.log[i + 5] === 1, thread: true }, 'request')
     }
-    for (let i = 0; i < b.demand.length; i += 5) {
-      demand.request(b.demand[i] as string, b.demand[i + 1] as string)
-      demand.chunks(b.demand[i + 1] as string, b.demand[i + 2] as number, b.demand[i + 3] as number, b.demand[i + 4] as number)
+    for (let i = 0; i < b.demand.length; i += 7) {
+      const rid = b.demand[i + 2] === '' ? undefined : b.demand[i + 2] as string
+      demand.request(b.demand[i] as string, b.demand[i + 1] as string, rid)
+      demand.chunks(b.demand[i + 1] as string, b.demand[i + 4] as number, b.demand[i + 5] as number, b.demand[i + 6] as number, rid,
+        b.demand[i + 3] as 'title' | 'video' | 'audio')
     }
   }
 }

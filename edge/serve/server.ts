@@ -2,12 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Config } from '../../lib/config.js'
 import type { Logger } from '../../lib/logger.js'
-import { HttpService, peerAddress, sendJson, type Match } from '../../lib/http.js'
+import { HttpService, peerAddress, queryParams, sendJson, type Match } from '../../lib/http.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { parseContentId } from '../../lib/ids.js'
 import { NotFoundError } from '../../lib/errors.js'
 import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib/representation.js'
-import type { Manifest } from '../../lib/manifest.js'
+import { isAdaptive } from '../../lib/manifest.js'
 import { requireAdmin } from '../../lib/auth.js'
 import { requestToken } from '../../lib/tokens.js'
 import type { PlayAuth } from './play-auth.js'
@@ -17,20 +17,32 @@ import type { ChunkCache } from '../tiers/cache.js'
 import type { Coalescer } from '../fill/coalesce.js'
 import type { MetaCache } from '../fill/meta-cache.js'
 import type { Result, Source, TitleReader } from './reader.js'
+import { initOnly, renditionFile, type Title, type TitleFile } from '../title.js'
+import { AdaptiveTitleError, NotAdaptiveError, parseFileRequest, pathToken } from './content-path.js'
+import { playlistOf, type PlaylistRequest } from './playlists.js'
+import { streamOf } from './session-id.js'
+import { createHash } from 'node:crypto'
+import { watchRoutes } from './watch.js'
 
 /**
  * The edge's HTTP API.
- *   GET/HEAD /v1/content/{contentId}   players: RFC 9110 ranges, conditionals, CORS
- *   OPTIONS  /v1/content/{contentId}   CORS preflight
- *   DELETE   /v1/cache/{contentId}     purge a title (admin token)
- *   GET      /v1/cache                 what the tiers hold (admin token)
+ *   GET/HEAD /v1/content/{contentId}   players: RFC 9110 ranges, conditionals, CORS (a single-file title;
+ *                                      an adaptive one is 404 CDN_ERR_ADAPTIVE naming its playlists)
+ *   GET/HEAD /v1/content/{contentId}/{file}            an adaptive title's files (docs/abr.md): master.m3u8,
+ *                                      manifest.mpd, {rid}.m3u8 (generated, edge/serve/playlists.ts), {rid}.mp4 (a
+ *                                      rendition: the same reader, fills and tiers as a title's bytes), meta
+ *   GET/HEAD /v1/content/{contentId}/t/{token}/{file}  the same with a play token in the path (content-path.ts)
+ *   OPTIONS  each of the three         CORS preflight
+ *   DELETE   /v1/cache/{contentId}     purge a title, its renditions included (admin token)
+ *   GET      /v1/cache[?contentId=]    what the tiers hold; with contentId, that title's chunks by file (admin token)
  * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
  *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
+ *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
  *
- * With `edge.requireToken`, a player GET/HEAD without a valid play token (query
- * `token` or Authorization: Bearer) is answered 403 with the reason; the
- * preflight needs none (browsers send it without credentials).
+ * With `edge.requireToken`, a player GET/HEAD without a valid play token (in
+ * the path, the query `token` or Authorization: Bearer) is answered 403 with
+ * the reason; the preflight needs none (browsers send it without credentials).
  *
  * Multi-range requests get multipart/byteranges (lib/representation): ranges
  * closer than 80 bytes are merged, and more than `http.maxRanges` ranges are
@@ -58,7 +70,8 @@ export interface EdgeDeps {
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
-const ALLOW_HEADERS = 'Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since'
+// Authorization: a player may carry its play token as a bearer (the path and query forms need no preflight for it)
+const ALLOW_HEADERS = 'Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since, Authorization'
 
 export class EdgeServer {
   readonly http: HttpService
@@ -76,11 +89,18 @@ export class EdgeServer {
         { path: '/v1/content/:id', methods: {
           GET: (q, s, m) => this.content(q, s, m),
           OPTIONS: (q, s) => this.preflight(q, s) } },
-        { path: '/v1/cache', methods: { GET: (q, s) => this.status(q, s) } },
+        { path: '/v1/content/:id/:file', methods: {
+          GET: (q, s, m) => this.named(q, s, m, m.params[1]!, undefined),
+          OPTIONS: (q, s) => this.preflight(q, s) } },
+        { path: '/v1/content/:id/t/:token/:file', methods: {
+          GET: (q, s, m) => this.named(q, s, m, m.params[2]!, pathToken(m.params[1]!)),
+          OPTIONS: (q, s) => this.preflight(q, s) } },
+        { path: '/v1/cache', methods: { GET: (q, s, m) => this.status(q, s, m) } },
         { path: '/v1/cache/:id', methods: { DELETE: (q, s, m) => this.purge(q, s, m) } },
         { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
+        ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
       ],
     })
   }
@@ -100,30 +120,85 @@ export class EdgeServer {
     res.end()
   }
 
+  /** GET /v1/content/{id}: a single-file title's bytes. */
   private async content(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
     const t0 = performance.now()
     cors(res, this.corsOrigin)
     const id = parseContentId(m.params[0]!)
-    const { meta, reader, metrics, auth, demand } = this.deps
-    const token = auth !== undefined || demand !== undefined ? requestToken(m.query, req.headers.authorization) : undefined
+    const token = this.authorize(req, id, m.query, undefined)
+    const title = this.deps.meta.peek(id) ?? await this.deps.meta.fetch(id)
+    if (isAdaptive(title.manifest)) throw new AdaptiveTitleError(id)
+    return this.sendFile(req, res, title.file, token, t0)
+  }
+
+  /** GET /v1/content/{id}[/t/{token}]/{name}: a file of the title. */
+  private async named(req: IncomingMessage, res: ServerResponse, m: Match, name: string, token: string | undefined): Promise<void> {
+    const t0 = performance.now()
+    cors(res, this.corsOrigin)
+    const id = parseContentId(m.params[0]!)
+    const want = parseFileRequest(id, name)
+    token = this.authorize(req, id, m.query, token)
+    const title = this.deps.meta.peek(id) ?? await this.deps.meta.fetch(id)
+    if (want.kind === 'meta') return this.sendMeta(req, res, title)
+    if (want.kind !== 'rendition') return this.sendPlaylist(req, res, title, want)
+    if (!isAdaptive(title.manifest)) throw new NotAdaptiveError(id, name)
+    const file = renditionFile(title, want.rid)
+    if (file === undefined) throw new NotFoundError(`rendition ${want.rid} of ${id} (it has ${title.manifest.renditions.map(r => r.id).join(', ')})`)
+    return this.sendFile(req, res, file, token, t0)
+  }
+
+  /** The request's play token (the path's, else the query's or the bearer), checked when tokens are required. */
+  private authorize(req: IncomingMessage, id: string, query: string, inPath: string | undefined): string | undefined {
+    const { auth, demand } = this.deps
+    const token = inPath ?? (auth !== undefined || demand !== undefined ? requestToken(query, req.headers.authorization) : undefined)
     if (auth !== undefined) auth.check(token, id, peerAddress(req) ?? '', Date.now())
-    const title = meta.peek(id) ?? await meta.fetch(id)
-    const size = title.manifest.size
-    const plan = planResponse(req, title.rep, this.maxRanges)
+    return token
+  }
+
+  private sendPlaylist(req: IncomingMessage, res: ServerResponse, title: Title, want: PlaylistRequest): Promise<void> {
+    const p = playlistOf(title, want, this.deps.config.edge.metaTtlMs / 1000)
+    const plan = planResponse(req, p.rep, this.maxRanges)
+    const { hot } = this.deps.metrics
+    hot.responses[responseKind(req, plan)].n++
+    hot.playlists[want.kind].n++
+    return sendPlanned(res, plan, p.body.length, async (s, e, r) => void r.write(p.body.subarray(s, e + 1)))
+  }
+
+  /** The manifest (renditions included), as the router's /meta answers it. */
+  private sendMeta(req: IncomingMessage, res: ServerResponse, title: Title): void {
+    const text = JSON.stringify(title.manifest)
+    const etag = `"${createHash('sha256').update(text).digest('hex')}"`
+    if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end()
+    sendJson(res, 200, title.manifest, { etag })
+  }
+
+  /**
+   * A file's bytes: a single-file title's, or a rendition's. One path for
+   * both: the same reader, coalescer, fills and tiers (edge/title.ts).
+   */
+  private async sendFile(req: IncomingMessage, res: ServerResponse, file: TitleFile, token: string | undefined, t0: number): Promise<void> {
+    const { reader, metrics, demand } = this.deps
+    const id = file.contentId
+    const size = file.size
+    const plan = planResponse(req, file.rep, this.maxRanges)
     metrics.hot.responses[responseKind(req, plan)].n++
     const body = hasBody(req, plan)
     if (demand !== undefined && body) {
-      demand.request(token ?? `${peerAddress(req) ?? ''} ${id}`, id)
-      demand.chunks(id, firstChunk(plan, title.manifest), lastChunk(plan, title.manifest), title.manifest.chunks.length)
+      demand.request(token ?? `${peerAddress(req) ?? ''} ${id}`, id, file.rid)
+      demand.chunks(id, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length, file.rid, file.kind)
     }
     if (!body) return sendPlanned(res, plan, size, noBytes)
     // the first chunk is opened before the headers: its failure is still a clean 502/504
     const start = plan.ranges === null ? 0 : plan.ranges[0]!.start
-    const cs = title.manifest.chunkSize
+    const last = plan.ranges === null ? size - 1 : plan.ranges[plan.ranges.length - 1]!.end
+    // a rendition's init segment alone (read on every rung switch) is not where the viewer is
+    const moves = !initOnly(file, last)
+    const cs = file.chunkSize
     const index = Math.floor(start / cs)
-    const src = reader.openRam(title, index) ?? await reader.open(title, index, start % cs, true)
+    const src = reader.openRam(file, index, moves) ?? await reader.open(file, index, start % cs, true, moves)
     metrics.ttfb.observe(TTFB_LABELS[src.result], (performance.now() - t0) / 1000)
-    const session = this.deps.sessionOf?.(req, id)
+    const s = this.deps.sessionOf?.(req, id)
+    const session = s === undefined ? undefined : streamOf(s, file)
     if (src.fill === undefined && plan.multipart === null) {
       const end = plan.ranges === null ? size - 1 : plan.ranges[0]!.end
       if (Math.floor(end / cs) === index) {
@@ -131,13 +206,13 @@ export class EdgeServer {
         // same write, as nothing can fail any more; from disk: once its first piece has verified), and the last piece ends the response
         res.statusCode = plan.status
         for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
-        if (src.buf !== undefined) return reader.sendRam(title, src, start - index * cs, end - index * cs, res, session)
-        return reader.sendDisk(title, src, start - index * cs, end - index * cs, res, session)
+        if (src.buf !== undefined) return reader.sendRam(file, src, start - index * cs, end - index * cs, res, session, moves)
+        return reader.sendDisk(file, src, start - index * cs, end - index * cs, res, session, moves)
       }
     }
     const first = { src: src as Source | undefined }
     try {
-      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(title, s, e, r, first, session))
+      await sendPlanned(res, plan, size, (s, e, r) => reader.writeRange(file, s, e, r, first, session, moves))
     } finally {
       reader.release(first.src)
     }
@@ -183,10 +258,13 @@ export class EdgeServer {
     sendJson(res, 200, { state: this.runner().state, progress: this.runner().progress })
   }
 
-  private status(req: IncomingMessage, res: ServerResponse): void {
+  /** The tiers' figures; with `?contentId=`, also which chunks of each of that title's files each tier holds. */
+  private status(req: IncomingMessage, res: ServerResponse, m: Match): void {
     requireAdmin(req, this.deps.adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')
     const { cache, fills } = this.deps
-    sendJson(res, 200, { ram: cache.ram.stats(), disk: cache.disk.stats(), fillsInFlight: fills.size })
+    const q = queryParams(m).get('contentId')
+    const title = q === null ? {} : { title: { contentId: parseContentId(q), files: cache.chunksOf(q) } }
+    sendJson(res, 200, { ram: cache.ram.stats(), disk: cache.disk.stats(), fillsInFlight: fills.size, ...title })
   }
 }
 
@@ -204,11 +282,11 @@ export const TTFB_LABELS: Record<Result, { result: Result }> = {
   ram_hit: { result: 'ram_hit' }, disk_hit: { result: 'disk_hit' }, miss: { result: 'miss' }, coalesced: { result: 'coalesced' },
 }
 
-/** The chunks a planned answer's body starts and ends in (what a player's demand is counted by). */
-export function firstChunk(plan: ResponsePlan, m: Manifest): number {
+/** The chunks of a file a planned answer's body starts and ends in (what a player's demand is counted by). */
+export function firstChunk(plan: ResponsePlan, m: Pick<TitleFile, 'chunkSize'>): number {
   return plan.ranges === null ? 0 : Math.floor(plan.ranges[0]!.start / m.chunkSize)
 }
-export function lastChunk(plan: ResponsePlan, m: Manifest): number {
+export function lastChunk(plan: ResponsePlan, m: Pick<TitleFile, 'chunkSize' | 'size'>): number {
   const r = plan.ranges
   return Math.floor((r === null ? m.size - 1 : r[r.length - 1]!.end) / m.chunkSize)
 }

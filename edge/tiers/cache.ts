@@ -4,6 +4,7 @@ import type { DiskRow } from './disk-index.js'
 import type { DiskTier } from './disk-tier.js'
 import type { RamTier } from './ram-tier.js'
 import type { ChunkRef } from '../title.js'
+import { parseTierKey } from '../policy/policy.js'
 
 /**
  * The two tiers together. A verified chunk from a fill goes to both: RAM at
@@ -75,7 +76,29 @@ export class ChunkCache {
     ).finally(() => this.promoting.delete(row.key))
   }
 
-  /** Drops every cached chunk of a title from both tiers. */
+  /**
+   * Which chunks of each of a title's files the tiers hold (GET /v1/cache?contentId=): `file` is the
+   * rendition id, or null for the title's own file. An admin's question: it walks the RAM tier's keys.
+   */
+  chunksOf(contentId: string): { file: string | null; ram: number[]; disk: number[] }[] {
+    const files = new Map<string, { file: string | null; ram: number[]; disk: number[] }>()
+    const add = (tier: 'ram' | 'disk', key: string) => {
+      const p = parseTierKey(key)
+      if (p === undefined) return
+      const [name, index] = p
+      if (name !== contentId && !name.startsWith(`${contentId}/`)) return
+      let f = files.get(name)
+      if (f === undefined) files.set(name, f = { file: name === contentId ? null : name.slice(contentId.length + 1), ram: [], disk: [] })
+      f[tier].push(index)
+    }
+    for (const key of this.ram.keysOf(contentId)) add('ram', key)
+    for (const key of this.disk.index.keysOf(contentId)) add('disk', key)
+    const out = [...files.values()].sort((a, b) => (a.file ?? '').localeCompare(b.file ?? ''))
+    for (const f of out) { f.ram.sort((a, b) => a - b); f.disk.sort((a, b) => a - b) }
+    return out
+  }
+
+  /** Drops every cached chunk of a title (its renditions' included: their keys start with `contentId/` too) from both tiers. */
   async purge(contentId: string): Promise<{ ram: number; disk: number }> {
     const ram = this.ram.purge(contentId)
     const disk = await this.disk.purge(contentId)

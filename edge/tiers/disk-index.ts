@@ -13,6 +13,11 @@ import { openDatabase } from '../../lib/sqlite.js'
  * frequency sketch) as one JSON document, so a restart resumes with warm
  * policy state (see edge/policy/policy.ts).
  *
+ * Schema 3 (issue 15) adds `rid`: the rendition a chunk belongs to, '' for a
+ * single-file title's own file (every row written before it), so a rendition's
+ * file name and key can be rebuilt at start-up; `content_id` stays the title's,
+ * so a purge by title takes its renditions.
+ *
  * better-sqlite3 is synchronous: every call here is one short indexed
  * statement, or one transaction for a batch of access times.
  */
@@ -20,6 +25,8 @@ import { openDatabase } from '../../lib/sqlite.js'
 export interface DiskRow {
   key: string
   contentId: string
+  /** the rendition; unset for a single-file title's own file */
+  rid?: string | undefined
   index: number
   sha256: string
   size: number
@@ -30,6 +37,7 @@ export interface DiskRow {
 interface RawRow {
   key: string
   content_id: string
+  rid: string
   idx: number
   sha256: string
   size: number
@@ -44,7 +52,9 @@ const MIGRATIONS = [`
       size INTEGER NOT NULL, crcs BLOB NOT NULL, stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) WITHOUT ROWID;
     CREATE INDEX chunks_by_title ON chunks (content_id);`,
   `
-    CREATE TABLE IF NOT EXISTS policy_state (tier TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL);`]
+    CREATE TABLE IF NOT EXISTS policy_state (tier TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL);`,
+  `
+    ALTER TABLE chunks ADD COLUMN rid TEXT NOT NULL DEFAULT '';`]
 
 export class DiskIndex {
   private readonly db: Database.Database
@@ -60,8 +70,8 @@ export class DiskIndex {
 
   constructor(file: string) {
     this.db = openDatabase(file, "the edge's disk index", MIGRATIONS)
-    this.sAll = this.db.prepare('SELECT key, content_id, idx, sha256, size, stored_at, last_access FROM chunks ORDER BY last_access, key')
-    this.sInsert = this.db.prepare('INSERT OR REPLACE INTO chunks (key, content_id, idx, sha256, size, crcs, stored_at, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.sAll = this.db.prepare('SELECT key, content_id, rid, idx, sha256, size, stored_at, last_access FROM chunks ORDER BY last_access, key')
+    this.sInsert = this.db.prepare('INSERT OR REPLACE INTO chunks (key, content_id, rid, idx, sha256, size, crcs, stored_at, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
     this.sDelete = this.db.prepare('DELETE FROM chunks WHERE key = ?')
     this.sCrcs = this.db.prepare('SELECT crcs FROM chunks WHERE key = ?')
     this.sTouch = this.db.prepare('UPDATE chunks SET last_access = ? WHERE key = ?')
@@ -75,12 +85,12 @@ export class DiskIndex {
 
   /** Every row, least recently accessed first. */
   all(): DiskRow[] {
-    return this.sAll.all().map(r => ({ key: r.key, contentId: r.content_id, index: r.idx, sha256: r.sha256, size: r.size,
-      storedAt: r.stored_at, lastAccess: r.last_access }))
+    return this.sAll.all().map(r => ({ key: r.key, contentId: r.content_id, rid: r.rid === '' ? undefined : r.rid, index: r.idx, sha256: r.sha256,
+      size: r.size, storedAt: r.stored_at, lastAccess: r.last_access }))
   }
 
   insert(r: DiskRow, crcs: Buffer): void {
-    this.sInsert.run(r.key, r.contentId, r.index, r.sha256, r.size, crcs, r.storedAt, r.lastAccess)
+    this.sInsert.run(r.key, r.contentId, r.rid ?? '', r.index, r.sha256, r.size, crcs, r.storedAt, r.lastAccess)
   }
 
   delete(key: string): void {

@@ -214,6 +214,38 @@ t.test('a purge drops queued writes of the title, counted as purged, and frees t
   index.close()
 })
 
+t.test('a chunk purged (or evicted) while being written can be written again at once: its new write waits for the old one, then lands', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, 10 * CHUNK)
+  await recoverDisk(tier, quietLogger('edge'))
+  const [a, b, c] = [0, 1, 2].map(i => chunk(i))
+  for (const x of [a!, b!, c!]) tier.write(x.ref, x.buf) // a and b being written, c waiting
+  await tier.purge('movie')
+  t.notOk(tier.writing(a!.ref.key), 'a cancelled write does not stand for its chunk')
+  for (const x of [a!, b!, c!]) tier.write(x.ref, x.buf) // the title filled again after the purge
+  t.ok(tier.staged(a!.ref.key)?.equals(a!.buf), 'the new write is served while it waits')
+  await tier.idle()
+  t.equal(tier.stats().entries, 3, 'all three are on disk')
+  t.same(chunkFiles(dir).sort(), [a!, b!, c!].map(x => `movie/${x.ref.index}-${x.ref.sha256}.chunk`).sort())
+  t.same(readdirSync(join(dir, 'tmp')), [])
+  for (const x of [a!, b!, c!]) t.ok((await read(tier, x.ref.key, 0, CHUNK - 1)).equals(x.buf), `chunk ${x.ref.index} reads back`)
+  t.same((await metrics.diskWriteDrops.get()).values.map(v => [v.labels.reason, v.value]), [['purged', 3]])
+
+  // one the other writer's insert evicted while it was written, filled again: written again
+  const small = open(t.testdir(), CHUNK)
+  await recoverDisk(small.tier, quietLogger('edge'))
+  small.tier.write(a!.ref, a!.buf)
+  small.tier.write(b!.ref, b!.buf) // evicts a, still being written
+  small.tier.write(a!.ref, a!.buf) // a again: evicts b once its turn comes
+  await small.tier.idle()
+  t.ok(small.tier.has(a!.ref.key), 'the last one written is on disk')
+  t.equal(small.tier.stats().bytes, CHUNK)
+  await small.tier.close()
+  small.index.close()
+  await tier.close()
+  index.close()
+})
+
 t.test('a range of many pieces: pooled read buffers are reused only after their write is done, and bytes stay exact', async t => {
   const dir = t.testdir()
   const { tier, index } = open(dir, 10 * 1024 * 1024)
@@ -276,6 +308,50 @@ t.test('a corrupt block deep in a many-piece range: the pieces before it go out,
   t.ok(out.equals(x.buf.subarray(0, out.length)), 'and they are the right ones')
   t.notOk(tier.has(x.ref.key), 'the chunk is dropped')
   t.equal((await metrics.corrupt.get()).values[0]?.value, 1)
+  await tier.close()
+  index.close()
+})
+
+t.test('an index from before issue 15 upgrades in place; renditions\' chunks are stored, recovered and purged with their title', async t => {
+  const dir = t.testdir()
+  // the schema-2 index an edge wrote before issue 15, with one chunk of a single-file title and its file
+  const old = chunk(0)
+  const Database = (await import('better-sqlite3')).default
+  const db = new Database(join(dir, 'index.sqlite'))
+  db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('schema_version', '2');
+    CREATE TABLE chunks (key TEXT PRIMARY KEY, content_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL,
+      size INTEGER NOT NULL, crcs BLOB NOT NULL, stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX chunks_by_title ON chunks (content_id);
+    CREATE TABLE policy_state (tier TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL);`)
+  db.prepare('INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(old.ref.key, 'movie', 0, old.ref.sha256, CHUNK, blockCrcs(old.buf), 1, 1)
+  db.close()
+  mkdirSync(join(dir, 'chunks', 'movie'), { recursive: true })
+  writeFileSync(join(dir, 'chunks', 'movie', `0-${old.ref.sha256}.chunk`), old.buf)
+
+  let { tier, index } = open(dir, 10 * CHUNK)
+  let report = await recoverDisk(tier, quietLogger('edge'))
+  t.match(report, { loaded: 1, rows_dropped: 0, orphans_removed: 0 }, 'the old chunk is kept, under its old key')
+  t.same(await read(tier, old.ref.key, 0, 99), old.buf.subarray(0, 100))
+  // a rendition's chunk: its key names the rendition, its file sits in the title's directory
+  const buf = Buffer.alloc(CHUNK, 9)
+  const sha256 = createHash('sha256').update(buf).digest('hex')
+  const ref: ChunkRef = { key: chunkKey('movie/v720', 3, sha256), contentId: 'movie', rid: 'v720', index: 3, sha256, size: CHUNK }
+  t.equal(ref.key, `movie/v720/3/${sha256}`)
+  tier.write(ref, buf)
+  await tier.idle()
+  t.ok(existsSync(join(dir, 'chunks', 'movie', `v720.3-${sha256}.chunk`)), 'a rendition chunk\'s file')
+  await tier.close()
+  index.close()
+
+  ;({ tier, index } = open(dir, 10 * CHUNK))
+  report = await recoverDisk(tier, quietLogger('edge'))
+  t.match(report, { loaded: 2, rows_dropped: 0, orphans_removed: 0 }, 'both recovered after a restart')
+  t.same(await read(tier, ref.key, CHUNK - 10, CHUNK - 1), buf.subarray(CHUNK - 10))
+  t.equal(tier.index.all().find(r => r.key === ref.key)!.rid, 'v720')
+  t.equal(tier.index.all().find(r => r.key === old.ref.key)!.rid, undefined)
+  t.equal(await tier.purge('movie'), 2, 'a purge of the title takes its rendition')
+  t.same(chunkFiles(dir), [])
   await tier.close()
   index.close()
 })

@@ -6,17 +6,18 @@ import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics, TierStats } from '../../lib/metrics.js'
 import { BLOCK_SIZE, blockCrcs, firstBadBlock } from '../../lib/block-hasher.js'
 import { CorruptChunkError } from '../../lib/errors.js'
-import { chunkName } from '../../lib/ids.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
 import { BufferPool } from './buffer-pool.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import { WriteQueue, type WriteJob } from './disk-writes.js'
 import type { EvictionPolicy } from '../policy/policy.js'
 import type { Send, SendPiece } from '../serve/send.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 
 /**
- * The disk tier: one file per verified chunk under `chunks/<contentId>/<index>-<sha256>.chunk`,
+ * The disk tier: one file per verified chunk under `chunks/<contentId>/<index>-<sha256>.chunk`
+ * (a rendition's: `chunks/<contentId>/<rid>.<index>-<sha256>.chunk`, in its title's directory,
+ * so a purge or a listing of the title finds it there; a rendition id has no dot),
  * indexed in SQLite with per-block CRC32Cs, bounded in bytes by its policy.
  *
  * Who owns what. `entries` (in memory) lists the files that are complete and
@@ -87,8 +88,8 @@ export class DiskTier {
     if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
-  path(r: Pick<DiskRow, 'contentId' | 'index' | 'sha256'>): string {
-    return join(this.chunksDir, r.contentId, `${r.index}-${r.sha256}.chunk`)
+  path(r: Pick<DiskRow, 'contentId' | 'rid' | 'index' | 'sha256'>): string {
+    return join(this.chunksDir, r.contentId, r.rid === undefined ? `${r.index}-${r.sha256}.chunk` : `${r.rid}.${r.index}-${r.sha256}.chunk`)
   }
 
   /** A lookup that counts for the policy and the recency order. */
@@ -121,6 +122,20 @@ export class DiskTier {
   /** Whether the write queue can take `bytes` more now (readahead and prefill ask with their chunk plus every fill in flight). */
   room(bytes: number): boolean {
     return this.policy.capacity === 0 || this.writes.room(bytes)
+  }
+
+  /**
+   * The upstream's chunk size, learned from a manifest. A write queue smaller
+   * than one chunk takes one at a time (WriteQueue.chunkSize), and every
+   * chunk verified while one is written is dropped: said once, naming both
+   * settings. (The start-up check compares the queue with this edge's own
+   * cluster.chunkSize, which need not be its router's.)
+   */
+  upstreamChunkSize(bytes: number): void {
+    if (this.policy.capacity === 0 || !this.writes.chunkSize(bytes)) return
+    this.logger.warn({ diskWriteQueueBytes: this.opts.writeQueueBytes, chunkSize: bytes },
+      `edge.diskWriteQueueBytes (${this.opts.writeQueueBytes}) is smaller than one chunk of the upstream (cluster.chunkSize ${bytes}, from a manifest): ` +
+      `the disk tier writes one chunk at a time and drops chunks verified meanwhile; set edge.diskWriteQueueBytes to at least edge.maxFills × ${bytes}`)
   }
 
   /** A verified chunk waiting for (or in) its write: its Buffer; undefined otherwise. */
@@ -228,7 +243,7 @@ export class DiskTier {
         await fh.close()
       }
       if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
-      const row: DiskRow = { key: ref.key, contentId: ref.contentId, index: ref.index, sha256: ref.sha256, size: ref.size,
+      const row: DiskRow = { key: ref.key, contentId: ref.contentId, rid: ref.rid, index: ref.index, sha256: ref.sha256, size: ref.size,
         storedAt: Date.now(), lastAccess }
       this.index.insert(row, blockCrcs(buf))
       // a title's directory is made once (nothing removes one while the edge runs; a failure forgets it)
@@ -352,9 +367,9 @@ export class DiskTier {
     const bad = got < buf.length ? Math.floor((from + got) / BLOCK_SIZE) : firstBadBlock(h.crcs, buf, from)
     if (bad >= 0) {
       this.metrics.corrupt.inc({ found_by: by })
-      this.logger.error({ chunk: chunkName(row.contentId, row.index), block: bad }, 'disk tier: corrupt block, chunk dropped')
+      this.logger.error({ chunk: refName(row), block: bad }, 'disk tier: corrupt block, chunk dropped')
       await this.remove(row.key)
-      throw new CorruptChunkError(chunkName(row.contentId, row.index), `disk tier block ${bad} fails its CRC32C`)
+      throw new CorruptChunkError(refName(row), `disk tier block ${bad} fails its CRC32C`)
     }
   }
 

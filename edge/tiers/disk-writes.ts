@@ -1,7 +1,6 @@
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
-import { chunkName } from '../../lib/ids.js'
-import type { ChunkRef } from '../title.js'
+import { refName, type ChunkRef } from '../title.js'
 
 /**
  * The disk tier's write queue: verified chunks waiting for its writers,
@@ -11,7 +10,10 @@ import type { ChunkRef } from '../title.js'
  * tier did not keep (every chunk on a disk-only edge), so its bound is memory
  * (README "Memory"). `add` never blocks: a chunk that would take the queue
  * past its bytes is dropped, except into an empty queue, which takes any one
- * chunk (a bound smaller than a chunk must not stop every write). WRITERS
+ * chunk (a bound smaller than a chunk must not stop every write). For the same
+ * reason the bound `room` answers by is never less than the largest chunk
+ * size the upstream's manifests gave (`chunkSize`): readahead and prefill,
+ * which ask for room for a whole chunk, would otherwise never start. WRITERS
  * writers take chunks in arrival order and hand each to `store`; `add` starts
  * one while fewer run, and a writer ends when nothing waits. While a chunk
  * waits or is written its Buffer is readable (`staged`), so the edge serves it
@@ -36,6 +38,15 @@ import type { ChunkRef } from '../title.js'
  * checks `cancelled` before it makes the file visible, and after. Drops are
  * counted by reason; a write abandoned because the policy evicted its chunk
  * is not a drop (the policy chose), and is counted as such.
+ *
+ * A cancelled write stays in `writing` until its file calls return, but it no
+ * longer stands for its chunk: the same chunk filled again meanwhile (a purge,
+ * then a player) is queued as a new job, not taken for a duplicate. The two
+ * jobs of one key never run at once: a writer passes over a waiting job whose
+ * key is still being written, and the writer of the cancelled job takes it
+ * next. Run together, the abandoned write's clean-up (it removes the key from
+ * the policy and the index, and unlinks the file at the chunk's path) would
+ * undo the new one.
  */
 export type WriteDropReason = 'queue_full' | 'purged'
 /** why a write in progress must not become visible: its title was purged, or the policy evicted it */
@@ -60,6 +71,8 @@ export class WriteQueue {
   private writers = 0
   private idleWaiters: (() => void)[] = []
   private bytes = 0
+  /** the largest chunk size the upstream's manifests gave: the queue holds at least one such chunk */
+  private chunkBytes = 0
 
   constructor(
     private readonly limitBytes: number,
@@ -78,14 +91,26 @@ export class WriteQueue {
     return this.bytes
   }
 
-  /** Waiting or being written (a second add of it would be a no-op). */
+  /** Waiting or being written, not cancelled (a second add of it would be a no-op). */
   has(key: string): boolean {
-    return this.waiting.has(key) || this.writing.has(key)
+    return this.waiting.has(key) || this.writing.get(key)?.cancelled === false
   }
 
   /** Whether `bytes` more would fit now. */
   room(bytes: number): boolean {
-    return this.bytes + bytes <= this.limitBytes
+    return this.bytes + bytes <= Math.max(this.limitBytes, this.chunkBytes)
+  }
+
+  /**
+   * The upstream's chunk size, from a manifest. True only the first time a
+   * chunk size is found larger than the queue's bound (the caller warns once):
+   * from then on the queue holds one chunk at a time.
+   */
+  chunkSize(bytes: number): boolean {
+    if (bytes <= this.chunkBytes) return false
+    const first = this.chunkBytes <= this.limitBytes && bytes > this.limitBytes
+    this.chunkBytes = bytes
+    return first
   }
 
   /** The Buffer of a chunk waiting or being written (not a cancelled one); undefined otherwise. */
@@ -94,7 +119,7 @@ export class WriteQueue {
     return job && !job.cancelled ? job.buf : undefined
   }
 
-  /** Queues a chunk not already queued; drops it (counted) if it does not fit. */
+  /** Queues a chunk not already queued (a cancelled write of it does not count); drops it (counted) if it does not fit. */
   add(ref: ChunkRef, buf: Buffer): void {
     if (this.has(ref.key)) return
     if (this.bytes > 0 && !this.room(buf.length)) return this.dropped('queue_full')
@@ -152,7 +177,7 @@ export class WriteQueue {
         await this.store(job)
       } catch (err) {
         this.metrics.diskWrites.inc({ result: 'failed' })
-        this.logger.error({ chunk: chunkName(job.ref.contentId, job.ref.index), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
+        this.logger.error({ chunk: refName(job.ref), err: (err as Error).message }, 'disk tier: write failed, chunk kept in RAM only')
       }
       this.writing.delete(job.ref.key)
       this.account(-job.buf.length)
@@ -161,10 +186,13 @@ export class WriteQueue {
     if (--this.writers === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 
+  /** The first waiting job whose key is not being written (see "A cancelled write" above). */
   private shift(): WriteJob | undefined {
-    const first = this.waiting.values().next()
-    if (first.done) return undefined
-    this.waiting.delete(first.value.ref.key)
-    return first.value
+    for (const job of this.waiting.values()) {
+      if (this.writing.has(job.ref.key)) continue
+      this.waiting.delete(job.ref.key)
+      return job
+    }
+    return undefined
   }
 }

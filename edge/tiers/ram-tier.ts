@@ -72,7 +72,15 @@ export class RamTier {
     this.watcher?.removed([key])
   }
 
-  /** Drops every chunk of a title; returns how many. */
+  /** The keys of a title's chunks held (its renditions' included). */
+  keysOf(contentId: string): string[] {
+    const prefix = `${contentId}/`
+    const out: string[] = []
+    for (const key of this.map.keys()) if (key.startsWith(prefix)) out.push(key)
+    return out
+  }
+
+  /** Drops every chunk of a title (its renditions' included); returns how many. */
   purge(contentId: string): number {
     const prefix = `${contentId}/`
     let n = 0

@@ -25,6 +25,8 @@ export interface ShardHealth {
   lastCheckAt: number | null
   lastError: string | null
   status: ShardStatus | null
+  /** epoch ms, this router's clock, when `status` arrived: what the ages it carries count back from */
+  statusAt: number | null
 }
 
 export class HealthMonitor {
@@ -35,7 +37,7 @@ export class HealthMonitor {
 
   constructor(private readonly shards: readonly ShardClient[], private readonly cfg: Config['router']['health'], private readonly logger: Logger) {
     const now = Date.now()
-    for (const s of shards) this.state.set(s.id, { up: true, since: now, okStreak: 0, failStreak: 0, lastCheckAt: null, lastError: null, status: null })
+    for (const s of shards) this.state.set(s.id, { up: true, since: now, okStreak: 0, failStreak: 0, lastCheckAt: null, lastError: null, status: null, statusAt: null })
   }
 
   isUp(id: string): boolean {
@@ -80,7 +82,10 @@ export class HealthMonitor {
       h.okStreak++
       h.failStreak = 0
       h.lastError = null
-      if (status) h.status = status
+      if (status) {
+        h.status = status
+        h.statusAt = h.lastCheckAt
+      }
       if (!h.up && h.okStreak >= this.cfg.rise) this.flip(id, h, true)
     } else {
       h.failStreak++

@@ -39,6 +39,8 @@ export interface ShardStatus {
   disk: { capacityBytes: number; freeBytes: number; reserveBytes: number }
   /** the last repair pass's report left on this shard, by whoever ran it (absent on shards from before) */
   lastRepair?: RepairReport | null
+  /** how long before this answer the shard received lastRepair, by its own clock (absent on shards from before) */
+  lastRepairAgeMs?: number | null
 }
 
 type Upstream = Config['router']['upstream']

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto'
  *   GET  /v1/edges                    the registry (admin)
  *   GET  /v1/edges/state              heartbeats this router received, with their age, for peer routers (edge credential)
  *   POST /v1/demand                   an edge's demand report (edge credential)
- *   GET  /v1/trending?window=&limit=&category=&positions=1
+ *   GET  /v1/trending?window=&limit=&category=&positions=1   (positions=1: per rendition too, for adaptive titles)
  *   GET  /v1/trending/state           this router's own counters, for peer routers
  *   GET  /v1/play/{contentId}?region=&viewer=   viewer: a viewer credential (lib/tokens signViewer), never a bare id
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
@@ -177,12 +177,15 @@ function trending(d: PlaybackDeps, res: ServerResponse, m: Match): void {
     return item !== undefined && item.categories.some(c => c.localeCompare(category, undefined, { sensitivity: 'base' }) === 0)
   }
   const top = d.trending.top(window as WindowName, now, limit, filter)
+  // with positions, an adaptive title's counts per rendition too (what an edge's prefill weighs rungs by)
+  const renditions = withPositions ? d.trending.renditions(new Set(top.map(t => t.contentId)), window as WindowName, now) : undefined
   sendJson(res, 200, {
     window, at: new Date(now).toISOString(),
     titles: top.map(t => {
       const item = d.catalog.get(t.contentId)
+      const r = renditions?.get(t.contentId)
       return { contentId: t.contentId, plays: t.plays, title: item?.title ?? null, categories: item?.categories ?? [],
-        ...(withPositions ? { positions: d.trending.positions(t.contentId, now) } : {}) }
+        ...(withPositions ? { positions: d.trending.positions(t.contentId, now) } : {}), ...(r ? { renditions: r } : {}) }
     }),
   })
 }

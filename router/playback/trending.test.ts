@@ -47,3 +47,23 @@ t.test('demand reports are validated by field', async t => {
   t.throws(() => parseDemandReport({ edgeId: 'e', titles: [{ contentId: 'a', plays: 1, slices: [1] }] }), /slices/)
   t.ok(parseDemandReport({ edgeId: 'e', titles: [] }))
 })
+
+t.test('an adaptive title\'s counts per rendition, next to reports of the old shape', async t => {
+  const tr = new Trending(join(t.testdir(), 'trending.sqlite'), 'r1')
+  t.teardown(() => tr.close(t0))
+  tr.record(parseDemandReport({ edgeId: 'e1', titles: [{ contentId: 'abr', plays: 5, slices: slices(4, 0), renditions: [
+    { id: 'v720', plays: 4, slices: slices(30, 0) }, { id: 'v360', plays: 2, slices: slices(10, 0) }, { id: 'a128', plays: 5 }] }] }), t0)
+  tr.record(parseDemandReport({ edgeId: 'old-edge', titles: [{ contentId: 'abr', plays: 1, slices: slices(1, 0) }, { contentId: 'film', plays: 3 }] }), t0)
+  t.same(tr.top('1h', t0 + MIN, 10), [{ contentId: 'abr', plays: 6 }, { contentId: 'film', plays: 3 }], 'renditions are no titles')
+  t.equal(tr.positions('abr', t0)![0], 1, 'the title\'s own positions as before')
+  const r = tr.renditions(new Set(['abr', 'film']), '1h', t0 + MIN)
+  t.same([...r.keys()], ['abr'], 'only titles with counts per rendition')
+  t.same(r.get('abr'), [{ id: 'a128', plays: 5, reads: 0 }, { id: 'v360', plays: 2, reads: 10 }, { id: 'v720', plays: 4, reads: 30 }])
+  t.same(Object.keys(tr.own.snapshot()).filter(k => k.includes('#r:')).sort(), ['abr#r:a128', 'abr#r:v360', 'abr#r:v360#reads', 'abr#r:v720', 'abr#r:v720#reads'],
+    'two keys a rendition at most: its plays and its reads, not 20 slices')
+  t.throws(() => parseDemandReport({ edgeId: 'e', titles: [{ contentId: 'a', plays: 1, renditions: [{ id: 'V 720', plays: 1 }] }] }), /renditions\.0\.id/)
+  t.throws(() => parseDemandReport({ edgeId: 'e', titles: [{ contentId: 'a', plays: 1, renditions: [{ id: 'v', plays: 1, slices: [1] }] }] }), /slices/)
+  // a router from before issue 15 merging this one's state sees no new title
+  const old = Object.keys(tr.own.snapshot()).filter(k => !k.includes('#'))
+  t.same(old.sort(), ['abr', 'film'], 'every key of a rendition has a #, which older routers skip')
+})

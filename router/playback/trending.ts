@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { BadRequestError } from '../../lib/errors.js'
 import { openDatabase } from '../../lib/sqlite.js'
 import { isContentId } from '../../lib/ids.js'
+import { RENDITION_ID, RENDITION_ID_RULE } from '../../lib/media/rendition.js'
 import { MergedCounts, WindowCounter, type Ring, type WindowName } from './window-counter.js'
 
 /**
@@ -12,6 +13,20 @@ import { MergedCounts, WindowCounter, type Ring, type WindowName } from './windo
  *
  * Memory is constant per title: one WindowCounter ring set for plays (key =
  * contentId) and one per position slice (key = contentId#slice).
+ *
+ * An adaptive title (issue 15) is also counted per rendition, as an edge
+ * reports it, in two keys: its plays under `contentId#r:rid` and its reads
+ * (the sum of the report's slices) under `contentId#r:rid#reads` (at most 16
+ * renditions a title, the manifest's limit). Not its reads by slice: a key is
+ * 186 numbers, so 20 slices for each of 5 rungs made an adaptive title cost 6×
+ * a single file's memory, snapshot and peer exchange (measured: 241 MB against
+ * 40 MB for 1,000 titles), and the title's own slices already say where in
+ * time its viewers are (rungs are aligned in time, and an edge counts a
+ * title's slices from its video reads by slice of each rung's file). The keys
+ * contain '#', so neither /v1/trending nor a router from before issue 15 that
+ * merges this one's state (trending-peers.ts) lists any as a title or reads
+ * any as a title's slice. A report without renditions (an edge from before
+ * issue 15, or a single-file title) is recorded as before.
  *
  * Persistence: the counters are snapshotted to SQLite every `snapshotMs` and at
  * close, and loaded at start, so a restart does not forget. Several routers:
@@ -28,6 +43,12 @@ export const demandReportSchema = z.object({
     plays: z.number().int().min(0).max(1e9),
     /** chunk reads since the last report, by slice of the title (0 = opening) */
     slices: z.array(z.number().int().min(0).max(1e12)).length(SLICES).optional(),
+    /** an adaptive title's counts per rendition: its plays (sessions that read it), and reads by slice of its file */
+    renditions: z.array(z.object({
+      id: z.string().regex(RENDITION_ID, RENDITION_ID_RULE),
+      plays: z.number().int().min(0).max(1e9),
+      slices: z.array(z.number().int().min(0).max(1e12)).length(SLICES).optional(),
+    }).strict()).max(16).optional(),
   }).strict()).max(10_000),
 }).strict()
 
@@ -37,6 +58,23 @@ export function parseDemandReport(body: unknown): DemandReport {
   const r = demandReportSchema.safeParse(body)
   if (!r.success) throw new BadRequestError(`invalid demand report: ${r.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
   return r.data
+}
+
+const RENDITION_MARK = '#r:'
+const READS = '#reads'
+
+/** The counter key of a rendition's plays (its slices: this + `#slice`). */
+export function renditionKey(contentId: string, rid: string): string {
+  return `${contentId}${RENDITION_MARK}${rid}`
+}
+
+/** What GET /v1/trending?positions=1 answers per rendition of an adaptive title. */
+export interface RenditionDemand {
+  id: string
+  /** sessions that read it, in the window */
+  plays: number
+  /** chunk reads over 24 h (its share of the title's reads weighs its chunks in an edge's prefill) */
+  reads: number
 }
 
 /** Which slice of a title chunk `index` of `chunks` falls in. */
@@ -65,6 +103,12 @@ export class Trending {
     for (const t of report.titles) {
       if (t.plays > 0) this.own.add(t.contentId, t.plays, now)
       t.slices?.forEach((n, i) => { if (n > 0) this.own.add(`${t.contentId}#${i}`, n, now) })
+      for (const r of t.renditions ?? []) {
+        const key = renditionKey(t.contentId, r.id)
+        if (r.plays > 0) this.own.add(key, r.plays, now)
+        const reads = r.slices?.reduce((a, b) => a + b, 0) ?? 0
+        if (reads > 0) this.own.add(`${key}${READS}`, reads, now)
+      }
     }
   }
 
@@ -83,6 +127,36 @@ export class Trending {
     const counts = Array.from({ length: SLICES }, (_, i) => this.merged.total(`${contentId}#${i}`, '24h', now))
     const sum = counts.reduce((a, b) => a + b, 0)
     return sum > 0 ? counts.map(c => c / sum) : null
+  }
+
+  /**
+   * Per rendition of each of `ids` that has counts: plays in the window, and
+   * reads over 24 h. One pass over the keys, however many titles are asked.
+   */
+  renditions(ids: ReadonlySet<string>, window: WindowName, now: number): Map<string, RenditionDemand[]> {
+    const found = new Map<string, Set<string>>()
+    for (const k of this.merged.keys()) {
+      const at = k.indexOf(RENDITION_MARK)
+      if (at <= 0 || !ids.has(k.slice(0, at))) continue
+      const rest = k.slice(at + RENDITION_MARK.length)
+      const hash = rest.indexOf('#')
+      const id = k.slice(0, at)
+      let set = found.get(id)
+      if (set === undefined) found.set(id, set = new Set())
+      set.add(hash < 0 ? rest : rest.slice(0, hash))
+    }
+    const out = new Map<string, RenditionDemand[]>()
+    for (const [id, rids] of found) {
+      const list: RenditionDemand[] = []
+      for (const rid of [...rids].sort()) {
+        const key = renditionKey(id, rid)
+        const reads = this.merged.total(`${key}${READS}`, '24h', now)
+        const plays = this.merged.total(key, window, now)
+        if (plays > 0 || reads > 0) list.push({ id: rid, plays, reads })
+      }
+      if (list.length > 0) out.set(id, list)
+    }
+    return out
   }
 
   /** Titles by plays in the window, most first. */

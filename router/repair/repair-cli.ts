@@ -1,5 +1,4 @@
 import { Command } from 'commander'
-import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, type Flag } from '../../lib/cli.js'
 import { createLogger } from '../../lib/logger.js'
 import { Progress } from '../../lib/progress.js'
@@ -37,7 +36,7 @@ export function repairCommand(): Command {
     // stderr: stdout is the report's alone
     const logger = createLogger('repair', config.log.level === 'info' ? 'warn' : config.log.level, process.stderr)
     const { cluster, repairer } = buildCluster(config, logger, process.env)
-    repairer.ranBy = `reelcdn router repair on ${hostname()}`
+    repairer.ranBy = 'reelcdn router repair'
     const bar = new Progress({ label: 'repair', unit: 'items' })
     try {
       const report = await repairer.run({

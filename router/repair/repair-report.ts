@@ -6,14 +6,16 @@
  *
  * Every pass leaves its report on the shards it reached, and routers read it
  * back from the shards' status (origin/repair-record.ts): /v1/cluster shows the
- * newest pass any process ran, `latestReport`.
+ * newest pass any process ran, `latestReport`, placed on this router's clock.
  */
 export interface RepairReport {
   startedAt: number
   finishedAt: number | null
   dryRun: boolean
-  /** who ran the pass: `router <id>` or `reelcdn router repair on <host>` */
+  /** who ran the pass: `router <id>` or `reelcdn router repair` (reports from before ranOn: `reelcdn router repair on <host>`) */
   ranBy?: string
+  /** the machine's hostname: for an operator, never in a public answer (`whoRan`) */
+  ranOn?: string
   /** shards that did not answer: their replicas are counted, not checked */
   unreachable: string[]
   manifests: { scanned: number; underReplicated: number; copied: number; misplacedDeleted: number; conflicts: number }
@@ -55,12 +57,35 @@ export function emptyReport(dryRun: boolean, unreachable: string[]): RepairRepor
   }
 }
 
-/** The newest finished pass among this router's own and those the shards hold (any process's). */
-export function latestReport(...reports: (RepairReport | null | undefined)[]): RepairReport | undefined {
-  let best: RepairReport | undefined
-  for (const r of reports) {
-    if (!r || typeof r.finishedAt !== 'number' || typeof r.remaining !== 'object' || r.remaining === null) continue
-    if (!best || r.finishedAt > best.finishedAt!) best = r
+/** A finished pass and when it ended on this router's clock (a shard's report: when it reached the shard, by its age there). */
+export interface PlacedReport {
+  report: RepairReport
+  at: number
+}
+
+/**
+ * The newest finished pass among this router's own and those the shards hold
+ * (any process's), by this router's clock: never by a report's finishedAt,
+ * which is the clock of whatever machine ran the pass.
+ */
+export function latestReport(...placed: (PlacedReport | undefined)[]): PlacedReport | undefined {
+  let best: PlacedReport | undefined
+  for (const p of placed) {
+    const r = p?.report
+    if (!p || !r || typeof r.finishedAt !== 'number' || typeof r.remaining !== 'object' || r.remaining === null) continue
+    if (!best || p.at > best.at) best = p
   }
   return best
+}
+
+/**
+ * Who ran a pass, and on which machine. A machine's hostname is for the
+ * operator (it names internal hosts, a laptop): /v1/cluster shows `ranOn` to
+ * the admin token only. Reports from before ranOn carried the hostname in
+ * ranBy (`reelcdn router repair on <host>`): it is split off the same way.
+ */
+export function whoRan(r: RepairReport): { ranBy: string | null; ranOn: string | null } {
+  const old = /^(reelcdn router repair) on (.+)$/s.exec(r.ranBy ?? '')
+  if (old) return { ranBy: old[1]!, ranOn: r.ranOn ?? old[2]! }
+  return { ranBy: r.ranBy ?? null, ranOn: r.ranOn ?? null }
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import type { Config } from '../../lib/config.js'
@@ -33,6 +34,8 @@ export class Repairer {
   last: RepairReport | undefined
   /** what reports name as who ran the pass */
   ranBy = 'router'
+  /** the machine it runs on, in reports for the operator (never shown without the admin token: whoRan) */
+  ranOn = hostname()
   progress: RepairProgress | undefined
   private running: Promise<RepairReport> | undefined
   private timer: NodeJS.Timeout | undefined
@@ -168,6 +171,7 @@ export class Repairer {
     }
     report.finishedAt = Date.now()
     report.ranBy = this.ranBy
+    report.ranOn = this.ranOn
     p.phase = 'done'
     tell()
     this.last = report

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
 import { digestHeader } from '../../lib/digest.js'
 import { blockCrcs } from '../../lib/block-hasher.js'
 import { chunkLength, type Manifest } from '../../lib/manifest.js'
@@ -11,22 +12,30 @@ import { manifestFor, type TitleOptions } from './titles.js'
 /**
  * A test upstream speaking the router's edge-facing contract
  *   GET /v1/content/{id}/meta, GET /v1/content/{id}/chunks/{index} (Range → 206),
- *   GET /v1/content/{id}/chunks/{index}/crcs (the block list, for titles added with `blocks: true`)
+ *   GET /v1/content/{id}/chunks/{index}/crcs (the block list, for titles added with `blocks: true`),
+ *   GET /v1/content/{id}/r/{rid}/chunks/{index}[/crcs] (an adaptive title's renditions: `addAdaptive`)
  * over titles held in memory, with faults a test can inject per chunk and
- * barriers to order events without sleeping:
+ * barriers to order events without sleeping. A chunk is named by its file and
+ * index: the file is a contentId, or `contentId/rid` for a rendition (as the
+ * edge names them), so `hold('film/v360', 2, 0)` holds chunk 2 of rendition
+ * v360; counting by a bare contentId (`requests('film')`) takes all its files.
  *   hold(id, i, atByte)  send `atByte` bytes, then wait for release(id, i); held(id, i) resolves when it waits
  *   hang(id, i)          never answer (the edge's timeouts must fire)
  *   reset(id, i, at)     destroy the connection after `at` body bytes
+ *   resetEvery           destroy the connection after that many body bytes of each request
  *   corrupt(id, i)       flip one byte in the body while the headers claim the right digest
  *   status               answer the chunk request with this error status (502, 503: the router's own failures)
  *   throttle(bps)        pace every chunk body at `bps` bytes per second
  *   requested(n, id?, i?) resolves once n chunk requests (matching) have arrived
+ *   crcsFault(f)         the next `f.times` block-list requests (all, if unset) hang or answer `f.status`
  * `log` lists every chunk request (with its Range), `sent(id, i)` the body bytes written.
  */
 export interface Fault {
   holdAt?: number
   hang?: boolean
   resetAt?: number
+  /** destroy the connection after this many body bytes of every request (a flaky upstream that gets somewhere each time) */
+  resetEvery?: number
   corrupt?: boolean
   status?: number
   /** applies to the next request only, then the fault is cleared */
@@ -35,6 +44,8 @@ export interface Fault {
 
 export interface ChunkRequest {
   contentId: string
+  /** the rendition, for a rendition's chunk */
+  rid?: string | undefined
   index: number
   range: string | undefined
 }
@@ -42,6 +53,23 @@ export interface ChunkRequest {
 interface Title {
   manifest: Manifest
   bytes: Buffer
+  /** an adaptive title's rendition files */
+  files?: Map<string, Buffer>
+}
+
+/** One file of a title, as the routes address it. */
+interface FileRef {
+  name: string
+  bytes: Buffer
+  chunkSize: number
+  chunks: readonly string[]
+  blocks: readonly string[] | undefined
+  size: number
+}
+
+function matches(r: ChunkRequest, file: string | undefined, index: number | undefined): boolean {
+  return (file === undefined || r.contentId === file || (r.rid !== undefined && `${r.contentId}/${r.rid}` === file))
+    && (index === undefined || r.index === index)
 }
 
 export class FakeUpstream {
@@ -55,8 +83,13 @@ export class FakeUpstream {
   private readonly sentBytes = new Map<string, number>()
   private readonly waiters: { n: number; match: (r: ChunkRequest) => boolean; resolve: () => void }[] = []
   private bytesPerSec = 0
+  private crcsFaults: { hang?: boolean; status?: number; times?: number } | undefined
   /** what GET /v1/trending answers (the edge's prefill asks it); unset: 404 */
   trending: { titles: { contentId: string; plays: number; positions?: number[] | null }[] } | undefined
+  /** a real router's URL: the playback API's demand and trending (POST /v1/demand, GET /v1/trending) are passed to it */
+  relayTo: string | undefined
+  /** what GET /v1/play/{id} answers (with CORS, as the router does for a watch page on another origin), by id; unset: 404 */
+  readonly play = new Map<string, unknown>()
   url = ''
 
   private constructor(private readonly server: http.Server, readonly token: string | undefined) {}
@@ -75,6 +108,14 @@ export class FakeUpstream {
     const manifest = manifestFor(contentId, bytes, opts)
     this.titles.set(contentId, { manifest, bytes })
     return manifest
+  }
+
+  /**
+   * An adaptive title: `manifest` lists its renditions (test/helpers/edge-ladder.ts builds one), `files`
+   * their bytes by rendition id. Its chunks are served under /r/{rid}/.
+   */
+  addAdaptive(manifest: Manifest, files: ReadonlyMap<string, Buffer>): void {
+    this.titles.set(manifest.contentId, { manifest, bytes: Buffer.alloc(0), files: new Map(files) })
   }
 
   async removeTitle(contentId: string): Promise<void> {
@@ -100,18 +141,22 @@ export class FakeUpstream {
     this.faults.delete(`${contentId}/${index}`)
   }
 
+  crcsFault(f: { hang?: boolean; status?: number; times?: number } | undefined): void {
+    this.crcsFaults = f === undefined ? undefined : { ...f }
+  }
+
   throttle(bytesPerSec: number): void {
     this.bytesPerSec = bytesPerSec
   }
 
-  /** Chunk requests so far, optionally of one chunk. */
+  /** Chunk requests so far, optionally of one title or file (`contentId/rid`), or one chunk of it. */
   requests(contentId?: string, index?: number): number {
-    return this.log.filter(r => (contentId === undefined || r.contentId === contentId) && (index === undefined || r.index === index)).length
+    return this.log.filter(r => matches(r, contentId, index)).length
   }
 
-  /** Resolves once `n` chunk requests (of one title or chunk, if given) have arrived. */
+  /** Resolves once `n` chunk requests (of one title, file or chunk, if given) have arrived. */
   requested(n: number, contentId?: string, index?: number): Promise<void> {
-    const match = (r: ChunkRequest) => (contentId === undefined || r.contentId === contentId) && (index === undefined || r.index === index)
+    const match = (r: ChunkRequest) => matches(r, contentId, index)
     return new Promise(resolve => {
       if (this.log.filter(match).length >= n) return resolve()
       this.waiters.push({ n, match, resolve })
@@ -140,16 +185,26 @@ export class FakeUpstream {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // the play API is public: a viewer's browser asks it
+    const play = /^\/v1\/play\/([^/?]+)/.exec(req.url ?? '')
+    if (play !== null && this.play.has(play[1]!)) {
+      const text = JSON.stringify(this.play.get(play[1]!))
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'access-control-allow-origin': '*' })
+      return void res.end(text)
+    }
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) return error(res, 401, 'CDN_ERR_UNAUTHORIZED', 'missing or invalid bearer token')
+    if (this.relayTo !== undefined && (req.url === '/v1/demand' || req.url?.startsWith('/v1/trending?'))) return this.relay(req, res, this.relayTo)
     if (this.trending !== undefined && req.method === 'GET' && req.url?.startsWith('/v1/trending?')) {
       const text = JSON.stringify({ window: '24h', ...this.trending })
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
       return void res.end(text)
     }
-    const m = /^\/v1\/content\/([^/]+)\/(meta|chunks\/(\d+)(\/crcs)?)$/.exec(req.url ?? '')
+    const m = /^\/v1\/content\/([^/]+)\/(meta|(?:r\/([^/]+)\/)?chunks\/(\d+)(\/crcs)?)$/.exec(req.url ?? '')
     if (!m || req.method !== 'GET') return error(res, 404, 'CDN_ERR_NOT_FOUND', `route ${req.url} not found`)
     const title = this.titles.get(m[1]!)
-    if (m[4] !== undefined) return this.crcs(res, title, m[1]!, Number(m[3]))
+    const rid = m[3]
+    const file = this.file(title, m[1]!, rid)
+    if (m[5] !== undefined) return this.crcs(res, file, rid === undefined ? m[1]! : `${m[1]}/${rid}`, Number(m[4]))
     if (m[2] === 'meta') {
       this.metaLog.push(m[1]!)
       if (!title) return error(res, 404, 'CDN_ERR_NOT_FOUND', `title ${m[1]} not found`)
@@ -157,21 +212,22 @@ export class FakeUpstream {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
       return void res.end(body)
     }
-    const index = Number(m[3])
-    const entry: ChunkRequest = { contentId: m[1]!, index, range: req.headers.range }
+    const index = Number(m[4])
+    const entry: ChunkRequest = { contentId: m[1]!, ...(rid === undefined ? {} : { rid }), index, range: req.headers.range }
     this.log.push(entry)
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       const w = this.waiters[i]!
       if (this.log.filter(w.match).length >= w.n) { this.waiters.splice(i, 1); w.resolve() }
     }
-    if (!title || index >= title.manifest.chunks.length) return error(res, 404, 'CDN_ERR_NOT_FOUND', `chunk ${m[1]}/${index} not found`)
-    const key = `${m[1]}/${index}`
+    const name = rid === undefined ? m[1]! : `${m[1]}/${rid}`
+    if (!file || index >= file.chunks.length) return error(res, 404, 'CDN_ERR_NOT_FOUND', `chunk ${name}/${index} not found`)
+    const key = `${name}/${index}`
     const fault = this.faults.get(key) ?? {}
     if (fault.once) this.faults.delete(key)
     if (fault.hang) return // never answer; close() cuts it
     if (fault.status !== undefined) return error(res, fault.status, 'CDN_ERR_UPSTREAM', `the upstream's own upstream failed (${fault.status})`)
-    const cs = title.manifest.chunkSize
-    let chunk = title.bytes.subarray(index * cs, index * cs + chunkLength(title.manifest, index))
+    const cs = file.chunkSize
+    let chunk = file.bytes.subarray(index * cs, index * cs + chunkLength(file, index))
     if (fault.corrupt) {
       chunk = Buffer.from(chunk)
       chunk[chunk.length >> 1]! ^= 0xff
@@ -179,21 +235,49 @@ export class FakeUpstream {
     const ranges = parseRange(req.headers.range, chunk.length)
     if (ranges === 'unsatisfiable') return error(res, 416, 'CDN_ERR_RANGE', 'range not satisfiable', { 'content-range': `bytes */${chunk.length}` })
     const r = ranges === null ? { start: 0, end: chunk.length - 1 } : ranges[0]!
-    const sha = title.manifest.chunks[index]!
+    const sha = file.chunks[index]!
     res.writeHead(ranges === null ? 200 : 206, {
       'content-type': 'application/octet-stream', 'content-length': r.end - r.start + 1, etag: `"${sha}"`, 'repr-digest': digestHeader(sha),
       ...(ranges === null ? {} : { 'content-range': `bytes ${r.start}-${r.end}/${chunk.length}` }),
     })
     res.flushHeaders() // a hold at byte 0 still sends the headers
-    await this.body(res, key, chunk, r.start, r.end + 1, fault)
+    await this.body(res, key, chunk, r.start, r.end + 1, fault.resetEvery === undefined ? fault : { ...fault, resetAt: r.start + fault.resetEvery })
   }
 
-  private crcs(res: ServerResponse, title: Title | undefined, contentId: string, index: number): void {
-    this.crcsLog.push(`${contentId}/${index}`)
-    if (!title || index >= title.manifest.chunks.length || !title.manifest.blocks) return error(res, 404, 'CDN_ERR_NOT_FOUND', `the block list of ${contentId}/${index} not found`)
-    const cs = title.manifest.chunkSize
-    const crcs = blockCrcs(title.bytes.subarray(index * cs, index * cs + chunkLength(title.manifest, index)))
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': crcs.length, etag: `"${title.manifest.chunks[index]}"` })
+  private async relay(req: IncomingMessage, res: ServerResponse, to: string): Promise<void> {
+    const parts: Buffer[] = []
+    for await (const c of req) parts.push(c as Buffer)
+    const ans = await request(`${to}${req.url}`, { method: req.method as 'GET' | 'POST', body: parts.length ? Buffer.concat(parts) : undefined,
+      headers: { ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}),
+        ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) } })
+    const body = Buffer.from(await ans.body.arrayBuffer())
+    res.writeHead(ans.statusCode, { 'content-type': String(ans.headers['content-type'] ?? 'application/json'), 'content-length': body.length })
+    res.end(body)
+  }
+
+  /** The title's own file, or its rendition `rid`; undefined if it has no such file. */
+  private file(title: Title | undefined, contentId: string, rid: string | undefined): FileRef | undefined {
+    if (title === undefined) return undefined
+    const m = title.manifest
+    if (rid === undefined) return { name: contentId, bytes: title.bytes, chunkSize: m.chunkSize, chunks: m.chunks, blocks: m.blocks, size: m.size }
+    const r = m.renditions?.find(x => x.id === rid)
+    const bytes = title.files?.get(rid)
+    if (r === undefined || bytes === undefined) return undefined
+    return { name: `${contentId}/${rid}`, bytes, chunkSize: m.chunkSize, chunks: r.chunks, blocks: r.blocks, size: r.size }
+  }
+
+  private crcs(res: ServerResponse, file: FileRef | undefined, name: string, index: number): void {
+    this.crcsLog.push(`${name}/${index}`)
+    const f = this.crcsFaults
+    if (f !== undefined) {
+      if (f.times !== undefined && --f.times <= 0) this.crcsFaults = undefined
+      if (f.hang) return // never answer; close() cuts it
+      if (f.status !== undefined) return error(res, f.status, 'CDN_ERR_UPSTREAM', `the upstream's own upstream failed (${f.status})`)
+    }
+    if (!file || index >= file.chunks.length || !file.blocks) return error(res, 404, 'CDN_ERR_NOT_FOUND', `the block list of ${name}/${index} not found`)
+    const cs = file.chunkSize
+    const crcs = blockCrcs(file.bytes.subarray(index * cs, index * cs + chunkLength(file, index)))
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': crcs.length, etag: `"${file.chunks[index]}"` })
     res.end(crcs)
   }
 

@@ -1,0 +1,44 @@
+import { UpstreamTimeoutError } from '../../lib/errors.js'
+import { chunkName } from '../../lib/ids.js'
+import type { CrcsFetch } from './fill.js'
+import { retryReason, translateUpstreamError } from './upstream.js'
+
+/**
+ * A fill's request for its chunk's block list (fill.ts asks once per fill,
+ * alongside its first chunk request), with a timeout of its own and one retry.
+ *
+ * Theory of operation. Until the list arrives or fails, the fill releases no
+ * byte (blocks.ts, mode 'pending'): every reader of the chunk waits on it. So
+ * the request may not take the upstream's headers timeout (10 s, and undici
+ * checks it on a coarse clock): it gets `timeoutMs` of its own, the body
+ * included. A failure another request may not meet (a timeout, a cut, a
+ * 502/503: `retryReason`) is asked again once, at once: a list is a few
+ * hundred bytes, and a second wait would hold the readers longer than the
+ * whole-chunk rule costs them. When that fails too, the fill goes on under the
+ * whole-chunk rule (bytes as they arrive, the chunk's last byte once the chunk
+ * verifies), and the coalescer counts and (rate-limited) logs it. A 404 (a
+ * router older than block lists), a refused credential or a list that does not
+ * match the manifest is final at once. The fill's own signal ends either try:
+ * the fill has failed, or the edge is closing.
+ */
+export function blockListFetch(fetch: CrcsFetch, timeoutMs: number): CrcsFetch {
+  const once: CrcsFetch = async (ref, signal) => {
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(new UpstreamTimeoutError(
+      `the block list of chunk ${chunkName(ref.contentId, ref.index)} (no answer within edge.blockListTimeoutMs = ${timeoutMs} ms)`)), timeoutMs)
+    try {
+      return await fetch(ref, AbortSignal.any([signal, ac.signal]))
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  return async (ref, signal) => {
+    try {
+      return await once(ref, signal)
+    } catch (err) {
+      const e = translateUpstreamError(err, `the block list of chunk ${chunkName(ref.contentId, ref.index)}`, signal)
+      if (signal.aborted || retryReason(e) === undefined) throw e
+      return await once(ref, signal)
+    }
+  }
+}

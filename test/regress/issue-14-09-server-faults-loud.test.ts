@@ -1,0 +1,127 @@
+import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { request } from 'undici'
+import { digestHeader } from '../../lib/digest.js'
+import { HttpService } from '../../lib/http.js'
+import { loadConfig } from '../../lib/config.js'
+import { createLogger } from '../../lib/logger.js'
+import { Registry } from 'prom-client'
+import { sha256Hex } from '../../router/cluster/keys.js'
+import { TestCluster, TOKEN } from '../system/harness.js'
+import { freshDir, metric, until } from '../helpers/edge.js'
+import { logSink, randomChunk } from '../helpers/origin.js'
+import { CLI } from '../helpers/spawn.js'
+
+/**
+ * Issue 14, item 9, the other way round: a client that leaves is not a server
+ * fault, but a server fault is not a client that left. HttpService took an
+ * unclassified failure for the client's doing when the request had been
+ * destroyed before its body ended; a handler that reads the body with
+ * `for await` destroys the request itself when it throws, so a shard whose
+ * disk failed mid-upload (EIO, EROFS, EFBIG: only ENOSPC was translated)
+ * answered nothing, counted client_gone and logged nothing. Here: the shard is
+ * started under `ulimit -f` (RLIMIT_FSIZE, 2 MiB: writes past it fail EFBIG),
+ * which needs no root and no special file system.
+ */
+const MiB = 1024 * 1024
+
+interface Shard { url: string; lines: Record<string, any>[] }
+
+/**
+ * `reelcdn origin` in a bash whose file size limit is `limitKiB`: every write past it fails EFBIG. Node ignores
+ * SIGXFSZ; tap's process-info hook (NODE_OPTIONS) would re-raise it and kill the shard, so the shard runs without it.
+ */
+function limitedShard(t: Test, limitKiB: number, dir: string): Promise<Shard> {
+  const child = spawn('bash', ['-c', `ulimit -f ${limitKiB} && unset NODE_OPTIONS && exec "$@"`, 'bash', process.execPath, CLI, 'origin', '--port', '0', '--data-dir', dir,
+    '--reserve', '0', '--chunk-size', String(8 * MiB), '--insecure-open-writes', '--log-level', 'info'],
+  { env: { ...process.env, NODE_OPTIONS: '', REELCDN_SHARD_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr!.on('data', d => { stderr += d })
+  const lines: Record<string, any>[] = []
+  return new Promise((resolve, reject) => {
+    child.once('exit', code => reject(new Error(`the shard exited with ${code}: ${stderr}`)))
+    createInterface({ input: child.stdout! }).on('line', l => {
+      try {
+        const j = JSON.parse(l) as Record<string, any>
+        lines.push(j)
+        if (j.msg === 'origin shard ready') resolve({ url: j.url as string, lines })
+      } catch { /* not JSON */ }
+    })
+  })
+}
+
+async function put(url: string, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  try {
+    const res = await request(url, { method: 'PUT', body, headers: { 'content-digest': digestHeader(sha256Hex(body)), ...headers } })
+    const text = await res.body.text()
+    return { status: res.statusCode, json: text ? JSON.parse(text) : undefined }
+  } catch (err) {
+    return { status: 0, json: { transport: (err as Error).message } }
+  }
+}
+
+t.test('a disk fault mid-upload is a 500 the uploader reads, logged at level 50, not a client gone', async t => {
+  const dir = freshDir(t)
+  const shard = await limitedShard(t, 2048, dir)
+  const r = await put(`${shard.url}/v1/chunks/too-big/0`, randomChunk(4 * MiB))
+  t.equal(r.status, 500, `the uploader is answered 500 (got ${r.status} ${JSON.stringify(r.json)})`)
+  t.equal(r.json?.error?.code, 'CDN_ERR_STORAGE', 'as a storage error')
+  t.match(r.json?.error?.message, /too large/, 'naming the errno\'s meaning')
+  await until(() => shard.lines.some(l => l.msg === 'request'), 'the request logged')
+  const loud = shard.lines.filter(l => l.level >= 50)
+  t.ok(loud.some(l => l.code === 'CDN_ERR_STORAGE'), `a level-50 line names the storage fault (${loud.map(l => l.msg).join('; ')})`)
+  t.equal(await metric(shard.url, 'reelcdn_http_client_errors_total', { reason: 'client_gone' }), 0, 'not counted as a client gone')
+  t.same(readdirSync(join(dir, 'tmp')), [], 'no temp file left')
+  const small = await put(`${shard.url}/v1/chunks/small/0`, randomChunk(MiB))
+  t.equal(small.status, 201, 'the shard still stores what fits')
+})
+
+t.test('a router whose shard fails so mid-ingest passes the storage fault on, not a client gone', async t => {
+  // outside the test's directory: the cluster's t.testdir() would empty it under the running shard
+  const dir = mkdtempSync(join(tmpdir(), 'reelcdn-test-shard-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const shard = await limitedShard(t, 2048, dir)
+  const c = await TestCluster.start(t, { shards: 0, copies: 1, chunkSize: 4 * MiB,
+    overrides: { 'cluster.shards': [{ id: 'shard-1', url: shard.url, weight: 1 }] } })
+  const r = await put(`${c.url}/v1/content/too-big`, randomChunk(24 * MiB), { authorization: `Bearer ${TOKEN}`, 'content-type': 'video/mp4' })
+  t.ok(r.status >= 500 && r.status < 600, `the uploader is answered a 5xx (got ${r.status} ${JSON.stringify(r.json)})`)
+  t.match(r.json?.error?.message, /500 CDN_ERR_STORAGE/, 'naming the shard\'s storage fault')
+})
+
+t.test('HttpService: a handler that fails mid-body for its own reasons is a server fault; a client that leaves is not', async t => {
+  const sink = logSink()
+  const registry = new Registry()
+  const cfg = loadConfig({ env: {}, overrides: {} })
+  const svc = new HttpService({ name: 'test', http: cfg.http, logRequests: false, logger: createLogger('test', 'info', sink), registry, ready: () => true,
+    routes: [{ path: '/up', methods: { PUT: async req => {
+      let n = 0
+      // what a disk write failing inside the loop does: the iterator destroys the request on the way out
+      for await (const piece of req) if ((n += (piece as Buffer).length) > MiB) throw new Error('our own bug, not the client')
+    } } }] })
+  await svc.listen(0, '127.0.0.1')
+  t.teardown(() => svc.close())
+  const r = await put(`${svc.url}/up`, randomChunk(4 * MiB))
+  t.equal(r.status, 500, `answered 500 (got ${r.status} ${JSON.stringify(r.json)})`)
+  t.ok(sink.lines.some(l => l.level === 50 && /our own bug/.test(l.err?.message ?? l.msg)), 'logged at level 50')
+  t.equal(await metric(svc.url, 'reelcdn_http_client_errors_total', { reason: 'client_gone' }), 0, 'not counted as a client gone')
+
+  // the same route, and a client that leaves after 200 kB of 4 MiB
+  const lines = sink.lines.length
+  await new Promise<void>(resolve => {
+    const s = net.connect(Number(new URL(svc.url).port), '127.0.0.1', () => {
+      s.write(`PUT /up HTTP/1.1\r\nhost: t\r\ncontent-length: ${4 * MiB}\r\n\r\n`)
+      s.write(Buffer.alloc(200_000), () => setTimeout(() => s.destroy(), 50))
+    })
+    s.on('close', () => resolve())
+    s.on('error', () => {})
+  })
+  await until(() => svc.active === 0, 'the cut upload handled')
+  t.equal(await metric(svc.url, 'reelcdn_http_client_errors_total', { reason: 'client_gone' }), 1, 'a client that leaves is counted as gone')
+  t.same(sink.lines.slice(lines).filter(l => l.level >= 50).map(l => l.msg), [], 'and logged below level 50')
+})

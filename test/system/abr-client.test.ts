@@ -118,3 +118,23 @@ t.test('a link that drops mid-play switches down before the buffer runs out', as
   t.equal(r[r.length - 1], 0, 'down to the lowest rung by the end')
   t.equal(Math.round(p.clock.playedS), 24)
 })
+
+t.test('an edge that fails a segment: the next serves it, every byte still the file\'s, and the player is back on its edge after the backoff', async t => {
+  let failures = 0
+  // the first edge fails its first request for a rendition's bytes (a restart), then serves
+  const a = await staticRangeServer(t, { dir, prefix, fail: req => (req.url!.endsWith('.mp4') && failures < 1 ? (failures++, 503) : undefined) })
+  const b = await staticRangeServer(t, { dir, prefix })
+  const playAnswer = { contentId: 'movie', urls: [a, b].map(s => ({ url: s.url('master.m3u8'), kind: 'edge' as const, hls: s.url('master.m3u8') })) }
+  const got: FetchedSegment[] = []
+  const p = await HlsPlayer.open(playAnswer, { speed: SPEED, maxBufferS: 8, onSegment: s => got.push(s) })
+  await play(p)
+  t.equal(p.failovers, 1, 'one failover')
+  const files = new Map(ladder.map(r => [r.id, readFileSync(join(dir, `${r.id}.mp4`))]))
+  t.ok(got.every(s => s.bytes.equals(files.get(s.playlist.replace('.m3u8', ''))!.subarray(s.range.offset, s.range.offset + s.range.length!))), 'every byte equal to the file')
+  const video = got.filter(s => s.track === 'video' && s.kind === 'media')
+  t.same(video.map(s => s.index), Array.from({ length: 12 }, (_, i) => i), 'every video segment once, in order')
+  const from = video.map(s => (s.server.url === a.url('master.m3u8') ? 'a' : 'b')).join('')
+  t.match(from, /b/, `some segments from the second edge: ${from}`)
+  t.equal(from[from.length - 1], 'a', `back on the first edge by the end (2 s backoff): ${from}`)
+  t.same(p.clock.stalls, [], 'no stall')
+})

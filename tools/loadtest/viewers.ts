@@ -60,13 +60,15 @@ function failedPlay(run: Run, contentId: string, err: unknown): SessionResult {
 }
 
 export async function session(run: Run, plan: PlannedSession, rng: Rng, index: number): Promise<SessionResult> {
+  // a single-file viewer's start-up counts from here, its /v1/play request included, as it always has
+  const t0 = performance.now()
   let answer: PlayResponse
   try {
     answer = await run.o.play(plan.contentId)
   } catch (err) {
     return failedPlay(run, plan.contentId, err)
   }
-  return isAdaptivePlay(answer) ? abrSession(run, plan, index, answer) : fileSession(run, plan, rng, answer)
+  return isAdaptivePlay(answer) ? abrSession(run, plan, index, answer) : fileSession(run, plan, rng, answer, t0)
 }
 
 /** An adaptive title's viewer: the ABR player behind its link; times in scenario seconds (what a viewer at real time sees). */
@@ -99,14 +101,13 @@ async function abrSession(run: Run, plan: PlannedSession, index: number, answer:
   return out
 }
 
-async function fileSession(run: Run, plan: PlannedSession, rng: Rng, answer: PlayResponse): Promise<SessionResult> {
+async function fileSession(run: Run, plan: PlannedSession, rng: Rng, answer: PlayResponse, t0: number): Promise<SessionResult> {
   const { o } = run
   const s = o.scenario
   // media bytes per second, and per second of wall-clock time at `speed`
   const mediaBps = plan.bps / 8
   const wallBps = mediaBps * o.speed
   const watchWallMs = plan.watchS * 1000 / o.speed
-  const t0 = performance.now()
   const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0, fromOrigin: 0 }
   let reader: SequentialReader | undefined
   let client: PlayerClient | undefined

@@ -1,12 +1,13 @@
 import { Agent } from 'undici'
 import type { PlayResponse } from '../player.js'
-import { markFailed, markServed, sourceOrder, type Source } from '../source-choice.js'
+import type { Source } from '../source-choice.js'
 import { PlaybackClock, type PlayState } from './clock.js'
 import { AbrController, controllerDefaults, type AbrControllerOptions } from './controller.js'
 import { fetchRange, fetchText, type Fetched } from './fetch.js'
 import { openSources } from './hls-source.js'
 import type { HlsPlayerOptions, Rung } from './hls-options.js'
 import { parseMedia, pickAudio, PlaylistError, rebase, segmentAt, type ByteRange, type MasterPlaylist, type MediaPlaylist } from './playlist.js'
+import { PlayerServers } from './servers.js'
 import { Wake } from './wake.js'
 
 export type { FetchedSegment, HlsPlayerOptions, Rung } from './hls-options.js'
@@ -28,9 +29,9 @@ export type { FetchedSegment, HlsPlayerOptions, Rung } from './hls-options.js'
  * link scaled alike). Before each video segment the ABR controller
  * (client/abr/controller.ts) names the rung and the server; during the
  * download it may give it up for a lower rung (abandon). A request that
- * fails moves its server behind every working one and is made again on the
- * next (client/source-choice.ts's order: the next edge, the origin last);
- * a failed trial falls back to the current server. A seek bumps `gen` and
+ * fails is made again on the next server (client/abr/servers.ts: the next
+ * edge, the origin last, back to the edge after its backoff); a failed
+ * trial falls back to the current server. A seek bumps `gen` and
  * aborts the request in flight: whatever lands for an older generation is
  * dropped, and the tracks restart at the segment holding the new position.
  */
@@ -47,9 +48,8 @@ export class HlsPlayer {
   readonly ladder: Rung[]
   readonly controller: AbrController<Source>
   readonly clock: PlaybackClock
-  current: Source
+  readonly servers: PlayerServers
   error: Error | undefined
-  failovers = 0
   bytesReceived = 0
   bytesFromOrigin = 0
   /** video bytes received per rung, given-up downloads included (the load test's bytes per rung) */
@@ -60,8 +60,6 @@ export class HlsPlayer {
   private gen = 0
   private abort = new AbortController()
   private readonly wake = new Wake()
-  /** the server a failover moved playback from, until playback goes back to it */
-  private failedOverFrom: Source | undefined
   private running: Promise<void> | undefined
   private readonly playlists = new Map<string, Promise<MediaPlaylist>>()
   private readonly inits = new Set<string>()
@@ -70,7 +68,7 @@ export class HlsPlayer {
 
   private constructor(
     readonly master: MasterPlaylist,
-    readonly sources: Source[],
+    sources: Source[],
     private readonly timeline: MediaPlaylist,
     private readonly audioPlaylist: { uri: string; playlist: MediaPlaylist } | undefined,
     private readonly t0: number,
@@ -79,13 +77,26 @@ export class HlsPlayer {
   ) {
     this.speed = o.speed
     this.maxBufferS = o.maxBufferS
-    this.current = sources[0]!
+    this.servers = new PlayerServers(sources)
     this.ladder = master.variants.map(v => ({ name: v.uri.replace(/^.*\//, '').replace(/\.m3u8$/, ''), variant: v }))
     this.rungBytes = this.ladder.map(() => 0)
     this.controller = new AbrController(this.ladder.map(r => r.variant.bandwidth), { ...controllerDefaults(o.maxBufferS), ...controller, maxBufferS: o.maxBufferS })
     this.clock = new PlaybackClock({ startupS: o.startupS, durationS: timeline.duration }, 0)
     if (audioPlaylist) this.audio = { type: 'audio', next: 0, end: 0 }
     this.playlists.set(master.variants[0]!.uri, Promise.resolve(timeline))
+  }
+
+  /** the server played from (client/abr/servers.ts), every server in failover order, requests made again elsewhere */
+  get current(): Source {
+    return this.servers.current
+  }
+
+  get sources(): readonly Source[] {
+    return this.servers.sources
+  }
+
+  get failovers(): number {
+    return this.servers.failovers
   }
 
   /** Chooses a server (the probe is its master playlist), reads the ladder, and loads the lowest rung's and the audio playlists. */
@@ -98,7 +109,8 @@ export class HlsPlayer {
     const late: Source[] = []
     let player: HlsPlayer | undefined
     const { master, sources } = await openSources(play, o, s => {
-      if (player) { player.sources.push(s); player.sources.sort(sourceOrder(performance.now())) } else late.push(s)
+      if (player) player.servers.add(s)
+      else late.push(s)
     })
     const first = master.variants[0]!
     const audio = pickAudio(master)
@@ -106,7 +118,7 @@ export class HlsPlayer {
     const load = async (uri: string) => parseMedia(await fetchText(rebase(sources[0]!.url, uri), fetchOpts), rebase(sources[0]!.url, uri))
     const [timeline, audioPl] = await Promise.all([load(first.uri), audio ? load(audio) : undefined])
     for (const p of [timeline, audioPl]) if (p && !p.endList) throw new PlaylistError(p.url, 'a live playlist (no EXT-X-ENDLIST): only VOD titles are played')
-    player = new HlsPlayer(master, [...sources, ...late].sort(sourceOrder(performance.now())), timeline, audio && audioPl ? { uri: audio, playlist: audioPl } : undefined, t0, o, options.controller)
+    player = new HlsPlayer(master, [...sources, ...late], timeline, audio && audioPl ? { uri: audio, playlist: audioPl } : undefined, t0, o, options.controller)
     return player
   }
 
@@ -190,36 +202,14 @@ export class HlsPlayer {
     return 0
   }
 
-  /** The other servers that work now, in failover order (one whose backoff has passed works again). */
-  private others(): Source[] {
-    const now = performance.now()
-    return this.sources.filter(s => s !== this.current && s.downUntil <= now)
-  }
-
-  /**
-   * Back to the server a failover left once its backoff has passed (issue 14,
-   * item 21: one failure must not keep a player off its edge); a server chosen
-   * for quality since then stays.
-   */
-  private returnFromFailover(): void {
-    const left = this.failedOverFrom
-    if (!left || left.downUntil > performance.now()) return
-    this.failedOverFrom = undefined
-    this.current = left
-    this.controller.failedOver()
-  }
-
   private async videoSegment(v: Track, gen: number): Promise<void> {
     const i = v.next
     const ref = this.timeline.segments[i]!
-    this.returnFromFailover()
+    if (this.servers.returnFromFailover()) this.controller.failedOver()
     const now = this.nowS()
     const d = this.controller.next({ now, bufferS: this.clock.level(now), segmentS: ref.duration, playing: this.clock.state === 'playing',
-      current: this.current, others: this.others() })
-    if (d.switched) {
-      this.current = d.server
-      this.failedOverFrom = undefined
-    }
+      current: this.current, others: this.servers.others() })
+    if (d.switched) this.servers.switchedTo(d.server)
     let rung = d.rung
     for (;;) {
       const variant = this.ladder[rung]!.variant
@@ -291,13 +281,7 @@ export class HlsPlayer {
     return p
   }
 
-  /**
-   * One GET from `from`, failing over on errors: a failed server is down for
-   * its backoff (client/source-choice.ts's markFailed), behind every working
-   * one; if it was the current server, the next working one becomes current
-   * until the backoff has passed; a failed trial falls back to the current
-   * server. A server that answers has its failures cleared.
-   */
+  /** One GET from `from`, made again on the current server after a failure (client/abr/servers.ts; a failed trial falls back to it). */
   private async get(from: Source, urlFor: (s: Source) => string, range: ByteRange | undefined, gen: number,
     onProgress?: (loaded: number, ms: number) => boolean, keep = false): Promise<Fetched & { server: Source; url: string }> {
     let src = from
@@ -308,28 +292,17 @@ export class HlsPlayer {
         const r = await fetchRange(url, range, { dispatcher: this.o.dispatcher, timeoutMs: this.o.timeoutMs, link: this.o.link, signal: this.abort.signal,
           keep: keep || this.o.onSegment !== undefined, onProgress,
           onBytes: n => { this.bytesReceived += n; if (origin) this.bytesFromOrigin += n } })
-        markServed(src)
+        this.servers.served(src)
         return { ...r, server: src, url }
       } catch (err) {
         if (this.closed || gen !== this.gen || attempt + 1 >= this.o.maxAttempts) throw err
-        const now = performance.now()
-        markFailed(src, now, BACKOFF)
-        this.sources.sort(sourceOrder(now))
-        this.failovers++
-        if (src === this.current) {
-          this.current = this.sources.find(s => s !== src && s.downUntil <= now) ?? this.sources.find(s => s !== src) ?? src
-          if (this.current !== src) this.failedOverFrom ??= src
-          this.controller.failedOver()
-        }
+        if (this.servers.failed(src)) this.controller.failedOver()
         src = this.current
       }
     }
   }
 }
 
-
-/** the player client's backoff (client/player.ts): 2 s after a failure, doubled for each in a row, at most 30 s */
-const BACKOFF = { baseMs: 2000, maxMs: 30_000 }
 
 let agent: Agent | undefined
 function sharedAgent(): Agent {

@@ -35,6 +35,9 @@ export interface PlayUrl {
   url: string
   kind?: 'edge' | 'origin'
   id?: string
+  /** an adaptive title's HLS master playlist and DASH MPD at this URL's server (docs/abr.md); played with client/abr/hls-player.ts */
+  hls?: string
+  dash?: string
 }
 
 export interface PlayResponse {

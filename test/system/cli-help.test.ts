@@ -50,7 +50,7 @@ t.test('every option that takes a value shows its default (with its unit) or say
   const names = all.map(c => c.path.join(' '))
   // the services and tools cli.ts registers, and their own subcommands
   for (const want of ['origin', 'router', 'router repair', 'edge', 'edge report', 'ingest', 'cluster', 'loadtest http',
-    'loadtest players', 'loadtest simulate', 'token viewer']) t.ok(names.includes(want), `${want} is checked`)
+    'loadtest players', 'loadtest simulate', 'token viewer', 'play']) t.ok(names.includes(want), `${want} is checked`)
 
   let checked = 0
   for (const { path, text } of all) {

@@ -7,12 +7,13 @@ import { fail } from '../../lib/cli.js'
 import { configuredUrls, loadConfig } from '../../lib/config.js'
 import { parseBytes } from '../../lib/units.js'
 import type { PlayResponse } from '../../client/player.js'
+import { DEFAULT_LINKS, parseLinks, type LinkShare } from './abr-viewers.js'
 import { httpMode } from './http-mode.js'
 import { playersMode, type Scenario } from './players-mode.js'
 import { Progress, progressText } from './progress.js'
 import { ceilingWarning, ms, originShare, pct, renderHtml, type LoadResult } from './report.js'
 import { compare } from './simulate.js'
-import { checkTarget, discoverTitles, routerPlay } from './target.js'
+import { checkTarget, discoverTitles, routerPlay, type Title } from './target.js'
 import { catalogChunks, defaultTrace, generateTrace } from './trace.js'
 
 /**
@@ -51,6 +52,18 @@ function byteList(v: string): number[] {
   if (out.some(n => n < 1)) throw new InvalidArgumentError('every range size must be at least 1 byte.')
   return out
 }
+function links(v: string): LinkShare[] {
+  try { return parseLinks(v) } catch (err) { throw new InvalidArgumentError(`${(err as Error).message}.`) }
+}
+
+/** --target: every player reads from that one server; an adaptive title from its master playlist there. */
+function targetPlay(target: string, titles: Title[]): (id: string) => Promise<PlayResponse> {
+  return async id => {
+    const base = `${target}/v1/content/${encodeURIComponent(id)}`
+    return { contentId: id, urls: [titles.find(x => x.contentId === id)?.adaptive ? { url: `${base}/master.m3u8`, hls: `${base}/master.m3u8` } : { url: base }] }
+  }
+}
+
 const list = (v: unknown): string[] => String(v).split(',').map(x => x.trim()).filter(Boolean)
 
 export function loadScenario(nameOrFile: string): Scenario {
@@ -99,6 +112,14 @@ export function formatSummary(r: LoadResult): string {
       `bytes played ${p.bytes}, received ${p.bytesReceived}, cut before start-up ${p.cutBeforeStart ?? 0}`,
       `seeks ${p.seeks ?? 0}, wait ms p50 ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} p95 ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} (not stalls)`,
       `bytes from origin: ${pct(originShare(r))} of those received (the origin URL is the players' last resort)`)
+    if (p.abr) {
+      const a = p.abr
+      lines.push(`adaptive viewers ${a.viewers} (links ${Object.entries(a.links).map(([bps, n]) => `${n}x${(Number(bps) / 1e6).toFixed(1)}`).join(' ')} Mb/s): ` +
+        `average bitrate ${(a.averageBps / 1e6).toFixed(2)} Mb/s, rung switches ${a.rungSwitchesPerViewer.toFixed(2)} per viewer ` +
+        `(${a.rungSwitchesPerMinute.toFixed(2)}/min), server switches ${a.serverSwitches}, trials ${a.trials}, abandons ${a.abandons}, ` +
+        `QoE ${a.qoe.toFixed(2)} per segment (linear: Mb/s less changes less 4.3 x stall s)`,
+      'time share and bytes per rung: ' + a.rungs.map(g => `${g.name} ${pct(g.share)} ${(g.bytes / 1e6).toFixed(1)} MB`).join(', '))
+    }
     if (p.errors?.length) lines.push(`failed sessions' errors: ${p.errors.join('; ')}`)
   }
   if (r.cache) lines.push(`edge byte hit ratio ${r.cache.byteHitRatio === null ? 'n/a' : (100 * r.cache.byteHitRatio).toFixed(1) + ' %'}, ` +
@@ -157,7 +178,7 @@ function httpCommand(): Command {
 
 function playersCommand(): Command {
   return new Command('players')
-    .summary('simulated viewers: start-up delay, rebuffering, byte hit ratio')
+    .summary('simulated viewers (ABR players for adaptive titles): start-up delay, rebuffering, rungs, byte hit ratio')
     .option('-s, --scenario <name|file>', 'prime-time, premiere, long-tail, or a JSON file', 'prime-time')
     .option('-r, --router <url>', 'router base URL: players ask /v1/play for their URLs (this or --target is required, unless --config names the router)')
     .option('-t, --target <url>', 'or an edge base URL every player reads from directly (this or --router is required)')
@@ -169,6 +190,8 @@ function playersCommand(): Command {
     .addOption(new Option('-n, --max-requests <n>', 'stop after the players sent this many requests').default(1_000_000).argParser(int('--max-requests', 1)))
     .addOption(new Option('--speed <x>', 'play this many times faster than real time').default(1).argParser(num('--speed')))
     .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
+    .addOption(new Option('--links <list>', 'adaptive titles\' viewers: link capacities in Mb/s, each with an optional :weight; ' +
+      'each viewer draws one and its reads are paced to it').default(DEFAULT_LINKS, '1.5,4,8,25 Mb/s, equal weights').argParser(links))
     .option('--edge-metrics <urls>', 'comma-separated edge URLs whose /metrics give the byte hit ratio (default: --target, or the edges /v1/play names)')
     .option('--router-metrics <url>', 'the router whose /metrics give the origin offload (default: --router)')
     .option('--no-ceiling', 'skip measuring the generator\'s own ceiling first')
@@ -185,8 +208,7 @@ function playersCommand(): Command {
         if (o.players !== undefined) scenario.players = o.players
         if (!(o.speed > 0)) throw new InvalidArgumentError('--speed must be above 0')
         const titles = premiereFirst(await discoverTitles(base, o.titles ? list(o.titles) : undefined), o.premiere)
-        const play = o.router ? routerPlay(o.router, Boolean(o.allowRemote))
-          : async (id: string): Promise<PlayResponse> => ({ contentId: id, urls: [{ url: `${o.target}/v1/content/${encodeURIComponent(id)}` }] })
+        const play = o.router ? routerPlay(o.router, Boolean(o.allowRemote)) : targetPlay(o.target, titles)
         // the edges whose counters make the hit ratio: given, the target, or those /v1/play names for the top title now
         const edges = o.edgeMetrics ? list(o.edgeMetrics) : o.target ? [o.target]
           : [...new Set((await play(titles[0]!.contentId)).urls.filter(u => u.kind === 'edge').map(u => new URL(u.url).origin))]
@@ -194,7 +216,7 @@ function playersCommand(): Command {
         for (const u of [...edges, ...(router ? [router] : [])]) checkTarget(u, Boolean(o.allowRemote))
         const line = new Progress(process.stderr, o.progressInterval * 1000)
         const r = await playersMode({ scenario, titles, play, durationS: o.duration, speed: o.speed, seed: o.seed, maxRequests: o.maxRequests,
-          measureCeiling: o.ceiling, metrics: { edges, router },
+          measureCeiling: o.ceiling, metrics: { edges, router }, links: o.links,
           onTick: p => line.show(progressText('players', { elapsedS: p.elapsedS, durationS: o.duration, active: p.active, done: p.done,
             mbps: p.mbps, hitRatioSoFar: p.hitRatioSoFar, offloadSoFar: p.offloadSoFar })) })
         line.show('loadtest players done', true)

@@ -1,26 +1,31 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Agent, type Dispatcher } from 'undici'
-import { PlayerClient, type PlayResponse } from '../../client/player.js'
-import { SequentialReader } from '../../client/sequential-reader.js'
-import { planSessions, readerSizes, seekRng, type PlannedSession, type Scenario } from './audience.js'
+import { Agent } from 'undici'
+import type { PlayResponse } from '../../client/player.js'
+import { abrFigures, type LinkShare } from './abr-viewers.js'
+import { planSessions, seekRng, type Scenario } from './audience.js'
 import { sampleInto, startSampler, type MetricsTargets } from './edge-counters.js'
 import { playersCeiling } from './players-ceiling.js'
-import type { Rng } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
+import { session, type Run, type SessionResult } from './viewers.js'
 
 export type { Scenario } from './audience.js'
 
 /**
  * `reelcdn loadtest players`: simulated viewers, each playing one session the
  * way a player does. It gets its URLs (from /v1/play, or the target itself),
- * opens them with the player client, buffers ahead with the sequential reader,
+ * opens them with the player client (tools/loadtest/viewers.ts plays one), buffers ahead with the sequential reader,
  * waits for the start-up threshold, then consumes the stream in real time at
  * its bitrate (times `speed`, to compress hours of playback into a short run),
  * stalling whenever the buffer runs dry and resuming once it refills.
  *
  * Every measure is about what a viewer sees: start-up delay, stall time over
  * watch time (rebuffer ratio), stalls per session, failed sessions.
+ *
+ * A title whose /v1/play answer names HLS masters (an adaptive title, issue
+ * 15) is played instead by an ABR player behind a link drawn from `links`
+ * (tools/loadtest/abr-viewers.ts), and adds time share and bytes per rung,
+ * switches and average bitrate to the figures.
  *
  * Theory of operation. `planSessions` (audience.ts) draws, from the seed alone, every
  * session's arrival, title, bitrate and watch length, so a run is reproducible
@@ -52,38 +57,10 @@ export interface PlayersOptions {
   /** whose /metrics give the byte hit ratio (over time and for the run) and origin offload */
   metrics?: MetricsTargets
   onTick?: (p: TimelinePoint & { elapsedS: number; active: number; done: number }) => void
+  /** adaptive viewers' link capacities (default DEFAULT_LINKS: 1.5, 4, 8 and 25 Mb/s alike) */
+  links?: LinkShare[]
 }
 
-interface SessionResult {
-  ok: boolean
-  /** the run stopped before the start-up threshold was reached */
-  cut: boolean
-  contentId: string
-  startupMs: number
-  stallMs: number[]
-  /** waits for the buffer after the viewer's own seeks: not stalls (the viewer asked for the jump) */
-  seekWaitMs: number[]
-  seeks: number
-  watchMs: number
-  bytes: number
-  received: number
-  /** of `received`, bytes from the URL /v1/play marked as the origin */
-  fromOrigin: number
-  error?: string
-}
-
-/** A failed fetch ahead: a player waiting for bytes needs it now, not at its next read(). */
-function readerFailed(r: SequentialReader): Error | undefined {
-  return r.failure
-}
-
-interface Run {
-  o: PlayersOptions
-  dispatcher: Dispatcher
-  stopped: () => boolean
-  /** bytes received by finished sessions, and the clients of those playing: the network throughput */
-  received: { done: number; open: Set<PlayerClient> }
-}
 
 function receivedSoFar(run: Run): number {
   let n = run.received.done
@@ -91,81 +68,6 @@ function receivedSoFar(run: Run): number {
   return n
 }
 
-async function session(run: Run, plan: PlannedSession, rng: Rng): Promise<SessionResult> {
-  const { o } = run
-  const s = o.scenario
-  // media bytes per second, and per second of wall-clock time at `speed`
-  const mediaBps = plan.bps / 8
-  const wallBps = mediaBps * o.speed
-  const watchWallMs = plan.watchS * 1000 / o.speed
-  const t0 = performance.now()
-  const out: SessionResult = { ok: false, cut: false, contentId: plan.contentId, startupMs: 0, stallMs: [], seekWaitMs: [], seeks: 0, watchMs: 0, bytes: 0, received: 0, fromOrigin: 0 }
-  let reader: SequentialReader | undefined
-  let client: PlayerClient | undefined
-  try {
-    // position reports every 10 s of media time, as a real player's every 10 s
-    client = await PlayerClient.open(await o.play(plan.contentId),
-      { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
-    run.received.open.add(client)
-    const sizes = readerSizes(mediaBps, s.bufferS)
-    reader = new SequentialReader(client, sizes)
-    const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
-    while (reader.buffered < startupBytes && !reader.atEnd && !run.stopped()) {
-      const err = readerFailed(reader)
-      if (err) throw err
-      await sleep(5)
-    }
-    if (reader.buffered < startupBytes && !reader.atEnd) {
-      out.cut = true
-      return out
-    }
-    out.startupMs = performance.now() - t0
-    // play: consume in 50 ms ticks of wall time
-    const tick = 50
-    let played = 0
-    let stallStart: number | undefined
-    let seeking = false
-    while (played < watchWallMs && !reader.atEnd && !run.stopped()) {
-      // a tick never asks for more than half the buffer: a player waiting for more than its buffer holds waits forever
-      const want = Math.min(Math.ceil(wallBps * tick / 1000), Math.floor(sizes.bufferBytes / 2))
-      if (reader.buffered < Math.min(want, client.size - reader.position)) {
-        const err = readerFailed(reader)
-        if (err) throw err
-        stallStart ??= performance.now()
-        await sleep(5)
-        continue
-      }
-      if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
-      stallStart = undefined
-      seeking = false
-      const got = await reader.read(want)
-      out.bytes += got.length
-      played += tick
-      if (rng() < s.seekChance) {
-        reader.seek(Math.floor(rng() * client.size * 0.9))
-        seeking = true
-        out.seeks++
-      }
-      await sleep(tick)
-    }
-    if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
-    out.watchMs = played
-    out.ok = true
-  } catch (err) {
-    if (run.stopped() && out.startupMs === 0) out.cut = true
-    else if (run.stopped()) out.ok = true // cut by the end of the run (the Agent destroyed), not a failure
-    else out.error = (err as Error).message
-  } finally {
-    await reader?.close().catch(() => {})
-    // the last position report (the router counts it in the title's per-position demand)
-    await client?.close().catch(() => {})
-    out.received = client?.bytesReceived ?? 0
-    out.fromOrigin = client?.bytesFromOrigin ?? 0
-    if (client) run.received.open.delete(client)
-    run.received.done += out.received
-  }
-  return out
-}
 
 function quantile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0
@@ -216,7 +118,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
       while (performance.now() < at && !run.stopped()) await sleep(Math.min(at - performance.now(), 50, deadline - performance.now()))
       if (run.stopped()) break
       active++
-      sessions.push(session(run, plan[i]!, seekRng(o.seed, i)).finally(() => { active--; done++ }))
+      sessions.push(session(run, plan[i]!, seekRng(o.seed, i), i).finally(() => { active--; done++ }))
     }
     // the stop comes at the deadline or the request cap; then players get graceMs to close
     const all = Promise.all(sessions)
@@ -235,6 +137,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     const plays: Record<string, number> = {}
     for (const r of results) plays[r.contentId] = (plays[r.contentId] ?? 0) + 1
     const failed = results.filter(r => !r.ok && !r.cut)
+    const abr = results.flatMap(r => r.abr && r.ok ? [r.abr] : [])
     const cache = await sampler?.finish(bytesReceived).catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
     // the last, partial second, at its per-second rate
     const t = (performance.now() - t0) / 1000
@@ -258,6 +161,7 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
         bytesFromOrigin: results.reduce((a, r) => a + r.fromOrigin, 0),
         requests,
         plays,
+        ...(abr.length ? { abr: abrFigures(abr) } : {}),
         ...(failed.length ? { errors: [...new Set(failed.map(r => r.error ?? 'unknown'))].slice(0, 10) } : {}),
       },
       ...(cache ? { cache } : {}),

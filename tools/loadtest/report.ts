@@ -1,3 +1,4 @@
+import type { AbrFigures } from './abr-viewers.js'
 import type { CacheFigures } from './edge-counters.js'
 import { bin, esc, histogram, lineChart } from './svg.js'
 
@@ -62,6 +63,8 @@ export interface LoadResult {
     /** the viewers' seeks, and their waits for the buffer (not in the rebuffer ratio or the stalls) */
     seeks?: number
     seekWaitMs?: Percentiles
+    /** adaptive viewers (issue 15): their links, time and bytes per rung, switches, average bitrate; times in scenario seconds */
+    abr?: AbrFigures
     /** the failed sessions' distinct errors (up to 10) */
     errors?: string[]
   }
@@ -136,6 +139,17 @@ export function renderHtml(r: LoadResult): string {
       row('seeks, wait p50 / p95', `${p.seeks ?? 0}, ${(p.seekWaitMs?.p50 ?? 0).toFixed(0)} / ${(p.seekWaitMs?.p95 ?? 0).toFixed(0)} ms`),
       row('bytes played / received', `${(p.bytes / 1e6).toFixed(1)} MB / ${(p.bytesReceived / 1e6).toFixed(1)} MB`),
       row('bytes from origin', pct(originShare(r))))
+    if (p.abr) {
+      const a = p.abr
+      rows.push(row('adaptive viewers, by link', `${a.viewers}: ${Object.entries(a.links).map(([bps, n]) => `${n} at ${(Number(bps) / 1e6).toFixed(1)} Mb/s`).join(', ')}`),
+        row('average bitrate played', `${(a.averageBps / 1e6).toFixed(2)} Mb/s`),
+        row('rung switches per viewer / per minute', `${a.rungSwitchesPerViewer.toFixed(2)} / ${a.rungSwitchesPerMinute.toFixed(2)}`),
+        row('server switches (trial segments), abandoned downloads', `${a.serverSwitches} (${a.trials}), ${a.abandons}`),
+        row('QoE per segment (linear, as MPC and Pensieve: Mb/s − |change| − 4.3 × stall s)', a.qoe.toFixed(2)),
+        ...a.rungs.map(g => row(`rung ${g.name} (${(g.bandwidth / 1e6).toFixed(2)} Mb/s)`, `${pct(g.share)} of the time, ${(g.bytes / 1e6).toFixed(1)} MB`)))
+      charts.push(histogram(`Time share per rung, % (${a.rungs.map((g, i) => `${i} = ${g.name}`).join(', ')})`, 'rung',
+        a.rungs.map((g, i) => ({ from: i, to: i + 1, count: 100 * g.share })), '#2e8b57'))
+    }
     charts.push(histogram('Start-up delay', 'ms', bin(p.startupMs.samples), '#8a5a9e'))
     charts.push(histogram('Stall durations', 'ms', bin(p.stallSamplesMs), '#c0504d'))
   }

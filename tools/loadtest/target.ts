@@ -32,7 +32,10 @@ export function checkTarget(url: string, allowRemote: boolean): void {
 
 export interface Title {
   contentId: string
+  /** bytes: a single-file title's file, an adaptive title's renditions together */
   size: number
+  /** an adaptive title (issue 15): played from its HLS master, not as one file */
+  adaptive?: boolean
 }
 
 /**
@@ -57,9 +60,20 @@ export async function discoverTitles(target: string, ids: string[] | undefined, 
   return Promise.all(ids.map(async id => {
     const res = await request(`${target}/v1/content/${encodeURIComponent(id)}`, { method: 'HEAD', headers })
     await res.body.dump()
-    if (res.statusCode !== 200) throw new BadRequestError(`title ${id} at ${target}: HEAD answered ${res.statusCode}`)
-    return { contentId: id, size: Number(res.headers['content-length']) }
+    if (res.statusCode === 200) return { contentId: id, size: Number(res.headers['content-length']) }
+    // an adaptive title has no file of its own (404 CDN_ERR_ADAPTIVE, docs/abr.md): its manifest lists its renditions
+    const adaptive = await adaptiveTitle(target, id, headers)
+    if (!adaptive) throw new BadRequestError(`title ${id} at ${target}: HEAD answered ${res.statusCode}`)
+    return adaptive
   }))
+}
+
+async function adaptiveTitle(target: string, id: string, headers: Record<string, string>): Promise<Title | undefined> {
+  const res = await request(`${target}/v1/content/${encodeURIComponent(id)}/meta`, { headers })
+  if (res.statusCode !== 200) return void await res.body.dump()
+  const man = (await res.body.json()) as { renditions?: { size: number }[] }
+  if (!man.renditions?.length) return undefined
+  return { contentId: id, size: man.renditions.reduce((a, r) => a + r.size, 0), adaptive: true }
 }
 
 /** A player's play step: the router's /v1/play answer, whose every URL (and session URL) must pass checkTarget too. */

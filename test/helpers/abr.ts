@@ -26,22 +26,30 @@ export interface LadderFile {
   index: Fmp4Index
 }
 
+/** A video rung of a test ladder: its id, height and bitrate (constant, so its BANDWIDTH is what the test expects). */
+export interface TestRung { id: string; height: number; kbps: number }
+
 /**
- * Renditions v180 (320x180), v90 (160x90) and a64 (AAC stereo), `seconds`
- * long, in `dir`; `misaligned` adds v90g3, a 90p rung with keyframes every
- * 3 s instead of 2 (a rung that is not of the ladder).
+ * Renditions v180 (320x180, 600 kb/s), v90 (160x90, 150 kb/s) and a64 (AAC
+ * stereo), `seconds` long, in `dir`; `rungs` replaces the two video rungs
+ * (the source is as tall as the tallest, 16:9); `misaligned` adds v90g3, a
+ * 90p rung with keyframes every 3 s instead of 2 (a rung that is not of the
+ * ladder).
  */
-export async function makeLadder(dir: string, seconds = 6, o: { misaligned?: boolean } = {}): Promise<LadderFile[]> {
+export async function makeLadder(dir: string, seconds = 6, o: { misaligned?: boolean; rungs?: TestRung[] } = {}): Promise<LadderFile[]> {
   const bin = await ensureFfmpeg()
   const frag = ['-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
-  const video = (h: number, rate: string, out: string, gop = 50) => ffmpeg(bin, ['-f', 'lavfi', '-i', `testsrc2=duration=${seconds}:size=320x180:rate=25`,
-    '-vf', `scale=-2:${h}`, '-c:v', 'libx264', '-preset', 'ultrafast', '-b:v', rate, '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
-    '-pix_fmt', 'yuv420p', ...frag, join(dir, out)])
-  await video(180, '600k', 'v180.mp4')
-  await video(90, '150k', 'v90.mp4')
-  if (o.misaligned) await video(90, '150k', 'v90g3.mp4', 75)
+  const rungs = o.rungs ?? [{ id: 'v180', height: 180, kbps: 600 }, { id: 'v90', height: 90, kbps: 150 }]
+  const top = Math.max(...rungs.map(r => r.height))
+  const size = `${Math.round(top * 16 / 9 / 2) * 2}x${top}`
+  // near-constant bitrate (maxrate = bufsize = the target): a rung's peak is close to its nominal rate
+  const video = (h: number, kbps: number, out: string, gop = 50) => ffmpeg(bin, ['-f', 'lavfi', '-i', `testsrc2=duration=${seconds}:size=${size}:rate=25`,
+    '-vf', `scale=-2:${h}`, '-c:v', 'libx264', '-preset', 'ultrafast', '-b:v', `${kbps}k`, ...(o.rungs ? ['-maxrate', `${kbps}k`, '-bufsize', `${kbps}k`] : []),
+    '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0', '-pix_fmt', 'yuv420p', ...frag, join(dir, out)])
+  for (const r of rungs) await video(r.height, r.kbps, `${r.id}.mp4`)
+  if (o.misaligned) await video(90, 150, 'v90g3.mp4', 75)
   await ffmpeg(bin, ['-f', 'lavfi', '-i', `sine=duration=${seconds}`, '-c:a', 'aac', '-b:a', '64k', '-ac', '2', '-frag_duration', '2000000', ...frag, join(dir, 'a64.mp4')])
-  return Promise.all(['v180', 'v90', 'a64', ...(o.misaligned ? ['v90g3'] : [])].map(async id => {
+  return Promise.all([...rungs.map(r => r.id), 'a64', ...(o.misaligned ? ['v90g3'] : [])].map(async id => {
     const path = join(dir, `${id}.mp4`)
     const bytes = await readFile(path)
     return { id, path, bytes, sha256: createHash('sha256').update(bytes).digest('hex'), index: await indexFmp4File(path) }

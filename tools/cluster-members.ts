@@ -69,7 +69,9 @@ export async function members(config: Readonly<Config>, env: NodeJS.ProcessEnv):
   if (router.requireToken && !env.REELCDN_ROUTER_READ_TOKEN && !router.readTokenFile && !env.REELCDN_EDGE_UPSTREAM_TOKEN && !edge.upstreamTokenFile)
     router.readTokenFile = edge.upstreamTokenFile = await secret('read-token', hex(24))
 
-  const base: Config = { ...config, local: { ...config.local, dataDir }, origin, router, edge }
+  // transcodes of `reelcdn ingest --renditions` against this cluster (the adaptive sample's too) keep their work here
+  const ingest = { ...config.ingest, workDir: join(dataDir, 'ingest') }
+  const base: Config = { ...config, local: { ...config.local, dataDir }, origin, router, edge, ingest }
   // where each shard really listens, filled in as they start (the ring hashes ids, so only the urls change)
   const shardUrls = new Map<string, string>()
   const out: Member[] = config.cluster.shards.map(s => {

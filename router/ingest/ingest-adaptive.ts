@@ -1,5 +1,3 @@
-import { createReadStream } from 'node:fs'
-import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { request } from 'undici'
 import { loadConfig, configuredUrls } from '../../lib/config.js'
@@ -9,7 +7,7 @@ import { parseContentId } from '../../lib/ids.js'
 import { HLS_TYPE } from '../../lib/media/hls.js'
 import { checkLadder, renditionSchema, type Rendition } from '../../lib/media/rendition.js'
 import { Progress } from '../../lib/progress.js'
-import { authHeader, checkAdmin, checkFile, fileError, publishAdaptive, putRendition, routerError, titleMeta, unreachable, type MetaOptions } from './ingest-client.js'
+import { authHeader, checkAdmin, checkFile, fileError, hashFile, publishAdaptive, putRendition, routerError, titleMeta, unreachable, type MetaOptions } from './ingest-client.js'
 import { importHls } from './transcode/hls-import.js'
 import { probeSource } from './transcode/probe.js'
 import { readRenditionsDir } from './transcode/renditions-dir.js'
@@ -97,7 +95,7 @@ export async function ingestAdaptive(file: string | undefined, o: AdaptiveOption
   if (file !== undefined) {
     const tools = await findTools(settings.ffmpeg, note)
     const source = await probeSource(tools.ffprobe, file)
-    const sha256 = await hashFile(file, out)
+    const sha256 = await hashFile(file, progress('hashing  ', (await stat(file)).size, out))
     const opts = { source, sha256, ladder: o.renditions!, settings, tools, out, ...(o.signal ? { signal: o.signal } : {}) }
     const prepared = await prepareTranscode(opts)
     wd = prepared.workDir
@@ -194,24 +192,6 @@ async function publishedRenditions(base: string, id: string, token: string | und
   const m = JSON.parse(text) as { renditions?: Rendition[]; sha256?: string }
   if (!m.renditions?.length) throw new ConflictError(`title ${id} is published as a single file (sha256 ${m.sha256}): DELETE it first to publish an adaptive title under that id`)
   return m.renditions
-}
-
-async function hashFile(file: string, out: NodeJS.WriteStream): Promise<string> {
-  const size = (await stat(file)).size
-  const bar = progress('hashing  ', size, out)
-  const h = createHash('sha256')
-  let read = 0
-  try {
-    for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-      h.update(b as Buffer)
-      read += (b as Buffer).length
-      bar.update(read)
-    }
-  } catch (err) {
-    throw fileError(file, err)
-  }
-  bar.finish()
-  return h.digest('hex')
 }
 
 /** A bar on a terminal; elsewhere only its last line (plainEveryMs: never before the end). */

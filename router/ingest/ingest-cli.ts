@@ -1,6 +1,5 @@
 import { Command } from 'commander'
 import { createReadStream } from 'node:fs'
-import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { fail } from '../../lib/cli.js'
@@ -10,7 +9,7 @@ import { digestHeader } from '../../lib/digest.js'
 import { BadRequestError, ConflictError } from '../../lib/errors.js'
 import { Progress } from '../../lib/progress.js'
 import { parseContentId } from '../../lib/ids.js'
-import { asciiJson, authHeader, checkAdmin, checkFile, fileError, putBody, routerError, titleMeta, unreachable } from './ingest-client.js'
+import { asciiJson, authHeader, checkAdmin, checkFile, fileError, hashFile, putBody, routerError, titleMeta, unreachable } from './ingest-client.js'
 
 import { ingestAdaptive } from './ingest-adaptive.js'
 
@@ -122,20 +121,7 @@ export async function ingestFile(file: string, o: Opts, env: NodeJS.ProcessEnv =
 
   await checkAdmin(base, token)
 
-  const hashing = new Progress({ label: 'hashing  ', total: size, unit: 'bytes' })
-  const h = createHash('sha256')
-  let read = 0
-  try {
-    for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-      h.update(b as Buffer)
-      read += (b as Buffer).length
-      hashing.update(read)
-    }
-  } catch (err) {
-    throw fileError(file, err)
-  }
-  hashing.finish()
-  const sha256 = h.digest('hex')
+  const sha256 = await hashFile(file, new Progress({ label: 'hashing  ', total: size, unit: 'bytes' }))
 
   // a published title: recognise it without sending the bytes
   const pre = await request(`${base}/v1/content/${id}/meta`, { method: 'GET', headers: authHeader(token) }).catch(err => { throw unreachable(base, err) })

@@ -2,10 +2,12 @@ import http from 'node:http'
 import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
+import { createHash } from 'node:crypto'
 import { request } from 'undici'
 import { z } from 'zod'
 import { digestHeader } from '../../lib/digest.js'
 import { BadRequestError, CdnError } from '../../lib/errors.js'
+import type { Progress } from '../../lib/progress.js'
 
 /**
  * What `reelcdn ingest` asks of its file and of the router, with every failure
@@ -230,4 +232,21 @@ export async function publishAdaptive(base: string, contentId: string, meta: obj
   const text = await res.body.text().catch(() => '')
   if (res.statusCode >= 300) throw routerError(res.statusCode, text, token)
   try { return JSON.parse(text) as unknown } catch { return text }
+}
+
+/** The file's SHA-256 (hex), read in 1 MiB pieces with `bar` moved along; a read error names the file. */
+export async function hashFile(file: string, bar: Progress): Promise<string> {
+  const h = createHash('sha256')
+  let read = 0
+  try {
+    for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+      h.update(b as Buffer)
+      read += (b as Buffer).length
+      bar.update(read)
+    }
+  } catch (err) {
+    throw fileError(file, err)
+  }
+  bar.finish()
+  return h.digest('hex')
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import http from 'node:http'
+import { fresh } from '../helpers/fresh.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { adaptiveManifest, ladderFiles, makeLadder } from '../helpers/edge-ladder.js'
 import { metric, settled, startTestEdge, until } from '../helpers/edge.js'
@@ -20,20 +20,6 @@ import type { Manifest } from '../../lib/manifest.js'
 const CS = 64 * 1024
 const KEYS = 'k1:abr-edge-threads-test-key-0123456789'
 
-interface Got { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
-
-function fresh(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, res => {
-      const parts: Buffer[] = []
-      res.on('data', (c: Buffer) => parts.push(c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 t.test('rendition hits and playlists are answered byte-exact over many connections, and the threads answer some', async t => {
   const ladder = await makeLadder()

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { fresh } from '../helpers/fresh.js'
 import http from 'node:http'
 import { connect } from 'node:net'
 import { KeyRing, signToken } from '../../lib/tokens.js'
@@ -18,21 +19,6 @@ import { createLogger } from '../../lib/logger.js'
 const CS = 128 * 1024
 const TOKEN_KEYS = 'k1:serve-threads-test-key-0123456789'
 
-interface Got { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
-
-/** One request on a connection of its own. */
-function fresh(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, res => {
-      const parts: Buffer[] = []
-      res.on('data', (c: Buffer) => parts.push(c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 /**
  * Sends bursts of `burst()` until the threads report having served at least

@@ -263,7 +263,8 @@ t.test('close under load: answers in flight and requests on kept-alive connectio
       if (typeof got === 'string') break // refused or cut at shutdown: this player is done
     }
   })
-  await new Promise(r => setTimeout(r, 300))
+  // close once the players are in full swing (a barrier: a fixed wait saw 16 answers or fewer on a loaded machine)
+  await until(() => statuses.filter(x => x === 206).length >= 32, 'answers before the close', 30_000)
   await edge.close()
   stop = true
   await Promise.all(players)

@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.install-stamp
 
-.PHONY: all install build run test bench bench-policies bench-transcode clean
+.PHONY: all install build run test bench bench-policies bench-transcode bench-abr-hit clean
 
 all: build
 
@@ -42,3 +42,8 @@ bench-policies: build
 # wall time, CPU per ffmpeg, realtime factor (~15 min on 2 cores). BENCH_LONG_SECONDS=180 for a longer source.
 bench-transcode: build
 	node dist/bench/rows/transcode.js
+
+# ABR vs single-file viewers (issue 15): one catalog in both forms, an edge per form with the same cache (30 % of the
+# single-file catalog), the same audience; byte hit ratio, offload, upstream bytes, QoE, CPU per process (~4 min)
+bench-abr-hit: build
+	node dist/bench/rows/abr-hit.js

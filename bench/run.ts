@@ -15,6 +15,7 @@ import { edgeRow } from './rows/edge.js'
 import { playersRow } from './rows/players.js'
 import { policiesRow } from './rows/policies.js'
 import { transcodeRow } from './rows/transcode.js'
+import { abrHitRow } from './rows/abr-hit.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -28,9 +29,10 @@ import { transcodeRow } from './rows/transcode.js'
  * players (QoE of a loadtest scenario through an edge), policies (byte hit
  * ratio of each cache policy against MIN, simulated and on a running edge),
  * transcode (an adaptive ladder per transcode strategy: wall time, CPU per
- * ffmpeg, realtime factor).
+ * ffmpeg, realtime factor), abr-hit (the edge's byte hit ratio with ABR
+ * viewers next to single-file viewers at the same cache size).
  */
-const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow, transcodeRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow, transcodeRow, abrHitRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 

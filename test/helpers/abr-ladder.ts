@@ -21,6 +21,8 @@ export interface LadderOptions {
   /** an audio rendition `a64` at this bitrate; none when absent */
   audioKbps?: number
   segmentS?: number
+  /** the noise's seed: ladders of the same length and rungs with different seeds have different bytes (default ffmpeg's) */
+  seed?: number
 }
 
 const H = (c: string) => c.repeat(64)
@@ -35,15 +37,24 @@ function record(id: string, x: Fmp4Index): Rendition {
   }
 }
 
+/** The noise filter makeLadder draws on the picture: a single-file form of the same source uses it too (bench/lib/abr-catalog.ts). */
+export const ladderNoise = (seed?: number) => `noise=alls=30:allf=t${seed === undefined ? '' : `:all_seed=${seed}`}`
+
+/** The frame rate makeLadder encodes at. */
+export const LADDER_FPS = 10
+
+/** makeLadder's picture before scaling and noise: a lavfi source. */
+export const ladderSource = (durationS: number) => `testsrc2=duration=${durationS}:size=640x360:rate=${LADDER_FPS}`
+
 export async function makeLadder(dir: string, o: LadderOptions): Promise<Rendition[]> {
   const bin = await ensureFfmpeg()
   const seg = o.segmentS ?? 2
-  const fps = 10
+  const fps = LADDER_FPS
   const frag = ['-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
   const out: Rendition[] = []
   for (const r of o.rungs) {
-    await ffmpeg(bin, ['-f', 'lavfi', '-i', `testsrc2=duration=${o.durationS}:size=640x360:rate=${fps}`,
-      '-vf', `scale=-2:${r.height},noise=alls=30:allf=t`, '-c:v', 'libx264', '-preset', 'ultrafast',
+    await ffmpeg(bin, ['-f', 'lavfi', '-i', ladderSource(o.durationS),
+      '-vf', `scale=-2:${r.height},${ladderNoise(o.seed)}`, '-c:v', 'libx264', '-preset', 'ultrafast',
       '-b:v', `${r.kbps}k`, '-maxrate', `${r.kbps}k`, '-bufsize', `${r.kbps}k`, '-g', String(fps * seg), '-keyint_min', String(fps * seg),
       '-sc_threshold', '0', '-pix_fmt', 'yuv420p', ...frag, join(dir, `${r.id}.mp4`)])
     out.push(record(r.id, await indexFmp4File(join(dir, `${r.id}.mp4`))))

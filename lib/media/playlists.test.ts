@@ -4,10 +4,11 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ensureFfmpeg, ffmpeg } from '../../test/helpers/ffmpeg.js'
-import { indexFmp4File, type Fmp4Index } from './fmp4.js'
+import { indexFmp4File } from './fmp4.js'
 import { masterPlaylist, mediaPlaylist, playlistName } from './hls.js'
 import { isoDuration, mpd } from './dash.js'
-import { checkLadder, type Rendition } from './rendition.js'
+import { checkLadder } from './rendition.js'
+import { record } from '../../test/helpers/abr-ladder.js'
 
 /**
  * The playlists of a small real ladder, read by ffmpeg's own HLS and DASH
@@ -15,18 +16,6 @@ import { checkLadder, type Rendition } from './rendition.js'
  * the playlists name, and the top rung decoded to the last frame.
  */
 const run = promisify(execFile)
-const H = (c: string) => c.repeat(64)
-
-function record(id: string, x: Fmp4Index): Rendition {
-  const t = x.track
-  return {
-    id, type: t.type, version: '0123456789abcdef', size: x.size, sha256: H('a'), chunks: [H('b')], blocks: [H('c')],
-    contentType: t.type === 'video' ? 'video/mp4' : 'audio/mp4', codecs: t.codecs, bandwidth: x.bandwidth, averageBandwidth: x.averageBandwidth,
-    ...(t.type === 'video' ? { width: t.width, height: t.height, frameRate: x.frameRate } : { sampleRate: t.sampleRate, channels: t.channels }),
-    timescale: t.timescale, init: x.init, segments: x.segments,
-  }
-}
-
 t.test('a two-rung ladder with audio: ffmpeg plays the HLS master and the MPD', async t => {
   const bin = await ensureFfmpeg()
   const dir = t.testdir()

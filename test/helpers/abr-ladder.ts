@@ -27,7 +27,8 @@ export interface LadderOptions {
 
 const H = (c: string) => c.repeat(64)
 
-function record(id: string, x: Fmp4Index): Rendition {
+/** A rendition record from a file's index, with placeholder storage fields (version, digests): for playlists made off disk. */
+export function record(id: string, x: Fmp4Index): Rendition {
   const t = x.track
   return {
     id, type: t.type, version: '0123456789abcdef', size: x.size, sha256: H('a'), chunks: [H('b')], blocks: [H('c')],

@@ -1,10 +1,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseBytes } from '../lib/units.js'
-import { ProcessGroup } from './lib/proc.js'
+import { benchWorkspace } from './lib/workspace.js'
 import { clockTicks, ensureTools, machine, machineLine } from './lib/tools.js'
 import { Wrk } from './lib/wrk.js'
 import { summarize, table } from './lib/report.js'
@@ -92,23 +92,9 @@ async function main(): Promise<void> {
 
   const t0 = Date.now()
   const log = (s: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${s}\n`)
-  const procs = new ProcessGroup()
-  const dir = await mkdtemp(join(tmpdir(), 'reelcdn-bench-'))
+  const { procs, dir, cleanup } = await benchWorkspace('reelcdn-bench-', { keep: a.keep, log })
   // nginx workers run as `nobody` when the bench runs as root: let them walk to the files
   await chmod(dir, 0o755)
-  let cleaning: Promise<void> | undefined
-  const cleanup = () => cleaning ??= (async () => {
-    await procs.stopAll()
-    if (!a.keep) await rm(dir, { recursive: true, force: true })
-    else log(`kept ${dir}`)
-  })()
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`\n${sig}: stopping the bench's servers and removing ${dir}`)
-    void cleanup().finally(() => process.exit(130))
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', () => procs.killAllNow())
 
   const started = new Date()
   const measurements: Measurement[] = []

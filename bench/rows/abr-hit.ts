@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { cpus, loadavg, tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { DEFAULT_LINKS, parseLinks, type LinkShare } from '../../tools/loadtest/abr-viewers.js'
@@ -8,7 +8,8 @@ import type { Scenario } from '../../tools/loadtest/audience.js'
 import { abrId, ingestCatalog, kbps, ladderBytes, makeCatalog, singleId, type Rung } from '../lib/abr-catalog.js'
 import { runPass, type PassFigures } from '../lib/abr-hit-pass.js'
 import { startCluster } from '../lib/cluster.js'
-import { ProcessGroup } from '../lib/proc.js'
+import type { ProcessGroup } from '../lib/proc.js'
+import { benchWorkspace } from '../lib/workspace.js'
 import { CLI, startService, type ServiceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { clockTicks } from '../lib/tools.js'
@@ -289,21 +290,7 @@ async function main(): Promise<void> {
     arrivalS: a.arrival, zipf: a.zipf, speed: a.speed, links: a.links, chunkSize: a.chunkSize, seed: a.seed }
   const t0 = Date.now()
   const log = (s: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${s}\n`)
-  const procs = new ProcessGroup()
-  const dir = await mkdtemp(join(tmpdir(), 'reelcdn-abr-hit-'))
-  let cleaning: Promise<void> | undefined
-  const cleanup = () => cleaning ??= (async () => {
-    await procs.stopAll()
-    if (!a.keep) await rm(dir, { recursive: true, force: true })
-    else log(`kept ${dir}`)
-  })()
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: stopping the bench's servers and removing ${dir}`)
-    void cleanup().finally(() => { process.exitCode = 130 })
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', () => procs.killAllNow())
+  const { procs, dir, cleanup } = await benchWorkspace('reelcdn-abr-hit-', { keep: a.keep, log })
   const started = new Date().toISOString()
   let r: AbrHitResult
   try {

@@ -1,7 +1,7 @@
 import { CdnError, NotFoundError } from '../../lib/errors.js'
 import { MASTER } from '../../lib/media/hls.js'
 import { MPD } from '../../lib/media/dash.js'
-import { RENDITION_ID } from '../../lib/media/rendition.js'
+import { adaptiveFile } from '../../lib/media/files.js'
 
 /**
  * What a player path under /v1/content/{id} names (docs/abr.md, "URLs"):
@@ -27,23 +27,11 @@ export type FileRequest =
   | { kind: 'rendition'; rid: string }
   | { kind: 'meta' }
 
-const MASTER_REQ: FileRequest = { kind: 'master' }
-const MPD_REQ: FileRequest = { kind: 'mpd' }
 const META_REQ: FileRequest = { kind: 'meta' }
 
 /** The file a path's last segment names; undefined if it names none. */
 export function fileRequest(name: string): FileRequest | undefined {
-  if (name === MASTER) return MASTER_REQ
-  if (name === MPD) return MPD_REQ
-  if (name === 'meta') return META_REQ
-  const dot = name.lastIndexOf('.')
-  if (dot <= 0) return undefined
-  const rid = name.slice(0, dot)
-  if (!RENDITION_ID.test(rid)) return undefined
-  const ext = name.slice(dot + 1)
-  if (ext === 'm3u8') return { kind: 'media', rid }
-  if (ext === 'mp4') return { kind: 'rendition', rid }
-  return undefined
+  return name === 'meta' ? META_REQ : adaptiveFile(name)
 }
 
 /** As `fileRequest`, or a 404 naming what the edge serves there. */

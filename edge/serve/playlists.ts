@@ -1,6 +1,8 @@
 import { isAdaptive } from '../../lib/manifest.js'
-import { DASH_TYPE, MPD, mpd } from '../../lib/media/dash.js'
-import { HLS_TYPE, MASTER, masterPlaylist, mediaPlaylist, playlistName } from '../../lib/media/hls.js'
+import { MPD } from '../../lib/media/dash.js'
+import { playlistBody } from '../../lib/media/files.js'
+import { MASTER, playlistName } from '../../lib/media/hls.js'
+import type { Rendition } from '../../lib/media/rendition.js'
 import { renditionOf } from '../../lib/manifest.js'
 import { NotFoundError } from '../../lib/errors.js'
 import type { Representation } from '../../lib/representation.js'
@@ -38,18 +40,12 @@ export function playlistOf(title: Title, req: PlaylistRequest, maxAgeS: number):
   const have = title.playlists.get(name) as Playlist | undefined
   if (have !== undefined) return have
   if (!isAdaptive(m)) throw new NotAdaptiveError(m.contentId, name)
-  let text: string
-  let type = HLS_TYPE
-  if (req.kind === 'master') text = masterPlaylist(m.renditions)
-  else if (req.kind === 'mpd') {
-    text = mpd(m.renditions)
-    type = DASH_TYPE
-  } else {
-    const r = renditionOf(m, req.rid)
-    if (r === undefined) throw new NotFoundError(`rendition ${req.rid} of ${m.contentId} (it has ${m.renditions.map(x => x.id).join(', ')})`)
-    text = mediaPlaylist(r)
+  let media: Rendition | undefined
+  if (req.kind === 'media') {
+    media = renditionOf(m, req.rid)
+    if (media === undefined) throw new NotFoundError(`rendition ${req.rid} of ${m.contentId} (it has ${m.renditions.map(x => x.id).join(', ')})`)
   }
-  const body = Buffer.from(text, 'utf8')
+  const { body, type } = playlistBody(m.renditions, req.kind, media)
   const p: Playlist = {
     body,
     rep: { size: body.length, etag: `"${m.version}"`, lastModified: m.createdAt, contentType: type,

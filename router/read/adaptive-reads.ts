@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { NotAdaptiveError, NotFoundError } from '../../lib/errors.js'
 import { isAdaptive, renditionOf, type Manifest } from '../../lib/manifest.js'
-import { isRenditionId, type Rendition } from '../../lib/media/rendition.js'
-import { HLS_TYPE, MASTER, masterPlaylist, mediaPlaylist } from '../../lib/media/hls.js'
-import { DASH_TYPE, MPD, mpd } from '../../lib/media/dash.js'
+import type { Rendition } from '../../lib/media/rendition.js'
+import { MASTER } from '../../lib/media/hls.js'
+import { MPD } from '../../lib/media/dash.js'
+import { adaptiveFile, playlistBody, type AdaptiveFile } from '../../lib/media/files.js'
 import { planResponse, sendPlanned } from '../../lib/representation.js'
 import type { Manifests } from '../cluster/manifests.js'
 import { renditionFile } from '../cluster/files.js'
@@ -27,16 +28,10 @@ import type { FileServer } from './file-server.js'
  * single-file title (CDN_ERR_NOT_ADAPTIVE, naming its own URL), a rendition
  * id the title does not have (naming the ones it has).
  */
-export type FileName = { kind: 'master' } | { kind: 'mpd' } | { kind: 'media' | 'file'; rid: string }
-
-export function parseFileName(contentId: string, name: string): FileName {
-  if (name === MASTER) return { kind: 'master' }
-  if (name === MPD) return { kind: 'mpd' }
-  const dot = name.lastIndexOf('.')
-  const rid = name.slice(0, dot)
-  const ext = name.slice(dot + 1)
-  if (dot > 0 && isRenditionId(rid) && (ext === 'm3u8' || ext === 'mp4')) return { kind: ext === 'm3u8' ? 'media' : 'file', rid }
-  throw new NotFoundError(`file ${JSON.stringify(name)} of ${contentId} (an adaptive title has ${MASTER}, ${MPD}, {rid}.m3u8 and {rid}.mp4)`)
+export function parseFileName(contentId: string, name: string): AdaptiveFile {
+  const f = adaptiveFile(name)
+  if (f === undefined) throw new NotFoundError(`file ${JSON.stringify(name)} of ${contentId} (an adaptive title has ${MASTER}, ${MPD}, {rid}.m3u8 and {rid}.mp4)`)
+  return f
 }
 
 export interface AdaptiveReadOptions {
@@ -45,7 +40,7 @@ export interface AdaptiveReadOptions {
   playlistMaxAgeS: number
 }
 
-const built = new WeakMap<Manifest, Map<string, Buffer>>()
+const built = new WeakMap<Manifest, Map<string, { body: Buffer; type: string }>>()
 
 export class AdaptiveReads {
   constructor(private readonly manifests: Manifests, private readonly files: FileServer, private readonly o: AdaptiveReadOptions) {}
@@ -54,13 +49,13 @@ export class AdaptiveReads {
   async file(req: IncomingMessage, res: ServerResponse, contentId: string, name: string): Promise<void> {
     const what = parseFileName(contentId, name)
     const m = await this.adaptive(contentId, name)
-    if (what.kind === 'file') {
+    if (what.kind === 'rendition') {
       const r = rendition(m, what.rid)
       return this.files.file(req, res, renditionFile(m, r), { contentType: r.contentType, lastModified: m.createdAt })
     }
-    const body = playlist(m, name, what)
+    const { body, type } = playlist(m, name, what)
     const plan = planResponse(req, {
-      size: body.length, etag: `"${m.version}"`, lastModified: m.createdAt, contentType: what.kind === 'mpd' ? DASH_TYPE : HLS_TYPE,
+      size: body.length, etag: `"${m.version}"`, lastModified: m.createdAt, contentType: type,
       cacheControl: `max-age=${this.o.playlistMaxAgeS}`, extra: { 'reelcdn-version': m.version },
     }, this.o.maxRanges)
     await sendPlanned(res, plan, body.length, async (s, e, out) => void out.write(body.subarray(s, e + 1)))
@@ -91,16 +86,13 @@ function rendition(m: Manifest, rid: string): Rendition {
   return r
 }
 
-function playlist(m: Manifest & { renditions: Rendition[] }, name: string, what: FileName): Buffer {
+function playlist(m: Manifest & { renditions: Rendition[] }, name: string, what: Exclude<AdaptiveFile, { kind: 'rendition' }>): { body: Buffer; type: string } {
   let cache = built.get(m)
   if (!cache) built.set(m, cache = new Map())
-  let body = cache.get(name)
-  if (body === undefined) {
-    const text = what.kind === 'master' ? masterPlaylist(m.renditions)
-      : what.kind === 'mpd' ? mpd(m.renditions)
-        : mediaPlaylist(rendition(m, what.rid))
-    body = Buffer.from(text, 'utf8')
-    cache.set(name, body)
+  let p = cache.get(name)
+  if (p === undefined) {
+    p = playlistBody(m.renditions, what.kind, what.kind === 'media' ? rendition(m, what.rid) : undefined)
+    cache.set(name, p)
   }
-  return body
+  return p
 }

@@ -68,7 +68,9 @@ t.test('reelcdn play: /v1/play, the ladder through a 0.5 Mb/s link, every fetche
   t.ok(r.rungs[0]!.seconds > 20, `v90 on screen ${r.rungs[0]!.seconds.toFixed(1)} s`)
   t.ok(r.startupS! > 0 && r.startupS! < 5, `start-up ${r.startupS} s`)
   t.equal(r.verify?.chunksBad, 0, 'no chunk differed')
-  t.ok(r.verify!.chunksOk >= 4 && r.verify!.bytesVerified > 0.9 * (ladder[0]!.size + ladder[3]!.size),
+  // every chunk but each file's last: how much that leaves depends on where the encode's size falls, so it is computed, not a share
+  const wholeChunks = (size: number) => size - (size % CHUNK || CHUNK)
+  t.ok(r.verify!.chunksOk >= 4 && r.verify!.bytesVerified >= wholeChunks(ladder[0]!.size) + wholeChunks(ladder[3]!.size),
     `${r.verify!.chunksOk} chunks, ${r.verify!.bytesVerified} bytes verified: v90 and the audio but each file's last chunk (it holds the trailing index no segment covers)`)
   t.ok(servers[0]!.log.filter(l => l.path.endsWith('.mp4') || l.path.endsWith('.m3u8')).every(l => l.path.startsWith(prefix)),
     'every playlist and segment request kept the token path')

@@ -74,6 +74,7 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
 }
 
 export const originFlags: Flag[] = [
+  { flags: '--id <id>', path: 'origin.id', kind: 'string', description: 'this shard\'s id in cluster.shards: it accepts only the fill grants signed for it (empty: none)' },
   { flags: '--host <addr>', path: 'origin.host', kind: 'string', description: 'address to listen on' },
   { flags: '-p, --port <n>', path: 'origin.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
   { flags: '-d, --data-dir <dir>', path: 'origin.dataDir', kind: 'string', description: 'where chunk files and the SQLite index live' },

@@ -77,6 +77,7 @@ export class GrantsCache {
 
   /** The chunk's owners and grants, or undefined: fill it by the relay. */
   async get(ref: ChunkRef, signal: AbortSignal): Promise<ChunkGrant | undefined> {
+    if (signal.aborted) return undefined
     const now = this.clock()
     if (now < this.relayUntil) return undefined
     const key = keyOf(ref.contentId, ref.rid, ref.index, ref.sha256)
@@ -88,7 +89,8 @@ export class GrantsCache {
     const akey = keyOf(ref.contentId, ref.rid, ref.index, '')
     let p = this.asking.get(akey)
     if (p === undefined) {
-      p = this.ask(ref, signal).finally(() => this.asking.delete(akey))
+      // its own timeout, not the first asker's signal: one fill's end must not fail the lookup its neighbours share
+      p = this.ask(ref).finally(() => this.asking.delete(akey))
       this.asking.set(akey, p)
     }
     await p
@@ -105,13 +107,13 @@ export class GrantsCache {
     return Math.min(MARGIN_MS, (g.expiresAt - this.clock()) / 4)
   }
 
-  private async ask(ref: ChunkRef, signal: AbortSignal): Promise<void> {
+  private async ask(ref: ChunkRef): Promise<void> {
     const path = ref.rid === undefined ? `${this.prefix}/v1/content/${ref.contentId}/fill/${ref.index}?count=${this.o.count}`
       : `${this.prefix}/v1/content/${ref.contentId}/r/${ref.rid}/fill/${ref.index}?count=${this.o.count}`
     let status: number
     let body: string
     try {
-      const res = await this.pool.request({ path, method: 'GET', headers: this.headers, signal })
+      const res = await this.pool.request({ path, method: 'GET', headers: this.headers, signal: AbortSignal.timeout(this.o.headersTimeoutMs) })
       status = res.statusCode
       body = await res.body.text()
     } catch (err) {

@@ -24,7 +24,8 @@ import type { Manifests } from '../cluster/manifests.js'
  * One answer covers chunk `index` and up to N-1 after it (at most
  * router.fillGrants.maxChunks), so that a fill and its readahead cost one
  * round trip. Sources are the chunk's owners only, in the cluster's read
- * order (healthy and least loaded first, down ones last), each with its own
+ * order (healthy first, rotated from one chunk to the next: `spread`; down
+ * ones last), each with its own
  * grant, good for that chunk on that shard until `expiresAt` (epoch ms), at
  * the shard's `fillUrl` (its `url` by default). The route sits behind the
  * same credential as the relay's chunk reads (content-auth.ts).
@@ -70,6 +71,8 @@ export class FillGrants {
   private readonly fillUrls = new Map<string, string>()
   private readonly buckets = new Map<string, Bucket>()
   private readonly clock: () => number
+  /** rotates the healthy owners from one chunk's answer to the next (see spread) */
+  private turn = 0
 
   constructor(private readonly d: FillGrantsDeps) {
     this.cfg = d.config.router.fillGrants
@@ -107,7 +110,8 @@ export class FillGrants {
       const key = chunkKey(f.sid, i)
       const owners = new Set(this.d.cluster.ring.owners(key))
       // the read order, owners only: a non-owner may hold a stale copy after a move; the relay handles that case
-      const sources = this.d.cluster.readOrder(key).filter(s => owners.has(s.id)).map(s => ({
+      const order = spread(this.d.cluster.readOrder(key).filter(s => owners.has(s.id)), s => this.d.cluster.health.isUp(s.id), this.turn++)
+      const sources = order.map(s => ({
         shardId: s.id, url: this.fillUrls.get(s.id)!, grant: signGrant(this.key!, { sid: f.sid, index: i, shard: s.id, exp, edge }),
       }))
       chunks.push({ index: i, size: chunkLength(f, i), sha256: f.chunks[i]!, sources })
@@ -152,6 +156,21 @@ export class FillGrants {
     }
     b.tokens -= n
   }
+}
+
+/**
+ * The read order with its healthy owners rotated by `turn`. The router's
+ * least-outstanding order sees only its own requests, not the edges' direct
+ * reads, so without this every edge would read a chunk from its first owner
+ * in ring order; rotating spreads a title's chunks, and the edges asking for
+ * one chunk, over its copies. Down owners stay last.
+ */
+export function spread<T>(order: T[], up: (s: T) => boolean, turn: number): T[] {
+  let n = 0
+  while (n < order.length && up(order[n]!)) n++
+  if (n < 2) return order
+  const k = turn % n
+  return [...order.slice(k, n), ...order.slice(0, k), ...order.slice(n)]
 }
 
 function parseCount(v: string | null, max: number): number {

@@ -47,6 +47,12 @@ export interface DirectOptions {
 
 type Body = Dispatcher.ResponseData['body']
 
+/** The shard body a read is on, and whether its reader destroyed it. */
+interface Hold {
+  body: Body | undefined
+  stopped: boolean
+}
+
 /** A shard's refusal: its status and code. */
 class SourceError extends UpstreamError {
   override name = 'SourceError'
@@ -70,8 +76,10 @@ export class DirectSource {
       this.metrics.fallbacks.inc({ reason: 'no_grant' })
       return counted(this.relay.chunk(ref, from, to, signal), this.metrics.bytes.relay)
     }
-    const it = this.read(ref, g, from, to, signal)
-    return { [Symbol.asyncIterator]: () => it, destroy: () => void it.return(undefined) }
+    const hold: Hold = { body: undefined, stopped: false }
+    const it = this.read(ref, g, from, to, signal, hold)
+    // destroy may come while the generator waits for a piece: the shard's body goes at once, and no next owner is asked
+    return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; hold.body?.destroy(); void it.return(undefined) } }
   }
 
   readonly crcs: CrcsFetch = (ref, signal) => {
@@ -102,13 +110,13 @@ export class DirectSource {
   }
 
   /** Bytes [from, to) from the owners in turn, verified block by block when the list is in hand; the relay for what none could send. */
-  private async *read(ref: ChunkRef, g: ChunkGrant, from: number, to: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  private async *read(ref: ChunkRef, g: ChunkGrant, from: number, to: number, signal: AbortSignal, hold: Hold): AsyncGenerator<Buffer> {
     const what = `chunk ${refName(ref)}`
     let pos = from
     let sources = g.sources
     let renewed = false
     const tally = this.metrics.bytes.direct
-    for (let i = 0; pos < to; i++) {
+    for (let i = 0; pos < to && !hold.stopped; i++) {
       if (i >= sources.length) {
         this.metrics.fallbacks.inc({ reason: 'owners' })
         this.warnOnce('owners', `no owner could send ${what} from byte ${pos}: the rest by the relay`)
@@ -135,6 +143,7 @@ export class DirectSource {
         this.failover(reasonOf(err), src, ref, (err as Error).message)
         continue
       }
+      hold.body = body
       const crcs = pos % BLOCK_SIZE === 0 ? await this.listFor(ref) : undefined
       const run = crcs === undefined ? undefined : new BlockRun(crcs, ref.size, pos)
       try {
@@ -161,6 +170,7 @@ export class DirectSource {
         if (pos < to) throw new SourceError(`shard ${src.shardId} ended ${what} at byte ${pos}, expected ${to}`, 'cut')
       } catch (err) {
         body.destroy()
+        if (hold.stopped) return
         if (signal.aborted) throw translateUpstreamError(err, what, signal)
         this.failover(reasonOf(err), src, ref, (err as Error).message)
         continue
@@ -243,7 +253,8 @@ export async function counted(body: Promise<AsyncIterable<Buffer> & { destroy():
       b.destroy()
     }
   })()
-  return { [Symbol.asyncIterator]: () => it, destroy: () => void it.return(undefined) }
+  // the body too: a generator never started does not run its finally
+  return { [Symbol.asyncIterator]: () => it, destroy: () => { b.destroy(); void it.return(undefined) } }
 }
 
 async function refusal(res: Dispatcher.ResponseData, src: Source, what: string): Promise<SourceError> {

@@ -25,7 +25,7 @@ import type { Manifests } from '../cluster/manifests.js'
  * router.fillGrants.maxChunks), so that a fill and its readahead cost one
  * round trip. Sources are the chunk's owners only, in the cluster's read
  * order (healthy first, rotated from one chunk to the next: `spread`; down
- * ones last), each with its own
+ * ones and copies their shard refused lately last), each with its own
  * grant, good for that chunk on that shard until `expiresAt` (epoch ms), at
  * the shard's `fillUrl` (its `url` by default). The route sits behind the
  * same credential as the relay's chunk reads (content-auth.ts).
@@ -110,7 +110,7 @@ export class FillGrants {
       const key = chunkKey(f.sid, i)
       const owners = new Set(this.d.cluster.ring.owners(key))
       // the read order, owners only: a non-owner may hold a stale copy after a move; the relay handles that case
-      const order = spread(this.d.cluster.readOrder(key).filter(s => owners.has(s.id)), s => this.d.cluster.health.isUp(s.id), this.turn++)
+      const order = spread(this.d.cluster.readOrder(key).filter(s => owners.has(s.id)), s => this.d.cluster.health.isUp(s.id) && !this.d.cluster.refused.has(s.id, key), this.turn++)
       const sources = order.map(s => ({
         shardId: s.id, url: this.fillUrls.get(s.id)!, grant: signGrant(this.key!, { sid: f.sid, index: i, shard: s.id, exp, edge }),
       }))
@@ -163,7 +163,8 @@ export class FillGrants {
  * least-outstanding order sees only its own requests, not the edges' direct
  * reads, so without this every edge would read a chunk from its first owner
  * in ring order; rotating spreads a title's chunks, and the edges asking for
- * one chunk, over its copies. Down owners stay last.
+ * one chunk, over its copies. Down owners, and copies refused lately
+ * (refused-copies.ts), stay last, in the read order's order.
  */
 export function spread<T>(order: T[], up: (s: T) => boolean, turn: number): T[] {
   let n = 0

@@ -35,6 +35,8 @@ export interface ChunkGrant {
   sources: Source[]
   /** epoch ms */
   expiresAt: number
+  /** epoch ms: asked again from this time on (10 s, or a quarter of its lifetime, before it expires) */
+  renewAt: number
 }
 
 export interface GrantsOptions {
@@ -82,7 +84,7 @@ export class GrantsCache {
     if (now < this.relayUntil) return undefined
     const key = keyOf(ref.contentId, ref.rid, ref.index, ref.sha256)
     let g = this.have.get(key)
-    if (g !== undefined && g.expiresAt - now > this.margin(g)) {
+    if (g !== undefined && now < g.renewAt) {
       this.metrics.grants.inc({ result: 'cached' })
       return g
     }
@@ -101,10 +103,6 @@ export class GrantsCache {
   /** A shard said the grant expired (clocks apart, or held too long): the next lookup asks again. */
   invalidate(ref: ChunkRef): void {
     this.have.delete(keyOf(ref.contentId, ref.rid, ref.index, ref.sha256))
-  }
-
-  private margin(g: ChunkGrant): number {
-    return Math.min(MARGIN_MS, (g.expiresAt - this.clock()) / 4)
   }
 
   private async ask(ref: ChunkRef): Promise<void> {
@@ -133,9 +131,11 @@ export class GrantsCache {
     }
     this.metrics.grants.inc({ result: 'router' })
     if (this.have.size + a.chunks.length > MAX_ENTRIES) this.prune()
+    const now = this.clock()
+    const renewAt = a.expiresAt - Math.min(MARGIN_MS, Math.max(0, a.expiresAt - now) / 4)
     for (const c of a.chunks) {
       // another version than the manifest this edge holds: no entry, the relay tells the fill so
-      this.have.set(keyOf(ref.contentId, ref.rid, c.index, c.sha256), { sid: a.sid, sources: c.sources, expiresAt: a.expiresAt })
+      this.have.set(keyOf(ref.contentId, ref.rid, c.index, c.sha256), { sid: a.sid, sources: c.sources, expiresAt: a.expiresAt, renewAt })
     }
   }
 

@@ -1,14 +1,17 @@
 import { Command } from 'commander'
 import { join } from 'node:path'
+import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
+import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
 import { blockListFetch } from './fill/block-list.js'
+import { counted, DirectSource } from './fill/direct-source.js'
+import { GrantsCache } from './fill/grants-cache.js'
 import { DiskIndex } from './tiers/disk-index.js'
 import { recoverDisk } from './tiers/disk-recovery.js'
 import { DiskTier } from './tiers/disk-tier.js'
@@ -63,6 +66,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   await ensureWritableSubdirs(join(cfg.dataDir, 'chunks'), 'the edge\'s title directory')
   const index = new DiskIndex(join(cfg.dataDir, 'index.sqlite'))
   let upstream: Upstream | undefined
+  let direct: DirectSource | undefined
   let threads: ServeThreads | undefined
   let service: EdgeServer | undefined
   try {
@@ -101,9 +105,16 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     meta.learned = t => disk.upstreamChunkSize(t.manifest.chunkSize)
     const up = upstream
     const c = cache
+    // the fill path (docs/fill-path.md): chunk bytes straight from the owning shards under router grants, or by the relay
+    const fillPath = edgeFillPathMetrics(registry)
+    direct = cfg.fill.path === 'direct' ? new DirectSource(new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
+      edgeId: cfg.id || `edge-${hostname()}`, count: cfg.readaheadChunks + 1, relayHoldMs: cfg.fill.relayHoldMs,
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger),
+    up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
+      : undefined
     fills = new Coalescer({
-      fetch: (ref, from, to, signal) => up.chunk(ref, from, to, signal),
-      crcs: blockListFetch((ref, signal) => up.crcs(ref, signal), cfg.blockListTimeoutMs),
+      fetch: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
+      crcs: blockListFetch(direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)), cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)
@@ -212,6 +223,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         await requestLog?.close()
         await disk.close()
         await up.close()
+        await direct?.close()
         index.close()
       })(),
     }
@@ -220,6 +232,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     await service?.http.close().catch(() => {})
     await service?.http.closeRelay().catch(() => {})
     await upstream?.close().catch(() => {})
+    await direct?.close().catch(() => {})
     index.close()
     throw err
   }
@@ -236,6 +249,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--serve-threads <n>', path: 'edge.serveThreads', kind: 'int', description: 'extra threads serving RAM hits on the same port (0: the main thread alone)' },
   { flags: '--max-fills <n>', path: 'edge.maxFills', kind: 'int', description: 'chunk fills in flight at once (each holds one chunk in RAM)' },
   { flags: '--fill-timeout <ms>', path: 'edge.fillTimeoutMs', kind: 'int', description: 'deadline for one chunk fill, verified', unit: 'ms' },
+  { flags: '--fill-path <path>', path: 'edge.fill.path', kind: 'string', description: 'where fills read chunk bytes: direct (from the owning shards under router grants, the relay when refused) or relay (through the router)' },
   { flags: '--meta-ttl <ms>', path: 'edge.metaTtlMs', kind: 'int', description: 'how long title metadata is cached', unit: 'ms' },
   { flags: '--cors-origin <origin>', path: 'edge.corsOrigin', kind: 'string', description: 'Access-Control-Allow-Origin for players' },
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },

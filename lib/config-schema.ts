@@ -17,6 +17,8 @@ const shardSchema = z.object({
   url: z.string().regex(/^https?:\/\/[^/?#\s]+$/, 'an http(s) origin such as http://10.0.0.5:7101, without a path'),
   /** share of the ring, relative to the other shards: set it to the shard's capacity */
   weight: z.number().positive().max(1e6),
+  /** where edges read this shard's chunks under a fill grant (docs/fill-path.md), when it differs from `url` (a private network); default `url` */
+  fillUrl: z.string().regex(/^https?:\/\/[^/?#\s]+$/, 'an http(s) origin such as http://10.0.0.5:7101, without a path').optional(),
 }).strict()
 
 /** A video rung of an ingest ladder: its rendition id, picture height (the short side, for a portrait source) and target bit rate */
@@ -64,6 +66,8 @@ export const configSchema = z.object({
       .refine(a => new Set(a.map(s => s.url)).size === a.length, 'shard urls must be unique'),
   }).strict(),
   origin: z.object({
+    /** this shard's id in cluster.shards: it accepts only fill grants signed for it (docs/fill-path.md); empty: it accepts none. `reelcdn cluster` sets it */
+    id: z.string().regex(/^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$/, '1-64 characters of [A-Za-z0-9._-]'),
     host: z.string().min(1),
     port,
     dataDir: z.string().min(1),
@@ -137,6 +141,12 @@ export const configSchema = z.object({
     sendStallTimeoutMs: ms.min(1),
     /** Access-Control-Allow-Origin for player routes: '*' or one origin */
     corsOrigin: z.string().min(1),
+    fill: z.object({
+      /** where fills read chunk bytes: direct from the owning shards under a router-signed grant, or relay through the router (docs/fill-path.md) */
+      path: z.enum(['direct', 'relay']),
+      /** after the router refuses grants (disabled, an older router), fills use the relay for this long before asking again (30 s) */
+      relayHoldMs: ms,
+    }).strict(),
     // issue 5: steering, tokens, demand reports and prefill
     /** the id this edge registers under at the router; empty: edge-<port> */
     id: z.string().regex(/^([A-Za-z0-9._-]{1,64})?$/, '1-64 characters of [A-Za-z0-9._-]'),
@@ -207,6 +217,19 @@ export const configSchema = z.object({
     refusedCopies: z.object({
       ttlMs: ms.min(1),
       max: positive.max(10_000_000),
+    }).strict(),
+    /** direct fills (docs/fill-path.md): grants edges read chunks from their owners with */
+    fillGrants: z.object({
+      /** issue grants; they also need a shard token (the key is derived from it): without one the route answers 503 and edges use the relay */
+      enabled: z.boolean(),
+      /** a grant's lifetime (60 s) */
+      ttlMs: ms.min(1000),
+      /** chunks one answer covers at most (a fill's chunk and its readahead) */
+      maxChunks: positive.max(64),
+      /** chunk grants per second per edge (0: no cap); past it, 429 with Retry-After and the edge uses the relay */
+      perEdgeRatePerS: z.number().min(0),
+      /** chunk grants an edge may take at once above the rate */
+      perEdgeBurst: positive.max(100_000),
     }).strict(),
     upstream: z.object({
       connections: positive.max(10000),

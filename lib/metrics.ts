@@ -383,3 +383,43 @@ export function edgePolicyMetrics(registry: Registry, probe: () => PolicyReportP
       collect() { this.set((probe()?.at ?? 0) / 1000) } }),
   }
 }
+
+/**
+ * The fill path's direct reads (docs/fill-path.md), one function per service
+ * so each registers only its own. Router: grant answers by result. Shard:
+ * grant checks by result and the bytes it sent under grants. Edge: fill bytes
+ * by path, grant lookups, moves to the next owner and falls back to the relay.
+ */
+export function routerFillGrantMetrics(registry: Registry) {
+  return {
+    grants: new Counter({ name: 'reelcdn_router_fill_grants_total', help: 'Fill grant answers by result (issued: chunk grants signed; disabled, throttled, not_found: requests refused)',
+      labelNames: ['result'] as const, registers: [registry] }),
+  }
+}
+export type RouterFillGrantMetrics = ReturnType<typeof routerFillGrantMetrics>
+
+export function originGrantMetrics(registry: Registry) {
+  return {
+    checks: new Counter({ name: 'reelcdn_origin_fill_grants_total', help: 'Fill grants presented, by result (ok, expired, forged, wrong_chunk, wrong_shard, malformed, no_shard_id, disabled)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    bytes: new Counter({ name: 'reelcdn_origin_fill_grant_bytes_total', help: 'Chunk body bytes sent to edges under fill grants', registers: [registry] }),
+  }
+}
+export type OriginGrantMetrics = ReturnType<typeof originGrantMetrics>
+
+export function edgeFillPathMetrics(registry: Registry) {
+  const bytes = tallies(['direct', 'relay'] as const)
+  return {
+    /** plain adds on the fill path, folded when scraped */
+    bytes,
+    fillBytes: new Counter({ name: 'reelcdn_edge_fill_bytes_total', help: 'Chunk body bytes a fill received, by path (direct: from the owning shards under a grant; relay: through the router)',
+      labelNames: ['path'] as const, registers: [registry], collect() { fold(this, 'path', bytes) } }),
+    grants: new Counter({ name: 'reelcdn_edge_fill_grant_requests_total', help: 'Grant lookups by result (router: asked the router; cached; refused, throttled, error: the chunk goes by the relay)',
+      labelNames: ['result'] as const, registers: [registry] }),
+    failovers: new Counter({ name: 'reelcdn_edge_fill_failovers_total', help: 'Direct reads moved to the next owner, by reason (cut, corrupt, refused, grant)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    fallbacks: new Counter({ name: 'reelcdn_edge_fill_relay_fallbacks_total', help: 'Chunk requests of a direct fill sent by the relay instead, by reason (no_grant: the router gave none; owners: no owner could serve)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+  }
+}
+export type EdgeFillPathMetrics = ReturnType<typeof edgeFillPathMetrics>

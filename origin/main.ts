@@ -52,6 +52,8 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
       logger.warn('no shard token and origin.insecureOpenWrites: anyone who reaches this shard can write and delete chunks and manifests')
     else if (token === undefined)
       logger.warn('no shard token (REELCDN_SHARD_TOKEN or origin.tokenFile): chunk and manifest writes and deletes are refused (401); reads are open')
+    if (token !== undefined && cfg.id === '')
+      logger.warn('no origin.id: this shard refuses every fill grant, so edges fill its chunks through the router (set origin.id to its id in cluster.shards)')
     logger.info({ url: server.http.url, dataDir: cfg.dataDir, recovery: report, writesNeedToken: !(token === undefined && cfg.insecureOpenWrites) },
       'origin shard ready')
     let closing: Promise<void> | undefined
@@ -72,6 +74,7 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
 }
 
 export const originFlags: Flag[] = [
+  { flags: '--id <id>', path: 'origin.id', kind: 'string', description: 'this shard\'s id in cluster.shards: it accepts only the fill grants signed for it (empty: none)' },
   { flags: '--host <addr>', path: 'origin.host', kind: 'string', description: 'address to listen on' },
   { flags: '-p, --port <n>', path: 'origin.port', kind: 'int', description: 'TCP port (0 picks a free one)' },
   { flags: '-d, --data-dir <dir>', path: 'origin.dataDir', kind: 'string', description: 'where chunk files and the SQLite index live' },

@@ -5,7 +5,8 @@ import type { Registry } from 'prom-client'
 import type { Config } from '../lib/config.js'
 import type { Logger } from '../lib/logger.js'
 import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib/http.js'
-import { originMetrics, type OriginMetrics } from '../lib/metrics.js'
+import { originGrantMetrics, originMetrics, type OriginGrantMetrics, type OriginMetrics } from '../lib/metrics.js'
+import { fillGrantKey, grantFromHeader, GrantError, verifyGrant } from '../lib/fill-grant.js'
 import { BadRequestError, ConflictError, CorruptChunkError, DigestMismatchError, InsufficientStorageError, NotFoundError,
   PayloadTooLargeError, PreconditionFailedError } from '../lib/errors.js'
 import { chunkName, parseChunkIndex, parseContentId, parseShardKey } from '../lib/ids.js'
@@ -29,6 +30,11 @@ export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELC
  * repeats it (200, idempotent) or conflicts (409); only DELETE removes one.
  * With a shard token every route needs it; without one, reads are open and
  * writes and deletes are refused (401), unless origin.insecureOpenWrites.
+ * A chunk's reads (GET/HEAD of the chunk and of its block list) also take a
+ * fill grant instead of the token, `Authorization: Grant <grant>`, signed by
+ * the router for this chunk on this shard (`origin.id`): how edges read
+ * straight from the owners (lib/fill-grant.ts, docs/fill-path.md). A refused
+ * grant is a 403 naming why, counted, logged at info.
  */
 export interface OriginDeps {
   config: Readonly<Config>
@@ -42,6 +48,7 @@ export interface OriginDeps {
 export class OriginServer {
   readonly http: HttpService
   readonly metrics: OriginMetrics
+  readonly grantMetrics: OriginGrantMetrics
   readonly reader: ChunkReader
   private readonly cfg: Config['origin']
   private readonly chunkSize: number
@@ -62,6 +69,15 @@ export class OriginServer {
     // reads: the token when there is one, open otherwise (a shard sits on a private network, as the router's reads do
     // without a read token); writes and deletes: closed without a token, unless origin.insecureOpenWrites says otherwise
     const auth = (h: H): H => (req, res, m) => { requireBearerIfSet(req, deps.token); return h(req, res, m) }
+    // a chunk's reads: the token, or a fill grant for this chunk on this shard (no token: open, as every read)
+    this.grantMetrics = originGrantMetrics(deps.registry)
+    const grantKey = deps.token === undefined ? undefined : fillGrantKey(deps.token)
+    const chunkRead = (h: H): H => (req, res, m) => {
+      const grant = grantKey === undefined ? undefined : grantFromHeader(req.headers.authorization)
+      if (grant === undefined) return auth(h)(req, res, m)
+      this.checkGrant(grantKey!, grant, m)
+      return h(req, res, m)
+    }
     const openWrites = deps.token === undefined && this.cfg.insecureOpenWrites
     const write = (h: H): H => openWrites ? h : (req, res, m) => {
       requireBearer(req, deps.token, WRITES_DISABLED)
@@ -73,10 +89,10 @@ export class OriginServer {
       routes: [
         { path: '/v1/chunks', methods: { GET: auth((q, s, m) => this.inventory(s, m)) } },
         { path: '/v1/chunks/:id/:index', methods: {
-          GET: auth((q, s, m) => this.getChunk(q, s, m)),
+          GET: chunkRead((q, s, m) => this.getChunk(q, s, m)),
           PUT: write((q, s, m) => this.putChunk(q, s, m)),
           DELETE: write((q, s, m) => this.deleteChunk(q, s, m)) } },
-        { path: '/v1/chunks/:id/:index/crcs', methods: { GET: auth((q, s, m) => this.getCrcs(s, m)) } },
+        { path: '/v1/chunks/:id/:index/crcs', methods: { GET: chunkRead((q, s, m) => this.getCrcs(s, m)) } },
         { path: '/v1/manifests', methods: { GET: auth((q, s, m) => this.manifestList(s, m)) } },
         { path: '/v1/manifests/:id', methods: {
           GET: auth((q, s, m) => this.getManifest(q, s, m)),
@@ -92,6 +108,19 @@ export class OriginServer {
 
   setReady(v: boolean): void {
     this.ready = v
+  }
+
+  /** Throws a 403 naming why unless `grant` is the router's, for this chunk, for this shard, unexpired. */
+  private checkGrant(key: Buffer, grant: string, m: Match): void {
+    try {
+      verifyGrant(key, grant, { sid: m.params[0]!, index: Number(m.params[1]), shard: this.cfg.id, now: Date.now() / 1000 })
+    } catch (err) {
+      const reason = err instanceof GrantError ? err.reason : 'malformed'
+      this.grantMetrics.checks.inc({ result: reason })
+      this.deps.logger.info({ reason, chunk: `${m.params[0]}/${m.params[1]}` }, 'fill grant refused')
+      throw err
+    }
+    this.grantMetrics.checks.inc({ result: 'ok' })
   }
 
   async disk(): Promise<{ capacity: number; free: number }> {
@@ -115,6 +144,8 @@ export class OriginServer {
       cacheControl: 'public, max-age=31536000, immutable', extra: { 'repr-digest': digestHeader(row.sha256) },
     }, this.deps.config.http.maxRanges)
     await sendPlanned(res, plan, row.size, (s, e, r) => this.reader.writeRange(row, s, e, r))
+    if (req.method === 'GET' && grantFromHeader(req.headers.authorization) !== undefined && this.deps.token !== undefined)
+      this.grantMetrics.bytes.inc(plan.length)
   }
 
   /**

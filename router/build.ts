@@ -30,6 +30,6 @@ export function buildCluster(config: Readonly<Config>, logger: Logger, env: Node
   cluster = new Cluster(config, metrics, logger, shardToken)
   const manifests = new Manifests(cluster, config.router.manifestTtlMs, metrics, logger)
   repairer = new Repairer(cluster, manifests, metrics, logger, config.router.repair, config.router.health.timeoutMs)
-  return { cluster, manifests, repairer, metrics, hasShardToken: shardToken !== undefined }
+  return { cluster, manifests, repairer, metrics, hasShardToken: shardToken !== undefined, shardToken }
 }
 

@@ -2,7 +2,7 @@ import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { newRegistry } from '../lib/metrics.js'
+import { newRegistry, routerFillGrantMetrics } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir } from '../lib/data-dir.js'
 import { ConfigError } from '../lib/errors.js'
@@ -10,6 +10,7 @@ import type { Cluster } from './cluster/cluster.js'
 import type { Manifests } from './cluster/manifests.js'
 import { buildCluster } from './build.js'
 import { Catalog } from './playback/catalog.js'
+import { FillGrants } from './read/fill-grants.js'
 import { ChunkReader } from './read/reader.js'
 import { BufferPool } from './ingest/buffer-pool.js'
 import { Ingestor } from './ingest/ingest.js'
@@ -68,7 +69,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const readToken = loadSecret(rc.readTokenFile, 'REELCDN_ROUTER_READ_TOKEN', env)
   const registry = newRegistry('router', opts.logger === undefined)
   const pool = new BufferPool(chunkSize, buffers)
-  const { cluster, manifests, repairer, metrics, hasShardToken } = buildCluster(config, logger, env, registry,
+  const { cluster, manifests, repairer, metrics, hasShardToken, shardToken } = buildCluster(config, logger, env, registry,
     { ingestBuffers: () => ({ inUse: pool.inUse, idle: pool.idle }) })
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
   const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
@@ -109,8 +110,9 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
     maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
+  const fillGrants = new FillGrants({ config, cluster, manifests, shardToken, metrics: routerFillGrantMetrics(registry), logger })
   server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
-    routes, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
+    routes, fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr
   try {
     addr = await server.http.listen(rc.port, rc.host)

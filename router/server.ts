@@ -25,6 +25,7 @@ import { removeTitle } from './cluster/remove.js'
 import { contentAuth } from './read/content-auth.js'
 import { FileServer } from './read/file-server.js'
 import { AdaptiveReads } from './read/adaptive-reads.js'
+import type { FillGrants } from './read/fill-grants.js'
 import { watchRoutes } from './playback/watch.js'
 import type { KeyRing } from '../lib/tokens.js'
 
@@ -76,6 +77,8 @@ export interface RouterDeps {
   ring?: KeyRing | undefined
   /** router.requireToken: title reads need a play token or the edges' credential */
   requireToken?: boolean
+  /** where edges read chunks straight from the shards, with grants (router/read/fill-grants.ts) */
+  fillGrants?: FillGrants
 }
 
 type H = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
@@ -129,6 +132,12 @@ export class RouterServer {
         { path: '/v1/content/:id/chunks/:index', methods: { GET: title((q, s, m) => this.getChunk(q, s, m)) } },
         { path: '/v1/content/:id/chunks/:index/crcs', methods: {
           GET: title(async (q, s, m) => this.files.crcs(s, titleFile(await this.single(id(m))), parseChunkIndex(m.params[1]!))) } },
+        ...(d.fillGrants ? [
+          { path: '/v1/content/:id/fill/:index', methods: {
+            GET: title((q, s, m) => d.fillGrants!.answer(q, s, id(m), undefined, parseChunkIndex(m.params[1]!), m.query)) } },
+          { path: '/v1/content/:id/r/:rid/fill/:index', methods: {
+            GET: title((q, s, m) => d.fillGrants!.answer(q, s, id(m), m.params[1]!, parseChunkIndex(m.params[2]!), m.query)) } },
+        ] : []),
         { path: '/v1/content/:id/renditions/:rid', methods: { PUT: admin((q, s, m) => this.putRendition(q, s, m)) } },
         { path: '/v1/content/:id/r/:rid/chunks/:index', methods: {
           GET: title((q, s, m) => this.adaptive.chunk(q, s, id(m), m.params[1]!, parseChunkIndex(m.params[2]!))) } },

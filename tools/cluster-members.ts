@@ -77,7 +77,7 @@ export async function members(config: Readonly<Config>, env: NodeJS.ProcessEnv):
   const out: Member[] = config.cluster.shards.map(s => {
     const m: Member = {
       name: s.id,
-      config: { ...base, origin: { ...origin, ...listenOn(s.url), dataDir: join(dataDir, s.id) } },
+      config: { ...base, origin: { ...origin, id: s.id, ...listenOn(s.url), dataDir: join(dataDir, s.id) } },
       start: async () => {
         const started = await startOrigin(m.config, { logger: createLogger('origin', level).child({ shard: s.id }), env })
         shardUrls.set(s.id, started.url)

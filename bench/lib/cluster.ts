@@ -27,7 +27,8 @@ export async function startCluster(procs: ProcessGroup, dir: string, o: { shards
   try {
     for (let i = 1; i <= o.shards; i++) {
       await mkdir(join(dir, `shard-${i}`), { recursive: true })
-      shards.push(await startOriginProcess(procs, join(dir, `shard-${i}`), ['--chunk-size', String(o.chunkSize)], { ...o.service, env }))
+      // its id: it takes the fill grants the router signs for `shard-${i}` (docs/fill-path.md)
+      shards.push(await startOriginProcess(procs, join(dir, `shard-${i}`), ['--chunk-size', String(o.chunkSize), '--id', `shard-${i}`], { ...o.service, env }))
     }
     const cfg = join(dir, 'router.json')
     await writeFile(cfg, JSON.stringify({

@@ -117,7 +117,7 @@ export class TestCluster {
   async startShard(i: number, opts: { wipe?: boolean } = {}): Promise<RunningOrigin> {
     if (opts.wipe) await rm(this.shardDir(i), { recursive: true, force: true })
     const base = this.config()
-    const s = await startOrigin({ ...base, origin: { ...base.origin, port: this.ports[i] ?? 0, dataDir: this.shardDir(i) } },
+    const s = await startOrigin({ ...base, origin: { ...base.origin, id: `shard-${i + 1}`, port: this.ports[i] ?? 0, dataDir: this.shardDir(i) } },
       { logger: quietLogger(`origin-${i + 1}`), env: {} })
     this.shards[i] = s
     this.ports[i] = s.port

@@ -1,0 +1,272 @@
+import { Pool, type Dispatcher } from 'undici'
+import { LRUCache } from 'lru-cache'
+import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
+import { CdnError, UpstreamError } from '../../lib/errors.js'
+import type { Logger } from '../../lib/logger.js'
+import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
+import { refName, type ChunkRef } from '../title.js'
+import type { ChunkFetch, CrcsFetch } from './fill.js'
+import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
+import { BlockRun } from './block-run.js'
+import { translateUpstreamError, type Upstream } from './upstream.js'
+
+/**
+ * Where a fill's bytes come from with edge.fill.path = direct
+ * (docs/fill-path.md): straight from the chunk's owners, under the grants the
+ * router signs (grants-cache.ts), failing over between owners on the edge.
+ * It stands in for the relay's `chunk` and `crcs` (upstream.ts) and nothing
+ * else changes: the fill (fill.ts) still releases a byte only once its block
+ * passes the block list whose digest the manifest holds, and caches a chunk
+ * only once its SHA-256 matches.
+ *
+ * Theory of operation, for one request of a fill for bytes [from, to):
+ *   1. the grant lookup (one router round trip per `count` chunks, shared by
+ *      the block list request and the data request, which then go to the
+ *      shard in parallel). No grant: the relay, counted (`no_grant`).
+ *   2. the owners in the router's read order. Each answer is checked before a
+ *      byte is read (status, ETag against the manifest, length); a refusal,
+ *      a connection that fails, an expired grant (asked again once, at once)
+ *      or a forged one moves to the next owner.
+ *   3. with the chunk's block list (the one this source fetched for the
+ *      fill), the body passes through a BlockRun: only whole verified
+ *      blocks go on. A block that fails its CRC32C, a body that breaks off or
+ *      ends short: the next owner is asked for the rest from the end of the
+ *      last verified block, so nothing is sent twice and no byte of a lying
+ *      shard reaches the fill. Without a list (a title ingested before
+ *      them, or the list could not be had) bytes go on as they come and the
+ *      whole-chunk digest decides, as on the relay.
+ *   4. no owner left: the rest by the relay (`owners`), said once.
+ * The fill's own retries (fill.ts) still apply on top: a request that fails
+ * anyway is asked again, and starts at step 1.
+ */
+export interface DirectOptions {
+  connections: number
+  headersTimeoutMs: number
+  idleTimeoutMs: number
+}
+
+type Body = Dispatcher.ResponseData['body']
+
+/** The shard body a read is on, and whether its reader destroyed it. */
+interface Hold {
+  body: Body | undefined
+  stopped: boolean
+}
+
+/** A shard's refusal: its status and code. */
+class SourceError extends UpstreamError {
+  override name = 'SourceError'
+  constructor(message: string, readonly reason: 'refused' | 'grant' | 'expired' | 'cut' | 'corrupt') {
+    super(message)
+  }
+}
+
+export class DirectSource {
+  private readonly pools = new Map<string, Pool>()
+  /** the block list this source fetched for each chunk's fill: the data requests verify with it */
+  private readonly lists = new LRUCache<string, Promise<Buffer>>({ max: 1024 })
+  private readonly warned = new Set<string>()
+
+  constructor(private readonly grants: GrantsCache, private readonly relay: Upstream, private readonly o: DirectOptions,
+    private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {}
+
+  readonly chunk: ChunkFetch = async (ref, from, to, signal) => {
+    const g = await this.grants.get(ref, signal)
+    if (g === undefined) {
+      this.metrics.fallbacks.inc({ reason: 'no_grant' })
+      return counted(this.relay.chunk(ref, from, to, signal), this.metrics.bytes.relay)
+    }
+    const hold: Hold = { body: undefined, stopped: false }
+    const it = this.read(ref, g, from, to, signal, hold)
+    // destroy may come while the generator waits for a piece: the shard's body goes at once, and no next owner is asked
+    return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; hold.body?.destroy(); void it.return(undefined) } }
+  }
+
+  readonly crcs: CrcsFetch = (ref, signal) => {
+    const p = this.list(ref, signal)
+    p.catch(() => {})
+    this.lists.set(ref.key, p)
+    return p
+  }
+
+  private async list(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+    const g = await this.grants.get(ref, signal)
+    if (g !== undefined) {
+      const bytes = 4 * Math.ceil(ref.size / BLOCK_SIZE)
+      for (const src of g.sources) {
+        try {
+          const res = await this.request(src, `/v1/chunks/${g.sid}/${ref.index}/crcs`, {}, signal)
+          if (res.statusCode !== 200) throw await refusal(res, src, 'its block list')
+          const crcs = Buffer.from(await res.body.arrayBuffer())
+          if (crcs.length === bytes && blockListDigest(crcs) === ref.blocks) return crcs
+          this.failover('corrupt', src, ref, 'sent a block list that does not match the manifest')
+        } catch (err) {
+          if (signal.aborted) throw translateUpstreamError(err, `the block list of chunk ${refName(ref)}`, signal)
+          this.failover(reasonOf(err), src, ref, (err as Error).message)
+        }
+      }
+    }
+    return this.relay.crcs(ref, signal)
+  }
+
+  /** Bytes [from, to) from the owners in turn, verified block by block when the list is in hand; the relay for what none could send. */
+  private async *read(ref: ChunkRef, g: ChunkGrant, from: number, to: number, signal: AbortSignal, hold: Hold): AsyncGenerator<Buffer> {
+    const what = `chunk ${refName(ref)}`
+    let pos = from
+    let sources = g.sources
+    let renewed = false
+    const tally = this.metrics.bytes.direct
+    for (let i = 0; pos < to && !hold.stopped; i++) {
+      if (i >= sources.length) {
+        this.metrics.fallbacks.inc({ reason: 'owners' })
+        this.warnOnce('owners', `no owner could send ${what} from byte ${pos}: the rest by the relay`)
+        yield* await counted(this.relay.chunk(ref, pos, to, signal), this.metrics.bytes.relay)
+        return
+      }
+      const src = sources[i]!
+      let body: Body
+      try {
+        body = await this.open(src, g.sid, ref, pos, to, signal)
+      } catch (err) {
+        if (signal.aborted) throw translateUpstreamError(err, what, signal)
+        if (err instanceof SourceError && err.reason === 'expired' && !renewed) {
+          // clocks apart, or a grant held past its time: ask the router once more, then the owners again
+          renewed = true
+          this.grants.invalidate(ref)
+          const fresh = await this.grants.get(ref, signal)
+          if (fresh !== undefined) {
+            sources = fresh.sources
+            i = -1
+            continue
+          }
+        }
+        this.failover(reasonOf(err), src, ref, (err as Error).message)
+        continue
+      }
+      hold.body = body
+      const crcs = pos % BLOCK_SIZE === 0 ? await this.listFor(ref) : undefined
+      const run = crcs === undefined ? undefined : new BlockRun(crcs, ref.size, pos)
+      try {
+        for await (const piece of body as AsyncIterable<Buffer>) {
+          if (run === undefined) {
+            pos += piece.length
+            tally.n += piece.length
+            yield piece
+            continue
+          }
+          for (const b of run.push(piece)) {
+            pos += b.length
+            tally.n += b.length
+            yield b
+          }
+          if (run.bad >= 0) throw new SourceError(`shard ${src.shardId} sent block ${run.bad} of ${what} with a CRC32C that does not match the manifest's block list`, 'corrupt')
+        }
+        const rest = run?.rest()
+        if (rest !== undefined) {
+          pos += rest.length
+          tally.n += rest.length
+          yield rest
+        }
+        if (pos < to) throw new SourceError(`shard ${src.shardId} ended ${what} at byte ${pos}, expected ${to}`, 'cut')
+      } catch (err) {
+        body.destroy()
+        if (hold.stopped) return
+        if (signal.aborted) throw translateUpstreamError(err, what, signal)
+        this.failover(reasonOf(err), src, ref, (err as Error).message)
+        continue
+      } finally {
+        body.destroy()
+      }
+    }
+  }
+
+  /** One owner's answer for [from, to), checked against the manifest before a byte is read. */
+  private async open(src: Source, sid: string, ref: ChunkRef, from: number, to: number, signal: AbortSignal): Promise<Body> {
+    const ranged = from > 0 || to < ref.size
+    const res = await this.request(src, `/v1/chunks/${sid}/${ref.index}`, ranged ? { range: `bytes=${from}-${to - 1}` } : {}, signal)
+    if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
+    const h = res.headers
+    let bad = ''
+    if (h.etag !== `"${ref.sha256}"`) bad = `etag ${String(h.etag)}, manifest says "${ref.sha256}"`
+    else if (Number(h['content-length']) !== to - from) bad = `content-length ${String(h['content-length'])}, expected ${to - from}`
+    if (bad) {
+      res.body.destroy()
+      throw new SourceError(`shard ${src.shardId} answered chunk ${refName(ref)} with ${bad}`, 'refused')
+    }
+    return res.body
+  }
+
+  private async request(src: Source, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    let pool = this.pools.get(src.url)
+    if (pool === undefined) {
+      pool = new Pool(src.url, { connections: this.o.connections, headersTimeout: this.o.headersTimeoutMs,
+        bodyTimeout: this.o.idleTimeoutMs, connect: { timeout: this.o.headersTimeoutMs } })
+      this.pools.set(src.url, pool)
+    }
+    return pool.request({ path, method: 'GET', headers: { authorization: `Grant ${src.grant}`, ...headers }, signal })
+  }
+
+  /** The block list fetched for this chunk's fill, if any and once it is in (a failed one: none, the digest decides). */
+  private async listFor(ref: ChunkRef): Promise<Buffer | undefined> {
+    if (ref.blocks === undefined) return undefined
+    // the fill asks again once when its first try fails (block-list.ts): wait for the latest
+    for (let tries = 0; tries < 3; tries++) {
+      const p = this.lists.get(ref.key)
+      if (p === undefined) return undefined
+      try {
+        return await p
+      } catch {
+        if (this.lists.get(ref.key) === p) return undefined
+      }
+    }
+    return undefined
+  }
+
+  private failover(reason: string, src: Source, ref: ChunkRef, detail: string): void {
+    this.metrics.failovers.inc({ reason })
+    if (reason === 'corrupt') this.logger.warn({ shard: src.shardId, chunk: refName(ref) }, `${detail}; reading the rest from the next owner`)
+    else this.logger.info({ shard: src.shardId, chunk: refName(ref), reason }, `direct read failed (${detail}); trying the next owner`)
+  }
+
+  private warnOnce(kind: string, msg: string): void {
+    if (this.warned.has(kind)) return
+    this.warned.add(kind)
+    this.logger.warn(msg)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map(p => p.destroy()))
+    await this.grants.close()
+  }
+}
+
+/** The relay's body, its bytes counted by path. */
+export async function counted(body: Promise<AsyncIterable<Buffer> & { destroy(): void }>, tally: { n: number }): Promise<AsyncIterable<Buffer> & { destroy(): void }> {
+  const b = await body
+  const it = (async function* () {
+    try {
+      for await (const piece of b) {
+        tally.n += piece.length
+        yield piece
+      }
+    } finally {
+      b.destroy()
+    }
+  })()
+  // the body too: a generator never started does not run its finally
+  return { [Symbol.asyncIterator]: () => it, destroy: () => { b.destroy(); void it.return(undefined) } }
+}
+
+async function refusal(res: Dispatcher.ResponseData, src: Source, what: string): Promise<SourceError> {
+  let code = ''
+  try {
+    code = (JSON.parse(await res.body.text()) as { error?: { code?: string } }).error?.code ?? ''
+  } catch { /* not JSON */ }
+  const reason = code === 'CDN_ERR_GRANT_EXPIRED' ? 'expired' : code === 'CDN_ERR_GRANT_INVALID' || res.statusCode === 401 ? 'grant' : 'refused'
+  return new SourceError(`shard ${src.shardId} answered ${res.statusCode} ${code} for ${what}`.replace('  ', ' '), reason)
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof SourceError) return err.reason === 'expired' ? 'grant' : err.reason
+  return err instanceof CdnError && err.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout' : 'cut'
+}

@@ -1,0 +1,73 @@
+import t from 'tap'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { newRegistry, edgeFillPathMetrics } from '../../lib/metrics.js'
+import { quietLogger } from '../../lib/logger.js'
+import { GrantsCache } from './grants-cache.js'
+import type { ChunkRef } from '../title.js'
+
+/** A router that answers fill requests as `answer` says, counting them. */
+async function router(t: { teardown(f: () => unknown): void }, answer: (url: string) => { status: number; body: unknown }) {
+  const r = { url: '', asked: [] as string[] }
+  const server = http.createServer((req, res) => {
+    r.asked.push(req.url ?? '')
+    const a = answer(req.url ?? '')
+    res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body))
+  })
+  await new Promise<void>(ok => server.listen(0, '127.0.0.1', ok))
+  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  t.teardown(() => new Promise<void>(ok => { server.closeAllConnections(); server.close(() => ok()) }))
+  return r
+}
+
+const ref = (index: number): ChunkRef => ({ key: `k/${index}`, contentId: 'film', index, sha256: `sha${index}`, size: 10 })
+const grantAnswer = (url: string, expiresAt: number) => {
+  const i = Number(/fill\/(\d+)/.exec(url)![1])
+  return { status: 200, body: { sid: 'film.v', expiresAt, chunks: [i, i + 1].map(index => ({ index, size: 10, sha256: `sha${index}`,
+    sources: [{ shardId: 'shard-1', url: 'http://127.0.0.1:1', grant: `g${index}` }] })) } }
+}
+
+function cache(url: string, clock: () => number) {
+  const metrics = edgeFillPathMetrics(newRegistry('edge', false))
+  const c = new GrantsCache({ baseUrl: url, token: 'tok', edgeId: 'e1', count: 2, relayHoldMs: 30_000, headersTimeoutMs: 2000, clock }, metrics, quietLogger('edge'))
+  return c
+}
+
+t.test('one answer covers the readahead; grants are kept until shortly before they expire, then asked again', async t => {
+  let now = 1_000_000
+  const r = await router(t, url => grantAnswer(url, now + 60_000))
+  const c = cache(r.url, () => now)
+  t.teardown(() => c.close())
+  const sig = new AbortController().signal
+  const [a, b] = await Promise.all([c.get(ref(0), sig), c.get(ref(0), sig)])
+  t.equal(a?.sources[0]?.grant, 'g0')
+  t.equal(b, a, 'concurrent lookups share one request')
+  t.equal((await c.get(ref(1), sig))?.sources[0]?.grant, 'g1', 'the next chunk came with it')
+  t.same(r.asked, ['/v1/content/film/fill/0?count=2'])
+  now += 49_000
+  await c.get(ref(0), sig)
+  t.equal(r.asked.length, 1, 'still fresh 11 s before expiry')
+  now += 2000
+  await c.get(ref(0), sig)
+  t.equal(r.asked.length, 2, 'asked again 9 s before expiry')
+})
+
+t.test('grants off on the router: the relay, and no question for relayHoldMs; throttled: the relay for that chunk only', async t => {
+  let now = 1_000_000
+  let mode = 'off'
+  const r = await router(t, url => mode === 'off' ? { status: 503, body: { error: { code: 'CDN_ERR_FILL_GRANTS_DISABLED', message: 'off' } } }
+    : mode === 'busy' ? { status: 429, body: { error: { code: 'CDN_ERR_FILL_THROTTLED', message: 'slow down' } } } : grantAnswer(url, now + 60_000))
+  const c = cache(r.url, () => now)
+  t.teardown(() => c.close())
+  const sig = new AbortController().signal
+  t.equal(await c.get(ref(0), sig), undefined)
+  t.equal(await c.get(ref(5), sig), undefined)
+  t.equal(r.asked.length, 1, 'held off')
+  now += 30_001
+  mode = 'busy'
+  t.equal(await c.get(ref(0), sig), undefined)
+  t.equal(await c.get(ref(2), sig), undefined)
+  t.equal(r.asked.length, 3, 'a 429 holds nothing off')
+  mode = 'ok'
+  t.ok(await c.get(ref(0), sig))
+})

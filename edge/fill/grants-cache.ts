@@ -1,0 +1,181 @@
+import { Pool } from 'undici'
+import type { Logger } from '../../lib/logger.js'
+import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
+import type { ChunkRef } from '../title.js'
+
+/**
+ * The edge's side of the router's grant route (router/read/fill-grants.ts):
+ * for a chunk about to be filled, where its owners are and a grant for each.
+ *
+ * Theory of operation. One answer covers the chunk and the `count - 1` after
+ * it (the readahead's chunks), so a cold miss costs one router round trip and
+ * the readahead's fills find their grants here. Answers are kept until
+ * `marginMs` before they expire (the router's ttl is 60 s by default), then
+ * asked again. Concurrent lookups of one chunk share one request (the fill's
+ * block list and first data request both wait on it, then go to the shard in
+ * parallel).
+ *
+ * A lookup that yields nothing sends the chunk by the relay (direct-source.ts
+ * decides): the router refused (429 over its rate, 5xx), did not answer, or
+ * answered for another version of the title. When the router says grants are
+ * off (503 CDN_ERR_FILL_GRANTS_DISABLED) or has no grant route (an older
+ * router: 404 for the route), no grant is asked for `relayHoldMs`, and that is
+ * logged once per hold, so a relay-only cluster costs no extra round trip.
+ */
+export interface Source {
+  shardId: string
+  /** the shard's base URL (its fillUrl) */
+  url: string
+  grant: string
+}
+
+export interface ChunkGrant {
+  /** the storage id the shard keeps the chunk under */
+  sid: string
+  sources: Source[]
+  /** epoch ms */
+  expiresAt: number
+  /** epoch ms: asked again from this time on (10 s, or a quarter of its lifetime, before it expires) */
+  renewAt: number
+}
+
+export interface GrantsOptions {
+  /** the router's base URL (edge.upstream) */
+  baseUrl: string
+  token: string | undefined
+  edgeId: string
+  /** chunks asked per answer: the chunk and the readahead after it */
+  count: number
+  relayHoldMs: number
+  headersTimeoutMs: number
+  clock?: () => number
+}
+
+interface Answer {
+  sid: string
+  expiresAt: number
+  chunks: { index: number; size: number; sha256: string; sources: Source[] }[]
+}
+
+const MAX_ENTRIES = 4096
+const MARGIN_MS = 10_000
+
+export class GrantsCache {
+  private readonly pool: Pool
+  private readonly prefix: string
+  private readonly headers: Record<string, string>
+  private readonly have = new Map<string, ChunkGrant>()
+  private readonly asking = new Map<string, Promise<void>>()
+  private readonly clock: () => number
+  private relayUntil = 0
+
+  constructor(private readonly o: GrantsOptions, private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {
+    const url = new URL(o.baseUrl)
+    this.prefix = url.pathname.replace(/\/+$/, '')
+    this.pool = new Pool(url.origin, { connections: 4, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.headersTimeoutMs })
+    this.headers = { 'reelcdn-edge': o.edgeId, ...(o.token === undefined ? {} : { authorization: `Bearer ${o.token}` }) }
+    this.clock = o.clock ?? Date.now
+  }
+
+  /** The chunk's owners and grants, or undefined: fill it by the relay. */
+  async get(ref: ChunkRef, signal: AbortSignal): Promise<ChunkGrant | undefined> {
+    if (signal.aborted) return undefined
+    const now = this.clock()
+    if (now < this.relayUntil) return undefined
+    const key = keyOf(ref.contentId, ref.rid, ref.index, ref.sha256)
+    let g = this.have.get(key)
+    if (g !== undefined && now < g.renewAt) {
+      this.metrics.grants.inc({ result: 'cached' })
+      return g
+    }
+    const akey = keyOf(ref.contentId, ref.rid, ref.index, '')
+    let p = this.asking.get(akey)
+    if (p === undefined) {
+      // its own timeout, not the first asker's signal: one fill's end must not fail the lookup its neighbours share
+      p = this.ask(ref).finally(() => this.asking.delete(akey))
+      this.asking.set(akey, p)
+    }
+    await p
+    g = this.have.get(key)
+    return g !== undefined && g.expiresAt > this.clock() ? g : undefined
+  }
+
+  /** A shard said the grant expired (clocks apart, or held too long): the next lookup asks again. */
+  invalidate(ref: ChunkRef): void {
+    this.have.delete(keyOf(ref.contentId, ref.rid, ref.index, ref.sha256))
+  }
+
+  private async ask(ref: ChunkRef): Promise<void> {
+    const path = ref.rid === undefined ? `${this.prefix}/v1/content/${ref.contentId}/fill/${ref.index}?count=${this.o.count}`
+      : `${this.prefix}/v1/content/${ref.contentId}/r/${ref.rid}/fill/${ref.index}?count=${this.o.count}`
+    let status: number
+    let body: string
+    try {
+      const res = await this.pool.request({ path, method: 'GET', headers: this.headers, signal: AbortSignal.timeout(this.o.headersTimeoutMs) })
+      status = res.statusCode
+      body = await res.body.text()
+    } catch (err) {
+      this.metrics.grants.inc({ result: 'error' })
+      this.warnOnce('error', `fill grants could not be had (${(err as { code?: string }).code ?? (err as Error).message}): filling by the relay`)
+      return
+    }
+    if (status !== 200) return this.refused(status, body)
+    let a: Answer
+    try {
+      a = JSON.parse(body) as Answer
+      if (!Array.isArray(a.chunks) || typeof a.sid !== 'string' || typeof a.expiresAt !== 'number') throw new Error('unexpected shape')
+    } catch (err) {
+      this.metrics.grants.inc({ result: 'error' })
+      this.warnOnce('error', `the router's fill grant answer is unusable (${(err as Error).message}): filling by the relay`)
+      return
+    }
+    this.metrics.grants.inc({ result: 'router' })
+    if (this.have.size + a.chunks.length > MAX_ENTRIES) this.prune()
+    const now = this.clock()
+    const renewAt = a.expiresAt - Math.min(MARGIN_MS, Math.max(0, a.expiresAt - now) / 4)
+    for (const c of a.chunks) {
+      // another version than the manifest this edge holds: no entry, the relay tells the fill so
+      this.have.set(keyOf(ref.contentId, ref.rid, c.index, c.sha256), { sid: a.sid, sources: c.sources, expiresAt: a.expiresAt, renewAt })
+    }
+  }
+
+  private refused(status: number, body: string): void {
+    let code = ''
+    let message = ''
+    try {
+      const e = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error
+      code = e?.code ?? ''
+      message = e?.message ?? ''
+    } catch { /* not JSON: the status says enough */ }
+    if (code === 'CDN_ERR_FILL_GRANTS_DISABLED' || (status === 404 && message.startsWith('route '))) {
+      this.metrics.grants.inc({ result: 'refused' })
+      this.relayUntil = this.clock() + this.o.relayHoldMs
+      this.logger.warn({ status, code }, `the router gives no fill grants (${message || status}): filling by the relay for edge.fill.relayHoldMs = ${this.o.relayHoldMs} ms`)
+      return
+    }
+    const result = status === 429 ? 'throttled' : 'error'
+    this.metrics.grants.inc({ result })
+    this.warnOnce(result, `the router refused fill grants (${status} ${code}): filling by the relay`)
+  }
+
+  private readonly warned = new Set<string>()
+  private warnOnce(kind: string, msg: string): void {
+    if (this.warned.has(kind)) return
+    this.warned.add(kind)
+    this.logger.warn(msg)
+  }
+
+  private prune(): void {
+    const now = this.clock()
+    for (const [k, g] of this.have) if (g.expiresAt <= now + MARGIN_MS) this.have.delete(k)
+    if (this.have.size > MAX_ENTRIES / 2) this.have.clear()
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy()
+  }
+}
+
+function keyOf(contentId: string, rid: string | undefined, index: number, sha256: string): string {
+  return `${contentId}/${rid ?? ''}/${index}/${sha256}`
+}

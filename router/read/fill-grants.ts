@@ -1,0 +1,188 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Config } from '../../lib/config.js'
+import type { Logger } from '../../lib/logger.js'
+import type { RouterFillGrantMetrics } from '../../lib/metrics.js'
+import { AdaptiveTitleError, BadRequestError, CdnError, NotFoundError } from '../../lib/errors.js'
+import { chunkLength, isAdaptive, renditionOf } from '../../lib/manifest.js'
+import { sendJson } from '../../lib/http.js'
+import { fillGrantKey, signGrant } from '../../lib/fill-grant.js'
+import { chunkKey } from '../cluster/keys.js'
+import { renditionFile, titleFile, type StoredFile } from '../cluster/files.js'
+import type { Cluster } from '../cluster/cluster.js'
+import type { Manifests } from '../cluster/manifests.js'
+
+/**
+ * Where an edge reads a chunk's bytes, and the grants to read them with
+ * (docs/fill-path.md): the router keeps the metadata path (who owns a
+ * chunk, who is healthy and least busy, who may fill), the data goes from
+ * the owning shards to the edge without crossing it.
+ *
+ *   GET /v1/content/{id}/fill/{index}?count=N
+ *   GET /v1/content/{id}/r/{rid}/fill/{index}?count=N
+ *     → 200 { expiresAt, chunks: [{ index, size, sha256, sources: [{ shardId, url, grant }] }] }
+ *
+ * One answer covers chunk `index` and up to N-1 after it (at most
+ * router.fillGrants.maxChunks), so that a fill and its readahead cost one
+ * round trip. Sources are the chunk's owners only, in the cluster's read
+ * order (healthy first, rotated from one chunk to the next: `spread`; down
+ * ones and copies their shard refused lately last), each with its own
+ * grant, good for that chunk on that shard until `expiresAt` (epoch ms), at
+ * the shard's `fillUrl` (its `url` by default). The route sits behind the
+ * same credential as the relay's chunk reads (content-auth.ts).
+ *
+ * Refusals the edge answers by using the relay: 503 CDN_ERR_FILL_GRANTS_DISABLED
+ * (no shard token to derive the key from, or router.fillGrants.enabled off),
+ * 429 CDN_ERR_FILL_THROTTLED with Retry-After when the edge is over its rate
+ * (router.fillGrants.perEdgeRatePerS, a token bucket per edge id, the
+ * `reelcdn-edge` header or else the peer address). Each is counted.
+ */
+export interface FillGrantsDeps {
+  config: Readonly<Config>
+  cluster: Cluster
+  manifests: Manifests
+  shardToken: string | undefined
+  metrics: RouterFillGrantMetrics
+  logger: Logger
+  clock?: () => number
+}
+
+class GrantsDisabledError extends CdnError {
+  override name = 'GrantsDisabledError'
+  constructor(why: string) {
+    super(`fill grants are disabled on this router (${why}): fill through /chunks`, {
+      code: 'CDN_ERR_FILL_GRANTS_DISABLED', statusCode: 503, source: 'server', headers: { 'retry-after': '300' } })
+  }
+}
+
+class FillThrottledError extends CdnError {
+  override name = 'FillThrottledError'
+  constructor(edge: string, waitS: number) {
+    super(`edge ${edge} is over its fill grant rate (router.fillGrants.perEdgeRatePerS): fill through /chunks or retry later`, {
+      code: 'CDN_ERR_FILL_THROTTLED', statusCode: 429, source: 'client', retryable: true, headers: { 'retry-after': String(waitS) } })
+  }
+}
+
+interface Bucket { tokens: number; at: number }
+
+export class FillGrants {
+  private readonly key: Buffer | undefined
+  private readonly disabled: string | undefined
+  private readonly cfg: Config['router']['fillGrants']
+  private readonly fillUrls = new Map<string, string>()
+  private readonly buckets = new Map<string, Bucket>()
+  private readonly clock: () => number
+  /** rotates the healthy owners from one chunk's answer to the next (see spread) */
+  private turn = 0
+
+  constructor(private readonly d: FillGrantsDeps) {
+    this.cfg = d.config.router.fillGrants
+    this.clock = d.clock ?? Date.now
+    this.disabled = !this.cfg.enabled ? 'router.fillGrants.enabled is off'
+      : d.shardToken === undefined ? 'no shard token to derive the grant key from' : undefined
+    this.key = this.disabled === undefined ? fillGrantKey(d.shardToken!) : undefined
+    for (const s of d.config.cluster.shards) this.fillUrls.set(s.id, s.fillUrl ?? s.url)
+  }
+
+  get enabled(): boolean {
+    return this.key !== undefined
+  }
+
+  /** GET /v1/content/{id}[/r/{rid}]/fill/{index} */
+  async answer(req: IncomingMessage, res: ServerResponse, contentId: string, rid: string | undefined, index: number, query: string): Promise<void> {
+    if (this.key === undefined) {
+      this.d.metrics.grants.inc({ result: 'disabled' })
+      throw new GrantsDisabledError(this.disabled!)
+    }
+    const count = parseCount(new URLSearchParams(query).get('count'), this.cfg.maxChunks)
+    const f = await this.file(contentId, rid)
+    if (index >= f.chunks.length) {
+      this.d.metrics.grants.inc({ result: 'not_found' })
+      throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
+    }
+    const n = Math.min(count, f.chunks.length - index)
+    const edge = edgeId(req)
+    this.take(edge, n)
+    const now = this.clock()
+    const expiresAt = now + this.cfg.ttlMs
+    const exp = Math.floor(expiresAt / 1000)
+    const chunks = []
+    for (let i = index; i < index + n; i++) {
+      const key = chunkKey(f.sid, i)
+      const owners = new Set(this.d.cluster.ring.owners(key))
+      // the read order, owners only: a non-owner may hold a stale copy after a move; the relay handles that case
+      const order = spread(this.d.cluster.readOrder(key).filter(s => owners.has(s.id)), s => this.d.cluster.health.isUp(s.id) && !this.d.cluster.refused.has(s.id, key), this.turn++)
+      const sources = order.map(s => ({
+        shardId: s.id, url: this.fillUrls.get(s.id)!, grant: signGrant(this.key!, { sid: f.sid, index: i, shard: s.id, exp, edge }),
+      }))
+      chunks.push({ index: i, size: chunkLength(f, i), sha256: f.chunks[i]!, sources })
+    }
+    this.d.metrics.grants.inc({ result: 'issued' }, n)
+    sendJson(res, 200, { contentId, rid: rid ?? null, sid: f.sid, expiresAt: exp * 1000, chunks }, { 'cache-control': 'no-store' })
+  }
+
+  private async file(contentId: string, rid: string | undefined): Promise<StoredFile> {
+    const m = await this.d.manifests.get(contentId)
+    if (rid === undefined) {
+      if (isAdaptive(m)) throw new AdaptiveTitleError(contentId)
+      return titleFile(m)
+    }
+    const r = isAdaptive(m) ? renditionOf(m, rid) : undefined
+    if (!r) {
+      this.d.metrics.grants.inc({ result: 'not_found' })
+      throw new NotFoundError(`rendition ${rid} of ${contentId}`)
+    }
+    return renditionFile(m, r)
+  }
+
+  /** Takes n grants from the edge's bucket, or throws a 429 saying when to come back. */
+  private take(edge: string, n: number): void {
+    const rate = this.cfg.perEdgeRatePerS
+    if (rate === 0) return
+    const now = this.clock()
+    const burst = this.cfg.perEdgeBurst
+    let b = this.buckets.get(edge)
+    if (b === undefined) {
+      // bounded: one bucket per edge id seen; the ids are the operator's edges, a stranger needs the fill credential first
+      if (this.buckets.size >= 10_000) this.buckets.clear()
+      b = { tokens: burst, at: now }
+      this.buckets.set(edge, b)
+    }
+    b.tokens = Math.min(burst, b.tokens + (now - b.at) / 1000 * rate)
+    b.at = now
+    if (b.tokens < n) {
+      this.d.metrics.grants.inc({ result: 'throttled' })
+      this.d.logger.info({ edge, rate }, 'fill grants throttled: the edge uses the relay')
+      throw new FillThrottledError(edge, Math.max(1, Math.ceil((n - b.tokens) / rate)))
+    }
+    b.tokens -= n
+  }
+}
+
+/**
+ * The read order with its healthy owners rotated by `turn`. The router's
+ * least-outstanding order sees only its own requests, not the edges' direct
+ * reads, so without this every edge would read a chunk from its first owner
+ * in ring order; rotating spreads a title's chunks, and the edges asking for
+ * one chunk, over its copies. Down owners, and copies refused lately
+ * (refused-copies.ts), stay last, in the read order's order.
+ */
+export function spread<T>(order: T[], up: (s: T) => boolean, turn: number): T[] {
+  let n = 0
+  while (n < order.length && up(order[n]!)) n++
+  if (n < 2) return order
+  const k = turn % n
+  return [...order.slice(k, n), ...order.slice(0, k), ...order.slice(n)]
+}
+
+function parseCount(v: string | null, max: number): number {
+  if (v === null) return 1
+  const n = Number(v)
+  if (!/^[0-9]{1,3}$/.test(v) || n < 1) throw new BadRequestError(`count must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`)
+  return Math.min(n, max)
+}
+
+function edgeId(req: IncomingMessage): string {
+  const h = req.headers['reelcdn-edge']
+  if (typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h)) return h
+  return req.socket.remoteAddress ?? 'unknown'
+}

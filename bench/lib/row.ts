@@ -39,6 +39,8 @@ export interface BenchOptions {
   /** players row: the loadtest scenario and how long it runs */
   playersScenario: string
   playersSeconds: number
+  /** fill row: edge `--fill-path` values to measure; empty: the edge's default, no flag passed */
+  fillPaths: string[]
 }
 
 export interface BenchContext {

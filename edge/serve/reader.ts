@@ -19,7 +19,9 @@ import type { FetchedAhead } from './fetched-ahead.js'
  * one rendition on, and after a rung switch reads the new one from where it
  * is, so readahead follows it there. A read that `moves` nothing (a
  * rendition's init segment, which players read on every switch) starts no
- * readahead and moves no session.
+ * readahead and moves no session. On a miss, readahead starts once the
+ * player's first byte has arrived, so the next chunk's requests do not share
+ * the upstream with the one the player waits for.
  *
  * `open` runs before the response's headers for the first chunk, so every
  * failure it can meet (upstream down, timeout, corrupt upstream bytes before
@@ -115,11 +117,12 @@ export class TitleReader {
       if (got === undefined) continue // cached while we looked on disk
       if (got.joined) this.ahead?.read(ref.key)
       else this.ahead?.missed(ref.key)
-      // the demand fill first, so readahead never takes the slot it needs
-      if (moves) this.readAhead(file, index)
       const result = got.joined ? 'coalesced' : 'miss'
       this.metrics.hot.reads[result].n++
+      // readahead once the first byte is here: the demand fill first, so readahead never takes the slot it needs,
+      // nor the upstream's bandwidth before the player's first byte (the next chunk's first requests would share it)
       await got.fill.waitFor(offset)
+      if (moves) this.readAhead(file, index)
       return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill }
     }
   }

@@ -1,0 +1,197 @@
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startCluster, type LocalCluster } from '../lib/cluster.js'
+import { waitForLine, type Child } from '../lib/proc.js'
+import { CLI, startService, type RunningService } from '../lib/reelcdn.js'
+import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
+import { metric, until } from '../lib/scrape.js'
+import { timedRead, type TimedRead } from '../lib/timed-read.js'
+import { clockTicks } from '../lib/tools.js'
+import { ingestTitle, TitleData } from '../lib/title.js'
+import { firstByte } from '../lib/ttfb.js'
+
+/**
+ * The edge's fill path (issue 16): a cold edge filling a cold title, next to
+ * the same bytes read straight from one shard and through the router's relay,
+ * in one run. A local cluster (3 shards, copies=3, `--chunks` chunks of
+ * `--chunk-size`, child processes); every edge is started fresh, with an
+ * empty data dir, so the title is cold to it, while the origin side is warm
+ * (its RAM caches and page cache hold the title, as for the references).
+ *
+ * Per round, with one client (bench/lib/timed-read.ts, the same for all):
+ *   - shard: every chunk from shard-1 (/v1/chunks/{id}.{version}/{i}), one
+ *     after another on one connection: the reference;
+ *   - router: the whole title with one GET through the router's relay;
+ *   - edge (per `--fill-paths` variant; none given: the edge's default path):
+ *     the whole title with one GET from a cold edge. Its CPU is the edge's;
+ *     the origin side's (router + shards) is taken meanwhile, per GB filled,
+ *     against the shard's own CPU per GB on the direct read (goal ≤ 2×);
+ *   - edge over a bare upstream: the same, the edge filling from a bare
+ *     node:http server holding the title in memory (bench/lib/bare-upstream.ts):
+ *     the edge's own ceiling, apart from what the origin costs.
+ * Goal: the edge's MB/s ≥ 0.7× the shard's.
+ *
+ * Then, per variant, a fresh edge: a 1 MiB range at the first byte of a cold
+ * chunk, and (once that fill and its readahead ended) one 3/4 deep into
+ * another, each on a fresh connection, against the router's own first byte
+ * for the same ranges taken just before (goal: within 5 ms).
+ *
+ * Then the flash crowd, per variant, a fresh edge: `reelcdn loadtest players
+ * --scenario premiere --players 200` on the title, at `CROWD_SPEED`× real
+ * time, for `CROWD_SECONDS`. The edge's /metrics are read every 100 ms: the
+ * fill time is the time some fill was in flight, against the bytes it took
+ * from upstream over the fill rate measured for that variant in the same
+ * round (goal ≤ 1.3×).
+ */
+const MiB = 1024 ** 2
+const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
+const CROWD_PLAYERS = 200
+const CROWD_SPEED = 10
+const CROWD_SECONDS = 20
+
+export const fillRow: BenchRow = {
+  name: 'fill',
+  title: 'edge fill: a cold edge reading a cold title with one GET vs one shard and the router; miss first byte; a premiere flash crowd',
+  needs: {},
+
+  async run(ctx: BenchContext): Promise<Measurement[]> {
+    const o = ctx.opts
+    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    const ticks = await clockTicks()
+    let c: LocalCluster | undefined
+    let bare: Child | undefined
+    let edge: RunningService | undefined
+    const out: Measurement[] = []
+    try {
+      c = await startCluster(ctx.procs, join(ctx.dir, 'cluster'), { shards: 3, copies: 3, chunkSize: o.chunkSize, service: svc })
+      const t = new TitleData('bench-fill', o.chunks * o.chunkSize, o.chunkSize)
+      ctx.log(`fill: ingesting ${t.size / MiB} MiB (${t.chunks} chunks) through the router`)
+      const { version } = await ingestTitle(c.router.url, c.token, t)
+      bare = ctx.procs.spawn('bare upstream', process.execPath, [BARE, c.router.url, t.contentId])
+      const bareUrl = await waitForLine(bare, l => l.includes('"bare upstream ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 120_000)
+
+      const origin = [c.router.pid, ...c.shards.map(s => s.pid)]
+      const whole = (base: string) => [{ url: `${base}/v1/content/${t.contentId}`, offset: 0, length: t.size }]
+      const shardChunks = Array.from({ length: t.chunks }, (_, i) =>
+        ({ url: `${c!.shards[0]!.url}/v1/chunks/${t.contentId}.${version}/${i}`, offset: i * o.chunkSize, length: o.chunkSize,
+          headers: { authorization: `Bearer ${c!.shardToken}` } }))
+      const paths = o.fillPaths.length ? o.fillPaths : ['']
+      const label = (p: string) => `cold edge, one GET${p ? `, --fill-path ${p}` : ''} (CPU: edge)`
+      const startEdge = async (name: string, p: string, upstream = c!.router.url) => startService(ctx.procs, 'edge', 'edge ready',
+        ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
+          '--ram', String(t.size + 2 * o.chunkSize), '--disk', String(2 * t.size), ...(p ? ['--fill-path', p] : [])],
+        { ...svc, env: { REELCDN_LOG_REQUESTS: 'false' } })
+      ctx.log('fill: warming the origin side (one read of every chunk from each shard and through the router)')
+      for (const s of c.shards) await timedRead(shardChunks.map(x => ({ ...x, url: x.url.replace(c!.shards[0]!.url, s.url) })), [], [], ticks)
+      await timedRead(whole(c.router.url), [], [], ticks)
+
+      const rates = new Map<string, number[]>()
+      const cpuPerGB: { shard: number[]; origin: Map<string, number[]> } = { shard: [], origin: new Map() }
+      for (let round = 1; round <= o.rounds; round++) {
+        const m = (workload: string, server: string, result: TimedRead, reference?: Measurement): Measurement =>
+          ({ row: 'fill', workload, server, round, result, ...(reference ? { reference } : {}) })
+        ctx.log(`fill: round ${round}: shard-1 direct`)
+        const s = m('whole title', 'shard-1 direct, chunk by chunk (reference)', await timedRead(shardChunks, [c.shards[0]!.pid], [], ticks))
+        cpuPerGB.shard.push(s.result.cpu.server / (s.result.MBps / 1000))
+        ctx.log(`fill: round ${round}: router relay`)
+        const r = m('whole title', 'router relay, one GET (CPU: router + 3 shards)', await timedRead(whole(c.router.url), origin, [], ticks), s)
+        out.push(s, r)
+        for (const p of paths) {
+          edge = await startEdge(`r${round}-${p || 'default'}`, p)
+          ctx.log(`fill: round ${round}: ${label(p)}`)
+          const res = await timedRead(whole(edge.url), [edge.pid], origin, ticks)
+          const e = m('whole title', label(p), res, s)
+          out.push(e)
+          rates.set(p, [...(rates.get(p) ?? []), res.MBps])
+          const per = res.extra / (res.MBps / 1000)
+          cpuPerGB.origin.set(p, [...(cpuPerGB.origin.get(p) ?? []), per])
+          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled`
+          await edge.stop()
+          edge = undefined
+        }
+        edge = await startEdge(`r${round}-bare`, '', bareUrl)
+        ctx.log(`fill: round ${round}: cold edge over a bare upstream`)
+        out.push(m('whole title', 'cold edge, one GET, bare node:http upstream (CPU: edge)', await timedRead(whole(edge.url), [edge.pid], [], ticks), s))
+        await edge.stop()
+        edge = undefined
+
+        for (const p of paths) await firstBytes(ctx, t, c.router.url, () => startEdge(`r${round}-ttfb-${p || 'default'}`, p), e => { edge = e }, p)
+        for (const p of paths) {
+          edge = await startEdge(`r${round}-crowd-${p || 'default'}`, p)
+          await crowd(ctx, o.cli ?? CLI, t.contentId, edge.url, rates.get(p)!.at(-1)!, p, join(ctx.dir, `crowd-r${round}-${p || 'default'}`))
+          await edge.stop()
+          edge = undefined
+        }
+      }
+      const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+      for (const p of paths) {
+        const ratios = cpuPerGB.origin.get(p)!.map((x, i) => x / cpuPerGB.shard[i]!)
+        ctx.figure({ row: 'fill', name: `origin CPU per GB filled over a shard's own per GB read${p ? ` (--fill-path ${p})` : ''}`, value: med(ratios), unit: '×',
+          note: `${med(cpuPerGB.origin.get(p)!).toFixed(2)} CPU-s/GB (router + 3 shards) vs ${med(cpuPerGB.shard).toFixed(2)}; spread ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×; goal ≤ 2×` })
+      }
+      return out
+    } finally {
+      await edge?.stop()
+      await bare?.stop()
+      await c?.stop()
+    }
+  },
+}
+
+/** A cold miss's first byte at a chunk's start and 3/4 deep into another, on a fresh edge, against the router's own. */
+async function firstBytes(ctx: BenchContext, t: TitleData, router: string, start: () => Promise<RunningService>, hold: (e: RunningService | undefined) => void,
+  p: string): Promise<void> {
+  const cs = t.chunkSize
+  const deep = Math.floor(cs * 3 / 4 / MiB) * MiB + 4321
+  // chunk 0's readahead takes chunk 1: the deep range is in the last chunk
+  const at = [{ name: 'first byte of a cold chunk', pos: 0 }, { name: '3/4 deep into a cold chunk', pos: (t.chunks - 1) * cs + deep }]
+  const get = async (base: string, pos: number) => {
+    const r = await firstByte(`${base}/v1/content/${t.contentId}`, { range: `bytes=${pos}-${pos + MiB - 1}` })
+    if (r.status !== 206 || !r.body.equals(t.bytes(pos, pos + MiB - 1))) throw new Error(`fill: ${base} answered a range with ${r.status} and wrong bytes`)
+    return r
+  }
+  const ups = []
+  for (const a of at) ups.push(await get(router, a.pos))
+  const edge = await start()
+  hold(edge)
+  try {
+    for (const [i, a] of at.entries()) {
+      const e = await get(edge.url, a.pos)
+      await until(async () => (await metric(edge.url, 'reelcdn_edge_fills_in_flight')) === 0, 120_000)
+      const u = ups[i]!
+      ctx.figure({ row: 'fill', name: `miss, ${a.name}: edge first byte over the router's${p ? ` (--fill-path ${p})` : ''}`, value: e.ttfbMs - u.ttfbMs, unit: 'ms more',
+        note: `edge ${e.ttfbMs.toFixed(1)} ms, router ${u.ttfbMs.toFixed(1)} ms, 1 MiB on a fresh connection; goal ≤ 5 ms` })
+    }
+  } finally {
+    hold(undefined)
+    await edge.stop()
+  }
+}
+
+/** The premiere scenario's 200 players on the title through a fresh edge; the time fills were in flight against bytes / rate. */
+async function crowd(ctx: BenchContext, cli: string, contentId: string, edgeUrl: string, rateMBps: number, p: string, outDir: string): Promise<void> {
+  const args = ['loadtest', 'players', '--scenario', 'premiere', '--players', String(CROWD_PLAYERS), '--target', edgeUrl, '--titles', contentId,
+    '--duration', String(CROWD_SECONDS), '--speed', String(CROWD_SPEED), '--seed', '1', '--no-ceiling', '--out', outDir]
+  ctx.log(`fill: flash crowd: reelcdn ${args.join(' ')}`)
+  const bytes0 = await metric(edgeUrl, 'reelcdn_edge_upstream_bytes_total')
+  let busyMs = 0
+  let done = false
+  const run = ctx.procs.run('reelcdn loadtest', process.execPath, [cli, ...args]).finally(() => { done = true })
+  let last = performance.now()
+  // fills end after the players stop too: poll until the run ended and no fill is left
+  for (;;) {
+    const inFlight = await metric(edgeUrl, 'reelcdn_edge_fills_in_flight')
+    const now = performance.now()
+    if (inFlight > 0) busyMs += now - last
+    last = now
+    if (done && inFlight === 0) break
+    await new Promise(r => setTimeout(r, 100))
+  }
+  await run
+  const bytes = await metric(edgeUrl, 'reelcdn_edge_upstream_bytes_total') - bytes0
+  const fills = await metric(edgeUrl, 'reelcdn_edge_fills_total')
+  const ideal = bytes / 1e6 / rateMBps * 1000
+  ctx.figure({ row: 'fill', name: `flash crowd: fill time over bytes / fill rate${p ? ` (--fill-path ${p})` : ''}`, value: busyMs / ideal, unit: '×',
+    note: `${CROWD_PLAYERS} players (premiere, ${CROWD_SPEED}× speed, ${CROWD_SECONDS} s): ${fills} fills, ${(bytes / 1e6).toFixed(0)} MB upstream in ` +
+      `${(busyMs / 1000).toFixed(1)} s with a fill in flight; at the ${rateMBps.toFixed(0)} MB/s measured: ${(ideal / 1000).toFixed(1)} s; goal ≤ 1.3×` })
+}

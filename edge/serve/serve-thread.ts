@@ -79,10 +79,12 @@ let lastPending = 0
 /** requests this thread is answering itself (reelcdn_http_requests_in_flight counts them with the main thread's) */
 let inflight = 0
 let lastInflight = 0
-const send = sender(cfg.edge.sendStallTimeoutMs, { stalled: () => { batch.stalls++; dirty = true }, blocked: () => {} })
+/** pieces of disk hits waiting for their player's socket to drain (with send.pending(): this thread's part of reelcdn_edge_responses_blocked) */
+let drainWaits = 0
+const send = sender(cfg.edge.sendStallTimeoutMs, { stalled: () => { batch.stalls++; dirty = true }, blocked: d => { drainWaits += d } })
 
 const flush = setInterval(() => {
-  const pending = send.pending()
+  const pending = send.pending() + drainWaits
   if (!dirty && pending === lastPending && inflight === lastInflight) return
   batch.pending = lastPending = pending
   batch.inflight = lastInflight = inflight
@@ -224,9 +226,15 @@ function begin(req: IncomingMessage, res: ServerResponse, t0: number, route: str
  * answers it as a miss if the chunk has gone. After it, a failure only cuts
  * the response: no byte that failed its CRC is ever sent.
  */
+let diskFailed = false
 async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan,
   start: number, end: number, key: string, token: string | undefined, peer: string): Promise<void> {
-  const got = await disk!.open(key).catch(() => undefined)
+  const got = await disk!.open(key).catch((err: Error) => {
+    // the thread cannot read the disk index (its own read-only connection): every disk hit is relayed, said once
+    if (!diskFailed) post({ t: 'error', message: `disk hits are relayed: ${err.message}` })
+    diskFailed = true
+    return undefined
+  })
   if (got === undefined) return res.destroyed ? undefined : relay(req, res)
   const index = Math.floor(start / file.chunkSize)
   const base = index * file.chunkSize

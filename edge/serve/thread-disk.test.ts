@@ -94,9 +94,9 @@ t.test('a block corrupt on disk is refused by the thread as by the main thread, 
   t.notOk(copy.has(x.ref.key), 'the thread no longer opens it')
   t.notOk(tier.has(x.ref.key), 'the main thread dropped it')
   t.notOk(existsSync(file), 'and its file')
-  t.equal((await metrics.corrupt.get()).values.find(v => v.labels.found_by === 'read')?.value, 1, 'counted once, as a read found it')
+  t.equal((await metrics.corrupt.get()).values.find(v => v.labels.found_by === 'thread')?.value, 1, 'counted once, as a thread found it')
   await tier.corruptElsewhere(x.ref.key, 1)
-  t.equal((await metrics.corrupt.get()).values.find(v => v.labels.found_by === 'read')?.value, 1, 'a second report of a dropped chunk counts nothing')
+  t.equal((await metrics.corrupt.get()).values.find(v => v.labels.found_by === 'thread')?.value, 1, 'a second report of a dropped chunk counts nothing')
 })
 
 t.test('a chunk evicted, purged or rewritten while a thread reads it yields its right bytes or a clean error, never wrong ones', async t => {

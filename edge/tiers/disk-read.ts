@@ -21,7 +21,8 @@ import { refName } from '../title.js'
  * CorruptChunkError, and a caller that has sent nothing yet can still answer
  * from elsewhere.
  */
-export type Found = 'read' | 'promotion'
+/** who found a chunk corrupt: a player's read on the main thread, a promotion to RAM, a serve thread's read */
+export type Found = 'read' | 'promotion' | 'thread'
 
 /** A chunk's file under the tier's chunks/ directory (its title's directory; a rendition's name starts with its id). */
 export function chunkPath(chunksDir: string, r: Pick<DiskRow, 'contentId' | 'rid' | 'index' | 'sha256'>): string {

@@ -360,7 +360,7 @@ export class DiskTier {
    */
   async corruptElsewhere(key: string, block: number): Promise<void> {
     const row = this.entries.get(key)
-    if (row !== undefined) await this.corrupt(row, block, 'read')
+    if (row !== undefined) await this.corrupt(row, block, 'thread')
   }
 
   /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */

@@ -278,18 +278,18 @@ async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, 
 /** From here on the thread answers the request: its metrics, id and CORS. */
 function answered(req: IncomingMessage, res: ServerResponse, t0: number, route: string): void {
   const reqId = requestId(req)
-  account(req, res, t0, route, reqId)
+  inflight++
+  account(req, res, t0, route, reqId, true)
   res.setHeader('x-request-id', reqId)
   cors(res, cfg.edge.corsOrigin)
   batch.served++
-  inflight++
-  res.once('close', () => { inflight--; dirty = true })
   dirty = true
 }
 
 /** The request in the service's HTTP metrics, as the main thread counts its own. */
-function account(req: IncomingMessage, res: ServerResponse, t0: number, route: string, reqId: string): void {
+function account(req: IncomingMessage, res: ServerResponse, t0: number, route: string, reqId: string, inFlight = false): void {
   res.on('close', () => {
+    if (inFlight) inflight--
     const secs = (performance.now() - t0) / 1000
     batch.http.push(route, req.method ?? '', res.statusCode, secs, res.writableFinished ? 1 : 0)
     if (cfg.log.requests) batch.log.push(reqId, req.method ?? '', req.url ?? '', res.statusCode, Math.round(secs * 1000), res.writableFinished ? 1 : 0)

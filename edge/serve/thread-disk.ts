@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { ServerResponse } from 'node:http'
 import { HandleCache, type ReadHandle } from '../tiers/disk-handles.js'
 import { DiskCrcs, type DiskRow } from '../tiers/disk-index.js'
-import { ChunkFileReader, chunkPath } from '../tiers/disk-read.js'
+import { ChunkFileReader, chunkPath, POOL_KEEP } from '../tiers/disk-read.js'
 import type { Send, SendPiece } from './send.js'
 
 /**
@@ -44,8 +44,8 @@ export class ThreadDisk {
   constructor(private readonly dataDir: string, readSize: number, openFiles: number, private readonly corrupt: (key: string, block: number) => void) {
     this.chunksDir = join(dataDir, 'chunks')
     this.handles = new HandleCache(openFiles)
-    // few buffers idle per thread: the main thread keeps more, and a thread's memory is its own
-    this.reads = new ChunkFileReader(readSize, 16, (row, block) => this.found(row, block))
+    // as many idle read buffers as the main thread keeps (POOL_KEEP): a thread answers as many players at once
+    this.reads = new ChunkFileReader(readSize, POOL_KEEP, (row, block) => this.found(row, block))
   }
 
   has(key: string): boolean {

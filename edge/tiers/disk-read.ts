@@ -24,6 +24,9 @@ import { refName } from '../title.js'
 /** who found a chunk corrupt: a player's read on the main thread, a promotion to RAM, a serve thread's read */
 export type Found = 'read' | 'promotion' | 'thread'
 
+/** idle read buffers kept for reuse (each readSize + 64 KiB): enough for every response of a busy edge to have two pieces out */
+export const POOL_KEEP = 64
+
 /** A chunk's file under the tier's chunks/ directory (its title's directory; a rendition's name starts with its id). */
 export function chunkPath(chunksDir: string, r: Pick<DiskRow, 'contentId' | 'rid' | 'index' | 'sha256'>): string {
   return join(chunksDir, r.contentId, r.rid === undefined ? `${r.index}-${r.sha256}.chunk` : `${r.rid}.${r.index}-${r.sha256}.chunk`)

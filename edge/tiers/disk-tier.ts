@@ -7,7 +7,7 @@ import type { EdgeMetrics, TierStats } from '../../lib/metrics.js'
 import { blockCrcs } from '../../lib/block-hasher.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
 import type { BufferPool } from './buffer-pool.js'
-import { ChunkFileReader, chunkPath, type Found } from './disk-read.js'
+import { ChunkFileReader, chunkPath, POOL_KEEP, type Found } from './disk-read.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import { WriteQueue, type WriteJob } from './disk-writes.js'
 import type { EvictionPolicy } from '../policy/policy.js'
@@ -38,8 +38,6 @@ import { refName, type ChunkRef } from '../title.js'
  * At start-up `recoverDisk` wipes tmp/, drops rows whose file is missing or
  * short, and deletes files without a row.
  */
-/** idle read buffers kept for reuse (each readSize + 64 KiB): enough for every response of a busy edge to have two pieces out */
-const POOL_KEEP = 64
 
 /** Told of every chunk file that becomes readable or stops being (the serve threads' copy of the tier: edge/serve/thread-disk.ts). */
 export interface DiskWatcher {

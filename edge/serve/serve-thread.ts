@@ -9,12 +9,11 @@ import { reasonOf } from '../../lib/http-conformance.js'
 import { parseContentId } from '../../lib/ids.js'
 import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS } from '../../lib/metrics.js'
 import { isAdaptive } from '../../lib/manifest.js'
-import { hasBody, planResponse, sendPlanned } from '../../lib/representation.js'
+import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib/representation.js'
 import { loadKeyRing, requestToken } from '../../lib/tokens.js'
 import { PlayAuth } from './play-auth.js'
 import { sender, type Send, type SendPiece } from './send.js'
 import { ThreadDisk } from './thread-disk.js'
-import type { ResponsePlan } from '../../lib/representation.js'
 import { cors, firstChunk, lastChunk, noBytes, responseKind } from './server.js'
 import { monotonicNow } from '../fill/meta-cache.js'
 import { sessionOf, streamOf } from './session-id.js'
@@ -218,6 +217,9 @@ function begin(req: IncomingMessage, res: ServerResponse, t0: number, route: str
   if (body) batch.demand.push(token ?? `${peer} ${id}`, id, file.rid ?? '', file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
 }
 
+/** set once the thread could not open the disk index: said once, every disk hit then relayed */
+let diskFailed = false
+
 /**
  * Bytes [start, end] of the file, inside one chunk the disk tier holds, read
  * and verified here. Nothing is written before the first piece has verified
@@ -226,7 +228,6 @@ function begin(req: IncomingMessage, res: ServerResponse, t0: number, route: str
  * answers it as a miss if the chunk has gone. After it, a failure only cuts
  * the response: no byte that failed its CRC is ever sent.
  */
-let diskFailed = false
 async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan,
   start: number, end: number, key: string, token: string | undefined, peer: string): Promise<void> {
   const got = await disk!.open(key).catch((err: Error) => {
@@ -235,7 +236,7 @@ async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, 
     diskFailed = true
     return undefined
   })
-  if (got === undefined) return res.destroyed ? undefined : relay(req, res)
+  if (got === undefined) return notSent(req, res)
   const index = Math.floor(start / file.chunkSize)
   const base = index * file.chunkSize
   let begun = false
@@ -264,15 +265,22 @@ async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, 
   try {
     await disk!.writeRange(got.row, got.h, start - base, end - base, res, piece, ends)
   } catch {
-    // before the first byte (and the client still there): the main thread answers, from a fill if the chunk was dropped
-    if (!begun && !res.destroyed) relay(req, res)
-    else res.destroy()
+    // after the first byte: only cut. Before it: the main thread answers, from a fill if the chunk was dropped
+    if (begun) res.destroy()
+    else notSent(req, res)
   } finally {
     disk!.release(got.h)
     batch.diskBytes += sent
     batch.diskFiles[file.kind] += sent
     dirty = true
   }
+}
+
+/** A disk hit this thread could not send (gone, corrupt, unreadable) before its first byte: relayed, unless its client has left meanwhile. */
+function notSent(req: IncomingMessage, res: ServerResponse): void {
+  if (!res.destroyed) return relay(req, res)
+  batch.clientErrors.push('client_gone')
+  dirty = true
 }
 
 /** From here on the thread answers the request: its metrics, id and CORS. */

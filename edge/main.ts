@@ -174,9 +174,13 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       // of the environment, a thread needs only the play-token keys (edge.requireToken)
       const env = { REELCDN_TOKEN_KEYS: (opts.env ?? process.env).REELCDN_TOKEN_KEYS }
       threads = new ServeThreads(cfg.serveThreads, { relayPath, secret, config, env, sessions: !!(hooks.position || hooks.read), flushMs: 10, allow: server.http.allowed },
-        batchApplier({ metrics, http: server.http, meta, reader, demand, logger }), logger)
+        { batch: batchApplier({ metrics, http: server.http, meta, reader, demand, logger }), corrupt: (key, block) => void disk.corruptElsewhere(key, block) },
+        logger)
       ram.watcher = threads
       meta.watcher = threads
+      disk.watch(threads.disk)
+      const t = threads
+      server.http.elsewhere = () => t.answering()
     }
     const addr = await server.http.listen(cfg.port, cfg.host)
     await threads?.listen(server.http.fd)
@@ -246,7 +250,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--ram <bytes>', path: 'edge.ramBytes', kind: 'bytes', description: 'RAM tier size (0 turns it off)' },
   { flags: '--disk <bytes>', path: 'edge.diskBytes', kind: 'bytes', description: 'disk tier size (0 turns it off)' },
   { flags: '--readahead <chunks>', path: 'edge.readaheadChunks', kind: 'int', description: 'chunks fetched ahead of the one a player reads' },
-  { flags: '--serve-threads <n>', path: 'edge.serveThreads', kind: 'int', description: 'extra threads serving RAM hits on the same port (0: the main thread alone)' },
+  { flags: '--serve-threads <n>', path: 'edge.serveThreads', kind: 'int', description: 'extra threads serving RAM and disk hits on the same port (0: the main thread alone)' },
   { flags: '--max-fills <n>', path: 'edge.maxFills', kind: 'int', description: 'chunk fills in flight at once (each holds one chunk in RAM)' },
   { flags: '--fill-timeout <ms>', path: 'edge.fillTimeoutMs', kind: 'int', description: 'deadline for one chunk fill, verified', unit: 'ms' },
   { flags: '--fill-path <path>', path: 'edge.fill.path', kind: 'string', description: 'where fills read chunk bytes: direct (from the owning shards under router grants, the relay when refused) or relay (through the router)' },

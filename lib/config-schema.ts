@@ -112,7 +112,7 @@ export const configSchema = z.object({
     metaMaxEntries: positive,
     /** chunks fetched ahead of the one a player reads; 0 turns readahead off */
     readaheadChunks: z.number().int().min(0).max(16),
-    /** threads that serve RAM hits next to the main thread, on the same port (edge/serve/serve-threads.ts); 0: the main thread alone */
+    /** threads that serve RAM and disk hits next to the main thread, on the same port (edge/serve/serve-threads.ts); 0: the main thread alone */
     serveThreads: z.number().int().min(0).max(64),
     /** chunk fills in flight at once, each holding one chunk in RAM until it is cached */
     maxFills: positive.max(1024),

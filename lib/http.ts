@@ -137,9 +137,11 @@ export class HttpService {
   private handling = 0
   private draining = false
   private relay: http.Server | undefined
+  /** requests other threads are answering themselves now (the edge's serve threads): in the in-flight gauge with ours */
+  elsewhere: (() => number) | undefined
 
   constructor(private readonly opts: ServiceOptions) {
-    this.metrics = httpMetrics(opts.registry, () => this.inflight)
+    this.metrics = httpMetrics(opts.registry, () => this.inflight + (this.elsewhere?.() ?? 0))
     this.routes = [...opts.routes, ...this.builtins()].map(compile)
     this.allowed = [...KNOWN_METHODS].filter(m => this.routes.some(r => r.allow.includes(m))).join(', ')
     const h = opts.http

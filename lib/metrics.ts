@@ -229,7 +229,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       collect() { this.set(probes.diskWritesPending?.() ?? 0) } }),
     diskWrites: new Counter({ name: 'reelcdn_edge_disk_writes_total', help: 'Verified chunks written to the disk tier by result: ok, dropped (queue full or purged), evicted (by the policy while being written), failed',
       labelNames: ['result'] as const, registers: [registry] }),
-    corrupt: new Counter({ name: 'reelcdn_edge_corrupt_chunks_total', help: 'Disk-tier chunks found corrupt and dropped, by who found them: read, promotion',
+    corrupt: new Counter({ name: 'reelcdn_edge_corrupt_chunks_total', help: 'Disk-tier chunks found corrupt and dropped, by who found them: read (a player\'s read on the main thread), promotion, thread (a serve thread\'s read: edge.serveThreads)',
       labelNames: ['found_by'] as const, registers: [registry] }),
     recovered: new Counter({ name: 'reelcdn_edge_recovery_actions_total', help: 'Start-up reconciliation of the disk tier: tmp_removed, rows_dropped, orphans_removed, loaded',
       labelNames: ['action'] as const, registers: [registry] }),

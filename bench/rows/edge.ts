@@ -116,7 +116,7 @@ export const edgeRow: BenchRow = {
         { key: 'ram', label: 'reelcdn edge, RAM tier hits', args: ramArgs },
         { key: 'threads', label: `reelcdn edge, RAM tier hits, --serve-threads ${serveThreads}`, args: [...ramArgs, '--serve-threads', String(serveThreads)] },
         { key: 'disk', label: 'reelcdn edge, disk tier hits (--ram 0)', args: ['--ram', '0', '--disk', String(cacheBytes)] },
-        // not in the default set: what serve threads cost where they cannot serve (every request relayed)
+        // not in the default set: disk hits with serve threads (relayed to the main thread until issue 16; read by the threads since)
         { key: 'disk-threads', label: `reelcdn edge, disk tier hits (--ram 0), --serve-threads ${serveThreads}`,
           args: ['--ram', '0', '--disk', String(cacheBytes), '--serve-threads', String(serveThreads)] },
       ].filter(v => o.edgeVariants.includes(v.key))

@@ -127,15 +127,19 @@ export class TitleReader {
     }
   }
 
-  /** A RAM hit a serve thread answered: what serving it here would have done besides sending (recency, readahead, session). */
-  servedElsewhere(file: TitleFile, index: number, bytes: number, session: string, moves = true): void {
+  /** A hit a serve thread answered: what serving it here would have done besides sending (recency, promotion, readahead, session). */
+  servedElsewhere(file: TitleFile, index: number, bytes: number, session: string, moves = true, result: 'ram_hit' | 'disk_hit' = 'ram_hit'): void {
     const ref = chunkRef(file, index)
-    this.cache.ram.touch(ref.key)
+    if (result === 'ram_hit') this.cache.ram.touch(ref.key)
+    else {
+      const row = this.cache.disk.touch(ref.key)
+      if (row !== undefined) this.cache.promote(row)
+    }
     this.ahead?.read(ref.key)
     if (moves) this.readAhead(file, index)
     if (session === '') return
     if (moves) this.hooks.position?.(session, file, index)
-    this.hooks.read?.(ref, 'ram_hit', bytes, session)
+    this.hooks.read?.(ref, result, bytes, session)
   }
 
   private readAhead(file: TitleFile, index: number): void {

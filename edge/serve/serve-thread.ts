@@ -9,10 +9,11 @@ import { reasonOf } from '../../lib/http-conformance.js'
 import { parseContentId } from '../../lib/ids.js'
 import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS } from '../../lib/metrics.js'
 import { isAdaptive } from '../../lib/manifest.js'
-import { hasBody, planResponse, sendPlanned } from '../../lib/representation.js'
+import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib/representation.js'
 import { loadKeyRing, requestToken } from '../../lib/tokens.js'
 import { PlayAuth } from './play-auth.js'
-import { sender } from './send.js'
+import { sender, type Send, type SendPiece } from './send.js'
+import { ThreadDisk } from './thread-disk.js'
 import { cors, firstChunk, lastChunk, noBytes, responseKind } from './server.js'
 import { monotonicNow } from '../fill/meta-cache.js'
 import { sessionOf, streamOf } from './session-id.js'
@@ -31,9 +32,14 @@ import { playlistOf } from './playlists.js'
  * without a body (304, HEAD, empty), and an adaptive title's playlists
  * (generated from its copy of the manifest). The bytes go out the same way as
  * from the main thread: headers and the subarray in one write.
+ * A range inside one chunk the disk tier holds is read by the thread itself
+ * (edge/serve/thread-disk.ts: its own handles, the same verified pieces as the
+ * main thread's, headers with the first piece that verified); a chunk that
+ * cannot be opened, or fails its CRC before the first byte, is relayed (the
+ * main thread then fills it again), one failing after is cut, never sent.
  * Every other request is relayed to the main thread over a local socket, with
  * its client's address, and the answer piped back with backpressure: misses,
- * disk hits, several ranges, errors, admin routes, /metrics.
+ * several ranges, errors, admin routes, /metrics.
  *
  * What a hit here changes in the main thread's state (the policy's recency,
  * readahead, sessions, demand, metrics) is batched and posted every
@@ -46,6 +52,9 @@ const h = cfg.http
 const PREFIX = '/v1/content/'
 
 const ram = new Map<string, Buffer>()
+const disk = cfg.edge.diskBytes > 0
+  ? new ThreadDisk(cfg.edge.dataDir, cfg.edge.readSize, cfg.edge.openFiles, (key, block) => post({ t: 'corrupt', key, block }))
+  : undefined
 const titles = new LRUCache<string, { title: Title; expiresAt: number }>({ max: cfg.edge.metaMaxEntries })
 const ring = cfg.edge.requireToken ? loadKeyRing(cfg.edge.tokenKeysFile, init.env) : undefined
 const auth = ring ? new PlayAuth(ring) : undefined
@@ -58,17 +67,26 @@ function emptyBatch(): Batch {
   for (const k of FILE_KINDS) files[k] = 0
   const playlists = {} as Batch['playlists']
   for (const k of PLAYLIST_KINDS) playlists[k] = 0
-  return { responses, files, playlists, served: 0, relayed: 0, refused: 0, clientErrors: [], reads: 0, bytes: 0, stalls: 0, pending: 0, ttfb: [], http: [], hits: [], demand: [], log: [] }
+  const diskFiles = {} as Batch['diskFiles']
+  for (const k of FILE_KINDS) diskFiles[k] = 0
+  return { responses, files, playlists, served: 0, relayed: 0, refused: 0, clientErrors: [], reads: 0, bytes: 0, diskReads: 0, diskBytes: 0, diskFiles,
+    stalls: 0, pending: 0, inflight: 0, ttfb: [], diskTtfb: [], http: [], hits: [], demand: [], log: [] }
 }
 let batch = emptyBatch()
 let dirty = false
 let lastPending = 0
-const send = sender(cfg.edge.sendStallTimeoutMs, { stalled: () => { batch.stalls++; dirty = true }, blocked: () => {} })
+/** requests this thread is answering itself (reelcdn_http_requests_in_flight counts them with the main thread's) */
+let inflight = 0
+let lastInflight = 0
+/** pieces of disk hits waiting for their player's socket to drain (with send.pending(): this thread's part of reelcdn_edge_responses_blocked) */
+let drainWaits = 0
+const send = sender(cfg.edge.sendStallTimeoutMs, { stalled: () => { batch.stalls++; dirty = true }, blocked: d => { drainWaits += d } })
 
 const flush = setInterval(() => {
-  const pending = send.pending()
-  if (!dirty && pending === lastPending) return
+  const pending = send.pending() + drainWaits
+  if (!dirty && pending === lastPending && inflight === lastInflight) return
   batch.pending = lastPending = pending
+  batch.inflight = lastInflight = inflight
   post({ t: 'batch', batch })
   batch = emptyBatch()
   dirty = false
@@ -164,14 +182,16 @@ function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route:
     if (Math.floor(end / file.chunkSize) !== index) return false
     key = chunkRef(file, index).key
     buf = ram.get(key)
-    if (buf === undefined) return false
+    if (buf === undefined) {
+      if (disk === undefined || !disk.has(key)) return false
+      void serveDisk(req, res, t0, route, file, plan, start, end, key, token, peer)
+      return true
+    }
   }
   // answered here from now on
-  answered(req, res, t0, route)
-  batch.responses[responseKind(req, plan)]++
+  begin(req, res, t0, route, file, plan, body, token, peer)
   const id = file.contentId
   const rid = file.rid ?? ''
-  if (body) batch.demand.push(token ?? `${peer} ${id}`, id, rid, file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
   if (buf === undefined) {
     void sendPlanned(res, plan, file.size, noBytes)
     return true
@@ -184,14 +204,90 @@ function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route:
   batch.reads++
   batch.bytes += end - start + 1
   batch.files[file.kind] += end - start + 1
-  batch.hits.push(id, rid, index, init.sessions ? streamOf(sessionOf(req, id), file) : '', end - start + 1, key, initOnly(file, end) ? 0 : 1)
+  batch.hits.push(id, rid, index, init.sessions ? streamOf(sessionOf(req, id), file) : '', end - start + 1, key, initOnly(file, end) ? 0 : 1, 0)
   return true
+}
+
+/** A file's answer is this thread's from now on: counted, and its demand recorded. */
+function begin(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan, body: boolean,
+  token: string | undefined, peer: string): void {
+  answered(req, res, t0, route)
+  batch.responses[responseKind(req, plan)]++
+  const id = file.contentId
+  if (body) batch.demand.push(token ?? `${peer} ${id}`, id, file.rid ?? '', file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
+}
+
+/** set once the thread could not open the disk index: said once, every disk hit then relayed */
+let diskFailed = false
+
+/**
+ * Bytes [start, end] of the file, inside one chunk the disk tier holds, read
+ * and verified here. Nothing is written before the first piece has verified
+ * (the status and headers go with it); until then any failure (the chunk gone,
+ * a corrupt block, a read error) relays the request to the main thread, which
+ * answers it as a miss if the chunk has gone. After it, a failure only cuts
+ * the response: no byte that failed its CRC is ever sent.
+ */
+async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan,
+  start: number, end: number, key: string, token: string | undefined, peer: string): Promise<void> {
+  const got = await disk!.open(key).catch((err: Error) => {
+    // the thread cannot read the disk index (its own read-only connection): every disk hit is relayed, said once
+    if (!diskFailed) post({ t: 'error', message: `disk hits are relayed: ${err.message}` })
+    diskFailed = true
+    return undefined
+  })
+  if (got === undefined) return notSent(req, res)
+  const index = Math.floor(start / file.chunkSize)
+  const base = index * file.chunkSize
+  let begun = false
+  let sent = 0
+  const first = () => {
+    if (begun) return
+    begun = true
+    begin(req, res, t0, route, file, plan, true, token, peer)
+    res.statusCode = plan.status
+    for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
+    batch.diskTtfb.push((performance.now() - t0) / 1000)
+    batch.diskReads++
+    const id = file.contentId
+    batch.hits.push(id, file.rid ?? '', index, init.sessions ? streamOf(sessionOf(req, id), file) : '', end - start + 1, key, initOnly(file, end) ? 0 : 1, 1)
+  }
+  const piece: SendPiece = (r, p, written) => {
+    first()
+    sent += p.length
+    return send(r, p, written)
+  }
+  const ends: Send['end'] = (r, p, written) => {
+    first()
+    sent += p.length
+    send.end(r, p, written)
+  }
+  try {
+    await disk!.writeRange(got.row, got.h, start - base, end - base, res, piece, ends)
+  } catch {
+    // after the first byte: only cut. Before it: the main thread answers, from a fill if the chunk was dropped
+    if (begun) res.destroy()
+    else notSent(req, res)
+  } finally {
+    disk!.release(got.h)
+    batch.diskBytes += sent
+    batch.diskFiles[file.kind] += sent
+    dirty = true
+  }
+}
+
+/** A disk hit this thread could not send (gone, corrupt, unreadable) before its first byte: relayed, unless its client has left meanwhile. */
+function notSent(req: IncomingMessage, res: ServerResponse): void {
+  if (!res.destroyed) return relay(req, res)
+  batch.clientErrors.push('client_gone')
+  dirty = true
 }
 
 /** From here on the thread answers the request: its metrics, id and CORS. */
 function answered(req: IncomingMessage, res: ServerResponse, t0: number, route: string): void {
   const reqId = requestId(req)
-  account(req, res, t0, route, reqId)
+  inflight++
+  account(req, res, t0, route, reqId, true)
   res.setHeader('x-request-id', reqId)
   cors(res, cfg.edge.corsOrigin)
   batch.served++
@@ -199,8 +295,9 @@ function answered(req: IncomingMessage, res: ServerResponse, t0: number, route: 
 }
 
 /** The request in the service's HTTP metrics, as the main thread counts its own. */
-function account(req: IncomingMessage, res: ServerResponse, t0: number, route: string, reqId: string): void {
+function account(req: IncomingMessage, res: ServerResponse, t0: number, route: string, reqId: string, inFlight = false): void {
   res.on('close', () => {
+    if (inFlight) inflight--
     const secs = (performance.now() - t0) / 1000
     batch.http.push(route, req.method ?? '', res.statusCode, secs, res.writableFinished ? 1 : 0)
     if (cfg.log.requests) batch.log.push(reqId, req.method ?? '', req.url ?? '', res.statusCode, Math.round(secs * 1000), res.writableFinished ? 1 : 0)
@@ -263,6 +360,8 @@ port.on('message', (m: ToThread) => {
   switch (m.t) {
     case 'ram+': ram.set(m.key, Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength)); break
     case 'ram-': for (const k of m.keys) ram.delete(k); break
+    case 'disk+': disk?.added(m.rows); break
+    case 'disk-': disk?.removed(m.keys); break
     case 'meta+': titles.set(m.id, { title: buildTitle(m.manifest), expiresAt: m.expiresAt }); break
     case 'meta-': titles.delete(m.id); break
     case 'sync': post({ t: 'synced', n: m.n }); break
@@ -300,6 +399,7 @@ async function drain(graceMs: number): Promise<void> {
   }
   server.closeAllConnections()
   ram.clear()
+  await disk?.close()
   titles.clear()
   agent.destroy()
   clearInterval(flush)

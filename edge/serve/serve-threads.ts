@@ -7,12 +7,14 @@ import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS, type EdgeMetrics } from '..
 import type { DemandRecorder } from '../prefill/demand.js'
 import type { MetaCache, MetaWatcher } from '../fill/meta-cache.js'
 import type { RamWatcher } from '../tiers/ram-tier.js'
+import type { DiskWatcher } from '../tiers/disk-tier.js'
+import type { DiskRow } from '../tiers/disk-index.js'
 import type { TitleReader } from './reader.js'
 import { TTFB_LABELS } from './server.js'
 import { chunkRef, fileOf, type Title } from '../title.js'
 
 /**
- * `edge.serveThreads`: threads that serve RAM hits next to the main thread.
+ * `edge.serveThreads`: threads that serve RAM and disk hits next to the main thread.
  *
  * Why: one Node thread answering 1 MiB ranges spends most of its time in the
  * kernel's copy of each body to the socket, and between its writes the cores
@@ -32,6 +34,12 @@ import { chunkRef, fileOf, type Title } from '../title.js'
  *   never copied. An evicted chunk may be served for the moment its removal
  *   is in flight: its bytes are still valid, and its memory is freed once no
  *   thread refers to it;
+ * - the disk tier's readable chunks are posted the same way (their rows, as
+ *   each file is in place, and each removal before its file is unlinked): a
+ *   thread reads a disk hit itself, from its own file handles, verified with
+ *   the index's block CRCs as the main thread verifies (edge/serve/thread-disk.ts
+ *   has the handshake and why it is safe); a corrupt block is never sent, and
+ *   the main thread, the only writer, drops the chunk (`corrupt`);
  * - title metadata is posted the same way, with its expiry; a purge answers
  *   only after every thread has dropped the title (`sync`); a thread builds
  *   its own Title from the manifest, so it answers an adaptive title's
@@ -39,8 +47,11 @@ import { chunkRef, fileOf, type Title } from '../title.js'
  *   and its renditions' RAM hits as a title's;
  * - a thread relays everything else to the main thread over a local socket
  *   (HttpService.listenRelay), with the client's address;
- * - what a hit changes (policy recency, readahead, sessions, demand, metrics)
- *   comes back in batches and is applied by the main thread (`onBatch`).
+ * - what a hit changes (policy recency, readahead, promotion, sessions,
+ *   demand, metrics) comes back in batches and is applied by the main thread
+ *   (`onBatch`), so the policies see every hit and one scrape of /metrics sees
+ *   every thread's requests (the gauges too: answers in flight, responses
+ *   blocked on their player).
  */
 export interface ThreadInit {
   relayPath: string
@@ -66,15 +77,24 @@ export interface Batch {
   refused: number
   /** the reasons of the requests refused or cut on the client's side (reelcdn_http_client_errors_total) */
   clientErrors: string[]
+  /** chunk reads and body bytes served from RAM, and from disk (as the main thread's hot tallies) */
   reads: number
   bytes: number
+  diskReads: number
+  diskBytes: number
+  /** disk-hit body bytes by kind of file (`files` has the RAM hits') */
+  diskFiles: Record<(typeof FILE_KINDS)[number], number>
   stalls: number
   /** ended responses still waiting for their player, now */
   pending: number
+  /** requests the thread is answering itself, now (relayed ones are the main thread's) */
+  inflight: number
+  /** seconds to the first byte of RAM hits, of disk hits */
   ttfb: number[]
+  diskTtfb: number[]
   /** flat: route, method, status, seconds, finished (1/0) */
   http: (string | number)[]
-  /** flat: contentId, rendition id ('' for the title's own file), chunk index, session ('' without), bytes, chunk key, moves (1/0: not an init segment) */
+  /** flat: contentId, rendition id ('' for the title's own file), chunk index, session ('' without), bytes, chunk key, moves (1/0: not an init segment), from disk (1/0) */
   hits: (string | number)[]
   /** flat: demand key, contentId, rendition id (''), kind of file, first chunk, last chunk, chunks in the file */
   demand: (string | number)[]
@@ -85,6 +105,8 @@ export interface Batch {
 export type ToThread =
   | { t: 'ram+'; key: string; bytes: Uint8Array }
   | { t: 'ram-'; keys: string[] }
+  | { t: 'disk+'; rows: DiskRow[] }
+  | { t: 'disk-'; keys: string[] }
   | { t: 'meta+'; id: string; manifest: Manifest; expiresAt: number }
   | { t: 'meta-'; id: string }
   | { t: 'sync'; n: number }
@@ -97,6 +119,7 @@ export type ToMain =
   | { t: 'listening' }
   | { t: 'drained' }
   | { t: 'error'; message: string }
+  | { t: 'corrupt'; key: string; block: number }
 
 /** The player routes, as HttpService names them in its metrics. */
 export const CONTENT_ROUTE = '/v1/content/:id'
@@ -108,15 +131,23 @@ export function sharedChunk(size: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(size))
 }
 
+/** What the main thread does with what a thread reports. */
+export interface ThreadHooks {
+  batch(b: Batch): void
+  /** a thread found block `block` of disk chunk `key` corrupt and did not send it: the main thread drops the chunk */
+  corrupt(key: string, block: number): void
+}
+
 export class ServeThreads implements RamWatcher, MetaWatcher {
   private readonly workers: Worker[] = []
   private readonly pending = new Map<Worker, number>()
+  private readonly inflight = new Map<Worker, number>()
   private readonly waits = new Map<string, () => void>()
   private syncs = 0
   private closed = false
 
   /** Starts `n` threads; they listen once `listen` gives them the main thread's descriptor. */
-  constructor(n: number, init: ThreadInit, private readonly onBatch: (b: Batch) => void, private readonly logger: Logger) {
+  constructor(n: number, init: ThreadInit, private readonly hooks: ThreadHooks, private readonly logger: Logger) {
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./serve-thread.js', import.meta.url), { workerData: init })
       w.on('message', (m: ToMain) => this.receive(w, m))
@@ -124,6 +155,7 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
       const id = w.threadId // -1 once it has exited
       w.on('exit', code => {
         this.pending.delete(w)
+        this.inflight.delete(w)
         this.workers.splice(this.workers.indexOf(w), 1)
         // nothing waits for it any more
         for (const [k, settle] of this.waits) if (k.startsWith(`${id}:`)) settle()
@@ -140,8 +172,10 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     switch (m.t) {
       case 'batch':
         this.pending.set(w, m.batch.pending)
-        this.onBatch(m.batch)
+        this.inflight.set(w, m.batch.inflight)
+        this.hooks.batch(m.batch)
         break
+      case 'corrupt': this.hooks.corrupt(m.key, m.block); break
       case 'synced': this.waits.get(`${w.threadId}:synced:${m.n}`)?.(); break
       case 'listening': this.waits.get(`${w.threadId}:listening`)?.(); break
       case 'drained': this.waits.get(`${w.threadId}:drained`)?.(); break
@@ -188,6 +222,12 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     this.post({ t: 'ram-', keys })
   }
 
+  /** The disk tier's watcher (DiskTier.watch): its rows are plain data, posted (copied) as they are. */
+  readonly disk: DiskWatcher = {
+    added: rows => this.post({ t: 'disk+', rows }),
+    removed: keys => this.post({ t: 'disk-', keys }),
+  }
+
   cached(id: string, title: Title, expiresAt: number): void {
     this.post({ t: 'meta+', id, manifest: title.manifest, expiresAt })
   }
@@ -204,6 +244,13 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     })
   }
 
+  /** Requests the threads are answering themselves now (relayed ones are in the main thread's count). */
+  answering(): number {
+    let n = 0
+    for (const v of this.inflight.values()) n += v
+    return n
+  }
+
   /** Ended responses the threads' players have not taken yet. */
   blocked(): number {
     let n = 0
@@ -217,6 +264,7 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     await this.each(w => `${w.threadId}:drained`, { t: 'drain', graceMs }, graceMs + 5_000)
     await Promise.all(this.workers.map(w => w.terminate()))
     this.pending.clear()
+    this.inflight.clear()
   }
 }
 
@@ -224,15 +272,20 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
  * What the main thread does with a thread's batch: the counts go into the
  * metrics, the answers into the HTTP metrics (and the request log, when on),
  * and each hit does what serving it here would have done besides sending:
- * policy recency, readahead, sessions, demand.
+ * policy recency (the RAM or the disk tier's), readahead, promotion of a disk
+ * hit, sessions, demand.
  */
 export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta: MetaCache; reader: TitleReader; demand: DemandRecorder; logger: Logger }): (b: Batch) => void {
   const { metrics: m, http, meta, reader, demand, logger } = d
   const contentLabels = http.routeLabels('/v1/content/:id')
   const ttfb = m.ttfb.labels(TTFB_LABELS.ram_hit)
+  const diskTtfb = m.ttfb.labels(TTFB_LABELS.disk_hit)
   return b => {
     for (const k of RESPONSE_KINDS) m.hot.responses[k].n += b.responses[k]
-    for (const k of FILE_KINDS) m.hot.files[k].ram_hit.n += b.files[k] // a thread serves RAM hits only
+    for (const k of FILE_KINDS) {
+      m.hot.files[k].ram_hit.n += b.files[k]
+      m.hot.files[k].disk_hit.n += b.diskFiles[k]
+    }
     for (const k of PLAYLIST_KINDS) m.hot.playlists[k].n += b.playlists[k]
     if (b.served > 0) m.threadRequests.inc({ outcome: 'served' }, b.served)
     if (b.relayed > 0) m.threadRequests.inc({ outcome: 'relayed' }, b.relayed)
@@ -240,22 +293,25 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
     for (const reason of b.clientErrors) http.refusedClient(reason)
     m.hot.reads.ram_hit.n += b.reads
     m.hot.bytes.ram_hit.n += b.bytes
+    m.hot.reads.disk_hit.n += b.diskReads
+    m.hot.bytes.disk_hit.n += b.diskBytes
     m.hot.meta.hit.n += b.served // every answer a thread gives is a metadata hit in its copy
     if (b.stalls > 0) m.stalls.inc(b.stalls)
     for (const secs of b.ttfb) ttfb.observe(secs)
+    for (const secs of b.diskTtfb) diskTtfb.observe(secs)
     for (let i = 0; i < b.http.length; i += 5) {
       const route = b.http[i] as string
       http.account(route, route === CONTENT_ROUTE ? contentLabels : http.routeLabels(route), b.http[i + 1] as string,
         b.http[i + 2] as number, b.http[i + 3] as number, b.http[i + 4] === 1)
     }
-    for (let i = 0; i < b.hits.length; i += 7) {
+    for (let i = 0; i < b.hits.length; i += 8) {
       const title = meta.cached(b.hits[i] as string)
       const rid = b.hits[i + 1] as string
       const file = title === undefined ? undefined : fileOf(title, rid === '' ? undefined : rid)
       const index = b.hits[i + 2] as number
       // only for the file version the thread served, not a newer one loaded since
       if (file !== undefined && index < file.chunks.length && chunkRef(file, index).key === b.hits[i + 5])
-        reader.servedElsewhere(file, index, b.hits[i + 4] as number, b.hits[i + 3] as string, b.hits[i + 6] === 1)
+        reader.servedElsewhere(file, index, b.hits[i + 4] as number, b.hits[i + 3] as string, b.hits[i + 6] === 1, b.hits[i + 7] === 1 ? 'disk_hit' : 'ram_hit')
     }
     for (let i = 0; i < b.log.length; i += 6) {
       logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],

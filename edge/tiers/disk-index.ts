@@ -123,3 +123,30 @@ export class DiskIndex {
     if (this.db.open) this.db.close()
   }
 }
+
+/**
+ * A read-only view of the index's block CRCs, for a serve thread
+ * (edge/serve/thread-disk.ts): its own connection (a better-sqlite3 handle
+ * belongs to one thread), never a writer, so the main thread stays the only
+ * one that changes the index. WAL lets it read while the main thread writes;
+ * a row deleted since the thread learned of its chunk reads as undefined,
+ * which the thread takes as a miss.
+ */
+export class DiskCrcs {
+  private readonly db: Database.Database
+  private readonly sCrcs: Database.Statement<[string], { crcs: Buffer }>
+
+  constructor(file: string) {
+    this.db = new Database(file, { readonly: true, fileMustExist: true })
+    this.db.pragma('busy_timeout = 5000')
+    this.sCrcs = this.db.prepare('SELECT crcs FROM chunks WHERE key = ?')
+  }
+
+  crcs(key: string): Buffer | undefined {
+    return this.sCrcs.get(key)?.crcs
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}

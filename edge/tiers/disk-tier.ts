@@ -4,10 +4,10 @@ import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics, TierStats } from '../../lib/metrics.js'
-import { BLOCK_SIZE, blockCrcs, firstBadBlock } from '../../lib/block-hasher.js'
-import { CorruptChunkError } from '../../lib/errors.js'
+import { blockCrcs } from '../../lib/block-hasher.js'
 import type { DiskIndex, DiskRow } from './disk-index.js'
-import { BufferPool } from './buffer-pool.js'
+import type { BufferPool } from './buffer-pool.js'
+import { ChunkFileReader, chunkPath, POOL_KEEP, type Found } from './disk-read.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import { WriteQueue, type WriteJob } from './disk-writes.js'
 import type { EvictionPolicy } from '../policy/policy.js'
@@ -38,8 +38,12 @@ import { refName, type ChunkRef } from '../title.js'
  * At start-up `recoverDisk` wipes tmp/, drops rows whose file is missing or
  * short, and deletes files without a row.
  */
-/** idle read buffers kept for reuse (each readSize + 64 KiB): enough for every response of a busy edge to have two pieces out */
-const POOL_KEEP = 64
+
+/** Told of every chunk file that becomes readable or stops being (the serve threads' copy of the tier: edge/serve/thread-disk.ts). */
+export interface DiskWatcher {
+  added(rows: DiskRow[]): void
+  removed(keys: string[]): void
+}
 
 export interface DiskTierOptions {
   readSize: number
@@ -67,8 +71,9 @@ export class DiskTier {
   /** set by anything that changes the policy's state since the last save */
   private stateDirty = false
   private readonly handles: HandleCache
-  /** read buffers of readSize + one block (a readSize range at any offset is one read) */
-  readonly pool: BufferPool
+  private readonly reads: ChunkFileReader
+  /** told of every chunk that becomes readable or stops being (the serve threads' copy of `entries`) */
+  private watcher: DiskWatcher | undefined
   seq = 0
 
   constructor(
@@ -83,13 +88,24 @@ export class DiskTier {
     this.tmpDir = join(dir, 'tmp')
     this.flushTimer = setInterval(() => this.flushAccess(), opts.accessFlushMs).unref()
     this.handles = new HandleCache(opts.openFiles)
-    this.pool = new BufferPool(opts.readSize + BLOCK_SIZE, POOL_KEEP)
+    this.reads = new ChunkFileReader(opts.readSize, POOL_KEEP, (row, block, by) => this.corrupt(row, block, by))
     this.writes = new WriteQueue(opts.writeQueueBytes, job => this.store(job), metrics, logger)
     if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
   path(r: Pick<DiskRow, 'contentId' | 'rid' | 'index' | 'sha256'>): string {
-    return join(this.chunksDir, r.contentId, r.rid === undefined ? `${r.index}-${r.sha256}.chunk` : `${r.rid}.${r.index}-${r.sha256}.chunk`)
+    return chunkPath(this.chunksDir, r)
+  }
+
+  /** read buffers of readSize + one block (a readSize range at any offset is one read) */
+  get pool(): BufferPool {
+    return this.reads.pool
+  }
+
+  /** Tells `w` of every readable chunk now, and of every one that comes or goes from now on (the serve threads). */
+  watch(w: DiskWatcher): void {
+    this.watcher = w
+    if (this.entries.size > 0) w.added([...this.entries.values()])
   }
 
   /** A lookup that counts for the policy and the recency order. */
@@ -107,6 +123,16 @@ export class DiskTier {
 
   has(key: string): boolean {
     return this.entries.has(key)
+  }
+
+  /** A hit served elsewhere (a serve thread) counted for the policy and the recency order, as `get` would; its row, if still held. */
+  touch(key: string): DiskRow | undefined {
+    const row = this.entries.get(key)
+    if (row === undefined) return undefined
+    this.policy.hit(key)
+    this.touched.set(key, ++this.seq)
+    this.stateDirty = true
+    return row
   }
 
   /** Chunks queued or being written. */
@@ -170,7 +196,10 @@ export class DiskTier {
    */
   adopt(row: DiskRow): string[] {
     const drop = this.policy.has(row.key) ? [] : this.policy.insert(row.key, row.size)
-    if (this.policy.has(row.key)) this.entries.set(row.key, row)
+    if (this.policy.has(row.key)) {
+      this.entries.set(row.key, row)
+      this.watcher?.added([row])
+    }
     this.seq = Math.max(this.seq, row.lastAccess)
     return drop
   }
@@ -259,6 +288,7 @@ export class DiskTier {
         return this.writes.abandoned(job.cancelled || 'evicted')
       }
       this.entries.set(ref.key, row)
+      this.watcher?.added([row])
       this.metrics.diskWrites.inc({ result: 'ok' })
     } catch (err) {
       this.titleDirs.delete(dir)
@@ -275,7 +305,8 @@ export class DiskTier {
     // being written (the other writer's insert evicted it): that write must not make it visible
     this.writes.cancel(key, 'evicted')
     const row = this.entries.get(key) ?? known
-    this.entries.delete(key)
+    // the threads stop opening it before its file goes (a read in flight finishes on its descriptor: the same, verified bytes)
+    if (this.entries.delete(key)) this.watcher?.removed([key])
     this.touched.delete(key)
     this.policy.remove(key)
     this.stateDirty = true
@@ -295,52 +326,9 @@ export class DiskTier {
     this.handles.release(h)
   }
 
-  /**
-   * Sends bytes [start, end] (inclusive) of a chunk, reading only the blocks
-   * the range touches, in pieces of up to readSize + one block (so a range of
-   * readSize bytes at any offset is one read), each verified before any of it
-   * is sent. While one piece goes out the next is read: the disk and the
-   * socket work at once. Buffers come from the pool and go back to it from
-   * the write's callback, once the socket is done with them. With `ends`, the
-   * range is the rest of the response: its last piece ends it.
-   */
-  async writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<SendPiece>[0], send: SendPiece, ends?: Send['end']): Promise<void> {
-    const step = this.pool.size
-    const last = Math.min(row.size, Math.ceil((end + 1) / BLOCK_SIZE) * BLOCK_SIZE)
-    let pos = start - (start % BLOCK_SIZE)
-    let next: Promise<Buffer> | undefined = this.readPiece(row, h, pos, Math.min(pos + step, last))
-    try {
-      while (next !== undefined) {
-        const from = pos
-        const to = Math.min(pos + step, last)
-        const buf = await next
-        next = undefined
-        pos = to
-        if (pos <= end) {
-          next = this.readPiece(row, h, pos, Math.min(pos + step, last))
-          // it fails, if it does, while this piece drains: handled here, seen again by the `await next` above
-          next.catch(() => {})
-        }
-        const piece = buf.subarray(Math.max(start, from) - from, Math.min(end + 1, to) - from)
-        if (next === undefined && ends !== undefined) ends(res, piece, () => this.pool.give(buf))
-        else await send(res, piece, err => { if (!err) this.pool.give(buf) })
-      }
-    } finally {
-      // cut mid-range (the player left, or a corrupt piece): wait for the read in flight, so the handle is not released under it
-      if (next !== undefined) await next.then(b => this.pool.give(b), () => {})
-    }
-  }
-
-  /** Bytes [from, to) of the chunk (from block-aligned) into a pooled buffer, verified. */
-  private async readPiece(row: DiskRow, h: ReadHandle, from: number, to: number): Promise<Buffer> {
-    const buf = this.pool.take()
-    try {
-      await this.readVerified(row, h, from, buf.subarray(0, to - from), 'read')
-      return buf
-    } catch (err) {
-      this.pool.give(buf)
-      throw err
-    }
+  /** Sends bytes [start, end] (inclusive) of a chunk, verified piece by piece (ChunkFileReader.writeRange). */
+  writeRange(row: DiskRow, h: ReadHandle, start: number, end: number, res: Parameters<SendPiece>[0], send: SendPiece, ends?: Send['end']): Promise<void> {
+    return this.reads.writeRange(row, h, start, end, res, send, ends)
   }
 
   /** The whole chunk, verified (for promotion to RAM); undefined if it is gone. */
@@ -349,28 +337,28 @@ export class DiskTier {
     if (!h) return undefined
     try {
       const buf = this.opts.alloc?.(row.size) ?? Buffer.allocUnsafeSlow(row.size)
-      await this.readVerified(row, h, 0, buf, 'promotion')
+      await this.reads.readVerified(row, h, 0, buf, 'promotion')
       return buf
     } finally {
       this.release(h)
     }
   }
 
-  /** Fills `buf` with the chunk's bytes from block-aligned `from` and checks every block; a bad one drops the chunk. */
-  private async readVerified(row: DiskRow, h: ReadHandle, from: number, buf: Buffer, by: 'read' | 'promotion'): Promise<void> {
-    let got = 0
-    while (got < buf.length) {
-      const { bytesRead } = await h.fh.read(buf, got, buf.length - got, from + got)
-      if (bytesRead === 0) break
-      got += bytesRead
-    }
-    const bad = got < buf.length ? Math.floor((from + got) / BLOCK_SIZE) : firstBadBlock(h.crcs, buf, from)
-    if (bad >= 0) {
-      this.metrics.corrupt.inc({ found_by: by })
-      this.logger.error({ chunk: refName(row), block: bad }, 'disk tier: corrupt block, chunk dropped')
-      await this.remove(row.key)
-      throw new CorruptChunkError(refName(row), `disk tier block ${bad} fails its CRC32C`)
-    }
+  /** A block of `row` failed its CRC (or the file was short): counted, logged and the chunk dropped, once, whichever reader found it. */
+  private async corrupt(row: DiskRow, block: number, by: Found): Promise<void> {
+    this.metrics.corrupt.inc({ found_by: by })
+    this.logger.error({ chunk: refName(row), block }, 'disk tier: corrupt block, chunk dropped')
+    await this.remove(row.key)
+  }
+
+  /**
+   * A serve thread found block `block` of chunk `key` corrupt (its read was
+   * refused; the main thread owns removal): dropped as if found here, unless
+   * it has gone already (the relayed request may have found it first).
+   */
+  async corruptElsewhere(key: string, block: number): Promise<void> {
+    const row = this.entries.get(key)
+    if (row !== undefined) await this.corrupt(row, block, 'thread')
   }
 
   /** Drops every chunk of a title, including queued and in-progress writes; returns how many were stored. */

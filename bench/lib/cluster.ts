@@ -16,6 +16,8 @@ export interface LocalCluster {
   router: RunningService
   /** the router's admin token (generated) */
   token: string
+  /** the shards' token (generated): what a direct shard read must send since shards check it on reads too */
+  shardToken: string
   stop(): Promise<void>
 }
 
@@ -38,7 +40,7 @@ export async function startCluster(procs: ProcessGroup, dir: string, o: { shards
     router = await startService(procs, 'router', 'router ready', ['-c', cfg, '--log-level', 'info'],
       { ...o.service, env: { ...env, REELCDN_ROUTER_TOKEN: token } })
     const r = router
-    return { shards, router: r, token, stop: async () => { await r.stop(); await Promise.all(shards.map(s => s.stop())) } }
+    return { shards, router: r, token, shardToken: env.REELCDN_SHARD_TOKEN, stop: async () => { await r.stop(); await Promise.all(shards.map(s => s.stop())) } }
   } catch (err) {
     await router?.stop()
     await Promise.all(shards.map(s => s.stop()))

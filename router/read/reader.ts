@@ -45,14 +45,20 @@ import { BlockCheck } from './block-check.js'
  * lists are read as before: forwarded as they arrive, each shard having
  * checked its own CRCs before sending.
  *
- * End-to-end check: whenever a response carries a whole chunk (edge fills via
- * /chunks/i, full-title reads), its bytes are also hashed as they pass, and
- * the last piece is held back until the digest at the chunk's end matches the
- * manifest's. A mismatch after every block passed its CRC would take a CRC
- * collision or a forged block list; what was forwarded cannot be recalled, so
- * the response is cut short of its Content-Length — the client sees a failed
- * read, never a complete wrong chunk — and it is counted and logged with the
- * shards that served it. Edges verify the same digest.
+ * End-to-end check: when a response carries a whole chunk (edge fills via
+ * /chunks/i, full-title reads) whose blocks are not checked (a title ingested
+ * before manifests carried block lists, or router.verifyBlocks off), its bytes
+ * are hashed as they pass, and the last piece is held back until the digest at
+ * the chunk's end matches the manifest's; what was forwarded cannot be
+ * recalled, so a mismatch cuts the response short of its Content-Length — the
+ * client sees a failed read, never a complete wrong chunk — and it is counted
+ * and logged with the shards that served it. When every block is checked
+ * against a list the manifest's SHA-256 anchors, the hash would only catch a
+ * CRC32C collision on a block that was hurt after its shard's own check (about
+ * 2^-32 of such rare blocks), at 0.6 s of CPU per GB, most of what the relay
+ * of a whole chunk costs: so it runs then only with router.verifyWholeChunks
+ * (off by default). Edges verify every fill's digest before they cache or
+ * finish it either way.
  */
 export class ChunkReader {
   private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
@@ -105,14 +111,15 @@ export class ChunkReader {
     const sid = f.sid
     const sha = f.chunks[index]!
     const len = chunkLength(f, index)
-    const whole = this.verifyWholeChunks && from === 0 && to === len - 1
-    const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     const served: string[] = []
     let held: Buffer | undefined
     let pos = from
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
     const crcs = pre ? pre.crcs : await this.blockList(f, index, order)
+    // a whole chunk is hashed when its blocks are not checked, or when the operator asks for both
+    const whole = from === 0 && to === len - 1 && (!crcs || this.verifyWholeChunks)
+    const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     /** Hands bytes to the client; false when its socket wants a drain before more. */
     const send = (out: Buffer): boolean => {
       if (hash) {

@@ -225,6 +225,8 @@ class Conn {
     clearTimeout(this.idleTimer)
     this.pool.dropIdle(this)
     await this.opened
+    // closed while idle or connecting (fail() ran with no request): as the shard's idle close, worth one resend
+    if (this.dead) throw new ChunkGetError('socket closed before the request', 'UND_ERR_SOCKET')
     this.got = false
     this.head = undefined
     this.res = new ChunkResponse(this)

@@ -205,7 +205,7 @@ export const configSchema = z.object({
     writeQuorum: z.number().int().min(0).max(16),
     manifestTtlMs: ms,
     catalogRefreshMs: ms.min(100),
-    /** hash whole chunks as they pass and cut the response on a mismatch */
+    /** also hash whole chunks whose every block is checked against the manifest's block list, and cut the response on a mismatch (chunks without a block list are always hashed) */
     verifyWholeChunks: z.boolean(),
     /** check every 64 KiB block of a read against the manifest's block lists and fail over to the next owner on a mismatch */
     verifyBlocks: z.boolean(),

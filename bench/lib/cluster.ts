@@ -16,7 +16,7 @@ export interface LocalCluster {
   router: RunningService
   /** the router's admin token (generated) */
   token: string
-  /** the shards' token (generated): a direct shard read needs it */
+  /** the shards' token (generated): what a direct shard read must send since shards check it on reads too */
   shardToken: string
   stop(): Promise<void>
 }

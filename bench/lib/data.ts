@@ -53,15 +53,16 @@ export async function linkForNginx(set: ChunkSet, originDataDir: string, wwwDir:
  * stored bytes, and a whole chunk with its SHA-256: the bench must compare
  * servers doing the same work.
  */
-export async function checkServer(name: string, base: string, prefix: string, set: ChunkSet, rangeBytes: number): Promise<void> {
+export async function checkServer(name: string, base: string, prefix: string, set: ChunkSet, rangeBytes: number,
+  headers: Record<string, string> = {}): Promise<void> {
   const start = Math.floor(set.size / 3) + 12345
   const end = start + rangeBytes - 1
-  const r = await request(`${base}${prefix}0`, { headers: { range: `bytes=${start}-${end}` } })
+  const r = await request(`${base}${prefix}0`, { headers: { ...headers, range: `bytes=${start}-${end}` } })
   const got = Buffer.from(await r.body.arrayBuffer())
   if (r.statusCode !== 206 || !got.equals(set.sample.subarray(start, end + 1)))
     throw new Error(`${name} answered a range of chunk 0 with ${r.statusCode} and ${got.length} bytes that ${got.equals(set.sample.subarray(start, end + 1)) ? 'match' : 'do not match'} the source`)
   for (let i = 0; i < set.count; i++) {
-    const w = await request(`${base}${prefix}${i}`)
+    const w = await request(`${base}${prefix}${i}`, { headers })
     const h = createHash('sha256')
     for await (const piece of w.body) h.update(piece as Buffer)
     const hex = h.digest('hex')

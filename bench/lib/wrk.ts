@@ -60,6 +60,13 @@ function done(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
+
+-- headers given with -H (WrkLoad.headers, in wrk.headers) also go on requests that bring their own table (Range)
+local format = wrk.format
+wrk.format = function(method, path, headers, body)
+  if headers then for k, v in pairs(wrk.headers) do if headers[k] == nil then headers[k] = v end end end
+  return format(method, path, headers, body)
+end
 `
 
 export interface WrkLoad {
@@ -77,6 +84,8 @@ export interface WrkLoad {
   timeoutSeconds: number
   /** `prefix` is one title's URL; chunk c is its bytes [c * chunkSize, (c + 1) * chunkSize) */
   title?: boolean
+  /** sent on every request, e.g. a shard's Authorization */
+  headers?: Record<string, string>
 }
 
 export interface CpuShare {
@@ -134,7 +143,8 @@ export class Wrk {
     const t0 = process.hrtime.bigint()
     const out = await this.procs.run('wrk', this.bin, [
       '-t', String(load.threads), '-c', String(load.connections), '-d', `${load.seconds}s`,
-      '--timeout', `${load.timeoutSeconds}s`, '-s', this.scriptPath, load.url,
+      '--timeout', `${load.timeoutSeconds}s`, '-s', this.scriptPath,
+      ...Object.entries(load.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), load.url,
       '--', load.prefix, String(load.chunks), String(load.chunkSize), String(load.rangeBytes),
       load.title ? 'title' : 'chunks',
     ])

@@ -1,5 +1,4 @@
 import type { ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
 import { createHash, type Hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
@@ -13,7 +12,7 @@ import { chunkKey } from '../cluster/keys.js'
 import type { StoredFile } from '../cluster/files.js'
 import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js'
 import type { Cluster } from '../cluster/cluster.js'
-import { translate, type ShardClient } from '../cluster/shard-client.js'
+import { translate, type ChunkBody, type ShardClient } from '../cluster/shard-client.js'
 import { BlockCheck } from './block-check.js'
 
 /**
@@ -45,14 +44,20 @@ import { BlockCheck } from './block-check.js'
  * lists are read as before: forwarded as they arrive, each shard having
  * checked its own CRCs before sending.
  *
- * End-to-end check: whenever a response carries a whole chunk (edge fills via
- * /chunks/i, full-title reads), its bytes are also hashed as they pass, and
- * the last piece is held back until the digest at the chunk's end matches the
- * manifest's. A mismatch after every block passed its CRC would take a CRC
- * collision or a forged block list; what was forwarded cannot be recalled, so
- * the response is cut short of its Content-Length — the client sees a failed
- * read, never a complete wrong chunk — and it is counted and logged with the
- * shards that served it. Edges verify the same digest.
+ * End-to-end check: when a response carries a whole chunk (edge fills via
+ * /chunks/i, full-title reads) whose blocks are not checked (a title ingested
+ * before manifests carried block lists, or router.verifyBlocks off), its bytes
+ * are hashed as they pass, and the last piece is held back until the digest at
+ * the chunk's end matches the manifest's; what was forwarded cannot be
+ * recalled, so a mismatch cuts the response short of its Content-Length — the
+ * client sees a failed read, never a complete wrong chunk — and it is counted
+ * and logged with the shards that served it. When every block is checked
+ * against a list the manifest's SHA-256 anchors, the hash would only catch a
+ * CRC32C collision on a block that was hurt after its shard's own check (about
+ * 2^-32 of such rare blocks), at 0.6 s of CPU per GB, most of what the relay
+ * of a whole chunk costs: so it runs then only with router.verifyWholeChunks
+ * (off by default). Edges verify every fill's digest before they cache or
+ * finish it either way.
  */
 export class ChunkReader {
   private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
@@ -105,14 +110,15 @@ export class ChunkReader {
     const sid = f.sid
     const sha = f.chunks[index]!
     const len = chunkLength(f, index)
-    const whole = this.verifyWholeChunks && from === 0 && to === len - 1
-    const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     const served: string[] = []
     let held: Buffer | undefined
     let pos = from
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
     const crcs = pre ? pre.crcs : await this.blockList(f, index, order)
+    // a whole chunk is hashed when its blocks are not checked, or when the operator asks for both
+    const whole = from === 0 && to === len - 1 && (!crcs || this.verifyWholeChunks)
+    const hash: Hash | undefined = whole ? createHash('sha256') : undefined
     /** Hands bytes to the client; false when its socket wants a drain before more. */
     const send = (out: Buffer): boolean => {
       if (hash) {
@@ -127,7 +133,7 @@ export class ChunkReader {
     }
     for (let i = 0; i < order.length && pos <= to; i++) {
       const shard = order[i]!
-      let body: Readable
+      let body: ChunkBody
       if (pre && i === 0) body = pre.body
       else {
         try {
@@ -142,7 +148,7 @@ export class ChunkReader {
       const began = pos
       const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
-        for await (const buf of body as AsyncIterable<Buffer>) {
+        for await (const buf of body) {
           let more = true
           if (!check) {
             pos += buf.length
@@ -193,10 +199,10 @@ export class ChunkReader {
   }
 
   /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
-  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
-    if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
+  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<ChunkBody> {
+    if (!crcs) return shard.readChunk(f.sid, index, f.chunks[index]!, pos, to)
     const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
-    return shard.openChunk(f.sid, index, f.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
+    return shard.readChunk(f.sid, index, f.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
   }
 
   /**
@@ -291,7 +297,7 @@ export interface Prepared {
   index: number
   start: number
   end: number
-  body: Readable
+  body: ChunkBody
   shard: ShardClient
   rest: ShardClient[]
   /** the chunk's verified block list, when the manifest has one */

@@ -16,6 +16,7 @@ import { playersRow } from './rows/players.js'
 import { policiesRow } from './rows/policies.js'
 import { transcodeRow } from './rows/transcode.js'
 import { abrHitRow } from './rows/abr-hit.js'
+import { tailRow } from './rows/tail.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -30,9 +31,11 @@ import { abrHitRow } from './rows/abr-hit.js'
  * ratio of each cache policy against MIN, simulated and on a running edge),
  * transcode (an adaptive ladder per transcode strategy: wall time, CPU per
  * ffmpeg, realtime factor), abr-hit (the edge's byte hit ratio with ABR
- * viewers next to single-file viewers at the same cache size).
+ * viewers next to single-file viewers at the same cache size), tail (200
+ * viewers walking one hot title in 2 MiB ranges: p50/p99/max and MB/s of the
+ * edge next to nginx static and proxy_cache).
  */
-const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow, transcodeRow, abrHitRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, playersRow, policiesRow, transcodeRow, abrHitRow, tailRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 
@@ -67,6 +70,8 @@ const program = new Command('bench')
   .addOption(new Option('--edge-variants <list>', 'edge configurations: ram (RAM tier holds the data), threads (the same with --serve-threads), disk (--ram 0: hits from the disk tier), disk-threads (the same with --serve-threads; not run by default)').env('BENCH_EDGE_VARIANTS').default('ram,threads,disk'))
   .addOption(new Option('--players-scenario <name>', 'players row: scenario in tools/loadtest/scenarios').env('BENCH_PLAYERS_SCENARIO').default('prime-time'))
   .addOption(new Option('--players-seconds <n>', 'players row: seconds of load').env('BENCH_PLAYERS_SECONDS').argParser(int('players-seconds', 1)).default(30))
+  .addOption(new Option('--tail-connections <n>', 'tail row: viewers (wrk connections), each reading the hot title in order').env('BENCH_TAIL_CONNECTIONS').argParser(int('tail-connections', 1)).default(200))
+  .addOption(new Option('--tail-range <bytes>', 'tail row: bytes per viewer request').env('BENCH_TAIL_RANGE').argParser(bytes).default(2 * 1024 ** 2, '2MiB'))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
@@ -84,6 +89,7 @@ async function main(): Promise<void> {
     edgeVariants: list(a.edgeVariants, ['ram', 'threads', 'disk', 'disk-threads'], 'edge variant'),
     playersScenario: String(a.playersScenario),
     playersSeconds: a.playersSeconds,
+    tailConnections: a.tailConnections, tailRangeBytes: a.tailRange,
     ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)

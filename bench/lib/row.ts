@@ -39,6 +39,9 @@ export interface BenchOptions {
   /** players row: the loadtest scenario and how long it runs */
   playersScenario: string
   playersSeconds: number
+  /** tail row: viewers (connections) and the bytes of each of their requests */
+  tailConnections: number
+  tailRangeBytes: number
 }
 
 export interface BenchContext {

@@ -1,8 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { request } from 'undici'
 import { procBytes, startCluster, type LocalCluster } from '../lib/cluster.js'
 import { startNginx, type RunningNginx } from '../lib/nginx.js'
 import { waitForLine, type Child } from '../lib/proc.js'
@@ -10,6 +8,7 @@ import { startService, type RunningService } from '../lib/reelcdn.js'
 import { ratio, type BenchContext, type BenchRow, type Measurement } from '../lib/row.js'
 import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
 import { firstByte } from '../lib/ttfb.js'
+import { metric, until } from '../lib/scrape.js'
 import type { WrkLoad } from '../lib/wrk.js'
 
 /**
@@ -223,27 +222,4 @@ export const edgeRow: BenchRow = {
       await c?.stop()
     }
   },
-}
-
-/** Sum of a Prometheus metric's samples whose labels contain `labels` (e.g. 'tier="disk"'). */
-async function metric(base: string, name: string, labels = ''): Promise<number> {
-  const r = await request(`${base}/metrics`)
-  const text = await r.body.text()
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue
-    const rest = line.slice(name.length)
-    if (rest[0] !== ' ' && rest[0] !== '{') continue
-    if (labels && !rest.includes(labels)) continue
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1))
-  }
-  return sum
-}
-
-async function until(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`condition not reached within ${timeoutMs} ms`)
-    await sleep(100)
-  }
 }

@@ -72,6 +72,7 @@ const program = new Command('bench')
   .addOption(new Option('--players-seconds <n>', 'players row: seconds of load').env('BENCH_PLAYERS_SECONDS').argParser(int('players-seconds', 1)).default(30))
   .addOption(new Option('--tail-connections <n>', 'tail row: viewers (wrk connections), each reading the hot title in order').env('BENCH_TAIL_CONNECTIONS').argParser(int('tail-connections', 1)).default(200))
   .addOption(new Option('--tail-range <bytes>', 'tail row: bytes per viewer request').env('BENCH_TAIL_RANGE').argParser(bytes).default(2 * 1024 ** 2, '2MiB'))
+  .addOption(new Option('--tail-base-cli <path>', "tail row: also measure this build's edge (e.g. the previous build's dist/cli.js) in the same rounds").env('BENCH_TAIL_BASE_CLI'))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
     playersScenario: String(a.playersScenario),
     playersSeconds: a.playersSeconds,
     tailConnections: a.tailConnections, tailRangeBytes: a.tailRange,
+    ...(a.tailBaseCli ? { tailBaseCli: String(a.tailBaseCli) } : {}),
     ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)

@@ -42,6 +42,8 @@ export interface BenchOptions {
   /** tail row: viewers (connections) and the bytes of each of their requests */
   tailConnections: number
   tailRangeBytes: number
+  /** tail row: another build's dist/cli.js whose edge is measured next to this one's */
+  tailBaseCli?: string
 }
 
 export interface BenchContext {

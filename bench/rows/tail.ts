@@ -33,8 +33,9 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  * The cluster behind (one shard, copies=1: only the warm-up fills from it) and
  * the warm-up are checked: every chunk read once from each cache against the
  * source's SHA-256, nginx answers HIT, and no edge fills a chunk during a
- * measurement. `--cli` measures another build's edge (the previous build in
- * the same session, for a before/after).
+ * measurement. `--cli` measures another build (every reelcdn process);
+ * `--tail-base-cli` adds the previous build's edge (default configuration)
+ * to the same rounds, so the before/after is measured side by side.
  */
 const BARE = fileURLToPath(new URL('../lib/bare-server.js', import.meta.url))
 const MiB = 1024 ** 2
@@ -115,10 +116,14 @@ export const tailRow: BenchRow = {
         { key: 'proxy_cache', label: `nginx ${ctx.machine.nginx} proxy_cache (slice 1m)`, url: nginx.url, pid: nginx.pid },
         { key: 'bare', label: 'bare node:http from Buffers', url: bareUrl, pid: bare.pid },
       ]
-      for (const v of [{ key: 'edge', label: 'reelcdn edge, default configuration', args: [] as string[] },
-        { key: 'edge-threads', label: 'reelcdn edge, --serve-threads 1', args: ['--serve-threads', '1'] }]) {
+      const variants = [{ key: 'edge', label: 'reelcdn edge, default configuration', args: [] as string[], cli: o.cli },
+        { key: 'edge-threads', label: 'reelcdn edge, --serve-threads 1', args: ['--serve-threads', '1'], cli: o.cli }]
+      // --tail-base-cli: the previous build's edge (default configuration) measured in the same rounds
+      if (o.tailBaseCli) variants.push({ key: 'edge-base', label: 'previous build: reelcdn edge, default configuration', args: [], cli: o.tailBaseCli })
+      for (const v of variants) {
         const edge = await startService(ctx.procs, 'edge', 'edge ready', ['--host', '127.0.0.1', '--port', '0', '--upstream', c.router.url,
-          '--data-dir', join(ctx.dir, v.key), '--log-level', 'info', ...v.args], { ...svc, env: { REELCDN_LOG_REQUESTS: 'false' } })
+          '--data-dir', join(ctx.dir, v.key), '--log-level', 'info', ...v.args],
+        { nodeArgs: o.nodeArgs, ...(v.cli ? { cli: v.cli } : {}), env: { REELCDN_LOG_REQUESTS: 'false' } })
         edges.push(edge)
         ctx.log(`tail: warming ${v.label}`)
         // twice: a chunk the policy kept out of RAM on its first read is admitted on its second

@@ -32,9 +32,9 @@ export interface SliceOptions {
   turnBytes: number
 }
 
-// @NOTE measured on the tail row (2 cores): 256 KiB keeps a writev's syscall cost small next to its copy; 4 MiB a turn
-// is about a millisecond of copying, so a turn stays short and throughput per turn stays far above what one player takes
-export const SLICES: SliceOptions = { sliceBytes: 256 * 1024, turnBytes: 4 * 1024 ** 2 }
+// @NOTE tail row, 2 cores: a 1 MiB slice keeps the per-write cost (JS, syscall, 'drain') small next to its copy
+// (256 KiB slices cost measurably more CPU per byte); 8 MiB a turn is a few milliseconds of copying, so a turn stays short
+export const SLICES: SliceOptions = { sliceBytes: 1024 ** 2, turnBytes: 8 * 1024 ** 2 }
 
 interface Queued {
   res: ServerResponse

@@ -13,7 +13,10 @@ import type { ServerResponse } from 'node:http'
  * three times higher.
  *
  * So a response larger than a slice goes out in slices: its first slice with
- * the headers at once (so its first byte is not delayed), the rest from a
+ * the headers at once (so its first byte is not delayed), unless the requests
+ * read in the same poll have already written a turn's budget (a hundred
+ * players asking at once: their first slices alone would make a long turn),
+ * the rest from a
  * round-robin queue that this module drains in setImmediate turns, at most
  * `turnBytes` per turn, one slice per response per pass. Between turns the
  * loop polls: it accepts, reads requests and answers their first slices. A
@@ -46,6 +49,8 @@ interface Queued {
 export class SliceQueue {
   private readonly ready: Queued[] = []
   private scheduled = false
+  /** bytes `end` wrote at once since the last turn: first slices count against a turn's budget too */
+  private spent = 0
   /** turns run, and responses that waited for 'drain' in the queue (for tests and /metrics) */
   turns = 0
   drainWaits = 0
@@ -57,13 +62,22 @@ export class SliceQueue {
   /** Ends `res` with `piece` (headers set, not sent); `written` runs once its last byte was handed to the socket. */
   end(res: ServerResponse, piece: Buffer, written?: () => void): void {
     const slice = this.o.sliceBytes
+    const first = Math.min(slice, piece.length)
+    if (this.spent + first > this.o.turnBytes) {
+      // the requests read in this poll have had their budget: this one's first slice waits for the next turn
+      this.enqueue({ res, piece, at: 0, written })
+      return
+    }
+    this.spent += first
     if (piece.length <= slice) {
       if (written) res.end(piece, written)
       else res.end(piece)
-      return
+    } else {
+      res.write(piece.subarray(0, slice))
+      this.enqueue({ res, piece, at: slice, written })
     }
-    res.write(piece.subarray(0, slice))
-    this.enqueue({ res, piece, at: slice, written })
+    // a turn restores the budget (and runs even when nothing is queued)
+    this.schedule()
   }
 
   /** responses with bytes still queued here */
@@ -73,6 +87,10 @@ export class SliceQueue {
 
   private enqueue(q: Queued): void {
     this.ready.push(q)
+    this.schedule()
+  }
+
+  private schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true
       setImmediate(this.turn)
@@ -106,9 +124,8 @@ export class SliceQueue {
         q.res.end(s)
       }
     }
-    if (this.ready.length > 0 && !this.scheduled) {
-      this.scheduled = true
-      setImmediate(this.turn)
-    }
+    // the next poll (accepts, requests, their first slices) gets a budget of its own
+    this.spent = 0
+    if (this.ready.length > 0) this.schedule()
   }
 }

@@ -17,6 +17,7 @@ import { policiesRow } from './rows/policies.js'
 import { transcodeRow } from './rows/transcode.js'
 import { abrHitRow } from './rows/abr-hit.js'
 import { fillRow } from './rows/fill.js'
+import { tailRow } from './rows/tail.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -33,9 +34,11 @@ import { fillRow } from './rows/fill.js'
  * ffmpeg, realtime factor), abr-hit (the edge's byte hit ratio with ABR
  * viewers next to single-file viewers at the same cache size), fill (a cold
  * edge filling a cold title vs one shard and the router's relay, a miss's
- * first byte, a premiere flash crowd).
+ * first byte, a premiere flash crowd), tail (200 viewers walking one hot
+ * title in 2 MiB ranges: p50/p99/max and MB/s of the edge next to nginx
+ * static and proxy_cache).
  */
-const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, fillRow, playersRow, policiesRow, transcodeRow, abrHitRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, fillRow, tailRow, playersRow, policiesRow, transcodeRow, abrHitRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 
@@ -71,6 +74,9 @@ const program = new Command('bench')
   .addOption(new Option('--players-scenario <name>', 'players row: scenario in tools/loadtest/scenarios').env('BENCH_PLAYERS_SCENARIO').default('prime-time'))
   .addOption(new Option('--players-seconds <n>', 'players row: seconds of load').env('BENCH_PLAYERS_SECONDS').argParser(int('players-seconds', 1)).default(30))
   .addOption(new Option('--fill-paths <list>', "fill row: edge --fill-path values to measure, e.g. relay,direct (default: none given, the edge's own default)").env('BENCH_FILL_PATHS').default(''))
+  .addOption(new Option('--tail-connections <n>', 'tail row: viewers (wrk connections), each reading the hot title in order').env('BENCH_TAIL_CONNECTIONS').argParser(int('tail-connections', 1)).default(200))
+  .addOption(new Option('--tail-range <bytes>', 'tail row: bytes per viewer request').env('BENCH_TAIL_RANGE').argParser(bytes).default(2 * 1024 ** 2, '2MiB'))
+  .addOption(new Option('--tail-base-cli <path>', "tail row: also measure this build's edge (e.g. the previous build's dist/cli.js) in the same rounds").env('BENCH_TAIL_BASE_CLI'))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
@@ -89,6 +95,8 @@ async function main(): Promise<void> {
     playersScenario: String(a.playersScenario),
     playersSeconds: a.playersSeconds,
     fillPaths: a.fillPaths ? list(a.fillPaths, ['relay', 'direct'], 'fill path') : [],
+    tailConnections: a.tailConnections, tailRangeBytes: a.tailRange,
+    ...(a.tailBaseCli ? { tailBaseCli: String(a.tailBaseCli) } : {}),
     ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)

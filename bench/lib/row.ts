@@ -41,6 +41,11 @@ export interface BenchOptions {
   playersSeconds: number
   /** fill row: edge `--fill-path` values to measure; empty: the edge's default, no flag passed */
   fillPaths: string[]
+  /** tail row: viewers (connections) and the bytes of each of their requests */
+  tailConnections: number
+  tailRangeBytes: number
+  /** tail row: another build's dist/cli.js whose edge is measured next to this one's */
+  tailBaseCli?: string
 }
 
 export interface BenchContext {

@@ -2,14 +2,24 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 
 /**
- * What a bench row reads off a running service between measurements: one
- * Prometheus metric from its /metrics, and a wait for a condition on them.
+ * Reading a running service's /metrics from a bench row, and waiting on it:
+ * rows check that what they measure is what they say (hits, no fills in
+ * flight, disk writes done) through the service's own counters.
  */
 
 /** Sum of a Prometheus metric's samples whose labels contain `labels` (e.g. 'tier="disk"'). */
 export async function metric(base: string, name: string, labels = ''): Promise<number> {
+  return sample(await scrape(base), name, labels)
+}
+
+/** One read of /metrics (prom-client resets its event-loop delay histogram at every read). */
+export async function scrape(base: string): Promise<string> {
   const r = await request(`${base}/metrics`)
-  const text = await r.body.text()
+  return r.body.text()
+}
+
+/** Sum of the samples of `name` whose labels contain `labels`, in a /metrics text. */
+export function sample(text: string, name: string, labels = ''): number {
   let sum = 0
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue
@@ -21,6 +31,7 @@ export async function metric(base: string, name: string, labels = ''): Promise<n
   return sum
 }
 
+/** Polls `cond` every 100 ms until it holds; throws after `timeoutMs`. */
 export async function until(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await cond())) {

@@ -8,8 +8,20 @@ import { ProcessGroup, childPids, cpuSeconds, reapedChildrenCpuSeconds } from '.
  * bytes at a random offset or (len = 0) the whole chunk. In title mode (the
  * edge and nginx proxy_cache serve a title at one URL) `prefix` is that URL,
  * ranges fall anywhere in the first `chunks` chunks (across chunk boundaries
- * too), and a whole chunk is the aligned range of that chunk. Its `done` hook prints
- * one JSON line, so nothing is scraped from wrk's human output.
+ * too), and a whole chunk is the aligned range of that chunk. In walk mode
+ * (the tail row's viewers) each request is the next `len` bytes of a viewer
+ * walking the title in order from its own start offset, wrapping at the end;
+ * see VIEWERS below. Its `done` hook prints one JSON line, so nothing is scraped
+ * from wrk's human output.
+ *
+ * @NOTE wrk's Lua has no connection identity (request() is called per thread
+ * whenever one of its connections is ready to send), so a thread keeps as many
+ * viewers as it has connections in a ring and each request takes the next one.
+ * The server sees what 200 players would send (every viewer advances by one
+ * range per request, all viewers advance at the same pace); a given viewer's
+ * ranges may arrive on different connections of the thread, which a RAM hit
+ * does not care about. No response() hook: defining one makes wrk copy every
+ * body into Lua.
  *
  * Around each run we also read CPU time from /proc: the wrk process's own
  * (from our reaped-children counters, exact), the server's (its PIDs), and the
@@ -23,17 +35,33 @@ function setup(thread)
   counter = counter + 1
 end
 
-local prefix, chunks, size, len, title
+local prefix, chunks, size, len, title, walk
+local viewers, nextViewer = {}, 1
 function init(args)
   prefix = args[1]
   chunks = tonumber(args[2])
   size = tonumber(args[3])
   len = tonumber(args[4])
-  title = args[5] == "title"
+  title = args[5] == "title" or args[5] == "walk"
+  walk = args[5] == "walk"
   math.randomseed(os.time() * 1000 + (tid or 0) * 7919)
+  if walk then
+    -- VIEWERS: this thread's share of the connections, each starting at its own random range
+    local n = tonumber(args[6])
+    local ranges = math.floor(chunks * size / len)
+    for i = 1, n do viewers[i] = math.random(0, ranges - 1) * len end
+  end
 end
 
 function request()
+  if walk then
+    local v = nextViewer
+    nextViewer = nextViewer % #viewers + 1
+    local start = viewers[v]
+    local total = chunks * size
+    viewers[v] = (start + len) % (total - total % len)
+    return wrk.format("GET", prefix, { Range = "bytes=" .. start .. "-" .. (start + len - 1) })
+  end
   local c = math.random(0, chunks - 1)
   if title then
     -- one URL for the whole title; chunk c is the byte range [c * size, (c + 1) * size)
@@ -86,6 +114,8 @@ export interface WrkLoad {
   title?: boolean
   /** sent on every request, e.g. a shard's Authorization */
   headers?: Record<string, string>
+  /** (with `title`) each connection is a viewer reading the title in order, `rangeBytes` per request */
+  walk?: boolean
 }
 
 export interface CpuShare {
@@ -146,7 +176,9 @@ export class Wrk {
       '--timeout', `${load.timeoutSeconds}s`, '-s', this.scriptPath,
       ...Object.entries(load.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), load.url,
       '--', load.prefix, String(load.chunks), String(load.chunkSize), String(load.rangeBytes),
-      load.title ? 'title' : 'chunks',
+      load.walk ? 'walk' : load.title ? 'title' : 'chunks',
+      // viewers per wrk thread (wrk gives each thread connections / threads connections)
+      String(Math.max(1, Math.floor(load.connections / load.threads))),
     ])
     const wall = Number(process.hrtime.bigint() - t0) / 1e9
     const m1 = await machineTicks()

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { ClientClosedError } from '../../lib/errors.js'
+import { SliceQueue, SLICES, type SliceOptions } from './slices.js'
 
 /**
  * Writing to a player with backpressure: a piece is handed to the socket, and
@@ -9,6 +10,10 @@ import { ClientClosedError } from '../../lib/errors.js'
  * which releases the Buffer it pins. `written`, if given, is called once the
  * socket is done with the piece (it was handed to the kernel, or the write
  * failed): the disk tier reuses its read buffers from there.
+ *
+ * An ended piece larger than a slice (a RAM hit's range) goes out a slice per
+ * response per loop turn (edge/serve/slices.ts), so one player's 2 MiB never
+ * holds the loop while other players' requests and connections wait.
  */
 /** One piece of a response, with backpressure; `written` as above. */
 export type SendPiece = (res: ServerResponse, piece: Buffer, written?: (err?: Error | null) => void) => Promise<void>
@@ -22,6 +27,8 @@ export interface Send extends SendPiece {
   end(res: ServerResponse, piece: Buffer, written?: () => void): void
   /** ended responses whose player has not taken every byte yet */
   pending(): number
+  /** the queue ended pieces larger than a slice go through */
+  readonly slices: SliceQueue
 }
 
 export interface SendHooks {
@@ -31,20 +38,21 @@ export interface SendHooks {
   blocked(delta: number): void
 }
 
-export function sender(stallMs: number, hooks: SendHooks): Send {
+export function sender(stallMs: number, hooks: SendHooks, slicing: SliceOptions = SLICES): Send {
   const send = async (res: ServerResponse, piece: Buffer, written?: (err?: Error | null) => void) => {
     if (res.destroyed) throw new ClientClosedError()
     if (!(written ? res.write(piece, written) : res.write(piece))) await drainedWithin(res, stallMs, hooks)
   }
   const watch = new StallWatch(stallMs, hooks)
+  const slices = new SliceQueue(slicing)
   return Object.assign(send, {
     end(res: ServerResponse, piece: Buffer, written?: () => void): void {
       // `written` runs on 'finish' (every byte handed to the kernel); never if the response is cut first
-      if (written) res.end(piece, written)
-      else res.end(piece)
+      slices.end(res, piece, written)
       if (!res.writableFinished && !res.destroyed) watch.add(res)
     },
     pending: () => watch.pending(),
+    slices,
   })
 }
 

@@ -1,0 +1,157 @@
+import t from 'tap'
+import http from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { SliceQueue } from './slices.js'
+import { sender } from './send.js'
+
+/**
+ * Large ended responses share the loop: a slice per response per pass, a
+ * byte budget per turn, the first slice at once. Order is checked by what the
+ * queue wrote, turn by turn, never by timing.
+ */
+const KiB = 1024
+
+interface Served { server: http.Server; url: string; log: string[] }
+
+/** A server whose handler ends each response with `bodies[i]` through `end`, logging every write as `<i>:<bytes>`. */
+async function serve(t: { teardown(fn: () => void): void }, bodies: Buffer[], end: (res: http.ServerResponse, piece: Buffer) => void, expect: number): Promise<Served & { all: Promise<void> }> {
+  const log: string[] = []
+  let n = 0
+  let arrived!: () => void
+  const all = new Promise<void>(resolve => { arrived = resolve })
+  const waiting: (() => void)[] = []
+  const server = http.createServer((req, res) => {
+    const i = Number(req.url!.slice(1))
+    const w = res.write.bind(res)
+    const e = res.end.bind(res) as (chunk: Buffer, cb?: () => void) => http.ServerResponse
+    res.write = ((chunk: Buffer, ...rest: unknown[]) => { log.push(`${i}:${chunk.length}`); return (w as (...a: unknown[]) => boolean)(chunk, ...rest) }) as typeof res.write
+    res.end = ((chunk: Buffer, ...rest: unknown[]) => { log.push(`${i}:${chunk.length}:end`); return (e as (...a: unknown[]) => http.ServerResponse)(chunk, ...rest) }) as typeof res.end
+    res.writeHead(200, { 'content-length': bodies[i]!.length })
+    // a barrier: every request is answered in the same turn, once all have arrived
+    waiting.push(() => end(res, bodies[i]!))
+    if (++n === expect) { arrived(); for (const go of waiting) go() }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { server, url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, log, all }
+}
+
+async function fetchAll(url: string, count: number): Promise<Buffer[]> {
+  const agent = new http.Agent({ keepAlive: false, maxSockets: count })
+  try {
+    return await Promise.all(Array.from({ length: count }, (_, i) => new Promise<Buffer>((resolve, reject) => {
+      http.get(`${url}/${i}`, { agent }, res => {
+        const parts: Buffer[] = []
+        res.on('data', d => parts.push(d))
+        res.on('end', () => resolve(Buffer.concat(parts)))
+        res.on('error', reject)
+      }).on('error', reject)
+    })))
+  } finally {
+    agent.destroy()
+  }
+}
+
+t.test('large responses go out a slice per response per pass, round robin, within a budget per turn', async t => {
+  const bodies = [randomBytes(64 * KiB), randomBytes(64 * KiB), randomBytes(8 * KiB)]
+  const q = new SliceQueue({ sliceBytes: 16 * KiB, turnBytes: 32 * KiB })
+  const s = await serve(t, bodies, (res, piece) => q.end(res, piece), 3)
+  const got = await fetchAll(s.url, 3)
+  for (let i = 0; i < 3; i++) t.ok(got[i]!.equals(bodies[i]!), `response ${i}: every byte, in order`)
+  // the poll that read the requests spends a turn's budget on the two large first slices; the small piece waits a turn
+  t.same(s.log.slice(0, 2).sort(), ['0:16384', '1:16384'], 'first slices of the large responses go out in the poll that read them')
+  t.ok(s.log.includes('2:8192:end'), 'the small piece is ended in one write, in the next turn')
+  const rest = s.log.slice(2).filter(x => !x.startsWith('2:')).map(x => x.split(':')[0])
+  t.equal(rest.length, 6, 'six more slices, each through the queue')
+  // round robin: the two large responses alternate, never two slices of one in a row
+  for (let k = 1; k < rest.length; k++) t.not(rest[k], rest[k - 1], `queued slice ${k + 1} is not the same response as the one before it`)
+  t.ok(q.turns >= 3, `104 KiB queued at 32 KiB a turn (a turn may overshoot by its last slice): at least 3 turns (${q.turns})`)
+  t.equal(q.size, 0, 'nothing left queued')
+})
+
+t.test("first slices beyond a turn's budget wait for the next turn", async t => {
+  const bodies = [0, 1, 2, 3].map(() => randomBytes(32 * KiB))
+  const q = new SliceQueue({ sliceBytes: 16 * KiB, turnBytes: 32 * KiB })
+  const turnAt: number[] = []
+  const s = await serve(t, bodies, (res, piece) => { q.end(res, piece); turnAt.push(q.turns) }, 4)
+  const got = await fetchAll(s.url, 4)
+  for (let i = 0; i < 4; i++) t.ok(got[i]!.equals(bodies[i]!), `response ${i}: every byte, in order`)
+  // four requests answered in one poll: two first slices fit its 32 KiB, the other two are queued whole
+  t.equal(s.log.length, 8, 'eight slices in all')
+  const firstTurn = s.log.slice(0, 2)
+  t.equal(firstTurn.length, 2)
+  const started = new Set(firstTurn.map(x => x.split(':')[0]))
+  t.equal(started.size, 2, `the poll wrote the first slices of two responses (${firstTurn.join(', ')}), then stopped`)
+  const third = s.log[2]!.split(':')[0]!
+  t.ok(started.has(third), `the first turn goes on with a response already started (${s.log[2]}), round robin from the head`)
+  t.equal(q.size, 0, 'nothing left queued')
+})
+
+t.test('a piece of at most one slice is ended in one write, as before', async t => {
+  const bodies = [randomBytes(16 * KiB)]
+  const q = new SliceQueue({ sliceBytes: 16 * KiB, turnBytes: 64 * KiB })
+  const s = await serve(t, bodies, (res, piece) => q.end(res, piece), 1)
+  const [got] = await fetchAll(s.url, 1)
+  t.ok(got!.equals(bodies[0]!))
+  t.same(s.log, ['0:16384:end'])
+  t.equal(q.size, 0, 'nothing queued')
+})
+
+t.test("a response whose player stops reading leaves the turns until its 'drain', and the others go on", async t => {
+  const big = randomBytes(4 * 1024 * KiB)
+  const small = randomBytes(512 * KiB)
+  const q = new SliceQueue({ sliceBytes: 64 * KiB, turnBytes: 256 * KiB })
+  const s = await serve(t, [big, small], (res, piece) => q.end(res, piece), 2)
+  const port = Number(new URL(s.url).port)
+  // player 0 sends its request and never reads; player 1 reads normally
+  const stalled = net.connect(port, '127.0.0.1')
+  await once(stalled, 'connect')
+  stalled.pause()
+  t.teardown(() => stalled.destroy())
+  stalled.write('GET /0 HTTP/1.1\r\nhost: x\r\n\r\n')
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    http.get(`${s.url}/1`, { agent: false }, res => {
+      const parts: Buffer[] = []
+      res.on('data', d => parts.push(d))
+      res.on('end', () => resolve(Buffer.concat(parts)))
+    }).on('error', reject)
+  })
+  t.ok(body.equals(small), 'the reading player got all of its bytes while the other stalled')
+  t.ok(q.drainWaits >= 1, `the stalled response waited for 'drain' outside the turns (${q.drainWaits})`)
+  // once it reads again it gets every byte
+  const parts: Buffer[] = []
+  stalled.on('data', d => parts.push(d))
+  stalled.resume()
+  const need = big.length
+  await new Promise<void>(resolve => {
+    const check = () => {
+      const raw = Buffer.concat(parts)
+      const at = raw.indexOf('\r\n\r\n')
+      if (at >= 0 && raw.length - at - 4 >= need) { stalled.off('data', check); resolve() }
+    }
+    stalled.on('data', check)
+  })
+  const raw = Buffer.concat(parts)
+  t.ok(raw.subarray(raw.indexOf('\r\n\r\n') + 4).equals(big), 'the stalled player gets every byte once it reads')
+})
+
+t.test("sender's end slices large pieces and still cuts a player that reads nothing for stallMs", async t => {
+  let stalls = 0
+  let cut!: () => void
+  const wasCut = new Promise<void>(resolve => { cut = resolve })
+  const send = sender(200, { stalled: () => { stalls++; cut() }, blocked: () => {} }, { sliceBytes: 64 * KiB, turnBytes: 256 * KiB })
+  const big = randomBytes(8 * 1024 * KiB)
+  const s = await serve(t, [big], (res, piece) => send.end(res, piece), 1)
+  const sock = net.connect(Number(new URL(s.url).port), '127.0.0.1')
+  await once(sock, 'connect')
+  sock.pause()
+  t.teardown(() => sock.destroy())
+  sock.write('GET /0 HTTP/1.1\r\nhost: x\r\n\r\n')
+  await wasCut
+  t.equal(stalls, 1, 'cut once, counted as a stall')
+  t.equal(send.pending(), 0, 'nothing held for it')
+  t.ok(s.log.length > 1, `sent in slices (${s.log.length} writes before the cut)`)
+})

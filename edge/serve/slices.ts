@@ -1,0 +1,131 @@
+import type { ServerResponse } from 'node:http'
+
+/**
+ * Sharing the event loop among large hits (issue 16). A RAM hit is one
+ * subarray of a cached chunk, ended in one write. Ended whole, a 2 MiB range
+ * is one writev that copies 2 MiB into the kernel before the loop moves on;
+ * with 200 players asking at once, one loop turn ran a hundred of those (the
+ * edge's event-loop delay reached 300 ms at p99 under the tail row). And a
+ * turn accepts one new connection at most (libuv 1.46 accepts once per
+ * readable event on the listening socket): 200 players connecting took 200
+ * of those turns, seconds, while the players already accepted were served
+ * back to back. That was the tail: the median lower than nginx's, the p99
+ * three times higher.
+ *
+ * So a response larger than a slice goes out in slices: its first slice with
+ * the headers at once (so its first byte is not delayed), unless the requests
+ * read in the same poll have already written a turn's budget (a hundred
+ * players asking at once: their first slices alone would make a long turn),
+ * the rest from a
+ * round-robin queue that this module drains in setImmediate turns, at most
+ * `turnBytes` per turn, one slice per response per pass. Between turns the
+ * loop polls: it accepts, reads requests and answers their first slices. A
+ * response whose socket is full leaves the queue until its 'drain' (so a slow
+ * player never holds a turn), and one cut meanwhile (destroyed) is dropped at
+ * its next visit. The queue holds what `end` was given (a subarray of a
+ * cached Buffer, never copied) and nothing else.
+ *
+ * Shared by the main thread and the serve threads (edge/serve/send.ts), one
+ * queue per thread: nothing here crosses threads.
+ */
+export interface SliceOptions {
+  /** bytes written per response per pass; a piece at most this long is ended at once */
+  sliceBytes: number
+  /** bytes written per loop turn over all queued responses */
+  turnBytes: number
+}
+
+// @NOTE tail row, 2 cores: a 1 MiB slice keeps the per-write cost (JS, syscall, 'drain') small next to its copy
+// (256 KiB slices cost measurably more CPU per byte); 8 MiB a turn is a few milliseconds of copying, so a turn stays short
+export const SLICES: SliceOptions = { sliceBytes: 1024 ** 2, turnBytes: 8 * 1024 ** 2 }
+
+interface Queued {
+  res: ServerResponse
+  piece: Buffer
+  at: number
+  written: (() => void) | undefined
+}
+
+export class SliceQueue {
+  private readonly ready: Queued[] = []
+  private scheduled = false
+  /** bytes `end` wrote at once since the last turn: first slices count against a turn's budget too */
+  private spent = 0
+  /** turns run, and responses that waited for 'drain' in the queue (for tests and /metrics) */
+  turns = 0
+  drainWaits = 0
+
+  constructor(private readonly o: SliceOptions = SLICES) {
+    if (!(o.sliceBytes > 0 && o.turnBytes >= o.sliceBytes)) throw new RangeError(`expected 0 < sliceBytes <= turnBytes, got ${o.sliceBytes} and ${o.turnBytes}`)
+  }
+
+  /** Ends `res` with `piece` (headers set, not sent); `written` runs once its last byte was handed to the socket. */
+  end(res: ServerResponse, piece: Buffer, written?: () => void): void {
+    const slice = this.o.sliceBytes
+    const first = Math.min(slice, piece.length)
+    if (this.spent + first > this.o.turnBytes) {
+      // the requests read in this poll have had their budget: this one's first slice waits for the next turn
+      this.enqueue({ res, piece, at: 0, written })
+      return
+    }
+    this.spent += first
+    if (piece.length <= slice) {
+      if (written) res.end(piece, written)
+      else res.end(piece)
+    } else {
+      res.write(piece.subarray(0, slice))
+      this.enqueue({ res, piece, at: slice, written })
+    }
+    // a turn restores the budget (and runs even when nothing is queued)
+    this.schedule()
+  }
+
+  /** responses with bytes still queued here */
+  get size(): number {
+    return this.ready.length
+  }
+
+  private enqueue(q: Queued): void {
+    this.ready.push(q)
+    this.schedule()
+  }
+
+  private schedule(): void {
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.turn)
+    }
+  }
+
+  private readonly turn = (): void => {
+    this.scheduled = false
+    this.turns++
+    const slice = this.o.sliceBytes
+    let budget = this.o.turnBytes
+    // the head is the response served longest ago: one slice each, round and round, until the budget is spent
+    while (budget > 0 && this.ready.length > 0) {
+      const q = this.ready.shift()!
+      if (q.res.destroyed) continue
+      if (q.res.writableNeedDrain) {
+        this.drainWaits++
+        q.res.once('drain', () => this.enqueue(q))
+        continue
+      }
+      const end = Math.min(q.piece.length, q.at + slice)
+      const s = q.piece.subarray(q.at, end)
+      q.at = end
+      budget -= s.length
+      if (end < q.piece.length) {
+        q.res.write(s)
+        this.ready.push(q)
+      } else if (q.written) {
+        q.res.end(s, q.written)
+      } else {
+        q.res.end(s)
+      }
+    }
+    // the next poll (accepts, requests, their first slices) gets a budget of its own
+    this.spent = 0
+    if (this.ready.length > 0) this.schedule()
+  }
+}

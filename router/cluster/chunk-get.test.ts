@@ -94,3 +94,17 @@ t.test('a kept-alive socket the server closed meanwhile: the request goes out ag
   t.ok(Buffer.concat(got).equals(body.subarray(0, 10)))
   t.equal(sockets.size, 2, 'a second connection')
 })
+
+t.test('onDone set after a small body already ended is told at once (the shard client counts its outstanding requests down by it)', async t => {
+  const { pool } = await serve(t, (_req, res) => {
+    res.writeHead(412, { 'content-type': 'application/json', 'content-length': 2 })
+    res.end('{}')
+  })
+  const r = await pool.get('/x', { range: 'bytes=0-9' })
+  t.equal(r.statusCode, 412)
+  await until(() => r.left === 0, 'the refusal body')
+  let told = 0
+  r.onDone = () => { told++ }
+  t.equal(await r.text(), '{}')
+  t.equal(told, 1, 'told once')
+})

@@ -65,8 +65,18 @@ export class ChunkResponse implements AsyncIterable<Buffer> {
   private ended = false
   private wake: (() => void) | undefined
   destroyed = false
-  /** told once, when the body ended, failed or was destroyed */
-  onDone: (() => void) | undefined
+  private doneCb: (() => void) | undefined
+  private isDone = false
+
+  /**
+   * Told once, when the body ended, failed or was destroyed; at once when that
+   * already happened (a small refusal can end before its caller sets this:
+   * the shard's outstanding count would then never come down).
+   */
+  set onDone(cb: (() => void) | undefined) {
+    if (this.isDone) cb?.()
+    else this.doneCb = cb
+  }
 
   constructor(private readonly conn: Conn) {}
 
@@ -120,8 +130,10 @@ export class ChunkResponse implements AsyncIterable<Buffer> {
   }
 
   private done(): void {
-    const d = this.onDone
-    this.onDone = undefined
+    if (this.isDone) return
+    this.isDone = true
+    const d = this.doneCb
+    this.doneCb = undefined
     d?.()
   }
 }

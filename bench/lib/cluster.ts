@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ProcessGroup } from './proc.js'
-import { startOriginProcess, startService, type RunningService, type ServiceOptions } from './reelcdn.js'
+import { CLI, startOriginProcess, startService, type RunningService, type ServiceOptions } from './reelcdn.js'
 
 /**
  * A local origin cluster as child processes: `shards` origin shards and a
@@ -30,7 +31,9 @@ export async function startCluster(procs: ProcessGroup, dir: string, o: { shards
     for (let i = 1; i <= o.shards; i++) {
       await mkdir(join(dir, `shard-${i}`), { recursive: true })
       // its id: it takes the fill grants the router signs for `shard-${i}` (docs/fill-path.md)
-      shards.push(await startOriginProcess(procs, join(dir, `shard-${i}`), ['--chunk-size', String(o.chunkSize), '--id', `shard-${i}`], { ...o.service, env }))
+      // (a build from before fill grants has no --id: --cli may name one, to measure the previous build)
+      const id = takesShardId(o.service?.cli ?? CLI) ? ['--id', `shard-${i}`] : []
+      shards.push(await startOriginProcess(procs, join(dir, `shard-${i}`), ['--chunk-size', String(o.chunkSize), ...id], { ...o.service, env }))
     }
     const cfg = join(dir, 'router.json')
     await writeFile(cfg, JSON.stringify({
@@ -55,4 +58,16 @@ export async function procBytes(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)
   if (!m) throw new Error(`no ${field} in /proc/${pid}/status`)
   return Number(m[1]) * 1024
+}
+
+const shardIdFlag = new Map<string, boolean>()
+
+/** Whether that build's `origin` takes `--id` (fill grants, docs/fill-path.md): asked once per CLI. */
+function takesShardId(cli: string): boolean {
+  let v = shardIdFlag.get(cli)
+  if (v === undefined) {
+    v = execFileSync(process.execPath, [cli, 'origin', '--help'], { encoding: 'utf8' }).includes('--id ')
+    shardIdFlag.set(cli, v)
+  }
+  return v
 }

@@ -7,10 +7,6 @@ import { digestHeader } from '../../lib/digest.js'
 import { chunkKey, etagOf } from './keys.js'
 import { shardRefusal } from '../errors.js'
 import type { RepairReport } from '../repair/repair-report.js'
-import { ChunkGetPool } from './chunk-get.js'
-
-/** A chunk's bytes as they arrive: iterate, or destroy to drop the rest. */
-export type ChunkBody = AsyncIterable<Buffer> & { destroy(): void }
 
 /**
  * One origin shard, as the router talks to it: a keep-alive undici Pool with
@@ -54,8 +50,6 @@ export class ShardClient {
   outstanding = 0
   readonly id: string
   private readonly pool: Pool
-  /** the relay's chunk reads (plain http: shards only; https ones go through undici) */
-  private readonly gets: ChunkGetPool | undefined
   private readonly auth: Record<string, string>
 
   constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string,
@@ -70,11 +64,6 @@ export class ShardClient {
       keepAliveTimeout: 4000,
     })
     this.auth = token ? { authorization: `Bearer ${token}` } : {}
-    const u = new URL(spec.url)
-    this.gets = u.protocol === 'http:' ? new ChunkGetPool(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 80), {
-      connections: up.connections, connectTimeoutMs: up.connectTimeoutMs, headersTimeoutMs: up.headersTimeoutMs,
-      bodyTimeoutMs: up.bodyTimeoutMs, keepAliveMs: 4000,
-    }) : undefined
   }
 
   /** Sends a request; the caller must consume or destroy the body. Non-2xx answers come back as they are. */
@@ -167,41 +156,6 @@ export class ShardClient {
     return res.body
   }
 
-  /**
-   * openChunk for the relay: the same request and checks, the body read in
-   * large pieces over a socket of our own (chunk-get.ts says why).
-   */
-  async readChunk(sid: string, index: number, sha256: string, start: number, end: number): Promise<ChunkBody> {
-    if (!this.gets) return this.openChunk(sid, index, sha256, start, end)
-    const op = 'get_chunk'
-    this.outstanding++
-    let res
-    try {
-      res = await this.gets.get(`/v1/chunks/${sid}/${index}`, { ...this.auth, range: `bytes=${start}-${end}`, 'if-match': etagOf(sha256) })
-    } catch (err) {
-      this.outstanding--
-      const e = translate(this.id, op, err)
-      this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
-      throw e
-    }
-    res.onDone = () => { this.outstanding-- }
-    this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(res.statusCode / 100)}xx` })
-    if (res.statusCode !== 206) {
-      if (res.statusCode < 300) {
-        res.destroy()
-        throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with ${res.statusCode}`)
-      }
-      const text = res.length <= 1024 ** 2 ? await res.text().catch(() => '') : (res.destroy(), '')
-      throw shardRefusal(this.id, op, res.statusCode, text)
-    }
-    const cr = res.headers['content-range'] ?? ''
-    if (!cr.startsWith(`bytes ${start}-${end}/`) || res.length !== end - start + 1) {
-      res.destroy()
-      throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with content-range ${JSON.stringify(cr)} and ${res.length} bytes`)
-    }
-    return res
-  }
-
   /** A chunk's packed block CRCs as the shard keeps them (unverified: the caller checks them against the manifest). */
   async chunkCrcs(sid: string, index: number, expectBytes: number): Promise<Buffer> {
     const { body } = await this.call('get_crcs', { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` }, [], expectBytes)
@@ -259,7 +213,6 @@ export class ShardClient {
   }
 
   async close(): Promise<void> {
-    this.gets?.close()
     await this.pool.destroy()
   }
 }

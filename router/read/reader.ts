@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import { createHash, type Hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
@@ -12,7 +13,7 @@ import { chunkKey } from '../cluster/keys.js'
 import type { StoredFile } from '../cluster/files.js'
 import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js'
 import type { Cluster } from '../cluster/cluster.js'
-import { translate, type ChunkBody, type ShardClient } from '../cluster/shard-client.js'
+import { translate, type ShardClient } from '../cluster/shard-client.js'
 import { BlockCheck } from './block-check.js'
 
 /**
@@ -133,7 +134,7 @@ export class ChunkReader {
     }
     for (let i = 0; i < order.length && pos <= to; i++) {
       const shard = order[i]!
-      let body: ChunkBody
+      let body: Readable
       if (pre && i === 0) body = pre.body
       else {
         try {
@@ -148,7 +149,7 @@ export class ChunkReader {
       const began = pos
       const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
-        for await (const buf of body) {
+        for await (const buf of body as AsyncIterable<Buffer>) {
           let more = true
           if (!check) {
             pos += buf.length
@@ -199,10 +200,10 @@ export class ChunkReader {
   }
 
   /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
-  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<ChunkBody> {
-    if (!crcs) return shard.readChunk(f.sid, index, f.chunks[index]!, pos, to)
+  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
+    if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
     const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
-    return shard.readChunk(f.sid, index, f.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
+    return shard.openChunk(f.sid, index, f.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
   }
 
   /**
@@ -297,7 +298,7 @@ export interface Prepared {
   index: number
   start: number
   end: number
-  body: ChunkBody
+  body: Readable
   shard: ShardClient
   rest: ShardClient[]
   /** the chunk's verified block list, when the manifest has one */

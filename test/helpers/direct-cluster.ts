@@ -7,7 +7,6 @@ import { request } from 'undici'
 import { TestCluster, type ClusterOptions, type TestT } from '../system/harness.js'
 import { fillGrantKey, signGrant } from '../../lib/fill-grant.js'
 import { chunkKey, storageId } from '../../router/cluster/keys.js'
-import { shardProxy, type ShardFaults, type ShardProxy } from './shard-proxy.js'
 
 /**
  * A cluster whose router issues fill grants (docs/fill-path.md): a shard
@@ -33,16 +32,6 @@ export function ownersOf(c: TestCluster, id: string, version: string, index: num
   return c.router.cluster.ring.owners(chunkKey(storageId(id, version), index)).map(o => Number(o.split('-')[1]) - 1)
 }
 
-/** Puts a proxy where shard i was (the router and its grant answers keep the old port) in front of the shard restarted elsewhere. */
-export async function proxyShard(t: TestT, c: TestCluster, i: number, faults: ShardFaults = {}): Promise<ShardProxy> {
-  const port = c.ports[i]!
-  await c.stopShard(i)
-  c.ports[i] = 0
-  await c.startShard(i)
-  const p = await shardProxy(port, c.ports[i]!, faults)
-  t.teardown(() => p.close())
-  return p
-}
 
 export type GrantMangle = 'expire' | 'forge' | undefined
 

@@ -2,9 +2,9 @@ import t, { type Test } from 'tap'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { TestCluster, TOKEN, replicas, type TestT } from './harness.js'
+import { TestCluster, TOKEN, replicas } from './harness.js'
 import { ingestLadder, makeLadder, putRendition, segmentRanges } from '../helpers/abr.js'
-import { shardProxy, type ShardFaults } from '../helpers/shard-proxy.js'
+import { proxyShard } from '../helpers/proxy-shard.js'
 import { chunkKey, storageId } from '../../router/cluster/keys.js'
 import { parseManifest, type Manifest } from '../../lib/manifest.js'
 import type { RepairReport } from '../../router/repair/repair-report.js'
@@ -124,13 +124,3 @@ t.test('a rendition read from an owner that sends a corrupt block moves to the n
   await readsBack(t, 'kept')
 })
 
-/** Puts a proxy where shard i was (the router keeps its old port) in front of the shard restarted elsewhere. */
-async function proxyShard(t: TestT, cl: TestCluster, i: number, faults: ShardFaults) {
-  const port = cl.ports[i]!
-  await cl.stopShard(i)
-  cl.ports[i] = 0
-  await cl.startShard(i)
-  const p = await shardProxy(port, cl.ports[i]!, faults)
-  t.teardown(() => p.close())
-  return p
-}

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { randomBody, until } from './harness.js'
 import { get, metric, startTestEdge } from '../helpers/edge.js'
-import { directCluster, ownersOf, proxyShard } from '../helpers/direct-cluster.js'
+import { directCluster, ownersOf } from '../helpers/direct-cluster.js'
+import { proxyShard } from '../helpers/proxy-shard.js'
 
 /**
  * Direct fills (docs/fill-path.md): an edge reads chunk bytes from the owning

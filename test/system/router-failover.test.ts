@@ -3,9 +3,9 @@ import net from 'node:net'
 import http from 'node:http'
 import { open } from 'node:fs/promises'
 import { request } from 'undici'
-import { TestCluster, randomBody, until, type TestT } from './harness.js'
+import { TestCluster, randomBody, until } from './harness.js'
 import { chunkKey, storageId } from '../../router/cluster/keys.js'
-import { shardProxy, type ShardFaults, type ShardProxy } from '../helpers/shard-proxy.js'
+import { proxyShard } from '../helpers/proxy-shard.js'
 
 /** Reads survive shards that die, hang, corrupt or lie, while one good copy exists. */
 const MiB = 1024 * 1024
@@ -17,16 +17,6 @@ async function metric(c: TestCluster, name: string): Promise<number> {
   return sum
 }
 
-/** Puts a proxy where shard i was (the router keeps its old port) in front of the shard restarted elsewhere. */
-async function proxyShard(t: TestT, c: TestCluster, i: number, faults: ShardFaults = {}): Promise<ShardProxy> {
-  const port = c.ports[i]!
-  await c.stopShard(i)
-  c.ports[i] = 0
-  await c.startShard(i)
-  const p = await shardProxy(port, c.ports[i]!, faults)
-  t.teardown(() => p.close())
-  return p
-}
 
 /** The shards of chunk `index`'s owners, in ring order, as indexes into c.shards. */
 function ownersOf(c: TestCluster, id: string, version: string, index: number): number[] {

@@ -125,7 +125,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       room: bytes => c.disk.room(bytes),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
-      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc })
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc, spareBytes: config.cluster.chunkSize })
     const f1 = fills
     // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)
     ahead = new FetchedAhead(key => c.has(key) || c.disk.writing(key) || f1.has(key), metrics.hot.unread)
@@ -182,6 +182,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       const t = threads
       server.http.elsewhere = () => t.answering()
     }
+    // before the first miss: the next fill's buffer
+    fills.prepare()
     const addr = await server.http.listen(cfg.port, cfg.host)
     await threads?.listen(server.http.fd)
     server.setReady(true)

@@ -101,7 +101,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
-    const meta = new MetaCache(upstream, metrics, { ttlMs: cfg.metaTtlMs, negativeTtlMs: cfg.metaNegativeTtlMs, maxEntries: cfg.metaMaxEntries })
+    const meta = new MetaCache(upstream, metrics, { ttlMs: cfg.metaTtlMs, negativeTtlMs: cfg.metaNegativeTtlMs, maxEntries: cfg.metaMaxEntries,
+      chunkSize: config.cluster.chunkSize })
     meta.learned = t => disk.upstreamChunkSize(t.manifest.chunkSize)
     const up = upstream
     const c = cache
@@ -112,6 +113,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger),
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
       : undefined
+    const d0 = direct
+    if (d0 !== undefined) meta.fetching = (id, rid, index) => d0.early(id, rid, index)
     fills = new Coalescer({
       fetch: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
       crcs: blockListFetch(direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)), cfg.blockListTimeoutMs),
@@ -125,7 +128,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       room: bytes => c.disk.room(bytes),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
-      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc })
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc, spareBytes: config.cluster.chunkSize })
     const f1 = fills
     // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)
     ahead = new FetchedAhead(key => c.has(key) || c.disk.writing(key) || f1.has(key), metrics.hot.unread)
@@ -182,6 +185,9 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       const t = threads
       server.http.elsewhere = () => t.answering()
     }
+    // before the first miss: the next fill's buffer, and connections to the router (best effort, a second at most)
+    fills.prepare()
+    await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
     const addr = await server.http.listen(cfg.port, cfg.host)
     await threads?.listen(server.http.fd)
     server.setReady(true)

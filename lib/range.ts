@@ -28,6 +28,19 @@ function parsePos(s: string): number {
 }
 
 /**
+ * Where a request's first byte probably is, before the representation's size
+ * is known: 0 without a Range header, the first spec's start for `bytes=N-…`,
+ * undefined for anything else (a suffix range, another unit). A guess for
+ * work started early (the edge asks for a chunk's fill grants while it fetches
+ * the title's manifest); `parseRange` decides the answer.
+ */
+export function rangeStart(header: string | undefined): number | undefined {
+  if (header === undefined) return 0
+  const m = /^\s*bytes\s*=\s*(\d{1,15})\s*-/i.exec(header)
+  return m === null ? undefined : Number(m[1])
+}
+
+/**
  * Decides what a Range header asks of a representation of `size` bytes.
  * More than `maxRanges` specs, or overlapping specs beyond that, are ignored as
  * RFC 9110 §14.2 allows for denial-of-service shapes: the answer is then a 200.

@@ -82,6 +82,16 @@ export class DirectSource {
     return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; hold.body?.destroy(); void it.return(undefined) } }
   }
 
+  /** Connects to the router ahead of the first miss (upstream.ts `warm`). */
+  warm(signal: AbortSignal): Promise<void> {
+    return this.grants.warm(signal)
+  }
+
+  /** A player's read of chunk `index` is about to miss (its title's manifest is on its way): its grants are asked for now. */
+  early(contentId: string, rid: string | undefined, index: number): void {
+    this.grants.early(contentId, rid, index)
+  }
+
   readonly crcs: CrcsFetch = (ref, signal) => {
     const p = this.list(ref, signal)
     p.catch(() => {})

@@ -71,3 +71,27 @@ t.test('grants off on the router: the relay, and no question for relayHoldMs; th
   mode = 'ok'
   t.ok(await c.get(ref(0), sig))
 })
+
+t.test('early: a lookup started before the manifest is in serves the fill that asks next; one in hand or in flight is not asked again; a wrong guess is not an error', async t => {
+  const now = 1_000_000
+  const r = await router(t, url => /fill\/9\?/.test(url) ? { status: 404, body: { error: { code: 'CDN_ERR_NOT_FOUND', message: 'chunk 9 of film (it has 3)' } } }
+    : grantAnswer(url, now + 60_000))
+  const registry = newRegistry('edge', false)
+  const metrics = edgeFillPathMetrics(registry)
+  const c = new GrantsCache({ baseUrl: r.url, token: 'tok', edgeId: 'e1', count: 2, relayHoldMs: 30_000, headersTimeoutMs: 2000, clock: () => now },
+    metrics, quietLogger('edge'))
+  t.teardown(() => c.close())
+  const sig = new AbortController().signal
+  c.early('film', undefined, 0)
+  c.early('film', undefined, 0)
+  t.equal((await c.get(ref(0), sig))?.sources[0]?.grant, 'g0', 'the fill got the early answer')
+  t.same(r.asked, ['/v1/content/film/fill/0?count=2'], 'one question for both')
+  c.early('film', undefined, 1)
+  t.equal(r.asked.length, 1, 'chunk 1 came with chunk 0: nothing asked')
+  c.early('film', undefined, 9)
+  t.equal(await c.get(ref(9), sig), undefined, 'a fill that joined a wrong guess goes by the relay')
+  t.equal(r.asked.length, 2)
+  const errors = (await metrics.grants.get()).values.filter(v => v.labels.result === 'error').reduce((a, v) => a + v.value, 0)
+  t.equal(errors, 0, 'a 404 for a guess is not counted as an error')
+  t.ok(await c.get(ref(2), sig), 'later lookups are not held off')
+})

@@ -2,6 +2,7 @@ import { Pool } from 'undici'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
 import type { ChunkRef } from '../title.js'
+import { warmPool } from './upstream.js'
 
 /**
  * The edge's side of the router's grant route (router/read/fill-grants.ts):
@@ -13,7 +14,11 @@ import type { ChunkRef } from '../title.js'
  * `marginMs` before they expire (the router's ttl is 60 s by default), then
  * asked again. Concurrent lookups of one chunk share one request (the fill's
  * block list and first data request both wait on it, then go to the shard in
- * parallel).
+ * parallel). A player's read of a title whose manifest the edge does not hold
+ * yet starts the lookup of the chunk it will read (`early`) while the
+ * manifest is fetched, so the two router round trips overlap; the guess (the
+ * chunk size of the last manifest, the cluster's before) can be wrong, and a
+ * 404 for it says nothing: the fill asks for the chunk it reads.
  *
  * A lookup that yields nothing sends the chunk by the relay (direct-source.ts
  * decides): the router refused (429 over its rate, 5xx), did not answer, or
@@ -32,6 +37,8 @@ export interface Source {
 export interface ChunkGrant {
   /** the storage id the shard keeps the chunk under */
   sid: string
+  /** the chunk's digest in the router's answer: a manifest of another version finds no grant here */
+  sha256: string
   sources: Source[]
   /** epoch ms */
   expiresAt: number
@@ -82,30 +89,53 @@ export class GrantsCache {
     if (signal.aborted) return undefined
     const now = this.clock()
     if (now < this.relayUntil) return undefined
-    const key = keyOf(ref.contentId, ref.rid, ref.index, ref.sha256)
+    const key = keyOf(ref.contentId, ref.rid, ref.index)
     let g = this.have.get(key)
-    if (g !== undefined && now < g.renewAt) {
+    if (g !== undefined && g.sha256 === ref.sha256 && now < g.renewAt) {
       this.metrics.grants.inc({ result: 'cached' })
       return g
     }
-    const akey = keyOf(ref.contentId, ref.rid, ref.index, '')
-    let p = this.asking.get(akey)
-    if (p === undefined) {
-      // its own timeout, not the first asker's signal: one fill's end must not fail the lookup its neighbours share
-      p = this.ask(ref).finally(() => this.asking.delete(akey))
-      this.asking.set(akey, p)
-    }
-    await p
+    // a lookup in flight (another fill's, or `early`'s) is shared
+    await (this.asking.get(key) ?? this.start(key, ref))
     g = this.have.get(key)
-    return g !== undefined && g.expiresAt > this.clock() ? g : undefined
+    return g !== undefined && g.sha256 === ref.sha256 && g.expiresAt > this.clock() ? g : undefined
+  }
+
+  /**
+   * Asks for the grants of chunk `index` now, before its fill needs them,
+   * unless they are in hand or being asked for: the edge calls it as it
+   * starts fetching a title's manifest, so the two round trips to the router
+   * overlap instead of following each other. The fill's `get` then waits for
+   * this answer. Nothing happens while the router is known to give no grants.
+   */
+  early(contentId: string, rid: string | undefined, index: number): void {
+    const now = this.clock()
+    if (now < this.relayUntil || !(index >= 0)) return
+    const key = keyOf(contentId, rid, index)
+    const g = this.have.get(key)
+    if ((g !== undefined && now < g.renewAt) || this.asking.has(key)) return
+    void this.start(key, { contentId, rid, index }, true)
+  }
+
+  /** A connection to the router ahead of the first lookup (upstream.ts `warm`). */
+  warm(signal: AbortSignal): Promise<void> {
+    return warmPool(this.pool, `${this.prefix}/healthz`, signal)
   }
 
   /** A shard said the grant expired (clocks apart, or held too long): the next lookup asks again. */
   invalidate(ref: ChunkRef): void {
-    this.have.delete(keyOf(ref.contentId, ref.rid, ref.index, ref.sha256))
+    this.have.delete(keyOf(ref.contentId, ref.rid, ref.index))
   }
 
-  private async ask(ref: ChunkRef): Promise<void> {
+  private start(key: string, at: ChunkAt, guess = false): Promise<void> {
+    // its own timeout, not the first asker's signal: one fill's end must not fail the lookup its neighbours share
+    const p = this.ask(at, guess).finally(() => this.asking.delete(key))
+    this.asking.set(key, p)
+    return p
+  }
+
+  /** `guess`: asked by `early`, for a chunk the manifest may not have (an adaptive title, a range past the end): a 404 then says nothing. */
+  private async ask(ref: ChunkAt, guess: boolean): Promise<void> {
     const path = ref.rid === undefined ? `${this.prefix}/v1/content/${ref.contentId}/fill/${ref.index}?count=${this.o.count}`
       : `${this.prefix}/v1/content/${ref.contentId}/r/${ref.rid}/fill/${ref.index}?count=${this.o.count}`
     let status: number
@@ -119,7 +149,7 @@ export class GrantsCache {
       this.warnOnce('error', `fill grants could not be had (${(err as { code?: string }).code ?? (err as Error).message}): filling by the relay`)
       return
     }
-    if (status !== 200) return this.refused(status, body)
+    if (status !== 200) return this.refused(status, body, guess)
     let a: Answer
     try {
       a = JSON.parse(body) as Answer
@@ -134,12 +164,12 @@ export class GrantsCache {
     const now = this.clock()
     const renewAt = a.expiresAt - Math.min(MARGIN_MS, Math.max(0, a.expiresAt - now) / 4)
     for (const c of a.chunks) {
-      // another version than the manifest this edge holds: no entry, the relay tells the fill so
-      this.have.set(keyOf(ref.contentId, ref.rid, c.index, c.sha256), { sid: a.sid, sources: c.sources, expiresAt: a.expiresAt, renewAt })
+      // another version than the manifest this edge holds: `get` finds no grant (its digest differs), the relay tells the fill so
+      this.have.set(keyOf(ref.contentId, ref.rid, c.index), { sid: a.sid, sha256: c.sha256, sources: c.sources, expiresAt: a.expiresAt, renewAt })
     }
   }
 
-  private refused(status: number, body: string): void {
+  private refused(status: number, body: string, guess: boolean): void {
     let code = ''
     let message = ''
     try {
@@ -153,6 +183,8 @@ export class GrantsCache {
       this.logger.warn({ status, code }, `the router gives no fill grants (${message || status}): filling by the relay for edge.fill.relayHoldMs = ${this.o.relayHoldMs} ms`)
       return
     }
+    // the fill asks again for the chunk it reads, and hears it then
+    if (guess && status === 404) return
     const result = status === 429 ? 'throttled' : 'error'
     this.metrics.grants.inc({ result })
     this.warnOnce(result, `the router refused fill grants (${status} ${code}): filling by the relay`)
@@ -176,6 +208,9 @@ export class GrantsCache {
   }
 }
 
-function keyOf(contentId: string, rid: string | undefined, index: number, sha256: string): string {
-  return `${contentId}/${rid ?? ''}/${index}/${sha256}`
+/** Which chunk a lookup is for: a fill's ChunkRef, or what `early` guessed before the manifest was in. */
+type ChunkAt = Pick<ChunkRef, 'contentId' | 'rid' | 'index'>
+
+function keyOf(contentId: string, rid: string | undefined, index: number): string {
+  return `${contentId}/${rid ?? ''}/${index}`
 }

@@ -16,6 +16,14 @@ export interface MetaCacheOptions {
   ttlMs: number
   negativeTtlMs: number
   maxEntries: number
+  /** the cluster's chunk size, until a manifest says otherwise: where `fetching` guesses a first read's chunk */
+  chunkSize: number
+}
+
+/** Where the player read that needs a manifest starts: the file (a rendition's id, or the title's own) and the byte. */
+export interface FirstRead {
+  rid: string | undefined
+  offset: number
 }
 
 const NOT_FOUND = Symbol('not found')
@@ -42,9 +50,19 @@ export class MetaCache {
   watcher: MetaWatcher | undefined
   /** told of every title fetched from upstream (the disk tier checks its chunk size against its write queue) */
   learned: ((title: Title) => void) | undefined
+  /**
+   * told as a player's read waits for a title's manifest, with the chunk that read
+   * will probably start in: the fill path asks for that chunk's grants meanwhile
+   * (grants-cache.ts `early`), so a cold title's first byte costs one round trip
+   * to the router, not two in a row
+   */
+  fetching: ((contentId: string, rid: string | undefined, index: number) => void) | undefined
+  /** the chunk size of the last manifest fetched: an edge's upstream is one cluster */
+  private chunkSize: number
 
   constructor(private readonly upstream: Upstream, private readonly metrics: EdgeMetrics, private readonly opts: MetaCacheOptions) {
     this.lru = new LRUCache<string, Entry>({ max: opts.maxEntries, ttl: Math.max(opts.ttlMs, opts.negativeTtlMs, 1) })
+    this.chunkSize = opts.chunkSize
   }
 
   /** The cached title, or undefined (then call `fetch`); throws 404 for a cached miss. Allocation-free on a hit. */
@@ -59,13 +77,16 @@ export class MetaCache {
     return e
   }
 
-  fetch(contentId: string): Promise<Title> {
+  /** The title from upstream (one fetch for concurrent callers); `first`: a player's read waits for it (see `fetching`). */
+  fetch(contentId: string, first?: FirstRead): Promise<Title> {
+    if (first !== undefined) this.fetching?.(contentId, first.rid, Math.floor(first.offset / this.chunkSize))
     let p = this.inflight.get(contentId)
     if (p) return p
     this.metrics.meta.inc({ result: 'miss' })
     p = this.upstream.manifest(contentId).then(
       m => {
         const title = buildTitle(m)
+        this.chunkSize = m.chunkSize
         this.learned?.(title)
         if (this.inflight.get(contentId) === p && this.opts.ttlMs > 0) {
           this.lru.set(contentId, title, { ttl: this.opts.ttlMs })

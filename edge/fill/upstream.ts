@@ -81,6 +81,16 @@ export class Upstream {
     this.auth = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }
   }
 
+  /**
+   * Opens a connection to the upstream (its /healthz) ahead of the first miss:
+   * the connect, and undici compiling its HTTP parser on its first connection
+   * (tens of ms on a busy machine), are then off the first player's path.
+   * Best effort: a failure is the first miss's to report.
+   */
+  async warm(signal: AbortSignal): Promise<void> {
+    await warmPool(this.pool, `${this.prefix}/healthz`, signal)
+  }
+
   async manifest(contentId: string, signal?: AbortSignal): Promise<Manifest> {
     const what = `the manifest of ${contentId}`
     const res = await this.send(`${this.prefix}/v1/content/${contentId}/meta`, {}, 'meta', what, signal)
@@ -217,6 +227,14 @@ export function translateUpstreamError(err: unknown, what: string, signal?: Abor
     return new UpstreamTimeoutError(`${what} (${code})`, { cause: err })
   // the connection failed or broke off (a reset, a refused connect, a socket closed mid-body)
   return new UpstreamCutError(`upstream request for ${what} failed: ${code ?? (err as Error).message}`, 'cut', { cause: err })
+}
+
+/** One GET of `path` on `pool`, its answer read and dropped, its failure ignored: a connection to keep. */
+export async function warmPool(pool: Pool, path: string, signal: AbortSignal): Promise<void> {
+  try {
+    const res = await pool.request({ path, method: 'GET', signal })
+    await res.body.dump()
+  } catch { /* best effort */ }
 }
 
 async function readLimited(body: ChunkBody, max: number): Promise<string> {

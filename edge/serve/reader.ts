@@ -20,8 +20,9 @@ import type { FetchedAhead } from './fetched-ahead.js'
  * is, so readahead follows it there. A read that `moves` nothing (a
  * rendition's init segment, which players read on every switch) starts no
  * readahead and moves no session. On a miss, readahead starts once the
- * player's first byte has arrived, so the next chunk's requests do not share
- * the upstream with the one the player waits for.
+ * player's first byte has arrived and been written (the turn after), so the
+ * next chunk's requests do not share the upstream with the one the player
+ * waits for, and starting its fill does not delay that byte.
  *
  * `open` runs before the response's headers for the first chunk, so every
  * failure it can meet (upstream down, timeout, corrupt upstream bytes before
@@ -120,9 +121,11 @@ export class TitleReader {
       const result = got.joined ? 'coalesced' : 'miss'
       this.metrics.hot.reads[result].n++
       // readahead once the first byte is here: the demand fill first, so readahead never takes the slot it needs,
-      // nor the upstream's bandwidth before the player's first byte (the next chunk's first requests would share it)
+      // nor the upstream's bandwidth before the player's first byte (the next chunk's first requests would share it);
+      // and only once that byte went out: the caller writes it in this turn, and a fill's start (its chunk-sized
+      // buffer can set off a GC) and its requests would come before it
       await got.fill.waitFor(offset)
-      if (moves) this.readAhead(file, index)
+      if (moves) setImmediate(() => this.readAhead(file, index))
       return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill }
     }
   }

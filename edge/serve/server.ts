@@ -10,12 +10,13 @@ import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib
 import { isAdaptive } from '../../lib/manifest.js'
 import { requireAdmin } from '../../lib/auth.js'
 import { requestToken } from '../../lib/tokens.js'
+import { rangeStart } from '../../lib/range.js'
 import type { PlayAuth } from './play-auth.js'
 import type { DemandRecorder } from '../prefill/demand.js'
 import type { PrefillRunner } from '../prefill/prefill.js'
 import type { ChunkCache } from '../tiers/cache.js'
 import type { Coalescer } from '../fill/coalesce.js'
-import type { MetaCache } from '../fill/meta-cache.js'
+import type { FirstRead, MetaCache } from '../fill/meta-cache.js'
 import type { Result, Source, TitleReader } from './reader.js'
 import { initOnly, renditionFile, type Title, type TitleFile } from '../title.js'
 import { AdaptiveTitleError, NotAdaptiveError, parseFileRequest, pathToken } from './content-path.js'
@@ -126,7 +127,7 @@ export class EdgeServer {
     cors(res, this.corsOrigin)
     const id = parseContentId(m.params[0]!)
     const token = this.authorize(req, id, m.query, undefined)
-    const title = this.deps.meta.peek(id) ?? await this.deps.meta.fetch(id)
+    const title = this.deps.meta.peek(id) ?? await this.deps.meta.fetch(id, firstRead(req, undefined))
     if (isAdaptive(title.manifest)) throw new AdaptiveTitleError(id)
     return this.sendFile(req, res, title.file, token, t0)
   }
@@ -138,7 +139,7 @@ export class EdgeServer {
     const id = parseContentId(m.params[0]!)
     const want = parseFileRequest(id, name)
     token = this.authorize(req, id, m.query, token)
-    const title = this.deps.meta.peek(id) ?? await this.deps.meta.fetch(id)
+    const title = this.deps.meta.peek(id) ?? await this.deps.meta.fetch(id, want.kind === 'rendition' ? firstRead(req, want.rid) : undefined)
     if (want.kind === 'meta') return this.sendMeta(req, res, title)
     if (want.kind !== 'rendition') return this.sendPlaylist(req, res, title, want)
     if (!isAdaptive(title.manifest)) throw new NotAdaptiveError(id, name)
@@ -296,4 +297,11 @@ export function responseKind(req: IncomingMessage, plan: ResponsePlan): 'not_mod
   if (req.method === 'HEAD') return 'head'
   if (plan.status === 200) return 'full'
   return plan.multipart ? 'multirange' : 'range'
+}
+
+/** Where a read of a file's bytes starts, as far as the request says before the manifest is in (meta-cache.ts `fetching`). */
+function firstRead(req: IncomingMessage, rid: string | undefined): FirstRead | undefined {
+  if (req.method === 'HEAD') return undefined
+  const offset = rangeStart(req.headers.range)
+  return offset === undefined ? undefined : { rid, offset }
 }

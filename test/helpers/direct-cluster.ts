@@ -41,13 +41,16 @@ export interface RouterProxy {
   fills: number
   /** how the next fill answers' grants are spoiled; set per answer by `mangle(n)` (n: the answer's number from 0) */
   mangle: (n: number) => GrantMangle
+  /** awaited before a request (its path and query) goes on to the router: a test holds answers back with it */
+  hold: (url: string) => Promise<void> | void
 }
 
 /** A proxy in front of the router that spoils the grants of fill answers as `mangle` says, and passes all else. */
 export async function routerProxy(t: TestT, router: string): Promise<RouterProxy> {
-  const rp: RouterProxy = { url: '', fills: 0, mangle: () => undefined }
+  const rp: RouterProxy = { url: '', fills: 0, mangle: () => undefined, hold: () => undefined }
   const server = http.createServer((req, res) => {
     void (async () => {
+      await rp.hold(req.url ?? '')
       const up = await request(`${router}${req.url}`, { method: req.method as 'GET', headers: req.headers })
       const fill = /\/fill\/\d+/.test(req.url ?? '') && up.statusCode === 200
       if (!fill) {

@@ -1,0 +1,52 @@
+import t from 'tap'
+import { edgeMetrics, newRegistry } from '../../lib/metrics.js'
+import { quietLogger } from '../../lib/logger.js'
+import { UpstreamError } from '../../lib/errors.js'
+import { Coalescer } from './coalesce.js'
+import type { ChunkFetch } from './fill.js'
+import type { ChunkRef } from '../title.js'
+
+/**
+ * The spare chunk buffer (issue 16, a cold miss's first byte): allocating a
+ * chunk-sized Buffer sets off V8's GC work inside the allocation, so a
+ * player's fill takes a buffer allocated ahead, and a new one is allocated
+ * after a fill ends, off every player's path. Counted with the `alloc` hook.
+ */
+const SIZE = 1000
+const ref = (i: number, size = SIZE): ChunkRef => ({ key: `m/${i}/x`, contentId: 'm', index: i, sha256: 'x', size })
+const turn = () => new Promise<void>(resolve => setImmediate(resolve))
+
+t.test('a player\'s fill takes the buffer allocated ahead; readahead and odd sizes allocate their own; a new spare after a fill ends', async t => {
+  const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
+  const allocated: Buffer[] = []
+  const alloc = (n: number) => {
+    const b = Buffer.allocUnsafeSlow(n)
+    allocated.push(b)
+    return b
+  }
+  // chunk 9's request fails at once (a 404: final); the others never answer, so their fills stay in flight until close()
+  const fetch: ChunkFetch = r => r.index === 9 ? Promise.reject(new UpstreamError('gone')) : new Promise(() => {})
+  const fills = new Coalescer({ fetch, cached: () => false, commit: () => {}, stale: () => {}, metrics, logger: quietLogger('edge') },
+    { maxFills: 8, fillTimeoutMs: 60_000, splitBytes: 2 ** 30, maxSegments: 4, retries: 0, retryBackoffMs: 0, alloc, spareBytes: SIZE })
+  t.teardown(() => fills.close())
+
+  fills.prepare()
+  t.equal(allocated.length, 1, 'the spare is allocated at prepare, before any miss')
+  const spare = allocated[0]
+  t.equal(fills.prefetch(ref(1)), 'started')
+  t.equal(allocated.length, 2, 'readahead allocates its own buffer')
+  const player = fills.join(ref(2), 0)!
+  t.equal(allocated.length, 2, 'the player\'s miss allocates nothing')
+  t.equal(player.fill.buf, spare, 'it took the spare')
+  fills.join(ref(3, SIZE / 2), 0)
+  t.equal(allocated.length, 3, 'the last, shorter chunk of a file allocates its size')
+  const failing = fills.join(ref(9), 0)!
+  t.equal(allocated.length, 4, 'no spare left: the next miss allocates')
+  await failing.fill.done.catch(() => {})
+  await turn()
+  await turn()
+  t.equal(allocated.length, 5, 'a fill ended: a new spare, in a turn of its own')
+  const next = fills.join(ref(4), 0)!
+  t.equal(next.fill.buf, allocated[4], 'the next miss takes it')
+  t.equal(allocated.length, 5)
+})

@@ -23,6 +23,11 @@ export interface ServiceOptions {
   cli?: string
 }
 
+/** The service options a row's --node-args and --cli ask for (every row starts reelcdn the same way). */
+export function serviceOptions(o: { nodeArgs?: string[]; cli?: string }): ServiceOptions {
+  return { ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}), ...(o.cli ? { cli: o.cli } : {}) }
+}
+
 export async function startService(procs: ProcessGroup, service: string, readyMsg: string, args: string[],
   opts: ServiceOptions = {}): Promise<RunningService> {
   const child = procs.spawn(`reelcdn ${service}`, process.execPath, [...(opts.nodeArgs ?? []), opts.cli ?? CLI, service, ...args],

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { procBytes, startCluster, type LocalCluster } from '../lib/cluster.js'
 import { startNginx, type RunningNginx } from '../lib/nginx.js'
 import { waitForLine, type Child } from '../lib/proc.js'
-import { startService, type RunningService } from '../lib/reelcdn.js'
+import { startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import { ratio, type BenchContext, type BenchRow, type Measurement } from '../lib/row.js'
 import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
 import { firstByte } from '../lib/ttfb.js'
@@ -54,7 +54,7 @@ export const edgeRow: BenchRow = {
 
   async run(ctx: BenchContext): Promise<Measurement[]> {
     const o = ctx.opts
-    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    const svc = serviceOptions(o)
     let c: LocalCluster | undefined
     let nginx: RunningNginx | undefined
     let edge: RunningService | undefined

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startCluster, type LocalCluster } from '../lib/cluster.js'
 import { waitForLine, type Child } from '../lib/proc.js'
-import { CLI, startService, type RunningService } from '../lib/reelcdn.js'
+import { CLI, startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { metric, until } from '../lib/scrape.js'
 import { timedRead, type TimedRead } from '../lib/timed-read.js'
@@ -56,7 +56,7 @@ export const fillRow: BenchRow = {
 
   async run(ctx: BenchContext): Promise<Measurement[]> {
     const o = ctx.opts
-    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    const svc = serviceOptions(o)
     const ticks = await clockTicks()
     let c: LocalCluster | undefined
     let bare: Child | undefined

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startCluster, type LocalCluster } from '../lib/cluster.js'
-import { CLI, startService, type RunningService } from '../lib/reelcdn.js'
+import { CLI, startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { ingestTitle, TitleData } from '../lib/title.js'
 
@@ -37,7 +37,7 @@ export const playersRow: BenchRow = {
 
   async run(ctx: BenchContext): Promise<Measurement[]> {
     const o = ctx.opts
-    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    const svc = serviceOptions(o)
     let c: LocalCluster | undefined
     let edge: RunningService | undefined
     try {

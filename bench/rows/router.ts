@@ -1,3 +1,4 @@
+import { serviceOptions } from '../lib/reelcdn.js'
 import { checkServer } from '../lib/data.js'
 import { procBytes, startCluster, type LocalCluster } from '../lib/cluster.js'
 import { cpuSeconds } from '../lib/proc.js'
@@ -64,7 +65,7 @@ export const routerRow: BenchRow = {
 
   async run(ctx: BenchContext): Promise<Measurement[]> {
     const o = ctx.opts
-    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    const svc = serviceOptions(o)
     let c: LocalCluster | undefined
     const out: Measurement[] = []
     try {

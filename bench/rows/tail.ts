@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { startCluster, type LocalCluster } from '../lib/cluster.js'
 import { startNginx, type RunningNginx } from '../lib/nginx.js'
 import { waitForLine, type Child } from '../lib/proc.js'
-import { startService, type RunningService } from '../lib/reelcdn.js'
+import { startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { metric, sample, scrape, until } from '../lib/scrape.js'
 import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
@@ -55,7 +55,7 @@ export const tailRow: BenchRow = {
 
   async run(ctx: BenchContext): Promise<Measurement[]> {
     const o = ctx.opts
-    const svc = { nodeArgs: o.nodeArgs, ...(o.cli ? { cli: o.cli } : {}) }
+    const svc = serviceOptions(o)
     let c: LocalCluster | undefined
     let nginx: RunningNginx | undefined
     let bare: Child | undefined

@@ -62,7 +62,8 @@ export async function runDoctor(role: Role, o: DoctorOptions): Promise<Report> {
   if (!o.offline) {
     const grace = config.router.fillGrants.ttlMs / 2
     if (role === 'edge') findings.push(await checkSkew('the router (edge.upstream)', `${config.edge.upstream.replace(/\/+$/, '')}/healthz`, grace))
-    if (role === 'router') for (const s of config.cluster.shards.slice(0, 8)) findings.push(await checkSkew(s.id, `${s.url}/healthz`, grace))
+    // at once: an unreachable shard costs its 3 s timeout, not 3 s each
+    if (role === 'router') findings.push(...await Promise.all(config.cluster.shards.slice(0, 8).map(s => checkSkew(s.id, `${s.url}/healthz`, grace))))
   }
   return report
 }

@@ -123,7 +123,9 @@ export async function checkSkew(peer: string, url: string, graceMs: number): Pro
   let date: string | null
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(3000) })
-    await res.body?.cancel()
+    // a reelcdn service's /healthz, not whatever else answers at that address (a proxy's 404)
+    const alive = res.ok && ((await res.json().catch(() => ({}))) as { status?: unknown }).status === 'alive'
+    if (!alive) return skip(check, `${peer} ${url} answered ${res.status}, not as a reelcdn service: skew unknown`)
     date = res.headers.get('date')
   } catch (err) {
     return skip(check, `${peer} ${url} not reachable (${(err as Error).message}): skew unknown`)

@@ -30,10 +30,10 @@ import { firstByte } from '../lib/ttfb.js'
  *     node:http server holding the title in memory (bench/lib/bare-upstream.ts):
  *     the edge's own ceiling, apart from what the origin costs;
  *   - edge in steady state: the same as the first edge (the edge's default
- *     path), with a RAM tier of two chunks, so every fill past the first few
- *     evicts a chunk and writes into its memory (edge/tiers/chunk-arena.ts),
- *     as on an edge whose RAM is full; the others start with empty RAM and
- *     fill into fresh memory throughout.
+ *     path), with a RAM tier of two chunks, after it has read the title once
+ *     (unmeasured) and purged it: every fill evicts a chunk or writes into
+ *     memory one left (edge/tiers/chunk-arena.ts), as on an edge whose RAM
+ *     is full; the others start with empty RAM and fill into fresh memory.
  * Each edge line notes the edge's minor page faults per GB filled (first
  * touches of fresh memory: costly on a VM).
  * Goal: the edge's MB/s ≥ 0.7× the shard's.
@@ -55,6 +55,8 @@ const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
 const CROWD_PLAYERS = 200
 const CROWD_SPEED = 10
 const CROWD_SECONDS = 20
+/** the admin token of the bench's edges: the steady-state one purges the title it read to read it again, cold */
+const STEADY_ADMIN = 'bench-fill-admin'
 
 export const fillRow: BenchRow = {
   name: 'fill',
@@ -87,7 +89,7 @@ export const fillRow: BenchRow = {
       const startEdge = async (name: string, p: string, upstream = c!.router.url, ram = t.size + 2 * o.chunkSize) => startService(ctx.procs, 'edge', 'edge ready',
         ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
           '--ram', String(ram), '--disk', String(2 * t.size), ...(p ? ['--fill-path', p] : [])],
-        { ...svc, env: { REELCDN_LOG_REQUESTS: 'false' } })
+        { ...svc, env: { REELCDN_LOG_REQUESTS: 'false', REELCDN_EDGE_ADMIN_TOKEN: STEADY_ADMIN } })
       /** a cold edge reading the whole title, its minor faults per GB noted */
       const edgeRead = async (e: RunningService, also: number[]) => {
         const f0 = await minorFaults(e.pid)
@@ -130,6 +132,9 @@ export const fillRow: BenchRow = {
         edge = undefined
         edge = await startEdge(`r${round}-steady`, paths[0]!, c.router.url, 2 * o.chunkSize)
         ctx.log(`fill: round ${round}: cold edge in steady state (RAM of two chunks)`)
+        await timedRead(whole(edge.url), [], [], ticks)
+        const purged = await fetch(`${edge.url}/v1/cache/${t.contentId}`, { method: 'DELETE', headers: { authorization: `Bearer ${STEADY_ADMIN}` } })
+        if (purged.status !== 200) throw new Error(`fill: purging the steady-state edge answered ${purged.status}: ${await purged.text()}`)
         const steady = await edgeRead(edge, origin)
         out.push({ ...m('whole title', `cold edge, one GET, RAM of 2 chunks: fills reuse evicted chunks' memory${paths[0] ? `, --fill-path ${paths[0]}` : ''} (CPU: edge)`,
           steady.res, s), note: steady.faults })

@@ -130,6 +130,8 @@ export interface EdgeProbes {
   diskWritesPending?(): number
   /** brings reelcdn_edge_unread_ahead_bytes_total up to date before a scrape (edge/serve/fetched-ahead.ts) */
   sweepAhead?(): void
+  /** the chunk arena's idle bytes and slots handed out (edge/tiers/chunk-arena.ts) */
+  chunkSlots?(): { idleBytes: number; allocated: number; reused: number }
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -176,6 +178,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     /** bytes by kind of file, then by where they came from (the byte hit ratio per kind) */
     files: fileTallies(),
   }
+  const slotsSeen = { reused: 0, allocated: 0 }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
@@ -211,6 +214,19 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['reason'] as const, registers: [registry] }),
     blockListFailures: new Counter({ name: 'reelcdn_edge_block_list_failures_total', help: 'Chunk fills that went on without their block list (whole-chunk verification: a short range at a chunk\'s end waits for the chunk) after two tries, by reason: timeout (edge.blockListTimeoutMs), not_found (a router or title without block lists), upstream (any other failure)',
       labelNames: ['reason'] as const, registers: [registry] }),
+    // issue 16: chunk memory faulted once and reused by later fills (edge/tiers/chunk-arena.ts)
+    chunkSlotsIdle: new Gauge({ name: 'reelcdn_edge_chunk_slots_idle_bytes', help: 'Bytes of chunk buffers nothing holds any more, kept (at most edge.maxFills of them) for the next fills to write into without faulting fresh memory',
+      registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().idleBytes) } }),
+    chunkSlots: new Counter({ name: 'reelcdn_edge_chunk_slots_total', help: 'Chunk buffers handed to fills, by result: reused (an idle one, already faulted in), allocated (fresh memory: the arena had none idle of the chunk size)',
+      labelNames: ['result'] as const, registers: [registry], collect() {
+        if (!probes.chunkSlots) return
+        const s = probes.chunkSlots()
+        for (const r of ['reused', 'allocated'] as const) {
+          const d = s[r] - slotsSeen[r]
+          if (d > 0) this.inc({ result: r }, d)
+          slotsSeen[r] = s[r]
+        }
+      } }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',

@@ -95,6 +95,17 @@ export class EdgeRegistry {
     return [...this.edges.values()].filter(e => e.healthy && now - e.lastSeen <= this.silenceMs)
   }
 
+  /** How many edges are live, unhealthy (by their own heartbeat) and silent (none for silenceMs): the router's reelcdn_router_edges gauge. */
+  counts(now: number): { live: number; unhealthy: number; silent: number } {
+    const c = { live: 0, unhealthy: 0, silent: 0 }
+    for (const e of this.edges.values()) {
+      if (now - e.lastSeen > this.silenceMs) c.silent++
+      else if (!e.healthy) c.unhealthy++
+      else c.live++
+    }
+    return c
+  }
+
   list(now: number): (Heartbeat & { lastSeen: number; live: boolean })[] {
     return [...this.edges.values()].map(({ nets: _n, ...e }) => ({ ...e, live: e.healthy && now - e.lastSeen <= this.silenceMs }))
   }

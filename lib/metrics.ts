@@ -428,8 +428,8 @@ export type EdgeFillPathMetrics = ReturnType<typeof edgeFillPathMetrics>
  * Issue 18's alerts. A labelled counter has no series until its first count,
  * and `rate()`/`increase()` cannot see that first count (there is no earlier
  * sample to difference against): an alert on the error outcomes would miss
- * the first error and show "no data" until then. So the error outcomes the
- * alert rules and dashboards (deploy/) read start at 0.
+ * the first error and show "no data" until then. So the error outcomes (and
+ * the unread-ahead waste) the alert rules and dashboards (deploy/) read start at 0.
  */
 export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
   for (const file of FILE_KINDS) m.fillsByFile.inc({ file, result: 'error' }, 0)
@@ -437,6 +437,8 @@ export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
   m.diskWrites.inc({ result: 'failed' }, 0)
   m.promotions.inc({ result: 'failed' }, 0)
   for (const by of ['read', 'promotion', 'thread']) m.corrupt.inc({ found_by: by }, 0)
+  // not an error, but bytes spent for nothing, which the edge dashboard plots
+  for (const by of AHEAD_KINDS) m.unreadAhead.inc({ by }, 0)
 }
 
 /** The edges the router knows from their heartbeats, by state (router/playback/edge-registry.ts): what "an edge went silent" alerts on. */

@@ -442,11 +442,12 @@ export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
 }
 
 /** The edges the router knows from their heartbeats, by state (router/playback/edge-registry.ts): what "an edge went silent" alerts on. */
-export function routerEdgeMetrics(registry: Registry, counts: () => { live: number; unhealthy: number; silent: number }) {
+export function routerEdgeMetrics(registry: Registry, counts: () => { live: number; unhealthy: number; silent: number; gone: number }) {
+  const states = ['live', 'unhealthy', 'silent', 'gone'] as const
   return {
-    edges: new Gauge({ name: 'reelcdn_router_edges', help: 'Edges known from their heartbeats, by state: live (offered to players), unhealthy (said so in its heartbeat), silent (no heartbeat for router.edgeSilenceMs)',
+    edges: new Gauge({ name: 'reelcdn_router_edges', help: 'Edges known from their heartbeats, by state: live (offered to players), unhealthy (its last heartbeat said so), silent (no heartbeat for router.edgeSilenceMs after a healthy one: lost), gone (quiet after an unhealthy last heartbeat, such as the farewell of a planned stop); kept until the router restarts',
       labelNames: ['state'] as const, registers: [registry],
-      collect() { const c = counts(); this.set({ state: 'live' }, c.live); this.set({ state: 'unhealthy' }, c.unhealthy); this.set({ state: 'silent' }, c.silent) } }),
+      collect() { const c = counts(); for (const s of states) this.set({ state: s }, c[s]) } }),
   }
 }
 

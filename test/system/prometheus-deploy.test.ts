@@ -119,6 +119,7 @@ t.test('a real Prometheus scraping a cluster under load: every dashboard query a
 
   const names = await prom.metricNames()
   t.ok(names.has('reelcdn_router_edges') && names.has('reelcdn_tls_certificate_expiry_timestamp_seconds'), 'the metrics issue 18 added are scraped')
+  t.equal(await scalar(prom, 'reelcdn_router_edges{state="live"}'), 1, 'the router counts the heartbeating edge live')
   const ask = async (where: string, expr: string, wantData: boolean) => {
     const r = await prom.query(expr)
     t.equal(r.status, 'success', `${where}: evaluates${r.error ? ` (${r.error})` : ''}`)

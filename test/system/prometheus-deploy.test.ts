@@ -70,7 +70,6 @@ async function playerLoad(t: Test, edgeUrl: string, ca: Buffer): Promise<number>
 
 async function startCluster(t: Test, dir: string) {
   const c: TestCluster = await directCluster(t, { copies: 2, chunkSize: CHUNK })
-  for (let i = 0; i < TITLES; i++) t.equal((await c.ingest(`prom-${i}`, randomBody(TITLE_BYTES))).status, 201)
   const { cert, key } = selfSigned(dir)
   // a RAM tier of a third of the catalog: reads hit RAM, the disk tier and miss
   const edge = await startTestEdge(t, { url: c.url, token: undefined }, {
@@ -99,11 +98,16 @@ t.test('a real Prometheus scraping a cluster under load: every dashboard query a
 
   const { c, edge, cert } = await startCluster(t, dir)
   t.match(edge.url, /^https:/, 'the edge serves TLS')
+  // Prometheus starts while the titles go in: both take seconds on a busy machine
+  const ingests = (async () => {
+    for (let i = 0; i < TITLES; i++) t.equal((await c.ingest(`prom-${i}`, randomBody(TITLE_BYTES))).status, 201, `title ${i} ingested`)
+  })()
   const prom = await startPrometheus(t, { intervalS: 1, ruleFiles: [join(dir, 'alerts.yml')], jobs: [
     { name: 'reelcdn-router', urls: [c.url] },
     { name: 'reelcdn-shard', urls: c.shards.map(s => s!.url) },
     { name: 'reelcdn-edge', urls: [edge.url], caFile: cert },
-  ] })
+  ] }).finally(() => ingests)
+  await ingests
   await until('every target up', async () => (await scalar(prom, 'count(up == 1)')) === 5)
   // before any fill: the edge's error outcomes are there, at 0 (lib/metrics.ts, zeroEdgeErrorSeries)
   t.equal(await scalar(prom, 'sum(reelcdn_edge_fills_total{result="error"})'), 0, 'fill errors exported at 0')

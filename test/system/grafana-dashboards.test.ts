@@ -52,6 +52,11 @@ t.test('every dashboard is valid provisioning JSON with its data source as a var
       }
     }
     for (const v of d.templating.list.filter((v: any) => v.type === 'query')) t.equal(v.datasource?.uid, DS, `${file} $${v.name}: data source from the variable`)
+    // a query's $variables are the dashboard's own or Grafana's built-ins ($__rate_interval and the like)
+    const vars = new Set(d.templating.list.map((v: any) => v.name))
+    for (const q of dashboardQueries({ file, json: d })) {
+      for (const m of q.expr.matchAll(/\$\{?(\w+)/g)) t.ok(m[1]!.startsWith('__') || vars.has(m[1]), `${file} ${q.panel}: $${m[1]} is defined`)
+    }
   }
 })
 

@@ -139,6 +139,8 @@ export class HttpService {
   private relay: http.Server | undefined
   /** requests other threads are answering themselves now (the edge's serve threads): in the in-flight gauge with ours */
   elsewhere: (() => number) | undefined
+  /** the served certificate's notAfter (ms), what reelcdn_tls_certificate_expiry_timestamp_seconds shows: whatever swaps the certificate sets it too */
+  certNotAfterMs = 0
 
   constructor(private readonly opts: ServiceOptions) {
     this.metrics = httpMetrics(opts.registry, () => this.inflight + (this.elsewhere?.() ?? 0))
@@ -151,8 +153,8 @@ export class HttpService {
       ? https.createServer({ ...httpServerOptions(h), ...tls }, handler)
       : http.createServer(httpServerOptions(h), handler)
     if (tls) {
-      const notAfter = certificateExpiry(tls.cert, h.tlsCertFile)
-      tlsMetrics(opts.registry, () => notAfter)
+      this.certNotAfterMs = certificateExpiry(tls.cert, h.tlsCertFile)
+      tlsMetrics(opts.registry, () => this.certNotAfterMs)
     }
     guardServer(this.server, h, { allow: () => this.allowed, refused: reason => this.refusedClient(reason) })
   }

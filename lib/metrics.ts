@@ -452,9 +452,9 @@ export function routerEdgeMetrics(registry: Registry, counts: () => { live: numb
 }
 
 /**
- * The certificate a service serves (http.tlsCertFile): when it expires, read
- * on every scrape, so a certificate swapped in by a reload is what it shows.
- * Registered only where TLS is on.
+ * The certificate a service serves (http.tlsCertFile): when it expires, asked
+ * on every scrape (lib/http.ts keeps it beside the server, so whatever swaps
+ * the certificate updates it). Registered only where TLS is on.
  */
 export function tlsMetrics(registry: Registry, notAfterMs: () => number) {
   return {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { dashboardQueries, dashboards, metricNames, topLevelOperands } from '../helpers/promql.js'
+import { ALERTS, dashboardQueries, dashboards, metricNames, topLevelOperands } from '../helpers/promql.js'
 
 /**
  * Grafana is not packaged in Debian, so the dashboards under
@@ -10,9 +10,11 @@ import { dashboardQueries, dashboards, metricNames, topLevelOperands } from '../
  * its queries), the data source taken from the `datasource` variable rather
  * than a uid of one installation, and every metric a query reads declared in
  * lib/metrics.ts. prometheus-deploy.test.ts then runs every query on a real
- * Prometheus scraping a cluster.
+ * Prometheus scraping a cluster. Beside them, the alert rules' runbook links
+ * are checked against docs/runbook.md's sections.
  */
 const METRICS_TS = fileURLToPath(new URL('../../../lib/metrics.ts', import.meta.url))
+const RUNBOOK = fileURLToPath(new URL('../../../docs/runbook.md', import.meta.url))
 
 /** Names lib/metrics.ts declares, with a histogram's exported series, and Prometheus's own `up`. */
 function declared(): Set<string> {
@@ -81,4 +83,17 @@ t.test('the PromQL reader finds names and not labels, functions or keywords', as
   t.same(metricNames('count(up == 0) or vector(0)'), ['up'])
   t.same(topLevelOperands('1 - a / b < 0.5\n  and sum by (i) (c) > 1e6'), ['1 - a / b', '0.5', 'sum by (i) (c)', '1e6'])
   t.same(topLevelOperands('a{x=">"} > bool on (i) group_left (j) b or (c < d)'), ['a{x=">"}', 'b', '(c < d)'])
+})
+
+t.test('every alert rule links a runbook section that exists, and every section is linked', async t => {
+  const rules = readFileSync(ALERTS, 'utf8')
+  const runbook = readFileSync(RUNBOOK, 'utf8')
+  // GitHub's anchors: a heading lowercased, spaces to dashes, other punctuation dropped
+  const anchors = new Set([...runbook.matchAll(/^#+ (.+)$/gm)].map(m => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')))
+  const alerts = [...rules.matchAll(/^\s+- alert: (\w+)$/gm)].map(m => m[1]!)
+  const links = [...rules.matchAll(/^\s+runbook_url: "docs\/runbook\.md#([a-z0-9-]+)"$/gm)].map(m => m[1]!)
+  t.ok(alerts.length >= 10, `${alerts.length} alerts`)
+  t.equal(links.length, alerts.length, 'one runbook_url per alert')
+  for (const a of links) t.ok(anchors.has(a), `docs/runbook.md has #${a}`)
+  for (const h of [...runbook.matchAll(/^## (Reelcdn\w+)$/gm)].map(m => m[1]!)) t.ok(alerts.includes(h), `the runbook's ${h} is an alert of alerts.yml`)
 })

@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
+import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
@@ -96,6 +96,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       sweepAhead: () => ahead?.sweep(),
       chunkSlots: () => arena.stats(),
     })
+    zeroEdgeErrorSeries(metrics)
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))

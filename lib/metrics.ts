@@ -439,3 +439,42 @@ export function edgeFillPathMetrics(registry: Registry) {
   }
 }
 export type EdgeFillPathMetrics = ReturnType<typeof edgeFillPathMetrics>
+
+/**
+ * Issue 18's alerts. A labelled counter has no series until its first count,
+ * and `rate()`/`increase()` cannot see that first count (there is no earlier
+ * sample to difference against): an alert on the error outcomes would miss
+ * the first error and show "no data" until then. So the error outcomes (and
+ * the unread-ahead waste) the alert rules and dashboards (deploy/) read start at 0.
+ */
+export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
+  for (const file of FILE_KINDS) m.fillsByFile.inc({ file, result: 'error' }, 0)
+  for (const reason of ['timeout', 'upstream', 'digest', 'purged']) m.fillFailures.inc({ reason }, 0)
+  m.diskWrites.inc({ result: 'failed' }, 0)
+  m.promotions.inc({ result: 'failed' }, 0)
+  for (const by of ['read', 'promotion', 'thread']) m.corrupt.inc({ found_by: by }, 0)
+  // not an error, but bytes spent for nothing, which the edge dashboard plots
+  for (const by of AHEAD_KINDS) m.unreadAhead.inc({ by }, 0)
+}
+
+/** The edges the router knows from their heartbeats, by state (router/playback/edge-registry.ts): what "an edge went silent" alerts on. */
+export function routerEdgeMetrics(registry: Registry, counts: () => { live: number; unhealthy: number; silent: number; gone: number }) {
+  const states = ['live', 'unhealthy', 'silent', 'gone'] as const
+  return {
+    edges: new Gauge({ name: 'reelcdn_router_edges', help: 'Edges known from their heartbeats, by state: live (offered to players), unhealthy (its last heartbeat said so), silent (no heartbeat for router.edgeSilenceMs after a healthy one: lost), gone (quiet after an unhealthy last heartbeat, such as the farewell of a planned stop); kept until the router restarts',
+      labelNames: ['state'] as const, registers: [registry],
+      collect() { const c = counts(); for (const s of states) this.set({ state: s }, c[s]) } }),
+  }
+}
+
+/**
+ * The certificate a service serves (http.tlsCertFile): when it expires, asked
+ * on every scrape (lib/http.ts keeps it beside the server, so whatever swaps
+ * the certificate updates it). Registered only where TLS is on.
+ */
+export function tlsMetrics(registry: Registry, notAfterMs: () => number) {
+  return {
+    expiry: new Gauge({ name: 'reelcdn_tls_certificate_expiry_timestamp_seconds', help: 'When the TLS certificate this service serves expires (its notAfter), in Unix seconds',
+      registers: [registry], collect() { this.set(notAfterMs() / 1000) } }),
+  }
+}

@@ -232,7 +232,8 @@ export class HttpService {
       // a failure after the headers leaves a 2xx status and a cut body: still a server fault
       const fault = failure !== undefined && operatorMustAct(failure) ? failure : undefined
       if (this.opts.logRequests || status >= 500 || fault) {
-        const line = { reqId: id, method: req.method, url: logUrl(url), status, ms: Math.round(secs * 1000), finished: res.writableFinished }
+        // remote: the client's address (a proxy's, behind one; a relayed request's own client's), for a log shipper's per-client views
+        const line = { reqId: id, method: req.method, url: logUrl(url), status, ms: Math.round(secs * 1000), finished: res.writableFinished, remote: peerAddress(req) }
         if (fault) this.opts.logger.error({ ...line, err: fault, code: fault.code }, 'request')
         // the client's doing (a version or method we do not speak, an abort, a 507 of its making): no stack, no warning
         else if (failure?.source === 'client') this.opts.logger.info({ ...line, code: failure.code }, 'request')

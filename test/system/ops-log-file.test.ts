@@ -45,7 +45,7 @@ t.test('SIGUSR1 reopens the log file after logrotate renamed it, and opens no de
   await res.body.dump()
   t.equal(res.statusCode, 404, 'the service still answers')
   await until(() => lines(file).some(l => l.reqId === 'after-rotate'), 'the request line', START_MS)
-  t.match(lines(file).find(l => l.reqId === 'after-rotate'), { service: 'origin', msg: 'request', method: 'GET', url: '/v1/chunks/nothing/0', status: 404 })
+  t.match(lines(file).find(l => l.reqId === 'after-rotate'), { service: 'origin', msg: 'request', method: 'GET', url: '/v1/chunks/nothing/0', status: 404, remote: '127.0.0.1' })
   t.ok(lines(`${file}.1`).some(l => l.msg === 'origin shard ready'), 'the rotated file keeps the lines before the signal')
   t.notOk(lines(`${file}.1`).some(l => l.reqId === 'after-rotate'), 'and none after it')
   t.equal(stdout, '', 'nothing on stdout')

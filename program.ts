@@ -7,6 +7,7 @@ import { clusterCommand } from './tools/cluster.js'
 import { loadtestCommand } from './tools/loadtest/main.js'
 import { playCommand } from './tools/play.js'
 import { tokenCommand } from './tools/token.js'
+import { doctorCommand } from './tools/doctor/main.js'
 
 /** `reelcdn` and every subcommand, unparsed: cli.ts runs it, tests walk it. */
 export function program(): Command {
@@ -26,5 +27,6 @@ export function program(): Command {
   program.addCommand(loadtestCommand())
   program.addCommand(playCommand())
   program.addCommand(tokenCommand())
+  program.addCommand(doctorCommand())
   return program
 }

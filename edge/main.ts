@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
-import { createLogger, type Logger } from '../lib/logger.js'
+import { serviceLogger, type Logger } from '../lib/logger.js'
 import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
@@ -56,7 +56,7 @@ export interface RunningEdge {
 }
 
 export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
-  const logger = opts.logger ?? createLogger('edge', config.log.level)
+  const logger = opts.logger ?? serviceLogger('edge', config.log)
   const cfg = config.edge
   // a queue smaller than a chunk writes one at a time and drops the rest; the upstream's own chunk size is checked again from its manifests (DiskTier.upstreamChunkSize)
   if (cfg.diskBytes > 0 && cfg.diskWriteQueueBytes < config.cluster.chunkSize)

@@ -72,6 +72,7 @@ export function configFromFlags(cmd: Command, flags: Flag[], env: NodeJS.Process
 export const commonFlags: Flag[] = [
   { flags: '--log-level <level>', path: 'log.level', kind: 'string', description: 'fatal, error, warn, info, debug, trace or silent' },
   { flags: '--log-requests', path: 'log.requests', kind: 'bool', description: 'log one JSON line per request' },
+  { flags: '--log-file <file>', path: 'log.file', kind: 'string', description: 'append the log to this file (reopened on SIGUSR1) instead of stdout' },
 ]
 
 /**

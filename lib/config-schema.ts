@@ -37,6 +37,8 @@ export const configSchema = z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     /** one JSON line per request; off by default to keep the byte path bare */
     requests: z.boolean(),
+    /** append the JSON lines to this file instead of stdout (reopened on SIGUSR1, for logrotate); empty: stdout, which journald takes under systemd (docs/install.md, "Logs") */
+    file: z.string(),
   }).strict(),
   http: z.object({
     headersTimeoutMs: ms.min(1),

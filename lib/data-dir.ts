@@ -77,7 +77,7 @@ export async function ensureWritableSubdirs(dir: string, what: string): Promise<
 }
 
 /** `EACCES (permission denied)`: the code and what it means, without Node's repeat of the path. */
-function reason(err: unknown): string {
+export function reason(err: unknown): string {
   const e = err as NodeJS.ErrnoException
   const text = /^[A-Z]+: ([^,]+)/.exec(e.message ?? '')?.[1]
   return e.code ? `${e.code}${text ? ` (${text})` : ''}` : String(e.message ?? err)

@@ -204,6 +204,8 @@ export class HttpService {
     watchPeer(socket)
     const id = requestId(req)
     res.setHeader('x-request-id', id)
+    // with every request logged, the client's address now (one getpeername per connection), before a client that leaves takes it along
+    const remote = this.opts.logRequests ? peerAddress(req) : undefined
     // a relayed request was checked by the serve thread, as its client sent it
     const refused = (req as IncomingMessage & { [PEER]?: string })[PEER] === undefined ? checkRequest(req, this.opts.http) : undefined
     if (refused !== undefined) {
@@ -232,7 +234,10 @@ export class HttpService {
       // a failure after the headers leaves a 2xx status and a cut body: still a server fault
       const fault = failure !== undefined && operatorMustAct(failure) ? failure : undefined
       if (this.opts.logRequests || status >= 500 || fault) {
-        const line = { reqId: id, method: req.method, url: logUrl(url), status, ms: Math.round(secs * 1000), finished: res.writableFinished }
+        // remote: the client's address (a proxy's, behind one; a relayed request's own client's), for a log shipper's per-client views;
+        // req.socket is null by now, the held socket may be closed (then the address is unknown, and left out)
+        const line = { reqId: id, method: req.method, url: logUrl(url), status, ms: Math.round(secs * 1000), finished: res.writableFinished,
+          remote: remote ?? (req as IncomingMessage & { [PEER]?: string })[PEER] ?? socket?.remoteAddress }
         if (fault) this.opts.logger.error({ ...line, err: fault, code: fault.code }, 'request')
         // the client's doing (a version or method we do not speak, an abort, a 507 of its making): no stack, no warning
         else if (failure?.source === 'client') this.opts.logger.info({ ...line, code: failure.code }, 'request')

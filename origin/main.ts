@@ -2,7 +2,7 @@ import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
 import { join } from 'node:path'
 import type { Config } from '../lib/config.js'
-import { createLogger, type Logger } from '../lib/logger.js'
+import { serviceLogger, type Logger } from '../lib/logger.js'
 import { newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
@@ -28,7 +28,7 @@ export interface RunningOrigin {
 }
 
 export async function startOrigin(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningOrigin> {
-  const logger = opts.logger ?? createLogger('origin', config.log.level)
+  const logger = opts.logger ?? serviceLogger('origin', config.log)
   const cfg = config.origin
   await ensureWritableDir(cfg.dataDir, 'the shard\'s data dir')
   const store = new ChunkStore(cfg.dataDir)

@@ -1,7 +1,7 @@
 import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
-import { createLogger, type Logger } from '../lib/logger.js'
+import { serviceLogger, type Logger } from '../lib/logger.js'
 import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir } from '../lib/data-dir.js'
@@ -59,7 +59,7 @@ export interface RunningRouter {
 const INGEST_PIPELINE = 2
 
 export async function startRouter(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningRouter> {
-  const logger = opts.logger ?? createLogger('router', config.log.level)
+  const logger = opts.logger ?? serviceLogger('router', config.log)
   const env = opts.env ?? process.env
   const rc = config.router
   const chunkSize = config.cluster.chunkSize

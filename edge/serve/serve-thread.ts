@@ -300,7 +300,7 @@ function account(req: IncomingMessage, res: ServerResponse, t0: number, route: s
     if (inFlight) inflight--
     const secs = (performance.now() - t0) / 1000
     batch.http.push(route, req.method ?? '', res.statusCode, secs, res.writableFinished ? 1 : 0)
-    if (cfg.log.requests) batch.log.push(reqId, req.method ?? '', req.url ?? '', res.statusCode, Math.round(secs * 1000), res.writableFinished ? 1 : 0)
+    if (cfg.log.requests) batch.log.push(reqId, req.method ?? '', req.url ?? '', res.statusCode, Math.round(secs * 1000), res.writableFinished ? 1 : 0, req.socket.remoteAddress ?? '')
     if (!res.writableFinished) batch.clientErrors.push('client_gone')
     dirty = true
   })

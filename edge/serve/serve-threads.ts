@@ -98,7 +98,7 @@ export interface Batch {
   hits: (string | number)[]
   /** flat: demand key, contentId, rendition id (''), kind of file, first chunk, last chunk, chunks in the file */
   demand: (string | number)[]
-  /** with log.requests: flat request id, method, URL, status, milliseconds, finished (1/0) */
+  /** with log.requests: flat request id, method, URL, status, milliseconds, finished (1/0), the peer's address */
   log: (string | number)[]
 }
 
@@ -313,9 +313,9 @@ export function batchApplier(d: { metrics: EdgeMetrics; http: HttpService; meta:
       if (file !== undefined && index < file.chunks.length && chunkRef(file, index).key === b.hits[i + 5])
         reader.servedElsewhere(file, index, b.hits[i + 4] as number, b.hits[i + 3] as string, b.hits[i + 6] === 1, b.hits[i + 7] === 1 ? 'disk_hit' : 'ram_hit')
     }
-    for (let i = 0; i < b.log.length; i += 6) {
+    for (let i = 0; i < b.log.length; i += 7) {
       logger.info({ reqId: b.log[i], method: b.log[i + 1], url: logUrl(b.log[i + 2] as string), status: b.log[i + 3], ms: b.log[i + 4],
-        finished: b.log[i + 5] === 1, thread: true }, 'request')
+        finished: b.log[i + 5] === 1, remote: b.log[i + 6], thread: true }, 'request')
     }
     for (let i = 0; i < b.demand.length; i += 7) {
       const rid = b.demand[i + 2] === '' ? undefined : b.demand[i + 2] as string

@@ -37,7 +37,7 @@ t.test('every command that runs something takes --config', async t => {
   // `loadtest simulate` replays a synthetic trace and reads no setting at all
   const all = runnable(program()).filter(c => c.path !== 'loadtest simulate')
   for (const c of all) t.ok(c.cmd.options.some(o => o.long === '--config'), `${c.path} takes --config`)
-  t.same(all.map(c => c.path).sort(), ['cluster', 'edge', 'edge report', 'ingest', 'loadtest http', 'loadtest players', 'origin', 'play', 'router',
+  t.same(all.map(c => c.path).sort(), ['cluster', 'doctor', 'edge', 'edge report', 'ingest', 'loadtest http', 'loadtest players', 'origin', 'play', 'router',
     'router repair', 'token viewer'], 'and these are all of them')
 })
 

@@ -163,7 +163,7 @@ t.test('with log.requests, a request a thread answers is logged by the main thre
   const requestLines = () => sink.lines.filter(l => l.msg === 'request' && ids.includes(l.reqId))
   await until(() => requestLines().length === ids.length, `a line for each of the ${ids.length} requests`)
   t.ok(requestLines().some(l => l.thread === true), 'some were answered, and logged, from a thread')
-  for (const l of requestLines()) t.match(l, { method: 'GET', status: 206, url: '/v1/content/lg?token=[redacted]', finished: true })
+  for (const l of requestLines()) t.match(l, { method: 'GET', status: 206, url: '/v1/content/lg?token=[redacted]', finished: true, remote: '127.0.0.1' })
   t.notOk(sink.lines.some(l => JSON.stringify(l).includes('sekrit')), 'the token never reaches a log line')
 })
 

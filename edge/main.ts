@@ -5,7 +5,7 @@ import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type F
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
 import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
-import { loadSecret } from '../lib/auth.js'
+import { loadSecret, requireAdmin } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
@@ -36,6 +36,11 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
+import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
+import { edgeReloadTable } from './run/reload-table.js'
+
+/** the settings an edge reads: a change elsewhere in a shared config file (router.*, origin.*) is not the edge's to apply or report */
+const EDGE_SCOPE = ['log', 'http', 'cluster.chunkSize', 'edge']
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -52,9 +57,18 @@ export interface RunningEdge {
   reporter: EdgeReporter
   demand: DemandRecorder
   close(): Promise<void>
+  /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (edge/run/reload-table.ts) */
+  reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
 }
 
-export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
+export interface EdgeOptions {
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+  /** the config again, from the same layers as at start (the CLI re-reads --config); without it a reload changes nothing */
+  reload?: () => Readonly<Config>
+}
+
+export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? createLogger('edge', config.log.level)
   const cfg = config.edge
   // a queue smaller than a chunk writes one at a time and drops the rest; the upstream's own chunk size is checked again from its manifests (DiskTier.upstreamChunkSize)
@@ -108,9 +122,10 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const c = cache
     // the fill path (docs/fill-path.md): chunk bytes straight from the owning shards under router grants, or by the relay
     const fillPath = edgeFillPathMetrics(registry)
-    direct = cfg.fill.path === 'direct' ? new DirectSource(new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
+    const grants = cfg.fill.path === 'direct' ? new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
       edgeId: cfg.id || `edge-${hostname()}`, count: cfg.readaheadChunks + 1, relayHoldMs: cfg.fill.relayHoldMs,
-      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger),
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger) : undefined
+    direct = grants !== undefined ? new DirectSource(grants,
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
       : undefined
     const d0 = direct
@@ -154,6 +169,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     const demand = new DemandRecorder(cfg.sessionTtlMs)
     const pc = cfg.prefill
+    // what a reload changes in the prefill's demand query (edge/run/reload-table.ts)
+    const live = { upstream: cfg.upstream, titles: pc.titles, demandWindow: pc.demandWindow }
     const f0 = fills
     let prefill!: PrefillRunner
     const pm = prefillMetrics(registry, {
@@ -161,10 +178,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       windowBytes: () => prefill?.bytesThisWindow ?? 0, plannedBytes: () => prefill?.progress?.plannedBytes ?? 0,
     })
     prefill = new PrefillRunner({
-      demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
+      demand: () => demandFromRouter(live.upstream, upstreamToken, live.demandWindow, live.titles, id => meta.peek(id) ?? meta.fetch(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
+    let reloader: Reloader | undefined
+    const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile'))]
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, routes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
@@ -212,6 +231,9 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
       logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
     prefill.startTimer()
+    reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), edgeReloadTable({ logger, ram, disk, prefill, upstream: up, grants, reporter,
+      demand: live, ring, auth, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
+    const rl = reloader
     const a = ahead
     const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
@@ -219,6 +241,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     let closing: Promise<void> | undefined
     return {
       url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
+      reload: by => rl.reload(by),
       close: () => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
@@ -281,7 +304,7 @@ export function edgeCommand(): Command {
       'Secrets come from REELCDN_EDGE_UPSTREAM_TOKEN / edge.upstreamTokenFile and REELCDN_EDGE_ADMIN_TOKEN / ' +
       'edge.adminTokenFile, never from a flag.')
   addFlags(cmd, edgeFlags)
-  cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags))))
+  cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags), { reload: () => configFromFlags(cmd, edgeFlags) })))
   // flags after `report` belong to it, not to `edge` (both have --data-dir, --disk, --ram)
   cmd.enablePositionalOptions().addCommand(edgeReportCommand())
   return cmd

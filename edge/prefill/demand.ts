@@ -180,6 +180,11 @@ export class EdgeReporter {
     for (const t of this.timers) t.unref()
   }
 
+  /** Reports to another router from the next heartbeat on (a config reload). */
+  retarget(routerUrl: string): void {
+    this.o.routerUrl = routerUrl
+  }
+
   private track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p)
     void p.finally(() => this.inflight.delete(p))

@@ -38,6 +38,9 @@ import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
 import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
 import { edgeReloadTable } from './run/reload-table.js'
+import { awaitGo, inheritedFd, isHandover, serveSupervised } from './run/handover.js'
+import { superviseEdge } from './run/supervisor.js'
+import { warmRamFromDisk } from './run/warm.js'
 
 /** the settings an edge reads: a change elsewhere in a shared config file (router.*, origin.*) is not the edge's to apply or report */
 const EDGE_SCOPE = ['log', 'http', 'cluster.chunkSize', 'edge']
@@ -56,7 +59,8 @@ export interface RunningEdge {
   prefill: PrefillRunner
   reporter: EdgeReporter
   demand: DemandRecorder
-  close(): Promise<void>
+  /** `handover`: an upgrade's old worker (edge/run/supervisor.ts): no farewell heartbeat, the next worker takes over under the same id */
+  close(handover?: boolean): Promise<void>
   /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (edge/run/reload-table.ts) */
   reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
 }
@@ -66,6 +70,10 @@ export interface EdgeOptions {
   env?: NodeJS.ProcessEnv
   /** the config again, from the same layers as at start (the CLI re-reads --config); without it a reload changes nothing */
   reload?: () => Readonly<Config>
+  /** listen on this inherited socket instead of edge.host:edge.port (a supervised worker: edge/run/supervisor.ts) */
+  listenFd?: number | undefined
+  /** read the most recently used disk chunks into RAM once serving (an upgrade's new worker: edge/run/warm.ts) */
+  warmRam?: boolean
 }
 
 export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}): Promise<RunningEdge> {
@@ -207,7 +215,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     // before the first miss: the next fill's buffer, and connections to the router (best effort, a second at most)
     fills.prepare()
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
-    const addr = await server.http.listen(cfg.port, cfg.host)
+    const addr = opts.listenFd !== undefined ? await server.http.listenFd(opts.listenFd) : await server.http.listen(cfg.port, cfg.host)
     await threads?.listen(server.http.fd)
     server.setReady(true)
     const c2 = cache
@@ -234,6 +242,8 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), edgeReloadTable({ logger, ram, disk, prefill, upstream: up, grants, reporter,
       demand: live, ring, auth, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
     const rl = reloader
+    const warming = new AbortController()
+    if (opts.warmRam && cfg.ramBytes > 0 && cfg.diskBytes > 0) void warmRamFromDisk(cache, logger, warming.signal)
     const a = ahead
     const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
@@ -242,14 +252,15 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     return {
       url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
       reload: by => rl.reload(by),
-      close: () => closing ??= (async () => {
+      close: handover => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
-        // first out of steering (a farewell heartbeat), then drain players
-        await reporter.close()
+        warming.abort()
+        // first out of steering (a farewell heartbeat, unless the next worker takes over), then drain players
+        await reporter.close(!handover)
         await prefill.close()
         // the relay stays open until the threads are done: their requests in flight may still need the main thread
-        await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close()])
+        await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close({ handover })])
         await server.http.closeRelay()
         await reporter.flush()
         f.close()
@@ -304,7 +315,28 @@ export function edgeCommand(): Command {
       'Secrets come from REELCDN_EDGE_UPSTREAM_TOKEN / edge.upstreamTokenFile and REELCDN_EDGE_ADMIN_TOKEN / ' +
       'edge.adminTokenFile, never from a flag.')
   addFlags(cmd, edgeFlags)
-  cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags), { reload: () => configFromFlags(cmd, edgeFlags) })))
+  cmd.option('--supervise', 'run as a supervisor that holds the port and runs the edge as a worker process: SIGUSR2 upgrades the worker ' +
+    'to the release on disk without dropping players, SIGHUP reloads its config (docs/operations.md)')
+  cmd.action(async () => {
+    const config = configFromFlags(cmd, edgeFlags)
+    if (cmd.opts<{ supervise?: boolean }>().supervise) {
+      const args = process.argv.slice(process.argv.indexOf('edge') + 1).filter(a => a !== '--supervise')
+      try {
+        await superviseEdge(config.edge.host, config.edge.port, args, createLogger('edge', config.log.level))
+      } catch (err) {
+        fail(err)
+      }
+      return
+    }
+    const handover = isHandover()
+    await runUntilSignalled(async () => {
+      // an upgrade's new worker: everything loaded and checked; the data dir is the old worker's until `go`
+      if (handover) await awaitGo()
+      const edge = await startEdge(config, { reload: () => configFromFlags(cmd, edgeFlags), listenFd: inheritedFd(), warmRam: handover })
+      serveSupervised(edge, createLogger('edge', config.log.level))
+      return edge
+    })
+  })
   // flags after `report` belong to it, not to `edge` (both have --data-dir, --disk, --ram)
   cmd.enablePositionalOptions().addCommand(edgeReportCommand())
   return cmd

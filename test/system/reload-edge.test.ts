@@ -1,13 +1,12 @@
 import t, { type Test } from 'tap'
 import { chmodSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { request } from 'undici'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { get, metric, startTestEdge, until } from '../helpers/edge.js'
 import { KeyRing, signToken } from '../../lib/tokens.js'
-import { spawnEdge, type EdgeProcess } from '../helpers/edge-process.js'
+import { spawnEdge, watchLog, type EdgeProcess } from '../helpers/edge-process.js'
 import { rangePlayers } from '../helpers/range-players.js'
 
 /**
@@ -22,17 +21,7 @@ const ADMIN = 'admin-token-for-reload-tests'
 
 interface LogLine { msg?: string; level?: number; applied?: string[]; restartNeeded?: string[]; err?: string }
 
-function logs(p: EdgeProcess): { lines: LogLine[]; next(msg: string): Promise<LogLine> } {
-  const lines: LogLine[] = []
-  const waiting: { msg: string; resolve: (l: LogLine) => void }[] = []
-  createInterface({ input: p.child.stdout! }).on('line', raw => {
-    let l: LogLine
-    try { l = JSON.parse(raw) as LogLine } catch { return }
-    lines.push(l)
-    for (const w of waiting.filter(w => l.msg?.startsWith(w.msg))) { waiting.splice(waiting.indexOf(w), 1); w.resolve(l) }
-  })
-  return { lines, next: msg => new Promise(resolve => waiting.push({ msg, resolve })) }
-}
+const logs = (p: EdgeProcess) => watchLog<LogLine>(p.child)
 
 async function edgeWithFile(t: Test, up: FakeUpstream, file: object) {
   const dir = t.testdir({ 'edge.json': JSON.stringify(file) })

@@ -80,14 +80,14 @@ export async function superviseEdge(host: string, port: number, args: string[], 
   let current = start(false)
   let upgrading: Worker | undefined
   let stopping = false
-  logger.info({ pid: current.child.pid, port: sock.port }, 'edge supervisor: worker started')
+  logger.info({ worker: current.child.pid, port: sock.port }, 'edge supervisor: worker started')
 
   const upgrade = async () => {
     if (upgrading || stopping) return logger.warn('edge supervisor: an upgrade or a stop is in progress; SIGUSR2 ignored')
     const old = current
     const next = start(true)
     upgrading = next
-    logger.info({ pid: next.child.pid }, 'edge supervisor: upgrade: new worker starting')
+    logger.info({ worker: next.child.pid }, 'edge supervisor: upgrade: new worker starting')
     if (!(await next.next('waiting'))) {
       upgrading = undefined
       return logger.error({ code: await next.exited }, 'edge supervisor: upgrade abandoned: the new worker exited before taking over; the running one stays')
@@ -100,7 +100,7 @@ export async function superviseEdge(host: string, port: number, args: string[], 
     upgrading = undefined
     send(next, { type: 'go' })
     if (await next.next('ready')) {
-      logger.info({ pid: next.child.pid, handoverMs: Math.round(performance.now() - t0) }, 'edge supervisor: upgraded: the new worker serves')
+      logger.info({ worker: next.child.pid, handoverMs: Math.round(performance.now() - t0) }, 'edge supervisor: upgraded: the new worker serves')
     }
   }
 

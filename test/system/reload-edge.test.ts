@@ -127,3 +127,21 @@ t.test('in process: the prefill runs with the new window and rate, and a token k
   t.ok(bad.refused && bad.errors.some(e => /token keys/.test(e)), `an unreadable key file refuses the reload: ${bad.errors.join('; ')}`)
   t.equal((await get(`${edge.url}/v1/content/k1?token=${token('fedcba9876543210fedc', 'new')}`)).status, 200, 'the running keys stay')
 })
+
+t.test('in process: a new edge.upstream takes the next fills, a title only the new router has is served', async t => {
+  const a = await FakeUpstream.start()
+  const b = await FakeUpstream.start()
+  t.teardown(() => Promise.all([a.close(), b.close()]))
+  const one = titleBytes(CS, 'on-a')
+  const two = titleBytes(CS, 'on-b')
+  await a.addTitle('a1', one, { chunkSize: CS })
+  await b.addTitle('b1', two, { chunkSize: CS })
+  let upstream = a.url
+  const edge = await startTestEdge(t, a, {}, {}, undefined, o => ({ ...o, 'edge.upstream': upstream }))
+  t.ok((await get(`${edge.url}/v1/content/a1`)).body.equals(one), 'served from the first router')
+  upstream = b.url
+  t.same((await edge.reload('admin')).applied, ['edge.upstream'])
+  t.ok((await get(`${edge.url}/v1/content/b1`)).body.equals(two), 'a title of the new router is filled from it')
+  t.equal(b.requests('b1'), 1)
+  t.ok((await get(`${edge.url}/v1/content/a1`)).body.equals(one), 'what the edge holds is still served')
+})

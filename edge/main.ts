@@ -260,7 +260,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         await reporter.close(!handover)
         await prefill.close()
         // the relay stays open until the threads are done: their requests in flight may still need the main thread
-        await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close({ handover })])
+        await Promise.all([threads?.drain(config.http.shutdownGraceMs, handover ? config.http.keepAliveTimeoutMs : 0), server.http.close({ handover })])
         await server.http.closeRelay()
         await reporter.flush()
         f.close()

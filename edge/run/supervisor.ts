@@ -117,7 +117,11 @@ export async function superviseEdge(host: string, port: number, args: string[], 
   for (;;) {
     const w = current
     const code = await w.exited
-    if (w.released) continue
+    if (w.released) {
+      // the upgrade swaps `current` once it sees the release (or this exit): give it the turn
+      if (w === current) await new Promise(r => setTimeout(r, 10))
+      continue
+    }
     process.exitCode = code
     if (!stopping) logger.error({ code }, 'edge supervisor: the worker exited; exiting with its code (the service manager restarts it)')
     upgrading?.child.kill('SIGTERM')

@@ -5,7 +5,7 @@ import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type F
 import type { Config } from '../lib/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
 import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
-import { loadSecret } from '../lib/auth.js'
+import { loadSecret, requireAdmin } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
@@ -37,6 +37,14 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
+import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
+import { edgeReloadTable } from './run/reload-table.js'
+import { awaitGo, inheritedFd, isHandover, serveSupervised } from './run/handover.js'
+import { superviseEdge } from './run/supervisor.js'
+import { warmRamFromDisk } from './run/warm.js'
+
+/** the settings an edge reads: a change elsewhere in a shared config file (router.*, origin.*) is not the edge's to apply or report */
+const EDGE_SCOPE = ['log', 'http', 'cluster.chunkSize', 'edge']
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -52,10 +60,24 @@ export interface RunningEdge {
   prefill: PrefillRunner
   reporter: EdgeReporter
   demand: DemandRecorder
-  close(): Promise<void>
+  /** `handover`: an upgrade's old worker (edge/run/supervisor.ts): no farewell heartbeat, the next worker takes over under the same id */
+  close(handover?: boolean): Promise<void>
+  /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (edge/run/reload-table.ts) */
+  reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
 }
 
-export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
+export interface EdgeOptions {
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+  /** the config again, from the same layers as at start (the CLI re-reads --config); without it a reload changes nothing */
+  reload?: () => Readonly<Config>
+  /** listen on this inherited socket instead of edge.host:edge.port (a supervised worker: edge/run/supervisor.ts) */
+  listenFd?: number | undefined
+  /** read the most recently used disk chunks into RAM once serving (an upgrade's new worker: edge/run/warm.ts) */
+  warmRam?: boolean
+}
+
+export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? serviceLogger('edge', config.log)
   const cfg = config.edge
   // a queue smaller than a chunk writes one at a time and drops the rest; the upstream's own chunk size is checked again from its manifests (DiskTier.upstreamChunkSize)
@@ -116,9 +138,10 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const c = cache
     // the fill path (docs/fill-path.md): chunk bytes straight from the owning shards under router grants, or by the relay
     const fillPath = edgeFillPathMetrics(registry)
-    direct = cfg.fill.path === 'direct' ? new DirectSource(new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
+    const grants = cfg.fill.path === 'direct' ? new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
       edgeId: cfg.id || `edge-${hostname()}`, count: cfg.readaheadChunks + 1, relayHoldMs: cfg.fill.relayHoldMs,
-      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger),
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger) : undefined
+    direct = grants !== undefined ? new DirectSource(grants,
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
       : undefined
     const d0 = direct
@@ -163,6 +186,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     const demand = new DemandRecorder(cfg.sessionTtlMs)
     const pc = cfg.prefill
+    // what a reload changes in the prefill's demand query (edge/run/reload-table.ts)
+    const live = { upstream: cfg.upstream, titles: pc.titles, demandWindow: pc.demandWindow }
     const f0 = fills
     let prefill!: PrefillRunner
     const pm = prefillMetrics(registry, {
@@ -170,10 +195,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       windowBytes: () => prefill?.bytesThisWindow ?? 0, plannedBytes: () => prefill?.progress?.plannedBytes ?? 0,
     })
     prefill = new PrefillRunner({
-      demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
+      demand: () => demandFromRouter(live.upstream, upstreamToken, live.demandWindow, live.titles, id => meta.peek(id) ?? meta.fetch(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
+    let reloader: Reloader | undefined
+    const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile'))]
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, routes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
@@ -197,7 +224,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     // before the first miss: the next fill's buffer, and connections to the router (best effort, a second at most)
     fills.prepare()
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
-    const addr = await server.http.listen(cfg.port, cfg.host)
+    const addr = opts.listenFd !== undefined ? await server.http.listenFd(opts.listenFd) : await server.http.listen(cfg.port, cfg.host)
     await threads?.listen(server.http.fd)
     server.setReady(true)
     const c2 = cache
@@ -221,6 +248,11 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
       logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
     prefill.startTimer()
+    reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), edgeReloadTable({ logger, ram, disk, prefill, upstream: up, grants, reporter,
+      demand: live, ring, auth, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
+    const rl = reloader
+    const warming = new AbortController()
+    if (opts.warmRam && cfg.ramBytes > 0 && cfg.diskBytes > 0) void warmRamFromDisk(cache, logger, warming.signal)
     const a = ahead
     const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
@@ -228,14 +260,16 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     let closing: Promise<void> | undefined
     return {
       url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
-      close: () => closing ??= (async () => {
+      reload: by => rl.reload(by),
+      close: handover => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
-        // first out of steering (a farewell heartbeat), then drain players
-        await reporter.close()
+        warming.abort()
+        // first out of steering (a farewell heartbeat, unless the next worker takes over), then drain players
+        await reporter.close(!handover)
         await prefill.close()
         // the relay stays open until the threads are done: their requests in flight may still need the main thread
-        await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close()])
+        await Promise.all([threads?.drain(config.http.shutdownGraceMs, handover ? config.http.keepAliveTimeoutMs : 0), server.http.close({ handover })])
         await server.http.closeRelay()
         await reporter.flush()
         f.close()
@@ -290,7 +324,28 @@ export function edgeCommand(): Command {
       'Secrets come from REELCDN_EDGE_UPSTREAM_TOKEN / edge.upstreamTokenFile and REELCDN_EDGE_ADMIN_TOKEN / ' +
       'edge.adminTokenFile, never from a flag.')
   addFlags(cmd, edgeFlags)
-  cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags))))
+  cmd.option('--supervise', 'run as a supervisor that holds the port and runs the edge as a worker process: SIGUSR2 upgrades the worker ' +
+    'to the release on disk without dropping players, SIGHUP reloads its config (docs/operations.md)')
+  cmd.action(async () => {
+    const config = configFromFlags(cmd, edgeFlags)
+    if (cmd.opts<{ supervise?: boolean }>().supervise) {
+      const args = process.argv.slice(process.argv.indexOf('edge') + 1).filter(a => a !== '--supervise')
+      try {
+        await superviseEdge(config.edge.host, config.edge.port, args, serviceLogger('edge', config.log))
+      } catch (err) {
+        fail(err)
+      }
+      return
+    }
+    const handover = isHandover()
+    await runUntilSignalled(async () => {
+      // an upgrade's new worker: everything loaded and checked; the data dir is the old worker's until `go`
+      if (handover) await awaitGo()
+      const edge = await startEdge(config, { reload: () => configFromFlags(cmd, edgeFlags), listenFd: inheritedFd(), warmRam: handover })
+      serveSupervised(edge, serviceLogger('edge', config.log))
+      return edge
+    })
+  })
   // flags after `report` belong to it, not to `edge` (both have --data-dir, --disk, --ram)
   cmd.enablePositionalOptions().addCommand(edgeReportCommand())
   return cmd

@@ -3,7 +3,9 @@ import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } 
 import type { Config } from '../lib/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
 import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics } from '../lib/metrics.js'
-import { loadSecret } from '../lib/auth.js'
+import { loadSecret, requireAdmin } from '../lib/auth.js'
+import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
+import { routerReloadTable } from './reload-table.js'
 import { ensureWritableDir } from '../lib/data-dir.js'
 import { ConfigError } from '../lib/errors.js'
 import type { Cluster } from './cluster/cluster.js'
@@ -53,12 +55,18 @@ export interface RunningRouter {
   sessions: Sessions
   sessionPeers: SessionPeers
   close(): Promise<void>
+  /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (router/reload-table.ts) */
+  reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
 }
+
+/** the settings a router reads: a change elsewhere in a shared config file is not the router's to apply or report */
+const ROUTER_SCOPE = ['log', 'http', 'cluster', 'router', 'origin.maxManifestBytes']
 
 /** Per-ingest chunk writes in flight: one uploading while the next fills is enough to keep owners busy. */
 const INGEST_PIPELINE = 2
 
-export async function startRouter(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningRouter> {
+export async function startRouter(config: Readonly<Config>,
+  opts: { logger?: Logger; env?: NodeJS.ProcessEnv; reload?: () => Readonly<Config> } = {}): Promise<RunningRouter> {
   const logger = opts.logger ?? serviceLogger('router', config.log)
   const env = opts.env ?? process.env
   const rc = config.router
@@ -112,8 +120,10 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
     maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
   const fillGrants = new FillGrants({ config, cluster, manifests, shardToken, metrics: routerFillGrantMetrics(registry), logger })
+  let reloader: Reloader | undefined
+  const reloadAt = reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_ROUTER_TOKEN or router.tokenFile'))
   server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
-    routes, fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
+    routes: [...routes, reloadAt], fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr
   try {
     addr = await server.http.listen(rc.port, rc.host)
@@ -133,6 +143,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   catalog.start()
   repairer.ranBy = `router ${rc.id || server.http.url}`
   repairer.start()
+  reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), routerReloadTable({ logger, cluster, edges, ring, env }), logger, ROUTER_SCOPE)
+  const rl = reloader
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
   if (!hasShardToken)
@@ -142,6 +154,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   let closing: Promise<void> | undefined
   return {
     url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers,
+    reload: by => rl.reload(by),
     close: () => closing ??= (async () => {
       server.setReady(false)
       await server.http.close()
@@ -182,7 +195,7 @@ export function routerCommand(): Command {
   // `router repair -c x.json`: options after the subcommand belong to it, not to `router`
   cmd.enablePositionalOptions()
   addFlags(cmd, routerFlags)
-  cmd.action(() => runUntilSignalled(() => startRouter(configFromFlags(cmd, routerFlags))))
+  cmd.action(() => runUntilSignalled(() => startRouter(configFromFlags(cmd, routerFlags), { reload: () => configFromFlags(cmd, routerFlags) })))
   cmd.addCommand(repairCommand())
   return cmd
 }

@@ -180,6 +180,11 @@ export class EdgeReporter {
     for (const t of this.timers) t.unref()
   }
 
+  /** Reports to another router from the next heartbeat on (a config reload). */
+  retarget(routerUrl: string): void {
+    this.o.routerUrl = routerUrl
+  }
+
   private track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p)
     void p.finally(() => this.inflight.delete(p))
@@ -238,11 +243,12 @@ export class EdgeReporter {
   healthy = true
 
   /** Stops the timers and says goodbye (an unhealthy heartbeat). Call `flush()` once players have drained. */
-  async close(): Promise<void> {
+  /** `farewell` false: no last heartbeat marking the edge down (an upgrade: the next worker heartbeats at once under the same id). */
+  async close(farewell = true): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     await Promise.allSettled([...this.inflight])
     this.healthy = false
-    if (this.started && this.o.heartbeatMs > 0) await this.sendHeartbeat()
+    if (farewell && this.started && this.o.heartbeatMs > 0) await this.sendHeartbeat()
   }
 
   /** The last demand report, with what the drain counted. */

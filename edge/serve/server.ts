@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Config } from '../../lib/config.js'
 import type { Logger } from '../../lib/logger.js'
-import { HttpService, peerAddress, queryParams, sendJson, type Match } from '../../lib/http.js'
+import { HttpService, peerAddress, queryParams, sendJson, type Match, type Route } from '../../lib/http.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { parseContentId } from '../../lib/ids.js'
 import { NotFoundError } from '../../lib/errors.js'
@@ -39,6 +39,7 @@ import { watchRoutes } from './watch.js'
  * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
  *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
+ *   POST     /admin/reload             re-read the config, apply what can change live (admin token; lib/reload.ts)
  *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
  *
  * With `edge.requireToken`, a player GET/HEAD without a valid play token (in
@@ -66,6 +67,8 @@ export interface EdgeDeps {
   prefill?: PrefillRunner | undefined
   /** who is reading, for session-aware retention and the request log (edge/serve/session-id.ts); unset when nothing uses it */
   sessionOf?: (req: IncomingMessage, contentId: string) => string
+  /** more routes (POST /admin/reload: lib/reload.ts) */
+  routes?: Route[]
   /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
   threads?: { sync(): Promise<void> } | undefined
 }
@@ -101,6 +104,7 @@ export class EdgeServer {
         { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
+        ...(deps.routes ?? []),
         ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
       ],
     })
@@ -241,7 +245,7 @@ export class EdgeServer {
     const p = this.runner()
     const plan = await p.plan()
     sendJson(res, 200, {
-      state: p.state, running: p.running, bytesThisWindow: p.bytesThisWindow,
+      state: p.state, running: p.running, bytesThisWindow: p.bytesThisWindow, settings: p.settings,
       plan: { dryRun: true, chunks: plan.chunks.slice(0, 1000), count: plan.chunks.length, bytes: plan.bytes, budgetLeft: plan.budgetLeft },
       progress: p.progress,
     })

@@ -56,7 +56,8 @@ export interface RankedEdge {
 export class EdgeRegistry {
   private readonly edges = new Map<string, EdgeEntry>()
 
-  constructor(private readonly silenceMs: number, private readonly maxEdges = 10_000) {}
+  /** `silenceMs` changes with a config reload (router.edgeSilenceMs) */
+  constructor(public silenceMs: number, private readonly maxEdges = 10_000) {}
 
   heartbeat(hb: Heartbeat, now: number): void {
     this.put(hb, now, true)

@@ -143,6 +143,10 @@ export interface Heartbeat {
   healthy: boolean
   load: number
   freeBytes: number
+  /** issue 17: the edge's site (edge.site), when it has one */
+  site?: string
+  /** issue 17: RAM + disk tier bytes, the edge's affinity weight at the router */
+  capacityBytes?: number
 }
 
 /**

@@ -1,6 +1,7 @@
 import { BlockList, isIPv4 } from 'node:net'
 import { z } from 'zod'
 import { BadRequestError } from '../../lib/errors.js'
+import { HEARTBEAT_REFUSALS, type HeartbeatRefusal } from '../../lib/metrics.js'
 import { parseCidr } from '../../lib/tokens.js'
 
 /**
@@ -20,6 +21,9 @@ import { parseCidr } from '../../lib/tokens.js'
  * between routers, so their clocks need not agree; a peer's heartbeat is
  * never served on (no echo).
  */
+/** The most cache an edge may declare (1 PiB): more is a unit mistake, not an appliance. */
+export const MAX_CAPACITY_BYTES = 1024 ** 5
+
 export const heartbeatSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'an edge id is 1-64 characters of [A-Za-z0-9._-]'),
   url: z.string().url().refine(u => /^https?:\/\//.test(u), 'an http(s) URL'),
@@ -27,9 +31,14 @@ export const heartbeatSchema = z.object({
   regions: z.array(z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 code')).max(300).default([]),
   healthy: z.boolean(),
   /** 0 = idle, 1 = saturated */
-  load: z.number().min(0).max(10),
-  freeBytes: z.number().int().min(0),
-}).strict()
+  load: z.number().min(0, 'from 0 (idle) to 10 (1 = saturated)').max(10, 'from 0 (idle) to 10 (1 = saturated)'),
+  freeBytes: z.number().int().min(0).max(MAX_CAPACITY_BYTES, 'at most 1 PiB (1125899906842624 bytes)'),
+  // issue 17 (docs/steering.md): the edge's site and its cache capacity (RAM + disk tier bytes), its affinity weight
+  site: z.string().regex(/^[a-z0-9._-]{1,64}$/, 'a site is 1-64 characters of [a-z0-9._-]').optional(),
+  capacityBytes: z.number().int('a whole number of bytes').min(0, 'at least 0 bytes')
+    .max(MAX_CAPACITY_BYTES, 'at most 1 PiB (1125899906842624 bytes): the RAM + disk tier bytes of one edge').optional(),
+}).strict().refine(h => h.capacityBytes === undefined || h.freeBytes <= h.capacityBytes,
+  { path: ['freeBytes'], message: 'cannot exceed capacityBytes' })
 
 export type Heartbeat = z.infer<typeof heartbeatSchema>
 
@@ -40,10 +49,26 @@ interface EdgeEntry extends Heartbeat {
   direct: boolean
 }
 
+/** A refused heartbeat, naming the first field that was wrong (`reason`: what the refusal counter counts). */
+export class HeartbeatRefusedError extends BadRequestError {
+  constructor(message: string, readonly reason: HeartbeatRefusal) {
+    super(message, 'CDN_ERR_BAD_HEARTBEAT')
+  }
+}
+
 export function parseHeartbeat(body: unknown): Heartbeat {
   const r = heartbeatSchema.safeParse(body)
-  if (!r.success) throw new BadRequestError(`invalid heartbeat: ${r.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
+  if (!r.success) {
+    const first = r.error.issues[0]?.path[0]
+    const reason = (HEARTBEAT_REFUSALS as readonly unknown[]).includes(first) ? first as HeartbeatRefusal : 'body'
+    throw new HeartbeatRefusedError(`invalid heartbeat: ${r.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, reason)
+  }
   return r.data
+}
+
+/** An edge's affinity weight: its capacity, 1 when it declares none (lib/affinity.ts). */
+export function weightOf(e: { capacityBytes?: number | undefined }): number {
+  return e.capacityBytes !== undefined && e.capacityBytes > 0 ? e.capacityBytes : 1
 }
 
 export interface RankedEdge {
@@ -51,6 +76,9 @@ export interface RankedEdge {
   url: string
   local: boolean
   load: number
+  /** affinity weight (capacityBytes, or 1) */
+  weight: number
+  site: string | undefined
 }
 
 export class EdgeRegistry {
@@ -77,7 +105,7 @@ export class EdgeRegistry {
   }
 
   private put(hb: Heartbeat, lastSeen: number, direct: boolean): void {
-    if (!this.edges.has(hb.id) && this.edges.size >= this.maxEdges) throw new BadRequestError(`too many edges registered (limit ${this.maxEdges})`)
+    if (!this.edges.has(hb.id) && this.edges.size >= this.maxEdges) throw new HeartbeatRefusedError(`too many edges registered (limit ${this.maxEdges})`, 'too_many_edges')
     const nets = new BlockList()
     for (const n of hb.networks) {
       const c = parseCidr(n)
@@ -105,15 +133,26 @@ export class EdgeRegistry {
     return this.live(now).find(e => e.regions.length > 0 && e.nets.check(ip, type))?.regions[0]
   }
 
-  rank(client: { ip?: string; region?: string }, now: number, limit: number): RankedEdge[] {
+  /**
+   * Every live edge for a client: local ones (serving its network or region)
+   * first, then the rest; within each, the less loaded first. What
+   * router.steering=load answers, and what affinity steering reorders the
+   * local part of (router/playback/steering.ts).
+   */
+  rank(client: { ip?: string; region?: string }, now: number, limit = Infinity): RankedEdge[] {
     const ip = client.ip?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')
     const type = ip && isIPv4(ip) ? 'ipv4' : 'ipv6'
     return this.live(now)
       .map(e => ({
-        id: e.id, url: e.url, load: e.load,
+        id: e.id, url: e.url, load: e.load, weight: weightOf(e), site: e.site,
         local: (client.region !== undefined && e.regions.includes(client.region)) || (ip !== undefined && e.nets.check(ip, type)),
       }))
       .sort((a, b) => Number(b.local) - Number(a.local) || a.load - b.load || (a.id < b.id ? -1 : 1))
       .slice(0, limit)
+  }
+
+  /** The live edges of a site, the sender included: what a heartbeat's answer lists (docs/steering.md). */
+  siteMembers(site: string, now: number): { id: string; url: string; weight: number }[] {
+    return this.live(now).filter(e => e.site === site).map(e => ({ id: e.id, url: e.url, weight: weightOf(e) }))
   }
 }

@@ -20,6 +20,11 @@ import { parseCidr } from '../../lib/tokens.js'
  * per edge id (`mergePeer`, router/playback/edge-peers.ts). Ages, not times, cross
  * between routers, so their clocks need not agree; a peer's heartbeat is
  * never served on (no echo).
+ *
+ * Issue 17 (docs/steering.md): a heartbeat may name the edge's site and its
+ * cache capacity (its affinity weight); absurd values are refused naming the
+ * field (HeartbeatRefusedError, counted by field), and `siteMembers` is what
+ * the heartbeat's answer lists for the sender's site.
  */
 /** The most cache an edge may declare (1 PiB): more is a unit mistake, not an appliance. */
 export const MAX_CAPACITY_BYTES = 1024 ** 5

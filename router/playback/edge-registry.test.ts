@@ -99,3 +99,23 @@ t.test('issue 17: a site lists its live members with their weights; capacity 0 o
   t.same(r.siteMembers('s1', 40_000), [], 'silent: none')
   t.same(r.rank({}, 0).map(e => [e.id, e.weight, e.site]), [['a', 5e12, 's1'], ['b', 1, 's1'], ['d', 1, 's2'], ['e', 1, undefined]])
 })
+
+t.test('issue 17: a site\'s member list is kept for a second, and dropped when a member comes, goes or changes', async t => {
+  const r = new EdgeRegistry(30_000)
+  const s1 = (id: string, over: Partial<Heartbeat> = {}) => parseHeartbeat({ ...hb(id), site: 's1', capacityBytes: 100, freeBytes: 0, ...over })
+  r.heartbeat(s1('a'), 0)
+  t.same(r.siteMembers('s1', 0).map(m => m.id), ['a'])
+  r.heartbeat(s1('b'), 10)
+  t.same(r.siteMembers('s1', 10).map(m => m.id), ['a', 'b'], 'a new member at once')
+  r.heartbeat(s1('a', { capacityBytes: 300 }), 20)
+  t.same(r.siteMembers('s1', 20).map(m => m.weight), [300, 100], 'a new weight at once')
+  r.heartbeat(s1('b', { healthy: false }), 30)
+  t.same(r.siteMembers('s1', 30).map(m => m.id), ['a'], 'a farewell at once')
+  r.heartbeat(s1('b'), 40)
+  r.heartbeat(s1('b', { site: 's2' }), 50)
+  t.same(r.siteMembers('s1', 50).map(m => m.id), ['a'], 'a member moving to another site')
+  t.same(r.siteMembers('s2', 50).map(m => m.id), ['b'])
+  // silence: a leaves within the second the list is kept
+  r.heartbeat(s1('b', { site: 's2' }), 29_000)
+  t.same(r.siteMembers('s1', 30_500).map(m => m.id), [], 'a is silent past 30 s')
+})

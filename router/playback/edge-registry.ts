@@ -86,8 +86,13 @@ export interface RankedEdge {
   site: string | undefined
 }
 
+export interface SiteMember { id: string; url: string; weight: number }
+
+const SITE_MEMO_MS = 1000
+
 export class EdgeRegistry {
   private readonly edges = new Map<string, EdgeEntry>()
+  private readonly sites = new Map<string, { at: number; members: SiteMember[] }>()
 
   constructor(private readonly silenceMs: number, private readonly maxEdges = 10_000) {}
 
@@ -110,6 +115,12 @@ export class EdgeRegistry {
   }
 
   private put(hb: Heartbeat, lastSeen: number, direct: boolean): void {
+    const had = this.edges.get(hb.id)
+    // a site's member list changes with a member's arrival, departure, URL or weight: not with a routine heartbeat
+    if (had === undefined || had.site !== hb.site || had.healthy !== hb.healthy || had.url !== hb.url || weightOf(had) !== weightOf(hb)) {
+      if (had?.site !== undefined) this.sites.delete(had.site)
+      if (hb.site !== undefined) this.sites.delete(hb.site)
+    }
     if (!this.edges.has(hb.id) && this.edges.size >= this.maxEdges) throw new HeartbeatRefusedError(`too many edges registered (limit ${this.maxEdges})`, 'too_many_edges')
     const nets = new BlockList()
     for (const n of hb.networks) {
@@ -120,6 +131,8 @@ export class EdgeRegistry {
   }
 
   remove(id: string): boolean {
+    const site = this.edges.get(id)?.site
+    if (site !== undefined) this.sites.delete(site)
     return this.edges.delete(id)
   }
 
@@ -156,8 +169,18 @@ export class EdgeRegistry {
       .slice(0, limit)
   }
 
-  /** The live edges of a site, the sender included: what a heartbeat's answer lists (docs/steering.md). */
-  siteMembers(site: string, now: number): { id: string; url: string; weight: number }[] {
-    return this.live(now).filter(e => e.site === site).map(e => ({ id: e.id, url: e.url, weight: weightOf(e) }))
+  /**
+   * The live edges of a site, the sender included: what a heartbeat's answer
+   * lists (docs/steering.md). Every heartbeat asks, so the list is kept for a
+   * second (an edge falling silent leaves it within that), and dropped at once
+   * when a member comes, goes or changes.
+   */
+  siteMembers(site: string, now: number): SiteMember[] {
+    const kept = this.sites.get(site)
+    if (kept && now >= kept.at && now - kept.at < SITE_MEMO_MS) return kept.members
+    const members = this.live(now).filter(e => e.site === site).map(e => ({ id: e.id, url: e.url, weight: weightOf(e) }))
+    if (this.sites.size > 10_000) this.sites.clear()
+    this.sites.set(site, { at: now, members })
+    return members
   }
 }

@@ -21,17 +21,25 @@ import type { WindowName } from './window-counter.js'
  * global, not per site: the rule assumes sites see similar mixes of demand,
  * and the per-play load bound (steering.ts) catches a site where that is wrong.
  *
- * The shares are recomputed at most once a second, on the first question
- * after that: one pass over trending's titles.
+ * The shares are taken again every 10 s, or a second after a demand report,
+ * on the first question after that: one pass over trending's title keys
+ * (20,000 titles, 420,000 keys: 140-600 ms on this 2-core machine at load
+ * average 14-17, top()'s set of every key made it 900-1000 ms; see
+ * Trending.titlePlays). It runs on the request path: @TODO(steering) a timer
+ * or a worker when catalogs grow past that.
  */
 export interface DemandSource {
-  top(window: WindowName, now: number, limit: number): { contentId: string; plays: number }[]
+  /** every title's plays in the window, in any order (Trending.titlePlays) */
+  titlePlays(window: WindowName, now: number): { contentId: string; plays: number }[]
 }
 
 /** Titles whose share a refresh keeps (the rest are cold): what a heartbeat's `hot` list is drawn from. */
 export const HOT_LIMIT = 300
 
-const REFRESH_MS = 1000
+/** Shares are taken again this often: the 5 min window moves in 10 s buckets, and edges report every 10 s. */
+const REFRESH_MS = 10_000
+/** ...and no more often than this after a demand report (`invalidate`), however many edges report. */
+const MIN_REFRESH_MS = 1000
 
 export class HotTitles {
   private shares = new Map<string, number>()
@@ -46,11 +54,21 @@ export class HotTitles {
     return Math.min(n, Math.max(1, Math.ceil((s * n) / (c - 1 + s))))
   }
 
+  private stale = false
+
+  /** A demand report came in: the next question takes the shares again (at most once a second). */
+  invalidate(): void {
+    this.stale = true
+  }
+
   private refresh(now: number): void {
-    if (now - this.at < REFRESH_MS && now >= this.at) return
+    const age = now - this.at
+    if (age >= 0 && age < (this.stale ? MIN_REFRESH_MS : REFRESH_MS)) return
     this.at = now
-    const all = this.demand.top(this.o.window, now, Number.MAX_SAFE_INTEGER)
+    this.stale = false
+    const all = this.demand.titlePlays(this.o.window, now)
     const total = all.reduce((a, t) => a + t.plays, 0)
+    all.sort((a, b) => b.plays - a.plays || (a.contentId < b.contentId ? -1 : 1))
     const shares = new Map<string, number>()
     for (const t of all.slice(0, HOT_LIMIT)) if (t.plays >= this.o.minPlays) shares.set(t.contentId, t.plays / total)
     this.shares = shares

@@ -122,6 +122,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       edgeOnly(req)
       const report = parseDemandReport(await readJson(req, d.maxEdgeReportBytes))
       d.trending.record(report, d.clock())
+      d.hot?.invalidate()
       sendJson(res, 200, { titles: report.titles.length })
     } } },
     { path: '/v1/trending', methods: { GET: (req, res, m) => trending(d, res, m) } },

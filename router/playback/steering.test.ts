@@ -106,7 +106,7 @@ t.test('owner count: k = ceil(s N / (c - 1 + s)), 1 for a cold title, at most N'
     const k = HotTitles.owners(s, n, 1.25)
     if (k < n) t.ok(s / k + (1 - s) / n <= 1.25 / n + 1e-12, `s=${s} n=${n} k=${k}`)
   }
-  const demand = { top: () => [{ contentId: 'hot', plays: 600 }, { contentId: 'warm', plays: 100 }, { contentId: 'rare', plays: 10 }, ...titles.slice(0, 290).map(c => ({ contentId: c, plays: 1 }))] }
+  const demand = { titlePlays: () => [{ contentId: 'hot', plays: 600 }, { contentId: 'warm', plays: 100 }, { contentId: 'rare', plays: 10 }, ...titles.slice(0, 290).map(c => ({ contentId: c, plays: 1 }))] }
   const h = new HotTitles(demand, { window: '5m', minPlays: 20, loadFactor: 1.25 })
   // shares: hot 0.6, warm 0.1, rare below minPlays
   t.equal(h.ownersOf('hot', 4, 0), 3)

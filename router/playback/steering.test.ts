@@ -124,3 +124,18 @@ t.test('recent load decays with its half-life', async t => {
   t.equal(l.get('e', 3000), 2)
   t.equal(l.get('none', 0), 0)
 })
+
+t.test('owner counts are taken again every 10 s, or a second after a demand report', async t => {
+  let plays = [{ contentId: 'a', plays: 100 }]
+  let asked = 0
+  const h = new HotTitles({ titlePlays: () => { asked++; return plays } }, { window: '5m', minPlays: 20, loadFactor: 1.25 })
+  t.equal(h.ownersOf('a', 4, 0), 4, 'all the plays: every owner')
+  plays = [{ contentId: 'a', plays: 100 }, { contentId: 'b', plays: 900 }]
+  t.equal(h.ownersOf('a', 4, 5000), 4, 'kept')
+  t.equal(h.ownersOf('a', 4, 10_000), 2, 'taken again after 10 s')
+  h.invalidate()
+  plays = [{ contentId: 'a', plays: 100 }]
+  t.equal(h.ownersOf('a', 4, 10_500), 2, 'not within a second of the last')
+  t.equal(h.ownersOf('a', 4, 11_000), 4, 'a second after: the report counts')
+  t.equal(asked, 3)
+})

@@ -7,7 +7,7 @@ import type { Logger } from '../../lib/logger.js'
 import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/tokens.js'
 import type { Catalog } from './catalog.js'
 import { HeartbeatRefusedError, parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
-import type { HotTitles } from './hot-titles.js'
+import { HOT_LIMIT, type HotTitles } from './hot-titles.js'
 import type { Steering } from './steering.js'
 import type { RouterSteeringMetrics } from '../../lib/metrics.js'
 import { parseContentId } from '../../lib/ids.js'
@@ -208,7 +208,11 @@ function positionScale(man: Manifest): { what: string; size: number; slice: (pos
 function siteView(d: PlaybackDeps, site: string | undefined, now: number) {
   if (site === undefined) return {}
   const members = d.edges.siteMembers(site, now)
-  return { site: { id: site, members }, hot: d.hot?.hot(members.length, now) ?? [] }
+  // by demand (hot-titles.ts) and by the load bound (steering.ts), the larger count of each title
+  const hot = new Map<string, number>()
+  for (const h of [...(d.hot?.hot(members.length, now) ?? []), ...(d.steering?.spilled(site, now) ?? [])])
+    hot.set(h.contentId, Math.min(members.length, Math.max(h.owners, hot.get(h.contentId) ?? 0)))
+  return { site: { id: site, members }, hot: [...hot].filter(([, owners]) => owners > 1).slice(0, HOT_LIMIT).map(([contentId, owners]) => ({ contentId, owners })) }
 }
 
 function localOnly(m: Match): boolean {

@@ -68,6 +68,10 @@ t.test('bounded load: a hot title spills to its next owners, no edge above c x t
     if (max > Math.ceil((c * total) / site.length)) t.fail(`play ${total}: an edge has ${max}, above ceil(${c} x ${total}/4)`)
   }
   t.ok((choices.get('over_bound') ?? 0) > 0, 'the bound moved plays')
+  const spilled = s.spilled('s1', 0)
+  t.ok(spilled.find(x => x.contentId === 'blockbuster')!.owners >= 2, `the blockbuster has owners past its first: ${JSON.stringify(spilled.slice(0, 5))}`)
+  t.same(s.spilled('s2', 0), [], 'per site')
+  t.same(s.spilled('s1', 1e9), [], 'forgotten after the load\'s half-life')
   t.ok(Math.max(...counts.values()) <= Math.ceil((c * 2000) / 4))
 })
 

@@ -33,6 +33,10 @@ import type { HotTitles } from './hot-titles.js'
  *
  * No local edge: the registry's order, as with load.
  *
+ * A title the bound sent past its k owners is remembered for the site
+ * (`spilled`, the load's half-life) with the depth it went to: the
+ * heartbeat's `hot` list carries it next to the demand's owner counts.
+ *
  * Several routers: each bounds the plays it steers itself; behind a load
  * balancer each sees a like share of plays, so each keeps its share under the
  * bound. One process, synchronous: no interleaving between the load read and
@@ -69,11 +73,43 @@ export class RecentLoad {
   }
 }
 
+/** Titles the bound spilled past their owners, remembered per site: at most this many, each for the load's half-life. */
+const MAX_SPILLS = 1000
+
 export class Steering {
   readonly load: RecentLoad
+  /** `site \0 contentId` → how deep in its owner order the bound sent a viewer, and when (insertion order = age) */
+  private readonly spills = new Map<string, { owners: number; at: number }>()
 
   constructor(readonly o: SteeringOptions, private readonly hot: Pick<HotTitles, 'ownersOf'> | undefined) {
     this.load = new RecentLoad(o.halfLifeMs)
+  }
+
+  /**
+   * A title the bound sent past its k owners has, for now, that many owners
+   * at the site: the heartbeat's `hot` list says so (with the demand's), so
+   * the edges agree. Only when the local edges are one site, and only for the
+   * load's half-life.
+   */
+  private spill(local: readonly RankedEdge[], contentId: string, owners: number, now: number): void {
+    const site = local[0]!.site
+    if (site === undefined || local.some(e => e.site !== site)) return
+    const key = `${site}\u0000${contentId}`
+    const had = this.spills.get(key)
+    this.spills.delete(key)
+    this.spills.set(key, { owners: Math.max(owners, had && now - had.at < this.o.halfLifeMs ? had.owners : 0), at: now })
+    if (this.spills.size > MAX_SPILLS) this.spills.delete(this.spills.keys().next().value!)
+  }
+
+  /** The titles of `site` the bound spilled lately, with their owner counts. */
+  spilled(site: string, now: number): { contentId: string; owners: number }[] {
+    const out: { contentId: string; owners: number }[] = []
+    const prefix = `${site}\u0000`
+    for (const [key, v] of this.spills) {
+      if (now - v.at >= this.o.halfLifeMs) this.spills.delete(key)
+      else if (key.startsWith(prefix)) out.push({ contentId: key.slice(prefix.length), owners: v.owners })
+    }
+    return out
   }
 
   /** `ranked`: every live edge in the registry's order (local first, less loaded first). Records the play against the edge chosen. */
@@ -101,6 +137,7 @@ export class Steering {
     if (chosen < 0) chosen = loads.indexOf(Math.min(...loads))
     const first = owners[chosen]!
     this.load.add(first.id, now)
+    if (chosen >= k) this.spill(local, contentId, chosen + 1, now)
     return {
       edges: [first, ...owners.filter(e => e !== first), ...ranked.filter(e => !e.local)],
       choice: skipped ? 'over_bound' : chosen === 0 ? 'owner' : 'hot_owner',

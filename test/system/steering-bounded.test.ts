@@ -48,6 +48,12 @@ t.test('skewed demand: the hot title gets three owners, no edge above the load b
   const owners = rankByAffinity('hot', SITE.map(id => ({ id, weight: 1e9 }))).map(e => e.id)
   t.ok(owners.slice(0, 3).every(id => (hotTo.get(id) ?? 0) >= plays / 2 / 3 / 2), `the hot title spread over its first three owners: ${JSON.stringify(Object.fromEntries(hotTo))}`)
   t.ok(await routerCounter(c, 'reelcdn_router_steered_total', 'choice="hot_owner"') > 0, 'counted: hot owners')
+  // titles the bound sent past their owners are in the site's hot list too, so the edges agree with where viewers went
+  const later = (await heartbeat(c.url, { id: 'edge-b', site: 'loop', capacityBytes: 1e9 })).json.hot as { contentId: string; owners: number }[]
+  const spilled = c.router.steering.spilled('loop', Date.now())
+  t.ok(later.find(h => h.contentId === 'hot')!.owners >= 3, 'the hot title keeps at least its three owners')
+  for (const s of spilled) t.ok(later.some(h => h.contentId === s.contentId && h.owners >= s.owners), `${s.contentId}, spilled to ${s.owners} owners, is listed`)
+  t.ok(later.every(h => h.owners > 1 && h.owners <= SITE.length), `${later.length} hot titles, ${spilled.length} of them spilled by the bound`)
   t.match((await c.get('/metrics')).body.toString(), /reelcdn_router_steering_hot_titles\{service="router"\} 1\n/, 'one title with enough plays to be hot')
 })
 

@@ -240,6 +240,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
           // share of fill slots in use, or of connections, whichever is higher (0 idle, 1 saturated)
           load: Math.min(10, Math.max(f0.size / cfg.maxFills, server.http.active / config.http.maxConnections)),
           freeBytes: Math.max(0, free),
+          // issue 17: the site, and the capacity the router weighs this edge's share of titles by (docs/steering.md)
+          ...(cfg.site ? { site: cfg.site } : {}),
+          capacityBytes: ram.capacity + disk.capacity,
         }
       },
     })
@@ -308,6 +311,7 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
+  { flags: '--site <name>', path: 'edge.site', kind: 'string', description: 'the site this edge belongs to: its siblings share titles by content affinity (docs/steering.md)' },
   { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at; empty: the --upstream URL' },
   { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },

@@ -478,3 +478,26 @@ export function tlsMetrics(registry: Registry, notAfterMs: () => number) {
       registers: [registry], collect() { this.set(notAfterMs() / 1000) } }),
   }
 }
+
+/**
+ * Steering (issue 17, docs/steering.md): heartbeats the router refused, by
+ * the field that was wrong (a fixed list, so the label stays low-cardinality),
+ * and /v1/play's first URL by why that edge came first.
+ */
+export const HEARTBEAT_REFUSALS = ['id', 'url', 'networks', 'regions', 'healthy', 'load', 'freeBytes', 'site', 'capacityBytes', 'body', 'too_many_edges'] as const
+export type HeartbeatRefusal = (typeof HEARTBEAT_REFUSALS)[number]
+export const STEERING_CHOICES = ['owner', 'hot_owner', 'over_bound', 'load', 'no_local'] as const
+export type SteeringChoice = (typeof STEERING_CHOICES)[number]
+
+export function routerSteeringMetrics(registry: Registry) {
+  return {
+    refused: new Counter({ name: 'reelcdn_router_heartbeats_refused_total',
+      help: 'Edge heartbeats refused (400), by the field that was wrong (body: not JSON or unknown fields; too_many_edges: the registry is full)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    steered: new Counter({ name: 'reelcdn_router_steered_total',
+      help: '/v1/play answers by their first URL (owner: the title\'s first owner; hot_owner: another of a hot title\'s owners; over_bound: an owner past one above the load bound; load: router.steering=load; no_local: no edge local to the client)',
+      labelNames: ['choice'] as const, registers: [registry] }),
+    hotTitles: new Gauge({ name: 'reelcdn_router_steering_hot_titles', help: 'Titles with router.steeringHotMinPlays plays or more in the window: those whose demand may give them more than one owner at a site', registers: [registry] }),
+  }
+}
+export type RouterSteeringMetrics = ReturnType<typeof routerSteeringMetrics>

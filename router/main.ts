@@ -2,7 +2,7 @@ import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
-import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics } from '../lib/metrics.js'
+import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics, routerSteeringMetrics } from '../lib/metrics.js'
 import { loadSecret, requireAdmin } from '../lib/auth.js'
 import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
 import { routerReloadTable } from './reload-table.js'
@@ -30,6 +30,8 @@ import { Sessions } from './playback/sessions.js'
 import { SessionPeers } from './playback/session-peers.js'
 import { RegionMap } from './playback/play.js'
 import { playbackRoutes } from './playback/playback-api.js'
+import { HotTitles } from './playback/hot-titles.js'
+import { Steering } from './playback/steering.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
@@ -54,6 +56,7 @@ export interface RunningRouter {
   edgePeers: EdgePeers
   sessions: Sessions
   sessionPeers: SessionPeers
+  steering: Steering
   close(): Promise<void>
   /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (router/reload-table.ts) */
   reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
@@ -115,7 +118,13 @@ export async function startRouter(config: Readonly<Config>,
   const tr = trending
   let server!: RouterServer
   const sessionPeers = new SessionPeers(rc.peers, () => ring!, rc.sessions.peerTimeoutMs, logger)
+  // issue 17: a title's owners at a site, by affinity, demand and bounded load (docs/steering.md)
+  const steeringMetrics = routerSteeringMetrics(registry)
+  const hot = new HotTitles(tr, { window: rc.steeringHotWindow, minPlays: rc.steeringHotMinPlays, loadFactor: rc.steeringLoadFactor },
+    n => steeringMetrics.hotTitles.set(n))
+  const steering = new Steering({ policy: rc.steering, loadFactor: rc.steeringLoadFactor, halfLifeMs: rc.steeringLoadHalfLifeMs }, hot)
   const routes = playbackRoutes({ manifests, catalog, edges, trending: tr, sessions, sessionPeers, historyLength: rc.sessions.historyLength,
+    steering, hot, steeringMetrics,
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
     maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
@@ -153,7 +162,7 @@ export async function startRouter(config: Readonly<Config>,
     readsNeedPlayToken: rc.requireToken }, 'router ready')
   let closing: Promise<void> | undefined
   return {
-    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers,
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers, steering,
     reload: by => rl.reload(by),
     close: () => closing ??= (async () => {
       server.setReady(false)
@@ -181,6 +190,8 @@ export const routerFlags: Flag[] = [
   { flags: '--id <id>', path: 'router.id', kind: 'string', description: 'this router\'s id among peer routers (trending exchange)' },
   { flags: '--require-token', path: 'router.requireToken', kind: 'bool', description: 'content reads need a valid play token for the title, or the edges\' read (or admin) token' },
   { flags: '--repair-interval <ms>', path: 'router.repair.intervalMs', kind: 'int', description: 'time between background repair passes, 0 turns them off', unit: 'ms' },
+  { flags: '--steering <policy>', path: 'router.steering', kind: 'string', description: 'how /v1/play orders a client\'s local edges: affinity (each title to its owners, bounded load) or load (less loaded first)' },
+  { flags: '--steering-load-factor <c>', path: 'router.steeringLoadFactor', kind: 'number', description: 'no local edge comes first above c times its site\'s average recent load' },
   ...commonFlags,
 ]
 

@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
+import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
@@ -28,6 +28,7 @@ import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
+import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -36,6 +37,9 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
+import { SiteView } from './site/site-view.js'
+import { PeerSource } from './site/peer-source.js'
+import { peerRoutes } from './site/peer-serve.js'
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -51,6 +55,8 @@ export interface RunningEdge {
   prefill: PrefillRunner
   reporter: EdgeReporter
   demand: DemandRecorder
+  /** the edge's site as the router last answered it (edge/site/site-view.ts) */
+  site: SiteView
   close(): Promise<void>
 }
 
@@ -69,6 +75,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   let direct: DirectSource | undefined
   let threads: ServeThreads | undefined
   let service: EdgeServer | undefined
+  let peer: PeerSource | undefined
   try {
     const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
     const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
@@ -115,9 +122,20 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       : undefined
     const d0 = direct
     if (d0 !== undefined) meta.fetching = (id, rid, index) => d0.early(id, rid, index)
+    // peer fill (docs/peer-fill.md): a chunk of a title another edge of the site owns is asked of it first
+    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
+    let selfId = cfg.id
+    const site = new SiteView(cfg.site, () => selfId, logger)
+    const peerMetrics = edgePeerMetrics(registry)
+    const own = { chunk: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
+      crcs: direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)) } satisfies { chunk: ChunkFetch; crcs: CrcsFetch }
+    if (cfg.site !== '' && edgeToken === undefined)
+      logger.warn({ site: cfg.site }, 'edge.site is set but there is no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): no peer fill')
+    peer = cfg.site !== '' && edgeToken !== undefined ? new PeerSource(site, own, { token: edgeToken, firstByteTimeoutMs: cfg.peer.firstByteTimeoutMs,
+      holdMs: cfg.peer.holdMs, connections: cfg.upstreamConnections, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, peerMetrics, logger) : undefined
     fills = new Coalescer({
-      fetch: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
-      crcs: blockListFetch(direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)), cfg.blockListTimeoutMs),
+      fetch: peer?.chunk ?? own.chunk,
+      crcs: blockListFetch(peer?.crcs ?? own.crcs, cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)
@@ -151,7 +169,6 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
     const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
-    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     const demand = new DemandRecorder(cfg.sessionTtlMs)
     const pc = cfg.prefill
     const f0 = fills
@@ -161,11 +178,15 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       windowBytes: () => prefill?.bytesThisWindow ?? 0, plannedBytes: () => prefill?.progress?.plannedBytes ?? 0,
     })
     prefill = new PrefillRunner({
-      demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
+      // with a site, each edge plans the titles it owns there, from a list as many times longer as the site has edges
+      demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles * Math.max(1, site.members.length),
+        id => meta.peek(id) ?? meta.fetch(id), id => site.owns(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
-      ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
+      ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads },
+      routes: peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),
+        serving: peer?.serving ?? new Map(), metrics: peerMetrics }) })
     service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
     if (cfg.serveThreads > 0) {
@@ -189,11 +210,16 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     fills.prepare()
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
     const addr = await server.http.listen(cfg.port, cfg.host)
+    selfId ||= `edge-${addr.port}`
     await threads?.listen(server.http.fd)
     server.setReady(true)
     const c2 = cache
     const reporter = new EdgeReporter({
       routerUrl: cfg.upstream, token: edgeToken, heartbeatMs: cfg.heartbeatMs, reportMs: cfg.demandReportMs, recorder: demand, logger,
+      reply: body => {
+        site.update(body)
+        peerMetrics.members.set(site.members.length)
+      },
       heartbeat: () => {
         const disk = c2.disk.stats()
         const ram = c2.ram.stats()
@@ -218,7 +244,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const f = fills
     let closing: Promise<void> | undefined
     return {
-      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
+      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand, site,
       close: () => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
@@ -234,6 +260,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         await disk.close()
         await up.close()
         await direct?.close()
+        await peer?.close()
         index.close()
       })(),
     }
@@ -243,6 +270,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     await service?.http.closeRelay().catch(() => {})
     await upstream?.close().catch(() => {})
     await direct?.close().catch(() => {})
+    await peer?.close().catch(() => {})
     index.close()
     throw err
   }
@@ -270,6 +298,8 @@ export const edgeFlags: Flag[] = [
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },
   { flags: '--prefill-budget <bytes>', path: 'edge.prefill.budgetBytes', kind: 'bytes', description: 'bytes prefill may fetch per prefill window' },
+  { flags: '--site <name>', path: 'edge.site', kind: 'string', description: 'the site this edge belongs to: its siblings there ask it for the titles it owns, and it prefills only those (docs/peer-fill.md)' },
+  { flags: '--peer-timeout <ms>', path: 'edge.peer.firstByteTimeoutMs', kind: 'int', description: 'how long a peer fill waits for the owner\'s first byte before filling by its own path', unit: 'ms' },
   ...commonFlags,
 ]
 

@@ -185,6 +185,15 @@ export const configSchema = z.object({
       /** how often the edge checks whether to start a pass inside the window */
       checkMs: ms.min(100),
     }).strict(),
+    // issue 17: a site of edges as one cache (docs/peer-fill.md)
+    /** the site this edge belongs to (the edges side by side at one ISP site); empty: none, no peer fill, prefill as alone */
+    site: z.string().regex(/^([a-z0-9._-]{1,64})?$/, '1-64 characters of [a-z0-9._-]'),
+    peer: z.object({
+      /** a peer fill waits this long for the owner's first byte before the edge fills by its own path (250 ms) */
+      firstByteTimeoutMs: ms.min(1).max(60_000),
+      /** after an owner timed out, refused or failed, this edge fills by its own path for this long before asking it again (5 s) */
+      holdMs: ms,
+    }).strict(),
   }).strict(),
   router: z.object({
     host: z.string().min(1),

@@ -166,6 +166,8 @@ export class EdgeReporter {
     heartbeat: () => Heartbeat
     recorder: DemandRecorder
     logger: Logger
+    /** the router's answer to each heartbeat (parsed JSON; undefined when it is none): the site (edge/site/site-view.ts) */
+    reply?: (body: unknown) => void
   }) {}
 
   private started = false
@@ -186,7 +188,7 @@ export class EdgeReporter {
     return p
   }
 
-  private async post(path: string, body: unknown): Promise<void> {
+  private async post(path: string, body: unknown): Promise<string> {
     const res = await request(`${this.o.routerUrl.replace(/\/+$/, '')}${path}`, {
       method: 'POST', body: JSON.stringify(body), headersTimeout: 5000, bodyTimeout: 5000,
       headers: { 'content-type': 'application/json', ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
@@ -194,12 +196,14 @@ export class EdgeReporter {
     const text = await res.body.text()
     if (res.statusCode === 400) throw new RefusedError(`${path} answered 400: ${text.slice(0, 500)}`)
     if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}: ${text.slice(0, 200)}`)
+    return text
   }
 
   async sendHeartbeat(): Promise<boolean> {
     try {
-      await this.post('/v1/edges/heartbeat', { ...this.o.heartbeat(), healthy: this.healthy })
+      const text = await this.post('/v1/edges/heartbeat', { ...this.o.heartbeat(), healthy: this.healthy })
       this.heartbeats.ok++
+      this.o.reply?.(parseReply(text))
       return true
     } catch (err) {
       this.heartbeats.failed++
@@ -248,5 +252,14 @@ export class EdgeReporter {
   /** The last demand report, with what the drain counted. */
   async flush(): Promise<void> {
     if (this.started && this.o.reportMs > 0) await this.sendReport()
+  }
+}
+
+/** A heartbeat's answer as JSON; undefined when it is not (a router from before issue 17 may answer anything). */
+function parseReply(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
   }
 }

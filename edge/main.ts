@@ -186,7 +186,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads },
       routes: peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),
-        serving: peer?.serving ?? new Map(), metrics: peerMetrics }) })
+        serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() }) })
     service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
     if (cfg.serveThreads > 0) {

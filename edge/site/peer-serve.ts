@@ -5,6 +5,8 @@ import { CdnError, NotFoundError, RangeNotSatisfiableError, UnauthorizedError } 
 import type { Match, Route } from '../../lib/http.js'
 import { parseChunkIndex, parseContentId } from '../../lib/ids.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
+import type { Logger } from '../../lib/logger.js'
+import { IntervalLog } from '../../lib/interval-log.js'
 import type { Coalescer } from '../fill/coalesce.js'
 import type { MetaCache } from '../fill/meta-cache.js'
 import type { Source, TitleReader } from '../serve/reader.js'
@@ -52,7 +54,12 @@ export interface PeerServeDeps {
   /** chunk keys being answered to peers (shared with the peer source) */
   serving: Map<string, number>
   metrics: EdgePeerMetrics
+  logger: Logger
+  /** one per refusal reason, made on first use */
+  logs: Map<string, IntervalLog>
 }
+
+const LOG_EVERY_MS = 10_000
 
 type Reason = 'credential' | 'forbidden' | 'hop' | 'loop' | 'no_site' | 'not_member' | 'not_owner' | 'bad_request'
 
@@ -67,9 +74,9 @@ const FROM: Record<Source['result'], 'ram' | 'disk' | 'fill'> = { ram_hit: 'ram'
 
 export function peerRoutes(d: PeerServeDeps): Route[] {
   const chunk = (rid: (m: Match) => string | undefined) => (req: IncomingMessage, res: ServerResponse, m: Match) =>
-    counted(d, () => serveChunk(d, req, res, m.params[0]!, rid(m), m.params[m.params.length - 1]!))
+    counted(d, req, () => serveChunk(d, req, res, m.params[0]!, rid(m), m.params[m.params.length - 1]!))
   const crcs = (rid: (m: Match) => string | undefined) => (req: IncomingMessage, res: ServerResponse, m: Match) =>
-    counted(d, () => serveCrcs(d, req, res, m.params[0]!, rid(m), m.params[m.params.length - 1]!))
+    counted(d, req, () => serveCrcs(d, req, res, m.params[0]!, rid(m), m.params[m.params.length - 1]!))
   const none = () => undefined
   const second = (m: Match) => m.params[1]!
   return [
@@ -81,14 +88,30 @@ export function peerRoutes(d: PeerServeDeps): Route[] {
 }
 
 /** Runs a handler, counting its refusal by reason (the error goes on to lib/http.ts, which answers and logs it). */
-async function counted(d: PeerServeDeps, fn: () => Promise<void>): Promise<void> {
+async function counted(d: PeerServeDeps, req: IncomingMessage, fn: () => Promise<void>): Promise<void> {
   try {
     await fn()
   } catch (err) {
-    if (err instanceof PeerRefusedError) d.metrics.refused.inc({ reason: err.reason })
-    else if (err instanceof CdnError && err.source === 'client') d.metrics.refused.inc({ reason: 'bad_request' })
+    const reason = err instanceof PeerRefusedError ? err.reason : err instanceof UnauthorizedError ? 'credential'
+      : err instanceof CdnError && err.source === 'client' ? 'bad_request' : undefined
+    if (reason !== undefined) refused(d, req, reason, err as CdnError)
     throw err
   }
+}
+
+/** Counts a refusal, and logs it (no stack; once per reason per `LOG_EVERY_MS`, with how many were not logged). */
+function refused(d: PeerServeDeps, req: IncomingMessage, reason: Reason, err: CdnError): void {
+  d.metrics.refused.inc({ reason })
+  let log = d.logs.get(reason)
+  if (log === undefined) d.logs.set(reason, log = new IntervalLog(LOG_EVERY_MS))
+  const note = log.take()
+  if (note === undefined) return
+  const asker = req.headers[PEER_ID]
+  const line = { reason, status: err.statusCode, code: err.code, url: req.url, asker: typeof asker === 'string' ? asker.slice(0, 64) : undefined, notLogged: note.skipped }
+  // a sibling's view of the site lagging ours, or a request that is not ours to answer: expected now and then;
+  // a credential, a member or a hop marker that is wrong: a misconfigured or hostile sender
+  if (reason === 'not_owner' || reason === 'no_site' || reason === 'bad_request') d.logger.info(line, `peer request refused: ${err.message}`)
+  else d.logger.warn(line, `peer request refused: ${err.message}`)
 }
 
 /** Checks 1-4 and what the request names: the chunk. */

@@ -2,6 +2,7 @@ import { ownersOf } from '../../lib/affinity.js'
 import type { RunningEdge } from '../../edge/main.js'
 import { FakeUpstream } from './fake-upstream.js'
 import { startTestEdge, until, type TestContext } from './edge.js'
+import type { Logger } from '../../lib/logger.js'
 
 /**
  * A site of edges for peer fill tests (issue 17, docs/peer-fill.md): edges
@@ -32,11 +33,9 @@ export interface Site {
 }
 
 export async function startSite(t: TestContext, ids: string[], overrides: Record<string, string | number | boolean> = {},
-  up?: FakeUpstream): Promise<Site> {
-  if (up === undefined) {
-    up = await FakeUpstream.start()
-    t.teardown(() => up!.close())
-  }
+  o: { logger?: (id: string) => Logger } = {}): Promise<Site> {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
   const seen = new Map<string, string>()
   const site: Site = {
     up, edges: [],
@@ -52,7 +51,7 @@ export async function startSite(t: TestContext, ids: string[], overrides: Record
   for (const id of ids) {
     site.edges.push(await startTestEdge(t, { url: up.url, token: undefined }, {
       'edge.id': id, 'edge.site': SITE, 'edge.heartbeatMs': 25, 'edge.fill.path': 'relay', ...overrides,
-    }, { REELCDN_EDGE_TOKEN: EDGE_CREDENTIAL }))
+    }, { REELCDN_EDGE_TOKEN: EDGE_CREDENTIAL }, o.logger?.(id)))
   }
   await site.settled()
   return site

@@ -204,7 +204,9 @@ export class FakeUpstream {
     }
     if (this.relayTo !== undefined && (req.url === '/v1/demand' || req.url?.startsWith('/v1/trending?'))) return this.relay(req, res, this.relayTo)
     if (this.trending !== undefined && req.method === 'GET' && req.url?.startsWith('/v1/trending?')) {
-      const text = JSON.stringify({ window: '24h', ...this.trending })
+      // the first `limit` titles, as the router answers
+      const limit = Number(new URLSearchParams(req.url.split('?')[1]).get('limit') ?? Infinity)
+      const text = JSON.stringify({ window: '24h', ...this.trending, titles: this.trending.titles.slice(0, limit) })
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
       return void res.end(text)
     }

@@ -33,7 +33,7 @@ export interface Site {
 }
 
 export async function startSite(t: TestContext, ids: string[], overrides: Record<string, string | number | boolean> = {},
-  o: { logger?: (id: string) => Logger } = {}): Promise<Site> {
+  o: { logger?: (id: string) => Logger; each?: (id: string) => Record<string, string | number | boolean> } = {}): Promise<Site> {
   const up = await FakeUpstream.start()
   t.teardown(() => up.close())
   const seen = new Map<string, string>()
@@ -50,7 +50,7 @@ export async function startSite(t: TestContext, ids: string[], overrides: Record
   }
   for (const id of ids) {
     site.edges.push(await startTestEdge(t, { url: up.url, token: undefined }, {
-      'edge.id': id, 'edge.site': SITE, 'edge.heartbeatMs': 25, 'edge.fill.path': 'relay', ...overrides,
+      'edge.id': id, 'edge.site': SITE, 'edge.heartbeatMs': 25, 'edge.fill.path': 'relay', ...overrides, ...o.each?.(id),
     }, { REELCDN_EDGE_TOKEN: EDGE_CREDENTIAL }, o.logger?.(id)))
   }
   await site.settled()

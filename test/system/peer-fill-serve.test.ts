@@ -149,3 +149,17 @@ async function deadUrl(): Promise<string> {
   await new Promise<void>(r => server.close(() => r()))
   return `http://127.0.0.1:${port}`
 }
+
+t.test('an owner with serve threads answers its siblings too (peer requests go to its main thread)', async t => {
+  const s = await startSite(t, ['edge-a', 'edge-b'], {}, { each: id => ({ 'edge.serveThreads': id === 'edge-a' ? 1 : 0 }) })
+  const [a, b] = s.edges as [typeof s.edges[0], typeof s.edges[0]]
+  const id = titleOwnedBy(s.members(), 'edge-a')
+  const body = titleBytes(2 * CHUNK, id)
+  await s.up.addTitle(id, body, { chunkSize: CHUNK, blocks: true })
+  t.ok((await get(`${a.url}/v1/content/${id}`)).body.equals(body))
+  await settled(a)
+  t.ok((await get(`${b.url}/v1/content/${id}`)).body.equals(body), 'byte-exact from the sibling')
+  await settled(b)
+  t.equal(s.up.requests(id), 2, 'no origin fetch for the sibling')
+  t.equal(await metric(b.url, 'reelcdn_edge_peer_fill_bytes_total'), body.length)
+})

@@ -125,13 +125,15 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     // peer fill (docs/peer-fill.md): a chunk of a title another edge of the site owns is asked of it first
     const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     let selfId = cfg.id
-    const site = new SiteView(cfg.site, () => selfId, logger)
+    // edge.site (contract-17): empty or absent, no site
+    const siteName: string = (cfg.site as string | undefined) ?? ''
+    const site = new SiteView(siteName, () => selfId, logger)
     const peerMetrics = edgePeerMetrics(registry)
     const own = { chunk: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
       crcs: direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)) } satisfies { chunk: ChunkFetch; crcs: CrcsFetch }
-    if (cfg.site !== '' && edgeToken === undefined)
-      logger.warn({ site: cfg.site }, 'edge.site is set but there is no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): no peer fill')
-    peer = cfg.site !== '' && edgeToken !== undefined ? new PeerSource(site, own, { token: edgeToken, firstByteTimeoutMs: cfg.peer.firstByteTimeoutMs,
+    if (siteName !== '' && edgeToken === undefined)
+      logger.warn({ site: siteName }, 'edge.site is set but there is no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): no peer fill')
+    peer = siteName !== '' && edgeToken !== undefined ? new PeerSource(site, own, { token: edgeToken, firstByteTimeoutMs: cfg.peer.firstByteTimeoutMs,
       holdMs: cfg.peer.holdMs, connections: cfg.upstreamConnections, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, peerMetrics, logger) : undefined
     fills = new Coalescer({
       fetch: peer?.chunk ?? own.chunk,

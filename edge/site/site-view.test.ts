@@ -63,3 +63,19 @@ t.test('entries that do not parse are dropped one by one, said once', async t =>
   v.update({ site: { id: 's1', members: bad } })
   t.equal(warned.length, 1, 'logged once')
 })
+
+t.test('the siblings of a hot title\'s owners spread their requests over those owners', async t => {
+  const many = Array.from({ length: 12 }, (_, i) => ({ id: `edge-${i}`, url: `http://127.0.0.1:${i + 1}`, weight: 1 }))
+  const owners = ownersOf('hot', many, 3).map(m => m.id)
+  const asked = new Map<string, number>()
+  for (const m of many) {
+    if (owners.includes(m.id)) continue
+    const v = new SiteView('s1', () => m.id)
+    v.update({ site: { id: 's1', members: many }, hot: [{ contentId: 'hot', owners: 3 }] })
+    const p = v.peerFor('hot')!.id
+    t.ok(owners.includes(p), `${m.id} asks an owner`)
+    t.equal(v.peerFor('hot')!.id, p, 'always the same one')
+    asked.set(p, (asked.get(p) ?? 0) + 1)
+  }
+  t.ok(asked.size >= 2, `the 9 siblings ask more than one of the 3 owners: ${JSON.stringify([...asked])}`)
+})

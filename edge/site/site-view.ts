@@ -1,4 +1,4 @@
-import { ownersOf, type AffinityMember } from '../../lib/affinity.js'
+import { ownersOf, rankByAffinity, type AffinityMember } from '../../lib/affinity.js'
 import { isContentId } from '../../lib/ids.js'
 import type { Logger } from '../../lib/logger.js'
 
@@ -77,13 +77,18 @@ export class SiteView {
     return ownersOf(contentId, this.members, count).some(m => m.id === self)
   }
 
-  /** The edge to ask for a chunk of `contentId` this edge does not own: the first owner; undefined when this edge owns it or has no site. */
+  /**
+   * The edge to ask for a chunk of `contentId` this edge does not own; undefined when this edge owns it or has
+   * no site. A title's one owner; of a hot title's owners, the one this edge ranks first for it (lib/affinity.ts
+   * again, keyed by the title and this edge), so the siblings' requests spread over the owners, each asker
+   * keeping to one (its requests for the title coalesce there).
+   */
   peerFor(contentId: string): SiteMember | undefined {
     if (!this.active) return undefined
     const owners = this.owners(contentId)
     const self = this.self()
     if (owners.some(m => m.id === self)) return undefined
-    return owners[0]
+    return owners.length > 1 ? rankByAffinity(`${contentId}\u0000${self}`, owners)[0] : owners[0]
   }
 
   /** Takes a heartbeat reply (parsed JSON, or undefined when the router answered none). */

@@ -28,7 +28,7 @@ import type { SiteView } from './site-view.js'
  * reelcdn_edge_peer_refused_total:
  *   1. the edge credential: none configured here (peer fill closed), or none
  *      given: 401 `credential`; a wrong one: 403 `forbidden`;
- *   2. the hop marker: absent or not an integer: 400 `hop`; above 1 (a
+ *   2. the hop marker: absent or not a positive integer: 400 `hop`; above 1 (a
  *      request some edge forwarded: a loop attempt): 508 Loop Detected `loop`;
  *   3. the site: this edge has none (no site, or the router's last reply
  *      named none): 421 `no_site`; the asking edge is not one of its members
@@ -123,7 +123,7 @@ async function admit(d: PeerServeDeps, req: IncomingMessage, rawId: string, rid:
   if (!tokensEqual(auth.slice(7).trim(), d.token))
     throw new PeerRefusedError('the edge credential is not this site\'s (REELCDN_EDGE_TOKEN)', 'forbidden', 403, 'CDN_ERR_PEER_CREDENTIAL')
   const hop = h[PEER_HOP]
-  if (typeof hop !== 'string' || !/^[0-9]{1,3}$/.test(hop))
+  if (typeof hop !== 'string' || !/^[0-9]{1,3}$/.test(hop) || Number(hop) < 1)
     throw new PeerRefusedError(`expected ${PEER_HOP}: 1, got ${JSON.stringify(hop ?? null)}`, 'hop', 400, 'CDN_ERR_PEER_HOP')
   if (Number(hop) !== 1)
     throw new PeerRefusedError(`${PEER_HOP}: ${hop}: a peer request is answered by the owner and never forwarded (one hop)`, 'loop', 508, 'CDN_ERR_PEER_LOOP')

@@ -39,6 +39,7 @@ t.test('refusals: credential, hop marker, membership, ownership, bad requests; e
     ['no credential', { ...ok, authorization: '' }, url, 401, 'CDN_ERR_UNAUTHORIZED', 'credential'],
     ['a wrong credential', { ...ok, authorization: 'Bearer not-the-credential' }, url, 403, 'CDN_ERR_PEER_CREDENTIAL', 'forbidden'],
     ['no hop marker', { ...ok, 'x-reelcdn-peer-hop': '' }, url, 400, 'CDN_ERR_PEER_HOP', 'hop'],
+    ['a hop marker of 0', { ...ok, 'x-reelcdn-peer-hop': '0' }, url, 400, 'CDN_ERR_PEER_HOP', 'hop'],
     ['a hop marker of 2: a forwarded request (a loop attempt)', { ...ok, 'x-reelcdn-peer-hop': '2' }, url, 508, 'CDN_ERR_PEER_LOOP', 'loop'],
     ['an edge that is not a member', { ...ok, 'x-reelcdn-edge-id': 'edge-z' }, url, 403, 'CDN_ERR_PEER_NOT_MEMBER', 'not_member'],
     ['the owner itself', { ...ok, 'x-reelcdn-edge-id': 'edge-a' }, url, 403, 'CDN_ERR_PEER_NOT_MEMBER', 'not_member'],

@@ -47,3 +47,10 @@ bench-transcode: build
 # single-file catalog), the same audience; byte hit ratio, offload, upstream bytes, QoE, CPU per process (~4 min)
 bench-abr-hit: build
 	node dist/bench/rows/abr-hit.js
+
+# Dashboards and alerts (issue 18, deploy/): loads every Grafana dashboard's JSON, then a real Prometheus (Debian's
+# `prometheus`, installed with apt when missing) scrapes a test cluster under load and evaluates every dashboard
+# query and alert rule; promtool checks the rules (~30 s)
+.PHONY: check-deploy
+check-deploy: build
+	npx tap dist/test/system/grafana-dashboards.test.js dist/test/system/prometheus-deploy.test.js

@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry } from '../lib/metrics.js'
+import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
@@ -26,6 +26,7 @@ import { sessionOf } from './serve/session-id.js'
 import { sender, type Send } from './serve/send.js'
 import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
+import { ChunkArena } from './tiers/chunk-arena.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
 import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
@@ -92,13 +93,17 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     let drainWaits = 0
     // with serve threads, chunks in RAM must be in memory the threads can read
     const alloc = cfg.serveThreads > 0 ? sharedChunk : undefined
+    // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
+    const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc)
     const metrics = edgeMetrics(registry, {
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,
       blocked: () => drainWaits + (send?.pending() ?? 0) + (threads?.blocked() ?? 0),
       diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
       sweepAhead: () => ahead?.sweep(),
+      chunkSlots: () => arena.stats(),
     })
+    zeroEdgeErrorSeries(metrics)
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, metrics)
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
@@ -110,7 +115,10 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
     const meta = new MetaCache(upstream, metrics, { ttlMs: cfg.metaTtlMs, negativeTtlMs: cfg.metaNegativeTtlMs, maxEntries: cfg.metaMaxEntries,
       chunkSize: config.cluster.chunkSize })
-    meta.learned = t => disk.upstreamChunkSize(t.manifest.chunkSize)
+    meta.learned = t => {
+      disk.upstreamChunkSize(t.manifest.chunkSize)
+      arena.resize(t.manifest.chunkSize)
+    }
     const up = upstream
     const c = cache
     // the fill path (docs/fill-path.md): chunk bytes straight from the owning shards under router grants, or by the relay
@@ -148,7 +156,8 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       room: bytes => c.disk.room(bytes),
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
-      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc, spareBytes: config.cluster.chunkSize })
+      // the spare buffer kept ahead for a player's miss is a slot like any (held by the fill that takes it)
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc: size => arena.take(size), spareBytes: config.cluster.chunkSize })
     const f1 = fills
     // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)
     ahead = new FetchedAhead(key => c.has(key) || c.disk.writing(key) || f1.has(key), metrics.hot.unread)

@@ -2,12 +2,12 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, X509Certificate } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Logger } from './logger.js'
 import type { Config } from './config.js'
 import { BadRequestError, CdnError, ClientClosedError, ConfigError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from './errors.js'
-import { httpMetrics, type HttpMetrics } from './metrics.js'
+import { httpMetrics, tlsMetrics, type HttpMetrics } from './metrics.js'
 import { tokensEqual } from './auth.js'
 import { checkRequest, guardServer, KNOWN_METHODS, reasonOf } from './http-conformance.js'
 
@@ -139,6 +139,8 @@ export class HttpService {
   private relay: http.Server | undefined
   /** requests other threads are answering themselves now (the edge's serve threads): in the in-flight gauge with ours */
   elsewhere: (() => number) | undefined
+  /** the served certificate's notAfter (ms), what reelcdn_tls_certificate_expiry_timestamp_seconds shows: whatever swaps the certificate sets it too */
+  certNotAfterMs = 0
 
   constructor(private readonly opts: ServiceOptions) {
     this.metrics = httpMetrics(opts.registry, () => this.inflight + (this.elsewhere?.() ?? 0))
@@ -146,9 +148,14 @@ export class HttpService {
     this.allowed = [...KNOWN_METHODS].filter(m => this.routes.some(r => r.allow.includes(m))).join(', ')
     const h = opts.http
     const handler = (req: IncomingMessage, res: ServerResponse) => { void this.handleCounted(req, res) }
-    this.server = h.tlsCertFile
-      ? https.createServer({ ...httpServerOptions(h), ...readTls(h.tlsCertFile, h.tlsKeyFile) }, handler)
+    const tls = h.tlsCertFile ? readTls(h.tlsCertFile, h.tlsKeyFile) : undefined
+    this.server = tls
+      ? https.createServer({ ...httpServerOptions(h), ...tls }, handler)
       : http.createServer(httpServerOptions(h), handler)
+    if (tls) {
+      this.certNotAfterMs = certificateExpiry(tls.cert, h.tlsCertFile)
+      tlsMetrics(opts.registry, () => this.certNotAfterMs)
+    }
     guardServer(this.server, h, { allow: () => this.allowed, refused: reason => this.refusedClient(reason) })
   }
 
@@ -383,6 +390,15 @@ export function readTls(certFile: string, keyFile: string): { cert: Buffer; key:
     return { cert: readFileSync(certFile), key: readFileSync(keyFile) }
   } catch (err) {
     throw new ConfigError(`cannot read the TLS certificate or key (http.tlsCertFile, http.tlsKeyFile): ${(err as Error).message}`)
+  }
+}
+
+/** The serving certificate's notAfter in ms (the first certificate of the file: the leaf), for its expiry alert. */
+export function certificateExpiry(cert: Buffer, file: string): number {
+  try {
+    return Date.parse(new X509Certificate(cert).validTo)
+  } catch (err) {
+    throw new ConfigError(`cannot parse the TLS certificate in ${file} (http.tlsCertFile): ${(err as Error).message}`)
   }
 }
 

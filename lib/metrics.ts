@@ -130,6 +130,8 @@ export interface EdgeProbes {
   diskWritesPending?(): number
   /** brings reelcdn_edge_unread_ahead_bytes_total up to date before a scrape (edge/serve/fetched-ahead.ts) */
   sweepAhead?(): void
+  /** the chunk arena's idle bytes and slots handed out (edge/tiers/chunk-arena.ts) */
+  chunkSlots?(): { idleBytes: number; allocated: number; reused: number }
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -176,6 +178,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     /** bytes by kind of file, then by where they came from (the byte hit ratio per kind) */
     files: fileTallies(),
   }
+  const slotsSeen = { reused: 0, allocated: 0 }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
@@ -211,6 +214,19 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['reason'] as const, registers: [registry] }),
     blockListFailures: new Counter({ name: 'reelcdn_edge_block_list_failures_total', help: 'Chunk fills that went on without their block list (whole-chunk verification: a short range at a chunk\'s end waits for the chunk) after two tries, by reason: timeout (edge.blockListTimeoutMs), not_found (a router or title without block lists), upstream (any other failure)',
       labelNames: ['reason'] as const, registers: [registry] }),
+    // issue 16: chunk memory faulted once and reused by later fills (edge/tiers/chunk-arena.ts)
+    chunkSlotsIdle: new Gauge({ name: 'reelcdn_edge_chunk_slots_idle_bytes', help: 'Bytes of chunk buffers nothing holds any more, kept (at most edge.maxFills of them) for the next fills to write into without faulting fresh memory',
+      registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().idleBytes) } }),
+    chunkSlots: new Counter({ name: 'reelcdn_edge_chunk_slots_total', help: 'Chunk buffers handed to fills, by result: reused (an idle one, already faulted in), allocated (fresh memory: the arena had none idle of the chunk size)',
+      labelNames: ['result'] as const, registers: [registry], collect() {
+        if (!probes.chunkSlots) return
+        const s = probes.chunkSlots()
+        for (const r of ['reused', 'allocated'] as const) {
+          const d = s[r] - slotsSeen[r]
+          if (d > 0) this.inc({ result: r }, d)
+          slotsSeen[r] = s[r]
+        }
+      } }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',
@@ -423,6 +439,45 @@ export function edgeFillPathMetrics(registry: Registry) {
   }
 }
 export type EdgeFillPathMetrics = ReturnType<typeof edgeFillPathMetrics>
+
+/**
+ * Issue 18's alerts. A labelled counter has no series until its first count,
+ * and `rate()`/`increase()` cannot see that first count (there is no earlier
+ * sample to difference against): an alert on the error outcomes would miss
+ * the first error and show "no data" until then. So the error outcomes (and
+ * the unread-ahead waste) the alert rules and dashboards (deploy/) read start at 0.
+ */
+export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
+  for (const file of FILE_KINDS) m.fillsByFile.inc({ file, result: 'error' }, 0)
+  for (const reason of ['timeout', 'upstream', 'digest', 'purged']) m.fillFailures.inc({ reason }, 0)
+  m.diskWrites.inc({ result: 'failed' }, 0)
+  m.promotions.inc({ result: 'failed' }, 0)
+  for (const by of ['read', 'promotion', 'thread']) m.corrupt.inc({ found_by: by }, 0)
+  // not an error, but bytes spent for nothing, which the edge dashboard plots
+  for (const by of AHEAD_KINDS) m.unreadAhead.inc({ by }, 0)
+}
+
+/** The edges the router knows from their heartbeats, by state (router/playback/edge-registry.ts): what "an edge went silent" alerts on. */
+export function routerEdgeMetrics(registry: Registry, counts: () => { live: number; unhealthy: number; silent: number; gone: number }) {
+  const states = ['live', 'unhealthy', 'silent', 'gone'] as const
+  return {
+    edges: new Gauge({ name: 'reelcdn_router_edges', help: 'Edges known from their heartbeats, by state: live (offered to players), unhealthy (its last heartbeat said so), silent (no heartbeat for router.edgeSilenceMs after a healthy one: lost), gone (quiet after an unhealthy last heartbeat, such as the farewell of a planned stop); kept until the router restarts',
+      labelNames: ['state'] as const, registers: [registry],
+      collect() { const c = counts(); for (const s of states) this.set({ state: s }, c[s]) } }),
+  }
+}
+
+/**
+ * The certificate a service serves (http.tlsCertFile): when it expires, asked
+ * on every scrape (lib/http.ts keeps it beside the server, so whatever swaps
+ * the certificate updates it). Registered only where TLS is on.
+ */
+export function tlsMetrics(registry: Registry, notAfterMs: () => number) {
+  return {
+    expiry: new Gauge({ name: 'reelcdn_tls_certificate_expiry_timestamp_seconds', help: 'When the TLS certificate this service serves expires (its notAfter), in Unix seconds',
+      registers: [registry], collect() { this.set(notAfterMs() / 1000) } }),
+  }
+}
 
 /** Peer fill inside a site (docs/peer-fill.md, issue 17): the asking edge's outcomes and the owner's answers. */
 export function edgePeerMetrics(registry: Registry) {

@@ -2,7 +2,7 @@ import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { createLogger, type Logger } from '../lib/logger.js'
-import { newRegistry, routerFillGrantMetrics } from '../lib/metrics.js'
+import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics } from '../lib/metrics.js'
 import { loadSecret } from '../lib/auth.js'
 import { ensureWritableDir } from '../lib/data-dir.js'
 import { ConfigError } from '../lib/errors.js'
@@ -82,6 +82,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const ring = loadKeyRing(rc.tokenKeysFile, env)
   const edgeToken = loadSecret(rc.edgeTokenFile, 'REELCDN_EDGE_TOKEN', env)
   const edges = new EdgeRegistry(rc.edgeSilenceMs)
+  routerEdgeMetrics(registry, () => edges.counts(Date.now()))
   if (rc.requireToken && !ring) {
     await cluster.close()
     throw new ConfigError('router.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')

@@ -119,6 +119,13 @@ export async function cpuSeconds(pid: number, ticks: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / ticks
 }
 
+/** Minor page faults a live process has taken so far (/proc/<pid>/stat minflt): fresh memory touched for the first time. */
+export async function minorFaults(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  if (!stat) return 0
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7])
+}
+
 /** CPU seconds of this process's children that have exited and been reaped (cutime + cstime). */
 export async function reapedChildrenCpuSeconds(ticks: number): Promise<number> {
   const stat = await readFile('/proc/self/stat', 'utf8')

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startCluster, type LocalCluster } from '../lib/cluster.js'
-import { waitForLine, type Child } from '../lib/proc.js'
+import { minorFaults, waitForLine, type Child } from '../lib/proc.js'
 import { CLI, startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { metric, until } from '../lib/scrape.js'
@@ -28,7 +28,14 @@ import { firstByte } from '../lib/ttfb.js'
  *     against the shard's own CPU per GB on the direct read (goal ≤ 2×);
  *   - edge over a bare upstream: the same, the edge filling from a bare
  *     node:http server holding the title in memory (bench/lib/bare-upstream.ts):
- *     the edge's own ceiling, apart from what the origin costs.
+ *     the edge's own ceiling, apart from what the origin costs;
+ *   - edge in steady state: the same as the first edge (the edge's default
+ *     path), with a RAM tier of two chunks, after it has read the title once
+ *     (unmeasured) and purged it: every fill evicts a chunk or writes into
+ *     memory one left (edge/tiers/chunk-arena.ts), as on an edge whose RAM
+ *     is full; the others start with empty RAM and fill into fresh memory.
+ * Each edge line notes the edge's minor page faults per GB filled (first
+ * touches of fresh memory: costly on a VM).
  * Goal: the edge's MB/s ≥ 0.7× the shard's.
  *
  * Then, per variant, a fresh edge: a 1 MiB range at the first byte of a cold
@@ -48,6 +55,8 @@ const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
 const CROWD_PLAYERS = 200
 const CROWD_SPEED = 10
 const CROWD_SECONDS = 20
+/** the admin token of the bench's edges: the steady-state one purges the title it read to read it again, cold */
+const STEADY_ADMIN = 'bench-fill-admin'
 
 export const fillRow: BenchRow = {
   name: 'fill',
@@ -77,10 +86,16 @@ export const fillRow: BenchRow = {
           headers: { authorization: `Bearer ${c!.shardToken}` } }))
       const paths = o.fillPaths.length ? o.fillPaths : ['']
       const label = (p: string) => `cold edge, one GET${p ? `, --fill-path ${p}` : ''} (CPU: edge)`
-      const startEdge = async (name: string, p: string, upstream = c!.router.url) => startService(ctx.procs, 'edge', 'edge ready',
+      const startEdge = async (name: string, p: string, upstream = c!.router.url, ram = t.size + 2 * o.chunkSize) => startService(ctx.procs, 'edge', 'edge ready',
         ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
-          '--ram', String(t.size + 2 * o.chunkSize), '--disk', String(2 * t.size), ...(p ? ['--fill-path', p] : [])],
-        { ...svc, env: { REELCDN_LOG_REQUESTS: 'false' } })
+          '--ram', String(ram), '--disk', String(2 * t.size), ...(p ? ['--fill-path', p] : [])],
+        { ...svc, env: { REELCDN_LOG_REQUESTS: 'false', REELCDN_EDGE_ADMIN_TOKEN: STEADY_ADMIN } })
+      /** a cold edge reading the whole title, its minor faults per GB noted */
+      const edgeRead = async (e: RunningService, also: number[]) => {
+        const f0 = await minorFaults(e.pid)
+        const res = await timedRead(whole(e.url), [e.pid], also, ticks)
+        return { res, faults: `edge ${((await minorFaults(e.pid) - f0) / (t.size / 1e9) / 1000).toFixed(0)}k minor faults per GB` }
+      }
       ctx.log('fill: warming the origin side (one read of every chunk from each shard and through the router)')
       for (const s of c.shards) await timedRead(shardChunks.map(x => ({ ...x, url: x.url.replace(c!.shards[0]!.url, s.url) })), [], [], ticks)
       await timedRead(whole(c.router.url), [], [], ticks)
@@ -99,19 +114,30 @@ export const fillRow: BenchRow = {
         for (const p of paths) {
           edge = await startEdge(`r${round}-${p || 'default'}`, p)
           ctx.log(`fill: round ${round}: ${label(p)}`)
-          const res = await timedRead(whole(edge.url), [edge.pid], origin, ticks)
+          const { res, faults } = await edgeRead(edge, origin)
           const e = m('whole title', label(p), res, s)
           out.push(e)
           rates.set(p, [...(rates.get(p) ?? []), res.MBps])
           const per = res.extra / (res.MBps / 1000)
           cpuPerGB.origin.set(p, [...(cpuPerGB.origin.get(p) ?? []), per])
-          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled`
+          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}`
           await edge.stop()
           edge = undefined
         }
         edge = await startEdge(`r${round}-bare`, '', bareUrl)
         ctx.log(`fill: round ${round}: cold edge over a bare upstream`)
-        out.push(m('whole title', 'cold edge, one GET, bare node:http upstream (CPU: edge)', await timedRead(whole(edge.url), [edge.pid], [], ticks), s))
+        const bareRead = await edgeRead(edge, [])
+        out.push({ ...m('whole title', 'cold edge, one GET, bare node:http upstream (CPU: edge)', bareRead.res, s), note: bareRead.faults })
+        await edge.stop()
+        edge = undefined
+        edge = await startEdge(`r${round}-steady`, paths[0]!, c.router.url, 2 * o.chunkSize)
+        ctx.log(`fill: round ${round}: cold edge in steady state (RAM of two chunks)`)
+        await timedRead(whole(edge.url), [], [], ticks)
+        const purged = await fetch(`${edge.url}/v1/cache/${t.contentId}`, { method: 'DELETE', headers: { authorization: `Bearer ${STEADY_ADMIN}` } })
+        if (purged.status !== 200) throw new Error(`fill: purging the steady-state edge answered ${purged.status}: ${await purged.text()}`)
+        const steady = await edgeRead(edge, origin)
+        out.push({ ...m('whole title', `cold edge, one GET, RAM of 2 chunks: fills reuse evicted chunks' memory${paths[0] ? `, --fill-path ${paths[0]}` : ''} (CPU: edge)`,
+          steady.res, s), note: steady.faults })
         await edge.stop()
         edge = undefined
 

@@ -245,6 +245,8 @@ export class Coalescer {
     const prefill = this.prefills.delete(fill)
     if (prefill) this.prefillsInFlight--
     if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill)
+    // the tiers hold what they kept (edge/tiers/chunk-arena.ts); the fill's readers hold their own
+    fill.drop()
     if (this.inflight.get(ref.key) === fill) {
       this.inflight.delete(ref.key)
       this.inflightBytes -= ref.size

@@ -5,6 +5,7 @@ import { CdnError, UpstreamCorruptError } from '../../lib/errors.js'
 import { refName, type ChunkRef } from '../title.js'
 import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
+import { dropChunk, holdChunk } from '../tiers/chunk-arena.js'
 import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
 
 /**
@@ -55,6 +56,13 @@ import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason
  * rejects `done`, and reaches every reader as that CdnError (502/504). The
  * fill never sees a player's AbortSignal: players come and go; the coalescer
  * owns the deadline.
+ *
+ * Memory. `buf` may be a reused slot (edge/tiers/chunk-arena.ts), so whoever
+ * reads it holds it: `hold` and `drop`. The fill's own hold is dropped by the
+ * coalescer once it has committed the chunk (or the fill failed); after it
+ * settles a fill never touches `buf` again. A reader holds from the
+ * synchronous `join` that found the fill, which may come before `start`
+ * allocates `buf`: those holds are counted and taken on it at `start`.
  */
 export interface FillOptions {
   splitBytes: number
@@ -63,7 +71,7 @@ export interface FillOptions {
   retries: number
   /** the wait before a segment's first resumption; doubled for each next one */
   retryBackoffMs: number
-  /** allocates a chunk's buffer (shared memory when serve threads read the RAM tier); default Buffer.allocUnsafeSlow */
+  /** allocates a chunk's buffer held once, the fill's own hold (edge/tiers/chunk-arena.ts: a reused slot; shared memory when serve threads read the RAM tier); default Buffer.allocUnsafeSlow */
   alloc?: (size: number) => Buffer
 }
 
@@ -112,6 +120,8 @@ export class Fill {
   private wake: Wake | null = null
   /** false until the coalescer gives this fill a slot: no upstream request before */
   private started = false
+  /** holds taken before `buf` existed, the fill's own included: taken on it at `start` */
+  private holds = 1
   private settle!: { resolve: (b: Buffer) => void; reject: (e: Error) => void }
 
   constructor(
@@ -134,7 +144,10 @@ export class Fill {
   start(from: number): void {
     if (this.started || this.error) return
     this.started = true
+    // the allocation holds once (the fill's own); the holds of readers that joined before are added
     this.buf = this.opts.alloc?.(this.ref.size) ?? Buffer.allocUnsafeSlow(this.ref.size)
+    for (let i = 1; i < this.holds; i++) holdChunk(this.buf)
+    this.holds = 0
     if (this.gate.mode === 'pending') void this.list()
     this.launch(this.gate.align(Math.min(Math.max(from, 0), this.ref.size - 1)), this.ref.size)
   }
@@ -159,6 +172,18 @@ export class Fill {
       this.ensureComing(pos)
       await this.progress()
     }
+  }
+
+  /** One more holder of the chunk's memory (a reader, or the fill's own); pair with `drop`. */
+  hold(): void {
+    if (this.buf === undefined) this.holds++
+    else holdChunk(this.buf)
+  }
+
+  /** A holder is done with `buf` for good. */
+  drop(): void {
+    if (this.buf === undefined) this.holds--
+    else dropChunk(this.buf)
   }
 
   /**

@@ -21,7 +21,7 @@ const counter = () => new Proxy({}, { get: (o: Record<string, { n: number }>, k:
 t.test('a miss writes its first byte before readahead starts the next chunk\'s fill', async t => {
   const events: string[] = []
   const buf = Buffer.alloc(CS, 7)
-  const fill = { buf, waitFor: async () => {}, availableFrom: () => CS } as unknown as Fill
+  const fill = { buf, waitFor: async () => {}, availableFrom: () => CS, hold: () => {}, drop: () => {} } as unknown as Fill
   const fills = {
     join: (ref: ChunkRef) => { events.push(`miss ${ref.index}`); return { fill, joined: false } },
     prefetch: (ref: ChunkRef) => { events.push(`readahead ${ref.index}`); return 'started' },

@@ -9,6 +9,7 @@ import type { Send, SendPiece } from './send.js'
 import { CorruptChunkError } from '../../lib/errors.js'
 import { chunkRef, type ChunkRef, type TitleFile } from '../title.js'
 import type { FetchedAhead } from './fetched-ahead.js'
+import { dropChunk, heldForWrite, holdChunk } from '../tiers/chunk-arena.js'
 
 /**
  * Serving bytes of a title's file (a single-file title's own, or a rendition:
@@ -39,6 +40,11 @@ import type { FetchedAhead } from './fetched-ahead.js'
  * hits; `coalesced` (joined a fill in flight, whoever started it) is not. The
  * ledger of chunks fetched ahead (fetched-ahead.ts) learns of every read, so
  * readahead that no player reads is counted as waste.
+ *
+ * Chunk memory (edge/tiers/chunk-arena.ts): a RAM or fill Source holds its
+ * chunk's memory from the synchronous lookup that found it until `release`,
+ * and each write of it holds it until the socket's callback, so a slot the
+ * tiers let go of is not reused while this player can still read it.
  */
 export type Result = 'ram_hit' | 'disk_hit' | 'miss' | 'coalesced'
 
@@ -49,6 +55,8 @@ export interface Source {
   row: DiskRow | undefined
   handle: ReadHandle | undefined
   fill: Fill | undefined
+  /** the Source holds its chunk's memory (a RAM or fill source) until `release` */
+  held?: boolean
 }
 
 /**
@@ -81,10 +89,11 @@ export class TitleReader {
     const key = chunkRef(file, index).key
     const buf = this.cache.ram.get(key)
     if (buf === undefined) return undefined
+    holdChunk(buf)
     this.ahead?.read(key)
     if (moves) this.readAhead(file, index)
     this.metrics.hot.reads.ram_hit.n++
-    return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
+    return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true }
   }
 
   /**
@@ -98,10 +107,11 @@ export class TitleReader {
       const buf = ramLooked ? undefined : this.cache.ram.get(ref.key)
       ramLooked = false
       if (buf !== undefined) {
+        holdChunk(buf)
         this.ahead?.read(ref.key)
         if (moves) this.readAhead(file, index)
         this.metrics.hot.reads.ram_hit.n++
-        return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined }
+        return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true }
       }
       const row = this.cache.disk.get(ref.key)
       if (row !== undefined) {
@@ -116,6 +126,8 @@ export class TitleReader {
       }
       const got = this.fills.join(ref, offset)
       if (got === undefined) continue // cached while we looked on disk
+      // held in the step that found it: its memory may be reused once the fill committed and the tiers let go
+      got.fill.hold()
       if (got.joined) this.ahead?.read(ref.key)
       else this.ahead?.missed(ref.key)
       const result = got.joined ? 'coalesced' : 'miss'
@@ -124,9 +136,14 @@ export class TitleReader {
       // nor the upstream's bandwidth before the player's first byte (the next chunk's first requests would share it);
       // and only once that byte went out: the caller writes it in this turn, and a fill's start (its chunk-sized
       // buffer can set off a GC) and its requests would come before it
-      await got.fill.waitFor(offset)
+      try {
+        await got.fill.waitFor(offset)
+      } catch (err) {
+        got.fill.drop()
+        throw err
+      }
       if (moves) setImmediate(() => this.readAhead(file, index))
-      return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill }
+      return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill, held: true }
     }
   }
 
@@ -155,9 +172,14 @@ export class TitleReader {
     }
   }
 
-  /** Closes what an unused source holds. */
+  /** Closes what a source holds, once (a source that was written from: its writes hold their own). */
   release(src: Source | undefined): void {
     if (src?.handle) this.cache.disk.release(src.handle)
+    if (src?.held) {
+      src.held = false
+      if (src.buf !== undefined) dropChunk(src.buf)
+      else src.fill?.drop()
+    }
   }
 
   /**
@@ -184,7 +206,7 @@ export class TitleReader {
   private async write(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse): Promise<void> {
     let rest: number | undefined
     try {
-      if (src.buf !== undefined) await this.send(res, src.buf.subarray(from, to + 1))
+      if (src.buf !== undefined) await this.send(res, src.buf.subarray(from, to + 1), heldForWrite(src.buf))
       else if (src.handle !== undefined) rest = await this.fromDisk(src, from, to, res)
       else await this.fromFill(src.fill!, from, to, res)
     } finally {
@@ -226,7 +248,11 @@ export class TitleReader {
    * the cached Buffer (no copy) and ended at once.
    */
   sendRam(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse, session?: string, moves = true): void {
-    this.endWith(file, src, from, to, res, session, moves)
+    try {
+      this.endWith(file, src, from, to, res, session, moves)
+    } finally {
+      this.release(src)
+    }
   }
 
   /**
@@ -249,7 +275,7 @@ export class TitleReader {
       if (session !== undefined) read?.(chunkRef(file, src.index), src.result, to - from + 1, session)
     }
     if (src.buf !== undefined) {
-      this.send.end(res, src.buf.subarray(from, to + 1))
+      this.send.end(res, src.buf.subarray(from, to + 1), heldForWrite(src.buf))
       return done()
     }
     return this.fromDisk(src, from, to, res, this.send.end).then(async rest => {
@@ -265,7 +291,7 @@ export class TitleReader {
     while (pos <= to) {
       await fill.waitFor(pos)
       const avail = Math.min(fill.availableFrom(pos), to + 1)
-      await this.send(res, fill.buf.subarray(pos, avail))
+      await this.send(res, fill.buf.subarray(pos, avail), heldForWrite(fill.buf))
       pos = avail
     }
   }

@@ -1,6 +1,7 @@
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
+import { dropChunk, holdChunk } from './chunk-arena.js'
 
 /**
  * The disk tier's write queue: verified chunks waiting for its writers,
@@ -47,6 +48,10 @@ import { refName, type ChunkRef } from '../title.js'
  * next. Run together, the abandoned write's clean-up (it removes the key from
  * the policy and the index, and unlinks the file at the chunk's path) would
  * undo the new one.
+ *
+ * A job holds its chunk's memory (edge/tiers/chunk-arena.ts) from `add` until
+ * its write's file calls have all returned, or until a purge removes it
+ * waiting: the slot is not reused while the thread pool may still read it.
  */
 export type WriteDropReason = 'queue_full' | 'purged'
 /** why a write in progress must not become visible: its title was purged, or the policy evicted it */
@@ -124,6 +129,7 @@ export class WriteQueue {
     if (this.has(ref.key)) return
     if (this.bytes > 0 && !this.room(buf.length)) return this.dropped('queue_full')
     this.waiting.set(ref.key, { ref, buf, cancelled: false })
+    holdChunk(buf)
     this.account(buf.length)
     if (this.writers < WRITERS) {
       this.writers++
@@ -154,6 +160,7 @@ export class WriteQueue {
       if (job.ref.contentId !== contentId) continue
       this.waiting.delete(key)
       this.account(-job.buf.length)
+      dropChunk(job.buf)
       this.dropped('purged')
     }
     for (const [key, job] of this.writing) if (job.ref.contentId === contentId) this.cancel(key, 'purged')
@@ -181,6 +188,7 @@ export class WriteQueue {
       }
       this.writing.delete(job.ref.key)
       this.account(-job.buf.length)
+      dropChunk(job.buf)
     }
     // nothing left, in the same step as the last shift: an `add` from here on starts a writer
     if (--this.writers === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()

@@ -1,5 +1,6 @@
 import type { TierStats } from '../../lib/metrics.js'
 import type { EvictionPolicy } from '../policy/policy.js'
+import { dropChunk, escapeChunk, holdChunk } from './chunk-arena.js'
 
 /**
  * The RAM tier: verified chunk Buffers by key, bounded in bytes by its policy.
@@ -12,6 +13,11 @@ import type { EvictionPolicy } from '../policy/policy.js'
  * as a miss by the policy, which does not hold them), so on an edge whose RAM
  * did not keep a chunk (or has no RAM tier) a chunk on its way to the disk is
  * served, not fetched again.
+ *
+ * The tier holds each chunk's memory while the chunk is in its map
+ * (edge/tiers/chunk-arena.ts): a chunk evicted, refused or deleted is dropped,
+ * and its slot is reused once its readers are done too. A chunk posted to the
+ * serve threads escapes reuse: the threads' readers are not counted here.
  */
 /** Told of every chunk that enters or leaves the tier (the serve threads' copy of the map). */
 export interface RamWatcher {
@@ -50,14 +56,18 @@ export class RamTier {
   insert(key: string, buf: Buffer): boolean {
     if (this.map.has(key)) return true
     const drop = this.policy.insert(key, buf.length)
-    for (const k of drop) this.map.delete(k)
+    for (const k of drop) this.forget(k)
     if (drop.length) {
       this.onEvict(drop.length)
       this.watcher?.removed(drop)
     }
     if (!this.policy.has(key)) return false
     this.map.set(key, buf)
-    this.watcher?.added(key, buf)
+    holdChunk(buf)
+    if (this.watcher) {
+      escapeChunk(buf)
+      this.watcher.added(key, buf)
+    }
     return true
   }
 
@@ -67,9 +77,18 @@ export class RamTier {
   }
 
   delete(key: string): void {
-    if (!this.map.delete(key)) return
+    if (!this.forget(key)) return
     this.policy.remove(key)
     this.watcher?.removed([key])
+  }
+
+  /** Leaves the map, dropping the tier's hold on the chunk's memory. */
+  private forget(key: string): boolean {
+    const buf = this.map.get(key)
+    if (buf === undefined) return false
+    this.map.delete(key)
+    dropChunk(buf)
+    return true
   }
 
   /** The keys of a title's chunks held (its renditions' included). */

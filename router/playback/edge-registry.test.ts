@@ -54,3 +54,15 @@ t.test('peers: the most recent heartbeat of an edge wins, only own heartbeats ar
   t.same(b.own(900_200).map(e => e.id), ['e1'], 'and is served to peers')
   t.same(b.rank({}, 930_101, 10), [])
 })
+
+t.test('counts by state: live, unhealthy by its own word, silent past silenceMs after a healthy word, gone after a farewell', async t => {
+  const r = new EdgeRegistry(30_000)
+  t.same(r.counts(0), { live: 0, unhealthy: 0, silent: 0, gone: 0 })
+  r.heartbeat(hb('a'), 0)
+  r.heartbeat(hb('b', { healthy: false }), 0)
+  r.heartbeat(hb('c'), 10_000)
+  t.same(r.counts(30_000), { live: 2, unhealthy: 1, silent: 0, gone: 0 })
+  t.same(r.counts(35_000), { live: 1, unhealthy: 0, silent: 1, gone: 1 }, 'a lost without a word, b quiet after saying it was unhealthy')
+  r.heartbeat(hb('a'), 36_000)
+  t.same(r.counts(36_000), { live: 2, unhealthy: 0, silent: 0, gone: 1 }, 'a back with its next heartbeat')
+})

@@ -95,6 +95,21 @@ export class EdgeRegistry {
     return [...this.edges.values()].filter(e => e.healthy && now - e.lastSeen <= this.silenceMs)
   }
 
+  /**
+   * How many edges are in each state, for the router's reelcdn_router_edges gauge: live (offered), unhealthy (a
+   * recent heartbeat said so), silent (none for silenceMs while its last said healthy: lost without a word, what
+   * ReelcdnEdgeSilent alerts on) and gone (quiet after an unhealthy last heartbeat, such as an edge's farewell on a
+   * planned stop). Both quiet states last until the edge comes back or the router restarts: nothing forgets an edge.
+   */
+  counts(now: number): { live: number; unhealthy: number; silent: number; gone: number } {
+    const c = { live: 0, unhealthy: 0, silent: 0, gone: 0 }
+    for (const e of this.edges.values()) {
+      if (now - e.lastSeen > this.silenceMs) e.healthy ? c.silent++ : c.gone++
+      else e.healthy ? c.live++ : c.unhealthy++
+    }
+    return c
+  }
+
   list(now: number): (Heartbeat & { lastSeen: number; live: boolean })[] {
     return [...this.edges.values()].map(({ nets: _n, ...e }) => ({ ...e, live: e.healthy && now - e.lastSeen <= this.silenceMs }))
   }

@@ -31,3 +31,20 @@ t.test('a missing certificate stops start-up with a message naming the settings'
     /http\.tlsCertFile/)
   await t.rejects(startTestOrigin(t, { 'http.tlsCertFile': '/x.pem' }), /set both or neither/)
 })
+
+t.test('a service serving TLS exports its certificate\'s expiry; one without TLS exports none', async t => {
+  const dir = t.testdir()
+  const { cert, key } = selfSigned(dir)
+  const notAfter = Date.parse(new (await import('node:crypto')).X509Certificate(readFileSync(cert)).validTo) / 1000
+  const o = await startTestOrigin(t, { 'http.tlsCertFile': cert, 'http.tlsKeyFile': key }, join(dir, 'data'))
+  const pool = new Pool(o.url, { connect: { ca: readFileSync(cert) } })
+  t.teardown(() => pool.close())
+  const text = await (await pool.request({ path: '/metrics', method: 'GET' })).body.text()
+  const m = /^reelcdn_tls_certificate_expiry_timestamp_seconds\{[^}]*\} (\S+)$/m.exec(text)
+  t.ok(m, 'the expiry gauge is exported')
+  t.equal(Number(m?.[1]), notAfter, 'the certificate\'s notAfter, in Unix seconds')
+  t.ok(notAfter - Date.now() / 1000 > 3600 && notAfter - Date.now() / 1000 <= 86400 + 60, 'a day ahead (selfSigned makes one-day certificates)')
+  const plain = await startTestOrigin(t, {}, join(dir, 'plain'))
+  const res = await fetch(`${plain.url}/metrics`)
+  t.notMatch(await res.text(), /reelcdn_tls_certificate_expiry/, 'no TLS, no gauge')
+})

@@ -1,0 +1,75 @@
+import t from 'tap'
+import { ChunkArena, dropChunk, escapeChunk, heldForWrite, holdChunk } from './chunk-arena.js'
+
+/**
+ * The arena's one promise: a slot is handed out again only once every hold on
+ * it was dropped. Holders here stand for the fill, the RAM tier, the disk
+ * write queue and a player's write.
+ */
+const SIZE = 4096
+
+t.test('a slot is reused only once every holder has dropped it', async t => {
+  const arena = new ChunkArena(SIZE, 4)
+  const a = arena.take(SIZE) // the fill's own hold
+  a.fill(1)
+  holdChunk(a) // the RAM tier
+  const written = heldForWrite(a)! // a player's write still in the socket
+  dropChunk(a) // the fill committed
+  dropChunk(a) // the RAM tier evicted it
+  const b = arena.take(SIZE)
+  t.not(b, a, 'a slot a write still holds is not given to the next fill')
+  b.fill(2)
+  t.ok(a.every(x => x === 1), 'the held slot still has its bytes')
+  written(new Error('EPIPE'))
+  t.not(arena.take(SIZE), a, 'a failed write keeps its hold: the slot is never reused')
+  t.same(arena.stats(), { idleBytes: 0, allocated: 3, reused: 0 })
+
+  const c = arena.take(SIZE)
+  const w = heldForWrite(c)!
+  dropChunk(c)
+  t.equal(arena.stats().idleBytes, 0, 'held by a write: not idle')
+  w()
+  t.equal(arena.stats().idleBytes, SIZE, 'the write is done: idle')
+  t.equal(arena.take(SIZE), c, 'and the next fill writes into it')
+  t.equal(arena.stats().reused, 1)
+})
+
+t.test('holding an idle slot or dropping one more often than held throws', async t => {
+  const arena = new ChunkArena(SIZE, 4)
+  const a = arena.take(SIZE)
+  dropChunk(a)
+  t.throws(() => holdChunk(a), /held while idle/)
+  t.throws(() => dropChunk(a), /dropped more often than held/)
+})
+
+t.test('other sizes, escaped slots and slots past `keep` are left to the GC', async t => {
+  const arena = new ChunkArena(SIZE, 2)
+  const odd = arena.take(100)
+  t.equal(odd.length, 100)
+  holdChunk(odd) // not a slot: holds are no-ops
+  dropChunk(odd)
+  dropChunk(odd)
+  t.equal(heldForWrite(odd), undefined)
+
+  const shared = arena.take(SIZE)
+  escapeChunk(shared) // posted to the serve threads
+  dropChunk(shared)
+  t.equal(arena.stats().idleBytes, 0, 'an escaped slot never becomes idle')
+
+  const xs = [arena.take(SIZE), arena.take(SIZE), arena.take(SIZE)]
+  for (const x of xs) dropChunk(x)
+  t.equal(arena.stats().idleBytes, 2 * SIZE, 'at most `keep` idle slots')
+  arena.resize(2 * SIZE)
+  t.equal(arena.stats().idleBytes, 0, 'a new chunk size drops the idle slots')
+  const big = arena.take(2 * SIZE)
+  dropChunk(big)
+  t.equal(arena.take(2 * SIZE), big)
+})
+
+t.test('slots come from the allocator given (shared memory with serve threads)', async t => {
+  const arena = new ChunkArena(SIZE, 1, size => Buffer.from(new SharedArrayBuffer(size)))
+  const a = arena.take(SIZE)
+  t.ok(a.buffer instanceof SharedArrayBuffer)
+  dropChunk(a)
+  t.equal(arena.take(SIZE), a)
+})

@@ -1,0 +1,131 @@
+/**
+ * Chunk memory that is faulted once and reused (issue 16).
+ *
+ * Why: a fill writes its chunk into a chunk-sized Buffer. Allocated fresh for
+ * every fill (glibc maps 64 MiB anew each time), every 4 KiB page of it is
+ * faulted in on its first write, and on this VM a fault costs 12–14 µs: about
+ * 1.9 CPU-s of the edge's ~9 per 512 MiB filled went to that alone. An edge in
+ * steady state evicts a chunk for every chunk it fills, so the evicted chunk's
+ * memory, already faulted in, can take the next fill instead.
+ *
+ * Theory of operation. A slot is one chunk-sized Buffer and a count of its
+ * holders. `take` gives a fill an idle slot (or allocates one) with one hold,
+ * the fill's own. Every holder of the Buffer takes a hold (`holdChunk`)
+ * before it can read the bytes and drops it (`dropChunk`) once it never will
+ * again: the fill until the coalescer has committed it, the RAM tier while the
+ * chunk is in its map, the disk tier's write queue until its write ended, each
+ * player's Source from the synchronous lookup that found it until it is
+ * released, and each write to a socket until its callback (the kernel has the
+ * bytes, or the write failed). Only when the count reaches 0 does the slot go
+ * back to the idle list, so a slot is never given out while anything can still
+ * read it; a holder that never drops (a response cut before its callback) only
+ * keeps that slot out of reuse, and the GC frees it as before.
+ *
+ * Holds are found by the Buffer itself (a WeakMap), so a Buffer that is not a
+ * slot (another size, a promotion's read, memory the arena did not give) is
+ * held and dropped for nothing. A slot whose Buffer was posted to the serve
+ * threads (shared memory: edge/serve/serve-threads.ts) `escape`s: the threads
+ * hold it on their own with no count here, so it is never reused, only
+ * garbage-collected once no thread refers to it. Holding a slot that is idle
+ * is a bug (a holder that read the Buffer without a hold) and throws.
+ *
+ * Bounds: slots are one size (the chunk size; `resize` when the upstream's
+ * manifests give another, which drops the idle ones), and at most `keep`
+ * idle slots are kept (edge.maxFills: the memory the fills in flight would
+ * hold anyway); more are left to the GC.
+ */
+export interface ArenaStats {
+  /** bytes of idle slots, faulted in, waiting for a fill */
+  idleBytes: number
+  /** slots handed out that were allocated, and that were reused */
+  allocated: number
+  reused: number
+}
+
+class Slot {
+  refs = 1
+  escaped = false
+  constructor(readonly buf: Buffer, readonly arena: ChunkArena) {}
+}
+
+const slots = new WeakMap<Buffer, Slot>()
+
+export class ChunkArena {
+  private readonly idle: Slot[] = []
+  private readonly stat: ArenaStats = { idleBytes: 0, allocated: 0, reused: 0 }
+
+  constructor(
+    private size: number,
+    private readonly keep: number,
+    private readonly alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow,
+  ) {}
+
+  /** A Buffer of `size` bytes held once (the caller's hold): an idle slot if one fits, else new memory (a slot if it is the slot size). */
+  take(size: number): Buffer {
+    if (size !== this.size) return this.alloc(size)
+    const s = this.idle.pop()
+    if (s !== undefined) {
+      this.stat.idleBytes -= s.buf.length
+      this.stat.reused++
+      s.refs = 1
+      return s.buf
+    }
+    this.stat.allocated++
+    const buf = this.alloc(size)
+    slots.set(buf, new Slot(buf, this))
+    return buf
+  }
+
+  /** The upstream's chunk size, learned from a manifest: slots are that size from now on. */
+  resize(size: number): void {
+    if (size === this.size) return
+    this.size = size
+    this.idle.length = 0
+    this.stat.idleBytes = 0
+  }
+
+  stats(): ArenaStats {
+    return { ...this.stat }
+  }
+
+  /** A slot's last hold was dropped: idle if it can be used again and there is room. */
+  released(s: Slot): void {
+    if (s.escaped || s.buf.length !== this.size || this.idle.length >= this.keep) return
+    this.idle.push(s)
+    this.stat.idleBytes += s.buf.length
+  }
+}
+
+/** One more holder of `buf` (a no-op unless it is a slot). Take it in the same synchronous step as the lookup that found `buf`. */
+export function holdChunk(buf: Buffer): void {
+  const s = slots.get(buf)
+  if (s === undefined) return
+  if (s.refs <= 0) throw new Error('chunk slot held while idle: a holder read it without a hold')
+  s.refs++
+}
+
+/** A holder of `buf` is done with it for good. */
+export function dropChunk(buf: Buffer): void {
+  const s = slots.get(buf)
+  if (s === undefined) return
+  if (s.refs <= 0) throw new Error('chunk slot dropped more often than held')
+  if (--s.refs === 0) s.arena.released(s)
+}
+
+/** `buf`'s memory is shared with holders this count cannot see (the serve threads): it is never reused. */
+export function escapeChunk(buf: Buffer): void {
+  const s = slots.get(buf)
+  if (s !== undefined) s.escaped = true
+}
+
+/**
+ * Holds `buf` for one write to a socket and returns the write's callback,
+ * which drops that hold once the kernel has the bytes. A write that failed
+ * keeps its hold, as the disk tier's read buffers do (buffer-pool.ts): a cut
+ * response only costs that slot its reuse.
+ */
+export function heldForWrite(buf: Buffer): ((err?: Error | null) => void) | undefined {
+  if (!slots.has(buf)) return undefined
+  holdChunk(buf)
+  return err => { if (!err) dropChunk(buf) }
+}

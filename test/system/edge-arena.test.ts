@@ -1,0 +1,89 @@
+import t, { type Test } from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
+import { FakeUpstream } from '../helpers/fake-upstream.js'
+import { titleBytes } from '../helpers/titles.js'
+import { get, metric, startTestEdge, until } from '../helpers/edge.js'
+
+/**
+ * Chunk memory reused (edge/tiers/chunk-arena.ts) never sends a player wrong
+ * bytes. A RAM tier of one chunk evicts a chunk for every chunk filled, so
+ * fills write into the memory of evicted chunks; a player that stopped
+ * reading (a raw socket that is not read, so the edge's socket buffers fill
+ * and the rest of its chunk waits in the edge) must keep its chunk's memory
+ * out of reuse until it has every byte, whether it read a RAM hit or a fill.
+ * Chunks are larger than the loopback's socket buffers can absorb.
+ */
+const MiB = 1024 ** 2
+const CS = 16 * MiB
+const CHUNKS = 6
+
+/** A player that sends its request and then reads nothing until `rest` (returns the body, byte-exact length checked). */
+async function stalledPlayer(url: string, path: string, range: string) {
+  const u = new URL(url)
+  const sock = net.connect(Number(u.port), u.hostname)
+  await once(sock, 'connect')
+  sock.pause()
+  sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nrange: ${range}\r\nconnection: close\r\n\r\n`)
+  const rest = async (): Promise<Buffer> => {
+    const parts: Buffer[] = []
+    sock.on('data', (b: Buffer) => parts.push(b))
+    sock.resume()
+    await once(sock, 'end')
+    const all = Buffer.concat(parts)
+    const head = all.indexOf('\r\n\r\n')
+    return all.subarray(head + 4)
+  }
+  return { sock, rest }
+}
+
+async function setup(t: Test) {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const bytes = titleBytes(CHUNKS * CS, 'arena')
+  await up.addTitle('arena', bytes, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': CS, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.maxFills': 2,
+    'edge.sendStallTimeoutMs': 60_000 })
+  const chunk = (i: number) => bytes.subarray(i * CS, (i + 1) * CS)
+  const range = (i: number) => `bytes=${i * CS}-${(i + 1) * CS - 1}`
+  /** a player reading chunk `i` whole, byte-compared */
+  const read = async (i: number) => {
+    const r = await get(`${edge.url}/v1/content/arena`, { range: range(i) })
+    t.equal(r.status, 206)
+    t.ok(r.body.equals(chunk(i)), `chunk ${i} byte-exact`)
+  }
+  const blocked = (n: number) => until(async () => (await metric(edge.url, 'reelcdn_edge_responses_blocked')) >= n, `${n} response(s) blocked on a stalled player`)
+  return { up, edge, chunk, range, read, blocked }
+}
+
+/** The accounting after a run: the RAM tier within its bytes, idle memory within maxFills chunks, and memory reused. */
+async function accounted(t: Test, url: string) {
+  t.ok(await metric(url, 'reelcdn_edge_tier_bytes', { tier: 'ram' }) <= CS, 'the RAM tier\'s bytes stay within its capacity')
+  t.ok(await metric(url, 'reelcdn_edge_chunk_slots_idle_bytes') <= 2 * CS, 'idle chunk memory stays within edge.maxFills chunks')
+  t.ok(await metric(url, 'reelcdn_edge_chunk_slots_total', { result: 'reused' }) >= 1, 'fills wrote into reused memory')
+}
+
+t.test('a stalled player\'s RAM hit keeps its chunk\'s memory from later fills until it has every byte', async t => {
+  const { edge, chunk, range, read, blocked } = await setup(t)
+  await read(0)
+  const a = await stalledPlayer(edge.url, '/v1/content/arena', range(0))
+  t.teardown(() => a.sock.destroy())
+  await blocked(1)
+  // every chunk filled evicts the one before: chunk 0's memory would be the first reused, under the stalled player
+  for (let i = 1; i < CHUNKS; i++) await read(i)
+  t.ok((await a.rest()).equals(chunk(0)), 'the stalled player gets chunk 0, byte-exact, after five chunks were filled through its memory\'s tier')
+  await accounted(t, edge.url)
+})
+
+t.test('a stalled player reading a fill keeps its memory after the fill committed and its chunk was evicted', async t => {
+  const { up, edge, chunk, range, read, blocked } = await setup(t)
+  const b = await stalledPlayer(edge.url, '/v1/content/arena', range(3))
+  t.teardown(() => b.sock.destroy())
+  await up.requested(1, 'arena', 3)
+  await blocked(1)
+  // the fill ends on its own (a slow reader never holds one up) and commits chunk 3; the reads below evict it
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_fills_total', { result: 'ok' })) === 1, 'chunk 3\'s fill to end')
+  for (const i of [4, 5, 0, 1, 2]) await read(i)
+  t.ok((await b.rest()).equals(chunk(3)), 'the stalled player gets chunk 3, byte-exact')
+  await accounted(t, edge.url)
+})

@@ -483,7 +483,7 @@ export function tlsMetrics(registry: Registry, notAfterMs: () => number) {
 export function edgePeerMetrics(registry: Registry) {
   /** plain adds on the byte path, folded when scraped */
   const tally = { n: 0 }
-  return {
+  const m = {
     tally,
     fills: new Counter({ name: 'reelcdn_edge_peer_fills_total', help: 'Chunk requests of fills this edge sent to the title\'s owner at its site, by outcome (served; fell back to its own fill path: timeout, refused, error; held: the owner failed lately and was not asked)',
       labelNames: ['outcome'] as const, registers: [registry] }),
@@ -496,5 +496,9 @@ export function edgePeerMetrics(registry: Registry) {
       labelNames: ['reason'] as const, registers: [registry] }),
     members: new Gauge({ name: 'reelcdn_edge_site_members', help: 'Edges of this edge\'s site in the router\'s last heartbeat reply, itself included (0: no site)', registers: [registry] }),
   }
+  // every outcome and reason from 0, as zeroEdgeErrorSeries does for issue 18's alerts: rate() cannot see a counter's first count
+  for (const outcome of ['served', 'timeout', 'refused', 'error', 'held']) m.fills.inc({ outcome }, 0)
+  for (const reason of ['credential', 'forbidden', 'hop', 'loop', 'no_site', 'not_member', 'not_owner', 'bad_request']) m.refused.inc({ reason }, 0)
+  return m
 }
 export type EdgePeerMetrics = ReturnType<typeof edgePeerMetrics>

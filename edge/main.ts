@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
-import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
+import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret, requireAdmin } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
@@ -29,6 +29,7 @@ import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.j
 import { ChunkArena } from './tiers/chunk-arena.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
+import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -37,6 +38,9 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
+import { SiteView } from './site/site-view.js'
+import { PeerSource } from './site/peer-source.js'
+import { peerRoutes } from './site/peer-serve.js'
 import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
 import { edgeReloadTable } from './run/reload-table.js'
 import { awaitGo, inheritedFd, isHandover, serveSupervised } from './run/handover.js'
@@ -60,6 +64,8 @@ export interface RunningEdge {
   prefill: PrefillRunner
   reporter: EdgeReporter
   demand: DemandRecorder
+  /** the edge's site as the router last answered it (edge/site/site-view.ts) */
+  site: SiteView
   /** `handover`: an upgrade's old worker (edge/run/supervisor.ts): no farewell heartbeat, the next worker takes over under the same id */
   close(handover?: boolean): Promise<void>
   /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (edge/run/reload-table.ts) */
@@ -92,6 +98,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
   let direct: DirectSource | undefined
   let threads: ServeThreads | undefined
   let service: EdgeServer | undefined
+  let peer: PeerSource | undefined
   try {
     const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
     const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
@@ -146,9 +153,22 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       : undefined
     const d0 = direct
     if (d0 !== undefined) meta.fetching = (id, rid, index) => d0.early(id, rid, index)
+    // peer fill (docs/peer-fill.md): a chunk of a title another edge of the site owns is asked of it first
+    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
+    let selfId = cfg.id
+    // edge.site (contract-17): empty or absent, no site
+    const siteName: string = (cfg.site as string | undefined) ?? ''
+    const site = new SiteView(siteName, () => selfId, logger)
+    const peerMetrics = edgePeerMetrics(registry)
+    const own = { chunk: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
+      crcs: direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)) } satisfies { chunk: ChunkFetch; crcs: CrcsFetch }
+    if (siteName !== '' && edgeToken === undefined)
+      logger.warn({ site: siteName }, 'edge.site is set but there is no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): no peer fill')
+    peer = siteName !== '' && edgeToken !== undefined ? new PeerSource(site, own, { token: edgeToken, firstByteTimeoutMs: cfg.peer.firstByteTimeoutMs,
+      holdMs: cfg.peer.holdMs, connections: cfg.upstreamConnections, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, peerMetrics, logger) : undefined
     fills = new Coalescer({
-      fetch: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
-      crcs: blockListFetch(direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)), cfg.blockListTimeoutMs),
+      fetch: peer?.chunk ?? own.chunk,
+      crcs: blockListFetch(peer?.crcs ?? own.crcs, cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)
@@ -183,7 +203,6 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
     const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
-    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     const demand = new DemandRecorder(cfg.sessionTtlMs)
     const pc = cfg.prefill
     // what a reload changes in the prefill's demand query (edge/run/reload-table.ts)
@@ -195,11 +214,15 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       windowBytes: () => prefill?.bytesThisWindow ?? 0, plannedBytes: () => prefill?.progress?.plannedBytes ?? 0,
     })
     prefill = new PrefillRunner({
-      demand: () => demandFromRouter(live.upstream, upstreamToken, live.demandWindow, live.titles, id => meta.peek(id) ?? meta.fetch(id)),
+      // with a site, each edge plans the titles it owns there, from a list as many times longer as the site has edges
+      demand: () => demandFromRouter(live.upstream, upstreamToken, live.demandWindow, live.titles * Math.max(1, site.members.length),
+        id => meta.peek(id) ?? meta.fetch(id), id => site.owns(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
     let reloader: Reloader | undefined
-    const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile'))]
+    const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')),
+      ...peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),
+        serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() })]
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, routes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
@@ -225,11 +248,16 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     fills.prepare()
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
     const addr = opts.listenFd !== undefined ? await server.http.listenFd(opts.listenFd) : await server.http.listen(cfg.port, cfg.host)
+    selfId ||= `edge-${addr.port}`
     await threads?.listen(server.http.fd)
     server.setReady(true)
     const c2 = cache
     const reporter = new EdgeReporter({
       routerUrl: cfg.upstream, token: edgeToken, heartbeatMs: cfg.heartbeatMs, reportMs: cfg.demandReportMs, recorder: demand, logger,
+      answered: body => {
+        site.update(body)
+        peerMetrics.members.set(site.members.length)
+      },
       heartbeat: () => {
         const disk = c2.disk.stats()
         const ram = c2.ram.stats()
@@ -262,7 +290,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const f = fills
     let closing: Promise<void> | undefined
     return {
-      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
+      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand, site,
       reload: by => rl.reload(by),
       close: handover => closing ??= (async () => {
         server.setReady(false)
@@ -280,6 +308,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         await disk.close()
         await up.close()
         await direct?.close()
+        await peer?.close()
         index.close()
       })(),
     }
@@ -289,6 +318,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     await service?.http.closeRelay().catch(() => {})
     await upstream?.close().catch(() => {})
     await direct?.close().catch(() => {})
+    await peer?.close().catch(() => {})
     index.close()
     throw err
   }
@@ -311,12 +341,13 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
-  { flags: '--site <name>', path: 'edge.site', kind: 'string', description: 'the site this edge belongs to: its siblings share titles by content affinity (docs/steering.md)' },
+  { flags: '--site <name>', path: 'edge.site', kind: 'string', description: 'the site this edge belongs to: its siblings share titles by content affinity (docs/steering.md), ask it for the titles it owns, and it prefills only those (docs/peer-fill.md)' },
   { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at; empty: the --upstream URL' },
   { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },
   { flags: '--prefill-budget <bytes>', path: 'edge.prefill.budgetBytes', kind: 'bytes', description: 'bytes prefill may fetch per prefill window' },
+  { flags: '--peer-timeout <ms>', path: 'edge.peer.firstByteTimeoutMs', kind: 'int', description: 'how long a peer fill waits for the owner\'s first byte before filling by its own path', unit: 'ms' },
   ...commonFlags,
 ]
 

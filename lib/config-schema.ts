@@ -189,6 +189,13 @@ export const configSchema = z.object({
       /** how often the edge checks whether to start a pass inside the window */
       checkMs: ms.min(100),
     }).strict(),
+    // issue 17: a site of edges as one cache (docs/peer-fill.md); edge.site is above
+    peer: z.object({
+      /** a peer fill waits this long for the owner's first byte before the edge fills by its own path (250 ms) */
+      firstByteTimeoutMs: ms.min(1).max(60_000),
+      /** after an owner timed out, refused or failed, this edge fills by its own path for this long before asking it again (5 s) */
+      holdMs: ms,
+    }).strict(),
   }).strict(),
   router: z.object({
     host: z.string().min(1),

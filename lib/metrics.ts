@@ -501,3 +501,27 @@ export function routerSteeringMetrics(registry: Registry) {
   }
 }
 export type RouterSteeringMetrics = ReturnType<typeof routerSteeringMetrics>
+
+/** Peer fill inside a site (docs/peer-fill.md, issue 17): the asking edge's outcomes and the owner's answers. */
+export function edgePeerMetrics(registry: Registry) {
+  /** plain adds on the byte path, folded when scraped */
+  const tally = { n: 0 }
+  const m = {
+    tally,
+    fills: new Counter({ name: 'reelcdn_edge_peer_fills_total', help: 'Chunk requests of fills this edge sent to the title\'s owner at its site, by outcome (served; fell back to its own fill path: timeout, refused, error; held: the owner failed lately and was not asked)',
+      labelNames: ['outcome'] as const, registers: [registry] }),
+    bytes: new Counter({ name: 'reelcdn_edge_peer_fill_bytes_total', help: 'Verified chunk bytes this edge\'s fills received from owners at its site', registers: [registry],
+      collect() { if (tally.n > 0) this.inc(tally.n); tally.n = 0 } }),
+    served: new Counter({ name: 'reelcdn_edge_peer_served_total', help: 'Peer requests this edge answered as a title\'s owner, by kind (chunk, crcs) and where the chunk was (ram, disk, fill)',
+      labelNames: ['kind', 'from'] as const, registers: [registry] }),
+    servedBytes: new Counter({ name: 'reelcdn_edge_peer_served_bytes_total', help: 'Chunk body bytes this edge sent to peers at its site as the titles\' owner', registers: [registry] }),
+    refused: new Counter({ name: 'reelcdn_edge_peer_refused_total', help: 'Peer requests this edge refused, by reason (credential, forbidden, hop, loop, not_member, not_owner, no_site, bad_request)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    members: new Gauge({ name: 'reelcdn_edge_site_members', help: 'Edges of this edge\'s site in the router\'s last heartbeat reply, itself included (0: no site)', registers: [registry] }),
+  }
+  // every outcome and reason from 0, as zeroEdgeErrorSeries does for issue 18's alerts: rate() cannot see a counter's first count
+  for (const outcome of ['served', 'timeout', 'refused', 'error', 'held']) m.fills.inc({ outcome }, 0)
+  for (const reason of ['credential', 'forbidden', 'hop', 'loop', 'no_site', 'not_member', 'not_owner', 'bad_request']) m.refused.inc({ reason }, 0)
+  return m
+}
+export type EdgePeerMetrics = ReturnType<typeof edgePeerMetrics>

@@ -67,8 +67,8 @@ export interface EdgeDeps {
   prefill?: PrefillRunner | undefined
   /** who is reading, for session-aware retention and the request log (edge/serve/session-id.ts); unset when nothing uses it */
   sessionOf?: (req: IncomingMessage, contentId: string) => string
-  /** more routes (POST /admin/reload: lib/reload.ts) */
-  routes?: Route[]
+  /** more routes: POST /admin/reload (lib/reload.ts), peer fill's (edge/site/peer-serve.ts) */
+  routes?: Route[] | undefined
   /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
   threads?: { sync(): Promise<void> } | undefined
 }
@@ -104,8 +104,8 @@ export class EdgeServer {
         { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
-        ...(deps.routes ?? []),
         ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
+        ...(deps.routes ?? []),
       ],
     })
   }

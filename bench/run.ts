@@ -80,7 +80,7 @@ const program = new Command('bench')
   .addOption(new Option('--tail-connections <n>', 'tail row: viewers (wrk connections), each reading the hot title in order').env('BENCH_TAIL_CONNECTIONS').argParser(int('tail-connections', 1)).default(200))
   .addOption(new Option('--tail-range <bytes>', 'tail row: bytes per viewer request').env('BENCH_TAIL_RANGE').argParser(bytes).default(2 * 1024 ** 2, '2MiB'))
   .addOption(new Option('--tail-base-cli <path>', "tail row: also measure this build's edge (e.g. the previous build's dist/cli.js) in the same rounds").env('BENCH_TAIL_BASE_CLI'))
-  .addOption(new Option('--steering-variants <list>', 'steering row: load (load-only ranking), affinity (content affinity), single (one edge with the four edges\' cache)').env('BENCH_STEERING_VARIANTS').default('load,affinity,single'))
+  .addOption(new Option('--steering-variants <list>', 'steering row: load (load-only ranking, no site), affinity (content affinity, one owner per title), affinity-hot (and hot titles on more owners), single (one edge with the four edges\' cache)').env('BENCH_STEERING_VARIANTS').default('load,affinity,affinity-hot,single'))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     fillPaths: a.fillPaths ? list(a.fillPaths, ['relay', 'direct'], 'fill path') : [],
     tailConnections: a.tailConnections, tailRangeBytes: a.tailRange,
     ...(a.tailBaseCli ? { tailBaseCli: String(a.tailBaseCli) } : {}),
-    steeringVariants: list(a.steeringVariants, ['load', 'affinity', 'single'], 'steering variant'),
+    steeringVariants: list(a.steeringVariants, ['load', 'affinity', 'affinity-hot', 'single'], 'steering variant'),
     ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
@@ -13,11 +13,16 @@ import { ingestTitle, TitleData } from '../lib/title.js'
  * small cache (CACHE_PCT % of the catalog, RAM tier only), behind one router
  * on loopback; `reelcdn loadtest players --router` plays sessions (SCENARIO,
  * for --players-seconds) through /v1/play, once per variant:
- *   load      router.steering=load: every popular title on every edge
- *   affinity  router.steering=affinity: each title on its owner(s), hot
- *             titles on more (demand reports every 2 s), bounded load
- *   single    one edge with four times the cache (the ideal the site should
- *             approach), steered to alone
+ *   load          router.steering=load, edges in no site (today's: no peer
+ *                 fill): every popular title on every edge
+ *   affinity      router.steering=affinity with hot replication off
+ *                 (router.steeringHotMinPlays 1e9): each title on its one
+ *                 owner unless the load bound sends a viewer on; edges in
+ *                 one site, so a viewer sent past the owner peer-fills from it
+ *   affinity-hot  the defaults: as affinity, and hot titles get more owners
+ *                 by demand (demand reports every 2 s)
+ *   single        one edge with four times the cache (the ideal the site
+ *                 should approach), steered to alone
  * and reports per variant the site's byte hit ratio (hits over bytes served,
  * all edges), the origin bytes (what the edges filled, by either fill path,
  * plus what players read from the origin URL) and the load spread (the
@@ -50,7 +55,7 @@ const SCENARIO = { name: 'steering', description: 'bench steering row: many shor
 const EDGE_TOKEN = randomBytes(16).toString('hex')
 const TOKEN_KEYS = `k1:${randomBytes(32).toString('hex')}`
 
-export type SteeringVariant = 'load' | 'affinity' | 'single'
+export type SteeringVariant = 'load' | 'affinity' | 'affinity-hot' | 'single'
 
 interface Outcome {
   hitRatio: number
@@ -107,7 +112,16 @@ async function runVariant(ctx: BenchContext, c: LocalCluster, variant: SteeringV
   let router: RunningService | undefined
   const edges: RunningService[] = []
   try {
-    router = await startService(ctx.procs, 'router', 'router ready', ['-c', join(ctx.dir, 'cluster', 'router.json'), '--data-dir', join(dir, 'router'),
+    let routerCfg = join(ctx.dir, 'cluster', 'router.json')
+    if (variant === 'affinity') {
+      // hot replication off: one owner per title (the load bound still applies)
+      const rc = JSON.parse(await readFile(routerCfg, 'utf8')) as { router?: Record<string, unknown> }
+      rc.router = { ...rc.router, steeringHotMinPlays: 1e9 }
+      routerCfg = join(dir, 'router.json')
+      await mkdir(dir, { recursive: true })
+      await writeFile(routerCfg, JSON.stringify(rc))
+    }
+    router = await startService(ctx.procs, 'router', 'router ready', ['-c', routerCfg, '--data-dir', join(dir, 'router'),
       '--steering', variant === 'load' ? 'load' : 'affinity', '--log-level', 'info'], { ...svc, env })
     const n = variant === 'single' ? 1 : EDGES
     // local to the players (loopback), one site, heartbeats and demand reports often enough for a short run
@@ -116,7 +130,7 @@ async function runVariant(ctx: BenchContext, c: LocalCluster, variant: SteeringV
     for (let i = 0; i < n; i++) {
       edges.push(await startService(ctx.procs, 'edge', 'edge ready', ['-c', edgeCfg, '--host', '127.0.0.1', '--port', '0', '--upstream', router.url,
         '--data-dir', join(dir, `edge-${i}`), '--ram', String(variant === 'single' ? cacheBytes * EDGES : cacheBytes), '--disk', '0',
-        '--id', `edge-${i}`, '--site', 'bench', '--readahead', '0', '--log-level', 'info'], { ...svc, env }))
+        '--id', `edge-${i}`, ...(variant === 'load' ? [] : ['--site', 'bench']), '--readahead', '0', '--log-level', 'info'], { ...svc, env }))
     }
     const r = router
     await until(async () => {

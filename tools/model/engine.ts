@@ -67,6 +67,8 @@ export interface ModelOptions {
   /** reads before this time warm the caches and are not counted in the totals */
   warmupMs: number
   onProgress?: (sessions: number, tally: Tally) => void
+  /** every read, for tests: the time, title, chunk and serving edge (global index) */
+  onRead?: (t: number, title: number, index: number, edge: number) => void
 }
 
 export class Model {
@@ -192,6 +194,7 @@ export class Model {
   private access(e: number, site: number, title: number, index: number, t: number, slot: number): void {
     const k = this.chunkKeys[this.chunkBase[title]! + index]!
     const cache = this.caches[e]!
+    this.o.onRead?.(t, title, index, e)
     cache.observe?.(String(this.sId[slot]), this.titleNames[title]!, index, t)
     if (cache.has(k)) {
       cache.hit(k)

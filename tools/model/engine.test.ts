@@ -127,3 +127,15 @@ t.test('bad options are refused by name', async t => {
   t.throws(() => new Model(dep, options({ bound: 0.5 })), /load bound to be a number of at least 1/)
   t.throws(() => new Model(dep, options({ failures: [{ kind: 'edge', site: 0, edge: 7, atMs: 0, label: 'edge s0:7' }] })), /failure edge s0:7: no such edge/)
 })
+
+t.test('site-aware prefill gives each edge the titles it owns: twice the distinct titles of two edges filling the same ones', async t => {
+  const dep = site(2, 4, [2, 2, 2, 2])
+  const held = (m: Model) => new Set([0, 1, 2, 3].flatMap(x => [0, 1].map(i => m.chunkKeyOf(x, i))).filter(k => m.caches.some(c => c.has(k)))).size
+  const siteAware = new Model(dep, options({ steering: 'affinity', prefill: 1, prefillSiteAware: true }))
+  const each = new Model(dep, options({ steering: 'affinity', prefill: 1, prefillSiteAware: false }))
+  t.equal(held(siteAware), 8, 'all four titles (owners e0: t0 t2, e1: t1 t3)')
+  t.equal(held(each), 4, 'the top two titles, twice')
+  t.equal(siteAware.tally.prefillChunks, 8)
+  const r = summarize(siteAware, siteAware.run(pairs(16)))
+  t.equal(r.overall.byteHitRatio, 1, 'nothing left to fetch')
+})

@@ -151,6 +151,7 @@ export class Model {
       if ((this.sessions & 0xfff) === 0) this.o.onProgress?.(this.sessions, this.tally)
     }
     this.arriving = false
+    this.tally.arrivalsEndMs = this.tally.lastMs
     this.drain(Infinity)
     this.apply(Infinity)
     return this.tally
@@ -267,12 +268,12 @@ export class Model {
       const dead = f.kind === 'edge' ? [first + f.edge] : Array.from({ length: this.dep.sites[f.site]!.edges.length }, (_, i) => first + i)
       let moved = 0
       let keysMoved = 0
-      if (f.kind === 'edge' && this.owners)
-        for (let k = 0; k < this.keys.count; k++) if (this.owners.firstAlive(f.site, k, this.alive) === dead[0]) keysMoved++
+      if (f.kind === 'edge' && this.o.steering !== 'load')
+        for (let k = 0; k < this.keys.count; k++) if (this.owners!.firstAlive(f.site, k, this.alive) === dead[0]) keysMoved++
       for (const e of dead) { moved += this.active[e]!; this.alive[e] = 0; this.siteWeight[f.site] -= this.weight[e]! }
       for (let slot = 0; slot < this.sEdge.length; slot++) if (this.sEdge[slot]! >= 0 && !this.alive[this.sEdge[slot]!]) this.detach(slot)
       if (f.kind === 'site') this.siteAlive[f.site] = 0
-      this.tally.failed(f, f.atMs, moved, f.kind === 'edge' && this.owners ? keysMoved : null, f.kind === 'site' ? this.servingSite(f.site) : f.site)
+      this.tally.failed(f, f.atMs, moved, f.kind === 'edge' && this.o.steering !== 'load' ? keysMoved : null, f.kind === 'site' ? this.servingSite(f.site) : f.site)
     }
   }
 

@@ -37,9 +37,11 @@ export function formatRuns(runs: { name: string; result: ModelResult }[]): strin
     for (const f of r.failures) {
       lines.push('', `${name}: ${f.label} at ${f.atMin.toFixed(0)} min (judged at site ${f.site})`,
         `  moved: ${f.movedSessions} active sessions${f.keysMoved === null ? '' : `, ${f.keysMoved} affinity keys`}; ` +
-        `${(100 * f.trafficShareBefore).toFixed(1)} % of the site's bytes in the hour before`,
+        `${(100 * f.trafficShareBefore).toFixed(1)} % of ${f.label.startsWith('edge') ? 'the site\'s' : `its and ${f.site}'s`} bytes in the hour before; ` +
+        `${f.site} read ${f.loadAfter.toFixed(2)}× as many bytes in the hour after`,
         `  byte hit ratio ${r3(f.hitBefore)} in the hour before, worst window ${r3(f.hitWorst)} (dip ${(100 * f.dip).toFixed(1)} points), ` +
-        (f.recoveryMin === null ? 'not back within 1 point by the end of the run' : `back within 1 point after ${f.recoveryMin.toFixed(0)} min`) +
+        (f.hitSettled === null || f.recoveryMin === null ? 'the run ended before it settled'
+          : `settled at ${r3(f.hitSettled)}, within 1 point of it after ${f.recoveryMin.toFixed(0)} min`) +
         `; extra origin egress in the hour after ${formatBytes(f.extraOriginBytes)}`)
     }
   }

@@ -15,9 +15,11 @@ import type { FailureEvent, Tally } from './tally.js'
  *   sampled at window ends (what the bounded-load rule bounds).
  * Failures are judged on the windows of the site that takes the traffic: the
  * hit ratio of the hour before against the windows after; the dip is the
- * worst window's drop; recovery is the time from the failure to the end of
- * the first window, at or after the worst one, back within one point of the
- * hour before.
+ * worst window's drop in the hour after. A failed edge does not come back,
+ * so the site settles on less cache than before: "settled" is the hit ratio
+ * of the last third of the time between the worst window and the last
+ * arrival, and recovery is the time from the failure to the end of the first
+ * window, at or after the worst one, within one point of it.
  */
 export interface Figures {
   requests: number
@@ -36,10 +38,14 @@ export interface FailureFigures {
   site: string
   movedSessions: number
   keysMoved: number | null
-  /** of the judged site's bytes in the hour before: the failed edge's (or the failed site's) */
+  /** in the hour before: the failed edge's share of its site's bytes; a failed site's share of its and the judged site's */
   trafficShareBefore: number
+  /** the judged site's bytes in the hour after over the hour before */
+  loadAfter: number
   hitBefore: number
   hitWorst: number
+  /** the level the site settles on after the failure (null: the run ended too soon after it) */
+  hitSettled: number | null
   dip: number
   recoveryMin: number | null
   /** origin bytes in the hour after, beyond the hour before's rate */
@@ -64,9 +70,11 @@ function siteFigures(m: Model, t: Tally, s: number): Figures {
   const n = m.dep.sites[s]!.edges.length
   let served = 0
   let weight = 0
-  for (let e = first; e < first + n; e++) if (m.alive[e]) { served += t.served[e]!; weight += m.weight[e]! }
+  // the live edges; a failed site's figures are those of all its edges (while it ran)
+  const counted = (e: number) => m.alive[e] || !m.siteAlive[s]
+  for (let e = first; e < first + n; e++) if (counted(e)) { served += t.served[e]!; weight += m.weight[e]! }
   let spread = 0
-  for (let e = first; e < first + n; e++) if (m.alive[e]) spread = Math.max(spread, ratio(t.served[e]!, (served * m.weight[e]!) / weight))
+  for (let e = first; e < first + n; e++) if (counted(e)) spread = Math.max(spread, ratio(t.served[e]!, (served * m.weight[e]!) / weight))
   return {
     requests: t.req[s]!, bytes: t.req[s]! * cb, byteHitRatio: 1 - ratio(t.origin[s]!, t.req[s]!), edgeHitRatio: ratio(t.hits[s]!, t.req[s]!),
     originBytes: t.origin[s]! * cb, peerBytes: t.peer[s]! * cb, spread, peakActiveSpread: t.peakActiveSpread[s]!,
@@ -81,7 +89,7 @@ function failureFigures(m: Model, t: Tally, ev: FailureEvent): FailureFigures {
   const s = ev.site
   const f = ev.failure
   const out: FailureFigures = { label: f.label, atMin: ev.atMs / 60_000, site: s >= 0 ? dep.sites[s]!.id : 'none', movedSessions: ev.movedSessions,
-    keysMoved: ev.keysMoved, trafficShareBefore: 0, hitBefore: 0, hitWorst: 0, dip: 0, recoveryMin: null, extraOriginBytes: 0 }
+    keysMoved: ev.keysMoved, trafficShareBefore: 0, loadAfter: 0, hitBefore: 0, hitWorst: 0, hitSettled: null, dip: 0, recoveryMin: null, extraOriginBytes: 0 }
   if (s < 0) return out
   const sum = (from: number, to: number, pick: (w: (typeof t.windows)[number]) => number) => {
     let x = 0
@@ -108,11 +116,18 @@ function failureFigures(m: Model, t: Tally, ev: FailureEvent): FailureFigures {
   }
   if (worst < 0) { out.hitWorst = out.hitBefore; return out }
   out.dip = Math.max(0, out.hitBefore - out.hitWorst)
-  for (let i = worst; i < t.windows.length; i++) {
-    const w = t.windows[i]!
-    if (w.req[s]! > 0 && 1 - w.origin[s]! / w.req[s]! >= out.hitBefore - 0.01) { out.recoveryMin = ((i + 1) * W - ev.atMs) / 60_000; break }
+  const end = Math.min(t.windows.length, Math.floor(t.arrivalsEndMs / W))
+  if (end > worst + 1) {
+    const from = end - Math.max(1, Math.floor((end - worst) / 3))
+    const settled = 1 - ratio(sum(from, end, w => w.origin[s]!), sum(from, end, w => w.req[s]!))
+    out.hitSettled = settled
+    for (let i = worst; i < end; i++) {
+      const w = t.windows[i]!
+      if (w.req[s]! > 0 && 1 - w.origin[s]! / w.req[s]! >= settled - 0.01) { out.recoveryMin = ((i + 1) * W - ev.atMs) / 60_000; break }
+    }
   }
   const reqAfter = sum(wT, wT + hour, w => w.req[s]!)
+  out.loadAfter = ratio(reqAfter, req)
   out.extraOriginBytes = Math.max(0, sum(wT, wT + hour, w => w.origin[s]!) - (1 - out.hitBefore) * reqAfter) * dep.chunkBytes
   return out
 }

@@ -14,7 +14,7 @@ export interface FailureEvent {
   atMs: number
   /** sessions on the failed edge(s) at the time: steered again */
   movedSessions: number
-  /** affinity keys whose first owner was the failed edge (null: no owners computed, or a site) */
+  /** affinity keys whose first owner was the failed edge (null: load steering, where titles have no owner, or a site) */
   keysMoved: number | null
   /** the site whose hit ratio is judged: the edge's own, or the one that takes a failed site's viewers (-1: none) */
   site: number
@@ -43,6 +43,8 @@ export class Tally {
   /** all reads, warm-up included */
   reads = 0
   lastMs = 0
+  /** the time of the last arrival: afterwards the active sessions only drain */
+  arrivalsEndMs = Infinity
   private cur = -1
 
   constructor(readonly dep: Deployment, readonly edgeSite: Int32Array, readonly windowMs: number, readonly warmupMs: number) {

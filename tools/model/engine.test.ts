@@ -139,3 +139,14 @@ t.test('site-aware prefill gives each edge the titles it owns: twice the distinc
   const r = summarize(siteAware, siteAware.run(pairs(16)))
   t.equal(r.overall.byteHitRatio, 1, 'nothing left to fetch')
 })
+
+t.test('a site whose edges have all failed sends its viewers to the next site', async t => {
+  const dep: Deployment = { chunkBytes: 64 * 1024 ** 2, titles: Int32Array.from([1, 1]), sites: [0, 1].map(s => ({
+    id: `s${s}`, viewers: 1, edges: [0, 1].map(e => ({ id: `s${s}-e${e}`, capacityChunks: 2, weight: 2 })) })) }
+  const served: number[] = []
+  const m = new Model(dep, options({ steering: 'affinity', failures: [0, 1].map(e => ({ kind: 'edge' as const, site: 0, edge: e, atMs: 10 * MIN, label: `edge s0:${e}` })),
+    onRead: (at, _x, _i, e) => { if (at > 10 * MIN) served.push(e) } }))
+  const r = summarize(m, m.run([{ at: 20 * MIN, site: 0, title: 0, first: 0, count: 1 }, { at: 21 * MIN, site: 0, title: 1, first: 0, count: 1 }]))
+  t.same(served.map(e => m.edgeSite[e]), [1, 1], 'served by site s1')
+  t.equal(r.sites[1]!.requests, 2)
+})

@@ -272,7 +272,8 @@ export class Model {
         for (let k = 0; k < this.keys.count; k++) if (this.owners!.firstAlive(f.site, k, this.alive) === dead[0]) keysMoved++
       for (const e of dead) { moved += this.active[e]!; this.alive[e] = 0; this.siteWeight[f.site] -= this.weight[e]! }
       for (let slot = 0; slot < this.sEdge.length; slot++) if (this.sEdge[slot]! >= 0 && !this.alive[this.sEdge[slot]!]) this.detach(slot)
-      if (f.kind === 'site') this.siteAlive[f.site] = 0
+      // a site with no live edge left is a failed site: its viewers go to the next one
+      if (f.kind === 'site' || this.siteWeight[f.site]! <= 0 || this.dep.sites[f.site]!.edges.every((_, i) => !this.alive[first + i])) this.siteAlive[f.site] = 0
       this.tally.failed(f, f.atMs, moved, f.kind === 'edge' && this.o.steering !== 'load' ? keysMoved : null, f.kind === 'site' ? this.servingSite(f.site) : f.site)
     }
   }

@@ -22,7 +22,7 @@ t.test('a small deployment: a row per steering, a failure judged, run time and p
   t.match(r.out, /^load {18}0\.\d{3}/m)
   t.match(r.out, /^affinity\+hot {10}0\.\d{3}/m)
   t.match(r.out, /affinity\+hot: edge s0:1 at 120 min \(judged at site s0\)/)
-  t.match(r.out, /run time [0-9.]+ s, peak RSS [0-9.]+ MiB/)
+  t.match(r.out, /run time [0-9.]+ s \(CPU [0-9.]+ s\), peak RSS [0-9.]+ MiB/)
   const runs = JSON.parse(readFileSync(json, 'utf8')).runs as { name: string; result: { overall: { byteHitRatio: number }; failures: { keysMoved: number }[] } }[]
   t.same(runs.map(x => x.name), ['load', 'affinity+hot'])
   t.ok(runs[1]!.result.failures[0]!.keysMoved > 10, 'the failed edge\'s titles are counted')

@@ -49,6 +49,7 @@ t.test('bad input gets a clear error and a failing exit code', async t => {
   for (const [args, re] of [
     [['--steering', 'load,nearest'], /unknown steering "nearest"; known: load, affinity, affinity\+hot/],
     [['--deployment', noEdges], /site ams has no edges/],
+    [['--policy', 'fifo'], /unknown policy "fifo"; known: lru, s3fifo/],
   ] as [string[], RegExp][]) {
     const r = await model([...args, '--sessions', '10'])
     t.not(r.code, 0, args.join(' '))

@@ -38,6 +38,13 @@ function steerings(v: string): Steering[] {
   for (const s of out) if (!(STEERINGS as readonly string[]).includes(s)) throw new InvalidArgumentError(`unknown steering ${JSON.stringify(s)}; known: ${STEERINGS.join(', ')}.`)
   return out as Steering[]
 }
+/** A named value, refused with the list of known ones (commander's own choices hide the default from --help). */
+function oneOf(name: string, known: string[]) {
+  return (v: string) => {
+    if (!known.includes(v)) throw new InvalidArgumentError(`unknown ${name.slice(2)} ${JSON.stringify(v)}; known: ${known.join(', ')}.`)
+    return v
+  }
+}
 const collect = (v: string, prev: string[]) => [...prev, v]
 
 /** `s3:1@600` (site s3's edge 1, at minute 600) or `s3@600` (the whole site); a site by id or index. */
@@ -104,10 +111,10 @@ export function modelCommand(): Command {
     .addOption(new Option('--steering <list>', `comma-separated, each run in turn: ${STEERINGS.join(', ')}`).default(['load', 'affinity', 'affinity+hot'], 'load,affinity,affinity+hot').argParser(steerings))
     .addOption(new Option('--range-chunks <n>', 'affinity key: 0 = the title; n = runs of n chunks of a title').default(0).argParser(int('--range-chunks', 0, 100_000)))
     .addOption(new Option('--bound <c>', 'affinity+hot: no edge takes a session above c × its share of the site\'s active sessions').default(1.25).argParser(num('--bound', 1)))
-    .addOption(new Option('--policy <name>', 'eviction policy of every edge (the edge\'s own default is predictive; lru is the fastest to simulate)').choices(Object.keys(POLICIES)).default('lru'))
+    .addOption(new Option('--policy <name>', `eviction policy of every edge: ${Object.keys(POLICIES).join(', ')} (the edge's own default is predictive; lru is the fastest to simulate)`).default('lru').argParser(oneOf('--policy', Object.keys(POLICIES))))
     .option('--peer-fill', 'a miss on an edge that does not own the chunk asks the owner at the site (default: off)')
     .addOption(new Option('--prefill <share>', 'share of each edge\'s capacity filled before the run, titles most popular first').default(0).argParser(num('--prefill')))
-    .addOption(new Option('--prefill-mode <mode>', 'site: each edge prefills what it owns; each: every edge the same top titles').choices(['site', 'each']).default('site'))
+    .addOption(new Option('--prefill-mode <mode>', 'site: each edge prefills what it owns; each: every edge the same top titles').default('site').argParser(oneOf('--prefill-mode', ['site', 'each'])))
     .addOption(new Option('--fail-edge <site:edge@min>', 'an edge fails at that simulated minute; repeatable').default([], 'none').argParser(collect))
     .addOption(new Option('--fail-site <site@min>', 'a whole site fails; its viewers go to the next site; repeatable').default([], 'none').argParser(collect))
     .addOption(new Option('--chunk-seconds <s>', 'playback time of one chunk').default(60).argParser(num('--chunk-seconds', 0.001)))

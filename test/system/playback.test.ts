@@ -37,7 +37,8 @@ t.test('steering: edges on the client network first, then the less loaded, the o
   t.ok(p.json.urls.every((u: any) => u.url.endsWith(`/v1/content/movie?token=${p.json.token}`)), 'every URL carries the token')
   t.match(p.json.urls[3].url, c.url)
   // only 'local' keeps sending heartbeats: the others fall silent and leave steering
-  const keep = setInterval(() => void call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('local', { networks: ['127.0.0.0/8'] }), EDGE_TOKEN), 100)
+  // one in flight when the cluster stops is cut: that is the teardown, not a failure
+  const keep = setInterval(() => void call(`${c.url}/v1/edges/heartbeat`, 'POST', hb('local', { networks: ['127.0.0.0/8'] }), EDGE_TOKEN).catch(() => {}), 100)
   t.teardown(() => clearInterval(keep))
   await until(async () => (await call(`${c.url}/v1/play/movie`, 'GET')).json.urls.length === 2, 'the silent edges to leave steering')
   t.same((await call(`${c.url}/v1/play/movie`, 'GET')).json.urls.map((u: any) => u.id), ['local', 'origin'])

@@ -37,6 +37,8 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
+import { EdgeConsole } from './site/console.js'
+import { consoleRoutes } from '../lib/console/routes.js'
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -173,7 +175,12 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill,
+    let reporterRef: EdgeReporter | undefined
+    let listening = cfg.port
+    const site = new EdgeConsole({ config, registry, cache, fills, prefill, demand, reporter: () => reporterRef, id: () => cfg.id || `edge-${listening}`,
+      active: () => server.http.active, threads: () => threads?.alive ?? 0 })
+    const extraRoutes = consoleRoutes({ logger, adminToken, where: 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile', status: () => site.status() })
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, extraRoutes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
@@ -199,7 +206,9 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
     const addr = await server.http.listen(cfg.port, cfg.host)
     await threads?.listen(server.http.fd)
+    listening = addr.port
     server.setReady(true)
+    site.ring.start()
     const c2 = cache
     const reporter = new EdgeReporter({
       routerUrl: cfg.upstream, token: edgeToken, heartbeatMs: cfg.heartbeatMs, reportMs: cfg.demandReportMs, recorder: demand, logger,
@@ -217,6 +226,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       },
     })
     // without the credential the router would refuse every heartbeat: say so once instead
+    reporterRef = reporter
     if (edgeToken !== undefined) reporter.start()
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
       logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
@@ -231,6 +241,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       close: () => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
+        site.ring.stop()
         // first out of steering (a farewell heartbeat), then drain players
         await reporter.close()
         await prefill.close()

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Config } from '../../lib/config.js'
 import type { Logger } from '../../lib/logger.js'
-import { HttpService, peerAddress, queryParams, sendJson, type Match } from '../../lib/http.js'
+import { HttpService, peerAddress, queryParams, sendJson, type Match, type Route } from '../../lib/http.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { parseContentId } from '../../lib/ids.js'
 import { NotFoundError } from '../../lib/errors.js'
@@ -40,6 +40,7 @@ import { watchRoutes } from './watch.js'
  *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
  *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
+ *   GET/HEAD /, /status, /status.json  the status console (edge/site/console.ts; the JSON needs the admin token)
  *
  * With `edge.requireToken`, a player GET/HEAD without a valid play token (in
  * the path, the query `token` or Authorization: Bearer) is answered 403 with
@@ -68,6 +69,8 @@ export interface EdgeDeps {
   sessionOf?: (req: IncomingMessage, contentId: string) => string
   /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
   threads?: { sync(): Promise<void> } | undefined
+  /** more routes (the status console, edge/site/console.ts) */
+  extraRoutes?: Route[] | undefined
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
@@ -102,6 +105,7 @@ export class EdgeServer {
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
         ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
+        ...deps.extraRoutes ?? [],
       ],
     })
   }

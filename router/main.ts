@@ -28,6 +28,8 @@ import { Sessions } from './playback/sessions.js'
 import { SessionPeers } from './playback/session-peers.js'
 import { RegionMap } from './playback/play.js'
 import { playbackRoutes } from './playback/playback-api.js'
+import { RouterConsole } from './console/status.js'
+import { consoleRoutes } from '../lib/console/routes.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
@@ -111,6 +113,9 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
     maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
+  // the status console (docs/console.md): GET /, /status and /status.json (admin token)
+  const site = new RouterConsole({ config, registry, cluster, repairer, edges, trending: tr, catalog, ingestor, id: () => rc.id || `router-${new URL(server.http.url).port}` })
+  routes.push(...consoleRoutes({ logger, adminToken, where: 'REELCDN_ROUTER_TOKEN or router.tokenFile', status: () => site.status() }))
   const fillGrants = new FillGrants({ config, cluster, manifests, shardToken, metrics: routerFillGrantMetrics(registry), logger })
   server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
     routes, fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
@@ -133,6 +138,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   catalog.start()
   repairer.ranBy = `router ${rc.id || server.http.url}`
   repairer.start()
+  site.ring.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
   if (!hasShardToken)
@@ -144,6 +150,7 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers,
     close: () => closing ??= (async () => {
       server.setReady(false)
+      site.ring.stop()
       await server.http.close()
       clearInterval(snapshots)
       await peers.stop()

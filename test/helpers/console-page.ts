@@ -9,12 +9,16 @@ import type { Browser, Page } from 'playwright-core'
 export async function openConsole(browser: Browser, url: string, token: string, viewport = { width: 1100, height: 1400 }): Promise<Page> {
   const page = await browser.newPage({ viewport })
   const errors: string[] = []
+  const answers: string[] = []
   page.on('pageerror', e => errors.push(e.message))
+  page.on('response', r => { if (r.url().endsWith('/status.json')) answers.push(String(r.status())) })
   await page.goto(`${url}/status`)
   await page.waitForSelector('#login')
   await page.fill('#login input[name=token]', token)
   await page.click('#login button')
-  await page.waitForSelector('body[data-at]')
+  await page.waitForSelector('body[data-at]', { timeout: 15_000 }).catch(async err => {
+    throw new Error(`${(err as Error).message}; /status.json answered ${answers.join(', ') || 'nothing'}; the page says ${await page.textContent('main')}; errors: ${errors.join('; ')}`)
+  })
   if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`)
   return page
 }

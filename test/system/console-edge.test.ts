@@ -5,6 +5,8 @@ import { launch } from '../helpers/browser.js'
 import { cell, figure, fitsWidth, openConsole, refresh } from '../helpers/console-page.js'
 import { get, metric, settled, startTestEdge } from '../helpers/edge.js'
 import { titleBytes } from '../helpers/titles.js'
+import { logSink } from '../helpers/origin.js'
+import { createLogger } from '../../lib/logger.js'
 import { TestCluster, TOKEN } from './harness.js'
 
 /**
@@ -70,7 +72,9 @@ t.test('the edge console shows the figures /metrics has, behind the admin token'
 
 t.test('the edge console refuses its figures without the admin token, and serves its page to anyone', async t => {
   const c = await TestCluster.start(t, { chunkSize: CS, shards: 1, copies: 1 })
-  const edge = await startTestEdge(t, { url: c.url, token: TOKEN }, { 'cluster.chunkSize': CS }, { REELCDN_EDGE_ADMIN_TOKEN: ADMIN })
+  const sink = logSink()
+  const edge = await startTestEdge(t, { url: c.url, token: TOKEN }, { 'cluster.chunkSize': CS }, { REELCDN_EDGE_ADMIN_TOKEN: ADMIN },
+    createLogger('edge', 'info', sink))
   for (const path of ['/', '/status']) {
     const page = await get(`${edge.url}${path}`)
     t.equal(page.status, 200, `${path} is the page`)
@@ -79,13 +83,18 @@ t.test('the edge console refuses its figures without the admin token, and serves
     t.notMatch(page.body.toString(), /https?:\/\/(?!www\.w3\.org)/, 'loads nothing from elsewhere')
   }
   const before = await metric(edge.url, 'reelcdn_http_client_errors_total', { reason: 'unauthorized' })
-  for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+  for (const headers of [{}, { authorization: 'Bearer not-the-admin-token-7f3a' }]) {
     const res = await request(`${edge.url}/status.json`, { headers })
     const body = await res.body.json() as { error: { code: string; message: string } }
     t.equal(res.statusCode, 401, 'refused')
     t.equal(body.error.code, 'CDN_ERR_UNAUTHORIZED')
   }
   t.equal(await metric(edge.url, 'reelcdn_http_client_errors_total', { reason: 'unauthorized' }) - before, 2, 'each refusal counted')
+  const refusals = sink.lines.filter(l => l.msg === 'status console refused: no or wrong admin token')
+  t.equal(refusals.length, 2, 'each refusal logged')
+  t.ok(refusals.every(l => l.level === 30 && l.remote !== undefined && l.err === undefined), 'at info, with the client\'s address, no stack')
+  t.notOk(sink.lines.some(l => l.level >= 50), 'nothing at error')
+  t.notOk(JSON.stringify(sink.lines).includes('7f3a'), 'the token sent is not logged')
   const ok = await request(`${edge.url}/status.json`, { headers: { authorization: `Bearer ${ADMIN}` } })
   t.equal(ok.statusCode, 200, 'with the token: the figures')
   const st = await ok.body.json() as { service: string; sections: { key: string }[] }

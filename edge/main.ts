@@ -37,7 +37,7 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
-import { EdgeConsole } from './site/console.js'
+import { EdgeConsole } from './console/status.js'
 import { consoleRoutes } from '../lib/console/routes.js'
 
 /**

@@ -40,7 +40,7 @@ import { watchRoutes } from './watch.js'
  *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
  *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
- *   GET/HEAD /, /status, /status.json  the status console (edge/site/console.ts; the JSON needs the admin token)
+ *   GET/HEAD /, /status, /status.json  the status console (edge/console/status.ts; the JSON needs the admin token)
  *
  * With `edge.requireToken`, a player GET/HEAD without a valid play token (in
  * the path, the query `token` or Authorization: Bearer) is answered 403 with
@@ -69,7 +69,7 @@ export interface EdgeDeps {
   sessionOf?: (req: IncomingMessage, contentId: string) => string
   /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
   threads?: { sync(): Promise<void> } | undefined
-  /** more routes (the status console, edge/site/console.ts) */
+  /** more routes (the status console, edge/console/status.ts) */
   extraRoutes?: Route[] | undefined
 }
 

@@ -5,6 +5,7 @@ import { routerCommand } from './router/main.js'
 import { ingestCommand } from './router/ingest/ingest-cli.js'
 import { clusterCommand } from './tools/cluster.js'
 import { loadtestCommand } from './tools/loadtest/main.js'
+import { modelCommand } from './tools/model/main.js'
 import { playCommand } from './tools/play.js'
 import { tokenCommand } from './tools/token.js'
 import { doctorCommand } from './tools/doctor/main.js'
@@ -25,6 +26,7 @@ export function program(): Command {
   program.addCommand(ingestCommand())
   program.addCommand(clusterCommand())
   program.addCommand(loadtestCommand())
+  program.addCommand(modelCommand())
   program.addCommand(playCommand())
   program.addCommand(tokenCommand())
   program.addCommand(doctorCommand())

@@ -18,6 +18,7 @@ import { transcodeRow } from './rows/transcode.js'
 import { abrHitRow } from './rows/abr-hit.js'
 import { fillRow } from './rows/fill.js'
 import { tailRow } from './rows/tail.js'
+import { steeringRow } from './rows/steering.js'
 
 /**
  * `make bench`: runs the selected rows, each starting its own servers as child
@@ -36,9 +37,11 @@ import { tailRow } from './rows/tail.js'
  * edge filling a cold title vs one shard and the router's relay, a miss's
  * first byte, a premiere flash crowd), tail (200 viewers walking one hot
  * title in 2 MiB ranges: p50/p99/max and MB/s of the edge next to nginx
- * static and proxy_cache).
+ * static and proxy_cache), steering (a site of four small edges through
+ * /v1/play, load-only vs content affinity, next to one edge with their cache
+ * together: site byte hit ratio, origin bytes, load spread).
  */
-const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, fillRow, tailRow, playersRow, policiesRow, transcodeRow, abrHitRow]
+const ROWS: BenchRow[] = [originRow, routerRow, edgeRow, fillRow, tailRow, playersRow, policiesRow, transcodeRow, abrHitRow, steeringRow]
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url))
 
@@ -77,6 +80,7 @@ const program = new Command('bench')
   .addOption(new Option('--tail-connections <n>', 'tail row: viewers (wrk connections), each reading the hot title in order').env('BENCH_TAIL_CONNECTIONS').argParser(int('tail-connections', 1)).default(200))
   .addOption(new Option('--tail-range <bytes>', 'tail row: bytes per viewer request').env('BENCH_TAIL_RANGE').argParser(bytes).default(2 * 1024 ** 2, '2MiB'))
   .addOption(new Option('--tail-base-cli <path>', "tail row: also measure this build's edge (e.g. the previous build's dist/cli.js) in the same rounds").env('BENCH_TAIL_BASE_CLI'))
+  .addOption(new Option('--steering-variants <list>', 'steering row: load (load-only ranking, no site), affinity (content affinity, one owner per title), affinity-hot (and hot titles on more owners), single (one edge with the four edges\' cache)').env('BENCH_STEERING_VARIANTS').default('load,affinity,affinity-hot,single'))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
   .option('--keep', 'keep the temp dir (data, nginx config and logs) for inspection')
 
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
     fillPaths: a.fillPaths ? list(a.fillPaths, ['relay', 'direct'], 'fill path') : [],
     tailConnections: a.tailConnections, tailRangeBytes: a.tailRange,
     ...(a.tailBaseCli ? { tailBaseCli: String(a.tailBaseCli) } : {}),
+    steeringVariants: list(a.steeringVariants, ['load', 'affinity', 'affinity-hot', 'single'], 'steering variant'),
     ...(a.cli ? { cli: String(a.cli) } : {}),
   }
   if (opts.rangeBytes > opts.chunkSize) throw new InvalidArgumentError(`--range (${opts.rangeBytes}) must not exceed --chunk-size (${opts.chunkSize})`)

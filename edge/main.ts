@@ -4,8 +4,8 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
-import { edgeFillPathMetrics, edgeMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
-import { loadSecret } from '../lib/auth.js'
+import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
+import { loadSecret, requireAdmin } from '../lib/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/data-dir.js'
 import { ChunkCache } from './tiers/cache.js'
 import { Coalescer } from './fill/coalesce.js'
@@ -29,6 +29,7 @@ import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.j
 import { ChunkArena } from './tiers/chunk-arena.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
+import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
 import { ConfigError } from '../lib/errors.js'
 import { prefillMetrics } from '../lib/metrics.js'
 import { loadKeyRing } from '../lib/tokens.js'
@@ -39,6 +40,18 @@ import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
 import { EdgeConsole } from './console/status.js'
 import { consoleRoutes } from '../lib/console/routes.js'
+import type { ConsoleStatus } from '../lib/console/status.js'
+import { SiteView } from './site/site-view.js'
+import { PeerSource } from './site/peer-source.js'
+import { peerRoutes } from './site/peer-serve.js'
+import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
+import { edgeReloadTable } from './run/reload-table.js'
+import { awaitGo, inheritedFd, isHandover, serveSupervised } from './run/handover.js'
+import { superviseEdge } from './run/supervisor.js'
+import { warmRamFromDisk } from './run/warm.js'
+
+/** the settings an edge reads: a change elsewhere in a shared config file (router.*, origin.*) is not the edge's to apply or report */
+const EDGE_SCOPE = ['log', 'http', 'cluster.chunkSize', 'edge']
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -54,10 +67,26 @@ export interface RunningEdge {
   prefill: PrefillRunner
   reporter: EdgeReporter
   demand: DemandRecorder
-  close(): Promise<void>
+  /** the edge's site as the router last answered it (edge/site/site-view.ts) */
+  site: SiteView
+  /** `handover`: an upgrade's old worker (edge/run/supervisor.ts): no farewell heartbeat, the next worker takes over under the same id */
+  close(handover?: boolean): Promise<void>
+  /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (edge/run/reload-table.ts) */
+  reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
 }
 
-export async function startEdge(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningEdge> {
+export interface EdgeOptions {
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+  /** the config again, from the same layers as at start (the CLI re-reads --config); without it a reload changes nothing */
+  reload?: () => Readonly<Config>
+  /** listen on this inherited socket instead of edge.host:edge.port (a supervised worker: edge/run/supervisor.ts) */
+  listenFd?: number | undefined
+  /** read the most recently used disk chunks into RAM once serving (an upgrade's new worker: edge/run/warm.ts) */
+  warmRam?: boolean
+}
+
+export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}): Promise<RunningEdge> {
   const logger = opts.logger ?? serviceLogger('edge', config.log)
   const cfg = config.edge
   // a queue smaller than a chunk writes one at a time and drops the rest; the upstream's own chunk size is checked again from its manifests (DiskTier.upstreamChunkSize)
@@ -72,6 +101,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
   let direct: DirectSource | undefined
   let threads: ServeThreads | undefined
   let service: EdgeServer | undefined
+  let peer: PeerSource | undefined
   try {
     const upstreamToken = loadSecret(cfg.upstreamTokenFile, 'REELCDN_EDGE_UPSTREAM_TOKEN', opts.env)
     const adminToken = loadSecret(cfg.adminTokenFile, 'REELCDN_EDGE_ADMIN_TOKEN', opts.env)
@@ -118,16 +148,30 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const c = cache
     // the fill path (docs/fill-path.md): chunk bytes straight from the owning shards under router grants, or by the relay
     const fillPath = edgeFillPathMetrics(registry)
-    direct = cfg.fill.path === 'direct' ? new DirectSource(new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
+    const grants = cfg.fill.path === 'direct' ? new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
       edgeId: cfg.id || `edge-${hostname()}`, count: cfg.readaheadChunks + 1, relayHoldMs: cfg.fill.relayHoldMs,
-      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger),
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger) : undefined
+    direct = grants !== undefined ? new DirectSource(grants,
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
       : undefined
     const d0 = direct
     if (d0 !== undefined) meta.fetching = (id, rid, index) => d0.early(id, rid, index)
+    // peer fill (docs/peer-fill.md): a chunk of a title another edge of the site owns is asked of it first
+    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
+    let selfId = cfg.id
+    // edge.site (contract-17): empty or absent, no site
+    const siteName: string = (cfg.site as string | undefined) ?? ''
+    const site = new SiteView(siteName, () => selfId, logger)
+    const peerMetrics = edgePeerMetrics(registry)
+    const own = { chunk: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
+      crcs: direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)) } satisfies { chunk: ChunkFetch; crcs: CrcsFetch }
+    if (siteName !== '' && edgeToken === undefined)
+      logger.warn({ site: siteName }, 'edge.site is set but there is no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): no peer fill')
+    peer = siteName !== '' && edgeToken !== undefined ? new PeerSource(site, own, { token: edgeToken, firstByteTimeoutMs: cfg.peer.firstByteTimeoutMs,
+      holdMs: cfg.peer.holdMs, connections: cfg.upstreamConnections, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, peerMetrics, logger) : undefined
     fills = new Coalescer({
-      fetch: direct?.chunk ?? ((ref, from, to, signal) => counted(up.chunk(ref, from, to, signal), fillPath.bytes.relay)),
-      crcs: blockListFetch(direct?.crcs ?? ((ref, signal) => up.crcs(ref, signal)), cfg.blockListTimeoutMs),
+      fetch: peer?.chunk ?? own.chunk,
+      crcs: blockListFetch(peer?.crcs ?? own.crcs, cfg.blockListTimeoutMs),
       cached: key => c.has(key),
       commit: (ref, buf, prefill) => {
         if (prefill) c.admitPrefill(ref, buf)
@@ -162,9 +206,10 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
     const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
-    const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     const demand = new DemandRecorder(cfg.sessionTtlMs)
     const pc = cfg.prefill
+    // what a reload changes in the prefill's demand query (edge/run/reload-table.ts)
+    const live = { upstream: cfg.upstream, titles: pc.titles, demandWindow: pc.demandWindow }
     const f0 = fills
     let prefill!: PrefillRunner
     const pm = prefillMetrics(registry, {
@@ -172,15 +217,20 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
       windowBytes: () => prefill?.bytesThisWindow ?? 0, plannedBytes: () => prefill?.progress?.plannedBytes ?? 0,
     })
     prefill = new PrefillRunner({
-      demand: () => demandFromRouter(cfg.upstream, upstreamToken, pc.demandWindow, pc.titles, id => meta.peek(id) ?? meta.fetch(id)),
+      // with a site, each edge plans the titles it owns there, from a list as many times longer as the site has edges
+      demand: () => demandFromRouter(live.upstream, upstreamToken, live.demandWindow, live.titles * Math.max(1, site.members.length),
+        id => meta.peek(id) ?? meta.fetch(id), id => site.owns(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
     let reporterRef: EdgeReporter | undefined
-    let listening = cfg.port
-    const site = new EdgeConsole({ config, registry, cache, fills, prefill, demand, reporter: () => reporterRef, id: () => cfg.id || `edge-${listening}`,
-      active: () => server.http.active, threads: () => threads?.alive ?? 0 })
-    const extraRoutes = consoleRoutes({ logger, adminToken, where: 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile', status: () => site.status() })
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, extraRoutes,
+    const statusView = new EdgeConsole({ config, registry, cache, fills, prefill, demand, reporter: () => reporterRef, id: () => selfId,
+      upstream: () => live.upstream, active: (): number => server.http.active, threads: () => threads?.alive ?? 0 })
+    let reloader: Reloader | undefined
+    const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')),
+      ...peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),
+        serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() }),
+      ...consoleRoutes({ logger, adminToken, where: 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile', status: (): Promise<ConsoleStatus> => statusView.status() })]
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, routes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
@@ -204,14 +254,18 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     // before the first miss: the next fill's buffer, and connections to the router (best effort, a second at most)
     fills.prepare()
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
-    const addr = await server.http.listen(cfg.port, cfg.host)
+    const addr = opts.listenFd !== undefined ? await server.http.listenFd(opts.listenFd) : await server.http.listen(cfg.port, cfg.host)
+    selfId ||= `edge-${addr.port}`
     await threads?.listen(server.http.fd)
-    listening = addr.port
     server.setReady(true)
-    site.ring.start()
+    statusView.ring.start()
     const c2 = cache
     const reporter = new EdgeReporter({
       routerUrl: cfg.upstream, token: edgeToken, heartbeatMs: cfg.heartbeatMs, reportMs: cfg.demandReportMs, recorder: demand, logger,
+      answered: body => {
+        site.update(body)
+        peerMetrics.members.set(site.members.length)
+      },
       heartbeat: () => {
         const disk = c2.disk.stats()
         const ram = c2.ram.stats()
@@ -222,31 +276,41 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
           // share of fill slots in use, or of connections, whichever is higher (0 idle, 1 saturated)
           load: Math.min(10, Math.max(f0.size / cfg.maxFills, server.http.active / config.http.maxConnections)),
           freeBytes: Math.max(0, free),
+          // issue 17: the site, and the capacity the router weighs this edge's share of titles by (docs/steering.md)
+          ...(cfg.site ? { site: cfg.site } : {}),
+          capacityBytes: ram.capacity + disk.capacity,
         }
       },
     })
-    // without the credential the router would refuse every heartbeat: say so once instead
     reporterRef = reporter
+    // without the credential the router would refuse every heartbeat: say so once instead
     if (edgeToken !== undefined) reporter.start()
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
       logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
     prefill.startTimer()
+    reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), edgeReloadTable({ logger, ram, disk, prefill, upstream: up, grants, reporter,
+      demand: live, ring, auth, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
+    const rl = reloader
+    const warming = new AbortController()
+    if (opts.warmRam && cfg.ramBytes > 0 && cfg.diskBytes > 0) void warmRamFromDisk(cache, logger, warming.signal)
     const a = ahead
     const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
     const f = fills
     let closing: Promise<void> | undefined
     return {
-      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand,
-      close: () => closing ??= (async () => {
+      url: server.http.url, port: addr.port, server, cache, fills, prefill, reporter, demand, site,
+      reload: by => rl.reload(by),
+      close: handover => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
-        site.ring.stop()
-        // first out of steering (a farewell heartbeat), then drain players
-        await reporter.close()
+        statusView.ring.stop()
+        warming.abort()
+        // first out of steering (a farewell heartbeat, unless the next worker takes over), then drain players
+        await reporter.close(!handover)
         await prefill.close()
         // the relay stays open until the threads are done: their requests in flight may still need the main thread
-        await Promise.all([threads?.drain(config.http.shutdownGraceMs), server.http.close()])
+        await Promise.all([threads?.drain(config.http.shutdownGraceMs, handover ? config.http.keepAliveTimeoutMs : 0), server.http.close({ handover })])
         await server.http.closeRelay()
         await reporter.flush()
         f.close()
@@ -254,6 +318,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
         await disk.close()
         await up.close()
         await direct?.close()
+        await peer?.close()
         index.close()
       })(),
     }
@@ -263,6 +328,7 @@ export async function startEdge(config: Readonly<Config>, opts: { logger?: Logge
     await service?.http.closeRelay().catch(() => {})
     await upstream?.close().catch(() => {})
     await direct?.close().catch(() => {})
+    await peer?.close().catch(() => {})
     index.close()
     throw err
   }
@@ -285,11 +351,13 @@ export const edgeFlags: Flag[] = [
   { flags: '--require-token', path: 'edge.requireToken', kind: 'bool', description: 'refuse player requests without a valid play token (keys: REELCDN_TOKEN_KEYS or edge.tokenKeysFile)' },
   { flags: '--id <id>', path: 'edge.id', kind: 'string', description: 'the id this edge registers under at the router' },
   { flags: '--public-url <url>', path: 'edge.publicUrl', kind: 'string', description: 'the URL players reach this edge at' },
+  { flags: '--site <name>', path: 'edge.site', kind: 'string', description: 'the site this edge belongs to: its siblings share titles by content affinity (docs/steering.md), ask it for the titles it owns, and it prefills only those (docs/peer-fill.md)' },
   { flags: '--play-api <url>', path: 'edge.playApiUrl', kind: 'string', description: 'the router URL the watch page asks /v1/play at; empty: the --upstream URL' },
   { flags: '--fill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'deprecated: --prefill-window', hidden: true },
   { flags: '--prefill-window <window>', path: 'edge.prefill.window', kind: 'string', description: 'prefill window: HH:MM-HH:MM local time, always or never' },
   { flags: '--prefill-rate <MBps>', path: 'edge.prefill.rateMBps', kind: 'number', description: 'prefill upstream rate cap, 0 for none', unit: 'MB/s' },
   { flags: '--prefill-budget <bytes>', path: 'edge.prefill.budgetBytes', kind: 'bytes', description: 'bytes prefill may fetch per prefill window' },
+  { flags: '--peer-timeout <ms>', path: 'edge.peer.firstByteTimeoutMs', kind: 'int', description: 'how long a peer fill waits for the owner\'s first byte before filling by its own path', unit: 'ms' },
   ...commonFlags,
 ]
 
@@ -301,7 +369,28 @@ export function edgeCommand(): Command {
       'Secrets come from REELCDN_EDGE_UPSTREAM_TOKEN / edge.upstreamTokenFile and REELCDN_EDGE_ADMIN_TOKEN / ' +
       'edge.adminTokenFile, never from a flag.')
   addFlags(cmd, edgeFlags)
-  cmd.action(() => runUntilSignalled(() => startEdge(configFromFlags(cmd, edgeFlags))))
+  cmd.option('--supervise', 'run as a supervisor that holds the port and runs the edge as a worker process: SIGUSR2 upgrades the worker ' +
+    'to the release on disk without dropping players, SIGHUP reloads its config (docs/operations.md)')
+  cmd.action(async () => {
+    const config = configFromFlags(cmd, edgeFlags)
+    if (cmd.opts<{ supervise?: boolean }>().supervise) {
+      const args = process.argv.slice(process.argv.indexOf('edge') + 1).filter(a => a !== '--supervise')
+      try {
+        await superviseEdge(config.edge.host, config.edge.port, args, serviceLogger('edge', config.log))
+      } catch (err) {
+        fail(err)
+      }
+      return
+    }
+    const handover = isHandover()
+    await runUntilSignalled(async () => {
+      // an upgrade's new worker: everything loaded and checked; the data dir is the old worker's until `go`
+      if (handover) await awaitGo()
+      const edge = await startEdge(config, { reload: () => configFromFlags(cmd, edgeFlags), listenFd: inheritedFd(), warmRam: handover })
+      serveSupervised(edge, serviceLogger('edge', config.log))
+      return edge
+    })
+  })
   // flags after `report` belong to it, not to `edge` (both have --data-dir, --disk, --ram)
   cmd.enablePositionalOptions().addCommand(edgeReportCommand())
   return cmd

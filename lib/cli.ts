@@ -77,9 +77,10 @@ export const commonFlags: Flag[] = [
 
 /**
  * Runs a service until SIGTERM or SIGINT, then closes it gracefully and sets
- * the exit code. A second signal during the drain exits at once.
+ * the exit code. A second signal during the drain exits at once. SIGHUP
+ * reloads the config (the service logs what changed, or why it refused).
  */
-export async function runUntilSignalled(start: () => Promise<{ close(): Promise<void> }>): Promise<void> {
+export async function runUntilSignalled(start: () => Promise<{ close(): Promise<void>; reload?(by: 'SIGHUP'): Promise<unknown> }>): Promise<void> {
   let svc
   try {
     svc = await start()
@@ -96,6 +97,8 @@ export async function runUntilSignalled(start: () => Promise<{ close(): Promise<
     stopping = true
     svc.close().then(() => { process.exitCode = 0 }, err => fail(err))
   }
+  // SIGHUP re-reads the config (lib/reload.ts) where the service can; elsewhere it is ignored rather than fatal
+  process.on('SIGHUP', () => { if (!stopping) void svc.reload?.('SIGHUP') })
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
 }

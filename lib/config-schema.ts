@@ -164,6 +164,8 @@ export const configSchema = z.object({
     edgeTokenFile: z.string(),
     /** 0 turns heartbeats off */
     heartbeatMs: ms,
+    /** the site this edge belongs to (issue 17: its siblings share one cache by content affinity); empty: none */
+    site: z.string().regex(/^([a-z0-9._-]{1,64})?$/, '1-64 characters of [a-z0-9._-]'),
     /** 0 turns demand reports off */
     demandReportMs: ms,
     /** every player request needs a valid play token (query `token` or Authorization: Bearer) */
@@ -186,6 +188,13 @@ export const configSchema = z.object({
       demandWindow: z.enum(['5m', '1h', '24h']),
       /** how often the edge checks whether to start a pass inside the window */
       checkMs: ms.min(100),
+    }).strict(),
+    // issue 17: a site of edges as one cache (docs/peer-fill.md); edge.site is above
+    peer: z.object({
+      /** a peer fill waits this long for the owner's first byte before the edge fills by its own path (250 ms) */
+      firstByteTimeoutMs: ms.min(1).max(60_000),
+      /** after an owner timed out, refused or failed, this edge fills by its own path for this long before asking it again (5 s) */
+      holdMs: ms,
     }).strict(),
   }).strict(),
   router: z.object({
@@ -297,6 +306,17 @@ export const configSchema = z.object({
       /** a resume or history lookup waits this long for each peer router's answer */
       peerTimeoutMs: ms.min(1),
     }).strict(),
+    // issue 17: steering with content affinity (docs/steering.md)
+    /** how /v1/play orders a client's local edges: affinity (each title to its owners by weighted rendezvous hashing, bounded load) or load (less loaded first, as before issue 17) */
+    steering: z.enum(['affinity', 'load']),
+    /** c: no local edge is offered first above c × its site's average recent load (plays this router steered); 1.25 */
+    steeringLoadFactor: z.number().min(1).max(100),
+    /** half-life of the recent load the bound counts (plays steered to each edge, decayed): 5 min */
+    steeringLoadHalfLifeMs: ms.min(1000),
+    /** a title needs at least this many plays in steeringHotWindow before demand gives it more than one owner */
+    steeringHotMinPlays: positive.max(1e9),
+    /** the trending window a title's share of demand is taken over */
+    steeringHotWindow: z.enum(['5m', '1h', '24h']),
   }).strict(),
   /** `reelcdn ingest --renditions <ladder>`: transcoding where the CLI runs (docs/abr.md, "Ingest") */
   ingest: z.object({

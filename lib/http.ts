@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { readFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Logger } from './logger.js'
@@ -136,6 +136,7 @@ export class HttpService {
   /** handlers still running: one whose client left has no response open, but may still be writing files */
   private handling = 0
   private draining = false
+  private readonly open = new Set<Socket>()
   private relay: http.Server | undefined
   /** requests other threads are answering themselves now (the edge's serve threads): in the in-flight gauge with ours */
   elsewhere: (() => number) | undefined
@@ -157,6 +158,8 @@ export class HttpService {
       tlsMetrics(opts.registry, () => this.certNotAfterMs)
     }
     guardServer(this.server, h, { allow: () => this.allowed, refused: reason => this.refusedClient(reason) })
+    // open client connections, for an upgrade's drain (close({ handover }))
+    this.server.on('connection', (s: Socket) => { this.open.add(s); s.once('close', () => this.open.delete(s)) })
   }
 
   /** Counts a request refused, or cut, for a cause on the client's side. */
@@ -332,6 +335,7 @@ export class HttpService {
     return fd
   }
 
+
   /** Requests being handled now. */
   get active(): number {
     return this.inflight
@@ -339,6 +343,15 @@ export class HttpService {
 
   async listen(port: number, host: string): Promise<AddressInfo> {
     await listenOn(this.server, port, host)
+    return this.server.address() as AddressInfo
+  }
+
+  /** Listens on an inherited, bound socket (edge/run/supervisor.ts hands the same one to each worker). */
+  async listenFd(fd: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen({ fd }, () => { this.server.off('error', reject); resolve() })
+    })
     return this.server.address() as AddressInfo
   }
 
@@ -355,13 +368,27 @@ export class HttpService {
    * directory its owner removes next), waiting at most the grace again for
    * handlers of cut connections: their reads and writes fail at once.
    */
-  async close(): Promise<void> {
+  async close(opts: { handover?: boolean } = {}): Promise<void> {
     if (this.draining && !this.server.listening) return
     this.draining = true
-    const closed = new Promise<void>(resolve => this.server.close(() => resolve()))
-    this.server.closeIdleConnections()
+    // http.Server#close also closes the idle keep-alive connections at once (Node 19+); net.Server#close only stops accepting
+    const closed = new Promise<void>(resolve => {
+      if (opts.handover) net.Server.prototype.close.call(this.server, () => resolve())
+      else this.server.close(() => resolve())
+    })
     const grace = this.opts.http.shutdownGraceMs
     let deadline = Date.now() + grace
+    if (opts.handover) {
+      // an upgrade (edge/run/supervisor.ts): closing a keep-alive connection the instant its client sends on it is a
+      // reset that client sees, so connections are left to end themselves: each next response says `Connection: close`
+      // and the client's next connection waits in the accept queue for the new worker; one idle past the keep-alive
+      // timeout is closed by that timeout, as at any other time
+      const linger = Math.min(deadline, Date.now() + this.opts.http.keepAliveTimeoutMs)
+      while (Date.now() < linger && this.open.size > 0) await new Promise(r => setTimeout(r, 10))
+      // now http.Server's part of closing: idle connections, and its timer that checks request timeouts
+      this.server.close()
+    }
+    this.server.closeIdleConnections()
     while ((this.inflight > 0 || this.handling > 0) && Date.now() < deadline) {
       await new Promise(r => setTimeout(r, 20))
       this.server.closeIdleConnections()

@@ -478,3 +478,50 @@ export function tlsMetrics(registry: Registry, notAfterMs: () => number) {
       registers: [registry], collect() { this.set(notAfterMs() / 1000) } }),
   }
 }
+
+/**
+ * Steering (issue 17, docs/steering.md): heartbeats the router refused, by
+ * the field that was wrong (a fixed list, so the label stays low-cardinality),
+ * and /v1/play's first URL by why that edge came first.
+ */
+export const HEARTBEAT_REFUSALS = ['id', 'url', 'networks', 'regions', 'healthy', 'load', 'freeBytes', 'site', 'capacityBytes', 'body', 'too_many_edges'] as const
+export type HeartbeatRefusal = (typeof HEARTBEAT_REFUSALS)[number]
+export const STEERING_CHOICES = ['owner', 'hot_owner', 'over_bound', 'load', 'no_local'] as const
+export type SteeringChoice = (typeof STEERING_CHOICES)[number]
+
+export function routerSteeringMetrics(registry: Registry) {
+  return {
+    refused: new Counter({ name: 'reelcdn_router_heartbeats_refused_total',
+      help: 'Edge heartbeats refused (400), by the field that was wrong (body: not JSON or unknown fields; too_many_edges: the registry is full)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    steered: new Counter({ name: 'reelcdn_router_steered_total',
+      help: '/v1/play answers by their first URL (owner: the title\'s first owner; hot_owner: another of a hot title\'s owners; over_bound: an owner past one above the load bound; load: router.steering=load; no_local: no edge local to the client)',
+      labelNames: ['choice'] as const, registers: [registry] }),
+    hotTitles: new Gauge({ name: 'reelcdn_router_steering_hot_titles', help: 'Titles with router.steeringHotMinPlays plays or more in the window: those whose demand may give them more than one owner at a site', registers: [registry] }),
+  }
+}
+export type RouterSteeringMetrics = ReturnType<typeof routerSteeringMetrics>
+
+/** Peer fill inside a site (docs/peer-fill.md, issue 17): the asking edge's outcomes and the owner's answers. */
+export function edgePeerMetrics(registry: Registry) {
+  /** plain adds on the byte path, folded when scraped */
+  const tally = { n: 0 }
+  const m = {
+    tally,
+    fills: new Counter({ name: 'reelcdn_edge_peer_fills_total', help: 'Chunk requests of fills this edge sent to the title\'s owner at its site, by outcome (served; fell back to its own fill path: timeout, refused, error; held: the owner failed lately and was not asked)',
+      labelNames: ['outcome'] as const, registers: [registry] }),
+    bytes: new Counter({ name: 'reelcdn_edge_peer_fill_bytes_total', help: 'Verified chunk bytes this edge\'s fills received from owners at its site', registers: [registry],
+      collect() { if (tally.n > 0) this.inc(tally.n); tally.n = 0 } }),
+    served: new Counter({ name: 'reelcdn_edge_peer_served_total', help: 'Peer requests this edge answered as a title\'s owner, by kind (chunk, crcs) and where the chunk was (ram, disk, fill)',
+      labelNames: ['kind', 'from'] as const, registers: [registry] }),
+    servedBytes: new Counter({ name: 'reelcdn_edge_peer_served_bytes_total', help: 'Chunk body bytes this edge sent to peers at its site as the titles\' owner', registers: [registry] }),
+    refused: new Counter({ name: 'reelcdn_edge_peer_refused_total', help: 'Peer requests this edge refused, by reason (credential, forbidden, hop, loop, not_member, not_owner, no_site, bad_request)',
+      labelNames: ['reason'] as const, registers: [registry] }),
+    members: new Gauge({ name: 'reelcdn_edge_site_members', help: 'Edges of this edge\'s site in the router\'s last heartbeat reply, itself included (0: no site)', registers: [registry] }),
+  }
+  // every outcome and reason from 0, as zeroEdgeErrorSeries does for issue 18's alerts: rate() cannot see a counter's first count
+  for (const outcome of ['served', 'timeout', 'refused', 'error', 'held']) m.fills.inc({ outcome }, 0)
+  for (const reason of ['credential', 'forbidden', 'hop', 'loop', 'no_site', 'not_member', 'not_owner', 'bad_request']) m.refused.inc({ reason }, 0)
+  return m
+}
+export type EdgePeerMetrics = ReturnType<typeof edgePeerMetrics>

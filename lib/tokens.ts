@@ -37,8 +37,9 @@ export class TokenError extends CdnError {
 
 /** Keys by id; the first is the one new tokens are signed with. */
 export class KeyRing {
-  private readonly keys: Map<string, Buffer>
-  readonly current: string
+  private keys: Map<string, Buffer>
+  /** the key id that signs; changes only with `adopt` */
+  current: string
 
   constructor(keys: { kid: string; secret: string }[]) {
     if (keys.length === 0) throw new Error('a key ring needs at least one key')
@@ -57,6 +58,22 @@ export class KeyRing {
       if (i <= 0) throw new Error('token keys take the form kid:secret[,kid:secret]')
       return { kid: pair.slice(0, i), secret: pair.slice(i + 1) }
     }))
+  }
+
+  /**
+   * Takes `next`'s keys in place (a config reload: lib/reload.ts): everything
+   * holding this ring signs and verifies with them from now on.
+   */
+  adopt(next: KeyRing): void {
+    this.keys = next.keys
+    this.current = next.current
+  }
+
+  /** Whether `other` holds the same keys, the same one signing. */
+  same(other: KeyRing): boolean {
+    if (other.current !== this.current || other.keys.size !== this.keys.size) return false
+    for (const [kid, k] of this.keys) if (!other.keys.get(kid)?.equals(k)) return false
+    return true
   }
 
   key(kid: string): Buffer | undefined {

@@ -2,8 +2,10 @@ import { Command } from 'commander'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
-import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics } from '../lib/metrics.js'
-import { loadSecret } from '../lib/auth.js'
+import { newRegistry, routerEdgeMetrics, routerFillGrantMetrics, routerSteeringMetrics } from '../lib/metrics.js'
+import { loadSecret, requireAdmin } from '../lib/auth.js'
+import { reloadRoute, Reloader, type ReloadResult } from '../lib/reload.js'
+import { routerReloadTable } from './reload-table.js'
 import { ensureWritableDir } from '../lib/data-dir.js'
 import { ConfigError } from '../lib/errors.js'
 import type { Cluster } from './cluster/cluster.js'
@@ -30,6 +32,8 @@ import { RegionMap } from './playback/play.js'
 import { playbackRoutes } from './playback/playback-api.js'
 import { RouterConsole } from './console/status.js'
 import { consoleRoutes } from '../lib/console/routes.js'
+import { HotTitles } from './playback/hot-titles.js'
+import { Steering } from './playback/steering.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
@@ -54,13 +58,20 @@ export interface RunningRouter {
   edgePeers: EdgePeers
   sessions: Sessions
   sessionPeers: SessionPeers
+  steering: Steering
   close(): Promise<void>
+  /** re-reads the config (opts.reload) and applies what can change live: SIGHUP and POST /admin/reload (router/reload-table.ts) */
+  reload(by: 'SIGHUP' | 'admin'): Promise<ReloadResult>
 }
+
+/** the settings a router reads: a change elsewhere in a shared config file is not the router's to apply or report */
+const ROUTER_SCOPE = ['log', 'http', 'cluster', 'router', 'origin.maxManifestBytes']
 
 /** Per-ingest chunk writes in flight: one uploading while the next fills is enough to keep owners busy. */
 const INGEST_PIPELINE = 2
 
-export async function startRouter(config: Readonly<Config>, opts: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningRouter> {
+export async function startRouter(config: Readonly<Config>,
+  opts: { logger?: Logger; env?: NodeJS.ProcessEnv; reload?: () => Readonly<Config> } = {}): Promise<RunningRouter> {
   const logger = opts.logger ?? serviceLogger('router', config.log)
   const env = opts.env ?? process.env
   const rc = config.router
@@ -109,7 +120,13 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const tr = trending
   let server!: RouterServer
   const sessionPeers = new SessionPeers(rc.peers, () => ring!, rc.sessions.peerTimeoutMs, logger)
+  // issue 17: a title's owners at a site, by affinity, demand and bounded load (docs/steering.md)
+  const steeringMetrics = routerSteeringMetrics(registry)
+  const hot = new HotTitles(tr, { window: rc.steeringHotWindow, minPlays: rc.steeringHotMinPlays, loadFactor: rc.steeringLoadFactor },
+    n => steeringMetrics.hotTitles.set(n))
+  const steering = new Steering({ policy: rc.steering, loadFactor: rc.steeringLoadFactor, halfLifeMs: rc.steeringLoadHalfLifeMs }, hot)
   const routes = playbackRoutes({ manifests, catalog, edges, trending: tr, sessions, sessionPeers, historyLength: rc.sessions.historyLength,
+    steering, hot, steeringMetrics,
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
     maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
@@ -117,8 +134,10 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   const site = new RouterConsole({ config, registry, cluster, repairer, edges, trending: tr, catalog, ingestor, id: () => rc.id || `router-${new URL(server.http.url).port}` })
   routes.push(...consoleRoutes({ logger, adminToken, where: 'REELCDN_ROUTER_TOKEN or router.tokenFile', status: () => site.status() }))
   const fillGrants = new FillGrants({ config, cluster, manifests, shardToken, metrics: routerFillGrantMetrics(registry), logger })
+  let reloader: Reloader | undefined
+  const reloadAt = reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_ROUTER_TOKEN or router.tokenFile'))
   server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
-    routes, fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
+    routes: [...routes, reloadAt], fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr
   try {
     addr = await server.http.listen(rc.port, rc.host)
@@ -138,6 +157,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
   catalog.start()
   repairer.ranBy = `router ${rc.id || server.http.url}`
   repairer.start()
+  reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), routerReloadTable({ logger, cluster, edges, ring, env }), logger, ROUTER_SCOPE)
+  const rl = reloader
   site.ring.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
@@ -147,7 +168,8 @@ export async function startRouter(config: Readonly<Config>, opts: { logger?: Log
     readsNeedPlayToken: rc.requireToken }, 'router ready')
   let closing: Promise<void> | undefined
   return {
-    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers,
+    url: server.http.url, port: addr.port, server, cluster, manifests, catalog, repairer, edges, trending: tr, peers, edgePeers, sessions, sessionPeers, steering,
+    reload: by => rl.reload(by),
     close: () => closing ??= (async () => {
       server.setReady(false)
       site.ring.stop()
@@ -175,6 +197,8 @@ export const routerFlags: Flag[] = [
   { flags: '--id <id>', path: 'router.id', kind: 'string', description: 'this router\'s id among peer routers (trending exchange)' },
   { flags: '--require-token', path: 'router.requireToken', kind: 'bool', description: 'content reads need a valid play token for the title, or the edges\' read (or admin) token' },
   { flags: '--repair-interval <ms>', path: 'router.repair.intervalMs', kind: 'int', description: 'time between background repair passes, 0 turns them off', unit: 'ms' },
+  { flags: '--steering <policy>', path: 'router.steering', kind: 'string', description: 'how /v1/play orders a client\'s local edges: affinity (each title to its owners, bounded load) or load (less loaded first)' },
+  { flags: '--steering-load-factor <c>', path: 'router.steeringLoadFactor', kind: 'number', description: 'no local edge comes first above c times its site\'s average recent load' },
   ...commonFlags,
 ]
 
@@ -189,7 +213,7 @@ export function routerCommand(): Command {
   // `router repair -c x.json`: options after the subcommand belong to it, not to `router`
   cmd.enablePositionalOptions()
   addFlags(cmd, routerFlags)
-  cmd.action(() => runUntilSignalled(() => startRouter(configFromFlags(cmd, routerFlags))))
+  cmd.action(() => runUntilSignalled(() => startRouter(configFromFlags(cmd, routerFlags), { reload: () => configFromFlags(cmd, routerFlags) })))
   cmd.addCommand(repairCommand())
   return cmd
 }

@@ -46,6 +46,8 @@ export interface BenchOptions {
   tailRangeBytes: number
   /** tail row: another build's dist/cli.js whose edge is measured next to this one's */
   tailBaseCli?: string
+  /** steering row: variants to run (load, affinity, single) */
+  steeringVariants: string[]
 }
 
 export interface BenchContext {

@@ -16,7 +16,8 @@ import { parseFillWindow } from '../prefill/fill-window.js'
  * reelcdn_edge_upstream_requests_total, ...); the last hour's byte hit ratio
  * and throughput are differences of those counters sampled every 10 s into a
  * bounded ring (lib/console/samples.ts). Tiers, fills, prefill and threads
- * are read from the objects that own them, as the gauges are.
+ * are read from the objects that own them, as the gauges are, so a reload
+ * (lib/reload.ts) shows at once.
  *
  * Upstream health is judged from the upstream request counters over the last
  * minute of samples: `ok` if any request succeeded (or none failed), `failing`
@@ -32,6 +33,8 @@ export interface EdgeConsoleDeps {
   reporter: () => EdgeReporter | undefined
   /** the id the edge registers under; connections open now; serve threads running */
   id: () => string
+  /** the router's URL as now configured (edge.upstream: a reload may change it) */
+  upstream: () => string
   active: () => number
   threads: () => number
 }
@@ -74,7 +77,8 @@ export class EdgeConsole {
       return { tier: t, bytes: s.bytes, capacity: s.capacity, fill: s.capacity > 0 ? s.bytes / s.capacity : null, chunks: s.entries }
     })
     const p = prefill.progress
-    const window = parseFillWindow(cfg.prefill.window)
+    const settings = prefill.settings
+    const window = parseFillWindow(settings.window)
     const sections: Section[] = [
       { key: 'traffic', title: 'Traffic', figures: [
         fig('byteHitRatio', 'Byte hit ratio (since start)', c.served > 0 ? c.hit / c.served : null, 'ratio'),
@@ -103,7 +107,7 @@ export class EdgeConsole {
         fig('window', 'Window', window.spec, 'text'),
         fig('inWindow', 'In the window now', window.contains(new Date(now)), 'text'),
         fig('windowBytes', 'Fetched this window', prefill.bytesThisWindow, 'bytes'),
-        fig('budgetBytes', 'Budget per window', cfg.prefill.budgetBytes, 'bytes'),
+        fig('budgetBytes', 'Budget per window', settings.budgetBytes, 'bytes'),
         fig('plannedChunks', 'Pass: planned chunks', p?.plannedChunks ?? null),
         fig('doneChunks', 'Pass: chunks done', p?.doneChunks ?? null),
         fig('fetchedBytes', 'Pass: fetched', p?.fetchedBytes ?? null, 'bytes'),
@@ -111,7 +115,7 @@ export class EdgeConsole {
       ] },
       { key: 'upstream', title: 'Upstream', figures: [
         fig('health', 'Health (last minute)', health, 'state'),
-        fig('url', 'Router', cfg.upstream, 'text'),
+        fig('url', 'Router', this.d.upstream(), 'text'),
         fig('requestsOk', 'Requests ok', c.upOk),
         fig('requestsFailed', 'Requests failed or timed out', c.upFailed),
         fig('heartbeatsOk', 'Heartbeats ok', rep?.heartbeats.ok ?? null),

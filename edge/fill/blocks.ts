@@ -61,6 +61,11 @@ export class BlockGate {
     this.mode = 'blocks'
   }
 
+  /** The block list, once in hand (mode 'blocks'). */
+  get list(): Buffer | undefined {
+    return this.crcs
+  }
+
   /** No block list: bytes are released as they arrive, as for titles without one. */
   unlisted(): void {
     if (this.mode === 'pending') this.mode = 'whole'

@@ -186,6 +186,20 @@ export class Fill {
     else dropChunk(this.buf)
   }
 
+  /**
+   * The chunk's block list once the fill knows whether it has one: undefined
+   * without (the whole-chunk rule) or when the fill failed. A peer fill's
+   * owner answers it (edge/site/peer-serve.ts) without asking upstream again.
+   */
+  async blockList(): Promise<Buffer | undefined> {
+    try {
+      while (this.gate.mode === 'pending' && !this.error) await this.progress()
+    } catch {
+      return undefined
+    }
+    return this.error ? undefined : this.gate.list
+  }
+
   /** Ends the fill with `err` for everyone; a no-op once it has ended. */
   fail(err: CdnError): void {
     if (this.error || this.verified) return

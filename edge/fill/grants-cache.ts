@@ -68,8 +68,8 @@ const MAX_ENTRIES = 4096
 const MARGIN_MS = 10_000
 
 export class GrantsCache {
-  private readonly pool: Pool
-  private readonly prefix: string
+  private pool: Pool
+  private prefix: string
   private readonly headers: Record<string, string>
   private readonly have = new Map<string, ChunkGrant>()
   private readonly asking = new Map<string, Promise<void>>()
@@ -82,6 +82,17 @@ export class GrantsCache {
     this.pool = new Pool(url.origin, { connections: 4, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.headersTimeoutMs })
     this.headers = { 'reelcdn-edge': o.edgeId, ...(o.token === undefined ? {} : { authorization: `Bearer ${o.token}` }) }
     this.clock = o.clock ?? Date.now
+  }
+
+  /** Asks another router from now on (a config reload); lookups in flight finish on the old pool, which closes after them. */
+  retarget(baseUrl: string): void {
+    const url = new URL(baseUrl)
+    const old = this.pool
+    this.pool = new Pool(url.origin, { connections: 4, headersTimeout: this.o.headersTimeoutMs, bodyTimeout: this.o.headersTimeoutMs })
+    this.prefix = url.pathname.replace(/\/+$/, '')
+    this.have.clear()
+    this.relayUntil = 0
+    void old.close().catch(() => {})
   }
 
   /** The chunk's owners and grants, or undefined: fill it by the relay. */

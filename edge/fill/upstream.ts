@@ -65,20 +65,36 @@ export function retryReason(err: CdnError): RetryReason | undefined {
 const MAX_META_BYTES = 16 * 1024 ** 2 // a manifest lists 65 bytes per chunk: ample for any title
 
 export class Upstream {
-  private readonly pool: Pool
-  private readonly prefix: string
+  private pool: Pool
+  private prefix: string
   private readonly auth: Record<string, string>
 
-  constructor(opts: UpstreamOptions, private readonly metrics: EdgeMetrics) {
+  constructor(private readonly opts: UpstreamOptions, private readonly metrics: EdgeMetrics) {
     const url = new URL(opts.baseUrl)
     this.prefix = url.pathname.replace(/\/+$/, '')
-    this.pool = new Pool(url.origin, {
-      connections: opts.connections,
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: opts.idleTimeoutMs,
-      connect: { timeout: opts.headersTimeoutMs },
-    })
+    this.pool = this.open(url)
     this.auth = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }
+  }
+
+  private open(url: URL): Pool {
+    return new Pool(url.origin, {
+      connections: this.opts.connections,
+      headersTimeout: this.opts.headersTimeoutMs,
+      bodyTimeout: this.opts.idleTimeoutMs,
+      connect: { timeout: this.opts.headersTimeoutMs },
+    })
+  }
+
+  /**
+   * Points at another upstream (a config reload): requests from now on go to
+   * `baseUrl`; those in flight finish on the old pool, which closes after them.
+   */
+  retarget(baseUrl: string): void {
+    const url = new URL(baseUrl)
+    const old = this.pool
+    this.pool = this.open(url)
+    this.prefix = url.pathname.replace(/\/+$/, '')
+    void old.close().catch(() => {})
   }
 
   /**

@@ -9,17 +9,36 @@ import type { EvictionPolicy, PolicySnapshot } from './policy.js'
  */
 export class LruPolicy implements EvictionPolicy {
   readonly name = 'lru'
-  private readonly lru: LRUCache<string, number> | null
+  private lru: LRUCache<string, number> | null
   /** filled by dispose during one `insert` */
   private evicted: string[] = []
 
-  constructor(readonly capacity: number) {
+  constructor(public capacity: number) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
-    this.lru = capacity === 0 ? null : new LRUCache<string, number>({
+    this.lru = this.make(capacity)
+  }
+
+  private make(capacity: number): LRUCache<string, number> | null {
+    return capacity === 0 ? null : new LRUCache<string, number>({
       maxSize: capacity,
       sizeCalculation: bytes => bytes,
       dispose: (_bytes, key, reason) => { if (reason === 'evict') this.evicted.push(key) },
     })
+  }
+
+  /** lru-cache's maxSize is fixed: a new list, filled oldest first, so the oldest are the ones it evicts. */
+  resize(capacity: number): string[] {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
+    const old = this.lru ? [...this.lru.rentries()] as [string, number][] : []
+    this.capacity = capacity
+    this.lru = this.make(capacity)
+    this.evicted = []
+    const dropped: string[] = []
+    for (const [k, b] of old) {
+      if (this.lru === null || b > capacity) dropped.push(k)
+      else this.lru.set(k, b)
+    }
+    return [...dropped, ...this.evicted]
   }
 
   get size(): number {

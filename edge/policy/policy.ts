@@ -42,6 +42,14 @@ export interface EvictionPolicy {
   insert(key: string, bytes: number): string[]
   remove(key: string): void
   /**
+   * Changes the capacity (a config reload, lib/reload.ts). Shrinking evicts
+   * in the policy's own order (LRU's cold end, S3-FIFO's queues, W-TinyLFU's
+   * probation, the lowest predicted value) until `size <= capacity`, and
+   * returns the keys the tier must drop; growing returns []. State sized from
+   * the capacity at construction (a sketch's width, a session budget) stays.
+   */
+  resize(capacity: number): string[]
+  /**
    * Read-only: exactly what `insert(key, bytes)` would return now: the keys it
    * would evict, in eviction order, and `key` itself if it would decline it
    * ([] if the key fits in free space or is held already). Nothing changes:

@@ -69,7 +69,7 @@ export class PredictivePolicy implements EvictionPolicy {
   private readonly decayEvery: number
   private readonly weight: number
 
-  constructor(readonly capacity: number, typicalBytes: number, private readonly opts: PredictiveOptions) {
+  constructor(public capacity: number, typicalBytes: number, private readonly opts: PredictiveOptions) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     const chunks = Math.max(1, Math.floor(capacity / Math.max(1, typicalBytes)))
     this.tracker = new SessionTracker(opts.horizon, opts.idleMs, opts.keyOf, 100_000, chunks * (opts.budgetShare ?? 8))
@@ -179,6 +179,26 @@ export class PredictivePolicy implements EvictionPolicy {
       out.push(victim)
     }
     return out
+  }
+
+  /** `insert`'s victim choice (the lowest of sampled scores) until the held bytes fit; nothing is declined. */
+  resize(capacity: number): string[] {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
+    this.capacity = capacity
+    const evicted: string[] = []
+    while (this.bytes > capacity && this.slots.length > 0) {
+      let victim = this.slots[0]!
+      let low = Infinity
+      for (let j = 0; j < this.sample; j++) {
+        const k = this.slots[Math.floor(this.random() * this.slots.length)]!
+        const e = this.entries.get(k)!
+        const s = this.score(k, e.title, e.index)
+        if (s < low) { low = s; victim = k }
+      }
+      this.remove(victim)
+      evicted.push(victim)
+    }
+    return evicted
   }
 
   remove(key: string): void {

@@ -24,15 +24,15 @@ export class S3FifoPolicy implements EvictionPolicy {
   private smallBytes = 0
   private mainBytes = 0
   private ghostBytes = 0
-  private readonly smallCap: number
-  private readonly ghostCap: number
+  private smallCap: number
+  private ghostCap: number
 
   /**
    * `wanted`: optional knowledge of near-future reads (live sessions). A wanted
    * key leaving small goes to main as if it had been hit, and main gives a
    * wanted key another lap, at most once per pass over main.
    */
-  constructor(readonly capacity: number, private readonly smallRatio = 0.1, private readonly wanted?: (key: string) => number) {
+  constructor(public capacity: number, private readonly smallRatio = 0.1, private readonly wanted?: (key: string) => number) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     this.smallCap = Math.floor(capacity * smallRatio)
     this.ghostCap = capacity - this.smallCap
@@ -94,6 +94,25 @@ export class S3FifoPolicy implements EvictionPolicy {
     for (const [k, b] of this.ghost) c.ghost.set(k, b)
     c.smallBytes = this.smallBytes; c.mainBytes = this.mainBytes; c.ghostBytes = this.ghostBytes
     return c.insert(key, bytes)
+  }
+
+  /** The same evictions an insert makes, until the queues fit the new capacity; the ghost is trimmed to its new share. */
+  resize(capacity: number): string[] {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
+    this.capacity = capacity
+    this.smallCap = Math.floor(capacity * this.smallRatio)
+    this.ghostCap = capacity - this.smallCap
+    const evicted: string[] = []
+    while (this.size > this.capacity) {
+      if (this.smallBytes > this.smallCap || this.main.size === 0) this.evictSmall(evicted)
+      else this.evictMain(evicted)
+    }
+    while (this.ghostBytes > this.ghostCap) {
+      const [g, b] = this.ghost.entries().next().value as [string, number]
+      this.ghost.delete(g)
+      this.ghostBytes -= b
+    }
+    return evicted
   }
 
   private evictSmall(evicted: string[]): void {

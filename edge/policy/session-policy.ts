@@ -27,7 +27,7 @@ export class SessionAwarePolicy implements EvictionPolicy {
   readonly tracker: SessionTracker
   readonly base: EvictionPolicy
 
-  constructor(readonly capacity: number, typicalBytes: number, opts: SessionPolicyOptions) {
+  constructor(public capacity: number, typicalBytes: number, opts: SessionPolicyOptions) {
     const budget = Math.floor((capacity / Math.max(1, typicalBytes)) * (opts.protectShare ?? 4))
     this.tracker = new SessionTracker(opts.horizon, opts.idleMs, opts.keyOf, 100_000, budget)
     const track = opts.trackKey
@@ -47,6 +47,12 @@ export class SessionAwarePolicy implements EvictionPolicy {
   insert(key: string, bytes: number): string[] { return this.base.insert(key, bytes) }
   remove(key: string): void { this.base.remove(key) }
   victims(key: string, bytes: number): string[] { return this.base.victims(key, bytes) }
+  /** The base policy evicts; the tracker's budget stays the one sized at start. */
+  resize(capacity: number): string[] {
+    const out = this.base.resize(capacity)
+    this.capacity = capacity
+    return out
+  }
   /** Live sessions are not persisted: after a restart they are gone or will announce themselves again. */
   snapshot(): PolicySnapshot { return { ...this.base.snapshot!(), policy: this.name } }
   restore(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean {

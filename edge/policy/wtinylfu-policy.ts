@@ -42,9 +42,9 @@ export class WTinyLfuPolicy implements EvictionPolicy {
   private windowBytes = 0
   private probationBytes = 0
   private protectedBytes = 0
-  private readonly windowCap: number
-  private readonly mainCap: number
-  private readonly protectedCap: number
+  private windowCap: number
+  private mainCap: number
+  private protectedCap: number
 
   /**
    * `typicalBytes`: the usual entry size (the chunk size), to size the sketch.
@@ -52,7 +52,7 @@ export class WTinyLfuPolicy implements EvictionPolicy {
    * key wins its admission duel against any unwanted victim, and wanted keys
    * are passed over as victims while unwanted ones remain in reach.
    */
-  constructor(readonly capacity: number, private readonly typicalBytes: number, private readonly windowRatio = 0.01,
+  constructor(public capacity: number, private readonly typicalBytes: number, private readonly windowRatio = 0.01,
     private readonly wanted?: (key: string) => number, sketch?: CountMinSketch) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
     this.windowCap = Math.max(Math.floor(capacity * windowRatio), Math.min(capacity, typicalBytes))
@@ -169,6 +169,42 @@ export class WTinyLfuPolicy implements EvictionPolicy {
     }
     this.probation.set(cand, bytes)
     this.probationBytes += bytes
+  }
+
+  /**
+   * New shares of the new capacity: protected demotes its oldest to probation,
+   * the window's oldest duel for main as on insert, then main evicts probation's
+   * oldest (protected's once probation is empty) until it fits. The sketch keeps its width.
+   */
+  resize(capacity: number): string[] {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`expected capacity to be a non-negative integer, got ${capacity}`)
+    this.capacity = capacity
+    this.windowCap = Math.max(Math.floor(capacity * this.windowRatio), Math.min(capacity, this.typicalBytes))
+    this.mainCap = capacity - this.windowCap
+    this.protectedCap = Math.floor(this.mainCap * 0.8)
+    const evicted: string[] = []
+    while (this.protectedBytes > this.protectedCap) {
+      const [k, b] = this.protectedSeg.entries().next().value as [string, number]
+      this.protectedSeg.delete(k)
+      this.protectedBytes -= b
+      this.probation.set(k, b)
+      this.probationBytes += b
+    }
+    while (this.windowBytes > this.windowCap) {
+      const [cand, cb] = this.window.entries().next().value as [string, number]
+      this.window.delete(cand)
+      this.windowBytes -= cb
+      this.admit(cand, cb, evicted)
+    }
+    while (this.probationBytes + this.protectedBytes > this.mainCap) {
+      const seg = this.probation.size > 0 ? this.probation : this.protectedSeg
+      const [k, b] = seg.entries().next().value as [string, number]
+      seg.delete(k)
+      if (seg === this.probation) this.probationBytes -= b
+      else this.protectedBytes -= b
+      evicted.push(k)
+    }
+    return evicted
   }
 
   remove(key: string): void {

@@ -77,3 +77,34 @@ t.test('top titles: plays being gathered plus the last report\'s, most first', a
   d.take()
   t.same(d.top(5), [{ contentId: 'b', plays: 2 }, { contentId: 'c', plays: 1 }], 'two reports back is forgotten')
 })
+
+t.test('a router from before issue 17 refuses site and capacityBytes: the heartbeat goes again without them, and later ones too', async t => {
+  const bodies: Record<string, unknown>[] = []
+  const server = http.createServer((req, res) => {
+    const parts: Buffer[] = []
+    req.on('data', (c: Buffer) => parts.push(c))
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(parts).toString()) as Record<string, unknown>
+      bodies.push(body)
+      // what an old router's strict schema answers
+      const bad = 'site' in body || 'capacityBytes' in body
+      res.writeHead(bad ? 400 : 200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(bad ? { error: { code: 'CDN_ERR_BAD_REQUEST', message: 'invalid heartbeat: (root): Unrecognized key(s) in object: \'site\', \'capacityBytes\'' } }
+        : { id: body.id, accepted: true }))
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const answers: unknown[] = []
+  const reporter = new EdgeReporter({ routerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', heartbeatMs: 0, reportMs: 0,
+    heartbeat: () => ({ id: 'e1', url: 'http://e1', networks: [], regions: [], healthy: true, load: 0, freeBytes: 0, site: 'loop', capacityBytes: 10 }),
+    recorder: new DemandRecorder(60_000), logger: quietLogger('edge'), answered: a => answers.push(a) })
+  t.ok(await reporter.sendHeartbeat(), 'accepted')
+  t.equal(bodies.length, 2, 'refused once, then sent again')
+  t.same(bodies[1], { id: 'e1', url: 'http://e1', networks: [], regions: [], healthy: true, load: 0, freeBytes: 0 }, 'without site and capacity')
+  t.ok(await reporter.sendHeartbeat())
+  t.equal(bodies.length, 3, 'the next heartbeat goes without them at once')
+  t.same(answers, [{ id: 'e1', accepted: true }, { id: 'e1', accepted: true }], 'each answer handed on')
+  t.same(reporter.heartbeats, { ok: 2, failed: 0 })
+})

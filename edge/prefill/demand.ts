@@ -145,6 +145,11 @@ export class DemandRecorder {
 /** The router refused the body (400): sending it again as it is will not help. */
 class RefusedError extends Error {}
 
+function withoutSite(hb: Heartbeat): Heartbeat {
+  const { site: _s, capacityBytes: _c, ...rest } = hb
+  return rest
+}
+
 function withoutRenditions(t: TitleCounts): TitleCounts {
   return { contentId: t.contentId, plays: t.plays, slices: t.slices }
 }
@@ -157,6 +162,10 @@ export interface Heartbeat {
   healthy: boolean
   load: number
   freeBytes: number
+  /** issue 17: the edge's site (edge.site), when it has one */
+  site?: string
+  /** issue 17: RAM + disk tier bytes, the edge's affinity weight at the router */
+  capacityBytes?: number
 }
 
 /**
@@ -180,6 +189,8 @@ export class EdgeReporter {
     heartbeat: () => Heartbeat
     recorder: DemandRecorder
     logger: Logger
+    /** the router's answer to each accepted heartbeat (issue 17: the site's members and hot titles; {id, accepted} from an older router) */
+    answered?: (answer: unknown) => void
   }) {}
 
   private started = false
@@ -194,13 +205,18 @@ export class EdgeReporter {
     for (const t of this.timers) t.unref()
   }
 
+  /** Reports to another router from the next heartbeat on (a config reload). */
+  retarget(routerUrl: string): void {
+    this.o.routerUrl = routerUrl
+  }
+
   private track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p)
     void p.finally(() => this.inflight.delete(p))
     return p
   }
 
-  private async post(path: string, body: unknown): Promise<void> {
+  private async post(path: string, body: unknown): Promise<unknown> {
     const res = await request(`${this.o.routerUrl.replace(/\/+$/, '')}${path}`, {
       method: 'POST', body: JSON.stringify(body), headersTimeout: 5000, bodyTimeout: 5000,
       headers: { 'content-type': 'application/json', ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
@@ -208,12 +224,31 @@ export class EdgeReporter {
     const text = await res.body.text()
     if (res.statusCode === 400) throw new RefusedError(`${path} answered 400: ${text.slice(0, 500)}`)
     if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}: ${text.slice(0, 200)}`)
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      return undefined
+    }
   }
+
+  /** the router refused site and capacityBytes (one from before issue 17): heartbeats go without them */
+  private legacyHeartbeat = false
 
   async sendHeartbeat(): Promise<boolean> {
     try {
-      await this.post('/v1/edges/heartbeat', { ...this.o.heartbeat(), healthy: this.healthy })
+      const hb = { ...this.o.heartbeat(), healthy: this.healthy }
+      let answer: unknown
+      try {
+        answer = await this.post('/v1/edges/heartbeat', this.legacyHeartbeat ? withoutSite(hb) : hb)
+      } catch (err) {
+        // a router older than issue 17 refuses the fields its strict schema does not know: it still steers to this edge without them
+        if (this.legacyHeartbeat || !(err instanceof RefusedError) || !/site|capacityBytes/.test(err.message) || (hb.site === undefined && hb.capacityBytes === undefined)) throw err
+        this.legacyHeartbeat = true
+        this.o.logger.warn('the router refuses site and capacity in heartbeats (older than issue 17): sending them without')
+        answer = await this.post('/v1/edges/heartbeat', withoutSite(hb))
+      }
       this.heartbeats.ok++
+      this.o.answered?.(answer)
       return true
     } catch (err) {
       this.heartbeats.failed++
@@ -252,11 +287,12 @@ export class EdgeReporter {
   healthy = true
 
   /** Stops the timers and says goodbye (an unhealthy heartbeat). Call `flush()` once players have drained. */
-  async close(): Promise<void> {
+  /** `farewell` false: no last heartbeat marking the edge down (an upgrade: the next worker heartbeats at once under the same id). */
+  async close(farewell = true): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     await Promise.allSettled([...this.inflight])
     this.healthy = false
-    if (this.started && this.o.heartbeatMs > 0) await this.sendHeartbeat()
+    if (farewell && this.started && this.o.heartbeatMs > 0) await this.sendHeartbeat()
   }
 
   /** The last demand report, with what the drain counted. */

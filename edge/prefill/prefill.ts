@@ -102,6 +102,11 @@ export class PrefillRunner {
     this.now = d.clock ?? Date.now
   }
 
+  /** the settings in effect (they change with a reload), for GET /v1/prefill */
+  get settings(): { window: string; rateMBps: number; budgetBytes: number } {
+    return { window: this.o.window.spec, rateMBps: this.o.rateMBps, budgetBytes: this.o.budgetBytes }
+  }
+
   get running(): boolean {
     return this.pass !== undefined
   }
@@ -116,6 +121,20 @@ export class PrefillRunner {
       if (!this.suspended && !this.pass && this.o.window.contains(new Date(this.now()))) void this.run(false)
     }, this.o.checkMs)
     this.timer.unref()
+  }
+
+  /**
+   * A config reload (edge/run/reload-table.ts): the window and budget apply
+   * from the running pass's next chunk (a closed window ends an automatic
+   * pass there), the rate cap too, the check interval from now.
+   */
+  reconfigure(o: PrefillOptions): void {
+    const retime = this.timer !== undefined && o.checkMs !== this.o.checkMs
+    Object.assign(this.o, o)
+    if (retime) {
+      clearInterval(this.timer)
+      this.startTimer()
+    }
   }
 
   /** Admin start: a pass now (resolves when it has started, with its promise). */
@@ -194,12 +213,13 @@ export class PrefillRunner {
     p.plannedChunks = plan.length
     p.plannedBytes = plan.reduce((a, c) => a + c.bytes, 0)
     this.state = 'running'
-    const perMs = this.o.rateMBps * 1000 // bytes per ms
+    let perMs = this.o.rateMBps * 1000 // bytes per ms
     let nextAt = this.now()
     let result = 'done'
     for (const c of plan) {
       if (this.stopRequested || this.closed) { result = 'stopped'; break }
       if (!manual && !this.o.window.contains(new Date(this.now()))) { result = 'window_closed'; break }
+      perMs = this.o.rateMBps * 1000 // a reload may change the cap mid-pass
       this.rollWindow(manual)
       if (this.windowBytes + c.bytes > this.o.budgetBytes) {
         p.overBudget++

@@ -21,10 +21,14 @@ export interface TrendingTitle {
   renditions?: { id: string; plays: number; reads: number; positions?: number[] | null }[]
 }
 
-/** Titles in demand from the router's trending list (with position shares), and their manifests. */
+/**
+ * Titles in demand from the router's trending list (with position shares), and their manifests.
+ * `keep` (a site's share, edge/site/site-view.ts `owns`): only the titles it keeps are planned, and their
+ * manifests alone fetched; the caller asks a longer list (`limit`) so the share is as long as an edge's alone.
+ */
 export async function demandFromRouter(upstream: string, token: string | undefined, window: string, limit: number,
-  title: (id: string) => Promise<Title> | Title): Promise<{ demand: TitleDemand; title: Title }[]> {
-  const res = await request(`${upstream.replace(/\/+$/, '')}/v1/trending?window=${window}&limit=${limit}&positions=1`, {
+  title: (id: string) => Promise<Title> | Title, keep: (contentId: string) => boolean = () => true): Promise<{ demand: TitleDemand; title: Title }[]> {
+  const res = await request(`${upstream.replace(/\/+$/, '')}/v1/trending?window=${window}&limit=${Math.min(limit, 10_000)}&positions=1`, {
     headersTimeout: 10_000, bodyTimeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} })
   if (res.statusCode !== 200) {
     await res.body.dump()
@@ -33,6 +37,7 @@ export async function demandFromRouter(upstream: string, token: string | undefin
   const body = await res.body.json() as { titles: TrendingTitle[] }
   const out: { demand: TitleDemand; title: Title }[] = []
   for (const t of body.titles) {
+    if (!keep(t.contentId)) continue
     let ti: Title
     try {
       ti = await title(t.contentId)

@@ -13,7 +13,8 @@ import { parseCidr, TokenError, verifyToken, type KeyRing, type TokenClaims } fr
  *
  * Key rotation: the ring holds every key still valid; a token signed with a
  * key that has left the ring fails ("unknown key id") once its cache entry is
- * gone, which happens when the edge restarts with the new ring.
+ * gone, which happens when the edge restarts with the new ring, or at a
+ * config reload that changes the keys (`forget`).
  */
 interface Verified {
   claims: TokenClaims
@@ -24,6 +25,11 @@ export class PlayAuth {
   private readonly cache = new LRUCache<string, Verified>({ max: 50_000 })
 
   constructor(private readonly ring: KeyRing) {}
+
+  /** The ring's keys changed (a reload): every token is verified in full again. */
+  forget(): void {
+    this.cache.clear()
+  }
 
   /** Throws TokenError (403) with the reason; returns the verified claims. */
   check(token: string | undefined, contentId: string, clientIp: string, nowMs: number): TokenClaims {

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { fork } from 'node:child_process'
+import net, { type Socket } from 'node:net'
 import { pipeline } from 'node:stream'
 import { parentPort, workerData } from 'node:worker_threads'
 import { LRUCache } from 'lru-cache'
@@ -129,6 +130,9 @@ const server = h.tlsCertFile
   : http.createServer(httpServerOptions(h), handler)
 guardServer(server, h, { allow: () => init.allow, refused })
 server.on('error', err => post({ t: 'error', message: `listener: ${err.message}` }))
+/** open client connections, for an upgrade's drain */
+const open = new Set<Socket>()
+server.on('connection', (s: Socket) => { open.add(s); s.once('close', () => open.delete(s)) })
 
 /** Answers the request from memory if it can (true), before writing anything otherwise (false). */
 function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean {
@@ -366,7 +370,7 @@ port.on('message', (m: ToThread) => {
     case 'meta-': titles.delete(m.id); break
     case 'sync': post({ t: 'synced', n: m.n }); break
     case 'listen': listen(m.fd); break
-    case 'drain': void drain(m.graceMs); break
+    case 'drain': void drain(m.graceMs, m.lingerMs ?? 0); break
   }
 })
 
@@ -387,10 +391,17 @@ function listen(fd: number): void {
 }
 
 /** Stops serving: closes this thread's listener, lets answers in flight finish (up to `graceMs`), closes every connection. */
-async function drain(graceMs: number): Promise<void> {
+async function drain(graceMs: number, lingerMs: number): Promise<void> {
   draining = true
-  server.close()
   const deadline = Date.now() + graceMs
+  if (lingerMs > 0) {
+    // an upgrade: stop accepting but let keep-alive connections end themselves (each next answer says Connection: close),
+    // as the main thread does (lib/http.ts, close({ handover })); http.Server#close would close the idle ones at once
+    net.Server.prototype.close.call(server)
+    const linger = Math.min(deadline, Date.now() + lingerMs)
+    while (open.size > 0 && Date.now() < linger) await new Promise(r => setTimeout(r, 10))
+  }
+  server.close()
   for (;;) {
     server.closeIdleConnections()
     const active = await new Promise<number>(resolve => server.getConnections((_e, n) => resolve(n)))

@@ -111,7 +111,7 @@ export type ToThread =
   | { t: 'meta-'; id: string }
   | { t: 'sync'; n: number }
   | { t: 'listen'; fd: number }
-  | { t: 'drain'; graceMs: number }
+  | { t: 'drain'; graceMs: number; lingerMs?: number }
 
 export type ToMain =
   | { t: 'batch'; batch: Batch }
@@ -264,9 +264,10 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
   }
 
   /** The threads stop accepting, finish their answers in flight (up to `graceMs`), close their connections and end. */
-  async drain(graceMs: number): Promise<void> {
+  /** `lingerMs`: an upgrade's drain (lib/http.ts, close({ handover })): keep-alive connections may end themselves for that long first. */
+  async drain(graceMs: number, lingerMs = 0): Promise<void> {
     this.closed = true
-    await this.each(w => `${w.threadId}:drained`, { t: 'drain', graceMs }, graceMs + 5_000)
+    await this.each(w => `${w.threadId}:drained`, { t: 'drain', graceMs, lingerMs }, graceMs + 5_000)
     await Promise.all(this.workers.map(w => w.terminate()))
     this.pending.clear()
     this.inflight.clear()

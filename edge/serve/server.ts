@@ -39,6 +39,7 @@ import { watchRoutes } from './watch.js'
  * Admin routes answer 401 when no admin token is configured: an edge faces the open internet.
  *   GET      /v1/prefill               the prefill plan (dry run) and progress (admin token)
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
+ *   POST     /admin/reload             re-read the config, apply what can change live (admin token; lib/reload.ts)
  *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
  *   GET/HEAD /, /status, /status.json  the status console (edge/console/status.ts; the JSON needs the admin token)
  *
@@ -67,10 +68,10 @@ export interface EdgeDeps {
   prefill?: PrefillRunner | undefined
   /** who is reading, for session-aware retention and the request log (edge/serve/session-id.ts); unset when nothing uses it */
   sessionOf?: (req: IncomingMessage, contentId: string) => string
+  /** more routes: POST /admin/reload (lib/reload.ts), peer fill's (edge/site/peer-serve.ts), the status console's (edge/console/status.ts) */
+  routes?: Route[] | undefined
   /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
   threads?: { sync(): Promise<void> } | undefined
-  /** more routes (the status console, edge/console/status.ts) */
-  extraRoutes?: Route[] | undefined
 }
 
 const EXPOSE = 'Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges, Last-Modified, Repr-Digest, X-Request-Id'
@@ -105,7 +106,7 @@ export class EdgeServer {
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
         ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
-        ...deps.extraRoutes ?? [],
+        ...(deps.routes ?? []),
       ],
     })
   }
@@ -245,7 +246,7 @@ export class EdgeServer {
     const p = this.runner()
     const plan = await p.plan()
     sendJson(res, 200, {
-      state: p.state, running: p.running, bytesThisWindow: p.bytesThisWindow,
+      state: p.state, running: p.running, bytesThisWindow: p.bytesThisWindow, settings: p.settings,
       plan: { dryRun: true, chunks: plan.chunks.slice(0, 1000), count: plan.chunks.length, bytes: plan.bytes, budgetLeft: plan.budgetLeft },
       progress: p.progress,
     })

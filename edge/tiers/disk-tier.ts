@@ -315,6 +315,19 @@ export class DiskTier {
     if (row) await unlink(this.path(row)).catch(() => {})
   }
 
+  /**
+   * A new byte bound (a config reload): the policy picks the victims, which go
+   * as an eviction does (row, then file; a write in progress is cancelled). A
+   * read in flight finishes on its open descriptor: the same, verified bytes.
+   */
+  async resize(capacity: number): Promise<number> {
+    const drop = this.policy.resize(capacity)
+    this.stateDirty = true
+    if (drop.length) this.metrics.evictions.inc({ tier: 'disk' }, drop.length)
+    await Promise.all(drop.map(k => this.remove(k)))
+    return drop.length
+  }
+
   /** Opens a chunk for reading; undefined if it has gone (evicted or lost), which the caller treats as a miss. Pair with `release`. */
   async openRead(row: DiskRow): Promise<ReadHandle | undefined> {
     const h = await this.handles.acquire(row.key, this.path(row), () => this.index.crcs(row.key))

@@ -71,6 +71,21 @@ export class RamTier {
     return true
   }
 
+  /**
+   * A new byte bound (a config reload): the policy picks what goes; a Buffer
+   * dropped here lives on while a response still sends it, so a player
+   * reading it does not notice.
+   */
+  resize(capacity: number): number {
+    const drop = this.policy.resize(capacity)
+    for (const k of drop) this.map.delete(k)
+    if (drop.length) {
+      this.onEvict(drop.length)
+      this.watcher?.removed(drop)
+    }
+    return drop.length
+  }
+
   /** What inserting `key` (`bytes` long) would evict now, `key` itself if refused (prefill's admission check). */
   victims(key: string, bytes: number): string[] {
     return this.policy.victims(key, bytes)

@@ -3,7 +3,7 @@ import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { ConfigError } from '../../lib/errors.js'
 import { Ring } from './ring.js'
-import { ShardClient } from './shard-client.js'
+import { ShardClient, type ShardSpec } from './shard-client.js'
 import { HealthMonitor } from './health.js'
 import { RefusedCopies } from './refused-copies.js'
 
@@ -20,12 +20,17 @@ import { RefusedCopies } from './refused-copies.js'
  *   3. shards marked down, owners first: a last resort before failing.
  * A copy its shard refused lately (refused-copies.ts) goes after all of these.
  */
+/** a removed shard's client closes this long after the ring stops naming it (reads that chose it finish first) */
+const RETIRE_MS = 30_000
+
 export class Cluster {
-  readonly ring: Ring
-  readonly shards: readonly ShardClient[]
+  ring: Ring
+  shards: readonly ShardClient[]
   readonly health: HealthMonitor
   readonly refused: RefusedCopies
   private readonly byId = new Map<string, ShardClient>()
+  private readonly make: (s: ShardSpec) => ShardClient
+  private readonly retired = new Set<ShardClient>()
 
   constructor(config: Readonly<Config>, metrics: RouterMetrics, logger: Logger, shardToken: string | undefined) {
     const c = config.cluster
@@ -35,9 +40,37 @@ export class Cluster {
     const rc = config.router.refusedCopies
     this.refused = new RefusedCopies({ ttlMs: rc.ttlMs, max: rc.max, count: event => metrics.refusedCopies.inc({ event }) })
     // a copy stored by this router is good again, whatever its shard refused before
-    this.shards = c.shards.map(s => new ShardClient(s, config.router.upstream, metrics, shardToken, key => this.refused.forget(s.id, key)))
+    this.make = s => new ShardClient(s, config.router.upstream, metrics, shardToken, key => this.refused.forget(s.id, key))
+    this.shards = c.shards.map(this.make)
     for (const s of this.shards) this.byId.set(s.id, s)
     this.health = new HealthMonitor(this.shards, config.router.health, logger)
+  }
+
+  /**
+   * A new shard list or new weights (a config reload, router/reload-table.ts):
+   * `ring` is built first (it throws a ConfigError on a list it cannot place
+   * `copies` on), then swapped in one assignment, so a placement asks either
+   * the old ring or the new one, never a mix. A shard whose id and url stay
+   * keeps its client, its connections and its health; a new one (or one at a
+   * new url) gets a new client, up until checks say otherwise; a removed or
+   * moved one's client closes RETIRE_MS later, so reads that picked it finish.
+   * Copies the new ring places elsewhere are moved by the repairer's next pass.
+   */
+  reshard(specs: readonly ShardSpec[], ring: Ring): void {
+    const next = specs.map(s => {
+      const have = this.byId.get(s.id)
+      return have !== undefined && have.spec.url === s.url && have.spec.fillUrl === s.fillUrl ? have : this.make(s)
+    })
+    const gone = this.shards.filter(s => !next.includes(s))
+    this.ring = ring
+    this.shards = next
+    this.byId.clear()
+    for (const s of next) this.byId.set(s.id, s)
+    this.health.track(next)
+    for (const s of gone) {
+      this.retired.add(s)
+      setTimeout(() => { if (this.retired.delete(s)) void s.close() }, RETIRE_MS).unref()
+    }
   }
 
   shard(id: string): ShardClient {
@@ -69,6 +102,7 @@ export class Cluster {
 
   async close(): Promise<void> {
     await this.health.stop()
-    await Promise.all(this.shards.map(s => s.close()))
+    await Promise.all([...this.shards, ...this.retired].map(s => s.close()))
+    this.retired.clear()
   }
 }

@@ -35,9 +35,18 @@ export class HealthMonitor {
   private round: Promise<void> | undefined
   private stopped = false
 
-  constructor(private readonly shards: readonly ShardClient[], private readonly cfg: Config['router']['health'], private readonly logger: Logger) {
+  constructor(private shards: readonly ShardClient[], private readonly cfg: Config['router']['health'], private readonly logger: Logger) {
+    this.track(shards)
+  }
+
+  /** Checks these shards from the next round on (a reshard): a new one starts up, a removed one is forgotten. */
+  track(shards: readonly ShardClient[]): void {
     const now = Date.now()
-    for (const s of shards) this.state.set(s.id, { up: true, since: now, okStreak: 0, failStreak: 0, lastCheckAt: null, lastError: null, status: null, statusAt: null })
+    const ids = new Set(shards.map(s => s.id))
+    for (const id of this.state.keys()) if (!ids.has(id)) this.state.delete(id)
+    for (const s of shards) if (!this.state.has(s.id))
+      this.state.set(s.id, { up: true, since: now, okStreak: 0, failStreak: 0, lastCheckAt: null, lastError: null, status: null, statusAt: null })
+    this.shards = shards
   }
 
   isUp(id: string): boolean {

@@ -22,6 +22,8 @@ export interface ShardSpec {
   id: string
   url: string
   weight: number
+  /** where edges read this shard's chunks under a fill grant, when it differs from `url` (cluster.shards[].fillUrl) */
+  fillUrl?: string | undefined
 }
 
 export interface ChunkInfo {

@@ -1,6 +1,7 @@
 import { BlockList, isIPv4 } from 'node:net'
 import { z } from 'zod'
 import { BadRequestError } from '../../lib/errors.js'
+import { HEARTBEAT_REFUSALS, type HeartbeatRefusal } from '../../lib/metrics.js'
 import { parseCidr } from '../../lib/tokens.js'
 
 /**
@@ -19,7 +20,15 @@ import { parseCidr } from '../../lib/tokens.js'
  * per edge id (`mergePeer`, router/playback/edge-peers.ts). Ages, not times, cross
  * between routers, so their clocks need not agree; a peer's heartbeat is
  * never served on (no echo).
+ *
+ * Issue 17 (docs/steering.md): a heartbeat may name the edge's site and its
+ * cache capacity (its affinity weight); absurd values are refused naming the
+ * field (HeartbeatRefusedError, counted by field), and `siteMembers` is what
+ * the heartbeat's answer lists for the sender's site.
  */
+/** The most cache an edge may declare (1 PiB): more is a unit mistake, not an appliance. */
+export const MAX_CAPACITY_BYTES = 1024 ** 5
+
 export const heartbeatSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'an edge id is 1-64 characters of [A-Za-z0-9._-]'),
   url: z.string().url().refine(u => /^https?:\/\//.test(u), 'an http(s) URL'),
@@ -27,9 +36,14 @@ export const heartbeatSchema = z.object({
   regions: z.array(z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 code')).max(300).default([]),
   healthy: z.boolean(),
   /** 0 = idle, 1 = saturated */
-  load: z.number().min(0).max(10),
-  freeBytes: z.number().int().min(0),
-}).strict()
+  load: z.number().min(0, 'from 0 (idle) to 10 (1 = saturated)').max(10, 'from 0 (idle) to 10 (1 = saturated)'),
+  freeBytes: z.number().int().min(0).max(MAX_CAPACITY_BYTES, 'at most 1 PiB (1125899906842624 bytes)'),
+  // issue 17 (docs/steering.md): the edge's site and its cache capacity (RAM + disk tier bytes), its affinity weight
+  site: z.string().regex(/^[a-z0-9._-]{1,64}$/, 'a site is 1-64 characters of [a-z0-9._-]').optional(),
+  capacityBytes: z.number().int('a whole number of bytes').min(0, 'at least 0 bytes')
+    .max(MAX_CAPACITY_BYTES, 'at most 1 PiB (1125899906842624 bytes): the RAM + disk tier bytes of one edge').optional(),
+}).strict().refine(h => h.capacityBytes === undefined || h.freeBytes <= h.capacityBytes,
+  { path: ['freeBytes'], message: 'cannot exceed capacityBytes' })
 
 export type Heartbeat = z.infer<typeof heartbeatSchema>
 
@@ -40,10 +54,26 @@ interface EdgeEntry extends Heartbeat {
   direct: boolean
 }
 
+/** A refused heartbeat, naming the first field that was wrong (`reason`: what the refusal counter counts). */
+export class HeartbeatRefusedError extends BadRequestError {
+  constructor(message: string, readonly reason: HeartbeatRefusal) {
+    super(message, 'CDN_ERR_BAD_HEARTBEAT')
+  }
+}
+
 export function parseHeartbeat(body: unknown): Heartbeat {
   const r = heartbeatSchema.safeParse(body)
-  if (!r.success) throw new BadRequestError(`invalid heartbeat: ${r.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
+  if (!r.success) {
+    const first = r.error.issues[0]?.path[0]
+    const reason = (HEARTBEAT_REFUSALS as readonly unknown[]).includes(first) ? first as HeartbeatRefusal : 'body'
+    throw new HeartbeatRefusedError(`invalid heartbeat: ${r.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, reason)
+  }
   return r.data
+}
+
+/** An edge's affinity weight: its capacity, 1 when it declares none (lib/affinity.ts). */
+export function weightOf(e: { capacityBytes?: number | undefined }): number {
+  return e.capacityBytes !== undefined && e.capacityBytes > 0 ? e.capacityBytes : 1
 }
 
 export interface RankedEdge {
@@ -51,12 +81,21 @@ export interface RankedEdge {
   url: string
   local: boolean
   load: number
+  /** affinity weight (capacityBytes, or 1) */
+  weight: number
+  site: string | undefined
 }
+
+export interface SiteMember { id: string; url: string; weight: number }
+
+const SITE_MEMO_MS = 1000
 
 export class EdgeRegistry {
   private readonly edges = new Map<string, EdgeEntry>()
+  private readonly sites = new Map<string, { at: number; members: SiteMember[] }>()
 
-  constructor(private readonly silenceMs: number, private readonly maxEdges = 10_000) {}
+  /** `silenceMs` changes with a config reload (router.edgeSilenceMs) */
+  constructor(public silenceMs: number, private readonly maxEdges = 10_000) {}
 
   heartbeat(hb: Heartbeat, now: number): void {
     this.put(hb, now, true)
@@ -77,7 +116,13 @@ export class EdgeRegistry {
   }
 
   private put(hb: Heartbeat, lastSeen: number, direct: boolean): void {
-    if (!this.edges.has(hb.id) && this.edges.size >= this.maxEdges) throw new BadRequestError(`too many edges registered (limit ${this.maxEdges})`)
+    const had = this.edges.get(hb.id)
+    // a site's member list changes with a member's arrival, departure, URL or weight: not with a routine heartbeat
+    if (had === undefined || had.site !== hb.site || had.healthy !== hb.healthy || had.url !== hb.url || weightOf(had) !== weightOf(hb)) {
+      if (had?.site !== undefined) this.sites.delete(had.site)
+      if (hb.site !== undefined) this.sites.delete(hb.site)
+    }
+    if (!this.edges.has(hb.id) && this.edges.size >= this.maxEdges) throw new HeartbeatRefusedError(`too many edges registered (limit ${this.maxEdges})`, 'too_many_edges')
     const nets = new BlockList()
     for (const n of hb.networks) {
       const c = parseCidr(n)
@@ -87,6 +132,8 @@ export class EdgeRegistry {
   }
 
   remove(id: string): boolean {
+    const site = this.edges.get(id)?.site
+    if (site !== undefined) this.sites.delete(site)
     return this.edges.delete(id)
   }
 
@@ -120,15 +167,36 @@ export class EdgeRegistry {
     return this.live(now).find(e => e.regions.length > 0 && e.nets.check(ip, type))?.regions[0]
   }
 
-  rank(client: { ip?: string; region?: string }, now: number, limit: number): RankedEdge[] {
+  /**
+   * Every live edge for a client: local ones (serving its network or region)
+   * first, then the rest; within each, the less loaded first. What
+   * router.steering=load answers, and what affinity steering reorders the
+   * local part of (router/playback/steering.ts).
+   */
+  rank(client: { ip?: string; region?: string }, now: number, limit = Infinity): RankedEdge[] {
     const ip = client.ip?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')
     const type = ip && isIPv4(ip) ? 'ipv4' : 'ipv6'
     return this.live(now)
       .map(e => ({
-        id: e.id, url: e.url, load: e.load,
+        id: e.id, url: e.url, load: e.load, weight: weightOf(e), site: e.site,
         local: (client.region !== undefined && e.regions.includes(client.region)) || (ip !== undefined && e.nets.check(ip, type)),
       }))
       .sort((a, b) => Number(b.local) - Number(a.local) || a.load - b.load || (a.id < b.id ? -1 : 1))
       .slice(0, limit)
+  }
+
+  /**
+   * The live edges of a site, the sender included: what a heartbeat's answer
+   * lists (docs/steering.md). Every heartbeat asks, so the list is kept for a
+   * second (an edge falling silent leaves it within that), and dropped at once
+   * when a member comes, goes or changes.
+   */
+  siteMembers(site: string, now: number): SiteMember[] {
+    const kept = this.sites.get(site)
+    if (kept && now >= kept.at && now - kept.at < SITE_MEMO_MS) return kept.members
+    const members = this.live(now).filter(e => e.site === site).map(e => ({ id: e.id, url: e.url, weight: weightOf(e) }))
+    if (this.sites.size > 10_000) this.sites.clear()
+    this.sites.set(site, { at: now, members })
+    return members
   }
 }

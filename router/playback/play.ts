@@ -5,6 +5,8 @@ import { MASTER } from '../../lib/media/hls.js'
 import { MPD } from '../../lib/media/dash.js'
 import { parseCidr, signToken, type KeyRing } from '../../lib/tokens.js'
 import type { EdgeRegistry } from './edge-registry.js'
+import type { Steering } from './steering.js'
+import type { SteeringChoice } from '../../lib/metrics.js'
 
 /**
  * `GET /v1/play/{contentId}`: may this client play the title, and from where?
@@ -12,8 +14,9 @@ import type { EdgeRegistry } from './edge-registry.js'
  * Order of decisions: the title exists (404), its availability window holds
  * now (403 with the window), the client's region is licensed (451 with the
  * regions that are), then up to `limit` URLs: edges ranked by the registry
- * (local network/region first, then less loaded), the origin cluster (this
- * router) last. Every URL carries the same signed token: HMAC over the title,
+ * (local network/region first, then less loaded) and ordered by steering
+ * (steering.ts: the title's owners among the local edges first), the origin
+ * cluster (this router) last. Every URL carries the same signed token: HMAC over the title,
  * an expiry, the viewer id and (optionally) the client's network, so any of
  * the URLs serves every range of the session.
  *
@@ -81,6 +84,10 @@ export interface PlayOptions {
   bindNetwork: boolean
   originUrl: string
   limit: number
+  /** the order of the edges (router.steering); without it, the registry's: local first, less loaded first */
+  steering?: Steering
+  /** told why the first edge came first (the steering metric) */
+  steered?: (choice: SteeringChoice) => void
 }
 
 export class RegionMap {
@@ -143,7 +150,10 @@ export function play(man: Manifest, req: PlayRequest, edges: EdgeRegistry, regio
   const exp = Math.floor((req.now + o.ttlMs) / 1000)
   const net = o.bindNetwork && ip !== undefined ? clientNetwork(ip) : undefined
   const token = signToken(o.ring, { cid: man.contentId, exp, vid: req.viewerId, ...(net ? { net } : {}) })
-  const ranked = edges.rank({ ...(ip !== undefined ? { ip } : {}), ...(region !== null ? { region } : {}) }, req.now, Math.max(0, o.limit - 1))
+  const live = edges.rank({ ...(ip !== undefined ? { ip } : {}), ...(region !== null ? { region } : {}) }, req.now)
+  const steered = o.steering?.order(man.contentId, req.viewerId, live, req.now) ?? { edges: live, choice: 'load' as const }
+  o.steered?.(steered.choice)
+  const ranked = steered.edges.slice(0, Math.max(0, o.limit - 1))
   const entry = playUrl(man, token)
   const urls: PlayUrl[] = ranked.map(e => entry(e.url, 'edge', e.id))
   urls.push(entry(o.originUrl, 'origin', 'origin'))

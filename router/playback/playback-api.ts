@@ -6,7 +6,10 @@ import { queryParams, readJson, sendJson, type Match, type Route } from '../../l
 import type { Logger } from '../../lib/logger.js'
 import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/tokens.js'
 import type { Catalog } from './catalog.js'
-import { parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
+import { HeartbeatRefusedError, parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
+import { HOT_LIMIT, type HotTitles } from './hot-titles.js'
+import type { Steering } from './steering.js'
+import type { RouterSteeringMetrics } from '../../lib/metrics.js'
 import { parseContentId } from '../../lib/ids.js'
 import type { Manifests } from '../cluster/manifests.js'
 import { play, type RegionMap } from './play.js'
@@ -20,7 +23,7 @@ import { randomBytes } from 'node:crypto'
 
 /**
  * The router's playback API (issue 5):
- *   POST /v1/edges/heartbeat          an edge registers / reports health (edge credential)
+ *   POST /v1/edges/heartbeat          an edge registers / reports health (edge credential); answers its site's members and hot titles
  *   GET  /v1/edges                    the registry (admin)
  *   GET  /v1/edges/state              heartbeats this router received, with their age, for peer routers (edge credential)
  *   POST /v1/demand                   an edge's demand report (edge credential)
@@ -64,6 +67,10 @@ export interface PlaybackDeps {
   corsOrigin: string
   logger: Logger
   clock: () => number
+  /** issue 17 (docs/steering.md): the order of a play answer's edges, a title's owner count, their metrics */
+  steering?: Steering
+  hot?: HotTitles
+  steeringMetrics?: RouterSteeringMetrics
 }
 
 const REGION = /^[A-Z]{2}$/
@@ -93,9 +100,18 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
   return [
     { path: '/v1/edges/heartbeat', methods: { POST: async (req, res) => {
       edgeOnly(req)
-      const hb = parseHeartbeat(await readJson(req, d.maxEdgeReportBytes))
-      d.edges.heartbeat(hb, d.clock())
-      sendJson(res, 200, { id: hb.id, accepted: true })
+      const now = d.clock()
+      let hb
+      try {
+        hb = parseHeartbeat(await readJson(req, d.maxEdgeReportBytes))
+        d.edges.heartbeat(hb, now)
+      } catch (err) {
+        // an edge's mistake: counted by the field that was wrong, answered 400 naming it (not an operator's error log)
+        if (err instanceof HeartbeatRefusedError) d.steeringMetrics?.refused.inc({ reason: err.reason })
+        else if (err instanceof BadRequestError) d.steeringMetrics?.refused.inc({ reason: 'body' })
+        throw err
+      }
+      sendJson(res, 200, { id: hb.id, accepted: true, ...siteView(d, hb.site, now) })
     } } },
     { path: '/v1/edges/state', methods: { GET: (req, res) => {
       // what peer routers merge (router/playback/edge-peers.ts): only heartbeats this router received itself
@@ -106,6 +122,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       edgeOnly(req)
       const report = parseDemandReport(await readJson(req, d.maxEdgeReportBytes))
       d.trending.record(report, d.clock())
+      d.hot?.invalidate()
       sendJson(res, 200, { titles: report.titles.length })
     } } },
     { path: '/v1/trending', methods: { GET: (req, res, m) => trending(d, res, m) } },
@@ -125,7 +142,8 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const viewer = named === undefined ? randomBytes(12).toString('base64url') : verifyViewer(r, named, now / 1000)
       const man = await d.manifests.get(id)
       const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now }, d.edges, d.regions,
-        { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10 })
+        { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10,
+          ...(d.steering ? { steering: d.steering } : {}), steered: choice => d.steeringMetrics?.steered.inc({ choice }) })
       // a viewer id made up just now has no state anywhere: no store or peer lookup
       const resume = named === undefined ? undefined : await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), now)
       const credential = signViewer(r, viewer, Math.floor((now + d.viewerTtlMs) / 1000))
@@ -179,6 +197,22 @@ function positionScale(man: Manifest): { what: string; size: number; slice: (pos
   if (!isAdaptive(man)) return { what: 'a byte offset', size: man.size, slice: pos => sliceOf(Math.floor(pos / man.chunkSize), man.chunks.length) }
   const size = Math.round(titleDuration(man) * 1000)
   return { what: 'milliseconds from the start of this adaptive title', size, slice: pos => Math.min(SLICES - 1, Math.floor((pos / Math.max(1, size)) * SLICES)) }
+}
+
+/**
+ * What a heartbeat's answer tells an edge of a site (the contract of issue 17,
+ * docs/steering.md): the site's live members with their affinity weights, the
+ * sender included, and the titles with more than one owner there. Nothing for
+ * an edge that declares no site.
+ */
+function siteView(d: PlaybackDeps, site: string | undefined, now: number) {
+  if (site === undefined) return {}
+  const members = d.edges.siteMembers(site, now)
+  // by demand (hot-titles.ts) and by the load bound (steering.ts), the larger count of each title
+  const hot = new Map<string, number>()
+  for (const h of [...(d.hot?.hot(members.length, now) ?? []), ...(d.steering?.spilled(site, now) ?? [])])
+    hot.set(h.contentId, Math.min(members.length, Math.max(h.owners, hot.get(h.contentId) ?? 0)))
+  return { site: { id: site, members }, hot: [...hot].filter(([, owners]) => owners > 1).slice(0, HOT_LIMIT).map(([contentId, owners]) => ({ contentId, owners })) }
 }
 
 function localOnly(m: Match): boolean {

@@ -159,6 +159,22 @@ export class Trending {
     return out
   }
 
+  /**
+   * Every title's plays in the window (> 0), unsorted: what steering's owner
+   * counts are drawn from (hot-titles.ts). Skips the slice and rendition keys
+   * without building a set of every key, which top() does: 20,000 titles have
+   * 420,000 keys.
+   */
+  titlePlays(window: WindowName, now: number): { contentId: string; plays: number }[] {
+    const out: { contentId: string; plays: number }[] = []
+    for (const k of this.merged.eachKey()) {
+      if (k.includes('#')) continue
+      const plays = this.merged.total(k, window, now)
+      if (plays > 0) out.push({ contentId: k, plays })
+    }
+    return out
+  }
+
   /** Titles by plays in the window, most first. */
   top(window: WindowName, now: number, limit: number, filter: (contentId: string) => boolean = () => true): { contentId: string; plays: number }[] {
     const out: { contentId: string; plays: number }[] = []

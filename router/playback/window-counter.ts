@@ -129,6 +129,11 @@ export class MergedCounts {
     return s
   }
 
+  /** Each key once, with no Set of them all when there are no peers: a pass over 400,000 keys that skips most cost that much less. */
+  eachKey(): Iterable<string> {
+    return this.peers.size === 0 ? this.own.keys() : this.keys()
+  }
+
   keys(): Set<string> {
     const out = new Set(this.own.keys())
     for (const p of this.peers.values()) for (const k of p.counter.keys()) out.add(k)

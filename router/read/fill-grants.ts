@@ -68,7 +68,6 @@ export class FillGrants {
   private readonly key: Buffer | undefined
   private readonly disabled: string | undefined
   private readonly cfg: Config['router']['fillGrants']
-  private readonly fillUrls = new Map<string, string>()
   private readonly buckets = new Map<string, Bucket>()
   private readonly clock: () => number
   /** rotates the healthy owners from one chunk's answer to the next (see spread) */
@@ -80,7 +79,6 @@ export class FillGrants {
     this.disabled = !this.cfg.enabled ? 'router.fillGrants.enabled is off'
       : d.shardToken === undefined ? 'no shard token to derive the grant key from' : undefined
     this.key = this.disabled === undefined ? fillGrantKey(d.shardToken!) : undefined
-    for (const s of d.config.cluster.shards) this.fillUrls.set(s.id, s.fillUrl ?? s.url)
   }
 
   get enabled(): boolean {
@@ -112,7 +110,7 @@ export class FillGrants {
       // the read order, owners only: a non-owner may hold a stale copy after a move; the relay handles that case
       const order = spread(this.d.cluster.readOrder(key).filter(s => owners.has(s.id)), s => this.d.cluster.health.isUp(s.id) && !this.d.cluster.refused.has(s.id, key), this.turn++)
       const sources = order.map(s => ({
-        shardId: s.id, url: this.fillUrls.get(s.id)!, grant: signGrant(this.key!, { sid: f.sid, index: i, shard: s.id, exp, edge }),
+        shardId: s.id, url: s.spec.fillUrl ?? s.spec.url, grant: signGrant(this.key!, { sid: f.sid, index: i, shard: s.id, exp, edge }),
       }))
       chunks.push({ index: i, size: chunkLength(f, i), sha256: f.chunks[i]!, sources })
     }

@@ -41,3 +41,21 @@ export async function spawnEdge(t: HasTeardown, args: string[], env: NodeJS.Proc
   })
   return { url, child, exited }
 }
+
+/** A process's JSON log lines as they come, and a barrier on the next one whose msg starts with a prefix. */
+export interface LogWatch<L> {
+  lines: L[]
+  next(msg: string): Promise<L>
+}
+
+export function watchLog<L extends { msg?: string }>(child: ChildProcess): LogWatch<L> {
+  const lines: L[] = []
+  const waiting: { msg: string; resolve: (l: L) => void }[] = []
+  createInterface({ input: child.stdout! }).on('line', raw => {
+    let l: L
+    try { l = JSON.parse(raw) as L } catch { return }
+    lines.push(l)
+    for (const w of waiting.filter(w => l.msg?.startsWith(w.msg))) { waiting.splice(waiting.indexOf(w), 1); w.resolve(l) }
+  })
+  return { lines, next: msg => new Promise(resolve => waiting.push({ msg, resolve })) }
+}

@@ -17,11 +17,13 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 export type TestContext = HasTeardown & { testdirName: string }
 
 export async function startTestEdge(t: TestContext, upstream: { url: string; token: string | undefined },
-  overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}, logger: Logger = quietLogger('edge')): Promise<RunningEdge> {
+  overrides: Record<string, Json> = {}, env: NodeJS.ProcessEnv = {}, logger: Logger = quietLogger('edge'),
+  /** the settings a reload loads (`edge.reload`), from the ones the edge started with */
+  reload?: (started: Record<string, Json>) => Record<string, Json>): Promise<RunningEdge> {
   // outside tap's fixture dir: tap removes that at a teardown registered earlier (say by a TestCluster) than the edge's,
   // so it ran while the edge was still closing, and a file the edge wrote then (its request log) made it fail, ENOTEMPTY
   const dataDir = mkdtempSync(join(tmpdir(), 'reelcdn-test-edge-'))
-  const config = loadConfig({ env: {}, overrides: {
+  const settings: Record<string, Json> = {
     'edge.port': 0,
     'edge.upstream': upstream.url,
     'edge.dataDir': dataDir,
@@ -37,8 +39,9 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'edge.heartbeatMs': 0,
     'edge.demandReportMs': 0,
     ...overrides,
-  } })
-  const edge = await startEdge(config, { logger,
+  }
+  const config = loadConfig({ env: {}, overrides: settings })
+  const edge = await startEdge(config, { logger, ...(reload ? { reload: () => loadConfig({ env: {}, overrides: reload(settings) }) } : {}),
     env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
   t.teardown(async () => {
     await edge.close()

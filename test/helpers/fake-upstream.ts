@@ -88,6 +88,8 @@ export class FakeUpstream {
   trending: { titles: { contentId: string; plays: number; positions?: number[] | null }[] } | undefined
   /** a real router's URL: the playback API's demand and trending (POST /v1/demand, GET /v1/trending) are passed to it */
   relayTo: string | undefined
+  /** what POST /v1/edges/heartbeat answers, given the heartbeat (issue 17's site reply: test/helpers/site.ts); unset: 404 */
+  heartbeat: ((hb: { id: string; url: string }) => unknown) | undefined
   /** what GET /v1/play/{id} answers (with CORS, as the router does for a watch page on another origin), by id; unset: 404 */
   readonly play = new Map<string, unknown>()
   url = ''
@@ -193,9 +195,18 @@ export class FakeUpstream {
       return void res.end(text)
     }
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) return error(res, 401, 'CDN_ERR_UNAUTHORIZED', 'missing or invalid bearer token')
+    if (this.heartbeat !== undefined && req.method === 'POST' && req.url === '/v1/edges/heartbeat') {
+      const chunks: Buffer[] = []
+      for await (const c of req) chunks.push(c as Buffer)
+      const text = JSON.stringify(this.heartbeat(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: string; url: string }) ?? {})
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      return void res.end(text)
+    }
     if (this.relayTo !== undefined && (req.url === '/v1/demand' || req.url?.startsWith('/v1/trending?'))) return this.relay(req, res, this.relayTo)
     if (this.trending !== undefined && req.method === 'GET' && req.url?.startsWith('/v1/trending?')) {
-      const text = JSON.stringify({ window: '24h', ...this.trending })
+      // the first `limit` titles, as the router answers
+      const limit = Number(new URLSearchParams(req.url.split('?')[1]).get('limit') ?? Infinity)
+      const text = JSON.stringify({ window: '24h', ...this.trending, titles: this.trending.titles.slice(0, limit) })
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
       return void res.end(text)
     }

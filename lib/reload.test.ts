@@ -1,0 +1,41 @@
+import t from 'tap'
+import { loadConfig, type Config } from './config.js'
+import { quietLogger } from './logger.js'
+import { changedPaths, Reloader, type LiveSetting } from './reload.js'
+
+/**
+ * The reload mechanism alone: the diff by leaf (arrays whole), the scope, the
+ * table's dispatch, a prepare's refusal leaving everything as it was, and a
+ * setting that needs a restart keeping its running value so it is named again.
+ */
+const cfg = (o: Record<string, unknown>): Readonly<Config> => loadConfig({ env: {}, overrides: o as never })
+
+t.test('changedPaths: leaves that differ, an array as one leaf', async t => {
+  t.same(changedPaths({ a: { b: 1, c: [1, 2] }, d: 'x' }, { a: { b: 2, c: [1, 2, 3] }, d: 'x' }), ['a.b', 'a.c'])
+})
+
+t.test('one reload: applied by the entry that covers it, others need a restart, out-of-scope ignored, a refusal changes nothing', async t => {
+  let next = cfg({})
+  const applied: number[] = []
+  let refuse = false
+  const table: LiveSetting[] = [
+    { paths: ['edge.ramBytes'], prepare: n => {
+      if (refuse) throw new Error('no')
+      return { applied: ['edge.ramBytes'], commit: () => { applied.push(n.edge.ramBytes) } }
+    } },
+  ]
+  const r = new Reloader(cfg({}), () => next, table, quietLogger('test'), ['edge'])
+  next = cfg({ 'edge.ramBytes': 1024, 'edge.maxFills': 3, 'router.port': 1234 })
+  t.same(await r.reload('admin'), { ok: true, refused: false, applied: ['edge.ramBytes'], restartNeeded: ['edge.maxFills'], errors: [] })
+  t.same(applied, [1024])
+  t.equal(r.config.edge.maxFills, cfg({}).edge.maxFills, 'the restart-only setting keeps its running value')
+  t.equal(r.config.edge.ramBytes, 1024)
+  t.same((await r.reload('admin')).restartNeeded, ['edge.maxFills'], 'and is named again')
+  refuse = true
+  next = cfg({ 'edge.ramBytes': 2048 })
+  const no = await r.reload('SIGHUP')
+  t.ok(no.refused && no.errors[0] === 'no')
+  t.equal(r.config.edge.ramBytes, 1024, 'a refused reload changes nothing')
+  const r2 = new Reloader(cfg({}), () => { throw new Error('invalid configuration:\n  expected edge.ramBytes to be valid') }, table, quietLogger('test'))
+  t.same((await r2.reload('admin')).errors, ['invalid configuration:', 'expected edge.ramBytes to be valid'])
+})

@@ -224,7 +224,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
     let reporterRef: EdgeReporter | undefined
     const statusView = new EdgeConsole({ config, registry, cache, fills, prefill, demand, reporter: () => reporterRef, id: () => selfId,
-      upstream: () => live.upstream, active: (): number => server.http.active, threads: () => threads?.alive ?? 0 })
+      upstream: () => live.upstream, site: () => ({ name: site.site, members: site.members.length }), active: (): number => server.http.active, threads: () => threads?.alive ?? 0 })
     let reloader: Reloader | undefined
     const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')),
       ...peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),

@@ -33,6 +33,8 @@ export interface EdgeConsoleDeps {
   reporter: () => EdgeReporter | undefined
   /** the id the edge registers under; connections open now; serve threads running */
   id: () => string
+  /** this edge's site (edge.site, '' for none) and its members as the router's last heartbeat answer listed them (edge/site/site-view.ts) */
+  site: () => { name: string; members: number }
   /** the router's URL as now configured (edge.upstream: a reload may change it) */
   upstream: () => string
   active: () => number
@@ -116,6 +118,8 @@ export class EdgeConsole {
       { key: 'upstream', title: 'Upstream', figures: [
         fig('health', 'Health (last minute)', health, 'state'),
         fig('url', 'Router', this.d.upstream(), 'text'),
+        fig('site', 'Site', this.d.site().name || null, 'text'),
+        fig('siteMembers', 'Edges in the site', this.d.site().members),
         fig('requestsOk', 'Requests ok', c.upOk),
         fig('requestsFailed', 'Requests failed or timed out', c.upFailed),
         fig('heartbeatsOk', 'Heartbeats ok', rep?.heartbeats.ok ?? null),

@@ -59,7 +59,7 @@ export class RouterConsole {
         chunks: s.chunks?.ok ?? null, corrupt: s.chunks?.corrupt ?? null, outstanding: s.outstanding, lastError: s.health.lastError ?? null }
     })
     const edgeRows = edges.list(now).map(e => ({
-      id: e.id, url: e.url,
+      id: e.id, site: e.site ?? null, url: e.url,
       state: now - e.lastSeen > silence ? (e.healthy ? 'silent' : 'gone') : e.healthy ? 'live' : 'unhealthy',
       heartbeatAgeMs: now - e.lastSeen, load: e.load, freeBytes: e.freeBytes,
     })).sort((a, b) => (a.id < b.id ? -1 : 1))
@@ -98,7 +98,7 @@ export class RouterConsole {
         fig('live', 'Live', edgeRows.filter(e => e.state === 'live').length),
         fig('total', 'Known', edgeRows.length),
       ], tables: [{ key: 'edges', empty: 'no edge has sent a heartbeat', columns: [
-        { key: 'id', label: 'Edge', unit: 'text' }, { key: 'state', label: 'State', unit: 'state' },
+        { key: 'id', label: 'Edge', unit: 'text' }, { key: 'site', label: 'Site', unit: 'text' }, { key: 'state', label: 'State', unit: 'state' },
         { key: 'heartbeatAgeMs', label: 'Last heartbeat', unit: 'ms' }, { key: 'load', label: 'Load', unit: 'ratio' },
         { key: 'freeBytes', label: 'Free', unit: 'bytes' }, { key: 'url', label: 'URL', unit: 'text' },
       ], rows: edgeRows }] },

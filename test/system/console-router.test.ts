@@ -22,7 +22,8 @@ t.test('the router console shows shards, replicas, edges, trending and ingests a
   const bytes = titleBytes(5 * CS + 7, 'router-console')
   t.equal((await c.ingest('rc-title', bytes, { meta: { title: 'Router console' } })).status, 201)
   const edge = await startTestEdge(t, { url: c.url, token: TOKEN },
-    { 'cluster.chunkSize': CS, 'edge.id': 'edge-a', 'edge.heartbeatMs': 100, 'edge.demandReportMs': 100 }, { REELCDN_EDGE_TOKEN: EDGE_TOKEN })
+    { 'cluster.chunkSize': CS, 'edge.id': 'edge-a', 'edge.site': 'site-a', 'edge.heartbeatMs': 100, 'edge.demandReportMs': 100 },
+    { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_EDGE_ADMIN_TOKEN: 'edge-admin' })
   t.equal((await get(`${edge.url}/v1/content/rc-title`)).body.length, bytes.length, 'played through the edge')
   await settled(edge)
   await until(async () => (await metric(c.url, 'reelcdn_router_edges', { state: 'live' })) === 1, 'the edge\'s heartbeat')
@@ -65,6 +66,12 @@ t.test('the router console shows shards, replicas, edges, trending and ingests a
   t.equal(await figure(page, 'edges.live'), await metric(c.url, 'reelcdn_router_edges', { state: 'live' }), 'live edges')
   t.equal(await cell(page, 'edges', 0, 'id'), 'edge-a')
   t.equal(await cell(page, 'edges', 0, 'state'), 'live')
+  t.equal(await cell(page, 'edges', 0, 'site'), 'site-a', 'the site its heartbeat named')
+  // and the edge's own console knows the site from the heartbeat's answer
+  const es = await (await request(`${edge.url}/status.json`, { headers: { authorization: 'Bearer edge-admin' } })).body.json() as
+    { sections: { key: string; figures?: { key: string; value: unknown }[] }[] }
+  const up = es.sections.find(x => x.key === 'upstream')!.figures!
+  t.same(up.filter(f => f.key === 'site' || f.key === 'siteMembers').map(f => f.value), ['site-a', 1], 'edge: its site, of one edge')
   t.ok((await cell(page, 'edges', 0, 'heartbeatAgeMs') as number) < 5000, 'a recent heartbeat')
   t.equal(await cell(page, 'trending', 0, 'contentId'), 'rc-title', 'the title played trends')
   t.equal(await cell(page, 'trending', 0, 'title'), 'Router console')

@@ -38,6 +38,9 @@ import { DemandRecorder, EdgeReporter } from './prefill/demand.js'
 import { parseFillWindow } from './prefill/fill-window.js'
 import { PrefillRunner } from './prefill/prefill.js'
 import { demandFromRouter } from './prefill/router-demand.js'
+import { EdgeConsole } from './console/status.js'
+import { consoleRoutes } from '../lib/console/routes.js'
+import type { ConsoleStatus } from '../lib/console/status.js'
 import { SiteView } from './site/site-view.js'
 import { PeerSource } from './site/peer-source.js'
 import { peerRoutes } from './site/peer-serve.js'
@@ -219,10 +222,14 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         id => meta.peek(id) ?? meta.fetch(id), id => site.owns(id)),
       cache, fills: f0, metrics: pm, logger,
     }, { window: parseFillWindow(pc.window), rateMBps: pc.rateMBps, budgetBytes: pc.budgetBytes, quietMs: pc.quietMs, checkMs: pc.checkMs })
+    let reporterRef: EdgeReporter | undefined
+    const statusView = new EdgeConsole({ config, registry, cache, fills, prefill, demand, reporter: () => reporterRef, id: () => selfId,
+      upstream: () => live.upstream, site: () => ({ name: site.site, members: site.members.length }), active: (): number => server.http.active, threads: () => threads?.alive ?? 0 })
     let reloader: Reloader | undefined
     const routes = [reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile')),
       ...peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),
-        serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() })]
+        serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() }),
+      ...consoleRoutes({ logger, adminToken, where: 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile', status: (): Promise<ConsoleStatus> => statusView.status() })]
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, routes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
@@ -251,6 +258,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     selfId ||= `edge-${addr.port}`
     await threads?.listen(server.http.fd)
     server.setReady(true)
+    statusView.ring.start()
     const c2 = cache
     const reporter = new EdgeReporter({
       routerUrl: cfg.upstream, token: edgeToken, heartbeatMs: cfg.heartbeatMs, reportMs: cfg.demandReportMs, recorder: demand, logger,
@@ -274,6 +282,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         }
       },
     })
+    reporterRef = reporter
     // without the credential the router would refuse every heartbeat: say so once instead
     if (edgeToken !== undefined) reporter.start()
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)
@@ -295,6 +304,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       close: handover => closing ??= (async () => {
         server.setReady(false)
         clearInterval(aheadTimer)
+        statusView.ring.stop()
         warming.abort()
         // first out of steering (a farewell heartbeat, unless the next worker takes over), then drain players
         await reporter.close(!handover)

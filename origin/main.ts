@@ -47,6 +47,7 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
       (row, err) => server.markCorrupt(row, err, 'scrub'))
     const addr = await server.http.listen(cfg.port, cfg.host)
     server.setReady(true)
+    server.console.ring.start()
     scrubber.start()
     if (token === undefined && cfg.insecureOpenWrites)
       logger.warn('no shard token and origin.insecureOpenWrites: anyone who reaches this shard can write and delete chunks and manifests')
@@ -61,6 +62,7 @@ export async function startOrigin(config: Readonly<Config>, opts: { logger?: Log
       url: server.http.url, port: addr.port, server, scrubber, index, store,
       close: () => closing ??= (async () => {
         server.setReady(false)
+        server.console.ring.stop()
         await server.http.close()
         await scrubber.stop()
         server.reader.close()

@@ -18,6 +18,8 @@ import { ChunkIndex, type ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, ChunkStore } from './chunk-store.js'
 import { ChunkReader } from './reader.js'
 import { MAX_REPAIR_REPORT_BYTES, RepairRecord } from './repair-record.js'
+import { ShardConsole } from './console.js'
+import { consoleRoutes } from '../lib/console/routes.js'
 
 /** What a write or delete is answered (401) on a shard without a token. */
 export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELCDN_SHARD_TOKEN or origin.tokenFile ' +
@@ -35,6 +37,7 @@ export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELC
  * the router for this chunk on this shard (`origin.id`): how edges read
  * straight from the owners (lib/fill-grant.ts, docs/fill-path.md). A refused
  * grant is a 403 naming why, counted, logged at info.
+ * `GET /`, `/status` and `/status.json` are the status console (origin/console.ts; the figures need the shard token).
  */
 export interface OriginDeps {
   config: Readonly<Config>
@@ -50,6 +53,7 @@ export class OriginServer {
   readonly metrics: OriginMetrics
   readonly grantMetrics: OriginGrantMetrics
   readonly reader: ChunkReader
+  readonly console: ShardConsole
   private readonly cfg: Config['origin']
   private readonly chunkSize: number
   private readonly repairs: RepairRecord
@@ -83,6 +87,10 @@ export class OriginServer {
       requireBearer(req, deps.token, WRITES_DISABLED)
       return h(req, res, m)
     }
+    // the status console (docs/console.md): its figures need the shard token
+    this.console = new ShardConsole({ registry: deps.registry, ready: () => this.ready, lastRepair: () => this.repairs.get(),
+      id: () => this.cfg.id || `shard-${new URL(this.http.url).port}` })
+    const site = this.console
     this.http = new HttpService({
       name: 'origin', http: deps.config.http, logRequests: deps.config.log.requests, logger: deps.logger,
       registry: deps.registry, ready: () => this.ready,
@@ -102,6 +110,7 @@ export class OriginServer {
         { path: '/v1/repair-report', methods: {
           GET: auth((q, s) => sendJson(s, 200, { report: this.repairs.get() })),
           PUT: write(async (q, s) => sendJson(s, 200, { kept: await this.repairs.put(await readJson(q, MAX_REPAIR_REPORT_BYTES)) })) } },
+        ...consoleRoutes({ logger: deps.logger, adminToken: deps.token, where: 'REELCDN_SHARD_TOKEN or origin.tokenFile', status: () => site.status() }),
       ],
     })
   }

@@ -30,6 +30,8 @@ import { Sessions } from './playback/sessions.js'
 import { SessionPeers } from './playback/session-peers.js'
 import { RegionMap } from './playback/play.js'
 import { playbackRoutes } from './playback/playback-api.js'
+import { RouterConsole } from './console/status.js'
+import { consoleRoutes } from '../lib/console/routes.js'
 import { HotTitles } from './playback/hot-titles.js'
 import { Steering } from './playback/steering.js'
 
@@ -128,6 +130,9 @@ export async function startRouter(config: Readonly<Config>,
     regions: new RegionMap(rc.regionNetworks), ring, edgeToken,
     originUrl: () => rc.publicUrl || server.http.url, ttlMs: rc.playTokenTtlMs, viewerTtlMs: rc.viewerTtlMs,
     maxEdgeReportBytes: rc.maxEdgeReportBytes, maxPositionReportBytes: rc.maxPositionReportBytes, bindNetwork: rc.playTokenBindNetwork, corsOrigin: rc.corsOrigin, logger, clock: Date.now })
+  // the status console (docs/console.md): GET /, /status and /status.json (admin token)
+  const site = new RouterConsole({ config, registry, cluster, repairer, edges, trending: tr, catalog, ingestor, id: () => rc.id || `router-${new URL(server.http.url).port}` })
+  routes.push(...consoleRoutes({ logger, adminToken, where: 'REELCDN_ROUTER_TOKEN or router.tokenFile', status: () => site.status() }))
   const fillGrants = new FillGrants({ config, cluster, manifests, shardToken, metrics: routerFillGrantMetrics(registry), logger })
   let reloader: Reloader | undefined
   const reloadAt = reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_ROUTER_TOKEN or router.tokenFile'))
@@ -154,6 +159,7 @@ export async function startRouter(config: Readonly<Config>,
   repairer.start()
   reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), routerReloadTable({ logger, cluster, edges, ring, env }), logger, ROUTER_SCOPE)
   const rl = reloader
+  site.ring.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
   if (!hasShardToken)
@@ -166,6 +172,7 @@ export async function startRouter(config: Readonly<Config>,
     reload: by => rl.reload(by),
     close: () => closing ??= (async () => {
       server.setReady(false)
+      site.ring.stop()
       await server.http.close()
       clearInterval(snapshots)
       await peers.stop()

@@ -67,6 +67,17 @@ t.test('a router from before issue 15 refuses the renditions field: the report g
   t.equal(bodies[2]!.titles[0]!.renditions, undefined)
 })
 
+t.test('top titles: plays being gathered plus the last report\'s, most first', async t => {
+  const d = new DemandRecorder(60_000)
+  d.request('s1', 'a'); d.request('s2', 'a'); d.request('s3', 'b')
+  t.same(d.top(5), [{ contentId: 'a', plays: 2 }, { contentId: 'b', plays: 1 }], 'before any report: since start')
+  d.take()
+  d.request('s4', 'b'); d.request('s5', 'b'); d.request('s6', 'c')
+  t.same(d.top(2), [{ contentId: 'b', plays: 3 }, { contentId: 'a', plays: 2 }], 'the last report\'s and the new counts, cut to n')
+  d.take()
+  t.same(d.top(5), [{ contentId: 'b', plays: 2 }, { contentId: 'c', plays: 1 }], 'two reports back is forgotten')
+})
+
 t.test('a router from before issue 17 refuses site and capacityBytes: the heartbeat goes again without them, and later ones too', async t => {
   const bodies: Record<string, unknown>[] = []
   const server = http.createServer((req, res) => {

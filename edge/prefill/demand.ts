@@ -48,6 +48,8 @@ interface Entry extends TitleCounts {
 
 export class DemandRecorder {
   private titles = new Map<string, Entry>()
+  /** the last report's plays by title (what `take` handed over), for the status console's top titles */
+  private reported = new Map<string, number>()
   private readonly sessions: LRUCache<string, true>
 
   constructor(sessionTtlMs: number) {
@@ -110,7 +112,19 @@ export class DemandRecorder {
         : { contentId: t.contentId, plays: t.plays, slices: t.slices, renditions: [...t.files.values()] })
     }
     this.titles = new Map()
+    this.reported = new Map(out.map(t => [t.contentId, t.plays]))
     return out
+  }
+
+  /**
+   * The `n` titles with the most plays since the report before last (the
+   * counts being gathered now, plus the last report's): what the status
+   * console shows as top titles. Without reports (no edge credential), plays since start.
+   */
+  top(n: number): { contentId: string; plays: number }[] {
+    const plays = new Map(this.reported)
+    for (const t of this.titles.values()) plays.set(t.contentId, (plays.get(t.contentId) ?? 0) + t.plays)
+    return [...plays].map(([contentId, p]) => ({ contentId, plays: p })).sort((a, b) => b.plays - a.plays || (a.contentId < b.contentId ? -1 : 1)).slice(0, n)
   }
 
   restore(counts: TitleCounts[]): void {

@@ -244,6 +244,11 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
     })
   }
 
+  /** Threads running now (fewer than edge.serveThreads after one exited): the status console's figure */
+  get alive(): number {
+    return this.workers.length
+  }
+
   /** Requests the threads are answering themselves now (relayed ones are in the main thread's count). */
   answering(): number {
     let n = 0

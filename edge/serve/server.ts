@@ -41,6 +41,7 @@ import { watchRoutes } from './watch.js'
  *   POST     /v1/prefill/start|stop    run a prefill pass now / stop it (admin token)
  *   POST     /admin/reload             re-read the config, apply what can change live (admin token; lib/reload.ts)
  *   GET/HEAD /watch/{contentId}, /assets/{name}   the watch page and its scripts (edge/serve/watch.ts)
+ *   GET/HEAD /, /status, /status.json  the status console (edge/console/status.ts; the JSON needs the admin token)
  *
  * With `edge.requireToken`, a player GET/HEAD without a valid play token (in
  * the path, the query `token` or Authorization: Bearer) is answered 403 with
@@ -67,7 +68,7 @@ export interface EdgeDeps {
   prefill?: PrefillRunner | undefined
   /** who is reading, for session-aware retention and the request log (edge/serve/session-id.ts); unset when nothing uses it */
   sessionOf?: (req: IncomingMessage, contentId: string) => string
-  /** more routes: POST /admin/reload (lib/reload.ts), peer fill's (edge/site/peer-serve.ts) */
+  /** more routes: POST /admin/reload (lib/reload.ts), peer fill's (edge/site/peer-serve.ts), the status console's (edge/console/status.ts) */
   routes?: Route[] | undefined
   /** the serve threads (edge.serveThreads): a purge answers once they have dropped the title too */
   threads?: { sync(): Promise<void> } | undefined

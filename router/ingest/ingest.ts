@@ -88,7 +88,21 @@ export interface IngestOptions {
   pipeline: number
 }
 
+/** An upload being received now: what the status console lists as an ingest in progress. */
+export interface IngestInProgress {
+  contentId: string
+  rendition: string | null
+  startedAt: number
+  /** the request's Content-Length, null when chunked */
+  expectedBytes: number | null
+  /** chunk replicas stored (or found there) so far */
+  replicas: Upload['replicas']
+}
+
 export class Ingestor {
+  /** uploads running now (an entry per request, removed when it ends either way) */
+  readonly inProgress = new Set<IngestInProgress>()
+
   constructor(
     private readonly cluster: Cluster,
     private readonly manifests: Manifests,
@@ -120,7 +134,7 @@ export class Ingestor {
     const up = new Upload(this, storageId(contentId, version), claimed !== undefined)
     let counted: Counted
     try {
-      counted = await run(up, req)
+      counted = await this.tracked(contentId, null, req, up)
     } catch (err) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw err
@@ -165,7 +179,7 @@ export class Ingestor {
     const up = new Upload(this, storageId(contentId, version), true)
     let counted: Counted
     try {
-      counted = await run(up, req)
+      counted = await this.tracked(contentId, rid, req, up)
       if (counted.sha256 !== claimed) throw new DigestMismatchError(what, claimed, counted.sha256)
       if (counted.size === 0) throw new BadRequestError(`${what} is empty`, 'CDN_ERR_BAD_RENDITION')
     } catch (err) {
@@ -248,6 +262,18 @@ export class Ingestor {
     if (!mayBeRead) return lease.release()
     lease.retire()
     this.metrics.ingestBuffersRetired.inc()
+  }
+
+  /** `run`, listed in `inProgress` while it runs. */
+  private async tracked(contentId: string, rendition: string | null, req: IncomingMessage, up: Upload): Promise<Counted> {
+    const len = Number(req.headers['content-length'])
+    const entry: IngestInProgress = { contentId, rendition, startedAt: Date.now(), expectedBytes: Number.isSafeInteger(len) ? len : null, replicas: up.replicas }
+    this.inProgress.add(entry)
+    try {
+      return await run(up, req)
+    } finally {
+      this.inProgress.delete(entry)
+    }
   }
 
   countBytes(n: number): void {

@@ -42,3 +42,23 @@ export function blockListFetch(fetch: CrcsFetch, timeoutMs: number): CrcsFetch {
     }
   }
 }
+
+/**
+ * The block list a source fetched for a fill of chunk `key` (kept in `lists`
+ * under the chunk's key), once it is in; undefined when none was asked or it
+ * failed (the fill's gate and digest decide then). The fill asks again once
+ * when its first try fails (above), which replaces the promise: wait for the
+ * latest, a few times at most.
+ */
+export async function latestBlockList(lists: { get(key: string): Promise<Buffer> | undefined }, key: string): Promise<Buffer | undefined> {
+  for (let tries = 0; tries < 3; tries++) {
+    const p = lists.get(key)
+    if (p === undefined) return undefined
+    try {
+      return await p
+    } catch {
+      if (lists.get(key) === p) return undefined
+    }
+  }
+  return undefined
+}

@@ -5,6 +5,7 @@ import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
+import { latestBlockList } from './block-list.js'
 import type { ChunkFetch, CrcsFetch } from './fill.js'
 import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
@@ -219,17 +220,7 @@ export class DirectSource {
   /** The block list fetched for this chunk's fill, if any and once it is in (a failed one: none, the digest decides). */
   private async listFor(ref: ChunkRef): Promise<Buffer | undefined> {
     if (ref.blocks === undefined) return undefined
-    // the fill asks again once when its first try fails (block-list.ts): wait for the latest
-    for (let tries = 0; tries < 3; tries++) {
-      const p = this.lists.get(ref.key)
-      if (p === undefined) return undefined
-      try {
-        return await p
-      } catch {
-        if (this.lists.get(ref.key) === p) return undefined
-      }
-    }
-    return undefined
+    return latestBlockList(this.lists, ref.key)
   }
 
   private failover(reason: string, src: Source, ref: ChunkRef, detail: string): void {

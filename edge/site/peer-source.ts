@@ -5,6 +5,7 @@ import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
+import { latestBlockList } from '../fill/block-list.js'
 import type { ChunkFetch, CrcsFetch } from '../fill/fill.js'
 import { BlockRun } from '../fill/block-run.js'
 import { translateUpstreamError } from '../fill/upstream.js'
@@ -242,17 +243,7 @@ export class PeerSource {
   /** The block list the fill of this chunk got, once it is in (a failed one: none; the fill's gate and digest decide). */
   private async listFor(ref: ChunkRef): Promise<Buffer | undefined> {
     if (ref.blocks === undefined) return undefined
-    // the fill asks again once when its first try fails (block-list.ts): wait for the latest
-    for (let tries = 0; tries < 3; tries++) {
-      const p = this.lists.get(ref.key)
-      if (p === undefined) return undefined
-      try {
-        return await p
-      } catch {
-        if (this.lists.get(ref.key) === p) return undefined
-      }
-    }
-    return undefined
+    return latestBlockList(this.lists, ref.key)
   }
 
   /** Counts and says why the owner was not used (`at`: the byte the own path takes over from; -1: the block list), and holds it back. */

@@ -4,6 +4,10 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { loadConfig, type Config } from '../../lib/config.js'
 import { writeSecretFile } from '../../lib/secret-file.js'
+import { quietLogger } from '../../lib/logger.js'
+import { startOrigin } from '../../origin/main.js'
+import { startRouter } from '../../router/main.js'
+import { startEdge } from '../../edge/main.js'
 
 /**
  * The sample configs under deploy/config, as an installed machine would have
@@ -49,4 +53,31 @@ export function installSample(role: Role, dir: string, name: string = role): str
 /** The sample's config through loadConfig, as `reelcdn <role> --config` reads it, plus the test's overrides. */
 export function sampleConfig(role: Role, dir: string, overrides: Record<string, unknown> = {}, name?: string): Readonly<Config> {
   return loadConfig({ file: installSample(role, dir, name), env: {}, overrides: overrides as never })
+}
+
+/**
+ * Three shards, the router and the edge, each started in this process from
+ * its sample config (installed under `dir` by `sampleConfig`) with only what
+ * a test machine needs changed: loopback and port 0, the shards' addresses,
+ * and no disk reserve (the sample's 20 GiB is for a real disk). `local`
+ * overrides every service's config alike (a log level, a grace period).
+ */
+export async function startSampleCluster(t: { teardown(fn: () => unknown): void }, dir: string, local: Record<string, unknown>) {
+  const shards: Awaited<ReturnType<typeof startOrigin>>[] = []
+  for (const i of [1, 2, 3]) {
+    const cfg = sampleConfig('shard', dir, { ...local, 'origin.id': `shard-${i}`, 'origin.host': '127.0.0.1', 'origin.port': 0,
+      'origin.dataDir': join(dir, 'var', `shard-${i}`), 'origin.reserveBytes': 0 }, `shard-${i}`)
+    const s = await startOrigin(cfg, { logger: quietLogger('origin'), env: {} })
+    t.teardown(() => s.close())
+    shards.push(s)
+  }
+  const sample = loadConfig({ file: samplePath('router'), env: {} })
+  const router = await startRouter(sampleConfig('router', dir, { ...local, 'router.host': '127.0.0.1', 'router.port': 0,
+    'cluster.shards': sample.cluster.shards.map((s, i) => ({ ...s, url: shards[i]!.url })) }), { logger: quietLogger('router'), env: {} })
+  t.teardown(() => router.close())
+  await router.cluster.health.checkAll()
+  const edge = await startEdge(sampleConfig('edge', dir, { ...local, 'edge.host': '127.0.0.1', 'edge.port': 0, 'edge.upstream': router.url }),
+    { logger: quietLogger('edge'), env: {} })
+  t.teardown(() => edge.close())
+  return { shards, router, edge }
 }

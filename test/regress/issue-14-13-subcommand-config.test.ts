@@ -34,8 +34,8 @@ function runnable(cmd: Command, path: string[] = []): { path: string; cmd: Comma
 }
 
 t.test('every command that runs something takes --config', async t => {
-  // `loadtest simulate` replays a synthetic trace and reads no setting at all
-  const all = runnable(program()).filter(c => c.path !== 'loadtest simulate')
+  // `loadtest simulate` and `model` replay synthetic traces and read no setting at all
+  const all = runnable(program()).filter(c => c.path !== 'loadtest simulate' && c.path !== 'model')
   for (const c of all) t.ok(c.cmd.options.some(o => o.long === '--config'), `${c.path} takes --config`)
   t.same(all.map(c => c.path).sort(), ['cluster', 'doctor', 'edge', 'edge report', 'ingest', 'loadtest http', 'loadtest players', 'origin', 'play', 'router',
     'router repair', 'token viewer'], 'and these are all of them')

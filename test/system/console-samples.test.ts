@@ -2,17 +2,12 @@ import t from 'tap'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { request } from 'undici'
-import { loadConfig } from '../../lib/config.js'
-import { quietLogger } from '../../lib/logger.js'
 import { digestHeader } from '../../lib/digest.js'
-import { startOrigin } from '../../origin/main.js'
-import { startRouter } from '../../router/main.js'
-import { startEdge } from '../../edge/main.js'
 import { launch } from '../helpers/browser.js'
 import { cell, figure, openConsole } from '../helpers/console-page.js'
 import { get, metric, settled, until } from '../helpers/edge.js'
 import { titleBytes } from '../helpers/titles.js'
-import { installSecrets, sampleConfig, samplePath } from '../helpers/deploy.js'
+import { installSecrets, startSampleCluster } from '../helpers/deploy.js'
 
 /**
  * Issue 18's acceptance for the console: the services started from the
@@ -26,21 +21,7 @@ t.test('each console, on services started from the sample configs, shows what /m
   const dir = t.testdir()
   const secrets = await installSecrets(dir)
   const local = { 'log.level': 'silent', 'http.shutdownGraceMs': 0 }
-  const shards: Awaited<ReturnType<typeof startOrigin>>[] = []
-  for (const i of [1, 2, 3]) {
-    const cfg = sampleConfig('shard', dir, { ...local, 'origin.id': `shard-${i}`, 'origin.host': '127.0.0.1', 'origin.port': 0,
-      'origin.dataDir': join(dir, 'var', `shard-${i}`), 'origin.reserveBytes': 0 }, `shard-${i}`)
-    const s = await startOrigin(cfg, { logger: quietLogger('origin'), env: {} })
-    t.teardown(() => s.close())
-    shards.push(s)
-  }
-  const sample = loadConfig({ file: samplePath('router'), env: {} })
-  const router = await startRouter(sampleConfig('router', dir, { ...local, 'router.host': '127.0.0.1', 'router.port': 0,
-    'cluster.shards': sample.cluster.shards.map((s, i) => ({ ...s, url: shards[i]!.url })) }), { logger: quietLogger('router'), env: {} })
-  t.teardown(() => router.close())
-  const edge = await startEdge(sampleConfig('edge', dir, { ...local, 'edge.host': '127.0.0.1', 'edge.port': 0, 'edge.upstream': router.url }),
-    { logger: quietLogger('edge'), env: {} })
-  t.teardown(() => edge.close())
+  const { shards, router, edge } = await startSampleCluster(t, dir, local)
 
   const body = titleBytes(300_000, 'console-samples')
   const put = await request(`${router.url}/v1/content/sample`, { method: 'PUT', body,

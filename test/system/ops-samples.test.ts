@@ -1,15 +1,10 @@
 import t from 'tap'
-import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { loadConfig } from '../../lib/config.js'
-import { quietLogger } from '../../lib/logger.js'
 import { digestHeader } from '../../lib/digest.js'
-import { startOrigin } from '../../origin/main.js'
-import { startRouter } from '../../router/main.js'
-import { startEdge } from '../../edge/main.js'
 import { get, metric, settled, until } from '../helpers/edge.js'
 import { titleBytes } from '../helpers/titles.js'
-import { installSecrets, sampleConfig, samplePath, SAMPLES } from '../helpers/deploy.js'
+import { installSecrets, samplePath, SAMPLES, startSampleCluster } from '../helpers/deploy.js'
 
 /**
  * The sample configs under deploy/config (docs/install.md) are what an
@@ -34,25 +29,8 @@ t.test('a cluster started from the sample configs ingests a title and serves it 
   const secrets = await installSecrets(dir)
   const local = { 'log.level': 'silent', 'http.shutdownGraceMs': 0 }
 
-  const shards: Awaited<ReturnType<typeof startOrigin>>[] = []
-  for (const i of [1, 2, 3]) {
-    // the sample's reserve (20 GiB) is for a real disk: the test machine's may have less free
-    const cfg = sampleConfig('shard', dir, { ...local, 'origin.id': `shard-${i}`, 'origin.host': '127.0.0.1', 'origin.port': 0,
-      'origin.dataDir': join(dir, 'var', `shard-${i}`), 'origin.reserveBytes': 0 }, `shard-${i}`)
-    const s = await startOrigin(cfg, { logger: quietLogger('origin'), env: {} })
-    t.teardown(() => s.close())
-    shards.push(s)
-  }
-  const sample = loadConfig({ file: samplePath('router'), env: {} })
-  const routerCfg = sampleConfig('router', dir, { ...local, 'router.host': '127.0.0.1', 'router.port': 0,
-    'cluster.shards': sample.cluster.shards.map((s, i) => ({ ...s, url: shards[i]!.url })) })
-  const router = await startRouter(routerCfg, { logger: quietLogger('router'), env: {} })
-  t.teardown(() => router.close())
-  await router.cluster.health.checkAll()
-
-  const edgeCfg = sampleConfig('edge', dir, { ...local, 'edge.host': '127.0.0.1', 'edge.port': 0, 'edge.upstream': router.url })
-  const edge = await startEdge(edgeCfg, { logger: quietLogger('edge'), env: {} })
-  t.teardown(() => edge.close())
+  // the sample's shard reserve (20 GiB) is for a real disk: the helper sets none
+  const { router, edge } = await startSampleCluster(t, dir, local)
 
   const body = titleBytes(300_000, 'samples')
   const sha = createHash('sha256').update(body).digest('hex')

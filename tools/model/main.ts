@@ -6,7 +6,7 @@ import { Progress } from '../../lib/progress.js'
 import { formatBytes } from '../../lib/units.js'
 import { POLICIES } from '../loadtest/simulate.js'
 import { catalog, loadDeployment, uniformDeployment, type Deployment } from './deployment.js'
-import { Model, STEERINGS, type Failure, type Steering } from './engine.js'
+import { Model, STEERINGS, type Failure, type ModelOptions, type Steering } from './engine.js'
 import { formatRuns } from './format.js'
 import { summarize, type ModelResult } from './report.js'
 import { generateSessions, readSessions, writeSessions, type Session } from './sessions.js'
@@ -60,21 +60,11 @@ export function parseFailure(spec: string, kind: 'edge' | 'site', dep: Deploymen
   return { kind, site, edge, atMs: atMin * 60_000, label: `${kind} ${dep.sites[site]!.id}${kind === 'edge' ? `:${edge}` : ''}` }
 }
 
-export interface RunSpec {
+/** One run: the model's options (engine.ts) with the deployment and the sessions to replay. */
+export interface RunSpec extends Omit<ModelOptions, 'onProgress' | 'onRead'> {
   dep: Deployment
   sessions: () => Iterable<Session>
   total?: number
-  steering: Steering
-  rangeChunks: number
-  bound: number
-  policy: string
-  peerFill: boolean
-  prefill: number
-  prefillSiteAware: boolean
-  failures: Failure[]
-  chunkMs: number
-  windowMs: number
-  warmupMs: number
   progress?: boolean
 }
 

@@ -112,15 +112,15 @@ async function runVariant(ctx: BenchContext, c: LocalCluster, variant: SteeringV
   let router: RunningService | undefined
   const edges: RunningService[] = []
   try {
-    let routerCfg = join(ctx.dir, 'cluster', 'router.json')
-    if (variant === 'affinity') {
-      // hot replication off: one owner per title (the load bound still applies)
-      const rc = JSON.parse(await readFile(routerCfg, 'utf8')) as { router?: Record<string, unknown> }
-      rc.router = { ...rc.router, steeringHotMinPlays: 1e9 }
-      routerCfg = join(dir, 'router.json')
-      await mkdir(dir, { recursive: true })
-      await writeFile(routerCfg, JSON.stringify(rc))
-    }
+    // the run plays SPEED times faster than real time, so the bound's memory of plays (router.steeringLoadHalfLifeMs, 5 min
+    // of wall time) is made SPEED times shorter too: it stays the same share of a session's length as in real time
+    const rc = JSON.parse(await readFile(join(ctx.dir, 'cluster', 'router.json'), 'utf8')) as { router?: Record<string, unknown> }
+    rc.router = { ...rc.router, steeringLoadHalfLifeMs: Math.round(300_000 / SPEED),
+      // affinity: hot replication off, one owner per title (the load bound still applies)
+      ...(variant === 'affinity' ? { steeringHotMinPlays: 1e9 } : {}) }
+    const routerCfg = join(dir, 'router.json')
+    await mkdir(dir, { recursive: true })
+    await writeFile(routerCfg, JSON.stringify(rc))
     router = await startService(ctx.procs, 'router', 'router ready', ['-c', routerCfg, '--data-dir', join(dir, 'router'),
       '--steering', variant === 'load' ? 'load' : 'affinity', '--log-level', 'info'], { ...svc, env })
     const n = variant === 'single' ? 1 : EDGES

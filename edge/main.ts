@@ -256,6 +256,8 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
     const addr = opts.listenFd !== undefined ? await server.http.listenFd(opts.listenFd) : await server.http.listen(cfg.port, cfg.host)
     selfId ||= `edge-${addr.port}`
+    // the URL heartbeats name this edge by, taken now: an upgrade's old worker stops listening before its last reports
+    const selfUrl = cfg.publicUrl || server.http.url
     await threads?.listen(server.http.fd)
     server.setReady(true)
     statusView.ring.start()
@@ -271,7 +273,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         const ram = c2.ram.stats()
         const free = disk.capacity > 0 ? disk.capacity - disk.bytes : ram.capacity - ram.bytes
         return {
-          id: cfg.id || `edge-${addr.port}`, url: cfg.publicUrl || server.http.url, networks: [...cfg.networks], regions: [...cfg.regions],
+          id: cfg.id || `edge-${addr.port}`, url: selfUrl, networks: [...cfg.networks], regions: [...cfg.regions],
           healthy: true,
           // share of fill slots in use, or of connections, whichever is higher (0 idle, 1 saturated)
           load: Math.min(10, Math.max(f0.size / cfg.maxFills, server.http.active / config.http.maxConnections)),

@@ -62,3 +62,10 @@ export async function latestBlockList(lists: { get(key: string): Promise<Buffer>
   }
   return undefined
 }
+
+/** Keeps `p`, a source's fetch of chunk `key`'s block list, where `latestBlockList` finds it; its failure is the fill's to see, not unhandled. */
+export function rememberBlockList(lists: { set(key: string, p: Promise<Buffer>): unknown }, key: string, p: Promise<Buffer>): Promise<Buffer> {
+  p.catch(() => {})
+  lists.set(key, p)
+  return p
+}

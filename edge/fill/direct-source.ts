@@ -5,7 +5,7 @@ import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
-import { latestBlockList } from './block-list.js'
+import { latestBlockList, rememberBlockList } from './block-list.js'
 import type { ChunkFetch, CrcsFetch } from './fill.js'
 import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
@@ -93,12 +93,7 @@ export class DirectSource {
     this.grants.early(contentId, rid, index)
   }
 
-  readonly crcs: CrcsFetch = (ref, signal) => {
-    const p = this.list(ref, signal)
-    p.catch(() => {})
-    this.lists.set(ref.key, p)
-    return p
-  }
+  readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.list(ref, signal))
 
   private async list(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
     const g = await this.grants.get(ref, signal)

@@ -5,7 +5,7 @@ import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
-import { latestBlockList } from '../fill/block-list.js'
+import { latestBlockList, rememberBlockList } from '../fill/block-list.js'
 import type { ChunkFetch, CrcsFetch } from '../fill/fill.js'
 import { BlockRun } from '../fill/block-run.js'
 import { translateUpstreamError } from '../fill/upstream.js'
@@ -114,12 +114,7 @@ export class PeerSource {
     return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; first.body.destroy(); void it.return(undefined) } }
   }
 
-  readonly crcs: CrcsFetch = (ref, signal) => {
-    const p = this.list(ref, signal)
-    p.catch(() => {})
-    this.lists.set(ref.key, p)
-    return p
-  }
+  readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.list(ref, signal))
 
   private async list(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
     const peer = ref.blocks === undefined ? undefined : this.peerFor(ref)

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Config } from '../lib/config.js'
+import type { Config } from '../lib/config/config.js'
 import { HIT_RESULTS, type PolicyReportProbe } from '../lib/metrics.js'
 import { beladyByteFigures, partialShare } from '../tools/loadtest/belady.js'
 import { createPolicy, parseTierKey, POLICY_NAMES } from './policy/policy.js'

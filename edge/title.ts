@@ -1,4 +1,4 @@
-import { digestHeader } from '../lib/digest.js'
+import { digestHeader } from '../lib/integrity/digest.js'
 import { chunkName } from '../lib/ids.js'
 import { renditionOf, type Manifest } from '../lib/manifest.js'
 import { segmentOffsets, type Rendition } from '../lib/media/rendition.js'

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { defaults, envName, getPath, loadConfig, type Config } from './config.js'
+import { defaults, envName, getPath, loadConfig, type Config } from './config/config.js'
 import { CdnError } from './errors.js'
-import { formatBytes, parseBytes } from './units.js'
+import { formatBytes, parseBytes } from './config/units.js'
 
 /**
  * Flags are one more config layer. A service declares each flag once, with the

@@ -469,7 +469,7 @@ export function routerEdgeMetrics(registry: Registry, counts: () => { live: numb
 
 /**
  * The certificate a service serves (http.tlsCertFile): when it expires, asked
- * on every scrape (lib/http.ts keeps it beside the server, so whatever swaps
+ * on every scrape (lib/http/http.ts keeps it beside the server, so whatever swaps
  * the certificate updates it). Registered only where TLS is on.
  */
 export function tlsMetrics(registry: Registry, notAfterMs: () => number) {

@@ -1,4 +1,4 @@
-import { formatBytes } from './units.js'
+import { formatBytes } from './config/units.js'
 
 /**
  * Progress for command-line tools. On a terminal: one line redrawn in place

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, type Config } from './config/config.js'
 import { quietLogger } from './logger.js'
 import { changedPaths, Reloader, type LiveSetting } from './reload.js'
 

@@ -1,9 +1,9 @@
-import type { Config } from './config-schema.js'
-import { getPath, setPath } from './config.js'
+import type { Config } from './config/config-schema.js'
+import { getPath, setPath } from './config/config.js'
 import { CdnError, ConfigError } from './errors.js'
 import type { Logger } from './logger.js'
-import type { KeyRing } from './tokens.js'
-import { sendJson, type Route } from './http.js'
+import type { KeyRing } from './security/tokens.js'
+import { sendJson, type Route } from './http/http.js'
 import type { IncomingMessage } from 'node:http'
 
 /**

@@ -1,7 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { ClientClosedError, PreconditionFailedError, RangeNotSatisfiableError } from './errors.js'
-import { contentRange, multipartPlan, parseRange, type ByteRange, type MultipartPlan } from './range.js'
+import { contentRange, multipartPlan, parseRange, type ByteRange, type MultipartPlan } from './http/range.js'
 
 /**
  * How a GET or HEAD of a byte representation is answered (RFC 9110 §13-14):

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { LRUCache } from 'lru-cache'
-import { openDatabase } from '../lib/sqlite.js'
+import { openDatabase } from '../lib/storage/sqlite.js'
 
 /**
  * The shard's SQLite index: one row per stored chunk (with its per-block
@@ -57,7 +57,7 @@ export interface ManifestRow {
   updatedAt: number
 }
 
-/** Schema migrations, oldest first (lib/sqlite.ts). */
+/** Schema migrations, oldest first (lib/storage/sqlite.ts). */
 const MIGRATIONS = [`
     CREATE TABLE chunks (
       content_id TEXT NOT NULL, idx INTEGER NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,

@@ -3,7 +3,7 @@ import { constants as fsc } from 'node:fs'
 import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { crc32c } from '@node-rs/crc32'
-import { BLOCK_SIZE, BlockHasher } from '../lib/block-hasher.js'
+import { BLOCK_SIZE, BlockHasher } from '../lib/integrity/block-hasher.js'
 import { CorruptChunkError, fsFailure, NotFoundError, PayloadTooLargeError, StorageError } from '../lib/errors.js'
 import { chunkName } from '../lib/ids.js'
 import type { ChunkRow } from './chunk-index.js'
@@ -20,7 +20,7 @@ import type { ChunkRow } from './chunk-index.js'
  * range read verifies only the blocks it touches; the whole-chunk SHA-256 is
  * the end-to-end digest that the router and edges check.
  */
-export { BLOCK_SIZE } from '../lib/block-hasher.js'
+export { BLOCK_SIZE } from '../lib/integrity/block-hasher.js'
 
 export interface Received {
   tmpPath: string

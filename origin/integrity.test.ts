@@ -1,7 +1,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { flipByte, get, putChunk, randomChunk, startTestOrigin } from '../test/helpers/origin.js'
-import { BLOCK_SIZE } from '../lib/block-hasher.js'
+import { BLOCK_SIZE } from '../lib/integrity/block-hasher.js'
 
 const MiB = 1024 * 1024
 

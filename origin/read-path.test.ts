@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import http from 'node:http'
 import { createHash, randomBytes } from 'node:crypto'
 import { open } from 'node:fs/promises'
-import { loadConfig } from '../lib/config.js'
+import { loadConfig } from '../lib/config/config.js'
 import { quietLogger } from '../lib/logger.js'
 import { startOrigin, type RunningOrigin } from './main.js'
 

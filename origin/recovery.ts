@@ -5,7 +5,7 @@ import type { Logger } from '../lib/logger.js'
 import { isShardKey } from '../lib/ids.js'
 import type { ChunkIndex, ChunkRow } from './chunk-index.js'
 import type { ChunkStore } from './chunk-store.js'
-import { BLOCK_SIZE, BlockHasher } from '../lib/block-hasher.js'
+import { BLOCK_SIZE, BlockHasher } from '../lib/integrity/block-hasher.js'
 
 /**
  * Start-up reconciliation, run before the shard reports ready. After a kill -9

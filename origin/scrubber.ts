@@ -4,7 +4,7 @@ import type { OriginMetrics } from '../lib/metrics.js'
 import { chunkName } from '../lib/ids.js'
 import type { ChunkIndex, ChunkRow } from './chunk-index.js'
 import type { ChunkStore } from './chunk-store.js'
-import { BlockHasher } from '../lib/block-hasher.js'
+import { BlockHasher } from '../lib/integrity/block-hasher.js'
 
 /**
  * The background scrubber: walks every chunk in key order and re-verifies its

@@ -235,7 +235,7 @@ t.test('unknown routes and methods get 404 and 405', async t => {
 
 t.test('a bearer token, when configured, guards the API', async t => {
   const dir = t.testdir({ token: 'sekrit\n' })
-  chmodSync(join(dir, 'token'), 0o600) // a secret file others can read is refused (lib/secret-file.ts)
+  chmodSync(join(dir, 'token'), 0o600) // a secret file others can read is refused (lib/security/secret-file.ts)
   const o = await startTestOrigin(t, { 'origin.tokenFile': join(dir, 'token') }, join(dir, 'data'))
   const no = await get(`${o.url}/v1/chunks`)
   t.equal(no.status, 401)

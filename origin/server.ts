@@ -2,18 +2,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { statfs } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { Registry } from 'prom-client'
-import type { Config } from '../lib/config.js'
+import type { Config } from '../lib/config/config.js'
 import type { Logger } from '../lib/logger.js'
-import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib/http.js'
+import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib/http/http.js'
 import { originGrantMetrics, originMetrics, type OriginGrantMetrics, type OriginMetrics } from '../lib/metrics.js'
-import { fillGrantKey, grantFromHeader, GrantError, verifyGrant } from '../lib/fill-grant.js'
+import { fillGrantKey, grantFromHeader, GrantError, verifyGrant } from '../lib/security/fill-grant.js'
 import { BadRequestError, ConflictError, CorruptChunkError, DigestMismatchError, InsufficientStorageError, NotFoundError,
   PayloadTooLargeError, PreconditionFailedError } from '../lib/errors.js'
 import { chunkName, parseChunkIndex, parseContentId, parseShardKey } from '../lib/ids.js'
 import { planResponse, sendPlanned } from '../lib/representation.js'
-import { requireBearer, requireBearerIfSet } from '../lib/auth.js'
+import { requireBearer, requireBearerIfSet } from '../lib/security/auth.js'
 import { parseManifest } from '../lib/manifest.js'
-import { digestHeader, parseContentDigest } from '../lib/digest.js'
+import { digestHeader, parseContentDigest } from '../lib/integrity/digest.js'
 import { ChunkIndex, type ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, ChunkStore } from './chunk-store.js'
 import { ChunkReader } from './reader.js'
@@ -35,7 +35,7 @@ export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELC
  * A chunk's reads (GET/HEAD of the chunk and of its block list) also take a
  * fill grant instead of the token, `Authorization: Grant <grant>`, signed by
  * the router for this chunk on this shard (`origin.id`): how edges read
- * straight from the owners (lib/fill-grant.ts, docs/fill-path.md). A refused
+ * straight from the owners (lib/security/fill-grant.ts, docs/fill-path.md). A refused
  * grant is a 403 naming why, counted, logged at info.
  * `GET /`, `/status` and `/status.json` are the status console (origin/console.ts; the figures need the shard token).
  */

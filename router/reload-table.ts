@@ -1,6 +1,6 @@
 import type { Logger } from '../lib/logger.js'
 import { keyRingChange, type LiveSetting } from '../lib/reload.js'
-import { loadKeyRing, type KeyRing } from '../lib/tokens.js'
+import { loadKeyRing, type KeyRing } from '../lib/security/tokens.js'
 import type { Cluster } from './cluster/cluster.js'
 import { Ring } from './cluster/ring.js'
 import type { EdgeRegistry } from './playback/edge-registry.js'

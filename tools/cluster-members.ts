@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import type { Config } from '../lib/config.js'
-import { serviceUrl } from '../lib/config.js'
+import type { Config } from '../lib/config/config.js'
+import { serviceUrl } from '../lib/config/config.js'
 import { createLogger } from '../lib/logger.js'
-import { readSecretFile, writeSecretFile } from '../lib/secret-file.js'
+import { readSecretFile, writeSecretFile } from '../lib/security/secret-file.js'
 import { startOrigin } from '../origin/main.js'
 import { startRouter } from '../router/main.js'
 import { startEdge } from '../edge/main.js'
@@ -122,7 +122,7 @@ function listenOn(url: string): { host: string; port: number } {
 
 /**
  * The secret in `file`, written by `make()` when the file is missing or empty
- * (mode 0600 on every write, lib/secret-file.ts). A file holding a secret that
+ * (mode 0600 on every write, lib/security/secret-file.ts). A file holding a secret that
  * its group or others may read or write is refused (SecretFileModeError, naming
  * the file and its mode), not used: the secret may have leaked, so it is for
  * the operator to chmod it or delete it for a new one. Returns the file.

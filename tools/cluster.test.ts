@@ -1,8 +1,8 @@
 import t from 'tap'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig } from '../lib/config.js'
-import { KeyRing } from '../lib/tokens.js'
+import { loadConfig } from '../lib/config/config.js'
+import { KeyRing } from '../lib/security/tokens.js'
 import { members } from './cluster.js'
 
 /**

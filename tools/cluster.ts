@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { addFlags, commonFlags, configFromFlags, runUntilSignalled, type Flag } from '../lib/cli.js'
-import type { Config } from '../lib/config.js'
+import type { Config } from '../lib/config/config.js'
 import { ensureSample } from './sample.js'
 import { members, withBasePort, type Member } from './cluster-members.js'
 

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { aptInstall } from '../lib/apt.js'
-import type { Config } from '../lib/config.js'
+import type { Config } from '../lib/config/config.js'
 import { ingestFile } from '../router/ingest/ingest-cli.js'
 import { ingestAdaptive } from '../router/ingest/ingest-adaptive.js'
 

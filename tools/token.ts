@@ -1,13 +1,13 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { fail } from '../lib/cli.js'
-import { loadConfig } from '../lib/config.js'
+import { loadConfig } from '../lib/config/config.js'
 import { ConfigError } from '../lib/errors.js'
-import { loadKeyRing, signViewer } from '../lib/tokens.js'
+import { loadKeyRing, signViewer } from '../lib/security/tokens.js'
 
 /**
  * `reelcdn token viewer ID`: mints a viewer credential for an account's own
  * user id, what an operator's sign-in service hands its app so that /v1/play
- * resumes that user's sessions (lib/tokens.ts signViewer). The keys come from
+ * resumes that user's sessions (lib/security/tokens.ts signViewer). The keys come from
  * REELCDN_TOKEN_KEYS or --keys-file (default: router.tokenKeysFile of the
  * --config file), never a flag's value.
  */

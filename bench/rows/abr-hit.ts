@@ -13,7 +13,7 @@ import { benchWorkspace } from '../lib/workspace.js'
 import { CLI, startService, type ServiceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { clockTicks } from '../lib/tools.js'
-import { parseBytes } from '../../lib/units.js'
+import { parseBytes } from '../../lib/config/units.js'
 
 /**
  * The abr-hit row (issue 15): the edge's byte hit ratio with ABR viewers

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { blockCrcs } from '../../lib/block-hasher.js'
+import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { BlockRun } from './block-run.js'
 
 const B = 65536

@@ -1,5 +1,5 @@
 import { crc32c } from '@node-rs/crc32'
-import { BLOCK_SIZE } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
 import { UpstreamCorruptError } from '../../lib/errors.js'
 import { refName, type ChunkRef } from '../title.js'
 

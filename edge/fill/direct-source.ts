@@ -1,6 +1,6 @@
 import { Pool, type Dispatcher } from 'undici'
 import { LRUCache } from 'lru-cache'
-import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeFillPathMetrics } from '../../lib/metrics.js'

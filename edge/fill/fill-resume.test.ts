@@ -1,6 +1,6 @@
 import t from 'tap'
 import { UpstreamError } from '../../lib/errors.js'
-import { BLOCK_SIZE } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
 import { UpstreamVersionError } from './upstream.js'
 import { readAll, reset, setup } from '../../test/helpers/scripted-fill.js'
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { UpstreamError } from '../../lib/errors.js'
-import { BLOCK_SIZE } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
 import { readAll, reset, setup, ticksUntil } from '../../test/helpers/scripted-fill.js'
 
 /** The Fill against a scripted upstream (test/helpers/scripted-fill.ts): fill order, release and verification. */

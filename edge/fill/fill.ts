@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BLOCK_SIZE } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
 import { CdnError, UpstreamCorruptError } from '../../lib/errors.js'
 import { refName, type ChunkRef } from '../title.js'
 import { BlockGate } from './blocks.js'

@@ -1,8 +1,8 @@
 import { Pool, type Dispatcher } from 'undici'
 import { CdnError, NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
 import { parseManifest, type Manifest } from '../../lib/manifest.js'
-import { digestFromHeader } from '../../lib/digest.js'
-import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
+import { digestFromHeader } from '../../lib/integrity/digest.js'
+import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
 

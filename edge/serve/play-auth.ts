@@ -1,10 +1,10 @@
 import { BlockList, isIPv4 } from 'node:net'
 import { LRUCache } from 'lru-cache'
-import { parseCidr, TokenError, verifyToken, type KeyRing, type TokenClaims } from '../../lib/tokens.js'
+import { parseCidr, TokenError, verifyToken, type KeyRing, type TokenClaims } from '../../lib/security/tokens.js'
 
 /**
  * `--require-token`: every player request carries a play token the router
- * signed (lib/tokens.ts). A token is verified in full (HMAC, title, expiry,
+ * signed (lib/security/tokens.ts). A token is verified in full (HMAC, title, expiry,
  * network) the first time it is seen; afterwards its claims come from a
  * bounded cache keyed by the token string, and only the cheap checks run (title,
  * expiry, network), so the many range requests of one session cost one HMAC.

@@ -5,13 +5,13 @@ import net, { type Socket } from 'node:net'
 import { pipeline } from 'node:stream'
 import { parentPort, workerData } from 'node:worker_threads'
 import { LRUCache } from 'lru-cache'
-import { checkRequest, guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, sendJson } from '../../lib/http.js'
-import { reasonOf } from '../../lib/http-conformance.js'
+import { checkRequest, guardServer, httpServerOptions, readTls, RELAY_PEER_HEADER, RELAY_SECRET_HEADER, requestId, sendJson } from '../../lib/http/http.js'
+import { reasonOf } from '../../lib/http/http-conformance.js'
 import { parseContentId } from '../../lib/ids.js'
 import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS } from '../../lib/metrics.js'
 import { isAdaptive } from '../../lib/manifest.js'
 import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib/representation.js'
-import { loadKeyRing, requestToken } from '../../lib/tokens.js'
+import { loadKeyRing, requestToken } from '../../lib/security/tokens.js'
 import { PlayAuth } from './play-auth.js'
 import { sender, type Send, type SendPiece } from './send.js'
 import { ThreadDisk } from './thread-disk.js'
@@ -396,7 +396,7 @@ async function drain(graceMs: number, lingerMs: number): Promise<void> {
   const deadline = Date.now() + graceMs
   if (lingerMs > 0) {
     // an upgrade: stop accepting but let keep-alive connections end themselves (each next answer says Connection: close),
-    // as the main thread does (lib/http.ts, close({ handover })); http.Server#close would close the idle ones at once
+    // as the main thread does (lib/http/http.ts, close({ handover })); http.Server#close would close the idle ones at once
     net.Server.prototype.close.call(server)
     const linger = Math.min(deadline, Date.now() + lingerMs)
     while (open.size > 0 && Date.now() < linger) await new Promise(r => setTimeout(r, 10))

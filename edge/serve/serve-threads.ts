@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
-import type { Config } from '../../lib/config.js'
-import { logUrl, type HttpService } from '../../lib/http.js'
+import type { Config } from '../../lib/config/config.js'
+import { logUrl, type HttpService } from '../../lib/http/http.js'
 import type { Logger } from '../../lib/logger.js'
 import type { Manifest } from '../../lib/manifest.js'
 import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS, type EdgeMetrics } from '../../lib/metrics.js'
@@ -264,7 +264,7 @@ export class ServeThreads implements RamWatcher, MetaWatcher {
   }
 
   /** The threads stop accepting, finish their answers in flight (up to `graceMs`), close their connections and end. */
-  /** `lingerMs`: an upgrade's drain (lib/http.ts, close({ handover })): keep-alive connections may end themselves for that long first. */
+  /** `lingerMs`: an upgrade's drain (lib/http/http.ts, close({ handover })): keep-alive connections may end themselves for that long first. */
   async drain(graceMs: number, lingerMs = 0): Promise<void> {
     this.closed = true
     await this.each(w => `${w.threadId}:drained`, { t: 'drain', graceMs, lingerMs }, graceMs + 5_000)

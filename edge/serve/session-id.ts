@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http'
-import { peerAddress } from '../../lib/http.js'
+import { peerAddress } from '../../lib/http/http.js'
 import type { TitleFile } from '../title.js'
 
 /**
  * Who a player request belongs to, for session-aware retention and the
  * request log. A play token (in the path, `/v1/content/{id}/t/{token}/…`, or
- * the query, `?token=`: lib/tokens.ts) names its viewer in the `vid` claim:
+ * the query, `?token=`: lib/security/tokens.ts) names its viewer in the `vid` claim:
  * then the session is that viewer and title, wherever the viewer's address
  * moves. Without a token (or without `vid`) it is the client address and the
  * title.

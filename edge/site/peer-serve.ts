@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { tokensEqual } from '../../lib/auth.js'
-import { blockCrcs } from '../../lib/block-hasher.js'
+import { tokensEqual } from '../../lib/security/auth.js'
+import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { CdnError, NotFoundError, RangeNotSatisfiableError, UnauthorizedError } from '../../lib/errors.js'
-import type { Match, Route } from '../../lib/http.js'
+import type { Match, Route } from '../../lib/http/http.js'
 import { parseChunkIndex, parseContentId } from '../../lib/ids.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
 import type { Logger } from '../../lib/logger.js'
@@ -24,7 +24,7 @@ import type { SiteView } from './site-view.js'
  * by its own path only. One hop, whatever the views of the site say.
  *
  * The checks, in order, each refusal a CdnError (logged at info without a
- * stack by lib/http.ts, a client's doing) and counted by reason in
+ * stack by lib/http/http.ts, a client's doing) and counted by reason in
  * reelcdn_edge_peer_refused_total:
  *   1. the edge credential: none configured here (peer fill closed), or none
  *      given: 401 `credential`; a wrong one: 403 `forbidden`;
@@ -87,7 +87,7 @@ export function peerRoutes(d: PeerServeDeps): Route[] {
   ]
 }
 
-/** Runs a handler, counting its refusal by reason (the error goes on to lib/http.ts, which answers and logs it). */
+/** Runs a handler, counting its refusal by reason (the error goes on to lib/http/http.ts, which answers and logs it). */
 async function counted(d: PeerServeDeps, req: IncomingMessage, fn: () => Promise<void>): Promise<void> {
   try {
     await fn()

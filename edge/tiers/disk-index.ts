@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { openDatabase } from '../../lib/sqlite.js'
+import { openDatabase } from '../../lib/storage/sqlite.js'
 
 /**
  * The disk tier's SQLite index: one row per chunk file, with its per-block
@@ -45,7 +45,7 @@ interface RawRow {
   last_access: number
 }
 
-/** Schema migrations, oldest first (lib/sqlite.ts). */
+/** Schema migrations, oldest first (lib/storage/sqlite.ts). */
 const MIGRATIONS = [`
     CREATE TABLE chunks (
       key TEXT PRIMARY KEY, content_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL,

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { BLOCK_SIZE, firstBadBlock } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE, firstBadBlock } from '../../lib/integrity/block-hasher.js'
 import { CorruptChunkError } from '../../lib/errors.js'
 import { BufferPool } from './buffer-pool.js'
 import type { ReadHandle } from './disk-handles.js'

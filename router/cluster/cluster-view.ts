@@ -1,4 +1,4 @@
-import type { Config } from '../../lib/config.js'
+import type { Config } from '../../lib/config/config.js'
 import type { Cluster } from './cluster.js'
 import type { Repairer } from '../repair/repair.js'
 import { latestReport, whoRan, type PlacedReport, type RepairReport } from '../repair/repair-report.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Cluster } from './cluster.js'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { newRegistry, routerMetrics } from '../../lib/metrics.js'
 import { quietLogger } from '../../lib/logger.js'
 import { chunkKey } from './keys.js'

@@ -1,4 +1,4 @@
-import type { Config } from '../../lib/config.js'
+import type { Config } from '../../lib/config/config.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { ConfigError } from '../../lib/errors.js'

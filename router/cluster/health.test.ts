@@ -5,7 +5,7 @@ import { HealthMonitor } from './health.js'
 import { ShardClient } from './shard-client.js'
 import { newRegistry, routerMetrics } from '../../lib/metrics.js'
 import { quietLogger } from '../../lib/logger.js'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 
 /** A fake shard whose /v1/status answers 200 or 500 as the test says. */
 async function fakeShard(t: { teardown(fn: () => unknown): void }) {

@@ -1,5 +1,5 @@
 import type { Logger } from '../../lib/logger.js'
-import type { Config } from '../../lib/config.js'
+import type { Config } from '../../lib/config/config.js'
 import type { ShardClient, ShardStatus } from './shard-client.js'
 
 /**

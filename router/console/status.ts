@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client'
-import type { Config } from '../../lib/config.js'
+import type { Config } from '../../lib/config/config.js'
 import { fig, metricValues, sumOf, type ConsoleStatus, type Section } from '../../lib/console/status.js'
 import { intervals, SampleRing } from '../../lib/console/samples.js'
 import type { Cluster } from '../cluster/cluster.js'

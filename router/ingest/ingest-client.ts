@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { createHash } from 'node:crypto'
 import { request } from 'undici'
 import { z } from 'zod'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { BadRequestError, CdnError } from '../../lib/errors.js'
 import type { Progress } from '../../lib/progress.js'
 

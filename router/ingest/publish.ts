@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
-import { readJson } from '../../lib/http.js'
+import { readJson } from '../../lib/http/http.js'
 import { ConflictError, toCdnError } from '../../lib/errors.js'
 import { isAdaptive, type Manifest } from '../../lib/manifest.js'
 import type { Cluster } from '../cluster/cluster.js'

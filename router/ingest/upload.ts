@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { BlockHasher, blockListDigest } from '../../lib/block-hasher.js'
+import { BlockHasher, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import type { Lease } from './buffer-pool.js'
 import type { Ingestor } from './ingest.js'
 

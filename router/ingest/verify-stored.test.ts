@@ -1,5 +1,5 @@
 import t from 'tap'
-import { blockListDigest } from '../../lib/block-hasher.js'
+import { blockListDigest } from '../../lib/integrity/block-hasher.js'
 import type { Cluster } from '../cluster/cluster.js'
 import type { StoredFile } from '../cluster/files.js'
 import { verifyStored } from './verify-stored.js'

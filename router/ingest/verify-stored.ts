@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, blockListDigest } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import { BadRequestError, CdnError, toCdnError } from '../../lib/errors.js'
 import { chunkLength } from '../../lib/manifest.js'
 import { chunkKey } from '../cluster/keys.js'

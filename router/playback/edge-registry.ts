@@ -2,7 +2,7 @@ import { BlockList, isIPv4 } from 'node:net'
 import { z } from 'zod'
 import { BadRequestError } from '../../lib/errors.js'
 import { HEARTBEAT_REFUSALS, type HeartbeatRefusal } from '../../lib/metrics.js'
-import { parseCidr } from '../../lib/tokens.js'
+import { parseCidr } from '../../lib/security/tokens.js'
 
 /**
  * Which edges exist and how they are doing, learnt from their heartbeats. An

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { requireBearer } from '../../lib/auth.js'
-import { cors, preflight } from '../../lib/cors.js'
+import { requireBearer } from '../../lib/security/auth.js'
+import { cors, preflight } from '../../lib/http/cors.js'
 import { BadRequestError, ServiceUnavailableError } from '../../lib/errors.js'
-import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http.js'
+import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http/http.js'
 import type { Logger } from '../../lib/logger.js'
-import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/tokens.js'
+import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/security/tokens.js'
 import type { Catalog } from './catalog.js'
 import { HeartbeatRefusedError, parseHeartbeat, type EdgeRegistry } from './edge-registry.js'
 import { HOT_LIMIT, type HotTitles } from './hot-titles.js'
@@ -29,7 +29,7 @@ import { randomBytes } from 'node:crypto'
  *   POST /v1/demand                   an edge's demand report (edge credential)
  *   GET  /v1/trending?window=&limit=&category=&positions=1   (positions=1: per rendition too, for adaptive titles)
  *   GET  /v1/trending/state           this router's own counters, for peer routers
- *   GET  /v1/play/{contentId}?region=&viewer=   viewer: a viewer credential (lib/tokens signViewer), never a bare id
+ *   GET  /v1/play/{contentId}?region=&viewer=   viewer: a viewer credential (lib/security/tokens signViewer), never a bare id
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
  *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
  *   GET  /v1/history                  the token's viewer's recent titles (a play token of any title); `?local=1` too
@@ -91,7 +91,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     if (!c.vid) throw new BadRequestError('the play token carries no viewer id')
     return c
   }
-  // a route a page of another origin calls: CORS on every answer, errors included (lib/http.ts keeps these headers)
+  // a route a page of another origin calls: CORS on every answer, errors included (lib/http/http.ts keeps these headers)
   const cross = (h: Handler): Handler => (req, res, m) => {
     cors(res, d.corsOrigin)
     return h(req, res, m)

@@ -1,6 +1,6 @@
 import { request } from 'undici'
 import type { Logger } from '../../lib/logger.js'
-import { signToken, type KeyRing } from '../../lib/tokens.js'
+import { signToken, type KeyRing } from '../../lib/security/tokens.js'
 import type { Position } from './sessions.js'
 
 /**

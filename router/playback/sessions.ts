@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { StorageError } from '../../lib/errors.js'
-import { openDatabase } from '../../lib/sqlite.js'
+import { openDatabase } from '../../lib/storage/sqlite.js'
 
 /**
  * Playback state: each viewer's last position per title (resume) and recent

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import { z } from 'zod'
 import { BadRequestError } from '../../lib/errors.js'
-import { openDatabase } from '../../lib/sqlite.js'
+import { openDatabase } from '../../lib/storage/sqlite.js'
 import { isContentId } from '../../lib/ids.js'
 import { RENDITION_ID, RENDITION_ID_RULE } from '../../lib/media/rendition.js'
 import { MergedCounts, WindowCounter, type Ring, type WindowName } from './window-counter.js'

@@ -1,4 +1,4 @@
-import type { Route } from '../../lib/http.js'
+import type { Route } from '../../lib/http/http.js'
 import { parseContentId } from '../../lib/ids.js'
 import { sendAsset, sendWatchPage } from '../../lib/watch/serve.js'
 import type { Manifests } from '../cluster/manifests.js'

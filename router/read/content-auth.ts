@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
-import { bearerMatchesAny } from '../../lib/auth.js'
+import { bearerMatchesAny } from '../../lib/security/auth.js'
 import { UnauthorizedError } from '../../lib/errors.js'
-import { requestToken, verifyToken, type KeyRing } from '../../lib/tokens.js'
+import { requestToken, verifyToken, type KeyRing } from '../../lib/security/tokens.js'
 
 /**
  * Who may read a title from the router (`GET`/`HEAD /v1/content/{id}`,

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { BLOCK_SIZE, blockCrcs } from '../../lib/block-hasher.js'
+import { BLOCK_SIZE, blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { BlockCheck } from './block-check.js'
 
 /** Cuts `buf` into pieces of random sizes, as sockets deliver them. */

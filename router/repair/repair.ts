@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
-import type { Config } from '../../lib/config.js'
+import type { Config } from '../../lib/config/config.js'
 import type { Cluster } from '../cluster/cluster.js'
 import type { ShardClient } from '../cluster/shard-client.js'
 import type { Manifests } from '../cluster/manifests.js'

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { TestCluster, type ClusterOptions, type TestT } from '../system/harness.js'
-import { fillGrantKey, signGrant } from '../../lib/fill-grant.js'
+import { fillGrantKey, signGrant } from '../../lib/security/fill-grant.js'
 import { chunkKey, storageId } from '../../router/cluster/keys.js'
 
 /**

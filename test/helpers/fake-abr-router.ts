@@ -1,7 +1,7 @@
 import http from 'node:http'
 import { createHash } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import { digestFromHeader } from '../../lib/digest.js'
+import { digestFromHeader } from '../../lib/integrity/digest.js'
 import { checkLadder, renditionSchema, type Rendition } from '../../lib/media/rendition.js'
 import { versionFromDigest } from '../../router/cluster/keys.js'
 

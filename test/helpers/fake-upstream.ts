@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { digestHeader } from '../../lib/digest.js'
-import { blockCrcs } from '../../lib/block-hasher.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
+import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { chunkLength, type Manifest } from '../../lib/manifest.js'
-import { parseRange } from '../../lib/range.js'
+import { parseRange } from '../../lib/http/range.js'
 import { manifestFor, type TitleOptions } from './titles.js'
 
 /**

@@ -7,7 +7,7 @@ import { raw, stillServes, type Raw, type Surface } from './hostile.js'
  * RFC 9112 (§2.3 versions, §3 the request-line, §3.2 request-target forms
  * and Host, §5 field syntax, §6 framing) and RFC 9110 (§9 methods, §7.2
  * Host, §10.1.1 Expect), as a class. Each case asserts the one status the
- * RFC (or, where it leaves a choice, lib/http-conformance.ts) gives, the JSON
+ * RFC (or, where it leaves a choice, lib/http/http-conformance.ts) gives, the JSON
  * error code naming the rule, and that exactly one answer came back, whoever
  * gave it: Node's parser refuses some cases before any handler runs.
  *
@@ -79,7 +79,7 @@ export async function requestLineCases(t: Test, s: Surface): Promise<void> {
     await expect(t, s, 'HTTP/1.1', req(`GET ${g} HTTP/1.1`), { status: 200 })
     await expect(t, s, 'HTTP/1.0 with Host', req(`GET ${g} HTTP/1.0`), { status: 200, closed: true })
     await expect(t, s, 'HTTP/1.0 without Host', `GET ${g} HTTP/1.0\r\n\r\n`, { status: 200, closed: true })
-    // RFC 9110 §2.5 would read 1.2 as 1.1; Node's parser cannot, so it is refused as a version (lib/http-conformance.ts)
+    // RFC 9110 §2.5 would read 1.2 as 1.1; Node's parser cannot, so it is refused as a version (lib/http/http-conformance.ts)
     for (const v of ['HTTP/1.2', 'HTTP/1.9', 'HTTP/2.0', 'HTTP/3.0', 'HTTP/9.9']) {
       await expect(t, s, v, req(`GET ${g} ${v}`), { status: 505, code: 'CDN_ERR_HTTP_VERSION', closed: true })
     }

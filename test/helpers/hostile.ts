@@ -103,7 +103,7 @@ export async function hostileBattery(t: Test, s: Surface): Promise<void> {
       const size = Number(/\r\ncontent-length: (\d+)/i.exec(whole.head)?.[1])
       t.ok(size >= 4096, `a representation of ${size} bytes to range over`)
       const last = `${size - 1}`
-      // RFC 9110 §14 as lib/range.ts reads it: an invalid header or unknown unit is ignored (200), a valid set
+      // RFC 9110 §14 as lib/http/range.ts reads it: an invalid header or unknown unit is ignored (200), a valid set
       // with no satisfiable range is 416, more than maxRanges ranges is ignored (200), near ranges are merged
       const overlapping = 'bytes=' + Array.from({ length: maxRanges + 184 }, () => '0-1000').join(',')
       const cases: [range: string, status: number, contentRange?: string][] = [
@@ -129,7 +129,7 @@ export async function hostileBattery(t: Test, s: Surface): Promise<void> {
     })
 
     t.test(`exactly http.maxRanges (${maxRanges}) ranges get a multipart 206, one more the whole representation`, async t => {
-      // 200 bytes apart: farther than the 80-byte gap below which lib/range.ts merges two ranges
+      // 200 bytes apart: farther than the 80-byte gap below which lib/http/range.ts merges two ranges
       const spec = (n: number) => 'bytes=' + Array.from({ length: n }, (_, i) => `${i * 200}-${i * 200 + 9}`).join(',')
       const at = await raw(s.base, get(bytes, `range: ${spec(maxRanges)}\r\n`))
       t.equal(at.status, 206, `${maxRanges} ranges: 206`)

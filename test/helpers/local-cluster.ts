@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from '../../lib/config.js'
+import { loadConfig, type Config } from '../../lib/config/config.js'
 
 /**
  * Settings for `reelcdn cluster` (tools/cluster.ts) under test: every member on

@@ -3,9 +3,9 @@ import { request as httpRequest } from 'node:http'
 import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import type { Test } from 'tap'
 import { request } from 'undici'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { quietLogger } from '../../lib/logger.js'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { startOrigin, type RunningOrigin } from '../../origin/main.js'
 
 /**

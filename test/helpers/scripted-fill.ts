@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { blockCrcs, blockListDigest } from '../../lib/block-hasher.js'
+import { blockCrcs, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import { Fill, type ChunkFetch } from '../../edge/fill/fill.js'
 import type { ChunkRef } from '../../edge/title.js'
 

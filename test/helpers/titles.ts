@@ -1,6 +1,6 @@
 import { createCipheriv, createHash } from 'node:crypto'
 import type { Manifest } from '../../lib/manifest.js'
-import { blockCrcs, blockListDigest } from '../../lib/block-hasher.js'
+import { blockCrcs, blockListDigest } from '../../lib/integrity/block-hasher.js'
 
 /**
  * Test titles: deterministic bytes (AES-CTR keystream of a seed, fast and

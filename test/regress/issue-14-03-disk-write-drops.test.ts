@@ -1,5 +1,5 @@
 import t from 'tap'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { quietLogger } from '../../lib/logger.js'
 import { startEdge } from '../../edge/main.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'

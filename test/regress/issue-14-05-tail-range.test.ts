@@ -1,5 +1,5 @@
 import t from 'tap'
-import { blockListDigest } from '../../lib/block-hasher.js'
+import { blockListDigest } from '../../lib/integrity/block-hasher.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { get, metric, settled, startTestEdge, type TestContext } from '../helpers/edge.js'

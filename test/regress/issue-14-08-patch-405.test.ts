@@ -3,7 +3,7 @@ import { request } from 'undici'
 import { TestCluster, randomBody } from '../system/harness.js'
 
 /**
- * Issue 14, item 8 (review): lib/http-conformance.ts said in one place that
+ * Issue 14, item 8 (review): lib/http/http-conformance.ts said in one place that
  * PATCH is answered 501 and in another 405, while the code lets it through
  * to the route, which answers 405. RFC 9110 §15.5.6: 405 is for a method the
  * server knows that the target resource does not take (with Allow, §10.2.1);

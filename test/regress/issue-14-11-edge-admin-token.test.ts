@@ -2,7 +2,7 @@ import t from 'tap'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { members } from '../../tools/cluster.js'
 
 /**

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig } from '../../lib/config.js'
-import { loadSecret } from '../../lib/auth.js'
-import { loadKeyRing } from '../../lib/tokens.js'
+import { loadConfig } from '../../lib/config/config.js'
+import { loadSecret } from '../../lib/security/auth.js'
+import { loadKeyRing } from '../../lib/security/tokens.js'
 import { ensureSecret, members } from '../../tools/cluster.js'
 import { startTestOrigin } from '../helpers/origin.js'
 

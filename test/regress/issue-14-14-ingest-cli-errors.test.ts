@@ -7,11 +7,11 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, type TestT } from '../system/harness.js'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { sha256Hex } from '../../router/cluster/keys.js'
 import { CLI } from '../helpers/spawn.js'
 import { ingestFile } from '../../router/ingest/ingest-cli.js'
-import { lingerOnClose } from '../../lib/http.js'
+import { lingerOnClose } from '../../lib/http/http.js'
 
 /**
  * Issue 14, item 14: every error `reelcdn ingest` prints names what was wrong.
@@ -32,7 +32,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
 
 /**
  * A router that takes the credential, then refuses the upload with `status`
- * at its first byte and closes the connection. Like our services (lib/http.ts)
+ * at its first byte and closes the connection. Like our services (lib/http/http.ts)
  * it closes lingering, so the answer gets through; with `rst` it closes at
  * once, the kernel resets the connection and the answer may be lost. With `revoked` its
  * token check passes once, then fails (a token rotated mid-ingest).

@@ -1,8 +1,8 @@
 import t from 'tap'
 import net from 'node:net'
 import { Registry } from 'prom-client'
-import { HttpService } from '../../lib/http.js'
-import { loadConfig } from '../../lib/config.js'
+import { HttpService } from '../../lib/http/http.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { quietLogger } from '../../lib/logger.js'
 
 /**

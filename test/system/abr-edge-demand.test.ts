@@ -4,7 +4,7 @@ import { EDGE_TOKEN, TestCluster } from './harness.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { adaptiveManifest, ladderFiles, makeLadder } from '../helpers/edge-ladder.js'
 import { get, metric, settled, startTestEdge, until } from '../helpers/edge.js'
-import { KeyRing, signToken } from '../../lib/tokens.js'
+import { KeyRing, signToken } from '../../lib/security/tokens.js'
 import { segmentOffsets, type Rendition } from '../../lib/media/rendition.js'
 import type { Manifest } from '../../lib/manifest.js'
 

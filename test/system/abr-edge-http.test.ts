@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { adaptiveManifest, ladderFiles, makeLadder } from '../helpers/edge-ladder.js'
 import { get, settled, startTestEdge, type Got } from '../helpers/edge.js'
-import { KeyRing, signToken } from '../../lib/tokens.js'
+import { KeyRing, signToken } from '../../lib/security/tokens.js'
 import type { Manifest } from '../../lib/manifest.js'
 import type { Rendition } from '../../lib/media/rendition.js'
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { TestCluster, TOKEN } from './harness.js'
 import { ingestLadder, makeLadder } from '../helpers/abr.js'
-import { KeyRing, signToken } from '../../lib/tokens.js'
+import { KeyRing, signToken } from '../../lib/security/tokens.js'
 
 /**
  * ffmpeg as a player of an adaptive title through the router, with play

@@ -6,7 +6,7 @@ import { TestCluster, TOKEN, randomBody, viewerCredential } from './harness.js'
 import { ingestLadder, makeLadder, segmentRanges } from '../helpers/abr.js'
 import { masterPlaylist, mediaPlaylist } from '../../lib/media/hls.js'
 import { mpd } from '../../lib/media/dash.js'
-import { blockCrcs } from '../../lib/block-hasher.js'
+import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { parseManifest } from '../../lib/manifest.js'
 
 /**

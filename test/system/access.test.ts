@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline'
 import { TestCluster, TOKEN, EDGE_TOKEN, randomBody } from './harness.js'
 import { startTestEdge, get, until } from '../helpers/edge.js'
 import { CLI, exited } from '../helpers/spawn.js'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { sha256Hex } from '../../router/cluster/keys.js'
 
 /**

@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, replicas, until } from './harness.js'
 import { startOrigin } from '../../origin/main.js'
 import { quietLogger } from '../../lib/logger.js'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { sha256Hex } from '../../router/cluster/keys.js'
 import { spawnCli, exited } from '../helpers/spawn.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { quietLogger } from '../../lib/logger.js'
 import { startEdge } from '../../edge/main.js'
 import { launch } from '../helpers/browser.js'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config/config.js'
 import { formatReport, runReport } from '../../edge/report.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'

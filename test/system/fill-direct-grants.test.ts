@@ -3,11 +3,11 @@ import { request } from 'undici'
 import { randomBody, TestCluster } from './harness.js'
 import { get, metric, startTestEdge } from '../helpers/edge.js'
 import { directCluster, GRANT_KEY, ownersOf, routerProxy } from '../helpers/direct-cluster.js'
-import { fillGrantKey, signGrant } from '../../lib/fill-grant.js'
+import { fillGrantKey, signGrant } from '../../lib/security/fill-grant.js'
 import { storageId } from '../../router/cluster/keys.js'
 
 /**
- * Fill grants (lib/fill-grant.ts, router/read/fill-grants.ts): what a shard
+ * Fill grants (lib/security/fill-grant.ts, router/read/fill-grants.ts): what a shard
  * refuses, what the router lists and caps, and that an edge given a bad
  * grant still serves the right bytes.
  */

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os'
 import { rm } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
-import { loadConfig, type Config } from '../../lib/config.js'
+import { loadConfig, type Config } from '../../lib/config/config.js'
 import { quietLogger } from '../../lib/logger.js'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { startOrigin, type RunningOrigin } from '../../origin/main.js'
 import { startRouter, type RunningRouter } from '../../router/main.js'
 import { sha256Hex } from '../../router/cluster/keys.js'
-import { KeyRing, signViewer } from '../../lib/tokens.js'
+import { KeyRing, signViewer } from '../../lib/security/tokens.js'
 
 /**
  * A real cluster for system tests: shards and a router in this process, on

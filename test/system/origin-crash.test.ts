@@ -3,7 +3,7 @@ import { readdirSync, statSync, writeFileSync, mkdirSync, existsSync, unlinkSync
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { exited, spawnCli } from '../helpers/spawn.js'
 import { get, putChunk, randomChunk, sha256, startTestOrigin } from '../helpers/origin.js'
 

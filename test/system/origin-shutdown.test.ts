@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { request as httpRequest, type ClientRequest } from 'node:http'
 import { connect } from 'node:net'
 import Database from 'better-sqlite3'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { exited, spawnCli } from '../helpers/spawn.js'
 import { get, randomChunk, sha256, until } from '../helpers/origin.js'
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { blockCrcs } from '../../lib/block-hasher.js'
+import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { get, metric, settled } from '../helpers/edge.js'
 import { startSite, titleOwnedBy, type Member } from '../helpers/site.js'
 import { titleBytes } from '../helpers/titles.js'

@@ -5,7 +5,7 @@ import { request } from 'undici'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { get, metric, startTestEdge, until } from '../helpers/edge.js'
-import { KeyRing, signToken } from '../../lib/tokens.js'
+import { KeyRing, signToken } from '../../lib/security/tokens.js'
 import { spawnEdge, watchLog, type EdgeProcess } from '../helpers/edge-process.js'
 import { rangePlayers } from '../helpers/range-players.js'
 

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, replicas, until } from './harness.js'
-import { digestHeader } from '../../lib/digest.js'
+import { digestHeader } from '../../lib/integrity/digest.js'
 import { sha256Hex } from '../../router/cluster/keys.js'
 import { ingestFile } from '../../router/ingest/ingest-cli.js'
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
-import { KeyRing, signToken } from '../../lib/tokens.js'
+import { KeyRing, signToken } from '../../lib/security/tokens.js'
 import { TestCluster, TOKEN, TOKEN_KEYS } from './harness.js'
 import { get, startTestEdge } from '../helpers/edge.js'
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { loadConfig, type Config } from '../../lib/config.js'
+import { loadConfig, type Config } from '../../lib/config/config.js'
 import { fail, ok, warn, type Finding } from './finding.js'
 import { checkDataDir, checkSpace, bytesUnder } from './storage.js'
 import { checkSecret, checkTls, type SecretNeed } from './secrets.js'

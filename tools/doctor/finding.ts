@@ -19,4 +19,4 @@ export const fail = (check: string, message: string, fix: string): Finding => ({
 export const skip = (check: string, message: string): Finding => ({ check, status: 'skip', message })
 
 /** an errno's code and meaning, as the services' own start checks word it */
-export { reason } from '../../lib/data-dir.js'
+export { reason } from '../../lib/storage/data-dir.js'

@@ -1,12 +1,12 @@
 import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { readSecretFile, SecretFileModeError } from '../../lib/secret-file.js'
-import { KeyRing } from '../../lib/tokens.js'
+import { readSecretFile, SecretFileModeError } from '../../lib/security/secret-file.js'
+import { KeyRing } from '../../lib/security/tokens.js'
 import { fail, ok, reason, warn, type Finding } from './finding.js'
 
 /**
  * The secrets a role reads, checked as the service reads them
- * (lib/secret-file.ts): the environment variable wins over the file; a file
+ * (lib/security/secret-file.ts): the environment variable wins over the file; a file
  * must exist, be readable, hold something, and give its group and others no
  * permission (0600). A secret the role can run without is a warning that says
  * what stays closed without it; one it cannot run without (the play-token

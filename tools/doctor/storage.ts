@@ -1,15 +1,15 @@
 import { constants as fsc } from 'node:fs'
 import { access, readdir, stat, statfs } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { ensureWritableDir, ensureWritableSubdirs } from '../../lib/data-dir.js'
-import { formatBytes } from '../../lib/units.js'
+import { ensureWritableDir, ensureWritableSubdirs } from '../../lib/storage/data-dir.js'
+import { formatBytes } from '../../lib/config/units.js'
 import { fail, ok, reason, warn, type Finding } from './finding.js'
 
 /**
  * A role's data directory and the space on its filesystem.
  *
  * A directory that exists is checked the way the service checks it at start
- * (lib/data-dir.ts: a real write, then every title directory), so doctor and
+ * (lib/storage/data-dir.ts: a real write, then every title directory), so doctor and
  * the service cannot disagree. One that does not exist yet is not created
  * (doctor may run as another user, and a directory it made would belong to
  * that user): its nearest existing parent must let this user create it.

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError } from '../../lib/errors.js'
-import { parseBytes } from '../../lib/units.js'
+import { parseBytes } from '../../lib/config/units.js'
 import { defaultTrace, titleLengths } from '../loadtest/trace.js'
 
 /**

@@ -1,4 +1,4 @@
-import { formatBytes } from '../../lib/units.js'
+import { formatBytes } from '../../lib/config/units.js'
 import type { Figures, ModelResult } from './report.js'
 
 /**

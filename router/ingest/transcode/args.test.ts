@@ -1,5 +1,5 @@
 import t from 'tap'
-import { loadConfig } from '../../../lib/config.js'
+import { loadConfig } from '../../../lib/config/config.js'
 import { jobs } from './args.js'
 import { planLadder } from './ladder.js'
 import type { SourceInfo } from './probe.js'

@@ -1,4 +1,4 @@
-import type { Config } from '../../../lib/config.js'
+import type { Config } from '../../../lib/config/config.js'
 import { BadRequestError } from '../../../lib/errors.js'
 import type { Rational, SourceInfo } from './probe.js'
 

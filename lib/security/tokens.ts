@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
 import { readSecretFile } from './secret-file.js'
-import { CdnError, ConfigError } from './errors.js'
+import { CdnError, ConfigError } from '../errors.js'
 
 /**
  * Signed playback tokens. A token grants one viewer one title until an expiry,

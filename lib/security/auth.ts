@@ -1,6 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { ConfigError, UnauthorizedError } from './errors.js'
+import { ConfigError, UnauthorizedError } from '../errors.js'
 import { readSecretFile } from './secret-file.js'
 
 /**

@@ -1,7 +1,7 @@
 import { constants as fsc } from 'node:fs'
 import { access, mkdir, open, opendir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { StorageError } from './errors.js'
+import { StorageError } from '../errors.js'
 
 /**
  * Every service checks at start that it can write where it keeps its state,

@@ -1,4 +1,4 @@
-import { BadRequestError } from './errors.js'
+import { BadRequestError } from '../errors.js'
 
 /**
  * SHA-256 digests on the wire use RFC 9530 fields: `Content-Digest` on a PUT

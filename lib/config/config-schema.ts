@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { parseCidr } from './tokens.js'
-import { RENDITION_ID, RENDITION_ID_RULE } from './media/rendition.js'
+import { parseCidr } from '../security/tokens.js'
+import { RENDITION_ID, RENDITION_ID_RULE } from '../media/rendition.js'
 
 /**
  * The shape of every setting. `config/default.json` holds the values; this file

@@ -2,7 +2,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
 import { openDatabase } from './sqlite.js'
-import { StorageError } from './errors.js'
+import { StorageError } from '../errors.js'
 
 const V1 = 'CREATE TABLE a (x INTEGER NOT NULL)'
 const V2 = 'CREATE TABLE b (y TEXT NOT NULL)'

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 import { configSchema, type Config } from './config-schema.js'
 
 export type { Config } from './config-schema.js'
@@ -11,7 +11,7 @@ export type { Config } from './config-schema.js'
  * Environment names are derived from the defaults' paths: origin.dataDir is
  * REELCDN_ORIGIN_DATA_DIR. The result is validated, then frozen.
  */
-const defaultsPath = fileURLToPath(new URL('../../config/default.json', import.meta.url))
+const defaultsPath = fileURLToPath(new URL('../../../config/default.json', import.meta.url))
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 type Tree = { [k: string]: Json }

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { chmod, rename, rm, writeFile } from 'node:fs/promises'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 
 /**
  * Files that hold secrets (tokens, play-token keys): read only when private,

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { CdnError } from './errors.js'
+import { CdnError } from '../errors.js'
 
 /**
  * Fill grants: what lets an edge read one chunk straight from one shard

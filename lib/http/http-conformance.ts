@@ -1,8 +1,8 @@
 import http, { type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import type { Config } from './config.js'
-import { CdnError } from './errors.js'
+import type { Config } from '../config/config.js'
+import { CdnError } from '../errors.js'
 
 /**
  * The request-line and header-field rules of HTTP/1.1 (RFC 9112 §2-3 and §6,

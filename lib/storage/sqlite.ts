@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { StorageError } from './errors.js'
+import { StorageError } from '../errors.js'
 
 /**
  * Opens one of our SQLite files (the shard's chunk index, the edge's disk

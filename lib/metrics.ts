@@ -177,6 +177,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     meta: tallies(['hit'] as const), unread: tallies(AHEAD_KINDS), playlists: tallies(PLAYLIST_KINDS),
     /** bytes by kind of file, then by where they came from (the byte hit ratio per kind) */
     files: fileTallies(),
+    /** bytes of misses and coalesced reads whose chunk a sibling at the site held (peer fill) */
+    sibling: { n: 0 },
   }
   const slotsSeen = { reused: 0, allocated: 0 }
   return {
@@ -185,6 +187,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.reads) } }),
     bytes: new Counter({ name: 'reelcdn_edge_bytes_served_total', help: 'Body bytes sent to players, by where they came from (same results as reelcdn_edge_requests_total); byte hit ratio: (ram_hit + disk_hit) / all, origin offload: 1 - reelcdn_edge_upstream_bytes_total / all',
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.bytes) } }),
+    siblingBytes: new Counter({ name: 'reelcdn_edge_sibling_bytes_served_total', help: 'Of the bytes reelcdn_edge_bytes_served_total counts as miss or coalesced, those whose chunk came from a sibling at the site that held it (peer fill, docs/peer-fill.md): hits of the site. A site\'s byte hit ratio: the sum over its edges of (ram_hit + disk_hit + these) over all bytes served',
+      registers: [registry], collect() { this.inc(hot.sibling.n); hot.sibling.n = 0 } }),
     fileBytes: new Counter({ name: 'reelcdn_edge_file_bytes_served_total', help: 'Body bytes sent to players (as reelcdn_edge_bytes_served_total), by the kind of file: title (a single-file title), video or audio (an adaptive title\'s renditions), and where they came from (ram_hit, disk_hit, miss, coalesced); byte hit ratio of a kind: (ram_hit + disk_hit) / all of that file',
       labelNames: ['file', 'result'] as const, registers: [registry], collect() {
         for (const f of FILE_KINDS) for (const r of READ_RESULTS) {

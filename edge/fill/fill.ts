@@ -75,7 +75,12 @@ export interface FillOptions {
   alloc?: (size: number) => Buffer
 }
 
-export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<AsyncIterable<Buffer> & { destroy(): void }>
+/**
+ * `held`: set (and read at each piece) while the bytes come from a sibling
+ * at the site that held the chunk (edge/site/peer-source.ts): the site's hit,
+ * not the origin's bytes.
+ */
+export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<AsyncIterable<Buffer> & { destroy(): void; held?: boolean }>
 /** The chunk's block list, already checked against `ref.blocks` */
 export type CrcsFetch = (ref: ChunkRef, signal: AbortSignal) => Promise<Buffer>
 
@@ -117,6 +122,9 @@ export class Fill {
   private readonly gate: BlockGate
   private hashed = 0
   private active = 0
+  /** bytes received from a sibling that held the chunk, and from anywhere else (the origin, or an owner filling it) */
+  private heldBytes = 0
+  private otherBytes = 0
   private wake: Wake | null = null
   /** false until the coalescer gives this fill a slot: no upstream request before */
   private started = false
@@ -134,6 +142,11 @@ export class Fill {
     this.segs = new Segments(ref.size)
     this.done = new Promise<Buffer>((resolve, reject) => { this.settle = { resolve, reject } })
     this.done.catch(noop)
+  }
+
+  /** Every byte received so far came from a sibling at the site that held the chunk: what players read from it is the site's hit. */
+  get fromSibling(): boolean {
+    return this.heldBytes > 0 && this.otherBytes === 0
   }
 
   get signal(): AbortSignal {
@@ -280,6 +293,8 @@ export class Fill {
       const n = Math.min(piece.length, seg.to - seg.pos)
       piece.copy(this.buf, seg.pos, 0, n)
       seg.pos += n
+      if (body.held === true) this.heldBytes += n
+      else this.otherBytes += n
       this.events.bytes(piece.length)
       seg.ok = this.gate.release(this.buf, seg.ok, seg.pos)
       this.advance()

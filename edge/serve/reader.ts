@@ -57,6 +57,8 @@ export interface Source {
   fill: Fill | undefined
   /** the Source holds its chunk's memory (a RAM or fill source) until `release` */
   held?: boolean
+  /** read for a sibling's peer fill (edge/site/peer-serve.ts), not a player: in none of the player counters (the peer's own count it) */
+  peer?: boolean
 }
 
 /**
@@ -85,13 +87,14 @@ export class TitleReader {
    * Chunk `index` if RAM holds it (no await: the hit path); undefined otherwise, then call `open` with `ramLooked`.
    * `moves`: the read is where the viewer is (false for an init segment): it starts readahead.
    */
-  openRam(file: TitleFile, index: number, moves = true): Source | undefined {
+  openRam(file: TitleFile, index: number, moves = true, peer = false): Source | undefined {
     const key = chunkRef(file, index).key
     const buf = this.cache.ram.get(key)
     if (buf === undefined) return undefined
     holdChunk(buf)
     this.ahead?.read(key)
     if (moves) this.readAhead(file, index)
+    if (peer) return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true, peer }
     this.metrics.hot.reads.ram_hit.n++
     return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true }
   }
@@ -99,9 +102,10 @@ export class TitleReader {
   /**
    * Where chunk `index` comes from, ready to send byte `offset` of it.
    * `ramLooked`: `openRam` just missed, so the first look skips RAM (a lookup
-   * counts for the policy, and one read must count once). `moves` as in `openRam`.
+   * counts for the policy, and one read must count once). `moves` and `peer` as in `openRam`.
    */
-  async open(file: TitleFile, index: number, offset: number, ramLooked = false, moves = true): Promise<Source> {
+  async open(file: TitleFile, index: number, offset: number, ramLooked = false, moves = true, peer = false): Promise<Source> {
+    const reads = peer ? undefined : this.metrics.hot.reads
     const ref = chunkRef(file, index)
     for (;;) {
       const buf = ramLooked ? undefined : this.cache.ram.get(ref.key)
@@ -110,8 +114,8 @@ export class TitleReader {
         holdChunk(buf)
         this.ahead?.read(ref.key)
         if (moves) this.readAhead(file, index)
-        this.metrics.hot.reads.ram_hit.n++
-        return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true }
+        if (reads) reads.ram_hit.n++
+        return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true, peer }
       }
       const row = this.cache.disk.get(ref.key)
       if (row !== undefined) {
@@ -120,8 +124,8 @@ export class TitleReader {
         if (handle !== undefined) {
           this.ahead?.read(ref.key)
           this.cache.promote(row)
-          this.metrics.hot.reads.disk_hit.n++
-          return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined }
+          if (reads) reads.disk_hit.n++
+          return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined, peer }
         }
       }
       const got = this.fills.join(ref, offset)
@@ -131,7 +135,7 @@ export class TitleReader {
       if (got.joined) this.ahead?.read(ref.key)
       else this.ahead?.missed(ref.key)
       const result = got.joined ? 'coalesced' : 'miss'
-      this.metrics.hot.reads[result].n++
+      if (reads) reads[result].n++
       // readahead once the first byte is here: the demand fill first, so readahead never takes the slot it needs,
       // nor the upstream's bandwidth before the player's first byte (the next chunk's first requests would share it);
       // and only once that byte went out: the caller writes it in this turn, and a fill's start (its chunk-sized
@@ -143,7 +147,7 @@ export class TitleReader {
         throw err
       }
       if (moves) setImmediate(() => this.readAhead(file, index))
-      return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill, held: true }
+      return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill, held: true, peer }
     }
   }
 
@@ -186,7 +190,7 @@ export class TitleReader {
    * Writes bytes [start, end] (inclusive) of the file. `first` is the source
    * opened before the headers, used if it is the chunk `start` falls in.
    */
-  async writeRange(file: TitleFile, start: number, end: number, res: ServerResponse, first: { src: Source | undefined }, session?: string,
+  async writeRange(file: TitleFile, start: number, end: number, res: ServerResponse, first: { src: Source | undefined; peer?: boolean }, session?: string,
     moves = true): Promise<void> {
     const cs = file.chunkSize
     const { position, read } = this.hooks
@@ -197,7 +201,7 @@ export class TitleReader {
       if (session !== undefined && moves) position?.(session, file, i)
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
-      else src = await this.open(file, i, from, false, moves)
+      else src = await this.open(file, i, from, false, moves, first.peer === true)
       await this.write(file, src, from, to, res)
       if (session !== undefined) read?.(chunkRef(file, i), src.result, to - from + 1, session)
     }
@@ -213,13 +217,15 @@ export class TitleReader {
       this.release(src)
     }
     this.count(file, src, (rest ?? to + 1) - from)
-    if (rest !== undefined) await this.write(file, await this.open(file, src.index, rest, false, false), rest, to, res)
+    if (rest !== undefined) await this.write(file, await this.open(file, src.index, rest, false, false, src.peer === true), rest, to, res)
   }
 
   /** Bytes sent to a player: by where they came from, and by the kind of file. */
   private count(file: TitleFile, src: Source, n: number): void {
+    if (src.peer === true) return
     this.metrics.hot.bytes[src.result].n += n
     this.metrics.hot.files[file.kind][src.result].n += n
+    if (src.fill?.fromSibling === true) this.metrics.hot.sibling.n += n
   }
 
   /**

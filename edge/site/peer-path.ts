@@ -11,6 +11,12 @@ import type { ChunkRef } from '../title.js'
  */
 export const PEER_ID = 'x-reelcdn-edge-id'
 export const PEER_HOP = 'x-reelcdn-peer-hop'
+/**
+ * On the owner's chunk answer: where it had the chunk (ram, disk: the site
+ * held it; fill: it is fetching it now). The asker counts the bytes players
+ * get from a held chunk as the site's hits (reelcdn_edge_sibling_bytes_served_total).
+ */
+export const PEER_FROM = 'x-reelcdn-peer-from'
 
 /** Where the owner answers a chunk (append `/crcs` for its block list). */
 export function peerChunkPath(ref: Pick<ChunkRef, 'contentId' | 'rid' | 'index'>): string {

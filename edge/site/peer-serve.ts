@@ -12,7 +12,7 @@ import type { MetaCache } from '../fill/meta-cache.js'
 import type { Source, TitleReader } from '../serve/reader.js'
 import type { ChunkCache } from '../tiers/cache.js'
 import { chunkRef, fileOf, refName, type ChunkRef, type TitleFile } from '../title.js'
-import { PEER_HOP, PEER_ID } from './peer-path.js'
+import { PEER_FROM, PEER_HOP, PEER_ID } from './peer-path.js'
 import type { SiteView } from './site-view.js'
 
 /**
@@ -162,12 +162,13 @@ async function serveChunk(d: PeerServeDeps, req: IncomingMessage, res: ServerRes
   const [from, to] = chunkRange(req.headers.range, ref)
   const base = ref.index * file.chunkSize
   await serving(d, ref.key, async () => {
-    const first = { src: d.reader.openRam(file, ref.index, false) ?? await d.reader.open(file, ref.index, from, true, false) as Source | undefined }
+    // a sibling's read, not a player's: in the peer counters below, none of the players' (bytes served, hit ratio)
+    const first = { src: d.reader.openRam(file, ref.index, false, true) ?? await d.reader.open(file, ref.index, from, true, false, true) as Source | undefined, peer: true }
     try {
       const whole = from === 0 && to === ref.size - 1
       res.writeHead(whole ? 200 : 206, {
         'content-type': 'application/octet-stream', 'content-length': to - from + 1, etag: `"${ref.sha256}"`,
-        ...(whole ? {} : { 'content-range': `bytes ${from}-${to}/${ref.size}` }),
+        ...(whole ? {} : { 'content-range': `bytes ${from}-${to}/${ref.size}` }), [PEER_FROM]: FROM[first.src!.result],
       })
       d.metrics.served.inc({ kind: 'chunk', from: FROM[first.src!.result] })
       await d.reader.writeRange(file, base + from, base + to, res, first, undefined, false)

@@ -10,7 +10,7 @@ import type { ChunkFetch, CrcsFetch } from '../fill/fill.js'
 import { BlockRun } from '../fill/block-run.js'
 import { translateUpstreamError } from '../fill/upstream.js'
 import type { SiteMember, SiteView } from './site-view.js'
-import { PEER_HOP, PEER_ID, peerChunkPath } from './peer-path.js'
+import { PEER_FROM, PEER_HOP, PEER_ID, peerChunkPath } from './peer-path.js'
 
 /**
  * Peer fill, the asking side (docs/peer-fill.md): a fill of a chunk of a
@@ -101,7 +101,7 @@ export class PeerSource {
   readonly chunk: ChunkFetch = async (ref, from, to, signal) => {
     const peer = this.peerFor(ref)
     if (peer === undefined) return this.next.chunk(ref, from, to, signal)
-    let first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }
+    let first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer; held: boolean }
     try {
       first = await this.open(peer, ref, from, to, signal)
     } catch (err) {
@@ -109,9 +109,11 @@ export class PeerSource {
       this.fellBack(peer, ref, err, from)
       return this.next.chunk(ref, from, to, signal)
     }
-    const hold = { stopped: false }
+    // `held` (fill.ts): the owner had the chunk in its tiers; a fallback to this edge's own path clears it
+    const hold = { stopped: false, held: first.held }
     const it = this.read(peer, ref, from, to, signal, first, hold)
-    return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; first.body.destroy(); void it.return(undefined) } }
+    return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; first.body.destroy(); void it.return(undefined) },
+      get held() { return hold.held } }
   }
 
   readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.list(ref, signal))
@@ -132,7 +134,7 @@ export class PeerSource {
 
   /** Steps 2-3 for bytes [from, to): the owner's body, verified block by block; the rest by this edge's own path on any failure. */
   private async *read(peer: SiteMember, ref: ChunkRef, from: number, to: number, signal: AbortSignal,
-    first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }, hold: { stopped: boolean }): AsyncGenerator<Buffer> {
+    first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }, hold: { stopped: boolean; held: boolean }): AsyncGenerator<Buffer> {
     const what = `chunk ${refName(ref)} from ${peer.id}`
     let pos = from
     let fallback = false
@@ -174,11 +176,12 @@ export class PeerSource {
     } finally {
       first.body.destroy()
     }
+    hold.held = false
     if (fallback && !hold.stopped) yield* await this.next.chunk(ref, pos, to, signal)
   }
 
   /** The owner's answer for [from, to), checked before a byte is read, and its first piece: all within the first-byte timeout. */
-  private async open(peer: SiteMember, ref: ChunkRef, from: number, to: number, signal: AbortSignal): Promise<{ body: Body; it: AsyncIterator<Buffer>; piece: Buffer }> {
+  private async open(peer: SiteMember, ref: ChunkRef, from: number, to: number, signal: AbortSignal): Promise<{ body: Body; it: AsyncIterator<Buffer>; piece: Buffer; held: boolean }> {
     const ranged = from > 0 || to < ref.size
     return this.timed(peer, ref, signal, async s => {
       const res = await this.request(peer, peerChunkPath(ref), ranged ? { range: `bytes=${from}-${to - 1}` } : {}, s)
@@ -194,7 +197,8 @@ export class PeerSource {
       const it = (res.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
       const r = await it.next()
       if (r.done) throw new PeerError(`${peer.id} sent no byte of chunk ${refName(ref)}`, 'error')
-      return { body: res.body, it, piece: r.value }
+      const where = h[PEER_FROM]
+      return { body: res.body, it, piece: r.value, held: where === 'ram' || where === 'disk' }
     })
   }
 

@@ -79,3 +79,14 @@ t.test('the siblings of a hot title\'s owners spread their requests over those o
   }
   t.ok(asked.size >= 2, `the 9 siblings ask more than one of the 3 owners: ${JSON.stringify([...asked])}`)
 })
+
+t.test('a hot title\'s later owners ask its first owner (one copy from the origin per site); the first owner asks nobody', async t => {
+  const many = Array.from({ length: 6 }, (_, i) => ({ id: `edge-${i}`, url: `http://127.0.0.1:${i + 1}`, weight: 1 }))
+  const owners = ownersOf('hot', many, 3).map(m => m.id)
+  for (const [i, id] of owners.entries()) {
+    const v = new SiteView('s1', () => id)
+    v.update({ site: { id: 's1', members: many }, hot: [{ contentId: 'hot', owners: 3 }] })
+    t.ok(v.owns('hot'), `${id} owns it`)
+    t.equal(v.peerFor('hot')?.id, i === 0 ? undefined : owners[0], i === 0 ? 'the first owner fills from the origin' : `owner ${i + 1} asks the first`)
+  }
+})

@@ -78,16 +78,20 @@ export class SiteView {
   }
 
   /**
-   * The edge to ask for a chunk of `contentId` this edge does not own; undefined when this edge owns it or has
-   * no site. A title's one owner; of a hot title's owners, the one this edge ranks first for it (lib/affinity.ts
-   * again, keyed by the title and this edge), so the siblings' requests spread over the owners, each asker
-   * keeping to one (its requests for the title coalesce there).
+   * The edge to ask for a chunk of `contentId`; undefined when this edge is its first owner or has no site.
+   * A title's one owner. Of a hot title's owners: a later owner asks the first, so the site fetches a chunk
+   * from the origin once however many edges hold it (its first copy, then peer fills: one hop, as the first
+   * owner asks nobody); an edge that is not an owner asks the owner it ranks first (lib/affinity.ts again,
+   * keyed by the title and this edge), so the siblings' requests spread over the owners, each asker keeping
+   * to one (its requests for the title coalesce there).
    */
   peerFor(contentId: string): SiteMember | undefined {
     if (!this.active) return undefined
     const owners = this.owners(contentId)
     const self = this.self()
-    if (owners.some(m => m.id === self)) return undefined
+    const at = owners.findIndex(m => m.id === self)
+    if (at === 0) return undefined
+    if (at > 0) return owners[0]
     return owners.length > 1 ? rankByAffinity(`${contentId}\u0000${self}`, owners)[0] : owners[0]
   }
 

@@ -25,6 +25,8 @@ t.test('a chunk a sibling holds costs the origin nothing: the other edge gets it
   await s.up.addTitle(id, body, { chunkSize: CHUNK, blocks: true })
   t.ok((await get(`${a.url}/v1/content/${id}`)).body.equals(body), 'the owner filled it')
   await settled(a)
+  const ownerServed = await metric(a.url, 'reelcdn_edge_bytes_served_total')
+  const ownerReads = await metric(a.url, 'reelcdn_edge_requests_total')
   const origin = s.up.requests(id)
   const lists = s.up.crcsLog.length
   t.equal(origin, 5, 'one origin fetch per chunk, by the owner')
@@ -41,6 +43,13 @@ t.test('a chunk a sibling holds costs the origin nothing: the other edge gets it
   t.equal(await metric(a.url, 'reelcdn_edge_peer_served_total', { kind: 'chunk' }), 5, 'the owner answered them from its tiers')
   t.equal(await metric(a.url, 'reelcdn_edge_peer_served_total', { kind: 'chunk', from: 'fill' }), 0)
   t.equal(await metric(a.url, 'reelcdn_edge_peer_served_bytes_total'), body.length)
+  // the site's hits: every byte the sibling served came from a chunk the owner held, none of the owner's own misses did
+  t.equal(await metric(b.url, 'reelcdn_edge_sibling_bytes_served_total'), body.length, 'the sibling\'s bytes count as the site\'s hits')
+  t.equal(await metric(b.url, 'reelcdn_edge_bytes_served_total', { result: 'miss' }) + await metric(b.url, 'reelcdn_edge_bytes_served_total', { result: 'coalesced' }),
+    body.length, '...and still as this edge\'s misses')
+  t.equal(await metric(a.url, 'reelcdn_edge_sibling_bytes_served_total'), 0, 'the owner\'s misses came from the origin')
+  t.equal(await metric(a.url, 'reelcdn_edge_bytes_served_total'), ownerServed, 'the owner\'s answers to a sibling are not bytes served to players')
+  t.equal(await metric(a.url, 'reelcdn_edge_requests_total'), ownerReads, '...nor player reads')
   // cached on the asker now: a hit, nobody asked
   t.ok((await get(`${b.url}/v1/content/${id}`, { range: 'bytes=0-99' })).body.equals(body.subarray(0, 100)))
   t.equal(await metric(a.url, 'reelcdn_edge_peer_served_total', { kind: 'chunk' }), 5, 'a hit on the asker asks nobody')
@@ -132,6 +141,7 @@ t.test('an owner lying about a block: the rest from the edge\'s own path from th
   t.ok(got.body.equals(real.subarray(0, CHUNK)), 'the player got the right bytes')
   t.equal(await metric(b.url, 'reelcdn_edge_peer_fills_total', { outcome: 'error' }), 1, 'the bad block counted')
   t.equal(await metric(b.url, 'reelcdn_edge_peer_fill_bytes_total'), 65536, 'only the verified block before it came from the liar')
+  t.equal(await metric(b.url, 'reelcdn_edge_sibling_bytes_served_total'), 0, 'an owner that does not say it held the chunk gives the site no hit')
   t.same(s.up.log.filter(r => r.contentId === id).map(r => r.range), [`bytes=65536-${CHUNK - 1}`], 'the origin sent the rest from block 1')
   await settled(b)
   t.ok((await get(`${b.url}/v1/content/${id}`, { range: `bytes=0-${CHUNK - 1}` })).body.equals(real.subarray(0, CHUNK)), 'the cached chunk is the verified one')

@@ -4,6 +4,7 @@ import { request } from 'undici'
 import { KeyRing, signToken } from '../../lib/security/tokens.js'
 import { TestCluster, TOKEN, TOKEN_KEYS } from './harness.js'
 import { get, startTestEdge } from '../helpers/edge.js'
+import { tamperedSignature } from '../helpers/tamper.js'
 
 /**
  * router.requireToken: the origin URL /v1/play hands out (the router itself,
@@ -40,7 +41,7 @@ t.test('a router requiring tokens serves its own play URL, refuses bad tokens wi
   const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString())
   const forged = Buffer.from(JSON.stringify({ ...claims, exp: claims.exp + 86400 })).toString('base64url')
   t.match(await reason(t, `${url}?token=${forged}.${sig}`), /bad signature/, 'tampered payload')
-  t.match(await reason(t, `${url}?token=${payload}.${sig!.slice(0, -2)}AA`), /bad signature/, 'tampered signature')
+  t.match(await reason(t, `${url}?token=${payload}.${tamperedSignature(sig!)}`), /bad signature/, 'tampered signature')
   t.match(await reason(t, `${c.url}/v1/content/other?token=${play.token}`), /another title/)
   const ring = KeyRing.parse(TOKEN_KEYS)
   const now = Math.floor(Date.now() / 1000)

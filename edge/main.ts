@@ -191,10 +191,10 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const hooks: ReadHooks = {}
     if (ramPolicy.observe || diskPolicy.observe) {
       // a session's stream and the file it reads (a title, or a rendition: its position moves with a rung switch)
-      hooks.position = (session, file, index) => {
+      hooks.position = (session, file, index, reading) => {
         const now = Date.now()
-        ramPolicy.observe?.(session, file.name, index, now)
-        diskPolicy.observe?.(session, file.name, index, now)
+        ramPolicy.observe?.(session, file.name, index, now, reading)
+        diskPolicy.observe?.(session, file.name, index, now, reading)
       }
     }
     // the log also carries the upstream bytes, so `edge report` can give the offload next to the hit ratio

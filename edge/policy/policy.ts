@@ -67,8 +67,11 @@ export interface EvictionPolicy {
    */
   snapshot?(): PolicySnapshot
   restore?(snap: PolicySnapshot, sizeOf: (key: string) => number | undefined): boolean
-  /** Session-aware policies: a player session read chunk `index` of `title` (see edge/policy/session-policy.ts). */
-  observe?(session: string, title: string, index: number, now: number): void
+  /**
+   * Session-aware policies: a player session read chunk `index` of `title` (see edge/policy/session-policy.ts);
+   * `reading`: the read stopped short of the chunk's end, so the session will read more of it (session-tracker.ts).
+   */
+  observe?(session: string, title: string, index: number, now: number, reading?: boolean): void
 }
 
 export interface PolicySnapshot {

@@ -84,9 +84,9 @@ export class PredictivePolicy implements EvictionPolicy {
   hit(_key: string): void {}
   miss(_key: string): void {}
 
-  observe(session: string, title: string, index: number, now: number): void {
+  observe(session: string, title: string, index: number, now: number, reading = false): void {
     // count a session's arrival at a chunk once, however many ranges of it the player reads
-    if (!this.tracker.observe(session, title, index, now)) return
+    if (!this.tracker.observe(session, title, index, now, reading)) return
     if (index === 0) this.starts.set(title, (this.starts.get(title) ?? 0) + 1)
     if (index < 100_000) {
       while (this.surv.length <= index) this.surv.push(0)

@@ -35,8 +35,8 @@ export class SessionAwarePolicy implements EvictionPolicy {
     this.base = opts.base === 'wtinylfu' ? new WTinyLfuPolicy(capacity, typicalBytes, 0.01, wanted) : new S3FifoPolicy(capacity, 0.1, wanted)
   }
 
-  observe(session: string, title: string, index: number, now: number): void {
-    this.tracker.observe(session, title, index, now)
+  observe(session: string, title: string, index: number, now: number, reading = false): void {
+    this.tracker.observe(session, title, index, now, reading)
   }
 
   get size(): number { return this.base.size }

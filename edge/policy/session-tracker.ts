@@ -4,6 +4,13 @@
  * abandoned, read chunks i+1 … i+horizon next. `wanted(key)` counts the live
  * sessions that are about to read a chunk, so the cache can keep the chunks a
  * trailing viewer will reach and evict first those no live session will.
+ * A session whose last read stopped short of its chunk's end (`reading`:
+ * players read a chunk in several ranges, Chromium's 32 KiB-aligned ones,
+ * hls.js's segments, the load tester's ~150 kB) wants that chunk too, until
+ * a read reaches its end or the session moves: without it, a chunk filled
+ * for a viewer's first range could be declined and filled again for each of
+ * its next ranges (test/regress/issue-17-predictive-reading-chunk). A read
+ * of a whole chunk, as a trace replays them, leaves it unprotected.
  *
  * Adaptive titles (issue 15). What a session reads is a file: a title, or a
  * rendition (`contentId/rid`: edge/title.ts), and a session sits at one chunk
@@ -34,6 +41,8 @@ interface Session {
   title: string
   index: number
   lastSeen: number
+  /** its last read of `index` stopped short of the chunk's end: it will read more of it */
+  reading: boolean
 }
 
 export class SessionTracker {
@@ -56,13 +65,20 @@ export class SessionTracker {
     return Math.max(1, Math.min(this.horizon, Math.floor(this.budget / Math.max(1, this.sessions.size))))
   }
 
-  /** A session read chunk `index` of `title`; false if that is where it already was (another range of the same chunk). */
-  observe(session: string, title: string, index: number, now: number): boolean {
+  /**
+   * A session read chunk `index` of `title` (`reading`: its read stopped short of the chunk's end); false if that
+   * is where it already was (another range of the same chunk).
+   */
+  observe(session: string, title: string, index: number, now: number, reading = false): boolean {
     const s = this.sessions.get(session)
     if (s) {
       this.sessions.delete(session) // re-set below keeps the Map in last-seen order
       if (s.title === title && s.index === index) {
         s.lastSeen = now
+        if (s.reading !== reading) {
+          this.count(0, this.key(title, index), reading ? 1 : -1)
+          s.reading = reading
+        }
         this.sessions.set(session, s)
         return false
       }
@@ -72,17 +88,17 @@ export class SessionTracker {
       this.sessions.delete(oldest)
       this.unmark(o)
     }
-    const next = { title, index, lastSeen: now }
+    const next = { title, index, lastSeen: now, reading }
     this.sessions.set(session, next)
     this.mark(next)
     this.expire(now)
     return true
   }
 
-  /** How many live sessions will read this chunk within the horizon. */
+  /** How many live sessions will read this chunk within the horizon, or are reading it still. */
   wanted(key: string): number {
     let n = 0
-    for (let d = 1, h = this.effectiveHorizon; d <= h; d++) n += this.pending[d]!.get(key) ?? 0
+    for (let d = 0, h = this.effectiveHorizon; d <= h; d++) n += this.pending[d]!.get(key) ?? 0
     return n
   }
 
@@ -115,21 +131,21 @@ export class SessionTracker {
     return keys[index] ??= this.keyOf(title, index)
   }
 
+  /** `pending[d]` of `k` moved by `by` (+1 or -1); a count of 0 leaves the map. */
+  private count(d: number, k: string, by: number): void {
+    const m = this.pending[d]!
+    const n = (m.get(k) ?? 0) + by
+    if (n <= 0) m.delete(k)
+    else m.set(k, n)
+  }
+
   private mark(s: Session): void {
-    for (let d = 1; d <= this.horizon; d++) {
-      const k = this.key(s.title, s.index + d)
-      const m = this.pending[d]!
-      m.set(k, (m.get(k) ?? 0) + 1)
-    }
+    if (s.reading) this.count(0, this.key(s.title, s.index), 1)
+    for (let d = 1; d <= this.horizon; d++) this.count(d, this.key(s.title, s.index + d), 1)
   }
 
   private unmark(s: Session): void {
-    for (let d = 1; d <= this.horizon; d++) {
-      const k = this.key(s.title, s.index + d)
-      const m = this.pending[d]!
-      const n = (m.get(k) ?? 0) - 1
-      if (n <= 0) m.delete(k)
-      else m.set(k, n)
-    }
+    if (s.reading) this.count(0, this.key(s.title, s.index), -1)
+    for (let d = 1; d <= this.horizon; d++) this.count(d, this.key(s.title, s.index + d), -1)
   }
 }

@@ -68,7 +68,8 @@ export interface Source {
  * its bytes went out (the request log).
  */
 export interface ReadHooks {
-  position?(session: string, file: TitleFile, index: number): void
+  /** `reading`: the read stops short of the chunk's end, so the viewer will be back for more of it */
+  position?(session: string, file: TitleFile, index: number, reading: boolean): void
   read?(ref: ChunkRef, result: Result, bytes: number, session: string): void
 }
 
@@ -162,7 +163,8 @@ export class TitleReader {
     this.ahead?.read(ref.key)
     if (moves) this.readAhead(file, index)
     if (session === '') return
-    if (moves) this.hooks.position?.(session, file, index)
+    // a thread's hit says how many bytes, not where they ended: the chunk is held already, and counts as read through
+    if (moves) this.hooks.position?.(session, file, index, false)
     this.hooks.read?.(ref, result, bytes, session)
   }
 
@@ -198,7 +200,7 @@ export class TitleReader {
       const base = i * cs
       const from = Math.max(start, base) - base
       const to = Math.min(end, base + cs - 1) - base
-      if (session !== undefined && moves) position?.(session, file, i)
+      if (session !== undefined && moves) position?.(session, file, i, stopsShort(file, i, to))
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
       else src = await this.open(file, i, from, false, moves, first.peer === true)
@@ -275,7 +277,7 @@ export class TitleReader {
 
   private endWith(file: TitleFile, src: Source, from: number, to: number, res: ServerResponse, session: string | undefined, moves: boolean): void | Promise<void> {
     const { position, read } = this.hooks
-    if (session !== undefined && moves) position?.(session, file, src.index)
+    if (session !== undefined && moves) position?.(session, file, src.index, stopsShort(file, src.index, to))
     const done = (sent = to + 1) => {
       this.count(file, src, sent - from)
       if (session !== undefined) read?.(chunkRef(file, src.index), src.result, to - from + 1, session)
@@ -301,4 +303,9 @@ export class TitleReader {
       pos = avail
     }
   }
+}
+
+/** Whether a read of chunk `index` ending at byte `to` of it (inclusive) stops short of the chunk's end. */
+function stopsShort(file: TitleFile, index: number, to: number): boolean {
+  return to < Math.min(file.chunkSize, file.size - index * file.chunkSize) - 1
 }

@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { startCluster, type LocalCluster } from '../lib/cluster.js'
 import { CLI, startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
@@ -23,10 +24,23 @@ import { ingestTitle, TitleData } from '../lib/title.js'
  *                 by demand (demand reports every 2 s)
  *   single        one edge with four times the cache (the ideal the site
  *                 should approach), steered to alone
- * and reports per variant the site's byte hit ratio (hits over bytes served,
- * all edges), the origin bytes (what the edges filled, by either fill path,
- * plus what players read from the origin URL) and the load spread (the
- * busiest edge's bytes served over the mean).
+ * and reports per variant the site's byte hit ratio (bytes the site held
+ * over bytes served to players, all edges: an edge's RAM and disk hits, and
+ * the bytes of chunks it peer-filled from a sibling that held them,
+ * reelcdn_edge_sibling_bytes_served_total), the edges' own byte hit ratio
+ * (an edge's hits only, as one edge's dashboard shows it), the origin bytes
+ * (what the edges filled by either fill path, plus what players read from
+ * the origin URL) and the load spread (the busiest edge's bytes served over
+ * the mean).
+ *
+ * The shape: caches of 102 chunks, several times what the sessions playing
+ * at once on an edge are in (the first shape, 26-chunk caches under ~25
+ * sessions, refetched a chunk between one viewer's reads of it: origin bytes
+ * ran at twice the bytes served whatever the steering, and the row measured
+ * that churn more than placement). The figures count from WARM_SHARE of the
+ * run on, so the caches are full and the compulsory misses of a cold start
+ * are out, as in `reelcdn model` (its warm-up); the run lasts as long as the
+ * scenario's arrivals and their sessions (--players-seconds does not apply).
  *
  * Readahead is off: with caches this small (26 chunks) the chunks fetched
  * ahead for ~25 viewers at once evicted each other before they were read
@@ -40,18 +54,22 @@ import { ingestTitle, TitleData } from '../lib/title.js'
  */
 const MiB = 1024 ** 2
 const CHUNK = 1 * MiB
-const TITLES = 32
-const TITLE_BYTES = 16 * MiB
+const TITLES = 64
+const TITLE_BYTES = 32 * MiB
 const CACHE_PCT = 5
 const EDGES = 4
 const SPEED = 8
 /**
  * Many short sessions rather than a scenario's few long ones, so a short run
  * draws enough titles from the Zipf curve for a hit ratio to mean something:
- * up to 200 viewers arriving one a second (of playback time), 2 Mb/s, Zipf 0.9.
+ * 400 viewers arriving one a second (of playback time), 2 Mb/s, Zipf 0.9.
  */
-const SCENARIO = { name: 'steering', description: 'bench steering row: many short sessions, Zipf 0.9', players: 200, arrivalS: 1, zipf: 0.9,
+const SCENARIO = { name: 'steering', description: 'bench steering row: many short sessions, Zipf 0.9', players: 400, arrivalS: 1, zipf: 0.9,
   bitrates: [{ bps: 2_000_000, weight: 1 }], startupS: 2, bufferS: 10, sessionS: 60, completeShare: 0.2, meanWatchedShare: 0.3, seekChance: 0, premiereShare: 0 }
+/** the run: the arrivals, then the last sessions' length, in wall seconds */
+const RUN_S = Math.ceil((SCENARIO.players * SCENARIO.arrivalS + SCENARIO.sessionS) / SPEED)
+/** the figures count from this share of the run on (the caches warm before) */
+const WARM_SHARE = 0.35
 const EDGE_TOKEN = randomBytes(16).toString('hex')
 const TOKEN_KEYS = `k1:${randomBytes(32).toString('hex')}`
 
@@ -59,6 +77,7 @@ export type SteeringVariant = 'load' | 'affinity' | 'affinity-hot' | 'single'
 
 interface Outcome {
   hitRatio: number
+  edgeHitRatio: number
   originBytes: number
   servedBytes: number
   served: number[]
@@ -84,13 +103,15 @@ export const steeringRow: BenchRow = {
       }
       const cacheBytes = Math.round((TITLES * TITLE_BYTES * CACHE_PCT) / 100 / CHUNK) * CHUNK
       ctx.log(`steering: ingested ${TITLES} titles of ${TITLE_BYTES / MiB} MiB; edges of ${cacheBytes / MiB} MiB (${CACHE_PCT} % of the catalog) each`)
-      const what = `${o.playersSeconds} s at ${SPEED}x, ${TITLES} titles × ${TITLE_BYTES / MiB} MiB, ${CHUNK / MiB} MiB chunks`
+      const what = `${RUN_S} s at ${SPEED}x (counted from ${Math.round(WARM_SHARE * RUN_S)} s), ${TITLES} titles × ${TITLE_BYTES / MiB} MiB, ${CHUNK / MiB} MiB chunks`
       await writeFile(join(ctx.dir, 'steering-scenario.json'), JSON.stringify(SCENARIO))
       for (const variant of o.steeringVariants as SteeringVariant[]) {
         const r = await runVariant(ctx, c, variant, ids, cacheBytes)
         const mean = r.served.reduce((a, b) => a + b, 0) / r.served.length
         const label = variant === 'single' ? `one edge at ${CACHE_PCT * EDGES} %` : `${EDGES} edges at ${CACHE_PCT} %, ${variant}`
         ctx.figure({ row: 'steering', name: `${label}: site byte hit ratio`, value: 100 * r.hitRatio, unit: '%', note: `${r.sessions} sessions; ${what}` })
+        if (variant !== 'single')
+          ctx.figure({ row: 'steering', name: `${label}: edges' own byte hit ratio`, value: 100 * r.edgeHitRatio, unit: '%', note: 'RAM and disk hits only: a byte peer-filled from a sibling is a miss here' })
         ctx.figure({ row: 'steering', name: `${label}: origin bytes`, value: r.originBytes / 1e6, unit: 'MB',
           note: `${(100 * r.originBytes / r.servedBytes).toFixed(1)} % of the ${(r.servedBytes / 1e6).toFixed(0)} MB the edges served; edges' fills (direct or relay) + players' reads of the origin URL` })
         if (variant !== 'single')
@@ -138,21 +159,39 @@ async function runVariant(ctx: BenchContext, c: LocalCluster, variant: SteeringV
       const body = await res.body.json() as { urls?: { kind: string }[] }
       return (body.urls ?? []).filter(u => u.kind === 'edge').length === n
     }, 30_000)
-    const before = await Promise.all(edges.map(e => scrape(e.url)))
     const outDir = join(dir, 'loadtest')
     const args = ['loadtest', 'players', '--scenario', join(ctx.dir, 'steering-scenario.json'), '--router', router.url, '--edge-metrics', edges.map(e => e.url).join(','),
-      '--titles', ids.join(','), '--duration', String(o.playersSeconds), '--speed', String(SPEED), '--seed', '1', '--no-ceiling', '--out', outDir]
+      '--titles', ids.join(','), '--duration', String(RUN_S), '--speed', String(SPEED), '--seed', '1', '--no-ceiling', '--out', outDir]
     ctx.log(`steering (${variant}): reelcdn ${args.join(' ')}`)
-    await ctx.procs.run('reelcdn loadtest', process.execPath, [o.cli ?? CLI, ...args])
+    const run = ctx.procs.run('reelcdn loadtest', process.execPath, [o.cli ?? CLI, ...args])
+    run.catch(() => {}) // awaited below; a failure while the warm-up sleeps is reported there
+    await sleep(WARM_SHARE * RUN_S * 1000)
+    const before = await Promise.all(edges.map(e => scrape(e.url)))
+    const routerBefore = await scrape(router.url)
+    await run
     const after = await Promise.all(edges.map(e => scrape(e.url)))
+    const routerAfter = await scrape(router.url)
+    const rd = (name: string, labels = '') => sample(routerAfter, name, labels) - sample(routerBefore, name, labels)
+    const ed = (name: string, labels = '') => edges.map((_, i) => sample(after[i]!, name, labels) - sample(before[i]!, name, labels))
+    const fmt = (v: number[]) => v.map(x => (x / 1e6).toFixed(0)).join('/')
+    ctx.log(`steering (${variant}) diag: steered ${['owner', 'hot_owner', 'over_bound', 'load'].map(c => `${c}=${rd('reelcdn_router_steered_total', `choice="${c}"`)}`).join(' ')}; ` +
+      `served MB ${fmt(ed('reelcdn_edge_bytes_served_total'))} hit ${fmt(ed('reelcdn_edge_bytes_served_total', 'result="ram_hit"'))} miss ${fmt(ed('reelcdn_edge_bytes_served_total', 'result="miss"'))} coal ${fmt(ed('reelcdn_edge_bytes_served_total', 'result="coalesced"'))} sibling ${fmt(ed('reelcdn_edge_sibling_bytes_served_total'))}; ` +
+      `fill MB direct ${fmt(ed('reelcdn_edge_fill_bytes_total', 'path="direct"'))} relay ${fmt(ed('reelcdn_edge_fill_bytes_total', 'path="relay"'))} peer ${fmt(ed('reelcdn_edge_peer_fill_bytes_total'))}; ` +
+      `peer fills ${['served', 'timeout', 'refused', 'error', 'held'].map(c => `${c}=${ed('reelcdn_edge_peer_fills_total', `outcome="${c}"`).reduce((a, b) => a + b, 0)}`).join(' ')}; ` +
+      `owner served ${['ram', 'disk', 'fill'].map(w => `${w}=${ed('reelcdn_edge_peer_served_total', `from="${w}"`).reduce((a, b) => a + b, 0)}`).join(' ')}; ` +
+      `evictions ${ed('reelcdn_edge_evictions_total', 'tier="ram"').reduce((a, b) => a + b, 0)}; requests ${['ram_hit', 'miss', 'coalesced'].map(r => `${r}=${ed('reelcdn_edge_requests_total', `result="${r}"`).reduce((a, b) => a + b, 0)}`).join(' ')}`)
+    // the players' reads of the origin URL over the whole run (none expected: the edges answer)
     const res = JSON.parse(await readFile(join(outDir, 'result.json'), 'utf8')) as { players: { sessions: number; bytesFromOrigin?: number } }
     const delta = (name: string, labels = '') => edges.map((_, i) => sample(after[i]!, name, labels) - sample(before[i]!, name, labels))
     const served = delta('reelcdn_edge_bytes_served_total')
     const hits = delta('reelcdn_edge_bytes_served_total', 'result="ram_hit"').map((v, i) => v + delta('reelcdn_edge_bytes_served_total', 'result="disk_hit"')[i]!)
+    const sibling = delta('reelcdn_edge_sibling_bytes_served_total')
     const filled = delta('reelcdn_edge_fill_bytes_total')
     const total = served.reduce((a, b) => a + b, 0)
+    const sum = (v: number[]) => v.reduce((a, b) => a + b, 0)
     return {
-      hitRatio: total > 0 ? hits.reduce((a, b) => a + b, 0) / total : NaN,
+      hitRatio: total > 0 ? (sum(hits) + sum(sibling)) / total : NaN,
+      edgeHitRatio: total > 0 ? sum(hits) / total : NaN,
       originBytes: filled.reduce((a, b) => a + b, 0) + (res.players.bytesFromOrigin ?? 0),
       served, servedBytes: total, sessions: res.players.sessions,
     }

@@ -501,6 +501,9 @@ export function routerSteeringMetrics(registry: Registry) {
     steered: new Counter({ name: 'reelcdn_router_steered_total',
       help: '/v1/play answers by their first URL (owner: the title\'s first owner; hot_owner: another of a hot title\'s owners; over_bound: an owner past one above the load bound; load: router.steering=load; no_local: no edge local to the client)',
       labelNames: ['choice'] as const, registers: [registry] }),
+    plays: new Counter({ name: 'reelcdn_router_plays_steered_total',
+      help: '/v1/play answers by the edge they name first: each edge\'s share of plays, the load the steering bound counts (router.steeringLoadFactor); one series per edge in the registry, which is bounded',
+      labelNames: ['edge'] as const, registers: [registry] }),
     hotTitles: new Gauge({ name: 'reelcdn_router_steering_hot_titles', help: 'Titles with router.steeringHotMinPlays plays or more in the window: those whose demand may give them more than one owner at a site', registers: [registry] }),
   }
 }

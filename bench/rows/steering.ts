@@ -81,6 +81,8 @@ interface Outcome {
   originBytes: number
   servedBytes: number
   served: number[]
+  /** plays the router steered to each edge first (reelcdn_router_plays_steered_total): the load its bound counts */
+  plays: number[]
   sessions: number
 }
 
@@ -114,9 +116,13 @@ export const steeringRow: BenchRow = {
           ctx.figure({ row: 'steering', name: `${label}: edges' own byte hit ratio`, value: 100 * r.edgeHitRatio, unit: '%', note: 'RAM and disk hits only: a byte peer-filled from a sibling is a miss here' })
         ctx.figure({ row: 'steering', name: `${label}: origin bytes`, value: r.originBytes / 1e6, unit: 'MB',
           note: `${(100 * r.originBytes / r.servedBytes).toFixed(1)} % of the ${(r.servedBytes / 1e6).toFixed(0)} MB the edges served; edges' fills (direct or relay) + players' reads of the origin URL` })
-        if (variant !== 'single')
+        if (variant !== 'single') {
           ctx.figure({ row: 'steering', name: `${label}: load spread`, value: Math.max(...r.served) / mean, unit: 'max/mean',
             note: `bytes served per edge: ${r.served.map(b => (b / 1e6).toFixed(0)).join(', ')} MB (goal: at most 1.25)` })
+          const plays = r.plays.reduce((a, b) => a + b, 0) / r.plays.length
+          ctx.figure({ row: 'steering', name: `${label}: play spread`, value: Math.max(...r.plays) / plays, unit: 'max/mean',
+            note: `plays steered to each edge first: ${r.plays.join(', ')} (the load the router's bound counts)` })
+        }
       }
       return []
     } finally {
@@ -194,6 +200,7 @@ async function runVariant(ctx: BenchContext, c: LocalCluster, variant: SteeringV
       edgeHitRatio: total > 0 ? sum(hits) / total : NaN,
       originBytes: filled.reduce((a, b) => a + b, 0) + (res.players.bytesFromOrigin ?? 0),
       served, servedBytes: total, sessions: res.players.sessions,
+      plays: edges.map((_, i) => rd('reelcdn_router_plays_steered_total', `edge="edge-${i}"`)),
     }
   } finally {
     for (const e of edges) await e.stop()

@@ -86,8 +86,8 @@ export interface PlayOptions {
   limit: number
   /** the order of the edges (router.steering); without it, the registry's: local first, less loaded first */
   steering?: Steering
-  /** told why the first edge came first (the steering metric) */
-  steered?: (choice: SteeringChoice) => void
+  /** told why the first edge came first, and which it is (none: no live edge; the steering metrics) */
+  steered?: (choice: SteeringChoice, edge: string | undefined) => void
 }
 
 export class RegionMap {
@@ -152,7 +152,7 @@ export function play(man: Manifest, req: PlayRequest, edges: EdgeRegistry, regio
   const token = signToken(o.ring, { cid: man.contentId, exp, vid: req.viewerId, ...(net ? { net } : {}) })
   const live = edges.rank({ ...(ip !== undefined ? { ip } : {}), ...(region !== null ? { region } : {}) }, req.now)
   const steered = o.steering?.order(man.contentId, req.viewerId, live, req.now) ?? { edges: live, choice: 'load' as const }
-  o.steered?.(steered.choice)
+  o.steered?.(steered.choice, steered.edges[0]?.id)
   const ranked = steered.edges.slice(0, Math.max(0, o.limit - 1))
   const entry = playUrl(man, token)
   const urls: PlayUrl[] = ranked.map(e => entry(e.url, 'edge', e.id))

@@ -143,7 +143,10 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
       const man = await d.manifests.get(id)
       const answer = play(man, { ip: req.socket.remoteAddress, region, viewerId: viewer, now }, d.edges, d.regions,
         { ring: r, ttlMs: d.ttlMs, bindNetwork: d.bindNetwork, originUrl: d.originUrl(), limit: 10,
-          ...(d.steering ? { steering: d.steering } : {}), steered: choice => d.steeringMetrics?.steered.inc({ choice }) })
+          ...(d.steering ? { steering: d.steering } : {}), steered: (choice, edge) => {
+            d.steeringMetrics?.steered.inc({ choice })
+            if (edge !== undefined) d.steeringMetrics?.plays.inc({ edge })
+          } })
       // a viewer id made up just now has no state anywhere: no store or peer lookup
       const resume = named === undefined ? undefined : await d.sessionPeers.position(viewer, id, d.sessions.get(viewer, id), now)
       const credential = signViewer(r, viewer, Math.floor((now + d.viewerTtlMs) / 1000))

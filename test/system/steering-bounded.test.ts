@@ -48,6 +48,8 @@ t.test('skewed demand: the hot title gets three owners, no edge above the load b
   const owners = rankByAffinity('hot', SITE.map(id => ({ id, weight: 1e9 }))).map(e => e.id)
   t.ok(owners.slice(0, 3).every(id => (hotTo.get(id) ?? 0) >= plays / 2 / 3 / 2), `the hot title spread over its first three owners: ${JSON.stringify(Object.fromEntries(hotTo))}`)
   t.ok(await routerCounter(c, 'reelcdn_router_steered_total', 'choice="hot_owner"') > 0, 'counted: hot owners')
+  for (const id of SITE)
+    t.equal(await routerCounter(c, 'reelcdn_router_plays_steered_total', `edge="${id}"`), counts.get(id), `${id}'s plays, as its metric counts them`)
   // titles the bound sent past their owners are in the site's hot list too, so the edges agree with where viewers went
   const later = (await heartbeat(c.url, { id: 'edge-b', site: 'loop', capacityBytes: 1e9 })).json.hot as { contentId: string; owners: number }[]
   const spilled = c.router.steering.spilled('loop', Date.now())

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { waitForLine, type Child, type ProcessGroup } from './proc.js'
+import { hugeMallocEnv } from '../../lib/malloc-tunables.js'
 
 /**
  * reelcdn services as child processes, started the way an operator would
@@ -31,7 +32,8 @@ export function serviceOptions(o: { nodeArgs?: string[]; cli?: string }): Servic
 export async function startService(procs: ProcessGroup, service: string, readyMsg: string, args: string[],
   opts: ServiceOptions = {}): Promise<RunningService> {
   const child = procs.spawn(`reelcdn ${service}`, process.execPath, [...(opts.nodeArgs ?? []), opts.cli ?? CLI, service, ...args],
-    { env: { ...process.env, ...opts.env } })
+    // as deployed (the units, the image, the supervisor): huge pages for malloc, unless the environment chose (lib/malloc-tunables.ts)
+    { env: hugeMallocEnv({ ...process.env, ...opts.env }) })
   const url = await waitForLine(child, line => {
     if (!line.startsWith('{')) return undefined
     try {

@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os'
 import { access, readFile } from 'node:fs/promises'
 import { constants as fsc } from 'node:fs'
 import { aptInstall } from '../../lib/apt.js'
+import { hugeMallocEnv } from '../../lib/malloc-tunables.js'
 
 /**
  * External programs the bench drives, installed with apt when missing so
@@ -77,7 +78,9 @@ export async function machine(tools: Record<string, string>): Promise<Machine> {
 }
 
 export function machineLine(m: Machine): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}, nginx ${m.nginx}, wrk ${m.wrk}`
+  // reelcdn's processes run as deployed, with huge pages for malloc (bench/lib/reelcdn.ts, lib/malloc-tunables.ts)
+  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}, nginx ${m.nginx}, wrk ${m.wrk}, ` +
+    `reelcdn GLIBC_TUNABLES=${hugeMallocEnv(process.env).GLIBC_TUNABLES}`
 }
 
 /** Clock ticks per second for /proc CPU times. */

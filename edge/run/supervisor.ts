@@ -3,6 +3,7 @@ import net, { isIPv6 } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ConfigError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
+import { hugeMallocEnv } from '../../lib/malloc-tunables.js'
 import { HANDOVER_ENV, LISTEN_FD_ENV, type ToSupervisor, type ToWorker } from './handover.js'
 
 /**
@@ -62,7 +63,8 @@ export async function superviseEdge(host: string, port: number, args: string[], 
   const sock = bindOnly(host, port)
   const start = (handover: boolean): Worker => {
     const child = spawn(process.execPath, [...process.execArgv, cli, 'edge', ...args], {
-      env: { ...process.env, [LISTEN_FD_ENV]: '3', [HANDOVER_ENV]: handover ? '1' : '' },
+      // huge pages for the worker's chunk memory (lib/malloc-tunables.ts): glibc reads them only at a process's start
+      env: hugeMallocEnv({ ...process.env, [LISTEN_FD_ENV]: '3', [HANDOVER_ENV]: handover ? '1' : '' }),
       stdio: ['inherit', 'inherit', 'inherit', sock.fd, 'ipc'],
       // its own process group: a terminal's Ctrl-C reaches the supervisor alone, which passes it on once
       detached: true,

@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '../../lib/config/config.js'
 import { fail, ok, warn, type Finding } from './finding.js'
 import { checkDataDir, checkSpace, bytesUnder } from './storage.js'
 import { checkSecret, checkTls, type SecretNeed } from './secrets.js'
-import { checkClock, checkFfmpeg, checkListen, checkOpenFiles, checkSkew, openFileLimit, probeClock, type ClockProbe, type FdNeed } from './host.js'
+import { checkClock, checkFfmpeg, checkHugePages, checkListen, checkOpenFiles, checkSkew, openFileLimit, probeClock, thpMode, type ClockProbe, type FdNeed } from './host.js'
 
 /**
  * `reelcdn doctor <role>`: every check a role needs, in the order an operator
@@ -54,6 +54,7 @@ export async function runDoctor(role: Role, o: DoctorOptions): Promise<Report> {
   findings.push(await checkDataDir(p.dir))
   findings.push(await checkSpace({ ...p.space, held: role === 'edge' ? await bytesUnder(join(config.edge.dataDir, 'chunks')) : 0 }))
   if (p.fds) findings.push(checkOpenFiles(p.fds, o.fdLimit ?? await openFileLimit()))
+  if (role !== 'ingest') findings.push(checkHugePages(await thpMode(), o.env))
   for (const s of p.secrets) findings.push(checkSecret(s, o.env))
   const clock = o.clock ?? await probeClock(BUILT)
   if (role !== 'ingest') findings.push(...checkTls(config.http.tlsCertFile, config.http.tlsKeyFile, clock.now))

@@ -138,3 +138,27 @@ export async function checkSkew(peer: string, url: string, graceMs: number): Pro
   if (Math.abs(skew) > 5000) return warn(check, `${peer}'s clock is ${s} from this one's`, 'synchronise both with NTP')
   return ok(check, `${peer}'s clock differs from this one's by ${s}`)
 }
+
+/** The kernel's transparent huge page mode (the bracketed word of /sys/kernel/mm/transparent_hugepage/enabled); undefined if unknown. */
+export async function thpMode(file = '/sys/kernel/mm/transparent_hugepage/enabled'): Promise<string | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return /\[(\w+)\]/.exec(text)?.[1]
+}
+
+/**
+ * Huge pages for chunk memory (lib/malloc-tunables.ts): the units, the image
+ * and the edge's supervisor set GLIBC_TUNABLES=glibc.malloc.hugetlb=1; it
+ * takes effect only if the kernel allows THP. `env`: doctor's own, to say so
+ * when reelcdn is started by hand from this shell.
+ */
+export function checkHugePages(mode: string | undefined, env: NodeJS.ProcessEnv): Finding {
+  const check = 'huge-pages'
+  if (mode === undefined) return skip(check, 'cannot read /sys/kernel/mm/transparent_hugepage/enabled: chunk memory may fault every 4 KiB page')
+  if (mode === 'never')
+    return warn(check, 'transparent huge pages are off (never): chunk memory faults every 4 KiB page, and fills run about a third slower',
+      'echo madvise > /sys/kernel/mm/transparent_hugepage/enabled (and transparent_hugepage=madvise on the kernel command line)')
+  const tunable = env.GLIBC_TUNABLES ?? ''
+  if (!/(^|:)glibc\.malloc\.hugetlb=[1-9]/.test(tunable))
+    return ok(check, `transparent huge pages: ${mode}; the units, the image and \`edge --supervise\` set GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (not set in this shell: set it to start reelcdn by hand)`)
+  return ok(check, `transparent huge pages: ${mode}, and GLIBC_TUNABLES asks malloc for them`)
+}

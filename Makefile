@@ -22,8 +22,9 @@ build: install
 # run: the admin token into ./var/router-token, the shards' token into ./var/shard-token, the play-token keys into
 # ./var/token-keys, the edge credential into ./var/edge-token, the edge's admin token into ./var/edge-admin-token.
 # The effective config goes to ./var/cluster.json: pass it to other subcommands with --config.
+# huge pages for chunk memory, as the units set them (lib/malloc-tunables.ts): glibc reads them only at start
 run: build
-	node dist/cli.js cluster --data-dir ./var
+	GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node dist/cli.js cluster --data-dir ./var
 
 test: build
 	npx tap

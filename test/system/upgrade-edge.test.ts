@@ -5,6 +5,7 @@ import { titleBytes } from '../helpers/titles.js'
 import { get, metric, until } from '../helpers/edge.js'
 import { spawnEdge, watchLog } from '../helpers/edge-process.js'
 import { rangePlayers } from '../helpers/range-players.js'
+import { readFileSync } from 'node:fs'
 
 /**
  * `reelcdn edge --supervise` (edge/run/supervisor.ts): SIGUSR2 replaces the
@@ -34,6 +35,14 @@ t.test('SIGUSR2 under player load: zero failed reads, the disk tier carries over
 
   const whole = await get(`${sup.url}/v1/content/u1`)
   t.ok(whole.status === 200 && whole.body.equals(bytes), 'warmed: the whole title once')
+  // the worker runs with huge pages for its chunk memory (lib/malloc-tunables.ts), though the supervisor was started without
+  if (!/glibc\.malloc\.hugetlb=/.test(process.env.GLIBC_TUNABLES ?? '')) {
+    const pid = sup.child.pid!
+    const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)
+    t.equal(workers.length, 1, 'one worker')
+    t.ok(readFileSync(`/proc/${workers[0]}/environ`, 'utf8').split('\0').includes('GLIBC_TUNABLES=glibc.malloc.hugetlb=1'),
+      'the worker was started with GLIBC_TUNABLES=glibc.malloc.hugetlb=1')
+  }
   await until(async () => (await metric(sup.url, 'reelcdn_edge_tier_chunks', { tier: 'disk' })) === CHUNKS, 'every chunk on disk')
   const fetched = up.requests('u1')
 

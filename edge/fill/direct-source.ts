@@ -9,7 +9,7 @@ import { latestBlockList, rememberBlockList } from './block-list.js'
 import type { ChunkFetch, CrcsFetch } from './fill.js'
 import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
-import { translateUpstreamError, type Upstream } from './upstream.js'
+import { chunkAnswerMismatch, translateUpstreamError, type Upstream } from './upstream.js'
 
 /**
  * Where a fill's bytes come from with edge.fill.path = direct
@@ -191,10 +191,7 @@ export class DirectSource {
     const ranged = from > 0 || to < ref.size
     const res = await this.request(src, `/v1/chunks/${sid}/${ref.index}`, ranged ? { range: `bytes=${from}-${to - 1}` } : {}, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
-    const h = res.headers
-    let bad = ''
-    if (h.etag !== `"${ref.sha256}"`) bad = `etag ${String(h.etag)}, manifest says "${ref.sha256}"`
-    else if (Number(h['content-length']) !== to - from) bad = `content-length ${String(h['content-length'])}, expected ${to - from}`
+    const bad = chunkAnswerMismatch(res.headers, ref, from, to)
     if (bad) {
       res.body.destroy()
       throw new SourceError(`shard ${src.shardId} answered chunk ${refName(ref)} with ${bad}`, 'refused')

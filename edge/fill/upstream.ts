@@ -235,6 +235,18 @@ export class Upstream {
 }
 
 /** undici and socket failures as CdnErrors; an abort carries the CdnError its signal was aborted with. */
+/**
+ * What is wrong with a chunk answer from one of its holders (a shard under a
+ * grant, direct-source.ts; a sibling edge, edge/site/peer-source.ts) before a
+ * byte of it is read: its ETag must be the manifest's SHA-256 and its length
+ * the bytes [from, to) asked for. '' when nothing is.
+ */
+export function chunkAnswerMismatch(h: Record<string, string | string[] | undefined>, ref: ChunkRef, from: number, to: number): string {
+  if (h.etag !== `"${ref.sha256}"`) return `etag ${String(h.etag)}, manifest says "${ref.sha256}"`
+  if (Number(h['content-length']) !== to - from) return `content-length ${String(h['content-length'])}, expected ${to - from}`
+  return ''
+}
+
 export function translateUpstreamError(err: unknown, what: string, signal?: AbortSignal): CdnError {
   if (signal?.aborted && signal.reason instanceof CdnError) return signal.reason
   if (err instanceof CdnError) return err

@@ -107,6 +107,19 @@ export class PredictivePolicy implements EvictionPolicy {
     return (this.starts.get(title) ?? 0) * ((this.surv[index] ?? 0) / s0) + this.weight * this.tracker.wanted(track ? track(key) : key)
   }
 
+  /** The lowest-scored of `sample` slots drawn with the policy's PRNG (undefined only when `sample` is 0). */
+  private sampleVictim(): { victim: string | undefined; low: number } {
+    let victim: string | undefined
+    let low = Infinity
+    for (let j = 0; j < this.sample; j++) {
+      const k = this.slots[Math.floor(this.random() * this.slots.length)]!
+      const e = this.entries.get(k)!
+      const s = this.score(k, e.title, e.index)
+      if (s < low) { low = s; victim = k }
+    }
+    return { victim, low }
+  }
+
   private random(): number {
     this.seed = (this.seed + 0x6d2b79f5) | 0
     return unit(this.seed)
@@ -120,14 +133,7 @@ export class PredictivePolicy implements EvictionPolicy {
     const mine = this.score(key, title, index)
     const evicted: string[] = []
     while (this.bytes + bytes > this.capacity) {
-      let victim: string | undefined
-      let low = Infinity
-      for (let j = 0; j < this.sample; j++) {
-        const k = this.slots[Math.floor(this.random() * this.slots.length)]!
-        const e = this.entries.get(k)!
-        const s = this.score(k, e.title, e.index)
-        if (s < low) { low = s; victim = k }
-      }
+      const { victim, low } = this.sampleVictim()
       if (victim === undefined || mine <= low) {
         // declined: the newcomer is worth no more than what it would replace (ties keep the resident: no churn)
         evicted.push(key)
@@ -187,14 +193,7 @@ export class PredictivePolicy implements EvictionPolicy {
     this.capacity = capacity
     const evicted: string[] = []
     while (this.bytes > capacity && this.slots.length > 0) {
-      let victim = this.slots[0]!
-      let low = Infinity
-      for (let j = 0; j < this.sample; j++) {
-        const k = this.slots[Math.floor(this.random() * this.slots.length)]!
-        const e = this.entries.get(k)!
-        const s = this.score(k, e.title, e.index)
-        if (s < low) { low = s; victim = k }
-      }
+      const victim = this.sampleVictim().victim ?? this.slots[0]!
       this.remove(victim)
       evicted.push(victim)
     }

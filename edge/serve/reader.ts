@@ -95,9 +95,8 @@ export class TitleReader {
     holdChunk(buf)
     this.ahead?.read(key)
     if (moves) this.readAhead(file, index)
-    if (peer) return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true, peer }
-    this.metrics.hot.reads.ram_hit.n++
-    return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true }
+    if (!peer) this.metrics.hot.reads.ram_hit.n++
+    return { index, result: 'ram_hit', buf, row: undefined, handle: undefined, fill: undefined, held: true, peer }
   }
 
   /**

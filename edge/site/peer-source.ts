@@ -8,7 +8,7 @@ import { refName, type ChunkRef } from '../title.js'
 import { latestBlockList, rememberBlockList } from '../fill/block-list.js'
 import type { ChunkFetch, CrcsFetch } from '../fill/fill.js'
 import { BlockRun } from '../fill/block-run.js'
-import { translateUpstreamError } from '../fill/upstream.js'
+import { chunkAnswerMismatch, translateUpstreamError } from '../fill/upstream.js'
 import type { SiteMember, SiteView } from './site-view.js'
 import { PEER_FROM, PEER_HOP, PEER_ID, peerChunkPath } from './peer-path.js'
 
@@ -186,10 +186,7 @@ export class PeerSource {
     return this.timed(peer, ref, signal, async s => {
       const res = await this.request(peer, peerChunkPath(ref), ranged ? { range: `bytes=${from}-${to - 1}` } : {}, s)
       if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, peer, `chunk ${refName(ref)}`)
-      const h = res.headers
-      let bad = ''
-      if (h.etag !== `"${ref.sha256}"`) bad = `etag ${String(h.etag)}, manifest says "${ref.sha256}"`
-      else if (Number(h['content-length']) !== to - from) bad = `content-length ${String(h['content-length'])}, expected ${to - from}`
+      const bad = chunkAnswerMismatch(res.headers, ref, from, to)
       if (bad) {
         res.body.destroy()
         throw new PeerError(`${peer.id} answered chunk ${refName(ref)} with ${bad}`, 'error')
@@ -197,7 +194,7 @@ export class PeerSource {
       const it = (res.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
       const r = await it.next()
       if (r.done) throw new PeerError(`${peer.id} sent no byte of chunk ${refName(ref)}`, 'error')
-      const where = h[PEER_FROM]
+      const where = res.headers[PEER_FROM]
       return { body: res.body, it, piece: r.value, held: where === 'ram' || where === 'disk' }
     })
   }

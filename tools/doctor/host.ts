@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { fail, ok, reason, skip, warn, type Finding } from './finding.js'
+import { hasHugeMalloc } from '../../lib/malloc-tunables.js'
 
 /**
  * What the machine must give a role besides its directories: its port, file
@@ -157,8 +158,7 @@ export function checkHugePages(mode: string | undefined, env: NodeJS.ProcessEnv)
   if (mode === 'never')
     return warn(check, 'transparent huge pages are off (never): chunk memory faults every 4 KiB page, and fills run about a third slower',
       'echo madvise > /sys/kernel/mm/transparent_hugepage/enabled (and transparent_hugepage=madvise on the kernel command line)')
-  const tunable = env.GLIBC_TUNABLES ?? ''
-  if (!/(^|:)glibc\.malloc\.hugetlb=[1-9]/.test(tunable))
+  if (!hasHugeMalloc(env))
     return ok(check, `transparent huge pages: ${mode}; the units, the image and \`edge --supervise\` set GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (not set in this shell: set it to start reelcdn by hand)`)
   return ok(check, `transparent huge pages: ${mode}, and GLIBC_TUNABLES asks malloc for them`)
 }

@@ -173,9 +173,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       fetch: peer?.chunk ?? own.chunk,
       crcs: blockListFetch(peer?.crcs ?? own.crcs, cfg.blockListTimeoutMs),
       cached: key => c.has(key),
-      commit: (ref, buf, prefill) => {
-        if (prefill) c.admitPrefill(ref, buf)
-        else c.admit(ref, buf)
+      commit: (ref, buf, prefill, crcs) => {
+        if (prefill) c.admitPrefill(ref, buf, crcs)
+        else c.admit(ref, buf, crcs)
         ahead?.committed(ref, prefill)
       },
       stale: id => meta.invalidate(id),
@@ -183,7 +183,8 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
       // the spare buffer kept ahead for a player's miss is a slot like any (held by the fill that takes it)
-      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc: size => arena.take(size), spareBytes: config.cluster.chunkSize })
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc: size => arena.take(size), spareBytes: config.cluster.chunkSize,
+      verifyWholeChunks: cfg.fill.verifyWholeChunks })
     const f1 = fills
     // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)
     ahead = new FetchedAhead(key => c.has(key) || c.disk.writing(key) || f1.has(key), metrics.hot.unread)

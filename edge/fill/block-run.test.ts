@@ -11,11 +11,33 @@ t.test('whole verified blocks go on, however the pieces fall; a block split acro
   for (const cut of [1, 1000, B - 1, B, B + 7, 3 * B]) {
     const run = new BlockRun(crcs, chunk.length, 0)
     const out: Buffer[] = []
-    for (let at = 0; at < chunk.length; at += cut) out.push(...run.push(chunk.subarray(at, Math.min(at + cut, chunk.length))))
+    // what each piece lets go on ends only at a block boundary (or the chunk's end): nothing of a block before its check
+    let end = 0
+    let whole = true
+    for (let at = 0; at < chunk.length; at += cut) {
+      const got = run.push(chunk.subarray(at, Math.min(at + cut, chunk.length)))
+      for (const b of got) end += b.length
+      whole &&= end % B === 0 || end === chunk.length
+      out.push(...got)
+    }
     t.equal(run.bad, -1)
     t.ok(Buffer.concat(out).equals(chunk), `pieces of ${cut}: every byte, in order`)
-    t.same(out.map(b => b.length), [B, B, B, 100], 'block by block')
+    t.ok(whole, `pieces of ${cut}: whole blocks only`)
+    t.ok(out.every(b => b.length > 0), 'no empty piece')
   }
+})
+
+t.test('a bad block split across pieces: its start, held from the first piece, never goes on', async t => {
+  const chunk = randomBytes(2 * B)
+  const crcs = blockCrcs(chunk)
+  const lie = Buffer.from(chunk)
+  lie[B + B / 2 + 3] ^= 1
+  const run = new BlockRun(crcs, chunk.length, 0)
+  const first = run.push(lie.subarray(0, B + 100))
+  t.same(first.map(b => b.length), [B], 'block 0 goes on; block 1 is held')
+  t.same(run.push(lie.subarray(B + 100)), [], 'block 1 fails: none of it goes on')
+  t.equal(run.bad, 1)
+  t.equal(run.at, B)
 })
 
 t.test('a bad block stops the run at its first byte: what came before it goes on', async t => {

@@ -6,63 +6,67 @@ import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
  * chunk's block list as they arrive, so that a shard that sends a bad block
  * is left at that block's first byte and the next owner asked for the rest:
  * what goes on to the fill is whole verified blocks only, and bytes from
- * two shards never meet inside a block. The fill's own gate (blocks.ts)
- * checks them again; the cost is one CRC32C pass, a few GB/s.
+ * two shards never meet inside a block. The source tells the fill how far
+ * it verified (`ChunkBody.verified` in fill.ts), so the fill's gate does not
+ * take the same CRC32C again.
  *
- * A piece that holds whole blocks is passed on as views of itself; a block
- * split across pieces is gathered into a buffer of its own (never reused:
- * the fill copies what it is given, but a view handed on must stay valid).
+ * Nothing is copied: the CRC32C runs over each piece as it comes (it is
+ * incremental), and a block split across pieces is held as views of those
+ * pieces until its last byte is in. What goes on is views too: per piece, the
+ * bytes of the blocks it completes, after the held views of the first one.
+ * A view stays valid: a body's pieces are never reused (each socket read is a
+ * fresh buffer), and the fill copies them as it gets them.
  */
 export class BlockRun {
   /** the chunk offset of the next byte to verify: where a failover resumes */
   at: number
   /** the index of a block that failed its CRC32C, or -1 */
   bad = -1
-  private carry: Buffer | undefined
+  /** the start of the block being read, held from earlier pieces; `carried` bytes of it */
+  private held: Buffer[] = []
   private carried = 0
+  private crc = 0
 
   constructor(private readonly crcs: Buffer, private readonly size: number, from: number) {
     this.at = from
   }
 
-  /** The verified blocks `piece` completes; stops at a bad one (see `bad`). */
+  /** Views of the verified blocks `piece` completes, in order; stops at a bad one (see `bad`). */
   push(piece: Buffer): Buffer[] {
     const out: Buffer[] = []
     let off = 0
+    // where the verified bytes of this piece end
+    let done = 0
     while (off < piece.length && this.bad < 0) {
       const len = Math.min(this.at + BLOCK_SIZE, this.size) - this.at
-      let block: Buffer
-      if (this.carried === 0 && piece.length - off >= len) {
-        block = piece.subarray(off, off + len)
-        off += len
-      } else {
-        this.carry ??= Buffer.allocUnsafe(len)
-        const n = Math.min(len - this.carried, piece.length - off)
-        piece.copy(this.carry, this.carried, off, off + n)
-        this.carried += n
-        off += n
-        if (this.carried < len) break
-        block = this.carry
-        this.carry = undefined
-        this.carried = 0
-      }
+      const n = Math.min(len - this.carried, piece.length - off)
+      this.crc = crc32c(piece.subarray(off, off + n), this.carried === 0 ? 0 : this.crc)
+      this.carried += n
+      off += n
+      if (this.carried < len) break
       const i = this.at / BLOCK_SIZE
-      if (crc32c(block) !== this.crcs.readUInt32BE(4 * i)) {
+      if (this.crc !== this.crcs.readUInt32BE(4 * i)) {
         this.bad = i
         break
       }
-      out.push(block)
+      // the block's start held from earlier pieces goes first
+      for (const h of this.held) out.push(h)
+      this.held = []
+      this.carried = 0
       this.at += len
+      done = off
     }
+    if (done > 0) out.push(piece.subarray(0, done))
+    if (this.bad < 0 && off > done) this.held.push(piece.subarray(done, off))
     return out
   }
 
   /** The bytes of a block the read ended inside (its `to` is not a block's end): unverified, the fill's gate checks them once whole. */
   rest(): Buffer | undefined {
     if (this.carried === 0) return undefined
-    const b = this.carry!.subarray(0, this.carried)
+    const b = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held)
     this.at += this.carried
-    this.carry = undefined
+    this.held = []
     this.carried = 0
     return b
   }

@@ -52,7 +52,8 @@ export interface CoalescerDeps {
   /** is the chunk in a cache tier now? ("check the cache again inside") */
   cached: (key: string) => boolean
   /** receives every verified chunk; `prefill` when no player asked for it (prefill.ts) */
-  commit: (ref: ChunkRef, buf: Buffer, prefill: boolean) => void
+  /** `crcs`: the block list every block of `buf` passed (Fill.crcs), when it had one */
+  commit: (ref: ChunkRef, buf: Buffer, prefill: boolean, crcs: Buffer | undefined) => void
   /** the upstream holds another version of the title: the manifest is stale */
   stale: (contentId: string) => void
   /** can the cache take `bytes` more verified bytes now (its disk write queue)? Asked for readahead and prefill only; absent: always */
@@ -244,7 +245,7 @@ export class Coalescer {
     const secs = (performance.now() - fill.createdAt) / 1000
     const prefill = this.prefills.delete(fill)
     if (prefill) this.prefillsInFlight--
-    if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill)
+    if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill, fill.crcs)
     // the tiers hold what they kept (edge/tiers/chunk-arena.ts); the fill's readers hold their own
     fill.drop()
     if (this.inflight.get(ref.key) === fill) {

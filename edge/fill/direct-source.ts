@@ -48,10 +48,12 @@ export interface DirectOptions {
 
 type Body = Dispatcher.ResponseData['body']
 
-/** The shard body a read is on, and whether its reader destroyed it. */
+/** The shard body a read is on, whether its reader destroyed it, and how far what it yielded was verified. */
 interface Hold {
   body: Body | undefined
   stopped: boolean
+  /** the chunk offset up to which every byte yielded passed its block's CRC32C (ChunkBody.verified) */
+  verified: number
 }
 
 /** A shard's refusal: its status and code. */
@@ -77,10 +79,11 @@ export class DirectSource {
       this.metrics.fallbacks.inc({ reason: 'no_grant' })
       return counted(this.relay.chunk(ref, from, to, signal), this.metrics.bytes.relay)
     }
-    const hold: Hold = { body: undefined, stopped: false }
+    const hold: Hold = { body: undefined, stopped: false, verified: from }
     const it = this.read(ref, g, from, to, signal, hold)
     // destroy may come while the generator waits for a piece: the shard's body goes at once, and no next owner is asked
-    return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; hold.body?.destroy(); void it.return(undefined) } }
+    return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; hold.body?.destroy(); void it.return(undefined) },
+      get verified() { return hold.verified } }
   }
 
   /** Connects to the router ahead of the first miss (upstream.ts `warm`). */
@@ -163,6 +166,7 @@ export class DirectSource {
           for (const b of run.push(piece)) {
             pos += b.length
             tally.n += b.length
+            hold.verified = pos
             yield b
           }
           if (run.bad >= 0) throw new SourceError(`shard ${src.shardId} sent block ${run.bad} of ${what} with a CRC32C that does not match the manifest's block list`, 'corrupt')

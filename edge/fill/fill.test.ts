@@ -177,3 +177,32 @@ t.test('without its block list, a fill keeps the whole-chunk rule: the last byte
   t.ok((await s.fill.done).equals(s.bytes))
   t.equal(s.fill.availableFrom(size - 5), size)
 })
+
+t.test('with a block list, the blocks are the check: no whole-chunk digest unless edge.fill.verifyWholeChunks asks for it', async t => {
+  const run = async (verifyWholeChunks: boolean | undefined) => {
+    const s = setup(3 * B + 10, { blocks: true, otherDigest: true, ...(verifyWholeChunks === undefined ? {} : { verifyWholeChunks }) })
+    s.fill.start(0)
+    await s.fetched(1)
+    s.list.send()
+    s.feed(s.pipes[0]!, 0, 3 * B + 10)
+    s.pipes[0]!.push(null)
+    return s
+  }
+  const off = await run(false)
+  t.ok((await off.fill.done).equals(off.bytes), 'off: every block passed the list, so the chunk is verified')
+  t.ok(off.fill.crcs?.equals(off.crcs), 'and the list it passed goes on with it (the disk tier keeps it)')
+  const on = await run(true)
+  await t.rejects(on.fill.done, { code: 'CDN_ERR_UPSTREAM_DIGEST', message: /sha256/ }, 'on: the digest catches what the CRCs could not')
+  const unset = await run(undefined)
+  await t.rejects(unset.fill.done, { code: 'CDN_ERR_UPSTREAM_DIGEST' }, 'unset: on')
+})
+
+t.test('without a block list the digest decides whatever verifyWholeChunks says', async t => {
+  const s = setup(5000, { corrupt: true, verifyWholeChunks: false })
+  s.fill.start(0)
+  await s.fetched(1)
+  s.feed(s.pipes[0]!, 0, 5000)
+  s.pipes[0]!.push(null)
+  await t.rejects(s.fill.done, { code: 'CDN_ERR_UPSTREAM_DIGEST' })
+  t.equal(s.fill.crcs, undefined, 'and no block list goes on')
+})

@@ -34,11 +34,20 @@ import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason
  * block list (fetched once per fill, alongside its first request), each 64 KiB
  * block once it passes its CRC32C, wherever it is, so a short range at a
  * chunk's end is served after one round trip; without one, as they arrive, the
- * chunk's last byte only once the whole chunk verifies. The whole-chunk SHA-256
- * runs over the contiguous released prefix as it grows, and `done` resolves
- * only with a verified Buffer: the only way bytes reach a cache tier. Released
- * bytes cannot be recalled: on a bad block or digest every reader still reading
- * gets the error and is cut.
+ * chunk's last byte only once the whole chunk verifies. Without a block list
+ * the whole-chunk SHA-256 runs over the contiguous released prefix as it
+ * grows, and `done` resolves only with a chunk whose digest matches. With one,
+ * a chunk is verified once every block passed the list whose SHA-256 the
+ * manifest holds: the digest over the whole chunk would catch only a CRC32C
+ * collision on a block hurt after its shard's own check, at about 1 s of CPU
+ * per GB filled (a third of a fill's cost), so it runs only with
+ * `verifyWholeChunks` (edge.fill.verifyWholeChunks), as the router's relay
+ * does (router.verifyWholeChunks). The disk tier keeps that list for the chunk
+ * (`crcs`), so every disk read checks against the manifest's CRCs, not ones
+ * computed from the bytes. `done` is the only way bytes reach a cache tier.
+ * Released bytes cannot be recalled: on a bad block or digest every reader
+ * still reading gets the error and is cut. A block the source already checked
+ * against the same list (`ChunkBody.verified`) is not checked again.
  *
  * Failure and resumption. A segment's request that breaks off (a reset, a
  * short body, a 502/503/504 of the router's, an idle timeout: `retryReason` in
@@ -73,6 +82,13 @@ export interface FillOptions {
   retryBackoffMs: number
   /** allocates a chunk's buffer held once, the fill's own hold (edge/tiers/chunk-arena.ts: a reused slot; shared memory when serve threads read the RAM tier); default Buffer.allocUnsafeSlow */
   alloc?: (size: number) => Buffer
+  /**
+   * also hash a chunk whose every block passed the block list the manifest
+   * anchors, and cache it only if its SHA-256 matches (edge.fill.verifyWholeChunks,
+   * off by default: see "Integrity" above). Unset: on. A chunk without a block
+   * list is always hashed.
+   */
+  verifyWholeChunks?: boolean
 }
 
 /**
@@ -80,7 +96,15 @@ export interface FillOptions {
  * at the site that held the chunk (edge/site/peer-source.ts): the site's hit,
  * not the origin's bytes.
  */
-export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<AsyncIterable<Buffer> & { destroy(): void; held?: boolean }>
+export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<ChunkBody>
+
+/**
+ * A request's body. `held`: see above. `verified`: the chunk offset up to
+ * which the bytes it yielded were checked block by block against the block
+ * list the manifest anchors (the direct source checks them to know where to
+ * fail over, edge/fill/block-run.ts): the gate does not check those again.
+ */
+export type ChunkBody = AsyncIterable<Buffer> & { destroy(): void; held?: boolean; readonly verified?: number }
 /** The chunk's block list, already checked against `ref.blocks` */
 export type CrcsFetch = (ref: ChunkRef, signal: AbortSignal) => Promise<Buffer>
 
@@ -120,6 +144,7 @@ export class Fill {
   private readonly ac = new AbortController()
   private readonly hasher = createHash('sha256')
   private readonly gate: BlockGate
+  /** the end of the contiguous released prefix (hashed, when the chunk is hashed) */
   private hashed = 0
   private active = 0
   /** bytes received from a sibling that held the chunk, and from anywhere else (the origin, or an owner filling it) */
@@ -296,7 +321,7 @@ export class Fill {
       if (body.held === true) this.heldBytes += n
       else this.otherBytes += n
       this.events.bytes(piece.length)
-      seg.ok = this.gate.release(this.buf, seg.ok, seg.pos)
+      seg.ok = this.gate.release(this.buf, seg.ok, seg.pos, body.verified)
       this.advance()
       // split: the rest belongs to a later segment; leaving the loop destroys this request
       if (seg.pos >= seg.to && seg.to < seg.end) break
@@ -324,12 +349,23 @@ export class Fill {
     if (this.active === 0) this.next(0)
   }
 
-  /** Hashes the contiguous released prefix, then wakes readers. */
+  /** The block list every released byte passed, once the fill is in 'blocks' mode: what the disk tier keeps for the chunk. */
+  get crcs(): Buffer | undefined {
+    return this.gate.mode === 'blocks' ? this.gate.list : undefined
+  }
+
+  /** Is the whole-chunk SHA-256 taken? Always without a block list; with one, as edge.fill.verifyWholeChunks says. */
+  private get hashing(): boolean {
+    return this.gate.mode === 'whole' || this.opts.verifyWholeChunks !== false
+  }
+
+  /** Hashes the contiguous released prefix (when the chunk is hashed), then wakes readers. */
   private advance(): void {
+    const hashing = this.hashing
     for (;;) {
       const s = this.segs.at(this.hashed)
       if (s === undefined || s.ok <= this.hashed) break
-      this.hasher.update(this.buf.subarray(this.hashed, s.ok))
+      if (hashing) this.hasher.update(this.buf.subarray(this.hashed, s.ok))
       this.hashed = s.ok
     }
     const w = this.wake
@@ -347,7 +383,8 @@ export class Fill {
     // every byte is here, but none is released until the block list arrives: list() comes back here
     if (this.gate.mode === 'pending') return
     this.advance()
-    const sha = this.hasher.digest('hex')
+    // every block passed the manifest's list: that is the check unless the digest is asked for too
+    const sha = this.hashing ? this.hasher.digest('hex') : this.ref.sha256
     if (this.hashed !== this.ref.size || sha !== this.ref.sha256) {
       return this.fail(new UpstreamCorruptError(`chunk ${refName(this.ref)}`,
         `sha256 ${sha} over ${this.hashed} bytes, manifest says ${this.ref.sha256} over ${this.ref.size}`))

@@ -110,10 +110,11 @@ export class PeerSource {
       return this.next.chunk(ref, from, to, signal)
     }
     // `held` (fill.ts): the owner had the chunk in its tiers; a fallback to this edge's own path clears it
-    const hold = { stopped: false, held: first.held }
+    // `verified` (fill.ts): how far the blocks handed on passed the block list; not moved by a fallback's bytes
+    const hold = { stopped: false, held: first.held, verified: from }
     const it = this.read(peer, ref, from, to, signal, first, hold)
     return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; first.body.destroy(); void it.return(undefined) },
-      get held() { return hold.held } }
+      get held() { return hold.held }, get verified() { return hold.verified } }
   }
 
   readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.list(ref, signal))
@@ -134,7 +135,7 @@ export class PeerSource {
 
   /** Steps 2-3 for bytes [from, to): the owner's body, verified block by block; the rest by this edge's own path on any failure. */
   private async *read(peer: SiteMember, ref: ChunkRef, from: number, to: number, signal: AbortSignal,
-    first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }, hold: { stopped: boolean; held: boolean }): AsyncGenerator<Buffer> {
+    first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }, hold: { stopped: boolean; held: boolean; verified: number }): AsyncGenerator<Buffer> {
     const what = `chunk ${refName(ref)} from ${peer.id}`
     let pos = from
     let fallback = false
@@ -151,6 +152,7 @@ export class PeerSource {
           for (const b of run.push(piece)) {
             pos += b.length
             this.tally.n += b.length
+            hold.verified = pos
             yield b
           }
           if (run.bad >= 0) throw new PeerError(`${peer.id} sent block ${run.bad} of chunk ${refName(ref)} with a CRC32C that does not match the manifest's block list`, 'error')

@@ -35,9 +35,10 @@ export class ChunkCache {
     return this.ram.has(key) || this.disk.has(key) || this.disk.staged(key) !== undefined
   }
 
-  admit(ref: ChunkRef, buf: Buffer): void {
+  /** `crcs`: the chunk's block list, when the fill checked every block against it (the disk tier keeps it instead of taking the CRCs again) */
+  admit(ref: ChunkRef, buf: Buffer, crcs?: Buffer): void {
     this.ram.insert(ref.key, buf)
-    this.disk.write(ref, buf)
+    this.disk.write(ref, buf, crcs)
   }
 
   /**
@@ -45,8 +46,8 @@ export class ChunkCache {
    * reading now, and a chunk nobody has asked for yet should not push that
    * out. A RAM-only edge (no disk tier) puts it in RAM.
    */
-  admitPrefill(ref: ChunkRef, buf: Buffer): void {
-    if (this.disk.stats().capacity > 0) this.disk.write(ref, buf)
+  admitPrefill(ref: ChunkRef, buf: Buffer, crcs?: Buffer): void {
+    if (this.disk.stats().capacity > 0) this.disk.write(ref, buf, crcs)
     else this.ram.insert(ref.key, buf)
   }
 

@@ -239,10 +239,15 @@ export class DiskTier {
     }
   }
 
-  /** Queues a verified chunk for the disk (see WriteQueue: never blocks, drops past its bytes). Nothing to do for a chunk already on disk. */
-  write(ref: ChunkRef, buf: Buffer): void {
+  /**
+   * Queues a verified chunk for the disk (see WriteQueue: never blocks, drops
+   * past its bytes). Nothing to do for a chunk already on disk. `crcs`: the
+   * block list its fill checked every block against (the manifest anchors
+   * it), kept as the chunk's CRCs; without one they are taken from `buf`.
+   */
+  write(ref: ChunkRef, buf: Buffer, crcs?: Buffer): void {
     if (this.policy.capacity === 0 || this.entries.has(ref.key)) return
-    this.writes.add(ref, buf)
+    this.writes.add(ref, buf, crcs)
   }
 
   private async store(job: WriteJob): Promise<void> {
@@ -274,7 +279,7 @@ export class DiskTier {
       if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, rid: ref.rid, index: ref.index, sha256: ref.sha256, size: ref.size,
         storedAt: Date.now(), lastAccess }
-      this.index.insert(row, blockCrcs(buf))
+      this.index.insert(row, job.crcs ?? blockCrcs(buf))
       // a title's directory is made once (nothing removes one while the edge runs; a failure forgets it)
       if (!this.titleDirs.has(dir)) {
         await mkdir(dir, { recursive: true })

@@ -60,6 +60,8 @@ export type CancelReason = 'purged' | 'evicted'
 export interface WriteJob {
   ref: ChunkRef
   buf: Buffer
+  /** the block list the fill checked `buf` against, if any (the disk tier keeps it as the chunk's CRCs) */
+  crcs?: Buffer | undefined
   /** set while it is being written, or false */
   cancelled: false | CancelReason
 }
@@ -125,10 +127,10 @@ export class WriteQueue {
   }
 
   /** Queues a chunk not already queued (a cancelled write of it does not count); drops it (counted) if it does not fit. */
-  add(ref: ChunkRef, buf: Buffer): void {
+  add(ref: ChunkRef, buf: Buffer, crcs?: Buffer): void {
     if (this.has(ref.key)) return
     if (this.bytes > 0 && !this.room(buf.length)) return this.dropped('queue_full')
-    this.waiting.set(ref.key, { ref, buf, cancelled: false })
+    this.waiting.set(ref.key, { ref, buf, crcs, cancelled: false })
     holdChunk(buf)
     this.account(buf.length)
     if (this.writers < WRITERS) {

@@ -148,6 +148,8 @@ export const configSchema = z.object({
       path: z.enum(['direct', 'relay']),
       /** after the router refuses grants (disabled, an older router), fills use the relay for this long before asking again (30 s) */
       relayHoldMs: ms,
+      /** also take the SHA-256 of a whole filled chunk whose every block passed the manifest's block list (off: the list is the check; edge/fill/fill.ts) */
+      verifyWholeChunks: z.boolean(),
     }).strict(),
     // issue 5: steering, tokens, demand reports and prefill
     /** the id this edge registers under at the router; empty: edge-<port> */

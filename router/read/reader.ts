@@ -57,8 +57,8 @@ import { BlockCheck } from './block-check.js'
  * CRC32C collision on a block that was hurt after its shard's own check (about
  * 2^-32 of such rare blocks), at 0.6 s of CPU per GB, most of what the relay
  * of a whole chunk costs: so it runs then only with router.verifyWholeChunks
- * (off by default). Edges verify every fill's digest before they cache or
- * finish it either way.
+ * (off by default). Edges make the same choice for their fills
+ * (edge.fill.verifyWholeChunks, edge/fill/fill.ts).
  */
 export class ChunkReader {
   private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })

@@ -36,6 +36,10 @@ export interface SetupOptions {
   corrupt?: boolean
   /** the manifest lists the chunk's blocks: the fill asks for the list (`list`) */
   blocks?: boolean
+  /** the manifest's SHA-256 is another chunk's, its block list this one's: a CRC32C collision only the digest would catch */
+  otherDigest?: boolean
+  /** FillOptions.verifyWholeChunks (unset: on) */
+  verifyWholeChunks?: boolean
 }
 
 export function setup(size: number, o: SetupOptions = {}) {
@@ -43,7 +47,8 @@ export function setup(size: number, o: SetupOptions = {}) {
   for (let i = 0; i < size; i++) bytes[i] = (i * 7 + 3) & 0xff
   const sha = createHash('sha256').update(bytes).digest('hex')
   const crcs = blockCrcs(bytes)
-  const ref: ChunkRef = { key: `m/0/${sha}`, contentId: 'm', index: 0, sha256: sha, size, blocks: o.blocks ? blockListDigest(crcs) : undefined }
+  const sha256 = o.otherDigest ? createHash('sha256').update('another chunk').digest('hex') : sha
+  const ref: ChunkRef = { key: `m/0/${sha}`, contentId: 'm', index: 0, sha256, size, blocks: o.blocks ? blockListDigest(crcs) : undefined }
   const pipes: Pipe[] = []
   let onFetch: (() => void) | null = null
   const fetch: ChunkFetch = async (_ref, from, to) => { const p = new Pipe(from, to); pipes.push(p); onFetch?.(); return p }
@@ -61,10 +66,11 @@ export function setup(size: number, o: SetupOptions = {}) {
   }
   let received = 0
   const retries: { reason: string; at: number }[] = []
-  const opts = { splitBytes: o.splitBytes ?? 2 ** 30, maxSegments: o.maxSegments ?? 4, retries: o.retries ?? 0, retryBackoffMs: o.retryBackoffMs ?? 0 }
+  const opts = { splitBytes: o.splitBytes ?? 2 ** 30, maxSegments: o.maxSegments ?? 4, retries: o.retries ?? 0, retryBackoffMs: o.retryBackoffMs ?? 0,
+    ...(o.verifyWholeChunks === undefined ? {} : { verifyWholeChunks: o.verifyWholeChunks }) }
   const upstream = { chunk: fetch, crcs: o.blocks ? async () => { listAsked++; return listed } : undefined }
   const fill = new Fill(ref, upstream, opts, { bytes: n => { received += n }, retry: (reason, _err, at) => { retries.push({ reason, at }) } })
-  return { bytes, ref, pipes, fetched, feed, fill, list, retries, received: () => received }
+  return { bytes, crcs, ref, pipes, fetched, feed, fill, list, retries, received: () => received }
 }
 
 /** What undici throws when the upstream resets the connection mid-body. */

@@ -1,0 +1,18 @@
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { BLOCK_SIZE as B, blockCrcs, blockListDigest } from '../../lib/integrity/block-hasher.js'
+import type { ChunkRef } from '../title.js'
+import { BlockGate } from './blocks.js'
+
+t.test('blocks a source verified against the list pass as they are; the rest are checked', async t => {
+  const bytes = Buffer.alloc(3 * B, 7)
+  const crcs = blockCrcs(bytes)
+  const ref: ChunkRef = { key: 'k', contentId: 'm', index: 0, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, blocks: blockListDigest(crcs) }
+  const gate = new BlockGate(ref, true)
+  gate.listed(crcs)
+  const hurt = Buffer.from(bytes)
+  hurt[B + 1] ^= 1
+  t.equal(gate.release(hurt, 0, 3 * B, 2 * B), 3 * B, 'the source said blocks 0-1 passed: not checked again (it checked them against this list); block 2 is, and passes')
+  t.throws(() => gate.release(hurt, 0, 3 * B, B), { code: 'CDN_ERR_UPSTREAM_DIGEST', message: /block 1/ }, 'past what the source verified, the gate checks')
+  t.throws(() => gate.release(hurt, 0, 3 * B), { message: /block 1/ }, 'a body that verified nothing: every block is checked')
+})

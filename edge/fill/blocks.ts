@@ -49,6 +49,11 @@ export class BlockGate {
     return pos - (pos % this.grain)
   }
 
+  /** The request boundary at or after `pos`. */
+  alignUp(pos: number): number {
+    return pos % this.grain === 0 ? pos : pos - (pos % this.grain) + this.grain
+  }
+
   /** Where a request that broke off after bytes [.., pos) arrived starts again. */
   resumeAt(pos: number): number {
     return this.mode === 'whole' ? pos : this.align(pos)

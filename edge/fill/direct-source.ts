@@ -10,6 +10,7 @@ import type { ChunkFetch, CrcsFetch } from './fill.js'
 import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
 import { chunkAnswerMismatch, translateUpstreamError, type Upstream } from './upstream.js'
+import { ShardReads, type BodyDest, type ShardBody } from './shard-read.js'
 
 /**
  * Where a fill's bytes come from with edge.fill.path = direct
@@ -28,6 +29,9 @@ import { chunkAnswerMismatch, translateUpstreamError, type Upstream } from './up
  *      byte is read (status, ETag against the manifest, length); a refusal,
  *      a connection that fails, an expired grant (asked again once, at once)
  *      or a forged one moves to the next owner.
+ *      A fill's data request to an http: shard is read straight into the
+ *      fill's buffer (shard-read.ts: no per-read allocation, no copy); the
+ *      block list and anything without a destination go through undici.
  *   3. with the chunk's block list (the one this source fetched for the
  *      fill), the body passes through a BlockRun: only whole verified
  *      blocks go on. A block that fails its CRC32C, a body that breaks off or
@@ -46,7 +50,7 @@ export interface DirectOptions {
   idleTimeoutMs: number
 }
 
-type Body = Dispatcher.ResponseData['body']
+type Body = Dispatcher.ResponseData['body'] | ShardBody
 
 /** The shard body a read is on, whether its reader destroyed it, and how far what it yielded was verified. */
 interface Hold {
@@ -66,6 +70,8 @@ class SourceError extends UpstreamError {
 
 export class DirectSource {
   private readonly pools = new Map<string, Pool>()
+  /** the zero-copy readers of fills' data, per http: shard origin */
+  private readonly reads = new Map<string, ShardReads>()
   /** the block list this source fetched for each chunk's fill: the data requests verify with it */
   private readonly lists = new LRUCache<string, Promise<Buffer>>({ max: 1024 })
   private readonly warned = new Set<string>()
@@ -73,14 +79,14 @@ export class DirectSource {
   constructor(private readonly grants: GrantsCache, private readonly relay: Upstream, private readonly o: DirectOptions,
     private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {}
 
-  readonly chunk: ChunkFetch = async (ref, from, to, signal) => {
+  readonly chunk: ChunkFetch = async (ref, from, to, signal, dest) => {
     const g = await this.grants.get(ref, signal)
     if (g === undefined) {
       this.metrics.fallbacks.inc({ reason: 'no_grant' })
       return counted(this.relay.chunk(ref, from, to, signal), this.metrics.bytes.relay)
     }
     const hold: Hold = { body: undefined, stopped: false, verified: from }
-    const it = this.read(ref, g, from, to, signal, hold)
+    const it = this.read(ref, g, from, to, signal, hold, dest)
     // destroy may come while the generator waits for a piece: the shard's body goes at once, and no next owner is asked
     return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; hold.body?.destroy(); void it.return(undefined) },
       get verified() { return hold.verified } }
@@ -119,7 +125,7 @@ export class DirectSource {
   }
 
   /** Bytes [from, to) from the owners in turn, verified block by block when the list is in hand; the relay for what none could send. */
-  private async *read(ref: ChunkRef, g: ChunkGrant, from: number, to: number, signal: AbortSignal, hold: Hold): AsyncGenerator<Buffer> {
+  private async *read(ref: ChunkRef, g: ChunkGrant, from: number, to: number, signal: AbortSignal, hold: Hold, dest: BodyDest | undefined): AsyncGenerator<Buffer> {
     const what = `chunk ${refName(ref)}`
     let pos = from
     let sources = g.sources
@@ -135,7 +141,7 @@ export class DirectSource {
       const src = sources[i]!
       let body: Body
       try {
-        body = await this.open(src, g.sid, ref, pos, to, signal)
+        body = await this.open(src, g.sid, ref, pos, to, signal, dest)
       } catch (err) {
         if (signal.aborted) throw translateUpstreamError(err, what, signal)
         if (err instanceof SourceError && err.reason === 'expired' && !renewed) {
@@ -191,9 +197,12 @@ export class DirectSource {
   }
 
   /** One owner's answer for [from, to), checked against the manifest before a byte is read. */
-  private async open(src: Source, sid: string, ref: ChunkRef, from: number, to: number, signal: AbortSignal): Promise<Body> {
+  private async open(src: Source, sid: string, ref: ChunkRef, from: number, to: number, signal: AbortSignal, dest: BodyDest | undefined): Promise<Body> {
     const ranged = from > 0 || to < ref.size
-    const res = await this.request(src, `/v1/chunks/${sid}/${ref.index}`, ranged ? { range: `bytes=${from}-${to - 1}` } : {}, signal)
+    const path = `/v1/chunks/${sid}/${ref.index}`
+    const headers: Record<string, string> = ranged ? { range: `bytes=${from}-${to - 1}` } : {}
+    const res = dest !== undefined && src.url.startsWith('http:') ? await this.readInto(src, path, headers, dest, from, signal)
+      : await this.request(src, path, headers, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
     const bad = chunkAnswerMismatch(res.headers, ref, from, to)
     if (bad) {
@@ -201,6 +210,16 @@ export class DirectSource {
       throw new SourceError(`shard ${src.shardId} answered chunk ${refName(ref)} with ${bad}`, 'refused')
     }
     return res.body
+  }
+
+  /** The data request, its body landing in the fill's buffer (shard-read.ts). */
+  private readInto(src: Source, path: string, headers: Record<string, string>, dest: BodyDest, from: number, signal: AbortSignal) {
+    let reads = this.reads.get(src.url)
+    if (reads === undefined) {
+      reads = new ShardReads(src.url, { connections: this.o.connections, headersTimeoutMs: this.o.headersTimeoutMs, idleTimeoutMs: this.o.idleTimeoutMs })
+      this.reads.set(src.url, reads)
+    }
+    return reads.get(path, { authorization: `Grant ${src.grant}`, ...headers }, dest, from, signal)
   }
 
   private async request(src: Source, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
@@ -232,6 +251,7 @@ export class DirectSource {
   }
 
   async close(): Promise<void> {
+    for (const r of this.reads.values()) r.close()
     await Promise.all([...this.pools.values()].map(p => p.destroy()))
     await this.grants.close()
   }
@@ -254,7 +274,7 @@ export async function counted(body: Promise<AsyncIterable<Buffer> & { destroy():
   return { [Symbol.asyncIterator]: () => it, destroy: () => { b.destroy(); void it.return(undefined) } }
 }
 
-async function refusal(res: Dispatcher.ResponseData, src: Source, what: string): Promise<SourceError> {
+async function refusal(res: { statusCode: number; body: { text(): Promise<string> } }, src: Source, what: string): Promise<SourceError> {
   let code = ''
   try {
     code = (JSON.parse(await res.body.text()) as { error?: { code?: string } }).error?.code ?? ''

@@ -38,6 +38,27 @@ t.test('a reader far ahead gets its own ranged fetch; every byte is fetched once
   t.ok(s.pipes[0]!.destroyed, 'the first request was cut where the second one began')
 })
 
+t.test('a split never starts below what the running request may already be reading into (its claim)', async t => {
+  const s = setup(10000, { splitBytes: 1000 })
+  s.fill.start(0)
+  await s.fetched(1)
+  const d = s.dests[0]!
+  t.equal(d.buf, s.fill.buf, 'the fill offers its own buffer')
+  t.equal(d.end(), 10000)
+  s.feed(s.pipes[0]!, 0, 500)
+  await ticksUntil(() => s.received() === 500)
+  d.claim(8500) // a zero-copy source named [500, 8500) for its next read
+  const deep = readAll(s.fill, 8000, 10000)
+  await s.fetched(2)
+  t.same([s.pipes[1]!.from, s.pipes[1]!.to], [8500, 10000], 'the seek\'s request starts where the claim ends, not at 8000')
+  t.equal(d.end(), 8500, 'and the running request now ends there')
+  s.feed(s.pipes[1]!, 8500, 10000)
+  s.pipes[1]!.push(null)
+  s.feed(s.pipes[0]!, 500, 8500)
+  t.ok((await s.fill.done).equals(s.bytes))
+  t.ok((await deep).equals(s.bytes.subarray(8000)))
+})
+
 t.test('a fill started deep fetches the rest afterwards, wrapping around', async t => {
   const s = setup(10000)
   s.fill.start(6000)

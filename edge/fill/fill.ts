@@ -7,6 +7,7 @@ import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
 import { dropChunk, holdChunk } from '../tiers/chunk-arena.js'
 import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
+import type { BodyDest } from './shard-read.js'
 
 /**
  * One chunk being fetched from upstream into one Buffer, read by any number of
@@ -96,13 +97,17 @@ export interface FillOptions {
  * at the site that held the chunk (edge/site/peer-source.ts): the site's hit,
  * not the origin's bytes.
  */
-export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal) => Promise<ChunkBody>
+export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: AbortSignal, dest?: BodyDest) => Promise<ChunkBody>
 
 /**
  * A request's body. `held`: see above. `verified`: the chunk offset up to
  * which the bytes it yielded were checked block by block against the block
  * list the manifest anchors (the direct source checks them to know where to
  * fail over, edge/fill/block-run.ts): the gate does not check those again.
+ * `dest`: the fill's buffer, for a source that reads bytes straight into it
+ * (edge/fill/shard-read.ts); such a source yields views of `dest.buf` at
+ * their own offsets, which the fill takes in place instead of copying.
+ * Sources that ignore it yield pieces of their own.
  */
 export type ChunkBody = AsyncIterable<Buffer> & { destroy(): void; held?: boolean; readonly verified?: number }
 /** The chunk's block list, already checked against `ref.blocks` */
@@ -255,9 +260,10 @@ export class Fill {
     if (s === undefined) {
       this.launch(this.gate.align(pos), this.segs.gapEnd(pos))
     } else if (!s.done && pos - s.pos > this.opts.splitBytes) {
-      // the reader is far ahead of the segment bringing its byte: it gets its own request from there
-      const at = this.gate.align(pos)
-      if (at <= s.pos) return
+      // the reader is far ahead of the segment bringing its byte: it gets its own request from there,
+      // but not below what the running request may already be reading into (its claim)
+      const at = Math.max(this.gate.align(pos), this.gate.alignUp(s.claimed))
+      if (at <= s.pos || at >= s.to) return
       const to = s.to
       s.to = at
       this.launch(at, to)
@@ -312,11 +318,13 @@ export class Fill {
 
   /** One upstream request for [pos, end) of a segment, copied into `buf` and released as it verifies. */
   private async pump(seg: Segment, what: string): Promise<void> {
-    const body = await this.upstream.chunk(this.ref, seg.pos, seg.end, this.ac.signal)
+    const dest: BodyDest = { buf: this.buf, end: () => seg.to, claim: upTo => { if (upTo > seg.claimed) seg.claimed = upTo } }
+    const body = await this.upstream.chunk(this.ref, seg.pos, seg.end, this.ac.signal, dest)
     for await (const piece of body) {
       if (this.error) break
       const n = Math.min(piece.length, seg.to - seg.pos)
-      piece.copy(this.buf, seg.pos, 0, n)
+      // a source that read straight into the buffer hands on views of it where they belong: nothing to copy
+      if (piece.buffer !== this.buf.buffer || piece.byteOffset !== this.buf.byteOffset + seg.pos) piece.copy(this.buf, seg.pos, 0, n)
       seg.pos += n
       if (body.held === true) this.heldBytes += n
       else this.otherBytes += n

@@ -15,6 +15,8 @@ export interface Segment {
   pos: number
   /** bytes [from, ok) are released to readers (and hashed) */
   ok: number
+  /** the request in flight may write the fill's buffer up to here (BodyDest.claim, edge/fill/shard-read.ts): no split below it */
+  claimed: number
   done: boolean
 }
 
@@ -29,7 +31,7 @@ export class Segments implements Iterable<Segment> {
 
   /** A new segment [from, to), in order. */
   add(from: number, to: number): Segment {
-    const seg: Segment = { from, to, end: to, pos: from, ok: from, done: false }
+    const seg: Segment = { from, to, end: to, pos: from, ok: from, claimed: from, done: false }
     let i = 0
     while (i < this.list.length && this.list[i]!.from < from) i++
     this.list.splice(i, 0, seg)

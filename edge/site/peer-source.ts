@@ -7,6 +7,7 @@ import type { EdgePeerMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
 import { latestBlockList, rememberBlockList } from '../fill/block-list.js'
 import type { ChunkFetch, CrcsFetch } from '../fill/fill.js'
+import type { BodyDest } from '../fill/shard-read.js'
 import { BlockRun } from '../fill/block-run.js'
 import { chunkAnswerMismatch, translateUpstreamError } from '../fill/upstream.js'
 import type { SiteMember, SiteView } from './site-view.js'
@@ -98,21 +99,21 @@ export class PeerSource {
     return peer
   }
 
-  readonly chunk: ChunkFetch = async (ref, from, to, signal) => {
+  readonly chunk: ChunkFetch = async (ref, from, to, signal, dest) => {
     const peer = this.peerFor(ref)
-    if (peer === undefined) return this.next.chunk(ref, from, to, signal)
+    if (peer === undefined) return this.next.chunk(ref, from, to, signal, dest)
     let first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer; held: boolean }
     try {
       first = await this.open(peer, ref, from, to, signal)
     } catch (err) {
       if (signal.aborted) throw translateUpstreamError(err, `chunk ${refName(ref)}`, signal)
       this.fellBack(peer, ref, err, from)
-      return this.next.chunk(ref, from, to, signal)
+      return this.next.chunk(ref, from, to, signal, dest)
     }
     // `held` (fill.ts): the owner had the chunk in its tiers; a fallback to this edge's own path clears it
     // `verified` (fill.ts): how far the blocks handed on passed the block list; not moved by a fallback's bytes
     const hold = { stopped: false, held: first.held, verified: from }
-    const it = this.read(peer, ref, from, to, signal, first, hold)
+    const it = this.read(peer, ref, from, to, signal, first, hold, dest)
     return { [Symbol.asyncIterator]: () => it, destroy: () => { hold.stopped = true; first.body.destroy(); void it.return(undefined) },
       get held() { return hold.held }, get verified() { return hold.verified } }
   }
@@ -135,7 +136,8 @@ export class PeerSource {
 
   /** Steps 2-3 for bytes [from, to): the owner's body, verified block by block; the rest by this edge's own path on any failure. */
   private async *read(peer: SiteMember, ref: ChunkRef, from: number, to: number, signal: AbortSignal,
-    first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }, hold: { stopped: boolean; held: boolean; verified: number }): AsyncGenerator<Buffer> {
+    first: { body: Body; it: AsyncIterator<Buffer>; piece: Buffer }, hold: { stopped: boolean; held: boolean; verified: number },
+    dest: BodyDest | undefined): AsyncGenerator<Buffer> {
     const what = `chunk ${refName(ref)} from ${peer.id}`
     let pos = from
     let fallback = false
@@ -179,7 +181,7 @@ export class PeerSource {
       first.body.destroy()
     }
     hold.held = false
-    if (fallback && !hold.stopped) yield* await this.next.chunk(ref, pos, to, signal)
+    if (fallback && !hold.stopped) yield* await this.next.chunk(ref, pos, to, signal, dest)
   }
 
   /** The owner's answer for [from, to), checked before a byte is read, and its first piece: all within the first-byte timeout. */

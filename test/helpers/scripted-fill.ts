@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { blockCrcs, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import { Fill, type ChunkFetch } from '../../edge/fill/fill.js'
+import type { BodyDest } from '../../edge/fill/shard-read.js'
 import type { ChunkRef } from '../../edge/title.js'
 
 /**
@@ -50,8 +51,10 @@ export function setup(size: number, o: SetupOptions = {}) {
   const sha256 = o.otherDigest ? createHash('sha256').update('another chunk').digest('hex') : sha
   const ref: ChunkRef = { key: `m/0/${sha}`, contentId: 'm', index: 0, sha256, size, blocks: o.blocks ? blockListDigest(crcs) : undefined }
   const pipes: Pipe[] = []
+  /** the destination the fill gave each fetch (a zero-copy source would read into it) */
+  const dests: (BodyDest | undefined)[] = []
   let onFetch: (() => void) | null = null
-  const fetch: ChunkFetch = async (_ref, from, to) => { const p = new Pipe(from, to); pipes.push(p); onFetch?.(); return p }
+  const fetch: ChunkFetch = async (_ref, from, to, _signal, dest) => { const p = new Pipe(from, to); pipes.push(p); dests.push(dest); onFetch?.(); return p }
   const fetched = (n: number) => new Promise<void>(r => { if (pipes.length >= n) r(); else onFetch = () => { if (pipes.length >= n) r() } })
   /** the block list request: the test answers it with list.send() or list.refuse() */
   let answer!: { resolve: (b: Buffer) => void; reject: (e: Error) => void }
@@ -70,7 +73,7 @@ export function setup(size: number, o: SetupOptions = {}) {
     ...(o.verifyWholeChunks === undefined ? {} : { verifyWholeChunks: o.verifyWholeChunks }) }
   const upstream = { chunk: fetch, crcs: o.blocks ? async () => { listAsked++; return listed } : undefined }
   const fill = new Fill(ref, upstream, opts, { bytes: n => { received += n }, retry: (reason, _err, at) => { retries.push({ reason, at }) } })
-  return { bytes, crcs, ref, pipes, fetched, feed, fill, list, retries, received: () => received }
+  return { bytes, crcs, ref, pipes, dests, fetched, feed, fill, list, retries, received: () => received }
 }
 
 /** What undici throws when the upstream resets the connection mid-body. */

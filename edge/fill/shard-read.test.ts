@@ -1,0 +1,184 @@
+import t from 'tap'
+import http from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ShardReads, type BodyDest } from './shard-read.js'
+
+/** shard-read.ts against a real node:http server on port 0: bytes land where they belong, and nowhere else. */
+const SIZE = 4 * 1024 * 1024
+const data = Buffer.alloc(SIZE)
+for (let i = 0; i < SIZE; i++) data[i] = (i * 13 + 5) & 0xff
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void
+async function server(t: { teardown(fn: () => void): void }, handler: Handler) {
+  let connections = 0
+  const sockets: Socket[] = []
+  const s = http.createServer(handler)
+  s.on('connection', sock => { connections++; sockets.push(sock); sock.on('error', () => {}) })
+  s.keepAliveTimeout = 5000
+  await new Promise<void>(r => s.listen(0, '127.0.0.1', r))
+  t.teardown(() => { s.closeAllConnections(); s.close() })
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, connections: () => connections, sockets, s }
+}
+
+/** Serves data[from, to) for `bytes=from-to-1`, as a shard does. */
+const ranged: Handler = (req, res) => {
+  const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')
+  const [from, last] = m ? [Number(m[1]), Number(m[2])] : [0, SIZE - 1]
+  res.writeHead(m ? 206 : 200, { 'content-length': last - from + 1, etag: '"x"' })
+  res.end(data.subarray(from, last + 1))
+}
+
+function dest(limit = SIZE) {
+  const d = { buf: Buffer.alloc(SIZE, 0xee), limit, claimed: 0, end: () => d.limit, claim: (n: number) => { d.claimed = Math.max(d.claimed, n) } }
+  return d satisfies BodyDest
+}
+
+const opts = { connections: 4, headersTimeoutMs: 2000, idleTimeoutMs: 2000 }
+
+t.test('a body lands in the destination at its chunk offsets; the views handed on are those bytes; the connection is kept', async t => {
+  const srv = await server(t, ranged)
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  for (const [from, to] of [[0, SIZE], [65536, 3 * 65536 + 100]] as const) {
+    const d = dest()
+    const a = await reads.get('/c', { range: `bytes=${from}-${to - 1}` }, d, from, AbortSignal.timeout(5000))
+    t.equal(a.statusCode, 206)
+    t.equal(a.headers.etag, '"x"')
+    let at = from
+    for await (const v of a.body) {
+      t.equal(v.buffer, d.buf.buffer, 'a view of the destination') || t.bailout()
+      t.equal(v.byteOffset - d.buf.byteOffset, at, 'at its own offset') || t.bailout()
+      at += v.length
+    }
+    t.equal(at, to, 'every byte')
+    t.ok(d.buf.subarray(from, to).equals(data.subarray(from, to)), 'the right bytes')
+    t.ok(d.buf.subarray(0, from).every(b => b === 0xee) && d.buf.subarray(to).every(b => b === 0xee), 'nothing written outside the body')
+  }
+  t.equal(srv.connections(), 1, 'one connection for both')
+})
+
+t.test('the fill wanting less mid-body: nothing lands past what it wants or what was claimed before', async t => {
+  let go!: () => void
+  const gate = new Promise<void>(r => { go = r })
+  const srv = await server(t, (_req, res) => {
+    res.writeHead(200, { 'content-length': SIZE })
+    res.write(data.subarray(0, 1024 * 1024))
+    void gate.then(() => res.end(data.subarray(1024 * 1024)))
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const d = dest()
+  const a = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  const it = a.body[Symbol.asyncIterator]()
+  let got = 0
+  while (got < 1024 * 1024) got += (await it.next()).value!.length
+  // a split: the segment now ends at 1.5 MiB, or where the source had claimed, whichever is later (fill.ts)
+  d.limit = Math.max(1.5 * 1024 * 1024, d.claimed)
+  const limit = d.limit
+  go()
+  for (let r = await it.next(); !r.done; r = await it.next()) got += r.value.length
+  t.equal(got, limit, 'bytes up to the new end are handed on')
+  t.ok(d.buf.subarray(0, limit).equals(data.subarray(0, limit)))
+  t.ok(d.buf.subarray(limit).every(b => b === 0xee), 'nothing written past it')
+  t.ok(d.claimed <= limit, 'and nothing claimed past it')
+})
+
+t.test('a refusal is read whole for its error code; the connection is kept', async t => {
+  let n = 0
+  const srv = await server(t, (req, res) => {
+    if (n++ === 0) {
+      const body = JSON.stringify({ error: { code: 'CDN_ERR_GRANT_INVALID' } })
+      res.writeHead(403, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      return void res.end(body)
+    }
+    ranged(req, res)
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const d = dest()
+  const a = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  t.equal(a.statusCode, 403)
+  t.match(await a.body.text(), /CDN_ERR_GRANT_INVALID/)
+  t.ok(d.buf.every(b => b === 0xee), 'a refusal never reaches the destination')
+  const b = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  for await (const _ of b.body) { /* drain */ }
+  t.ok(d.buf.equals(data))
+  t.equal(srv.connections(), 1)
+})
+
+t.test('a shard that dies mid-body: the read fails as a cut', async t => {
+  const srv = await server(t, (_req, res) => {
+    res.writeHead(200, { 'content-length': SIZE })
+    res.write(data.subarray(0, 100_000), () => setTimeout(() => res.socket?.destroy(), 20))
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const a = await reads.get('/c', {}, dest(), 0, AbortSignal.timeout(5000))
+  await t.rejects((async () => { for await (const _ of a.body) { /* drain */ } })(), { name: 'UpstreamCutError', reason: 'cut' })
+})
+
+t.test('a reader that leaves early: the connection is closed, and the destination is not written again', async t => {
+  const srv = await server(t, (_req, res) => {
+    res.writeHead(200, { 'content-length': SIZE })
+    res.write(data.subarray(0, 256 * 1024))
+    setTimeout(() => { if (!res.destroyed) res.end(data.subarray(256 * 1024)) }, 100)
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const d = dest()
+  const a = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  const it = a.body[Symbol.asyncIterator]()
+  await it.next()
+  a.body.destroy()
+  const snapshot = Buffer.from(d.buf)
+  const sock = srv.sockets[0]!
+  const closed = sock.closed ? Promise.resolve() : new Promise(r => sock.once('close', r))
+  await sleep(300)
+  t.ok(d.buf.equals(snapshot), 'no byte landed after the reader left')
+  await closed
+  t.pass('the shard saw the connection close')
+})
+
+t.test('a kept connection the shard closed meanwhile: the next read goes on a new one', async t => {
+  const srv = await server(t, ranged)
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const d = dest()
+  for await (const _ of (await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))).body) { /* drain */ }
+  srv.s.closeIdleConnections()
+  await sleep(100)
+  const d2 = dest()
+  for await (const _ of (await reads.get('/c', {}, d2, 0, AbortSignal.timeout(5000))).body) { /* drain */ }
+  t.ok(d2.buf.equals(data))
+  t.equal(srv.connections(), 2)
+})
+
+t.test('no answer within headersTimeoutMs: a timeout; an abort mid-body: the abort\'s reason, the connection closed', async t => {
+  const srv = await server(t, (req, res) => {
+    if (req.url === '/silent') return
+    res.writeHead(200, { 'content-length': SIZE })
+    res.write(data.subarray(0, 1000))
+  })
+  const reads = new ShardReads(srv.url, { ...opts, headersTimeoutMs: 100 })
+  t.teardown(() => reads.close())
+  await t.rejects(reads.get('/silent', {}, dest(), 0, AbortSignal.timeout(5000)), { code: 'CDN_ERR_UPSTREAM_TIMEOUT' })
+  const ac = new AbortController()
+  const a = await reads.get('/c', {}, dest(), 0, ac.signal)
+  const drained = (async () => { for await (const _ of a.body) { /* drain */ } })()
+  await sleep(50)
+  const why = new Error('the fill failed')
+  ac.abort(why)
+  await t.rejects(drained, why)
+})
+
+t.test('an answer that is not Content-Length framed is refused', async t => {
+  const srv = await server(t, (_req, res) => {
+    res.writeHead(200) // chunked
+    res.end(data.subarray(0, 1000))
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  await t.rejects(reads.get('/c', {}, dest(), 0, AbortSignal.timeout(5000)), { name: 'UpstreamCutError', message: /Content-Length/ })
+})
+

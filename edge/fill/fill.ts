@@ -50,6 +50,14 @@ import type { BodyDest } from './shard-read.js'
  * still reading gets the error and is cut. A block the source already checked
  * against the same list (`ChunkBody.verified`) is not checked again.
  *
+ * Where bytes land. Each request is offered the fill's buffer (`BodyDest`):
+ * a source that can read straight into it (a shard's data, shard-read.ts)
+ * writes bytes [pos, seg.to) in place and hands on views of them, which
+ * `pump` takes without a copy; other sources hand on pieces that `pump`
+ * copies in. Such a source names the memory of a read before the read
+ * (`claim`), so a split never moves a segment's end below what its running
+ * request has claimed: the bytes of two requests never meet.
+ *
  * Failure and resumption. A segment's request that breaks off (a reset, a
  * short body, a 502/503/504 of the router's, an idle timeout: `retryReason` in
  * upstream.ts) is asked again from the end of the last released block (without

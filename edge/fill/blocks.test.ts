@@ -16,3 +16,14 @@ t.test('blocks a source verified against the list pass as they are; the rest are
   t.throws(() => gate.release(hurt, 0, 3 * B, B), { code: 'CDN_ERR_UPSTREAM_DIGEST', message: /block 1/ }, 'past what the source verified, the gate checks')
   t.throws(() => gate.release(hurt, 0, 3 * B), { message: /block 1/ }, 'a body that verified nothing: every block is checked')
 })
+
+t.test('a source vouches only for blocks from where its request started', async t => {
+  const bytes = Buffer.alloc(3 * B, 9)
+  const crcs = blockCrcs(bytes)
+  const ref: ChunkRef = { key: 'k', contentId: 'm', index: 0, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, blocks: blockListDigest(crcs) }
+  const gate = new BlockGate(ref, true)
+  gate.listed(crcs)
+  const hurt = Buffer.from(bytes)
+  hurt[5] ^= 1
+  t.throws(() => gate.release(hurt, 0, 3 * B, 2 * B, B), { message: /block 0/ }, 'block 0 is before the request that verified [B, 2B): checked')
+})

@@ -80,11 +80,12 @@ export class BlockGate {
    * Of the bytes [ok, pos) that have arrived in `buf` (`ok` is where the
    * released bytes end: a block boundary or the chunk's end), the end of those
    * that may be released now. Throws if a complete block fails its CRC32C.
-   * Blocks that end at or before `verified` were checked by the request's
+   * Blocks within [verifiedFrom, verified) were checked by the request's
    * source against the block list (any list whose digest the manifest holds
-   * is this one), so their CRC32C is not taken twice.
+   * is this one), so their CRC32C is not taken twice; `verifiedFrom` is where
+   * that request started, so nothing before it passes on its word.
    */
-  release(buf: Buffer, ok: number, pos: number, verified = 0): number {
+  release(buf: Buffer, ok: number, pos: number, verified = 0, verifiedFrom = 0): number {
     if (this.mode === 'whole') return pos
     if (this.mode === 'pending') return ok
     let at = ok
@@ -93,7 +94,7 @@ export class BlockGate {
       if (at >= pos || end > pos) return at
       const n = at / BLOCK_SIZE
       // blocks its source checked against a list with the same manifest-anchored digest (the same list) pass as they are
-      if (end > verified && crc32c(buf.subarray(at, end)) !== this.crcs!.readUInt32BE(4 * n)) {
+      if ((at < verifiedFrom || end > verified) && crc32c(buf.subarray(at, end)) !== this.crcs!.readUInt32BE(4 * n)) {
         throw new UpstreamCorruptError(`chunk ${refName(this.ref)}`,
           `block ${n} (bytes ${at}-${end - 1}) fails its CRC32C from the block list the manifest anchors`)
       }

@@ -201,7 +201,7 @@ export class DirectSource {
     const ranged = from > 0 || to < ref.size
     const path = `/v1/chunks/${sid}/${ref.index}`
     const headers: Record<string, string> = ranged ? { range: `bytes=${from}-${to - 1}` } : {}
-    const res = dest !== undefined && src.url.startsWith('http:') ? await this.readInto(src, path, headers, dest, from, signal)
+    const res = dest !== undefined && src.url.startsWith('http:') ? await this.readInto(src, path, headers, dest, from, ranged ? 206 : 200, signal)
       : await this.request(src, path, headers, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
     const bad = chunkAnswerMismatch(res.headers, ref, from, to)
@@ -213,13 +213,13 @@ export class DirectSource {
   }
 
   /** The data request, its body landing in the fill's buffer (shard-read.ts). */
-  private readInto(src: Source, path: string, headers: Record<string, string>, dest: BodyDest, from: number, signal: AbortSignal) {
+  private readInto(src: Source, path: string, headers: Record<string, string>, dest: BodyDest, from: number, expect: number, signal: AbortSignal) {
     let reads = this.reads.get(src.url)
     if (reads === undefined) {
       reads = new ShardReads(src.url, { connections: this.o.connections, headersTimeoutMs: this.o.headersTimeoutMs, idleTimeoutMs: this.o.idleTimeoutMs })
       this.reads.set(src.url, reads)
     }
-    return reads.get(path, { authorization: `Grant ${src.grant}`, ...headers }, dest, from, signal)
+    return reads.get(path, { authorization: `Grant ${src.grant}`, ...headers }, dest, from, expect, signal)
   }
 
   private async request(src: Source, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {

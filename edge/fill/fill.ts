@@ -327,7 +327,8 @@ export class Fill {
   /** One upstream request for [pos, end) of a segment, copied into `buf` and released as it verifies. */
   private async pump(seg: Segment, what: string): Promise<void> {
     const dest: BodyDest = { buf: this.buf, end: () => seg.to, claim: upTo => { if (upTo > seg.claimed) seg.claimed = upTo } }
-    const body = await this.upstream.chunk(this.ref, seg.pos, seg.end, this.ac.signal, dest)
+    const start = seg.pos
+    const body = await this.upstream.chunk(this.ref, start, seg.end, this.ac.signal, dest)
     for await (const piece of body) {
       if (this.error) break
       const n = Math.min(piece.length, seg.to - seg.pos)
@@ -337,7 +338,7 @@ export class Fill {
       if (body.held === true) this.heldBytes += n
       else this.otherBytes += n
       this.events.bytes(piece.length)
-      seg.ok = this.gate.release(this.buf, seg.ok, seg.pos, body.verified)
+      seg.ok = this.gate.release(this.buf, seg.ok, seg.pos, body.verified, start)
       this.advance()
       // split: the rest belongs to a later segment; leaving the loop destroys this request
       if (seg.pos >= seg.to && seg.to < seg.end) break

@@ -1,6 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ShardReads, type BodyDest } from './shard-read.js'
 
@@ -42,7 +42,7 @@ t.test('a body lands in the destination at its chunk offsets; the views handed o
   t.teardown(() => reads.close())
   for (const [from, to] of [[0, SIZE], [65536, 3 * 65536 + 100]] as const) {
     const d = dest()
-    const a = await reads.get('/c', { range: `bytes=${from}-${to - 1}` }, d, from, AbortSignal.timeout(5000))
+    const a = await reads.get('/c', { range: `bytes=${from}-${to - 1}` }, d, from, 206, AbortSignal.timeout(5000))
     t.equal(a.statusCode, 206)
     t.equal(a.headers.etag, '"x"')
     let at = from
@@ -69,7 +69,7 @@ t.test('the fill wanting less mid-body: nothing lands past what it wants or what
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
   const d = dest()
-  const a = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  const a = await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))
   const it = a.body[Symbol.asyncIterator]()
   let got = 0
   while (got < 1024 * 1024) got += (await it.next()).value!.length
@@ -97,11 +97,11 @@ t.test('a refusal is read whole for its error code; the connection is kept', asy
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
   const d = dest()
-  const a = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  const a = await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))
   t.equal(a.statusCode, 403)
   t.match(await a.body.text(), /CDN_ERR_GRANT_INVALID/)
   t.ok(d.buf.every(b => b === 0xee), 'a refusal never reaches the destination')
-  const b = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  const b = await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))
   for await (const _ of b.body) { /* drain */ }
   t.ok(d.buf.equals(data))
   t.equal(srv.connections(), 1)
@@ -114,7 +114,7 @@ t.test('a shard that dies mid-body: the read fails as a cut', async t => {
   })
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
-  const a = await reads.get('/c', {}, dest(), 0, AbortSignal.timeout(5000))
+  const a = await reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000))
   await t.rejects((async () => { for await (const _ of a.body) { /* drain */ } })(), { name: 'UpstreamCutError', reason: 'cut' })
 })
 
@@ -127,7 +127,7 @@ t.test('a reader that leaves early: the connection is closed, and the destinatio
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
   const d = dest()
-  const a = await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))
+  const a = await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))
   const it = a.body[Symbol.asyncIterator]()
   await it.next()
   a.body.destroy()
@@ -145,11 +145,11 @@ t.test('a kept connection the shard closed meanwhile: the next read goes on a ne
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
   const d = dest()
-  for await (const _ of (await reads.get('/c', {}, d, 0, AbortSignal.timeout(5000))).body) { /* drain */ }
+  for await (const _ of (await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))).body) { /* drain */ }
   srv.s.closeIdleConnections()
   await sleep(100)
   const d2 = dest()
-  for await (const _ of (await reads.get('/c', {}, d2, 0, AbortSignal.timeout(5000))).body) { /* drain */ }
+  for await (const _ of (await reads.get('/c', {}, d2, 0, 200, AbortSignal.timeout(5000))).body) { /* drain */ }
   t.ok(d2.buf.equals(data))
   t.equal(srv.connections(), 2)
 })
@@ -162,9 +162,9 @@ t.test('no answer within headersTimeoutMs: a timeout; an abort mid-body: the abo
   })
   const reads = new ShardReads(srv.url, { ...opts, headersTimeoutMs: 100 })
   t.teardown(() => reads.close())
-  await t.rejects(reads.get('/silent', {}, dest(), 0, AbortSignal.timeout(5000)), { code: 'CDN_ERR_UPSTREAM_TIMEOUT' })
+  await t.rejects(reads.get('/silent', {}, dest(), 0, 200, AbortSignal.timeout(5000)), { code: 'CDN_ERR_UPSTREAM_TIMEOUT' })
   const ac = new AbortController()
-  const a = await reads.get('/c', {}, dest(), 0, ac.signal)
+  const a = await reads.get('/c', {}, dest(), 0, 200, ac.signal)
   const drained = (async () => { for await (const _ of a.body) { /* drain */ } })()
   await sleep(50)
   const why = new Error('the fill failed')
@@ -179,6 +179,100 @@ t.test('an answer that is not Content-Length framed is refused', async t => {
   })
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
-  await t.rejects(reads.get('/c', {}, dest(), 0, AbortSignal.timeout(5000)), { name: 'UpstreamCutError', message: /Content-Length/ })
+  await t.rejects(reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000)), { name: 'UpstreamCutError', message: /Content-Length/ })
 })
 
+
+t.test('an earlier request\'s abort does not reach a later one on the same kept connection', async t => {
+  const srv = await server(t, ranged)
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const first = new AbortController()
+  for await (const _ of (await reads.get('/c', {}, dest(), 0, 200, first.signal)).body) { /* drain */ }
+  const d = dest()
+  const b = await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))
+  first.abort(new Error('the first fill ended'))
+  for await (const _ of b.body) { /* drain */ }
+  t.ok(d.buf.equals(data), 'the second read is whole')
+  t.equal(srv.connections(), 1, 'on the kept connection')
+})
+
+t.test('a kept connection reset before a byte of its answer: the read goes again on a new connection, once', async t => {
+  const seen = new WeakMap<object, number>()
+  const srv = await server(t, (req, res) => {
+    const n = (seen.get(req.socket) ?? 0) + 1
+    seen.set(req.socket, n)
+    if (n === 2) return void req.socket.destroy() // the shard closed it as the request came
+    ranged(req, res)
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  for await (const _ of (await reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000))).body) { /* drain */ }
+  const d = dest()
+  for await (const _ of (await reads.get('/c', {}, d, 0, 200, AbortSignal.timeout(5000))).body) { /* drain */ }
+  t.ok(d.buf.equals(data))
+  t.equal(srv.connections(), 2)
+})
+
+t.test('a kept connection whose shard does not answer in time: one timeout, no second request', async t => {
+  let n = 0
+  const srv = await server(t, (req, res) => { if (n++ === 0) ranged(req, res) })
+  const reads = new ShardReads(srv.url, { ...opts, headersTimeoutMs: 200 })
+  t.teardown(() => reads.close())
+  for await (const _ of (await reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000))).body) { /* drain */ }
+  const t0 = performance.now()
+  await t.rejects(reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000)), { code: 'CDN_ERR_UPSTREAM_TIMEOUT' })
+  t.ok(performance.now() - t0 < 390, 'after one headersTimeoutMs, not two')
+  t.equal(n, 2, 'the shard was asked once more, not twice')
+})
+
+t.test('a refusal whose body stalls fails after idleTimeoutMs; bytes past a refusal\'s body drop the connection', async t => {
+  const raw = net.createServer(sock => {
+    sock.on('error', () => {})
+    sock.once('data', d => {
+      if (d.toString().startsWith('GET /stall')) sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 100\r\n\r\n0123456789')
+      else if (d.toString().startsWith('GET /glued')) sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n{}JUNK')
+      else {
+        sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n{}')
+        setTimeout(() => sock.write('JUNK'), 30)
+      }
+    })
+  })
+  let conns = 0
+  raw.on('connection', () => { conns++ })
+  await new Promise<void>(r => raw.listen(0, '127.0.0.1', r))
+  t.teardown(() => raw.close())
+  const reads = new ShardReads(`http://127.0.0.1:${(raw.address() as AddressInfo).port}`, { ...opts, idleTimeoutMs: 200 })
+  t.teardown(() => reads.close())
+  const stalled = await reads.get('/stall', {}, dest(), 0, 200, AbortSignal.timeout(5000))
+  t.equal(stalled.statusCode, 403)
+  await t.rejects(stalled.body.text(), { code: 'CDN_ERR_UPSTREAM_TIMEOUT' })
+  const junk = await reads.get('/junk', {}, dest(), 0, 200, AbortSignal.timeout(5000))
+  t.equal(await junk.body.text(), '{}', 'the body is its Content-Length')
+  await sleep(100)
+  await t.rejects(reads.get('/glued', {}, dest(), 0, 200, AbortSignal.timeout(5000)), { message: /bytes past its response body/ },
+    'a new connection (the one that carried bytes after its answer was dropped); bytes glued to an answer refuse it')
+  t.equal(conns, 3)
+})
+
+t.test('a 200 where a range\'s 206 was asked for: refused before a byte lands', async t => {
+  const srv = await server(t, (_req, res) => { res.writeHead(200, { 'content-length': SIZE }); res.end(data) })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const d = dest()
+  await t.rejects(reads.get('/c', { range: 'bytes=65536-131071' }, d, 65536, 206, AbortSignal.timeout(5000)), { name: 'UpstreamCutError', message: /200 where 206/ })
+  t.ok(d.buf.every(b => b === 0xee), 'nothing landed')
+})
+
+t.test('a kept connection the shard closed is never used again, and the new one is kept in its place', async t => {
+  const srv = await server(t, ranged)
+  const reads = new ShardReads(srv.url, { ...opts, connections: 1 })
+  t.teardown(() => reads.close())
+  const read = async () => { for await (const _ of (await reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000))).body) { /* drain */ } }
+  await read()
+  srv.s.closeIdleConnections()
+  await sleep(100)
+  await read() // a new connection, kept: the closed one no longer holds the only idle place
+  await read()
+  t.equal(srv.connections(), 2)
+})

@@ -14,7 +14,11 @@ import { UpstreamCutError } from './upstream.js'
  * largest cost left after each block's CRC32C was taken once.
  *
  * Theory of operation. One keep-alive HTTP/1.1 connection per request in
- * flight, kept per shard origin (`ShardReads`), at most `connections` idle.
+ * flight, kept per shard origin (`ShardReads`), at most `connections` idle
+ * (edge.upstreamConnections). Unlike undici's Pool, requests are not queued
+ * behind a cap: the connections in use are bounded by the fills' requests in
+ * flight (edge.maxFills × edge.maxFillSegments, 32 by default), all shards
+ * together.
  * Each connection's socket reads through `onread`: after each read (and once
  * at connect) it names the memory the kernel writes the next read into
  * (`target`):
@@ -38,10 +42,14 @@ import { UpstreamCutError } from './upstream.js'
  *
  * Failure: a reset, a close before the body's end, or a destroy by the reader
  * fails the request (UpstreamCutError 'cut'); no response head within
- * `headersTimeoutMs` (connect included) or no byte for `idleTimeoutMs` in the
- * body: UpstreamTimeoutError. A reused idle connection that fails before a
- * byte of the answer (the shard closed it meanwhile) is retried once on a new
- * one, as HTTP clients do for idempotent requests. After a request ended, its
+ * `headersTimeoutMs` (connect included) or no byte for `idleTimeoutMs` in a
+ * body (a refusal's too): UpstreamTimeoutError. A 2xx other than the status
+ * asked for (a 200 to a range) fails as cut before a byte lands. A reused
+ * idle connection reset or closed before a byte of the answer (the shard
+ * closed it meanwhile) is retried once on a new one, as HTTP clients do for
+ * idempotent requests; a timeout is not (the next owner's turn). A request's
+ * abort listener goes with its answer, so it never reaches the next request
+ * on the kept connection. After a request ended, its
  * destination is never written again: `target` names it only while its body
  * is being read, and a connection is destroyed, not reused, when its reader
  * leaves early.
@@ -93,7 +101,7 @@ class Req {
   headTimer: NodeJS.Timeout | undefined
   detach: () => void = () => {}
 
-  constructor(readonly dest: BodyDest | undefined, readonly from: number) {
+  constructor(readonly dest: BodyDest | undefined, readonly from: number, readonly expect: number) {
     this.pos = this.landed = from
   }
 
@@ -120,7 +128,11 @@ class Conn {
   /** a byte of the current answer arrived: a failure after it is not a stale connection's */
   answered = false
 
-  constructor(host: string, port: number, private readonly o: ShardReadOptions, private readonly release: (c: Conn) => void) {
+  /** what the connection failed with last: a timeout is not a stale connection's */
+  lastError: Error | undefined
+
+  constructor(host: string, port: number, private readonly o: ShardReadOptions, private readonly release: (c: Conn) => void,
+    private readonly forget: (c: Conn) => void) {
     this.sock = net.connect({ host, port, noDelay: true, onread: { buffer: () => this.target(), callback: (n, buf) => { this.landedIn(n, buf as Buffer); return true } } })
     this.sock.on('error', err => this.fail(new UpstreamCutError(`shard connection failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'cut', { cause: err })))
     this.sock.on('close', () => this.fail(new UpstreamCutError('the shard closed the connection', 'cut')))
@@ -132,8 +144,9 @@ class Conn {
   }
 
   /** Sends one GET and resolves with the answer's head; the body follows through the answer's `body`. */
-  request(hostHeader: string, path: string, headers: Record<string, string>, dest: BodyDest | undefined, from: number, signal: AbortSignal): Promise<ShardAnswer> {
-    const req = new Req(dest, from)
+  request(hostHeader: string, path: string, headers: Record<string, string>, dest: BodyDest | undefined, from: number, expect: number,
+    signal: AbortSignal): Promise<ShardAnswer> {
+    const req = new Req(dest, from, expect)
     this.req = req
     this.answered = false
     const onAbort = () => this.fail(signal.reason instanceof Error ? signal.reason : new UpstreamCutError('aborted', 'cut'))
@@ -161,6 +174,8 @@ class Conn {
       return this.scratch.subarray(0, Math.max(1, Math.min(HEAD_MAX, req.end - req.pos)))
     }
     if (req?.phase === 'head' && req.headLen < HEAD_MAX) return this.scratch.subarray(req.headLen)
+    // a refusal's body: no byte past its end is taken (bytes after it arrive with no request and drop the connection)
+    if (req?.phase === 'text') return this.scratch.subarray(0, Math.max(1, Math.min(HEAD_MAX, req.end - req.pos)))
     return this.scratch
   }
 
@@ -209,13 +224,18 @@ class Conn {
     const rest = this.scratch.subarray(at + 4, req.headLen)
     if (rest.length > len) return this.fail(new UpstreamCutError('a shard sent bytes past its response body', 'cut'))
     req.end = req.pos + len
-    if (req.dest !== undefined && (statusCode === 200 || statusCode === 206)) {
+    // a body that stalls fails after idleTimeoutMs, a refusal's as a chunk's
+    this.sock.setTimeout(this.o.idleTimeoutMs)
+    if (req.dest !== undefined && statusCode === req.expect) {
       req.phase = 'body'
       const n = Math.min(rest.length, Math.max(0, Math.min(req.end, req.dest.end()) - req.pos))
       rest.copy(req.dest.buf, req.pos, 0, n)
       req.landed += n
       req.pos += rest.length
-      this.sock.setTimeout(this.o.idleTimeoutMs)
+    } else if (statusCode >= 200 && statusCode < 300) {
+      // a 2xx that is not the answer asked for (a 200 to a ranged request): its bytes are not where the range's go
+      this.fail(new UpstreamCutError(`a shard answered ${statusCode} where ${req.expect} was asked for`, 'cut'))
+      return
     } else {
       req.phase = 'text'
       req.text.push(Buffer.from(rest))
@@ -247,6 +267,7 @@ class Conn {
   }
 
   private close(): void {
+    if (!this.dead) this.forget(this)
     this.dead = true
     this.sock.destroy()
   }
@@ -255,6 +276,7 @@ class Conn {
   fail(err: Error): void {
     const req = this.req
     this.req = undefined
+    this.lastError ??= err
     this.close()
     if (req === undefined || req.phase === 'done') return
     req.phase = 'done'
@@ -305,6 +327,7 @@ class Conn {
 /** The connections to one shard origin (http: only). */
 export class ShardReads {
   private readonly idle: Conn[] = []
+  private closed = false
   private readonly host: string
   private readonly port: number
   private readonly hostHeader: string
@@ -317,32 +340,42 @@ export class ShardReads {
     this.hostHeader = u.host
   }
 
-  /** GET `path`; a 200/206 body lands in `dest` at chunk offsets from `from` on. */
-  async get(path: string, headers: Record<string, string>, dest: BodyDest | undefined, from: number, signal: AbortSignal): Promise<ShardAnswer> {
+  /**
+   * GET `path`; an answer with status `expect` (200, or 206 for a range) lands
+   * in `dest` at chunk offsets from `from` on. Another 2xx fails as cut; any
+   * other status is read whole for `text()`.
+   */
+  async get(path: string, headers: Record<string, string>, dest: BodyDest | undefined, from: number, expect: number, signal: AbortSignal): Promise<ShardAnswer> {
     signal.throwIfAborted()
     let conn: Conn | undefined
     while (conn === undefined && this.idle.length > 0) {
       const c = this.idle.pop()!
       if (c.usable) conn = c
     }
-    if (conn === undefined) return this.open().request(this.hostHeader, path, headers, dest, from, signal)
+    if (conn === undefined) return this.open().request(this.hostHeader, path, headers, dest, from, expect, signal)
     try {
-      return await conn.request(this.hostHeader, path, headers, dest, from, signal)
+      return await conn.request(this.hostHeader, path, headers, dest, from, expect, signal)
     } catch (err) {
-      // a kept connection the shard closed meanwhile: once more on a new one
-      if (conn.answered || signal.aborted) throw err
-      return this.open().request(this.hostHeader, path, headers, dest, from, signal)
+      // a kept connection the shard closed meanwhile (reset or closed before a byte of the answer): once more on a
+      // new one; not a shard that does not answer in time (that is the next owner's turn), nor an abort
+      if (conn.answered || signal.aborted || conn.lastError instanceof UpstreamTimeoutError) throw err
+      return this.open().request(this.hostHeader, path, headers, dest, from, expect, signal)
     }
   }
 
   private open(): Conn {
     return new Conn(this.host, this.port, this.o, c => {
-      if (this.idle.length < this.o.connections) this.idle.push(c)
+      if (!this.closed && this.idle.length < this.o.connections) this.idle.push(c)
       else c.fail(new UpstreamCutError('closed: enough idle connections', 'cut'))
+    }, c => {
+      const i = this.idle.indexOf(c)
+      if (i >= 0) this.idle.splice(i, 1)
     })
   }
 
+  /** Closes the idle connections; those in use close when their answer ends. */
   close(): void {
+    this.closed = true
     for (const c of this.idle.splice(0)) c.fail(new UpstreamCutError('closed', 'cut'))
   }
 }

@@ -27,8 +27,11 @@ import { firstByte } from '../lib/ttfb.js'
  *     the origin side's (router + shards) is taken meanwhile, per GB filled,
  *     against the shard's own CPU per GB on the direct read (goal ≤ 2×);
  *   - edge over a bare upstream: the same, the edge filling from a bare
- *     node:http server holding the title in memory (bench/lib/bare-upstream.ts):
- *     the edge's own ceiling, apart from what the origin costs;
+ *     node:http server holding the title in memory (bench/lib/bare-upstream.ts),
+ *     which the edge reads as it reads a router (the relay's client: undici
+ *     and a copy; the direct path reads shards into the chunk's memory,
+ *     edge/fill/shard-read.ts): the relay path's ceiling, apart from what the
+ *     origin costs;
  *   - edge in steady state: the same as the first edge (the edge's default
  *     path), with a RAM tier of two chunks, after it has read the title once
  *     (unmeasured) and purged it: every fill evicts a chunk or writes into

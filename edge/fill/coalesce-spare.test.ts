@@ -50,3 +50,27 @@ t.test('a player\'s fill takes the buffer allocated ahead; readahead and odd siz
   t.equal(next.fill.buf, allocated[4], 'the next miss takes it')
   t.equal(allocated.length, 5)
 })
+
+t.test('the spare\'s pages are written once each behind it, a slice a turn, and not after a fill took it', async t => {
+  const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
+  const BIG = 8 * 1024 * 1024
+  const fetch: ChunkFetch = () => new Promise(() => {})
+  const fills = new Coalescer({ fetch, cached: () => false, commit: () => {}, stale: () => {}, metrics, logger: quietLogger('edge') },
+    { maxFills: 8, fillTimeoutMs: 60_000, splitBytes: 2 ** 30, maxSegments: 4, retries: 0, retryBackoffMs: 0, alloc: n => Buffer.alloc(n, 0xff), spareBytes: BIG })
+  t.teardown(() => fills.close())
+  const pages = (b: Buffer) => { let n = 0; for (let off = 0; off < b.length; off += 4096) if (b[off] === 0) n++; return n }
+  fills.prepare()
+  const first = fills.join(ref(1, BIG), 0)!.fill.buf
+  t.ok(pages(first) > 0 && pages(first) < BIG / 4096, 'taken at once: only the first slice was written')
+  const before = pages(first)
+  first[BIG - 4096] = 0xff
+  for (let i = 0; i < 8; i++) await turn()
+  t.equal(pages(first), before, 'nothing written into it once a fill had it')
+  t.equal(first[BIG - 4096], 0xff)
+  // the fill ends (closed below); a spare prepared and left alone is written through, one page at a time
+  fills.prepare()
+  const spare = (fills as unknown as { spare: Buffer }).spare
+  for (let i = 0; i < 8; i++) await turn()
+  t.equal(pages(spare), BIG / 4096, 'every page of the spare was written')
+  t.equal(spare.indexOf(0xff), 1, 'one byte a page, not the whole buffer')
+})

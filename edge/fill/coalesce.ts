@@ -38,6 +38,9 @@ import { refName, type ChunkRef } from '../title.js'
  * miss's first byte does not wait for that GC. Its pages are not touched
  * until a fill writes them: an idle spare costs address space, not RSS.
  */
+/** the spare's pages faulted in per event-loop turn (`touch`): 2 MiB, one huge page, a few ms at worst */
+const TOUCH_BYTES = 2 * 1024 * 1024
+
 export interface CoalescerOptions extends FillOptions {
   maxFills: number
   fillTimeoutMs: number
@@ -92,10 +95,29 @@ export class Coalescer {
     this.playerOpts = { ...opts, alloc: size => this.takeSpare(size) }
   }
 
-  /** Allocates the spare now (startup), so that not even the first miss allocates. */
+  /** Allocates the spare now (startup), so that not even the first miss allocates, and faults its pages in behind it. */
   prepare(): void {
     const n = this.opts.spareBytes ?? 0
-    if (n > 0 && this.spare === undefined && !this.closed) this.spare = this.allocate(n)
+    if (n > 0 && this.spare === undefined && !this.closed) {
+      this.spare = this.allocate(n)
+      this.touch(this.spare, 0)
+    }
+  }
+
+  /**
+   * Writes a byte of every page of the spare, TOUCH_BYTES a turn, while it is
+   * still the spare: memory malloc just mapped is faulted in on its first
+   * write, which on a VM can cost milliseconds per 2 MiB (docs/benchmarks.md,
+   * row fill), and a player's miss would pay it in its first block. The fill
+   * that takes the spare pays only for the pages not reached yet; the work is
+   * what that fill would have done, done before it (a reused slot's pages are
+   * faulted already: a write each, nothing more).
+   */
+  private touch(b: Buffer, from: number): void {
+    if (this.spare !== b || this.closed || from >= b.length) return
+    const end = Math.min(b.length, from + TOUCH_BYTES)
+    for (let off = from; off < end; off += 4096) b[off] = 0
+    setImmediate(() => this.touch(b, end)).unref()
   }
 
   private allocate(size: number): Buffer {

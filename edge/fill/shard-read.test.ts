@@ -233,8 +233,9 @@ t.test('a refusal whose body stalls fails after idleTimeoutMs; bytes past a refu
       if (d.toString().startsWith('GET /stall')) sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 100\r\n\r\n0123456789')
       else if (d.toString().startsWith('GET /glued')) sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n{}JUNK')
       else {
-        sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n{}')
-        setTimeout(() => sock.write('JUNK'), 30)
+        // the head, then the body with bytes after it in one piece: a read must stop at the body's end
+        sock.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n')
+        setTimeout(() => sock.write('{}JUNK'), 30)
       }
     })
   })

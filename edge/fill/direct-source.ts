@@ -10,7 +10,7 @@ import type { ChunkFetch, CrcsFetch } from './fill.js'
 import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
 import { chunkAnswerMismatch, translateUpstreamError, type Upstream } from './upstream.js'
-import { ShardReads, type BodyDest, type ShardBody } from './shard-read.js'
+import { ShardReads, type BodyDest, type ShardBody } from '../../lib/http/shard-read.js'
 
 /**
  * Where a fill's bytes come from with edge.fill.path = direct

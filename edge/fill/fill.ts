@@ -7,7 +7,7 @@ import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
 import { dropChunk, holdChunk } from '../tiers/chunk-arena.js'
 import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
-import type { BodyDest } from './shard-read.js'
+import type { BodyDest } from '../../lib/http/shard-read.js'
 
 /**
  * One chunk being fetched from upstream into one Buffer, read by any number of

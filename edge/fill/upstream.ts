@@ -1,5 +1,5 @@
 import { Pool, type Dispatcher } from 'undici'
-import { CdnError, NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { CdnError, NotFoundError, UpstreamCutError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
 import { parseManifest, type Manifest } from '../../lib/manifest.js'
 import { digestFromHeader } from '../../lib/integrity/digest.js'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
@@ -38,17 +38,8 @@ export class UpstreamVersionError extends CdnError {
   }
 }
 
-/**
- * The upstream broke off or refused for now: the connection failed or reset,
- * the body ended short (`cut`), or the router answered 502/503 (`status`).
- * The same request again may well succeed.
- */
-export class UpstreamCutError extends UpstreamError {
-  override name = 'UpstreamCutError'
-  constructor(message: string, readonly reason: 'cut' | 'status', options?: ErrorOptions) {
-    super(message, options)
-  }
-}
+/** where the edge's fill code has always found it (lib/errors.ts now: shard-read.ts, in lib/, throws it too) */
+export { UpstreamCutError }
 
 export type RetryReason = 'cut' | 'status' | 'timeout'
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { blockCrcs, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import { Fill, type ChunkFetch } from '../../edge/fill/fill.js'
-import type { BodyDest } from '../../edge/fill/shard-read.js'
+import type { BodyDest } from '../../lib/http/shard-read.js'
 import type { ChunkRef } from '../../edge/title.js'
 
 /**

@@ -1,6 +1,5 @@
 import net from 'node:net'
-import { UpstreamTimeoutError } from '../../lib/errors.js'
-import { UpstreamCutError } from './upstream.js'
+import { UpstreamCutError, UpstreamTimeoutError } from '../errors.js'
 
 /**
  * A shard's chunk bytes read straight into the fill's buffer (issue 16).

@@ -182,6 +182,23 @@ t.test('an answer that is not Content-Length framed is refused', async t => {
   await t.rejects(reads.get('/c', {}, dest(), 0, 200, AbortSignal.timeout(5000)), { name: 'UpstreamCutError', message: /Content-Length/ })
 })
 
+t.test('a refusal that is not Content-Length framed keeps its status and message; its connection is not kept', async t => {
+  const srv = await server(t, (_req, res) => {
+    res.writeHead(500, { 'content-type': 'application/json' }) // chunked, as a proxy in front of a shard may answer
+    res.end(JSON.stringify({ error: { code: 'CDN_ERR_INTERNAL', message: 'injected' } }))
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const d = dest()
+  const a = await reads.get('/c', {}, d, 0, 206, AbortSignal.timeout(5000))
+  t.equal(a.statusCode, 500)
+  t.same(JSON.parse(await a.body.text()), { error: { code: 'CDN_ERR_INTERNAL', message: 'injected' } }, 'the chunked body, unframed')
+  t.ok(d.buf.every(b => b === 0xee), 'nothing landed in the destination')
+  const b = await reads.get('/c', {}, d, 0, 206, AbortSignal.timeout(5000))
+  t.equal(b.statusCode, 500)
+  await b.body.text()
+  t.equal(srv.connections(), 2, 'a new connection for the second request')
+})
 
 t.test('an earlier request\'s abort does not reach a later one on the same kept connection', async t => {
   const srv = await server(t, ranged)

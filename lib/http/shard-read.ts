@@ -94,6 +94,8 @@ class Req {
   landed: number
   text: Buffer[] = []
   textLen = 0
+  /** a refusal without a Content-Length: chunked (ends at the last chunk) or delimited by the connection's close */
+  unframed: 'chunked' | 'close' | undefined
   error: Error | undefined
   wake: (() => void) | undefined
   onHead: { resolve: (a: ShardAnswer) => void; reject: (e: Error) => void } | undefined
@@ -134,7 +136,12 @@ class Conn {
     private readonly forget: (c: Conn) => void) {
     this.sock = net.connect({ host, port, noDelay: true, onread: { buffer: () => this.target(), callback: (n, buf) => { this.landedIn(n, buf as Buffer); return true } } })
     this.sock.on('error', err => this.fail(new UpstreamCutError(`shard connection failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'cut', { cause: err })))
-    this.sock.on('close', () => this.fail(new UpstreamCutError('the shard closed the connection', 'cut')))
+    this.sock.on('close', () => {
+      const req = this.req
+      // a refusal delimited by the close is whole now
+      if (req?.phase === 'text' && req.unframed === 'close') return this.finish(req)
+      this.fail(new UpstreamCutError('the shard closed the connection', 'cut'))
+    })
     this.sock.on('timeout', () => this.fail(new UpstreamTimeoutError(`a shard's chunk body (no byte for ${this.o.idleTimeoutMs} ms)`)))
   }
 
@@ -193,7 +200,7 @@ class Conn {
         return req.notify()
       case 'text':
         this.took(req, Buffer.from(buf.subarray(0, n)))
-        if (req.pos >= req.end) this.finish(req)
+        if (req.pos >= req.end || refusalWhole(req)) this.finish(req)
         return req.notify()
       default:
         // bytes nobody asked for: the connection is out of step
@@ -217,11 +224,25 @@ class Conn {
       if (c > 0) headers[l.slice(0, c).trim().toLowerCase()] = l.slice(c + 1).trim()
     }
     const len = Number(headers['content-length'])
-    if (status === null || headers['transfer-encoding'] !== undefined || headers['content-length'] === undefined || !Number.isSafeInteger(len) || len < 0)
+    const framed = headers['transfer-encoding'] === undefined && headers['content-length'] !== undefined && Number.isSafeInteger(len) && len >= 0
+    const statusCode = status === null ? 0 : Number(status[1])
+    if (status === null || (!framed && statusCode >= 200 && statusCode < 300))
       return this.fail(new UpstreamCutError(`a shard answered without a Content-Length framed HTTP/1.1 response (${lines[0]!.slice(0, 80)})`, 'cut'))
-    this.keep = !/close/i.test(headers.connection ?? '')
-    const statusCode = Number(status[1])
+    this.keep = framed && !/close/i.test(headers.connection ?? '')
     const rest = this.scratch.subarray(at + 4, req.headLen)
+    if (!framed) {
+      // a refusal framed otherwise (a proxy's chunked 5xx): its status and first bytes are what count; the connection goes
+      req.unframed = /chunked/i.test(headers['transfer-encoding'] ?? '') ? 'chunked' : 'close'
+      req.end = Infinity
+      req.phase = 'text'
+      this.took(req, Buffer.from(rest))
+      this.sock.setTimeout(this.o.idleTimeoutMs)
+      const h = req.onHead!
+      req.onHead = undefined
+      h.resolve({ statusCode, headers, body: this.body(req) })
+      if (refusalWhole(req)) this.finish(req)
+      return
+    }
     if (rest.length > len) return this.fail(new UpstreamCutError('a shard sent bytes past its response body', 'cut'))
     req.end = req.pos + len
     // a body that stalls fails after idleTimeoutMs, a refusal's as a chunk's
@@ -316,10 +337,35 @@ class Conn {
       text: async () => {
         while (req.phase !== 'done') await req.changed()
         if (req.error) throw req.error
-        return Buffer.concat(req.text).toString('utf8')
+        const all = Buffer.concat(req.text)
+        return (req.unframed === 'chunked' ? unchunk(all) : all).toString('utf8')
       },
     }
   }
+}
+
+/** An unframed refusal has all we keep of it: a chunked one's last chunk came, or TEXT_MAX of it did. */
+function refusalWhole(req: Req): boolean {
+  if (req.unframed === undefined) return false
+  if (req.textLen >= TEXT_MAX) return true
+  if (req.unframed !== 'chunked') return false
+  const last = req.text[req.text.length - 1]
+  return last !== undefined && Buffer.concat(req.text.slice(-2)).subarray(-5).toString('latin1') === '0\r\n\r\n'
+}
+
+/** The data of a chunked body (RFC 9112 §7.1), as much of it as is well formed; extensions and trailers dropped. */
+export function unchunk(b: Buffer): Buffer {
+  const out: Buffer[] = []
+  let at = 0
+  for (;;) {
+    const eol = b.indexOf('\r\n', at)
+    if (eol < 0) break
+    const size = parseInt(b.toString('latin1', at, eol).split(';')[0]!.trim(), 16)
+    if (!Number.isSafeInteger(size) || size <= 0) break
+    out.push(b.subarray(eol + 2, Math.min(b.length, eol + 2 + size)))
+    at = eol + 2 + size + 2
+  }
+  return Buffer.concat(out)
 }
 
 /** The connections to one shard origin (http: only). */

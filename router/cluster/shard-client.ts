@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Config } from '../../lib/config/config.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { ShardReads, type ShardBody } from '../../lib/http/shard-read.js'
 import { digestHeader } from '../../lib/integrity/digest.js'
 import { chunkKey, etagOf } from './keys.js'
 import { shardRefusal } from '../errors.js'
@@ -17,6 +18,11 @@ import type { RepairReport } from '../repair/repair-report.js'
  * `outstanding` counts requests whose response is not yet consumed: reads are
  * spread over owners by it. It drops when a response body ends or is
  * destroyed, so a body still being streamed to a client keeps counting.
+ *
+ * The relay's chunk bytes from an http: shard come another way: its own
+ * keep-alive connections whose socket reads land straight in the memory the
+ * caller names (`readChunkInto`, lib/http/shard-read.ts), with no copy and no
+ * Buffer per read (router/read/shard-windows.ts says why).
  */
 export interface ShardSpec {
   id: string
@@ -53,6 +59,8 @@ export class ShardClient {
   readonly id: string
   private readonly pool: Pool
   private readonly auth: Record<string, string>
+  /** the zero-copy reader of chunk bytes; undefined for an https: shard (read through the pool) */
+  readonly reads: ShardReads | undefined
 
   constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string,
     /** told the chunk key of every chunk this shard took (a PUT answered 2xx) */
@@ -66,6 +74,9 @@ export class ShardClient {
       keepAliveTimeout: 4000,
     })
     this.auth = token ? { authorization: `Bearer ${token}` } : {}
+    this.reads = spec.url.startsWith('http:')
+      ? new ShardReads(spec.url, { connections: up.connections, headersTimeoutMs: up.headersTimeoutMs, idleTimeoutMs: up.bodyTimeoutMs })
+      : undefined
   }
 
   /** Sends a request; the caller must consume or destroy the body. Non-2xx answers come back as they are. */
@@ -158,6 +169,35 @@ export class ShardClient {
     return res.body
   }
 
+  /**
+   * Bytes [start, end] of a chunk read into `into` from its first byte on
+   * (end - start < into.length), through `reads`; the body yields views of
+   * `into` as bytes land. If-Match pins the digest, as in openChunk. Counts
+   * as openChunk does; `outstanding` is the caller's (a read spans windows).
+   */
+  async readChunkInto(sid: string, index: number, sha256: string, start: number, end: number, into: Buffer, signal: AbortSignal): Promise<ShardBody> {
+    const op = 'get_chunk'
+    const len = end - start + 1
+    let a
+    try {
+      a = await this.reads!.get(`/v1/chunks/${sid}/${index}`, { ...this.auth, range: `bytes=${start}-${end}`, 'if-match': etagOf(sha256) },
+        { buf: into, end: () => len, claim: () => {} }, 0, 206, signal)
+    } catch (err) {
+      const e = err instanceof UpstreamTimeoutError ? new UpstreamTimeoutError(`${op} on shard ${this.id}`, { cause: err })
+        : new UpstreamError(`shard ${this.id} failed ${op}: ${(err as Error).message}`, { cause: err })
+      this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
+      throw e
+    }
+    this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(a.statusCode / 100)}xx` })
+    if (a.statusCode !== 206) throw shardRefusal(this.id, op, a.statusCode, await a.body.text().catch(() => ''))
+    const cr = a.headers['content-range'] ?? ''
+    if (!cr.startsWith(`bytes ${start}-${end}/`)) {
+      a.body.destroy()
+      throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with content-range ${JSON.stringify(cr)}`)
+    }
+    return a.body
+  }
+
   /** A chunk's packed block CRCs as the shard keeps them (unverified: the caller checks them against the manifest). */
   async chunkCrcs(sid: string, index: number, expectBytes: number): Promise<Buffer> {
     const { body } = await this.call('get_crcs', { method: 'GET', path: `/v1/chunks/${sid}/${index}/crcs` }, [], expectBytes)
@@ -215,6 +255,7 @@ export class ShardClient {
   }
 
   async close(): Promise<void> {
+    this.reads?.close()
     await this.pool.destroy()
   }
 }

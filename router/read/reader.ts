@@ -1,5 +1,4 @@
 import type { ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
 import { createHash, type Hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
@@ -15,6 +14,7 @@ import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js
 import type { Cluster } from '../cluster/cluster.js'
 import { translate, type ShardClient } from '../cluster/shard-client.js'
 import { BlockCheck } from './block-check.js'
+import { SlabPool, WindowedRead, type RelayBody } from './shard-windows.js'
 
 /**
  * read(K, offset): streams byte ranges of a file of a title (its own bytes, or
@@ -63,6 +63,8 @@ import { BlockCheck } from './block-check.js'
 export class ChunkReader {
   private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
   private readonly listing = new Map<string, Promise<Buffer>>()
+  /** the memory checked blocks are read into from http: shards (shard-windows.ts) */
+  readonly slabs = new SlabPool()
 
   constructor(
     private readonly cluster: Cluster,
@@ -113,6 +115,10 @@ export class ChunkReader {
     const len = chunkLength(f, index)
     const served: string[] = []
     let held: Buffer | undefined
+    /** the callback of the latest write to the client: a slab is reused only once what was sent from it is written out */
+    let lastWrite: Promise<void> = Promise.resolve()
+    /** the attempt's bytes are views of a slab (shard-windows.ts) */
+    let fromSlabs = false
     let pos = from
     let lastErr: Error | undefined
     const order = pre ? [pre.shard, ...pre.rest] : this.cluster.readOrder(chunkKey(sid, index))
@@ -125,16 +131,19 @@ export class ChunkReader {
       if (hash) {
         hash.update(out)
         // hold back the latest piece: the chunk's last bytes go out only once its digest checks
+        // (a copy of it when it is a view of a slab: the slab may be reused before the piece is written)
         const prev = held
-        held = out
+        held = fromSlabs ? Buffer.from(out) : out
         if (!prev) return true
         out = prev
       }
-      return res.write(out)
+      let written!: () => void
+      lastWrite = new Promise<void>(r => { written = r })
+      return res.write(out, () => written())
     }
     for (let i = 0; i < order.length && pos <= to; i++) {
       const shard = order[i]!
-      let body: Readable
+      let body: RelayBody
       if (pre && i === 0) body = pre.body
       else {
         try {
@@ -146,6 +155,8 @@ export class ChunkReader {
         }
       }
       served.push(shard.id)
+      fromSlabs = body instanceof WindowedRead
+      if (body instanceof WindowedRead) body.written = () => lastWrite
       const began = pos
       const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
@@ -199,11 +210,17 @@ export class ChunkReader {
     if (held && !res.write(held)) await drained(res).catch(() => { throw new ClientGoneError() })
   }
 
-  /** Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when they are to be verified. */
-  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<Readable> {
+  /**
+   * Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when
+   * they are to be verified; those come window by window into the relay's
+   * slabs from an http: shard (shard-windows.ts), through undici otherwise.
+   */
+  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<RelayBody> {
     if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
     const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
-    return shard.openChunk(f.sid, index, f.chunks[index]!, pos - (pos % BLOCK_SIZE), end)
+    const start = pos - (pos % BLOCK_SIZE)
+    if (shard.reads) return new WindowedRead(shard, f.sid, index, f.chunks[index]!, start, end, this.slabs).open()
+    return shard.openChunk(f.sid, index, f.chunks[index]!, start, end)
   }
 
   /**
@@ -298,7 +315,7 @@ export interface Prepared {
   index: number
   start: number
   end: number
-  body: Readable
+  body: RelayBody
   shard: ShardClient
   rest: ShardClient[]
   /** the chunk's verified block list, when the manifest has one */

@@ -1,0 +1,102 @@
+import t from 'tap'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ShardClient } from '../cluster/shard-client.js'
+import { newRegistry, routerMetrics } from '../../lib/metrics.js'
+import { loadConfig } from '../../lib/config/config.js'
+import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
+import { SlabPool, WindowedRead } from './shard-windows.js'
+
+/** shard-windows.ts against a real node:http "shard" on port 0: a read spanning windows, and when its slabs may be reused. */
+const SLAB = 4 * BLOCK_SIZE
+const CHUNK = 10 * BLOCK_SIZE + 1000
+const data = randomBytes(CHUNK)
+
+async function shard(t: { teardown(fn: () => unknown): void }, opts: { stallAfter?: number } = {}) {
+  const ranges: string[] = []
+  const server = http.createServer((req, res) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!
+    ranges.push(`${m[1]}-${m[2]}`)
+    const [a, b] = [Number(m[1]), Number(m[2])]
+    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` })
+    if (opts.stallAfter !== undefined && b >= opts.stallAfter) return void res.write(data.subarray(a, opts.stallAfter)) // and nothing more
+    res.end(data.subarray(a, b + 1))
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const up = loadConfig({ env: {} }).router.upstream
+  const client = new ShardClient({ id: 's1', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
+    { ...up, bodyTimeoutMs: 500 }, routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }), 'tok')
+  t.teardown(() => client.close())
+  return { client, ranges }
+}
+
+t.test('a read spanning windows: every byte in order, one block-aligned GET per window, the shard\'s count held throughout', async t => {
+  const { client, ranges } = await shard(t)
+  const pool = new SlabPool(SLAB, 8)
+  const start = BLOCK_SIZE
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), start, CHUNK - 1, pool).open()
+  t.equal(client.outstanding, 1)
+  const got: Buffer[] = []
+  for await (const v of r) got.push(Buffer.from(v))
+  t.ok(Buffer.concat(got).equals(data.subarray(start)), 'the bytes, in order')
+  t.same(ranges, [`${start}-${start + SLAB - 1}`, `${start + SLAB}-${start + 2 * SLAB - 1}`, `${start + 2 * SLAB}-${CHUNK - 1}`], 'one GET per window')
+  t.equal(client.outstanding, 0, 'the count dropped at the end')
+  await sleep(0)
+  t.equal(pool.idleCount, pool.made, 'every slab back in the pool')
+})
+
+t.test('a slab goes back only once what was sent from it is written out; a read holds two at most', async t => {
+  const { client } = await shard(t)
+  const pool = new SlabPool(SLAB, 8)
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  // the writes to the client, as the relay makes them: the latest one still in the socket, the ones before it done
+  // (the relay waits for the client's socket to drain before it takes more bytes)
+  const pending: (() => void)[] = []
+  let last: Promise<void> = Promise.resolve()
+  r.written = () => last
+  const got: Buffer[] = []
+  for await (const v of r) {
+    for (const p of pending.splice(0)) p()
+    got.push(Buffer.from(v))
+    last = new Promise<void>(res => pending.push(res))
+    t.ok(pool.made <= 2, `at most two slabs made (${pool.made})`)
+  }
+  t.ok(Buffer.concat(got).equals(data), 'the bytes')
+  await sleep(0)
+  t.equal(pool.idleCount, pool.made - 1, 'the last slab is not back while a view of it is unwritten')
+  for (const p of pending) p()
+  await sleep(0)
+  t.equal(pool.idleCount, pool.made, 'all back once written')
+})
+
+t.test('a window that stalls fails the read, named with its shard; destroy drops the count and gives the slab back', async t => {
+  const { client } = await shard(t, { stallAfter: SLAB + 1000 })
+  const pool = new SlabPool(SLAB, 8)
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  let n = 0
+  await t.rejects((async () => { for await (const v of r) n += v.length })(), { message: /s1/ })
+  t.equal(n, SLAB + 1000, 'every byte before the stall')
+  t.equal(client.outstanding, 0)
+  await sleep(0)
+  t.equal(pool.idleCount, pool.made, 'slabs back')
+})
+
+t.test('a refusal fails open() with the shard\'s status, before any byte', async t => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(412, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'CDN_ERR_PRECONDITION', message: 'other bytes' } }))
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  const up = loadConfig({ env: {} }).router.upstream
+  const client = new ShardClient({ id: 's9', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 }, up,
+    routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }))
+  t.teardown(() => client.close())
+  const pool = new SlabPool(SLAB, 8)
+  await t.rejects(new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open(), { name: 'ShardRefusedError', upstreamStatus: 412 })
+  t.equal(client.outstanding, 0)
+  await sleep(0)
+  t.equal(pool.idleCount, 1, 'its slab back')
+})

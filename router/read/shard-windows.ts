@@ -1,0 +1,147 @@
+import { UpstreamCutError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
+import type { ShardBody } from '../../lib/http/shard-read.js'
+import type { ShardClient } from '../cluster/shard-client.js'
+
+/**
+ * A shard's chunk bytes for the relay, read window by window into reused
+ * memory, with no copy and no allocation per piece (issue 16).
+ *
+ * Why: through an HTTP client, every socket read of a shard's answer arrives
+ * as a fresh 64 KiB Buffer, copied into the parser's memory, wrapped and
+ * passed through a stream. On the router's relay that was most of its CPU:
+ * 1.6-1.9 CPU-s per GB relayed, the router's one thread saturated at a
+ * quarter of a direct shard read. Read with the socket's `onread` straight
+ * into memory the router keeps (lib/http/shard-read.ts), the same relay took
+ * 0.5-0.8 (docs/benchmarks.md, row `router`).
+ *
+ * Theory of operation. [start, end] of a chunk (block-aligned, as the relay
+ * asks: reader.ts) is read as consecutive windows of at most one slab
+ * (`SLAB_BYTES`), each one GET with its own Range on the shard's kept
+ * connections, each landing at the start of a slab taken from the pool. The
+ * iterator yields views of the slab as bytes land; the reader checks their
+ * blocks and writes them to the client. A window ends on a block boundary
+ * (or the chunk's end), so a block never spans two slabs.
+ *
+ * A slab goes back to the pool only once every view of it the reader was
+ * given has been written out: the reader says so with `written` (the
+ * promise of its latest socket write's callback; writes complete in order).
+ * The next window is asked for as soon as one's bytes have all landed, while
+ * its views may still be on their way to the client, so a read holds at most
+ * two slabs (the reader waits for the client's socket to drain before it
+ * takes more bytes). A write whose callback never comes (a client socket
+ * destroyed under it) keeps its slab out of the pool: it is garbage, never
+ * reused.
+ *
+ * Failure: a refusal, a timeout or a cut fails the iteration (or `open`, for
+ * the first window: before the client's headers); the reader then asks the
+ * next owner from the first byte it has not sent. `destroy` drops the window
+ * in flight (its connection closes: its bytes would land in a slab the read
+ * no longer owns) and the read's count on its shard.
+ */
+
+/** bytes per window: one GET per window; two per read at most are held */
+export const SLAB_BYTES = 2 * 1024 * 1024
+/** idle slabs kept for the next reads (the rest is left to the GC) */
+const IDLE_SLABS = 32
+/** why a read's window in flight is dropped: one instance, so a read's end makes no exception and no stack */
+const LEFT = new UpstreamCutError('the relay left the read', 'cut')
+
+/** Slabs of SLAB_BYTES, written in once when made so a read never lands in memory the kernel has yet to map. */
+export class SlabPool {
+  private readonly idle: Buffer[] = []
+  /** slabs made since start: the most ever held at once, give or take what the GC took back */
+  made = 0
+
+  constructor(readonly bytes = SLAB_BYTES, private readonly keep = IDLE_SLABS) {}
+
+  take(): Buffer {
+    const b = this.idle.pop()
+    if (b) return b
+    this.made++
+    return Buffer.allocUnsafeSlow(this.bytes).fill(0)
+  }
+
+  give(b: Buffer): void {
+    if (this.idle.length < this.keep) this.idle.push(b)
+  }
+
+  get idleCount(): number {
+    return this.idle.length
+  }
+}
+
+/** A chunk body the relay iterates: views of a shard's answer, in order. */
+export interface RelayBody extends AsyncIterable<Buffer> {
+  destroy(): void
+}
+
+export class WindowedRead implements RelayBody {
+  /** set by the reader: resolves once every view it was given so far is written out */
+  written: () => Promise<void> = () => Promise.resolve()
+  private readonly ac = new AbortController()
+  private body: ShardBody | undefined
+  private slab: Buffer | undefined
+  /** the first chunk offset of the window after the one open */
+  private next: number
+  private ended = false
+
+  constructor(private readonly shard: ShardClient, private readonly sid: string, private readonly index: number, private readonly sha256: string,
+    start: number, private readonly end: number, private readonly slabs: SlabPool) {
+    this.next = start
+    shard.outstanding++
+  }
+
+  /** Asks for the first window: a shard that refuses or does not answer fails here. */
+  async open(): Promise<this> {
+    try {
+      await this.window()
+    } catch (err) {
+      this.destroy()
+      throw err
+    }
+    return this
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        try {
+          for await (const v of this.body!) yield v
+        } catch (err) {
+          // a cut or a silence mid-window, named with its shard like the failures before a byte
+          throw err instanceof UpstreamTimeoutError ? new UpstreamTimeoutError(`get_chunk on shard ${this.shard.id}`, { cause: err })
+            : new UpstreamError(`shard ${this.shard.id} failed get_chunk: ${(err as Error).message}`, { cause: err })
+        }
+        this.retire()
+        if (this.next > this.end) return
+        await this.window()
+      }
+    } finally {
+      this.destroy()
+    }
+  }
+
+  destroy(): void {
+    if (this.ended) return
+    this.ended = true
+    this.body?.destroy()
+    this.ac.abort(LEFT)
+    this.retire()
+    this.shard.outstanding--
+  }
+
+  private async window(): Promise<void> {
+    const a = this.next
+    const b = Math.min(this.end, a + this.slabs.bytes - 1)
+    this.slab = this.slabs.take()
+    this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.ac.signal)
+    this.next = b + 1
+  }
+
+  /** The open window's slab goes back once what was sent from it is written out. */
+  private retire(): void {
+    const s = this.slab
+    this.slab = undefined
+    if (s) void this.written().then(() => this.slabs.give(s))
+  }
+}

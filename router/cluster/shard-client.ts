@@ -61,6 +61,9 @@ export class ShardClient {
   private readonly auth: Record<string, string>
   /** the zero-copy reader of chunk bytes; undefined for an https: shard (read through the pool) */
   readonly reads: ShardReads | undefined
+  /** relay reads holding a connection of `reads`, at most up.connections (readSlot) */
+  private slotsUsed = 0
+  private readonly slotWaiters: (() => void)[] = []
 
   constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string,
     /** told the chunk key of every chunk this shard took (a PUT answered 2xx) */
@@ -167,6 +170,35 @@ export class ShardClient {
       throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with content-range ${JSON.stringify(cr)}`)
     }
     return res.body
+  }
+
+  /**
+   * A relay read's turn on this shard's connections: at most
+   * `router.upstream.connections` at once, as the HTTP client's pool allows;
+   * the rest wait in order. Resolves with the release (call it once, when the
+   * read ends). No turn within headersTimeoutMs: a timeout, and the read
+   * goes to the next owner.
+   */
+  async readSlot(): Promise<() => void> {
+    if (this.slotsUsed >= this.up.connections) {
+      await new Promise<void>((resolve, reject) => {
+        const go = () => { clearTimeout(timer); resolve() }
+        const timer = setTimeout(() => {
+          this.slotWaiters.splice(this.slotWaiters.indexOf(go), 1)
+          reject(new UpstreamTimeoutError(`a connection to shard ${this.id} (all ${this.up.connections} busy for ${this.up.headersTimeoutMs} ms)`))
+        }, this.up.headersTimeoutMs)
+        this.slotWaiters.push(go)
+      })
+    } else this.slotsUsed++
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      // the turn passes to the next in line, or the slot frees
+      const next = this.slotWaiters.shift()
+      if (next) next()
+      else this.slotsUsed--
+    }
   }
 
   /**

@@ -100,3 +100,33 @@ t.test('a refusal fails open() with the shard\'s status, before any byte', async
   await sleep(0)
   t.equal(pool.idleCount, 1, 'its slab back')
 })
+
+t.test('reads take turns on the shard\'s connections: at most router.upstream.connections at once; a read left waiting too long times out', async t => {
+  const server = http.createServer((req, res) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!
+    const [a, b] = [Number(m[1]), Number(m[2])]
+    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` }).end(data.subarray(a, b + 1))
+  })
+  let open = 0
+  let most = 0
+  server.on('connection', s => { most = Math.max(most, ++open); s.on('close', () => open--) })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const up = loadConfig({ env: {} }).router.upstream
+  const client = new ShardClient({ id: 's7', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
+    { ...up, connections: 2, headersTimeoutMs: 300 }, routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }))
+  t.teardown(() => client.close())
+  const pool = new SlabPool(SLAB, 8)
+  const a = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const b = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  // a third waits for a turn; when none comes in time it fails as a timeout naming the shard
+  await t.rejects(new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open(), { name: 'UpstreamTimeoutError', message: /s7/ })
+  const c = new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const drain = async (r: WindowedRead) => { const got: Buffer[] = []; for await (const v of r) got.push(Buffer.from(v)); return Buffer.concat(got) }
+  t.ok((await drain(a)).equals(data), 'the first read whole')
+  // the first read's end handed its turn to the one waiting
+  t.ok((await drain(await c)).equals(data), 'the one that waited, whole')
+  t.ok((await drain(b)).equals(data), 'the second read whole')
+  t.ok(most <= 2, `never more than 2 connections at once (${most})`)
+  t.equal(client.outstanding, 0)
+})

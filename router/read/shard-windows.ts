@@ -84,6 +84,8 @@ export class WindowedRead implements RelayBody {
   /** the first chunk offset of the window after the one open */
   private next: number
   private ended = false
+  /** this read's turn on the shard's connections (ShardClient.readSlot) */
+  private release: (() => void) | undefined
 
   constructor(private readonly shard: ShardClient, private readonly sid: string, private readonly index: number, private readonly sha256: string,
     start: number, private readonly end: number, private readonly slabs: SlabPool) {
@@ -94,6 +96,9 @@ export class WindowedRead implements RelayBody {
   /** Asks for the first window: a shard that refuses or does not answer fails here. */
   async open(): Promise<this> {
     try {
+      const release = await this.shard.readSlot()
+      if (this.ended) release()
+      else this.release = release
       await this.window()
     } catch (err) {
       this.destroy()
@@ -127,6 +132,7 @@ export class WindowedRead implements RelayBody {
     this.body?.destroy()
     this.ac.abort(LEFT)
     this.retire()
+    this.release?.()
     this.shard.outstanding--
   }
 

@@ -14,7 +14,7 @@ import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js
 import type { Cluster } from '../cluster/cluster.js'
 import { translate, type ShardClient } from '../cluster/shard-client.js'
 import { BlockCheck } from './block-check.js'
-import { SlabPool, WindowedRead, type RelayBody } from './shard-windows.js'
+import { RelaySlabs, WindowedRead, type RelayBody } from './shard-windows.js'
 
 /**
  * read(K, offset): streams byte ranges of a file of a title (its own bytes, or
@@ -64,7 +64,7 @@ export class ChunkReader {
   private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
   private readonly listing = new Map<string, Promise<Buffer>>()
   /** the memory checked blocks are read into from http: shards (shard-windows.ts) */
-  readonly slabs = new SlabPool()
+  readonly slabs = new RelaySlabs()
 
   constructor(
     private readonly cluster: Cluster,
@@ -219,7 +219,7 @@ export class ChunkReader {
     if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
     const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
     const start = pos - (pos % BLOCK_SIZE)
-    if (shard.reads) return new WindowedRead(shard, f.sid, index, f.chunks[index]!, start, end, this.slabs).open()
+    if (shard.reads) return new WindowedRead(shard, f.sid, index, f.chunks[index]!, start, end, this.slabs.for(end - start + 1)).open()
     return shard.openChunk(f.sid, index, f.chunks[index]!, start, end)
   }
 

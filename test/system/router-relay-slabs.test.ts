@@ -37,22 +37,25 @@ function read(url: string, path: string, slow: boolean, headers: Record<string, 
 }
 
 t.test('slow and fast clients at once through the relay: every byte exact', async t => {
-  const chunk = 8 * MiB
+  // 20 MiB chunks: a whole chunk is three windows (8, 8 and 4 MiB), a short range one 2 MiB window
+  const chunk = 20 * MiB
   const c = await TestCluster.start(t, { chunkSize: chunk })
-  const body = randomBytes(3 * chunk)
+  const body = randomBytes(2 * chunk)
   t.equal((await c.ingest('slabs', body)).status, 201)
   const path = '/v1/content/slabs'
   const reads = [
     ...[0, 1, 2].map(() => read(c.url, path, true)),
     ...[0, 1, 2].map(() => read(c.url, path, false)),
-    read(c.url, path, true, { range: `bytes=${chunk - 100_000}-${2 * chunk + 3 * MiB}` }),
+    read(c.url, path, true, { range: `bytes=${chunk - 100_000}-${chunk + 9 * MiB}` }),
     read(c.url, path, false, { range: `bytes=${MiB + 17}-${chunk + 5 * MiB}` }),
+    read(c.url, path, true, { range: `bytes=${3 * MiB + 5}-${4 * MiB}` }),
   ]
   const got = await Promise.all(reads)
   for (const [i, r] of got.slice(0, 6).entries()) {
     t.equal(r.status, 200)
     t.ok(r.body.equals(body), `whole title ${i} (${i < 3 ? 'slow' : 'fast'}) byte-exact`)
   }
-  t.ok(got[6]!.body.equals(body.subarray(chunk - 100_000, 2 * chunk + 3 * MiB + 1)), 'slow range across chunks byte-exact')
+  t.ok(got[6]!.body.equals(body.subarray(chunk - 100_000, chunk + 9 * MiB + 1)), 'slow range across chunks and windows byte-exact')
   t.ok(got[7]!.body.equals(body.subarray(MiB + 17, chunk + 5 * MiB + 1)), 'fast range byte-exact')
+  t.ok(got[8]!.body.equals(body.subarray(3 * MiB + 5, 4 * MiB + 1)), 'slow short range byte-exact')
 })

@@ -30,7 +30,7 @@ import { firstByte } from '../lib/ttfb.js'
  *     node:http server holding the title in memory (bench/lib/bare-upstream.ts),
  *     which the edge reads as it reads a router (the relay's client: undici
  *     and a copy; the direct path reads shards into the chunk's memory,
- *     edge/fill/shard-read.ts): the relay path's ceiling, apart from what the
+ *     lib/http/shard-read.ts): the relay path's ceiling, apart from what the
  *     origin costs;
  *   - edge in steady state: the same as the first edge (the edge's default
  *     path), with a RAM tier of two chunks, after it has read the title once

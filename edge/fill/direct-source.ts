@@ -30,7 +30,7 @@ import { ShardReads, type BodyDest, type ShardBody } from '../../lib/http/shard-
  *      a connection that fails, an expired grant (asked again once, at once)
  *      or a forged one moves to the next owner.
  *      A fill's data request to an http: shard is read straight into the
- *      fill's buffer (shard-read.ts: no per-read allocation, no copy); the
+ *      fill's buffer (lib/http/shard-read.ts: no per-read allocation, no copy); the
  *      block list and anything without a destination go through undici.
  *   3. with the chunk's block list (the one this source fetched for the
  *      fill), the body passes through a BlockRun: only whole verified
@@ -212,7 +212,7 @@ export class DirectSource {
     return res.body
   }
 
-  /** The data request, its body landing in the fill's buffer (shard-read.ts). */
+  /** The data request, its body landing in the fill's buffer (lib/http/shard-read.ts). */
   private readInto(src: Source, path: string, headers: Record<string, string>, dest: BodyDest, from: number, expect: number, signal: AbortSignal) {
     let reads = this.reads.get(src.url)
     if (reads === undefined) {

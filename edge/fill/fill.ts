@@ -51,7 +51,7 @@ import type { BodyDest } from '../../lib/http/shard-read.js'
  * against the same list (`ChunkBody.verified`) is not checked again.
  *
  * Where bytes land. Each request is offered the fill's buffer (`BodyDest`):
- * a source that can read straight into it (a shard's data, shard-read.ts)
+ * a source that can read straight into it (a shard's data, lib/http/shard-read.ts)
  * writes bytes [pos, seg.to) in place and hands on views of them, which
  * `pump` takes without a copy; other sources hand on pieces that `pump`
  * copies in. Such a source names the memory of a read before the read
@@ -113,7 +113,7 @@ export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: Abort
  * list the manifest anchors (the direct source checks them to know where to
  * fail over, edge/fill/block-run.ts): the gate does not check those again.
  * `dest`: the fill's buffer, for a source that reads bytes straight into it
- * (edge/fill/shard-read.ts); such a source yields views of `dest.buf` at
+ * (lib/http/shard-read.ts); such a source yields views of `dest.buf` at
  * their own offsets, which the fill takes in place instead of copying.
  * Sources that ignore it yield pieces of their own.
  */

@@ -15,7 +15,7 @@ export interface Segment {
   pos: number
   /** bytes [from, ok) are released to readers (and hashed) */
   ok: number
-  /** the request in flight may write the fill's buffer up to here (BodyDest.claim, edge/fill/shard-read.ts): no split below it */
+  /** the request in flight may write the fill's buffer up to here (BodyDest.claim, lib/http/shard-read.ts): no split below it */
   claimed: number
   done: boolean
 }

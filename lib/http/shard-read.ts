@@ -2,7 +2,9 @@ import net from 'node:net'
 import { UpstreamCutError, UpstreamTimeoutError } from '../errors.js'
 
 /**
- * A shard's chunk bytes read straight into the fill's buffer (issue 16).
+ * A shard's chunk bytes read straight into memory the caller names (issue 16):
+ * an edge's fill buffer (edge/fill/direct-source.ts), the router relay's
+ * slabs (router/read/shard-windows.ts). The fill is the example below.
  *
  * Why: a fill through an HTTP client gets each socket read as a fresh 64 KiB
  * Buffer, parsed, wrapped, handed through streams and then copied into the
@@ -14,10 +16,10 @@ import { UpstreamCutError, UpstreamTimeoutError } from '../errors.js'
  *
  * Theory of operation. One keep-alive HTTP/1.1 connection per request in
  * flight, kept per shard origin (`ShardReads`), at most `connections` idle
- * (edge.upstreamConnections). Unlike undici's Pool, requests are not queued
- * behind a cap: the connections in use are bounded by the fills' requests in
- * flight (edge.maxFills × edge.maxFillSegments, 32 by default), all shards
- * together.
+ * (edge.upstreamConnections, router.upstream.connections). Unlike undici's
+ * Pool, requests are not queued behind a cap here: the caller bounds them
+ * (an edge's fills: edge.maxFills × edge.maxFillSegments, 32 by default, all
+ * shards together; the router: ShardClient.readSlot, per shard).
  * Each connection's socket reads through `onread`: after each read (and once
  * at connect) it names the memory the kernel writes the next read into
  * (`target`):
@@ -30,7 +32,10 @@ import { UpstreamCutError, UpstreamTimeoutError } from '../errors.js'
  *     is named before the read it is for, the source tells the fill how far
  *     it may write (`dest.claim`), and the fill never splits a segment below
  *     that (fill.ts): another segment's bytes are never touched;
- *   - any other body (a refusal's JSON): scratch, kept for `text()`, up to 64 KiB.
+ *   - any other body (a refusal's JSON): scratch, kept for `text()`, up to 64 KiB;
+ *     a refusal framed otherwise (a proxy's chunked 5xx, or one ended by the
+ *     close) is read the same way, up to its last chunk or the close, and its
+ *     connection is not kept.
  * The body's iterator yields views of the destination as bytes land (one view
  * for all that landed since the last), which the fill recognises as already
  * in place and does not copy (fill.ts `pump`). A body ends at its

@@ -304,6 +304,8 @@ export interface RouterProbes {
   refusedCopies?(): number
   /** the ingest buffer pool (router/ingest/buffer-pool.ts); absent where nothing ingests */
   ingestBuffers?(): { inUse: number; idle: number }
+  /** the relay's slabs, in bytes (router/read/shard-windows.ts); absent where nothing relays */
+  relaySlabs?(): { inUse: number; idle: number }
 }
 
 export function routerMetrics(registry: Registry, probes: RouterProbes) {
@@ -355,6 +357,9 @@ export function routerMetrics(registry: Registry, probes: RouterProbes) {
     ingestBuffers: new Gauge({ name: 'reelcdn_router_ingest_buffers', help: 'Ingest chunk buffers: lent to an ingest now (in_use), or kept for reuse (idle)',
       labelNames: ['state'] as const, registers: [registry],
       collect() { const b = probes.ingestBuffers?.(); if (b) { this.set({ state: 'in_use' }, b.inUse); this.set({ state: 'idle' }, b.idle) } } }),
+    relaySlabBytes: new Gauge({ name: 'reelcdn_router_relay_slab_bytes', help: 'Memory the relay reads shard bytes into: lent to reads in flight and bytes still being written to their clients (in_use), or kept for reuse (idle)',
+      labelNames: ['state'] as const, registers: [registry],
+      collect() { const b = probes.relaySlabs?.(); if (b) { this.set({ state: 'in_use' }, b.inUse); this.set({ state: 'idle' }, b.idle) } } }),
     ingestBuffersRetired: new Counter({ name: 'reelcdn_router_ingest_buffers_retired_total', help: 'Ingest buffers dropped instead of reused because a failed or cut PUT may still have been sending from them (a new one is allocated)',
       registers: [registry] }),
     refusedCopies: new Counter({ name: 'reelcdn_router_refused_copies_total', help: 'Chunk copies a shard refused to serve (corrupt, missing, other bytes): remembered (noted), asked last by a read (avoided), forgotten once stored or read again (cleared)',

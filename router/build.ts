@@ -13,7 +13,7 @@ import { lastPass } from './cluster/cluster-view.js'
  * `reelcdn router repair` runs on these alone.
  */
 export function buildCluster(config: Readonly<Config>, logger: Logger, env: NodeJS.ProcessEnv, registry = newRegistry('router', false),
-  probes: Pick<RouterProbes, 'ingestBuffers'> = {}) {
+  probes: Pick<RouterProbes, 'ingestBuffers' | 'relaySlabs'> = {}) {
   const shardToken = loadSecret(config.router.shardTokenFile, 'REELCDN_SHARD_TOKEN', env)
   let cluster: Cluster | undefined
   let repairer: Repairer | undefined

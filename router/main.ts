@@ -82,10 +82,11 @@ export async function startRouter(config: Readonly<Config>,
   const readToken = loadSecret(rc.readTokenFile, 'REELCDN_ROUTER_READ_TOKEN', env)
   const registry = newRegistry('router', opts.logger === undefined)
   const pool = new BufferPool(chunkSize, buffers)
+  let reader: ChunkReader | undefined
   const { cluster, manifests, repairer, metrics, hasShardToken, shardToken } = buildCluster(config, logger, env, registry,
-    { ingestBuffers: () => ({ inUse: pool.inUse, idle: pool.idle }) })
+    { ingestBuffers: () => ({ inUse: pool.inUse, idle: pool.idle }), relaySlabs: () => reader?.slabs.bytes() ?? { inUse: 0, idle: 0 } })
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
-  const reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
+  reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
   const ingestor = new Ingestor(cluster, manifests, pool, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))

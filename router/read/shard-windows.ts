@@ -52,11 +52,14 @@ export class SlabPool {
   private readonly idle: Buffer[] = []
   /** slabs made since start: the most ever held at once, give or take what the GC took back */
   made = 0
+  /** slabs taken and not given back: reads in flight, and bytes of theirs still on their way to a client */
+  lent = 0
 
   /** `keep`: idle slabs kept for the next reads (the rest is left to the GC) */
   constructor(readonly bytes: number, private readonly keep: number) {}
 
   take(): Buffer {
+    this.lent++
     const b = this.idle.pop()
     if (b) return b
     this.made++
@@ -64,6 +67,7 @@ export class SlabPool {
   }
 
   give(b: Buffer): void {
+    this.lent--
     if (this.idle.length < this.keep) this.idle.push(b)
   }
 
@@ -76,6 +80,13 @@ export class SlabPool {
 export class RelaySlabs {
   readonly small = new SlabPool(2 * MiB, 32)
   readonly large = new SlabPool(8 * MiB, 8)
+
+  /** Bytes of slabs lent to reads now, and kept idle (reelcdn_router_relay_slab_bytes). */
+  bytes(): { inUse: number; idle: number } {
+    const s = this.small
+    const l = this.large
+    return { inUse: s.lent * s.bytes + l.lent * l.bytes, idle: s.idleCount * s.bytes + l.idleCount * l.bytes }
+  }
 
   /** The pool a read of `bytes` takes its slabs from. */
   for(bytes: number): SlabPool {

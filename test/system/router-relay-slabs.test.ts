@@ -2,7 +2,7 @@ import t from 'tap'
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { TestCluster } from './harness.js'
+import { TestCluster, until } from './harness.js'
 
 /**
  * The router's relay reads shard bytes window by window into memory it
@@ -17,6 +17,12 @@ import { TestCluster } from './harness.js'
  * so) still passed this test.
  */
 const MiB = 1024 * 1024
+
+async function slabBytes(c: TestCluster, state: string): Promise<number> {
+  const text = (await c.get('/metrics')).body.toString()
+  const line = text.split('\n').find(l => l.startsWith(`reelcdn_router_relay_slab_bytes{state="${state}"`))
+  return line === undefined ? NaN : Number(line.split(' ').pop())
+}
 
 /** GETs `path`, taking the body 64 KiB at a time with a pause after each when `slow`. */
 function read(url: string, path: string, slow: boolean, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer }> {
@@ -58,4 +64,7 @@ t.test('slow and fast clients at once through the relay: every byte exact', asyn
   t.ok(got[6]!.body.equals(body.subarray(chunk - 100_000, chunk + 9 * MiB + 1)), 'slow range across chunks and windows byte-exact')
   t.ok(got[7]!.body.equals(body.subarray(MiB + 17, chunk + 5 * MiB + 1)), 'fast range byte-exact')
   t.ok(got[8]!.body.equals(body.subarray(3 * MiB + 5, 4 * MiB + 1)), 'slow short range byte-exact')
+  // every slab back once its reads ended: none lent out for good
+  await until(async () => await slabBytes(c, 'in_use') === 0, 'the relay\'s slabs back in their pools')
+  t.ok(await slabBytes(c, 'idle') > 0, 'kept for the next reads')
 })

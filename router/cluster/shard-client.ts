@@ -223,9 +223,12 @@ export class ShardClient {
     this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(a.statusCode / 100)}xx` })
     if (a.statusCode !== 206) throw shardRefusal(this.id, op, a.statusCode, await a.body.text().catch(() => ''))
     const cr = a.headers['content-range'] ?? ''
-    if (!cr.startsWith(`bytes ${start}-${end}/`)) {
+    // the body ends at its Content-Length: a shorter one would end the window early, and the next would start past the gap
+    const mismatch = !cr.startsWith(`bytes ${start}-${end}/`) ? `content-range ${JSON.stringify(cr)}`
+      : a.headers['content-length'] !== String(len) ? `content-length ${JSON.stringify(a.headers['content-length'])}` : ''
+    if (mismatch) {
       a.body.destroy()
-      throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with content-range ${JSON.stringify(cr)}`)
+      throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with ${mismatch}`)
     }
     return a.body
   }

@@ -200,6 +200,32 @@ t.test('a refusal that is not Content-Length framed keeps its status and message
   t.equal(srv.connections(), 2, 'a new connection for the second request')
 })
 
+t.test('a chunked refusal ends at its last chunk however the reads split it, trailers and extensions included', async t => {
+  const msg = JSON.stringify({ error: { code: 'CDN_ERR_CORRUPT', message: 'bad copy' } })
+  for (const tail of [['0', '\r\n', '\r\n'], ['0;ext=1\r\n', 'x-trailer: y\r\n', '\r\n'], ['0\r', '\n\r', '\n']]) {
+    // a raw server: the last chunk and the end of the trailers come in pieces, the connection kept open after
+    const server = net.createServer(s => {
+      s.on('error', () => {})
+      s.once('data', async () => {
+        s.write(`HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${msg.length.toString(16)}\r\n${msg}\r\n`)
+        for (const piece of tail) { await sleep(30); s.write(piece) }
+      })
+    })
+    const conns: net.Socket[] = []
+    server.on('connection', s => conns.push(s))
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+    t.teardown(() => { for (const s of conns) s.destroy(); server.close() })
+    const port = (server.address() as AddressInfo).port
+    const reads = new ShardReads(`http://127.0.0.1:${port}`, { ...opts, idleTimeoutMs: 5000 })
+    t.teardown(() => reads.close())
+    const t0 = Date.now()
+    const a = await reads.get('/c', {}, dest(), 0, 206, AbortSignal.timeout(10_000))
+    t.equal(a.statusCode, 500)
+    t.same(JSON.parse(await a.body.text()), JSON.parse(msg), `the refusal's message (${JSON.stringify(tail)})`)
+    t.ok(Date.now() - t0 < 2000, 'at its last chunk, not at the idle timeout')
+  }
+})
+
 t.test('an earlier request\'s abort does not reach a later one on the same kept connection', async t => {
   const srv = await server(t, ranged)
   const reads = new ShardReads(srv.url, opts)

@@ -349,13 +349,37 @@ class Conn {
   }
 }
 
-/** An unframed refusal has all we keep of it: a chunked one's last chunk came, or TEXT_MAX of it did. */
+/** An unframed refusal has all we keep of it: a chunked one's last chunk and trailers came, or TEXT_MAX of it did. */
 function refusalWhole(req: Req): boolean {
   if (req.unframed === undefined) return false
   if (req.textLen >= TEXT_MAX) return true
-  if (req.unframed !== 'chunked') return false
-  const last = req.text[req.text.length - 1]
-  return last !== undefined && Buffer.concat(req.text.slice(-2)).subarray(-5).toString('latin1') === '0\r\n\r\n'
+  return req.unframed === 'chunked' && chunkedEnded(Buffer.concat(req.text))
+}
+
+/**
+ * Whether `b` holds a whole chunked body (RFC 9112 §7.1): chunks up to the
+ * last (size 0, extensions allowed), then the trailer section up to its empty
+ * line. A malformed size line ends it too: nothing more would make sense of it.
+ */
+export function chunkedEnded(b: Buffer): boolean {
+  let at = 0
+  for (;;) {
+    const eol = b.indexOf('\r\n', at)
+    if (eol < 0) return false
+    const size = parseInt(b.toString('latin1', at, eol).split(';')[0]!.trim(), 16)
+    if (!Number.isSafeInteger(size) || size < 0) return true
+    if (size === 0) {
+      // the trailer section: field lines, then an empty line
+      for (let line = eol + 2; ;) {
+        const end = b.indexOf('\r\n', line)
+        if (end < 0) return false
+        if (end === line) return true
+        line = end + 2
+      }
+    }
+    at = eol + 2 + size + 2
+    if (at > b.length) return false
+  }
 }
 
 /** The data of a chunked body (RFC 9112 §7.1), as much of it as is well formed; extensions and trailers dropped. */

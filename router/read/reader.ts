@@ -156,7 +156,8 @@ export class ChunkReader {
       }
       served.push(shard.id)
       fromSlabs = body instanceof WindowedRead
-      if (body instanceof WindowedRead) body.written = () => lastWrite
+      // or the client's connection closed: a write made after its socket died gets no callback, and nothing reads the slab then
+      if (body instanceof WindowedRead) body.written = () => Promise.race([lastWrite, closedOf(res)])
       const began = pos
       const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
@@ -297,6 +298,18 @@ export class ChunkReader {
         : e.code === 'CDN_ERR_SHARD_REFUSED' ? 'refused' : 'other'
     this.metrics.failovers.inc({ reason })
   }
+}
+
+const closed = new WeakMap<ServerResponse, Promise<void>>()
+
+/** Resolves once `res` closed (finished, or its connection gone): one listener per response, however many chunks it carries. */
+function closedOf(res: ServerResponse): Promise<void> {
+  let p = closed.get(res)
+  if (!p) {
+    p = res.closed ? Promise.resolve() : new Promise<void>(r => res.once('close', () => r()))
+    closed.set(res, p)
+  }
+  return p
 }
 
 function copyIsBad(err: unknown): boolean {

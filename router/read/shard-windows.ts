@@ -28,13 +28,13 @@ import type { ShardClient } from '../cluster/shard-client.js'
  *
  * A slab goes back to the pool only once every view of it the reader was
  * given has been written out: the reader says so with `written` (the
- * promise of its latest socket write's callback; writes complete in order).
+ * promise of its latest socket write's callback, or of the client's
+ * connection closing; writes complete in order).
  * The next window is asked for as soon as one's bytes have all landed, while
  * its views may still be on their way to the client, so a read holds at most
  * two slabs, 16 MiB (the reader waits for the client's socket to drain before
- * it takes more bytes). A write whose callback never comes (a client socket
- * destroyed under it) keeps its slab out of the pool: it is garbage, never
- * reused.
+ * it takes more bytes). A write made after the client's socket died gets no
+ * callback; its slab comes back when the response closes.
  *
  * Failure: a refusal, a timeout or a cut fails the iteration (or `open`, for
  * the first window: before the client's headers); the reader then asks the

@@ -68,3 +68,28 @@ t.test('slow and fast clients at once through the relay: every byte exact', asyn
   await until(async () => await slabBytes(c, 'in_use') === 0, 'the relay\'s slabs back in their pools')
   t.ok(await slabBytes(c, 'idle') > 0, 'kept for the next reads')
 })
+
+// @NOTE a write made in the tick after a client's socket died gets no callback; the relay also takes a slab back when
+// the response closes (reader.ts closedOf). These resets did not reach that tick when tried before that was added:
+// this holds that a read cut by its client gives its slabs back, whichever way.
+t.test('clients that reset mid-read: every slab comes back', async t => {
+  const chunk = 20 * MiB
+  const c = await TestCluster.start(t, { chunkSize: chunk })
+  const body = randomBytes(2 * chunk)
+  t.equal((await c.ingest('resets', body)).status, 201)
+  const u = new URL(c.url)
+  // each client takes a little of a whole-title answer, then resets its connection (RST) while the relay is still writing
+  await Promise.all([0, 1, 2, 3, 4, 5].map(i => new Promise<void>(resolve => {
+    const req = http.get({ host: u.hostname, port: u.port, path: '/v1/content/resets' }, res => {
+      let n = 0
+      res.on('data', (d: Buffer) => {
+        n += d.length
+        if (n > (i + 1) * 256 * 1024) { req.socket?.resetAndDestroy(); resolve() }
+      })
+      res.on('error', () => resolve())
+    })
+    req.on('error', () => resolve())
+  })))
+  await until(async () => await slabBytes(c, 'in_use') === 0, 'the relay\'s slabs back in their pools after the resets')
+  t.pass('every slab back')
+})

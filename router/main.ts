@@ -86,7 +86,8 @@ export async function startRouter(config: Readonly<Config>,
   const { cluster, manifests, repairer, metrics, hasShardToken, shardToken } = buildCluster(config, logger, env, registry,
     { ingestBuffers: () => ({ inUse: pool.inUse, idle: pool.idle }), relaySlabs: () => reader?.slabs.bytes() ?? { inUse: 0, idle: 0 } })
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
-  reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks)
+  reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks,
+    { memoryBytes: rc.relayMemoryBytes, waitMs: rc.upstream.headersTimeoutMs })
   const ingestor = new Ingestor(cluster, manifests, pool, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
     m => catalog.upsert(m))

@@ -210,6 +210,8 @@ export const configSchema = z.object({
     readTokenFile: z.string(),
     /** RAM for chunks being ingested, shared by all ingests: at least one chunk */
     ingestMemoryBytes: positive,
+    /** RAM the relay reads shard bytes into, shared by all reads (router/read/shard-windows.ts); past it, reads wait their turn */
+    relayMemoryBytes: positive,
     /** largest JSON body of an edge's heartbeat or demand report (4 MiB by default); past it, 413 */
     maxEdgeReportBytes: positive.min(1024).max(64 * 1024 ** 2),
     /** largest JSON body of a player's position report, PUT /v1/sessions/{id} (64 KiB by default); past it, 413 */

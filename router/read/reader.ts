@@ -64,7 +64,7 @@ export class ChunkReader {
   private readonly lists = new LRUCache<string, Buffer>({ max: 4096 })
   private readonly listing = new Map<string, Promise<Buffer>>()
   /** the memory checked blocks are read into from http: shards (shard-windows.ts) */
-  readonly slabs = new RelaySlabs()
+  readonly slabs: RelaySlabs
 
   constructor(
     private readonly cluster: Cluster,
@@ -72,7 +72,11 @@ export class ChunkReader {
     private readonly logger: Logger,
     private readonly verifyWholeChunks: boolean,
     private readonly verifyBlocks = true,
-  ) {}
+    /** router.relayMemoryBytes, and how long a read waits for it (router.upstream.headersTimeoutMs) */
+    relay: { memoryBytes: number; waitMs: number } = { memoryBytes: 256 * 1024 ** 2, waitMs: 10_000 },
+  ) {
+    this.slabs = new RelaySlabs(relay.memoryBytes, relay.waitMs)
+  }
 
   /**
    * Opens the first bytes of [start, end] of chunk `index` (and fetches its

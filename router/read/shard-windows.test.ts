@@ -7,7 +7,7 @@ import { ShardClient } from '../cluster/shard-client.js'
 import { newRegistry, routerMetrics } from '../../lib/metrics.js'
 import { loadConfig } from '../../lib/config/config.js'
 import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
-import { SlabPool, WindowedRead } from './shard-windows.js'
+import { RelaySlabs, SlabPool, WindowedRead } from './shard-windows.js'
 
 /** shard-windows.ts against a real node:http "shard" on port 0: a read spanning windows, and when its slabs may be reused. */
 const SLAB = 4 * BLOCK_SIZE
@@ -152,4 +152,35 @@ t.test('a window shorter than asked (its Content-Length) fails the read before a
   await t.rejects((async () => { for await (const v of r) n += v.length })(), { name: 'UpstreamError', message: /s5.*content-length/ })
   t.equal(n, SLAB, 'the first window only')
   t.equal(ranges.length, 2, 'no third window')
+})
+
+t.test('all reads\' slabs stay within router.relayMemoryBytes: past it a read waits its turn, in order, or times out', async t => {
+  const MiB = 1024 * 1024
+  const slabs = new RelaySlabs(4 * MiB, 300)
+  const small = slabs.for(1 * MiB)
+  t.equal(small.bytes, 2 * MiB)
+  t.equal(slabs.for(3 * MiB).bytes, 8 * MiB)
+  const a = await small.take()
+  const b = await small.take()
+  t.same(slabs.bytes().inUse, 4 * MiB)
+  const order: string[] = []
+  const c = Promise.resolve(small.take()).then(x => { order.push('c'); return x })
+  const d = Promise.resolve(small.take()).then(x => { order.push('d'); return x })
+  await sleep(20)
+  t.same(order, [], 'both wait: the budget is lent')
+  small.give(a)
+  await sleep(0)
+  t.same(order, ['c'], 'the first in line goes when room frees, the next still waits')
+  small.give(b)
+  const [sc, sd] = await Promise.all([c, d])
+  t.same(order, ['c', 'd'], 'in order')
+  // nothing frees within waitMs: a timeout, the read's turn lost
+  await t.rejects(Promise.resolve(small.take()), { name: 'UpstreamTimeoutError', message: /relayMemoryBytes/ })
+  small.give(sc!)
+  small.give(sd!)
+  t.same(slabs.bytes().inUse, 0)
+  // a slab larger than the whole budget is still lent when nothing else is
+  const big = await slabs.for(20 * MiB).take()
+  t.equal(big.length, 8 * MiB)
+  slabs.for(20 * MiB).give(big)
 })

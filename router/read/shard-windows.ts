@@ -47,8 +47,15 @@ const MiB = 1024 * 1024
 /** why a read's window in flight is dropped: one instance, so a read's end makes no exception and no stack */
 const LEFT = new UpstreamCutError('the relay left the read', 'cut')
 
-/** Slabs of SLAB_BYTES, written in once when made so a read never lands in memory the kernel has yet to map. */
-export class SlabPool {
+/** Where a read takes its slabs and gives them back. */
+export interface Slabs {
+  readonly bytes: number
+  take(): Buffer | Promise<Buffer>
+  give(b: Buffer): void
+}
+
+/** Slabs of `bytes`, written in once when made so a read never lands in memory the kernel has yet to map. */
+export class SlabPool implements Slabs {
   private readonly idle: Buffer[] = []
   /** slabs made since start: the most ever held at once, give or take what the GC took back */
   made = 0
@@ -76,10 +83,24 @@ export class SlabPool {
   }
 }
 
-/** The relay's slabs: 2 MiB ones for reads that fit (32 kept idle), 8 MiB ones for longer reads (8 kept idle); 128 MiB idle at most. */
+/**
+ * The relay's slabs: 2 MiB ones for reads that fit (32 kept idle), 8 MiB ones
+ * for longer reads (8 kept idle); 128 MiB idle at most. All lent at once stay
+ * within `budget` (router.relayMemoryBytes): past it, a read waits for its
+ * next slab in turn, and one that waits `waitMs` (router.upstream.headersTimeoutMs)
+ * fails over as a timeout. A slab larger than the budget is still lent when
+ * nothing else is, so a small budget slows reads, never stops them.
+ */
 export class RelaySlabs {
   readonly small = new SlabPool(2 * MiB, 32)
   readonly large = new SlabPool(8 * MiB, 8)
+  private readonly lenders: [Slabs, Slabs]
+  private lentBytes = 0
+  private readonly waiting: { bytes: number; go: () => void }[] = []
+
+  constructor(private readonly budget: number, private readonly waitMs: number) {
+    this.lenders = [this.lender(this.small), this.lender(this.large)]
+  }
 
   /** Bytes of slabs lent to reads now, and kept idle (reelcdn_router_relay_slab_bytes). */
   bytes(): { inUse: number; idle: number } {
@@ -88,9 +109,46 @@ export class RelaySlabs {
     return { inUse: s.lent * s.bytes + l.lent * l.bytes, idle: s.idleCount * s.bytes + l.idleCount * l.bytes }
   }
 
-  /** The pool a read of `bytes` takes its slabs from. */
-  for(bytes: number): SlabPool {
-    return bytes <= this.small.bytes ? this.small : this.large
+  /** Where a read of `bytes` takes its slabs from. */
+  for(bytes: number): Slabs {
+    return bytes <= this.small.bytes ? this.lenders[0] : this.lenders[1]
+  }
+
+  private lender(pool: SlabPool): Slabs {
+    return {
+      bytes: pool.bytes,
+      take: async () => {
+        // a turn given is counted by the giver (give), so none after it can take the room meanwhile
+        if (this.waiting.length > 0 || !this.fits(pool.bytes)) await this.turn(pool.bytes)
+        else this.lentBytes += pool.bytes
+        return pool.take()
+      },
+      give: b => {
+        pool.give(b)
+        this.lentBytes -= pool.bytes
+        // in order: the first waiting read goes first, and the ones after it only if it went
+        while (this.waiting.length > 0 && this.fits(this.waiting[0]!.bytes)) {
+          const w = this.waiting.shift()!
+          this.lentBytes += w.bytes
+          w.go()
+        }
+      },
+    }
+  }
+
+  private fits(bytes: number): boolean {
+    return this.lentBytes === 0 || this.lentBytes + bytes <= this.budget
+  }
+
+  private turn(bytes: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const w = { bytes, go: () => { clearTimeout(timer); resolve() } }
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(w), 1)
+        reject(new UpstreamTimeoutError(`relay memory (router.relayMemoryBytes, ${this.budget} bytes, all lent for ${this.waitMs} ms)`))
+      }, this.waitMs)
+      this.waiting.push(w)
+    })
   }
 }
 
@@ -112,7 +170,7 @@ export class WindowedRead implements RelayBody {
   private release: (() => void) | undefined
 
   constructor(private readonly shard: ShardClient, private readonly sid: string, private readonly index: number, private readonly sha256: string,
-    start: number, private readonly end: number, private readonly slabs: SlabPool) {
+    start: number, private readonly end: number, private readonly slabs: Slabs) {
     this.next = start
     shard.outstanding++
   }
@@ -163,7 +221,13 @@ export class WindowedRead implements RelayBody {
   private async window(): Promise<void> {
     const a = this.next
     const b = Math.min(this.end, a + this.slabs.bytes - 1)
-    this.slab = this.slabs.take()
+    const slab = await this.slabs.take()
+    if (this.ended) {
+      // destroyed while it waited for memory
+      this.slabs.give(slab)
+      throw LEFT
+    }
+    this.slab = slab
     this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.ac.signal)
     this.next = b + 1
   }

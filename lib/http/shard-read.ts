@@ -75,6 +75,8 @@ export interface ShardBody extends AsyncIterable<Buffer> {
   destroy(): void
   /** a body without a destination (a refusal), read whole: its first 64 KiB */
   text(): Promise<string>
+  /** resolves once the answer is off its connection: every byte landed, or the request failed (never rejects) */
+  settled(): Promise<void>
 }
 
 export interface ShardAnswer {
@@ -106,6 +108,8 @@ class Req {
   onHead: { resolve: (a: ShardAnswer) => void; reject: (e: Error) => void } | undefined
   headTimer: NodeJS.Timeout | undefined
   detach: () => void = () => {}
+  /** waiting for phase 'done' (settled()) */
+  private settledWaiters: (() => void)[] | undefined
 
   constructor(readonly dest: BodyDest | undefined, readonly from: number, readonly expect: number) {
     this.pos = this.landed = from
@@ -115,6 +119,19 @@ class Req {
     const w = this.wake
     this.wake = undefined
     w?.()
+  }
+
+  /** Resolves once the request is done, whichever way. */
+  settled(): Promise<void> {
+    if (this.phase === 'done') return Promise.resolve()
+    return new Promise<void>(r => { (this.settledWaiters ??= []).push(r) })
+  }
+
+  /** The request is done: its settled() waiters go. */
+  settle(): void {
+    const w = this.settledWaiters
+    this.settledWaiters = undefined
+    if (w) for (const r of w) r()
   }
 
   /** Resolves at the next change (bytes, the end, an error). */
@@ -288,6 +305,7 @@ class Conn {
     if (this.keep) this.release(this)
     else this.close()
     req.notify()
+    req.settle()
   }
 
   private close(): void {
@@ -311,6 +329,7 @@ class Conn {
     req.onHead = undefined
     h?.reject(err)
     req.notify()
+    req.settle()
   }
 
   private body(req: Req): ShardBody {
@@ -345,6 +364,7 @@ class Conn {
         const all = Buffer.concat(req.text)
         return (req.unframed === 'chunked' ? unchunk(all) : all).toString('utf8')
       },
+      settled: () => req.settled(),
     }
   }
 }

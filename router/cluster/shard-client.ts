@@ -61,7 +61,7 @@ export class ShardClient {
   private readonly auth: Record<string, string>
   /** the zero-copy reader of chunk bytes; undefined for an https: shard (read through the pool) */
   readonly reads: ShardReads | undefined
-  /** relay reads holding a connection of `reads`, at most up.connections (readSlot) */
+  /** relay windows holding a connection of `reads`, at most up.connections (readSlot) */
   private slotsUsed = 0
   private readonly slotWaiters: (() => void)[] = []
 
@@ -173,11 +173,11 @@ export class ShardClient {
   }
 
   /**
-   * A relay read's turn on this shard's connections: at most
+   * A relay window's turn on this shard's connections: at most
    * `router.upstream.connections` at once, as the HTTP client's pool allows;
-   * the rest wait in order. Resolves with the release (call it once, when the
-   * read ends). No turn within headersTimeoutMs: a timeout, and the read
-   * goes to the next owner.
+   * the rest wait in order. Resolves with the release (idempotent: called
+   * once the window's bytes landed, or it failed). No turn within
+   * headersTimeoutMs: a timeout, and the read goes to the next owner.
    */
   async readSlot(): Promise<() => void> {
     if (this.slotsUsed >= this.up.connections) {

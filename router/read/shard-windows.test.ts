@@ -101,34 +101,44 @@ t.test('a refusal fails open() with the shard\'s status, before any byte', async
   t.equal(pool.idleCount, 1, 'its slab back')
 })
 
-t.test('reads take turns on the shard\'s connections: at most router.upstream.connections at once; a read left waiting too long times out', async t => {
+t.test('windows take turns on the shard\'s connections: at most router.upstream.connections at once, each only while its bytes land (one here)', async t => {
+  let inFlight = 0
+  let most = 0
   const server = http.createServer((req, res) => {
+    most = Math.max(most, ++inFlight)
     const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!
     const [a, b] = [Number(m[1]), Number(m[2])]
-    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` }).end(data.subarray(a, b + 1))
+    // each answer takes a while: the turns overlap unless they are taken in turn
+    setTimeout(() => {
+      res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` }).end(data.subarray(a, b + 1), () => inFlight--)
+    }, 20)
   })
-  let open = 0
-  let most = 0
-  server.on('connection', s => { most = Math.max(most, ++open); s.on('close', () => open--) })
   await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
   t.teardown(() => { server.closeAllConnections(); server.close() })
   const up = loadConfig({ env: {} }).router.upstream
   const client = new ShardClient({ id: 's7', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
-    { ...up, connections: 2, headersTimeoutMs: 300 }, routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }))
+    { ...up, connections: 1, headersTimeoutMs: 1000 }, routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }))
   t.teardown(() => client.close())
-  const pool = new SlabPool(SLAB, 8)
-  const a = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
-  const b = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
-  // a third waits for a turn; when none comes in time it fails as a timeout naming the shard
-  await t.rejects(new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open(), { name: 'UpstreamTimeoutError', message: /s7/ })
-  const c = new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const pool = new SlabPool(SLAB, 16)
   const drain = async (r: WindowedRead) => { const got: Buffer[] = []; for await (const v of r) got.push(Buffer.from(v)); return Buffer.concat(got) }
-  t.ok((await drain(a)).equals(data), 'the first read whole')
-  // the first read's end handed its turn to the one waiting
-  t.ok((await drain(await c)).equals(data), 'the one that waited, whole')
-  t.ok((await drain(b)).equals(data), 'the second read whole')
-  t.ok(most <= 2, `never more than 2 connections at once (${most})`)
+  // a read whose client takes nothing: its first window landed, and it holds no turn
+  const idle = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const reads = await Promise.all([0, 1, 2, 3, 4].map(async () => drain(await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open())))
+  for (const [i, b] of reads.entries()) t.ok(b.equals(data), `read ${i} whole`)
+  t.equal(most, 1, 'one request at a time: the turns, not the connections, bound them')
+  t.ok((await drain(idle)).equals(data), 'the read that waited on its client, whole')
   t.equal(client.outstanding, 0)
+  // no turn within headersTimeoutMs: a timeout naming the shard
+  const quick = new ShardClient(client.spec, { ...up, connections: 1, headersTimeoutMs: 200 },
+    routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }))
+  t.teardown(() => quick.close())
+  const release = await quick.readSlot()
+  await t.rejects(quick.readSlot(), { name: 'UpstreamTimeoutError', message: /s7/ })
+  const next = quick.readSlot()
+  release()
+  release()
+  ;(await next)()
+  t.pass('a turn given back passes to the next in line, once')
 })
 
 t.test('a window shorter than asked (its Content-Length) fails the read before a byte of it; the next window is never asked for', async t => {

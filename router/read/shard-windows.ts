@@ -36,6 +36,10 @@ import type { ShardClient } from '../cluster/shard-client.js'
  * it takes more bytes). A write made after the client's socket died gets no
  * callback; its slab comes back when the response closes.
  *
+ * A window takes a turn on the shard's connections (ShardClient.readSlot)
+ * and gives it up once its bytes have landed, so a read whose client is slow
+ * holds slabs (bounded by router.relayMemoryBytes), not a connection.
+ *
  * Failure: a refusal, a timeout or a cut fails the iteration (or `open`, for
  * the first window: before the client's headers); the reader then asks the
  * next owner from the first byte it has not sent. `destroy` drops the window
@@ -166,7 +170,7 @@ export class WindowedRead implements RelayBody {
   /** the first chunk offset of the window after the one open */
   private next: number
   private ended = false
-  /** this read's turn on the shard's connections (ShardClient.readSlot) */
+  /** the open window's turn on the shard's connections (ShardClient.readSlot), given up once its bytes landed */
   private release: (() => void) | undefined
 
   constructor(private readonly shard: ShardClient, private readonly sid: string, private readonly index: number, private readonly sha256: string,
@@ -178,9 +182,6 @@ export class WindowedRead implements RelayBody {
   /** Asks for the first window: a shard that refuses or does not answer fails here. */
   async open(): Promise<this> {
     try {
-      const release = await this.shard.readSlot()
-      if (this.ended) release()
-      else this.release = release
       await this.window()
     } catch (err) {
       this.destroy()
@@ -228,7 +229,15 @@ export class WindowedRead implements RelayBody {
       throw LEFT
     }
     this.slab = slab
+    // a turn per window, not per read: a read whose client is slow holds its slabs, not a connection
+    const release = await this.shard.readSlot()
+    if (this.ended) {
+      release()
+      throw LEFT
+    }
+    this.release = release
     this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.ac.signal)
+    void this.body.settled().then(release)
     this.next = b + 1
   }
 

@@ -80,8 +80,8 @@ export const WARM_MANIFEST: Manifest = {
 /**
  * Parses WARM_MANIFEST once: zod compiles a schema's parser on its first use,
  * and the first manifest an edge parsed took 7 ms of a cold miss's first
- * byte for that (0.3-0.8 ms after). Services call it before they say ready,
- * as they open their first connections then.
+ * byte for that (0.3-0.8 ms after). The edge calls it before it says ready,
+ * as it opens its first connections then.
  */
 export function warmManifestParser(): void {
   parseManifest(structuredClone(WARM_MANIFEST))

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
-import { CdnError, UpstreamCorruptError } from '../../lib/errors.js'
+import { CdnError, UpstreamCorruptError, UpstreamCutError } from '../../lib/errors.js'
 import { refName, type ChunkRef } from '../title.js'
 import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
 import { dropChunk, holdChunk } from '../tiers/chunk-arena.js'
-import { retryReason, translateUpstreamError, UpstreamCutError, type RetryReason } from './upstream.js'
+import { retryReason, translateUpstreamError, type RetryReason } from './upstream.js'
 import type { BodyDest } from '../../lib/http/shard-read.js'
 
 /**

@@ -38,8 +38,6 @@ export class UpstreamVersionError extends CdnError {
   }
 }
 
-/** where the edge's fill code has always found it (lib/errors.ts now: shard-read.ts, in lib/, throws it too) */
-export { UpstreamCutError }
 
 export type RetryReason = 'cut' | 'status' | 'timeout'
 

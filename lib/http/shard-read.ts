@@ -252,21 +252,10 @@ class Conn {
       return this.fail(new UpstreamCutError(`a shard answered without a Content-Length framed HTTP/1.1 response (${lines[0]!.slice(0, 80)})`, 'cut'))
     this.keep = framed && !/close/i.test(headers.connection ?? '')
     const rest = this.scratch.subarray(at + 4, req.headLen)
-    if (!framed) {
-      // a refusal framed otherwise (a proxy's chunked 5xx): its status and first bytes are what count; the connection goes
-      req.unframed = /chunked/i.test(headers['transfer-encoding'] ?? '') ? 'chunked' : 'close'
-      req.end = Infinity
-      req.phase = 'text'
-      this.took(req, Buffer.from(rest))
-      this.sock.setTimeout(this.o.idleTimeoutMs)
-      const h = req.onHead!
-      req.onHead = undefined
-      h.resolve({ statusCode, headers, body: this.body(req) })
-      if (refusalWhole(req)) this.finish(req)
-      return
-    }
-    if (rest.length > len) return this.fail(new UpstreamCutError('a shard sent bytes past its response body', 'cut'))
-    req.end = req.pos + len
+    if (framed && rest.length > len) return this.fail(new UpstreamCutError('a shard sent bytes past its response body', 'cut'))
+    req.end = framed ? req.pos + len : Infinity
+    // a refusal framed otherwise (a proxy's chunked 5xx; only refusals get here unframed): read as text, the connection goes
+    if (!framed) req.unframed = /chunked/i.test(headers['transfer-encoding'] ?? '') ? 'chunked' : 'close'
     // a body that stalls fails after idleTimeoutMs, a refusal's as a chunk's
     this.sock.setTimeout(this.o.idleTimeoutMs)
     if (req.dest !== undefined && statusCode === req.expect) {
@@ -286,7 +275,7 @@ class Conn {
     const h = req.onHead!
     req.onHead = undefined
     h.resolve({ statusCode, headers, body: this.body(req) })
-    if (req.pos >= req.end) this.finish(req)
+    if (req.pos >= req.end || refusalWhole(req)) this.finish(req)
   }
 
   /** A refusal's bytes, kept for `text()` (its first TEXT_MAX). */
@@ -362,7 +351,7 @@ class Conn {
         while (req.phase !== 'done') await req.changed()
         if (req.error) throw req.error
         const all = Buffer.concat(req.text)
-        return (req.unframed === 'chunked' ? unchunk(all) : all).toString('utf8')
+        return (req.unframed === 'chunked' ? chunked(all).data : all).toString('utf8')
       },
       settled: () => req.settled(),
     }
@@ -373,48 +362,36 @@ class Conn {
 function refusalWhole(req: Req): boolean {
   if (req.unframed === undefined) return false
   if (req.textLen >= TEXT_MAX) return true
-  return req.unframed === 'chunked' && chunkedEnded(Buffer.concat(req.text))
+  return req.unframed === 'chunked' && chunked(Buffer.concat(req.text)).ended
 }
 
 /**
- * Whether `b` holds a whole chunked body (RFC 9112 §7.1): chunks up to the
- * last (size 0, extensions allowed), then the trailer section up to its empty
- * line. A malformed size line ends it too: nothing more would make sense of it.
+ * A chunked body (RFC 9112 §7.1) as far as `b` holds it: its data, and
+ * whether it ended (the last chunk, size 0, extensions allowed, then the
+ * trailer section up to its empty line). A malformed size line ends it too:
+ * nothing after it would make sense.
  */
-export function chunkedEnded(b: Buffer): boolean {
-  let at = 0
-  for (;;) {
+export function chunked(b: Buffer): { data: Buffer; ended: boolean } {
+  const out: Buffer[] = []
+  const done = (ended: boolean) => ({ data: Buffer.concat(out), ended })
+  for (let at = 0; ;) {
     const eol = b.indexOf('\r\n', at)
-    if (eol < 0) return false
+    if (eol < 0) return done(false)
     const size = parseInt(b.toString('latin1', at, eol).split(';')[0]!.trim(), 16)
-    if (!Number.isSafeInteger(size) || size < 0) return true
+    if (!Number.isSafeInteger(size) || size < 0) return done(true)
     if (size === 0) {
       // the trailer section: field lines, then an empty line
       for (let line = eol + 2; ;) {
         const end = b.indexOf('\r\n', line)
-        if (end < 0) return false
-        if (end === line) return true
+        if (end < 0) return done(false)
+        if (end === line) return done(true)
         line = end + 2
       }
     }
-    at = eol + 2 + size + 2
-    if (at > b.length) return false
-  }
-}
-
-/** The data of a chunked body (RFC 9112 §7.1), as much of it as is well formed; extensions and trailers dropped. */
-export function unchunk(b: Buffer): Buffer {
-  const out: Buffer[] = []
-  let at = 0
-  for (;;) {
-    const eol = b.indexOf('\r\n', at)
-    if (eol < 0) break
-    const size = parseInt(b.toString('latin1', at, eol).split(';')[0]!.trim(), 16)
-    if (!Number.isSafeInteger(size) || size <= 0) break
     out.push(b.subarray(eol + 2, Math.min(b.length, eol + 2 + size)))
     at = eol + 2 + size + 2
+    if (at > b.length) return done(false)
   }
-  return Buffer.concat(out)
 }
 
 /** The connections to one shard origin (http: only). */

@@ -4,6 +4,7 @@ import type { Config } from '../../lib/config/config.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
 import { ShardReads, type ShardBody } from '../../lib/http/shard-read.js'
+import { Line } from '../../lib/line.js'
 import { digestHeader } from '../../lib/integrity/digest.js'
 import { chunkKey, etagOf } from './keys.js'
 import { shardRefusal } from '../errors.js'
@@ -63,7 +64,7 @@ export class ShardClient {
   readonly reads: ShardReads | undefined
   /** relay windows holding a connection of `reads`, at most up.connections (readSlot) */
   private slotsUsed = 0
-  private readonly slotWaiters: (() => void)[] = []
+  private readonly slotLine = new Line<void>()
 
   constructor(readonly spec: ShardSpec, private readonly up: Upstream, private readonly metrics: RouterMetrics, token?: string,
     /** told the chunk key of every chunk this shard took (a PUT answered 2xx) */
@@ -181,22 +182,15 @@ export class ShardClient {
    */
   async readSlot(): Promise<() => void> {
     if (this.slotsUsed >= this.up.connections) {
-      await new Promise<void>((resolve, reject) => {
-        const go = () => { clearTimeout(timer); resolve() }
-        const timer = setTimeout(() => {
-          this.slotWaiters.splice(this.slotWaiters.indexOf(go), 1)
-          reject(new UpstreamTimeoutError(`a connection to shard ${this.id} (all ${this.up.connections} busy for ${this.up.headersTimeoutMs} ms)`))
-        }, this.up.headersTimeoutMs)
-        this.slotWaiters.push(go)
-      })
+      await this.slotLine.wait(1, this.up.headersTimeoutMs,
+        () => new UpstreamTimeoutError(`a connection to shard ${this.id} (all ${this.up.connections} busy for ${this.up.headersTimeoutMs} ms)`))
     } else this.slotsUsed++
     let held = true
     return () => {
       if (!held) return
       held = false
       // the turn passes to the next in line, or the slot frees
-      const next = this.slotWaiters.shift()
-      if (next) next()
+      if (this.slotLine.length > 0) this.slotLine.serve()
       else this.slotsUsed--
     }
   }
@@ -215,8 +209,7 @@ export class ShardClient {
       a = await this.reads!.get(`/v1/chunks/${sid}/${index}`, { ...this.auth, range: `bytes=${start}-${end}`, 'if-match': etagOf(sha256) },
         { buf: into, end: () => len, claim: () => {} }, 0, 206, signal)
     } catch (err) {
-      const e = err instanceof UpstreamTimeoutError ? new UpstreamTimeoutError(`${op} on shard ${this.id}`, { cause: err })
-        : new UpstreamError(`shard ${this.id} failed ${op}: ${(err as Error).message}`, { cause: err })
+      const e = shardFailure(this.id, op, err)
       this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
       throw e
     }
@@ -296,6 +289,12 @@ export class ShardClient {
 }
 
 /** undici and socket errors as CdnErrors, keeping the cause. */
+/** A zero-copy read's failure (lib/http/shard-read.ts names no shard), named with its shard and operation. */
+export function shardFailure(shard: string, op: string, err: unknown): CdnError {
+  return err instanceof UpstreamTimeoutError ? new UpstreamTimeoutError(`${op} on shard ${shard}`, { cause: err })
+    : new UpstreamError(`shard ${shard} failed ${op}: ${(err as Error).message}`, { cause: err })
+}
+
 export function translate(shard: string, op: string, err: unknown): CdnError {
   if (err instanceof CdnError) return err
   const e = err as { code?: string; message?: string; name?: string }

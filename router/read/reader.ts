@@ -141,6 +141,7 @@ export class ChunkReader {
         if (!prev) return true
         out = prev
       }
+      if (!fromSlabs) return res.write(out)
       let written!: () => void
       lastWrite = new Promise<void>(r => { written = r })
       return res.write(out, () => written())
@@ -161,7 +162,7 @@ export class ChunkReader {
       served.push(shard.id)
       fromSlabs = body instanceof WindowedRead
       // or the client's connection closed: a write made after its socket died gets no callback, and nothing reads the slab then
-      if (body instanceof WindowedRead) body.written = () => Promise.race([lastWrite, closedOf(res)])
+      if (fromSlabs) (body as WindowedRead).written = () => Promise.race([lastWrite, closedOf(res)])
       const began = pos
       const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {

@@ -1,6 +1,7 @@
-import { UpstreamCutError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { UpstreamCutError, UpstreamTimeoutError } from '../../lib/errors.js'
 import type { ShardBody } from '../../lib/http/shard-read.js'
-import type { ShardClient } from '../cluster/shard-client.js'
+import { shardFailure, type ShardClient } from '../cluster/shard-client.js'
+import { Line } from '../../lib/line.js'
 
 /**
  * A shard's chunk bytes for the relay, read window by window into reused
@@ -99,8 +100,8 @@ export class RelaySlabs {
   readonly small = new SlabPool(2 * MiB, 32)
   readonly large = new SlabPool(8 * MiB, 8)
   private readonly lenders: [Slabs, Slabs]
-  private lentBytes = 0
-  private readonly waiting: { bytes: number; go: () => void }[] = []
+  /** reads waiting for a slab, each served one taken for it (its need: the slab's size) */
+  private readonly line = new Line<Buffer>()
 
   constructor(private readonly budget: number, private readonly waitMs: number) {
     this.lenders = [this.lender(this.small), this.lender(this.large)]
@@ -121,38 +122,22 @@ export class RelaySlabs {
   private lender(pool: SlabPool): Slabs {
     return {
       bytes: pool.bytes,
-      take: async () => {
-        // a turn given is counted by the giver (give), so none after it can take the room meanwhile
-        if (this.waiting.length > 0 || !this.fits(pool.bytes)) await this.turn(pool.bytes)
-        else this.lentBytes += pool.bytes
-        return pool.take()
-      },
+      take: () => this.line.length > 0 || !this.fits(pool.bytes)
+        ? this.line.wait(pool.bytes, this.waitMs, () => new UpstreamTimeoutError(
+          `relay memory (router.relayMemoryBytes, ${this.budget} bytes, all lent for ${this.waitMs} ms)`))
+        : pool.take(),
       give: b => {
         pool.give(b)
-        this.lentBytes -= pool.bytes
         // in order: the first waiting read goes first, and the ones after it only if it went
-        while (this.waiting.length > 0 && this.fits(this.waiting[0]!.bytes)) {
-          const w = this.waiting.shift()!
-          this.lentBytes += w.bytes
-          w.go()
-        }
+        for (let need = this.line.firstNeed; need !== undefined && this.fits(need); need = this.line.firstNeed)
+          this.line.serve((need === this.small.bytes ? this.small : this.large).take())
       },
     }
   }
 
   private fits(bytes: number): boolean {
-    return this.lentBytes === 0 || this.lentBytes + bytes <= this.budget
-  }
-
-  private turn(bytes: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const w = { bytes, go: () => { clearTimeout(timer); resolve() } }
-      const timer = setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(w), 1)
-        reject(new UpstreamTimeoutError(`relay memory (router.relayMemoryBytes, ${this.budget} bytes, all lent for ${this.waitMs} ms)`))
-      }, this.waitMs)
-      this.waiting.push(w)
-    })
+    const lent = this.bytes().inUse
+    return lent === 0 || lent + bytes <= this.budget
   }
 }
 
@@ -197,8 +182,7 @@ export class WindowedRead implements RelayBody {
           for await (const v of this.body!) yield v
         } catch (err) {
           // a cut or a silence mid-window, named with its shard like the failures before a byte
-          throw err instanceof UpstreamTimeoutError ? new UpstreamTimeoutError(`get_chunk on shard ${this.shard.id}`, { cause: err })
-            : new UpstreamError(`shard ${this.shard.id} failed get_chunk: ${(err as Error).message}`, { cause: err })
+          throw shardFailure(this.shard.id, 'get_chunk', err)
         }
         this.retire()
         if (this.next > this.end) return

@@ -132,7 +132,7 @@ guardServer(server, h, { allow: () => init.allow, refused })
 server.on('error', err => post({ t: 'error', message: `listener: ${err.message}` }))
 /** open client connections, for an upgrade's drain */
 const open = new Set<Socket>()
-server.on('connection', (s: Socket) => { open.add(s); s.once('close', () => open.delete(s)) })
+server.on('connection', (s: Socket) => { open.add(s); s.once('close', () => open.delete(s)); send.slices.accepted() })
 
 /** Answers the request from memory if it can (true), before writing anything otherwise (false). */
 function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean {

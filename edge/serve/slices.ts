@@ -25,6 +25,18 @@ import type { ServerResponse } from 'node:http'
  * its next visit. The queue holds what `end` was given (a subarray of a
  * cached Buffer, never copied) and nothing else.
  *
+ * Accepts come first. Turns of 8 MiB still left the accept queue slow:
+ * libuv takes one connection per turn, and a turn that copies 8 MiB takes a
+ * few milliseconds, so 200 players connecting at once waited up to a second
+ * for their turn to be accepted while the players already accepted were
+ * served (measured with a bare node:http server: 82 of 200 connections
+ * accepted after half a second). Their first requests were the p99. So a turn
+ * that follows an accepted connection (`accepted()`, from the server's
+ * 'connection' event) writes `acceptTurnBytes` only, first slices included:
+ * the loop comes back to the listening socket within a fraction of a
+ * millisecond while more connections may be waiting, and the next turn
+ * without an accept has the whole budget again.
+ *
  * Shared by the main thread and the serve threads (edge/serve/send.ts), one
  * queue per thread: nothing here crosses threads.
  */
@@ -33,11 +45,14 @@ export interface SliceOptions {
   sliceBytes: number
   /** bytes written per loop turn over all queued responses */
   turnBytes: number
+  /** bytes written in a turn that follows an accepted connection (more may be waiting to be accepted); one slice if not given */
+  acceptTurnBytes?: number
 }
 
 // @NOTE tail row, 2 cores: a 1 MiB slice keeps the per-write cost (JS, syscall, 'drain') small next to its copy
 // (256 KiB slices cost measurably more CPU per byte); 8 MiB a turn is a few milliseconds of copying, so a turn stays short
-export const SLICES: SliceOptions = { sliceBytes: 1024 ** 2, turnBytes: 8 * 1024 ** 2 }
+// a turn after an accept writes one slice: a fraction of a millisecond before the next accept
+export const SLICES: SliceOptions = { sliceBytes: 1024 ** 2, turnBytes: 8 * 1024 ** 2, acceptTurnBytes: 1024 ** 2 }
 
 interface Queued {
   res: ServerResponse
@@ -51,19 +66,37 @@ export class SliceQueue {
   private scheduled = false
   /** bytes `end` wrote at once since the last turn: first slices count against a turn's budget too */
   private spent = 0
+  private readonly acceptTurnBytes: number
+  /** a connection was accepted since the last turn: this turn's budget is acceptTurnBytes */
+  private accepting = false
   /** turns run, and responses that waited for 'drain' in the queue (for tests and /metrics) */
   turns = 0
   drainWaits = 0
+  /** accepts that shortened the turn after them */
+  acceptTurns = 0
 
   constructor(private readonly o: SliceOptions = SLICES) {
     if (!(o.sliceBytes > 0 && o.turnBytes >= o.sliceBytes)) throw new RangeError(`expected 0 < sliceBytes <= turnBytes, got ${o.sliceBytes} and ${o.turnBytes}`)
+    this.acceptTurnBytes = o.acceptTurnBytes ?? o.sliceBytes
+    if (!(this.acceptTurnBytes > 0 && this.acceptTurnBytes <= o.turnBytes)) throw new RangeError(`expected 0 < acceptTurnBytes <= turnBytes, got ${this.acceptTurnBytes} and ${o.turnBytes}`)
+  }
+
+  /** A connection was accepted (the server's 'connection' event): until the next turn, turns are short. */
+  accepted(): void {
+    this.accepting = true
+    this.acceptTurns++
+    this.schedule()
+  }
+
+  private get budget(): number {
+    return this.accepting ? this.acceptTurnBytes : this.o.turnBytes
   }
 
   /** Ends `res` with `piece` (headers set, not sent); `written` runs once its last byte was handed to the socket. */
   end(res: ServerResponse, piece: Buffer, written?: () => void): void {
     const slice = this.o.sliceBytes
     const first = Math.min(slice, piece.length)
-    if (this.spent + first > this.o.turnBytes) {
+    if (this.spent + first > this.budget && this.spent > 0) {
       // the requests read in this poll have had their budget: this one's first slice waits for the next turn
       this.enqueue({ res, piece, at: 0, written })
       return
@@ -101,7 +134,7 @@ export class SliceQueue {
     this.scheduled = false
     this.turns++
     const slice = this.o.sliceBytes
-    let budget = this.o.turnBytes
+    let budget = this.budget
     // the head is the response served longest ago: one slice each, round and round, until the budget is spent
     while (budget > 0 && this.ready.length > 0) {
       const q = this.ready.shift()!
@@ -126,6 +159,7 @@ export class SliceQueue {
     }
     // the next poll (accepts, requests, their first slices) gets a budget of its own
     this.spent = 0
+    this.accepting = false
     if (this.ready.length > 0) this.schedule()
   }
 }

@@ -237,7 +237,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     service = server
     // libuv accepts one connection a turn: a turn after an accept stays short while more may wait (edge/serve/slices.ts)
     const slices = send.slices
-    server.http.server.on('connection', () => slices.accepted())
+    server.http.accepted = () => slices.accepted()
     if (adminToken === undefined) logger.warn('no admin token (REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile): purge, cache status and prefill control are refused')
     if (cfg.serveThreads > 0) {
       if (process.platform !== 'linux') throw new ConfigError(`edge.serveThreads needs Linux (its relay is an abstract Unix socket); this is ${process.platform}: set it to 0`)

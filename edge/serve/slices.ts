@@ -30,12 +30,18 @@ import type { ServerResponse } from 'node:http'
  * few milliseconds, so 200 players connecting at once waited up to a second
  * for their turn to be accepted while the players already accepted were
  * served (measured with a bare node:http server: 82 of 200 connections
- * accepted after half a second). Their first requests were the p99. So a turn
- * that follows an accepted connection (`accepted()`, from the server's
- * 'connection' event) writes `acceptTurnBytes` only, first slices included:
- * the loop comes back to the listening socket within a fraction of a
- * millisecond while more connections may be waiting, and the next turn
- * without an accept has the whole budget again.
+ * accepted after half a second). Their first requests were the p99. So the
+ * queue's turn that follows an accepted connection (`accepted()`, from the
+ * 'connection' event of every server that answers through this queue) writes
+ * `acceptTurnBytes` only: the loop comes back to the listening socket within
+ * a fraction of a millisecond while more connections may be waiting, and the
+ * next turn without an accept has the whole budget again. First slices keep
+ * their own budget, so a request read while players connect still has its
+ * first byte at once (players that open a connection per request, as ffmpeg
+ * does on every seek, keep their first byte). A turn after an accept still
+ * writes at least a slice, so a flood of connections (one a turn at most,
+ * under http.maxConnections) costs the queued players loop turns' overhead,
+ * not their progress.
  *
  * Shared by the main thread and the serve threads (edge/serve/send.ts), one
  * queue per thread: nothing here crosses threads.
@@ -45,7 +51,7 @@ export interface SliceOptions {
   sliceBytes: number
   /** bytes written per loop turn over all queued responses */
   turnBytes: number
-  /** bytes written in a turn that follows an accepted connection (more may be waiting to be accepted); one slice if not given */
+  /** bytes the queue writes in a turn that follows an accepted connection (more may be waiting to be accepted); one slice if not given */
   acceptTurnBytes?: number
 }
 
@@ -64,16 +70,15 @@ interface Queued {
 export class SliceQueue {
   private readonly ready: Queued[] = []
   private scheduled = false
-  /** bytes `end` wrote at once since the last turn: first slices count against a turn's budget too */
+  /** bytes `end` wrote at once since the last turn: first slices have a turn's budget of their own, per poll */
   private spent = 0
   private readonly acceptTurnBytes: number
   /** a connection was accepted since the last turn: this turn's budget is acceptTurnBytes */
   private accepting = false
-  /** turns run, and responses that waited for 'drain' in the queue (for tests and /metrics) */
+  /** turns run, responses that waited for 'drain' in the queue, and accepts seen (for tests) */
   turns = 0
   drainWaits = 0
-  /** accepts that shortened the turn after them */
-  acceptTurns = 0
+  accepts = 0
 
   constructor(private readonly o: SliceOptions = SLICES) {
     if (!(o.sliceBytes > 0 && o.turnBytes >= o.sliceBytes)) throw new RangeError(`expected 0 < sliceBytes <= turnBytes, got ${o.sliceBytes} and ${o.turnBytes}`)
@@ -81,22 +86,18 @@ export class SliceQueue {
     if (!(this.acceptTurnBytes > 0 && this.acceptTurnBytes <= o.turnBytes)) throw new RangeError(`expected 0 < acceptTurnBytes <= turnBytes, got ${this.acceptTurnBytes} and ${o.turnBytes}`)
   }
 
-  /** A connection was accepted (the server's 'connection' event): until the next turn, turns are short. */
+  /** A connection was accepted (a server's 'connection' event): the next turn is short; a turn runs even if nothing is queued, to end it. */
   accepted(): void {
     this.accepting = true
-    this.acceptTurns++
+    this.accepts++
     this.schedule()
-  }
-
-  private get budget(): number {
-    return this.accepting ? this.acceptTurnBytes : this.o.turnBytes
   }
 
   /** Ends `res` with `piece` (headers set, not sent); `written` runs once its last byte was handed to the socket. */
   end(res: ServerResponse, piece: Buffer, written?: () => void): void {
     const slice = this.o.sliceBytes
     const first = Math.min(slice, piece.length)
-    if (this.spent + first > this.budget && this.spent > 0) {
+    if (this.spent + first > this.o.turnBytes) {
       // the requests read in this poll have had their budget: this one's first slice waits for the next turn
       this.enqueue({ res, piece, at: 0, written })
       return
@@ -134,7 +135,7 @@ export class SliceQueue {
     this.scheduled = false
     this.turns++
     const slice = this.o.sliceBytes
-    let budget = this.budget
+    let budget = this.accepting ? this.acceptTurnBytes : this.o.turnBytes
     // the head is the response served longest ago: one slice each, round and round, until the budget is spent
     while (budget > 0 && this.ready.length > 0) {
       const q = this.ready.shift()!

@@ -1,5 +1,12 @@
 import t from 'tap'
-import { logUrl } from './http.js'
+import net from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Registry } from 'prom-client'
+import { HttpService, logUrl } from './http.js'
+import { loadConfig } from '../config/config.js'
+import { quietLogger } from '../logger.js'
 
 t.test('logUrl replaces the value of every token query parameter and nothing else', async t => {
   t.equal(logUrl('/v1/content/a?token=abc.def'), '/v1/content/a?token=[redacted]')
@@ -17,4 +24,24 @@ t.test('logUrl replaces a play token in the path of an adaptive title\'s files',
   t.equal(logUrl('/v1/content/t/master.m3u8'), '/v1/content/t/master.m3u8', 'a title called t')
   t.equal(logUrl('/v1/content/a/v720.mp4?x=/t/y'), '/v1/content/a/v720.mp4?x=/t/y', 'only the path')
   t.equal(logUrl('/v1/chunks/a/t/3'), '/v1/chunks/a/t/3', 'other routes are left')
+})
+
+t.test('the accepted hook hears every connection either listener accepts (the player port and the serve threads\' relay)', async t => {
+  const cfg = loadConfig({ env: {}, overrides: {} })
+  const svc = new HttpService({ name: 'test', http: cfg.http, logRequests: false, logger: quietLogger('test'), registry: new Registry(), ready: () => true, routes: [] })
+  let accepted = 0
+  svc.accepted = () => { accepted++ }
+  await svc.listen(0, '127.0.0.1')
+  const dir = mkdtempSync(join(tmpdir(), 'relay-'))
+  await svc.listenRelay(join(dir, 'relay.sock'), 'secret')
+  t.teardown(async () => { await svc.closeRelay(); await svc.close(); rmSync(dir, { recursive: true, force: true }) })
+  const open = (to: { port: number; host: string } | { path: string }) => new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(to as net.NetConnectOpts, () => resolve(s))
+    s.once('error', reject)
+  })
+  const port = Number(new URL(svc.url).port)
+  const socks = [await open({ port, host: '127.0.0.1' }), await open({ port, host: '127.0.0.1' }), await open({ path: join(dir, 'relay.sock') })]
+  for (let i = 0; i < 50 && accepted < 3; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(accepted, 3, 'two player connections and one relay connection')
+  for (const s of socks) s.destroy()
 })

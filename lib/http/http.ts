@@ -140,6 +140,8 @@ export class HttpService {
   private relay: http.Server | undefined
   /** requests other threads are answering themselves now (the edge's serve threads): in the in-flight gauge with ours */
   elsewhere: (() => number) | undefined
+  /** called for every connection either listener accepts (the edge's send queue keeps the turn after it short: edge/serve/slices.ts) */
+  accepted: (() => void) | undefined
   /** the served certificate's notAfter (ms), what reelcdn_tls_certificate_expiry_timestamp_seconds shows: whatever swaps the certificate sets it too */
   certNotAfterMs = 0
 
@@ -159,7 +161,7 @@ export class HttpService {
     }
     guardServer(this.server, h, { allow: () => this.allowed, refused: reason => this.refusedClient(reason) })
     // open client connections, for an upgrade's drain (close({ handover }))
-    this.server.on('connection', (s: Socket) => { this.open.add(s); s.once('close', () => this.open.delete(s)) })
+    this.server.on('connection', (s: Socket) => { this.open.add(s); s.once('close', () => this.open.delete(s)); this.accepted?.() })
   }
 
   /** Counts a request refused, or cut, for a cause on the client's side. */
@@ -324,6 +326,7 @@ export class HttpService {
       void this.handleCounted(req, res)
     })
     server.maxHeadersCount = 0
+    server.on('connection', () => this.accepted?.())
     await listenOn(server, path)
     this.relay = server
   }

@@ -288,13 +288,13 @@ export class ShardClient {
   }
 }
 
-/** undici and socket errors as CdnErrors, keeping the cause. */
 /** A zero-copy read's failure (lib/http/shard-read.ts names no shard), named with its shard and operation. */
 export function shardFailure(shard: string, op: string, err: unknown): CdnError {
   return err instanceof UpstreamTimeoutError ? new UpstreamTimeoutError(`${op} on shard ${shard}`, { cause: err })
     : new UpstreamError(`shard ${shard} failed ${op}: ${(err as Error).message}`, { cause: err })
 }
 
+/** undici and socket errors as CdnErrors, keeping the cause. */
 export function translate(shard: string, op: string, err: unknown): CdnError {
   if (err instanceof CdnError) return err
   const e = err as { code?: string; message?: string; name?: string }

@@ -14,8 +14,20 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 
 install: $(NODE_MODULES_STAMP)
 
-build: install
+build: install native
 	npx tsc -p tsconfig.json
+
+# The CRC32C addon (native/crc32c.c; lib/integrity/crc32c.ts loads it): Node-API, so no node-gyp, only a C compiler
+# and the headers that ship with Node. Without a compiler the build goes on and @node-rs/crc32 (4× slower) is used;
+# the addon's test then fails, so a machine that should have it cannot lose it quietly.
+NODE_INCLUDE := $(shell node -p "require('path').resolve(process.execPath, '../../include/node')")
+.PHONY: native
+native: dist/native/crc32c.node
+
+dist/native/crc32c.node: native/crc32c.c
+	@mkdir -p dist/native
+	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -I$(NODE_INCLUDE) -o $@ $< || \
+	  { rm -f $@; echo "native/crc32c.c did not build (no C compiler or no Node headers in $(NODE_INCLUDE)): CRC32C falls back to @node-rs/crc32" >&2; }
 
 # 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N), the router (127.0.0.1:7000, state in ./var/router) and an
 # edge (127.0.0.1:8080, cache in ./var/edge) in one process; Ctrl-C stops them all. Secrets are generated on the first

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto'
-import { crc32c } from '@node-rs/crc32'
+import { crc32c } from './crc32c.js'
 
 /** Checksum granularity: a CRC32C per 64 KiB block, as GFS keeps. Shared by the origin and the edge's disk tier. */
 export const BLOCK_SIZE = 64 * 1024

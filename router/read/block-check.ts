@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32'
+import { crc32c } from '../../lib/integrity/crc32c.js'
 import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
 
 /**

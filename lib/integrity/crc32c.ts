@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { crc32c as portableCrc32c } from '@node-rs/crc32'
+
+/**
+ * CRC32C, the block checksum every hop verifies (lib/integrity/block-hasher.ts):
+ * `crc32c(data, initial = 0)`, where `initial` continues a previous result
+ * over more bytes.
+ *
+ * It is the project's own addon (native/crc32c.c, built by `make build` into
+ * dist/native/) when that was built: the CPU's CRC32 instruction, about 17 GB/s
+ * here against 3–4 GB/s for @node-rs/crc32, which every byte a shard serves,
+ * the router relays and an edge fills passes through. Without a C compiler at
+ * build time the addon is missing and @node-rs/crc32, which gives the same
+ * answers, is used instead; `CRC32C_IMPLEMENTATION` says which, and the
+ * addon's test fails on a machine where the build should have made it.
+ */
+export type Crc32c = (data: Uint8Array, initial?: number) => number
+
+/** where the addon is built (dist/native/, beside dist/lib/) */
+export const CRC32C_ADDON = fileURLToPath(new URL('../../native/crc32c.node', import.meta.url))
+
+interface Addon {
+  crc32c(data: Uint8Array, initial?: number, software?: boolean): number
+  hardware: boolean
+}
+
+function load(): Addon | undefined {
+  if (!existsSync(CRC32C_ADDON)) return undefined
+  return createRequire(import.meta.url)(CRC32C_ADDON) as Addon
+}
+
+const addon = load()
+
+export const CRC32C_IMPLEMENTATION: 'addon (sse4.2)' | 'addon (software)' | '@node-rs/crc32' = addon
+  ? addon.hardware ? 'addon (sse4.2)' : 'addon (software)'
+  : '@node-rs/crc32'
+
+export const crc32c: Crc32c = addon ? addon.crc32c : portableCrc32c
+
+/** the addon's table-driven loop, for its tests (the same answers without the instruction); undefined without the addon */
+export const softwareCrc32c: Crc32c | undefined = addon ? (data, initial = 0) => addon.crc32c(data, initial, true) : undefined
+
+export { portableCrc32c }

@@ -17,17 +17,19 @@ install: $(NODE_MODULES_STAMP)
 build: install native
 	npx tsc -p tsconfig.json
 
-# The CRC32C addon (native/crc32c.c; lib/integrity/crc32c.ts loads it): Node-API, so no node-gyp, only a C compiler
-# and the headers that ship with Node. Without a compiler the build goes on and @node-rs/crc32 (4× slower) is used;
-# the addon's test then fails, so a machine that should have it cannot lose it quietly.
+# Node-API addons (native/*.c, each loaded by one module in lib/): no node-gyp, only a C compiler and the headers
+# that ship with Node. crc32c (lib/integrity/crc32c.ts): without it @node-rs/crc32, 4x slower. splice
+# (lib/net/zero-copy.ts): without it RAM hits are copied into sockets. A build without a compiler goes on with those
+# fallbacks; the addons' tests then fail, so a machine that should have them cannot lose them quietly.
 NODE_INCLUDE := $(shell node -p "require('path').resolve(process.execPath, '../../include/node')")
+ADDONS := $(patsubst native/%.c,dist/native/%.node,$(wildcard native/*.c))
 .PHONY: native
-native: dist/native/crc32c.node
+native: $(ADDONS)
 
-dist/native/crc32c.node: native/crc32c.c
+dist/native/%.node: native/%.c
 	@mkdir -p dist/native
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -I$(NODE_INCLUDE) -o $@ $< || \
-	  { rm -f $@; echo "native/crc32c.c did not build (no C compiler or no Node headers in $(NODE_INCLUDE)): CRC32C falls back to @node-rs/crc32" >&2; }
+	  { rm -f $@; echo "$< did not build (no C compiler or no Node headers in $(NODE_INCLUDE)): its fallback is used" >&2; }
 
 # 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N), the router (127.0.0.1:7000, state in ./var/router) and an
 # edge (127.0.0.1:8080, cache in ./var/edge) in one process; Ctrl-C stops them all. Secrets are generated on the first

@@ -14,7 +14,8 @@ import { crc32c as portableCrc32c } from '@node-rs/crc32'
  * the router relays and an edge fills passes through. Without a C compiler at
  * build time the addon is missing and @node-rs/crc32, which gives the same
  * answers, is used instead; `CRC32C_IMPLEMENTATION` says which, and the
- * addon's test fails on a machine where the build should have made it.
+ * addon's test fails on a machine where the build should have made it
+ * (`make native` builds it alone).
  */
 export type Crc32c = (data: Uint8Array, initial?: number) => number
 

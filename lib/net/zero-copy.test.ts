@@ -1,0 +1,110 @@
+import t from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
+import { randomFillSync } from 'node:crypto'
+import { recycle, sendPages, spliceFd, ZERO_COPY_AVAILABLE, zeroCopyable, zeroCopyChunk } from './zero-copy.js'
+
+/**
+ * The splice addon against real loopback sockets: every byte arrives once and
+ * in order however full the socket is, and memory recycled while the kernel
+ * still holds its pages does not change the bytes in flight.
+ */
+const MiB = 1024 ** 2
+
+interface Pair { sender: net.Socket; receiver: net.Socket }
+
+async function pair(t: { teardown(fn: () => void): void }): Promise<Pair> {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>
+  const receiver = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  const [sender] = await accepted
+  receiver.pause()
+  t.teardown(() => { sender.destroy(); receiver.destroy(); server.close() })
+  return { sender, receiver }
+}
+
+/** reads exactly `n` bytes from a paused socket */
+async function take(s: net.Socket, n: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let got = 0
+  s.resume()
+  for await (const d of s as AsyncIterable<Buffer>) {
+    parts.push(d)
+    got += d.length
+    if (got >= n) break
+  }
+  return Buffer.concat(parts).subarray(0, n)
+}
+
+t.test('make build gives the splice addon', async t => {
+  t.ok(ZERO_COPY_AVAILABLE, 'native/splice.c was built (make native)')
+})
+
+t.test('only memory from zeroCopyChunk may be spliced', async t => {
+  const zc = zeroCopyChunk(4 * MiB)
+  t.ok(zeroCopyable(zc.subarray(MiB, 2 * MiB)), 'a view of it')
+  t.notOk(zeroCopyable(Buffer.allocUnsafeSlow(4 * MiB)), 'ordinary memory')
+  t.throws(() => sendPages(0, Buffer.alloc(16)), /not memory from zeroCopyChunk/)
+})
+
+t.test('a spliced range arrives whole and in order, however full the socket gets', async t => {
+  const { sender, receiver } = await pair(t)
+  const buf = randomFillSync(zeroCopyChunk(16 * MiB))
+  const fd = spliceFd(sender)!
+  t.type(fd, 'number')
+  const reading = take(receiver, 12 * MiB)
+  let at = MiB
+  let fullSeen = 0
+  for (let i = 0; i < 100_000 && at < 13 * MiB; i++) {
+    const n = sendPages(fd, buf.subarray(at, Math.min(at + MiB, 13 * MiB)))
+    if (n < 0) { t.fail(`send failed: ${n}`); break }
+    if (n < MiB && at + n < 13 * MiB) { fullSeen++; await new Promise(r => setImmediate(r)) }
+    at += n
+  }
+  t.equal(at, 13 * MiB, 'every byte was taken')
+  t.ok(Buffer.from(await reading).equals(buf.subarray(MiB, 13 * MiB)), 'the receiver got exactly the range, once')
+  t.ok(fullSeen > 0, 'the socket was full at least once (partial sends were exercised)')
+})
+
+t.test('memory recycled and rewritten while its pages are in flight: the bytes in flight do not change', async t => {
+  const { sender, receiver } = await pair(t)
+  const buf = zeroCopyChunk(32 * MiB)
+  randomFillSync(buf)
+  const original = Buffer.from(buf)
+  const fd = spliceFd(sender)!
+  // the receiver does not read: whatever the socket takes stays in the kernel, by reference to buf's pages
+  let queued = 0
+  for (let i = 0; i < 64 && queued < buf.length; i++) {
+    const n = sendPages(fd, buf.subarray(queued, Math.min(queued + MiB, buf.length)))
+    if (n <= 0) break
+    queued += n
+  }
+  t.ok(queued > 64 * 1024, `the kernel holds ${queued} bytes of buf`)
+  t.ok(recycle(buf), 'recycled')
+  buf.fill(0xaa)
+  t.ok((await take(receiver, queued)).equals(original.subarray(0, queued)), 'the receiver got the bytes as they were when sent')
+  t.equal(buf[0], 0xaa, 'and the memory holds what was written after')
+})
+
+t.test('a socket whose peer is gone: a negative errno, not a throw', async t => {
+  const { sender, receiver } = await pair(t)
+  const fd = spliceFd(sender)!
+  receiver.resetAndDestroy()
+  await once(sender, 'end').catch(() => {})
+  const buf = zeroCopyChunk(2 * MiB)
+  let n = 0
+  for (let i = 0; i < 50 && n >= 0; i++) {
+    n = sendPages(fd, buf)
+    if (n >= 0) await new Promise(r => setTimeout(r, 10))
+  }
+  t.ok(n < 0, `the send failed with -errno (${n})`)
+})
+
+t.test('no fd for a destroyed socket', async t => {
+  const { sender } = await pair(t)
+  sender.destroy()
+  t.equal(spliceFd(sender), undefined)
+  t.equal(spliceFd(null), undefined)
+})

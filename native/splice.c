@@ -1,0 +1,207 @@
+/*
+ * Zero-copy sends for Node, as a Node-API addon (issue 16).
+ *
+ * Why: a RAM hit written with writev costs the kernel a copy of every byte
+ * into socket buffers. Under the tail row (200 players on one hot title) that
+ * copy was 57 % of the edge's busy time, and the edge, at a whole core,
+ * became the machine's bottleneck next to wrk; nginx sends from the page
+ * cache with sendfile and leaves the CPU to the players. Node has no
+ * sendfile, and the edge's hits are in memory, not files.
+ *
+ * Theory of operation. `send(fd, buf, offset, length)` moves bytes of a
+ * Buffer into a TCP socket without copying them: vmsplice maps the Buffer's
+ * pages into a pipe (references to the pages, not a copy), and splice moves
+ * those references into the socket, where the skbs hold them until the peer
+ * has them. Each thread (Node-API instance) owns one pipe, emptied before
+ * every call returns: what the socket did not take (it was full) is spliced
+ * to /dev/null, and if even that fails the pipe is replaced, so no byte of
+ * one call can ever reach another socket. The return value is the number of
+ * bytes the socket took (0 when it was full), or -errno.
+ *
+ * The pages are shared with the kernel until the peer has read them, so the
+ * memory must not be written meanwhile. Hence `alloc(size)`: page-aligned
+ * anonymous memory (mmap, huge pages advised, unmapped when the Buffer is
+ * garbage-collected, which leaves pages still in flight to the kernel's
+ * references), and `recycle(buf)`: MADV_DONTNEED over it before its owner
+ * writes new bytes into it, which gives the mapping fresh pages and leaves
+ * the old ones to the skbs still holding them. Only memory from `alloc` is
+ * sent this way (lib/net/zero-copy.ts keeps that rule).
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define PIPE_BYTES (1 << 20)
+
+typedef struct {
+  int r, w, null;
+} Pipe;
+
+static int open_pipe(Pipe *p) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return -errno;
+  fcntl(fds[1], F_SETPIPE_SZ, PIPE_BYTES); /* a smaller pipe (pipe-max-size) only means more calls */
+  p->r = fds[0];
+  p->w = fds[1];
+  return 0;
+}
+
+static void close_pipe(Pipe *p) {
+  if (p->r >= 0) close(p->r);
+  if (p->w >= 0) close(p->w);
+  p->r = p->w = -1;
+}
+
+static void free_pipe(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  Pipe *p = data;
+  close_pipe(p);
+  if (p->null >= 0) close(p->null);
+  free(p);
+}
+
+/* empties the pipe of `left` bytes the socket did not take; replaces the pipe if it cannot */
+static void drop(Pipe *p, size_t left) {
+  while (left > 0) {
+    ssize_t d = splice(p->r, NULL, p->null, NULL, left, SPLICE_F_NONBLOCK);
+    if (d < 0 && errno == EINTR) continue;
+    if (d <= 0) {
+      close_pipe(p);
+      open_pipe(p);
+      return;
+    }
+    left -= (size_t)d;
+  }
+}
+
+static napi_value number(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* send(fd: number, buf: Buffer, offset: number, length: number): number */
+static napi_value send_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  Pipe *p;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_type(env, "send: expected (fd, buffer, offset, length)");
+  if (napi_get_instance_data(env, (void **)&p) != napi_ok || p == NULL) return throw_type(env, "send: addon not initialised");
+  int32_t fd;
+  int64_t off, len;
+  uint8_t *data;
+  size_t size;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], (void **)&data, &size) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &len) != napi_ok)
+    return throw_type(env, "send: expected (fd: number, buffer: Buffer, offset: number, length: number)");
+  if (off < 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "send: offset and length outside the buffer");
+    return NULL;
+  }
+  if (p->r < 0 && open_pipe(p) != 0) return number(env, -EMFILE);
+  size_t sent = 0;
+  int err = 0;
+  while (sent < (size_t)len) {
+    struct iovec iov = {data + off + sent, (size_t)len - sent};
+    ssize_t in = vmsplice(p->w, &iov, 1, SPLICE_F_NONBLOCK);
+    if (in < 0 && errno == EINTR) continue;
+    if (in <= 0) {
+      err = in < 0 ? errno : EIO;
+      break;
+    }
+    size_t out = 0;
+    while (out < (size_t)in) {
+      ssize_t s = splice(p->r, NULL, fd, NULL, (size_t)in - out, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (s < 0 && errno == EINTR) continue;
+      if (s <= 0) {
+        err = s < 0 ? errno : EPIPE;
+        break;
+      }
+      out += (size_t)s;
+    }
+    sent += out;
+    if (out < (size_t)in) {
+      drop(p, (size_t)in - out);
+      break;
+    }
+  }
+  if (sent == 0 && err != 0 && err != EAGAIN) return number(env, -err);
+  return number(env, (int64_t)sent);
+}
+
+static void unmap(napi_env env, void *data, void *hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/* alloc(size: number): Buffer, page-aligned, from mmap */
+static napi_value alloc_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t size;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int64(env, argv[0], &size) != napi_ok || size <= 0)
+    return throw_type(env, "alloc: expected a positive size");
+  void *mem = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    napi_throw_error(env, "ERR_MEMORY_ALLOCATION_FAILED", "alloc: mmap failed");
+    return NULL;
+  }
+  madvise(mem, (size_t)size, MADV_HUGEPAGE);
+  napi_value out;
+  if (napi_create_external_buffer(env, (size_t)size, mem, unmap, (void *)(uintptr_t)size, &out) != napi_ok) {
+    munmap(mem, (size_t)size);
+    napi_throw_error(env, "ERR_MEMORY_ALLOCATION_FAILED", "alloc: external buffer refused");
+    return NULL;
+  }
+  return out;
+}
+
+/* recycle(buf: Buffer): 0 or -errno; buf must be memory from alloc (page-aligned and whole pages) */
+static napi_value recycle_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data;
+  size_t size;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_buffer_info(env, argv[0], &data, &size) != napi_ok)
+    return throw_type(env, "recycle: expected a Buffer");
+  long page = sysconf(_SC_PAGESIZE);
+  if (((uintptr_t)data % (uintptr_t)page) != 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "recycle: not page-aligned memory from alloc");
+    return NULL;
+  }
+  return number(env, madvise(data, size, MADV_DONTNEED) == 0 ? 0 : -errno);
+}
+
+NAPI_MODULE_INIT() {
+  Pipe *p = malloc(sizeof *p);
+  if (p == NULL) return NULL;
+  p->r = p->w = -1;
+  p->null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (p->null < 0 || open_pipe(p) != 0) {
+    free_pipe(env, p, NULL);
+    napi_throw_error(env, "ERR_ZERO_COPY_UNAVAILABLE", "splice addon: no pipe or /dev/null");
+    return NULL;
+  }
+  napi_set_instance_data(env, p, free_pipe, NULL);
+  napi_value fn;
+  napi_create_function(env, "send", NAPI_AUTO_LENGTH, send_pages, NULL, &fn);
+  napi_set_named_property(env, exports, "send", fn);
+  napi_create_function(env, "alloc", NAPI_AUTO_LENGTH, alloc_pages, NULL, &fn);
+  napi_set_named_property(env, exports, "alloc", fn);
+  napi_create_function(env, "recycle", NAPI_AUTO_LENGTH, recycle_pages, NULL, &fn);
+  napi_set_named_property(env, exports, "recycle", fn);
+  return exports;
+}

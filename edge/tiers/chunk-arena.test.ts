@@ -73,3 +73,20 @@ t.test('slots come from the allocator given (shared memory with serve threads)',
   dropChunk(a)
   t.equal(arena.take(SIZE), a)
 })
+
+t.test('an idle slot is recycled before a fill takes it again; one that cannot be is never written again', async t => {
+  const recycled: Buffer[] = []
+  let refuse = false
+  const arena = new ChunkArena(SIZE, 4, Buffer.allocUnsafeSlow, buf => { recycled.push(buf); return !refuse })
+  const a = arena.take(SIZE)
+  t.same(recycled, [], 'new memory needs no recycling')
+  dropChunk(a)
+  t.equal(arena.take(SIZE), a, 'the idle slot is reused')
+  t.equal(recycled.length, 1, 'after being recycled')
+  t.equal(recycled[0], a)
+  dropChunk(a)
+  refuse = true
+  const b = arena.take(SIZE)
+  t.not(b, a, 'a slot whose recycling failed is not given to the fill')
+  t.same(arena.stats(), { idleBytes: 0, allocated: 2, reused: 1 }, 'nor counted idle or reused')
+})

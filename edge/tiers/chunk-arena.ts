@@ -29,6 +29,11 @@
  * garbage-collected once no thread refers to it. Holding a slot that is idle
  * is a bug (a holder that read the Buffer without a hold) and throws.
  *
+ * Slots whose pages were spliced into sockets (zero-copy RAM hits,
+ * lib/net/zero-copy.ts) are `recycle`d before a fill takes them again: the
+ * kernel may still be sending those pages after the write's callback, so the
+ * slot gets fresh pages and the bytes in flight keep the old ones.
+ *
  * Bounds: slots are one size (the chunk size; `resize` when the upstream's
  * manifests give another, which drops the idle ones), and at most `keep`
  * idle slots are kept (edge.maxFills: the memory the fills in flight would
@@ -58,12 +63,20 @@ export class ChunkArena {
     private size: number,
     private readonly keep: number,
     private readonly alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow,
+    /** before an idle slot is written again: false if it must not be (lib/net/zero-copy.ts recycles spliced memory) */
+    private readonly recycle: (buf: Buffer) => boolean = () => true,
   ) {}
 
   /** A Buffer of `size` bytes held once (the caller's hold): an idle slot if one fits, else new memory (a slot if it is the slot size). */
   take(size: number): Buffer {
     if (size !== this.size) return this.alloc(size)
-    const s = this.idle.pop()
+    let s = this.idle.pop()
+    if (s !== undefined && !this.recycle(s.buf)) {
+      // its pages could not be renewed while the kernel may still send them: left to the GC, never written
+      this.stat.idleBytes -= s.buf.length
+      s.escaped = true
+      s = undefined
+    }
     if (s !== undefined) {
       this.stat.idleBytes -= s.buf.length
       this.stat.reused++

@@ -25,9 +25,11 @@ import { formatReport, reportProbe, runReport } from './report.js'
 import { RequestLog } from './serve/request-log.js'
 import { sessionOf } from './serve/session-id.js'
 import { sender, type Send } from './serve/send.js'
+import { SLICES } from './serve/slices.js'
 import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
 import { ChunkArena } from './tiers/chunk-arena.js'
+import { recycle, ZERO_COPY_AVAILABLE, zeroCopyChunk } from '../lib/net/zero-copy.js'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
 import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
@@ -118,9 +120,11 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     let ahead: FetchedAhead | undefined
     let drainWaits = 0
     // with serve threads, chunks in RAM must be in memory the threads can read
-    const alloc = cfg.serveThreads > 0 ? sharedChunk : undefined
+    // without them, in memory whose pages RAM hits can splice into sockets (lib/net/zero-copy.ts)
+    const zeroCopy = cfg.zeroCopy && cfg.serveThreads === 0 && ZERO_COPY_AVAILABLE
+    const alloc = cfg.serveThreads > 0 ? sharedChunk : zeroCopy ? zeroCopyChunk : undefined
     // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
-    const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc)
+    const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc, recycle)
     const metrics = edgeMetrics(registry, {
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,
@@ -203,7 +207,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const upstreamTotal = async () => (await metrics.upstreamBytes.get()).values[0]?.value ?? 0
     const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger, upstreamTotal) : undefined
     if (requestLog) hooks.read = (ref, result, bytes, session) => requestLog.record(Date.now(), ref.key, ref.size, bytes, result, session)
-    send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } })
+    send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } }, { ...SLICES, zeroCopy })
     const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks, ahead)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')

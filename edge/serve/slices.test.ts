@@ -2,9 +2,10 @@ import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomFillSync } from 'node:crypto'
 import { SliceQueue } from './slices.js'
 import { sender } from './send.js'
+import { zeroCopyChunk } from '../../lib/net/zero-copy.js'
 
 /**
  * Large ended responses share the loop: a slice per response per pass, a
@@ -225,4 +226,91 @@ t.test('an accept with nothing queued: a turn still runs and ends the short turn
 t.test('acceptTurnBytes is checked', async t => {
   t.throws(() => new SliceQueue({ sliceBytes: 16 * KiB, turnBytes: 64 * KiB, acceptTurnBytes: 0 }), RangeError)
   t.throws(() => new SliceQueue({ sliceBytes: 16 * KiB, turnBytes: 64 * KiB, acceptTurnBytes: 128 * KiB }), RangeError)
+})
+
+// zero-copy slices (lib/net/zero-copy.ts): bytes spliced into the socket bypass Node, so what the player gets is checked whole
+
+interface Got { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
+
+/** one keep-alive connection, requests in order; `slowMs` pauses the reader after each read (the socket fills) */
+async function getAll(url: string, reqs: Array<{ path: string; method?: string }>, slowMs = 0): Promise<Got[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  try {
+    const out: Got[] = []
+    for (const r of reqs) {
+      out.push(await new Promise<Got>((resolve, reject) => {
+        http.request(`${url}${r.path}`, { agent, method: r.method ?? 'GET' }, res => {
+          const parts: Buffer[] = []
+          res.on('data', d => {
+            parts.push(d)
+            if (slowMs > 0) { res.pause(); setTimeout(() => res.resume(), slowMs) }
+          })
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }))
+          res.on('error', reject)
+        }).on('error', reject).end()
+      }))
+    }
+    return out
+  } finally {
+    agent.destroy()
+  }
+}
+
+async function zcServer(t: { teardown(fn: () => void): void }, q: SliceQueue, bodies: Buffer[], opts: { chunked?: boolean } = {}): Promise<string> {
+  const server = http.createServer((req, res) => {
+    const body = bodies[Number(req.url!.slice(1))]!
+    // as the edge does: headers set, sent with the first write
+    res.statusCode = 200
+    if (!opts.chunked) res.setHeader('content-length', body.length)
+    q.end(res, body)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+}
+
+t.test('zero-copy memory is spliced, and every player gets every byte in order, fast or slow', async t => {
+  const q = new SliceQueue({ sliceBytes: 256 * KiB, turnBytes: 1024 * KiB, zeroCopy: true })
+  const bodies = [0, 1, 2].map(() => randomFillSync(zeroCopyChunk(6 * 1024 * KiB)))
+  const url = await zcServer(t, q, bodies)
+  const [fast, slow] = await Promise.all([
+    getAll(url, [{ path: '/0' }, { path: '/1' }, { path: '/2' }]),
+    getAll(url, [{ path: '/2' }, { path: '/0' }], 2),
+  ])
+  fast!.forEach((g, i) => t.ok(g.body.equals(bodies[i]!), `fast player, body ${i}`))
+  t.ok(slow![0]!.body.equals(bodies[2]!) && slow![1]!.body.equals(bodies[0]!), 'slow player, both bodies, back to back on one connection')
+  const total = 5 * 6 * 1024 * KiB
+  t.equal(q.splicedBytes + q.probeBytes, total, 'every byte went out spliced or as a probe')
+  t.ok(q.splicedBytes > 0.8 * total, `most were spliced (${q.splicedBytes} of ${total})`)
+})
+
+t.test('not spliced: ordinary memory, HEAD, and a body without a length (chunked framing)', async t => {
+  const q = new SliceQueue({ sliceBytes: 256 * KiB, turnBytes: 1024 * KiB, zeroCopy: true })
+  const zc = randomFillSync(zeroCopyChunk(2 * 1024 * KiB))
+  const plain = randomBytes(2 * 1024 * KiB)
+  const url = await zcServer(t, q, [zc, plain])
+  const got = await getAll(url, [{ path: '/0', method: 'HEAD' }, { path: '/1' }, { path: '/0', method: 'HEAD' }])
+  t.equal(got[0]!.body.length, 0, 'HEAD: no body')
+  t.ok(got[1]!.body.equals(plain), 'ordinary memory: copied, whole')
+  t.equal(q.splicedBytes, 0, 'nothing spliced for HEAD or ordinary memory')
+  const after = await getAll(url, [{ path: '/0', method: 'HEAD' }, { path: '/0' }])
+  t.ok(after[1]!.body.equals(zc), 'a GET after a HEAD on the same connection is whole (no stray body bytes before it)')
+  t.ok(q.splicedBytes > 0, 'and spliced')
+
+  const qc = new SliceQueue({ sliceBytes: 256 * KiB, turnBytes: 1024 * KiB, zeroCopy: true })
+  const chunkedUrl = await zcServer(t, qc, [zc], { chunked: true })
+  const [c] = await getAll(chunkedUrl, [{ path: '/0' }, { path: '/0' }])
+  t.equal(c!.headers['transfer-encoding'], 'chunked')
+  t.ok(c!.body.equals(zc), 'chunked: whole')
+  t.equal(qc.splicedBytes, 0, 'chunked: nothing spliced')
+})
+
+t.test('zeroCopy off: zero-copy memory is copied like any other', async t => {
+  const q = new SliceQueue({ sliceBytes: 256 * KiB, turnBytes: 1024 * KiB })
+  const zc = randomFillSync(zeroCopyChunk(2 * 1024 * KiB))
+  const url = await zcServer(t, q, [zc])
+  const [g] = await getAll(url, [{ path: '/0' }])
+  t.ok(g!.body.equals(zc))
+  t.equal(q.splicedBytes + q.probeBytes, 0)
 })

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { sendPages, spliceFd, zeroCopyable } from '../../lib/net/zero-copy.js'
 
 /**
  * Sharing the event loop among large hits (issue 16). A RAM hit is one
@@ -43,6 +44,19 @@ import type { ServerResponse } from 'node:http'
  * under http.maxConnections) costs the queued players loop turns' overhead,
  * not their progress.
  *
+ * Zero-copy slices (`zeroCopy`). A piece in memory the splice addon
+ * allocated (lib/net/zero-copy.ts: the chunk arena's slots on an edge without
+ * serve threads) to a plain TCP socket goes out without a copy: its headers
+ * and first `PROBE_BYTES` are written as usual, and once the kernel has them
+ * (the write's callback) each visit splices a slice's pages into the socket.
+ * Splicing is only done while Node holds nothing for the socket
+ * (writableLength 0), so no byte overtakes another. When the socket is full
+ * (it took fewer bytes than asked), the response writes one probe's worth the
+ * usual way and waits for that write's callback, which libuv calls once the
+ * socket took it: that is how a spliced response learns the socket has room
+ * again, since nothing else tells it. A splice that fails (the player is
+ * gone) destroys the socket, as a failed write would.
+ *
  * Shared by the main thread and the serve threads (edge/serve/send.ts), one
  * queue per thread: nothing here crosses threads.
  */
@@ -53,18 +67,37 @@ export interface SliceOptions {
   turnBytes: number
   /** bytes the queue writes in a turn that follows an accepted connection (more may be waiting to be accepted); one slice if not given */
   acceptTurnBytes?: number
+  /** splice pieces in zero-copy memory into plain TCP sockets (lib/net/zero-copy.ts) instead of copying them */
+  zeroCopy?: boolean
 }
+
+/** bytes copied the usual way before a spliced response's first splice, and each time its socket is found full */
+export const PROBE_BYTES = 64 * 1024
 
 // @NOTE tail row, 2 cores: a 1 MiB slice keeps the per-write cost (JS, syscall, 'drain') small next to its copy
 // (256 KiB slices cost measurably more CPU per byte); 8 MiB a turn is a few milliseconds of copying, so a turn stays short
 // a turn after an accept writes one slice: a fraction of a millisecond before the next accept
 export const SLICES: SliceOptions = { sliceBytes: 1024 ** 2, turnBytes: 8 * 1024 ** 2, acceptTurnBytes: 1024 ** 2 }
 
+/**
+ * Spliced bytes bypass Node's framing, so only a body Node would send as it
+ * is: headers stored (by writeHead or the first write), a known length (no
+ * chunked encoding), and a body at all (not HEAD, 204 or 304). These are
+ * ServerResponse's own fields (Node 20); were they ever renamed, this is
+ * false and responses are copied, never mis-framed.
+ */
+function rawBody(res: ServerResponse): boolean {
+  const r = res as ServerResponse & { _header?: unknown; chunkedEncoding?: unknown; _hasBody?: unknown }
+  return typeof r._header === 'string' && r.chunkedEncoding === false && r._hasBody === true && res.req.method !== 'HEAD'
+}
+
 interface Queued {
   res: ServerResponse
   piece: Buffer
   at: number
   written: (() => void) | undefined
+  /** spliced (zero-copy memory to a plain TCP socket), not copied */
+  zc: boolean
 }
 
 export class SliceQueue {
@@ -79,6 +112,9 @@ export class SliceQueue {
   turns = 0
   drainWaits = 0
   accepts = 0
+  /** bytes spliced, and bytes of spliced responses copied (their headers' write and probes) */
+  splicedBytes = 0
+  probeBytes = 0
 
   constructor(private readonly o: SliceOptions = SLICES) {
     if (!(o.sliceBytes > 0 && o.turnBytes >= o.sliceBytes)) throw new RangeError(`expected 0 < sliceBytes <= turnBytes, got ${o.sliceBytes} and ${o.turnBytes}`)
@@ -96,19 +132,23 @@ export class SliceQueue {
   /** Ends `res` with `piece` (headers set, not sent); `written` runs once its last byte was handed to the socket. */
   end(res: ServerResponse, piece: Buffer, written?: () => void): void {
     const slice = this.o.sliceBytes
-    const first = Math.min(slice, piece.length)
+    // spliced if its headers, once stored by the first write, frame a raw body (rawBody, checked at the first splice)
+    const zc = this.o.zeroCopy === true && piece.length > PROBE_BYTES && zeroCopyable(piece) && spliceFd(res.socket) !== undefined && res.req.method !== 'HEAD'
+    const first = Math.min(zc ? PROBE_BYTES : slice, piece.length)
     if (this.spent + first > this.o.turnBytes) {
       // the requests read in this poll have had their budget: this one's first slice waits for the next turn
-      this.enqueue({ res, piece, at: 0, written })
+      this.enqueue({ res, piece, at: 0, written, zc })
       return
     }
     this.spent += first
-    if (piece.length <= slice) {
+    if (zc) {
+      this.probe({ res, piece, at: 0, written, zc })
+    } else if (piece.length <= slice) {
       if (written) res.end(piece, written)
       else res.end(piece)
     } else {
       res.write(piece.subarray(0, slice))
-      this.enqueue({ res, piece, at: slice, written })
+      this.enqueue({ res, piece, at: slice, written, zc })
     }
     // a turn restores the budget (and runs even when nothing is queued)
     this.schedule()
@@ -140,6 +180,10 @@ export class SliceQueue {
     while (budget > 0 && this.ready.length > 0) {
       const q = this.ready.shift()!
       if (q.res.destroyed) continue
+      if (q.zc) {
+        budget -= this.splice(q)
+        continue
+      }
       if (q.res.writableNeedDrain) {
         this.drainWaits++
         q.res.once('drain', () => this.enqueue(q))
@@ -162,5 +206,52 @@ export class SliceQueue {
     this.spent = 0
     this.accepting = false
     if (this.ready.length > 0) this.schedule()
+  }
+
+  /** One visit of a spliced response: a slice's pages into its socket, or a probe when it cannot take them now. Returns the bytes sent. */
+  private splice(q: Queued): number {
+    if (q.at > 0 && !rawBody(q.res)) {
+      // Node frames this body itself (chunked) or sends none: copied from here on
+      q.zc = false
+      this.ready.push(q)
+      return 0
+    }
+    const sock = q.res.socket
+    // before the headers are out, or while Node still holds bytes for the socket, pages would overtake them
+    const fd = q.at > 0 && sock !== null && sock.writableLength === 0 ? spliceFd(sock) : undefined
+    if (fd === undefined) return this.probe(q)
+    const want = Math.min(this.o.sliceBytes, q.piece.length - q.at)
+    const n = sendPages(fd, q.piece.subarray(q.at, q.at + want))
+    if (n < 0) {
+      // the player is gone (EPIPE, ECONNRESET): what a failed write does
+      sock!.destroy()
+      return 0
+    }
+    q.at += n
+    this.splicedBytes += n
+    if (q.at === q.piece.length) {
+      if (q.written) q.res.end(q.written)
+      else q.res.end()
+      return n
+    }
+    // the socket is full: a probe's callback says when it has room again
+    if (n < want) return n + this.probe(q)
+    this.ready.push(q)
+    return n
+  }
+
+  /** Writes the next PROBE_BYTES of a spliced response the usual way (with its headers, the first time); its callback brings it back. */
+  private probe(q: Queued): number {
+    const end = Math.min(q.piece.length, q.at + PROBE_BYTES)
+    const s = q.piece.subarray(q.at, end)
+    q.at = end
+    this.probeBytes += s.length
+    if (end === q.piece.length) {
+      if (q.written) q.res.end(s, q.written)
+      else q.res.end(s)
+    } else {
+      q.res.write(s, err => { if (!err) this.enqueue(q) })
+    }
+    return s.length
   }
 }

@@ -116,6 +116,8 @@ export const configSchema = z.object({
     readaheadChunks: z.number().int().min(0).max(16),
     /** threads that serve RAM and disk hits next to the main thread, on the same port (edge/serve/serve-threads.ts); 0: the main thread alone */
     serveThreads: z.number().int().min(0).max(64),
+    /** RAM hits spliced into plain TCP sockets without a copy (lib/net/zero-copy.ts; needs the splice addon, and serveThreads 0) */
+    zeroCopy: z.boolean(),
     /** chunk fills in flight at once, each holding one chunk in RAM until it is cached */
     maxFills: positive.max(1024),
     fillTimeoutMs: ms.min(1),

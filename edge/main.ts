@@ -132,6 +132,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
       sweepAhead: () => ahead?.sweep(),
       chunkSlots: () => arena.stats(),
+      zeroCopy: () => ({ spliced: send?.slices.splicedBytes ?? 0, probe: send?.slices.probeBytes ?? 0 }),
     })
     zeroEdgeErrorSeries(metrics)
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,

@@ -132,6 +132,8 @@ export interface EdgeProbes {
   sweepAhead?(): void
   /** the chunk arena's idle bytes and slots handed out (edge/tiers/chunk-arena.ts) */
   chunkSlots?(): { idleBytes: number; allocated: number; reused: number }
+  /** bytes of RAM hits spliced into sockets, and copied as their probes (edge/serve/slices.ts) */
+  zeroCopy?(): { spliced: number; probe: number }
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -181,6 +183,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     sibling: { n: 0 },
   }
   const slotsSeen = { reused: 0, allocated: 0 }
+  const zeroCopySeen = { spliced: 0, probe: 0 }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
@@ -229,6 +232,16 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
           const d = s[r] - slotsSeen[r]
           if (d > 0) this.inc({ result: r }, d)
           slotsSeen[r] = s[r]
+        }
+      } }),
+    zeroCopy: new Counter({ name: 'reelcdn_edge_zero_copy_bytes_total', help: 'Bytes of RAM hits sent without a copy (edge.zeroCopy), by how: spliced (the pages handed to the socket), probe (copied: each response\'s first 64 KiB with its headers, and 64 KiB each time its socket was full)',
+      labelNames: ['how'] as const, registers: [registry], collect() {
+        if (!probes.zeroCopy) return
+        const z = probes.zeroCopy()
+        for (const h of ['spliced', 'probe'] as const) {
+          const d = z[h] - zeroCopySeen[h]
+          if (d > 0) this.inc({ how: h }, d)
+          zeroCopySeen[h] = z[h]
         }
       } }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],

@@ -87,3 +87,29 @@ t.test('a stalled player reading a fill keeps its memory after the fill committe
   t.ok((await b.rest()).equals(chunk(3)), 'the stalled player gets chunk 3, byte-exact')
   await accounted(t, edge.url)
 })
+
+t.test('zero-copy: a RAM hit spliced whole into a stalled player\'s socket keeps its bytes while fills rewrite its chunk\'s memory', async t => {
+  // 1 MiB chunks: a whole response fits in the loopback's socket buffers, so it is finished (every page handed to the
+  // kernel, its chunk's memory free for the next fill) while the player has read none of it
+  const cs = MiB
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const bytes = titleBytes(CHUNKS * cs, 'zc')
+  await up.addTitle('zc', bytes, { chunkSize: cs })
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': cs, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.maxFills': 2,
+    'edge.sendStallTimeoutMs': 60_000 })
+  const range = (i: number) => `bytes=${i * cs}-${(i + 1) * cs - 1}`
+  const r0 = await get(`${edge.url}/v1/content/zc`, { range: range(0) })
+  t.ok(r0.body.equals(bytes.subarray(0, cs)), 'chunk 0 filled, byte-exact')
+  const spliced = await metric(edge.url, 'reelcdn_edge_zero_copy_bytes_total', { how: 'spliced' })
+  const a = await stalledPlayer(edge.url, '/v1/content/zc', range(0))
+  t.teardown(() => a.sock.destroy())
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_zero_copy_bytes_total', { how: 'spliced' })) - spliced >= cs - 64 * 1024 &&
+    (await metric(edge.url, 'reelcdn_edge_responses_blocked')) === 0, 'the stalled player\'s RAM hit spliced whole and finished')
+  for (let i = 1; i < CHUNKS; i++) {
+    const r = await get(`${edge.url}/v1/content/zc`, { range: range(i) })
+    t.ok(r.body.equals(bytes.subarray(i * cs, (i + 1) * cs)), `chunk ${i} byte-exact`)
+  }
+  t.ok(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'reused' }) >= 1, 'fills wrote into reused memory')
+  t.ok((await a.rest()).equals(bytes.subarray(0, cs)), 'the stalled player gets chunk 0 as it was when spliced')
+})

@@ -15,10 +15,10 @@
  * over the length of the next block (appending that many zero bytes, a linear
  * map on 32 bits, applied with four 256-entry tables computed once at load)
  * and xoring in the next. What is left after the blocks runs one stream.
- * Without SSE4.2 (checked at load), a table-driven software loop (slicing by
- * 8) gives the same answers, slower.
+ * Without SSE4.2 (checked at load), or on another architecture than x86-64,
+ * a table-driven software loop (slicing by 8) gives the same answers, slower.
  *
- * crc32c(data, initial = 0) takes any TypedArray (a Buffer) and returns the
+ * crc32c(data, initial = 0) takes bytes (a Buffer, a Uint8Array) and returns the
  * CRC as an unsigned 32-bit number; `initial` continues a previous result over
  * more bytes, as @node-rs/crc32's `crc32c(data, initial)` does. The tables are
  * filled once per process (pthread_once), read-only afterwards, so serve
@@ -26,11 +26,13 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
-#include <nmmintrin.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 
 #define LONG_BLOCK 8192
 #define SHORT_BLOCK 256
@@ -75,6 +77,7 @@ static inline uint32_t shift(uint32_t t[4][256], uint32_t c) {
   return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
 }
 
+#if defined(__x86_64__)
 /* three streams over consecutive `block`-byte runs, joined into c0 */
 #define THREE_STREAMS(block, tables)                                              \
   while (n >= 3 * (block)) {                                                      \
@@ -111,6 +114,10 @@ __attribute__((target("sse4.2"))) static uint32_t hard_update(uint32_t c, const 
   while (n--) c0 = _mm_crc32_u8((uint32_t)c0, *p++);
   return (uint32_t)c0;
 }
+#else
+/* elsewhere (arm64 has its own CRC32C instructions, not used yet): the table loop */
+static uint32_t hard_update(uint32_t c, const uint8_t *p, size_t n) { return soft_update(c, p, n); }
+#endif
 
 static void init_tables(void) {
   for (uint32_t v = 0; v < 256; v++) {
@@ -122,8 +129,10 @@ static void init_tables(void) {
     for (int k = 1; k < 8; k++) table[k][v] = table[0][table[k - 1][v] & 0xff] ^ (table[k - 1][v] >> 8);
   fill_shift(shift_long, LONG_BLOCK);
   fill_shift(shift_short, SHORT_BLOCK);
+#if defined(__x86_64__)
   __builtin_cpu_init();
   has_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
 }
 
 static napi_value throw_type(napi_env env, const char *msg) {
@@ -131,22 +140,23 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
-/* crc32c(data: TypedArray, initial?: number, software?: boolean): number */
+/* crc32c(data: Uint8Array, initial?: number, software?: boolean): number */
 static napi_value crc32c(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   bool is_typed = false;
   if (argc < 1 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed)
-    return throw_type(env, "crc32c: expected data to be a Buffer or TypedArray");
+    return throw_type(env, "crc32c: expected data to be a Buffer or Uint8Array");
   napi_typedarray_type type;
   size_t length;
   void *data;
   napi_value ab;
   size_t offset;
   if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &offset) != napi_ok) return NULL;
-  static const size_t width[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
-  size_t bytes = length * (type < sizeof width / sizeof *width ? width[type] : 1);
+  if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array)
+    return throw_type(env, "crc32c: expected data to be a Buffer or Uint8Array");
+  size_t bytes = length;
   uint32_t initial = 0;
   if (argc >= 2) {
     napi_valuetype t;

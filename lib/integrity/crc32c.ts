@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import { crc32c as portableCrc32c } from '@node-rs/crc32'
+import { loadAddon } from '../native.js'
 
 /**
  * CRC32C, the block checksum every hop verifies (lib/integrity/block-hasher.ts):
@@ -19,20 +17,15 @@ import { crc32c as portableCrc32c } from '@node-rs/crc32'
  */
 export type Crc32c = (data: Uint8Array, initial?: number) => number
 
-/** where the addon is built (dist/native/, beside dist/lib/) */
-export const CRC32C_ADDON = fileURLToPath(new URL('../../native/crc32c.node', import.meta.url))
-
 interface Addon {
   crc32c(data: Uint8Array, initial?: number, software?: boolean): number
   hardware: boolean
 }
 
-function load(): Addon | undefined {
-  if (!existsSync(CRC32C_ADDON)) return undefined
-  return createRequire(import.meta.url)(CRC32C_ADDON) as Addon
-}
+const { addon, missing } = loadAddon<Addon>('crc32c')
 
-const addon = load()
+/** why the addon is not used (undefined when it is) */
+export const CRC32C_ADDON_MISSING = missing
 
 export const CRC32C_IMPLEMENTATION: 'addon (sse4.2)' | 'addon (software)' | '@node-rs/crc32' = addon
   ? addon.hardware ? 'addon (sse4.2)' : 'addon (software)'

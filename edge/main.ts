@@ -29,7 +29,8 @@ import { SLICES } from './serve/slices.js'
 import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
 import { ChunkArena } from './tiers/chunk-arena.js'
-import { recycle, ZERO_COPY_AVAILABLE, zeroCopyChunk } from '../lib/net/zero-copy.js'
+import { recycle, ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../lib/net/zero-copy.js'
+import { getSystemErrorName } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { Upstream } from './fill/upstream.js'
 import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
@@ -208,7 +209,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const upstreamTotal = async () => (await metrics.upstreamBytes.get()).values[0]?.value ?? 0
     const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger, upstreamTotal) : undefined
     if (requestLog) hooks.read = (ref, result, bytes, session) => requestLog.record(Date.now(), ref.key, ref.size, bytes, result, session)
-    send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } }, { ...SLICES, zeroCopy })
+    if (cfg.zeroCopy && cfg.serveThreads === 0 && !ZERO_COPY_AVAILABLE) logger.warn({ why: ZERO_COPY_MISSING }, 'edge.zeroCopy is on but the splice addon is missing: RAM hits are copied')
+    const spliceRefused = (errno: number) => logger.warn({ errno: getSystemErrorName(-errno) }, 'the kernel refused a zero-copy send: RAM hits are copied from now on')
+    send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } }, { ...SLICES, zeroCopy, spliceRefused })
     const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks, ahead)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')

@@ -16,15 +16,19 @@
  * every call returns: what the socket did not take (it was full) is spliced
  * to /dev/null, and if even that fails the pipe is replaced, so no byte of
  * one call can ever reach another socket. The return value is the number of
- * bytes the socket took (0 when it was full), or -errno.
+ * bytes the socket took (0 when it was full), or -errno: EPIPE or ECONNRESET
+ * when the peer is gone (splice raises SIGPIPE then, as write does; Node
+ * ignores SIGPIPE), anything else when splicing cannot be used at all (the
+ * caller copies instead).
  *
  * The pages are shared with the kernel until the peer has read them, so the
  * memory must not be written meanwhile. Hence `alloc(size)`: page-aligned
  * anonymous memory (mmap, huge pages advised, unmapped when the Buffer is
  * garbage-collected, which leaves pages still in flight to the kernel's
- * references), and `recycle(buf)`: MADV_DONTNEED over it before its owner
- * writes new bytes into it, which gives the mapping fresh pages and leaves
- * the old ones to the skbs still holding them. Only memory from `alloc` is
+ * references), and `recycle(buf, offset, length)`: MADV_DONTNEED over the
+ * pages that were sent, before their owner writes new bytes into them, which
+ * gives the mapping fresh pages and leaves the old ones to the skbs still
+ * holding them. Only memory from `alloc` is
  * sent this way (lib/net/zero-copy.ts keeps that rule).
  */
 #define _GNU_SOURCE
@@ -111,7 +115,10 @@ static napi_value send_pages(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "send: offset and length outside the buffer");
     return NULL;
   }
-  if (p->r < 0 && open_pipe(p) != 0) return number(env, -EMFILE);
+  if (p->r < 0) {
+    int e = open_pipe(p);
+    if (e != 0) return number(env, e);
+  }
   size_t sent = 0;
   int err = 0;
   while (sent < (size_t)len) {
@@ -169,20 +176,34 @@ static napi_value alloc_pages(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* recycle(buf: Buffer): 0 or -errno; buf must be memory from alloc (page-aligned and whole pages) */
+/*
+ * recycle(buf: Buffer, offset: number, length: number): 0 or -errno. `buf` is a
+ * whole Buffer from alloc (page-aligned: its mapping is page-rounded, so the
+ * last page may extend past its length); the pages that hold
+ * [offset, offset + length) are given up, rounded outward to whole pages.
+ */
 static napi_value recycle_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  void *data;
+  size_t argc = 3;
+  napi_value argv[3];
+  uint8_t *data;
   size_t size;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_buffer_info(env, argv[0], &data, &size) != napi_ok)
-    return throw_type(env, "recycle: expected a Buffer");
-  long page = sysconf(_SC_PAGESIZE);
-  if (((uintptr_t)data % (uintptr_t)page) != 0) {
+  int64_t off, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_buffer_info(env, argv[0], (void **)&data, &size) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int64(env, argv[2], &len) != napi_ok)
+    return throw_type(env, "recycle: expected (buffer: Buffer, offset: number, length: number)");
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  if (((uintptr_t)data % page) != 0) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "recycle: not page-aligned memory from alloc");
     return NULL;
   }
-  return number(env, madvise(data, size, MADV_DONTNEED) == 0 ? 0 : -errno);
+  if (off < 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "recycle: offset and length outside the buffer");
+    return NULL;
+  }
+  if (len == 0) return number(env, 0);
+  uintptr_t from = (uintptr_t)off / page * page;
+  uintptr_t to = ((uintptr_t)off + (uintptr_t)len + page - 1) / page * page;
+  return number(env, madvise(data + from, to - from, MADV_DONTNEED) == 0 ? 0 : -errno);
 }
 
 NAPI_MODULE_INIT() {

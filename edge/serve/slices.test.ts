@@ -3,7 +3,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import { randomBytes, randomFillSync } from 'node:crypto'
-import { SliceQueue } from './slices.js'
+import { PROBE_BYTES, SliceQueue } from './slices.js'
 import { sender } from './send.js'
 import { zeroCopyChunk } from '../../lib/net/zero-copy.js'
 
@@ -283,6 +283,43 @@ t.test('zero-copy memory is spliced, and every player gets every byte in order, 
   const total = 5 * 6 * 1024 * KiB
   t.equal(q.splicedBytes + q.probeBytes, total, 'every byte went out spliced or as a probe')
   t.ok(q.splicedBytes > 0.8 * total, `most were spliced (${q.splicedBytes} of ${total})`)
+  t.ok(q.probeBytes > 5 * PROBE_BYTES, `sockets were found full and probed (${q.probeBytes} bytes copied, more than the 5 first probes)`)
+})
+
+t.test('zero-copy: two requests pipelined in one write get two whole responses, in order', async t => {
+  const q = new SliceQueue({ sliceBytes: 256 * KiB, turnBytes: 1024 * KiB, zeroCopy: true })
+  const bodies = [0, 1].map(() => randomFillSync(zeroCopyChunk(3 * 1024 * KiB)))
+  const url = new URL(await zcServer(t, q, bodies))
+  const sock = net.connect(Number(url.port), url.hostname)
+  t.teardown(() => sock.destroy())
+  await once(sock, 'connect')
+  sock.write('GET /0 HTTP/1.1\r\nhost: x\r\n\r\nGET /1 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')
+  const parts: Buffer[] = []
+  sock.on('data', (d: Buffer) => parts.push(d))
+  await once(sock, 'end')
+  const all = Buffer.concat(parts)
+  const head0 = all.indexOf('\r\n\r\n') + 4
+  const len = bodies[0]!.length
+  t.ok(all.subarray(head0, head0 + len).equals(bodies[0]!), 'the first body, whole')
+  const rest = all.subarray(head0 + len)
+  t.match(rest.subarray(0, 15).toString('latin1'), /^HTTP\/1\.1 200 /, 'the second response starts right after it')
+  const head1 = rest.indexOf('\r\n\r\n') + 4
+  t.ok(rest.subarray(head1).equals(bodies[1]!), 'the second body, whole, and nothing after')
+})
+
+t.test('zero-copy: a player that leaves mid-response is dropped; the others finish', async t => {
+  const q = new SliceQueue({ sliceBytes: 256 * KiB, turnBytes: 1024 * KiB, zeroCopy: true })
+  const body = randomFillSync(zeroCopyChunk(16 * 1024 * KiB))
+  const url = new URL(await zcServer(t, q, [body]))
+  const sock = net.connect(Number(url.port), url.hostname)
+  await once(sock, 'connect')
+  sock.write('GET /0 HTTP/1.1\r\nhost: x\r\n\r\n')
+  await once(sock, 'data')
+  sock.resetAndDestroy()
+  const [g] = await getAll(`http://${url.host}`, [{ path: '/0' }])
+  t.ok(g!.body.equals(body), 'the next player gets its body whole')
+  t.equal(q.size, 0, 'nothing is left queued for the one that left')
+  t.equal(q.refused, undefined, 'its reset was not taken for splicing being refused')
 })
 
 t.test('not spliced: ordinary memory, HEAD, and a body without a length (chunked framing)', async t => {

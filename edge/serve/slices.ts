@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { sendPages, spliceFd, zeroCopyable } from '../../lib/net/zero-copy.js'
+import { peerGone, sendPages, spliceFd, zeroCopyable } from '../../lib/net/zero-copy.js'
 
 /**
  * Sharing the event loop among large hits (issue 16). A RAM hit is one
@@ -69,6 +69,8 @@ export interface SliceOptions {
   acceptTurnBytes?: number
   /** splice pieces in zero-copy memory into plain TCP sockets (lib/net/zero-copy.ts) instead of copying them */
   zeroCopy?: boolean
+  /** a splice failed for another reason than the player leaving (errno): that response, and every one after, is copied */
+  spliceRefused?: (errno: number) => void
 }
 
 /** bytes copied the usual way before a spliced response's first splice, and each time its socket is found full */
@@ -88,7 +90,7 @@ export const SLICES: SliceOptions = { sliceBytes: 1024 ** 2, turnBytes: 8 * 1024
  */
 function rawBody(res: ServerResponse): boolean {
   const r = res as ServerResponse & { _header?: unknown; chunkedEncoding?: unknown; _hasBody?: unknown }
-  return typeof r._header === 'string' && r.chunkedEncoding === false && r._hasBody === true && res.req.method !== 'HEAD'
+  return typeof r._header === 'string' && r.chunkedEncoding === false && r._hasBody === true
 }
 
 interface Queued {
@@ -115,6 +117,8 @@ export class SliceQueue {
   /** bytes spliced, and bytes of spliced responses copied (their headers' write and probes) */
   splicedBytes = 0
   probeBytes = 0
+  /** the errno of a splice that failed while the player was there: nothing is spliced after it */
+  refused: number | undefined
 
   constructor(private readonly o: SliceOptions = SLICES) {
     if (!(o.sliceBytes > 0 && o.turnBytes >= o.sliceBytes)) throw new RangeError(`expected 0 < sliceBytes <= turnBytes, got ${o.sliceBytes} and ${o.turnBytes}`)
@@ -133,7 +137,7 @@ export class SliceQueue {
   end(res: ServerResponse, piece: Buffer, written?: () => void): void {
     const slice = this.o.sliceBytes
     // spliced if its headers, once stored by the first write, frame a raw body (rawBody, checked at the first splice)
-    const zc = this.o.zeroCopy === true && piece.length > PROBE_BYTES && zeroCopyable(piece) && spliceFd(res.socket) !== undefined && res.req.method !== 'HEAD'
+    const zc = this.o.zeroCopy === true && this.refused === undefined && piece.length > PROBE_BYTES && zeroCopyable(piece) && spliceFd(res.socket) !== undefined && res.req.method !== 'HEAD'
     const first = Math.min(zc ? PROBE_BYTES : slice, piece.length)
     if (this.spent + first > this.o.turnBytes) {
       // the requests read in this poll have had their budget: this one's first slice waits for the next turn
@@ -222,9 +226,17 @@ export class SliceQueue {
     if (fd === undefined) return this.probe(q)
     const want = Math.min(this.o.sliceBytes, q.piece.length - q.at)
     const n = sendPages(fd, q.piece.subarray(q.at, q.at + want))
-    if (n < 0) {
+    if (n < 0 && peerGone(n)) {
       // the player is gone (EPIPE, ECONNRESET): what a failed write does
       sock!.destroy()
+      return 0
+    }
+    if (n < 0) {
+      // splicing refused here (no pipe, a sandbox): copied from here on, this response and the ones after
+      this.refused = -n
+      this.o.spliceRefused?.(-n)
+      q.zc = false
+      this.ready.push(q)
       return 0
     }
     q.at += n

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { constants } from 'node:os'
+import { loadAddon } from '../native.js'
 
 /**
  * Sending memory into sockets without copying it (issue 16): the project's
@@ -15,41 +14,42 @@ import { fileURLToPath } from 'node:url'
  *
  * The rule that keeps it safe: a page handed to the kernel this way is read
  * by it until the peer has the bytes, so only memory from `zeroCopyChunk` is
- * ever sent (`zeroCopyable`), and that memory is `recycle`d (given fresh
- * pages) before anyone writes into it again, if it was ever sent. The only
- * writer of such memory is the edge's chunk arena (edge/tiers/chunk-arena.ts),
- * which recycles a slot before a new fill takes it; cached bytes are never
- * written otherwise (a slot is written once, by its fill, before it is read).
- * A Buffer that is garbage-collected is unmapped, which leaves pages still in
- * flight to the kernel's own references.
+ * ever sent (`zeroCopyable`), and that memory is written only before its
+ * first send or after `recycle`, which gives the pages that were sent fresh
+ * ones (the kernel keeps the old ones as long as it needs them). Its writers
+ * keep that rule: a fill writes a chunk once, before anything reads it
+ * (the arena, edge/tiers/chunk-arena.ts, recycles a slot before the next fill
+ * takes it), and cached bytes are never written. A Buffer that is
+ * garbage-collected is unmapped, which leaves pages still in flight to the
+ * kernel's own references.
  *
  * Only a plain TCP socket can take pages (`spliceFd`): TLS encrypts in user
- * space, so its bytes are copied as before. Without the addon (no C compiler
- * at build time) nothing is zero-copy: `zeroCopyChunk` is
- * Buffer.allocUnsafeSlow and `zeroCopyable` is always false.
+ * space, so its bytes are copied as before. Without the addon (not built,
+ * or it did not load) nothing is zero-copy: `zeroCopyChunk` is
+ * Buffer.allocUnsafeSlow and `zeroCopyable` is always false;
+ * `ZERO_COPY_MISSING` says why.
  */
 interface Addon {
   send(fd: number, buf: Buffer, offset: number, length: number): number
   alloc(size: number): Buffer
-  recycle(buf: Buffer): number
+  recycle(buf: Buffer, offset: number, length: number): number
 }
 
-/** where the addon is built (dist/native/, beside dist/lib/) */
-export const SPLICE_ADDON = fileURLToPath(new URL('../../native/splice.node', import.meta.url))
-
-const addon: Addon | undefined = existsSync(SPLICE_ADDON) ? createRequire(import.meta.url)(SPLICE_ADDON) as Addon : undefined
+const { addon, missing } = loadAddon<Addon>('splice')
 
 /** the addon is there: RAM hits in its memory can be spliced */
 export const ZERO_COPY_AVAILABLE = addon !== undefined
+/** why it is not (undefined when it is) */
+export const ZERO_COPY_MISSING = missing
 
-/** memory from `zeroCopyChunk`, by its ArrayBuffer, and whether the kernel may still hold its pages */
-const pages = new WeakMap<ArrayBufferLike, { sent: boolean }>()
+/** memory from `zeroCopyChunk`, by its ArrayBuffer: the byte range ever sent since it was last recycled (lo === hi: none) */
+const pages = new WeakMap<ArrayBufferLike, { lo: number; hi: number }>()
 
 /** Chunk memory whose bytes can be spliced: page-aligned, from the addon (Buffer.allocUnsafeSlow without it). */
 export function zeroCopyChunk(size: number): Buffer {
   if (addon === undefined) return Buffer.allocUnsafeSlow(size)
   const buf = addon.alloc(size)
-  pages.set(buf.buffer, { sent: false })
+  pages.set(buf.buffer, { lo: 0, hi: 0 })
   return buf
 }
 
@@ -68,26 +68,38 @@ export function spliceFd(socket: Socket | null | undefined): number | undefined 
 /**
  * Moves `piece` (zero-copy memory) into the socket behind `fd` without a copy.
  * Returns the bytes the socket took: all of them, fewer when its buffer filled
- * (0: it was full), or -errno when it failed (the peer is gone: EPIPE,
- * ECONNRESET). Only call it when nothing else is queued for the socket (its
- * writableLength is 0), or the bytes would overtake what Node still holds.
+ * (0: it was full), or -errno when it failed (`peerGone` tells the player
+ * leaving from splicing being refused here). Only call it when nothing else
+ * is queued for the socket (its writableLength is 0), or the bytes would
+ * overtake what Node still holds.
  */
 export function sendPages(fd: number, piece: Buffer): number {
   const p = pages.get(piece.buffer)
   if (addon === undefined || p === undefined) throw new Error('sendPages: not memory from zeroCopyChunk')
-  p.sent = true
+  // marked before the call: even a send that fails part-way may have handed pages over
+  const from = piece.byteOffset
+  const to = from + piece.length
+  if (p.lo === p.hi) { p.lo = from; p.hi = to } else { p.lo = Math.min(p.lo, from); p.hi = Math.max(p.hi, to) }
   return addon.send(fd, piece, 0, piece.length)
+}
+
+const GONE = new Set([constants.errno.EPIPE, constants.errno.ECONNRESET, constants.errno.ETIMEDOUT, constants.errno.ENOTCONN])
+
+/** a negative result of sendPages that means the player is gone (what a failed write would be) */
+export function peerGone(result: number): boolean {
+  return GONE.has(-result)
 }
 
 /**
  * Before a new owner writes into `buf` (a whole Buffer from zeroCopyChunk):
- * if its pages were ever sent, the mapping gets fresh ones, so bytes still in
- * flight keep the old. False if that failed: then `buf` must not be written.
+ * the pages it sent get fresh ones, so bytes still in flight keep the old.
+ * False if that failed: then `buf` must not be written.
  */
 export function recycle(buf: Buffer): boolean {
   const p = pages.get(buf.buffer)
-  if (addon === undefined || p === undefined || !p.sent) return true
-  if (addon.recycle(buf) !== 0) return false
-  p.sent = false
+  if (addon === undefined || p === undefined || p.lo === p.hi) return true
+  if (buf.byteOffset !== 0 || buf.length !== buf.buffer.byteLength) throw new Error('recycle: expected the whole Buffer from zeroCopyChunk')
+  if (addon.recycle(buf, p.lo, p.hi - p.lo) !== 0) return false
+  p.lo = p.hi = 0
   return true
 }

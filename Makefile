@@ -17,10 +17,11 @@ install: $(NODE_MODULES_STAMP)
 build: install native
 	npx tsc -p tsconfig.json
 
-# Node-API addons (native/*.c, each loaded by one module in lib/): no node-gyp, only a C compiler (installed with
-# apt-get when missing and run as root) and the headers that ship with Node. crc32c (lib/integrity/crc32c.ts): without it @node-rs/crc32, 4x slower. splice
+# Node-API addons (native/*.c, each loaded by one module in lib/): no node-gyp, only the C compiler `npm ci` already
+# needs (it builds SQLite) and the headers that ship with Node. crc32c (lib/integrity/crc32c.ts): without it @node-rs/crc32, 4x slower. splice
 # (lib/net/zero-copy.ts): without it RAM hits are copied into sockets. A build without a compiler goes on with those
 # fallbacks; the addons' tests then fail, so a machine that should have them cannot lose them quietly.
+# `make native NATIVE_REQUIRED=1` fails instead (images, packages).
 NODE_INCLUDE := $(shell node -p "require('path').resolve(process.execPath, '../../include/node')")
 ADDONS := $(patsubst native/%.c,dist/native/%.node,$(wildcard native/*.c))
 .PHONY: native
@@ -28,11 +29,9 @@ native: $(ADDONS)
 
 dist/native/%.node: native/%.c
 	@mkdir -p dist/native
-	@command -v $(CC) >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-	  echo "installing a C compiler (gcc) for native/ with apt-get" && apt-get update -qq && \
-	  apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; } || true
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -I$(NODE_INCLUDE) -o $@ $< || \
-	  { rm -f $@; echo "$< did not build (no C compiler or no Node headers in $(NODE_INCLUDE)): its fallback is used" >&2; }
+	  { rm -f $@; echo "$< did not build (no C compiler or no Node headers in $(NODE_INCLUDE)): its fallback is used" >&2; \
+	    [ -z "$(NATIVE_REQUIRED)" ]; }
 
 # 3 shards (127.0.0.1:7101-7103, data in ./var/shard-N), the router (127.0.0.1:7000, state in ./var/router) and an
 # edge (127.0.0.1:8080, cache in ./var/edge) in one process; Ctrl-C stops them all. Secrets are generated on the first

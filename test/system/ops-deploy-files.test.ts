@@ -144,6 +144,9 @@ t.test('the Containerfile: a target per role, each from the sample config, as an
     t.match(get(st, 'HEALTHCHECK')[0], `http://127.0.0.1:${port(role)}/readyz`, `${target}: checks /readyz on it`)
   }
   t.match(get(s.get('ingest')!, 'RUN').join(' '), /apt-get install .*ffmpeg/, 'the ingest image has ffmpeg')
+  const build = get(s.get('build')!, 'RUN').join(' ')
+  t.match(build, /apt-get install .*\bgcc\b/, 'the build stage has a C compiler')
+  t.match(build, /make native NATIVE_REQUIRED=1/, 'and builds native/ (CRC32C, zero-copy sends), failing without it rather than shipping the fallbacks')
   t.ok(existsSync(join(DEPLOY, 'container', 'Containerfile.dockerignore')), 'the build context leaves out node_modules and dist')
 })
 

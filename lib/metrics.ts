@@ -35,6 +35,15 @@ function fold<L extends string>(counter: Counter<L>, label: L, t: Record<string,
   }
 }
 
+/** Adds to `counter` what each total named in `seen` grew by since the last scrape (totals kept elsewhere), and remembers them. */
+function incSince<L extends string, K extends string>(counter: Counter<L>, label: L, now: Record<K, number>, seen: Record<K, number>): void {
+  for (const k in seen) {
+    const d = now[k] - seen[k]
+    if (d > 0) counter.inc({ [label]: k } as unknown as Partial<Record<L, string>>, d)
+    seen[k] = now[k]
+  }
+}
+
 /** Tallies keyed by a string built from several labels, created on first use. */
 export class KeyedTallies<L extends string> {
   private readonly map = new Map<string, { labels: Partial<Record<L, string>>; n: number }>()
@@ -225,25 +234,9 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     chunkSlotsIdle: new Gauge({ name: 'reelcdn_edge_chunk_slots_idle_bytes', help: 'Bytes of chunk buffers nothing holds any more, kept (at most edge.maxFills of them) for the next fills to write into without faulting fresh memory',
       registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().idleBytes) } }),
     chunkSlots: new Counter({ name: 'reelcdn_edge_chunk_slots_total', help: 'Chunk buffers handed to fills, by result: reused (an idle one, already faulted in), allocated (fresh memory: the arena had none idle of the chunk size)',
-      labelNames: ['result'] as const, registers: [registry], collect() {
-        if (!probes.chunkSlots) return
-        const s = probes.chunkSlots()
-        for (const r of ['reused', 'allocated'] as const) {
-          const d = s[r] - slotsSeen[r]
-          if (d > 0) this.inc({ result: r }, d)
-          slotsSeen[r] = s[r]
-        }
-      } }),
+      labelNames: ['result'] as const, registers: [registry], collect() { if (probes.chunkSlots) incSince<'result', 'reused' | 'allocated'>(this, 'result', probes.chunkSlots(), slotsSeen) } }),
     zeroCopy: new Counter({ name: 'reelcdn_edge_zero_copy_bytes_total', help: 'Bytes of RAM hits sent without a copy (edge.zeroCopy), by how: spliced (the pages handed to the socket), probe (copied: each response\'s first 64 KiB with its headers, and 64 KiB each time its socket was full)',
-      labelNames: ['how'] as const, registers: [registry], collect() {
-        if (!probes.zeroCopy) return
-        const z = probes.zeroCopy()
-        for (const h of ['spliced', 'probe'] as const) {
-          const d = z[h] - zeroCopySeen[h]
-          if (d > 0) this.inc({ how: h }, d)
-          zeroCopySeen[h] = z[h]
-        }
-      } }),
+      labelNames: ['how'] as const, registers: [registry], collect() { if (probes.zeroCopy) incSince(this, 'how', probes.zeroCopy(), zeroCopySeen) } }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',

@@ -37,18 +37,18 @@ async function stalledPlayer(url: string, path: string, range: string) {
   return { sock, rest }
 }
 
-async function setup(t: Test) {
+async function setup(t: Test, cs = CS, name = 'arena') {
   const up = await FakeUpstream.start()
   t.teardown(() => up.close())
-  const bytes = titleBytes(CHUNKS * CS, 'arena')
-  await up.addTitle('arena', bytes, { chunkSize: CS })
-  const edge = await startTestEdge(t, up, { 'edge.ramBytes': CS, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.maxFills': 2,
+  const bytes = titleBytes(CHUNKS * cs, name)
+  await up.addTitle(name, bytes, { chunkSize: cs })
+  const edge = await startTestEdge(t, up, { 'edge.ramBytes': cs, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.maxFills': 2,
     'edge.sendStallTimeoutMs': 60_000 })
-  const chunk = (i: number) => bytes.subarray(i * CS, (i + 1) * CS)
-  const range = (i: number) => `bytes=${i * CS}-${(i + 1) * CS - 1}`
+  const chunk = (i: number) => bytes.subarray(i * cs, (i + 1) * cs)
+  const range = (i: number) => `bytes=${i * cs}-${(i + 1) * cs - 1}`
   /** a player reading chunk `i` whole, byte-compared */
   const read = async (i: number) => {
-    const r = await get(`${edge.url}/v1/content/arena`, { range: range(i) })
+    const r = await get(`${edge.url}/v1/content/${name}`, { range: range(i) })
     t.equal(r.status, 206)
     t.ok(r.body.equals(chunk(i)), `chunk ${i} byte-exact`)
   }
@@ -91,25 +91,14 @@ t.test('a stalled player reading a fill keeps its memory after the fill committe
 t.test('zero-copy: a RAM hit spliced whole into a stalled player\'s socket keeps its bytes while fills rewrite its chunk\'s memory', async t => {
   // 1 MiB chunks: a whole response fits in the loopback's socket buffers, so it is finished (every page handed to the
   // kernel, its chunk's memory free for the next fill) while the player has read none of it
-  const cs = MiB
-  const up = await FakeUpstream.start()
-  t.teardown(() => up.close())
-  const bytes = titleBytes(CHUNKS * cs, 'zc')
-  await up.addTitle('zc', bytes, { chunkSize: cs })
-  const edge = await startTestEdge(t, up, { 'edge.ramBytes': cs, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0, 'edge.maxFills': 2,
-    'edge.sendStallTimeoutMs': 60_000 })
-  const range = (i: number) => `bytes=${i * cs}-${(i + 1) * cs - 1}`
-  const r0 = await get(`${edge.url}/v1/content/zc`, { range: range(0) })
-  t.ok(r0.body.equals(bytes.subarray(0, cs)), 'chunk 0 filled, byte-exact')
+  const { edge, chunk, range, read } = await setup(t, MiB, 'zc')
+  await read(0)
   const spliced = await metric(edge.url, 'reelcdn_edge_zero_copy_bytes_total', { how: 'spliced' })
   const a = await stalledPlayer(edge.url, '/v1/content/zc', range(0))
   t.teardown(() => a.sock.destroy())
-  await until(async () => (await metric(edge.url, 'reelcdn_edge_zero_copy_bytes_total', { how: 'spliced' })) - spliced >= cs - 64 * 1024 &&
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_zero_copy_bytes_total', { how: 'spliced' })) - spliced >= MiB - 64 * 1024 &&
     (await metric(edge.url, 'reelcdn_edge_responses_blocked')) === 0, 'the stalled player\'s RAM hit spliced whole and finished')
-  for (let i = 1; i < CHUNKS; i++) {
-    const r = await get(`${edge.url}/v1/content/zc`, { range: range(i) })
-    t.ok(r.body.equals(bytes.subarray(i * cs, (i + 1) * cs)), `chunk ${i} byte-exact`)
-  }
+  for (let i = 1; i < CHUNKS; i++) await read(i)
   t.ok(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'reused' }) >= 1, 'fills wrote into reused memory')
-  t.ok((await a.rest()).equals(bytes.subarray(0, cs)), 'the stalled player gets chunk 0 as it was when spliced')
+  t.ok((await a.rest()).equals(chunk(0)), 'the stalled player gets chunk 0 as it was when spliced')
 })

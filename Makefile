@@ -18,9 +18,10 @@ build: install native
 	npx tsc -p tsconfig.json
 
 # Node-API addons (native/*.c, each loaded by one module in lib/): no node-gyp, only the C compiler `npm ci` already
-# needs (it builds SQLite) and the headers that ship with Node. crc32c (lib/integrity/crc32c.ts): without it @node-rs/crc32, 4x slower. splice
-# (lib/net/zero-copy.ts): without it RAM hits are copied into sockets. A build without a compiler goes on with those
-# fallbacks; the addons' tests then fail, so a machine that should have them cannot lose them quietly.
+# needs (it builds SQLite) and the headers that ship with Node. crc32c (lib/integrity/crc32c.ts): without it
+# @node-rs/crc32, 4x slower. splice (lib/net/zero-copy.ts): without it RAM hits are copied into sockets. A build
+# without a compiler goes on with those fallbacks; the addons' tests then fail, so a machine that should have them
+# cannot lose them quietly.
 # `make native NATIVE_REQUIRED=1` fails instead (images, packages).
 NODE_INCLUDE := $(shell node -p "require('path').resolve(process.execPath, '../../include/node')")
 ADDONS := $(patsubst native/%.c,dist/native/%.node,$(wildcard native/*.c))

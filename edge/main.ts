@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
+import { recycle, ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../lib/net/zero-copy.js'
 import { warmManifestParser } from '../lib/manifest.js'
 import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret, requireAdmin } from '../lib/security/auth.js'
@@ -29,9 +30,8 @@ import { SLICES } from './serve/slices.js'
 import { EdgeServer } from './serve/server.js'
 import { batchApplier, ServeThreads, sharedChunk } from './serve/serve-threads.js'
 import { ChunkArena } from './tiers/chunk-arena.js'
-import { recycle, ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../lib/net/zero-copy.js'
-import { getSystemErrorName } from 'node:util'
 import { randomBytes } from 'node:crypto'
+import { getSystemErrorName } from 'node:util'
 import { Upstream } from './fill/upstream.js'
 import type { ChunkFetch, CrcsFetch } from './fill/fill.js'
 import { ConfigError } from '../lib/errors.js'
@@ -122,7 +122,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     let drainWaits = 0
     // with serve threads, chunks in RAM must be in memory the threads can read
     // without them, in memory whose pages RAM hits can splice into sockets (lib/net/zero-copy.ts)
-    const zeroCopy = cfg.zeroCopy && cfg.serveThreads === 0 && ZERO_COPY_AVAILABLE
+    const wantsZeroCopy = cfg.zeroCopy && cfg.serveThreads === 0
+    if (wantsZeroCopy && !ZERO_COPY_AVAILABLE) logger.warn({ why: ZERO_COPY_MISSING }, 'edge.zeroCopy is on but the splice addon is missing: RAM hits are copied')
+    const zeroCopy = wantsZeroCopy && ZERO_COPY_AVAILABLE
     const alloc = cfg.serveThreads > 0 ? sharedChunk : zeroCopy ? zeroCopyChunk : undefined
     // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
     const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc, recycle)
@@ -209,7 +211,6 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const upstreamTotal = async () => (await metrics.upstreamBytes.get()).values[0]?.value ?? 0
     const requestLog = cfg.requestLogBytes > 0 ? new RequestLog(cfg.dataDir, cfg.requestLogBytes, cfg.requestLogFiles, logger, upstreamTotal) : undefined
     if (requestLog) hooks.read = (ref, result, bytes, session) => requestLog.record(Date.now(), ref.key, ref.size, bytes, result, session)
-    if (cfg.zeroCopy && cfg.serveThreads === 0 && !ZERO_COPY_AVAILABLE) logger.warn({ why: ZERO_COPY_MISSING }, 'edge.zeroCopy is on but the splice addon is missing: RAM hits are copied')
     const spliceRefused = (errno: number) => logger.warn({ errno: getSystemErrorName(-errno) }, 'the kernel refused a zero-copy send: RAM hits are copied from now on')
     send = sender(cfg.sendStallTimeoutMs, { stalled: () => metrics.stalls.inc(), blocked: d => { drainWaits += d } }, { ...SLICES, zeroCopy, spliceRefused })
     const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks, ahead)

@@ -151,12 +151,10 @@ static napi_value crc32c(napi_env env, napi_callback_info info) {
   napi_typedarray_type type;
   size_t length;
   void *data;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &offset) != napi_ok) return NULL;
+  /* data already points at the view's first byte: its ArrayBuffer and offset are not needed */
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
   if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array)
     return throw_type(env, "crc32c: expected data to be a Buffer or Uint8Array");
-  size_t bytes = length;
   uint32_t initial = 0;
   if (argc >= 2) {
     napi_valuetype t;
@@ -167,7 +165,7 @@ static napi_value crc32c(napi_env env, napi_callback_info info) {
   bool software = false;
   if (argc >= 3) napi_get_value_bool(env, argv[2], &software);
   uint32_t c = ~initial;
-  c = has_sse42 && !software ? hard_update(c, data, bytes) : soft_update(c, data, bytes);
+  c = has_sse42 && !software ? hard_update(c, data, length) : soft_update(c, data, length);
   napi_value out;
   napi_create_uint32(env, ~c, &out);
   return out;

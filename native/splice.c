@@ -8,7 +8,7 @@
  * cache with sendfile and leaves the CPU to the players. Node has no
  * sendfile, and the edge's hits are in memory, not files.
  *
- * Theory of operation. `send(fd, buf, offset, length)` moves bytes of a
+ * Theory of operation. `send(fd, buf)` moves the bytes of a
  * Buffer into a TCP socket without copying them: vmsplice maps the Buffer's
  * pages into a pipe (references to the pages, not a copy), and splice moves
  * those references into the socket, where the skbs hold them until the peer
@@ -97,32 +97,26 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
-/* send(fd: number, buf: Buffer, offset: number, length: number): number */
+/* send(fd: number, buf: Buffer): number -- all of buf (a view: the caller's subarray is the range) */
 static napi_value send_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 2;
+  napi_value argv[2];
   Pipe *p;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_type(env, "send: expected (fd, buffer, offset, length)");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "send: expected (fd, buffer)");
   if (napi_get_instance_data(env, (void **)&p) != napi_ok || p == NULL) return throw_type(env, "send: addon not initialised");
   int32_t fd;
-  int64_t off, len;
   uint8_t *data;
-  size_t size;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], (void **)&data, &size) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &len) != napi_ok)
-    return throw_type(env, "send: expected (fd: number, buffer: Buffer, offset: number, length: number)");
-  if (off < 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "send: offset and length outside the buffer");
-    return NULL;
-  }
+  size_t len;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], (void **)&data, &len) != napi_ok)
+    return throw_type(env, "send: expected (fd: number, buffer: Buffer)");
   if (p->r < 0) {
     int e = open_pipe(p);
     if (e != 0) return number(env, e);
   }
   size_t sent = 0;
   int err = 0;
-  while (sent < (size_t)len) {
-    struct iovec iov = {data + off + sent, (size_t)len - sent};
+  while (sent < len) {
+    struct iovec iov = {data + sent, len - sent};
     ssize_t in = vmsplice(p->w, &iov, 1, SPLICE_F_NONBLOCK);
     if (in < 0 && errno == EINTR) continue;
     if (in <= 0) {

@@ -30,7 +30,7 @@ import { loadAddon } from '../native.js'
  * `ZERO_COPY_MISSING` says why.
  */
 interface Addon {
-  send(fd: number, buf: Buffer, offset: number, length: number): number
+  send(fd: number, buf: Buffer): number
   alloc(size: number): Buffer
   recycle(buf: Buffer, offset: number, length: number): number
 }
@@ -80,7 +80,7 @@ export function sendPages(fd: number, piece: Buffer): number {
   const from = piece.byteOffset
   const to = from + piece.length
   if (p.lo === p.hi) { p.lo = from; p.hi = to } else { p.lo = Math.min(p.lo, from); p.hi = Math.max(p.hi, to) }
-  return addon.send(fd, piece, 0, piece.length)
+  return addon.send(fd, piece)
 }
 
 const GONE = new Set([constants.errno.EPIPE, constants.errno.ECONNRESET, constants.errno.ETIMEDOUT, constants.errno.ENOTCONN])

@@ -243,3 +243,17 @@ t.test('a bearer token, when configured, guards the API', async t => {
   t.equal((await get(`${o.url}/v1/chunks`, { authorization: 'Bearer sekrit' })).status, 200)
   t.equal((await get(`${o.url}/healthz`)).status, 200, 'health stays open')
 })
+
+t.test("a chunk's block list comes in the data answer's head when asked for, and only then", async t => {
+  const o = await startTestOrigin(t)
+  const chunk = randomChunk(300_000)
+  await putChunk(o.url, 'listed', 0, chunk)
+  const crcs = await get(`${o.url}/v1/chunks/listed/0/crcs`)
+  t.equal(crcs.body.length, 4 * 5, 'one CRC per 64 KiB block')
+  const asked = await get(`${o.url}/v1/chunks/listed/0`, { range: 'bytes=70000-80000', 'reelcdn-want-block-crcs': '1' })
+  t.equal(asked.status, 206)
+  t.equal(asked.headers['reelcdn-block-crcs'], crcs.body.toString('base64'), 'the whole list, whatever the range')
+  t.ok(asked.body.equals(chunk.subarray(70000, 80001)), 'and the bytes as before')
+  const plain = await get(`${o.url}/v1/chunks/listed/0`, { range: 'bytes=0-99' })
+  t.equal(plain.headers['reelcdn-block-crcs'], undefined, 'not asked: not sent')
+})

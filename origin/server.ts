@@ -14,6 +14,7 @@ import { planResponse, sendPlanned } from '../lib/representation.js'
 import { requireBearer, requireBearerIfSet } from '../lib/security/auth.js'
 import { parseManifest } from '../lib/manifest.js'
 import { digestHeader, parseContentDigest } from '../lib/integrity/digest.js'
+import { blockListHead, WANT_BLOCK_LIST } from '../lib/integrity/block-list-header.js'
 import { ChunkIndex, type ChunkRow } from './chunk-index.js'
 import { BLOCK_SIZE, ChunkStore } from './chunk-store.js'
 import { ChunkReader } from './reader.js'
@@ -36,7 +37,10 @@ export const WRITES_DISABLED = 'shard writes and deletes are disabled: set REELC
  * fill grant instead of the token, `Authorization: Grant <grant>`, signed by
  * the router for this chunk on this shard (`origin.id`): how edges read
  * straight from the owners (lib/security/fill-grant.ts, docs/fill-path.md). A refused
- * grant is a 403 naming why, counted, logged at info.
+ * grant is a 403 naming why, counted, logged at info. A chunk GET that asks
+ * for it (`reelcdn-want-block-crcs: 1`) carries the chunk's block list in its
+ * head (lib/integrity/block-list-header.ts): an edge's fill checks its first
+ * block with it instead of waiting for the list's own answer.
  * `GET /`, `/status` and `/status.json` are the status console (origin/console.ts; the figures need the shard token).
  */
 export interface OriginDeps {
@@ -150,7 +154,9 @@ export class OriginServer {
     if (row.state !== 'ok') throw new CorruptChunkError(chunkName(row.contentId, row.index), 'awaiting repair')
     const plan = planResponse(req, {
       size: row.size, etag: `"${row.sha256}"`, lastModified: row.createdAt, contentType: 'application/octet-stream',
-      cacheControl: 'public, max-age=31536000, immutable', extra: { 'repr-digest': digestHeader(row.sha256) },
+      cacheControl: 'public, max-age=31536000, immutable',
+      // an edge's fill asks for the block list in the head: its first block is checked without waiting for a second answer
+      extra: { 'repr-digest': digestHeader(row.sha256), ...(req.method === 'GET' && req.headers[WANT_BLOCK_LIST] === '1' ? blockListHead(row.crcs) : {}) },
     }, this.deps.config.http.maxRanges)
     await sendPlanned(res, plan, row.size, (s, e, r) => this.reader.writeRange(row, s, e, r))
     if (req.method === 'GET' && grantFromHeader(req.headers.authorization) !== undefined && this.deps.token !== undefined)

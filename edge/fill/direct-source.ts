@@ -11,6 +11,7 @@ import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
 import { chunkAnswerMismatch, translateUpstreamError, type Upstream } from './upstream.js'
 import { ShardReads, type BodyDest, type ShardBody } from '../../lib/http/shard-read.js'
+import { BLOCK_LIST, blockListFromHead, WANT_BLOCK_LIST } from '../../lib/integrity/block-list-header.js'
 
 /**
  * Where a fill's bytes come from with edge.fill.path = direct
@@ -24,7 +25,11 @@ import { ShardReads, type BodyDest, type ShardBody } from '../../lib/http/shard-
  * Theory of operation, for one request of a fill for bytes [from, to):
  *   1. the grant lookup (one router round trip per `count` chunks, shared by
  *      the block list request and the data request, which then go to the
- *      shard in parallel). No grant: the relay, counted (`no_grant`).
+ *      shard in parallel). No grant: the relay, counted (`no_grant`). The
+ *      data request asks for the list in its answer's head too: whichever
+ *      comes first (and matches the manifest) is the fill's list, so the
+ *      first block does not wait for the list's own answer, which a shard
+ *      busy writing the data sends late.
  *   2. the owners in the router's read order. Each answer is checked before a
  *      byte is read (status, ETag against the manifest, length); a refusal,
  *      a connection that fails, an expired grant (asked again once, at once)
@@ -74,6 +79,8 @@ export class DirectSource {
   private readonly reads = new Map<string, ShardReads>()
   /** the block list this source fetched for each chunk's fill: the data requests verify with it */
   private readonly lists = new LRUCache<string, Promise<Buffer>>({ max: 1024 })
+  /** settles a fill's block list (`listOrHead`) with one a data answer carried in its head, while its own request is out */
+  private readonly headed = new Map<string, (crcs: Buffer) => void>()
   private readonly warned = new Set<string>()
 
   constructor(private readonly grants: GrantsCache, private readonly relay: Upstream, private readonly o: DirectOptions,
@@ -102,7 +109,20 @@ export class DirectSource {
     this.grants.early(contentId, rid, index)
   }
 
-  readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.list(ref, signal))
+  readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.listOrHead(ref, signal))
+
+  /** The chunk's block list from its own request, or from a data answer's head if that comes first (`headed`). */
+  private listOrHead(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+    let settle!: (crcs: Buffer) => void
+    const p = new Promise<Buffer>((resolve, reject) => {
+      settle = resolve
+      this.list(ref, signal).then(resolve, reject)
+    })
+    this.headed.set(ref.key, settle)
+    const forget = () => { if (this.headed.get(ref.key) === settle) this.headed.delete(ref.key) }
+    p.then(forget, forget)
+    return p
+  }
 
   private async list(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
     const g = await this.grants.get(ref, signal)
@@ -140,8 +160,9 @@ export class DirectSource {
       }
       const src = sources[i]!
       let body: Body
+      let headList: Buffer | undefined
       try {
-        body = await this.open(src, g.sid, ref, pos, to, signal, dest)
+        ({ body, headList } = await this.open(src, g.sid, ref, pos, to, signal, dest))
       } catch (err) {
         if (signal.aborted) throw translateUpstreamError(err, what, signal)
         if (err instanceof SourceError && err.reason === 'expired' && !renewed) {
@@ -159,7 +180,7 @@ export class DirectSource {
         continue
       }
       hold.body = body
-      const crcs = pos % BLOCK_SIZE === 0 ? await this.listFor(ref) : undefined
+      const crcs = pos % BLOCK_SIZE === 0 ? headList ?? await this.listFor(ref) : undefined
       const run = crcs === undefined ? undefined : new BlockRun(crcs, ref.size, pos)
       try {
         for await (const piece of body as AsyncIterable<Buffer>) {
@@ -196,11 +217,17 @@ export class DirectSource {
     }
   }
 
-  /** One owner's answer for [from, to), checked against the manifest before a byte is read. */
-  private async open(src: Source, sid: string, ref: ChunkRef, from: number, to: number, signal: AbortSignal, dest: BodyDest | undefined): Promise<Body> {
+  /**
+   * One owner's answer for [from, to), checked against the manifest before a
+   * byte is read, and the block list its head carried (asked for when the
+   * manifest anchors one; lib/integrity/block-list-header.ts), if that is the
+   * manifest's: it also settles the fill's own wait for the list.
+   */
+  private async open(src: Source, sid: string, ref: ChunkRef, from: number, to: number, signal: AbortSignal,
+    dest: BodyDest | undefined): Promise<{ body: Body; headList: Buffer | undefined }> {
     const ranged = from > 0 || to < ref.size
     const path = `/v1/chunks/${sid}/${ref.index}`
-    const headers: Record<string, string> = ranged ? { range: `bytes=${from}-${to - 1}` } : {}
+    const headers: Record<string, string> = { ...(ranged ? { range: `bytes=${from}-${to - 1}` } : {}), ...(ref.blocks !== undefined ? { [WANT_BLOCK_LIST]: '1' } : {}) }
     const res = dest !== undefined && src.url.startsWith('http:') ? await this.readInto(src, path, headers, dest, from, ranged ? 206 : 200, signal)
       : await this.request(src, path, headers, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
@@ -209,7 +236,14 @@ export class DirectSource {
       res.body.destroy()
       throw new SourceError(`shard ${src.shardId} answered chunk ${refName(ref)} with ${bad}`, 'refused')
     }
-    return res.body
+    const list = ref.blocks === undefined ? undefined : blockListFromHead(res.headers[BLOCK_LIST], ref.size, ref.blocks)
+    if (list === 'mismatch') {
+      // the list's own request (checked the same way) decides; a shard that lies here is likely to lie there too
+      this.logger.warn({ shard: src.shardId, chunk: refName(ref) }, 'a shard sent a block list in its answer\'s head that does not match the manifest: not used')
+      return { body: res.body, headList: undefined }
+    }
+    if (list !== undefined) this.headed.get(ref.key)?.(list)
+    return { body: res.body, headList: list }
   }
 
   /** The data request, its body landing in the fill's buffer (lib/http/shard-read.ts). */

@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Transform } from 'node:stream'
+import { BLOCK_LIST } from '../../lib/integrity/block-list-header.js'
 
 /**
  * A proxy in front of one origin shard, to make it misbehave in ways a real
@@ -13,6 +14,10 @@ export interface ShardFaults {
   corruptAt?: number
   /** flip a byte of every block list (GET …/crcs) */
   corruptCrcs?: boolean
+  /** flip a byte of the block list a chunk answer carries in its head (lib/integrity/block-list-header.ts) */
+  corruptHeadCrcs?: boolean
+  /** forward block list requests (GET …/crcs) only once this settles */
+  holdCrcs?: Promise<unknown>
   /** answer chunk GETs with this status instead of forwarding them */
   status?: number
   /** forward only this many body bytes of a chunk GET, then go silent (socket left open) */
@@ -41,6 +46,12 @@ export async function shardProxy(port: number, target: number, faults: ShardFaul
         .end(JSON.stringify({ error: { code: 'CDN_ERR_INTERNAL', message: 'injected fault' } }))
     }
     const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: url, headers: req.headers }, ur => {
+      const listed = ur.headers[BLOCK_LIST]
+      if (isChunk && proxy.faults.corruptHeadCrcs && typeof listed === 'string') {
+        const crcs = Buffer.from(listed, 'base64')
+        crcs[0] ^= 0xff
+        ur.headers[BLOCK_LIST] = crcs.toString('base64')
+      }
       res.writeHead(ur.statusCode ?? 502, ur.headers)
       let at = isChunk ? Number(/^bytes (\d+)-/.exec(String(ur.headers['content-range'] ?? ''))?.[1] ?? 0) : 0
       let sent = 0
@@ -76,7 +87,8 @@ export async function shardProxy(port: number, target: number, faults: ShardFaul
     up.on('error', () => res.destroy())
     open.add(res)
     res.on('close', () => { open.delete(res); up.destroy() })
-    req.pipe(up)
+    if (isCrcs && proxy.faults.holdCrcs) void proxy.faults.holdCrcs.finally(() => req.pipe(up))
+    else req.pipe(up)
   })
   await new Promise<void>(r => server.listen(port, '127.0.0.1', r))
   const proxy: ShardProxy = {

@@ -5,11 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBody } from './harness.js'
 import { get, metric, startTestEdge } from '../helpers/edge.js'
 import { directCluster, routerProxy } from '../helpers/direct-cluster.js'
+import { proxyShard } from '../helpers/proxy-shard.js'
 
 /**
  * A cold miss's first byte (issue 16): what the edge must not wait for in a
  * row. Each test orders the edge's requests with a barrier in a proxy in
- * front of the router; a bounded wait only breaks the deadlock an old order
+ * front of the router (or of the shards); a bounded wait only breaks the deadlock an old order
  * would meet, so that it fails instead of hanging.
  */
 const KiB = 1024
@@ -68,4 +69,52 @@ t.test('an edge connects to its router before it says ready: the first miss pays
   t.teardown(() => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) }))
   await startTestEdge(t, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: undefined })
   t.same(asked, ['/healthz', '/healthz'], 'the relay\'s connection and the grant lookups\' one, before any player asked')
+})
+
+t.test("a cold miss's first block is checked against the block list in the data's head: it does not wait for the list's own answer", async t => {
+  const c = await directCluster(t, { chunkSize: CHUNK })
+  const body = randomBody(CHUNK)
+  await c.ingest('headed', body)
+  const events: string[] = []
+  let release!: () => void
+  const firstByte = new Promise<void>(resolve => { release = resolve })
+  // every shard holds its block lists' answers until the player has a byte; the bound only ends the wait an old edge would deadlock on
+  const held = Promise.race([firstByte, sleep(3000).then(() => { events.push('lists answered at the bound') })])
+  for (let i = 0; i < c.shards.length; i++) await proxyShard(t, c, i, { holdCrcs: held })
+  await c.router.cluster.health.checkAll()
+  // a list's own answer may take longer than the bound (past its timeout, the fill would stream under the whole-chunk rule)
+  const edge = await startTestEdge(t, { url: c.url, token: undefined }, { 'edge.readaheadChunks': 0, 'edge.blockListTimeoutMs': 10_000 })
+  const pos = 65536
+  const got = await new Promise<Buffer>((resolve, reject) => {
+    http.get(`${edge.url}/v1/content/headed`, { headers: { range: `bytes=${pos}-${CHUNK - 1}` } }, res => {
+      const parts: Buffer[] = []
+      res.on('data', (d: Buffer) => {
+        if (parts.length === 0) { events.push('first byte'); release() }
+        parts.push(d)
+      })
+      res.on('end', () => resolve(Buffer.concat(parts)))
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+  t.ok(got.equals(body.subarray(pos)), 'byte-exact')
+  t.same(events, ['first byte'], 'the first byte went out while every block list answer was held')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'every byte direct')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_failovers_total'), 0, 'no owner skipped')
+})
+
+t.test("a block list in the data's head that does not match the manifest is not used: the list's own answer decides", async t => {
+  const c = await directCluster(t, { chunkSize: CHUNK })
+  const body = randomBody(2 * CHUNK)
+  await c.ingest('lying-head', body)
+  for (let i = 0; i < c.shards.length; i++) await proxyShard(t, c, i, { corruptHeadCrcs: true })
+  await c.router.cluster.health.checkAll()
+  const edge = await startTestEdge(t, { url: c.url, token: undefined })
+  const got = await get(`${edge.url}/v1/content/lying-head`, { range: `bytes=70000-${2 * CHUNK - 1}` })
+  t.equal(got.status, 206)
+  t.ok(got.body.equals(body.subarray(70000)), 'byte-exact')
+  // had the edge checked blocks against the head's list, every owner would have failed every block, and the relay sent them
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_failovers_total'), 0, 'no owner was taken for a liar')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'nothing by the relay')
+  const again = await get(`${edge.url}/v1/content/lying-head`)
+  t.ok(again.body.equals(body), 'what was cached is right')
 })

@@ -42,10 +42,12 @@ import { firstByte } from '../lib/ttfb.js'
  * Goal: the edge's MB/s ≥ 0.7× the shard's.
  *
  * Then, per variant, a fresh edge: a 1 MiB range at the first byte of a cold
- * chunk, and (once that fill and its readahead ended, and the disk tier wrote
- * them) one 3/4 deep into another, each on a fresh connection, against the
- * router's own first byte for the same ranges taken just before (goal:
- * within 5 ms).
+ * chunk (the edge's first request), and (once that fill and its readahead
+ * ended, and the disk tier wrote them) up to three 3/4 deep into other
+ * chunks, then one at the start of a second, cold title (`bench-fill-2`, two
+ * chunks): each on a fresh connection, against the router's own first byte
+ * for the same range taken just before (goal: within 5 ms); the row ends
+ * with each probe's median over every round (`firstBytes`).
  *
  * Then the flash crowd, per variant, a fresh edge: `reelcdn loadtest players
  * --scenario premiere --players 200` on the title, at `CROWD_SPEED`× real
@@ -80,6 +82,9 @@ export const fillRow: BenchRow = {
       const t = new TitleData('bench-fill', o.chunks * o.chunkSize, o.chunkSize)
       ctx.log(`fill: ingesting ${t.size / MiB} MiB (${t.chunks} chunks) through the router`)
       const { version } = await ingestTitle(c.router.url, c.token, t)
+      // a second title, for the first-byte probe of a cold title on an edge that has served the first
+      const t2 = new TitleData('bench-fill-2', 2 * o.chunkSize, o.chunkSize)
+      await ingestTitle(c.router.url, c.token, t2)
       bare = ctx.procs.spawn('bare upstream', process.execPath, [BARE, c.router.url, t.contentId])
       const bareUrl = await waitForLine(bare, l => l.includes('"bare upstream ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 120_000)
 
@@ -103,8 +108,11 @@ export const fillRow: BenchRow = {
       ctx.log('fill: warming the origin side (one read of every chunk from each shard and through the router)')
       for (const s of c.shards) await timedRead(shardChunks.map(x => ({ ...x, url: x.url.replace(c!.shards[0]!.url, s.url) })), [], [], ticks)
       await timedRead(whole(c.router.url), [], [], ticks)
+      await timedRead([{ url: `${c.router.url}/v1/content/${t2.contentId}`, offset: 0, length: t2.size }], [], [], ticks)
 
       const rates = new Map<string, number[]>()
+      /** first-byte samples (edge over router, ms) by fill path and probe, over every round */
+      const ttfb = new Map<string, Map<Probe, number[]>>()
       const cpuPerGB: { shard: number[]; origin: Map<string, number[]> } = { shard: [], origin: new Map() }
       for (let round = 1; round <= o.rounds; round++) {
         const m = (workload: string, server: string, result: TimedRead, reference?: Measurement): Measurement =>
@@ -145,7 +153,10 @@ export const fillRow: BenchRow = {
         await edge.stop()
         edge = undefined
 
-        for (const p of paths) await firstBytes(ctx, t, c.router.url, () => startEdge(`r${round}-ttfb-${p || 'default'}`, p), e => { edge = e }, p)
+        for (const p of paths) {
+          if (!ttfb.has(p)) ttfb.set(p, new Map())
+          await firstBytes(ctx, t, t2, c.router.url, () => startEdge(`r${round}-ttfb-${p || 'default'}`, p), e => { edge = e }, p, ttfb.get(p)!)
+        }
         for (const p of paths) {
           edge = await startEdge(`r${round}-crowd-${p || 'default'}`, p)
           await crowd(ctx, o.cli ?? CLI, t.contentId, edge.url, rates.get(p)!.at(-1)!, p, join(ctx.dir, `crowd-r${round}-${p || 'default'}`))
@@ -154,6 +165,10 @@ export const fillRow: BenchRow = {
         }
       }
       const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+      for (const [p, byProbe] of ttfb) for (const [probe, xs] of byProbe) {
+        ctx.figure({ row: 'fill', name: `miss, ${PROBES[probe]}: edge first byte over the router's, median of ${xs.length}${p ? ` (--fill-path ${p})` : ''}`,
+          value: med(xs), unit: 'ms more', note: `spread ${Math.min(...xs).toFixed(1)} to ${Math.max(...xs).toFixed(1)} ms; goal ≤ 5 ms` })
+      }
       for (const p of paths) {
         const ratios = cpuPerGB.origin.get(p)!.map((x, i) => x / cpuPerGB.shard[i]!)
         ctx.figure({ row: 'fill', name: `origin CPU per GB filled over a shard's own per GB read${p ? ` (--fill-path ${p})` : ''}`, value: med(ratios), unit: '×',
@@ -168,31 +183,51 @@ export const fillRow: BenchRow = {
   },
 }
 
-/** A cold miss's first byte at a chunk's start and 3/4 deep into another, on a fresh edge, against the router's own. */
-async function firstBytes(ctx: BenchContext, t: TitleData, router: string, start: () => Promise<RunningService>, hold: (e: RunningService | undefined) => void,
-  p: string): Promise<void> {
+/** what each first-byte probe measures, in the order a fresh edge takes them */
+const PROBES = {
+  fresh: 'first byte of a cold chunk, a fresh edge\'s first request',
+  deep: '3/4 deep into a cold chunk',
+  title: 'first byte of a cold title\'s chunk, on an edge that has served',
+} as const
+type Probe = keyof typeof PROBES
+
+/**
+ * A cold miss's first byte, on a fresh edge, each probe against the router's
+ * own first byte for the same range taken just before the edge started: a
+ * chunk's start (the edge's first request: its code and connections are
+ * cold too), then 3/4 deep into up to three other chunks (the last, then
+ * every other one back: chunk 0's readahead takes chunk 1, and each deep
+ * probe's readahead the chunk after it, never one probed later), then the
+ * start of a second, cold title: what a player's cold miss meets on an
+ * edge that is running. Each probe waits for a quiet edge. The samples go
+ * to `samples` by probe, for the row's medians.
+ */
+async function firstBytes(ctx: BenchContext, t: TitleData, t2: TitleData, router: string, start: () => Promise<RunningService>,
+  hold: (e: RunningService | undefined) => void, p: string, samples: Map<Probe, number[]>): Promise<void> {
   const cs = t.chunkSize
   const deep = Math.floor(cs * 3 / 4 / MiB) * MiB + 4321
-  // chunk 0's readahead takes chunk 1: the deep range is in the last chunk
-  const at = [{ name: 'first byte of a cold chunk', pos: 0 }, { name: '3/4 deep into a cold chunk', pos: (t.chunks - 1) * cs + deep }]
-  const get = async (base: string, pos: number) => {
-    const r = await firstByte(`${base}/v1/content/${t.contentId}`, { range: `bytes=${pos}-${pos + MiB - 1}` })
-    if (r.status !== 206 || !r.body.equals(t.bytes(pos, pos + MiB - 1))) throw new Error(`fill: ${base} answered a range with ${r.status} and wrong bytes`)
+  const at: { probe: Probe; title: TitleData; pos: number }[] = [{ probe: 'fresh', title: t, pos: 0 },
+    ...[t.chunks - 1, t.chunks - 3, t.chunks - 5].filter(i => i >= 2).map(i => ({ probe: 'deep' as const, title: t, pos: i * cs + deep })),
+    { probe: 'title', title: t2, pos: 0 }]
+  const get = async (base: string, a: (typeof at)[number]) => {
+    const r = await firstByte(`${base}/v1/content/${a.title.contentId}`, { range: `bytes=${a.pos}-${a.pos + MiB - 1}` })
+    if (r.status !== 206 || !r.body.equals(a.title.bytes(a.pos, a.pos + MiB - 1))) throw new Error(`fill: ${base} answered a range with ${r.status} and wrong bytes`)
     return r
   }
   const ups = []
-  for (const a of at) ups.push(await get(router, a.pos))
+  for (const a of at) ups.push(await get(router, a))
   const edge = await start()
   hold(edge)
   try {
     for (const [i, a] of at.entries()) {
-      const e = await get(edge.url, a.pos)
+      const e = await get(edge.url, a)
       // the next probe starts on a quiet edge: no fill, and no chunk still being written to the disk tier
       // (a probe that landed during those writes measured them: 2-6x its first byte on this 2-core machine)
       await until(async () => (await metric(edge.url, 'reelcdn_edge_fills_in_flight')) === 0
         && (await metric(edge.url, 'reelcdn_edge_disk_writes_pending')) === 0, 120_000)
       const u = ups[i]!
-      ctx.figure({ row: 'fill', name: `miss, ${a.name}: edge first byte over the router's${p ? ` (--fill-path ${p})` : ''}`, value: e.ttfbMs - u.ttfbMs, unit: 'ms more',
+      samples.set(a.probe, [...(samples.get(a.probe) ?? []), e.ttfbMs - u.ttfbMs])
+      ctx.figure({ row: 'fill', name: `miss, ${PROBES[a.probe]}: edge first byte over the router's${p ? ` (--fill-path ${p})` : ''}`, value: e.ttfbMs - u.ttfbMs, unit: 'ms more',
         note: `edge ${e.ttfbMs.toFixed(1)} ms, router ${u.ttfbMs.toFixed(1)} ms, 1 MiB on a fresh connection; goal ≤ 5 ms` })
     }
   } finally {

@@ -158,7 +158,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     // the fill path (docs/fill-path.md): chunk bytes straight from the owning shards under router grants, or by the relay
     const fillPath = edgeFillPathMetrics(registry)
     const grants = cfg.fill.path === 'direct' ? new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
-      edgeId: cfg.id || `edge-${hostname()}`, count: cfg.readaheadChunks + 1, relayHoldMs: cfg.fill.relayHoldMs,
+      edgeId: cfg.id || `edge-${hostname()}`, count: Math.max(cfg.readaheadChunks + 1, cfg.fill.grantChunks), relayHoldMs: cfg.fill.relayHoldMs,
       headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger) : undefined
     direct = grants !== undefined ? new DirectSource(grants,
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)

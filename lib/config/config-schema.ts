@@ -150,6 +150,8 @@ export const configSchema = z.object({
       path: z.enum(['direct', 'relay']),
       /** after the router refuses grants (disabled, an older router), fills use the relay for this long before asking again (30 s) */
       relayHoldMs: ms,
+      /** chunks one grant lookup asks for (at least the readahead's; the router answers at most router.fillGrants.maxChunks): a seek within them finds its grant in hand */
+      grantChunks: z.number().int().min(1).max(999),
       /** also take the SHA-256 of a whole filled chunk whose every block passed the manifest's block list (off: the list is the check; edge/fill/fill.ts) */
       verifyWholeChunks: z.boolean(),
     }).strict(),

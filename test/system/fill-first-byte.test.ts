@@ -118,3 +118,19 @@ t.test("a block list in the data's head that does not match the manifest is not 
   const again = await get(`${edge.url}/v1/content/lying-head`)
   t.ok(again.body.equals(body), 'what was cached is right')
 })
+
+t.test('a seek within the chunks of the first grant lookup finds its grant in hand: one router round trip for both reads', async t => {
+  const c = await directCluster(t, { chunkSize: CHUNK })
+  const body = randomBody(8 * CHUNK)
+  await c.ingest('seek', body)
+  const edge = await startTestEdge(t, { url: c.url, token: undefined }, { 'edge.readaheadChunks': 1 })
+  const start = await get(`${edge.url}/v1/content/seek`, { range: 'bytes=0-9999' })
+  t.ok(start.body.equals(body.subarray(0, 10_000)))
+  const pos = 6 * CHUNK + 70_000
+  const seek = await get(`${edge.url}/v1/content/seek`, { range: `bytes=${pos}-${pos + 9999}` })
+  t.equal(seek.status, 206)
+  t.ok(seek.body.equals(body.subarray(pos, pos + 10_000)), 'byte-exact')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_grant_requests_total', { result: 'router' }), 1, 'one lookup: edge.fill.grantChunks (8) chunks from the first')
+  t.ok(await metric(edge.url, 'reelcdn_edge_fill_grant_requests_total', { result: 'cached' }) >= 1, 'the seek\'s grants were in hand')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0)
+})

@@ -3,6 +3,7 @@ import { edgeMetrics, newRegistry } from '../../lib/metrics.js'
 import { quietLogger } from '../../lib/logger.js'
 import { UpstreamError } from '../../lib/errors.js'
 import { Coalescer } from './coalesce.js'
+import { ZERO_COPY_AVAILABLE, zeroCopyChunk } from '../../lib/net/zero-copy.js'
 import type { ChunkFetch } from './fill.js'
 import type { ChunkRef } from '../title.js'
 
@@ -73,4 +74,19 @@ t.test('the spare\'s pages are written once each behind it, a slice a turn, and 
   for (let i = 0; i < 8; i++) await turn()
   t.equal(pages(spare), BIG / 4096, 'every page of the spare was written')
   t.equal(spare.indexOf(0xff), 1, 'one byte a page, not the whole buffer')
+})
+
+t.test('a spare in the splice addon\'s memory is faulted in on a pool thread: the event loop writes none of its pages', { skip: ZERO_COPY_AVAILABLE ? false : 'the splice addon is not built' }, async t => {
+  const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
+  const BIG = 8 * 1024 * 1024
+  const fetch: ChunkFetch = () => new Promise(() => {})
+  const fills = new Coalescer({ fetch, cached: () => false, commit: () => {}, stale: () => {}, metrics, logger: quietLogger('edge') },
+    { maxFills: 8, fillTimeoutMs: 60_000, splitBytes: 2 ** 30, maxSegments: 4, retries: 0, retryBackoffMs: 0, alloc: n => zeroCopyChunk(n).fill(0xff), spareBytes: BIG })
+  t.teardown(() => fills.close())
+  fills.prepare()
+  const spare = (fills as unknown as { spare: Buffer }).spare
+  // as many turns as writing it through a huge page a turn would take, and then some
+  for (let i = 0; i < 3 * BIG / (2 * 1024 * 1024); i++) await turn()
+  t.equal(spare.indexOf(0), -1, 'not a byte written: its pages were faulted in without writes')
+  t.equal((fills as unknown as { spare: Buffer }).spare, spare, 'still the spare')
 })

@@ -2,7 +2,8 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { randomFillSync } from 'node:crypto'
-import { recycle, sendPages, spliceFd, ZERO_COPY_AVAILABLE, zeroCopyable, zeroCopyChunk } from './zero-copy.js'
+import { execFileSync } from 'node:child_process'
+import { populate, recycle, sendPages, spliceFd, ZERO_COPY_AVAILABLE, zeroCopyable, zeroCopyChunk } from './zero-copy.js'
 
 /**
  * The splice addon against real loopback sockets: every byte arrives once and
@@ -107,4 +108,23 @@ t.test('no fd for a destroyed socket', async t => {
   sender.destroy()
   t.equal(spliceFd(sender), undefined)
   t.equal(spliceFd(null), undefined)
+})
+
+t.test('populate faults memory in on a pool thread, writing nothing, and refuses other memory', { skip: ZERO_COPY_AVAILABLE ? false : 'the splice addon is not built' }, async t => {
+  const size = 64 * 1024 * 1024
+  // residency is read in a process of its own: here, other tests' memory may be unmapped meanwhile
+  const script = `import { populate, zeroCopyChunk } from ${JSON.stringify(new URL('./zero-copy.js', import.meta.url).href)}
+    const buf = zeroCopyChunk(${size}); const rss = process.memoryUsage().rss
+    const done = await populate(buf); console.log(JSON.stringify({ done, grew: process.memoryUsage().rss - rss }))`
+  const child = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { done: boolean; grew: number }
+  t.equal(child.done, true, 'done')
+  t.ok(child.grew >= size * 0.9, `its pages are resident after it (RSS +${(child.grew / 2 ** 20).toFixed(0)} MiB, nothing written)`)
+  const buf = zeroCopyChunk(size)
+  buf[4096 * 100] = 7
+  t.equal(await populate(buf), true)
+  let sum = 0
+  for (let off = 0; off < size; off += 4096) sum += buf[off]!
+  t.equal(sum, 7, 'nothing written: the byte written before is there, every other page reads zero')
+  t.equal(await populate(Buffer.alloc(8192)), false, 'ordinary memory: refused, the caller faults it in itself')
+  t.equal(await populate(buf.subarray(4096)), false, 'part of a Buffer: refused')
 })

@@ -33,6 +33,7 @@ interface Addon {
   send(fd: number, buf: Buffer): number
   alloc(size: number): Buffer
   recycle(buf: Buffer, offset: number, length: number): number
+  populate(buf: Buffer): Promise<number>
 }
 
 const { addon, missing } = loadAddon<Addon>('splice')
@@ -88,6 +89,19 @@ const GONE = new Set([constants.errno.EPIPE, constants.errno.ECONNRESET, constan
 /** a negative result of sendPages that means the player is gone (what a failed write would be) */
 export function peerGone(result: number): boolean {
   return GONE.has(-result)
+}
+
+/**
+ * Faults the pages of `buf` (a whole Buffer from zeroCopyChunk) in, writable,
+ * on a thread of libuv's pool, writing nothing: true once done; false when it
+ * cannot be done (no addon, other memory, a kernel before 5.14), and the
+ * caller may fault them in itself. The owner may write into `buf` meanwhile.
+ * Why: on this VM a fresh 2 MiB huge page costs about 7 ms to fault in, which
+ * on the event loop is 7 ms every other request waits.
+ */
+export async function populate(buf: Buffer): Promise<boolean> {
+  if (addon === undefined || !pages.has(buf.buffer) || buf.byteOffset !== 0 || buf.length !== buf.buffer.byteLength) return false
+  return (await addon.populate(buf)) === 0
 }
 
 /**

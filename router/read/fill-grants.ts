@@ -34,7 +34,9 @@ import type { Manifests } from '../cluster/manifests.js'
  * (no shard token to derive the key from, or router.fillGrants.enabled off),
  * 429 CDN_ERR_FILL_THROTTLED with Retry-After when the edge is over its rate
  * (router.fillGrants.perEdgeRatePerS, a token bucket per edge id, the
- * `reelcdn-edge` header or else the peer address). Each is counted.
+ * `reelcdn-edge` header or else the peer address; with a grant or more left
+ * in the bucket an answer covers fewer chunks than asked instead). Each is
+ * counted.
  */
 export interface FillGrantsDeps {
   config: Readonly<Config>
@@ -97,9 +99,8 @@ export class FillGrants {
       this.d.metrics.grants.inc({ result: 'not_found' })
       throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
     }
-    const n = Math.min(count, f.chunks.length - index)
     const edge = edgeId(req)
-    this.take(edge, n)
+    const n = this.take(edge, Math.min(count, f.chunks.length - index))
     const now = this.clock()
     const expiresAt = now + this.cfg.ttlMs
     const exp = Math.floor(expiresAt / 1000)
@@ -132,10 +133,16 @@ export class FillGrants {
     return renditionFile(m, r)
   }
 
-  /** Takes n grants from the edge's bucket, or throws a 429 saying when to come back. */
-  private take(edge: string, n: number): void {
+  /**
+   * Takes up to n grants from the edge's bucket and says how many: an answer
+   * covers the chunk asked for and as many after it as the bucket holds (an
+   * edge asks for edge.fill.grantChunks, 8, at a time, and a burst below that
+   * must not refuse it for ever). Not even one left: a 429 saying when to
+   * come back.
+   */
+  private take(edge: string, n: number): number {
     const rate = this.cfg.perEdgeRatePerS
-    if (rate === 0) return
+    if (rate === 0) return n
     const now = this.clock()
     const burst = this.cfg.perEdgeBurst
     let b = this.buckets.get(edge)
@@ -147,12 +154,14 @@ export class FillGrants {
     }
     b.tokens = Math.min(burst, b.tokens + (now - b.at) / 1000 * rate)
     b.at = now
-    if (b.tokens < n) {
+    if (b.tokens < 1) {
       this.d.metrics.grants.inc({ result: 'throttled' })
       this.d.logger.info({ edge, rate }, 'fill grants throttled: the edge uses the relay')
-      throw new FillThrottledError(edge, Math.max(1, Math.ceil((n - b.tokens) / rate)))
+      throw new FillThrottledError(edge, Math.max(1, Math.ceil((1 - b.tokens) / rate)))
     }
-    b.tokens -= n
+    const k = Math.min(n, Math.floor(b.tokens))
+    b.tokens -= k
+    return k
   }
 }
 

@@ -449,6 +449,8 @@ export function edgeFillPathMetrics(registry: Registry) {
       labelNames: ['result'] as const, registers: [registry] }),
     failovers: new Counter({ name: 'reelcdn_edge_fill_failovers_total', help: 'Direct reads moved to the next owner, by reason (cut, corrupt, refused, grant)',
       labelNames: ['reason'] as const, registers: [registry] }),
+    headLists: new Counter({ name: 'reelcdn_edge_fill_head_block_lists_total', help: 'Block lists shards sent in a chunk answer\'s head, by result (used; mismatch: not the manifest\'s, not used)',
+      labelNames: ['result'] as const, registers: [registry] }),
     fallbacks: new Counter({ name: 'reelcdn_edge_fill_relay_fallbacks_total', help: 'Chunk requests of a direct fill sent by the relay instead, by reason (no_grant: the router gave none; owners: no owner could serve)',
       labelNames: ['reason'] as const, registers: [registry] }),
   }

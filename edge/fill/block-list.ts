@@ -69,3 +69,46 @@ export function rememberBlockList(lists: { set(key: string, p: Promise<Buffer>):
   lists.set(key, p)
   return p
 }
+
+/**
+ * A fill's block list from whichever comes first: its own request, or a data
+ * answer that carried it in its head (lib/integrity/block-list-header.ts:
+ * the first block then need not wait for the list's own answer, which a
+ * shard busy writing the data sends late).
+ *
+ * `race(key, own)` starts the fill's wait for chunk `key` with its own
+ * request, which gets `decided()` to stop asking further owners (and to count
+ * and log nothing more) once the wait is settled. `offer(key, crcs)` settles
+ * it with a list from a head, already checked against the manifest.
+ * `waiting(key)`: a fill's wait is open, so a data request asks for the list
+ * in its head (none once it is settled). blockListFetch's retry calls `race`
+ * again for the same key while the first may still be settling: an entry is
+ * removed only by the wait that set it, so an offer always reaches the latest.
+ */
+export class HeadLists {
+  private readonly open = new Map<string, (crcs: Buffer) => void>()
+
+  race(key: string, own: (decided: () => boolean) => Promise<Buffer>): Promise<Buffer> {
+    let decided = false
+    let settle!: (crcs: Buffer) => void
+    const p = new Promise<Buffer>((resolve, reject) => {
+      settle = resolve
+      own(() => decided).then(resolve, reject)
+    })
+    this.open.set(key, settle)
+    const close = () => {
+      decided = true
+      if (this.open.get(key) === settle) this.open.delete(key)
+    }
+    p.then(close, close)
+    return p
+  }
+
+  offer(key: string, crcs: Buffer): void {
+    this.open.get(key)?.(crcs)
+  }
+
+  waiting(key: string): boolean {
+    return this.open.has(key)
+  }
+}

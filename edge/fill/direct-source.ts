@@ -1,11 +1,12 @@
 import { Pool, type Dispatcher } from 'undici'
 import { LRUCache } from 'lru-cache'
-import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
+import { BLOCK_SIZE, blockListMatches } from '../../lib/integrity/block-hasher.js'
+import { IntervalLog } from '../../lib/interval-log.js'
 import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
 import { refName, type ChunkRef } from '../title.js'
-import { latestBlockList, rememberBlockList } from './block-list.js'
+import { HeadLists, latestBlockList, rememberBlockList } from './block-list.js'
 import type { ChunkFetch, CrcsFetch } from './fill.js'
 import type { ChunkGrant, GrantsCache, Source } from './grants-cache.js'
 import { BlockRun } from './block-run.js'
@@ -79,8 +80,10 @@ export class DirectSource {
   private readonly reads = new Map<string, ShardReads>()
   /** the block list this source fetched for each chunk's fill: the data requests verify with it */
   private readonly lists = new LRUCache<string, Promise<Buffer>>({ max: 1024 })
-  /** settles a fill's block list (`listOrHead`) with one a data answer carried in its head, while its own request is out */
-  private readonly headed = new Map<string, (crcs: Buffer) => void>()
+  /** fills' waits for their block lists, which a data answer's head may settle */
+  private readonly heads = new HeadLists()
+  /** a shard's head list that does not match the manifest: warned once a minute */
+  private readonly headMismatchLog = new IntervalLog(60_000)
   private readonly warned = new Set<string>()
 
   constructor(private readonly grants: GrantsCache, private readonly relay: Upstream, private readonly o: DirectOptions,
@@ -109,39 +112,30 @@ export class DirectSource {
     this.grants.early(contentId, rid, index)
   }
 
-  readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.listOrHead(ref, signal))
+  /** The chunk's block list: its own request, or a data answer's head if that comes first (block-list.ts HeadLists). */
+  readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.heads.race(ref.key, decided => this.list(ref, signal, decided)))
 
-  /** The chunk's block list from its own request, or from a data answer's head if that comes first (`headed`). */
-  private listOrHead(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
-    let settle!: (crcs: Buffer) => void
-    const p = new Promise<Buffer>((resolve, reject) => {
-      settle = resolve
-      this.list(ref, signal).then(resolve, reject)
-    })
-    this.headed.set(ref.key, settle)
-    const forget = () => { if (this.headed.get(ref.key) === settle) this.headed.delete(ref.key) }
-    p.then(forget, forget)
-    return p
-  }
-
-  private async list(ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+  /** The list from the owners in turn, then the relay; once `decided` (a head's list came first) it asks no one more: its answer is not used. */
+  private async list(ref: ChunkRef, signal: AbortSignal, decided: () => boolean): Promise<Buffer> {
+    const unused = Buffer.alloc(0)
     const g = await this.grants.get(ref, signal)
     if (g !== undefined) {
-      const bytes = 4 * Math.ceil(ref.size / BLOCK_SIZE)
       for (const src of g.sources) {
+        if (decided()) return unused
         try {
           const res = await this.request(src, `/v1/chunks/${g.sid}/${ref.index}/crcs`, {}, signal)
           if (res.statusCode !== 200) throw await refusal(res, src, 'its block list')
           const crcs = Buffer.from(await res.body.arrayBuffer())
-          if (crcs.length === bytes && blockListDigest(crcs) === ref.blocks) return crcs
-          this.failover('corrupt', src, ref, 'sent a block list that does not match the manifest')
+          if (blockListMatches(crcs, ref.size, ref.blocks)) return crcs
+          if (!decided()) this.failover('corrupt', src, ref, 'sent a block list that does not match the manifest')
         } catch (err) {
+          if (decided()) return unused
           if (signal.aborted) throw translateUpstreamError(err, `the block list of chunk ${refName(ref)}`, signal)
           this.failover(reasonOf(err), src, ref, (err as Error).message)
         }
       }
     }
-    return this.relay.crcs(ref, signal)
+    return decided() ? unused : this.relay.crcs(ref, signal)
   }
 
   /** Bytes [from, to) from the owners in turn, verified block by block when the list is in hand; the relay for what none could send. */
@@ -227,7 +221,9 @@ export class DirectSource {
     dest: BodyDest | undefined): Promise<{ body: Body; headList: Buffer | undefined }> {
     const ranged = from > 0 || to < ref.size
     const path = `/v1/chunks/${sid}/${ref.index}`
-    const headers: Record<string, string> = { ...(ranged ? { range: `bytes=${from}-${to - 1}` } : {}), ...(ref.blocks !== undefined ? { [WANT_BLOCK_LIST]: '1' } : {}) }
+    // the list in the head only while the fill waits for one (not on a failover or a later segment)
+    const headers: Record<string, string> = { ...(ranged ? { range: `bytes=${from}-${to - 1}` } : {}),
+      ...(ref.blocks !== undefined && this.heads.waiting(ref.key) ? { [WANT_BLOCK_LIST]: '1' } : {}) }
     const res = dest !== undefined && src.url.startsWith('http:') ? await this.readInto(src, path, headers, dest, from, ranged ? 206 : 200, signal)
       : await this.request(src, path, headers, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
@@ -239,10 +235,15 @@ export class DirectSource {
     const list = ref.blocks === undefined ? undefined : blockListFromHead(res.headers[BLOCK_LIST], ref.size, ref.blocks)
     if (list === 'mismatch') {
       // the list's own request (checked the same way) decides; a shard that lies here is likely to lie there too
-      this.logger.warn({ shard: src.shardId, chunk: refName(ref) }, 'a shard sent a block list in its answer\'s head that does not match the manifest: not used')
+      this.metrics.headLists.inc({ result: 'mismatch' })
+      const log = this.headMismatchLog.take()
+      if (log) this.logger.warn({ shard: src.shardId, chunk: refName(ref), skipped: log.skipped }, 'a shard sent a block list in its answer\'s head that does not match the manifest: not used')
       return { body: res.body, headList: undefined }
     }
-    if (list !== undefined) this.headed.get(ref.key)?.(list)
+    if (list !== undefined) {
+      this.metrics.headLists.inc({ result: 'used' })
+      this.heads.offer(ref.key, list)
+    }
     return { body: res.body, headList: list }
   }
 

@@ -1,6 +1,6 @@
 import { Pool, type Dispatcher } from 'undici'
 import { LRUCache } from 'lru-cache'
-import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
+import { BLOCK_SIZE, blockListMatches } from '../../lib/integrity/block-hasher.js'
 import { CdnError, UpstreamError } from '../../lib/errors.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
@@ -208,8 +208,7 @@ export class PeerSource {
       const res = await this.request(peer, `${peerChunkPath(ref)}/crcs`, {}, s)
       if (res.statusCode !== 200) throw await refusal(res, peer, `the block list of chunk ${refName(ref)}`)
       const crcs = Buffer.from(await res.body.arrayBuffer())
-      const bytes = 4 * Math.ceil(ref.size / BLOCK_SIZE)
-      if (crcs.length !== bytes || blockListDigest(crcs) !== ref.blocks)
+      if (!blockListMatches(crcs, ref.size, ref.blocks))
         throw new PeerError(`${peer.id} sent a block list of chunk ${refName(ref)} that does not match the manifest`, 'error')
       return crcs
     })

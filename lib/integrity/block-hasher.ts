@@ -42,6 +42,11 @@ export function blockListDigest(crcs: Buffer): string {
   return createHash('sha256').update(crcs).digest('hex')
 }
 
+/** `crcs` is the block list the manifest anchors (`digest`, its `blocks` entry) for a chunk of `size` bytes: the right length and digest. */
+export function blockListMatches(crcs: Buffer, size: number, digest: string | undefined): boolean {
+  return crcs.length === 4 * Math.ceil(size / BLOCK_SIZE) && blockListDigest(crcs) === digest
+}
+
 /** The per-block CRC32Cs of a whole chunk already in memory, packed as `finish()` packs them. */
 export function blockCrcs(buf: Buffer): Buffer {
   const n = Math.ceil(buf.length / BLOCK_SIZE)

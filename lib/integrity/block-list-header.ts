@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, blockListDigest } from './block-hasher.js'
+import { blockListMatches } from './block-hasher.js'
 
 /**
  * A chunk's block list in the head of its data answer (issue 16, a cold
@@ -15,8 +15,9 @@ import { BLOCK_SIZE, blockListDigest } from './block-hasher.js'
  *
  * A reader asks for it (`WANT_BLOCK_LIST`: 1) and the shard adds it
  * (`BLOCK_LIST`, base64) when the list is at most BLOCK_LIST_HEAD_MAX bytes
- * (chunks of up to 96 MiB at 64 KiB blocks: the head stays well inside the
- * 16 KiB a reader's parser takes). The reader trusts it only as it trusts a
+ * (chunks of up to 96 MiB at 64 KiB blocks: 8 KiB of base64, well inside the
+ * 16 KiB of head its readers parse: lib/http/shard-read.ts HEAD_MAX, and
+ * undici's default maxHeaderSize; a larger chunk's answer carries none). The reader trusts it only as it trusts a
  * list from anywhere: the right length, and the digest the manifest holds.
  * Anything else is ignored, and the list's own request decides.
  */
@@ -33,5 +34,5 @@ export function blockListHead(crcs: Buffer): Record<string, string> {
 export function blockListFromHead(value: string | string[] | undefined, size: number, digest: string): Buffer | 'mismatch' | undefined {
   if (typeof value !== 'string') return undefined
   const crcs = Buffer.from(value, 'base64')
-  return crcs.length === 4 * Math.ceil(size / BLOCK_SIZE) && blockListDigest(crcs) === digest ? crcs : 'mismatch'
+  return blockListMatches(crcs, size, digest) ? crcs : 'mismatch'
 }

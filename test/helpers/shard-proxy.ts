@@ -87,8 +87,9 @@ export async function shardProxy(port: number, target: number, faults: ShardFaul
     up.on('error', () => res.destroy())
     open.add(res)
     res.on('close', () => { open.delete(res); up.destroy() })
-    if (isCrcs && proxy.faults.holdCrcs) void proxy.faults.holdCrcs.finally(() => req.pipe(up))
-    else req.pipe(up)
+    const go = () => { req.pipe(up) }
+    if (isCrcs && proxy.faults.holdCrcs) proxy.faults.holdCrcs.then(go, go)
+    else go()
   })
   await new Promise<void>(r => server.listen(port, '127.0.0.1', r))
   const proxy: ShardProxy = {

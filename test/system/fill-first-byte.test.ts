@@ -77,19 +77,21 @@ t.test("a cold miss's first block is checked against the block list in the data'
   await c.ingest('headed', body)
   const events: string[] = []
   let release!: () => void
-  const firstByte = new Promise<void>(resolve => { release = resolve })
-  // every shard holds its block lists' answers until the player has a byte; the bound only ends the wait an old edge would deadlock on
-  const held = Promise.race([firstByte, sleep(3000).then(() => { events.push('lists answered at the bound') })])
+  const held = new Promise<void>(resolve => { release = resolve })
+  // every shard holds its block lists' answers until the player has a byte; a bound (from the request on) only ends
+  // the wait an old edge would deadlock on
   for (let i = 0; i < c.shards.length; i++) await proxyShard(t, c, i, { holdCrcs: held })
   await c.router.cluster.health.checkAll()
   // a list's own answer may take longer than the bound (past its timeout, the fill would stream under the whole-chunk rule)
   const edge = await startTestEdge(t, { url: c.url, token: undefined }, { 'edge.readaheadChunks': 0, 'edge.blockListTimeoutMs': 10_000 })
   const pos = 65536
+  const bound = setTimeout(() => { events.push('lists answered at the bound'); release() }, 3000)
+  t.teardown(() => clearTimeout(bound))
   const got = await new Promise<Buffer>((resolve, reject) => {
     http.get(`${edge.url}/v1/content/headed`, { headers: { range: `bytes=${pos}-${CHUNK - 1}` } }, res => {
       const parts: Buffer[] = []
       res.on('data', (d: Buffer) => {
-        if (parts.length === 0) { events.push('first byte'); release() }
+        if (parts.length === 0) { events.push('first byte'); clearTimeout(bound); release() }
         parts.push(d)
       })
       res.on('end', () => resolve(Buffer.concat(parts)))
@@ -98,6 +100,7 @@ t.test("a cold miss's first block is checked against the block list in the data'
   })
   t.ok(got.equals(body.subarray(pos)), 'byte-exact')
   t.same(events, ['first byte'], 'the first byte went out while every block list answer was held')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_head_block_lists_total', { result: 'used' }), 1, 'the list came in the data answer\'s head')
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'every byte direct')
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_failovers_total'), 0, 'no owner skipped')
 })
@@ -114,6 +117,8 @@ t.test("a block list in the data's head that does not match the manifest is not 
   t.ok(got.body.equals(body.subarray(70000)), 'byte-exact')
   // had the edge checked blocks against the head's list, every owner would have failed every block, and the relay sent them
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_failovers_total'), 0, 'no owner was taken for a liar')
+  t.ok(await metric(edge.url, 'reelcdn_edge_fill_head_block_lists_total', { result: 'mismatch' }) >= 1, 'the lying head lists counted')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_head_block_lists_total', { result: 'used' }), 0)
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'nothing by the relay')
   const again = await get(`${edge.url}/v1/content/lying-head`)
   t.ok(again.body.equals(body), 'what was cached is right')

@@ -234,42 +234,54 @@ static void populate_complete(napi_env env, napi_status status, void *arg) {
 }
 
 /*
- * populate(buf: Buffer): Promise<number> -- 0, or -errno (EINVAL: a kernel
- * before 5.14). `buf` is a whole Buffer from alloc. Faulting fresh memory in
+ * populate(buf: Buffer, offset: number, length: number): Promise<number> -- 0,
+ * or -errno (EINVAL: a kernel before 5.14). `buf` is a whole Buffer from
+ * alloc, `offset` a multiple of the page size. Faulting fresh memory in
  * costs the kernel a zeroed page per 4 KiB (2 MiB with huge pages), and on a
  * VM the host's fault too: about 7 ms per 2 MiB measured here, which a
  * write per page on the event loop would block it for. MADV_POPULATE_WRITE
  * does the same faults on a pool thread and writes nothing, so the owner may
- * write into the memory meanwhile. The Buffer is held until it is done.
+ * write into the memory meanwhile. The Buffer is held until it is done. The
+ * caller asks a few MiB at a time, so one call holds a pool thread (which
+ * file reads and writes share) for tens of ms at most.
  */
 static napi_value populate_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], promise, name;
+  size_t argc = 3;
+  napi_value argv[3], promise, name;
   uint8_t *data;
-  size_t len;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_buffer_info(env, argv[0], (void **)&data, &len) != napi_ok)
-    return throw_type(env, "populate: expected (buffer: Buffer)");
-  if (((uintptr_t)data % (uintptr_t)sysconf(_SC_PAGESIZE)) != 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "populate: not page-aligned memory from alloc");
+  size_t size;
+  int64_t off, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_buffer_info(env, argv[0], (void **)&data, &size) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int64(env, argv[2], &len) != napi_ok)
+    return throw_type(env, "populate: expected (buffer: Buffer, offset: number, length: number)");
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  if (((uintptr_t)data % page) != 0 || off < 0 || ((uintptr_t)off % page) != 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "populate: not a page-aligned range of memory from alloc");
     return NULL;
   }
+  if (napi_create_string_utf8(env, "reelcdn.populate", NAPI_AUTO_LENGTH, &name) != napi_ok) return throw_type(env, "populate: no resource name");
   Populate *p = calloc(1, sizeof *p);
   if (p == NULL) {
     napi_throw_error(env, "ERR_MEMORY_ALLOCATION_FAILED", "populate: out of memory");
     return NULL;
   }
-  p->data = data;
-  p->len = len;
-  napi_create_string_utf8(env, "reelcdn.populate", NAPI_AUTO_LENGTH, &name);
+  p->data = data + off;
+  p->len = (size_t)len;
   if (napi_create_reference(env, argv[0], 1, &p->ref) != napi_ok) {
     free(p);
     return throw_type(env, "populate: could not hold the buffer");
   }
-  if (napi_create_promise(env, &p->deferred, &promise) != napi_ok ||
-      napi_create_async_work(env, NULL, name, populate_execute, populate_complete, p, &p->work) != napi_ok) {
+  if (napi_create_async_work(env, NULL, name, populate_execute, populate_complete, p, &p->work) != napi_ok) {
     napi_delete_reference(env, p->ref);
     free(p);
     napi_throw_error(env, "ERR_ZERO_COPY_UNAVAILABLE", "populate: could not create the work");
+    return NULL;
+  }
+  if (napi_create_promise(env, &p->deferred, &promise) != napi_ok) {
+    napi_delete_async_work(env, p->work);
+    napi_delete_reference(env, p->ref);
+    free(p);
+    napi_throw_error(env, "ERR_ZERO_COPY_UNAVAILABLE", "populate: could not create the promise");
     return NULL;
   }
   if (napi_queue_async_work(env, p->work) != napi_ok) {

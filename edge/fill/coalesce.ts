@@ -36,17 +36,25 @@ import { refName, type ChunkRef } from '../title.js'
  * cluster's chunk size) is allocated ahead, at `prepare` (before the edge
  * says it is ready) and again in the turn after a fill that took it ends; a
  * player's fill (not readahead's or prefill's) of that size takes it, so a
- * miss's first byte does not wait for that GC. Its pages are not touched
- * until a fill writes them: an idle spare costs address space, not RSS.
+ * miss's first byte does not wait for that GC. Its pages are faulted in
+ * behind it (`prepare`), so the miss's first block does not pay their
+ * first-touch faults either: the spare is resident from the start.
  */
-/** the spare's pages faulted in per event-loop turn (`touch`): 2 MiB, one huge page, a few ms at worst */
+/** the spare's pages faulted in per event-loop turn (`touch`, memory `populate` cannot take): 2 MiB, one huge page, up to 7 ms on a VM */
 const TOUCH_BYTES = 2 * 1024 * 1024
+
+/** the splice addon's memory faulted in on a pool thread (lib/net/zero-copy.ts `populate`); false for any other memory */
+function poolFault(b: Buffer): Promise<boolean> | false {
+  return zeroCopyable(b) ? populate(b) : false
+}
 
 export interface CoalescerOptions extends FillOptions {
   maxFills: number
   fillTimeoutMs: number
   /** the size of the spare buffer kept for players' fills (the cluster's chunk size); 0: none */
   spareBytes?: number
+  /** faults the spare's pages in off the event loop, true once done; false: not this memory (then `touch`). Default: the splice addon's, for its memory */
+  populate?: (b: Buffer) => Promise<boolean> | false
 }
 
 export interface CoalescerDeps {
@@ -103,8 +111,9 @@ export class Coalescer {
       const b = this.allocate(n)
       this.spare = b
       // the splice addon's memory is faulted in off the event loop; any other (or on an older kernel), a huge page a turn here
-      if (zeroCopyable(b)) void populate(b).then(done => { if (!done) this.touch(b, 0) }, () => this.touch(b, 0))
-      else this.touch(b, 0)
+      const faulting = (this.opts.populate ?? poolFault)(b)
+      if (faulting === false) this.touch(b, 0)
+      else void faulting.then(done => { if (!done) this.touch(b, 0) }, () => this.touch(b, 0))
     }
   }
 

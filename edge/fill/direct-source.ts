@@ -87,7 +87,10 @@ export class DirectSource {
   private readonly warned = new Set<string>()
 
   constructor(private readonly grants: GrantsCache, private readonly relay: Upstream, private readonly o: DirectOptions,
-    private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {}
+    private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {
+    // a cold title's grants come back while its manifest is still on its way: the connect to the shard goes then, not after
+    grants.answered = urls => { for (const u of urls) if (u.startsWith('http:')) this.shardReads(u).warm() }
+  }
 
   readonly chunk: ChunkFetch = async (ref, from, to, signal, dest) => {
     const g = await this.grants.get(ref, signal)
@@ -249,12 +252,16 @@ export class DirectSource {
 
   /** The data request, its body landing in the fill's buffer (lib/http/shard-read.ts). */
   private readInto(src: Source, path: string, headers: Record<string, string>, dest: BodyDest, from: number, expect: number, signal: AbortSignal) {
-    let reads = this.reads.get(src.url)
+    return this.shardReads(src.url).get(path, { authorization: `Grant ${src.grant}`, ...headers }, dest, from, expect, signal)
+  }
+
+  private shardReads(url: string): ShardReads {
+    let reads = this.reads.get(url)
     if (reads === undefined) {
-      reads = new ShardReads(src.url, this.o)
-      this.reads.set(src.url, reads)
+      reads = new ShardReads(url, this.o)
+      this.reads.set(url, reads)
     }
-    return reads.get(path, { authorization: `Grant ${src.grant}`, ...headers }, dest, from, expect, signal)
+    return reads
   }
 
   private async request(src: Source, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {

@@ -77,6 +77,8 @@ export class GrantsCache {
   private readonly asking = new Map<string, Promise<void>>()
   private readonly clock: () => number
   private relayUntil = 0
+  /** told of the shards an answer names first for its chunks (their fillUrls): the direct source connects to them before the fills ask */
+  answered?: (urls: string[]) => void
 
   constructor(private readonly o: GrantsOptions, private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {
     const url = new URL(o.baseUrl)
@@ -180,6 +182,7 @@ export class GrantsCache {
       // another version than the manifest this edge holds: `get` finds no grant (its digest differs), the relay tells the fill so
       this.have.set(keyOf(ref.contentId, ref.rid, c.index), { sid: a.sid, sha256: c.sha256, sources: c.sources, expiresAt: a.expiresAt, renewAt })
     }
+    this.answered?.([...new Set(a.chunks.map(c => c.sources[0]?.url).filter((u): u is string => typeof u === 'string'))])
   }
 
   private refused(status: number, body: string, guess: boolean): void {

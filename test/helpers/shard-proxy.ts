@@ -29,17 +29,21 @@ export interface ShardProxy {
   /** `${method} ${path} ${range}` of each chunk request, in order */
   log: string[]
   faults: ShardFaults
+  /** requests under a fill grant (an edge's), each with when its connection was opened (performance.now()) */
+  granted: { url: string; openedAt: number }[]
   close(): Promise<void>
 }
 
 export async function shardProxy(port: number, target: number, faults: ShardFaults = {}): Promise<ShardProxy> {
   const log: string[] = []
+  const granted: ShardProxy['granted'] = []
   const open = new Set<http.ServerResponse>()
   const server = http.createServer((req, res) => {
     const url = req.url ?? ''
     const isChunk = /^\/v1\/chunks\/[^/]+\/\d+$/.test(url) && req.method === 'GET'
     const isCrcs = /^\/v1\/chunks\/[^/]+\/\d+\/crcs$/.test(url) && req.method === 'GET'
     if (isChunk || isCrcs) log.push(`${req.method} ${url} ${req.headers.range ?? ''}`)
+    if (String(req.headers.authorization ?? '').startsWith('Grant ')) granted.push({ url, openedAt: opened.get(req.socket) ?? NaN })
     if (isChunk && proxy.faults.status) {
       req.resume()
       return void res.writeHead(proxy.faults.status, { 'content-type': 'application/json' })
@@ -91,8 +95,11 @@ export async function shardProxy(port: number, target: number, faults: ShardFaul
     if (isCrcs && proxy.faults.holdCrcs) proxy.faults.holdCrcs.then(go, go)
     else go()
   })
+  const opened = new WeakMap<object, number>()
+  server.on('connection', s => opened.set(s, performance.now()))
   await new Promise<void>(r => server.listen(port, '127.0.0.1', r))
   const proxy: ShardProxy = {
+    granted,
     port: (server.address() as AddressInfo).port,
     log,
     faults,

@@ -139,3 +139,28 @@ t.test('a seek within the chunks of the first grant lookup finds its grant in ha
   t.ok(await metric(edge.url, 'reelcdn_edge_fill_grant_requests_total', { result: 'cached' }) >= 1, 'the seek\'s grants were in hand')
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0)
 })
+
+t.test('a cold title: the edge connects to the shards its grants name while the manifest is still on its way', async t => {
+  const c = await directCluster(t, { chunkSize: CHUNK })
+  const body = randomBody(2 * CHUNK)
+  await c.ingest('preconnect', body)
+  const proxies = []
+  for (let i = 0; i < c.shards.length; i++) proxies.push(await proxyShard(t, c, i))
+  await c.router.cluster.health.checkAll()
+  const rp = await routerProxy(t, c.url)
+  let manifestAt = Infinity
+  rp.hold = async url => {
+    // the manifest's answer comes late, long after the grants'
+    if (url.endsWith('/meta')) {
+      await sleep(300)
+      manifestAt = performance.now()
+    }
+  }
+  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
+  const got = await get(`${edge.url}/v1/content/preconnect`, { range: 'bytes=0-9999' })
+  t.ok(got.body.equals(body.subarray(0, 10_000)), 'byte-exact')
+  const data = proxies.flatMap(p => p.granted).filter(g => /\/v1\/chunks\/[^/]+\/0$/.test(g.url))
+  t.ok(data.length >= 1, 'the data request went to an owner under a grant')
+  t.ok(data.every(g => g.openedAt < manifestAt), `its connection was opened before the manifest was answered (${data.map(g => (manifestAt - g.openedAt).toFixed(0)).join(', ')} ms before)`)
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'every byte direct')
+})

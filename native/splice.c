@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -174,29 +175,52 @@ static napi_value alloc_pages(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * The (buffer, offset, length) arguments of recycle and populate: `buffer` page-aligned
+ * (memory from alloc), [offset, offset + length) inside it, and with `unaligned`
+ * (its message) the offset a multiple of the page size. False once it threw.
+ */
+static int buffer_range(napi_env env, napi_callback_info info, const char *what, napi_value *buf, uint8_t **data, int64_t *off, int64_t *len,
+  const char *unaligned) {
+  size_t argc = 3, size;
+  napi_value argv[3];
+  char msg[96];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_buffer_info(env, argv[0], (void **)data, &size) != napi_ok ||
+      napi_get_value_int64(env, argv[1], off) != napi_ok || napi_get_value_int64(env, argv[2], len) != napi_ok) {
+    snprintf(msg, sizeof msg, "%s: expected (buffer: Buffer, offset: number, length: number)", what);
+    throw_type(env, msg);
+    return 0;
+  }
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  if (((uintptr_t)*data % page) != 0) {
+    snprintf(msg, sizeof msg, "%s: not page-aligned memory from alloc", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return 0;
+  }
+  if (*off < 0 || *len < 0 || (uint64_t)*off + (uint64_t)*len > size) {
+    snprintf(msg, sizeof msg, "%s: offset and length outside the buffer", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return 0;
+  }
+  if (unaligned != NULL && ((uintptr_t)*off % page) != 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", unaligned);
+    return 0;
+  }
+  *buf = argv[0];
+  return 1;
+}
+
+/*
  * recycle(buf: Buffer, offset: number, length: number): 0 or -errno. `buf` is a
  * whole Buffer from alloc (page-aligned: its mapping is page-rounded, so the
  * last page may extend past its length); the pages that hold
  * [offset, offset + length) are given up, rounded outward to whole pages.
  */
 static napi_value recycle_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  napi_value buf;
   uint8_t *data;
-  size_t size;
   int64_t off, len;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_buffer_info(env, argv[0], (void **)&data, &size) != napi_ok ||
-      napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int64(env, argv[2], &len) != napi_ok)
-    return throw_type(env, "recycle: expected (buffer: Buffer, offset: number, length: number)");
+  if (!buffer_range(env, info, "recycle", &buf, &data, &off, &len, NULL)) return NULL;
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  if (((uintptr_t)data % page) != 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "recycle: not page-aligned memory from alloc");
-    return NULL;
-  }
-  if (off < 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "recycle: offset and length outside the buffer");
-    return NULL;
-  }
   if (len == 0) return number(env, 0);
   uintptr_t from = (uintptr_t)off / page * page;
   uintptr_t to = ((uintptr_t)off + (uintptr_t)len + page - 1) / page * page;
@@ -246,19 +270,10 @@ static void populate_complete(napi_env env, napi_status status, void *arg) {
  * file reads and writes share) for tens of ms at most.
  */
 static napi_value populate_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], promise, name;
+  napi_value buf, promise, name;
   uint8_t *data;
-  size_t size;
   int64_t off, len;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_buffer_info(env, argv[0], (void **)&data, &size) != napi_ok ||
-      napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int64(env, argv[2], &len) != napi_ok)
-    return throw_type(env, "populate: expected (buffer: Buffer, offset: number, length: number)");
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  if (((uintptr_t)data % page) != 0 || off < 0 || ((uintptr_t)off % page) != 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "populate: not a page-aligned range of memory from alloc");
-    return NULL;
-  }
+  if (!buffer_range(env, info, "populate", &buf, &data, &off, &len, "populate: the offset is not a multiple of the page size")) return NULL;
   if (napi_create_string_utf8(env, "reelcdn.populate", NAPI_AUTO_LENGTH, &name) != napi_ok) return throw_type(env, "populate: no resource name");
   Populate *p = calloc(1, sizeof *p);
   if (p == NULL) {
@@ -267,7 +282,7 @@ static napi_value populate_pages(napi_env env, napi_callback_info info) {
   }
   p->data = data + off;
   p->len = (size_t)len;
-  if (napi_create_reference(env, argv[0], 1, &p->ref) != napi_ok) {
+  if (napi_create_reference(env, buf, 1, &p->ref) != napi_ok) {
     free(p);
     return throw_type(env, "populate: could not hold the buffer");
   }

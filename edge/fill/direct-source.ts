@@ -24,9 +24,10 @@ import { BLOCK_LIST, blockListFromHead, WANT_BLOCK_LIST } from '../../lib/integr
  * only once its SHA-256 matches.
  *
  * Theory of operation, for one request of a fill for bytes [from, to):
- *   1. the grant lookup (one router round trip per `count` chunks, shared by
- *      the block list request and the data request, which then go to the
- *      shard in parallel). No grant: the relay, counted (`no_grant`). The
+ *   1. the grant lookup (one router round trip per answer, which covers up to
+ *      `count` chunks; shared by the block list request and the data
+ *      request, which then go to the shard in parallel, on a connection
+ *      opened as the answer came). No grant: the relay, counted (`no_grant`). The
  *      data request asks for the list in its answer's head too: whichever
  *      comes first (and matches the manifest) is the fill's list, so the
  *      first block does not wait for the list's own answer, which a shard
@@ -58,6 +59,9 @@ export interface DirectOptions {
 
 type Body = Dispatcher.ResponseData['body'] | ShardBody
 
+/** what a fill's own block-list request answers once a data answer's head settled the fill's wait: never used */
+const UNUSED = Buffer.alloc(0)
+
 /** The shard body a read is on, whether its reader destroyed it, and how far what it yielded was verified. */
 interface Hold {
   body: Body | undefined
@@ -82,14 +86,14 @@ export class DirectSource {
   private readonly lists = new LRUCache<string, Promise<Buffer>>({ max: 1024 })
   /** fills' waits for their block lists, which a data answer's head may settle */
   private readonly heads = new HeadLists()
-  /** a shard's head list that does not match the manifest: warned once a minute */
-  private readonly headMismatchLog = new IntervalLog(60_000)
+  /** a shard's head list that does not match the manifest: warned once a minute per shard */
+  private readonly headMismatchLogs = new Map<string, IntervalLog>()
   private readonly warned = new Set<string>()
 
   constructor(private readonly grants: GrantsCache, private readonly relay: Upstream, private readonly o: DirectOptions,
     private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {
     // a cold title's grants come back while its manifest is still on its way: the connect to the shard goes then, not after
-    grants.answered = urls => { for (const u of urls) if (u.startsWith('http:')) this.shardReads(u).warm() }
+    grants.answered = url => { if (url.startsWith('http:')) this.shardReads(url).warm() }
   }
 
   readonly chunk: ChunkFetch = async (ref, from, to, signal, dest) => {
@@ -120,11 +124,10 @@ export class DirectSource {
 
   /** The list from the owners in turn, then the relay; once `decided` (a head's list came first) it asks no one more: its answer is not used. */
   private async list(ref: ChunkRef, signal: AbortSignal, decided: () => boolean): Promise<Buffer> {
-    const unused = Buffer.alloc(0)
     const g = await this.grants.get(ref, signal)
     if (g !== undefined) {
       for (const src of g.sources) {
-        if (decided()) return unused
+        if (decided()) return UNUSED
         try {
           const res = await this.request(src, `/v1/chunks/${g.sid}/${ref.index}/crcs`, {}, signal)
           if (res.statusCode !== 200) throw await refusal(res, src, 'its block list')
@@ -132,13 +135,13 @@ export class DirectSource {
           if (blockListMatches(crcs, ref.size, ref.blocks)) return crcs
           if (!decided()) this.failover('corrupt', src, ref, 'sent a block list that does not match the manifest')
         } catch (err) {
-          if (decided()) return unused
+          if (decided()) return UNUSED
           if (signal.aborted) throw translateUpstreamError(err, `the block list of chunk ${refName(ref)}`, signal)
           this.failover(reasonOf(err), src, ref, (err as Error).message)
         }
       }
     }
-    return decided() ? unused : this.relay.crcs(ref, signal)
+    return decided() ? UNUSED : this.relay.crcs(ref, signal)
   }
 
   /** Bytes [from, to) from the owners in turn, verified block by block when the list is in hand; the relay for what none could send. */
@@ -224,9 +227,9 @@ export class DirectSource {
     dest: BodyDest | undefined): Promise<{ body: Body; headList: Buffer | undefined }> {
     const ranged = from > 0 || to < ref.size
     const path = `/v1/chunks/${sid}/${ref.index}`
-    // the list in the head only while the fill waits for one (not on a failover or a later segment)
-    const headers: Record<string, string> = { ...(ranged ? { range: `bytes=${from}-${to - 1}` } : {}),
-      ...(ref.blocks !== undefined && this.heads.waiting(ref.key) ? { [WANT_BLOCK_LIST]: '1' } : {}) }
+    // the list in the head while the fill waits for one, or none was had here (a site's peer fill asked for it elsewhere)
+    const want = ref.blocks !== undefined && (this.heads.waiting(ref.key) || !this.lists.has(ref.key))
+    const headers: Record<string, string> = { ...(ranged ? { range: `bytes=${from}-${to - 1}` } : {}), ...(want ? { [WANT_BLOCK_LIST]: '1' } : {}) }
     const res = dest !== undefined && src.url.startsWith('http:') ? await this.readInto(src, path, headers, dest, from, ranged ? 206 : 200, signal)
       : await this.request(src, path, headers, signal)
     if (res.statusCode !== (ranged ? 206 : 200)) throw await refusal(res, src, `bytes ${from}-${to - 1}`)
@@ -239,13 +242,16 @@ export class DirectSource {
     if (list === 'mismatch') {
       // the list's own request (checked the same way) decides; a shard that lies here is likely to lie there too
       this.metrics.headLists.inc({ result: 'mismatch' })
-      const log = this.headMismatchLog.take()
+      let every = this.headMismatchLogs.get(src.shardId)
+      if (every === undefined) this.headMismatchLogs.set(src.shardId, every = new IntervalLog(60_000))
+      const log = every.take()
       if (log) this.logger.warn({ shard: src.shardId, chunk: refName(ref), skipped: log.skipped }, 'a shard sent a block list in its answer\'s head that does not match the manifest: not used')
       return { body: res.body, headList: undefined }
     }
     if (list !== undefined) {
       this.metrics.headLists.inc({ result: 'used' })
-      this.heads.offer(ref.key, list)
+      if (this.heads.waiting(ref.key)) this.heads.offer(ref.key, list)
+      else if (!this.lists.has(ref.key)) rememberBlockList(this.lists, ref.key, Promise.resolve(list))
     }
     return { body: res.body, headList: list }
   }

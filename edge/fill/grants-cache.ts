@@ -8,11 +8,14 @@ import { warmPool } from './upstream.js'
  * The edge's side of the router's grant route (router/read/fill-grants.ts):
  * for a chunk about to be filled, where its owners are and a grant for each.
  *
- * Theory of operation. One answer covers the chunk and the `count - 1` after
- * it (edge.fill.grantChunks, 8 by default, and at least the readahead's), so a
- * cold miss costs one router round trip, and the readahead's fills and a seek
- * within those chunks find their grants here: a seek's lookup was 1.5–2 ms of
- * its first byte, traced. Answers are kept until
+ * Theory of operation. One answer covers the chunk and up to `count - 1` after
+ * it (edge.fill.grantChunks, 8 by default, and at least the readahead's; a
+ * router's per-edge cap may answer fewer), so a cold miss costs one router
+ * round trip, and the readahead's fills and a seek within those chunks find
+ * their grants here: a seek's lookup was 1.5–2 ms of its first byte, traced.
+ * As an answer arrives, the shard it names first for the chunk asked is
+ * connected to (`answered`): for a cold title that is while its manifest is
+ * still on its way. Answers are kept until
  * `marginMs` before they expire (the router's ttl is 60 s by default), then
  * asked again. Concurrent lookups of one chunk share one request (the fill's
  * block list and first data request both wait on it, then go to the shard in
@@ -77,8 +80,8 @@ export class GrantsCache {
   private readonly asking = new Map<string, Promise<void>>()
   private readonly clock: () => number
   private relayUntil = 0
-  /** told of the shards an answer names first for its chunks (their fillUrls): the direct source connects to them before the fills ask */
-  answered?: (urls: string[]) => void
+  /** told of the shard an answer names first for the chunk asked (its fillUrl): the direct source connects to it before the fill asks */
+  answered?: (url: string) => void
 
   constructor(private readonly o: GrantsOptions, private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {
     const url = new URL(o.baseUrl)
@@ -182,7 +185,10 @@ export class GrantsCache {
       // another version than the manifest this edge holds: `get` finds no grant (its digest differs), the relay tells the fill so
       this.have.set(keyOf(ref.contentId, ref.rid, c.index), { sid: a.sid, sha256: c.sha256, sources: c.sources, expiresAt: a.expiresAt, renewAt })
     }
-    this.answered?.([...new Set(a.chunks.map(c => c.sources[0]?.url).filter((u): u is string => typeof u === 'string'))])
+    const first = a.chunks.find(c => c.index === ref.index)?.sources[0]?.url
+    try {
+      if (first !== undefined) this.answered?.(first)
+    } catch { /* a connection ahead is best effort: the fill's own request reports what is wrong with the URL */ }
   }
 
   private refused(status: number, body: string, guess: boolean): void {

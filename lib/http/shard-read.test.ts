@@ -320,3 +320,30 @@ t.test('a kept connection the shard closed is never used again, and the new one 
   await read()
   t.equal(srv.connections(), 2)
 })
+
+t.test('warm: a connection opened ahead carries the next request; one left unused is closed before a server would time it out', async t => {
+  const srv = await server(t, ranged)
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  reads.warm()
+  reads.warm()
+  const d = dest()
+  const a = await reads.get('/c', { range: 'bytes=0-99' }, d, 0, 206, AbortSignal.timeout(5000))
+  for await (const v of a.body) void v
+  t.equal(srv.connections(), 1, 'one connection: opened ahead (once), then used')
+  // the kept connection is idle now: warm opens none more
+  reads.warm()
+  t.equal(srv.connections(), 1)
+
+  const other = await server(t, ranged)
+  const ahead = new ShardReads(other.url, opts)
+  t.teardown(() => ahead.close())
+  ahead.warm()
+  const deadline = Date.now() + 5000
+  while ((other.connections() === 0 || !other.sockets[0]!.destroyed) && Date.now() < deadline) await sleep(20)
+  t.equal(other.connections(), 1)
+  t.ok(other.sockets[0]!.destroyed, 'the unused one was closed by the reader')
+  const b = await ahead.get('/c', { range: 'bytes=0-99' }, dest(), 0, 206, AbortSignal.timeout(5000))
+  for await (const v of b.body) void v
+  t.equal(b.statusCode, 206, 'and the next request opened a new one')
+})

@@ -16,7 +16,8 @@ import { UpstreamCutError, UpstreamTimeoutError } from '../errors.js'
  *
  * Theory of operation. One keep-alive HTTP/1.1 connection per request in
  * flight, kept per shard origin (`ShardReads`), at most `connections` idle
- * (edge.upstreamConnections, router.upstream.connections). Unlike undici's
+ * (edge.upstreamConnections, router.upstream.connections), and one opened
+ * ahead of a request the caller expects (`warm`). Unlike undici's
  * Pool, requests are not queued behind a cap here: the caller bounds them
  * (an edge's fills: edge.maxFills × edge.maxFillSegments, 32 by default, all
  * shards together; the router: ShardClient.readSlot, per shard).
@@ -394,6 +395,9 @@ export function chunked(b: Buffer): { data: Buffer; ended: boolean } {
   }
 }
 
+/** how long a connection opened ahead (`warm`) waits for its request */
+const WARM_MS = 1000
+
 /** The connections to one shard origin (http: only). */
 export class ShardReads {
   private readonly idle: Conn[] = []
@@ -433,9 +437,23 @@ export class ShardReads {
     }
   }
 
-  /** Opens a connection ahead of the next request, unless one is idle already: the request then pays no connect. */
+  /**
+   * Opens a connection ahead of the next request, unless one is idle already:
+   * the request then pays no connect. Unused after WARM_MS it is closed: a
+   * server times out a connection that sends no request (Node answers 408
+   * after its headersTimeout), and that answer must not meet a request.
+   */
   warm(): void {
-    if (!this.closed && this.idle.length === 0) this.idle.push(this.open())
+    if (this.closed || this.idle.length > 0) return
+    const c = this.open()
+    this.idle.push(c)
+    setTimeout(() => {
+      const i = this.idle.indexOf(c)
+      if (i >= 0 && !c.answered && c.usable) {
+        this.idle.splice(i, 1)
+        c.fail(new UpstreamCutError('closed: opened ahead and not used', 'cut'))
+      }
+    }, WARM_MS).unref()
   }
 
   private open(): Conn {

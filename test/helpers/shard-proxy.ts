@@ -31,6 +31,8 @@ export interface ShardProxy {
   faults: ShardFaults
   /** requests under a fill grant (an edge's), each with when its connection was opened (performance.now()) */
   granted: { url: string; openedAt: number }[]
+  /** when each connection to the proxy was opened (performance.now()) */
+  opened: number[]
   close(): Promise<void>
 }
 
@@ -96,10 +98,12 @@ export async function shardProxy(port: number, target: number, faults: ShardFaul
     else go()
   })
   const opened = new WeakMap<object, number>()
-  server.on('connection', s => opened.set(s, performance.now()))
+  const openedAt: number[] = []
+  server.on('connection', s => { const now = performance.now(); opened.set(s, now); openedAt.push(now) })
   await new Promise<void>(r => server.listen(port, '127.0.0.1', r))
   const proxy: ShardProxy = {
     granted,
+    opened: openedAt,
     port: (server.address() as AddressInfo).port,
     log,
     faults,

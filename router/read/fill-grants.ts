@@ -100,7 +100,9 @@ export class FillGrants {
       throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
     }
     const edge = edgeId(req)
-    const n = this.take(edge, Math.min(count, f.chunks.length - index))
+    const asked = Math.min(count, f.chunks.length - index)
+    const n = this.take(edge, asked)
+    if (n < asked) this.d.metrics.grants.inc({ result: 'capped' }, asked - n)
     const now = this.clock()
     const expiresAt = now + this.cfg.ttlMs
     const exp = Math.floor(expiresAt / 1000)

@@ -53,7 +53,7 @@ t.test('a shard refuses a grant that is forged, expired, for another chunk or fo
 })
 
 t.test('the router lists owners only, in read order, each with its own grant; caps an edge\'s rate; answers 503 without a key', async t => {
-  const c = await directCluster(t, { chunkSize: CHUNK, shards: 4, copies: 2, overrides: { 'router.fillGrants.perEdgeRatePerS': 1, 'router.fillGrants.perEdgeBurst': 4 } })
+  const c = await directCluster(t, { chunkSize: CHUNK, shards: 4, copies: 2, overrides: { 'router.fillGrants.perEdgeRatePerS': 0.05, 'router.fillGrants.perEdgeBurst': 4 } })
   const ing = await c.ingest('own', randomBody(3 * CHUNK))
   const r = await fillAnswer(c, '/v1/content/own/fill/0?count=3', { 'reelcdn-edge': 'e1' })
   t.equal(r.status, 200)
@@ -77,6 +77,7 @@ t.test('the router lists owners only, in read order, each with its own grant; ca
   t.equal((await fillAnswer(c, '/v1/content/own/fill/0?count=2', { 'reelcdn-edge': 'e2' })).status, 200, 'another edge has its own budget')
   t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'throttled' }), 1)
   t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'issued' }), 6)
+  t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'capped' }), 1, 'the chunk the partial answer left out')
 
   const open = await TestCluster.start(t, { chunkSize: CHUNK })
   await open.ingest('o', randomBody(CHUNK))

@@ -102,4 +102,3 @@ t.test('a spare the pool can fault in (the splice addon\'s memory) is handed to 
   t.equal(handed.at(-1), next)
   t.equal(next.indexOf(0xff), 1, 'written in, one byte a page')
 })
-

@@ -93,18 +93,21 @@ async function uploads(t: Test, surfaces: LiveSurface[]): Promise<void> {
   t.ok(await clientErrors(router, 'unauthorized') >= 2, 'the refused tokens counted')
 
   // a shard whose free space above its reserve holds one more chunk: an upload in flight reserves a whole
-  // chunk (no Content-Length), so a second upload is refused for the moment, 507, by no fault of the disk
+  // chunk (no Content-Length), so a second upload is refused for the moment, 507, by no fault of the disk.
+  // Chunks of 512 MiB: the free space other tests change meanwhile (tens of MiB) cannot make room for the second
   const sink = logSink()
   const dir = freshDir(t)
   const free = statfsSync(dir).bavail * statfsSync(dir).bsize
-  const o = await startOrigin(originConfig(dir, { 'log.level': 'info', 'origin.reserveBytes': free - 92 * MiB }), { logger: createLogger('origin', 'info', sink) })
+  const chunk = 512 * MiB
+  const o = await startOrigin(originConfig(dir, { 'log.level': 'info', 'cluster.chunkSize': chunk, 'origin.reserveBytes': free - chunk - 28 * MiB }),
+    { logger: createLogger('origin', 'info', sink) })
   t.teardown(() => o.close())
   const digest = `content-digest: sha-256=:${Buffer.alloc(32).toString('base64')}:\r\n`
   const held = net.connect(o.port, '127.0.0.1')
   held.on('error', () => {})
   held.write(`PUT /v1/chunks/held/0 HTTP/1.1\r\nhost: t\r\n${digest}transfer-encoding: chunked\r\n\r\n`)
   let refused = 0
-  await until(async () => (refused = (await raw(o.url, `PUT /v1/chunks/second/0 HTTP/1.1\r\nhost: t\r\n${digest}content-length: ${60 * MiB}\r\nconnection: close\r\n\r\n`)).status) === 507,
+  await until(async () => (refused = (await raw(o.url, `PUT /v1/chunks/second/0 HTTP/1.1\r\nhost: t\r\n${digest}content-length: ${chunk}\r\nconnection: close\r\n\r\n`)).status) === 507,
     'a second upload refused while the first holds its reservation')
   t.equal(refused, 507, 'the second upload: 507')
   held.destroy()

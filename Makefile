@@ -17,7 +17,7 @@ install: $(NODE_MODULES_STAMP)
 build: install native
 	npx tsc -p tsconfig.json
 
-# Node-API addons (native/*.c, each loaded by one module in lib/): no node-gyp, only the C compiler `npm ci` already
+# Node-API addons (native/*.c, each loaded by one module in lib/; native/*.h what they share): no node-gyp, only the C compiler `npm ci` already
 # needs (it builds SQLite) and the headers that ship with Node. crc32c (lib/integrity/crc32c.ts): without it
 # @node-rs/crc32, 4x slower. splice (lib/net/zero-copy.ts): without it RAM hits are copied into sockets. A build
 # without a compiler goes on with those fallbacks; the addons' tests then fail, so a machine that should have them
@@ -28,7 +28,7 @@ ADDONS := $(patsubst native/%.c,dist/native/%.node,$(wildcard native/*.c))
 .PHONY: native
 native: $(ADDONS)
 
-dist/native/%.node: native/%.c
+dist/native/%.node: native/%.c $(wildcard native/*.h)
 	@mkdir -p dist/native
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -I$(NODE_INCLUDE) -o $@ $< || \
 	  { rm -f $@; echo "$< did not build (no C compiler or no Node headers in $(NODE_INCLUDE)): its fallback is used" >&2; \

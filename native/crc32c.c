@@ -26,6 +26,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include "napi-errors.h"
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,11 +134,6 @@ static void init_tables(void) {
   __builtin_cpu_init();
   has_sse42 = __builtin_cpu_supports("sse4.2");
 #endif
-}
-
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
 }
 
 /* crc32c(data: Uint8Array, initial?: number, software?: boolean): number */

@@ -37,6 +37,7 @@
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include "napi-errors.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -94,11 +95,6 @@ static napi_value number(napi_env env, int64_t v) {
   napi_value out;
   napi_create_int64(env, v, &out);
   return out;
-}
-
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
 }
 
 /* send(fd: number, buf: Buffer): number -- all of buf (a view: the caller's subarray is the range) */

@@ -2,7 +2,7 @@ import { CdnError, ServiceUnavailableError, UpstreamTimeoutError } from '../../l
 import { IntervalLog } from '../../lib/interval-log.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
-import { populate, zeroCopyable } from '../../lib/net/zero-copy.js'
+import { populate } from '../../lib/net/zero-copy.js'
 import { Fill, type ChunkFetch, type CrcsFetch, type FillEvents, type FillOptions, type FillUpstream } from './fill.js'
 import { refName, type ChunkRef } from '../title.js'
 
@@ -42,11 +42,6 @@ import { refName, type ChunkRef } from '../title.js'
  */
 /** the spare's pages faulted in per event-loop turn (`touch`, memory `populate` cannot take): 2 MiB, one huge page, up to 7 ms on a VM */
 const TOUCH_BYTES = 2 * 1024 * 1024
-
-/** the splice addon's memory faulted in on a pool thread (lib/net/zero-copy.ts `populate`); false for any other memory */
-function poolFault(b: Buffer): Promise<boolean> | false {
-  return zeroCopyable(b) ? populate(b) : false
-}
 
 export interface CoalescerOptions extends FillOptions {
   maxFills: number
@@ -111,7 +106,7 @@ export class Coalescer {
       const b = this.allocate(n)
       this.spare = b
       // the splice addon's memory is faulted in off the event loop; any other (or on an older kernel), a huge page a turn here
-      const faulting = (this.opts.populate ?? poolFault)(b)
+      const faulting = (this.opts.populate ?? populate)(b)
       if (faulting === false) this.touch(b, 0)
       else void faulting.then(done => { if (!done) this.touch(b, 0) }, () => this.touch(b, 0))
     }

@@ -17,8 +17,9 @@ import { blockListMatches } from './block-hasher.js'
  * (`BLOCK_LIST`, base64) when the list is at most BLOCK_LIST_HEAD_MAX bytes
  * (chunks of up to 96 MiB at 64 KiB blocks: 8 KiB of base64, well inside the
  * 16 KiB of head its readers parse: lib/http/shard-read.ts HEAD_MAX, and
- * undici's default maxHeaderSize; a larger chunk's answer carries none). The reader trusts it only as it trusts a
- * list from anywhere: the right length, and the digest the manifest holds.
+ * undici's default maxHeaderSize; a larger chunk's answer carries none). The
+ * reader trusts it only as it trusts a list from anywhere: the right length,
+ * and the digest the manifest holds.
  * Anything else is ignored, and the list's own request decides.
  */
 export const WANT_BLOCK_LIST = 'reelcdn-want-block-crcs'

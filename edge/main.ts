@@ -125,7 +125,8 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const wantsZeroCopy = cfg.zeroCopy && cfg.serveThreads === 0
     if (wantsZeroCopy && !ZERO_COPY_AVAILABLE) logger.warn({ why: ZERO_COPY_MISSING }, 'edge.zeroCopy is on but the splice addon is missing: RAM hits are copied')
     const zeroCopy = wantsZeroCopy && ZERO_COPY_AVAILABLE
-    const alloc = cfg.serveThreads > 0 ? sharedChunk : zeroCopy ? zeroCopyChunk : undefined
+    // (the addon's memory whenever it is built, sends spliced or not: it is page-aligned, which direct disk writes need)
+    const alloc = cfg.serveThreads > 0 ? sharedChunk : ZERO_COPY_AVAILABLE ? zeroCopyChunk : undefined
     // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
     const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc, recycle)
     const metrics = edgeMetrics(registry, {
@@ -136,6 +137,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       sweepAhead: () => ahead?.sweep(),
       chunkSlots: () => arena.stats(),
       zeroCopy: () => ({ spliced: send?.slices.splicedBytes ?? 0, probe: send?.slices.probeBytes ?? 0 }),
+      diskWritten: () => cache?.disk.files.written ?? { direct: 0, page_cache: 0 },
     })
     zeroEdgeErrorSeries(metrics)
     upstream = new Upstream({ baseUrl: cfg.upstream, token: upstreamToken, connections: cfg.upstreamConnections,
@@ -143,7 +145,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
       { readSize: cfg.readSize, writeQueueBytes: cfg.diskWriteQueueBytes, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
-        policyStateFlushMs: cfg.policyStateFlushMs, alloc })
+        policyStateFlushMs: cfg.policyStateFlushMs, alloc, directWrites: cfg.diskDirectWrites })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)

@@ -143,6 +143,8 @@ export interface EdgeProbes {
   chunkSlots?(): { idleBytes: number; allocated: number; reused: number }
   /** bytes of RAM hits spliced into sockets, and copied as their probes (edge/serve/slices.ts) */
   zeroCopy?(): { spliced: number; probe: number }
+  /** bytes of chunks the disk tier wrote straight to the device and through the page cache (edge/tiers/chunk-file-write.ts) */
+  diskWritten?(): { direct: number; page_cache: number }
 }
 
 const fillBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -193,6 +195,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   }
   const slotsSeen = { reused: 0, allocated: 0 }
   const zeroCopySeen = { spliced: 0, probe: 0 }
+  const writtenSeen = { direct: 0, page_cache: 0 }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
@@ -268,6 +271,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['outcome'] as const, registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
     // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-writes.ts)
+    diskWritten: new Counter({ name: 'reelcdn_edge_disk_written_bytes_total', help: 'Bytes of chunks written to the disk tier, by how: direct (from the chunk\'s memory to the device, O_DIRECT: edge.diskDirectWrites), page_cache (through the page cache: the setting off, memory or a length O_DIRECT cannot take, or a file system that refuses it)',
+      labelNames: ['how'] as const, registers: [registry], collect() { if (probes.diskWritten) incSince(this, 'how', probes.diskWritten(), writtenSeen) } }),
     diskWriteQueueBytes: new Gauge({ name: 'reelcdn_edge_disk_write_queue_bytes', help: 'Bytes of verified chunks queued for the disk tier or being written now (bounded by edge.diskWriteQueueBytes)',
       registers: [registry] }),
     diskWriteDrops: new Counter({ name: 'reelcdn_edge_disk_write_drops_total', help: 'Verified chunks not written to the disk tier, by reason: queue_full (no room within edge.diskWriteQueueBytes), purged',

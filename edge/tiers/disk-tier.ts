@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
-import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
+import { mkdir, rename, rm, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics, TierStats } from '../../lib/metrics.js'
@@ -10,6 +9,7 @@ import type { BufferPool } from './buffer-pool.js'
 import { ChunkFileReader, chunkPath, POOL_KEEP, type Found } from './disk-read.js'
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import { WriteQueue, type WriteJob } from './disk-writes.js'
+import { ChunkFileWriter } from './chunk-file-write.js'
 import type { EvictionPolicy } from '../policy/policy.js'
 import type { Send, SendPiece } from '../serve/send.js'
 import { refName, type ChunkRef } from '../title.js'
@@ -32,6 +32,9 @@ import { refName, type ChunkRef } from '../title.js'
  * (edge/tiers/disk-writes.ts): `write` never blocks, a chunk waiting there is
  * readable (`staged`), and `room` tells readahead and prefill whether the
  * queue can take their chunk besides the fills in flight.
+ *
+ * A chunk's file is written from its memory straight to the device where it
+ * can be, else through the page cache (chunk-file-write.ts).
  *
  * Crash safety (kill -9 at any point): a file is written to tmp/, fsynced,
  * indexed, then renamed into place; a removal deletes the row, then the file.
@@ -56,6 +59,8 @@ export interface DiskTierOptions {
   policyStateFlushMs?: number
   /** allocates a whole chunk read for promotion to RAM (see FillOptions.alloc) */
   alloc?: (size: number) => Buffer
+  /** edge.diskDirectWrites: chunk files written with O_DIRECT where they can be (chunk-file-write.ts); default false */
+  directWrites?: boolean
 }
 
 export class DiskTier {
@@ -64,6 +69,8 @@ export class DiskTier {
   private readonly entries = new Map<string, DiskRow>()
   private readonly touched = new Map<string, number>()
   private readonly writes: WriteQueue
+  /** writes each chunk's file: direct to the device where it can (edge.diskDirectWrites) */
+  readonly files: ChunkFileWriter
   /** title directories under chunks/ made since start-up */
   private readonly titleDirs = new Set<string>()
   private readonly flushTimer: NodeJS.Timeout
@@ -90,6 +97,7 @@ export class DiskTier {
     this.handles = new HandleCache(opts.openFiles)
     this.reads = new ChunkFileReader(opts.readSize, POOL_KEEP, (row, block, by) => this.corrupt(row, block, by))
     this.writes = new WriteQueue(opts.writeQueueBytes, job => this.store(job), metrics, logger)
+    this.files = new ChunkFileWriter(opts.directWrites === true, logger)
     if (opts.policyStateFlushMs) this.stateTimer = setInterval(() => this.savePolicyState(), opts.policyStateFlushMs).unref()
   }
 
@@ -268,14 +276,8 @@ export class DiskTier {
     try {
       // each step waits for the thread pool and then the event loop, which a busy edge makes long:
       // the victims' files go while this one is created (its bytes are written once they are gone)
-      const [fh] = await Promise.all([open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644), removals])
-      try {
-        let off = 0
-        while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
+      const [out] = await Promise.all([this.files.open(tmp, buf), removals])
+      await this.files.write(out, buf)
       if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, rid: ref.rid, index: ref.index, sha256: ref.sha256, size: ref.size,
         storedAt: Date.now(), lastAccess }

@@ -136,6 +136,8 @@ export const configSchema = z.object({
     readSize: positive.min(65536).max(16 * 1024 ** 2).refine(n => n % 65536 === 0, 'must be a multiple of 65536'),
     /** bytes of verified chunks waiting for the disk (512 MiB: every fill slot's chunk at the default 8 × 64 MiB); past it a chunk is not written (kept in RAM only), and readahead and prefill wait for room */
     diskWriteQueueBytes: bytes.min(1),
+    /** chunks written from their memory straight to the device (O_DIRECT) where memory, length and file system allow (edge/tiers/chunk-file-write.ts); false: through the page cache */
+    diskDirectWrites: z.boolean(),
     /** chunk files kept open between reads (each holds a file descriptor and the chunk's block CRCs) */
     openFiles: z.number().int().min(0).max(65536),
     /** disk-to-RAM promotions in flight at once */

@@ -59,6 +59,18 @@ export function zeroCopyable(piece: Buffer): boolean {
   return addon !== undefined && pages.has(piece.buffer)
 }
 
+/**
+ * `buf` starts on a page boundary of memory from `zeroCopyChunk` (a page-aligned
+ * mapping of its own), so the kernel can read it for a direct write to disk
+ * (O_DIRECT: edge/tiers/chunk-file-write.ts). False for any other memory, whose
+ * address JavaScript cannot see.
+ */
+export function pageAligned(buf: Buffer): boolean {
+  return addon !== undefined && pages.has(buf.buffer) && buf.byteOffset % PAGE === 0
+}
+
+const PAGE = 4096
+
 /** The socket's file descriptor if pages can go into it: an open plain TCP socket (not TLS). */
 export function spliceFd(socket: Socket | null | undefined): number | undefined {
   if (addon === undefined || !socket || socket.destroyed || (socket as Socket & { encrypted?: boolean }).encrypted) return undefined

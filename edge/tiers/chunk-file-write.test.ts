@@ -1,0 +1,118 @@
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { constants as fsc, readFileSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createLogger, quietLogger } from '../../lib/logger.js'
+import { ZERO_COPY_AVAILABLE, zeroCopyChunk } from '../../lib/net/zero-copy.js'
+import { ChunkFileWriter } from './chunk-file-write.js'
+
+const MiB = 1024 * 1024
+
+/** bytes of `path` in the page cache (util-linux fincore); undefined without the tool */
+function resident(path: string): number | undefined {
+  try {
+    return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path]).toString().trim())
+  } catch {
+    return undefined
+  }
+}
+
+function pattern(buf: Buffer): Buffer {
+  for (let i = 0; i < buf.length; i += 4) buf.writeUInt32LE(i, i)
+  return buf
+}
+
+async function written(w: ChunkFileWriter, path: string, buf: Buffer): Promise<boolean> {
+  const out = await w.open(path, buf)
+  await w.write(out, buf)
+  return out.direct
+}
+
+function lines() {
+  const got: { level: number; msg: string }[] = []
+  const logger = createLogger('edge', 'info', { write: (l: string) => void got.push(JSON.parse(l) as { level: number; msg: string }) })
+  return { logger, got }
+}
+
+t.test('a chunk in page-aligned memory of a whole number of pages goes straight to the device, not into the page cache', { skip: !ZERO_COPY_AVAILABLE && 'the splice addon is not built' }, async t => {
+  const dir = t.testdir()
+  const w = new ChunkFileWriter(true, quietLogger('edge'))
+  const buf = pattern(zeroCopyChunk(4 * MiB))
+  t.ok(await written(w, join(dir, 'a'), buf), 'opened direct')
+  // before anything reads the file back (which caches it)
+  const res = resident(join(dir, 'a'))
+  if (res !== undefined) t.equal(res, 0, 'none of it was left in the page cache by the write')
+  t.ok(readFileSync(join(dir, 'a')).equals(buf), 'the file holds the chunk')
+  t.same(w.written, { direct: 4 * MiB, page_cache: 0 })
+  t.ok(w.direct)
+})
+
+t.test('other chunks go through the page cache: memory the kernel cannot take, a length that is not whole pages, the setting off', async t => {
+  const dir = t.testdir()
+  const w = new ChunkFileWriter(true, quietLogger('edge'))
+  const heap = pattern(Buffer.alloc(2 * MiB))
+  t.notOk(await written(w, join(dir, 'heap'), heap), 'a heap Buffer')
+  const res = resident(join(dir, 'heap'))
+  if (res !== undefined) t.equal(res, 2 * MiB, 'written through the page cache')
+  t.ok(readFileSync(join(dir, 'heap')).equals(heap))
+  if (ZERO_COPY_AVAILABLE) {
+    const last = pattern(zeroCopyChunk(2 * MiB)).subarray(0, 2 * MiB - 100)
+    t.notOk(await written(w, join(dir, 'last'), last), 'a file\'s last chunk, not a whole number of pages')
+    t.ok(readFileSync(join(dir, 'last')).equals(last))
+    const off = pattern(zeroCopyChunk(2 * MiB)).subarray(4096 + 512)
+    t.notOk(await written(w, join(dir, 'off'), off.subarray(0, MiB)), 'a view that does not start on a page')
+    const whole = pattern(zeroCopyChunk(MiB))
+    t.notOk(await written(new ChunkFileWriter(false, quietLogger('edge')), join(dir, 'off-setting'), whole), 'edge.diskDirectWrites off')
+    t.ok(readFileSync(join(dir, 'off-setting')).equals(whole))
+  }
+  t.equal(w.written.direct, 0)
+  t.ok(w.direct, 'none of these turns direct writes off')
+})
+
+t.test('a file system that refuses O_DIRECT turns it off, said once at info, and nothing is lost', { skip: !ZERO_COPY_AVAILABLE && 'the splice addon is not built' }, async t => {
+  const dir = t.testdir()
+  // at the open (tmpfs before Linux 6.6, some network file systems)
+  const { logger, got } = lines()
+  let directOpens = 0
+  const refusesOpen = (async (path: string, flags: number, mode?: number) => {
+    if (flags & fsc.O_DIRECT) {
+      directOpens++
+      throw Object.assign(new Error(`EINVAL: invalid argument, open '${path}'`), { code: 'EINVAL' })
+    }
+    return open(path, flags, mode)
+  }) as typeof open
+  const w = new ChunkFileWriter(true, logger, refusesOpen)
+  const a = pattern(zeroCopyChunk(MiB))
+  t.notOk(await written(w, join(dir, 'a'), a))
+  t.notOk(await written(w, join(dir, 'b'), a))
+  t.ok(readFileSync(join(dir, 'a')).equals(a) && readFileSync(join(dir, 'b')).equals(a), 'both chunks written whole')
+  t.equal(directOpens, 1, 'asked once, not for every chunk')
+  t.notOk(w.direct)
+  t.same(got.map(l => [l.level, l.msg]), [[30, 'the disk tier\'s file system refuses direct writes (O_DIRECT): chunks are written through the page cache']])
+
+  // at the first write
+  const second = lines()
+  const refusesWrite = (async (path: string, flags: number, mode?: number) => {
+    const fh = await open(path, flags, mode)
+    if (!(flags & fsc.O_DIRECT)) return fh
+    // the writer uses write, sync and close
+    return { write: async () => { throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' }) },
+      sync: () => fh.sync(), close: () => fh.close() } as unknown as FileHandle
+  }) as typeof open
+  const w2 = new ChunkFileWriter(true, second.logger, refusesWrite)
+  t.notOk(await written(w2, join(dir, 'c'), a), 'written again through the page cache')
+  t.ok(readFileSync(join(dir, 'c')).equals(a), 'the file holds the chunk once, whole')
+  t.same(w2.written, { direct: 0, page_cache: MiB })
+  t.notOk(w2.direct)
+  t.equal(second.got.length, 1)
+})
+
+t.test('any other failure is the write\'s', async t => {
+  const dir = t.testdir()
+  const w = new ChunkFileWriter(true, quietLogger('edge'))
+  const buf = ZERO_COPY_AVAILABLE ? zeroCopyChunk(MiB) : Buffer.alloc(MiB)
+  await written(w, join(dir, 'a'), buf)
+  await t.rejects(w.open(join(dir, 'a'), buf), { code: 'EEXIST' }, 'the temporary file must be new')
+  t.ok(w.direct || !ZERO_COPY_AVAILABLE, 'and direct writes stay on')
+})

@@ -70,42 +70,68 @@ t.test('other chunks go through the page cache: memory the kernel cannot take, a
   t.ok(w.direct, 'none of these turns direct writes off')
 })
 
-t.test('a file system that refuses O_DIRECT turns it off, said once at info, and nothing is lost', { skip: !ZERO_COPY_AVAILABLE && 'the splice addon is not built' }, async t => {
+/** an open whose O_DIRECT handles write with `write` (the writer uses write, sync and close) */
+function directHandles(write: (fh: FileHandle, buf: Buffer, off: number, len: number) => Promise<{ bytesWritten: number }>, closed: string[] = []) {
+  return (async (path: string, flags: number, mode?: number) => {
+    const fh = await open(path, flags, mode)
+    if (!(flags & fsc.O_DIRECT)) return fh
+    return { write: (buf: Buffer, off: number, len: number) => write(fh, buf, off, len), sync: () => fh.sync(),
+      close: () => { closed.push(path); return fh.close() } } as unknown as FileHandle
+  }) as typeof open
+}
+
+const einval = (what: string) => Object.assign(new Error(`EINVAL: invalid argument, ${what}`), { code: 'EINVAL' })
+
+t.test('a file system that refuses O_DIRECT turns it off, said once, and nothing is lost', { skip: !ZERO_COPY_AVAILABLE && 'the splice addon is not built' }, async t => {
   const dir = t.testdir()
-  // at the open (tmpfs before Linux 6.6, some network file systems)
-  const { logger, got } = lines()
+  const a = pattern(zeroCopyChunk(MiB))
+
+  // at the open (tmpfs before Linux 6.6, some network file systems), which Linux refuses after it created the file
+  const first = lines()
   let directOpens = 0
   const refusesOpen = (async (path: string, flags: number, mode?: number) => {
     if (flags & fsc.O_DIRECT) {
       directOpens++
-      throw Object.assign(new Error(`EINVAL: invalid argument, open '${path}'`), { code: 'EINVAL' })
+      await (await open(path, flags & ~fsc.O_DIRECT, mode)).close()
+      throw einval(`open '${path}'`)
     }
     return open(path, flags, mode)
   }) as typeof open
-  const w = new ChunkFileWriter(true, logger, refusesOpen)
-  const a = pattern(zeroCopyChunk(MiB))
+  const w = new ChunkFileWriter(true, first.logger, refusesOpen)
   t.notOk(await written(w, join(dir, 'a'), a))
   t.notOk(await written(w, join(dir, 'b'), a))
   t.ok(readFileSync(join(dir, 'a')).equals(a) && readFileSync(join(dir, 'b')).equals(a), 'both chunks written whole')
   t.equal(directOpens, 1, 'asked once, not for every chunk')
   t.notOk(w.direct)
-  t.same(got.map(l => [l.level, l.msg]), [[30, 'the disk tier\'s file system refuses direct writes (O_DIRECT): chunks are written through the page cache']])
+  t.same(first.got.map(l => [l.level, l.msg]), [[30, 'the disk tier\'s file system refuses direct writes (O_DIRECT): chunks are written through the page cache']], 'at info')
 
-  // at the first write
+  // at the first write, after other bytes reached the file: they do not stay
   const second = lines()
-  const refusesWrite = (async (path: string, flags: number, mode?: number) => {
-    const fh = await open(path, flags, mode)
-    if (!(flags & fsc.O_DIRECT)) return fh
-    // the writer uses write, sync and close
-    return { write: async () => { throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' }) },
-      sync: () => fh.sync(), close: () => fh.close() } as unknown as FileHandle
-  }) as typeof open
-  const w2 = new ChunkFileWriter(true, second.logger, refusesWrite)
+  const w2 = new ChunkFileWriter(true, second.logger, directHandles(async fh => {
+    const other = zeroCopyChunk(MiB + 8192).fill(0xee)
+    t.equal((await fh.write(other, 0, other.length, 0)).bytesWritten, other.length)
+    throw einval('write')
+  }))
   t.notOk(await written(w2, join(dir, 'c'), a), 'written again through the page cache')
-  t.ok(readFileSync(join(dir, 'c')).equals(a), 'the file holds the chunk once, whole')
+  t.ok(readFileSync(join(dir, 'c')).equals(a), 'the file holds the chunk once, whole, and nothing else')
   t.same(w2.written, { direct: 0, page_cache: MiB })
   t.notOk(w2.direct)
-  t.equal(second.got.length, 1)
+  t.same(second.got.map(l => l.level), [40], 'at warn: the open was taken, the write was not')
+})
+
+t.test('a direct write refused part-way (a short write left an unaligned rest) is done again, and direct writes stay on', { skip: !ZERO_COPY_AVAILABLE && 'the splice addon is not built' }, async t => {
+  const dir = t.testdir()
+  const { logger, got } = lines()
+  let calls = 0
+  const w = new ChunkFileWriter(true, logger, directHandles(async (fh, buf, off, len) => {
+    if (calls++ === 0) return fh.write(buf, off, 4096)
+    throw einval('write')
+  }))
+  const a = pattern(zeroCopyChunk(MiB))
+  t.notOk(await written(w, join(dir, 'a'), a))
+  t.ok(readFileSync(join(dir, 'a')).equals(a))
+  t.ok(w.direct, 'still on')
+  t.same(got, [], 'nothing said')
 })
 
 t.test('any other failure is the write\'s', async t => {
@@ -115,4 +141,13 @@ t.test('any other failure is the write\'s', async t => {
   await written(w, join(dir, 'a'), buf)
   await t.rejects(w.open(join(dir, 'a'), buf), { code: 'EEXIST' }, 'the temporary file must be new')
   t.ok(w.direct || !ZERO_COPY_AVAILABLE, 'and direct writes stay on')
+  if (!ZERO_COPY_AVAILABLE) return
+  const closed: string[] = []
+  const full = new ChunkFileWriter(true, quietLogger('edge'), directHandles(async () => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+  }, closed))
+  await t.rejects(written(full, join(dir, 'b'), buf), { code: 'ENOSPC' }, 'a full disk fails the write')
+  t.same(closed, [join(dir, 'b')], 'its file closed')
+  t.ok(full.direct, 'direct writes stay on')
+  t.same(full.written, { direct: 0, page_cache: 0 })
 })

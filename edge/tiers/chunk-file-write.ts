@@ -30,10 +30,15 @@ import { pageAligned } from '../../lib/net/zero-copy.js'
  * go through the page cache as always: a disk hit reads it from the device
  * once, then from memory.
  *
- * A file system that refuses O_DIRECT (tmpfs, some network file systems:
- * EINVAL at the open or at the first write) turns it off for the tier, said
- * once at info; that chunk is written again through the page cache. Any
- * other error is the write's, as before.
+ * A file system that refuses O_DIRECT (tmpfs before Linux 6.6, some network
+ * file systems: EINVAL at the open, said once at info; at the first write,
+ * said at warn) turns it off for the tier, and that chunk is written
+ * through the page cache. An EINVAL later in a direct write (a short write
+ * left an unaligned remainder) writes that chunk again through the page
+ * cache and leaves direct writes on. Any other error is the write's, as
+ * before. (Some file systems take O_DIRECT and still pass the bytes
+ * through their cache: ext4 with data=journal, older ZFS; those count as
+ * direct.)
  */
 
 /** the alignment asked of a direct write's memory and length: the largest logical block in use */
@@ -63,30 +68,37 @@ export class ChunkFileWriter {
 
   /** Creates `path` (it must not exist) for `buf`'s bytes: direct when `buf` can be written so. */
   async open(path: string, buf: Buffer): Promise<ChunkFileOut> {
-    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL
     if (this.on && pageAligned(buf) && buf.length % DIRECT_ALIGN === 0) {
       try {
-        return { fh: await this.openFile(path, flags | fsc.O_DIRECT, 0o644), path, direct: true }
+        return { fh: await this.openFile(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_DIRECT, 0o644), path, direct: true }
       } catch (err) {
         if (!refused(err)) throw err
-        this.refuse(err)
+        this.refuse(err, 'open')
+        // Linux creates the file before it refuses O_DIRECT: the path may exist now (a temporary name no one else uses)
+        return { fh: await this.openFile(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o644), path, direct: false }
       }
     }
-    return { fh: await this.openFile(path, flags, 0o644), path, direct: false }
+    return { fh: await this.openFile(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644), path, direct: false }
   }
 
-  /** Writes `buf` whole, fsyncs and closes; a direct write the file system refuses is done again through the page cache. */
+  /**
+   * Writes `buf` whole, fsyncs and closes. A direct write refused with EINVAL
+   * is done again, from the start, through the page cache; refused before
+   * any byte went (the file system's answer to O_DIRECT, not a short write's
+   * unaligned remainder), direct writes turn off.
+   */
   async write(out: ChunkFileOut, buf: Buffer): Promise<void> {
+    const at = { off: 0 }
     try {
-      await writeAll(out.fh, buf)
+      await writeAll(out.fh, buf, at)
     } catch (err) {
       await out.fh.close().catch(() => {})
       if (!out.direct || !refused(err)) throw err
-      this.refuse(err)
+      if (at.off === 0) this.refuse(err, 'write')
       out.fh = await this.openFile(out.path, fsc.O_WRONLY | fsc.O_TRUNC)
       out.direct = false
       try {
-        await writeAll(out.fh, buf)
+        await writeAll(out.fh, buf, { off: 0 })
       } finally {
         await out.fh.close()
       }
@@ -97,16 +109,18 @@ export class ChunkFileWriter {
     this.written[out.direct ? 'direct' : 'page_cache'] += buf.length
   }
 
-  private refuse(err: unknown): void {
+  /** Direct writes off for good: expected at the open on some file systems (info); at the first write, a surprise worth a look (warn). */
+  private refuse(err: unknown, at: 'open' | 'write'): void {
     if (!this.on) return
     this.on = false
-    this.logger.info({ why: (err as Error).message }, 'the disk tier\'s file system refuses direct writes (O_DIRECT): chunks are written through the page cache')
+    const msg = 'the disk tier\'s file system refuses direct writes (O_DIRECT): chunks are written through the page cache'
+    if (at === 'open') this.logger.info({ why: (err as Error).message, at }, msg)
+    else this.logger.warn({ why: (err as Error).message, at }, msg)
   }
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  let off = 0
-  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten
+async function writeAll(fh: FileHandle, buf: Buffer, at: { off: number }): Promise<void> {
+  while (at.off < buf.length) at.off += (await fh.write(buf, at.off, buf.length - at.off)).bytesWritten
   await fh.sync()
 }
 

@@ -276,7 +276,12 @@ export class DiskTier {
     try {
       // each step waits for the thread pool and then the event loop, which a busy edge makes long:
       // the victims' files go while this one is created (its bytes are written once they are gone)
-      const [out] = await Promise.all([this.files.open(tmp, buf), removals])
+      const opening = this.files.open(tmp, buf)
+      // a removal that fails must not leave the new file's handle open
+      const [out] = await Promise.all([opening, removals]).catch(async (err: unknown) => {
+        await opening.then(o => o.fh.close(), () => {})
+        throw err
+      })
       await this.files.write(out, buf)
       if (job.cancelled) throw new Error(`${job.cancelled} while being written`)
       const row: DiskRow = { key: ref.key, contentId: ref.contentId, rid: ref.rid, index: ref.index, sha256: ref.sha256, size: ref.size,

@@ -7,14 +7,19 @@ import { setFlagsFromString } from 'node:v8'
  * A service (edge, router, origin, or all of them as `cluster`) compiles its
  * code when it loads, not when a function first runs (V8's --no-lazy), so
  * its first requests do not pay for compiling the code they run: a fresh
- * edge's first miss reached its first byte 25–30 ms after the router's own
- * lazily, 13–17 ms eagerly, for about 0.2 s more start-up and a few MiB of
- * bytecode (docs/benchmarks.md, "A fresh edge's first request"). The flag
- * must be set before the code loads, hence the dynamic import; the other
- * commands (ingest, token, loadtest…) start faster as they were.
+ * edge's first miss reached its first byte 24–30 ms after the router's own
+ * lazily, 12–15 ms eagerly, for about 0.2 s more start-up and a few MiB of
+ * bytecode (docs/benchmarks.md, "A fresh edge's first request"). V8 may
+ * still flush the bytecode of functions that have not run for a while, so
+ * this is for a service's first requests. The flag is the process's, so an
+ * edge's serve threads compile eagerly too. It must be set before the code
+ * loads, hence the dynamic import; the tools (ingest, token, loadtest, and
+ * a service's own subcommands such as `router repair` or `edge report`)
+ * start as they were.
  */
 const SERVICES = new Set(['edge', 'router', 'origin', 'cluster'])
-if (SERVICES.has(process.argv[2] ?? '')) setFlagsFromString('--no-lazy')
+const [command, next] = process.argv.slice(2)
+if (SERVICES.has(command ?? '') && (next === undefined || next.startsWith('-'))) setFlagsFromString('--no-lazy')
 
 const { program } = await import('./program.js')
 await program().parseAsync(process.argv)

@@ -120,12 +120,12 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     let send: Send | undefined
     let ahead: FetchedAhead | undefined
     let drainWaits = 0
-    // with serve threads, chunks in RAM must be in memory the threads can read
-    // without them, in memory whose pages RAM hits can splice into sockets (lib/net/zero-copy.ts)
+    // with serve threads, chunks in RAM must be in memory the threads can read; without them, in the splice
+    // addon's memory when it is built: RAM hits can splice its pages into sockets (lib/net/zero-copy.ts, when
+    // edge.zeroCopy is on) and the disk tier can write it straight to the device (edge/tiers/chunk-file-write.ts)
     const wantsZeroCopy = cfg.zeroCopy && cfg.serveThreads === 0
     if (wantsZeroCopy && !ZERO_COPY_AVAILABLE) logger.warn({ why: ZERO_COPY_MISSING }, 'edge.zeroCopy is on but the splice addon is missing: RAM hits are copied')
     const zeroCopy = wantsZeroCopy && ZERO_COPY_AVAILABLE
-    // (the addon's memory whenever it is built, sends spliced or not: it is page-aligned, which direct disk writes need)
     const alloc = cfg.serveThreads > 0 ? sharedChunk : ZERO_COPY_AVAILABLE ? zeroCopyChunk : undefined
     // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
     const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc, recycle)

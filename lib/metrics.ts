@@ -270,9 +270,10 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     threadRequests: new Counter({ name: 'reelcdn_edge_serve_thread_requests_total', help: 'Requests the serve threads (edge.serveThreads) took: served (answered from RAM by the thread), relayed (passed to the main thread) or refused (malformed or unsupported, answered by the thread)',
       labelNames: ['outcome'] as const, registers: [registry] }),
     stalls: new Counter({ name: 'reelcdn_edge_send_stalls_total', help: 'Responses cut because the player stopped reading for longer than edge.sendStallTimeoutMs', registers: [registry] }),
-    // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-writes.ts)
-    diskWritten: new Counter({ name: 'reelcdn_edge_disk_written_bytes_total', help: 'Bytes of chunks written to the disk tier, by how: direct (from the chunk\'s memory to the device, O_DIRECT: edge.diskDirectWrites), page_cache (through the page cache: the setting off, memory or a length O_DIRECT cannot take, or a file system that refuses it)',
+    // issue 16: how chunk files reach the disk (edge/tiers/chunk-file-write.ts)
+    diskWritten: new Counter({ name: 'reelcdn_edge_disk_written_bytes_total', help: 'Bytes of chunks written to the disk tier, by how: direct (from the chunk\'s memory to the device, O_DIRECT: edge.diskDirectWrites), page_cache (through the page cache: the setting off, memory or a length O_DIRECT cannot take, or a file system that refuses it). A file system may take O_DIRECT and still pass the bytes through its cache (ext4 data=journal): counted as direct',
       labelNames: ['how'] as const, registers: [registry], collect() { if (probes.diskWritten) incSince(this, 'how', probes.diskWritten(), writtenSeen) } }),
+    // issue 14: the disk tier's write queue, bounded in bytes (edge/tiers/disk-writes.ts)
     diskWriteQueueBytes: new Gauge({ name: 'reelcdn_edge_disk_write_queue_bytes', help: 'Bytes of verified chunks queued for the disk tier or being written now (bounded by edge.diskWriteQueueBytes)',
       registers: [registry] }),
     diskWriteDrops: new Counter({ name: 'reelcdn_edge_disk_write_drops_total', help: 'Verified chunks not written to the disk tier, by reason: queue_full (no room within edge.diskWriteQueueBytes), purged',

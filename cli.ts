@@ -11,15 +11,20 @@ import { setFlagsFromString } from 'node:v8'
  * lazily, 12–15 ms eagerly, for about 0.2 s more start-up and a few MiB of
  * bytecode (docs/benchmarks.md, "A fresh edge's first request"). V8 may
  * still flush the bytecode of functions that have not run for a while, so
- * this is for a service's first requests. The flag is the process's, so an
- * edge's serve threads compile eagerly too. It must be set before the code
- * loads, hence the dynamic import; the tools (ingest, token, loadtest, and
+ * this is for a service's first requests. The flag is the process's, so it
+ * is set back once the program has loaded: an edge's serve threads compile
+ * lazily, as before. It must be set before the code loads, hence the
+ * dynamic import; the tools (ingest, token, loadtest, and
  * a service's own subcommands such as `router repair` or `edge report`)
  * start as they were.
  */
 const SERVICES = new Set(['edge', 'router', 'origin', 'cluster'])
 const [command, next] = process.argv.slice(2)
-if (SERVICES.has(command ?? '') && (next === undefined || next.startsWith('-'))) setFlagsFromString('--no-lazy')
+const eager = SERVICES.has(command ?? '') && (next === undefined || next.startsWith('-'))
+if (eager) setFlagsFromString('--no-lazy')
 
 const { program } = await import('./program.js')
+// the flag is the process's: code loaded from now on (an edge's serve threads, each of which would hold
+// its own eagerly compiled copy of everything it imports, about 15 MiB a thread) compiles lazily again
+if (eager) setFlagsFromString('--lazy')
 await program().parseAsync(process.argv)

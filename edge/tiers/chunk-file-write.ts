@@ -99,9 +99,12 @@ export class ChunkFileWriter {
       out.direct = false
       try {
         await writeAll(out.fh, buf, { off: 0 })
-      } finally {
-        await out.fh.close()
+      } catch (again) {
+        // the write's error, not a close's
+        await out.fh.close().catch(() => {})
+        throw again
       }
+      await out.fh.close()
       this.written.page_cache += buf.length
       return
     }

@@ -279,7 +279,7 @@ export class DiskTier {
       const opening = this.files.open(tmp, buf)
       // a removal that fails must not leave the new file's handle open
       const [out] = await Promise.all([opening, removals]).catch(async (err: unknown) => {
-        await opening.then(o => o.fh.close(), () => {})
+        await opening.then(o => o.fh.close().catch(() => {}), () => {})
         throw err
       })
       await this.files.write(out, buf)

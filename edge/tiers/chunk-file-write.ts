@@ -42,7 +42,7 @@ import { pageAligned } from '../../lib/net/zero-copy.js'
  */
 
 /** the alignment asked of a direct write's memory and length: the largest logical block in use */
-export const DIRECT_ALIGN = 4096
+const DIRECT_ALIGN = 4096
 
 /** A chunk file opened for its one write. */
 export interface ChunkFileOut {
@@ -90,25 +90,14 @@ export class ChunkFileWriter {
   async write(out: ChunkFileOut, buf: Buffer): Promise<void> {
     const at = { off: 0 }
     try {
-      await writeAll(out.fh, buf, at)
+      await writeClose(out.fh, buf, at)
     } catch (err) {
-      await out.fh.close().catch(() => {})
       if (!out.direct || !refused(err)) throw err
       if (at.off === 0) this.refuse(err, 'write')
       out.fh = await this.openFile(out.path, fsc.O_WRONLY | fsc.O_TRUNC)
       out.direct = false
-      try {
-        await writeAll(out.fh, buf, { off: 0 })
-      } catch (again) {
-        // the write's error, not a close's
-        await out.fh.close().catch(() => {})
-        throw again
-      }
-      await out.fh.close()
-      this.written.page_cache += buf.length
-      return
+      await writeClose(out.fh, buf, { off: 0 })
     }
-    await out.fh.close()
     this.written[out.direct ? 'direct' : 'page_cache'] += buf.length
   }
 
@@ -122,9 +111,16 @@ export class ChunkFileWriter {
   }
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer, at: { off: number }): Promise<void> {
-  while (at.off < buf.length) at.off += (await fh.write(buf, at.off, buf.length - at.off)).bytesWritten
-  await fh.sync()
+/** Writes `buf` from `at.off` on, fsyncs and closes `fh`; a failed write closes it too, and its error is the one thrown. */
+async function writeClose(fh: FileHandle, buf: Buffer, at: { off: number }): Promise<void> {
+  try {
+    while (at.off < buf.length) at.off += (await fh.write(buf, at.off, buf.length - at.off)).bytesWritten
+    await fh.sync()
+  } catch (err) {
+    await fh.close().catch(() => {})
+    throw err
+  }
+  await fh.close()
 }
 
 function refused(err: unknown): boolean {

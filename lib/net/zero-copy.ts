@@ -66,7 +66,7 @@ export function zeroCopyable(piece: Buffer): boolean {
  * address JavaScript cannot see.
  */
 export function pageAligned(buf: Buffer): boolean {
-  return addon !== undefined && pages.has(buf.buffer) && buf.byteOffset % PAGE === 0
+  return zeroCopyable(buf) && buf.byteOffset % PAGE === 0
 }
 
 const PAGE = 4096

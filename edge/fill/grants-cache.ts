@@ -181,11 +181,12 @@ export class GrantsCache {
     if (this.have.size + a.chunks.length > MAX_ENTRIES) this.prune()
     const now = this.clock()
     const renewAt = a.expiresAt - Math.min(MARGIN_MS, Math.max(0, a.expiresAt - now) / 4)
+    let first: string | undefined
     for (const c of a.chunks) {
       // another version than the manifest this edge holds: `get` finds no grant (its digest differs), the relay tells the fill so
       this.have.set(keyOf(ref.contentId, ref.rid, c.index), { sid: a.sid, sha256: c.sha256, sources: c.sources, expiresAt: a.expiresAt, renewAt })
+      if (c.index === ref.index) first = c.sources[0]?.url
     }
-    const first = a.chunks.find(c => c.index === ref.index)?.sources[0]?.url
     try {
       if (first !== undefined) this.answered?.(first)
     } catch { /* a connection ahead is best effort: the fill's own request reports what is wrong with the URL */ }

@@ -448,11 +448,8 @@ export class ShardReads {
     const c = this.open()
     this.idle.push(c)
     setTimeout(() => {
-      const i = this.idle.indexOf(c)
-      if (i >= 0 && !c.answered && c.usable) {
-        this.idle.splice(i, 1)
-        c.fail(new UpstreamCutError('closed: opened ahead and not used', 'cut'))
-      }
+      // (failing it takes it out of `idle`: the connection's forget)
+      if (this.idle.includes(c) && !c.answered && c.usable) c.fail(new UpstreamCutError('closed: opened ahead and not used', 'cut'))
     }, WARM_MS).unref()
   }
 

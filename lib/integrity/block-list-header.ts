@@ -24,7 +24,7 @@ import { blockListMatches } from './block-hasher.js'
  */
 export const WANT_BLOCK_LIST = 'reelcdn-want-block-crcs'
 export const BLOCK_LIST = 'reelcdn-block-crcs'
-export const BLOCK_LIST_HEAD_MAX = 6 * 1024
+const BLOCK_LIST_HEAD_MAX = 6 * 1024
 
 /** The header for a data answer's head, or nothing when the list is too long for one. */
 export function blockListHead(crcs: Buffer): Record<string, string> {

@@ -113,7 +113,7 @@ export function peerGone(result: number): boolean {
  */
 export function populate(buf: Buffer): Promise<boolean> | false {
   const a = addon
-  if (a === undefined || !pages.has(buf.buffer) || buf.byteOffset !== 0 || buf.length !== buf.buffer.byteLength) return false
+  if (a === undefined || !zeroCopyable(buf) || !whole(buf)) return false
   return (async () => {
     // a step at a time: the pool's threads are the file system's too (the disk tier's reads and writes)
     for (let off = 0; off < buf.length; off += POPULATE_STEP) {
@@ -134,8 +134,13 @@ const POPULATE_STEP = 8 * 1024 * 1024
 export function recycle(buf: Buffer): boolean {
   const p = pages.get(buf.buffer)
   if (addon === undefined || p === undefined || p.lo === p.hi) return true
-  if (buf.byteOffset !== 0 || buf.length !== buf.buffer.byteLength) throw new Error('recycle: expected the whole Buffer from zeroCopyChunk')
+  if (!whole(buf)) throw new Error('recycle: expected the whole Buffer from zeroCopyChunk')
   if (addon.recycle(buf, p.lo, p.hi - p.lo) !== 0) return false
   p.lo = p.hi = 0
   return true
+}
+
+/** `buf` is the whole of its memory, not a view of part of it */
+function whole(buf: Buffer): boolean {
+  return buf.byteOffset === 0 && buf.length === buf.buffer.byteLength
 }

@@ -5,7 +5,6 @@ import { UpstreamError } from '../../lib/errors.js'
 import { Coalescer } from './coalesce.js'
 import type { ChunkFetch } from './fill.js'
 import type { ChunkRef } from '../title.js'
-import { ChunkArena } from '../tiers/chunk-arena.js'
 
 /**
  * The spare chunk buffer (issue 16, a cold miss's first byte): allocating a
@@ -102,61 +101,4 @@ t.test('a spare the pool can fault in (the splice addon\'s memory) is handed to 
   for (let i = 0; i < 3 * BIG / (2 * 1024 * 1024); i++) await turn()
   t.equal(handed.at(-1), next)
   t.equal(next.indexOf(0xff), 1, 'written in, one byte a page')
-})
-
-t.test('readahead and prefill ask upstream only once their memory is faulted in; a player joining starts one at once; one failed meanwhile gives its memory back', async t => {
-  const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
-  const arena = new ChunkArena(SIZE, 4)
-  const asked: number[] = []
-  const fetch: ChunkFetch = r => { asked.push(r.index); return new Promise(() => {}) }
-  const faulting = new Map<Buffer, () => void>()
-  const fills = new Coalescer({ fetch, cached: () => false, commit: () => {}, stale: () => {}, metrics, logger: quietLogger('edge') },
-    { maxFills: 8, fillTimeoutMs: 60_000, splitBytes: 2 ** 30, maxSegments: 4, retries: 0, retryBackoffMs: 0, alloc: n => arena.take(n),
-      populate: b => new Promise<boolean>(resolve => faulting.set(b, () => resolve(true))) })
-  t.teardown(() => fills.close())
-
-  t.equal(fills.prefetch(ref(1)), 'started')
-  t.equal(faulting.size, 1, 'readahead\'s memory is allocated with its slot and handed to the pool')
-  const [mem1, done1] = [...faulting][0]!
-  await turn()
-  t.same(asked, [], 'nothing asked upstream while it is faulted in')
-  done1()
-  await turn()
-  t.same(asked, [1], 'asked once it is')
-  const joined = fills.join(ref(1), 0)!
-  t.equal(joined.fill.buf, mem1, 'the fill writes into the memory that was faulted in')
-
-  t.equal(fills.prefill(ref(2)).result, 'started')
-  await turn()
-  t.same(asked, [1], 'prefill waits the same way')
-  const player = fills.join(ref(2), 0)!
-  t.ok(player.joined)
-  await turn()
-  t.same(asked, [1, 2], 'a player that joins starts it at once, beside the faulting')
-  t.equal(player.fill.buf, [...faulting.keys()][1])
-
-  t.equal(fills.prefetch(ref(3)), 'started')
-  const [mem3, done3] = [...faulting][2]!
-  fills.close()
-  await turn()
-  t.equal(arena.stats().idleBytes, 2 * SIZE, 'closed: the two fills that started gave their memory back')
-  done3()
-  await turn()
-  t.same(asked, [1, 2], 'a fill that failed while its memory was faulted in never asks')
-  t.equal(arena.stats().idleBytes, 3 * SIZE, 'and its memory goes back to the arena once the faulting ends')
-  t.equal(arena.take(SIZE), mem3, 'the next fill takes it')
-})
-
-t.test('readahead whose memory the pool has not faulted in within half a second (a pool busy with the disk) starts anyway', async t => {
-  const metrics = edgeMetrics(newRegistry('edge', false), { tier: () => ({ bytes: 0, entries: 0, capacity: 0 }), fillsInFlight: () => 0 })
-  const asked: number[] = []
-  const fetch: ChunkFetch = r => { asked.push(r.index); return new Promise(() => {}) }
-  const fills = new Coalescer({ fetch, cached: () => false, commit: () => {}, stale: () => {}, metrics, logger: quietLogger('edge') },
-    { maxFills: 8, fillTimeoutMs: 60_000, splitBytes: 2 ** 30, maxSegments: 4, retries: 0, retryBackoffMs: 0, populate: () => new Promise<boolean>(() => {}) })
-  t.teardown(() => fills.close())
-  const t0 = performance.now()
-  t.equal(fills.prefetch(ref(1)), 'started')
-  while (asked.length === 0 && performance.now() - t0 < 5000) await new Promise(r => setTimeout(r, 20))
-  t.same(asked, [1], 'asked without the faulting')
-  t.ok(performance.now() - t0 >= 450, 'after waiting for it a while')
 })

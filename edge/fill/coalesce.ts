@@ -3,7 +3,6 @@ import { IntervalLog } from '../../lib/interval-log.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
 import { populate } from '../../lib/net/zero-copy.js'
-import { dropChunk } from '../tiers/chunk-arena.js'
 import { Fill, type ChunkFetch, type CrcsFetch, type FillEvents, type FillOptions, type FillUpstream } from './fill.js'
 import { refName, type ChunkRef } from '../title.js'
 
@@ -40,24 +39,7 @@ import { refName, type ChunkRef } from '../title.js'
  * miss's first byte does not wait for that GC. Its pages are faulted in
  * behind it (`prepare`), so the miss's first block does not pay their
  * first-touch faults either: the spare is resident from the start.
- *
- * Readahead's and prefill's memory. Their fills take no spare, and a fresh
- * chunk's pages are faulted in by the socket reads that land in them, on the
- * event loop: on this VM a fresh 2 MiB huge page costs about 7 ms there, so a
- * cold miss's readahead, started beside the player's fill, held that player's
- * first byte up by as much (traced: a connect to a shard 7 ms late, first
- * bytes 10-17 ms after the request against 8-10 without readahead). So such a
- * fill's buffer is allocated when it gets its slot and faulted in on libuv's
- * pool (`populate`), and the fill asks upstream only once that is done: its
- * reads land in resident memory. A player that joins it meanwhile starts it
- * at once (`warming`): the player's wait is the reads, not the faulting,
- * which goes on beside them; so does a fill whose faulting takes longer
- * than WARM_MAX_MS (the pool is busy with the disk). Memory the pool cannot fault in (no addon, the
- * serve threads' shared memory) starts at once, as before.
  */
-/** readahead and prefill start after this long even if the pool has not faulted their memory in yet (its reads then fault the rest in) */
-const WARM_MAX_MS = 500
-
 /** the spare's pages faulted in per event-loop turn (`touch`, memory `populate` cannot take): 2 MiB, one huge page, up to 7 ms on a VM */
 const TOUCH_BYTES = 2 * 1024 * 1024
 
@@ -94,8 +76,6 @@ export type PrefillStart = { result: 'started' | 'joined'; fill: Fill } | { resu
 export class Coalescer {
   private readonly inflight = new Map<string, Fill>()
   private readonly waiting: { fill: Fill; from: number }[] = []
-  /** readahead and prefill fills whose memory is being faulted in before they start: each one's start, for a player that joins */
-  private readonly warming = new Map<Fill, () => void>()
   private readonly purged = new WeakSet<Fill>()
   private readonly prefills = new WeakSet<Fill>()
   private prefillsInFlight = 0
@@ -193,8 +173,6 @@ export class Coalescer {
   join(ref: ChunkRef, from: number): { fill: Fill; joined: boolean } | undefined {
     const have = this.inflight.get(ref.key)
     if (have) {
-      // a player does not wait for readahead's memory to be faulted in: its fill starts now
-      this.warming.get(have)?.()
       // a player joined a prefill: from now on it is a player's fill (committed as one, and counted as player traffic)
       if (this.prefills.delete(have)) this.prefillsInFlight--
       return { fill: have, joined: true }
@@ -260,7 +238,7 @@ export class Coalescer {
     const timer = setTimeout(() => fill.fail(new UpstreamTimeoutError(`chunk ${refName(ref)} (no verified chunk within edge.fillTimeoutMs = ${this.opts.fillTimeoutMs} ms)`)),
       this.opts.fillTimeoutMs)
     timer.unref()
-    if (this.running < this.opts.maxFills) this.begin(fill, from, player)
+    if (this.running < this.opts.maxFills) this.begin(fill, from)
     else this.waiting.push({ fill, from })
     fill.done.then(
       buf => this.settle(fill, timer, buf, undefined),
@@ -288,23 +266,9 @@ export class Coalescer {
     }
   }
 
-  /** Gives `fill` a slot: a player's starts now; readahead's and prefill's once their memory is faulted in (see above). */
-  private begin(fill: Fill, from: number, player = true): void {
+  private begin(fill: Fill, from: number): void {
     this.running++
-    if (player) return fill.start(from)
-    const buf = this.allocate(fill.ref.size)
-    const faulting = (this.opts.populate ?? populate)(buf)
-    if (faulting === false) return fill.start(from, buf)
-    const go = () => {
-      if (!this.warming.delete(fill)) return
-      // a fill that failed meanwhile (closed, purged, timed out) never starts: its memory goes back (chunk-arena.ts)
-      if (fill.error) dropChunk(buf)
-      else fill.start(from, buf)
-    }
-    this.warming.set(fill, go)
-    void faulting.then(go, go)
-    // a pool busy with the disk tier's reads and writes (a slow or hung disk) does not hold readahead back for longer than this
-    setTimeout(go, WARM_MAX_MS).unref()
+    fill.start(from)
   }
 
   private settle(fill: Fill, timer: NodeJS.Timeout, buf: Buffer | undefined, err: CdnError | undefined): void {

@@ -191,16 +191,12 @@ export class Fill {
     return this.ac.signal
   }
 
-  /**
-   * Allocates the buffer (or takes `buf`, allocated for it and held once, the
-   * fill's own hold), asks for the block list, and starts fetching at `from`
-   * (the first reader's position).
-   */
-  start(from: number, buf?: Buffer): void {
+  /** Allocates the buffer, asks for the block list, and starts fetching at `from` (the first reader's position). */
+  start(from: number): void {
     if (this.started || this.error) return
     this.started = true
     // the allocation holds once (the fill's own); the holds of readers that joined before are added
-    this.buf = buf ?? this.opts.alloc?.(this.ref.size) ?? Buffer.allocUnsafeSlow(this.ref.size)
+    this.buf = this.opts.alloc?.(this.ref.size) ?? Buffer.allocUnsafeSlow(this.ref.size)
     for (let i = 1; i < this.holds; i++) holdChunk(this.buf)
     this.holds = 0
     if (this.gate.mode === 'pending') void this.list()

@@ -22,7 +22,7 @@ t.test('a slot is reused only once every holder has dropped it', async t => {
   t.ok(a.every(x => x === 1), 'the held slot still has its bytes')
   written(new Error('EPIPE'))
   t.not(arena.take(SIZE), a, 'a failed write keeps its hold: the slot is never reused')
-  t.same(arena.stats(), { idleBytes: 0, allocated: 3, reused: 0 })
+  t.same(arena.stats(), { idleBytes: 0, reserved: 0, allocated: 3, reused: 0 })
 
   const c = arena.take(SIZE)
   const w = heldForWrite(c)!
@@ -88,5 +88,39 @@ t.test('an idle slot is recycled before a fill takes it again; one that cannot b
   refuse = true
   const b = arena.take(SIZE)
   t.not(b, a, 'a slot whose recycling failed is not given to the fill')
-  t.same(arena.stats(), { idleBytes: 0, allocated: 2, reused: 1 }, 'nor counted idle or reused')
+  t.same(arena.stats(), { idleBytes: 0, reserved: 0, allocated: 2, reused: 1 }, 'nor counted idle or reused')
+})
+
+t.test('reserved slots: created at start, handed out after idle ones and before any allocation, dropped by a resize', async t => {
+  const made: Buffer[] = []
+  const arena = new ChunkArena(SIZE, 4, n => { const b = Buffer.alloc(n); made.push(b); return b })
+  arena.reserve(3)
+  t.equal(made.length, 3, 'created at once')
+  t.same(arena.stats(), { idleBytes: 0, reserved: 3, allocated: 0, reused: 0 })
+  arena.reserve(2)
+  t.equal(made.length, 3, 'a smaller count creates nothing more')
+  t.throws(() => holdChunk(made[2]!), /held while idle/, 'a reserved slot nothing was given is not held')
+
+  const a = arena.take(SIZE)
+  t.ok(made.includes(a), 'the first fill takes a reserved slot')
+  t.equal(made.length, 3, 'nothing allocated')
+  t.same(arena.stats(), { idleBytes: 0, reserved: 2, allocated: 1, reused: 0 }, 'counted as fresh memory handed out')
+  dropChunk(a)
+  t.equal(arena.take(SIZE), a, 'an idle slot (its pages faulted in) goes before a reserved one')
+  const b = arena.take(SIZE)
+  const c = arena.take(SIZE)
+  t.ok(made.includes(b) && made.includes(c) && b !== c && b !== a)
+  t.equal(made.length, 3)
+  const d = arena.take(SIZE)
+  t.equal(made.length, 4, 'none reserved left: allocated')
+  t.equal(made.at(-1), d)
+  t.equal(arena.take(SIZE / 2).length, SIZE / 2, 'another size is never a slot')
+
+  const other = new ChunkArena(SIZE, 4, n => { const b = Buffer.alloc(n); made.push(b); return b })
+  other.reserve(2)
+  other.resize(2 * SIZE)
+  t.equal(other.stats().reserved, 0, 'a resize drops the reserved slots of the old size')
+  const n = made.length
+  t.equal(other.take(2 * SIZE).length, 2 * SIZE)
+  t.equal(made.length, n + 1, 'and the next take allocates the new size')
 })

@@ -38,10 +38,23 @@
  * manifests give another, which drops the idle ones), and at most `keep`
  * idle slots are kept (edge.maxFills: the memory the fills in flight would
  * hold anyway); more are left to the GC.
+ *
+ * Reserved slots. Every chunk-sized Buffer created while the edge runs is a
+ * new ArrayBuffer of 64 MiB that V8 counts: the next allocation of any
+ * ArrayBuffer then sets off a young-generation GC (reason "external memory
+ * pressure"), two of them to promote it, and an old-generation mark-compact
+ * after (traced with --trace-gc on a cold edge: 1-30 ms each, every chunk
+ * it filled). So `reserve` creates the slots the edge will hold at most (its
+ * RAM tier's chunks and its fills') when it starts: memory mapped but not
+ * touched, so it costs address space, not RSS, until a fill writes into it.
+ * `take` hands out an idle slot first (faulted in already), then a reserved
+ * one, and allocates only when neither is left.
  */
 export interface ArenaStats {
   /** bytes of idle slots, faulted in, waiting for a fill */
   idleBytes: number
+  /** slots created by `reserve` and not handed out yet (address space, not memory) */
+  reserved: number
   /** slots handed out that were allocated, and that were reused */
   allocated: number
   reused: number
@@ -57,7 +70,9 @@ const slots = new WeakMap<Buffer, Slot>()
 
 export class ChunkArena {
   private readonly idle: Slot[] = []
-  private readonly stat: ArenaStats = { idleBytes: 0, allocated: 0, reused: 0 }
+  /** slots created ahead (`reserve`), never written */
+  private readonly fresh: Slot[] = []
+  private readonly stat: ArenaStats = { idleBytes: 0, reserved: 0, allocated: 0, reused: 0 }
 
   constructor(
     private size: number,
@@ -84,9 +99,28 @@ export class ChunkArena {
       return s.buf
     }
     this.stat.allocated++
+    const f = this.fresh.pop()
+    if (f !== undefined) {
+      this.stat.reserved--
+      f.refs = 1
+      return f.buf
+    }
     const buf = this.alloc(size)
     slots.set(buf, new Slot(buf, this))
     return buf
+  }
+
+  /** Creates slots so that `count` are held ahead in all, untouched (see "Reserved slots"). */
+  reserve(count: number): void {
+    while (this.fresh.length < count) {
+      const buf = this.alloc(this.size)
+      const s = new Slot(buf, this)
+      // nothing holds it until `take` hands it out
+      s.refs = 0
+      slots.set(buf, s)
+      this.fresh.push(s)
+    }
+    this.stat.reserved = this.fresh.length
   }
 
   /** The upstream's chunk size, learned from a manifest: slots are that size from now on. */
@@ -94,7 +128,9 @@ export class ChunkArena {
     if (size === this.size) return
     this.size = size
     this.idle.length = 0
+    this.fresh.length = 0
     this.stat.idleBytes = 0
+    this.stat.reserved = 0
   }
 
   stats(): ArenaStats {

@@ -56,8 +56,8 @@ import { warmRamFromDisk } from './run/warm.js'
 
 /** the settings an edge reads: a change elsewhere in a shared config file (router.*, origin.*) is not the edge's to apply or report */
 const EDGE_SCOPE = ['log', 'http', 'cluster.chunkSize', 'edge']
-/** chunk slots created at start at most (64 of 64 MiB: 4 GiB of address space); an edge with a larger RAM tier creates the rest as it fills */
-const MAX_RESERVED_SLOTS = 64
+/** bytes of chunk slots created at start at most (4 GiB of address space: 64 chunks of 64 MiB); an edge with a larger RAM tier creates the rest as it fills */
+const MAX_RESERVED_BYTES = 4 * 1024 ** 3
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -131,8 +131,16 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const alloc = cfg.serveThreads > 0 ? sharedChunk : ZERO_COPY_AVAILABLE ? zeroCopyChunk : undefined
     // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
     const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc, recycle)
-    // the chunks the RAM tier and the fills hold at most, and the spare, created now: no fill creates one (chunk-arena.ts, "Reserved slots")
-    arena.reserve(Math.min(MAX_RESERVED_SLOTS, Math.floor(cfg.ramBytes / config.cluster.chunkSize) + cfg.maxFills + 1))
+    // the addon's chunk memory for the RAM tier's chunks, the fills and the spare, created now, untouched (mmap): a fill
+    // that creates one sets off V8's collections on the event loop (chunk-arena.ts, "Reserved slots")
+    if (alloc === zeroCopyChunk) {
+      const slots = Math.min(Math.floor(MAX_RESERVED_BYTES / config.cluster.chunkSize), Math.floor(cfg.ramBytes / config.cluster.chunkSize) + cfg.maxFills + 1)
+      try {
+        arena.reserve(slots)
+      } catch (err) {
+        logger.warn({ slots, created: arena.stats().reservedLeft, err: (err as Error).message }, 'could not create every chunk slot ahead (address space or overcommit limit): fills create the rest')
+      }
+    }
     const metrics = edgeMetrics(registry, {
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,

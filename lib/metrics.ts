@@ -140,7 +140,7 @@ export interface EdgeProbes {
   /** brings reelcdn_edge_unread_ahead_bytes_total up to date before a scrape (edge/serve/fetched-ahead.ts) */
   sweepAhead?(): void
   /** the chunk arena's idle bytes and slots handed out (edge/tiers/chunk-arena.ts) */
-  chunkSlots?(): { idleBytes: number; allocated: number; reused: number }
+  chunkSlots?(): { idleBytes: number; allocated: number; reserved: number; reused: number }
   /** bytes of RAM hits spliced into sockets, and copied as their probes (edge/serve/slices.ts) */
   zeroCopy?(): { spliced: number; probe: number }
   /** bytes of chunks the disk tier wrote straight to the device and through the page cache (edge/tiers/chunk-file-write.ts) */
@@ -193,7 +193,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     /** bytes of misses and coalesced reads whose chunk a sibling at the site held (peer fill) */
     sibling: { n: 0 },
   }
-  const slotsSeen = { reused: 0, allocated: 0 }
+  const slotsSeen = { reused: 0, reserved: 0, allocated: 0 }
   const zeroCopySeen = { spliced: 0, probe: 0 }
   const writtenSeen = { direct: 0, page_cache: 0 }
   return {
@@ -236,8 +236,8 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     // issue 16: chunk memory faulted once and reused by later fills (edge/tiers/chunk-arena.ts)
     chunkSlotsIdle: new Gauge({ name: 'reelcdn_edge_chunk_slots_idle_bytes', help: 'Bytes of chunk buffers nothing holds any more, kept (at most edge.maxFills of them) for the next fills to write into without faulting fresh memory',
       registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().idleBytes) } }),
-    chunkSlots: new Counter({ name: 'reelcdn_edge_chunk_slots_total', help: 'Chunk buffers handed to fills, by result: reused (an idle one, already faulted in), allocated (fresh memory: the arena had none idle of the chunk size)',
-      labelNames: ['result'] as const, registers: [registry], collect() { if (probes.chunkSlots) incSince<'result', 'reused' | 'allocated'>(this, 'result', probes.chunkSlots(), slotsSeen) } }),
+    chunkSlots: new Counter({ name: 'reelcdn_edge_chunk_slots_total', help: 'Chunk buffers handed to fills, by result: reused (an idle one, already faulted in), reserved (created untouched when the edge started), allocated (created then: the arena had none idle or reserved of the chunk size)',
+      labelNames: ['result'] as const, registers: [registry], collect() { if (probes.chunkSlots) incSince<'result', 'reused' | 'reserved' | 'allocated'>(this, 'result', probes.chunkSlots(), slotsSeen) } }),
     zeroCopy: new Counter({ name: 'reelcdn_edge_zero_copy_bytes_total', help: 'Bytes of RAM hits sent without a copy (edge.zeroCopy), by how: spliced (the pages handed to the socket), probe (copied: each response\'s first 64 KiB with its headers, and 64 KiB each time its socket was full)',
       labelNames: ['how'] as const, registers: [registry], collect() { if (probes.zeroCopy) incSince(this, 'how', probes.zeroCopy(), zeroCopySeen) } }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],

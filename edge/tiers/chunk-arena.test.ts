@@ -1,5 +1,6 @@
 import t from 'tap'
 import { ChunkArena, dropChunk, escapeChunk, heldForWrite, holdChunk } from './chunk-arena.js'
+import { ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../../lib/net/zero-copy.js'
 
 /**
  * The arena's one promise: a slot is handed out again only once every hold on
@@ -22,7 +23,7 @@ t.test('a slot is reused only once every holder has dropped it', async t => {
   t.ok(a.every(x => x === 1), 'the held slot still has its bytes')
   written(new Error('EPIPE'))
   t.not(arena.take(SIZE), a, 'a failed write keeps its hold: the slot is never reused')
-  t.same(arena.stats(), { idleBytes: 0, reserved: 0, allocated: 3, reused: 0 })
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 3, reserved: 0, reused: 0 })
 
   const c = arena.take(SIZE)
   const w = heldForWrite(c)!
@@ -88,7 +89,7 @@ t.test('an idle slot is recycled before a fill takes it again; one that cannot b
   refuse = true
   const b = arena.take(SIZE)
   t.not(b, a, 'a slot whose recycling failed is not given to the fill')
-  t.same(arena.stats(), { idleBytes: 0, reserved: 0, allocated: 2, reused: 1 }, 'nor counted idle or reused')
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 2, reserved: 0, reused: 1 }, 'nor counted idle or reused')
 })
 
 t.test('reserved slots: created at start, handed out after idle ones and before any allocation, dropped by a resize', async t => {
@@ -96,7 +97,7 @@ t.test('reserved slots: created at start, handed out after idle ones and before 
   const arena = new ChunkArena(SIZE, 4, n => { const b = Buffer.alloc(n); made.push(b); return b })
   arena.reserve(3)
   t.equal(made.length, 3, 'created at once')
-  t.same(arena.stats(), { idleBytes: 0, reserved: 3, allocated: 0, reused: 0 })
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 3, allocated: 0, reserved: 0, reused: 0 })
   arena.reserve(2)
   t.equal(made.length, 3, 'a smaller count creates nothing more')
   t.throws(() => holdChunk(made[2]!), /held while idle/, 'a reserved slot nothing was given is not held')
@@ -104,23 +105,36 @@ t.test('reserved slots: created at start, handed out after idle ones and before 
   const a = arena.take(SIZE)
   t.ok(made.includes(a), 'the first fill takes a reserved slot')
   t.equal(made.length, 3, 'nothing allocated')
-  t.same(arena.stats(), { idleBytes: 0, reserved: 2, allocated: 1, reused: 0 }, 'counted as fresh memory handed out')
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 2, allocated: 0, reserved: 1, reused: 0 }, 'counted as a reserved slot handed out, not an allocation')
   dropChunk(a)
   t.equal(arena.take(SIZE), a, 'an idle slot (its pages faulted in) goes before a reserved one')
   const b = arena.take(SIZE)
   const c = arena.take(SIZE)
-  t.ok(made.includes(b) && made.includes(c) && b !== c && b !== a)
-  t.equal(made.length, 3)
+  t.ok(made.includes(b) && made.includes(c) && b !== c && b !== a, 'the other two reserved slots, one each')
+  t.equal(made.length, 3, 'still nothing allocated')
   const d = arena.take(SIZE)
   t.equal(made.length, 4, 'none reserved left: allocated')
   t.equal(made.at(-1), d)
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 3, reused: 1 })
   t.equal(arena.take(SIZE / 2).length, SIZE / 2, 'another size is never a slot')
 
   const other = new ChunkArena(SIZE, 4, n => { const b = Buffer.alloc(n); made.push(b); return b })
   other.reserve(2)
   other.resize(2 * SIZE)
-  t.equal(other.stats().reserved, 0, 'a resize drops the reserved slots of the old size')
+  t.equal(other.stats().reservedLeft, 0, 'a resize drops the reserved slots of the old size')
   const n = made.length
   t.equal(other.take(2 * SIZE).length, 2 * SIZE)
   t.equal(made.length, n + 1, 'and the next take allocates the new size')
+})
+
+t.test('reserved slots of the splice addon\'s memory are address space, not resident memory, until written', { skip: ZERO_COPY_AVAILABLE ? false : `no splice addon: ${ZERO_COPY_MISSING}` }, async t => {
+  const CHUNK = 64 * 1024 * 1024
+  const arena = new ChunkArena(CHUNK, 4, zeroCopyChunk)
+  const rss = () => process.memoryUsage().rss
+  const before = rss()
+  arena.reserve(8)
+  t.ok(rss() - before < 32 * 1024 * 1024, `8 slots of 64 MiB reserved: RSS grew ${((rss() - before) / 2 ** 20).toFixed(1)} MiB`)
+  const a = arena.take(CHUNK)
+  a.fill(7)
+  t.ok(rss() - before >= CHUNK / 2, 'the slot a fill wrote is resident')
 })

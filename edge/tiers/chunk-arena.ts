@@ -9,7 +9,8 @@
  * memory, already faulted in, can take the next fill instead.
  *
  * Theory of operation. A slot is one chunk-sized Buffer and a count of its
- * holders. `take` gives a fill an idle slot (or allocates one) with one hold,
+ * holders. `take` gives a fill an idle slot (else a reserved one, else a new
+ * one) with one hold,
  * the fill's own. Every holder of the Buffer takes a hold (`holdChunk`)
  * before it can read the bytes and drops it (`dropChunk`) once it never will
  * again: the fill until the coalescer has committed it, the RAM tier while the
@@ -35,7 +36,7 @@
  * slot gets fresh pages and the bytes in flight keep the old ones.
  *
  * Bounds: slots are one size (the chunk size; `resize` when the upstream's
- * manifests give another, which drops the idle ones), and at most `keep`
+ * manifests give another, which drops the idle and the reserved ones), and at most `keep`
  * idle slots are kept (edge.maxFills: the memory the fills in flight would
  * hold anyway); more are left to the GC.
  *
@@ -43,20 +44,23 @@
  * new ArrayBuffer of 64 MiB that V8 counts: the next allocation of any
  * ArrayBuffer then sets off a young-generation GC (reason "external memory
  * pressure"), two of them to promote it, and an old-generation mark-compact
- * after (traced with --trace-gc on a cold edge: 1-30 ms each, every chunk
- * it filled). So `reserve` creates the slots the edge will hold at most (its
- * RAM tier's chunks and its fills') when it starts: memory mapped but not
- * touched, so it costs address space, not RSS, until a fill writes into it.
- * `take` hands out an idle slot first (faulted in already), then a reserved
- * one, and allocates only when neither is left.
+ * after (traced with --trace-gc on a cold edge reading a 512 MiB title: 19
+ * collections of 1-35 ms on the event loop). So `reserve` creates slots
+ * ahead, when the edge starts (edge/main.ts: as many as its RAM tier's
+ * chunks, its fills and the spare, within a byte bound): mapped and not
+ * touched, they cost address space, not resident memory, until a fill writes
+ * into one. `take` hands out an idle slot first (faulted in already), then a
+ * reserved one, and creates a Buffer only when neither is left. A reserved
+ * slot is held by nothing (a hold on it throws, as on an idle one).
  */
 export interface ArenaStats {
   /** bytes of idle slots, faulted in, waiting for a fill */
   idleBytes: number
   /** slots created by `reserve` and not handed out yet (address space, not memory) */
-  reserved: number
-  /** slots handed out that were allocated, and that were reused */
+  reservedLeft: number
+  /** slots handed out: created then (`allocated`), created by `reserve` (`reserved`), idle ones (`reused`) */
   allocated: number
+  reserved: number
   reused: number
 }
 
@@ -71,8 +75,8 @@ const slots = new WeakMap<Buffer, Slot>()
 export class ChunkArena {
   private readonly idle: Slot[] = []
   /** slots created ahead (`reserve`), never written */
-  private readonly fresh: Slot[] = []
-  private readonly stat: ArenaStats = { idleBytes: 0, reserved: 0, allocated: 0, reused: 0 }
+  private readonly reserved: Slot[] = []
+  private readonly stat: ArenaStats = { idleBytes: 0, reservedLeft: 0, allocated: 0, reserved: 0, reused: 0 }
 
   constructor(
     private size: number,
@@ -98,29 +102,34 @@ export class ChunkArena {
       s.refs = 1
       return s.buf
     }
-    this.stat.allocated++
-    const f = this.fresh.pop()
-    if (f !== undefined) {
-      this.stat.reserved--
-      f.refs = 1
-      return f.buf
+    const r = this.reserved.pop()
+    if (r !== undefined) {
+      this.stat.reservedLeft--
+      this.stat.reserved++
+      r.refs = 1
+      return r.buf
     }
+    this.stat.allocated++
     const buf = this.alloc(size)
     slots.set(buf, new Slot(buf, this))
     return buf
   }
 
-  /** Creates slots so that `count` are held ahead in all, untouched (see "Reserved slots"). */
+  /**
+   * Creates slots until `count` are kept ahead, untouched (see "Reserved
+   * slots"). Throws what the allocator throws (no address space left, an
+   * overcommit limit); the slots created until then stay.
+   */
   reserve(count: number): void {
-    while (this.fresh.length < count) {
+    while (this.reserved.length < count) {
       const buf = this.alloc(this.size)
       const s = new Slot(buf, this)
       // nothing holds it until `take` hands it out
       s.refs = 0
       slots.set(buf, s)
-      this.fresh.push(s)
+      this.reserved.push(s)
+      this.stat.reservedLeft = this.reserved.length
     }
-    this.stat.reserved = this.fresh.length
   }
 
   /** The upstream's chunk size, learned from a manifest: slots are that size from now on. */
@@ -128,9 +137,9 @@ export class ChunkArena {
     if (size === this.size) return
     this.size = size
     this.idle.length = 0
-    this.fresh.length = 0
+    this.reserved.length = 0
     this.stat.idleBytes = 0
-    this.stat.reserved = 0
+    this.stat.reservedLeft = 0
   }
 
   stats(): ArenaStats {

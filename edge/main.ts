@@ -56,8 +56,9 @@ import { warmRamFromDisk } from './run/warm.js'
 
 /** the settings an edge reads: a change elsewhere in a shared config file (router.*, origin.*) is not the edge's to apply or report */
 const EDGE_SCOPE = ['log', 'http', 'cluster.chunkSize', 'edge']
-/** bytes of chunk slots created at start at most (4 GiB of address space: 64 chunks of 64 MiB); an edge with a larger RAM tier creates the rest as it fills */
+/** chunk slots created at start at most, in bytes (4 GiB of address space) and in number (64 chunks of 64 MiB); an edge with a larger RAM tier creates the rest as it fills */
 const MAX_RESERVED_BYTES = 4 * 1024 ** 3
+const MAX_RESERVED_SLOTS = 64
 
 /**
  * Starts an edge: check that its data dir (and chunks/, tmp/ and the title directories) takes writes, open the disk index,
@@ -134,11 +135,14 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     // the addon's chunk memory for the RAM tier's chunks, the fills and the spare, created now, untouched (mmap): a fill
     // that creates one sets off V8's collections on the event loop (chunk-arena.ts, "Reserved slots")
     if (alloc === zeroCopyChunk) {
-      const slots = Math.min(Math.floor(MAX_RESERVED_BYTES / config.cluster.chunkSize), Math.floor(cfg.ramBytes / config.cluster.chunkSize) + cfg.maxFills + 1)
+      const slots = Math.min(MAX_RESERVED_SLOTS, Math.floor(MAX_RESERVED_BYTES / config.cluster.chunkSize),
+        Math.floor(cfg.ramBytes / config.cluster.chunkSize) + cfg.maxFills + 1)
       try {
         arena.reserve(slots)
       } catch (err) {
-        logger.warn({ slots, created: arena.stats().reservedLeft, err: (err as Error).message }, 'could not create every chunk slot ahead (address space or overcommit limit): fills create the rest')
+        // the addon's mmap refused (RLIMIT_AS, vm.overcommit_memory = 2): none are kept, fills create their own as before
+        if ((err as NodeJS.ErrnoException).code !== 'ERR_MEMORY_ALLOCATION_FAILED') throw err
+        logger.warn({ slots, err: (err as Error).message }, 'could not create the chunk slots ahead (an address-space or overcommit limit): fills create their own')
       }
     }
     const metrics = edgeMetrics(registry, {

@@ -133,8 +133,22 @@ t.test('reserved slots of the splice addon\'s memory are address space, not resi
   const rss = () => process.memoryUsage().rss
   const before = rss()
   arena.reserve(8)
-  t.ok(rss() - before < 32 * 1024 * 1024, `8 slots of 64 MiB reserved: RSS grew ${((rss() - before) / 2 ** 20).toFixed(1)} MiB`)
+  const mid = rss()
+  t.ok(mid - before < 32 * 1024 * 1024, `8 slots of 64 MiB reserved: RSS grew ${((mid - before) / 2 ** 20).toFixed(1)} MiB`)
   const a = arena.take(CHUNK)
+  t.equal(arena.stats().reserved, 1, 'the fill took a reserved slot')
   a.fill(7)
-  t.ok(rss() - before >= CHUNK / 2, 'the slot a fill wrote is resident')
+  t.ok(rss() - mid >= CHUNK / 2, 'the slot a fill wrote is resident')
+})
+
+t.test('a reserve the allocator refuses midway keeps none and throws its error; fills then create their own', async t => {
+  let calls = 0
+  const arena = new ChunkArena(SIZE, 4, n => {
+    if (++calls === 3) throw Object.assign(new Error('alloc: mmap failed'), { code: 'ERR_MEMORY_ALLOCATION_FAILED' })
+    return Buffer.alloc(n)
+  })
+  t.throws(() => arena.reserve(5), { code: 'ERR_MEMORY_ALLOCATION_FAILED' })
+  t.equal(arena.stats().reservedLeft, 0, 'the two made before are not kept')
+  arena.take(SIZE)
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 0, reused: 0 }, 'the next fill creates its own')
 })

@@ -10,8 +10,7 @@
  *
  * Theory of operation. A slot is one chunk-sized Buffer and a count of its
  * holders. `take` gives a fill an idle slot (else a reserved one, else a new
- * one) with one hold,
- * the fill's own. Every holder of the Buffer takes a hold (`holdChunk`)
+ * one) with one hold, the fill's own. Every holder of the Buffer takes a hold (`holdChunk`)
  * before it can read the bytes and drops it (`dropChunk`) once it never will
  * again: the fill until the coalescer has committed it, the RAM tier while the
  * chunk is in its map, the disk tier's write queue until its write ended, each
@@ -36,31 +35,36 @@
  * slot gets fresh pages and the bytes in flight keep the old ones.
  *
  * Bounds: slots are one size (the chunk size; `resize` when the upstream's
- * manifests give another, which drops the idle and the reserved ones), and at most `keep`
- * idle slots are kept (edge.maxFills: the memory the fills in flight would
- * hold anyway); more are left to the GC.
+ * manifests give another, which drops the idle and the reserved ones), at
+ * most `keep` idle slots are kept (edge.maxFills: the memory the fills in
+ * flight would hold anyway; more are left to the GC), and as many reserved
+ * ones as the caller asks for (edge/main.ts bounds them).
  *
  * Reserved slots. Every chunk-sized Buffer created while the edge runs is a
- * new ArrayBuffer of 64 MiB that V8 counts: the next allocation of any
+ * new ArrayBuffer (64 MiB by default) that V8 counts: the next allocation of any
  * ArrayBuffer then sets off a young-generation GC (reason "external memory
  * pressure"), two of them to promote it, and an old-generation mark-compact
  * after (traced with --trace-gc on a cold edge reading a 512 MiB title: 19
  * collections of 1-35 ms on the event loop). So `reserve` creates slots
  * ahead, when the edge starts (edge/main.ts: as many as its RAM tier's
- * chunks, its fills and the spare, within a byte bound): mapped and not
- * touched, they cost address space, not resident memory, until a fill writes
- * into one. `take` hands out an idle slot first (faulted in already), then a
+ * chunks, its fills and the spare, within a bound, and only with the splice
+ * addon's allocator, whose memory is mapped and not touched: address space,
+ * not resident memory, until a fill writes into it). `take` hands out an idle slot first (faulted in already), then a
  * reserved one, and creates a Buffer only when neither is left. A reserved
- * slot is held by nothing (a hold on it throws, as on an idle one).
+ * slot is held by nothing (a hold on it throws, as on an idle one). A
+ * reserve the allocator refuses midway keeps none: a system short of address
+ * space has none to hold ahead.
  */
 export interface ArenaStats {
   /** bytes of idle slots, faulted in, waiting for a fill */
   idleBytes: number
   /** slots created by `reserve` and not handed out yet (address space, not memory) */
   reservedLeft: number
-  /** slots handed out: created then (`allocated`), created by `reserve` (`reserved`), idle ones (`reused`) */
+  /** slots handed out that were created then */
   allocated: number
+  /** slots handed out that `reserve` had created */
   reserved: number
+  /** slots handed out that were idle */
   reused: number
 }
 
@@ -86,7 +90,7 @@ export class ChunkArena {
     private readonly recycle: (buf: Buffer) => boolean = () => true,
   ) {}
 
-  /** A Buffer of `size` bytes held once (the caller's hold): an idle slot if one fits, else new memory (a slot if it is the slot size). */
+  /** A Buffer of `size` bytes held once (the caller's hold): an idle slot if one fits, else a reserved one, else new memory (a slot if it is the slot size). */
   take(size: number): Buffer {
     if (size !== this.size) return this.alloc(size)
     let s = this.idle.pop()
@@ -118,11 +122,18 @@ export class ChunkArena {
   /**
    * Creates slots until `count` are kept ahead, untouched (see "Reserved
    * slots"). Throws what the allocator throws (no address space left, an
-   * overcommit limit); the slots created until then stay.
+   * overcommit limit), and then keeps none.
    */
   reserve(count: number): void {
     while (this.reserved.length < count) {
-      const buf = this.alloc(this.size)
+      let buf: Buffer
+      try {
+        buf = this.alloc(this.size)
+      } catch (err) {
+        this.reserved.length = 0
+        this.stat.reservedLeft = 0
+        throw err
+      }
       const s = new Slot(buf, this)
       // nothing holds it until `take` hands it out
       s.refs = 0

@@ -355,3 +355,37 @@ t.test('an index from before issue 15 upgrades in place; renditions\' chunks are
   await tier.close()
   index.close()
 })
+
+t.test('a removal that fails while the new chunk\'s file is being opened: that file is closed and removed, the write counted failed', async t => {
+  const dir = t.testdir()
+  const { tier, index, metrics } = open(dir, CHUNK) // room for one chunk: b's insert evicts a
+  await recoverDisk(tier, quietLogger('edge'))
+  const [a, b] = [0, 1].map(i => chunk(i))
+  tier.write(a!.ref, a!.buf)
+  await tier.idle()
+  t.ok(tier.has(a!.ref.key))
+
+  const closed: boolean[] = []
+  const openFile = tier.files.open.bind(tier.files)
+  tier.files.open = async (path, buf) => {
+    const out = await openFile(path, buf)
+    const i = closed.push(false) - 1
+    const close = out.fh.close.bind(out.fh)
+    out.fh.close = async () => { closed[i] = true; return close() }
+    return out
+  }
+  const remove = tier.remove.bind(tier)
+  tier.remove = async (key, known) => {
+    if (key === a!.ref.key) throw Object.assign(new Error('the index is gone'), { code: 'SQLITE_IOERR' })
+    return remove(key, known)
+  }
+  tier.write(b!.ref, b!.buf)
+  await tier.idle()
+  t.same(closed, [true], 'the file opened for b was closed')
+  t.notOk(tier.has(b!.ref.key), 'b is not stored')
+  t.same(readdirSync(join(dir, 'tmp')), [], 'nothing is left half-written')
+  t.same((await metrics.diskWrites.get()).values.map(v => [v.labels.result, v.value]).sort(), [['failed', 1], ['ok', 1]])
+  tier.remove = remove
+  await tier.close()
+  index.close()
+})

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { ChunkArena, dropChunk, escapeChunk, heldForWrite, holdChunk } from './chunk-arena.js'
 import { ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../../lib/net/zero-copy.js'
+import { RamTier } from './ram-tier.js'
+import { createPolicy } from '../policy/policy.js'
 
 /**
  * The arena's one promise: a slot is handed out again only once every hold on
@@ -151,4 +153,20 @@ t.test('a reserve the allocator refuses midway keeps none and throws its error; 
   t.equal(arena.stats().reservedLeft, 0, 'the two made before are not kept')
   arena.take(SIZE)
   t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 0, reused: 0 }, 'the next fill creates its own')
+})
+
+t.test('the RAM tier drops its hold on what it evicts, by an insert or by a smaller bound (a reload): the slot goes back to the arena', async t => {
+  const arena = new ChunkArena(SIZE, 4)
+  const ram = new RamTier(createPolicy('lru', 2 * SIZE), () => {})
+  const [a, b, c] = [arena.take(SIZE), arena.take(SIZE), arena.take(SIZE)]
+  for (const [k, buf] of [['a', a], ['b', b]] as const) {
+    t.ok(ram.insert(k, buf))
+    dropChunk(buf) // the fill committed it: the tier's is the only hold
+  }
+  t.ok(ram.insert('c', c))
+  dropChunk(c)
+  t.equal(arena.stats().idleBytes, SIZE, 'an insert evicted a: idle')
+  t.equal(ram.resize(SIZE), 1, 'a reload halves the tier: b goes')
+  t.equal(arena.stats().idleBytes, 2 * SIZE, 'and its slot is idle too')
+  t.ok(ram.has('c'))
 })

@@ -73,12 +73,13 @@ export class RamTier {
 
   /**
    * A new byte bound (a config reload): the policy picks what goes; a Buffer
-   * dropped here lives on while a response still sends it, so a player
-   * reading it does not notice.
+   * dropped here lives on while a response still sends it (its own hold), so
+   * a player reading it does not notice, and its memory goes back to the
+   * arena once that is done, as on any eviction.
    */
   resize(capacity: number): number {
     const drop = this.policy.resize(capacity)
-    for (const k of drop) this.map.delete(k)
+    for (const k of drop) this.forget(k)
     if (drop.length) {
       this.onEvict(drop.length)
       this.watcher?.removed(drop)

@@ -10,8 +10,8 @@
  *
  * Theory of operation. A slot is one chunk-sized Buffer and a count of its
  * holders. `take` gives a fill an idle slot (else a reserved one, else a new
- * one) with one hold, the fill's own. Every holder of the Buffer takes a hold (`holdChunk`)
- * before it can read the bytes and drops it (`dropChunk`) once it never will
+ * one) with one hold, the fill's own. Every holder of the Buffer takes a hold
+ * (`holdChunk`) before it can read the bytes and drops it (`dropChunk`) once it never will
  * again: the fill until the coalescer has committed it, the RAM tier while the
  * chunk is in its map, the disk tier's write queue until its write ended, each
  * player's Source from the synchronous lookup that found it until it is
@@ -49,8 +49,9 @@
  * ahead, when the edge starts (edge/main.ts: as many as its RAM tier's
  * chunks, its fills and the spare, within a bound, and only with the splice
  * addon's allocator, whose memory is mapped and not touched: address space,
- * not resident memory, until a fill writes into it). `take` hands out an idle slot first (faulted in already), then a
- * reserved one, and creates a Buffer only when neither is left. A reserved
+ * not resident memory, until a fill writes into it). `take` hands out an idle
+ * slot first (faulted in already), then a reserved one, and creates a Buffer
+ * only when neither is left. A reserved
  * slot is held by nothing (a hold on it throws, as on an idle one). A
  * reserve the allocator refuses midway keeps none: a system short of address
  * space has none to hold ahead.
@@ -80,7 +81,7 @@ export class ChunkArena {
   private readonly idle: Slot[] = []
   /** slots created ahead (`reserve`), never written */
   private readonly reserved: Slot[] = []
-  private readonly stat: ArenaStats = { idleBytes: 0, reservedLeft: 0, allocated: 0, reserved: 0, reused: 0 }
+  private readonly stat: Omit<ArenaStats, 'reservedLeft'> = { idleBytes: 0, allocated: 0, reserved: 0, reused: 0 }
 
   constructor(
     private size: number,
@@ -108,7 +109,6 @@ export class ChunkArena {
     }
     const r = this.reserved.pop()
     if (r !== undefined) {
-      this.stat.reservedLeft--
       this.stat.reserved++
       r.refs = 1
       return r.buf
@@ -125,21 +125,18 @@ export class ChunkArena {
    * overcommit limit), and then keeps none.
    */
   reserve(count: number): void {
-    while (this.reserved.length < count) {
-      let buf: Buffer
-      try {
-        buf = this.alloc(this.size)
-      } catch (err) {
-        this.reserved.length = 0
-        this.stat.reservedLeft = 0
-        throw err
+    try {
+      while (this.reserved.length < count) {
+        const buf = this.alloc(this.size)
+        const s = new Slot(buf, this)
+        // nothing holds it until `take` hands it out
+        s.refs = 0
+        slots.set(buf, s)
+        this.reserved.push(s)
       }
-      const s = new Slot(buf, this)
-      // nothing holds it until `take` hands it out
-      s.refs = 0
-      slots.set(buf, s)
-      this.reserved.push(s)
-      this.stat.reservedLeft = this.reserved.length
+    } catch (err) {
+      this.reserved.length = 0
+      throw err
     }
   }
 
@@ -150,11 +147,10 @@ export class ChunkArena {
     this.idle.length = 0
     this.reserved.length = 0
     this.stat.idleBytes = 0
-    this.stat.reservedLeft = 0
   }
 
   stats(): ArenaStats {
-    return { ...this.stat }
+    return { ...this.stat, reservedLeft: this.reserved.length }
   }
 
   /** A slot's last hold was dropped: idle if it can be used again and there is room. */

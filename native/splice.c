@@ -30,9 +30,8 @@
  * gives the mapping fresh pages and leaves the old ones to the skbs still
  * holding them. Only memory from `alloc` is
  * sent this way (lib/net/zero-copy.ts keeps that rule). `populate(buf)` faults
- * such memory in on a thread of libuv's pool (MADV_POPULATE_WRITE), writing
- * nothing: a fresh huge page costs milliseconds on a VM, which the event loop
- * should not spend.
+ * such memory in on a thread of libuv's pool, changing nothing: a fresh huge
+ * page costs milliseconds on a VM, which the event loop should not spend.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -223,30 +222,37 @@ static napi_value recycle_pages(napi_env env, napi_callback_info info) {
   return number(env, madvise(data + from, to - from, MADV_DONTNEED) == 0 ? 0 : -errno);
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   napi_ref ref;
   uint8_t *data;
   size_t len;
-  int err;
 } Populate;
 
-/* on a thread of libuv's pool: the mapping's pages faulted in writable, their contents untouched */
+/*
+ * On a thread of libuv's pool: each page written once by an atomic add of
+ * zero, which faults it in writable and leaves its byte as it was, even if its
+ * owner writes the same byte meanwhile (the add is one locked read-modify-write:
+ * another store lands wholly before or after it). Not MADV_POPULATE_WRITE: it
+ * holds the process's mmap lock for reading across the whole range, so every
+ * mmap, munmap or mprotect of the event loop (V8's heap, malloc, a Buffer)
+ * waited for all of its faults (24-33 ms stalls while 8 MiB of fresh huge
+ * pages were faulted in, measured on this VM); a fault taken by touching holds
+ * only its own mapping's lock (Linux 6.4 and later), or the mmap lock for that
+ * one fault.
+ */
 static void populate_execute(napi_env env, void *arg) {
   (void)env;
   Populate *p = arg;
-  p->err = madvise(p->data, p->len, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (size_t off = 0; off < p->len; off += page) __atomic_fetch_add((volatile uint8_t *)(p->data + off), 0, __ATOMIC_RELAXED);
 }
 
 static void populate_complete(napi_env env, napi_status status, void *arg) {
   Populate *p = arg;
   napi_value v;
-  napi_create_int32(env, status != napi_ok ? -ECANCELED : -p->err, &v);
+  napi_create_int32(env, status != napi_ok ? -ECANCELED : 0, &v);
   napi_resolve_deferred(env, p->deferred, v);
   napi_delete_reference(env, p->ref);
   napi_delete_async_work(env, p->work);
@@ -255,13 +261,13 @@ static void populate_complete(napi_env env, napi_status status, void *arg) {
 
 /*
  * populate(buf: Buffer, offset: number, length: number): Promise<number> -- 0,
- * or -errno (EINVAL: a kernel before 5.14). `buf` is a whole Buffer from
- * alloc, `offset` a multiple of the page size. Faulting fresh memory in
- * costs the kernel a zeroed page per 4 KiB (2 MiB with huge pages), and on a
- * VM the host's fault too: about 7 ms per 2 MiB measured here, which a
- * write per page on the event loop would block it for. MADV_POPULATE_WRITE
- * does the same faults on a pool thread and writes nothing, so the owner may
- * write into the memory meanwhile. The Buffer is held until it is done. The
+ * or -ECANCELED. `buf` is a whole Buffer from alloc, `offset` a multiple of
+ * the page size. Faulting fresh memory in costs the kernel a zeroed page per
+ * 4 KiB (2 MiB with huge pages), and on a VM the host's fault too: about
+ * 7 ms per 2 MiB measured here, which a write per page on the event loop
+ * would block it for. populate_execute takes the same faults on a pool
+ * thread and changes no byte, so the owner may write into the memory
+ * meanwhile. The Buffer is held until it is done. The
  * caller asks a few MiB at a time, so one call holds a pool thread (which
  * file reads and writes share) for tens of ms at most.
  */

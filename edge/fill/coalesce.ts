@@ -105,7 +105,7 @@ export class Coalescer {
     if (n > 0 && this.spare === undefined && !this.closed) {
       const b = this.allocate(n)
       this.spare = b
-      // the splice addon's memory is faulted in off the event loop; any other (or on an older kernel), a huge page a turn here
+      // the splice addon's memory is faulted in off the event loop; any other, a huge page a turn here
       const faulting = (this.opts.populate ?? populate)(b)
       if (faulting === false) this.touch(b, 0)
       else void faulting.then(done => { if (!done) this.touch(b, 0) }, () => this.touch(b, 0))

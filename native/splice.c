@@ -231,22 +231,39 @@ typedef struct {
 } Populate;
 
 /*
- * On a thread of libuv's pool: each page written once by an atomic add of
- * zero, which faults it in writable and leaves its byte as it was, even if its
- * owner writes the same byte meanwhile (the add is one locked read-modify-write:
- * another store lands wholly before or after it). Not MADV_POPULATE_WRITE: it
- * holds the process's mmap lock for reading across the whole range, so every
- * mmap, munmap or mprotect of the event loop (V8's heap, malloc, a Buffer)
- * waited for all of its faults (24-33 ms stalls while 8 MiB of fresh huge
- * pages were faulted in, measured on this VM); a fault taken by touching holds
- * only its own mapping's lock (Linux 6.4 and later), or the mmap lock for that
- * one fault.
+ * One byte written with an atomic add of zero: the page is faulted in
+ * writable and the byte left as it was, even if its owner (a fill, or the
+ * kernel's copy of a socket read into it) writes it meanwhile, since the add
+ * is one locked read-modify-write and another store lands wholly before or
+ * after it. On x86-64 the instruction is written out: a compiler may turn an
+ * atomic add of zero into a fence and a load (clang does), and a load faults
+ * in only the shared zero page.
+ */
+static inline void touch_page(uint8_t *b) {
+#if defined(__x86_64__)
+  __asm__ volatile("lock addb $0, %0" : "+m"(*b) : : "memory");
+#else
+  __atomic_fetch_add((volatile uint8_t *)b, 0, __ATOMIC_RELAXED);
+#endif
+}
+
+/*
+ * On a thread of libuv's pool: each page touched once (touch_page). Not
+ * MADV_POPULATE_WRITE: it holds the process's mmap lock for reading across the
+ * whole range, so every mmap, munmap, brk or mprotect of the event loop (V8's
+ * heap, malloc, a Buffer) waited for all of its faults (15-35 ms stalls while
+ * 8 MiB of fresh huge pages were faulted in, measured on this VM,
+ * docs/benchmarks.md); a fault taken by touching holds only its own mapping's
+ * lock (Linux 6.4 and later), or the mmap lock for that one fault. A fill may
+ * take the memory while this runs, and a recycle give its pages up: a touch
+ * then writes back what the fill wrote, or faults in the fresh page, never
+ * changing a byte the fill or a socket still reads.
  */
 static void populate_execute(napi_env env, void *arg) {
   (void)env;
   Populate *p = arg;
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  for (size_t off = 0; off < p->len; off += page) __atomic_fetch_add((volatile uint8_t *)(p->data + off), 0, __ATOMIC_RELAXED);
+  for (size_t off = 0; off < p->len; off += page) touch_page(p->data + off);
 }
 
 static void populate_complete(napi_env env, napi_status status, void *arg) {
@@ -261,15 +278,16 @@ static void populate_complete(napi_env env, napi_status status, void *arg) {
 
 /*
  * populate(buf: Buffer, offset: number, length: number): Promise<number> -- 0,
- * or -ECANCELED. `buf` is a whole Buffer from alloc, `offset` a multiple of
- * the page size. Faulting fresh memory in costs the kernel a zeroed page per
- * 4 KiB (2 MiB with huge pages), and on a VM the host's fault too: about
- * 7 ms per 2 MiB measured here, which a write per page on the event loop
- * would block it for. populate_execute takes the same faults on a pool
- * thread and changes no byte, so the owner may write into the memory
- * meanwhile. The Buffer is held until it is done. The
- * caller asks a few MiB at a time, so one call holds a pool thread (which
- * file reads and writes share) for tens of ms at most.
+ * or -ECANCELED or -EAGAIN (the pool cancelled or refused the work). `buf`
+ * is a whole Buffer from alloc, `offset` a multiple of the page size.
+ * Faulting fresh memory in costs the kernel a zeroed page per 4 KiB (2 MiB
+ * with huge pages), and on a VM the host's fault too: about 7 ms per 2 MiB
+ * measured here, which a write per page on the event loop would block it
+ * for. populate_execute takes the same faults on a pool thread and changes
+ * no byte, so the owner may write into the memory meanwhile. The Buffer is
+ * held until it is done. The caller asks a few MiB at a time, so one call
+ * holds a pool thread (which file reads and writes share) for tens of ms at
+ * most.
  */
 static napi_value populate_pages(napi_env env, napi_callback_info info) {
   napi_value buf, promise, name;

@@ -107,8 +107,8 @@ export function peerGone(result: number): boolean {
  * Faults the pages of `buf` (a whole Buffer from zeroCopyChunk) in, writable,
  * on a thread of libuv's pool, changing no byte: true once done; false (at
  * once for memory that is not the addon's whole Buffer, later if the pool
- * cancelled the work) when it was not done, and the caller may fault them in
- * itself. The owner may write into `buf` meanwhile.
+ * cancelled or refused the work) when it was not done, and the caller may
+ * fault them in itself. The owner may write into `buf` meanwhile.
  * Why: on this VM a fresh 2 MiB huge page costs about 7 ms to fault in, which
  * on the event loop is 7 ms every other request waits. The addon faults each
  * page by touching it, not with MADV_POPULATE_WRITE, which held the process's

@@ -44,8 +44,9 @@ import { firstByte } from '../lib/ttfb.js'
  * Then, per variant, a fresh edge: a 1 MiB range at the first byte of a cold
  * chunk (the edge's first request), and (once that fill and its readahead
  * ended, and the disk tier wrote them) up to three 3/4 deep into other
- * chunks, then one at the start of a second, cold title (`bench-fill-2`, two
- * chunks): each on a fresh connection, against the router's own first byte
+ * chunks, then one at the start of each of three other, cold titles
+ * (`bench-fill-2` to `-4`, two chunks each; one until 2026-12-06, stop 31):
+ * each on a fresh connection, against the router's own first byte
  * for the same range taken just before (goal: within 5 ms); the row ends
  * with each probe's median over every round (`firstBytes`).
  *
@@ -59,6 +60,8 @@ import { firstByte } from '../lib/ttfb.js'
 const MiB = 1024 ** 2
 const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
 const CROWD_PLAYERS = 200
+/** cold titles (2 chunks each) whose first byte a fresh edge is probed for after its other probes: three samples a round, not one */
+const COLD_TITLES = 3
 const CROWD_SPEED = 10
 const CROWD_SECONDS = 20
 /** the admin token of the bench's edges: the steady-state one purges the title it read to read it again, cold */
@@ -82,9 +85,9 @@ export const fillRow: BenchRow = {
       const t = new TitleData('bench-fill', o.chunks * o.chunkSize, o.chunkSize)
       ctx.log(`fill: ingesting ${t.size / MiB} MiB (${t.chunks} chunks) through the router`)
       const { version } = await ingestTitle(c.router.url, c.token, t)
-      // a second title, for the first-byte probe of a cold title on an edge that has served the first
-      const t2 = new TitleData('bench-fill-2', 2 * o.chunkSize, o.chunkSize)
-      await ingestTitle(c.router.url, c.token, t2)
+      // more titles, for the first-byte probes of a cold title on an edge that has served the first
+      const others = Array.from({ length: COLD_TITLES }, (_, i) => new TitleData(`bench-fill-${i + 2}`, 2 * o.chunkSize, o.chunkSize))
+      for (const x of others) await ingestTitle(c.router.url, c.token, x)
       bare = ctx.procs.spawn('bare upstream', process.execPath, [BARE, c.router.url, t.contentId])
       const bareUrl = await waitForLine(bare, l => l.includes('"bare upstream ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 120_000)
 
@@ -93,11 +96,12 @@ export const fillRow: BenchRow = {
       const shardChunks = Array.from({ length: t.chunks }, (_, i) =>
         ({ url: `${c!.shards[0]!.url}/v1/chunks/${t.contentId}.${version}/${i}`, offset: i * o.chunkSize, length: o.chunkSize,
           headers: { authorization: `Bearer ${c!.shardToken}` } }))
+      const othersBytes = others.reduce((n, x) => n + x.size, 0)
       const paths = o.fillPaths.length ? o.fillPaths : ['']
       const label = (p: string) => `cold edge, one GET${p ? `, --fill-path ${p}` : ''} (CPU: edge)`
       const startEdge = async (name: string, p: string, upstream = c!.router.url, ram = t.size + 2 * o.chunkSize) => startService(ctx.procs, 'edge', 'edge ready',
         ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
-          '--ram', String(ram), '--disk', String(2 * t.size), ...(p ? ['--fill-path', p] : [])],
+          '--ram', String(ram), '--disk', String(2 * (t.size + othersBytes)), ...(p ? ['--fill-path', p] : [])],
         { ...svc, env: { REELCDN_LOG_REQUESTS: 'false', REELCDN_EDGE_ADMIN_TOKEN: STEADY_ADMIN } })
       /** a cold edge reading the whole title, its minor faults per GB noted */
       const edgeRead = async (e: RunningService, also: number[]) => {
@@ -108,7 +112,7 @@ export const fillRow: BenchRow = {
       ctx.log('fill: warming the origin side (one read of every chunk from each shard and through the router)')
       for (const s of c.shards) await timedRead(shardChunks.map(x => ({ ...x, url: x.url.replace(c!.shards[0]!.url, s.url) })), [], [], ticks)
       await timedRead(whole(c.router.url), [], [], ticks)
-      await timedRead([{ url: `${c.router.url}/v1/content/${t2.contentId}`, offset: 0, length: t2.size }], [], [], ticks)
+      for (const x of others) await timedRead([{ url: `${c.router.url}/v1/content/${x.contentId}`, offset: 0, length: x.size }], [], [], ticks)
 
       const rates = new Map<string, number[]>()
       /** first-byte samples (edge over router, ms) by fill path and probe, over every round */
@@ -155,7 +159,9 @@ export const fillRow: BenchRow = {
 
         for (const p of paths) {
           if (!ttfb.has(p)) ttfb.set(p, new Map())
-          await firstBytes(ctx, t, t2, c.router.url, () => startEdge(`r${round}-ttfb-${p || 'default'}`, p), e => { edge = e }, p, ttfb.get(p)!)
+          // RAM for every chunk the probes fill (and their readahead): no probe lands on a full RAM tier
+          await firstBytes(ctx, t, others, c.router.url, () => startEdge(`r${round}-ttfb-${p || 'default'}`, p, c!.router.url, t.size + othersBytes + 2 * o.chunkSize),
+            e => { edge = e }, p, ttfb.get(p)!)
         }
         for (const p of paths) {
           edge = await startEdge(`r${round}-crowd-${p || 'default'}`, p)
@@ -198,17 +204,17 @@ type Probe = keyof typeof PROBES
  * cold too), then 3/4 deep into up to three other chunks (the last, then
  * every other one back: chunk 0's readahead takes chunk 1, and each deep
  * probe's readahead the chunk after it, never one probed later), then the
- * start of a second, cold title: what a player's cold miss meets on an
- * edge that is running. Each probe waits for a quiet edge. The samples go
+ * start of each of the other, cold titles: what a player's cold miss meets
+ * on an edge that is running. Each probe waits for a quiet edge. The samples go
  * to `samples` by probe, for the row's medians.
  */
-async function firstBytes(ctx: BenchContext, t: TitleData, t2: TitleData, router: string, start: () => Promise<RunningService>,
+async function firstBytes(ctx: BenchContext, t: TitleData, others: TitleData[], router: string, start: () => Promise<RunningService>,
   hold: (e: RunningService | undefined) => void, p: string, samples: Map<Probe, number[]>): Promise<void> {
   const cs = t.chunkSize
   const deep = Math.floor(cs * 3 / 4 / MiB) * MiB + 4321
   const at: { probe: Probe; title: TitleData; pos: number }[] = [{ probe: 'fresh', title: t, pos: 0 },
     ...[t.chunks - 1, t.chunks - 3, t.chunks - 5].filter(i => i >= 2).map(i => ({ probe: 'deep' as const, title: t, pos: i * cs + deep })),
-    { probe: 'title', title: t2, pos: 0 }]
+    ...others.map(x => ({ probe: 'title' as const, title: x, pos: 0 }))]
   const get = async (base: string, a: (typeof at)[number]) => {
     const r = await firstByte(`${base}/v1/content/${a.title.contentId}`, { range: `bytes=${a.pos}-${a.pos + MiB - 1}` })
     if (r.status !== 206 || !r.body.equals(a.title.bytes(a.pos, a.pos + MiB - 1))) throw new Error(`fill: ${base} answered a range with ${r.status} and wrong bytes`)

@@ -236,8 +236,8 @@ typedef struct {
  * kernel's copy of a socket read into it) writes it meanwhile, since the add
  * is one locked read-modify-write and another store lands wholly before or
  * after it. On x86-64 the instruction is written out: a compiler may turn an
- * atomic add of zero into a fence and a load (clang does), and a load faults
- * in only the shared zero page.
+ * atomic add of zero into a fence and a load, and a load faults in only the
+ * shared zero page.
  */
 static inline void touch_page(uint8_t *b) {
 #if defined(__x86_64__)

@@ -7,6 +7,7 @@ import { formatSummary } from '../tools/loadtest/main.js'
 import { playersMode } from '../tools/loadtest/players-mode.js'
 import { makeLadder } from '../test/helpers/abr-ladder.js'
 import { staticRangeServer } from '../test/helpers/static-range-server.js'
+import { positiveInt } from './lib/args.js'
 
 /**
  * The ABR players alone (issue 15): `loadtest players` viewers on a link mix,
@@ -23,19 +24,14 @@ import { staticRangeServer } from '../test/helpers/static-range-server.js'
  * time share and bytes per rung, switches). The edge's byte hit ratio with
  * ABR viewers is measured through a cluster with `loadtest players`.
  */
-const whole = (name: string) => (v: string) => {
-  if (!/^[1-9][0-9]*$/.test(v)) throw new InvalidArgumentError(`expected ${name} to be a positive integer, got ${v}.`)
-  return Number(v)
-}
-
 const program = new Command('abr-client')
   .description('ABR viewers on a link mix against a static range server')
-  .addOption(new Option('--players <n>', 'viewers').argParser(whole('players')).default(16))
-  .addOption(new Option('--speed <x>', 'times real time').argParser(whole('speed')).default(2))
+  .addOption(new Option('--players <n>', 'viewers').argParser(positiveInt('players')).default(16))
+  .addOption(new Option('--speed <x>', 'times real time').argParser(positiveInt('speed')).default(2))
   .addOption(new Option('--links <list>', 'link capacities, Mb/s[:weight]').argParser(v => {
     try { return parseLinks(v) } catch (err) { throw new InvalidArgumentError(`${(err as Error).message}.`) }
   }).default(DEFAULT_LINKS, '1.5,4,8,25'))
-  .addOption(new Option('--seed <n>', 'random seed').argParser(whole('seed')).default(1))
+  .addOption(new Option('--seed <n>', 'random seed').argParser(positiveInt('seed')).default(1))
 
 async function main(): Promise<void> {
   program.parse()

@@ -1,7 +1,8 @@
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, Option } from 'commander'
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { positiveInt } from './lib/args.js'
 
 /**
  * What faulting chunk memory in on libuv's pool costs the event loop (the
@@ -34,16 +35,9 @@ interface Addon {
 
 const program = new Command('populate-stall')
   .description("the event loop's allocation latency while the splice addon faults chunk memory in on libuv's pool, against none")
-  .addOption(new Option('--rounds <n>', 'rounds').argParser(positive('rounds')).default(3))
-  .addOption(new Option('--mib <n>', 'MiB of fresh chunk memory faulted in per round').argParser(positive('mib')).default(256))
+  .addOption(new Option('--rounds <n>', 'rounds').argParser(positiveInt('rounds')).default(3))
+  .addOption(new Option('--mib <n>', 'MiB of fresh chunk memory faulted in per round').argParser(positiveInt('mib')).default(256))
   .addOption(new Option('--addon <path>', "the splice addon to measure (default: this build's dist/native/splice.node)"))
-
-function positive(what: string) {
-  return (v: string): number => {
-    if (!/^[1-9][0-9]*$/.test(v)) throw new InvalidArgumentError(`expected ${what} to be a positive integer, got ${v}.`)
-    return Number(v)
-  }
-}
 
 interface Steps { steps: number; p50: number; p99: number; max: number; cpuMs: number; ms: number }
 

@@ -1,9 +1,10 @@
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, Option } from 'commander'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startCluster } from './lib/cluster.js'
+import { positiveInt } from './lib/args.js'
 import { ProcessGroup } from './lib/proc.js'
 import { startService, type ServiceOptions } from './lib/reelcdn.js'
 import { ingestTitle, TitleData } from './lib/title.js'
@@ -29,10 +30,7 @@ const MiB = 1024 ** 2
 
 const program = new Command('tail-range')
   .description('time to the last byte of short ranges at a chunk\'s end, on a cold edge and on the router')
-  .addOption(new Option('--rounds <n>', 'fresh edges per range').argParser(v => {
-    if (!/^[1-9][0-9]*$/.test(v)) throw new InvalidArgumentError(`expected rounds to be a positive integer, got ${v}.`)
-    return Number(v)
-  }).default(3))
+  .addOption(new Option('--rounds <n>', 'fresh edges per range').argParser(positiveInt('rounds')).default(3))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)"))
 
 async function main(): Promise<void> {

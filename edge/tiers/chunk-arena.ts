@@ -70,9 +70,9 @@ export interface ArenaStats {
 }
 
 class Slot {
-  refs = 1
   escaped = false
-  constructor(readonly buf: Buffer, readonly arena: ChunkArena) {}
+  /** `refs`: its holders, 1 for a slot handed out as it is made, 0 for a reserved one */
+  constructor(readonly buf: Buffer, readonly arena: ChunkArena, public refs = 1) {}
 }
 
 const slots = new WeakMap<Buffer, Slot>()
@@ -128,9 +128,8 @@ export class ChunkArena {
     try {
       while (this.reserved.length < count) {
         const buf = this.alloc(this.size)
-        const s = new Slot(buf, this)
         // nothing holds it until `take` hands it out
-        s.refs = 0
+        const s = new Slot(buf, this, 0)
         slots.set(buf, s)
         this.reserved.push(s)
       }

@@ -43,8 +43,9 @@ dist/native/%.node: native/%.c $(wildcard native/*.h)
 run: build
 	GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node dist/cli.js cluster --data-dir ./var
 
+# after a failure, what failed is printed last (test/failures.ts), where a CI log's tail shows it
 test: build
-	npx tap
+	npx tap || { node dist/test/failures.js; exit 1; }
 
 bench: build
 	node dist/bench/run.js

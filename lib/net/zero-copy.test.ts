@@ -89,6 +89,37 @@ t.test('memory recycled and rewritten while its pages are in flight: the bytes i
   t.equal(buf[0], 0xaa, 'and the memory holds what was written after')
 })
 
+t.test('populate over pages in flight, and overlapping a recycle of them: the bytes in flight and the memory do not change', { skip: ZERO_COPY_AVAILABLE ? false : 'the splice addon is not built' }, async t => {
+  const { sender, receiver } = await pair(t)
+  const buf = zeroCopyChunk(32 * MiB)
+  randomFillSync(buf)
+  const original = Buffer.from(buf)
+  const fd = spliceFd(sender)!
+  // the receiver does not read: the pages the socket took stay in the kernel, by reference to buf's
+  let queued = 0
+  let offered = 0
+  for (let i = 0; i < 64 && queued < buf.length; i++) {
+    offered = Math.min(queued + MiB, buf.length)
+    const n = sendPages(fd, buf.subarray(queued, offered))
+    if (n <= 0) break
+    queued += n
+  }
+  t.ok(queued > 64 * 1024, `the kernel holds ${queued} bytes of buf`)
+  // a touch of a page in flight writes it (an add of zero): nothing the kernel holds may change
+  t.equal(await populate(buf), true, 'populated while its pages were in flight')
+  t.ok(buf.equals(original), 'the memory is as it was')
+  // a populate still running when the owner recycles: each page it touches is the old one or the fresh (zero) one
+  const faulting = populate(buf)
+  t.ok(recycle(buf), 'recycled meanwhile')
+  t.equal(await faulting, true, 'populate done')
+  // recycled: every page of every piece offered to the socket (sendPages marks a piece before its send)
+  const keptFrom = Math.ceil(offered / 4096) * 4096
+  t.ok(keptFrom < buf.length, 'some pages were never offered')
+  t.ok(buf.subarray(0, offered).every(b => b === 0), 'the pages recycled read zero (fresh ones), none the old bytes')
+  t.ok(buf.subarray(keptFrom).equals(original.subarray(keptFrom)), 'the pages never offered are as they were')
+  t.ok((await take(receiver, queued)).equals(original.subarray(0, queued)), 'the receiver got the bytes as they were when sent')
+})
+
 t.test('a socket whose peer is gone: a negative errno, not a throw', async t => {
   const { sender, receiver } = await pair(t)
   const fd = spliceFd(sender)!

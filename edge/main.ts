@@ -148,6 +148,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const metrics = edgeMetrics(registry, {
       tier: t => (t === 'ram' ? cache?.ram : cache?.disk)?.stats() ?? { bytes: 0, entries: 0, capacity: 0 },
       fillsInFlight: () => fills?.size ?? 0,
+      fillBusySeconds: () => fills?.busySeconds() ?? 0,
       blocked: () => drainWaits + (send?.pending() ?? 0) + (threads?.blocked() ?? 0),
       diskWritesPending: () => cache?.disk.pendingWrites ?? 0,
       sweepAhead: () => ahead?.sweep(),

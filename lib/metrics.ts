@@ -133,6 +133,8 @@ export interface TierStats {
 export interface EdgeProbes {
   tier(name: 'ram' | 'disk'): TierStats
   fillsInFlight(): number
+  /** seconds since start with at least one fill in flight, the current stretch included (edge/fill/coalesce.ts busySeconds) */
+  fillBusySeconds?(): number
   /** player responses waiting for their player to read (edge/serve/send.ts) */
   blocked?(): number
   /** verified chunks queued for the disk tier or being written */
@@ -196,6 +198,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   const slotsSeen = { reused: 0, reserved: 0, allocated: 0 }
   const zeroCopySeen = { spliced: 0, probe: 0 }
   const writtenSeen = { direct: 0, page_cache: 0 }
+  const busySeen = { s: 0 }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
@@ -242,6 +245,13 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['how'] as const, registers: [registry], collect() { if (probes.zeroCopy) incSince(this, 'how', probes.zeroCopy(), zeroCopySeen) } }),
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
+    fillBusy: new Counter({ name: 'reelcdn_edge_fill_busy_seconds_total', help: 'Seconds with at least one chunk fill in flight, however many overlapped: its rate is the fraction of the time the edge was filling',
+      registers: [registry], collect() {
+        if (!probes.fillBusySeconds) return
+        const now = probes.fillBusySeconds()
+        if (now > busySeen.s) this.inc(now - busySeen.s)
+        busySeen.s = now
+      } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.readahead) } }),
     tierBytes: new Gauge({ name: 'reelcdn_edge_tier_bytes', help: 'Verified chunk bytes held, by tier', labelNames: ['tier'] as const, registers: [registry],

@@ -85,6 +85,10 @@ export class Coalescer {
   private closed = false
   /** performance.now() of the last fill a player (or its readahead) started: prefill keeps quiet after it */
   lastPlayerFill = -Infinity
+  /** ms with at least one fill in flight, up to `busySince` (reelcdn_edge_fill_busy_seconds_total) */
+  private busyMs = 0
+  /** performance.now() when the fills in flight went from none to one; undefined while none is */
+  private busySince: number | undefined
 
   private readonly upstream: FillUpstream
   /** a buffer allocated ahead for the next player's fill (see the spare, above) */
@@ -155,6 +159,18 @@ export class Coalescer {
   /** Fills in flight, queued ones included. */
   get size(): number {
     return this.inflight.size
+  }
+
+  /**
+   * Seconds since start with at least one fill in flight (queued ones
+   * included), the one in progress counted up to now: the time the edge spent
+   * filling, however many fills overlapped. Exact where sampling the
+   * in-flight gauge is not: the fill row's flash crowd divides it by the time
+   * the bytes alone would take (bench/rows/fill.ts), and its fills last a
+   * fraction of a second.
+   */
+  busySeconds(): number {
+    return (this.busyMs + (this.busySince === undefined ? 0 : performance.now() - this.busySince)) / 1000
   }
 
   has(key: string): boolean {
@@ -229,6 +245,7 @@ export class Coalescer {
   private create(ref: ChunkRef, from: number, prefill = false, player = false): Fill {
     const fill = new Fill(ref, this.upstream, player ? this.playerOpts : this.opts, this.events(ref))
     fill.deadline = fill.createdAt + this.opts.fillTimeoutMs
+    if (this.inflight.size === 0) this.busySince = performance.now()
     this.inflight.set(ref.key, fill)
     this.inflightBytes += ref.size
     if (prefill) {
@@ -284,6 +301,10 @@ export class Coalescer {
     if (this.inflight.get(ref.key) === fill) {
       this.inflight.delete(ref.key)
       this.inflightBytes -= ref.size
+      if (this.inflight.size === 0 && this.busySince !== undefined) {
+        this.busyMs += performance.now() - this.busySince
+        this.busySince = undefined
+      }
     }
     metrics.fillsByFile.inc({ file: ref.kind ?? 'title', result: buf !== undefined ? 'ok' : 'error' })
     if (buf !== undefined) {

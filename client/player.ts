@@ -145,6 +145,33 @@ export class PlayerClient {
     const end = Math.min(this.size, offset + length)
     if (offset < 0 || offset > this.size) throw new RangeError(`offset ${offset} is outside 0-${this.size}`)
     const out = Buffer.allocUnsafe(end - offset)
+    await this.readInto(offset, out)
+    return out
+  }
+
+  /**
+   * Reads `out.length` bytes at `offset` into `out`, memory the caller keeps
+   * (a player's buffer: SequentialReader lands bytes in its ring this way, with
+   * no Buffer and no copy per read). The range must lie within the title. On
+   * failure `out` may hold part of the range.
+   */
+  async readInto(offset: number, out: Buffer): Promise<void> {
+    return this.readRange(offset, out.length, out)
+  }
+
+  /**
+   * Reads `length` bytes at `offset` and keeps none of them, counting them as
+   * read: a load generator's player, which needs the server's load and the
+   * timing, not the bytes (its 200 players' buffers were gigabytes of fresh
+   * memory to fault in, and a copy per byte).
+   */
+  async discard(offset: number, length: number): Promise<void> {
+    return this.readRange(offset, length, undefined)
+  }
+
+  private async readRange(offset: number, length: number, out: Buffer | undefined): Promise<void> {
+    const end = offset + length
+    if (offset < 0 || end > this.size) throw new RangeError(`bytes ${offset}-${end - 1} are outside 0-${this.size - 1}`)
     let got = 0
     let attempts = 0
     let lastErr: unknown
@@ -167,12 +194,11 @@ export class PlayerClient {
         this.failovers++
       }
     }
-    this.bytesRead += out.length
-    return out
+    this.bytesRead += length
   }
 
-  /** Streams [from, to] from one source into `out` at `at`, counting bytes in `progress` as they land. */
-  private async fetchInto(src: Source, from: number, to: number, out: Buffer, at: number, progress: { n: number }): Promise<void> {
+  /** Streams [from, to] from one source into `out` at `at` (or nowhere: `discard`), counting bytes in `progress` as they land. */
+  private async fetchInto(src: Source, from: number, to: number, out: Buffer | undefined, at: number, progress: { n: number }): Promise<void> {
     const want = to - from + 1
     const url = src.url
     const origin = src.kind === 'origin'
@@ -193,7 +219,7 @@ export class PlayerClient {
         this.bytesReceived += piece.length
         if (origin) this.bytesFromOrigin += piece.length
         const take = Math.min(piece.length, want - progress.n)
-        piece.copy(out, at + progress.n, 0, take)
+        if (out !== undefined) piece.copy(out, at + progress.n, 0, take)
         progress.n += take
       }
       if (progress.n !== want) throw new UpstreamError(`${url} ended the body after ${progress.n} of ${want} bytes`)

@@ -32,9 +32,9 @@ export async function playersCeiling(s: Scenario, seconds = 2): Promise<number> 
     const end = performance.now() + seconds * 1000
     const counts = await Promise.all(Array.from({ length: Math.max(1, Math.min(32, s.players)) }, async () => {
       const client = await PlayerClient.open({ contentId: 'ceiling', urls: [{ url }] }, { dispatcher: agent, reportIntervalMs: 0 })
-      const reader = new SequentialReader(client, readerSizes(mediaBps, s.bufferS))
+      const reader = new SequentialReader(client, { ...readerSizes(mediaBps, s.bufferS), discard: true })
       let n = 0
-      while (performance.now() < end) n += (await reader.read(1024 * 1024)).length
+      while (performance.now() < end) n += await reader.skip(1024 * 1024)
       await reader.close()
       return n
     }))

@@ -117,7 +117,7 @@ async function fileSession(run: Run, plan: PlannedSession, rng: Rng, answer: Pla
       { dispatcher: run.dispatcher, reportIntervalMs: Math.max(100, Math.round(10_000 / o.speed)) })
     run.received.open.add(client)
     const sizes = readerSizes(mediaBps, s.bufferS)
-    reader = new SequentialReader(client, sizes)
+    reader = new SequentialReader(client, { ...sizes, discard: true })
     const startupBytes = Math.min(client.size, Math.ceil(mediaBps * s.startupS))
     while (reader.buffered < startupBytes && !reader.atEnd && !run.stopped()) {
       const err = readerFailed(reader)
@@ -147,8 +147,7 @@ async function fileSession(run: Run, plan: PlannedSession, rng: Rng, answer: Pla
       if (stallStart !== undefined) (seeking ? out.seekWaitMs : out.stallMs).push(performance.now() - stallStart)
       stallStart = undefined
       seeking = false
-      const got = await reader.read(want)
-      out.bytes += got.length
+      out.bytes += await reader.skip(want)
       played += tick
       if (rng() < s.seekChance) {
         reader.seek(Math.floor(rng() * client.size * 0.9))

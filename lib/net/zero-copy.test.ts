@@ -69,33 +69,18 @@ t.test('a spliced range arrives whole and in order, however full the socket gets
   t.ok(fullSeen > 0, 'the socket was full at least once (partial sends were exercised)')
 })
 
-t.test('memory recycled and rewritten while its pages are in flight: the bytes in flight do not change', async t => {
+/**
+ * 32 MiB of random zero-copy memory spliced into a socket whose peer does not
+ * read: the pages the socket took stay in the kernel, by reference to buf's.
+ * `queued`: the bytes it took; `offered`: the end of the last piece offered
+ * (sendPages marks a piece before its send).
+ */
+async function inFlight(t: Parameters<typeof pair>[0]): Promise<{ buf: Buffer; original: Buffer; queued: number; offered: number; receiver: net.Socket }> {
   const { sender, receiver } = await pair(t)
   const buf = zeroCopyChunk(32 * MiB)
   randomFillSync(buf)
   const original = Buffer.from(buf)
   const fd = spliceFd(sender)!
-  // the receiver does not read: whatever the socket takes stays in the kernel, by reference to buf's pages
-  let queued = 0
-  for (let i = 0; i < 64 && queued < buf.length; i++) {
-    const n = sendPages(fd, buf.subarray(queued, Math.min(queued + MiB, buf.length)))
-    if (n <= 0) break
-    queued += n
-  }
-  t.ok(queued > 64 * 1024, `the kernel holds ${queued} bytes of buf`)
-  t.ok(recycle(buf), 'recycled')
-  buf.fill(0xaa)
-  t.ok((await take(receiver, queued)).equals(original.subarray(0, queued)), 'the receiver got the bytes as they were when sent')
-  t.equal(buf[0], 0xaa, 'and the memory holds what was written after')
-})
-
-t.test('populate over pages in flight, and overlapping a recycle of them: the bytes in flight and the memory do not change', { skip: ZERO_COPY_AVAILABLE ? false : 'the splice addon is not built' }, async t => {
-  const { sender, receiver } = await pair(t)
-  const buf = zeroCopyChunk(32 * MiB)
-  randomFillSync(buf)
-  const original = Buffer.from(buf)
-  const fd = spliceFd(sender)!
-  // the receiver does not read: the pages the socket took stay in the kernel, by reference to buf's
   let queued = 0
   let offered = 0
   for (let i = 0; i < 64 && queued < buf.length; i++) {
@@ -104,6 +89,20 @@ t.test('populate over pages in flight, and overlapping a recycle of them: the by
     if (n <= 0) break
     queued += n
   }
+  return { buf, original, queued, offered, receiver }
+}
+
+t.test('memory recycled and rewritten while its pages are in flight: the bytes in flight do not change', async t => {
+  const { buf, original, queued, receiver } = await inFlight(t)
+  t.ok(queued > 64 * 1024, `the kernel holds ${queued} bytes of buf`)
+  t.ok(recycle(buf), 'recycled')
+  buf.fill(0xaa)
+  t.ok((await take(receiver, queued)).equals(original.subarray(0, queued)), 'the receiver got the bytes as they were when sent')
+  t.equal(buf[0], 0xaa, 'and the memory holds what was written after')
+})
+
+t.test('populate over pages in flight, and overlapping a recycle of them: the bytes in flight and the memory do not change', { skip: ZERO_COPY_AVAILABLE ? false : 'the splice addon is not built' }, async t => {
+  const { buf, original, queued, offered, receiver } = await inFlight(t)
   t.ok(queued > 64 * 1024, `the kernel holds ${queued} bytes of buf`)
   // a touch of a page in flight writes it (an add of zero): nothing the kernel holds may change
   t.equal(await populate(buf), true, 'populated while its pages were in flight')
@@ -112,7 +111,7 @@ t.test('populate over pages in flight, and overlapping a recycle of them: the by
   const faulting = populate(buf)
   t.ok(recycle(buf), 'recycled meanwhile')
   t.equal(await faulting, true, 'populate done')
-  // recycled: every page of every piece offered to the socket (sendPages marks a piece before its send)
+  // recycled: every page of every piece offered to the socket
   const keptFrom = Math.ceil(offered / 4096) * 4096
   t.ok(keptFrom < buf.length, 'some pages were never offered')
   t.ok(buf.subarray(0, offered).every(b => b === 0), 'the pages recycled read zero (fresh ones), none the old bytes')

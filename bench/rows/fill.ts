@@ -56,7 +56,7 @@ import { firstByte } from '../lib/ttfb.js'
  * flight, by the edge's own count (`reelcdn_edge_fill_busy_seconds_total`;
  * until 2026-12-06, stop 32, and for a build without it, /metrics read every
  * 100 ms, which on fills of half a second to two seconds in all was off by up
- * to a fifth), against the bytes it took from upstream over the fill rate
+ * to 30 %), against the bytes it took from upstream over the fill rate
  * measured for that variant in the same round (goal ≤ 1.3×).
  */
 const MiB = 1024 ** 2
@@ -254,7 +254,7 @@ async function crowd(ctx: BenchContext, cli: string, contentId: string, edgeUrl:
   const before = await scrape(edgeUrl)
   const bytes0 = sample(before, 'reelcdn_edge_upstream_bytes_total')
   // the edge's own count of the time with a fill in flight; a build without it (--cli of an older one) is sampled
-  const counted = before.includes(`\n${BUSY} `)
+  const counted = new RegExp(`^${BUSY}[ {]`, 'm').test(before)
   const busy0 = sample(before, BUSY)
   let sampledMs = 0
   let done = false

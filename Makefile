@@ -45,7 +45,8 @@ run: build
 
 # after a failure, what failed is printed last (test/failures.ts), where a CI log's tail shows it
 test: build
-	npx tap || { node dist/test/failures.js; exit 1; }
+	rm -rf .tap/test-results && mkdir -p .tap
+	set -o pipefail; npx tap | tee .tap/run.tap || { node dist/test/failures.js .tap/run.tap; exit 1; }
 
 bench: build
 	node dist/bench/run.js

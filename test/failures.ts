@@ -1,12 +1,14 @@
 // What failed in the last `make test`, printed last so that a log's tail names it.
 //
-// Theory of operation: tap keeps each test file's TAP output in .tap/test-results/<file>.tap. A CI log shows
-// only its last lines, which after a failure are the run's totals; this reads the kept outputs and prints, for
-// each file with a failed assertion, its `not ok` lines with their diagnostics (the YAML block under each,
-// cut to a screen), then, last, one line per failed assertion with the two frames where it failed: a tail of
-// twenty lines names the test and the reason. `make test` runs it only when tap failed, and exits with tap's
-// failure whatever this prints.
-import { readdirSync, readFileSync } from 'node:fs'
+// Theory of operation: tap keeps each test file's TAP output in .tap/test-results/<file>.tap, and `make test`
+// tees tap's own output to .tap/run.tap (the argument). A CI log shows only its last lines, which after a
+// failure are the run's totals; this takes the files tap's output says failed (a file that crashed or only
+// set an exit code among them), prints each one's `not ok` lines with their diagnostics (the YAML block under
+// each, cut to a screen), then, last, one line per failed assertion with the two frames where it failed, or
+// how the file ended when none failed: a tail of twenty lines names the test and the reason. `make test`
+// clears the kept outputs first (tap never does, so a file renamed since would be reported), runs this only
+// when tap failed, and exits with tap's failure whatever this prints.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const ROOT = '.tap/test-results'
@@ -41,28 +43,46 @@ function failures(tap: string): string[][] {
   return found
 }
 
-let results: string[]
-try {
-  results = files(ROOT)
-} catch (e) {
-  console.log(`no test results in ${ROOT} (${(e as Error).message})`)
-  process.exit(0)
-}
-const failed = results.map(f => ({ f, blocks: failures(readFileSync(f, 'utf8')) })).filter(x => x.blocks.length > 0)
-for (const { f, blocks } of failed) {
-  console.log(`\n## ${name(f)}`)
-  for (const b of blocks) {
-    console.log(b.slice(0, KEEP).join('\n'))
-    if (b.length > KEEP) console.log(`    (${b.length - KEEP} more lines in ${f})`)
+// tap's own output (`make test` tees it here) names every file that failed at its top level, one that crashed
+// or only set an exit code included, whose kept output may hold no failed assertion; without it, every kept output
+const runLog = process.argv[2]
+const run = runLog !== undefined && existsSync(runLog) ? readFileSync(runLog, 'utf8') : undefined
+const top = run === undefined ? [] : failures(run).filter(b => /^not ok \d+ - \S/.test(b[0]))
+let names: string[]
+if (run !== undefined) names = top.map(b => /^not ok \d+ - (\S+)/.exec(b[0])![1])
+else {
+  try {
+    names = files(ROOT).map(name)
+  } catch (e) {
+    console.log(`no test results in ${ROOT} (${(e as Error).message})`)
+    process.exit(0)
   }
 }
-// the last lines: one per failed assertion (a subtest's own line ends with its time), with where it failed
+const failed = names
+  .map(f => {
+    const kept = join(ROOT, `${f}.tap`)
+    return { f, blocks: existsSync(kept) ? failures(readFileSync(kept, 'utf8')) : [], top: top.find(b => b[0].includes(` - ${f}`)) }
+  })
+  .filter(x => x.blocks.length > 0 || x.top !== undefined)
+for (const { f, blocks, top } of failed) {
+  console.log(`\n## ${f}`)
+  for (const b of top && blocks.length === 0 ? [top] : blocks) {
+    console.log(b.slice(0, KEEP).join('\n'))
+    if (b.length > KEEP) console.log(`    (${b.length - KEEP} more lines)`)
+  }
+}
+// the last lines: one per failed assertion (a subtest's own line ends with its time), with where it failed; a file
+// with none (it crashed, or set an exit code) by how it ended
 console.log(`\n# ${failed.length} test file(s) failed:`)
-for (const { f, blocks } of failed) {
+for (const { f, blocks, top } of failed) {
   const leaves = blocks.filter(b => !/# time=[\d.]+m?s$/.test(b[0]))
-  for (const b of leaves.length > 0 ? leaves : blocks.slice(-1)) {
-    const at = b.join('\n').match(/^\s*stack: \|\n((?:\s+.+\n?){1,2})/m)?.[1].trim().split('\n').map(l => l.trim()).join(' < ')
-    console.log(`#   ${name(f)}: ${b[0].trim()}${at ? ` (${at})` : ''}`)
+  if (leaves.length === 0) {
+    const how = (top ?? blocks.at(-1) ?? []).filter(l => /^\s*(exitCode|signal|timeout|message):/.test(l)).map(l => l.trim()).join(', ')
+    console.log(`#   ${f}: no assertion failed: it ended ${how || 'early'}`)
+  }
+  for (const b of leaves) {
+    const at = b.join('\n').match(/^(\s*)stack: [|>]-?\n((?:\1\s+\S.*\n?){1,2})/m)?.[2].trim().split('\n').map(l => l.trim()).join(' < ')
+    console.log(`#   ${f}: ${b[0].trim()}${at ? ` (${at})` : ''}`)
   }
 }
 

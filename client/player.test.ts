@@ -71,6 +71,8 @@ t.test('discard reads a range, fails over like read, and keeps nothing: the byte
   t.equal(c.bytesRead, 2_000_000, 'counted as read')
   t.ok(c.bytesReceived - received >= 2_000_000, 'and as received')
   await t.rejects(c.discard(body.length - 10, 11), RangeError, 'a range past the end')
+  for (const [at, n] of [[0, -5], [Number.NaN, 10], [0, 1.5]] as const) await t.rejects(c.discard(at, n), RangeError, `offset ${at}, length ${n}`)
+  t.equal(c.bytesRead, 2_000_000, 'none of them counted')
   const out = Buffer.alloc(5000)
   await c.readInto(body.length - 5000, out)
   t.ok(out.equals(body.subarray(body.length - 5000)), 'readInto lands the range in the caller\'s memory')

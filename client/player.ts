@@ -170,6 +170,8 @@ export class PlayerClient {
   }
 
   private async readRange(offset: number, length: number, out: Buffer | undefined): Promise<void> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length < 0)
+      throw new RangeError(`expected a byte offset and a length, whole numbers, the length not negative; got ${offset} and ${length}`)
     const end = offset + length
     if (offset < 0 || end > this.size) throw new RangeError(`bytes ${offset}-${end - 1} are outside 0-${this.size - 1}`)
     let got = 0

@@ -4,12 +4,19 @@ import type { PlayerClient } from './player.js'
 import { SequentialReader } from './sequential-reader.js'
 
 /** The part of PlayerClient the reader uses, over bytes in memory: the reader's own logic is under test here. */
-function memoryClient(body: Buffer): PlayerClient & { discarded: number } {
+function memoryClient(body: Buffer): PlayerClient & { discarded: number; copied: number } {
   const c = {
     size: body.length,
     position: 0,
     setPosition(p: number) { c.position = p },
     discarded: 0,
+    /** fetches that came through a Buffer of their own (a sliver at the ring's end, with the rest) */
+    copied: 0,
+    async read(at: number, n: number) {
+      await new Promise(r => setImmediate(r))
+      c.copied++
+      return Buffer.from(body.subarray(at, at + n))
+    },
     async discard(at: number, n: number) {
       await new Promise(r => setImmediate(r))
       if (at < 0 || at + n > body.length) throw new RangeError(`bytes ${at}-${at + n - 1} are outside the body`)
@@ -21,7 +28,7 @@ function memoryClient(body: Buffer): PlayerClient & { discarded: number } {
       body.copy(out, 0, at, at + out.length)
     },
   }
-  return c as unknown as PlayerClient & { discarded: number }
+  return c as unknown as PlayerClient & { discarded: number; copied: number }
 }
 
 /**
@@ -85,9 +92,11 @@ t.test('a failed fetch is visible at once as failure, and a seek restarts fetchi
 
 t.test('fetches that end at the ring\'s end in mid-fetch land whole: a ring that is no multiple of the fetch size', async t => {
   const body = randomBytes(1_000_003)
-  const r = new SequentialReader(memoryClient(body), { bufferBytes: 250_000, fetchBytes: 96_000 })
+  const client = memoryClient(body)
+  const r = new SequentialReader(client, { bufferBytes: 250_000, fetchBytes: 96_000 })
   t.teardown(() => r.close())
   t.ok((await playInTicks(r, body.length, 70_001)).equals(body), 'every byte, in order, across four wraps')
+  t.ok(client.copied > 0, `a sliver left at the ring's end came with the rest, through a Buffer (${client.copied} times)`)
 })
 
 t.test('skip moves the play position by what is buffered, copying nothing; read after it gives the bytes that follow', async t => {
@@ -151,4 +160,13 @@ t.test('a reader that discards keeps positions only: skip plays through, seeks r
   while (!r.atEnd) at += await r.skip(40_000)
   t.equal(at, body.length, 'played to the end after the seek')
   t.ok(client.discarded >= 400_000 && client.discarded <= 340_000 + 250_000 + 96_000 + 100_000, `fetched what was played and what was ahead (${client.discarded} bytes)`)
+})
+
+t.test('a count that is not a whole number of 1 or more is refused', async t => {
+  const r = new SequentialReader(memoryClient(randomBytes(1000)), { bufferBytes: 256 * 1024, fetchBytes: 64 * 1024 })
+  t.teardown(() => r.close())
+  for (const n of [0, -1, 1.5, Number.NaN]) {
+    await t.rejects(r.skip(n), RangeError, `skip(${n})`)
+    await t.rejects(r.read(n), RangeError, `read(${n})`)
+  }
 })

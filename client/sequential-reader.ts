@@ -8,15 +8,18 @@ import type { PlayerClient } from './player.js'
  * title, at `offset % capacity`. Only the producer advances writePos, only the
  * consumer advances readPos, and each wakes the other through `changed`. The
  * producer fetches at most the free space (once at least a quarter of the
- * ring or 64 KiB is free), so it never overwrites unread bytes, and lands it
- * in the ring itself (PlayerClient.readInto), a fetch ending at the ring's
- * end: no Buffer and no copy per fetch. A consumer that needs only the count
- * (the load tester) takes bytes with `skip`, which copies nothing, and with
- * `discard` the reader keeps no ring at all: the bytes are counted as they
- * arrive and dropped. Before, a ring of 30 s of media per player (gigabytes
- * of fresh memory for 200 players), two copies and two Buffers per byte made
- * the load tester's 200 players use 1.2-1.4 of this machine's 2 cores. A seek bumps `generation`: a fetch that started before it is thrown
- * away when it lands, and the ring restarts empty at the new position.
+ * ring or 64 KiB is free), so it never overwrites unread bytes. A fetch lands
+ * in the ring itself (PlayerClient.readInto) and ends at the ring's end; one
+ * that would be shorter there than the least worth a request goes through a
+ * Buffer of its own and is copied in, wrapped (once per turn of the ring at
+ * most). A seek bumps `generation`: a fetch that started before it is thrown
+ * away when it lands, and the ring restarts empty at the new position. Such a
+ * fetch may write into the ring after the seek; that is safe because there is
+ * one producer, which waits for it before it fetches again, and until that
+ * next fetch lands readPos === writePos, so the consumer reads nothing.
+ * A consumer that needs only the count takes bytes with `skip`, which copies
+ * nothing; with `discard` the reader keeps no ring at all and the client
+ * counts the bytes as they arrive (the load tester's viewers: docs/loadtest.md).
  * The consumer's position is the play position: the client reports it
  * (PlayerClient.position) to the router.
  */
@@ -105,12 +108,21 @@ export class SequentialReader {
       }
       const gen = this.generation
       const at = this.writePos
-      // straight into the ring, up to its end: the next fetch starts at its beginning
+      const ring = this.ring
       const off = at % cap
-      const n = this.ring === undefined ? want : Math.min(want, cap - off)
+      // straight into the ring, up to its end; a sliver at the end comes with the rest, through a Buffer, wrapped
+      const wrapped = ring !== undefined && cap - off < Math.min(want, least)
+      const n = ring === undefined || wrapped ? want : Math.min(want, cap - off)
       try {
-        if (this.ring === undefined) await this.client.discard(at, n)
-        else await this.client.readInto(at, this.ring.subarray(off, off + n))
+        if (ring === undefined) await this.client.discard(at, n)
+        else if (!wrapped) await this.client.readInto(at, ring.subarray(off, off + n))
+        else {
+          const buf = await this.client.read(at, n)
+          if (gen === this.generation && !this.closed) {
+            buf.copy(ring, off, 0, cap - off)
+            buf.copy(ring, 0, cap - off)
+          }
+        }
       } catch (err) {
         if (gen !== this.generation) continue
         this.error = err as Error
@@ -130,7 +142,7 @@ export class SequentialReader {
    */
   async read(n: number): Promise<Buffer> {
     const ring = this.ring
-    if (ring === undefined) throw new Error('this reader keeps no bytes (discard): take them with skip')
+    if (ring === undefined) throw new TypeError('this reader keeps no bytes (discard): take them with skip')
     const avail = await this.ready(n)
     const out = Buffer.allocUnsafe(Math.max(0, avail))
     const cap = this.capacity
@@ -155,6 +167,7 @@ export class SequentialReader {
 
   /** Waits until something is buffered or the title has ended; then what may be taken, up to `n`. */
   private async ready(n: number): Promise<number> {
+    if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`expected a count of bytes, a whole number of 1 or more; got ${n}`)
     for (;;) {
       if (this.error) throw this.error
       if (this.closed) throw new Error('reader closed')

@@ -10,8 +10,9 @@ import type { ChunkRef } from '../title.js'
  * The time the edge spent filling (reelcdn_edge_fill_busy_seconds_total): the
  * union of the fills' lifetimes, not their sum, and nothing while none is in
  * flight. Bounds, not timings: the busy time lies between the sleeps that
- * separate the fills' starts and ends (a timer fires no earlier than asked)
- * and the wall time the test spent from the first start to the last end.
+ * separate the fills' starts and ends (less a millisecond: libuv rounds a
+ * timer to whole ms) and the wall time the test spent from the first start
+ * to the last end.
  */
 const SIZE = 1000
 const ref = (i: number): ChunkRef => ({ key: `m/${i}/x`, contentId: 'm', index: i, sha256: 'x', size: SIZE })

@@ -107,7 +107,8 @@ t.test('populate over pages in flight, and overlapping a recycle of them: the by
   // a touch of a page in flight writes it (an add of zero): nothing the kernel holds may change
   t.equal(await populate(buf), true, 'populated while its pages were in flight')
   t.ok(buf.equals(original), 'the memory is as it was')
-  // a populate still running when the owner recycles: each page it touches is the old one or the fresh (zero) one
+  // a populate that may still run when the owner recycles (likely, not certain: the pool thread may not have started):
+  // each page it touches is the old one or the fresh (zero) one
   const faulting = populate(buf)
   t.ok(recycle(buf), 'recycled meanwhile')
   t.equal(await faulting, true, 'populate done')

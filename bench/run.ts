@@ -79,6 +79,7 @@ const program = new Command('bench')
   .addOption(new Option('--fill-paths <list>', "fill row: edge --fill-path values to measure, e.g. relay,direct (default: none given, the edge's own default)").env('BENCH_FILL_PATHS').default(''))
   .addOption(new Option('--tail-connections <n>', 'tail row: viewers (wrk connections), each reading the hot title in order').env('BENCH_TAIL_CONNECTIONS').argParser(int('tail-connections', 1)).default(200))
   .addOption(new Option('--tail-range <bytes>', 'tail row: bytes per viewer request').env('BENCH_TAIL_RANGE').argParser(bytes).default(2 * 1024 ** 2, '2MiB'))
+  .addOption(new Option('--tail-pace <MB/s>', 'tail row: also measure nginx proxy_cache and the edge with every connection paced so that together they ask about this many MB/s (0: not)').env('BENCH_TAIL_PACE').argParser(int('tail-pace', 0)).default(1500))
   .addOption(new Option('--tail-base-cli <path>', "tail row: also measure this build's edge (e.g. the previous build's dist/cli.js) in the same rounds").env('BENCH_TAIL_BASE_CLI'))
   .addOption(new Option('--steering-variants <list>', 'steering row: load (load-only ranking, no site), affinity (content affinity, one owner per title), affinity-hot (and hot titles on more owners), single (one edge with the four edges\' cache)').env('BENCH_STEERING_VARIANTS').default('load,affinity,affinity-hot,single'))
   .addOption(new Option('--cli <path>', "the reelcdn CLI to measure, to compare another build (default: this build's dist/cli.js)").env('BENCH_CLI'))
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
     playersScenario: String(a.playersScenario),
     playersSeconds: a.playersSeconds,
     fillPaths: a.fillPaths ? list(a.fillPaths, ['relay', 'direct'], 'fill path') : [],
-    tailConnections: a.tailConnections, tailRangeBytes: a.tailRange,
+    tailConnections: a.tailConnections, tailRangeBytes: a.tailRange, tailPaceMBps: a.tailPace,
     ...(a.tailBaseCli ? { tailBaseCli: String(a.tailBaseCli) } : {}),
     steeringVariants: list(a.steeringVariants, ['load', 'affinity', 'affinity-hot', 'single'], 'steering variant'),
     ...(a.cli ? { cli: String(a.cli) } : {}),

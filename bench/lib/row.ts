@@ -44,6 +44,8 @@ export interface BenchOptions {
   /** tail row: viewers (connections) and the bytes of each of their requests */
   tailConnections: number
   tailRangeBytes: number
+  /** tail row: the MB/s the paced measurement offers (each connection waits connections × range / this after a response); 0: none */
+  tailPaceMBps: number
   /** tail row: another build's dist/cli.js whose edge is measured next to this one's */
   tailBaseCli?: string
   /** steering row: variants to run (load, affinity, single) */

@@ -11,8 +11,10 @@ import { ProcessGroup, childPids, cpuSeconds, reapedChildrenCpuSeconds } from '.
  * too), and a whole chunk is the aligned range of that chunk. In walk mode
  * (the tail row's viewers) each request is the next `len` bytes of a viewer
  * walking the title in order from its own start offset, wrapping at the end;
- * see VIEWERS below. Its `done` hook prints one JSON line, so nothing is scraped
- * from wrk's human output.
+ * see VIEWERS below. With PACE, each connection waits that long after a
+ * response before its next request (wrk's `delay` hook), which offers every
+ * server about the same load instead of as much as it answers. Its `done` hook
+ * prints one JSON line, so nothing is scraped from wrk's human output.
  *
  * @NOTE wrk's Lua has no connection identity (request() is called per thread
  * whenever one of its connections is ready to send), so a thread keeps as many
@@ -51,6 +53,9 @@ function init(args)
     local ranges = math.floor(chunks * size / len)
     for i = 1, n do viewers[i] = math.random(0, ranges - 1) * len end
   end
+  -- PACE: a connection waits this many ms after each response before its next request (wrk's delay hook)
+  local pace = tonumber(args[7] or "0")
+  if pace > 0 then delay = function() return pace end end
 end
 
 function request()
@@ -116,6 +121,11 @@ export interface WrkLoad {
   headers?: Record<string, string>
   /** (with `title`) each connection is a viewer reading the title in order, `rangeBytes` per request */
   walk?: boolean
+  /**
+   * ms each connection waits after a response before its next request (0: none, as fast as the server
+   * answers): an offered load the same for every server, so latencies compare at equal load
+   */
+  paceMs?: number
 }
 
 export interface CpuShare {
@@ -179,6 +189,7 @@ export class Wrk {
       load.walk ? 'walk' : load.title ? 'title' : 'chunks',
       // viewers per wrk thread (wrk gives each thread connections / threads connections)
       String(Math.max(1, Math.floor(load.connections / load.threads))),
+      String(Math.round(load.paceMs ?? 0)),
     ])
     const wall = Number(process.hrtime.bigint() - t0) / 1e9
     const m1 = await machineTicks()

@@ -33,7 +33,14 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  * The cluster behind (one shard, copies=1: only the warm-up fills from it) and
  * the warm-up are checked: every chunk read once from each cache against the
  * source's SHA-256, nginx answers HIT, and no edge fills a chunk during a
- * measurement. `--cli` measures another build (every reelcdn process);
+ * measurement. Then, with `--tail-pace` (1,500 MB/s by default; 0: not),
+ * nginx proxy_cache and the default edge once more in each round with every
+ * connection paced (bench/lib/wrk.ts PACE) so that together they ask about
+ * that many MB/s: without it each server is asked as much as it answers, and
+ * where wrk itself is the limit (1.6 of the 2 cores against proxy_cache) its
+ * requests wait in wrk between responses, which lowers that server's load and
+ * its measured latency; paced, both answer the same load. `--cli` measures
+ * another build (every reelcdn process);
  * `--tail-base-cli` adds the previous build's edge (default configuration)
  * to the same rounds, so the before/after is measured side by side.
  */
@@ -136,11 +143,16 @@ export const tailRow: BenchRow = {
         servers.push({ key: v.key, label: v.label, url: edge.url, pid: edge.pid, edge })
       }
 
-      const load = (s: Server, seconds: number) => ({
+      const load = (s: Server, seconds: number, paceMs = 0) => ({
         url: s.url, prefix: s.key === 'static' ? `/static/${hot.contentId}` : path, title: true, walk: true,
         chunks: hot.chunks, chunkSize: o.chunkSize, rangeBytes: o.tailRangeBytes,
-        connections: o.tailConnections, threads: o.threads, seconds, timeoutSeconds: 30,
+        connections: o.tailConnections, threads: o.threads, seconds, timeoutSeconds: 30, paceMs,
       })
+      // paced: each connection waits as long after a response as all of them would take to ask for the offered MB/s
+      // with no latency at all, so every server is offered about the same load (slightly less the slower it answers)
+      const paceMs = o.tailPaceMBps > 0 ? o.tailConnections * o.tailRangeBytes / (o.tailPaceMBps * 1e6) * 1000 : 0
+      const pacedWorkload = `${o.tailConnections} viewers × ${o.tailRangeBytes / MiB} MiB ranges in order, paced to ${o.tailPaceMBps} MB/s offered`
+      const pacedKeys = ['proxy_cache', 'edge']
       const misses = async () => (await Promise.all(edges.map(e => metric(e.url, 'reelcdn_edge_requests_total', 'result="miss"')))).reduce((a, b) => a + b, 0)
       const missesBefore = await misses()
       const lag: { key: string; p50: number; p99: number; max: number }[] = []
@@ -166,12 +178,21 @@ export const tailRow: BenchRow = {
           if (s.key !== 'proxy_cache') m.reference = ref
           out.push(m)
         }
+        if (paceMs > 0) {
+          const paced = new Map<string, Measurement>()
+          for (const s of order.filter(x => pacedKeys.includes(x.key))) {
+            ctx.log(`tail: ${s.label}, paced (${paceMs.toFixed(0)} ms between a response and the next request), round ${round}`)
+            paced.set(s.key, { row: 'tail', workload: pacedWorkload, server: s.label, round, result: await ctx.wrk.run(load(s, o.seconds, paceMs), s.pid) })
+          }
+          paced.get('edge')!.reference = paced.get('proxy_cache')!
+          out.push(paced.get('proxy_cache')!, paced.get('edge')!)
+        }
       }
       const missed = (await misses()) - missesBefore
       if (missed !== 0) throw new Error(`the edges filled ${missed} chunks during the measurements; the figures would not be hits`)
 
       for (const s of servers) {
-        const ms = out.filter(m => m.server === s.label)
+        const ms = out.filter(m => m.server === s.label && m.workload === workload)
         const lat = (k: 'p50' | 'p99' | 'max') => spread(ms.map(m => m.result.latencyMs[k]))
         const p99 = lat('p99')
         ctx.figure({ row: 'tail', name: `${s.label}: p99`, value: p99.median, unit: 'ms',
@@ -179,7 +200,7 @@ export const tailRow: BenchRow = {
             `server ${fmt(spread(ms.map(m => m.result.cpu.server)), 2)} cores, wrk ${fmt(spread(ms.map(m => m.result.cpu.client)), 2)} cores` })
       }
       for (const s of servers.filter(x => x.edge !== undefined)) {
-        const ms = out.filter(m => m.server === s.label)
+        const ms = out.filter(m => m.server === s.label && m.workload === workload)
         const p99 = spread(ms.map(m => m.result.latencyMs.p99 / m.reference!.result.latencyMs.p99))
         const mbps = spread(ms.map(m => m.result.MBps / m.reference!.result.MBps))
         const p50 = spread(ms.map(m => m.result.latencyMs.p50 / m.reference!.result.latencyMs.p50))
@@ -189,6 +210,14 @@ export const tailRow: BenchRow = {
           note: `p50 ${fmt(spread(l.map(x => x.p50)), 1)}, p99 ${fmt(lp99, 1)}, max ${fmt(spread(l.map(x => x.max)), 1)} ms (perf_hooks.monitorEventLoopDelay, 10 ms resolution, over each measurement)` })
         ctx.figure({ row: 'tail', name: `${s.label}: p99 over nginx proxy_cache's`, value: p99.median, unit: '×',
           note: `${fmt(p99, 2)}; p50 ${fmt(p50, 2)}×; MB/s ${fmt(mbps, 2)}×; goal p99 ≤ 1.0×${s.key === 'edge' ? `: ${p99.median <= 1 ? 'met' : 'not met'} in this run` : ' (set for the default configuration)'}` })
+      }
+      if (paceMs > 0) {
+        const edge = out.filter(m => m.workload === pacedWorkload && m.reference !== undefined)
+        const ratio = (f: (m: Measurement) => number) => spread(edge.map(m => f(m) / f(m.reference!)))
+        const each = (m: Measurement) => `${m.result.latencyMs.p99.toFixed(0)} ms at ${m.result.MBps.toFixed(0)} MB/s`
+        ctx.figure({ row: 'tail', name: `reelcdn edge, default configuration, paced: p99 over nginx proxy_cache's`, value: ratio(m => m.result.latencyMs.p99).median, unit: '×',
+          note: `${fmt(ratio(m => m.result.latencyMs.p99), 2)}; p50 ${fmt(ratio(m => m.result.latencyMs.p50), 2)}×; MB/s ${fmt(ratio(m => m.result.MBps), 2)}×; ` +
+            `${o.tailPaceMBps} MB/s offered; per round, edge / proxy_cache: ${edge.map(m => `${each(m)} / ${each(m.reference!)}`).join('; ')}` })
       }
       return out
     } finally {

@@ -11,8 +11,9 @@ import { ProcessGroup, childPids, cpuSeconds, reapedChildrenCpuSeconds } from '.
  * too), and a whole chunk is the aligned range of that chunk. In walk mode
  * (the tail row's viewers) each request is the next `len` bytes of a viewer
  * walking the title in order from its own start offset, wrapping at the end;
- * see VIEWERS below. With PACE, each connection waits that long after a
- * response before its next request (wrk's `delay` hook), which offers every
+ * see VIEWERS below. With PACE, each connection waits about that long after
+ * a response before its next request (wrk's `delay` hook, drawn from 0.5-1.5
+ * times it so the connections do not stay in step), which offers every
  * server about the same load instead of as much as it answers. Its `done` hook
  * prints one JSON line, so nothing is scraped from wrk's human output.
  *
@@ -53,9 +54,11 @@ function init(args)
     local ranges = math.floor(chunks * size / len)
     for i = 1, n do viewers[i] = math.random(0, ranges - 1) * len end
   end
-  -- PACE: a connection waits this many ms after each response before its next request (wrk's delay hook)
+  -- PACE: a connection waits about this many ms after each response before its next request (wrk's delay hook),
+  -- drawn from 0.5-1.5 times it: a fixed wait keeps the connections in step, and every server then drains bursts
+  -- of all of them at once
   local pace = tonumber(args[7] or "0")
-  if pace > 0 then delay = function() return pace end end
+  if pace > 0 then delay = function() return math.floor(pace * (0.5 + math.random())) end end
 end
 
 function request()

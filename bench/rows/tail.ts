@@ -148,8 +148,9 @@ export const tailRow: BenchRow = {
         chunks: hot.chunks, chunkSize: o.chunkSize, rangeBytes: o.tailRangeBytes,
         connections: o.tailConnections, threads: o.threads, seconds, timeoutSeconds: 30, paceMs,
       })
-      // paced: each connection waits as long after a response as all of them would take to ask for the offered MB/s
-      // with no latency at all, so every server is offered about the same load (slightly less the slower it answers)
+      // paced: each connection waits, on average, as long after a response as all of them would take to ask for the
+      // offered MB/s with no latency at all, so every server is offered about the same load (slightly less the slower
+      // it answers)
       const paceMs = o.tailPaceMBps > 0 ? o.tailConnections * o.tailRangeBytes / (o.tailPaceMBps * 1e6) * 1000 : 0
       const pacedWorkload = `${o.tailConnections} viewers × ${o.tailRangeBytes / MiB} MiB ranges in order, paced to ${o.tailPaceMBps} MB/s offered`
       const pacedKeys = ['proxy_cache', 'edge']

@@ -5,7 +5,7 @@ import type { PlayerClient } from './player.js'
  * filled ahead of the play position, a consumer takes bytes from it.
  *
  * Theory of operation. The ring holds the bytes [readPos, writePos) of the
- * title, at `offset % capacity`. Only the producer advances writePos, only the
+ * title, at `offset % bufferBytes`. Only the producer advances writePos, only the
  * consumer advances readPos, and each wakes the other through `changed`. The
  * producer fetches at most the free space (once at least a quarter of the
  * ring or 64 KiB is free), so it never overwrites unread bytes. A fetch lands
@@ -53,9 +53,8 @@ class Signal {
 }
 
 export class SequentialReader {
-  /** the bytes [readPos, writePos), at offset % capacity; undefined with `discard` */
+  /** the bytes [readPos, writePos), at offset % bufferBytes; undefined with `discard` */
   private readonly ring: Buffer | undefined
-  private readonly capacity: number
   private readPos: number
   private writePos: number
   private generation = 0
@@ -66,7 +65,6 @@ export class SequentialReader {
 
   constructor(private readonly client: PlayerClient, private readonly opts: SequentialOptions) {
     if (opts.fetchBytes > opts.bufferBytes) throw new RangeError('fetchBytes must not exceed bufferBytes')
-    this.capacity = opts.bufferBytes
     this.ring = opts.discard ? undefined : Buffer.allocUnsafe(opts.bufferBytes)
     this.readPos = this.writePos = opts.startAt ?? 0
     client.setPosition(this.readPos)
@@ -92,7 +90,7 @@ export class SequentialReader {
   }
 
   private async produce(): Promise<void> {
-    const cap = this.capacity
+    const cap = this.opts.bufferBytes
     // fetch what fits once at least this much is free: waiting for room for a whole fetchBytes would
     // deadlock a consumer that waits for more than the buffer holds before taking anything (fetchBytes
     // equal to bufferBytes meant: fetch only into an empty buffer)
@@ -117,11 +115,10 @@ export class SequentialReader {
         if (ring === undefined) await this.client.discard(at, n)
         else if (!wrapped) await this.client.readInto(at, ring.subarray(off, off + n))
         else {
+          // copied in even after a seek, as a stale readInto would have landed: the check below throws it away
           const buf = await this.client.read(at, n)
-          if (gen === this.generation && !this.closed) {
-            buf.copy(ring, off, 0, cap - off)
-            buf.copy(ring, 0, cap - off)
-          }
+          buf.copy(ring, off, 0, cap - off)
+          buf.copy(ring, 0, cap - off)
         }
       } catch (err) {
         if (gen !== this.generation) continue
@@ -144,8 +141,8 @@ export class SequentialReader {
     const ring = this.ring
     if (ring === undefined) throw new TypeError('this reader keeps no bytes (discard): take them with skip')
     const avail = await this.ready(n)
-    const out = Buffer.allocUnsafe(Math.max(0, avail))
-    const cap = this.capacity
+    const out = Buffer.allocUnsafe(avail)
+    const cap = this.opts.bufferBytes
     const off = this.readPos % cap
     const first = Math.min(avail, cap - off)
     ring.copy(out, 0, off, off + first)

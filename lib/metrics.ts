@@ -35,11 +35,17 @@ function fold<L extends string>(counter: Counter<L>, label: L, t: Record<string,
   }
 }
 
-/** Adds to `counter` what each total named in `seen` grew by since the last scrape (totals kept elsewhere), and remembers them. */
-function incSince<L extends string, K extends string>(counter: Counter<L>, label: L, now: Record<K, number>, seen: Record<K, number>): void {
+/**
+ * Adds to `counter` what each total named in `seen` grew by since the last scrape (totals kept elsewhere), and
+ * remembers them; each under `label` = its name, or (no label) a counter without labels and one total.
+ */
+function incSince<L extends string, K extends string>(counter: Counter<L>, label: L | undefined, now: Record<K, number>, seen: Record<K, number>): void {
   for (const k in seen) {
     const d = now[k] - seen[k]
-    if (d > 0) counter.inc({ [label]: k } as unknown as Partial<Record<L, string>>, d)
+    if (d > 0) {
+      if (label === undefined) counter.inc(d)
+      else counter.inc({ [label]: k } as unknown as Partial<Record<L, string>>, d)
+    }
     seen[k] = now[k]
   }
 }
@@ -198,7 +204,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
   const slotsSeen = { reused: 0, reserved: 0, allocated: 0 }
   const zeroCopySeen = { spliced: 0, probe: 0 }
   const writtenSeen = { direct: 0, page_cache: 0 }
-  const busySeen = { s: 0 }
+  const busySeen = { busy: 0 }
   return {
     hot,
     reads: new Counter({ name: 'reelcdn_edge_requests_total', help: 'Chunk reads by players, by result: ram_hit, disk_hit, miss (started the upstream fill), coalesced (joined a fill in flight)',
@@ -246,12 +252,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     fills: new Gauge({ name: 'reelcdn_edge_fills_in_flight', help: 'Chunk fills in flight (each holds one chunk buffer)', registers: [registry],
       collect() { this.set(probes.fillsInFlight()) } }),
     fillBusy: new Counter({ name: 'reelcdn_edge_fill_busy_seconds_total', help: 'Seconds with at least one chunk fill in flight, however many overlapped: its rate is the fraction of the time the edge was filling',
-      registers: [registry], collect() {
-        if (!probes.fillBusySeconds) return
-        const now = probes.fillBusySeconds()
-        if (now > busySeen.s) this.inc(now - busySeen.s)
-        busySeen.s = now
-      } }),
+      registers: [registry], collect() { if (probes.fillBusySeconds) incSince(this, undefined, { busy: probes.fillBusySeconds() }, busySeen) } }),
     readahead: new Counter({ name: 'reelcdn_edge_readahead_total', help: 'Readahead decisions: started, cached (already there or in flight), skipped (no free fill slot)',
       labelNames: ['result'] as const, registers: [registry], collect() { fold(this, 'result', hot.readahead) } }),
     tierBytes: new Gauge({ name: 'reelcdn_edge_tier_bytes', help: 'Verified chunk bytes held, by tier', labelNames: ['tier'] as const, registers: [registry],

@@ -27,6 +27,9 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  *     the router, warmed: the reference every ratio is taken against
  *   - the edge with its default configuration (the title fits its default RAM tier)
  *   - the edge with `--serve-threads 1`
+ *   - the edge with `edge.zeroCopy` false: RAM hits copied into the sockets,
+ *     not spliced (lib/net/zero-copy.ts), which on loopback moves work from
+ *     the edge to wrk, which reads them on the same 2 cores
  *   - a bare node:http server answering from Buffers (bench/lib/bare-server.ts):
  *     what Node itself reaches on this workload, and the check that wrk is not
  *     the limit (its MB/s and wrk's CPU are in the table)
@@ -34,7 +37,7 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  * the warm-up are checked: every chunk read once from each cache against the
  * source's SHA-256, nginx answers HIT, and no edge fills a chunk during a
  * measurement. Then, with `--tail-pace` (1,500 MB/s by default; 0: not),
- * nginx proxy_cache and the default edge once more in each round with every
+ * nginx proxy_cache, the default edge and the copying one once more in each round with every
  * connection paced (bench/lib/wrk.ts PACE) so that together they ask about
  * that many MB/s: without it each server is asked as much as it answers, and
  * where wrk itself is the limit (1.6 of the 2 cores against proxy_cache) its
@@ -123,8 +126,13 @@ export const tailRow: BenchRow = {
         { key: 'proxy_cache', label: `nginx ${ctx.machine.nginx} proxy_cache (slice 1m)`, url: nginx.url, pid: nginx.pid },
         { key: 'bare', label: 'bare node:http from Buffers', url: bareUrl, pid: bare.pid },
       ]
+      // RAM hits copied into the sockets instead of spliced: on loopback the receiver (wrk) shares the 2 cores, and
+      // spliced pages cost it more to read than copied ones, a cost a player across a network pays on its own machine
+      const copyConfig = join(ctx.dir, 'edge-copy.json')
+      await writeFile(copyConfig, JSON.stringify({ edge: { zeroCopy: false } }))
       const variants = [{ key: 'edge', label: 'reelcdn edge, default configuration', args: [] as string[], cli: o.cli },
-        { key: 'edge-threads', label: 'reelcdn edge, --serve-threads 1', args: ['--serve-threads', '1'], cli: o.cli }]
+        { key: 'edge-threads', label: 'reelcdn edge, --serve-threads 1', args: ['--serve-threads', '1'], cli: o.cli },
+        { key: 'edge-copy', label: 'reelcdn edge, edge.zeroCopy false', args: ['--config', copyConfig], cli: o.cli }]
       // --tail-base-cli: the previous build's edge (default configuration) measured in the same rounds
       if (o.tailBaseCli) variants.push({ key: 'edge-base', label: 'previous build: reelcdn edge, default configuration', args: [], cli: o.tailBaseCli })
       for (const v of variants) {
@@ -153,10 +161,24 @@ export const tailRow: BenchRow = {
       // it answers)
       const paceMs = o.tailPaceMBps > 0 ? o.tailConnections * o.tailRangeBytes / (o.tailPaceMBps * 1e6) * 1000 : 0
       const pacedWorkload = `${o.tailConnections} viewers × ${o.tailRangeBytes / MiB} MiB ranges in order, paced to ${o.tailPaceMBps} MB/s offered`
-      const pacedKeys = ['proxy_cache', 'edge']
+      const pacedKeys = ['proxy_cache', 'edge', 'edge-copy']
       const misses = async () => (await Promise.all(edges.map(e => metric(e.url, 'reelcdn_edge_requests_total', 'result="miss"')))).reduce((a, b) => a + b, 0)
       const missesBefore = await misses()
       const lag: { key: string; p50: number; p99: number; max: number }[] = []
+      // an edge's event-loop delay over a measurement, under `key`: prom-client's histogram restarts at every scrape
+      const withLag = async <T>(s: Server, key: string, measure: () => Promise<T>): Promise<T> => {
+        if (s.edge === undefined) return measure()
+        await scrape(s.url)
+        const r = await measure()
+        const text = await scrape(s.url)
+        const ms = (n: string) => 1000 * sample(text, `nodejs_eventloop_lag_${n}_seconds`)
+        lag.push({ key, p50: ms('p50'), p99: ms('p99'), max: ms('max') })
+        return r
+      }
+      const lagNote = (key: string) => {
+        const l = lag.filter(x => x.key === key)
+        return `p50 ${fmt(spread(l.map(x => x.p50)), 1)}, p99 ${fmt(spread(l.map(x => x.p99)), 1)}, max ${fmt(spread(l.map(x => x.max)), 1)} ms`
+      }
       const workload = `${o.tailConnections} viewers × ${o.tailRangeBytes / MiB} MiB ranges in order`
       for (let round = 1; round <= o.rounds; round++) {
         const order = servers.map((_, i) => servers[(i + round - 1) % servers.length]!)
@@ -164,14 +186,7 @@ export const tailRow: BenchRow = {
         for (const s of order) {
           if (o.warmupSeconds > 0) await ctx.wrk.run(load(s, o.warmupSeconds), s.pid)
           ctx.log(`tail: ${s.label}, round ${round}`)
-          // the edge's event-loop delay over the measurement: prom-client's histogram restarts at every scrape
-          if (s.edge) await scrape(s.url)
-          got.set(s.key, { row: 'tail', workload, server: s.label, round, result: await ctx.wrk.run(load(s, o.seconds), s.pid) })
-          if (s.edge) {
-            const text = await scrape(s.url)
-            const ms = (n: string) => 1000 * sample(text, `nodejs_eventloop_lag_${n}_seconds`)
-            lag.push({ key: s.key, p50: ms('p50'), p99: ms('p99'), max: ms('max') })
-          }
+          got.set(s.key, { row: 'tail', workload, server: s.label, round, result: await withLag(s, s.key, () => ctx.wrk.run(load(s, o.seconds), s.pid)) })
         }
         const ref = got.get('proxy_cache')!
         for (const s of servers) {
@@ -183,10 +198,11 @@ export const tailRow: BenchRow = {
           const paced = new Map<string, Measurement>()
           for (const s of order.filter(x => pacedKeys.includes(x.key))) {
             ctx.log(`tail: ${s.label}, paced (${paceMs.toFixed(0)} ms between a response and the next request), round ${round}`)
-            paced.set(s.key, { row: 'tail', workload: pacedWorkload, server: s.label, round, result: await ctx.wrk.run(load(s, o.seconds, paceMs), s.pid) })
+            paced.set(s.key, { row: 'tail', workload: pacedWorkload, server: s.label, round,
+              result: await withLag(s, `${s.key} paced`, () => ctx.wrk.run(load(s, o.seconds, paceMs), s.pid)) })
           }
-          paced.get('edge')!.reference = paced.get('proxy_cache')!
-          out.push(paced.get('proxy_cache')!, paced.get('edge')!)
+          for (const k of pacedKeys.slice(1)) paced.get(k)!.reference = paced.get('proxy_cache')!
+          out.push(...pacedKeys.map(k => paced.get(k)!))
         }
       }
       const missed = (await misses()) - missesBefore
@@ -203,20 +219,20 @@ export const tailRow: BenchRow = {
       for (const s of servers.filter(x => x.edge !== undefined)) {
         const ms = out.filter(m => m.server === s.label && m.workload === workload)
         const { p99, p50, mbps } = overReference(ms)
-        const l = lag.filter(x => x.key === s.key)
-        const lp99 = spread(l.map(x => x.p99))
-        ctx.figure({ row: 'tail', name: `${s.label}: event-loop delay p99 (main thread)`, value: lp99.median, unit: 'ms',
-          note: `p50 ${fmt(spread(l.map(x => x.p50)), 1)}, p99 ${fmt(lp99, 1)}, max ${fmt(spread(l.map(x => x.max)), 1)} ms (perf_hooks.monitorEventLoopDelay, 10 ms resolution, over each measurement)` })
+        ctx.figure({ row: 'tail', name: `${s.label}: event-loop delay p99 (main thread)`, value: spread(lag.filter(x => x.key === s.key).map(x => x.p99)).median, unit: 'ms',
+          note: `${lagNote(s.key)} (perf_hooks.monitorEventLoopDelay, 10 ms resolution, over each measurement)` })
         ctx.figure({ row: 'tail', name: `${s.label}: p99 over nginx proxy_cache's`, value: p99.median, unit: '×',
           note: `${fmt(p99, 2)}; p50 ${fmt(p50, 2)}×; MB/s ${fmt(mbps, 2)}×; goal p99 ≤ 1.0×${s.key === 'edge' ? `: ${p99.median <= 1 ? 'met' : 'not met'} in this run` : ' (set for the default configuration)'}` })
       }
-      if (paceMs > 0) {
-        const edge = out.filter(m => m.workload === pacedWorkload && m.reference !== undefined)
+      for (const s of paceMs > 0 ? servers.filter(x => x.edge !== undefined && pacedKeys.includes(x.key)) : []) {
+        const edge = out.filter(m => m.workload === pacedWorkload && m.server === s.label)
         const { p99, p50, mbps } = overReference(edge)
         const each = (m: Measurement) => `${m.result.latencyMs.p99.toFixed(0)} ms at ${m.result.MBps.toFixed(0)} MB/s`
-        ctx.figure({ row: 'tail', name: `reelcdn edge, default configuration, paced: p99 over nginx proxy_cache's`, value: p99.median, unit: '×',
-          note: `${fmt(p99, 2)}; p50 ${fmt(p50, 2)}×; MB/s ${fmt(mbps, 2)}×; ` +
-            `${o.tailPaceMBps} MB/s offered; per round, edge / proxy_cache: ${edge.map(m => `${each(m)} / ${each(m.reference!)}`).join('; ')}` })
+        ctx.figure({ row: 'tail', name: `${s.label}, paced: p99 over nginx proxy_cache's`, value: p99.median, unit: '×',
+          note: `${fmt(p99, 2)}; p50 ${fmt(p50, 2)}×; MB/s ${fmt(mbps, 2)}×; wrk ${fmt(spread(edge.map(m => m.result.cpu.client)), 2)} cores ` +
+            `(against proxy_cache ${fmt(spread(edge.map(m => m.reference!.result.cpu.client)), 2)}); ` +
+            `${o.tailPaceMBps} MB/s offered; per round, edge / proxy_cache: ${edge.map(m => `${each(m)} / ${each(m.reference!)}`).join('; ')}; ` +
+            `the edge's event-loop delay ${lagNote(`${s.key} paced`)}` })
       }
       return out
     } finally {

@@ -157,6 +157,20 @@ t.test("sender's end slices large pieces and still cuts a player that reads noth
   t.ok(s.log.length > 1, `sent in slices (${s.log.length} writes before the cut)`)
 })
 
+t.test("sender forgets a finished response within a sweep, long before stallMs", async t => {
+  // held for as long as a sweep's period, each finished response's objects outlive a young-generation GC (send.ts)
+  const send = sender(30_000, { stalled: () => t.fail('nothing stalls'), blocked: () => {} })
+  const bodies = Array.from({ length: 20 }, (_, i) => randomBytes(i % 2 ? 4 * KiB : 2 * 1024 * KiB))
+  const s = await serve(t, bodies, (res, piece) => send.end(res, piece), bodies.length)
+  const got = await fetchAll(s.url, bodies.length)
+  t.ok(got.every((b, i) => b.equals(bodies[i]!)), 'every body arrives whole')
+  t.equal(send.pending(), 0, 'none is waiting for its player')
+  const done = performance.now()
+  // the previous sweep ran once a second (stallMs / 4, at most 1 s), so it could not forget them before this bound
+  while (send.held() > 0 && performance.now() - done < 700) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(send.held(), 0, `finished responses forgotten (${(performance.now() - done).toFixed(0)} ms after the last one arrived)`)
+})
+
 for (const acceptTurnBytes of [undefined, 512]) {
   t.test(`a turn after an accepted connection writes one slice (acceptTurnBytes ${acceptTurnBytes ?? 'unset'}); the next turn has its whole budget again`, async t => {
     // slices far below the socket's highWaterMark, so no write waits for 'drain' and a turn's count is its budget

@@ -37,7 +37,7 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  * the warm-up are checked: every chunk read once from each cache against the
  * source's SHA-256, nginx answers HIT, and no edge fills a chunk during a
  * measurement. Then, with `--tail-pace` (1,500 MB/s by default; 0: not),
- * nginx proxy_cache, the default edge and the copying one once more in each round with every
+ * nginx proxy_cache, the default edge and the copying one (and the previous build's) once more in each round with every
  * connection paced (bench/lib/wrk.ts PACE) so that together they ask about
  * that many MB/s: without it each server is asked as much as it answers, and
  * where wrk itself is the limit (1.6 of the 2 cores against proxy_cache) its
@@ -161,7 +161,7 @@ export const tailRow: BenchRow = {
       // it answers)
       const paceMs = o.tailPaceMBps > 0 ? o.tailConnections * o.tailRangeBytes / (o.tailPaceMBps * 1e6) * 1000 : 0
       const pacedWorkload = `${o.tailConnections} viewers × ${o.tailRangeBytes / MiB} MiB ranges in order, paced to ${o.tailPaceMBps} MB/s offered`
-      const pacedKeys = ['proxy_cache', 'edge', 'edge-copy']
+      const pacedKeys = ['proxy_cache', 'edge', 'edge-copy', ...(o.tailBaseCli ? ['edge-base'] : [])]
       const misses = async () => (await Promise.all(edges.map(e => metric(e.url, 'reelcdn_edge_requests_total', 'result="miss"')))).reduce((a, b) => a + b, 0)
       const missesBefore = await misses()
       const lag: { key: string; p50: number; p99: number; max: number }[] = []

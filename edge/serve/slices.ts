@@ -55,12 +55,7 @@ import { peerGone, sendPages, spliceFd, zeroCopyable } from '../../lib/net/zero-
  * usual way and waits for that write's callback, which libuv calls once the
  * socket took it: that is how a spliced response learns the socket has room
  * again, since nothing else tells it. A splice that fails (the player is
- * gone) destroys the socket, as a failed write would. When a probe's
- * callback finds nothing queued and the poll's budget not spent, it splices
- * the response's next slice at once (`resume`) rather than a loop turn later:
- * at a moderate load that turn waited behind the next poll, and the paced
- * tail row's p99 was 44 ms against 33 with it (median of 6 rounds; unpaced,
- * no change). With others queued it queues behind them, as before.
+ * gone) destroys the socket, as a failed write would.
  *
  * Shared by the main thread and the serve threads (edge/serve/send.ts), one
  * queue per thread: nothing here crosses threads.
@@ -122,8 +117,6 @@ export class SliceQueue {
   /** bytes spliced, and bytes of spliced responses copied (their headers' write and probes) */
   splicedBytes = 0
   probeBytes = 0
-  /** spliced responses whose next slice went out from their probe's callback, not a turn later (for tests) */
-  resumed = 0
   /** the errno of a splice that failed while the player was there: nothing is spliced after it */
   refused: number | undefined
 
@@ -259,19 +252,6 @@ export class SliceQueue {
     return n
   }
 
-  /**
-   * A spliced response's probe is in the socket: with nothing else queued and the poll's budget not spent, its next
-   * slice is spliced now rather than a loop turn later; otherwise it queues like any other.
-   */
-  private resume(q: Queued): void {
-    if (this.ready.length > 0 || this.spent + this.o.sliceBytes > this.o.turnBytes || q.res.destroyed) return this.enqueue(q)
-    this.spent += this.o.sliceBytes
-    this.resumed++
-    this.splice(q)
-    // what is left of it is queued (or it waits for a probe's callback); a turn restores the budget
-    this.schedule()
-  }
-
   /** Writes the next PROBE_BYTES of a spliced response the usual way (with its headers, the first time); its callback brings it back. */
   private probe(q: Queued): number {
     const end = Math.min(q.piece.length, q.at + PROBE_BYTES)
@@ -282,7 +262,7 @@ export class SliceQueue {
       if (q.written) q.res.end(s, q.written)
       else q.res.end(s)
     } else {
-      q.res.write(s, err => { if (!err) this.resume(q) })
+      q.res.write(s, err => { if (!err) this.enqueue(q) })
     }
     return s.length
   }

@@ -28,8 +28,9 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  *   - the edge with its default configuration (the title fits its default RAM tier)
  *   - the edge with `--serve-threads 1`
  *   - the edge with `edge.zeroCopy` false: RAM hits copied into the sockets,
- *     not spliced (lib/net/zero-copy.ts), which on loopback moves work from
- *     the edge to wrk, which reads them on the same 2 cores
+ *     not spliced (lib/net/zero-copy.ts). On loopback spliced pages cost their
+ *     reader (wrk, on the same 2 cores) more than copied ones; a `--cli`
+ *     build older than 9d594c8 has no `edge.zeroCopy` and refuses the config
  *   - a bare node:http server answering from Buffers (bench/lib/bare-server.ts):
  *     what Node itself reaches on this workload, and the check that wrk is not
  *     the limit (its MB/s and wrk's CPU are in the table)
@@ -37,12 +38,13 @@ import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
  * the warm-up are checked: every chunk read once from each cache against the
  * source's SHA-256, nginx answers HIT, and no edge fills a chunk during a
  * measurement. Then, with `--tail-pace` (1,500 MB/s by default; 0: not),
- * nginx proxy_cache, the default edge and the copying one (and the previous build's) once more in each round with every
- * connection paced (bench/lib/wrk.ts PACE) so that together they ask about
- * that many MB/s: without it each server is asked as much as it answers, and
+ * nginx proxy_cache, the default edge and the copying one (and the previous
+ * build's) once more in each round with every connection paced
+ * (bench/lib/wrk.ts PACE) so that together they ask about that many MB/s:
+ * without it each server is asked as much as it answers, and
  * where wrk itself is the limit (1.6 of the 2 cores against proxy_cache) its
  * requests wait in wrk between responses, which lowers that server's load and
- * its measured latency; paced, both answer the same load. `--cli` measures
+ * its measured latency; paced, all answer the same load. `--cli` measures
  * another build (every reelcdn process);
  * `--tail-base-cli` adds the previous build's edge (default configuration)
  * to the same rounds, so the before/after is measured side by side.
@@ -126,7 +128,7 @@ export const tailRow: BenchRow = {
         { key: 'proxy_cache', label: `nginx ${ctx.machine.nginx} proxy_cache (slice 1m)`, url: nginx.url, pid: nginx.pid },
         { key: 'bare', label: 'bare node:http from Buffers', url: bareUrl, pid: bare.pid },
       ]
-      // RAM hits copied into the sockets instead of spliced: on loopback the receiver (wrk) shares the 2 cores, and
+      // RAM hits copied into the sockets instead of spliced: on loopback the reader (wrk) shares the 2 cores, and
       // spliced pages cost it more to read than copied ones, a cost a player across a network pays on its own machine
       const copyConfig = join(ctx.dir, 'edge-copy.json')
       await writeFile(copyConfig, JSON.stringify({ edge: { zeroCopy: false } }))

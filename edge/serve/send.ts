@@ -69,14 +69,14 @@ export function sender(stallMs: number, hooks: SendHooks, slicing: SliceOptions 
  *
  * @NOTE why 50 ms: a finished response held here keeps its whole object graph
  * (request, headers, stream states) alive. Held for up to a second, as when
- * the sweep ran every second, every one of them outlived a young-generation
+ * the sweep ran every second, most of them outlived a young-generation
  * collection (one every ~0.6 s at 1.4 GB/s of 2 MiB hits): under the tail
  * row's paced load each scavenge copied 2.4 MB of survivors and paused the
  * loop 5.6 ms on average, and the survivors filled the old space for a full
  * collection every few seconds. Forgotten within 50 ms they die young: 1.2 MB
  * survived a scavenge, which paused 3.5 ms (--trace-gc-nvp, 20 s runs). A
- * sweep visits what 50 ms of responses left, a few dozen entries at hit
- * rates.
+ * sweep visits the responses finished in the last 50 ms (a few dozen at hit
+ * rates) and every one still waiting for its player.
  */
 const SWEEP_MS = (stallMs: number) => Math.max(1, Math.min(50, Math.floor(stallMs / 4)))
 

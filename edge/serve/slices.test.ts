@@ -161,14 +161,20 @@ t.test("sender forgets a finished response within a sweep, long before stallMs",
   // held for as long as a sweep's period, each finished response's objects outlive a young-generation GC (send.ts)
   const send = sender(30_000, { stalled: () => t.fail('nothing stalls'), blocked: () => {} })
   const bodies = Array.from({ length: 20 }, (_, i) => randomBytes(i % 2 ? 4 * KiB : 2 * 1024 * KiB))
-  const s = await serve(t, bodies, (res, piece) => send.end(res, piece), bodies.length)
+  let first: number | undefined
+  let heldAtEnd = 0
+  const s = await serve(t, bodies, (res, piece) => {
+    first ??= performance.now()
+    send.end(res, piece)
+    heldAtEnd = Math.max(heldAtEnd, send.held())
+  }, bodies.length)
   const got = await fetchAll(s.url, bodies.length)
   t.ok(got.every((b, i) => b.equals(bodies[i]!)), 'every body arrives whole')
+  t.ok(heldAtEnd > 0, `ended responses are watched (${heldAtEnd} at once)`)
   t.equal(send.pending(), 0, 'none is waiting for its player')
-  const done = performance.now()
-  // the previous sweep ran once a second (stallMs / 4, at most 1 s), so it could not forget them before this bound
-  while (send.held() > 0 && performance.now() - done < 700) await new Promise(resolve => setTimeout(resolve, 10))
-  t.equal(send.held(), 0, `finished responses forgotten (${(performance.now() - done).toFixed(0)} ms after the last one arrived)`)
+  // the bound tells the sweep's period: one of a second or more (stallMs / 4 is 7.5 s here) could not forget them in 900 ms
+  while (send.held() > 0 && performance.now() - first! < 900) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(send.held(), 0, `finished responses forgotten (${(performance.now() - first!).toFixed(0)} ms after the first was watched)`)
 })
 
 for (const acceptTurnBytes of [undefined, 512]) {

@@ -13,9 +13,11 @@ import type { Rendition } from '../../lib/media/rendition.js'
  * `maxHeldBytes` in all; past that a chunk's bytes are dropped and it is
  * never checked (counted unverified), so memory stays bounded on a long play.
  *
- * A file's last chunk is checked only if the bytes after its last segment
- * (an `mfra` index) were fetched, which a player never does: it stays
- * unverified.
+ * A chunk holding bytes after the file's last segment (an `mfra` index) is
+ * checked only if those were fetched, which a player never does: it stays
+ * unverified. That is the file's last chunk, and the one before it too when
+ * the index starts there (the file ends within the index's length past a
+ * chunk boundary).
  *
  * A piece fetched twice (after a seek) is held once: pieces are keyed by
  * offset, and a chunk is complete when the pieces, in offset order, tile it.

@@ -38,9 +38,11 @@ import type { WrkLoad } from '../lib/wrk.js'
  * crosses once, on the cores wrk uses too; nginx shows what a relay with
  * next to no work of its own per request reaches here, so the router's
  * ratio can be read against it. nginx relays unbuffered through a 1 MiB
- * buffer (`proxy_buffering off`): of the configurations tried its fastest
- * on both workloads; with its default buffering every 1 MiB answer spills
- * to a temp file (docs/benchmarks.md, "The relay next to nginx's").
+ * buffer (`proxy_buffering off`), as a streaming relay is set up; with its
+ * default buffering every 1 MiB answer spills to a temp file and it relayed
+ * at a third to a half of that rate (docs/benchmarks.md, "The relay next to
+ * nginx's").
+ * Only GET and HEAD pass: nginx adds the shards' token to what it relays.
  */
 const REF = 'shard-1 direct (/v1/chunks)'
 const RELAY = 'router (CPU: router + 3 shards)'
@@ -52,7 +54,8 @@ interface CpuSplit { workload: string; server: string; main: number; behind: num
  * The relay's figures over all rounds of a workload, in one place: its MB/s
  * over the direct read's (the issue's goal: at least 0.5×) and nginx's, and
  * the CPU per GB of the router, of nginx and of the shards behind each apart,
- * next to the direct shard's; medians with the min–max spread over rounds.
+ * next to the direct shard's; medians with the min–max spread over rounds
+ * (the router over nginx: the median of the rounds' ratios).
  */
 function relayFigures(ctx: BenchContext, workload: string, ratios: number[], nginxRatios: number[], split: CpuSplit[]): void {
   if (!ratios.length) return
@@ -62,7 +65,7 @@ function relayFigures(ctx: BenchContext, workload: string, ratios: number[], ngi
     note: `median${spread(ratios)}; goal at least 0.5x: ${r >= 0.5 ? 'met' : 'NOT met'}` })
   if (nginxRatios.length) {
     const n = median(nginxRatios)
-    // each round's router over that round's nginx: the two were measured minutes apart at most
+    // each round's router over that round's nginx: the two are measured back to back
     const over = median(ratios.map((x, i) => x / nginxRatios[i]!))
     ctx.figure({ row: 'router', name: `${workload}: nginx proxy_pass over a direct shard read`, value: n, unit: 'x',
       note: `median${spread(nginxRatios)}; the router's relay over nginx's: ${over.toFixed(2)}x (median over rounds)` })
@@ -84,7 +87,7 @@ function median(xs: number[]): number {
 
 export const routerRow: BenchRow = {
   name: 'router',
-  title: 'router: ingest with copies=3, reads through the router vs a direct shard read',
+  title: 'router: ingest with copies=3, reads through the router and through nginx proxy_pass vs a direct shard read',
   needs: { nginx: 'nginx', wrk: 'wrk' },
 
   async run(ctx: BenchContext): Promise<Measurement[]> {
@@ -131,19 +134,21 @@ export const routerRow: BenchRow = {
 ${c.shards.map(x => `    server 127.0.0.1:${new URL(x.url).port};`).join('\n')}
     keepalive 32;
   }`,
+        // reads only: every request it passes on carries the shards' token
         serverBody: `    location /v1/chunks/ {
+      limit_except GET HEAD { deny all; }
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "Bearer ${c.shardToken}";
       proxy_pass http://reelcdn_shards;
       proxy_buffering off;
       proxy_buffer_size 1m;
+      # unused unbuffered; set only so that nginx accepts the 1m buffer size
       proxy_buffers 4 1m;
       proxy_busy_buffers_size 1m;
     }`,
       })
       await checkServer('nginx proxy_pass', nginx.url, direct, set, o.rangeBytes)
-      const nginxPids = await childPids(nginx.pid)
       const split: CpuSplit[] = []
       const ratios: { workload: string; MBps: number; nginx: number }[] = []
       const workloads = [
@@ -156,8 +161,9 @@ ${c.shards.map(x => `    server 127.0.0.1:${new URL(x.url).port};`).join('\n')}
             url, prefix, ...(url === shard.url ? { headers: shardAuth } : {}), chunks: set.count, chunkSize: set.size, rangeBytes: w.rangeBytes,
             connections: w.connections, threads: o.threads, seconds: o.seconds, timeoutSeconds: w.rangeBytes === 0 ? 60 : 10,
           })
-          /** `workers`: the serving process's own children (nginx's), whose CPU is its own; `also`: the processes behind it */
-          const measure = async (server: string, url: string, prefix: string, pid: number, also: number[], workers: number[] = []) => {
+          /** `also`: the processes behind the server; `withChildren`: the server's children are its own (nginx's workers, read at each run) */
+          const measure = async (server: string, url: string, prefix: string, pid: number, also: number[], withChildren = false) => {
+            const workers = withChildren ? await childPids(pid) : []
             if (o.warmupSeconds > 0) await ctx.wrk.run({ ...load(url, prefix), seconds: o.warmupSeconds }, pid, also)
             ctx.log(`router: ${w.name}, ${server}, round ${round}`)
             const pids = [pid, ...workers, ...also]
@@ -173,7 +179,7 @@ ${c.shards.map(x => `    server 127.0.0.1:${new URL(x.url).port};`).join('\n')}
           }
           const refName = REF
           const rName = RELAY
-          const viaNginx = () => measure(NGINX, nginx!.url, direct, nginx!.pid, shardPids, nginxPids)
+          const viaNginx = () => measure(NGINX, nginx!.url, direct, nginx!.pid, shardPids, true)
           let s: Measurement, r: Measurement, n: Measurement
           if (round % 2 === 1) {
             s = await measure(refName, shard.url, direct, shard.pid, [])

@@ -180,7 +180,9 @@ t.test('concurrent players cost one upstream fetch per chunk', async t => {
   await until(async () => await metric(edge.url, 'reelcdn_edge_requests_total', { result: 'coalesced' }) === 7, 'all eight players to ask')
   up.release('abr/v360', 0)
   for (const got of await Promise.all(players)) t.ok(got.equals(bytes.subarray(0, segmentOffsets(v).at(-1))), 'a player read the whole rendition')
-  for (let i = 0; i < v.chunks.length; i++) t.equal(up.requests('abr/v360', i), 1, `chunk ${i}: one upstream request`)
+  // a chunk after the last segment's end (the file's trailing index alone, when the encode ends just past a boundary) is never read
+  const read = Math.ceil(segmentOffsets(v).at(-1)! / CS)
+  for (let i = 0; i < v.chunks.length; i++) t.equal(up.requests('abr/v360', i), i < read ? 1 : 0, `chunk ${i}: ${i < read ? 'one upstream request' : 'none (no segment in it)'}`)
   await settled(edge)
 })
 

@@ -1,9 +1,9 @@
+import { join } from 'node:path'
 import { serviceOptions } from '../lib/reelcdn.js'
 import { checkServer } from '../lib/data.js'
 import { procBytes, startCluster, type LocalCluster } from '../lib/cluster.js'
 import { childPids, cpuSeconds } from '../lib/proc.js'
 import { startNginx, type RunningNginx } from '../lib/nginx.js'
-import { join } from 'node:path'
 import { clockTicks } from '../lib/tools.js'
 import { ingestTitle, TitleData } from '../lib/title.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
@@ -77,6 +77,10 @@ function relayFigures(ctx: BenchContext, workload: string, ratios: number[], ngi
     ['nginx proxy_pass', nginx.map(x => x.main)], ['3 shards behind nginx', nginx.map(x => x.behind)]] as const) {
     if (xs.length) ctx.figure({ row: 'router', name: `${workload}: CPU per GB, ${name}`, value: median(xs), unit: 's/GB', note: `median${spread(xs)}` })
   }
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0)
 }
 
 function median(xs: number[]): number {
@@ -173,7 +177,6 @@ ${c.shards.map(x => `    server 127.0.0.1:${new URL(x.url).port};`).join('\n')}
             // CPU per GB wrk received, of the serving process and of the ones behind it, apart
             const gb = result.bytes / 1e9
             const used = c1.map((x, i) => x - c0[i]!)
-            const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
             split.push({ workload: w.name, server, main: sum(used.slice(0, 1 + workers.length)) / gb, behind: sum(used.slice(1 + workers.length)) / gb })
             return { row: 'router', workload: w.name, server, round, result }
           }

@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { addFlags, commonFlags, configFromFlags, fail, runUntilSignalled, type Flag } from '../lib/cli.js'
 import type { Config } from '../lib/config/config.js'
 import { serviceLogger, type Logger } from '../lib/logger.js'
-import { recycle, ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../lib/net/zero-copy.js'
+import { populate, recycle, ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../lib/net/zero-copy.js'
 import { warmManifestParser } from '../lib/manifest.js'
 import { edgeFillPathMetrics, edgeMetrics, edgePeerMetrics, edgePolicyMetrics, newRegistry, zeroEdgeErrorSeries } from '../lib/metrics.js'
 import { loadSecret, requireAdmin } from '../lib/security/auth.js'
@@ -332,6 +332,13 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const a = ahead
     const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
+    // the RAM tier's chunk memory faulted in now, on a pool thread, not by the first fills that write it (chunk-arena.ts, "Prefaulted slots")
+    if (cfg.ramPrefault && alloc === zeroCopyChunk && cfg.ramBytes > 0) {
+      const started = performance.now()
+      void arena.prefault(cfg.ramBytes, populate, warming.signal).then(bytes => {
+        if (bytes > 0) logger.info({ bytes, ms: Math.round(performance.now() - started) }, 'the RAM tier\'s chunk memory is faulted in')
+      }, err => logger.warn({ err: (err as Error).message }, 'could not fault the RAM tier\'s chunk memory in: fills fault it in as they write'))
+    }
     const f = fills
     let closing: Promise<void> | undefined
     return {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { ChunkArena, dropChunk, escapeChunk, heldForWrite, holdChunk } from './chunk-arena.js'
-import { ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../../lib/net/zero-copy.js'
+import { populate, ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING, zeroCopyChunk } from '../../lib/net/zero-copy.js'
 import { RamTier } from './ram-tier.js'
 import { createPolicy } from '../policy/policy.js'
 
@@ -25,7 +25,7 @@ t.test('a slot is reused only once every holder has dropped it', async t => {
   t.ok(a.every(x => x === 1), 'the held slot still has its bytes')
   written(new Error('EPIPE'))
   t.not(arena.take(SIZE), a, 'a failed write keeps its hold: the slot is never reused')
-  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 3, reserved: 0, reused: 0 })
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 3, reserved: 0, reused: 0, prefaulted: 0 })
 
   const c = arena.take(SIZE)
   const w = heldForWrite(c)!
@@ -91,7 +91,7 @@ t.test('an idle slot is recycled before a fill takes it again; one that cannot b
   refuse = true
   const b = arena.take(SIZE)
   t.not(b, a, 'a slot whose recycling failed is not given to the fill')
-  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 2, reserved: 0, reused: 1 }, 'nor counted idle or reused')
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 2, reserved: 0, reused: 1, prefaulted: 0 }, 'nor counted idle or reused')
 })
 
 t.test('reserved slots: created at start, handed out after idle ones and before any allocation, dropped by a resize', async t => {
@@ -99,7 +99,7 @@ t.test('reserved slots: created at start, handed out after idle ones and before 
   const arena = new ChunkArena(SIZE, 4, n => { const b = Buffer.alloc(n); made.push(b); return b })
   arena.reserve(3)
   t.equal(made.length, 3, 'created at once')
-  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 3, allocated: 0, reserved: 0, reused: 0 })
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 3, allocated: 0, reserved: 0, reused: 0, prefaulted: 0 })
   arena.reserve(2)
   t.equal(made.length, 3, 'a smaller count creates nothing more')
   t.throws(() => holdChunk(made[2]!), /held while idle/, 'a reserved slot nothing was given is not held')
@@ -107,7 +107,7 @@ t.test('reserved slots: created at start, handed out after idle ones and before 
   const a = arena.take(SIZE)
   t.ok(made.includes(a), 'the first fill takes a reserved slot')
   t.equal(made.length, 3, 'nothing allocated')
-  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 2, allocated: 0, reserved: 1, reused: 0 }, 'counted as a reserved slot handed out, not an allocation')
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 2, allocated: 0, reserved: 1, reused: 0, prefaulted: 0 }, 'counted as a reserved slot handed out, not an allocation')
   dropChunk(a)
   t.equal(arena.take(SIZE), a, 'an idle slot (its pages faulted in) goes before a reserved one')
   const b = arena.take(SIZE)
@@ -117,7 +117,7 @@ t.test('reserved slots: created at start, handed out after idle ones and before 
   const d = arena.take(SIZE)
   t.equal(made.length, 4, 'none reserved left: allocated')
   t.equal(made.at(-1), d)
-  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 3, reused: 1 })
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 3, reused: 1, prefaulted: 0 })
   t.equal(arena.take(SIZE / 2).length, SIZE / 2, 'another size is never a slot')
 
   const other = new ChunkArena(SIZE, 4, n => { const b = Buffer.alloc(n); made.push(b); return b })
@@ -143,6 +143,56 @@ t.test('reserved slots of the splice addon\'s memory are address space, not resi
   t.ok(rss() - mid >= CHUNK / 2, 'the slot a fill wrote is resident')
 })
 
+t.test('prefault: reserved slots faulted in one at a time, in the order fills take them, skipping one taken, stopped by a resize or the signal', async t => {
+  const arena = new ChunkArena(SIZE, 4)
+  arena.reserve(5)
+  const faulted: Buffer[] = []
+  let release: (() => void) | undefined
+  const populate = (b: Buffer) => { faulted.push(b); return new Promise<boolean>(resolve => { release = () => resolve(true) }) }
+  const ac = new AbortController()
+  const done = arena.prefault(3 * SIZE + 1, populate, ac.signal)
+  await Promise.resolve()
+  t.equal(faulted.length, 1, 'one slot at a time')
+  const first = arena.take(SIZE)
+  t.equal(first, faulted[0], 'the first slot faulted in is the first a fill takes')
+  const second = arena.take(SIZE)
+  release!()
+  await new Promise(setImmediate)
+  t.equal(faulted.length, 2, 'the next one once the first is done')
+  t.not(faulted[1], second, 'a slot a fill took meanwhile is skipped')
+  t.equal(arena.take(SIZE), faulted[1], 'the third a fill takes was faulted in second')
+  release!()
+  t.equal(await done, 2 * SIZE, 'three slots asked for (the bytes round down), one taken: two faulted in')
+  t.equal(arena.stats().prefaulted, 2 * SIZE)
+
+  const other = new ChunkArena(SIZE, 4)
+  other.reserve(4)
+  const seen: Buffer[] = []
+  const p = other.prefault(4 * SIZE, b => { seen.push(b); return Promise.resolve(true).then(v => { other.resize(2 * SIZE); return v }) }, ac.signal)
+  t.equal(await p, SIZE, 'a resize stops it after the slot in progress')
+  t.equal(seen.length, 1)
+
+  const third = new ChunkArena(SIZE, 4)
+  third.reserve(4)
+  ac.abort()
+  t.equal(await third.prefault(4 * SIZE, () => t.fail('aborted: nothing faulted') as never, ac.signal), 0, 'the signal stops it')
+  t.equal(await third.prefault(4 * SIZE, () => false, new AbortController().signal), 0, 'memory populate cannot take: nothing, no error')
+  t.equal(await third.prefault(SIZE - 1, () => t.fail('less than a slot') as never, new AbortController().signal), 0, 'less than a slot: nothing')
+})
+
+t.test('prefaulted slots of the splice addon\'s memory are resident before any fill writes them', { skip: ZERO_COPY_AVAILABLE ? false : `no splice addon: ${ZERO_COPY_MISSING}` }, async t => {
+  const CHUNK = 64 * 1024 * 1024
+  const arena = new ChunkArena(CHUNK, 4, zeroCopyChunk)
+  const rss = () => process.memoryUsage().rss
+  arena.reserve(4)
+  const before = rss()
+  t.equal(await arena.prefault(2 * CHUNK, populate, new AbortController().signal), 2 * CHUNK)
+  const grown = rss() - before
+  t.ok(grown >= 1.5 * CHUNK && grown < 3 * CHUNK, `two of four slots faulted in: RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB`)
+  const a = arena.take(CHUNK)
+  t.ok(a.every(x => x === 0), 'no byte changed')
+})
+
 t.test('a reserve the allocator refuses midway keeps none and throws its error; fills then create their own', async t => {
   let calls = 0
   const arena = new ChunkArena(SIZE, 4, n => {
@@ -152,7 +202,7 @@ t.test('a reserve the allocator refuses midway keeps none and throws its error; 
   t.throws(() => arena.reserve(5), { code: 'ERR_MEMORY_ALLOCATION_FAILED' })
   t.equal(arena.stats().reservedLeft, 0, 'the two made before are not kept')
   arena.take(SIZE)
-  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 0, reused: 0 }, 'the next fill creates its own')
+  t.same(arena.stats(), { idleBytes: 0, reservedLeft: 0, allocated: 1, reserved: 0, reused: 0, prefaulted: 0 }, 'the next fill creates its own')
 })
 
 t.test('the RAM tier drops its hold on what it evicts, by an insert or by a smaller bound (a reload): the slot goes back to the arena', async t => {

@@ -94,6 +94,8 @@ export const configSchema = z.object({
     dataDir: z.string().min(1),
     /** RAM tier; 0 turns it off */
     ramBytes: bytes,
+    /** the RAM tier's chunk memory faulted in behind the edge's start, so the first fills write into memory that is resident (edge/tiers/chunk-arena.ts, "Prefaulted slots"); false: faulted in by the fills that write it */
+    ramPrefault: z.boolean(),
     /** disk tier; 0 turns it off */
     diskBytes: bytes,
     /** eviction/admission policy per tier: lru, s3fifo, wtinylfu, session (S3-FIFO + live-session retention), predictive (title popularity × position survival + live sessions) */

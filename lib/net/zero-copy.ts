@@ -107,20 +107,22 @@ export function peerGone(result: number): boolean {
  * Faults the pages of `buf` (a whole Buffer from zeroCopyChunk) in, writable,
  * on a thread of libuv's pool, changing no byte: true once done; false (at
  * once for memory that is not the addon's whole Buffer, later if the pool
- * cancelled or refused the work) when it was not done, and the caller may
- * fault them in itself. The owner may write into `buf` meanwhile.
+ * cancelled or refused the work, or `signal` stopped it between steps) when
+ * it was not done, and the caller may fault them in itself. The owner may
+ * write into `buf` meanwhile.
  * Why: on this VM a fresh 2 MiB huge page costs about 7 ms to fault in, which
  * on the event loop is 7 ms every other request waits. The addon faults each
  * page by touching it, not with MADV_POPULATE_WRITE, which held the process's
  * mmap lock throughout and so stalled the event loop's own allocations
  * (native/splice.c, populate_execute).
  */
-export function populate(buf: Buffer): Promise<boolean> | false {
+export function populate(buf: Buffer, signal?: AbortSignal): Promise<boolean> | false {
   const a = addon
   if (a === undefined || !zeroCopyable(buf) || !whole(buf)) return false
   return (async () => {
     // a step at a time: the pool's threads are the file system's too (the disk tier's reads and writes)
     for (let off = 0; off < buf.length; off += POPULATE_STEP) {
+      if (signal?.aborted) return false
       if (await a.populate(buf, off, Math.min(POPULATE_STEP, buf.length - off)) !== 0) return false
     }
     return true

@@ -59,7 +59,8 @@ export function sampleConfig(role: Role, dir: string, overrides: Record<string, 
  * Three shards, the router and the edge, each started in this process from
  * its sample config (installed under `dir` by `sampleConfig`) with only what
  * a test machine needs changed: loopback and port 0, the shards' addresses,
- * and no disk reserve (the sample's 20 GiB is for a real disk). `local`
+ * no disk reserve (the sample's 20 GiB is for a real disk), and the edge's
+ * RAM tier not claimed at start (its 8 GiB are for a real appliance). `local`
  * overrides every service's config alike (a log level, a grace period).
  */
 export async function startSampleCluster(t: { teardown(fn: () => unknown): void }, dir: string, local: Record<string, unknown>) {
@@ -76,7 +77,9 @@ export async function startSampleCluster(t: { teardown(fn: () => unknown): void 
     'cluster.shards': sample.cluster.shards.map((s, i) => ({ ...s, url: shards[i]!.url })) }), { logger: quietLogger('router'), env: {} })
   t.teardown(() => router.close())
   await router.cluster.health.checkAll()
-  const edge = await startEdge(sampleConfig('edge', dir, { ...local, 'edge.host': '127.0.0.1', 'edge.port': 0, 'edge.upstream': router.url }),
+  // the sample's 8 GiB RAM tier is a real appliance's: not claimed at start here (4 GiB faulted in, edge.ramPrefault)
+  const edge = await startEdge(sampleConfig('edge', dir, { ...local, 'edge.host': '127.0.0.1', 'edge.port': 0, 'edge.upstream': router.url,
+    'edge.ramPrefault': false }),
     { logger: quietLogger('edge'), env: {} })
   t.teardown(() => edge.close())
   return { shards, router, edge }

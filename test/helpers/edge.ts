@@ -36,6 +36,8 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'http.shutdownGraceMs': 500,
     // issue 5: no background traffic to the upstream unless a test asks for it
     'edge.prefill.window': 'never',
+    // nor memory faulted in behind the start (a 64 MiB chunk at the default chunk size, for every test edge)
+    'edge.ramPrefault': false,
     'edge.heartbeatMs': 0,
     'edge.demandReportMs': 0,
     ...overrides,

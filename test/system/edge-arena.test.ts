@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
 import { get, metric, startTestEdge, until } from '../helpers/edge.js'
+import { ZERO_COPY_AVAILABLE, ZERO_COPY_MISSING } from '../../lib/net/zero-copy.js'
 
 /**
  * Chunk memory reused (edge/tiers/chunk-arena.ts) never sends a player wrong
@@ -101,4 +102,25 @@ t.test('zero-copy: a RAM hit spliced whole into a stalled player\'s socket keeps
   for (let i = 1; i < CHUNKS; i++) await read(i)
   t.ok(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'reused' }) >= 1, 'fills wrote into reused memory')
   t.ok((await a.rest()).equals(chunk(0)), 'the stalled player gets chunk 0 as it was when spliced')
+})
+
+t.test('the RAM tier\'s chunk memory is faulted in at start (edge.ramPrefault): fills write into it, byte-exact; off, nothing is', { skip: ZERO_COPY_AVAILABLE ? false : `no splice addon: ${ZERO_COPY_MISSING}` }, async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const bytes = titleBytes(CHUNKS * CS, 'pre')
+  await up.addTitle('pre', bytes, { chunkSize: CS })
+  const settings = { 'cluster.chunkSize': CS, 'edge.ramBytes': 3 * CS, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0 }
+  const edge = await startTestEdge(t, up, { ...settings, 'edge.ramPrefault': true })
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_chunk_slots_prefaulted_bytes')) === 3 * CS, 'the RAM tier\'s three chunks faulted in')
+  for (let i = 0; i < 3; i++) {
+    const r = await get(`${edge.url}/v1/content/pre`, { range: `bytes=${i * CS}-${(i + 1) * CS - 1}` })
+    t.equal(r.status, 206)
+    t.ok(r.body.equals(bytes.subarray(i * CS, (i + 1) * CS)), `chunk ${i} byte-exact`)
+  }
+  t.equal(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'allocated' }), 0, 'every fill wrote into a slot created at start')
+  t.ok(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'reserved' }) >= 3)
+
+  const off = await startTestEdge(t, up, { ...settings, 'edge.ramPrefault': false })
+  await new Promise(r => setTimeout(r, 200))
+  t.equal(await metric(off.url, 'reelcdn_edge_chunk_slots_prefaulted_bytes'), 0, 'off: nothing faulted in ahead')
 })

@@ -17,6 +17,10 @@ import { firstByte } from '../lib/ttfb.js'
  * `--chunk-size`, child processes); every edge is started fresh, with an
  * empty data dir, so the title is cold to it, while the origin side is warm
  * (its RAM caches and page cache hold the title, as for the references).
+ * Each is measured once its RAM tier's chunk memory is faulted in
+ * (edge.ramPrefault, on by default: what an edge that has been up a few
+ * seconds has; the time it took is noted; from 2026-12-07, stop 35; a build
+ * without it is measured at once).
  *
  * Per round, with one client (bench/lib/timed-read.ts, the same for all):
  *   - shard: every chunk from shard-1 (/v1/chunks/{id}.{version}/{i}), one
@@ -36,7 +40,8 @@ import { firstByte } from '../lib/ttfb.js'
  *     path), with a RAM tier of two chunks, after it has read the title once
  *     (unmeasured) and purged it: every fill evicts a chunk or writes into
  *     memory one left (edge/tiers/chunk-arena.ts), as on an edge whose RAM
- *     is full; the others start with empty RAM and fill into fresh memory.
+ *     is full; the others start with empty RAM, faulted in ahead (until stop
+ *     35 they filled into fresh memory).
  * Each edge line notes the edge's minor page faults per GB filled (first
  * touches of fresh memory: costly on a VM).
  * Goal: the edge's MB/s ≥ 0.7× the shard's.
@@ -103,10 +108,20 @@ export const fillRow: BenchRow = {
       const othersBytes = others.reduce((n, x) => n + x.size, 0)
       const paths = o.fillPaths.length ? o.fillPaths : ['']
       const label = (p: string) => `cold edge, one GET${p ? `, --fill-path ${p}` : ''} (CPU: edge)`
-      const startEdge = async (name: string, p: string, upstream = c!.router.url, ram = t.size + 2 * o.chunkSize) => startService(ctx.procs, 'edge', 'edge ready',
-        ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
-          '--ram', String(ram), '--disk', String(2 * (t.size + othersBytes)), ...(p ? ['--fill-path', p] : [])],
-        { ...svc, env: { REELCDN_LOG_REQUESTS: 'false', REELCDN_EDGE_ADMIN_TOKEN: STEADY_ADMIN } })
+      /** how long each edge took, after it said ready, to fault its RAM tier's memory in */
+      const prefaultMs = new WeakMap<RunningService, number>()
+      const startEdge = async (name: string, p: string, upstream = c!.router.url, ram = t.size + 2 * o.chunkSize) => {
+        const e = await startService(ctx.procs, 'edge', 'edge ready',
+          ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
+            '--ram', String(ram), '--disk', String(2 * (t.size + othersBytes)), ...(p ? ['--fill-path', p] : [])],
+          { ...svc, env: { REELCDN_LOG_REQUESTS: 'false', REELCDN_EDGE_ADMIN_TOKEN: STEADY_ADMIN } })
+        const ms = await prefaulted(e.url, ram, o.chunkSize)
+        if (ms !== undefined) {
+          prefaultMs.set(e, ms)
+          ctx.log(`fill: edge ${name}: its RAM tier (${(ram / MiB).toFixed(0)} MiB) faulted in ${ms.toFixed(0)} ms after it said ready`)
+        }
+        return e
+      }
       /** a cold edge reading the whole title, its minor faults per GB noted */
       const edgeRead = async (e: RunningService, also: number[]) => {
         const f0 = await minorFaults(e.pid)
@@ -140,7 +155,8 @@ export const fillRow: BenchRow = {
           rates.set(p, [...(rates.get(p) ?? []), res.MBps])
           const per = res.extra / (res.MBps / 1000)
           cpuPerGB.origin.set(p, [...(cpuPerGB.origin.get(p) ?? []), per])
-          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}`
+          const pre = prefaultMs.get(edge)
+          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}${pre === undefined ? '' : `; its RAM faulted in ${pre.toFixed(0)} ms after ready`}`
           await edge.stop()
           edge = undefined
         }
@@ -191,6 +207,27 @@ export const fillRow: BenchRow = {
       await c?.stop()
     }
   },
+}
+
+const PREFAULTED = 'reelcdn_edge_chunk_slots_prefaulted_bytes'
+
+/**
+ * Waits, once a fresh edge said ready, until its RAM tier's chunk memory is
+ * faulted in (edge.ramPrefault, edge/tiers/chunk-arena.ts "Prefaulted
+ * slots"), as on an edge that has been up a few seconds before its first
+ * fill; the ms that took. A build without it (no such gauge): at once,
+ * undefined.
+ */
+async function prefaulted(url: string, ram: number, chunkSize: number): Promise<number | undefined> {
+  const want = Math.floor(ram / chunkSize) * chunkSize
+  const t0 = performance.now()
+  for (;;) {
+    const text = await scrape(url)
+    if (!new RegExp(`^${PREFAULTED}[ {]`, 'm').test(text)) return undefined
+    if (sample(text, PREFAULTED) >= want) return performance.now() - t0
+    if (performance.now() - t0 > 60_000) throw new Error(`fill: the edge at ${url} had not faulted its RAM tier in after 60 s (${sample(text, PREFAULTED)} of ${want} bytes)`)
+    await new Promise(r => setTimeout(r, 50))
+  }
 }
 
 /** what each first-byte probe measures, in the order a fresh edge takes them */

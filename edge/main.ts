@@ -162,7 +162,8 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
       { readSize: cfg.readSize, writeQueueBytes: cfg.diskWriteQueueBytes, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
-        policyStateFlushMs: cfg.policyStateFlushMs, alloc, directWrites: cfg.diskDirectWrites })
+        // promotions and warming read into the arena's slots too: the RAM tier's memory is the memory reserved (and prefaulted) for it
+        policyStateFlushMs: cfg.policyStateFlushMs, alloc: size => arena.take(size), directWrites: cfg.diskDirectWrites })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
@@ -336,7 +337,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     if (cfg.ramPrefault && alloc === zeroCopyChunk && cfg.ramBytes > 0) {
       const started = performance.now()
       void arena.prefault(cfg.ramBytes, populate, warming.signal).then(bytes => {
-        if (bytes > 0) logger.info({ bytes, ms: Math.round(performance.now() - started) }, 'the RAM tier\'s chunk memory is faulted in')
+        // fewer bytes than the tier: the reserve's bound (MAX_RESERVED_*), slots taken meanwhile (their takers fault them in), or closing
+        logger.info({ bytes, ramBytes: cfg.ramBytes, ms: Math.round(performance.now() - started), ...(warming.signal.aborted ? { stopped: 'closing' } : {}) },
+          'the RAM tier\'s chunk memory is faulted in')
       }, err => logger.warn({ err: (err as Error).message }, 'could not fault the RAM tier\'s chunk memory in: fills fault it in as they write'))
     }
     const f = fills

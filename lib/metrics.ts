@@ -148,7 +148,7 @@ export interface EdgeProbes {
   /** brings reelcdn_edge_unread_ahead_bytes_total up to date before a scrape (edge/serve/fetched-ahead.ts) */
   sweepAhead?(): void
   /** the chunk arena's idle bytes and slots handed out (edge/tiers/chunk-arena.ts) */
-  chunkSlots?(): { idleBytes: number; allocated: number; reserved: number; reused: number; prefaulted: number }
+  chunkSlots?(): { idleBytes: number; allocated: number; reserved: number; reused: number; prefaulted: number; prefaultPending: number }
   /** bytes of RAM hits spliced into sockets, and copied as their probes (edge/serve/slices.ts) */
   zeroCopy?(): { spliced: number; probe: number }
   /** bytes of chunks the disk tier wrote straight to the device and through the page cache (edge/tiers/chunk-file-write.ts) */
@@ -245,8 +245,10 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
     // issue 16: chunk memory faulted once and reused by later fills (edge/tiers/chunk-arena.ts)
     chunkSlotsIdle: new Gauge({ name: 'reelcdn_edge_chunk_slots_idle_bytes', help: 'Bytes of chunk buffers nothing holds any more, kept (at most edge.maxFills of them) for the next fills to write into without faulting fresh memory',
       registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().idleBytes) } }),
-    chunkSlotsPrefaulted: new Gauge({ name: 'reelcdn_edge_chunk_slots_prefaulted_bytes', help: 'Bytes of the RAM tier\'s chunk memory faulted in behind the edge\'s start (edge.ramPrefault), before any fill wrote it',
+    chunkSlotsPrefaulted: new Gauge({ name: 'reelcdn_edge_chunk_slots_prefaulted_bytes', help: 'Bytes of the RAM tier\'s chunk memory faulted in behind the edge\'s start (edge.ramPrefault); it only grows',
       registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().prefaulted) } }),
+    chunkSlotsPrefaultPending: new Gauge({ name: 'reelcdn_edge_chunk_slots_prefault_pending_bytes', help: 'Bytes of the RAM tier\'s chunk memory still to be faulted in behind the edge\'s start (edge.ramPrefault); 0 once done or stopped, and when it does not run',
+      registers: [registry], collect() { if (probes.chunkSlots) this.set(probes.chunkSlots().prefaultPending) } }),
     chunkSlots: new Counter({ name: 'reelcdn_edge_chunk_slots_total', help: 'Chunk buffers handed to fills, by result: reused (an idle one, already faulted in), reserved (created untouched when the edge started), allocated (created then: the arena had none idle or reserved of the chunk size)',
       labelNames: ['result'] as const, registers: [registry], collect() { if (probes.chunkSlots) incSince<'result', 'reused' | 'reserved' | 'allocated'>(this, 'result', probes.chunkSlots(), slotsSeen) } }),
     zeroCopy: new Counter({ name: 'reelcdn_edge_zero_copy_bytes_total', help: 'Bytes of RAM hits sent without a copy (edge.zeroCopy), by how: spliced (the pages handed to the socket), probe (copied: each response\'s first 64 KiB with its headers, and 64 KiB each time its socket was full)',

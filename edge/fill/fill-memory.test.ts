@@ -55,7 +55,7 @@ t.test('a fill\'s memory is reused only after its commit, its tier and its reade
 
   const f3 = fills.join(ref(3), 0)!.fill
   t.ok((await f3.done).equals(bytesOf(3)), 'a reused slot fills with the right bytes')
-  t.same(arena.stats(), { idleBytes: SIZE, reservedLeft: 0, allocated: 2, reserved: 0, reused: 1, prefaulted: 0 })
+  t.same(arena.stats(), { idleBytes: SIZE, reservedLeft: 0, allocated: 2, reserved: 0, reused: 1, prefaulted: 0, prefaultPending: 0 })
 })
 
 t.test('a failed fill lets its memory go once its readers do', async t => {

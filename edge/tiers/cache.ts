@@ -3,6 +3,7 @@ import type { EdgeMetrics } from '../../lib/metrics.js'
 import type { DiskRow } from './disk-index.js'
 import type { DiskTier } from './disk-tier.js'
 import type { RamTier } from './ram-tier.js'
+import { dropChunk } from './chunk-arena.js'
 import type { ChunkRef } from '../title.js'
 import { parseTierKey } from '../policy/policy.js'
 
@@ -69,6 +70,8 @@ export class ChunkCache {
           this.ram.insert(row.key, buf)
           this.metrics.promotions.inc({ result: 'ok' })
         } else this.metrics.promotions.inc({ result: 'failed' })
+        // readAll's hold: the RAM tier took its own, or the slot goes back to the arena
+        if (buf) dropChunk(buf)
       },
       err => {
         this.metrics.promotions.inc({ result: 'failed' })

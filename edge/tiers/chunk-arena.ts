@@ -65,9 +65,13 @@
  * AlwaysPreTouch or a database's buffer pool does: `prefault` faults the
  * reserved slots in behind the edge's start, in the order `take` hands them
  * out, one at a time on a pool thread (lib/net/zero-copy.ts `populate`, which
- * changes no byte, so a fill may take a slot meanwhile). A slot already handed
- * out is skipped (its fill faults its own pages), and a resize or the abort
- * signal stops it.
+ * changes no byte, so a fill may take a slot meanwhile). Every chunk-sized
+ * Buffer the RAM tier holds comes from here (fills, and the disk tier's
+ * promotions and warming), so the memory faulted in is the RAM tier's, not
+ * more. A slot already handed out is skipped (its taker faults its own
+ * pages); a resize or the abort signal stops it, mid-slot. Faulting in only
+ * pays once it is done: a fill that writes a slot while it is being faulted
+ * in pays the same faults (the bench measured that too).
  */
 export interface ArenaStats {
   /** bytes of idle slots, faulted in, waiting for a fill */
@@ -82,6 +86,8 @@ export interface ArenaStats {
   reused: number
   /** bytes of reserved slots faulted in ahead (`prefault`) */
   prefaulted: number
+  /** bytes `prefault` has still to fault in (0 once it is done or stopped, and when it never ran) */
+  prefaultPending: number
 }
 
 class Slot {
@@ -96,7 +102,9 @@ export class ChunkArena {
   private readonly idle: Slot[] = []
   /** slots created ahead (`reserve`), never written */
   private readonly reserved: Slot[] = []
-  private readonly stat: Omit<ArenaStats, 'reservedLeft'> = { idleBytes: 0, allocated: 0, reserved: 0, reused: 0, prefaulted: 0 }
+  /** stops a `prefault` in progress (a resize) */
+  private prefaulting: AbortController | undefined
+  private readonly stat: Omit<ArenaStats, 'reservedLeft'> = { idleBytes: 0, allocated: 0, reserved: 0, reused: 0, prefaulted: 0, prefaultPending: 0 }
 
   constructor(
     private size: number,
@@ -157,23 +165,38 @@ export class ChunkArena {
   /**
    * Faults in up to `bytes` of the reserved slots, the next to be handed out
    * first, one slot at a time (see "Prefaulted slots"). Resolves with the bytes
-   * faulted in; stops early, without error, on `signal`, on a resize, or when
+   * faulted in; stops early, without error, on `signal` or a resize (within
+   * the slot in progress, `populate` checks between its steps), or when
    * `populate` cannot fault this memory in (it is not the splice addon's).
    */
   async prefault(bytes: number, populate: (b: Buffer, signal?: AbortSignal) => Promise<boolean> | false, signal: AbortSignal): Promise<number> {
-    const size = this.size
     // `take` pops: the last reserved slot is handed out first
-    const n = Math.min(this.reserved.length, Math.floor(bytes / size))
+    const n = Math.min(this.reserved.length, Math.floor(bytes / this.size))
     const todo = this.reserved.slice(this.reserved.length - n).reverse()
+    const stop = new AbortController()
+    const onAbort = () => stop.abort()
+    signal.addEventListener('abort', onAbort)
+    this.prefaulting?.abort()
+    this.prefaulting = stop
+    this.stat.prefaultPending = n * this.size
     let done = 0
-    for (const s of todo) {
-      if (signal.aborted || this.size !== size) break
-      // handed out meanwhile: its fill faults its own pages in
-      if (!this.reserved.includes(s)) continue
-      const faulting = populate(s.buf, signal)
-      if (faulting === false || !await faulting) break
-      done += s.buf.length
-      this.stat.prefaulted += s.buf.length
+    try {
+      for (const s of todo) {
+        if (stop.signal.aborted || signal.aborted) break
+        this.stat.prefaultPending -= s.buf.length
+        // handed out meanwhile: its taker faults its own pages in
+        if (!this.reserved.includes(s)) continue
+        const faulting = populate(s.buf, stop.signal)
+        if (faulting === false || !await faulting) break
+        done += s.buf.length
+        this.stat.prefaulted += s.buf.length
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      if (this.prefaulting === stop) {
+        this.prefaulting = undefined
+        this.stat.prefaultPending = 0
+      }
     }
     return done
   }
@@ -181,6 +204,7 @@ export class ChunkArena {
   /** The upstream's chunk size, learned from a manifest: slots are that size from now on. */
   resize(size: number): void {
     if (size === this.size) return
+    this.prefaulting?.abort()
     this.size = size
     this.idle.length = 0
     this.reserved.length = 0

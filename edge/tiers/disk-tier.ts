@@ -10,6 +10,7 @@ import { ChunkFileReader, chunkPath, POOL_KEEP, type Found } from './disk-read.j
 import { HandleCache, type ReadHandle } from './disk-handles.js'
 import { WriteQueue, type WriteJob } from './disk-writes.js'
 import { ChunkFileWriter } from './chunk-file-write.js'
+import { dropChunk } from './chunk-arena.js'
 import type { EvictionPolicy } from '../policy/policy.js'
 import type { Send, SendPiece } from '../serve/send.js'
 import { refName, type ChunkRef } from '../title.js'
@@ -57,7 +58,7 @@ export interface DiskTierOptions {
   openFiles: number
   /** how often the policy's state is saved to the index (also at close); 0: only at close */
   policyStateFlushMs?: number
-  /** allocates a whole chunk read for promotion to RAM (see FillOptions.alloc) */
+  /** allocates a whole chunk read for promotion to RAM, with one hold (the edge's chunk arena: the RAM tier's chunks live in its slots, chunk-arena.ts) */
   alloc?: (size: number) => Buffer
   /** edge.diskDirectWrites: chunk files written with O_DIRECT where they can be (chunk-file-write.ts); default false */
   directWrites?: boolean
@@ -356,13 +357,22 @@ export class DiskTier {
     return this.reads.writeRange(row, h, start, end, res, send, ends)
   }
 
-  /** The whole chunk, verified (for promotion to RAM); undefined if it is gone. */
+  /**
+   * The whole chunk, verified (for promotion to RAM); undefined if it is gone.
+   * Its Buffer comes from `alloc` (the edge's chunk arena) with one hold, the
+   * caller's: drop it (`dropChunk`) once the RAM tier took its own.
+   */
   async readAll(row: DiskRow): Promise<Buffer | undefined> {
     const h = await this.openRead(row)
     if (!h) return undefined
     try {
       const buf = this.opts.alloc?.(row.size) ?? Buffer.allocUnsafeSlow(row.size)
-      await this.reads.readVerified(row, h, 0, buf, 'promotion')
+      try {
+        await this.reads.readVerified(row, h, 0, buf, 'promotion')
+      } catch (err) {
+        dropChunk(buf)
+        throw err
+      }
       return buf
     } finally {
       this.release(h)

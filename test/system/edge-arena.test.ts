@@ -104,23 +104,46 @@ t.test('zero-copy: a RAM hit spliced whole into a stalled player\'s socket keeps
   t.ok((await a.rest()).equals(chunk(0)), 'the stalled player gets chunk 0 as it was when spliced')
 })
 
-t.test('the RAM tier\'s chunk memory is faulted in at start (edge.ramPrefault): fills write into it, byte-exact; off, nothing is', { skip: ZERO_COPY_AVAILABLE ? false : `no splice addon: ${ZERO_COPY_MISSING}` }, async t => {
+t.test('the RAM tier\'s chunk memory is faulted in at start (edge.ramPrefault): fills during and after it byte-exact, into its slots; off, nothing is', { skip: ZERO_COPY_AVAILABLE ? false : `no splice addon: ${ZERO_COPY_MISSING}` }, async t => {
   const up = await FakeUpstream.start()
   t.teardown(() => up.close())
   const bytes = titleBytes(CHUNKS * CS, 'pre')
   await up.addTitle('pre', bytes, { chunkSize: CS })
   const settings = { 'cluster.chunkSize': CS, 'edge.ramBytes': 3 * CS, 'edge.diskBytes': 0, 'edge.readaheadChunks': 0 }
-  const edge = await startTestEdge(t, up, { ...settings, 'edge.ramPrefault': true })
-  await until(async () => (await metric(edge.url, 'reelcdn_edge_chunk_slots_prefaulted_bytes')) === 3 * CS, 'the RAM tier\'s three chunks faulted in')
-  for (let i = 0; i < 3; i++) {
-    const r = await get(`${edge.url}/v1/content/pre`, { range: `bytes=${i * CS}-${(i + 1) * CS - 1}` })
+  const read = async (url: string, i: number) => {
+    const r = await get(`${url}/v1/content/pre`, { range: `bytes=${i * CS}-${(i + 1) * CS - 1}` })
     t.equal(r.status, 206)
     t.ok(r.body.equals(bytes.subarray(i * CS, (i + 1) * CS)), `chunk ${i} byte-exact`)
   }
-  t.equal(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'allocated' }), 0, 'every fill wrote into a slot created at start')
-  t.ok(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'reserved' }) >= 3)
+  const edge = await startTestEdge(t, up, { ...settings, 'edge.ramPrefault': true })
+  // at once: the fill and the next spare take slots while they are being faulted in
+  await read(edge.url, 0)
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_chunk_slots_prefault_pending_bytes')) === 0, 'the RAM tier\'s memory faulted in')
+  t.ok(await metric(edge.url, 'reelcdn_edge_chunk_slots_prefaulted_bytes') >= 2 * CS, 'the slots no fill took meanwhile were faulted in')
+  for (let i = 1; i < CHUNKS; i++) await read(edge.url, i)
+  t.equal(await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: 'allocated' }), 0, 'every fill wrote into a slot created at start, or one an eviction left')
 
   const off = await startTestEdge(t, up, { ...settings, 'edge.ramPrefault': false })
-  await new Promise(r => setTimeout(r, 200))
+  await read(off.url, 0)
   t.equal(await metric(off.url, 'reelcdn_edge_chunk_slots_prefaulted_bytes'), 0, 'off: nothing faulted in ahead')
+  t.equal(await metric(off.url, 'reelcdn_edge_chunk_slots_prefault_pending_bytes'), 0, 'nor pending')
+})
+
+t.test('promotions from the disk tier read into the arena\'s slots: the RAM tier\'s memory is the memory reserved for it', async t => {
+  const up = await FakeUpstream.start()
+  t.teardown(() => up.close())
+  const bytes = titleBytes(CHUNKS * CS, 'promo')
+  await up.addTitle('promo', bytes, { chunkSize: CS })
+  const edge = await startTestEdge(t, up, { 'cluster.chunkSize': CS, 'edge.ramBytes': CS, 'edge.diskBytes': 8 * CS, 'edge.readaheadChunks': 0 })
+  const range = (i: number) => ({ range: `bytes=${i * CS}-${(i + 1) * CS - 1}` })
+  for (let i = 0; i < 3; i++) t.ok((await get(`${edge.url}/v1/content/promo`, range(i))).body.equals(bytes.subarray(i * CS, (i + 1) * CS)))
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_disk_writes_pending')) === 0, 'disk writes done')
+  const taken = async () => ['reused', 'reserved', 'allocated'].reduce(async (n, r) => (await n) + await metric(edge.url, 'reelcdn_edge_chunk_slots_total', { result: r }), Promise.resolve(0))
+  const before = await taken()
+  // chunk 0 left RAM (a tier of one chunk) but is on disk: read twice, it is promoted
+  for (let k = 0; k < 2; k++) t.ok((await get(`${edge.url}/v1/content/promo`, range(0))).body.equals(bytes.subarray(0, CS)), 'chunk 0 byte-exact from disk')
+  await until(async () => (await metric(edge.url, 'reelcdn_edge_promotions_total', { result: 'ok' })) >= 1, 'a promotion to RAM')
+  t.ok(await taken() > before, 'the promotion took a slot from the arena')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fills_total', { result: 'ok' }), 3, 'no fill for it: the promotion read the disk tier')
+  t.ok((await get(`${edge.url}/v1/content/promo`, range(0))).body.equals(bytes.subarray(0, CS)), 'the promoted chunk byte-exact from RAM')
 })

@@ -328,17 +328,18 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), edgeReloadTable({ logger, ram, disk, prefill, upstream: up, grants, reporter,
       demand: live, ring, auth, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
     const rl = reloader
-    const warming = new AbortController()
-    if (opts.warmRam && cfg.ramBytes > 0 && cfg.diskBytes > 0) void warmRamFromDisk(cache, logger, warming.signal)
+    // the start-up work left running behind ready (RAM warmed from disk, the RAM tier faulted in), stopped at close
+    const startUp = new AbortController()
+    if (opts.warmRam && cfg.ramBytes > 0 && cfg.diskBytes > 0) void warmRamFromDisk(cache, logger, startUp.signal)
     const a = ahead
     const aheadTimer = setInterval(() => a.sweep(), 1000).unref()
     logger.info({ url: server.http.url, upstream: cfg.upstream, dataDir: cfg.dataDir, ramBytes: cfg.ramBytes, diskBytes: cfg.diskBytes, recovery: report }, 'edge ready')
     // the RAM tier's chunk memory faulted in now, on a pool thread, not by the first fills that write it (chunk-arena.ts, "Prefaulted slots")
     if (cfg.ramPrefault && alloc === zeroCopyChunk && cfg.ramBytes > 0) {
       const started = performance.now()
-      void arena.prefault(cfg.ramBytes, populate, warming.signal).then(bytes => {
+      void arena.prefault(cfg.ramBytes, populate, startUp.signal).then(bytes => {
         // fewer bytes than the tier: the reserve's bound (MAX_RESERVED_*), slots taken meanwhile (their takers fault them in), or closing
-        logger.info({ bytes, ramBytes: cfg.ramBytes, ms: Math.round(performance.now() - started), ...(warming.signal.aborted ? { stopped: 'closing' } : {}) },
+        logger.info({ bytes, ramBytes: cfg.ramBytes, ms: Math.round(performance.now() - started), ...(startUp.signal.aborted ? { stopped: 'closing' } : {}) },
           'the RAM tier\'s chunk memory is faulted in')
       }, err => logger.warn({ err: (err as Error).message }, 'could not fault the RAM tier\'s chunk memory in: fills fault it in as they write'))
     }
@@ -351,7 +352,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         server.setReady(false)
         clearInterval(aheadTimer)
         statusView.ring.stop()
-        warming.abort()
+        startUp.abort()
         // first out of steering (a farewell heartbeat, unless the next worker takes over), then drain players
         await reporter.close(!handover)
         await prefill.close()

@@ -236,6 +236,7 @@ async function prefaulted(url: string): Promise<number | 'late' | undefined> {
 const PROBES = {
   fresh: 'first byte of a cold chunk, a fresh edge\'s first request',
   deep: '3/4 deep into a cold chunk',
+  start: 'first byte of a cold chunk of a title the edge has read',
   title: 'first byte of a cold title\'s chunk, on an edge that has served',
 } as const
 type Probe = keyof typeof PROBES
@@ -255,8 +256,12 @@ async function firstBytes(ctx: BenchContext, t: TitleData, others: TitleData[], 
   hold: (e: RunningService | undefined) => void, p: string, samples: Map<Probe, number[]>): Promise<void> {
   const cs = t.chunkSize
   const deep = Math.floor(cs * 3 / 4 / MiB) * MiB + 4321
+  // 3/4 deep into the last chunk, then the start of the one before it, and so on down: each chunk cold when probed (the
+  // edge reads one chunk ahead, edge.readaheadChunks 1, and the chunk after each is in by then; chunk 1 is the first
+  // probe's readahead)
+  const down = [t.chunks - 1, t.chunks - 2, t.chunks - 3, t.chunks - 4, t.chunks - 5, t.chunks - 6].filter(i => i >= 2)
   const at: { probe: Probe; title: TitleData; pos: number }[] = [{ probe: 'fresh', title: t, pos: 0 },
-    ...[t.chunks - 1, t.chunks - 3, t.chunks - 5].filter(i => i >= 2).map(i => ({ probe: 'deep' as const, title: t, pos: i * cs + deep })),
+    ...down.map((i, k) => k % 2 === 0 ? { probe: 'deep' as const, title: t, pos: i * cs + deep } : { probe: 'start' as const, title: t, pos: i * cs }),
     ...others.map(x => ({ probe: 'title' as const, title: x, pos: 0 }))]
   const get = async (base: string, a: (typeof at)[number]) => {
     const r = await firstByte(`${base}/v1/content/${a.title.contentId}`, { range: `bytes=${a.pos}-${a.pos + MiB - 1}` })
@@ -269,7 +274,9 @@ async function firstBytes(ctx: BenchContext, t: TitleData, others: TitleData[], 
   hold(edge)
   try {
     for (const [i, a] of at.entries()) {
+      const misses = await metric(edge.url, 'reelcdn_edge_requests_total', 'result="miss"')
       const e = await get(edge.url, a)
+      if (await metric(edge.url, 'reelcdn_edge_requests_total', 'result="miss"') === misses) throw new Error(`fill: the ${a.probe} probe at ${a.pos} was not a miss`)
       // the next probe starts on a quiet edge: no fill, and no chunk still being written to the disk tier
       // (a probe that landed during those writes measured them: 2-6x its first byte on this 2-core machine)
       await until(async () => (await metric(edge.url, 'reelcdn_edge_fills_in_flight')) === 0

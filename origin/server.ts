@@ -222,7 +222,9 @@ export class OriginServer {
     this.reserved += need
     let got
     try {
-      got = await this.deps.store.receive(req, this.chunkSize, `chunk ${name}`)
+      // not destroyed when the store throws (a disk fault mid-upload): the error's answer then closes the connection
+      // lingering, reading and dropping the rest of the body, so the uploader reads it rather than a reset (http.ts)
+      got = await this.deps.store.receive(req.iterator({ destroyOnReturn: false }), this.chunkSize, `chunk ${name}`)
     } finally {
       this.reserved -= need
     }

@@ -94,6 +94,44 @@ t.test('a router whose shard fails so mid-ingest passes the storage fault on, no
   t.match(r.json?.error?.message, /500 CDN_ERR_STORAGE/, 'naming the shard\'s storage fault')
 })
 
+t.test('a shard that fails a chunk mid-upload lingers: the uploader sends the rest of its body and reads the 500, with no reset', async t => {
+  // stop 35: the router's ingest got EPIPE, not the shard's 500, in one clean-clone run of the test above. The
+  // for-await that read the body destroyed the request when the write failed; the request then had no socket, so
+  // the lingering close (lib/http/http.ts) found none, and nothing read the rest of the body: the shard's close was
+  // a reset that can beat the 500 to the uploader. The shard now reads the body without destroying the request on
+  // a throw (origin/server.ts). An uploader still sending must read the answer and the close, not EPIPE.
+  const shard = await limitedShard(t, 2048, freshDir(t))
+  const u = new URL(shard.url)
+  // half-open, as an uploader that goes on sending its body after the answer came (the router's ingest, undici)
+  const sock = net.connect({ port: Number(u.port), host: u.hostname, allowHalfOpen: true })
+  await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+  const body = randomChunk(8 * MiB)
+  let answer = ''
+  let off = 3 * MiB
+  // the rest of the body as soon as the answer is in: read and dropped by a lingering shard, a reset (EPIPE) from one that closed
+  const rest = () => {
+    while (off < body.length) {
+      const ok = sock.write(body.subarray(off, off + MiB))
+      off += MiB
+      if (!ok) return void sock.once('drain', rest)
+    }
+    sock.end()
+  }
+  sock.on('data', d => {
+    const had = answer.includes('\r\n\r\n')
+    answer += String(d)
+    if (!had && answer.includes('\r\n\r\n')) rest()
+  })
+  const closed = new Promise<Error | undefined>(resolve => { sock.once('error', resolve); sock.once('close', () => resolve(undefined)) })
+  sock.write(`PUT /v1/chunks/linger/0 HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\ncontent-digest: ${digestHeader(sha256Hex(body))}\r\n\r\n`)
+  sock.write(body.subarray(0, 3 * MiB))
+  const err = await closed
+  t.match(answer, /^HTTP\/1\.1 500 /, 'answered 500 mid-body')
+  t.equal(err, undefined, `the rest of the body sent and the connection closed without a reset (${err?.message ?? 'no error'})`)
+  t.equal(off, body.length, 'every byte of the body was written')
+  t.match(answer, /CDN_ERR_STORAGE/, 'the answer names the storage fault')
+})
+
 t.test('HttpService: a handler that fails mid-body for its own reasons is a server fault; a client that leaves is not', async t => {
   const sink = logSink()
   const registry = new Registry()

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Config } from '../lib/config/config.js'
 import type { Logger } from '../lib/logger.js'
-import { HttpService, queryParams, readJson, sendJson, type Match } from '../lib/http/http.js'
+import { bodyOf, HttpService, queryParams, readJson, sendJson, type Match } from '../lib/http/http.js'
 import { originGrantMetrics, originMetrics, type OriginGrantMetrics, type OriginMetrics } from '../lib/metrics.js'
 import { fillGrantKey, grantFromHeader, GrantError, verifyGrant } from '../lib/security/fill-grant.js'
 import { BadRequestError, ConflictError, CorruptChunkError, DigestMismatchError, InsufficientStorageError, NotFoundError,
@@ -195,7 +195,7 @@ export class OriginServer {
       if (have.state === 'ok') {
         // identical re-PUT: nothing to store, but the body is still checked against its digest, or a client
         // that sent other bytes under the stored digest would be told its upload landed
-        const got = await hashBody(req, this.chunkSize)
+        const got = await hashBody(bodyOf(req), this.chunkSize)
         try {
           if (declared !== undefined && got.size !== declared)
             throw new BadRequestError(`chunk ${name}: body ended after ${got.size} of ${declared} bytes`, 'CDN_ERR_SHORT_BODY')
@@ -222,9 +222,7 @@ export class OriginServer {
     this.reserved += need
     let got
     try {
-      // not destroyed when the store throws (a disk fault mid-upload): the error's answer then closes the connection
-      // lingering, reading and dropping the rest of the body, so the uploader reads it rather than a reset (http.ts)
-      got = await this.deps.store.receive(req.iterator({ destroyOnReturn: false }), this.chunkSize, `chunk ${name}`)
+      got = await this.deps.store.receive(bodyOf(req), this.chunkSize, `chunk ${name}`)
     } finally {
       this.reserved -= need
     }

@@ -538,13 +538,26 @@ export function lingerOnClose(req: IncomingMessage): void {
   }
 }
 
+/**
+ * A request's body, for a handler to read with `for await`. A Readable's own
+ * iterator destroys the stream when the loop throws or leaves early, and a
+ * destroyed request lets go of its socket: the error's answer then finds none
+ * to close lingering (lingerOnClose), nothing reads the rest of the body, and
+ * the close is a reset that can beat the answer to the client (stop 35: a
+ * shard's disk fault mid-upload reached the router as EPIPE, not its 500).
+ * This iterator leaves the request whole; a client that leaves still ends it.
+ */
+export function bodyOf(req: IncomingMessage): AsyncIterable<Buffer> {
+  return req.iterator({ destroyOnReturn: false })
+}
+
 /** Reads a request body of at most `max` bytes: a 413 past it, with the connection closed. */
 export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > max) throw new PayloadTooLargeError(`request body of ${declared} bytes exceeds the limit of ${max}`)
   const parts: Buffer[] = []
   let n = 0
-  for await (const c of req) {
+  for await (const c of bodyOf(req)) {
     n += (c as Buffer).length
     if (n > max) throw new PayloadTooLargeError(`request body exceeds the limit of ${max} bytes`)
     parts.push(c as Buffer)

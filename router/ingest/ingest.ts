@@ -5,6 +5,7 @@ import type { RouterMetrics } from '../../lib/metrics.js'
 import { BadRequestError, CdnError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
 import { digestFromHeader } from '../../lib/integrity/digest.js'
 import { chunkName } from '../../lib/ids.js'
+import { bodyOf } from '../../lib/http/http.js'
 import { isAdaptive, renditionOf, type Manifest } from '../../lib/manifest.js'
 import { RENDITION_ID_RULE, isRenditionId } from '../../lib/media/rendition.js'
 import { chunkKey, randomVersion, storageId, versionFromDigest } from '../cluster/keys.js'
@@ -122,7 +123,7 @@ export class Ingestor {
     }
     if (published) {
       // immutable once published: the same bytes are a no-op, others a 409
-      const sha = claimed ?? await hashBody(req)
+      const sha = claimed ?? await hashBody(bodyOf(req))
       if (sha !== published.sha256) {
         this.metrics.ingests.inc({ result: 'conflict' })
         throw new ConflictError(`title ${contentId} is published with sha256 ${published.sha256}; a different body needs a DELETE first`)
@@ -298,7 +299,7 @@ async function run(up: Upload, req: IncomingMessage): Promise<Counted> {
   const onClose = () => { if (!req.complete) gone.abort(new ClientGoneError()) }
   req.once('close', onClose)
   try {
-    return await up.run(req, gone.signal)
+    return await up.run(bodyOf(req), gone.signal)
   } finally {
     req.off('close', onClose)
   }

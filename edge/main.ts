@@ -132,6 +132,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const alloc = cfg.serveThreads > 0 ? sharedChunk : ZERO_COPY_AVAILABLE ? zeroCopyChunk : undefined
     // fills write into chunk memory already faulted in, once nothing reads it any more (edge/tiers/chunk-arena.ts)
     const arena = new ChunkArena(config.cluster.chunkSize, cfg.maxFills, alloc, recycle)
+    // every chunk-sized Buffer the tiers hold comes from here: fills, and the disk tier's promotions and warming,
+    // so the RAM tier's memory is the memory reserved (and prefaulted) for it
+    const takeChunk = (size: number) => arena.take(size)
     // the addon's chunk memory for the RAM tier's chunks, the fills and the spare, created now, untouched (mmap): a fill
     // that creates one sets off V8's collections on the event loop (chunk-arena.ts, "Reserved slots")
     if (alloc === zeroCopyChunk) {
@@ -162,8 +165,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const ram = new RamTier(ramPolicy, n => metrics.evictions.inc({ tier: 'ram' }, n))
     const disk = new DiskTier(cfg.dataDir, diskPolicy, index, metrics, logger,
       { readSize: cfg.readSize, writeQueueBytes: cfg.diskWriteQueueBytes, accessFlushMs: cfg.accessFlushMs, openFiles: cfg.openFiles,
-        // promotions and warming read into the arena's slots too: the RAM tier's memory is the memory reserved (and prefaulted) for it
-        policyStateFlushMs: cfg.policyStateFlushMs, alloc: size => arena.take(size), directWrites: cfg.diskDirectWrites })
+        policyStateFlushMs: cfg.policyStateFlushMs, alloc: takeChunk, directWrites: cfg.diskDirectWrites })
     const report = await recoverDisk(disk, logger)
     for (const [action, n] of Object.entries(report)) if (n) metrics.recovered.inc({ action }, n)
     cache = new ChunkCache(ram, disk, metrics, logger, cfg.promotions)
@@ -212,7 +214,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       metrics, logger,
     }, { maxFills: cfg.maxFills, fillTimeoutMs: cfg.fillTimeoutMs, splitBytes: cfg.fillSplitBytes, maxSegments: cfg.maxFillSegments,
       // the spare buffer kept ahead for a player's miss is a slot like any (held by the fill that takes it)
-      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc: size => arena.take(size), spareBytes: config.cluster.chunkSize,
+      retries: cfg.fillRetries, retryBackoffMs: cfg.fillRetryBackoffMs, alloc: takeChunk, spareBytes: config.cluster.chunkSize,
       verifyWholeChunks: cfg.fill.verifyWholeChunks })
     const f1 = fills
     // chunks readahead and prefill fetched, until a player reads them or they leave unread (the waste counter)

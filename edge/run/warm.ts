@@ -1,7 +1,6 @@
 import type { Logger } from '../../lib/logger.js'
 import type { DiskRow } from '../tiers/disk-index.js'
 import type { ChunkCache } from '../tiers/cache.js'
-import { dropChunk } from '../tiers/chunk-arena.js'
 
 /**
  * After an upgrade the new worker's RAM tier is empty while its disk tier is
@@ -27,11 +26,7 @@ export async function warmRamFromDisk(cache: ChunkCache, logger: Logger, signal:
   for (const r of pick.reverse()) {
     if (signal.aborted) break
     if (cache.ram.has(r.key) || !cache.disk.has(r.key)) continue
-    const buf = await cache.disk.readAll(r).catch(() => undefined)
-    if (buf === undefined) continue
-    if (!signal.aborted && cache.ram.insert(r.key, buf)) { chunks++; warmed += buf.length }
-    // readAll's hold: the RAM tier took its own, or the slot goes back to the chunk arena
-    dropChunk(buf)
+    if (await cache.readIntoRam(r, () => !signal.aborted).catch(() => 'dropped') === 'inserted') { chunks++; warmed += r.size }
   }
   logger.info({ chunks, bytes: warmed }, 'RAM tier warmed from the disk tier')
   return { chunks, bytes: warmed }

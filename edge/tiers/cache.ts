@@ -64,20 +64,31 @@ export class ChunkCache {
       return
     }
     this.promoting.add(row.key)
-    this.disk.readAll(row).then(
-      buf => {
-        if (buf && this.disk.has(row.key)) {
-          this.ram.insert(row.key, buf)
-          this.metrics.promotions.inc({ result: 'ok' })
-        } else this.metrics.promotions.inc({ result: 'failed' })
-        // readAll's hold: the RAM tier took its own, or the slot goes back to the arena
-        if (buf) dropChunk(buf)
-      },
+    this.readIntoRam(row, () => this.disk.has(row.key)).then(
+      got => this.metrics.promotions.inc({ result: got === 'dropped' ? 'failed' : 'ok' }),
       err => {
         this.metrics.promotions.inc({ result: 'failed' })
         this.logger.warn({ key: row.key, err: (err as Error).message }, 'promotion to RAM failed')
       },
     ).finally(() => this.promoting.delete(row.key))
+  }
+
+  /**
+   * A disk chunk read whole, verified, into RAM if `keep()` still holds once
+   * it is read: 'inserted', 'refused' (the RAM tier's policy), or 'dropped'
+   * (it left the disk, or `keep()` said no). readAll's Buffer comes with the
+   * reader's hold (a chunk arena slot), dropped here once the RAM tier has
+   * its own, or back to the arena.
+   */
+  async readIntoRam(row: DiskRow, keep: () => boolean): Promise<'inserted' | 'refused' | 'dropped'> {
+    const buf = await this.disk.readAll(row)
+    if (buf === undefined) return 'dropped'
+    try {
+      if (!keep()) return 'dropped'
+      return this.ram.insert(row.key, buf) ? 'inserted' : 'refused'
+    } finally {
+      dropChunk(buf)
+    }
   }
 
   /**

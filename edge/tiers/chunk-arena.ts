@@ -174,25 +174,24 @@ export class ChunkArena {
     const n = Math.min(this.reserved.length, Math.floor(bytes / this.size))
     const todo = this.reserved.slice(this.reserved.length - n).reverse()
     const stop = new AbortController()
-    const onAbort = () => stop.abort()
-    signal.addEventListener('abort', onAbort)
     this.prefaulting?.abort()
     this.prefaulting = stop
+    // the caller's signal or a resize
+    const stopped = AbortSignal.any([signal, stop.signal])
     this.stat.prefaultPending = n * this.size
     let done = 0
     try {
       for (const s of todo) {
-        if (stop.signal.aborted || signal.aborted) break
+        if (stopped.aborted) break
         this.stat.prefaultPending -= s.buf.length
         // handed out meanwhile: its taker faults its own pages in
         if (!this.reserved.includes(s)) continue
-        const faulting = populate(s.buf, stop.signal)
+        const faulting = populate(s.buf, stopped)
         if (faulting === false || !await faulting) break
         done += s.buf.length
         this.stat.prefaulted += s.buf.length
       }
     } finally {
-      signal.removeEventListener('abort', onAbort)
       if (this.prefaulting === stop) {
         this.prefaulting = undefined
         this.stat.prefaultPending = 0

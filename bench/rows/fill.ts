@@ -19,7 +19,7 @@ import { firstByte } from '../lib/ttfb.js'
  * (its RAM caches and page cache hold the title, as for the references).
  * Each is measured once its RAM tier's chunk memory is faulted in
  * (edge.ramPrefault, on by default: what an edge that has been up a few
- * seconds has; the time it took is noted; from 2026-12-07, stop 35; a build
+ * seconds has; the time it took is logged; from 2026-12-07, stop 35; a build
  * without it is measured at once).
  *
  * Per round, with one client (bench/lib/timed-read.ts, the same for all):
@@ -108,8 +108,6 @@ export const fillRow: BenchRow = {
       const othersBytes = others.reduce((n, x) => n + x.size, 0)
       const paths = o.fillPaths.length ? o.fillPaths : ['']
       const label = (p: string) => `cold edge, one GET${p ? `, --fill-path ${p}` : ''} (CPU: edge)`
-      /** how long each edge took, after it said ready, to fault its RAM tier's memory in */
-      const prefaultMs = new WeakMap<RunningService, number>()
       const startEdge = async (name: string, p: string, upstream = c!.router.url, ram = t.size + 2 * o.chunkSize) => {
         const e = await startService(ctx.procs, 'edge', 'edge ready',
           ['--host', '127.0.0.1', '--port', '0', '--upstream', upstream, '--data-dir', join(ctx.dir, `edge-${name}`), '--log-level', 'info',
@@ -117,10 +115,7 @@ export const fillRow: BenchRow = {
           { ...svc, env: { REELCDN_LOG_REQUESTS: 'false', REELCDN_EDGE_ADMIN_TOKEN: STEADY_ADMIN } })
         const ms = await prefaulted(e.url)
         if (ms === 'late') ctx.log(`fill: edge ${name}: its RAM tier (${(ram / MiB).toFixed(0)} MiB) was still being faulted in 2 minutes after it said ready: measured anyway`)
-        else if (ms !== undefined) {
-          prefaultMs.set(e, ms)
-          ctx.log(`fill: edge ${name}: its RAM tier (${(ram / MiB).toFixed(0)} MiB) faulted in ${ms.toFixed(0)} ms after it said ready`)
-        }
+        else if (ms !== undefined) ctx.log(`fill: edge ${name}: its RAM tier (${(ram / MiB).toFixed(0)} MiB) faulted in ${ms.toFixed(0)} ms after it said ready`)
         return e
       }
       /** a cold edge reading the whole title, its minor faults per GB noted */
@@ -156,8 +151,7 @@ export const fillRow: BenchRow = {
           rates.set(p, [...(rates.get(p) ?? []), res.MBps])
           const per = res.extra / (res.MBps / 1000)
           cpuPerGB.origin.set(p, [...(cpuPerGB.origin.get(p) ?? []), per])
-          const pre = prefaultMs.get(edge)
-          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}${pre === undefined ? '' : `; its RAM faulted in ${pre.toFixed(0)} ms after ready`}`
+          e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}`
           await edge.stop()
           edge = undefined
         }

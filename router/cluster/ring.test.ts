@@ -38,6 +38,16 @@ t.test('owners are `copies` distinct shards, and the ring order starts with them
   t.same(bad, [])
 })
 
+t.test('a key\'s kept order is the walk\'s, the same array each time, and frozen against callers', async t => {
+  const r = new Ring(four, 3, 160)
+  const k = chunkKey('m.0000000000000000', 7)
+  const first = r.order(k)
+  t.same(first, new Ring(four, 3, 160).order(k), 'what a fresh ring walks')
+  t.equal(r.order(k), first, 'asked again: kept, not walked again')
+  t.throws(() => { (first as string[]).reverse() }, TypeError, 'a caller cannot reorder it for the next read')
+  t.same(r.order(k), new Ring(four, 3, 160).order(k))
+})
+
 t.test('shares follow weights', async t => {
   const r = new Ring(four, 1, 160)
   const n: Record<string, number> = {}

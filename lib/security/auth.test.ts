@@ -11,6 +11,19 @@ t.test('tokensEqual compares whatever the lengths', async t => {
   t.notOk(tokensEqual('', 'a'))
 })
 
+t.test('secrets are hashed once and kept: many secrets in turn (rotations) each compare right, the first again after the rest', async t => {
+  const wrong: number[] = []
+  for (let i = 0; i < 200; i++) {
+    if (!tokensEqual(`s${i}`, `s${i}`) || tokensEqual(`s${i + 1}`, `s${i}`) || tokensEqual(`s${i}`, `s${i}x`)) wrong.push(i)
+    if (!requireAnyOk(`s${i}`, [`s${i}`, 's0']) || requireAnyOk(`s${i}x`, [`s${i}`, 's0'])) wrong.push(i)
+  }
+  t.same(wrong, [])
+  t.ok(tokensEqual('s0', 's0'))
+  t.notOk(tokensEqual('s1', 's0'))
+})
+
+const requireAnyOk = (given: string, tokens: string[]) => { try { requireAnyBearer(req(`Bearer ${given}`), tokens); return true } catch { return false } }
+
 t.test('requireBearer and requireAdmin are closed without a token; only requireBearerIfSet (reads) is open', async t => {
   t.throws(() => requireBearer(req('Bearer anything'), undefined, 'writes are disabled: set REELCDN_Y'), { statusCode: 401, message: /REELCDN_Y/ })
   t.doesNotThrow(() => requireBearerIfSet(req(), undefined))

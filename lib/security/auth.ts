@@ -26,8 +26,23 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest()
 }
 
-export function tokensEqual(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b))
+/** the configured secrets' digests: a handful per process, each hashed once, not on every request (a reload's new ones replace them) */
+const secrets = new Map<string, Buffer>()
+const SECRETS_KEPT = 64
+
+function secretDigest(secret: string): Buffer {
+  let d = secrets.get(secret)
+  if (d === undefined) {
+    if (secrets.size >= SECRETS_KEPT) secrets.clear()
+    d = digest(secret)
+    secrets.set(secret, d)
+  }
+  return d
+}
+
+/** Whether the token a client presented (`given`) is the configured `secret`, in constant time whatever the two lengths. */
+export function tokensEqual(given: string, secret: string): boolean {
+  return timingSafeEqual(digest(given), secretDigest(secret))
 }
 
 /**
@@ -59,9 +74,10 @@ export function requireAdmin(req: IncomingMessage, token: string | undefined, wh
  */
 export function bearerMatchesAny(req: IncomingMessage, tokens: readonly (string | undefined)[]): boolean {
   const h = req.headers.authorization
-  const given = h !== undefined && h.startsWith('Bearer ') ? h.slice(7).trim() : undefined
+  if (h === undefined || !h.startsWith('Bearer ')) return false
+  const given = digest(h.slice(7).trim())
   let ok = false
-  for (const t of tokens) if (t !== undefined && given !== undefined && tokensEqual(given, t)) ok = true
+  for (const t of tokens) if (t !== undefined && timingSafeEqual(given, secretDigest(t))) ok = true
   return ok
 }
 

@@ -84,6 +84,36 @@ t.test('a window that stalls fails the read, named with its shard; destroy drops
   t.equal(pool.idleCount, pool.made, 'slabs back')
 })
 
+t.test('a read destroyed while a window waits for its answer\'s head ends that request at once: the shard sees its connection close', async t => {
+  const closed: string[] = []
+  let asked!: () => void
+  const waiting = new Promise<void>(r => { asked = r })
+  const server = http.createServer((req, res) => {
+    req.socket.once('close', () => closed.push(req.headers.range ?? ''))
+    asked()
+    void res // never answered
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const up = loadConfig({ env: {} }).router.upstream
+  const client = new ShardClient({ id: 's8', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
+    { ...up, headersTimeoutMs: 30_000 }, routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }))
+  t.teardown(() => client.close())
+  const pool = new SlabPool(SLAB, 8)
+  const r = new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool)
+  const opened = r.open()
+  await waiting
+  const t0 = Date.now()
+  r.destroy()
+  await t.rejects(opened)
+  for (let i = 0; i < 100 && closed.length === 0; i++) await sleep(10)
+  t.same(closed, [`bytes=0-${SLAB - 1}`], 'the shard saw the request\'s connection close')
+  t.ok(Date.now() - t0 < 5000, 'long before the head timeout (30 s)')
+  t.equal(client.outstanding, 0)
+  await sleep(0)
+  t.equal(pool.idleCount, pool.made, 'its slab back')
+})
+
 t.test('a refusal fails open() with the shard\'s status, before any byte', async t => {
   const server = http.createServer((_req, res) => {
     res.writeHead(412, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'CDN_ERR_PRECONDITION', message: 'other bytes' } }))

@@ -150,6 +150,8 @@ export class WindowedRead implements RelayBody {
   /** set by the reader: resolves once every view it was given so far is written out */
   written: () => Promise<void> = () => Promise.resolve()
   private readonly ac = new AbortController()
+  /** a window's request is waiting for its answer's head: what `ac` aborts */
+  private opening = false
   private body: ShardBody | undefined
   private slab: Buffer | undefined
   /** the first chunk offset of the window after the one open */
@@ -197,7 +199,8 @@ export class WindowedRead implements RelayBody {
     if (this.ended) return
     this.ended = true
     this.body?.destroy()
-    this.ac.abort(LEFT)
+    // only a request still waiting for its head listens (an abort builds and dispatches an event: not for every read's end)
+    if (this.opening) this.ac.abort(LEFT)
     this.retire()
     this.release?.()
     this.shard.outstanding--
@@ -220,7 +223,12 @@ export class WindowedRead implements RelayBody {
       throw LEFT
     }
     this.release = release
-    this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.ac.signal)
+    this.opening = true
+    try {
+      this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.ac.signal)
+    } finally {
+      this.opening = false
+    }
     void this.body.settled().then(release)
     this.next = b + 1
   }

@@ -2,7 +2,7 @@ import t from 'tap'
 import http from 'node:http'
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ShardReads, type BodyDest } from './shard-read.js'
+import { Cancel, ShardReads, type BodyDest } from './shard-read.js'
 
 /** shard-read.ts against a real node:http server on port 0: bytes land where they belong, and nowhere else. */
 const SIZE = 4 * 1024 * 1024
@@ -238,6 +238,36 @@ t.test('an earlier request\'s abort does not reach a later one on the same kept 
   for await (const _ of b.body) { /* drain */ }
   t.ok(d.buf.equals(data), 'the second read is whole')
   t.equal(srv.connections(), 1, 'on the kept connection')
+})
+
+t.test('a Cancel: a request waiting for its head fails with its reason and its connection closes; one given a cancelled Cancel is never sent; a kept connection does not carry an earlier Cancel', async t => {
+  let closed = 0
+  let asked = 0
+  const srv = await server(t, (req, res) => {
+    asked++
+    if (req.url === '/silent') return void req.socket.once('close', () => closed++)
+    ranged(req, res)
+  })
+  const reads = new ShardReads(srv.url, opts)
+  t.teardown(() => reads.close())
+  const c = new Cancel()
+  const waiting = reads.get('/silent', {}, dest(), 0, 200, c)
+  while (asked === 0) await sleep(5)
+  const why = new Error('the relay left')
+  c.cancel(why)
+  await t.rejects(waiting, why)
+  for (let i = 0; i < 100 && closed === 0; i++) await sleep(10)
+  t.equal(closed, 1, 'the shard saw the connection close')
+  await t.rejects(reads.get('/c', {}, dest(), 0, 200, c), why, 'cancelled before: fails at once')
+  t.equal(asked, 1, 'and is never sent')
+  // on a kept connection: the first request's Cancel, cancelled after its answer, does not reach the next
+  const first = new Cancel()
+  for await (const _ of (await reads.get('/c', {}, dest(), 0, 200, first)).body) { /* drain */ }
+  const d = dest()
+  const b = await reads.get('/c', {}, d, 0, 200, new Cancel())
+  first.cancel(new Error('the first read ended'))
+  for await (const _ of b.body) { /* drain */ }
+  t.ok(d.buf.equals(data), 'the second read is whole')
 })
 
 t.test('a kept connection reset before a byte of its answer: the read goes again on a new connection, once', async t => {

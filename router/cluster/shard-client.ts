@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Config } from '../../lib/config/config.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
-import { ShardReads, type ShardBody } from '../../lib/http/shard-read.js'
+import { ShardReads, type Cancel, type ShardBody } from '../../lib/http/shard-read.js'
 import { Line } from '../../lib/line.js'
 import { digestHeader } from '../../lib/integrity/digest.js'
 import { chunkKey, etagOf } from './keys.js'
@@ -201,7 +201,7 @@ export class ShardClient {
    * `into` as bytes land. If-Match pins the digest, as in openChunk. Counts
    * as openChunk does; `outstanding` is the caller's (a read spans windows).
    */
-  async readChunkInto(sid: string, index: number, sha256: string, start: number, end: number, into: Buffer, signal: AbortSignal): Promise<ShardBody> {
+  async readChunkInto(sid: string, index: number, sha256: string, start: number, end: number, into: Buffer, signal: AbortSignal | Cancel): Promise<ShardBody> {
     const op = 'get_chunk'
     const len = end - start + 1
     let a

@@ -1,5 +1,5 @@
 import { UpstreamCutError, UpstreamTimeoutError } from '../../lib/errors.js'
-import type { ShardBody } from '../../lib/http/shard-read.js'
+import { Cancel, type ShardBody } from '../../lib/http/shard-read.js'
 import { shardFailure, type ShardClient } from '../cluster/shard-client.js'
 import { Line } from '../../lib/line.js'
 
@@ -149,9 +149,8 @@ export interface RelayBody extends AsyncIterable<Buffer> {
 export class WindowedRead implements RelayBody {
   /** set by the reader: resolves once every view it was given so far is written out */
   written: () => Promise<void> = () => Promise.resolve()
-  private readonly ac = new AbortController()
-  /** a window's request is waiting for its answer's head: what `ac` aborts */
-  private opening = false
+  /** stops a window's request still waiting for its head when the read is destroyed */
+  private readonly cancel = new Cancel()
   private body: ShardBody | undefined
   private slab: Buffer | undefined
   /** the first chunk offset of the window after the one open */
@@ -199,8 +198,7 @@ export class WindowedRead implements RelayBody {
     if (this.ended) return
     this.ended = true
     this.body?.destroy()
-    // only a request still waiting for its head listens (an abort builds and dispatches an event: not for every read's end)
-    if (this.opening) this.ac.abort(LEFT)
+    this.cancel.cancel(LEFT)
     this.retire()
     this.release?.()
     this.shard.outstanding--
@@ -223,12 +221,7 @@ export class WindowedRead implements RelayBody {
       throw LEFT
     }
     this.release = release
-    this.opening = true
-    try {
-      this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.ac.signal)
-    } finally {
-      this.opening = false
-    }
+    this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.cancel)
     void this.body.settled().then(release)
     this.next = b + 1
   }

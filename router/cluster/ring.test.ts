@@ -46,6 +46,10 @@ t.test('a key\'s kept order is the walk\'s, the same array each time, and frozen
   t.equal(r.order(k), first, 'asked again: kept, not walked again')
   t.throws(() => { (first as string[]).reverse() }, TypeError, 'a caller cannot reorder it for the next read')
   t.same(r.order(k), new Ring(four, 3, 160).order(k))
+  const owners = r.owners(k)
+  t.same(owners, first.slice(0, 3), 'owners from the kept order: its first `copies`')
+  owners.pop()
+  t.same(r.owners(k), first.slice(0, 3), 'a copy the caller may change')
 })
 
 t.test('shares follow weights', async t => {

@@ -53,7 +53,9 @@ export class Ring {
 
   /** The `copies` shards that hold `key`, first owner first. */
   owners(key: string): string[] {
-    return this.ring.range(key, this.copies)
+    // a kept order starts with them (a fill grant's chunk, read just before); a walk otherwise, not kept (a repair pass walks every chunk once)
+    const o = this.orders.get(key)
+    return o !== undefined ? o.slice(0, this.copies) : this.ring.range(key, this.copies)
   }
 
   /** Every shard in the key's ring order: its owners, then the shards that would own it next. */

@@ -3,7 +3,7 @@ import type { Config } from '../../lib/config/config.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterFillGrantMetrics } from '../../lib/metrics.js'
 import { AdaptiveTitleError, BadRequestError, CdnError, NotFoundError } from '../../lib/errors.js'
-import { chunkLength, isAdaptive, renditionOf } from '../../lib/manifest.js'
+import { chunkLength, isAdaptive, renditionOf, type Manifest } from '../../lib/manifest.js'
 import { sendJson } from '../../lib/http/http.js'
 import { fillGrantKey, signGrant } from '../../lib/security/fill-grant.js'
 import { chunkKey } from '../cluster/keys.js'
@@ -29,6 +29,16 @@ import type { Manifests } from '../cluster/manifests.js'
  * grant, good for that chunk on that shard until `expiresAt` (epoch ms), at
  * the shard's `fillUrl` (its `url` by default). The route sits behind the
  * same credential as the relay's chunk reads (content-auth.ts).
+ *
+ * With `manifest=1` the answer also carries the title's manifest (what
+ * `/meta` answers) as `manifest`: an edge that does not hold the title yet
+ * asks for both at once, so a cold title's first byte costs one round trip
+ * to the router, not two answered in turn. Such a question may guess the
+ * chunk wrong (the edge guesses it from the Range before it knows the
+ * chunk size): past the file's end, a rendition the title does not have, or
+ * an adaptive title asked for without one, it is answered with the
+ * manifest and no chunks rather than a 404; a title that does not exist is a
+ * 404 either way.
  *
  * Refusals the edge answers by using the relay: 503 CDN_ERR_FILL_GRANTS_DISABLED
  * (no shard token to derive the key from, or router.fillGrants.enabled off),
@@ -93,11 +103,22 @@ export class FillGrants {
       this.d.metrics.grants.inc({ result: 'disabled' })
       throw new GrantsDisabledError(this.disabled!)
     }
-    const count = parseCount(new URLSearchParams(query).get('count'), this.cfg.maxChunks)
-    const f = await this.file(contentId, rid)
-    if (index >= f.chunks.length) {
-      this.d.metrics.grants.inc({ result: 'not_found' })
-      throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
+    const q = new URLSearchParams(query)
+    const count = parseCount(q.get('count'), this.cfg.maxChunks)
+    const withManifest = parseManifestFlag(q.get('manifest'))
+    const m = await this.d.manifests.get(contentId)
+    let f: StoredFile | undefined
+    try {
+      f = this.file(m, rid)
+      if (index >= f.chunks.length) {
+        this.d.metrics.grants.inc({ result: 'not_found' })
+        throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
+      }
+    } catch (err) {
+      if (!withManifest) throw err
+      // a guess that missed: the manifest alone, and the edge's fill asks for the chunk it reads
+      return sendJson(res, 200, { contentId, rid: rid ?? null, sid: f?.sid ?? '', expiresAt: this.clock(), chunks: [], manifest: m },
+        { 'cache-control': 'no-store' })
     }
     const edge = edgeId(req)
     const asked = Math.min(count, f.chunks.length - index)
@@ -118,11 +139,12 @@ export class FillGrants {
       chunks.push({ index: i, size: chunkLength(f, i), sha256: f.chunks[i]!, sources })
     }
     this.d.metrics.grants.inc({ result: 'issued' }, n)
-    sendJson(res, 200, { contentId, rid: rid ?? null, sid: f.sid, expiresAt: exp * 1000, chunks }, { 'cache-control': 'no-store' })
+    sendJson(res, 200, { contentId, rid: rid ?? null, sid: f.sid, expiresAt: exp * 1000, chunks, ...(withManifest ? { manifest: m } : {}) },
+      { 'cache-control': 'no-store' })
   }
 
-  private async file(contentId: string, rid: string | undefined): Promise<StoredFile> {
-    const m = await this.d.manifests.get(contentId)
+  private file(m: Manifest, rid: string | undefined): StoredFile {
+    const contentId = m.contentId
     if (rid === undefined) {
       if (isAdaptive(m)) throw new AdaptiveTitleError(contentId)
       return titleFile(m)
@@ -188,6 +210,12 @@ function parseCount(v: string | null, max: number): number {
   const n = Number(v)
   if (!/^[0-9]{1,3}$/.test(v) || n < 1) throw new BadRequestError(`count must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`)
   return Math.min(n, max)
+}
+
+function parseManifestFlag(v: string | null): boolean {
+  if (v === null || v === '0') return false
+  if (v === '1') return true
+  throw new BadRequestError(`manifest must be 1 or 0, got ${JSON.stringify(v)}`)
 }
 
 function edgeId(req: IncomingMessage): string {

@@ -186,7 +186,10 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
       : undefined
     const d0 = direct
-    if (d0 !== undefined) meta.fetching = (id, rid, index) => d0.early(id, rid, index)
+    if (d0 !== undefined) {
+      meta.fetching = (id, rid, index) => d0.early(id, rid, index)
+      meta.withGrants = (id, rid, index) => d0.withManifest(id, rid, index)
+    }
     // peer fill (docs/peer-fill.md): a chunk of a title another edge of the site owns is asked of it first
     const edgeToken = loadSecret(cfg.edgeTokenFile, 'REELCDN_EDGE_TOKEN', opts.env)
     let selfId = cfg.id

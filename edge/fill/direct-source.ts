@@ -119,6 +119,11 @@ export class DirectSource {
     this.grants.early(contentId, rid, index)
   }
 
+  /** The same, with the title's manifest in the same answer (grants-cache.ts `withManifest`). */
+  withManifest(contentId: string, rid: string | undefined, index: number): Promise<unknown> | undefined {
+    return this.grants.withManifest(contentId, rid, index)
+  }
+
   /** The chunk's block list: its own request, or a data answer's head if that comes first (block-list.ts HeadLists). */
   readonly crcs: CrcsFetch = (ref, signal) => rememberBlockList(this.lists, ref.key, this.heads.race(ref.key, decided => this.list(ref, signal, decided)))
 

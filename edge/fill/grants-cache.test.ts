@@ -95,3 +95,31 @@ t.test('early: a lookup started before the manifest is in serves the fill that a
   t.equal(errors, 0, 'a 404 for a guess is not counted as an error')
   t.ok(await c.get(ref(2), sig), 'later lookups are not held off')
 })
+
+t.test('withManifest: the manifest and the grants in one answer; a router that answers without one is not asked for it again; none while grants are off', async t => {
+  const now = 1_000_000
+  let mode = 'new'
+  const r = await router(t, url => {
+    if (mode === 'off') return { status: 503, body: { error: { code: 'CDN_ERR_FILL_GRANTS_DISABLED', message: 'off' } } }
+    const a = grantAnswer(url, now + 60_000)
+    return mode === 'new' && url.includes('manifest=1') ? { status: 200, body: { ...a.body, manifest: { contentId: 'film', v: 1 } } } : a
+  })
+  const c = cache(r.url, () => now)
+  t.teardown(() => c.close())
+  const sig = new AbortController().signal
+  const p = c.withManifest('film', undefined, 0)
+  const [m, g] = await Promise.all([p, c.get(ref(0), sig)])
+  t.same(m, { contentId: 'film', v: 1 }, 'the manifest, as sent')
+  t.equal(g?.sources[0]?.grant, 'g0', 'a fill that asked meanwhile waited for the same answer')
+  t.same(r.asked, ['/v1/content/film/fill/0?count=2&manifest=1'], 'one question')
+  mode = 'old'
+  t.equal(await c.withManifest('film', undefined, 4), undefined, 'an older router: grants, no manifest')
+  t.equal(c.withManifest('film', undefined, 6), undefined, 'then not asked again: the caller fetches the manifest its own way')
+  t.equal(r.asked.length, 2)
+  const off = cache(r.url, () => now)
+  t.teardown(() => off.close())
+  mode = 'off'
+  t.equal(await off.withManifest('film', undefined, 0), undefined, 'grants off: no manifest either')
+  t.equal(off.withManifest('film', undefined, 1), undefined, 'and none asked while held off')
+  t.equal(r.asked.length, 3)
+})

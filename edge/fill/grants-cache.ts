@@ -67,6 +67,8 @@ interface Answer {
   sid: string
   expiresAt: number
   chunks: { index: number; size: number; sha256: string; sources: Source[] }[]
+  /** the title's manifest, when asked for (`withManifest`) */
+  manifest?: unknown
 }
 
 const MAX_ENTRIES = 4096
@@ -80,6 +82,8 @@ export class GrantsCache {
   private readonly asking = new Map<string, Promise<void>>()
   private readonly clock: () => number
   private relayUntil = 0
+  /** false once the router answered `manifest=1` without one (an older router); asked again after a retarget */
+  private combines: boolean | undefined
   /** told of the shard an answer names first for the chunk asked (its fillUrl): the direct source connects to it before the fill asks */
   answered?: (url: string) => void
 
@@ -99,6 +103,7 @@ export class GrantsCache {
     this.prefix = url.pathname.replace(/\/+$/, '')
     this.have.clear()
     this.relayUntil = 0
+    this.combines = undefined
     void old.close().catch(() => {})
   }
 
@@ -135,6 +140,26 @@ export class GrantsCache {
     void this.start(key, { contentId, rid, index }, true)
   }
 
+  /**
+   * The grants of chunk `index` and the title's manifest in one answer (the
+   * route's `manifest=1`), for a player's read of a title the edge does not
+   * hold yet: its first byte then waits for one router round trip, not for
+   * a grant answer and a manifest answered in turn. The chunk is a guess, as
+   * `early`'s. Resolves with the manifest as the router sent it, for the
+   * caller to check, or undefined when the answer carried none (no grants
+   * from this router, a refusal, no answer, a title it does not have): the
+   * caller then asks `/meta`. A fill of the chunk meanwhile waits for this
+   * answer, as for `early`'s. Not asked at all (undefined) while the router
+   * gives no grants, or once it answered without the manifest (a router from
+   * before `manifest=1`, which ignores it): the caller then asks for the
+   * manifest and calls `early`, the two in parallel, as before.
+   */
+  withManifest(contentId: string, rid: string | undefined, index: number): Promise<unknown> | undefined {
+    // undefined: not asked (the caller fetches the manifest and calls `early`, the two in parallel)
+    if (this.combines === false || this.clock() < this.relayUntil || !(index >= 0)) return undefined
+    return this.start(keyOf(contentId, rid, index), { contentId, rid, index }, true, true)
+  }
+
   /** A connection to the router ahead of the first lookup (upstream.ts `warm`). */
   warm(signal: AbortSignal): Promise<void> {
     return warmPool(this.pool, `${this.prefix}/healthz`, signal)
@@ -145,17 +170,24 @@ export class GrantsCache {
     this.have.delete(keyOf(ref.contentId, ref.rid, ref.index))
   }
 
-  private start(key: string, at: ChunkAt, guess = false): Promise<void> {
+  /** Asks, and lets lookups of the chunk meanwhile wait for the answer; resolves with what `ask` does (never rejects). */
+  private start(key: string, at: ChunkAt, guess = false, manifest = false): Promise<unknown> {
     // its own timeout, not the first asker's signal: one fill's end must not fail the lookup its neighbours share
-    const p = this.ask(at, guess).finally(() => this.asking.delete(key))
-    this.asking.set(key, p)
+    const p = this.ask(at, guess, manifest)
+    const settled: Promise<void> = p.then(() => { if (this.asking.get(key) === settled) this.asking.delete(key) })
+    this.asking.set(key, settled)
     return p
   }
 
-  /** `guess`: asked by `early`, for a chunk the manifest may not have (an adaptive title, a range past the end): a 404 then says nothing. */
-  private async ask(ref: ChunkAt, guess: boolean): Promise<void> {
-    const path = ref.rid === undefined ? `${this.prefix}/v1/content/${ref.contentId}/fill/${ref.index}?count=${this.o.count}`
-      : `${this.prefix}/v1/content/${ref.contentId}/r/${ref.rid}/fill/${ref.index}?count=${this.o.count}`
+  /**
+   * `guess`: asked by `early` or `withManifest`, for a chunk the manifest may not have (an adaptive title, a range past
+   * the end): a 404 then says nothing. `manifest`: the title's manifest asked for too; resolves with it (undefined
+   * without it).
+   */
+  private async ask(ref: ChunkAt, guess: boolean, manifest = false): Promise<unknown> {
+    const query = `?count=${this.o.count}${manifest ? '&manifest=1' : ''}`
+    const path = ref.rid === undefined ? `${this.prefix}/v1/content/${ref.contentId}/fill/${ref.index}${query}`
+      : `${this.prefix}/v1/content/${ref.contentId}/r/${ref.rid}/fill/${ref.index}${query}`
     let status: number
     let body: string
     try {
@@ -190,6 +222,11 @@ export class GrantsCache {
     try {
       if (first !== undefined) this.answered?.(first)
     } catch { /* a connection ahead is best effort: the fill's own request reports what is wrong with the URL */ }
+    if (manifest && a.manifest === undefined && this.combines !== false) {
+      this.combines = false
+      this.logger.info('the router sends no manifest with fill grants (a router from before manifest=1): a cold title\'s manifest is asked for on its own')
+    }
+    return manifest ? a.manifest : undefined
   }
 
   private refused(status: number, body: string, guess: boolean): void {

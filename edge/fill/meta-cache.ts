@@ -11,6 +11,8 @@ import type { Upstream } from './upstream.js'
  * fetch. `invalidate` drops an entry at once: a purge, or a chunk fetch that
  * found another version upstream. A fetch that was in flight when its entry
  * was invalidated is not cached (its promise is no longer the registered one).
+ * A player's read that waits for a title's manifest asks for it together with
+ * the grants of the chunk it reads (`withGrants`), when the fill path has them.
  */
 export interface MetaCacheOptions {
   ttlMs: number
@@ -57,6 +59,14 @@ export class MetaCache {
    * to the router, not two in a row
    */
   fetching: ((contentId: string, rid: string | undefined, index: number) => void) | undefined
+  /**
+   * asked, when set, for the manifest a player's read waits for together with
+   * the grants of the chunk it will probably start in (grants-cache.ts
+   * `withManifest`): one round trip to the router. Resolves with the
+   * manifest as sent (checked here), or undefined: then `/meta` is asked.
+   * Returns undefined when it does not ask: `/meta` and `fetching` then, in parallel.
+   */
+  withGrants: ((contentId: string, rid: string | undefined, index: number) => Promise<unknown> | undefined) | undefined
   /** the chunk size of the last manifest fetched: an edge's upstream is one cluster */
   private chunkSize: number
 
@@ -79,11 +89,24 @@ export class MetaCache {
 
   /** The title from upstream (one fetch for concurrent callers); `first`: a player's read waits for it (see `fetching`). */
   fetch(contentId: string, first?: FirstRead): Promise<Title> {
-    if (first !== undefined) this.fetching?.(contentId, first.rid, Math.floor(first.offset / this.chunkSize))
+    const index = first === undefined ? -1 : Math.floor(first.offset / this.chunkSize)
     let p = this.inflight.get(contentId)
-    if (p) return p
+    if (p) {
+      if (first !== undefined) this.fetching?.(contentId, first.rid, index)
+      return p
+    }
     this.metrics.meta.inc({ result: 'miss' })
-    p = this.upstream.manifest(contentId).then(
+    const combined = first !== undefined ? this.withGrants?.(contentId, first.rid, index) : undefined
+    if (first !== undefined && combined === undefined) this.fetching?.(contentId, first.rid, index)
+    const manifest = combined === undefined ? this.upstream.manifest(contentId) : combined.then(raw => {
+      if (raw !== undefined) {
+        try {
+          return this.upstream.manifestOf(contentId, raw)
+        } catch { /* counted as an unusable manifest: /meta's answer decides */ }
+      }
+      return this.upstream.manifest(contentId)
+    })
+    p = manifest.then(
       m => {
         const title = buildTitle(m)
         this.chunkSize = m.chunkSize

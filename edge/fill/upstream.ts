@@ -105,13 +105,24 @@ export class Upstream {
       throw new NotFoundError(`title ${contentId}`)
     }
     if (res.statusCode !== 200) throw await this.statusError(res, 'meta', what)
-    let manifest: Manifest
+    let raw: unknown
     try {
-      const text = await readLimited(res.body, MAX_META_BYTES)
-      manifest = parseManifest(JSON.parse(text))
+      raw = JSON.parse(await readLimited(res.body, MAX_META_BYTES))
     } catch (err) {
       this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'error' })
       if (err instanceof CdnError && err.source === 'upstream') throw err
+      throw new UpstreamError(`upstream sent an unusable manifest for ${contentId}: ${(err as Error).message}`, { cause: err })
+    }
+    return this.manifestOf(contentId, raw)
+  }
+
+  /** A manifest upstream sent (its /meta, or with a fill grant answer: grants-cache.ts `withManifest`), checked and counted as /meta's. */
+  manifestOf(contentId: string, raw: unknown): Manifest {
+    let manifest: Manifest
+    try {
+      manifest = parseManifest(raw)
+    } catch (err) {
+      this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'error' })
       throw new UpstreamError(`upstream sent an unusable manifest for ${contentId}: ${(err as Error).message}`, { cause: err })
     }
     if (manifest.contentId !== contentId) throw new UpstreamError(`upstream sent the manifest of ${manifest.contentId} for ${contentId}`)

@@ -43,15 +43,17 @@ export interface RouterProxy {
   mangle: (n: number) => GrantMangle
   /** awaited before a request (its path and query) goes on to the router: a test holds answers back with it */
   hold: (url: string) => Promise<void> | void
+  /** the path and query sent on to the router: a test plays an older router with it (one that ignores a query parameter) */
+  rewrite: (url: string) => string
 }
 
 /** A proxy in front of the router that spoils the grants of fill answers as `mangle` says, and passes all else. */
 export async function routerProxy(t: TestT, router: string): Promise<RouterProxy> {
-  const rp: RouterProxy = { url: '', fills: 0, mangle: () => undefined, hold: () => undefined }
+  const rp: RouterProxy = { url: '', fills: 0, mangle: () => undefined, hold: () => undefined, rewrite: url => url }
   const server = http.createServer((req, res) => {
     void (async () => {
       await rp.hold(req.url ?? '')
-      const up = await request(`${router}${req.url}`, { method: req.method as 'GET', headers: req.headers })
+      const up = await request(`${router}${rp.rewrite(req.url ?? '')}`, { method: req.method as 'GET', headers: req.headers })
       const fill = /\/fill\/\d+/.test(req.url ?? '') && up.statusCode === 200
       if (!fill) {
         const headers = { ...up.headers }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { request } from 'undici'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -17,11 +18,65 @@ import type { ShardProxy } from '../helpers/shard-proxy.js'
 const KiB = 1024
 const CHUNK = 256 * KiB
 
-t.test('a cold title: its chunk\'s fill grants are asked while the manifest is on its way, and the fill uses them', async t => {
+t.test('a cold title: one router answer carries its manifest and the grants of the chunk read; the fill uses them, and no /meta is asked', async t => {
   const c = await directCluster(t, { chunkSize: CHUNK })
   const body = randomBody(3 * CHUNK)
   await c.ingest('cold', body)
   const rp = await routerProxy(t, c.url)
+  const asked: string[] = []
+  rp.hold = url => { if (url.startsWith('/v1/content/')) asked.push(url) }
+  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
+  const pos = 2 * CHUNK + 1000
+  const got = await get(`${edge.url}/v1/content/cold`, { range: `bytes=${pos}-${pos + 9999}` })
+  t.equal(got.status, 206)
+  t.ok(got.body.equals(body.subarray(pos, pos + 10_000)), 'byte-exact')
+  t.match(asked, [/^\/v1\/content\/cold\/fill\/2\?count=\d+&manifest=1$/], `one question to the router: ${asked.join(' | ')}`)
+  t.equal(asked.length, 1, 'no /meta, no second grant lookup')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_grant_requests_total', { result: 'router' }), 1)
+  t.equal(await metric(edge.url, 'reelcdn_edge_upstream_requests_total', { kind: 'meta', result: 'ok' }), 1, 'counted as a manifest fetched')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'every byte direct')
+  // the title is held now: a read elsewhere in it asks the router for nothing but that chunk's grants (chunk 0, not in the first answer's span)
+  const first = await get(`${edge.url}/v1/content/cold`, { range: 'bytes=0-99' })
+  t.ok(first.body.equals(body.subarray(0, 100)))
+  t.notOk(asked.some(u => u.endsWith('/meta')), 'still no /meta')
+})
+
+t.test('the manifest with the grants: a guess past the end gets the manifest alone and a clean 416; a title that does not exist is a 404, asked of /meta once', async t => {
+  const c = await directCluster(t, { chunkSize: CHUNK })
+  const body = randomBody(CHUNK)
+  await c.ingest('short', body)
+  const direct = await request(`${c.url}/v1/content/short/fill/7?count=2&manifest=1`)
+  const a = await direct.body.json() as { chunks: unknown[]; manifest: { contentId: string; chunks: string[] } }
+  t.equal(direct.statusCode, 200, 'the router: a chunk past the end with manifest=1 is not a 404')
+  t.same([a.chunks.length, a.manifest.contentId, a.manifest.chunks.length], [0, 'short', 1], 'the manifest alone')
+  const meta = await (await request(`${c.url}/v1/content/short/meta`)).body.json()
+  t.same(a.manifest, meta, 'the manifest /meta answers')
+  t.equal((await request(`${c.url}/v1/content/short/fill/0?manifest=yes`)).statusCode, 400, 'manifest=yes: a 400 naming it')
+  const rp = await routerProxy(t, c.url)
+  const asked: string[] = []
+  rp.hold = url => { if (url.startsWith('/v1/content/')) asked.push(url) }
+  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
+  const past = await get(`${edge.url}/v1/content/short`, { range: `bytes=${5 * CHUNK}-` })
+  t.equal(past.status, 416)
+  t.equal(asked.length, 1, `the guess's answer carried the manifest: ${asked.join(' | ')}`)
+  const missing = await get(`${edge.url}/v1/content/nope`, { range: 'bytes=0-9' })
+  t.equal(missing.status, 404)
+  t.same(asked.slice(1).map(u => u.replace(/\?.*/, '')), ['/v1/content/nope/fill/0', '/v1/content/nope/meta'], 'a missing title: /meta says so')
+  t.equal((await get(`${edge.url}/v1/content/nope`, { range: 'bytes=0-9' })).status, 404)
+  t.equal(asked.length, 3, 'and is remembered as missing')
+  t.equal(await metric(edge.url, 'reelcdn_edge_fill_grant_requests_total', { result: 'error' }), 0, 'neither is a grant error')
+})
+
+t.test('a router that sends no manifest with grants (one from before manifest=1): the cold title\'s grants are asked while /meta is on its way, as before', async t => {
+  const c = await directCluster(t, { chunkSize: CHUNK })
+  const body = randomBody(3 * CHUNK)
+  await c.ingest('first', randomBody(CHUNK))
+  await c.ingest('cold', body)
+  const rp = await routerProxy(t, c.url)
+  // an older router ignores the parameter: grants without the manifest
+  rp.rewrite = url => url.replace('&manifest=1', '')
+  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
+  t.ok((await get(`${edge.url}/v1/content/first`)).body.length === CHUNK, 'a first title: the edge learns the router sends no manifest with grants')
   const events: string[] = []
   let fillAsked!: () => void
   const asked = new Promise<void>(resolve => { fillAsked = resolve })
@@ -35,15 +90,12 @@ t.test('a cold title: its chunk\'s fill grants are asked while the manifest is o
       events.push('manifest answered')
     }
   }
-  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
   const pos = 2 * CHUNK + 1000
   const got = await get(`${edge.url}/v1/content/cold`, { range: `bytes=${pos}-${pos + 9999}` })
   t.equal(got.status, 206)
   t.ok(got.body.equals(body.subarray(pos, pos + 10_000)), 'byte-exact')
-  t.match(events[0], /^grants \/v1\/content\/cold\/fill\/2\?/, `the grants of the chunk read went out first: ${events.join(' | ')}`)
+  t.match(events[0], /^grants \/v1\/content\/cold\/fill\/2\?count=\d+$/, `the grants of the chunk read went out first, without manifest=1: ${events.join(' | ')}`)
   t.equal(events[1], 'manifest answered')
-  t.equal(rp.fills, 1, 'one grant answer: the fill waited for the one asked early')
-  t.equal(await metric(edge.url, 'reelcdn_edge_fill_grant_requests_total', { result: 'router' }), 1)
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'every byte direct')
 })
 
@@ -148,7 +200,12 @@ t.test('a cold title: the edge connects to the shards its grants name while the 
   const proxies: ShardProxy[] = []
   for (let i = 0; i < c.shards.length; i++) proxies.push(await proxyShard(t, c, i))
   await c.router.cluster.health.checkAll()
+  await c.ingest('first', randomBody(CHUNK))
   const rp = await routerProxy(t, c.url)
+  // a router that sends no manifest with grants, learned on a first title: the manifest is then asked on its own
+  rp.rewrite = url => url.replace('&manifest=1', '')
+  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
+  t.equal((await get(`${edge.url}/v1/content/first`)).status, 200)
   let grantsAskedAt = Infinity
   let manifestAt = Infinity
   rp.hold = async url => {
@@ -162,11 +219,11 @@ t.test('a cold title: the edge connects to the shards its grants name while the 
       manifestAt = performance.now()
     }
   }
-  const edge = await startTestEdge(t, { url: rp.url, token: undefined }, { 'cluster.chunkSize': CHUNK })
   const got = await get(`${edge.url}/v1/content/preconnect`, { range: 'bytes=0-9999' })
   t.ok(got.body.equals(body.subarray(0, 10_000)), 'byte-exact')
-  const data = proxies.flatMap(p => p.granted).filter(g => /\/v1\/chunks\/[^/]+\/0$/.test(g.url))
+  const data = proxies.flatMap(p => p.granted).filter(g => /\/v1\/chunks\/preconnect\.[^/]+\/0$/.test(g.url))
   t.ok(data.length >= 1, 'the data request went to an owner under a grant')
+  t.ok(manifestAt < Infinity, 'the manifest was asked on its own')
   t.ok(data.every(g => g.openedAt < manifestAt), `its connection was opened before the manifest was answered (${data.map(g => (manifestAt - g.openedAt).toFixed(0)).join(', ')} ms before)`)
   t.equal(await metric(edge.url, 'reelcdn_edge_fill_bytes_total', { path: 'relay' }), 0, 'every byte direct')
 })

@@ -20,10 +20,13 @@ import { warmPool } from './upstream.js'
  * asked again. Concurrent lookups of one chunk share one request (the fill's
  * block list and first data request both wait on it, then go to the shard in
  * parallel). A player's read of a title whose manifest the edge does not hold
- * yet starts the lookup of the chunk it will read (`early`) while the
- * manifest is fetched, so the two router round trips overlap; the guess (the
- * chunk size of the last manifest, the cluster's before) can be wrong, and a
- * 404 for it says nothing: the fill asks for the chunk it reads.
+ * yet asks for the chunk it will read with the manifest in the same answer
+ * (`withManifest`: one router round trip); when the manifest is already on
+ * its way, or the router sends none with grants (an older one), it starts the
+ * chunk's lookup alone (`early`) while the manifest is fetched, so the two
+ * overlap. The guess (the chunk size of the last manifest, the cluster's
+ * before) can be wrong, and a 404 for it says nothing: the fill asks for the
+ * chunk it reads.
  *
  * A lookup that yields nothing sends the chunk by the relay (direct-source.ts
  * decides): the router refused (429 over its rate, 5xx), did not answer, or

@@ -2,6 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { randomBytes } from 'node:crypto'
 import { ClientClosedError, PreconditionFailedError, RangeNotSatisfiableError } from './errors.js'
 import { contentRange, multipartPlan, parseRange, type ByteRange, type MultipartPlan } from './http/range.js'
+import { memoized } from './memo.js'
 
 /**
  * How a GET or HEAD of a byte representation is answered (RFC 9110 §13-14):
@@ -32,18 +33,7 @@ export interface ResponsePlan {
 }
 
 /** Last-Modified values by time: a title's or a chunk's answers all carry one, formatted once (it was 1–2.5 % of a shard's busy time) */
-const dates = new Map<number, string>()
-const DATES_KEPT = 1024
-
-function httpDate(ms: number): string {
-  let d = dates.get(ms)
-  if (d === undefined) {
-    if (dates.size >= DATES_KEPT) dates.clear()
-    d = new Date(ms).toUTCString()
-    dates.set(ms, d)
-  }
-  return d
-}
+const httpDate = memoized(1024, (ms: number) => new Date(ms).toUTCString())
 
 /** Entity-tag list match; `weak` compares opaque-tags only (If-None-Match), strong needs two strong tags (If-Match). */
 function tagListMatches(list: string, etag: string, weak: boolean): boolean {

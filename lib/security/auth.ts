@@ -2,6 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { ConfigError, UnauthorizedError } from '../errors.js'
 import { readSecretFile } from './secret-file.js'
+import { memoized } from '../memo.js'
 
 /**
  * Bearer tokens. Secrets come from a file or the environment, never from a
@@ -27,18 +28,7 @@ function digest(s: string): Buffer {
 }
 
 /** the configured secrets' digests: a handful per process, each hashed once, not on every request (a reload's new ones replace them) */
-const secrets = new Map<string, Buffer>()
-const SECRETS_KEPT = 64
-
-function secretDigest(secret: string): Buffer {
-  let d = secrets.get(secret)
-  if (d === undefined) {
-    if (secrets.size >= SECRETS_KEPT) secrets.clear()
-    d = digest(secret)
-    secrets.set(secret, d)
-  }
-  return d
-}
+const secretDigest = memoized(64, digest)
 
 /** Whether the token a client presented (`given`) is the configured `secret`, in constant time whatever the two lengths. */
 export function tokensEqual(given: string, secret: string): boolean {

@@ -444,7 +444,7 @@ export function edgePolicyMetrics(registry: Registry, probe: () => PolicyReportP
  */
 export function routerFillGrantMetrics(registry: Registry) {
   return {
-    grants: new Counter({ name: 'reelcdn_router_fill_grants_total', help: 'Fill grant answers by result (issued: chunk grants signed; capped: chunks asked for that the per-edge cap left out of an answer; disabled, throttled, not_found: requests refused)',
+    grants: new Counter({ name: 'reelcdn_router_fill_grants_total', help: 'Fill grant answers by result (issued: chunk grants signed; capped: chunks asked for that the per-edge cap left out of an answer; disabled, throttled, not_found: requests refused; manifest_only: a manifest=1 question answered with the manifest and no grants, its chunk guessed wrong or its edge over its rate)',
       labelNames: ['result'] as const, registers: [registry] }),
   }
 }

@@ -37,8 +37,10 @@ import type { Manifests } from '../cluster/manifests.js'
  * chunk wrong (the edge guesses it from the Range before it knows the
  * chunk size): past the file's end, a rendition the title does not have, or
  * an adaptive title asked for without one, it is answered with the
- * manifest and no chunks rather than a 404; a title that does not exist is a
- * 404 either way.
+ * manifest and no chunks rather than a 404, and so is a question from an
+ * edge whose grant bucket is empty (no 429: the manifest is not what the
+ * rate limits), each counted as `manifest_only`; a title that does not exist
+ * is a 404 either way. `manifest` other than 1 or 0 is a 400.
  *
  * Refusals the edge answers by using the relay: 503 CDN_ERR_FILL_GRANTS_DISABLED
  * (no shard token to derive the key from, or router.fillGrants.enabled off),
@@ -107,22 +109,29 @@ export class FillGrants {
     const count = parseCount(q.get('count'), this.cfg.maxChunks)
     const withManifest = parseManifestFlag(q.get('manifest'))
     const m = await this.d.manifests.get(contentId)
-    let f: StoredFile | undefined
+    // the manifest alone: the edge's guess missed, or its bucket is empty; its fill asks for the chunk it reads
+    const manifestOnly = (sid: string) => {
+      this.d.metrics.grants.inc({ result: 'manifest_only' })
+      sendJson(res, 200, { contentId, rid: rid ?? null, sid, expiresAt: this.clock(), chunks: [], manifest: m }, { 'cache-control': 'no-store' })
+    }
+    let f: StoredFile
     try {
       f = this.file(m, rid)
-      if (index >= f.chunks.length) {
-        this.d.metrics.grants.inc({ result: 'not_found' })
-        throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
-      }
+      if (index >= f.chunks.length) throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
     } catch (err) {
-      if (!withManifest) throw err
-      // a guess that missed: the manifest alone, and the edge's fill asks for the chunk it reads
-      return sendJson(res, 200, { contentId, rid: rid ?? null, sid: f?.sid ?? '', expiresAt: this.clock(), chunks: [], manifest: m },
-        { 'cache-control': 'no-store' })
+      if (withManifest) return manifestOnly('')
+      this.d.metrics.grants.inc({ result: 'not_found' })
+      throw err
     }
     const edge = edgeId(req)
     const asked = Math.min(count, f.chunks.length - index)
-    const n = this.take(edge, asked)
+    let n: number
+    try {
+      n = this.take(edge, asked)
+    } catch (err) {
+      if (withManifest && err instanceof FillThrottledError) return manifestOnly(f.sid)
+      throw err
+    }
     if (n < asked) this.d.metrics.grants.inc({ result: 'capped' }, asked - n)
     const now = this.clock()
     const expiresAt = now + this.cfg.ttlMs
@@ -150,10 +159,7 @@ export class FillGrants {
       return titleFile(m)
     }
     const r = isAdaptive(m) ? renditionOf(m, rid) : undefined
-    if (!r) {
-      this.d.metrics.grants.inc({ result: 'not_found' })
-      throw new NotFoundError(`rendition ${rid} of ${contentId}`)
-    }
+    if (!r) throw new NotFoundError(`rendition ${rid} of ${contentId}`)
     return renditionFile(m, r)
   }
 

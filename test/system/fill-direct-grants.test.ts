@@ -78,6 +78,12 @@ t.test('the router lists owners only, in read order, each with its own grant; ca
   t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'throttled' }), 1)
   t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'issued' }), 6)
   t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'capped' }), 1, 'the chunk the partial answer left out')
+  // over its rate, a question that also asks for the manifest gets the manifest alone: the rate limits grants, not manifests
+  const manifestOnly = await request(`${c.url}/v1/content/own/fill/0?count=2&manifest=1`, { headers: { 'reelcdn-edge': 'e1' } })
+  const mo = await manifestOnly.body.json() as FillAnswer & { manifest?: { contentId: string } }
+  t.same([manifestOnly.statusCode, mo.chunks.length, mo.manifest?.contentId], [200, 0, 'own'], 'no 429: the manifest, no grants')
+  t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'manifest_only' }), 1)
+  t.equal(await metric(c.url, 'reelcdn_router_fill_grants_total', { result: 'issued' }), 6, 'and no grant taken')
 
   const open = await TestCluster.start(t, { chunkSize: CHUNK })
   await open.ingest('o', randomBody(CHUNK))

@@ -181,7 +181,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const fillPath = edgeFillPathMetrics(registry)
     const grants = cfg.fill.path === 'direct' ? new GrantsCache({ baseUrl: cfg.upstream, token: upstreamToken,
       edgeId: cfg.id || `edge-${hostname()}`, count: Math.max(cfg.readaheadChunks + 1, cfg.fill.grantChunks), relayHoldMs: cfg.fill.relayHoldMs,
-      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs }, fillPath, logger) : undefined
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, connections: cfg.upstreamConnections }, fillPath, logger) : undefined
     direct = grants !== undefined ? new DirectSource(grants,
     up, { connections: cfg.upstreamConnections, headersTimeoutMs: cfg.upstreamHeadersTimeoutMs, idleTimeoutMs: cfg.upstreamIdleTimeoutMs }, fillPath, logger)
       : undefined

@@ -29,7 +29,7 @@ const grantAnswer = (url: string, expiresAt: number) => {
 
 function cache(url: string, clock: () => number) {
   const metrics = edgeFillPathMetrics(newRegistry('edge', false))
-  const c = new GrantsCache({ baseUrl: url, token: 'tok', edgeId: 'e1', count: 2, relayHoldMs: 30_000, headersTimeoutMs: 2000, clock }, metrics, quietLogger('edge'))
+  const c = new GrantsCache({ baseUrl: url, token: 'tok', edgeId: 'e1', count: 2, relayHoldMs: 30_000, headersTimeoutMs: 2000, connections: 4, clock }, metrics, quietLogger('edge'))
   return c
 }
 
@@ -78,7 +78,7 @@ t.test('early: a lookup started before the manifest is in serves the fill that a
     : grantAnswer(url, now + 60_000))
   const registry = newRegistry('edge', false)
   const metrics = edgeFillPathMetrics(registry)
-  const c = new GrantsCache({ baseUrl: r.url, token: 'tok', edgeId: 'e1', count: 2, relayHoldMs: 30_000, headersTimeoutMs: 2000, clock: () => now },
+  const c = new GrantsCache({ baseUrl: r.url, token: 'tok', edgeId: 'e1', count: 2, relayHoldMs: 30_000, headersTimeoutMs: 2000, connections: 4, clock: () => now },
     metrics, quietLogger('edge'))
   t.teardown(() => c.close())
   const sig = new AbortController().signal
@@ -96,8 +96,8 @@ t.test('early: a lookup started before the manifest is in serves the fill that a
   t.ok(await c.get(ref(2), sig), 'later lookups are not held off')
 })
 
-t.test('withManifest: the manifest and the grants in one answer; a router that answers without one is not asked for it again; none while grants are off', async t => {
-  const now = 1_000_000
+t.test('withManifest: the manifest and the grants in one answer; a router that answers without one is not asked for it for ten minutes; none while grants are off', async t => {
+  let now = 1_000_000
   let mode = 'new'
   const r = await router(t, url => {
     if (mode === 'off') return { status: 503, body: { error: { code: 'CDN_ERR_FILL_GRANTS_DISABLED', message: 'off' } } }
@@ -116,10 +116,16 @@ t.test('withManifest: the manifest and the grants in one answer; a router that a
   t.equal(await c.withManifest('film', undefined, 4), undefined, 'an older router: grants, no manifest')
   t.equal(c.withManifest('film', undefined, 6), undefined, 'then not asked again: the caller fetches the manifest its own way')
   t.equal(r.asked.length, 2)
+  now += 9 * 60_000
+  t.equal(c.withManifest('film', undefined, 6), undefined, 'nine minutes on: still not')
+  mode = 'new'
+  now += 61_000
+  t.same(await c.withManifest('film', undefined, 6), { contentId: 'film', v: 1 }, 'ten minutes on: asked again (the router may be upgraded meanwhile)')
+  t.equal(r.asked.length, 3)
   const off = cache(r.url, () => now)
   t.teardown(() => off.close())
   mode = 'off'
   t.equal(await off.withManifest('film', undefined, 0), undefined, 'grants off: no manifest either')
   t.equal(off.withManifest('film', undefined, 1), undefined, 'and none asked while held off')
-  t.equal(r.asked.length, 3)
+  t.equal(r.asked.length, 4)
 })

@@ -2,7 +2,7 @@ import { Pool } from 'undici'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeFillPathMetrics } from '../../lib/metrics.js'
 import type { ChunkRef } from '../title.js'
-import { warmPool } from './upstream.js'
+import { MAX_META_BYTES, readLimited, warmPool } from './upstream.js'
 
 /**
  * The edge's side of the router's grant route (router/read/fill-grants.ts):
@@ -63,6 +63,8 @@ export interface GrantsOptions {
   count: number
   relayHoldMs: number
   headersTimeoutMs: number
+  /** connections to the router for lookups (edge.upstreamConnections): a cold title's manifest comes this way too, a burst of them must not queue behind a few */
+  connections: number
   clock?: () => number
 }
 
@@ -75,6 +77,10 @@ interface Answer {
 }
 
 const MAX_ENTRIES = 4096
+/** how long a router seen to answer `manifest=1` without one is not asked it again (it may be upgraded in place meanwhile) */
+const SEPARATE_MS = 10 * 60_000
+/** a grant answer: a manifest at most, and the grants */
+const MAX_ANSWER_BYTES = MAX_META_BYTES + 1024 ** 2
 const MARGIN_MS = 10_000
 
 export class GrantsCache {
@@ -85,15 +91,15 @@ export class GrantsCache {
   private readonly asking = new Map<string, Promise<void>>()
   private readonly clock: () => number
   private relayUntil = 0
-  /** false once the router answered `manifest=1` without one (an older router); asked again after a retarget */
-  private combines: boolean | undefined
+  /** epoch ms: until then `manifest=1` is not asked, the router having answered it without one (an older router; it may be upgraded meanwhile) */
+  private separateUntil = 0
   /** told of the shard an answer names first for the chunk asked (its fillUrl): the direct source connects to it before the fill asks */
   answered?: (url: string) => void
 
   constructor(private readonly o: GrantsOptions, private readonly metrics: EdgeFillPathMetrics, private readonly logger: Logger) {
     const url = new URL(o.baseUrl)
     this.prefix = url.pathname.replace(/\/+$/, '')
-    this.pool = new Pool(url.origin, { connections: 4, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.headersTimeoutMs })
+    this.pool = new Pool(url.origin, { connections: o.connections, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.headersTimeoutMs })
     this.headers = { 'reelcdn-edge': o.edgeId, ...(o.token === undefined ? {} : { authorization: `Bearer ${o.token}` }) }
     this.clock = o.clock ?? Date.now
   }
@@ -102,11 +108,11 @@ export class GrantsCache {
   retarget(baseUrl: string): void {
     const url = new URL(baseUrl)
     const old = this.pool
-    this.pool = new Pool(url.origin, { connections: 4, headersTimeout: this.o.headersTimeoutMs, bodyTimeout: this.o.headersTimeoutMs })
+    this.pool = new Pool(url.origin, { connections: this.o.connections, headersTimeout: this.o.headersTimeoutMs, bodyTimeout: this.o.headersTimeoutMs })
     this.prefix = url.pathname.replace(/\/+$/, '')
     this.have.clear()
     this.relayUntil = 0
-    this.combines = undefined
+    this.separateUntil = 0
     void old.close().catch(() => {})
   }
 
@@ -153,13 +159,15 @@ export class GrantsCache {
    * from this router, a refusal, no answer, a title it does not have): the
    * caller then asks `/meta`. A fill of the chunk meanwhile waits for this
    * answer, as for `early`'s. Not asked at all (undefined) while the router
-   * gives no grants, or once it answered without the manifest (a router from
-   * before `manifest=1`, which ignores it): the caller then asks for the
-   * manifest and calls `early`, the two in parallel, as before.
+   * gives no grants, or for SEPARATE_MS after it answered a grant question
+   * without the manifest (a router from before `manifest=1`, which ignores
+   * it): the caller then asks for the manifest and calls `early`, the two in
+   * parallel, as before.
    */
   withManifest(contentId: string, rid: string | undefined, index: number): Promise<unknown> | undefined {
     // undefined: not asked (the caller fetches the manifest and calls `early`, the two in parallel)
-    if (this.combines === false || this.clock() < this.relayUntil || !(index >= 0)) return undefined
+    const now = this.clock()
+    if (now < this.separateUntil || now < this.relayUntil || !(index >= 0)) return undefined
     return this.start(keyOf(contentId, rid, index), { contentId, rid, index }, true, true)
   }
 
@@ -196,7 +204,7 @@ export class GrantsCache {
     try {
       const res = await this.pool.request({ path, method: 'GET', headers: this.headers, signal: AbortSignal.timeout(this.o.headersTimeoutMs) })
       status = res.statusCode
-      body = await res.body.text()
+      body = await readLimited(res.body, MAX_ANSWER_BYTES)
     } catch (err) {
       this.metrics.grants.inc({ result: 'error' })
       this.warnOnce('error', `fill grants could not be had (${(err as { code?: string }).code ?? (err as Error).message}): filling by the relay`)
@@ -225,9 +233,9 @@ export class GrantsCache {
     try {
       if (first !== undefined) this.answered?.(first)
     } catch { /* a connection ahead is best effort: the fill's own request reports what is wrong with the URL */ }
-    if (manifest && a.manifest === undefined && this.combines !== false) {
-      this.combines = false
-      this.logger.info('the router sends no manifest with fill grants (a router from before manifest=1): a cold title\'s manifest is asked for on its own')
+    if (manifest && a.manifest === undefined && now >= this.separateUntil) {
+      this.separateUntil = now + SEPARATE_MS
+      this.logger.info({ forMs: SEPARATE_MS }, 'the router sends no manifest with fill grants (a router from before manifest=1): a cold title\'s manifest is asked for on its own for a while')
     }
     return manifest ? a.manifest : undefined
   }

@@ -13,6 +13,14 @@ import type { Upstream } from './upstream.js'
  * was invalidated is not cached (its promise is no longer the registered one).
  * A player's read that waits for a title's manifest asks for it together with
  * the grants of the chunk it reads (`withGrants`), when the fill path has them.
+ * Interleavings: a second read of the title while that answer is on its way
+ * joins the fetch and asks for its own chunk's grants alone (`fetching`); an
+ * invalidation meanwhile leaves the answer uncached, as for any fetch; an
+ * answer without a manifest (the router refused, did not answer, gives no
+ * grants, has no such title, or sent one that does not parse) is followed by
+ * `/meta`, whose answer decides, so those cases cost a round trip more than
+ * before. When `withGrants` does not ask (it returns undefined), `/meta` and
+ * `fetching` go in parallel, as they did before it.
  */
 export interface MetaCacheOptions {
   ttlMs: number

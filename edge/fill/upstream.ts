@@ -51,7 +51,7 @@ export function retryReason(err: CdnError): RetryReason | undefined {
   return err.code === 'CDN_ERR_UPSTREAM_TIMEOUT' ? 'timeout' : undefined
 }
 
-const MAX_META_BYTES = 16 * 1024 ** 2 // a manifest lists 65 bytes per chunk: ample for any title
+export const MAX_META_BYTES = 16 * 1024 ** 2 // a manifest lists 65 bytes per chunk: ample for any title
 
 export class Upstream {
   private pool: Pool
@@ -125,7 +125,10 @@ export class Upstream {
       this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'error' })
       throw new UpstreamError(`upstream sent an unusable manifest for ${contentId}: ${(err as Error).message}`, { cause: err })
     }
-    if (manifest.contentId !== contentId) throw new UpstreamError(`upstream sent the manifest of ${manifest.contentId} for ${contentId}`)
+    if (manifest.contentId !== contentId) {
+      this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'error' })
+      throw new UpstreamError(`upstream sent the manifest of ${manifest.contentId} for ${contentId}`)
+    }
     this.metrics.upstreamRequests.inc({ kind: 'meta', result: 'ok' })
     return manifest
   }
@@ -265,7 +268,8 @@ export async function warmPool(pool: Pool, path: string, signal: AbortSignal): P
   } catch { /* best effort */ }
 }
 
-async function readLimited(body: ChunkBody, max: number): Promise<string> {
+/** A body read whole as text, failing past `max` bytes. */
+export async function readLimited(body: ChunkBody, max: number): Promise<string> {
   return (await readBytes(body, max)).toString('utf8')
 }
 

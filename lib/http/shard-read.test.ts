@@ -241,33 +241,38 @@ t.test('an earlier request\'s abort does not reach a later one on the same kept 
 })
 
 t.test('a Cancel: a request waiting for its head fails with its reason and its connection closes; one given a cancelled Cancel is never sent; a kept connection does not carry an earlier Cancel', async t => {
-  let closed = 0
   let asked = 0
+  let sawClose!: () => void
+  const closed = new Promise<void>(r => { sawClose = r })
   const srv = await server(t, (req, res) => {
     asked++
-    if (req.url === '/silent') return void req.socket.once('close', () => closed++)
+    if (req.url === '/silent') return void req.socket.once('close', sawClose)
     ranged(req, res)
   })
   const reads = new ShardReads(srv.url, opts)
   t.teardown(() => reads.close())
   const c = new Cancel()
+  let sent!: () => void
+  const arrived = new Promise<void>(r => { sent = r })
+  srv.s.once('request', () => sent())
   const waiting = reads.get('/silent', {}, dest(), 0, 200, c)
-  while (asked === 0) await sleep(5)
+  await arrived
   const why = new Error('the relay left')
   c.cancel(why)
   await t.rejects(waiting, why)
-  for (let i = 0; i < 100 && closed === 0; i++) await sleep(10)
-  t.equal(closed, 1, 'the shard saw the connection close')
+  t.equal(await Promise.race([closed.then(() => 'closed'), sleep(5000).then(() => 'still open after 5 s')]), 'closed', 'the shard saw the connection close')
   await t.rejects(reads.get('/c', {}, dest(), 0, 200, c), why, 'cancelled before: fails at once')
   t.equal(asked, 1, 'and is never sent')
   // on a kept connection: the first request's Cancel, cancelled after its answer, does not reach the next
   const first = new Cancel()
   for await (const _ of (await reads.get('/c', {}, dest(), 0, 200, first)).body) { /* drain */ }
   const d = dest()
+  const before = srv.connections()
   const b = await reads.get('/c', {}, d, 0, 200, new Cancel())
   first.cancel(new Error('the first read ended'))
   for await (const _ of b.body) { /* drain */ }
   t.ok(d.buf.equals(data), 'the second read is whole')
+  t.equal(srv.connections(), before, 'on the kept connection the first read used')
 })
 
 t.test('a kept connection reset before a byte of its answer: the read goes again on a new connection, once', async t => {

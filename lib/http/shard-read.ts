@@ -104,7 +104,7 @@ export class Cancel {
     l?.(reason)
   }
 
-  /** `fn` runs on cancel: one listener, the request in flight; returns its removal. */
+  /** `fn` runs on cancel: one listener, the one request in flight (a Cancel is given to one request at a time); returns its removal. */
   listen(fn: (reason: Error) => void): () => void {
     this.listener = fn
     return () => { if (this.listener === fn) this.listener = undefined }

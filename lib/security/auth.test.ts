@@ -11,7 +11,7 @@ t.test('tokensEqual compares whatever the lengths', async t => {
   t.notOk(tokensEqual('', 'a'))
 })
 
-t.test('secrets are hashed once and kept: many secrets in turn (rotations) each compare right, the first again after the rest', async t => {
+t.test('with configured secrets\' digests kept: many secrets in turn (rotations, past what is kept) each compare right, the first again after the rest', async t => {
   const wrong: number[] = []
   for (let i = 0; i < 200; i++) {
     if (!tokensEqual(`s${i}`, `s${i}`) || tokensEqual(`s${i + 1}`, `s${i}`) || tokensEqual(`s${i}`, `s${i}x`)) wrong.push(i)

@@ -23,8 +23,11 @@ import { ConfigError } from '../../lib/errors.js'
  * asks for its chunk's order, and the walk (an MD5 of the key and a search of
  * the points) was 3–5 % of the router's busy time relaying small ranges.
  */
-/** keys whose order a ring keeps: a chunk each, about 100 bytes apiece */
-const ORDERS_KEPT = 65_536
+/**
+ * keys whose order a ring keeps, the most recently read: a chunk each, its key and an array of every shard's id
+ * (about 100 bytes and 8 per shard: 1.6 MiB with 3 shards, 9.5 MiB with 64; twice that while a reload holds two rings)
+ */
+const ORDERS_KEPT = 16_384
 
 export interface RingMember {
   id: string

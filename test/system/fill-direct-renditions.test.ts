@@ -9,12 +9,18 @@ import { directCluster } from '../helpers/direct-cluster.js'
 /** An adaptive title's rendition fills direct too: the grant route's rendition form (/r/{rid}/fill/{i}). */
 const CS = 65536
 
-t.test('a rendition file fills from its owners under grants, byte-exact', async t => {
+/** A direct-fill cluster holding the adaptive title `abr`, one 90p rendition of 3 s. */
+async function ladderCluster(t: Parameters<typeof directCluster>[0]) {
   const c = await directCluster(t, { chunkSize: CS })
   const dir = join(c.dir, 'ladder')
   await mkdir(dir, { recursive: true })
   const files = await makeLadder(dir, 3, { rungs: [{ id: 'v90', height: 90, kbps: 500 }] })
   await ingestLadder(c.url, 'abr', files, TOKEN)
+  return { c, files }
+}
+
+t.test('a rendition file fills from its owners under grants, byte-exact', async t => {
+  const { c, files } = await ladderCluster(t)
   const v90 = files.find(f => f.id === 'v90')!
   t.ok(v90.bytes.length > CS, 'more than one chunk')
   const edge = await startTestEdge(t, { url: c.url, token: undefined })
@@ -27,11 +33,7 @@ t.test('a rendition file fills from its owners under grants, byte-exact', async 
 })
 
 t.test('manifest=1 on the rendition form: the manifest alone for a rendition the title lacks and for the title asked without one; grants with it for one it has', async t => {
-  const c = await directCluster(t, { chunkSize: CS })
-  const dir = join(c.dir, 'ladder')
-  await mkdir(dir, { recursive: true })
-  const files = await makeLadder(dir, 3, { rungs: [{ id: 'v90', height: 90, kbps: 500 }] })
-  await ingestLadder(c.url, 'abr', files, TOKEN)
+  const { c } = await ladderCluster(t)
   const ask = async (path: string) => {
     const r = await fetch(`${c.url}${path}`)
     return { status: r.status, json: await r.json() as { chunks: { index: number }[]; manifest?: { contentId: string; renditions?: unknown[] } } }

@@ -253,7 +253,7 @@ async function firstBytes(ctx: BenchContext, t: TitleData, others: TitleData[], 
   // 3/4 deep into the last chunk, then the start of the one before it, and so on down: each chunk cold when probed (the
   // edge reads one chunk ahead, edge.readaheadChunks 1, and the chunk after each is in by then; chunk 1 is the first
   // probe's readahead)
-  const down = [t.chunks - 1, t.chunks - 2, t.chunks - 3, t.chunks - 4, t.chunks - 5, t.chunks - 6].filter(i => i >= 2)
+  const down = Array.from({ length: 6 }, (_, k) => t.chunks - 1 - k).filter(i => i >= 2)
   const at: { probe: Probe; title: TitleData; pos: number }[] = [{ probe: 'fresh', title: t, pos: 0 },
     ...down.map((i, k) => k % 2 === 0 ? { probe: 'deep' as const, title: t, pos: i * cs + deep } : { probe: 'start' as const, title: t, pos: i * cs }),
     ...others.map(x => ({ probe: 'title' as const, title: x, pos: 0 }))]

@@ -455,9 +455,8 @@ export class ShardReads {
    */
   async get(path: string, headers: Record<string, string>, dest: BodyDest | undefined, from: number, expect: number,
     signal: AbortSignal | Cancel): Promise<ShardAnswer> {
-    if (signal instanceof Cancel) {
-      if (signal.reason !== undefined) throw signal.reason
-    } else signal.throwIfAborted()
+    // an AbortSignal's throwIfAborted, for either kind
+    if (signal.aborted) throw signal.reason
     let conn: Conn | undefined
     while (conn === undefined && this.idle.length > 0) {
       const c = this.idle.pop()!

@@ -116,8 +116,7 @@ export class FillGrants {
     }
     let f: StoredFile
     try {
-      f = this.file(m, rid)
-      if (index >= f.chunks.length) throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
+      f = this.file(m, rid, index)
     } catch (err) {
       if (withManifest) return manifestOnly('')
       this.d.metrics.grants.inc({ result: 'not_found' })
@@ -152,15 +151,20 @@ export class FillGrants {
       { 'cache-control': 'no-store' })
   }
 
-  private file(m: Manifest, rid: string | undefined): StoredFile {
+  /** The file a question is for, which has chunk `index`: else the 404 (or an adaptive title's) naming what is missing. */
+  private file(m: Manifest, rid: string | undefined, index: number): StoredFile {
     const contentId = m.contentId
+    let f: StoredFile
     if (rid === undefined) {
       if (isAdaptive(m)) throw new AdaptiveTitleError(contentId)
-      return titleFile(m)
+      f = titleFile(m)
+    } else {
+      const r = isAdaptive(m) ? renditionOf(m, rid) : undefined
+      if (!r) throw new NotFoundError(`rendition ${rid} of ${contentId}`)
+      f = renditionFile(m, r)
     }
-    const r = isAdaptive(m) ? renditionOf(m, rid) : undefined
-    if (!r) throw new NotFoundError(`rendition ${rid} of ${contentId}`)
-    return renditionFile(m, r)
+    if (index >= f.chunks.length) throw new NotFoundError(`chunk ${index} of ${f.name} (it has ${f.chunks.length})`)
+    return f
   }
 
   /**

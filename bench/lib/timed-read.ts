@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { Agent, request } from 'undici'
+import net from 'node:net'
 import { cpuSeconds } from './proc.js'
 import type { WrkResult } from './wrk.js'
 
@@ -8,11 +8,23 @@ import type { WrkResult } from './wrk.js'
  * with the CPU every named process used meanwhile: the fill row's generator.
  * A fill is one long sequential read (a cold title with one GET, or its chunks
  * one after another), which wrk's fixed-duration loops do not model, so the row
- * reads with undici from the bench's own process, the same client for every
- * server it compares. Bodies are checked as they stream by, cheaply: the
- * length, and the block number TitleData stamps at the start of every 1 MiB
- * (a wrong, shifted or reordered block fails the run), not a hash, so the
- * generator stays light.
+ * reads from the bench's own process, the same client for every server it
+ * compares. Bodies are checked as they stream by, cheaply: the length, and
+ * the block number TitleData stamps at the start of every 1 MiB (a wrong,
+ * shifted or reordered block fails the run), not a hash.
+ *
+ * The client is a plain socket, not an HTTP library: every read lands in one
+ * 1 MiB buffer of its own (the socket's `onread`), so reading allocates
+ * nothing and the kernel's copy is most of what it costs. Until 2026-12-07
+ * (stop 37) it was undici, which hands each socket read over as a fresh
+ * Buffer through a stream: on the fill row the reference read (shard-1, chunk
+ * by chunk) took 0.92–1.32 cores of the bench process at 525–2,330 MB/s
+ * while the shard used 0.22–0.67, and it was slowest where the client was
+ * busiest: the generator's limit, passing for the shard's, and the row's
+ * ratios moved with it (docs/benchmarks.md, "The fill row's generator").
+ * It speaks what the row needs of HTTP/1.1: a GET, a 200/206 body framed by
+ * Content-Length (anything else fails the run with the status and the start
+ * of the body), one kept connection per origin at a time.
  *
  * The result is a WrkResult, so the report prints it like wrk's: `server` is
  * the CPU of `pids`, `client` the bench process's own, `other` the rest of
@@ -36,7 +48,7 @@ export interface TimedRead extends WrkResult {
 }
 
 export async function timedRead(targets: ReadTarget[], pids: number[], also: number[], ticks: number): Promise<TimedRead> {
-  const agent = new Agent({ connections: 1 })
+  const conn = new RawGets()
   const sum = async (ps: number[]) => (await Promise.all(ps.map(p => cpuSeconds(p, ticks)))).reduce((a, b) => a + b, 0)
   try {
     const [s0, a0, m0] = await Promise.all([sum(pids), sum(also), machineTicks()])
@@ -44,20 +56,8 @@ export async function timedRead(targets: ReadTarget[], pids: number[], also: num
     const t0 = performance.now()
     let bytes = 0
     for (const t of targets) {
-      const r = await request(t.url, { dispatcher: agent, headers: t.headers ?? {} })
-      if (r.statusCode !== 200 && r.statusCode !== 206) {
-        throw new Error(`GET ${t.url}: ${r.statusCode} ${(await r.body.text()).slice(0, 300)}`)
-      }
-      let at = t.offset
-      for await (const piece of r.body as AsyncIterable<Buffer>) {
-        // every 1 MiB block that starts in this piece carries its number
-        const first = Math.ceil(at / BLOCK) * BLOCK
-        for (let b = first; b + 4 <= at + piece.length; b += BLOCK) {
-          if (piece.readUInt32BE(b - at) !== b / BLOCK) throw new Error(`GET ${t.url}: wrong bytes at title offset ${b}`)
-        }
-        at += piece.length
-      }
-      if (at - t.offset !== t.length) throw new Error(`GET ${t.url}: ${at - t.offset} bytes, expected ${t.length}`)
+      const got = await conn.get(t.url, t.headers ?? {}, stampCheck(t))
+      if (got !== t.length) throw new Error(`GET ${t.url}: ${got} bytes, expected ${t.length}`)
       bytes += t.length
     }
     const seconds = (performance.now() - t0) / 1000
@@ -75,7 +75,127 @@ export async function timedRead(targets: ReadTarget[], pids: number[], also: num
       extra: (a1 - a0) / seconds,
     }
   } finally {
-    await agent.close()
+    conn.close()
+  }
+}
+
+/** Checks the block stamps of a target's body as its pieces pass (title offset `t.offset` first). */
+function stampCheck(t: ReadTarget): (piece: Buffer) => void {
+  let at = t.offset
+  return piece => {
+    // every 1 MiB block that starts in this piece carries its number
+    const first = Math.ceil(at / BLOCK) * BLOCK
+    for (let b = first; b + 4 <= at + piece.length; b += BLOCK) {
+      if (piece.readUInt32BE(b - at) !== b / BLOCK) throw new Error(`GET ${t.url}: wrong bytes at title offset ${b}`)
+    }
+    at += piece.length
+  }
+}
+
+const HEAD_MAX = 64 * 1024
+const TIMEOUT_MS = 60_000
+
+/**
+ * GETs on one kept connection per origin, one at a time, each body handed to
+ * `onPiece` as views of the one read buffer (valid until the callback returns).
+ */
+export class RawGets {
+  private sock: net.Socket | undefined
+  private origin = ''
+  private readonly buf = Buffer.allocUnsafeSlow(1024 * 1024)
+  /** the answer being read: its head's bytes so far, then its body's */
+  private cur: {
+    head: Buffer[]; headLen: number; status: number; left: number; text: Buffer[]; keep: boolean
+    onPiece: (p: Buffer) => void; done: (err?: Error) => void
+  } | undefined
+
+  /** GETs `url`; resolves with the body's length once it has all passed `onPiece`, rejects on a non-2xx, a cut or a timeout. */
+  async get(url: string, headers: Record<string, string>, onPiece: (p: Buffer) => void): Promise<number> {
+    const u = new URL(url)
+    if (u.protocol !== 'http:') throw new Error(`GET ${url}: only http: URLs are read`)
+    if (this.sock === undefined || this.origin !== u.host) {
+      this.close()
+      this.sock = await this.connect(u)
+      this.origin = u.host
+    }
+    const sock = this.sock
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+    let length = 0
+    const answered = new Promise<void>((resolve, reject) => {
+      this.cur = { head: [], headLen: 0, status: 0, left: -1, text: [], keep: true, onPiece: p => { length += p.length; onPiece(p) },
+        done: err => { this.cur = undefined; if (err) reject(err); else resolve() } }
+    })
+    sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\n${extra}\r\n`)
+    try {
+      await answered
+    } catch (err) {
+      this.close()
+      throw new Error(`GET ${url}: ${(err as Error).message}`)
+    }
+    return length
+  }
+
+  close(): void {
+    this.sock?.destroy()
+    this.sock = undefined
+  }
+
+  private connect(u: URL): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: u.hostname, port: Number(u.port || 80), noDelay: true,
+        onread: { buffer: this.buf, callback: (n: number, b: Uint8Array) => { this.landed(Buffer.from(b.buffer, b.byteOffset, n)); return true } } })
+      sock.setTimeout(TIMEOUT_MS, () => sock.destroy(new Error(`no byte for ${TIMEOUT_MS} ms`)))
+      sock.once('connect', () => resolve(sock))
+      sock.once('error', err => { reject(err); this.cur?.done(err) })
+      sock.once('close', () => { if (this.sock === sock) this.sock = undefined; this.cur?.done(new Error('the connection closed before the body\'s end')) })
+    })
+  }
+
+  private landed(bytes: Buffer): void {
+    const c = this.cur
+    if (c === undefined) {
+      // bytes no request asked for: the connection is out of step
+      this.close()
+      return
+    }
+    let rest = bytes
+    if (c.left < 0) {
+      // the head: copied out of the read buffer (the next read reuses it) until its blank line
+      c.head.push(Buffer.from(bytes))
+      c.headLen += bytes.length
+      const all = Buffer.concat(c.head)
+      const at = all.indexOf('\r\n\r\n')
+      if (at < 0) {
+        if (c.headLen > HEAD_MAX) c.done(new Error(`a response head over ${HEAD_MAX} bytes`))
+        return
+      }
+      const lines = all.toString('latin1', 0, at).split('\r\n')
+      const status = /^HTTP\/1\.[01] (\d{3}) /.exec(lines[0]!)
+      const fields = new Map(lines.slice(1).map(l => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+      const len = Number(fields.get('content-length'))
+      if (status === null || fields.has('transfer-encoding') || !fields.has('content-length') || !Number.isSafeInteger(len) || len < 0) {
+        // a refusal framed otherwise (chunked, or to the close) still fails with its status and what came of its body
+        if (status !== null && status[1] !== '200' && status[1] !== '206') return c.done(new Error(`${status[1]} ${all.toString('utf8', at + 4, at + 304)}`))
+        return c.done(new Error(`an answer without a Content-Length framed body: ${lines[0]!.slice(0, 80)}`))
+      }
+      c.status = Number(status[1])
+      c.left = len
+      c.keep = !/close/i.test(fields.get('connection') ?? '')
+      rest = all.subarray(at + 4)
+    }
+    if (rest.length > c.left) return c.done(new Error('bytes past the body\'s end'))
+    c.left -= rest.length
+    try {
+      if (c.status === 200 || c.status === 206) {
+        if (rest.length > 0) c.onPiece(rest)
+      } else if (rest.length > 0) c.text.push(Buffer.from(rest.subarray(0, Math.max(0, 300 - c.text.reduce((n, b) => n + b.length, 0)))))
+    } catch (err) {
+      return c.done(err as Error)
+    }
+    if (c.left > 0) return
+    if (c.status !== 200 && c.status !== 206) return c.done(new Error(`${c.status} ${Buffer.concat(c.text).toString('utf8')}`))
+    if (!c.keep) this.close()
+    c.done()
   }
 }
 

@@ -14,17 +14,19 @@ import type { WrkResult } from './wrk.js'
  * shifted or reordered block fails the run), not a hash.
  *
  * The client is a plain socket, not an HTTP library: every read lands in one
- * 1 MiB buffer of its own (the socket's `onread`), so reading allocates
- * nothing and the kernel's copy is most of what it costs. Until 2026-12-07
+ * 1 MiB buffer of its own (the socket's `onread`), so reading a body
+ * allocates nothing (a response's head is copied out) and the kernel's copy
+ * is most of what it costs. Until 2026-12-07
  * (stop 37) it was undici, which hands each socket read over as a fresh
  * Buffer through a stream: on the fill row the reference read (shard-1, chunk
  * by chunk) took 0.92–1.32 cores of the bench process at 525–2,330 MB/s
  * while the shard used 0.22–0.67, and it was slowest where the client was
- * busiest: the generator's limit, passing for the shard's, and the row's
+ * busiest (its collector's threads included): the generator's limit,
+ * passing for the shard's, and the row's
  * ratios moved with it (docs/benchmarks.md, "The fill row's generator").
  * It speaks what the row needs of HTTP/1.1: a GET, a 200/206 body framed by
  * Content-Length (anything else fails the run with the status and the start
- * of the body), one kept connection per origin at a time.
+ * of the body), one kept connection, replaced when the origin changes.
  *
  * The result is a WrkResult, so the report prints it like wrk's: `server` is
  * the CPU of `pids`, `client` the bench process's own, `other` the rest of
@@ -96,16 +98,19 @@ const HEAD_MAX = 64 * 1024
 const TIMEOUT_MS = 60_000
 
 /**
- * GETs on one kept connection per origin, one at a time, each body handed to
- * `onPiece` as views of the one read buffer (valid until the callback returns).
+ * GETs on one kept connection (replaced when the origin changes), one at a
+ * time, each body handed to `onPiece` as views of the one read buffer (valid
+ * until the callback returns). A request on a kept connection that closes or
+ * resets before any byte of its answer (the server let it go meanwhile) is
+ * sent once more on a new one, as HTTP clients do for a GET.
  */
 export class RawGets {
   private sock: net.Socket | undefined
   private origin = ''
   private readonly buf = Buffer.allocUnsafeSlow(1024 * 1024)
-  /** the answer being read: its head's bytes so far, then its body's */
+  /** the answer being read: its head's bytes so far (copied: the next read reuses the buffer), then its body's */
   private cur: {
-    head: Buffer[]; headLen: number; status: number; left: number; text: Buffer[]; keep: boolean
+    head: Buffer[]; headLen: number; status: number; left: number; text: Buffer[]; keep: boolean; answered: boolean
     onPiece: (p: Buffer) => void; done: (err?: Error) => void
   } | undefined
 
@@ -113,26 +118,36 @@ export class RawGets {
   async get(url: string, headers: Record<string, string>, onPiece: (p: Buffer) => void): Promise<number> {
     const u = new URL(url)
     if (u.protocol !== 'http:') throw new Error(`GET ${url}: only http: URLs are read`)
-    if (this.sock === undefined || this.origin !== u.host) {
-      this.close()
-      this.sock = await this.connect(u)
-      this.origin = u.host
-    }
-    const sock = this.sock
     const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-    let length = 0
-    const answered = new Promise<void>((resolve, reject) => {
-      this.cur = { head: [], headLen: 0, status: 0, left: -1, text: [], keep: true, onPiece: p => { length += p.length; onPiece(p) },
-        done: err => { this.cur = undefined; if (err) reject(err); else resolve() } }
-    })
-    sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\n${extra}\r\n`)
-    try {
-      await answered
-    } catch (err) {
-      this.close()
-      throw new Error(`GET ${url}: ${(err as Error).message}`)
+    for (let attempt = 1; ; attempt++) {
+      let length = 0
+      let answered = false
+      try {
+        const reused = this.sock !== undefined && this.origin === u.host
+        if (!reused) {
+          this.close()
+          this.sock = await this.connect(u)
+          this.origin = u.host
+        }
+        const sock = this.sock!
+        const done = new Promise<void>((resolve, reject) => {
+          this.cur = { head: [], headLen: 0, status: 0, left: -1, text: [], keep: true, answered: false,
+            onPiece: p => { length += p.length; onPiece(p) },
+            done: err => { answered = this.cur?.answered ?? answered; this.cur = undefined; if (err) reject(err); else resolve() } }
+        })
+        sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\n${extra}\r\n`)
+        try {
+          await done
+        } catch (err) {
+          this.close()
+          if (reused && !answered && attempt === 1) continue
+          throw err
+        }
+        return length
+      } catch (err) {
+        throw new Error(`GET ${url}: ${(err as Error).message}`)
+      }
     }
-    return length
   }
 
   close(): void {
@@ -142,12 +157,20 @@ export class RawGets {
 
   private connect(u: URL): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const sock = net.connect({ host: u.hostname, port: Number(u.port || 80), noDelay: true,
-        onread: { buffer: this.buf, callback: (n: number, b: Uint8Array) => { this.landed(Buffer.from(b.buffer, b.byteOffset, n)); return true } } })
+      const sock = net.connect({ host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 80), noDelay: true,
+        onread: { buffer: this.buf, callback: (n: number, b: Uint8Array) => {
+          if (this.sock === sock) this.landed(Buffer.from(b.buffer, b.byteOffset, n))
+          return true
+        } } })
       sock.setTimeout(TIMEOUT_MS, () => sock.destroy(new Error(`no byte for ${TIMEOUT_MS} ms`)))
       sock.once('connect', () => resolve(sock))
-      sock.once('error', err => { reject(err); this.cur?.done(err) })
-      sock.once('close', () => { if (this.sock === sock) this.sock = undefined; this.cur?.done(new Error('the connection closed before the body\'s end')) })
+      // only the connection in use fails the answer being read: an older one's end is no news
+      sock.once('error', err => { reject(err); if (this.sock === sock) this.cur?.done(err) })
+      sock.once('close', () => {
+        if (this.sock !== sock) return
+        this.sock = undefined
+        this.cur?.done(new Error('the connection closed before the body\'s end'))
+      })
     })
   }
 
@@ -158,30 +181,36 @@ export class RawGets {
       this.close()
       return
     }
+    c.answered = true
     let rest = bytes
-    if (c.left < 0) {
-      // the head: copied out of the read buffer (the next read reuses it) until its blank line
-      c.head.push(Buffer.from(bytes))
-      c.headLen += bytes.length
-      const all = Buffer.concat(c.head)
+    while (c.left < 0) {
+      // the head: looked for in the read itself when it starts there, else in what came before it too
+      const all = c.head.length === 0 ? rest : Buffer.concat([...c.head, rest])
       const at = all.indexOf('\r\n\r\n')
       if (at < 0) {
+        c.head = [Buffer.from(all)]
+        c.headLen = all.length
         if (c.headLen > HEAD_MAX) c.done(new Error(`a response head over ${HEAD_MAX} bytes`))
         return
       }
+      c.head = []
       const lines = all.toString('latin1', 0, at).split('\r\n')
-      const status = /^HTTP\/1\.[01] (\d{3}) /.exec(lines[0]!)
+      const status = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0]!)
+      rest = all.subarray(at + 4)
+      // an interim answer (100 Continue, 103 Early Hints): its head goes, the answer follows
+      if (status !== null && status[2]!.startsWith('1')) continue
       const fields = new Map(lines.slice(1).map(l => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
       const len = Number(fields.get('content-length'))
       if (status === null || fields.has('transfer-encoding') || !fields.has('content-length') || !Number.isSafeInteger(len) || len < 0) {
         // a refusal framed otherwise (chunked, or to the close) still fails with its status and what came of its body
-        if (status !== null && status[1] !== '200' && status[1] !== '206') return c.done(new Error(`${status[1]} ${all.toString('utf8', at + 4, at + 304)}`))
+        if (status !== null && status[2] !== '200' && status[2] !== '206') return c.done(new Error(`${status[2]} ${rest.toString('utf8', 0, 300)}`))
         return c.done(new Error(`an answer without a Content-Length framed body: ${lines[0]!.slice(0, 80)}`))
       }
-      c.status = Number(status[1])
+      c.status = Number(status[2])
       c.left = len
-      c.keep = !/close/i.test(fields.get('connection') ?? '')
-      rest = all.subarray(at + 4)
+      const conn = fields.get('connection') ?? ''
+      // HTTP/1.0 keeps a connection only when it says so
+      c.keep = status[1] === '1' ? !/close/i.test(conn) : /keep-alive/i.test(conn)
     }
     if (rest.length > c.left) return c.done(new Error('bytes past the body\'s end'))
     c.left -= rest.length

@@ -30,6 +30,9 @@ import { firstByte } from '../lib/ttfb.js'
  *     the whole title with one GET from a cold edge. Its CPU is the edge's;
  *     the origin side's (router + shards) is taken meanwhile, per GB filled,
  *     against the shard's own CPU per GB on the direct read (goal ≤ 2×);
+ *   - the same edge again, once its fills and disk writes ended: the title
+ *     from its RAM tier, with the same client: the edge's serve path, the
+ *     ceiling its fill rate is read against (since stop 37);
  *   - edge over a bare upstream: the same, the edge filling from a bare
  *     node:http server holding the title in memory (bench/lib/bare-upstream.ts),
  *     which the edge reads as it reads a router (the relay's client: undici
@@ -152,6 +155,14 @@ export const fillRow: BenchRow = {
           const per = res.extra / (res.MBps / 1000)
           cpuPerGB.origin.set(p, [...(cpuPerGB.origin.get(p) ?? []), per])
           e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}`
+          // the same edge reading the title again, from its RAM tier, once its fills and disk writes are done: its serve
+          // path with this client, the ceiling a fill's rate is read against
+          const ready = edge
+          await until(async () => (await metric(ready.url, 'reelcdn_edge_fills_in_flight')) === 0
+            && (await metric(ready.url, 'reelcdn_edge_disk_writes_pending')) === 0, 120_000)
+          ctx.log(`fill: round ${round}: the same edge again, its RAM hits`)
+          out.push(m('whole title', `the same edge again, RAM hits: its serve path's ceiling${p ? ` (--fill-path ${p})` : ''} (CPU: edge)`,
+            await timedRead(whole(edge.url), [edge.pid], [], ticks), s))
           await edge.stop()
           edge = undefined
         }

@@ -16,14 +16,14 @@ import type { WrkResult } from './wrk.js'
  * The client is a plain socket, not an HTTP library: every read lands in one
  * 1 MiB buffer of its own (the socket's `onread`), so reading a body
  * allocates nothing (a response's head is copied out) and the kernel's copy
- * is most of what it costs. Until 2026-12-07
- * (stop 37) it was undici, which hands each socket read over as a fresh
- * Buffer through a stream: on the fill row the reference read (shard-1, chunk
- * by chunk) took 0.92–1.32 cores of the bench process at 525–2,330 MB/s
- * while the shard used 0.22–0.67, and it was slowest where the client was
- * busiest (its collector's threads included): the generator's limit,
- * passing for the shard's, and the row's
- * ratios moved with it (docs/benchmarks.md, "The fill row's generator").
+ * is most of what it costs. Until 2026-12-07 (stop 37) it was undici, which
+ * hands each socket read over as a fresh Buffer through a stream: on the
+ * fill row the reference read (shard-1, chunk by chunk) took 0.92–1.32
+ * cores of the bench process (its collector's threads included) at
+ * 525–2,330 MB/s while the shard used 0.22–0.67, and it was slowest where
+ * the client was busiest: the generator's limit, passing for the shard's,
+ * and the row's ratios moved with it (docs/benchmarks.md, "The fill row's
+ * generator").
  * It speaks what the row needs of HTTP/1.1: a GET, a 200/206 body framed by
  * Content-Length (anything else fails the run with the status and the start
  * of the body), one kept connection, replaced when the origin changes.

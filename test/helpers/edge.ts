@@ -42,12 +42,22 @@ export async function startTestEdge(t: TestContext, upstream: { url: string; tok
     'edge.demandReportMs': 0,
     ...overrides,
   }
-  const config = loadConfig({ env: {}, overrides: settings })
-  const edge = await startEdge(config, { logger, ...(reload ? { reload: () => loadConfig({ env: {}, overrides: reload(settings) }) } : {}),
-    env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
-  t.teardown(async () => {
-    await edge.close()
+  let edge: RunningEdge
+  try {
+    const config = loadConfig({ env: {}, overrides: settings })
+    edge = await startEdge(config, { logger, ...(reload ? { reload: () => loadConfig({ env: {}, overrides: reload(settings) }) } : {}),
+      env: { ...(upstream.token ? { REELCDN_EDGE_UPSTREAM_TOKEN: upstream.token } : {}), ...env } })
+  } catch (err) {
+    // an edge that refused to start (a test may expect it to) leaves no directory behind either
     rmSync(dataDir, { recursive: true, force: true })
+    throw err
+  }
+  t.teardown(async () => {
+    try {
+      await edge.close()
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
   return edge
 }

@@ -95,6 +95,21 @@ function stampCheck(t: ReadTarget): (piece: Buffer) => void {
 }
 
 const HEAD_MAX = 64 * 1024
+
+/** The answer being read: its head's bytes so far (copied: the next read reuses the buffer), then its body's. */
+interface Answer {
+  head: Buffer[]
+  status: number
+  /** body bytes still to come; -1 until the head is in */
+  left: number
+  /** a refusal's body, its first 300 bytes */
+  text: Buffer[]
+  keep: boolean
+  /** a byte of the answer arrived: a failure after that is not a kept connection the server let go */
+  answered: boolean
+  onPiece: (p: Buffer) => void
+  done: (err?: Error) => void
+}
 const TIMEOUT_MS = 60_000
 
 /**
@@ -108,11 +123,7 @@ export class RawGets {
   private sock: net.Socket | undefined
   private origin = ''
   private readonly buf = Buffer.allocUnsafeSlow(1024 * 1024)
-  /** the answer being read: its head's bytes so far (copied: the next read reuses the buffer), then its body's */
-  private cur: {
-    head: Buffer[]; headLen: number; status: number; left: number; text: Buffer[]; keep: boolean; answered: boolean
-    onPiece: (p: Buffer) => void; done: (err?: Error) => void
-  } | undefined
+  private cur: Answer | undefined
 
   /** GETs `url`; resolves with the body's length once it has all passed `onPiece`, rejects on a non-2xx, a cut or a timeout. */
   async get(url: string, headers: Record<string, string>, onPiece: (p: Buffer) => void): Promise<number> {
@@ -121,7 +132,6 @@ export class RawGets {
     const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
     for (let attempt = 1; ; attempt++) {
       let length = 0
-      let answered = false
       try {
         const reused = this.sock !== undefined && this.origin === u.host
         if (!reused) {
@@ -130,17 +140,19 @@ export class RawGets {
           this.origin = u.host
         }
         const sock = this.sock!
+        let answer!: Answer
         const done = new Promise<void>((resolve, reject) => {
-          this.cur = { head: [], headLen: 0, status: 0, left: -1, text: [], keep: true, answered: false,
+          answer = { head: [], status: 0, left: -1, text: [], keep: true, answered: false,
             onPiece: p => { length += p.length; onPiece(p) },
-            done: err => { answered = this.cur?.answered ?? answered; this.cur = undefined; if (err) reject(err); else resolve() } }
+            done: err => { this.cur = undefined; if (err) reject(err); else resolve() } }
         })
+        this.cur = answer
         sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\n${extra}\r\n`)
         try {
           await done
         } catch (err) {
           this.close()
-          if (reused && !answered && attempt === 1) continue
+          if (reused && !answer.answered && attempt === 1) continue
           throw err
         }
         return length
@@ -189,8 +201,7 @@ export class RawGets {
       const at = all.indexOf('\r\n\r\n')
       if (at < 0) {
         c.head = [Buffer.from(all)]
-        c.headLen = all.length
-        if (c.headLen > HEAD_MAX) c.done(new Error(`a response head over ${HEAD_MAX} bytes`))
+        if (all.length > HEAD_MAX) c.done(new Error(`a response head over ${HEAD_MAX} bytes`))
         return
       }
       c.head = []

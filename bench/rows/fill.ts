@@ -26,6 +26,14 @@ import { firstByte } from '../lib/ttfb.js'
  *   - shard: every chunk from shard-1 (/v1/chunks/{id}.{version}/{i}), one
  *     after another on one connection: the reference;
  *   - router: the whole title with one GET through the router's relay;
+ *   - bare relay: the whole title with one GET through a relay that only
+ *     reads shard-1's chunks, checks every block's CRC32C against the block
+ *     list and writes them on (bench/lib/bare-relay.ts, since stop 38): the
+ *     least work any verifying fill does, on this machine, in this round;
+ *     each edge's fill rate is also given over it (a figure); and, when
+ *     the machine compiles it (cc), the same relay in C (bench/lib/bare-relay.c),
+ *     and one in C that splices the bytes through without reading them:
+ *     what the machine itself allows a relay, runtime aside;
  *   - edge (per `--fill-paths` variant; none given: the edge's default path):
  *     the whole title with one GET from a cold edge. Its CPU is the edge's;
  *     the origin side's (router + shards) is taken meanwhile, per GB filled,
@@ -69,6 +77,9 @@ import { firstByte } from '../lib/ttfb.js'
  */
 const MiB = 1024 ** 2
 const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
+const BARE_RELAY = fileURLToPath(new URL('../lib/bare-relay.js', import.meta.url))
+/** the same relay in C, compiled by the row (from the repository's source: dist/ holds no C) */
+const BARE_RELAY_C = fileURLToPath(new URL('../../../bench/lib/bare-relay.c', import.meta.url))
 const CROWD_PLAYERS = 200
 /** cold titles (2 chunks each) whose first byte a fresh edge is probed for after its other probes: three samples a round, not one */
 const COLD_TITLES = 3
@@ -90,6 +101,8 @@ export const fillRow: BenchRow = {
     const ticks = await clockTicks()
     let c: LocalCluster | undefined
     let bare: Child | undefined
+    let relay: Child | undefined
+    const cRelays: Child[] = []
     let edge: RunningService | undefined
     const out: Measurement[] = []
     try {
@@ -108,6 +121,23 @@ export const fillRow: BenchRow = {
       const shardChunks = Array.from({ length: t.chunks }, (_, i) =>
         ({ url: `${c!.shards[0]!.url}/v1/chunks/${t.contentId}.${version}/${i}`, offset: i * o.chunkSize, length: o.chunkSize,
           headers: { authorization: `Bearer ${c!.shardToken}` } }))
+      relay = ctx.procs.spawn('bare relay', process.execPath, [BARE_RELAY, c.shards[0]!.url, c.shardToken, String(t.size),
+        ...shardChunks.map(x => new URL(x.url).pathname)])
+      const relayUrl = await waitForLine(relay, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 120_000)
+      // the C relays, when this machine compiles them: verifying, and splicing (nothing read, nothing checked)
+      const cUrls: { mode: 'verify' | 'splice'; url: string; child: Child }[] = []
+      const exe = join(ctx.dir, 'bare-relay')
+      try {
+        await ctx.procs.run('cc', 'cc', ['-O2', '-march=native', '-o', exe, BARE_RELAY_C])
+        for (const mode of ['verify', 'splice'] as const) {
+          const child = ctx.procs.spawn(`bare relay (C, ${mode})`, exe, [mode, new URL(c.shards[0]!.url).port, c.shardToken, String(t.size),
+            ...shardChunks.map(x => new URL(x.url).pathname)])
+          cRelays.push(child)
+          cUrls.push({ mode, child, url: await waitForLine(child, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 10_000) })
+        }
+      } catch (err) {
+        ctx.log(`fill: no C relays this run (${(err as Error).message.split('\n')[0]}): their lines are left out`)
+      }
       const othersBytes = others.reduce((n, x) => n + x.size, 0)
       const paths = o.fillPaths.length ? o.fillPaths : ['']
       const label = (p: string) => `cold edge, one GET${p ? `, --fill-path ${p}` : ''} (CPU: edge)`
@@ -136,6 +166,8 @@ export const fillRow: BenchRow = {
       /** first-byte samples (edge over router, ms) by fill path and probe, over every round */
       const ttfb = new Map<string, Map<Probe, number[]>>()
       const cpuPerGB: { shard: number[]; origin: Map<string, number[]> } = { shard: [], origin: new Map() }
+      /** the bare verifying relay's MB/s, by round */
+      const relayRates: number[] = []
       for (let round = 1; round <= o.rounds; round++) {
         const m = (workload: string, server: string, result: TimedRead, reference?: Measurement): Measurement =>
           ({ row: 'fill', workload, server, round, result, ...(reference ? { reference } : {}) })
@@ -144,7 +176,17 @@ export const fillRow: BenchRow = {
         cpuPerGB.shard.push(s.result.cpu.server / (s.result.MBps / 1000))
         ctx.log(`fill: round ${round}: router relay`)
         const r = m('whole title', 'router relay, one GET (CPU: router + 3 shards)', await timedRead(whole(c.router.url), origin, [], ticks), s)
-        out.push(s, r)
+        ctx.log(`fill: round ${round}: bare verifying relay`)
+        const b = m('whole title', 'bare verifying relay from shard-1, one GET: read, CRC32C, write, nothing else (CPU: relay)',
+          await timedRead(whole(relayUrl), [relay.pid], [c.shards[0]!.pid], ticks), s)
+        relayRates.push(b.result.MBps)
+        out.push(s, r, b)
+        for (const x of cUrls) {
+          ctx.log(`fill: round ${round}: bare relay in C, ${x.mode}`)
+          out.push(m('whole title', x.mode === 'verify' ? 'the same relay in C (bench/lib/bare-relay.c) (CPU: relay)'
+            : 'a relay in C that splices, reading and checking nothing: less than any fill can do (CPU: relay)',
+          await timedRead(whole(x.url), [x.child.pid], [c.shards[0]!.pid], ticks), s))
+        }
         for (const p of paths) {
           edge = await startEdge(`r${round}-${p || 'default'}`, p)
           ctx.log(`fill: round ${round}: ${label(p)}`)
@@ -202,6 +244,11 @@ export const fillRow: BenchRow = {
           value: med(xs), unit: 'ms more', note: `spread ${Math.min(...xs).toFixed(1)} to ${Math.max(...xs).toFixed(1)} ms; goal ≤ 5 ms` })
       }
       for (const p of paths) {
+        const ratios = rates.get(p)!.map((x, i) => x / relayRates[i]!)
+        ctx.figure({ row: 'fill', name: `cold edge's fill over the bare verifying relay's MB/s, same round${p ? ` (--fill-path ${p})` : ''}`, value: med(ratios), unit: '×',
+          note: `spread ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×; the relay at ${med(relayRates).toFixed(0)} MB/s: the most this machine gave a fill that only reads, checks and writes` })
+      }
+      for (const p of paths) {
         const ratios = cpuPerGB.origin.get(p)!.map((x, i) => x / cpuPerGB.shard[i]!)
         ctx.figure({ row: 'fill', name: `origin CPU per GB filled over a shard's own per GB read${p ? ` (--fill-path ${p})` : ''}`, value: med(ratios), unit: '×',
           note: `${med(cpuPerGB.origin.get(p)!).toFixed(2)} CPU-s/GB (router + 3 shards) vs ${med(cpuPerGB.shard).toFixed(2)}; spread ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×; goal ≤ 2×` })
@@ -210,6 +257,8 @@ export const fillRow: BenchRow = {
     } finally {
       await edge?.stop()
       await bare?.stop()
+      await relay?.stop()
+      for (const x of cRelays) await x.stop()
       await c?.stop()
     }
   },

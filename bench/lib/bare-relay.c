@@ -17,8 +17,8 @@
  * fill asks. Then, by MODE:
  *   verify: the body read into one 1 MiB buffer (a read loop until it is
  *           full or the body ends), every 64 KiB block's CRC32C checked
- *           against the list (sse4.2 where the compiler targets it, a table
- *           otherwise), then one write loop to the player. A block that fails
+ *           against the list (native/crc32c-core.h, the addon's
+ *           implementation), then one write loop to the player. A block that fails
  *           closes the player's connection and is printed to stderr.
  *   splice: the body moved socket -> pipe -> socket with splice(2), 1 MiB at
  *           a time: no byte in user memory, nothing checked. No relay can do
@@ -40,30 +40,14 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#ifdef __SSE4_2__
-#include <nmmintrin.h>
-#endif
+#include "../../native/crc32c-core.h"
 
 #define MIB (1 << 20)
 #define BLOCK (64 * 1024)
 #define HEAD_MAX (16 * 1024)
 
-static uint32_t table[256];
-
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-  uint64_t c = 0xffffffffu;
-#ifdef __SSE4_2__
-  for (; n >= 8; n -= 8, p += 8) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    c = _mm_crc32_u64(c, v);
-  }
-  for (; n; n--, p++) c = _mm_crc32_u8((uint32_t)c, *p);
-#else
-  for (; n; n--, p++) c = table[(c ^ *p) & 0xff] ^ (c >> 8);
-#endif
-  return (uint32_t)c ^ 0xffffffffu;
-}
+/* the project's CRC32C (native/crc32c-core.h: the addon's, three streams of the CPU's instruction) */
+static uint32_t crc32c(const uint8_t *p, size_t n) { return ~crc32c_update(~0u, p, n, 0); }
 
 /* writes all of it; 0 when the peer is gone */
 static int write_all(int fd, const void *b, size_t n) {
@@ -214,11 +198,7 @@ int main(int argc, char **argv) {
   const char *mode = argv[1], *token = argv[3];
   int port = atoi(argv[2]);
   long long size = atoll(argv[4]);
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-    table[i] = c;
-  }
+  crc32c_init_tables();
   signal(SIGPIPE, SIG_IGN);
   int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -1,13 +1,14 @@
 /*
  * bare-relay MODE SHARD_PORT TOKEN SIZE PATH...: bench/lib/bare-relay.ts
- * without Node, the fill row's floor for any relay on this machine (since
- * stop 38). The fill row compiles it (cc -O2) into its work directory.
+ * without Node, and two relays that do less, for the fill row (since stop
+ * 38), which compiles it (cc -O2 -march=native) into its work directory.
  *
  * Why: bare-relay.ts shows what a relay written in Node reaches when it does
  * nothing but read, check and write. Whether the runtime is what stands
  * between that and a shard's own read, or the machine is (the shard, the
  * relay and the client sharing two cores, every byte crossing loopback twice),
- * needs the same relay with no runtime at all, and one that does even less.
+ * needs the same relay with no runtime at all, and what the check itself
+ * costs needs the same relay without it.
  *
  * Theory of operation. One thread, blocking sockets, one player connection
  * at a time (accepted in turn, each answered with the whole title and closed:
@@ -20,9 +21,11 @@
  *           against the list (native/crc32c-core.h, the addon's
  *           implementation), then one write loop to the player. A block that fails
  *           closes the player's connection and is printed to stderr.
+ *   copy:   the same without the check: what a relay that trusts its shard
+ *           pays (no fill may).
  *   splice: the body moved socket -> pipe -> socket with splice(2), 1 MiB at
- *           a time: no byte in user memory, nothing checked. No relay can do
- *           less work per byte; none that verifies can do this.
+ *           a time: no byte in user memory, nothing checked (no fill may).
+ * Bodies that do not add up to SIZE cut the player too, said on stderr.
  * Prints {"msg":"bare relay ready","url":...} once listening; exits on SIGTERM
  * (the default action).
  */
@@ -105,6 +108,8 @@ static int read_head(int fd, Head *h) {
     char *end = strstr(h->head, "\r\n\r\n");
     if (end) {
       h->body = (size_t)(end - h->head) + 4;
+      /* the head ends at its last line's CRLF, so `header` never looks into body bytes */
+      end[2] = 0;
       return 1;
     }
     if (h->len == HEAD_MAX) return 0;
@@ -135,8 +140,9 @@ static int upstream(int port) {
   return fd;
 }
 
-/* relays one chunk's body to the player; 0 when the player is to be cut (reason printed) */
-static int relay_chunk(const char *mode, int up, int player, const char *token, const char *path, uint8_t *buf, uint8_t *crcs, int pipefd[2]) {
+/* relays one chunk's body to the player, adding its length to *relayed; 0 when the player is to be cut (a shard's
+   fault printed; a player that left is not) */
+static int relay_chunk(long long *relayed, const char *mode, int up, int player, const char *token, const char *path, uint8_t *buf, uint8_t *crcs, int pipefd[2]) {
   char req[1024];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer %s\r\nreelcdn-want-block-crcs: 1\r\n\r\n", path, token);
   if (n <= 0 || (size_t)n >= sizeof req || !write_all(up, req, (size_t)n)) return fprintf(stderr, "bare relay: sending the GET for %s failed\n", path), 0;
@@ -148,8 +154,9 @@ static int relay_chunk(const char *mode, int up, int player, const char *token, 
     return fprintf(stderr, "bare relay: the shard answered: %s\n", h.head), 0;
   }
   long long left = atoll(cl);
+  if (left < 0 || left > (16LL << 30)) return fprintf(stderr, "bare relay: a body of %lld bytes for %s (at most 16 GiB)\n", left, path), 0;
+  *relayed += left;
   size_t blocks = (size_t)((left + BLOCK - 1) / BLOCK);
-  if (left < 0 || blocks > MIB / 4) return fprintf(stderr, "bare relay: a body of %lld bytes for %s (at most 16 GiB)\n", left, path), 0;
   if (b64decode(list, crcs, 4 * blocks + 4) != 4 * blocks) return fprintf(stderr, "bare relay: a block list of the wrong length for %s\n", path), 0;
   size_t pos = h.len - h.body;
   if ((long long)pos > left) return fprintf(stderr, "bare relay: bytes past the body of %s\n", path), 0;
@@ -178,7 +185,7 @@ static int relay_chunk(const char *mode, int up, int player, const char *token, 
       pos += (size_t)r;
       left -= r;
     }
-    for (size_t off = 0; off < pos; off += BLOCK) {
+    for (size_t off = 0; strcmp(mode, "verify") == 0 && off < pos; off += BLOCK) {
       size_t b = (size_t)((at + (long long)off) / BLOCK);
       uint32_t want = (uint32_t)crcs[4 * b] << 24 | (uint32_t)crcs[4 * b + 1] << 16 | (uint32_t)crcs[4 * b + 2] << 8 | crcs[4 * b + 3];
       if (crc32c(buf + off, pos - off < BLOCK ? pos - off : BLOCK) != want) return fprintf(stderr, "bare relay: block %zu of %s failed its CRC32C\n", b, path), 0;
@@ -191,8 +198,8 @@ static int relay_chunk(const char *mode, int up, int player, const char *token, 
 }
 
 int main(int argc, char **argv) {
-  if (argc < 6 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "splice") != 0)) {
-    fprintf(stderr, "usage: bare-relay verify|splice SHARD_PORT TOKEN SIZE PATH...\n");
+  if (argc < 6 || atoll(argv[4]) < 0 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "copy") != 0 && strcmp(argv[1], "splice") != 0)) {
+    fprintf(stderr, "usage: bare-relay verify|copy|splice SHARD_PORT TOKEN SIZE PATH...\n");
     return 2;
   }
   const char *mode = argv[1], *token = argv[3];
@@ -210,6 +217,7 @@ int main(int argc, char **argv) {
   uint8_t *buf = aligned_alloc(4096, MIB), *crcs = malloc(4 * (MIB / 4) + 8);
   int pipefd[2];
   if (!buf || !crcs || pipe(pipefd) != 0) return perror("bare relay"), 1;
+  memset(buf, 0, MIB); /* faulted in now, not by the first measured read */
   fcntl(pipefd[1], F_SETPIPE_SZ, MIB);
   printf("{\"msg\":\"bare relay ready\",\"url\":\"http://127.0.0.1:%d\"}\n", ntohs(a.sin_port));
   fflush(stdout);
@@ -223,7 +231,9 @@ int main(int argc, char **argv) {
       char h[256];
       int n = snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: %lld\r\nconnection: close\r\n\r\n", size);
       int ok = write_all(player, h, (size_t)n);
-      for (int i = 5; ok && i < argc; i++) ok = relay_chunk(mode, up, player, token, argv[i], buf, crcs, pipefd);
+      long long relayed = 0;
+      for (int i = 5; ok && i < argc; i++) ok = relay_chunk(&relayed, mode, up, player, token, argv[i], buf, crcs, pipefd);
+      if (ok && relayed != size) ok = 0, fprintf(stderr, "bare relay: the bodies came to %lld bytes, not SIZE (%lld)\n", relayed, size);
       if (!ok && strcmp(mode, "splice") == 0) {
         /* a splice cut midway leaves bytes in the pipe: a new one, so none reach the next player */
         close(pipefd[0]);

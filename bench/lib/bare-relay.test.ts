@@ -1,42 +1,51 @@
 import t from 'tap'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
+import { once } from 'node:events'
 import { execFile, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { blockCrcs } from '../../lib/integrity/block-hasher.js'
-import { BLOCK_LIST, blockListHead, WANT_BLOCK_LIST } from '../../lib/integrity/block-list-header.js'
+import { blockListHead, WANT_BLOCK_LIST } from '../../lib/integrity/block-list-header.js'
 import { TitleData } from './title.js'
-import { timedRead } from './timed-read.js'
+import { RawGets, timedRead } from './timed-read.js'
 
 const MiB = 1024 * 1024
 const RELAY = fileURLToPath(new URL('./bare-relay.js', import.meta.url))
 const C_SOURCE = fileURLToPath(new URL('../../../bench/lib/bare-relay.c', import.meta.url))
 type Teardown = { teardown(fn: () => unknown): void }
 
-/** A shard answering /c/{i} with chunk i of the title and its block list in the head; `lie` flips a byte after the list is taken. */
-async function shard(t: Teardown, title: TitleData, chunkSize: number, lie?: { chunk: number; at: number }) {
+interface ShardOptions {
+  /** flips a byte of chunk `chunk` at `at` after its list was taken */
+  lie?: { chunk: number; at: number }
+  /** the list in the head, cut short by 4 bytes */
+  shortList?: boolean
+}
+
+/** A shard answering /c/{i} with chunk i of the title (chunks of `chunkSize`) and its block list in the head. */
+async function shard(t: Teardown, title: TitleData, chunkSize: number, o: ShardOptions = {}) {
   const seen: http.IncomingHttpHeaders[] = []
+  let open = 0
   const server = http.createServer((req, res) => {
     seen.push(req.headers)
     const i = Number(/^\/c\/(\d+)$/.exec(req.url ?? '')?.[1] ?? -1)
     if (req.headers.authorization !== 'Bearer tok' || i < 0) return void res.writeHead(403).end('{"error":"no"}')
     const from = i * chunkSize
     const body = title.bytes(from, Math.min(title.size, from + chunkSize) - 1)
-    const crcs = blockCrcs(body)
-    if (lie?.chunk === i) body[lie.at] = body[lie.at]! ^ 0xff
+    let crcs = blockCrcs(body)
+    if (o.shortList) crcs = crcs.subarray(4)
+    if (o.lie?.chunk === i) body[o.lie.at] = body[o.lie.at]! ^ 0xff
     res.writeHead(200, { 'content-length': body.length, ...(req.headers[WANT_BLOCK_LIST] ? blockListHead(crcs) : {}) })
     res.end(body)
   })
+  server.on('connection', s => { open++; s.once('close', () => { open-- }) })
   await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
   t.teardown(() => new Promise<void>(r => { server.closeAllConnections(); server.close(() => r()) }))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, open: () => open }
 }
 
-/** The relay as the fill row runs it; resolves with its URL and what it printed to stderr so far. */
+/** A relay as the fill row runs it (Node, or the C one with `exe`): its URL, pid and what it printed to stderr. */
 async function relay(t: Teardown, args: string[], exe?: string) {
   const child = exe ? spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, [RELAY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
@@ -49,10 +58,48 @@ async function relay(t: Teardown, args: string[], exe?: string) {
     })
     child.once('exit', code => reject(new Error(`the relay exited (${code}): ${err}`)))
   })
-  return { url, stderr: () => err, pid: child.pid! }
+  /** resolves once stderr matches (the relay writes it before it cuts, but the pipe may be read after the socket's close) */
+  const said = async (re: RegExp) => {
+    for (let i = 0; i < 200 && !re.test(err); i++) await new Promise(r => setTimeout(r, 10))
+    return err
+  }
+  return { url, pid: child.pid!, stderr: () => err, said }
 }
 
-t.test('relays every chunk in turn, each block checked, as one body the row can read', async t => {
+/** One GET on a raw socket, not read for `stallMs` first: the answer's body bytes as they came, up to its Content-Length or the close. */
+async function rawGet(url: string, stallMs = 0): Promise<Buffer> {
+  const u = new URL(url)
+  const sock = net.connect(Number(u.port), u.hostname)
+  await once(sock, 'connect')
+  sock.pause()
+  sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  await new Promise(r => setTimeout(r, stallMs))
+  const parts: Buffer[] = []
+  let got = 0
+  let want = Infinity
+  await new Promise<void>(resolve => {
+    sock.on('data', (b: Buffer) => {
+      parts.push(b)
+      got += b.length
+      if (want === Infinity) {
+        const all = Buffer.concat(parts)
+        const end = all.indexOf('\r\n\r\n')
+        const m = /content-length: (\d+)/i.exec(all.subarray(0, Math.max(0, end)).toString('latin1'))
+        if (end >= 0 && m) want = end + 4 + Number(m[1])
+      }
+      if (got >= want) resolve()
+    })
+    sock.on('error', () => {})
+    sock.once('close', () => resolve())
+    sock.resume()
+  })
+  sock.destroy()
+  const all = Buffer.concat(parts)
+  const end = all.indexOf('\r\n\r\n')
+  return end >= 0 ? all.subarray(end + 4) : Buffer.alloc(0)
+}
+
+t.test('relays every chunk in turn, each block checked, as one body; the next GET on the connection gets it again', async t => {
   // chunks that end off a 1 MiB block and off a 64 KiB block (the title's own chunking is not the shard's here)
   const chunk = 3 * MiB + 100
   const title = new TitleData('bare', 7 * MiB, MiB)
@@ -62,36 +109,78 @@ t.test('relays every chunk in turn, each block checked, as one body the row can 
   t.equal(read.bytes, title.size, 'every byte, its block stamps checked by the reader')
   t.equal(s.seen.length, 3)
   t.ok(s.seen.every(h => h[WANT_BLOCK_LIST] === '1'), 'the block list asked for in each answer\'s head')
-  // a second GET on a new connection gets the whole title again
-  const again = await timedRead([{ url: `${r.url}/x`, offset: 0, length: title.size }], [], [], 100)
-  t.equal(again.bytes, title.size)
+  const gets = new RawGets()
+  t.teardown(() => gets.close())
+  for (let i = 0; i < 2; i++) {
+    const parts: Buffer[] = []
+    t.equal(await gets.get(`${r.url}/again`, {}, p => void parts.push(Buffer.from(p))), title.size, `GET ${i + 1} on one connection`)
+    t.ok(Buffer.concat(parts).equals(title.bytes(0, title.size - 1)), `GET ${i + 1}: byte-exact`)
+  }
   t.equal(r.stderr(), '')
 })
 
-t.test('a block that fails its CRC32C cuts the player: no byte of it goes on', async t => {
+t.test('a player that stops reading pauses the shard, and gets every byte when it reads again', async t => {
+  // far more than the relay's eight blocks and the sockets' buffers hold
+  const title = new TitleData('bare', 48 * MiB, MiB)
+  const s = await shard(t, title, 16 * MiB)
+  const r = await relay(t, [s.url, 'tok', String(title.size), '/c/0', '/c/1', '/c/2'])
+  const body = await rawGet(r.url, 500)
+  t.equal(body.length, title.size)
+  t.ok(body.equals(title.bytes(0, title.size - 1)), 'byte-exact')
+  t.equal(r.stderr(), '')
+})
+
+t.test('a block that fails its CRC32C cuts the player: no byte of it goes on, nor after it', async t => {
   const chunk = 2 * MiB
   const title = new TitleData('bare', 2 * chunk, chunk)
   // a byte in the second chunk's 18th 64 KiB block (its second 1 MiB block)
-  const s = await shard(t, title, chunk, { chunk: 1, at: MiB + 65536 + 5 })
+  const s = await shard(t, title, chunk, { lie: { chunk: 1, at: MiB + 65536 + 5 } })
   const r = await relay(t, [s.url, 'tok', String(title.size), '/c/0', '/c/1'])
-  await t.rejects(timedRead([{ url: `${r.url}/`, offset: 0, length: title.size }], [], [], 100), /closed before the body's end|ECONNRESET/)
-  t.match(r.stderr(), /block 17 of \/c\/1 failed its CRC32C/)
+  const body = await rawGet(r.url)
+  t.equal(body.length, 3 * MiB, 'chunk 0 and the first 1 MiB of chunk 1, nothing past them')
+  t.ok(body.equals(title.bytes(0, 3 * MiB - 1)))
+  t.match(await r.said(/failed/), /block 17 of \/c\/1 failed its CRC32C/)
 })
 
-t.test('a shard that refuses, or answers without a block list, cuts the player and says so', async t => {
-  const title = new TitleData('bare', MiB, MiB)
+t.test('a refusal, an answer without a list, a list of the wrong length or bodies short of SIZE cut the player and say so', async t => {
+  const title = new TitleData('bare', 2 * MiB, MiB)
   const s = await shard(t, title, MiB)
   const refused = await relay(t, [s.url, 'wrong', String(title.size), '/c/0'])
-  await t.rejects(timedRead([{ url: `${refused.url}/`, offset: 0, length: title.size }], [], [], 100))
-  t.match(refused.stderr(), /the shard answered: HTTP\/1.1 403/)
+  t.equal((await rawGet(refused.url)).length, 0)
+  t.match(await refused.said(/answered/), /the shard answered: HTTP\/1.1 403/)
 
   const plain = http.createServer((_q, res) => void res.writeHead(200, { 'content-length': 4 }).end('abcd'))
   await new Promise<void>(r => plain.listen(0, '127.0.0.1', r))
   t.teardown(() => new Promise<void>(r => { plain.closeAllConnections(); plain.close(() => r()) }))
   const noList = await relay(t, [`http://127.0.0.1:${(plain.address() as AddressInfo).port}`, 'tok', '4', '/c/0'])
-  await t.rejects(timedRead([{ url: `${noList.url}/`, offset: 0, length: 4 }], [], [], 100))
-  t.match(noList.stderr(), new RegExp(`the shard answered: HTTP/1.1 200 OK`))
-  t.notMatch(noList.stderr(), new RegExp(BLOCK_LIST))
+  t.equal((await rawGet(noList.url)).length, 0)
+  t.match(await noList.said(/answered/), /the shard answered: HTTP\/1.1 200 OK/)
+
+  const short = await shard(t, title, MiB, { shortList: true })
+  const wrongList = await relay(t, [short.url, 'tok', String(MiB), '/c/0'])
+  t.equal((await rawGet(wrongList.url)).length, 0)
+  t.match(await wrongList.said(/wrong length/), /a block list of the wrong length for \/c\/0/)
+
+  const tooBig = await relay(t, [s.url, 'tok', String(3 * MiB), '/c/0', '/c/1'])
+  t.equal((await rawGet(tooBig.url)).length, 2 * MiB, 'both bodies, then the cut')
+  t.match(await tooBig.said(/came to/), /the bodies came to 2097152 bytes, not SIZE \(3145728\)/)
+})
+
+t.test('a player that leaves ends its shard connection, and the next player is served', async t => {
+  const title = new TitleData('bare', 32 * MiB, MiB)
+  const s = await shard(t, title, 16 * MiB)
+  const r = await relay(t, [s.url, 'tok', String(title.size), '/c/0', '/c/1'])
+  const u = new URL(r.url)
+  const sock = net.connect(Number(u.port), u.hostname)
+  await once(sock, 'connect')
+  sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  await once(sock, 'data')
+  sock.destroy()
+  for (let i = 0; i < 200 && s.open() > 0; i++) await new Promise(res => setTimeout(res, 10))
+  t.equal(s.open(), 0, 'the shard connection closed')
+  const body = await rawGet(r.url)
+  t.ok(body.equals(title.bytes(0, title.size - 1)), 'the next player gets every byte')
+  t.equal(r.stderr(), '')
 })
 
 t.test('without its arguments it says how to run it', async t => {
@@ -103,17 +192,15 @@ t.test('without its arguments it says how to run it', async t => {
   t.match(err, /usage: bare-relay.js SHARD_URL TOKEN SIZE PATH/)
 })
 
-t.test('the C relay: every byte relayed, checked or spliced; a lying block cut in verify mode; a usage error', async t => {
-  const dir = await mkdtemp(join(tmpdir(), 'reelcdn-test-bare-relay-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const exe = join(dir, 'bare-relay')
+t.test('the C relay: every byte relayed (checked, copied or spliced); checked, a lying block cut; copied, it goes on; refusals; usage', async t => {
+  const exe = join(t.testdir(), 'bare-relay')
   // the fill row builds it the same way (bench/rows/fill.ts)
   await promisify(execFile)('cc', ['-O2', '-march=native', '-o', exe, C_SOURCE])
   const chunk = 3 * MiB + 100
   const title = new TitleData('bare', 7 * MiB, MiB)
   const s = await shard(t, title, chunk)
   const port = new URL(s.url).port
-  for (const mode of ['verify', 'splice']) {
+  for (const mode of ['verify', 'copy', 'splice']) {
     const r = await relay(t, [mode, port, 'tok', String(title.size), '/c/0', '/c/1', '/c/2'], exe)
     for (let i = 0; i < 2; i++) {
       const read = await timedRead([{ url: `${r.url}/`, offset: 0, length: title.size }], [], [], 100)
@@ -123,17 +210,31 @@ t.test('the C relay: every byte relayed, checked or spliced; a lying block cut i
   }
   t.ok(s.seen.every(h => h[WANT_BLOCK_LIST] === '1' && h.authorization === 'Bearer tok'))
 
-  const liar = await shard(t, new TitleData('bare', 2 * MiB, MiB), 2 * MiB, { chunk: 0, at: 70_000 })
+  const lying = new TitleData('bare', 2 * MiB, MiB)
+  const liar = await shard(t, lying, 2 * MiB, { lie: { chunk: 0, at: MiB + 70_000 } })
   const cut = await relay(t, ['verify', new URL(liar.url).port, 'tok', String(2 * MiB), '/c/0'], exe)
-  await t.rejects(timedRead([{ url: `${cut.url}/`, offset: 0, length: 2 * MiB }], [], [], 100))
-  t.match(cut.stderr(), /block 1 of \/c\/0 failed its CRC32C/)
-  const refused = await relay(t, ['verify', port, 'wrong', String(MiB), '/c/0'], exe)
-  await t.rejects(timedRead([{ url: `${refused.url}/`, offset: 0, length: MiB }], [], [], 100))
-  t.match(refused.stderr(), /the shard answered: HTTP\/1.1 403/)
+  const body = await rawGet(cut.url)
+  t.ok(body.equals(lying.bytes(0, MiB - 1)), 'verify: the first 1 MiB, not the one with the lie')
+  t.match(await cut.said(/failed/), /block 17 of \/c\/0 failed its CRC32C/)
+  const trusting = await relay(t, ['copy', new URL(liar.url).port, 'tok', String(2 * MiB), '/c/0'], exe)
+  const copied = await rawGet(trusting.url)
+  t.equal(copied.length, 2 * MiB, 'copy checks nothing: all of it')
+  t.not(copied[MiB + 70_000], lying.bytes(0, 2 * MiB - 1)[MiB + 70_000], 'the lie with it')
 
-  const usage = spawn(exe, ['copy', port], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const refused = await relay(t, ['verify', port, 'wrong', String(MiB), '/c/0'], exe)
+  t.equal((await rawGet(refused.url)).length, 0)
+  t.match(await refused.said(/answered/), /the shard answered: HTTP\/1.1 403/)
+  const short = await shard(t, title, MiB, { shortList: true })
+  const wrongList = await relay(t, ['verify', new URL(short.url).port, 'tok', String(MiB), '/c/0'], exe)
+  t.equal((await rawGet(wrongList.url)).length, 0)
+  t.match(await wrongList.said(/wrong length/), /a block list of the wrong length for \/c\/0/)
+  const tooBig = await relay(t, ['verify', port, 'tok', String(8 * MiB), '/c/0', '/c/1', '/c/2'], exe)
+  t.equal((await rawGet(tooBig.url)).length, title.size)
+  t.match(await tooBig.said(/came to/), /the bodies came to 7340032 bytes, not SIZE \(8388608\)/)
+
+  const usage = spawn(exe, ['sendfile', port], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   usage.stderr.on('data', d => { err += String(d) })
   t.equal(await new Promise(r => usage.once('exit', r)), 2)
-  t.match(err, /usage: bare-relay verify\|splice SHARD_PORT/)
+  t.match(err, /usage: bare-relay verify\|copy\|splice SHARD_PORT/)
 })

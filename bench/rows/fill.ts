@@ -7,6 +7,7 @@ import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
 import { metric, sample, scrape, until } from '../lib/scrape.js'
 import { timedRead, type TimedRead } from '../lib/timed-read.js'
 import { clockTicks } from '../lib/tools.js'
+import { listFitsHead } from '../../lib/integrity/block-list-header.js'
 import { ingestTitle, TitleData } from '../lib/title.js'
 import { firstByte } from '../lib/ttfb.js'
 
@@ -32,8 +33,10 @@ import { firstByte } from '../lib/ttfb.js'
  *     least work any verifying fill does, on this machine, in this round;
  *     each edge's fill rate is also given over it (a figure); and, when
  *     the machine compiles it (cc), the same relay in C (bench/lib/bare-relay.c),
- *     and one in C that splices the bytes through without reading them:
- *     what the machine itself allows a relay, runtime aside;
+ *     the C relay without the check, and one in C that splices the bytes
+ *     through without reading them: what the machine allows a relay with
+ *     no runtime, and what the check costs. Not for chunks over 96 MiB,
+ *     whose block list does not come in the answer's head;
  *   - edge (per `--fill-paths` variant; none given: the edge's default path):
  *     the whole title with one GET from a cold edge. Its CPU is the edge's;
  *     the origin side's (router + shards) is taken meanwhile, per GB filled,
@@ -80,6 +83,13 @@ const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
 const BARE_RELAY = fileURLToPath(new URL('../lib/bare-relay.js', import.meta.url))
 /** the same relay in C, compiled by the row (from the repository's source: dist/ holds no C) */
 const BARE_RELAY_C = fileURLToPath(new URL('../../../bench/lib/bare-relay.c', import.meta.url))
+type CMode = 'verify' | 'copy' | 'splice'
+const C_MODES: CMode[] = ['verify', 'copy', 'splice']
+const C_LABELS: Record<CMode, string> = {
+  verify: 'the same relay in C (bench/lib/bare-relay.c) (CPU: relay)',
+  copy: 'the relay in C without the check: read, write (CPU: relay)',
+  splice: 'a relay in C that splices, reading and checking nothing (CPU: relay)',
+}
 const CROWD_PLAYERS = 200
 /** cold titles (2 chunks each) whose first byte a fresh edge is probed for after its other probes: three samples a round, not one */
 const COLD_TITLES = 3
@@ -121,22 +131,25 @@ export const fillRow: BenchRow = {
       const shardChunks = Array.from({ length: t.chunks }, (_, i) =>
         ({ url: `${c!.shards[0]!.url}/v1/chunks/${t.contentId}.${version}/${i}`, offset: i * o.chunkSize, length: o.chunkSize,
           headers: { authorization: `Bearer ${c!.shardToken}` } }))
-      relay = ctx.procs.spawn('bare relay', process.execPath, [BARE_RELAY, c.shards[0]!.url, c.shardToken, String(t.size),
-        ...shardChunks.map(x => new URL(x.url).pathname)])
-      const relayUrl = await waitForLine(relay, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 120_000)
-      // the C relays, when this machine compiles them: verifying, and splicing (nothing read, nothing checked)
-      const cUrls: { mode: 'verify' | 'splice'; url: string; child: Child }[] = []
+      // the bare relays read each chunk's block list from its answer's head: a shard sends it there up to 96 MiB chunks
+      const relays = listFitsHead(o.chunkSize)
+      if (!relays) ctx.log(`fill: no bare relays this run: a ${o.chunkSize / MiB} MiB chunk's block list does not come in its answer's head`)
+      const ready = (child: Child) => waitForLine(child, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 30_000)
+      const chunkPaths = shardChunks.map(x => new URL(x.url).pathname)
+      let relayUrl: string | undefined
+      if (relays) {
+        relay = ctx.procs.spawn('bare relay', process.execPath, [BARE_RELAY, c.shards[0]!.url, c.shardToken, String(t.size), ...chunkPaths])
+        relayUrl = await ready(relay)
+      }
+      // the C relays, when this machine compiles them: checking, copying (nothing checked), splicing (nothing read)
+      const cUrls: { mode: CMode; url: string; child: Child }[] = []
       const exe = join(ctx.dir, 'bare-relay')
-      try {
-        await ctx.procs.run('cc', 'cc', ['-O2', '-march=native', '-o', exe, BARE_RELAY_C])
-        for (const mode of ['verify', 'splice'] as const) {
-          const child = ctx.procs.spawn(`bare relay (C, ${mode})`, exe, [mode, new URL(c.shards[0]!.url).port, c.shardToken, String(t.size),
-            ...shardChunks.map(x => new URL(x.url).pathname)])
-          cRelays.push(child)
-          cUrls.push({ mode, child, url: await waitForLine(child, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 10_000) })
-        }
-      } catch (err) {
-        ctx.log(`fill: no C relays this run (${(err as Error).message.split('\n')[0]}): their lines are left out`)
+      const built = relays && await ctx.procs.run('cc', 'cc', ['-O2', '-march=native', '-o', exe, BARE_RELAY_C]).then(() => true,
+        (err: Error) => { ctx.log(`fill: the C relays did not build (${err.message.split('\n')[0]}): their lines are left out`); return false })
+      for (const mode of built ? C_MODES : []) {
+        const child = ctx.procs.spawn(`bare relay (C, ${mode})`, exe, [mode, new URL(c.shards[0]!.url).port, c.shardToken, String(t.size), ...chunkPaths])
+        cRelays.push(child)
+        cUrls.push({ mode, child, url: await ready(child) })
       }
       const othersBytes = others.reduce((n, x) => n + x.size, 0)
       const paths = o.fillPaths.length ? o.fillPaths : ['']
@@ -176,16 +189,17 @@ export const fillRow: BenchRow = {
         cpuPerGB.shard.push(s.result.cpu.server / (s.result.MBps / 1000))
         ctx.log(`fill: round ${round}: router relay`)
         const r = m('whole title', 'router relay, one GET (CPU: router + 3 shards)', await timedRead(whole(c.router.url), origin, [], ticks), s)
-        ctx.log(`fill: round ${round}: bare verifying relay`)
-        const b = m('whole title', 'bare verifying relay from shard-1, one GET: read, CRC32C, write, nothing else (CPU: relay)',
-          await timedRead(whole(relayUrl), [relay.pid], [c.shards[0]!.pid], ticks), s)
-        relayRates.push(b.result.MBps)
-        out.push(s, r, b)
+        out.push(s, r)
+        if (relay && relayUrl) {
+          ctx.log(`fill: round ${round}: bare verifying relay`)
+          const b = m('whole title', 'bare verifying relay from shard-1, one GET: read, CRC32C, write, nothing else (CPU: relay)',
+            await timedRead(whole(relayUrl), [relay.pid], [c.shards[0]!.pid], ticks), s)
+          relayRates.push(b.result.MBps)
+          out.push(b)
+        }
         for (const x of cUrls) {
           ctx.log(`fill: round ${round}: bare relay in C, ${x.mode}`)
-          out.push(m('whole title', x.mode === 'verify' ? 'the same relay in C (bench/lib/bare-relay.c) (CPU: relay)'
-            : 'a relay in C that splices, reading and checking nothing: less than any fill can do (CPU: relay)',
-          await timedRead(whole(x.url), [x.child.pid], [c.shards[0]!.pid], ticks), s))
+          out.push(m('whole title', C_LABELS[x.mode], await timedRead(whole(x.url), [x.child.pid], [c.shards[0]!.pid], ticks), s))
         }
         for (const p of paths) {
           edge = await startEdge(`r${round}-${p || 'default'}`, p)
@@ -243,10 +257,10 @@ export const fillRow: BenchRow = {
         ctx.figure({ row: 'fill', name: `miss, ${PROBES[probe]}: edge first byte over the router's, median of ${xs.length}${p ? ` (--fill-path ${p})` : ''}`,
           value: med(xs), unit: 'ms more', note: `spread ${Math.min(...xs).toFixed(1)} to ${Math.max(...xs).toFixed(1)} ms; goal ≤ 5 ms` })
       }
-      for (const p of paths) {
+      for (const p of relayRates.length ? paths : []) {
         const ratios = rates.get(p)!.map((x, i) => x / relayRates[i]!)
         ctx.figure({ row: 'fill', name: `cold edge's fill over the bare verifying relay's MB/s, same round${p ? ` (--fill-path ${p})` : ''}`, value: med(ratios), unit: '×',
-          note: `spread ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×; the relay at ${med(relayRates).toFixed(0)} MB/s: the most this machine gave a fill that only reads, checks and writes` })
+          note: `spread ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×; the Node relay at ${med(relayRates).toFixed(0)} MB/s (median)` })
       }
       for (const p of paths) {
         const ratios = cpuPerGB.origin.get(p)!.map((x, i) => x / cpuPerGB.shard[i]!)

@@ -1,4 +1,4 @@
-import { blockListMatches } from './block-hasher.js'
+import { BLOCK_SIZE, blockListMatches } from './block-hasher.js'
 
 /**
  * A chunk's block list in the head of its data answer (issue 16, a cold
@@ -25,6 +25,11 @@ import { blockListMatches } from './block-hasher.js'
 export const WANT_BLOCK_LIST = 'reelcdn-want-block-crcs'
 export const BLOCK_LIST = 'reelcdn-block-crcs'
 const BLOCK_LIST_HEAD_MAX = 6 * 1024
+
+/** A chunk of `size` bytes has its list in its data answer's head (at most BLOCK_LIST_HEAD_MAX bytes of list). */
+export function listFitsHead(size: number): boolean {
+  return 4 * Math.ceil(size / BLOCK_SIZE) <= BLOCK_LIST_HEAD_MAX
+}
 
 /** The header for a data answer's head, or nothing when the list is too long for one. */
 export function blockListHead(crcs: Buffer): Record<string, string> {

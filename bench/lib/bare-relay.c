@@ -140,9 +140,9 @@ static int upstream(int port) {
   return fd;
 }
 
-/* relays one chunk's body to the player, adding its length to *relayed; 0 when the player is to be cut (a shard's
-   fault printed; a player that left is not) */
-static int relay_chunk(long long *relayed, const char *mode, int up, int player, const char *token, const char *path, uint8_t *buf, uint8_t *crcs, int pipefd[2]) {
+/* relays one chunk's body to the player, adding its length to *relayed (more than `size` in all: a cut); 0 when the
+   player is to be cut (a shard's fault printed; a player that left is not) */
+static int relay_chunk(long long *relayed, long long size, const char *mode, int up, int player, const char *token, const char *path, uint8_t *buf, uint8_t *crcs, int pipefd[2]) {
   char req[1024];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer %s\r\nreelcdn-want-block-crcs: 1\r\n\r\n", path, token);
   if (n <= 0 || (size_t)n >= sizeof req || !write_all(up, req, (size_t)n)) return fprintf(stderr, "bare relay: sending the GET for %s failed\n", path), 0;
@@ -156,6 +156,7 @@ static int relay_chunk(long long *relayed, const char *mode, int up, int player,
   long long left = atoll(cl);
   if (left < 0 || left > (16LL << 30)) return fprintf(stderr, "bare relay: a body of %lld bytes for %s (at most 16 GiB)\n", left, path), 0;
   *relayed += left;
+  if (*relayed > size) return fprintf(stderr, "bare relay: the bodies come to more than SIZE (%lld) with %s\n", size, path), 0;
   size_t blocks = (size_t)((left + BLOCK - 1) / BLOCK);
   if (b64decode(list, crcs, 4 * blocks + 4) != 4 * blocks) return fprintf(stderr, "bare relay: a block list of the wrong length for %s\n", path), 0;
   size_t pos = h.len - h.body;
@@ -232,7 +233,7 @@ int main(int argc, char **argv) {
       int n = snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: %lld\r\nconnection: close\r\n\r\n", size);
       int ok = write_all(player, h, (size_t)n);
       long long relayed = 0;
-      for (int i = 5; ok && i < argc; i++) ok = relay_chunk(&relayed, mode, up, player, token, argv[i], buf, crcs, pipefd);
+      for (int i = 5; ok && i < argc; i++) ok = relay_chunk(&relayed, size, mode, up, player, token, argv[i], buf, crcs, pipefd);
       if (ok && relayed != size) ok = 0, fprintf(stderr, "bare relay: the bodies came to %lld bytes, not SIZE (%lld)\n", relayed, size);
       if (!ok && strcmp(mode, "splice") == 0) {
         /* a splice cut midway leaves bytes in the pipe: a new one, so none reach the next player */

@@ -70,6 +70,8 @@ async function relay(t: Teardown, args: string[], exe?: string) {
 async function rawGet(url: string, stallMs = 0): Promise<Buffer> {
   const u = new URL(url)
   const sock = net.connect(Number(u.port), u.hostname)
+  // a reset is a cut like any other: the bytes so far are the answer
+  sock.on('error', () => {})
   await once(sock, 'connect')
   sock.pause()
   sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
@@ -89,7 +91,6 @@ async function rawGet(url: string, stallMs = 0): Promise<Buffer> {
       }
       if (got >= want) resolve()
     })
-    sock.on('error', () => {})
     sock.once('close', () => resolve())
     sock.resume()
   })
@@ -119,7 +120,7 @@ t.test('relays every chunk in turn, each block checked, as one body; the next GE
   t.equal(r.stderr(), '')
 })
 
-t.test('a player that stops reading pauses the shard, and gets every byte when it reads again', async t => {
+t.test('a player that stops reading gets every byte when it reads again (the relay pauses its shard meanwhile: without that it runs out of blocks and stops)', async t => {
   // far more than the relay's eight blocks and the sockets' buffers hold
   const title = new TitleData('bare', 48 * MiB, MiB)
   const s = await shard(t, title, 16 * MiB)
@@ -164,6 +165,19 @@ t.test('a refusal, an answer without a list, a list of the wrong length or bodie
   const tooBig = await relay(t, [s.url, 'tok', String(3 * MiB), '/c/0', '/c/1'])
   t.equal((await rawGet(tooBig.url)).length, 2 * MiB, 'both bodies, then the cut')
   t.match(await tooBig.said(/came to/), /the bodies came to 2097152 bytes, not SIZE \(3145728\)/)
+  const tooSmall = await relay(t, [s.url, 'tok', String(MiB + 5), '/c/0', '/c/1'])
+  t.equal((await rawGet(tooSmall.url)).length, MiB, 'the first body; nothing of the one past SIZE')
+  t.match(await tooSmall.said(/more than/), /the bodies come to more than SIZE \(1048581\) with \/c\/1/)
+})
+
+t.test('a player that connects while another is served waits for it, then gets every byte', async t => {
+  const title = new TitleData('bare', 16 * MiB, MiB)
+  const s = await shard(t, title, 8 * MiB)
+  const r = await relay(t, [s.url, 'tok', String(title.size), '/c/0', '/c/1'])
+  const [a, b] = await Promise.all([rawGet(r.url, 200), rawGet(r.url)])
+  t.ok(a.equals(title.bytes(0, title.size - 1)), 'the first')
+  t.ok(b.equals(title.bytes(0, title.size - 1)), 'the second')
+  t.equal(r.stderr(), '')
 })
 
 t.test('a player that leaves ends its shard connection, and the next player is served', async t => {
@@ -231,6 +245,9 @@ t.test('the C relay: every byte relayed (checked, copied or spliced); checked, a
   const tooBig = await relay(t, ['verify', port, 'tok', String(8 * MiB), '/c/0', '/c/1', '/c/2'], exe)
   t.equal((await rawGet(tooBig.url)).length, title.size)
   t.match(await tooBig.said(/came to/), /the bodies came to 7340032 bytes, not SIZE \(8388608\)/)
+  const tooSmall = await relay(t, ['verify', port, 'tok', String(chunk), '/c/0', '/c/1'], exe)
+  t.equal((await rawGet(tooSmall.url)).length, chunk, 'the first body; nothing of the one past SIZE')
+  t.match(await tooSmall.said(/more than/), /the bodies come to more than SIZE \(3145828\) with \/c\/1/)
 
   const usage = spawn(exe, ['sendfile', port], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''

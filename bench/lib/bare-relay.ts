@@ -21,17 +21,24 @@ import { BLOCK_LIST, WANT_BLOCK_LIST } from '../../lib/integrity/block-list-head
  * connection of the player's own, with the block list asked for in the
  * answer's head (`WANT_BLOCK_LIST`, as an edge's fill asks). A body is read
  * with the socket's `onread` straight into 1 MiB blocks (eight per process,
- * faulted in at start and reused: the bench has one player at a time, and a
- * second player at once is refused); each filled block has its 64 KiB blocks
+ * faulted in at start and reused); each filled block has its 64 KiB blocks
  * checked against the list, then goes to the player with one write, and
  * comes back to the free list once that write's callback ran. With one block
  * left free, the shard's socket pauses until the player takes one. A block
  * that fails its check, an answer that is not a 200 with a Content-Length
- * and a list, bodies that do not add up to SIZE, or a shard that goes away
- * cuts the player and is printed to stderr: the row then fails with a cut
- * body, which is what it should do. A player that leaves ends its shard
- * connection. The next GET on a player's connection is read once the last
- * answer went out.
+ * and a list, bodies that come to more or less than SIZE, or a shard that
+ * goes away ends the player's connection early (the bytes written before go
+ * out) and is printed to stderr: the row then fails with a cut body, which
+ * is what it should do. A player that leaves ends its shard connection. The
+ * next GET on a player's connection is read once the last answer went out
+ * (a GET sent before that is not read: the bench sends none).
+ *
+ * One player at a time, as the bench reads: a player that connects while
+ * another is served waits, unread, until that one's connection has closed.
+ * That is what keeps the blocks safe to share: every block is in one place
+ * at a time (the free list, a relay's block being filled, or a write in
+ * flight), and Node runs a socket's pending write callbacks, which hand its
+ * blocks back, before its 'close', after which the next player starts.
  */
 const [shardUrl, token, sizeArg, ...paths] = process.argv.slice(2)
 const SIZE = Number(sizeArg)
@@ -46,6 +53,8 @@ const shard = new URL(shardUrl)
 const free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafeSlow(BLOCK).fill(0))
 let busy = false
 const players = new Set<net.Socket>()
+/** players connected while another was served, in order */
+const waiting: net.Socket[] = []
 
 /** One player's relay: the shard connection it reads through, and where in the current body it is. */
 class Relay {
@@ -130,6 +139,7 @@ class Relay {
     this.at = 0
     if (this.crcs.length !== 4 * Math.ceil(this.left / (64 * 1024))) return void this.fail(`a block list of the wrong length for ${this.path}`)
     if (rest.length > this.left) return void this.fail(`bytes past the body of ${this.path}`)
+    if (this.relayed + this.left > SIZE) return void this.fail(`the bodies come to more than SIZE (${SIZE}) with ${this.path}`)
     if (this.left === 0) return this.end(true)
     if (rest.length > 0) {
       // body bytes that came with the head: into the first block
@@ -174,21 +184,33 @@ class Relay {
   private fail(why: string): false {
     if (!this.over) process.stderr.write(`bare relay: ${why}\n`)
     this.stop()
-    this.player.destroy()
+    // what was written goes out, then the close (before the Content-Length's end: a cut); a player that reads nothing is cut later
+    this.player.end()
+    setTimeout(() => this.player.destroy(), 10_000).unref()
     return false
   }
 }
 
 const server = net.createServer({ noDelay: true }, player => {
   player.on('error', () => {})
-  if (busy) return void player.destroy()
   players.add(player)
+  player.once('close', () => players.delete(player))
+  if (busy) {
+    player.pause()
+    waiting.push(player)
+    return
+  }
+  serve(player)
+})
+
+function serve(player: net.Socket): void {
   busy = true
   let relay: Relay | undefined
   player.once('close', () => {
     relay?.stop()
-    players.delete(player)
     busy = false
+    const next = waiting.shift()
+    if (next) serve(next)
   })
   let head = ''
   const onData = (d: Buffer) => {
@@ -200,7 +222,8 @@ const server = net.createServer({ noDelay: true }, player => {
     void r.run().then(ok => { if (ok && !player.destroyed) player.on('data', onData) })
   }
   player.on('data', onData)
-})
+  player.resume()
+}
 server.listen(0, '127.0.0.1', () => {
   const a = server.address() as net.AddressInfo
   process.stdout.write(`${JSON.stringify({ msg: 'bare relay ready', url: `http://127.0.0.1:${a.port}` })}\n`)
@@ -208,5 +231,6 @@ server.listen(0, '127.0.0.1', () => {
 // SIGTERM: no new players, the one connected cut (which ends its shard connection), then the process ends by itself
 process.once('SIGTERM', () => {
   server.close()
+  waiting.length = 0
   for (const p of players) p.destroy()
 })

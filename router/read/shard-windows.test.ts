@@ -48,6 +48,37 @@ t.test('a read spanning windows: every byte in order, one block-aligned GET per 
   t.equal(pool.idleCount, pool.made, 'every slab back in the pool')
 })
 
+t.test('the next window is asked for once this one\'s bytes have landed, while the reader still holds its views', async t => {
+  const { client, ranges } = await shard(t)
+  const pool = new SlabPool(SLAB, 8)
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const it = r[Symbol.asyncIterator]()
+  const first = await it.next()
+  t.notOk(first.done)
+  // the reader takes nothing more while the first window lands whole
+  for (let i = 0; i < 100 && ranges.length < 2; i++) await sleep(10)
+  t.same(ranges, [`0-${SLAB - 1}`, `${SLAB}-${2 * SLAB - 1}`], 'the second window asked for ahead, the third not yet (the first is not written out)')
+  const got = [Buffer.from(first.value as Buffer)]
+  for (let v = await it.next(); !v.done; v = await it.next()) got.push(Buffer.from(v.value))
+  t.ok(Buffer.concat(got).equals(data), 'every byte, in order')
+  t.equal(ranges.length, 3)
+})
+
+t.test('a read destroyed with a window asked for ahead closes that request too, and every slab comes back', async t => {
+  const { client, ranges } = await shard(t)
+  const pool = new SlabPool(SLAB, 8)
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const it = r[Symbol.asyncIterator]()
+  await it.next()
+  for (let i = 0; i < 100 && ranges.length < 2; i++) await sleep(10)
+  t.equal(ranges.length, 2, 'a window ahead')
+  await it.return(undefined)
+  t.equal(client.outstanding, 0)
+  for (let i = 0; i < 100 && pool.idleCount < pool.made; i++) await sleep(10)
+  t.equal(pool.idleCount, pool.made, 'both slabs back')
+  t.equal(ranges.length, 2, 'nothing more asked for')
+})
+
 t.test('a slab goes back only once what was sent from it is written out; a read holds two at most', async t => {
   const { client } = await shard(t)
   const pool = new SlabPool(SLAB, 8)

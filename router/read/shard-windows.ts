@@ -31,10 +31,13 @@ import { Line } from '../../lib/line.js'
  * given has been written out: the reader says so with `written` (the
  * promise of its latest socket write's callback, or of the client's
  * connection closing; writes complete in order).
- * The next window is asked for as soon as one's bytes have all landed, while
- * its views may still be on their way to the client, so a read holds at most
- * two slabs, 16 MiB (the reader waits for the client's socket to drain before
- * it takes more bytes). A write made after the client's socket died gets no
+ * The next window is asked for as soon as one's bytes have all landed and
+ * the window before it is written out, while its views may still be on
+ * their way to the client, so a read holds at most two slabs, 16 MiB, and
+ * the shard starts on the next window while the reader finishes this one
+ * (until stop 38 it was asked for only once the reader had taken every view
+ * of this one: each window waited a round trip to the shard with the
+ * relay's socket idle). A write made after the client's socket died gets no
  * callback; its slab comes back when the response closes.
  *
  * A window takes a turn on the shard's connections (ShardClient.readSlot)
@@ -146,18 +149,27 @@ export interface RelayBody extends AsyncIterable<Buffer> {
   destroy(): void
 }
 
+/** One window of a read: its slab, its answer, and its turn on the shard's connections. */
+interface Window {
+  slab: Buffer
+  body: ShardBody
+  release: () => void
+}
+
 export class WindowedRead implements RelayBody {
   /** set by the reader: resolves once every view it was given so far is written out */
   written: () => Promise<void> = () => Promise.resolve()
   /** stops a window's request still waiting for its head when the read is destroyed */
   private readonly cancel = new Cancel()
-  private body: ShardBody | undefined
-  private slab: Buffer | undefined
-  /** the first chunk offset of the window after the one open */
+  /** the window being iterated */
+  private open_: Window | undefined
+  /** the window after it, asked for ahead (see the theory above) */
+  private ahead: Promise<Window> | undefined
+  /** resolves once the last retired window's slab is back: the next one ahead waits for it */
+  private retired: Promise<void> = Promise.resolve()
+  /** the first chunk offset of the next window to ask for */
   private next: number
   private ended = false
-  /** the open window's turn on the shard's connections (ShardClient.readSlot), given up once its bytes landed */
-  private release: (() => void) | undefined
 
   constructor(private readonly shard: ShardClient, private readonly sid: string, private readonly index: number, private readonly sha256: string,
     start: number, private readonly end: number, private readonly slabs: Slabs) {
@@ -168,7 +180,7 @@ export class WindowedRead implements RelayBody {
   /** Asks for the first window: a shard that refuses or does not answer fails here. */
   async open(): Promise<this> {
     try {
-      await this.window()
+      this.open_ = await this.window()
     } catch (err) {
       this.destroy()
       throw err
@@ -179,15 +191,26 @@ export class WindowedRead implements RelayBody {
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     try {
       for (;;) {
+        const w = this.open_!
+        if (this.next <= this.end && this.ahead === undefined) {
+          // the next window once this one's bytes have all landed and the one before it is written out
+          const before = this.retired
+          const ahead = w.body.settled().then(() => before).then(() => this.window())
+          // awaited below, or dropped by destroy: never an unhandled rejection meanwhile
+          ahead.catch(() => {})
+          this.ahead = ahead
+        }
         try {
-          for await (const v of this.body!) yield v
+          for await (const v of w.body) yield v
         } catch (err) {
           // a cut or a silence mid-window, named with its shard like the failures before a byte
           throw shardFailure(this.shard.id, 'get_chunk', err)
         }
         this.retire()
-        if (this.next > this.end) return
-        await this.window()
+        const ahead = this.ahead
+        if (ahead === undefined) return
+        this.ahead = undefined
+        this.open_ = await ahead
       }
     } finally {
       this.destroy()
@@ -197,39 +220,57 @@ export class WindowedRead implements RelayBody {
   destroy(): void {
     if (this.ended) return
     this.ended = true
-    this.body?.destroy()
+    this.open_?.body.destroy()
     this.cancel.cancel(LEFT)
     this.retire()
-    this.release?.()
+    // a window asked for ahead: no view of it was given, so its slab goes back once its connection is closed
+    void this.ahead?.then(w => {
+      w.body.destroy()
+      w.release()
+      this.slabs.give(w.slab)
+    }, () => {})
+    this.ahead = undefined
     this.shard.outstanding--
   }
 
-  private async window(): Promise<void> {
+  /** Asks for the next window: a slab, a turn on the shard's connections, and the GET for its range. */
+  private async window(): Promise<Window> {
     const a = this.next
     const b = Math.min(this.end, a + this.slabs.bytes - 1)
+    this.next = b + 1
     const slab = await this.slabs.take()
     if (this.ended) {
       // destroyed while it waited for memory
       this.slabs.give(slab)
       throw LEFT
     }
-    this.slab = slab
     // a turn per window, not per read: a read whose client is slow holds its slabs, not a connection
     const release = await this.shard.readSlot()
     if (this.ended) {
       release()
+      this.slabs.give(slab)
       throw LEFT
     }
-    this.release = release
-    this.body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, this.slab, this.cancel)
-    void this.body.settled().then(release)
-    this.next = b + 1
+    let body: ShardBody
+    try {
+      body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, slab, this.cancel)
+    } catch (err) {
+      release()
+      // no byte of it was read (the request failed before its body): the slab is free
+      this.slabs.give(slab)
+      throw err
+    }
+    void body.settled().then(release)
+    return { slab, body, release }
   }
 
-  /** The open window's slab goes back once what was sent from it is written out. */
+  /** The open window's slab goes back once what was sent from it is written out; its turn, at once. */
   private retire(): void {
-    const s = this.slab
-    this.slab = undefined
-    if (s) void this.written().then(() => this.slabs.give(s))
+    const w = this.open_
+    this.open_ = undefined
+    if (w === undefined) return
+    w.release()
+    const back = this.written().then(() => this.slabs.give(w.slab))
+    this.retired = back
   }
 }

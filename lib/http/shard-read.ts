@@ -76,8 +76,8 @@ export interface ShardBody extends AsyncIterable<Buffer> {
   destroy(): void
   /** a body without a destination (a refusal), read whole: its first 64 KiB */
   text(): Promise<string>
-  /** resolves once the answer is off its connection: every byte landed, or the request failed (never rejects) */
-  settled(): Promise<void>
+  /** resolves once the answer is off its connection: true when every byte landed, false when the request failed (never rejects) */
+  settled(): Promise<boolean>
 }
 
 /**
@@ -141,7 +141,7 @@ class Req {
   headTimer: NodeJS.Timeout | undefined
   detach: () => void = () => {}
   /** waiting for phase 'done' (settled()) */
-  private settledWaiters: (() => void)[] | undefined
+  private settledWaiters: ((whole: boolean) => void)[] | undefined
 
   constructor(readonly dest: BodyDest | undefined, readonly from: number, readonly expect: number) {
     this.pos = this.landed = from
@@ -153,17 +153,17 @@ class Req {
     w?.()
   }
 
-  /** Resolves once the request is done, whichever way. */
-  settled(): Promise<void> {
-    if (this.phase === 'done') return Promise.resolve()
-    return new Promise<void>(r => { (this.settledWaiters ??= []).push(r) })
+  /** Resolves once the request is done, whichever way: true when it ended whole, false when it failed. */
+  settled(): Promise<boolean> {
+    if (this.phase === 'done') return Promise.resolve(this.error === undefined)
+    return new Promise<boolean>(r => { (this.settledWaiters ??= []).push(r) })
   }
 
   /** The request is done: its settled() waiters go. */
   settle(): void {
     const w = this.settledWaiters
     this.settledWaiters = undefined
-    if (w) for (const r of w) r()
+    if (w) for (const r of w) r(this.error === undefined)
   }
 
   /** Resolves at the next change (bytes, the end, an error). */

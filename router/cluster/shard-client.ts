@@ -210,7 +210,8 @@ export class ShardClient {
         { buf: into, end: () => len, claim: () => {} }, 0, 206, signal)
     } catch (err) {
       const e = shardFailure(this.id, op, err)
-      this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
+      // a read the relay dropped (its player left, a window asked for ahead) is not the shard's failure
+      if (!signal.aborted) this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
       throw e
     }
     this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(a.statusCode / 100)}xx` })

@@ -14,23 +14,36 @@ const SLAB = 4 * BLOCK_SIZE
 const CHUNK = 10 * BLOCK_SIZE + 1000
 const data = randomBytes(CHUNK)
 
-async function shard(t: { teardown(fn: () => unknown): void }, opts: { stallAfter?: number } = {}) {
+async function shard(t: { teardown(fn: () => unknown): void }, opts: { stallAfter?: number; connections?: number; headersTimeoutMs?: number } = {}) {
   const ranges: string[] = []
+  /** resolves once the shard has been asked for `n` ranges */
+  const waits: { n: number; resolve: () => void }[] = []
+  const asked = (n: number) => new Promise<void>(resolve => { if (ranges.length >= n) resolve(); else waits.push({ n, resolve }) })
+  let open = 0
+  const closed: (() => void)[] = []
   const server = http.createServer((req, res) => {
     const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!
     ranges.push(`${m[1]}-${m[2]}`)
+    for (const w of waits.filter(x => ranges.length >= x.n)) w.resolve()
     const [a, b] = [Number(m[1]), Number(m[2])]
     res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` })
     if (opts.stallAfter !== undefined && b >= opts.stallAfter) return void res.write(data.subarray(a, opts.stallAfter)) // and nothing more
     res.end(data.subarray(a, b + 1))
   })
+  server.on('connection', sock => {
+    open++
+    sock.once('close', () => { open--; for (const c of closed.splice(0)) c() })
+  })
   await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
   t.teardown(() => { server.closeAllConnections(); server.close() })
   const up = loadConfig({ env: {} }).router.upstream
   const client = new ShardClient({ id: 's1', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
-    { ...up, bodyTimeoutMs: 500 }, routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }), 'tok')
+    { ...up, bodyTimeoutMs: 500, ...(opts.connections ? { connections: opts.connections } : {}), ...(opts.headersTimeoutMs ? { headersTimeoutMs: opts.headersTimeoutMs } : {}) },
+    routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined }), 'tok')
   t.teardown(() => client.close())
-  return { client, ranges }
+  /** resolves once a connection to the shard closes */
+  const aClose = () => new Promise<void>(r => closed.push(r))
+  return { client, ranges, asked, open: () => open, aClose }
 }
 
 t.test('a read spanning windows: every byte in order, one block-aligned GET per window, the shard\'s count held throughout', async t => {
@@ -49,14 +62,15 @@ t.test('a read spanning windows: every byte in order, one block-aligned GET per 
 })
 
 t.test('the next window is asked for once this one\'s bytes have landed, while the reader still holds its views', async t => {
-  const { client, ranges } = await shard(t)
+  const { client, ranges, asked } = await shard(t)
   const pool = new SlabPool(SLAB, 8)
   const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
   const it = r[Symbol.asyncIterator]()
   const first = await it.next()
   t.notOk(first.done)
   // the reader takes nothing more while the first window lands whole
-  for (let i = 0; i < 100 && ranges.length < 2; i++) await sleep(10)
+  await asked(2)
+  await sleep(20)
   t.same(ranges, [`0-${SLAB - 1}`, `${SLAB}-${2 * SLAB - 1}`], 'the second window asked for ahead, the third not yet (the first is not written out)')
   const got = [Buffer.from(first.value as Buffer)]
   for (let v = await it.next(); !v.done; v = await it.next()) got.push(Buffer.from(v.value))
@@ -64,19 +78,36 @@ t.test('the next window is asked for once this one\'s bytes have landed, while t
   t.equal(ranges.length, 3)
 })
 
-t.test('a read destroyed with a window asked for ahead closes that request too, and every slab comes back', async t => {
-  const { client, ranges } = await shard(t)
+t.test('a read destroyed with a window asked for ahead closes that request too; its turn and every slab come back', async t => {
+  // the window ahead sends 1000 bytes and then nothing: only a destroy ends it
+  const { client, ranges, asked, open, aClose } = await shard(t, { stallAfter: SLAB + 1000, connections: 1 })
   const pool = new SlabPool(SLAB, 8)
   const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
   const it = r[Symbol.asyncIterator]()
   await it.next()
-  for (let i = 0; i < 100 && ranges.length < 2; i++) await sleep(10)
-  t.equal(ranges.length, 2, 'a window ahead')
+  await asked(2)
+  t.equal(open(), 1, 'the window ahead is on the one connection')
+  const gone = aClose()
   await it.return(undefined)
+  await gone
   t.equal(client.outstanding, 0)
-  for (let i = 0; i < 100 && pool.idleCount < pool.made; i++) await sleep(10)
-  t.equal(pool.idleCount, pool.made, 'both slabs back')
+  // its turn came back: the one connection's turn is free
+  const turn = await client.readSlot()
+  turn()
+  await sleep(0)
+  t.equal(pool.lent, 0, 'both slabs back')
+  t.equal(pool.idleCount, pool.made)
   t.equal(ranges.length, 2, 'nothing more asked for')
+})
+
+t.test('a window that gets no turn on the shard\'s connections in time fails open() and gives its slab back', async t => {
+  const { client } = await shard(t, { connections: 1, headersTimeoutMs: 200 })
+  const pool = new SlabPool(SLAB, 8)
+  const held = await client.readSlot()
+  await t.rejects(new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open())
+  held()
+  t.equal(pool.lent, 0, 'no slab lent')
+  t.equal(client.outstanding, 0)
 })
 
 t.test('a slab goes back only once what was sent from it is written out; a read holds two at most', async t => {

@@ -31,14 +31,14 @@ import { Line } from '../../lib/line.js'
  * given has been written out: the reader says so with `written` (the
  * promise of its latest socket write's callback, or of the client's
  * connection closing; writes complete in order).
- * The next window is asked for as soon as one's bytes have all landed and
- * the window before it is written out, while its views may still be on
- * their way to the client, so a read holds at most two slabs, 16 MiB, and
- * the shard starts on the next window while the reader finishes this one
- * (until stop 38 it was asked for only once the reader had taken every view
- * of this one: each window waited a round trip to the shard with the
- * relay's socket idle). A write made after the client's socket died gets no
- * callback; its slab comes back when the response closes.
+ * The next window is asked for as soon as one has landed whole and the
+ * window before it is written out (for the first one ahead: what was
+ * written before this read), while its views may still be on their way to
+ * the client, so a read holds at most two slabs, 16 MiB, and the shard
+ * starts on the next window while the reader finishes this one. A window
+ * that failed is not followed by another. A write made after the client's
+ * socket died gets no callback; its slab comes back when the response
+ * closes.
  *
  * A window takes a turn on the shard's connections (ShardClient.readSlot)
  * and gives it up once its bytes have landed, so a read whose client is slow
@@ -46,9 +46,12 @@ import { Line } from '../../lib/line.js'
  *
  * Failure: a refusal, a timeout or a cut fails the iteration (or `open`, for
  * the first window: before the client's headers); the reader then asks the
- * next owner from the first byte it has not sent. `destroy` drops the window
- * in flight (its connection closes: its bytes would land in a slab the read
- * no longer owns) and the read's count on its shard.
+ * next owner from the first byte it has not sent. A window that fails before
+ * its body (no slab memory in time, no turn, a refusal) gives its slab and
+ * its turn back at once. `destroy` drops the window in flight and the one
+ * asked for ahead (their connections close: their bytes would land in slabs
+ * the read no longer owns; the one ahead's slab comes back at once, no view
+ * of it having been given) and the read's count on its shard.
  */
 
 const MiB = 1024 * 1024
@@ -162,11 +165,11 @@ export class WindowedRead implements RelayBody {
   /** stops a window's request still waiting for its head when the read is destroyed */
   private readonly cancel = new Cancel()
   /** the window being iterated */
-  private open_: Window | undefined
-  /** the window after it, asked for ahead (see the theory above) */
-  private ahead: Promise<Window> | undefined
-  /** resolves once the last retired window's slab is back: the next one ahead waits for it */
-  private retired: Promise<void> = Promise.resolve()
+  private current: Window | undefined
+  /** the window after it, asked for ahead (see the theory above); owned here until the iterator takes it */
+  private ahead: Promise<Window | undefined> | undefined
+  /** resolves once the last retired window's slab is back; before any, what was written before this read */
+  private retired: Promise<void> | undefined
   /** the first chunk offset of the next window to ask for */
   private next: number
   private ended = false
@@ -180,7 +183,7 @@ export class WindowedRead implements RelayBody {
   /** Asks for the first window: a shard that refuses or does not answer fails here. */
   async open(): Promise<this> {
     try {
-      this.open_ = await this.window()
+      this.current = await this.window()
     } catch (err) {
       this.destroy()
       throw err
@@ -191,11 +194,17 @@ export class WindowedRead implements RelayBody {
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     try {
       for (;;) {
-        const w = this.open_!
+        const w = this.current!
         if (this.next <= this.end && this.ahead === undefined) {
-          // the next window once this one's bytes have all landed and the one before it is written out
-          const before = this.retired
-          const ahead = w.body.settled().then(() => before).then(() => this.window())
+          // the next window once this one has landed whole and the one before it is written out (for the first
+          // window ahead: what was written before this read, a failover's earlier read's views included)
+          const before = this.retired ?? this.written()
+          const ahead = w.body.settled().then(async whole => {
+            // a window that failed is the end of this read: nothing is asked for after it
+            if (!whole) return undefined
+            await before
+            return this.window()
+          })
           // awaited below, or dropped by destroy: never an unhandled rejection meanwhile
           ahead.catch(() => {})
           this.ahead = ahead
@@ -207,10 +216,14 @@ export class WindowedRead implements RelayBody {
           throw shardFailure(this.shard.id, 'get_chunk', err)
         }
         this.retire()
-        const ahead = this.ahead
-        if (ahead === undefined) return
+        if (this.ahead === undefined) return
+        // still this read's while awaited: a destroy meanwhile closes it (destroy)
+        const n = await this.ahead
+        if (this.ended) return
+        // the window before it ended whole (the loop above), so one ahead is always asked for; never a short read
+        if (n === undefined) throw shardFailure(this.shard.id, 'get_chunk', new UpstreamCutError('the next window was not asked for', 'cut'))
         this.ahead = undefined
-        this.open_ = await ahead
+        this.current = n
       }
     } finally {
       this.destroy()
@@ -220,11 +233,12 @@ export class WindowedRead implements RelayBody {
   destroy(): void {
     if (this.ended) return
     this.ended = true
-    this.open_?.body.destroy()
+    this.current?.body.destroy()
     this.cancel.cancel(LEFT)
     this.retire()
     // a window asked for ahead: no view of it was given, so its slab goes back once its connection is closed
     void this.ahead?.then(w => {
+      if (w === undefined) return
       w.body.destroy()
       w.release()
       this.slabs.give(w.slab)
@@ -235,28 +249,26 @@ export class WindowedRead implements RelayBody {
 
   /** Asks for the next window: a slab, a turn on the shard's connections, and the GET for its range. */
   private async window(): Promise<Window> {
+    if (this.ended) throw LEFT
     const a = this.next
     const b = Math.min(this.end, a + this.slabs.bytes - 1)
     this.next = b + 1
     const slab = await this.slabs.take()
-    if (this.ended) {
-      // destroyed while it waited for memory
-      this.slabs.give(slab)
-      throw LEFT
-    }
-    // a turn per window, not per read: a read whose client is slow holds its slabs, not a connection
-    const release = await this.shard.readSlot()
-    if (this.ended) {
-      release()
-      this.slabs.give(slab)
-      throw LEFT
-    }
-    let body: ShardBody
+    let release: (() => void) | undefined
+    let body: ShardBody | undefined
     try {
+      // destroyed while it waited for memory
+      if (this.ended) throw LEFT
+      // a turn per window, not per read: a read whose client is slow holds its slabs, not a connection
+      release = await this.shard.readSlot()
+      if (this.ended) throw LEFT
       body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, slab, this.cancel)
+      // destroyed while its head came: nothing else would close it
+      if (this.ended) throw LEFT
     } catch (err) {
-      release()
-      // no byte of it was read (the request failed before its body): the slab is free
+      // its connection closed or never opened: no byte can land in the slab any more
+      body?.destroy()
+      release?.()
       this.slabs.give(slab)
       throw err
     }
@@ -264,13 +276,12 @@ export class WindowedRead implements RelayBody {
     return { slab, body, release }
   }
 
-  /** The open window's slab goes back once what was sent from it is written out; its turn, at once. */
+  /** The window being iterated: its slab goes back once what was sent from it is written out; its turn, at once. */
   private retire(): void {
-    const w = this.open_
-    this.open_ = undefined
+    const w = this.current
+    this.current = undefined
     if (w === undefined) return
     w.release()
-    const back = this.written().then(() => this.slabs.give(w.slab))
-    this.retired = back
+    this.retired = this.written().then(() => this.slabs.give(w.slab))
   }
 }

@@ -79,7 +79,7 @@ t.test('the next window is asked for once this one\'s bytes have landed, while t
 })
 
 t.test('a read destroyed with a window asked for ahead closes that request too; its turn and every slab come back', async t => {
-  // the window ahead sends 1000 bytes and then nothing: only a destroy ends it
+  // the window ahead sends 1000 bytes and then nothing (until bodyTimeoutMs): the destroy comes first
   const { client, ranges, asked, open, aClose } = await shard(t, { stallAfter: SLAB + 1000, connections: 1 })
   const pool = new SlabPool(SLAB, 8)
   const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
@@ -98,6 +98,21 @@ t.test('a read destroyed with a window asked for ahead closes that request too; 
   t.equal(pool.lent, 0, 'both slabs back')
   t.equal(pool.idleCount, pool.made)
   t.equal(ranges.length, 2, 'nothing more asked for')
+})
+
+t.test('a window that fails is not followed by a window ahead', async t => {
+  // the first window sends 1000 bytes and then nothing: its body times out (bodyTimeoutMs)
+  const { client, ranges, aClose } = await shard(t, { stallAfter: 1000 })
+  const pool = new SlabPool(SLAB, 8)
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  const it = r[Symbol.asyncIterator]()
+  const gone = aClose()
+  t.notOk((await it.next()).done)
+  // the reader holds the first view while the window fails underneath
+  await gone
+  await sleep(50)
+  t.same(ranges, [`0-${SLAB - 1}`], 'nothing asked for after the failed window')
+  await t.rejects(it.next(), { message: /s1/ })
 })
 
 t.test('a window that gets no turn on the shard\'s connections in time fails open() and gives its slab back', async t => {

@@ -32,8 +32,8 @@ import { Line } from '../../lib/line.js'
  * promise of its latest socket write's callback, or of the client's
  * connection closing; writes complete in order).
  * The next window is asked for as soon as one has landed whole and the
- * window before it is written out (for the first one ahead: what was
- * written before this read), while its views may still be on their way to
+ * window before it is written out (for the first one ahead: what the
+ * reader had written for this chunk before this read), while its views may still be on their way to
  * the client, so a read holds at most two slabs, 16 MiB, and the shard
  * starts on the next window while the reader finishes this one. A window
  * that failed is not followed by another. A write made after the client's
@@ -197,7 +197,7 @@ export class WindowedRead implements RelayBody {
         const w = this.current!
         if (this.next <= this.end && this.ahead === undefined) {
           // the next window once this one has landed whole and the one before it is written out (for the first
-          // window ahead: what was written before this read, a failover's earlier read's views included)
+          // window ahead: what the reader had written for this chunk before this read, a failover's earlier read's views)
           const before = this.retired ?? this.written()
           const ahead = w.body.settled().then(async whole => {
             // a window that failed is the end of this read: nothing is asked for after it
@@ -219,7 +219,8 @@ export class WindowedRead implements RelayBody {
         if (this.ahead === undefined) return
         // still this read's while awaited: a destroy meanwhile closes it (destroy)
         const n = await this.ahead
-        if (this.ended) return
+        // destroyed meanwhile (destroy closes the window ahead): not an end, which would pass for a whole read
+        if (this.ended) throw LEFT
         // the window before it ended whole (the loop above), so one ahead is always asked for; never a short read
         if (n === undefined) throw shardFailure(this.shard.id, 'get_chunk', new UpstreamCutError('the next window was not asked for', 'cut'))
         this.ahead = undefined

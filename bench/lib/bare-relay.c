@@ -90,6 +90,8 @@ static size_t b64decode(const char *s, uint8_t *out, size_t max) {
   return n;
 }
 
+typedef enum { VERIFY, COPY, SPLICE } Mode;
+
 typedef struct {
   char head[HEAD_MAX + 1];
   size_t len;  /* bytes in head[] */
@@ -142,7 +144,7 @@ static int upstream(int port) {
 
 /* relays one chunk's body to the player, adding its length to *relayed (more than `size` in all: a cut); 0 when the
    player is to be cut (a shard's fault printed; a player that left is not) */
-static int relay_chunk(long long *relayed, long long size, const char *mode, int up, int player, const char *token, const char *path, uint8_t *buf, uint8_t *crcs, int pipefd[2]) {
+static int relay_chunk(long long *relayed, long long size, Mode mode, int up, int player, const char *token, const char *path, uint8_t *buf, uint8_t *crcs, int pipefd[2]) {
   char req[1024];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer %s\r\nreelcdn-want-block-crcs: 1\r\n\r\n", path, token);
   if (n <= 0 || (size_t)n >= sizeof req || !write_all(up, req, (size_t)n)) return fprintf(stderr, "bare relay: sending the GET for %s failed\n", path), 0;
@@ -164,7 +166,7 @@ static int relay_chunk(long long *relayed, long long size, const char *mode, int
   memcpy(buf, h.head + h.body, pos);
   left -= (long long)pos;
   long long at = 0; /* the body offset buf[0] holds */
-  if (strcmp(mode, "splice") == 0) {
+  if (mode == SPLICE) {
     if (pos && !write_all(player, buf, pos)) return 0;
     while (left > 0) {
       ssize_t m = splice(up, NULL, pipefd[1], NULL, left < MIB ? (size_t)left : MIB, SPLICE_F_MOVE);
@@ -186,7 +188,7 @@ static int relay_chunk(long long *relayed, long long size, const char *mode, int
       pos += (size_t)r;
       left -= r;
     }
-    for (size_t off = 0; strcmp(mode, "verify") == 0 && off < pos; off += BLOCK) {
+    for (size_t off = 0; mode == VERIFY && off < pos; off += BLOCK) {
       size_t b = (size_t)((at + (long long)off) / BLOCK);
       uint32_t want = (uint32_t)crcs[4 * b] << 24 | (uint32_t)crcs[4 * b + 1] << 16 | (uint32_t)crcs[4 * b + 2] << 8 | crcs[4 * b + 3];
       if (crc32c(buf + off, pos - off < BLOCK ? pos - off : BLOCK) != want) return fprintf(stderr, "bare relay: block %zu of %s failed its CRC32C\n", b, path), 0;
@@ -199,11 +201,12 @@ static int relay_chunk(long long *relayed, long long size, const char *mode, int
 }
 
 int main(int argc, char **argv) {
-  if (argc < 6 || atoll(argv[4]) < 0 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "copy") != 0 && strcmp(argv[1], "splice") != 0)) {
+  Mode mode = argc < 2 ? -1 : !strcmp(argv[1], "verify") ? VERIFY : !strcmp(argv[1], "copy") ? COPY : !strcmp(argv[1], "splice") ? SPLICE : -1;
+  if (argc < 6 || atoll(argv[4]) < 0 || mode == (Mode)-1) {
     fprintf(stderr, "usage: bare-relay verify|copy|splice SHARD_PORT TOKEN SIZE PATH...\n");
     return 2;
   }
-  const char *mode = argv[1], *token = argv[3];
+  const char *token = argv[3];
   int port = atoi(argv[2]);
   long long size = atoll(argv[4]);
   crc32c_init_tables();
@@ -235,7 +238,7 @@ int main(int argc, char **argv) {
       long long relayed = 0;
       for (int i = 5; ok && i < argc; i++) ok = relay_chunk(&relayed, size, mode, up, player, token, argv[i], buf, crcs, pipefd);
       if (ok && relayed != size) ok = 0, fprintf(stderr, "bare relay: the bodies came to %lld bytes, not SIZE (%lld)\n", relayed, size);
-      if (!ok && strcmp(mode, "splice") == 0) {
+      if (!ok && mode == SPLICE) {
         /* a splice cut midway leaves bytes in the pipe: a new one, so none reach the next player */
         close(pipefd[0]);
         close(pipefd[1]);

@@ -10,6 +10,8 @@ import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { blockListHead, WANT_BLOCK_LIST } from '../../lib/integrity/block-list-header.js'
 import { TitleData } from './title.js'
 import { RawGets, timedRead } from './timed-read.js'
+import { until } from '../../test/helpers/edge.js'
+import { exited } from '../../test/helpers/spawn.js'
 
 const MiB = 1024 * 1024
 const RELAY = fileURLToPath(new URL('./bare-relay.js', import.meta.url))
@@ -52,15 +54,18 @@ async function relay(t: Teardown, args: string[], exe?: string) {
   child.stderr.on('data', d => { err += String(d) })
   t.teardown(() => { child.kill() })
   const url = await new Promise<string>((resolve, reject) => {
+    // the ready line may come in more than one read
+    let out = ''
     child.stdout.on('data', d => {
-      const m = /"url":"([^"]+)"/.exec(String(d))
+      out += String(d)
+      const m = /"url":"([^"]+)"/.exec(out)
       if (m) resolve(m[1]!)
     })
     child.once('exit', code => reject(new Error(`the relay exited (${code}): ${err}`)))
   })
   /** resolves once stderr matches (the relay writes it before it cuts, but the pipe may be read after the socket's close) */
   const said = async (re: RegExp) => {
-    for (let i = 0; i < 200 && !re.test(err); i++) await new Promise(r => setTimeout(r, 10))
+    await until(() => re.test(err), `the relay's stderr to match ${re}`, 2000).catch(() => {})
     return err
   }
   return { url, pid: child.pid!, stderr: () => err, said }
@@ -190,7 +195,7 @@ t.test('a player that leaves ends its shard connection, and the next player is s
   sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
   await once(sock, 'data')
   sock.destroy()
-  for (let i = 0; i < 200 && s.open() > 0; i++) await new Promise(res => setTimeout(res, 10))
+  await until(() => s.open() === 0, 'the shard connection to close', 2000).catch(() => {})
   t.equal(s.open(), 0, 'the shard connection closed')
   const body = await rawGet(r.url)
   t.ok(body.equals(title.bytes(0, title.size - 1)), 'the next player gets every byte')
@@ -201,7 +206,7 @@ t.test('without its arguments it says how to run it', async t => {
   const child = spawn(process.execPath, [RELAY, 'http://127.0.0.1:1'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr.on('data', d => { err += String(d) })
-  const code = await new Promise(r => child.once('exit', r))
+  const code = await exited(child)
   t.equal(code, 2)
   t.match(err, /usage: bare-relay.js SHARD_URL TOKEN SIZE PATH/)
 })
@@ -252,6 +257,6 @@ t.test('the C relay: every byte relayed (checked, copied or spliced); checked, a
   const usage = spawn(exe, ['sendfile', port], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   usage.stderr.on('data', d => { err += String(d) })
-  t.equal(await new Promise(r => usage.once('exit', r)), 2)
+  t.equal(await exited(usage), 2)
   t.match(err, /usage: bare-relay verify\|copy\|splice SHARD_PORT/)
 })

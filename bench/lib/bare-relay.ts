@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { firstBadBlock } from '../../lib/integrity/block-hasher.js'
+import { blockListBytes, firstBadBlock } from '../../lib/integrity/block-hasher.js'
 import { BLOCK_LIST, WANT_BLOCK_LIST } from '../../lib/integrity/block-list-header.js'
 
 /**
@@ -48,6 +48,8 @@ if (!shardUrl || !token || !Number.isSafeInteger(SIZE) || SIZE < 0 || paths.leng
 }
 const BLOCK = 1 << 20
 const HEAD_MAX = 16 * 1024
+/** the block list's field in a shard's answer head */
+const LIST_FIELD = new RegExp(`\\r\\n${BLOCK_LIST}: *([A-Za-z0-9+/=]*)`, 'i')
 const shard = new URL(shardUrl)
 /** the process's blocks, faulted in now (fill), not by the first measured read */
 const free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafeSlow(BLOCK).fill(0))
@@ -132,12 +134,12 @@ class Relay {
     const rest = this.head.subarray(end + 4)
     this.head = Buffer.alloc(0)
     const length = /\r\ncontent-length: *(\d+)/i.exec(text)
-    const list = new RegExp(`\\r\\n${BLOCK_LIST}: *([A-Za-z0-9+/=]*)`, 'i').exec(text)
+    const list = LIST_FIELD.exec(text)
     if (!text.startsWith('HTTP/1.1 200') || !length || !list) return void this.fail(`the shard answered: ${text.slice(0, 200)}`)
     this.left = Number(length[1])
     this.crcs = Buffer.from(list[1]!, 'base64')
     this.at = 0
-    if (this.crcs.length !== 4 * Math.ceil(this.left / (64 * 1024))) return void this.fail(`a block list of the wrong length for ${this.path}`)
+    if (this.crcs.length !== blockListBytes(this.left)) return void this.fail(`a block list of the wrong length for ${this.path}`)
     if (rest.length > this.left) return void this.fail(`bytes past the body of ${this.path}`)
     if (this.relayed + this.left > SIZE) return void this.fail(`the bodies come to more than SIZE (${SIZE}) with ${this.path}`)
     if (this.left === 0) return this.end(true)

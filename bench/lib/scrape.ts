@@ -31,6 +31,11 @@ export function sample(text: string, name: string, labels = ''): number {
   return sum
 }
 
+/** An edge with no fill in flight and no chunk still being written to its disk tier: what a measurement after fills waits for. */
+export async function edgeQuiet(url: string): Promise<boolean> {
+  return (await metric(url, 'reelcdn_edge_fills_in_flight')) === 0 && (await metric(url, 'reelcdn_edge_disk_writes_pending')) === 0
+}
+
 /** Polls `cond` every 100 ms until it holds; throws after `timeoutMs`. */
 export async function until(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs

@@ -8,7 +8,7 @@ import { startService, type RunningService, serviceOptions } from '../lib/reelcd
 import { ratio, type BenchContext, type BenchRow, type Measurement } from '../lib/row.js'
 import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
 import { firstByte } from '../lib/ttfb.js'
-import { metric, until } from '../lib/scrape.js'
+import { edgeQuiet, metric, until } from '../lib/scrape.js'
 import type { WrkLoad } from '../lib/wrk.js'
 
 /**
@@ -151,7 +151,7 @@ export const edgeRow: BenchRow = {
         // disk writes are queued after the fill (in both variants: the RAM variant has a disk tier too): measure hits
         // only once every hot chunk is on disk, so the edge's figures are not charged with writing 512 MiB meanwhile
         await until(async () => (await metric(edge!.url, 'reelcdn_edge_tier_bytes', 'tier="disk"')) >= hot.size &&
-          (await metric(edge!.url, 'reelcdn_edge_disk_writes_pending')) === 0 && (await metric(edge!.url, 'reelcdn_edge_fills_in_flight')) === 0, 120_000)
+          await edgeQuiet(edge!.url), 120_000)
         // the disk tier writes its files straight to the device (edge.diskDirectWrites), so they are not in the page cache
         // yet: read once more, so disk hits read them from the page cache, as nginx's hits read its cache files
         if (v.key.startsWith('disk')) await checkTitle(v.label, hotUrl(edge.url), hot, hot.chunks)

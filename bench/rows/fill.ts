@@ -4,7 +4,7 @@ import { startCluster, type LocalCluster } from '../lib/cluster.js'
 import { minorFaults, waitForLine, type Child } from '../lib/proc.js'
 import { CLI, startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
-import { metric, sample, scrape, until } from '../lib/scrape.js'
+import { edgeQuiet, metric, sample, scrape, until } from '../lib/scrape.js'
 import { timedRead, type TimedRead } from '../lib/timed-read.js'
 import { clockTicks } from '../lib/tools.js'
 import { listFitsHead } from '../../lib/integrity/block-list-header.js'
@@ -83,9 +83,9 @@ const BARE = fileURLToPath(new URL('../lib/bare-upstream.js', import.meta.url))
 const BARE_RELAY = fileURLToPath(new URL('../lib/bare-relay.js', import.meta.url))
 /** the same relay in C, compiled by the row (from the repository's source: dist/ holds no C) */
 const BARE_RELAY_C = fileURLToPath(new URL('../../../bench/lib/bare-relay.c', import.meta.url))
-type CMode = 'verify' | 'copy' | 'splice'
-const C_MODES: CMode[] = ['verify', 'copy', 'splice']
-const C_LABELS: Record<CMode, string> = {
+const NODE_RELAY = 'bare verifying relay from shard-1, one GET: read, CRC32C, write, nothing else (CPU: relay)'
+/** the C relay's modes, with their lines */
+const C_RELAYS = {
   verify: 'the same relay in C (bench/lib/bare-relay.c) (CPU: relay)',
   copy: 'the relay in C without the check: read, write (CPU: relay)',
   splice: 'a relay in C that splices, reading and checking nothing (CPU: relay)',
@@ -111,8 +111,8 @@ export const fillRow: BenchRow = {
     const ticks = await clockTicks()
     let c: LocalCluster | undefined
     let bare: Child | undefined
-    let relay: Child | undefined
-    const cRelays: Child[] = []
+    /** the bare relays, in the order each round reads them: the Node one (the figure's) first, then the C ones */
+    const relays: { label: string; child: Child; url: Promise<string> }[] = []
     let edge: RunningService | undefined
     const out: Measurement[] = []
     try {
@@ -132,24 +132,25 @@ export const fillRow: BenchRow = {
         ({ url: `${c!.shards[0]!.url}/v1/chunks/${t.contentId}.${version}/${i}`, offset: i * o.chunkSize, length: o.chunkSize,
           headers: { authorization: `Bearer ${c!.shardToken}` } }))
       // the bare relays read each chunk's block list from its answer's head: a shard sends it there up to 96 MiB chunks
-      const relays = listFitsHead(o.chunkSize)
-      if (!relays) ctx.log(`fill: no bare relays this run: a ${o.chunkSize / MiB} MiB chunk's block list does not come in its answer's head`)
-      const ready = (child: Child) => waitForLine(child, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 30_000)
-      const chunkPaths = shardChunks.map(x => new URL(x.url).pathname)
-      let relayUrl: string | undefined
-      if (relays) {
-        relay = ctx.procs.spawn('bare relay', process.execPath, [BARE_RELAY, c.shards[0]!.url, c.shardToken, String(t.size), ...chunkPaths])
-        relayUrl = await ready(relay)
-      }
-      // the C relays, when this machine compiles them: checking, copying (nothing checked), splicing (nothing read)
-      const cUrls: { mode: CMode; url: string; child: Child }[] = []
-      const exe = join(ctx.dir, 'bare-relay')
-      const built = relays && await ctx.procs.run('cc', 'cc', ['-O2', '-march=native', '-o', exe, BARE_RELAY_C]).then(() => true,
-        (err: Error) => { ctx.log(`fill: the C relays did not build (${err.message.split('\n')[0]}): their lines are left out`); return false })
-      for (const mode of built ? C_MODES : []) {
-        const child = ctx.procs.spawn(`bare relay (C, ${mode})`, exe, [mode, new URL(c.shards[0]!.url).port, c.shardToken, String(t.size), ...chunkPaths])
-        cRelays.push(child)
-        cUrls.push({ mode, child, url: await ready(child) })
+      if (listFitsHead(o.chunkSize)) {
+        const shard1 = c.shards[0]!
+        const args = [c.shardToken, String(t.size), ...shardChunks.map(x => new URL(x.url).pathname)]
+        // its ready line is watched for from its start: waitForLine sees only what comes after it is called
+        const start = (label: string, name: string, cmd: string, cmdArgs: string[]) => {
+          const child = ctx.procs.spawn(name, cmd, cmdArgs)
+          const url = waitForLine(child, l => l.includes('"bare relay ready"') ? (JSON.parse(l) as { url: string }).url : undefined, 30_000)
+          url.catch(() => {})
+          relays.push({ label, child, url })
+        }
+        start(NODE_RELAY, 'bare relay', process.execPath, [BARE_RELAY, shard1.url, ...args])
+        // the C relays, when this machine compiles them: checking, copying (nothing checked), splicing (nothing read)
+        const exe = join(ctx.dir, 'bare-relay')
+        const built = await ctx.procs.run('cc', 'cc', ['-O2', '-march=native', '-o', exe, BARE_RELAY_C]).then(() => true,
+          (err: Error) => { ctx.log(`fill: the C relays did not build (${err.message.split('\n')[0]}): their lines are left out`); return false })
+        for (const [mode, label] of built ? Object.entries(C_RELAYS) : []) start(label, `bare relay (C, ${mode})`, exe, [mode, new URL(shard1.url).port, ...args])
+        for (const x of relays) await x.url
+      } else {
+        ctx.log(`fill: no bare relays this run: a ${o.chunkSize / MiB} MiB chunk's block list does not come in its answer's head`)
       }
       const othersBytes = others.reduce((n, x) => n + x.size, 0)
       const paths = o.fillPaths.length ? o.fillPaths : ['']
@@ -190,16 +191,11 @@ export const fillRow: BenchRow = {
         ctx.log(`fill: round ${round}: router relay`)
         const r = m('whole title', 'router relay, one GET (CPU: router + 3 shards)', await timedRead(whole(c.router.url), origin, [], ticks), s)
         out.push(s, r)
-        if (relay && relayUrl) {
-          ctx.log(`fill: round ${round}: bare verifying relay`)
-          const b = m('whole title', 'bare verifying relay from shard-1, one GET: read, CRC32C, write, nothing else (CPU: relay)',
-            await timedRead(whole(relayUrl), [relay.pid], [c.shards[0]!.pid], ticks), s)
-          relayRates.push(b.result.MBps)
+        for (const x of relays) {
+          ctx.log(`fill: round ${round}: ${x.label}`)
+          const b = m('whole title', x.label, await timedRead(whole(await x.url), [x.child.pid], [c.shards[0]!.pid], ticks), s)
+          if (x.label === NODE_RELAY) relayRates.push(b.result.MBps)
           out.push(b)
-        }
-        for (const x of cUrls) {
-          ctx.log(`fill: round ${round}: bare relay in C, ${x.mode}`)
-          out.push(m('whole title', C_LABELS[x.mode], await timedRead(whole(x.url), [x.child.pid], [c.shards[0]!.pid], ticks), s))
         }
         for (const p of paths) {
           edge = await startEdge(`r${round}-${p || 'default'}`, p)
@@ -213,9 +209,8 @@ export const fillRow: BenchRow = {
           e.note = `origin side ${per.toFixed(2)} CPU-s per GB filled; ${faults}`
           // the same edge reading the title again, from its RAM tier, once its fills and disk writes are done: its serve
           // path with this client, the ceiling a fill's rate is read against
-          const ready = edge
-          await until(async () => (await metric(ready.url, 'reelcdn_edge_fills_in_flight')) === 0
-            && (await metric(ready.url, 'reelcdn_edge_disk_writes_pending')) === 0, 120_000)
+          const quiet = edge.url
+          await until(() => edgeQuiet(quiet), 120_000)
           ctx.log(`fill: round ${round}: the same edge again, its RAM hits`)
           out.push(m('whole title', `the same edge again, RAM hits: its serve path's ceiling${p ? ` (--fill-path ${p})` : ''} (CPU: edge)`,
             await timedRead(whole(edge.url), [edge.pid], [], ticks), s))
@@ -271,8 +266,7 @@ export const fillRow: BenchRow = {
     } finally {
       await edge?.stop()
       await bare?.stop()
-      await relay?.stop()
-      for (const x of cRelays) await x.stop()
+      for (const x of relays) await x.child.stop()
       await c?.stop()
     }
   },
@@ -347,8 +341,7 @@ async function firstBytes(ctx: BenchContext, t: TitleData, others: TitleData[], 
       if (await metric(edge.url, 'reelcdn_edge_requests_total', 'result="miss"') === misses) throw new Error(`fill: the ${a.probe} probe at ${a.pos} was not a miss`)
       // the next probe starts on a quiet edge: no fill, and no chunk still being written to the disk tier
       // (a probe that landed during those writes measured them: 2-6x its first byte on this 2-core machine)
-      await until(async () => (await metric(edge.url, 'reelcdn_edge_fills_in_flight')) === 0
-        && (await metric(edge.url, 'reelcdn_edge_disk_writes_pending')) === 0, 120_000)
+      await until(() => edgeQuiet(edge.url), 120_000)
       const u = ups[i]!
       samples.set(a.probe, [...(samples.get(a.probe) ?? []), e.ttfbMs - u.ttfbMs])
       ctx.figure({ row: 'fill', name: `miss, ${PROBES[a.probe]}: edge first byte over the router's${p ? ` (--fill-path ${p})` : ''}`, value: e.ttfbMs - u.ttfbMs, unit: 'ms more',

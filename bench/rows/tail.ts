@@ -6,7 +6,7 @@ import { startNginx, type RunningNginx } from '../lib/nginx.js'
 import { waitForLine, type Child } from '../lib/proc.js'
 import { startService, type RunningService, serviceOptions } from '../lib/reelcdn.js'
 import type { BenchContext, BenchRow, Measurement } from '../lib/row.js'
-import { metric, sample, scrape, until } from '../lib/scrape.js'
+import { edgeQuiet, metric, sample, scrape, until } from '../lib/scrape.js'
 import { checkTitle, ingestTitle, TitleData } from '../lib/title.js'
 
 /**
@@ -146,8 +146,7 @@ export const tailRow: BenchRow = {
         // twice: a chunk the policy kept out of RAM on its first read is admitted on its second
         await checkTitle(v.label, `${edge.url}${path}`, hot, hot.chunks)
         await checkTitle(v.label, `${edge.url}${path}`, hot, hot.chunks)
-        await until(async () => (await metric(edge.url, 'reelcdn_edge_disk_writes_pending')) === 0 &&
-          (await metric(edge.url, 'reelcdn_edge_fills_in_flight')) === 0, 120_000)
+        await until(() => edgeQuiet(edge.url), 120_000)
         const ram = await metric(edge.url, 'reelcdn_edge_tier_bytes', 'tier="ram"')
         ctx.figure({ row: 'tail', name: `${v.label}: RAM tier holds`, value: ram / MiB, unit: 'MiB', note: `of the ${hot.size / MiB} MiB title` })
         servers.push({ key: v.key, label: v.label, url: edge.url, pid: edge.pid, edge })

@@ -42,9 +42,14 @@ export function blockListDigest(crcs: Buffer): string {
   return createHash('sha256').update(crcs).digest('hex')
 }
 
+/** The length of a chunk of `size` bytes' block list: a CRC32C of 4 bytes per block. */
+export function blockListBytes(size: number): number {
+  return 4 * Math.ceil(size / BLOCK_SIZE)
+}
+
 /** `crcs` is the block list the manifest anchors (`digest`, its `blocks` entry) for a chunk of `size` bytes: the right length and digest. */
 export function blockListMatches(crcs: Buffer, size: number, digest: string | undefined): boolean {
-  return crcs.length === 4 * Math.ceil(size / BLOCK_SIZE) && blockListDigest(crcs) === digest
+  return crcs.length === blockListBytes(size) && blockListDigest(crcs) === digest
 }
 
 /** The per-block CRC32Cs of a whole chunk already in memory, packed as `finish()` packs them. */

@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, blockListMatches } from './block-hasher.js'
+import { blockListBytes, blockListMatches } from './block-hasher.js'
 
 /**
  * A chunk's block list in the head of its data answer (issue 16, a cold
@@ -28,7 +28,7 @@ const BLOCK_LIST_HEAD_MAX = 6 * 1024
 
 /** A chunk of `size` bytes has its list in its data answer's head (at most BLOCK_LIST_HEAD_MAX bytes of list). */
 export function listFitsHead(size: number): boolean {
-  return 4 * Math.ceil(size / BLOCK_SIZE) <= BLOCK_LIST_HEAD_MAX
+  return blockListBytes(size) <= BLOCK_LIST_HEAD_MAX
 }
 
 /** The header for a data answer's head, or nothing when the list is too long for one. */

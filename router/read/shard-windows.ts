@@ -33,12 +33,12 @@ import { Line } from '../../lib/line.js'
  * connection closing; writes complete in order).
  * The next window is asked for as soon as one has landed whole and the
  * window before it is written out (for the first one ahead: what the
- * reader had written for this chunk before this read), while its views may still be on their way to
- * the client, so a read holds at most two slabs, 16 MiB, and the shard
- * starts on the next window while the reader finishes this one. A window
- * that failed is not followed by another. A write made after the client's
- * socket died gets no callback; its slab comes back when the response
- * closes.
+ * reader had written for this chunk before this read), while its views may
+ * still be on their way to the client, so a read holds at most two slabs,
+ * 16 MiB, and the shard starts on the next window while the reader finishes
+ * this one. A window that failed is not followed by another. A write made
+ * after the client's socket died gets no callback; its slab comes back when
+ * the response closes.
  *
  * A window takes a turn on the shard's connections (ShardClient.readSlot)
  * and gives it up once its bytes have landed, so a read whose client is slow
@@ -195,7 +195,7 @@ export class WindowedRead implements RelayBody {
     try {
       for (;;) {
         const w = this.current!
-        if (this.next <= this.end && this.ahead === undefined) {
+        if (this.next <= this.end) {
           // the next window once this one has landed whole and the one before it is written out (for the first
           // window ahead: what the reader had written for this chunk before this read, a failover's earlier read's views)
           const before = this.retired ?? this.written()
@@ -238,12 +238,7 @@ export class WindowedRead implements RelayBody {
     this.cancel.cancel(LEFT)
     this.retire()
     // a window asked for ahead: no view of it was given, so its slab goes back once its connection is closed
-    void this.ahead?.then(w => {
-      if (w === undefined) return
-      w.body.destroy()
-      w.release()
-      this.slabs.give(w.slab)
-    }, () => {})
+    void this.ahead?.then(w => { if (w) this.drop(w.slab, w.body, w.release) }, () => {})
     this.ahead = undefined
     this.shard.outstanding--
   }
@@ -267,14 +262,18 @@ export class WindowedRead implements RelayBody {
       // destroyed while its head came: nothing else would close it
       if (this.ended) throw LEFT
     } catch (err) {
-      // its connection closed or never opened: no byte can land in the slab any more
-      body?.destroy()
-      release?.()
-      this.slabs.give(slab)
+      this.drop(slab, body, release)
       throw err
     }
     void body.settled().then(release)
     return { slab, body, release }
+  }
+
+  /** A window none of whose views was given out: its connection closed (no byte can land in the slab any more), its turn and its slab back. */
+  private drop(slab: Buffer, body: ShardBody | undefined, release: (() => void) | undefined): void {
+    body?.destroy()
+    release?.()
+    this.slabs.give(slab)
   }
 
   /** The window being iterated: its slab goes back once what was sent from it is written out; its turn, at once. */

@@ -111,7 +111,7 @@ export type ChunkFetch = (ref: ChunkRef, from: number, to: number, signal: Abort
  * A request's body. `held`: see above. `verified`: the chunk offset up to
  * which the bytes it yielded were checked block by block against the block
  * list the manifest anchors (the direct source checks them to know where to
- * fail over, edge/fill/block-run.ts): the gate does not check those again.
+ * fail over, lib/integrity/block-run.ts): the gate does not check those again.
  * `dest`: the fill's buffer, for a source that reads bytes straight into it
  * (lib/http/shard-read.ts); such a source yields views of `dest.buf` at
  * their own offsets, which the fill takes in place instead of copying.

@@ -8,7 +8,7 @@ import { refName, type ChunkRef } from '../title.js'
 import { latestBlockList, rememberBlockList } from '../fill/block-list.js'
 import type { ChunkFetch, CrcsFetch } from '../fill/fill.js'
 import type { BodyDest } from '../../lib/http/shard-read.js'
-import { BlockRun } from '../fill/block-run.js'
+import { BlockRun } from '../../lib/integrity/block-run.js'
 import { chunkAnswerMismatch, translateUpstreamError } from '../fill/upstream.js'
 import type { SiteMember, SiteView } from './site-view.js'
 import { PEER_FROM, PEER_HOP, PEER_ID, peerChunkPath } from './peer-path.js'
@@ -36,7 +36,7 @@ import { PEER_FROM, PEER_HOP, PEER_ID, peerChunkPath } from './peer-path.js'
  *      the whole request goes by this edge's own path (counted: timeout,
  *      refused, error).
  *   3. with the chunk's block list, the body passes through a BlockRun
- *      (edge/fill/block-run.ts): only whole verified blocks go on. A block
+ *      (lib/integrity/block-run.ts): only whole verified blocks go on. A block
  *      that fails, a body that breaks off or ends short: the rest, from the
  *      end of the last verified block, by this edge's own path, so no byte
  *      of a lying or dying peer reaches the fill and none is fetched twice.

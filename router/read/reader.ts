@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import { createHash, type Hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
+import { BlockRun } from '../../lib/integrity/block-run.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { toCdnError, UpstreamError } from '../../lib/errors.js'
@@ -13,7 +14,6 @@ import type { StoredFile } from '../cluster/files.js'
 import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js'
 import type { Cluster } from '../cluster/cluster.js'
 import { translate, type ShardClient } from '../cluster/shard-client.js'
-import { BlockCheck } from './block-check.js'
 import { RelaySlabs, WindowedRead, type RelayBody } from './shard-windows.js'
 
 /**
@@ -164,7 +164,7 @@ export class ChunkReader {
       // or the client's connection closed: a write made after its socket died gets no callback, and nothing reads the slab then
       if (fromSlabs) (body as WindowedRead).written = () => Promise.race([lastWrite, closedOf(res)])
       const began = pos
-      const check = crcs ? new BlockCheck(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
+      const check = crcs ? new BlockRun(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
         for await (const buf of body as AsyncIterable<Buffer>) {
           let more = true

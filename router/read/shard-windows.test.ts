@@ -280,7 +280,11 @@ t.test('all reads\' slabs stay within router.relayMemoryBytes: past it a read wa
   const slabs = new RelaySlabs(4 * MiB, 300)
   const small = slabs.for(1 * MiB)
   t.equal(small.bytes, 2 * MiB)
-  t.equal(slabs.for(3 * MiB).bytes, 8 * MiB)
+  t.equal(slabs.for(2 * MiB).bytes, 2 * MiB)
+  t.equal(slabs.for(3 * MiB).bytes, 8 * MiB, 'a segment-sized read: 8 MiB')
+  t.equal(slabs.for(8 * MiB).bytes, 8 * MiB)
+  t.equal(slabs.for(8 * MiB + 1).bytes, 16 * MiB, 'a longer read: 16 MiB windows')
+  t.equal(slabs.for(64 * MiB).bytes, 16 * MiB)
   const a = await small.take()
   const b = await small.take()
   t.same(slabs.bytes().inUse, 4 * MiB)
@@ -302,6 +306,27 @@ t.test('all reads\' slabs stay within router.relayMemoryBytes: past it a read wa
   t.same(slabs.bytes().inUse, 0)
   // a slab larger than the whole budget is still lent when nothing else is
   const big = await slabs.for(20 * MiB).take()
-  t.equal(big.length, 8 * MiB)
+  t.equal(big.length, 16 * MiB)
+  t.same(slabs.bytes().inUse, 16 * MiB)
   slabs.for(20 * MiB).give(big)
+})
+
+t.test('a read waiting for memory is served a slab of its own size, whichever pool it waits on', async t => {
+  const MiB = 1024 * 1024
+  const slabs = new RelaySlabs(20 * MiB, 1000)
+  const long = slabs.for(64 * MiB)
+  const seg = slabs.for(4 * MiB)
+  const a = await long.take()
+  const waiting = [Promise.resolve(seg.take()), Promise.resolve(long.take())]
+  await sleep(10)
+  t.same(slabs.bytes().inUse, 16 * MiB, 'both wait: 16 MiB lent, 20 MiB the budget')
+  long.give(a)
+  const s = await waiting[0]!
+  t.equal(s.length, 8 * MiB, 'the segment-sized read, first in line: an 8 MiB slab')
+  t.same(slabs.bytes().inUse, 8 * MiB, 'the long read still waits: 8 + 16 MiB is past the budget')
+  seg.give(s)
+  const l = await waiting[1]!
+  t.equal(l.length, 16 * MiB, 'then the long read: a 16 MiB slab')
+  long.give(l)
+  t.same(slabs.bytes(), { inUse: 0, idle: 24 * MiB })
 })

@@ -19,10 +19,15 @@ import { Line } from '../../lib/line.js'
  * asks: reader.ts) is read as consecutive windows of at most one slab, each
  * one GET with its own Range on the shard's kept connections, each landing at
  * the start of a slab taken from a pool. A read that fits in 2 MiB (a
- * player's range) takes a 2 MiB slab; a longer one (a whole chunk, a long
- * range) takes 8 MiB slabs: each window costs the shard a request, and on the
- * router row 8 MiB windows cost the shards 0.34-0.39 CPU-s per GB against
- * 0.42-0.57 with 2 MiB ones (whole chunks, three runs each). The
+ * player's range) takes a 2 MiB slab, one that fits in 8 MiB (a segment) an
+ * 8 MiB one, and a longer one (a whole chunk, a player's open-ended range, a
+ * fill) 16 MiB slabs: each window costs the shard a request and the router a
+ * request head, parse and turn. On the router row 8 MiB windows cost the
+ * shards 0.34-0.39 CPU-s per GB against 0.42-0.57 with 2 MiB ones (whole
+ * chunks, three runs each); on a whole title read with one GET, 16 MiB
+ * windows took the router from 1,312 to 1,494 MB/s in median (18 rounds
+ * each, alternating; docs/benchmarks.md, "Relay windows of 16 MiB, again").
+ * The
  * iterator yields views of the slab as bytes land; the reader checks their
  * blocks and writes them to the client. A window ends on a block boundary
  * (or the chunk's end), so a block never spans two slabs.
@@ -34,9 +39,9 @@ import { Line } from '../../lib/line.js'
  * The next window is asked for as soon as one has landed whole and the
  * window before it is written out (for the first one ahead: what the
  * reader had written for this chunk before this read), while its views may
- * still be on their way to the client, so a read holds at most two slabs,
- * 16 MiB, and the shard starts on the next window while the reader finishes
- * this one. A window that failed is not followed by another. A write made
+ * still be on their way to the client, so a read holds at most two slabs
+ * (32 MiB for a long read), and the shard starts on the next window while
+ * the reader finishes this one. A window that failed is not followed by another. A write made
  * after the client's socket died gets no callback; its slab comes back when
  * the response closes.
  *
@@ -95,34 +100,41 @@ export class SlabPool implements Slabs {
 }
 
 /**
- * The relay's slabs: 2 MiB ones for reads that fit (32 kept idle), 8 MiB ones
- * for longer reads (8 kept idle); 128 MiB idle at most. All lent at once stay
- * within `budget` (router.relayMemoryBytes): past it, a read waits for its
- * next slab in turn, and one that waits `waitMs` (router.upstream.headersTimeoutMs)
- * fails over as a timeout. A slab larger than the budget is still lent when
- * nothing else is, so a small budget slows reads, never stops them.
+ * The relay's slabs, by the length of the read: 2 MiB ones for reads that fit
+ * (16 kept idle), 8 MiB ones for reads that fit in those (4 kept idle), and
+ * 16 MiB ones for longer reads (4 kept idle); 128 MiB idle at most. All lent
+ * at once stay within `budget` (router.relayMemoryBytes): past it, a read
+ * waits for its next slab in turn, and one that waits `waitMs`
+ * (router.upstream.headersTimeoutMs) fails over as a timeout. A slab larger
+ * than the budget is still lent when nothing else is, so a small budget
+ * slows reads, never stops them.
  */
 export class RelaySlabs {
-  readonly small = new SlabPool(2 * MiB, 32)
-  readonly large = new SlabPool(8 * MiB, 8)
-  private readonly lenders: [Slabs, Slabs]
+  /** smallest first: a read takes the first that fits it, else the last */
+  readonly pools = [new SlabPool(2 * MiB, 16), new SlabPool(8 * MiB, 4), new SlabPool(16 * MiB, 4)]
+  private readonly lenders: Slabs[]
   /** reads waiting for a slab, each served one taken for it (its need: the slab's size) */
   private readonly line = new Line<Buffer>()
 
   constructor(private readonly budget: number, private readonly waitMs: number) {
-    this.lenders = [this.lender(this.small), this.lender(this.large)]
+    this.lenders = this.pools.map(p => this.lender(p))
   }
 
   /** Bytes of slabs lent to reads now, and kept idle (reelcdn_router_relay_slab_bytes). */
   bytes(): { inUse: number; idle: number } {
-    const s = this.small
-    const l = this.large
-    return { inUse: s.lent * s.bytes + l.lent * l.bytes, idle: s.idleCount * s.bytes + l.idleCount * l.bytes }
+    let inUse = 0
+    let idle = 0
+    for (const p of this.pools) {
+      inUse += p.lent * p.bytes
+      idle += p.idleCount * p.bytes
+    }
+    return { inUse, idle }
   }
 
   /** Where a read of `bytes` takes its slabs from. */
   for(bytes: number): Slabs {
-    return bytes <= this.small.bytes ? this.lenders[0] : this.lenders[1]
+    const i = this.pools.findIndex(p => bytes <= p.bytes)
+    return this.lenders[i < 0 ? this.lenders.length - 1 : i]!
   }
 
   private lender(pool: SlabPool): Slabs {
@@ -136,13 +148,14 @@ export class RelaySlabs {
         pool.give(b)
         // in order: the first waiting read goes first, and the ones after it only if it went
         for (let need = this.line.firstNeed; need !== undefined && this.fits(need); need = this.line.firstNeed)
-          this.line.serve((need === this.small.bytes ? this.small : this.large).take())
+          this.line.serve(this.pools.find(p => p.bytes === need)!.take())
       },
     }
   }
 
   private fits(bytes: number): boolean {
-    const lent = this.bytes().inUse
+    let lent = 0
+    for (const p of this.pools) lent += p.lent * p.bytes
     return lent === 0 || lent + bytes <= this.budget
   }
 }

@@ -1,21 +1,29 @@
-import { crc32c } from '../../lib/integrity/crc32c.js'
-import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
+import { crc32c } from './crc32c.js'
+import { BLOCK_SIZE } from './block-hasher.js'
 
 /**
- * The blocks of one direct read (direct-source.ts) checked against the
- * chunk's block list as they arrive, so that a shard that sends a bad block
- * is left at that block's first byte and the next owner asked for the rest:
- * what goes on to the fill is whole verified blocks only, and bytes from
- * two shards never meet inside a block. The source tells the fill how far
- * it verified (`ChunkBody.verified` in fill.ts), so the fill's gate does not
- * take the same CRC32C again.
+ * The blocks of one read of a chunk from a shard or a peer checked against
+ * the chunk's block list as they arrive, so that a source that sends a bad
+ * block is left at that block's first byte and the next one asked for the
+ * rest: what goes on is whole verified blocks only, and bytes from two
+ * sources never meet inside a block. Used by the router's relay
+ * (router/read/reader.ts) and by an edge's direct and peer fills
+ * (edge/fill/direct-source.ts, edge/site/peer-source.ts), which tell the fill
+ * how far they verified (`ChunkBody.verified` in edge/fill/fill.ts), so the
+ * fill's gate does not take the same CRC32C again.
  *
  * Nothing is copied: the CRC32C runs over each piece as it comes (it is
  * incremental), and a block split across pieces is held as views of those
  * pieces until its last byte is in. What goes on is views too: per piece, the
- * bytes of the blocks it completes, after the held views of the first one.
- * A view stays valid: a body's pieces are never reused (each socket read is a
- * fresh buffer), and the fill copies them as it gets them.
+ * bytes of the blocks it completes, after the held views of the first one,
+ * as one view when they are adjacent in the same memory (the relay's pieces
+ * land one after another in a slab: one write per piece, not two). The
+ * caller keeps the pieces' memory as it was until it is done with the views
+ * (an edge's pieces are fresh buffers; the relay's slab is reused only once
+ * what was sent from it is written out).
+ *
+ * A block past the end of the list (a list for a shorter chunk) fails like a
+ * block whose CRC32C differs.
  */
 export class BlockRun {
   /** the chunk offset of the next byte to verify: where a failover resumes */
@@ -45,7 +53,7 @@ export class BlockRun {
       off += n
       if (this.carried < len) break
       const i = this.at / BLOCK_SIZE
-      if (this.crc !== this.crcs.readUInt32BE(4 * i)) {
+      if (4 * i + 4 > this.crcs.length || this.crc !== this.crcs.readUInt32BE(4 * i)) {
         this.bad = i
         break
       }
@@ -56,7 +64,13 @@ export class BlockRun {
       this.at += len
       done = off
     }
-    if (done > 0) out.push(piece.subarray(0, done))
+    if (done > 0) {
+      const last = out[out.length - 1]
+      // the held start of the piece's first block, right before the piece in the same memory: one view of both
+      if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset)
+        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + done)
+      else out.push(piece.subarray(0, done))
+    }
     if (this.bad < 0 && off > done) this.held.push(piece.subarray(done, off))
     return out
   }

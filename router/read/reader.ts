@@ -119,8 +119,6 @@ export class ChunkReader {
     const len = chunkLength(f, index)
     const served: string[] = []
     let held: Buffer | undefined
-    /** the callback of the latest write to the client: a slab is reused only once what was sent from it is written out */
-    let lastWrite: Promise<void> = Promise.resolve()
     /** the attempt's bytes are views of a slab (shard-windows.ts) */
     let fromSlabs = false
     let pos = from
@@ -143,7 +141,7 @@ export class ChunkReader {
       }
       if (!fromSlabs) return res.write(out)
       let written!: () => void
-      lastWrite = new Promise<void>(r => { written = r })
+      lastWrites.set(res, new Promise<void>(r => { written = r }))
       return res.write(out, () => written())
     }
     for (let i = 0; i < order.length && pos <= to; i++) {
@@ -162,7 +160,7 @@ export class ChunkReader {
       served.push(shard.id)
       fromSlabs = body instanceof WindowedRead
       // or the client's connection closed: a write made after its socket died gets no callback, and nothing reads the slab then
-      if (fromSlabs) (body as WindowedRead).written = () => Promise.race([lastWrite, closedOf(res)])
+      if (fromSlabs) (body as WindowedRead).written = () => Promise.race([lastWrites.get(res) ?? Promise.resolve(), closedOf(res)])
       const began = pos
       const check = crcs ? new BlockRun(crcs, len, pos - (pos % BLOCK_SIZE)) : undefined
       try {
@@ -304,6 +302,16 @@ export class ChunkReader {
     this.metrics.failovers.inc({ reason })
   }
 }
+
+/**
+ * Per response, the callback of the relay's latest write to it (writes
+ * complete in order): a slab is reused only once what was sent from it is
+ * written out, and a window is asked for ahead only once the one before it
+ * is (shard-windows.ts). Per response, not per chunk: the next chunk's first
+ * window ahead also waits for the last views of the chunk before it, so a
+ * response holds two slabs at a chunk boundary too.
+ */
+const lastWrites = new WeakMap<ServerResponse, Promise<void>>()
 
 const closed = new WeakMap<ServerResponse, Promise<void>>()
 

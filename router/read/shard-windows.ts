@@ -38,10 +38,11 @@ import { Line } from '../../lib/line.js'
  * connection closing; writes complete in order).
  * The next window is asked for as soon as one has landed whole and the
  * window before it is written out (for the first one ahead: what the
- * reader had written for this chunk before this read), while its views may
- * still be on their way to the client, so a read holds at most two slabs
- * (32 MiB for a long read), and the shard starts on the next window while
- * the reader finishes this one. A window that failed is not followed by another. A write made
+ * reader had written to the response before this read, the chunk before it
+ * or a failover's earlier read), while its views may still be on their way
+ * to the client, so a response holds at most two slabs (32 MiB for a long
+ * read), and the shard starts on the next window while the reader finishes
+ * this one. A window that failed is not followed by another. A write made
  * after the client's socket died gets no callback; its slab comes back when
  * the response closes.
  *
@@ -210,7 +211,7 @@ export class WindowedRead implements RelayBody {
         const w = this.current!
         if (this.next <= this.end) {
           // the next window once this one has landed whole and the one before it is written out (for the first
-          // window ahead: what the reader had written for this chunk before this read, a failover's earlier read's views)
+          // window ahead: what the reader had written to the response before this read, the chunk before it or a failover's earlier read)
           const before = this.retired ?? this.written()
           const ahead = w.body.settled().then(async whole => {
             // a window that failed is the end of this read: nothing is asked for after it

@@ -1,0 +1,125 @@
+import t from 'tap'
+import http from 'node:http'
+import { EventEmitter } from 'node:events'
+import type { ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createHash, randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ShardClient } from '../cluster/shard-client.js'
+import type { Cluster } from '../cluster/cluster.js'
+import type { StoredFile } from '../cluster/files.js'
+import { newRegistry, routerMetrics } from '../../lib/metrics.js'
+import { loadConfig } from '../../lib/config/config.js'
+import { quietLogger } from '../../lib/logger.js'
+import { blockCrcs, blockListDigest } from '../../lib/integrity/block-hasher.js'
+import { until } from '../../test/helpers/origin.js'
+import { ChunkReader } from './reader.js'
+
+/**
+ * ChunkReader.writeRange across chunks, against a real node:http "shard" on
+ * port 0 and a response whose writes complete only when the test says: how
+ * many slabs a response holds where one chunk ends and the next begins.
+ */
+const MiB = 1024 * 1024
+// a whole chunk is two 16 MiB windows (router/read/shard-windows.ts): 16 MiB, then 4
+const CHUNK = 20 * MiB
+const data = randomBytes(3 * CHUNK)
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+const chunkOf = (i: number) => data.subarray(i * CHUNK, (i + 1) * CHUNK)
+
+async function setup(t: { teardown(fn: () => unknown): void }) {
+  /** the ranges asked for, as `chunk:first-last` */
+  const asked: string[] = []
+  const server = http.createServer((req, res) => {
+    const m = /^\/v1\/chunks\/[^/]+\/(\d+)(\/crcs)?$/.exec(req.url ?? '')!
+    const chunk = chunkOf(Number(m[1]))
+    if (m[2]) return void res.end(blockCrcs(chunk))
+    const r = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!
+    const [a, b] = [Number(r[1]), Number(r[2])]
+    asked.push(`${m[1]}:${a}-${b}`)
+    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` })
+    res.end(chunk.subarray(a, b + 1))
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const metrics = routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined })
+  const client = new ShardClient({ id: 's1', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
+    loadConfig({ env: {} }).router.upstream, metrics, 'tok')
+  t.teardown(() => client.close())
+  const cluster = { readOrder: () => [client], refused: { size: 0, note: () => {}, forget: () => {} } } as unknown as Cluster
+  const reader = new ChunkReader(cluster, metrics, quietLogger('router'), false, true, { memoryBytes: 256 * MiB, waitMs: 2000 })
+  const chunks = [0, 1, 2].map(i => chunkOf(i))
+  const file: StoredFile = {
+    contentId: 'c', rid: '', sid: 'sid', version: 'v', size: data.length, chunkSize: CHUNK, sha256: sha(data),
+    chunks: chunks.map(sha), blocks: chunks.map(c => blockListDigest(blockCrcs(c))), name: 'c',
+  }
+  return { reader, file, asked }
+}
+
+/**
+ * A response whose writes complete at once until `hold` is set; then each
+ * waits, taken and unwritten, as on a client that stopped reading. With
+ * `lag`, writes are taken (true) but complete only on `release`, as when a
+ * socket's buffer has room and the kernel has not taken the bytes yet.
+ */
+class Response extends EventEmitter {
+  destroyed = false
+  closed = false
+  hold = false
+  lag = false
+  bytes = 0
+  readonly parts: Buffer[] = []
+  private readonly held: (() => void)[] = []
+
+  write(b: Buffer, cb?: () => void): boolean {
+    this.parts.push(Buffer.from(b))
+    this.bytes += b.length
+    if (!this.hold && !this.lag) {
+      if (cb) queueMicrotask(cb)
+      return true
+    }
+    if (cb) this.held.push(cb)
+    return !this.hold
+  }
+
+  /** the client takes what was written: every write done, then 'drain' */
+  release(): void {
+    this.hold = this.lag = false
+    for (const cb of this.held.splice(0)) cb()
+    this.emit('drain')
+  }
+
+  /** the client leaves */
+  leave(): void {
+    this.destroyed = this.closed = true
+    this.emit('close')
+  }
+}
+
+t.test('a whole file across chunks and windows: every byte in order, two windows a chunk, every slab back', async t => {
+  const { reader, file, asked } = await setup(t)
+  const res = new Response()
+  await reader.writeRange(file, 0, data.length - 1, res as unknown as ServerResponse)
+  t.ok(Buffer.concat(res.parts).equals(data), 'every byte, in order')
+  t.same(asked, [0, 1, 2].flatMap(i => [`${i}:0-16777215`, `${i}:16777216-20971519`]), 'two 16 MiB-slab windows a chunk')
+  await until(() => reader.slabs.bytes().inUse === 0, 'every slab back')
+})
+
+t.test('at a chunk boundary the next chunk\'s window ahead waits for the last views of the chunk before it: two slabs, not three', async t => {
+  const { reader, file, asked } = await setup(t)
+  const res = new Response()
+  // from chunk 0's last window on, writes are taken and not yet written out
+  const orig = res.write.bind(res)
+  res.write = (b: Buffer, cb?: () => void) => { if (res.bytes >= 16 * MiB) res.lag = true; return orig(b, cb) }
+  const done = reader.writeRange(file, 0, data.length - 1, res as unknown as ServerResponse)
+  // chunk 0 is handed over whole, then chunk 1's first window: its window ahead must wait for chunk 0's last writes
+  await until(() => res.bytes >= CHUNK + 16 * MiB, 'chunk 0 and chunk 1\'s first window handed to the response')
+  await sleep(50)
+  t.notOk(asked.includes('1:16777216-20971519'), 'chunk 1\'s second window not asked for while chunk 0\'s last views are unwritten')
+  t.ok(reader.slabs.bytes().inUse <= 32 * MiB, `two slabs at most (${reader.slabs.bytes().inUse / MiB} MiB)`)
+  res.write = orig
+  res.release()
+  await done
+  t.ok(Buffer.concat(res.parts).equals(data), 'every byte, in order')
+  await until(() => reader.slabs.bytes().inUse === 0, 'every slab back')
+})

@@ -311,6 +311,29 @@ t.test('all reads\' slabs stay within router.relayMemoryBytes: past it a read wa
   slabs.for(20 * MiB).give(big)
 })
 
+t.test('a long read takes 16 MiB slabs while at most a quarter of the budget is lent, 8 MiB ones past that', async t => {
+  const MiB = 1024 * 1024
+  const slabs = new RelaySlabs(128 * MiB, 1000)
+  // a read keeps the lender it was given for its life: its slabs go back where they came from
+  const long = slabs.for(64 * MiB)
+  t.equal(long.bytes, 16 * MiB, 'nothing lent')
+  const a = await long.take()
+  const b = await long.take()
+  t.equal(slabs.for(64 * MiB).bytes, 16 * MiB, '32 MiB lent: a quarter')
+  const c = await slabs.for(9 * MiB).take()
+  t.equal(c.length, 16 * MiB)
+  const later = slabs.for(64 * MiB)
+  t.equal(later.bytes, 8 * MiB, '48 MiB lent: past a quarter')
+  const d = await later.take()
+  t.equal(d.length, 8 * MiB)
+  t.equal(slabs.for(4 * MiB).bytes, 8 * MiB, 'a segment-sized read: 8 MiB either way')
+  t.equal(slabs.for(MiB).bytes, 2 * MiB)
+  for (const x of [a, b, c]) long.give(x)
+  later.give(d)
+  t.same(slabs.bytes(), { inUse: 0, idle: 2 * 16 * MiB + 8 * MiB }, 'two 16 MiB slabs kept idle, the third left to the GC')
+  t.equal(slabs.for(64 * MiB).bytes, 16 * MiB, 'memory to spare again')
+})
+
 t.test('a read waiting for memory is served a slab of its own size, whichever pool it waits on', async t => {
   const MiB = 1024 * 1024
   const slabs = new RelaySlabs(20 * MiB, 1000)

@@ -21,8 +21,9 @@ import { Line } from '../../lib/line.js'
  * the start of a slab taken from a pool. A read that fits in 2 MiB (a
  * player's range) takes a 2 MiB slab, one that fits in 8 MiB (a segment) an
  * 8 MiB one, and a longer one (a whole chunk, a player's open-ended range, a
- * fill) 16 MiB slabs: each window costs the shard a request and the router a
- * request head, parse and turn. On the router row 8 MiB windows cost the
+ * fill) 16 MiB slabs while the relay has memory to spare, 8 MiB ones when it
+ * does not (RelaySlabs.for): each window costs the shard a request and the
+ * router a request head, parse and turn. On the router row 8 MiB windows cost the
  * shards 0.34-0.39 CPU-s per GB against 0.42-0.57 with 2 MiB ones (whole
  * chunks, three runs each); on a whole title read with one GET, 16 MiB
  * windows took the router from 1,312 to 1,494 MB/s in median (18 rounds
@@ -102,8 +103,9 @@ export class SlabPool implements Slabs {
 
 /**
  * The relay's slabs, by the length of the read: 2 MiB ones for reads that fit
- * (16 kept idle), 8 MiB ones for reads that fit in those (4 kept idle), and
- * 16 MiB ones for longer reads (4 kept idle); 128 MiB idle at most. All lent
+ * (16 kept idle), 8 MiB ones for reads that fit in those and for longer reads
+ * when memory is short (8 kept idle), and 16 MiB ones for longer reads while
+ * it is not (2 kept idle: one long read's); 128 MiB idle at most. All lent
  * at once stay within `budget` (router.relayMemoryBytes): past it, a read
  * waits for its next slab in turn, and one that waits `waitMs`
  * (router.upstream.headersTimeoutMs) fails over as a timeout. A slab larger
@@ -112,7 +114,7 @@ export class SlabPool implements Slabs {
  */
 export class RelaySlabs {
   /** smallest first: a read takes the first that fits it, else the last */
-  readonly pools = [new SlabPool(2 * MiB, 16), new SlabPool(8 * MiB, 4), new SlabPool(16 * MiB, 4)]
+  readonly pools = [new SlabPool(2 * MiB, 16), new SlabPool(8 * MiB, 8), new SlabPool(16 * MiB, 2)]
   private readonly lenders: Slabs[]
   /** reads waiting for a slab, each served one taken for it (its need: the slab's size) */
   private readonly line = new Line<Buffer>()
@@ -132,10 +134,18 @@ export class RelaySlabs {
     return { inUse, idle }
   }
 
-  /** Where a read of `bytes` takes its slabs from. */
+  /**
+   * Where a read of `bytes` takes its slabs from. A long read takes 16 MiB
+   * ones while the relay has memory to spare (at most a quarter of the budget
+   * lent when it starts), 8 MiB ones otherwise: with eight whole chunks read
+   * at once, 16 MiB windows cost the router more CPU per GB than 8 MiB ones
+   * (0.58-0.68 against 0.47-0.56 on the router row) and filled the budget.
+   */
   for(bytes: number): Slabs {
-    const i = this.pools.findIndex(p => bytes <= p.bytes)
-    return this.lenders[i < 0 ? this.lenders.length - 1 : i]!
+    const [small, medium, large] = this.lenders as [Slabs, Slabs, Slabs]
+    if (bytes <= small.bytes) return small
+    if (bytes <= medium.bytes) return medium
+    return this.lent() <= this.budget / 4 ? large : medium
   }
 
   private lender(pool: SlabPool): Slabs {
@@ -155,9 +165,15 @@ export class RelaySlabs {
   }
 
   private fits(bytes: number): boolean {
+    const lent = this.lent()
+    return lent === 0 || lent + bytes <= this.budget
+  }
+
+  /** bytes of slabs lent to reads now */
+  private lent(): number {
     let lent = 0
     for (const p of this.pools) lent += p.lent * p.bytes
-    return lent === 0 || lent + bytes <= this.budget
+    return lent
   }
 }
 

@@ -113,12 +113,13 @@ t.test('pieces that follow each other in one memory (a relay slab): one view per
   const slab = randomBytes(8 * BLOCK_SIZE)
   const run = new BlockRun(blockCrcs(slab), slab.length, 0)
   // as a slab fills: a short first read after the answer's head, then reads that end off block boundaries
-  const cuts = [1000, BLOCK_SIZE + 5000, 3 * BLOCK_SIZE + 17, 6 * BLOCK_SIZE, 8 * BLOCK_SIZE]
+  // (a block over three pieces too: 2 * BLOCK_SIZE + 100 to 3 * BLOCK_SIZE + 17)
+  const cuts = [1000, BLOCK_SIZE + 5000, 2 * BLOCK_SIZE + 100, 2 * BLOCK_SIZE + 30000, 3 * BLOCK_SIZE + 17, 6 * BLOCK_SIZE, 8 * BLOCK_SIZE]
   let from = 0
   let at = 0
   for (const to of cuts) {
     const views = run.push(slab.subarray(from, to))
-    if (to < BLOCK_SIZE) t.same(views, [], 'no whole block yet')
+    if (to < BLOCK_SIZE || to === 2 * BLOCK_SIZE + 30000) t.same(views, [], 'no whole block completed by this piece')
     else {
       t.equal(views.length, 1, `piece to ${to}: one view`)
       t.equal(views[0]!.byteOffset - slab.byteOffset, at, 'from where the last view ended')
@@ -137,4 +138,23 @@ t.test('a block past the end of the list fails as a bad block, not as an excepti
   const got = run.push(chunk)
   t.equal(run.bad, 2)
   t.ok(Buffer.concat(got).equals(chunk.subarray(0, 2 * BLOCK_SIZE)))
+})
+
+t.test('a block held over several pieces of one memory is handed on, unverified, as one view at the read\'s end', async t => {
+  const chunk = randomBytes(2 * BLOCK_SIZE)
+  const run = new BlockRun(blockCrcs(chunk), chunk.length, 0)
+  t.same(run.push(chunk.subarray(0, 1000)), [])
+  t.same(run.push(chunk.subarray(1000, 5000)), [])
+  const rest = run.rest()!
+  t.equal(rest.byteOffset, chunk.byteOffset, 'a view of the pieces\' memory, not a copy')
+  t.ok(rest.equals(chunk.subarray(0, 5000)))
+})
+
+t.test('bytes past the chunk\'s end fail as a bad block, not as an exception', async t => {
+  const chunk = randomBytes(BLOCK_SIZE + 100)
+  const run = new BlockRun(blockCrcs(chunk), chunk.length, 0)
+  const got = run.push(Buffer.concat([chunk, Buffer.alloc(10)]))
+  t.ok(Buffer.concat(got).equals(chunk), 'the chunk\'s blocks go on')
+  t.equal(run.bad, 2, 'the bytes after its end: the first block past it')
+  t.equal(run.at, chunk.length)
 })

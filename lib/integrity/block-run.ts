@@ -16,14 +16,15 @@ import { BLOCK_SIZE } from './block-hasher.js'
  * incremental), and a block split across pieces is held as views of those
  * pieces until its last byte is in. What goes on is views too: per piece, the
  * bytes of the blocks it completes, after the held views of the first one,
- * as one view when they are adjacent in the same memory (the relay's pieces
- * land one after another in a slab: one write per piece, not two). The
+ * views adjacent in the same memory joined into one (the relay's pieces land
+ * one after another in a slab: one write per piece, however many pieces a
+ * block came in). The
  * caller keeps the pieces' memory as it was until it is done with the views
  * (an edge's pieces are fresh buffers; the relay's slab is reused only once
  * what was sent from it is written out).
  *
- * A block past the end of the list (a list for a shorter chunk) fails like a
- * block whose CRC32C differs.
+ * A block past the end of the list (a list for a shorter chunk), and bytes
+ * past the chunk's end, fail like a block whose CRC32C differs.
  */
 export class BlockRun {
   /** the chunk offset of the next byte to verify: where a failover resumes */
@@ -47,6 +48,11 @@ export class BlockRun {
     let done = 0
     while (off < piece.length && this.bad < 0) {
       const len = Math.min(this.at + BLOCK_SIZE, this.size) - this.at
+      if (len <= 0) {
+        // bytes past the chunk's end: they fail as the first block past it
+        this.bad = Math.ceil(this.at / BLOCK_SIZE)
+        break
+      }
       const n = Math.min(len - this.carried, piece.length - off)
       this.crc = crc32c(piece.subarray(off, off + n), this.carried === 0 ? 0 : this.crc)
       this.carried += n
@@ -58,20 +64,14 @@ export class BlockRun {
         break
       }
       // the block's start held from earlier pieces goes first
-      for (const h of this.held) out.push(h)
+      for (const h of this.held) append(out, h)
       this.held = []
       this.carried = 0
       this.at += len
       done = off
     }
-    if (done > 0) {
-      const last = out[out.length - 1]
-      // the held start of the piece's first block, right before the piece in the same memory: one view of both
-      if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset)
-        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + done)
-      else out.push(piece.subarray(0, done))
-    }
-    if (this.bad < 0 && off > done) this.held.push(piece.subarray(done, off))
+    if (done > 0) append(out, piece.subarray(0, done))
+    if (this.bad < 0 && off > done) append(this.held, piece.subarray(done, off))
     return out
   }
 
@@ -84,4 +84,12 @@ export class BlockRun {
     this.carried = 0
     return b
   }
+}
+
+/** Pushes `v`, or extends the last view when `v` follows it in the same memory (one view of both). */
+function append(views: Buffer[], v: Buffer): void {
+  const last = views[views.length - 1]
+  if (last !== undefined && last.buffer === v.buffer && last.byteOffset + last.length === v.byteOffset)
+    views[views.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + v.length)
+  else views.push(v)
 }

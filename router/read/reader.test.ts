@@ -68,24 +68,29 @@ class Response extends EventEmitter {
   hold = false
   lag = false
   bytes = 0
+  /** what the client got, in order; a write not yet done is the view it was given (copied when done, as a socket takes it then) */
   readonly parts: Buffer[] = []
-  private readonly held: (() => void)[] = []
+  private readonly held: { at: number; cb: (() => void) | undefined }[] = []
 
   write(b: Buffer, cb?: () => void): boolean {
-    this.parts.push(Buffer.from(b))
     this.bytes += b.length
     if (!this.hold && !this.lag) {
+      this.parts.push(Buffer.from(b))
       if (cb) queueMicrotask(cb)
       return true
     }
-    if (cb) this.held.push(cb)
+    this.held.push({ at: this.parts.length, cb })
+    this.parts.push(b)
     return !this.hold
   }
 
   /** the client takes what was written: every write done, then 'drain' */
   release(): void {
     this.hold = this.lag = false
-    for (const cb of this.held.splice(0)) cb()
+    for (const { at, cb } of this.held.splice(0)) {
+      this.parts[at] = Buffer.from(this.parts[at]!)
+      cb?.()
+    }
     this.emit('drain')
   }
 

@@ -23,13 +23,12 @@ import { Line } from '../../lib/line.js'
  * 8 MiB one, and a longer one (a whole chunk, a player's open-ended range, a
  * fill) 16 MiB slabs while the relay has memory to spare, 8 MiB ones when it
  * does not (RelaySlabs.for): each window costs the shard a request and the
- * router a request head, parse and turn. On the router row 8 MiB windows cost the
- * shards 0.34-0.39 CPU-s per GB against 0.42-0.57 with 2 MiB ones (whole
- * chunks, three runs each); on a whole title read with one GET, 16 MiB
- * windows took the router from 1,312 to 1,494 MB/s in median (18 rounds
+ * router a request head, parse and turn. On the router row 8 MiB windows
+ * cost the shards 0.34-0.39 CPU-s per GB against 0.42-0.57 with 2 MiB ones
+ * (whole chunks, three runs each); a whole title read with one GET went from
+ * 1,312 to 1,494 MB/s in median with 16 MiB windows against 8 (18 rounds
  * each, alternating; docs/benchmarks.md, "Relay windows of 16 MiB, again").
- * The
- * iterator yields views of the slab as bytes land; the reader checks their
+ * The iterator yields views of the slab as bytes land; the reader checks their
  * blocks and writes them to the client. A window ends on a block boundary
  * (or the chunk's end), so a block never spans two slabs.
  *
@@ -41,9 +40,11 @@ import { Line } from '../../lib/line.js'
  * window before it is written out (for the first one ahead: what the
  * reader had written to the response before this read, the chunk before it
  * or a failover's earlier read), while its views may still be on their way
- * to the client, so a response holds at most two slabs (32 MiB for a long
- * read), and the shard starts on the next window while the reader finishes
- * this one. A window that failed is not followed by another. A write made
+ * to the client, so a response holds two slabs (32 MiB for a long read; a
+ * third for a moment where a chunk's or a failover's first window is asked
+ * for while the last views before it are on their way), and the shard starts
+ * on the next window while the reader finishes this one. A window that
+ * failed is not followed by another. A write made
  * after the client's socket died gets no callback; its slab comes back when
  * the response closes.
  *
@@ -114,38 +115,37 @@ export class SlabPool implements Slabs {
  */
 export class RelaySlabs {
   /** smallest first: a read takes the first that fits it, else the last */
-  readonly pools = [new SlabPool(2 * MiB, 16), new SlabPool(8 * MiB, 8), new SlabPool(16 * MiB, 2)]
-  private readonly lenders: Slabs[]
+  readonly pools = [new SlabPool(2 * MiB, 16), new SlabPool(8 * MiB, 8), new SlabPool(16 * MiB, 2)] as const
+  private readonly lenders: readonly [Slabs, Slabs, Slabs]
   /** reads waiting for a slab, each served one taken for it (its need: the slab's size) */
   private readonly line = new Line<Buffer>()
 
   constructor(private readonly budget: number, private readonly waitMs: number) {
-    this.lenders = this.pools.map(p => this.lender(p))
+    const [small, medium, large] = this.pools
+    this.lenders = [this.lender(small), this.lender(medium), this.lender(large)]
   }
 
   /** Bytes of slabs lent to reads now, and kept idle (reelcdn_router_relay_slab_bytes). */
   bytes(): { inUse: number; idle: number } {
-    let inUse = 0
     let idle = 0
-    for (const p of this.pools) {
-      inUse += p.lent * p.bytes
-      idle += p.idleCount * p.bytes
-    }
-    return { inUse, idle }
+    for (const p of this.pools) idle += p.idleCount * p.bytes
+    return { inUse: this.lent(), idle }
   }
 
   /**
-   * Where a read of `bytes` takes its slabs from. A long read takes 16 MiB
-   * ones while the relay has memory to spare (at most a quarter of the budget
-   * lent when it starts), 8 MiB ones otherwise: with eight whole chunks read
+   * Where a read of `bytes` takes its slabs from, for its life. A long read
+   * takes 16 MiB ones while the relay has memory to spare (two more fit in a
+   * quarter of the budget with what is lent when it starts: never on a
+   * budget under 128 MiB), 8 MiB ones otherwise: with eight whole chunks read
    * at once, 16 MiB windows cost the router more CPU per GB than 8 MiB ones
-   * (0.58-0.68 against 0.47-0.56 on the router row) and filled the budget.
+   * and filled the default budget (docs/benchmarks.md, "Relay windows of
+   * 16 MiB, again").
    */
   for(bytes: number): Slabs {
-    const [small, medium, large] = this.lenders as [Slabs, Slabs, Slabs]
+    const [small, medium, large] = this.lenders
     if (bytes <= small.bytes) return small
     if (bytes <= medium.bytes) return medium
-    return this.lent() <= this.budget / 4 ? large : medium
+    return this.lent() + 2 * large.bytes <= this.budget / 4 ? large : medium
   }
 
   private lender(pool: SlabPool): Slabs {
@@ -156,7 +156,8 @@ export class RelaySlabs {
           `relay memory (router.relayMemoryBytes, ${this.budget} bytes, all lent for ${this.waitMs} ms)`))
         : pool.take(),
       give: b => {
-        pool.give(b)
+        // to the pool of its size: a lender is chosen by what is lent as well as by size (`for`)
+        this.pools.find(p => p.bytes === b.length)!.give(b)
         // in order: the first waiting read goes first, and the ones after it only if it went
         for (let need = this.line.firstNeed; need !== undefined && this.fits(need); need = this.line.firstNeed)
           this.line.serve(this.pools.find(p => p.bytes === need)!.take())

@@ -18,3 +18,12 @@ t.test('first come first served; one that waits too long leaves the line with it
   t.equal(line.firstNeed, undefined)
   line.serve('nobody') // no one waits: nothing happens
 })
+
+t.test('onLeave runs after one leaves the line late', async t => {
+  let left = 0
+  const line = new Line<string>(() => { left++ })
+  const a = line.wait(1, 30, () => new Error('late a'))
+  await t.rejects(a, { message: 'late a' })
+  t.equal(left, 1)
+  t.equal(line.length, 0)
+})

@@ -3,10 +3,13 @@
  * the relay's memory: router/cluster/shard-client.ts, router/read/shard-windows.ts),
  * first come first served. The owner of the scarce thing serves the first in
  * line when it frees enough for that caller's `need`; one that waits `ms`
- * leaves the line and fails with `late()`.
+ * leaves the line and fails with `late()`, and then `onLeave` runs: the
+ * one behind it may need less than it did, and fit now.
  */
 export class Line<T> {
   private readonly q: { need: number; go: (v: T) => void; timer: NodeJS.Timeout }[] = []
+
+  constructor(private readonly onLeave?: () => void) {}
 
   get length(): number {
     return this.q.length
@@ -25,6 +28,7 @@ export class Line<T> {
         timer: setTimeout(() => {
           this.q.splice(this.q.indexOf(w), 1)
           reject(late())
+          this.onLeave?.()
         }, ms),
       }
       this.q.push(w)

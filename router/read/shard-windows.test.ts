@@ -355,3 +355,22 @@ t.test('a read waiting for memory is served a slab of its own size, whichever po
   for (const x of [...lent, l]) long.give(x)
   t.same(slabs.bytes().inUse, 0)
 })
+
+t.test('a read that leaves the line late lets a smaller one behind it go, with no slab given back meanwhile', async t => {
+  const MiB = 1024 * 1024
+  const slabs = new RelaySlabs(128 * MiB, 200)
+  const long = slabs.for(64 * MiB)
+  t.equal(long.bytes, 16 * MiB)
+  const lent = await Promise.all(Array.from({ length: 7 }, () => long.take()))
+  const seg = await slabs.for(4 * MiB).take()
+  t.same(slabs.bytes().inUse, 120 * MiB)
+  // a 16 MiB window does not fit (136 MiB); a 2 MiB read behind it would (122 MiB) but waits its turn
+  const big = Promise.resolve(long.take())
+  await sleep(100)
+  const small = Promise.resolve(slabs.for(MiB).take())
+  await t.rejects(big, { name: 'UpstreamTimeoutError' })
+  const got = await small
+  t.equal(got.length, 2 * MiB, 'served as soon as the one before it left, well before its own timeout')
+  for (const x of [...lent, seg, got]) long.give(x)
+  t.same(slabs.bytes().inUse, 0)
+})

@@ -117,8 +117,8 @@ export class RelaySlabs {
   /** smallest first: a read takes the first that fits it, else the last */
   readonly pools = [new SlabPool(2 * MiB, 16), new SlabPool(8 * MiB, 8), new SlabPool(16 * MiB, 2)] as const
   private readonly lenders: readonly [Slabs, Slabs, Slabs]
-  /** reads waiting for a slab, each served one taken for it (its need: the slab's size) */
-  private readonly line = new Line<Buffer>()
+  /** reads waiting for a slab, each served one taken for it (its need: the slab's size); one that leaves late may let a smaller need behind it go */
+  private readonly line = new Line<Buffer>(() => this.serveLine())
 
   constructor(private readonly budget: number, private readonly waitMs: number) {
     const [small, medium, large] = this.pools
@@ -158,11 +158,15 @@ export class RelaySlabs {
       give: b => {
         // to the pool of its size: a lender is chosen by what is lent as well as by size (`for`)
         this.pools.find(p => p.bytes === b.length)!.give(b)
-        // in order: the first waiting read goes first, and the ones after it only if it went
-        for (let need = this.line.firstNeed; need !== undefined && this.fits(need); need = this.line.firstNeed)
-          this.line.serve(this.pools.find(p => p.bytes === need)!.take())
+        this.serveLine()
       },
     }
+  }
+
+  /** In order: the first waiting read goes first, and the ones after it only if it went. */
+  private serveLine(): void {
+    for (let need = this.line.firstNeed; need !== undefined && this.fits(need); need = this.line.firstNeed)
+      this.line.serve(this.pools.find(p => p.bytes === need)!.take())
   }
 
   private fits(bytes: number): boolean {

@@ -309,7 +309,8 @@ export class ChunkReader {
  * written out, and a window is asked for ahead only once the one before it
  * is (shard-windows.ts). Per response, not per chunk: the next chunk's first
  * window ahead also waits for the last views of the chunk before it, so a
- * response holds two slabs at a chunk boundary too.
+ * response holds two slabs past a chunk boundary too (a third for a moment as
+ * the chunk's first window is asked for).
  */
 const lastWrites = new WeakMap<ServerResponse, Promise<void>>()
 

@@ -157,7 +157,7 @@ export class RelaySlabs {
         : pool.take(),
       give: b => {
         // to the pool of its size: a lender is chosen by what is lent as well as by size (`for`)
-        this.pools.find(p => p.bytes === b.length)!.give(b)
+        ;(this.pools.find(p => p.bytes === b.length) ?? pool).give(b)
         this.serveLine()
       },
     }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { BLOCK_SIZE, blockCrcs } from './block-hasher.js'
 import { BlockRun } from './block-run.js'
 
-const B = 65536
+const B = BLOCK_SIZE
 
 t.test('whole verified blocks go on, however the pieces fall; a block split across pieces is gathered', async t => {
   const chunk = randomBytes(3 * B + 100)

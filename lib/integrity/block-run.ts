@@ -18,10 +18,9 @@ import { BLOCK_SIZE } from './block-hasher.js'
  * bytes of the blocks it completes, after the held views of the first one,
  * views adjacent in the same memory joined into one (the relay's pieces land
  * one after another in a slab: one write per piece, however many pieces a
- * block came in). The
- * caller keeps the pieces' memory as it was until it is done with the views
- * (an edge's pieces are fresh buffers; the relay's slab is reused only once
- * what was sent from it is written out).
+ * block came in). The caller keeps the pieces' memory as it was until it is
+ * done with the views (an edge's pieces are fresh buffers; the relay's slab
+ * is reused only once what was sent from it is written out).
  *
  * A block past the end of the list (a list for a shorter chunk), and bytes
  * past the chunk's end, fail like a block whose CRC32C differs.

@@ -44,9 +44,8 @@ import { Line } from '../../lib/line.js'
  * third for a moment where a chunk's or a failover's first window is asked
  * for while the last views before it are on their way), and the shard starts
  * on the next window while the reader finishes this one. A window that
- * failed is not followed by another. A write made
- * after the client's socket died gets no callback; its slab comes back when
- * the response closes.
+ * failed is not followed by another. A write made after the client's socket
+ * died gets no callback; its slab comes back when the response closes.
  *
  * A window takes a turn on the shard's connections (ShardClient.readSlot)
  * and gives it up once its bytes have landed, so a read whose client is slow
@@ -157,7 +156,7 @@ export class RelaySlabs {
         : pool.take(),
       give: b => {
         // to the pool of its size: a lender is chosen by what is lent as well as by size (`for`)
-        ;(this.pools.find(p => p.bytes === b.length) ?? pool).give(b)
+        ;(this.poolOf(b.length) ?? pool).give(b)
         this.serveLine()
       },
     }
@@ -166,7 +165,12 @@ export class RelaySlabs {
   /** In order: the first waiting read goes first, and the ones after it only if it went. */
   private serveLine(): void {
     for (let need = this.line.firstNeed; need !== undefined && this.fits(need); need = this.line.firstNeed)
-      this.line.serve(this.pools.find(p => p.bytes === need)!.take())
+      this.line.serve(this.poolOf(need)!.take())
+  }
+
+  /** the pool of slabs of `bytes` */
+  private poolOf(bytes: number): SlabPool | undefined {
+    return this.pools.find(p => p.bytes === bytes)
   }
 
   private fits(bytes: number): boolean {

@@ -2,7 +2,8 @@ import t from 'tap'
 import http from 'node:http'
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Cancel, ShardReads, type BodyDest } from './shard-read.js'
+import { ShardReads, type BodyDest } from './shard-read.js'
+import { Cancel } from '../cancel.js'
 
 /** shard-read.ts against a real node:http server on port 0: bytes land where they belong, and nowhere else. */
 const SIZE = 4 * 1024 * 1024

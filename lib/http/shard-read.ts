@@ -1,5 +1,6 @@
 import net from 'node:net'
 import { UpstreamCutError, UpstreamTimeoutError } from '../errors.js'
+import { Cancel } from '../cancel.js'
 
 /**
  * A shard's chunk bytes read straight into memory the caller names (issue 16):
@@ -78,37 +79,6 @@ export interface ShardBody extends AsyncIterable<Buffer> {
   text(): Promise<string>
   /** resolves once the answer is off its connection: true when every byte landed, false when the request failed (never rejects) */
   settled(): Promise<boolean>
-}
-
-/**
- * What stops a request before its answer's head, for a caller that makes one
- * per read: an AbortSignal's job without the EventTarget under it. The relay
- * makes a read per player range, and creating, listening to and aborting a
- * signal for each was 3–5 % of the router's busy time on small ranges.
- * Either this or an AbortSignal may be given to `ShardReads.get`.
- */
-export class Cancel {
-  reason: Error | undefined
-  private listener: ((reason: Error) => void) | undefined
-
-  get aborted(): boolean {
-    return this.reason !== undefined
-  }
-
-  /** Stops the request waiting on it, if any; later requests given it fail at once. */
-  cancel(reason: Error): void {
-    if (this.reason !== undefined) return
-    this.reason = reason
-    const l = this.listener
-    this.listener = undefined
-    l?.(reason)
-  }
-
-  /** `fn` runs on cancel: one listener, the one request in flight (a Cancel is given to one request at a time); returns its removal. */
-  listen(fn: (reason: Error) => void): () => void {
-    this.listener = fn
-    return () => { if (this.listener === fn) this.listener = undefined }
-  }
 }
 
 export interface ShardAnswer {

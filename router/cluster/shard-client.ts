@@ -3,7 +3,8 @@ import type { Readable } from 'node:stream'
 import type { Config } from '../../lib/config/config.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
 import { CdnError, UpstreamError, UpstreamTimeoutError } from '../../lib/errors.js'
-import { ShardReads, type Cancel, type ShardBody } from '../../lib/http/shard-read.js'
+import { ShardReads, type ShardBody } from '../../lib/http/shard-read.js'
+import type { Cancel } from '../../lib/cancel.js'
 import { Line } from '../../lib/line.js'
 import { digestHeader } from '../../lib/integrity/digest.js'
 import { chunkKey, etagOf } from './keys.js'
@@ -178,12 +179,13 @@ export class ShardClient {
    * `router.upstream.connections` at once, as the HTTP client's pool allows;
    * the rest wait in order. Resolves with the release (idempotent: called
    * once the window's bytes landed, or it failed). No turn within
-   * headersTimeoutMs: a timeout, and the read goes to the next owner.
+   * headersTimeoutMs: a timeout, and the read goes to the next owner. A
+   * wait `cancel` stops (the read's client left) leaves the line at once.
    */
-  async readSlot(): Promise<() => void> {
+  async readSlot(cancel?: Cancel): Promise<() => void> {
     if (this.slotsUsed >= this.up.connections) {
       await this.slotLine.wait(1, this.up.headersTimeoutMs,
-        () => new UpstreamTimeoutError(`a connection to shard ${this.id} (all ${this.up.connections} busy for ${this.up.headersTimeoutMs} ms)`))
+        () => new UpstreamTimeoutError(`a connection to shard ${this.id} (all ${this.up.connections} busy for ${this.up.headersTimeoutMs} ms)`), cancel)
     } else this.slotsUsed++
     let held = true
     return () => {

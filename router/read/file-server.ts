@@ -36,7 +36,7 @@ export class FileServer {
       extra: { 'repr-digest': digestHeader(f.sha256), 'reelcdn-version': f.version },
     }, this.maxRanges)
     const r = plan.ranges?.[0] ?? { start: 0, end: f.size - 1 }
-    const first = await this.prepare(req, plan.status, plan.length, f, r.start, r.end)
+    const first = await this.prepare(req, res, plan.status, plan.length, f, r.start, r.end)
     try {
       await sendPlanned(res, plan, f.size, (s, e, out) => this.reader.writeRange(f, s, e, out, first))
     } finally {
@@ -45,11 +45,11 @@ export class FileServer {
   }
 
   /** Opens the first chunk's stream before the status goes out; none for HEAD, 304 or empty bodies. */
-  private async prepare(req: IncomingMessage, status: number, length: number, f: StoredFile, start: number, end: number): Promise<Prepared | undefined> {
+  private async prepare(req: IncomingMessage, res: ServerResponse, status: number, length: number, f: StoredFile, start: number, end: number): Promise<Prepared | undefined> {
     if (req.method !== 'GET' || status === 304 || length === 0) return undefined
     const i = Math.floor(start / f.chunkSize)
     const base = i * f.chunkSize
-    return this.reader.prepare(f, i, start - base, Math.min(end, base + chunkLength(f, i) - 1) - base)
+    return this.reader.prepare(f, i, start - base, Math.min(end, base + chunkLength(f, i) - 1) - base, res)
   }
 
   async chunk(req: IncomingMessage, res: ServerResponse, f: StoredFile, index: number, lastModified: number): Promise<void> {
@@ -62,7 +62,7 @@ export class FileServer {
     }, this.maxRanges)
     const r = plan.ranges?.[0] ?? { start: 0, end: size - 1 }
     const first = req.method === 'GET' && plan.status !== 304 && plan.length > 0
-      ? await this.reader.prepare(f, index, r.start, r.end) : undefined
+      ? await this.reader.prepare(f, index, r.start, r.end, res) : undefined
     try {
       await sendPlanned(res, plan, size, (s, e, out) =>
         this.reader.writeChunk(f, index, s, e, out, first && first.start === s && first.end === e ? first : undefined))

@@ -27,7 +27,7 @@ const data = randomBytes(3 * CHUNK)
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 const chunkOf = (i: number) => data.subarray(i * CHUNK, (i + 1) * CHUNK)
 
-async function setup(t: { teardown(fn: () => unknown): void }) {
+async function setup(t: { teardown(fn: () => unknown): void }, memoryBytes = 256 * MiB) {
   /** the ranges asked for, as `chunk:first-last` */
   const asked: string[] = []
   const server = http.createServer((req, res) => {
@@ -47,13 +47,13 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
     loadConfig({ env: {} }).router.upstream, metrics, 'tok')
   t.teardown(() => client.close())
   const cluster = { readOrder: () => [client], refused: { size: 0, note: () => {}, forget: () => {} } } as unknown as Cluster
-  const reader = new ChunkReader(cluster, metrics, quietLogger('router'), false, true, { memoryBytes: 256 * MiB, waitMs: 2000 })
+  const reader = new ChunkReader(cluster, metrics, quietLogger('router'), false, true, { memoryBytes, waitMs: 5000 })
   const chunks = [0, 1, 2].map(i => chunkOf(i))
   const file: StoredFile = {
     contentId: 'c', rid: '', sid: 'sid', version: 'v', size: data.length, chunkSize: CHUNK, sha256: sha(data),
     chunks: chunks.map(sha), blocks: chunks.map(c => blockListDigest(blockCrcs(c))), name: 'c',
   }
-  return { reader, file, asked }
+  return { reader, file, asked, metrics }
 }
 
 /**
@@ -127,4 +127,35 @@ t.test('at a chunk boundary the next chunk\'s window ahead waits for the last vi
   await done
   t.ok(Buffer.concat(res.parts).equals(data), 'every byte, in order')
   await until(() => reader.slabs.bytes().inUse === 0, 'every slab back')
+})
+
+t.test('a client that leaves while its read waits for relay memory ends that read at once, before headers or after, with no shard asked and no failover', async t => {
+  const { reader, file, asked, metrics } = await setup(t, 4 * MiB)
+  // the budget is lent: a player's range waits in the relay's memory line (5 s at most)
+  const lender = reader.slabs.for(MiB)
+  const lent = [await lender.take(), await lender.take()]
+  // before headers: the file server's prepare
+  const early = new Response()
+  const prepared = reader.prepare(file, 0, 0, MiB - 1, early as unknown as ServerResponse)
+  prepared.catch(() => {})
+  // after headers: a range read
+  const late = new Response()
+  const reading = reader.writeRange(file, MiB, 2 * MiB - 1, late as unknown as ServerResponse)
+  reading.catch(() => {})
+  await sleep(20)
+  const t0 = performance.now()
+  early.leave()
+  late.leave()
+  await t.rejects(prepared, { name: 'ClientGoneError' }, 'not a failover to no one (NoReplicaError)')
+  await t.rejects(reading, { name: 'ClientGoneError' })
+  t.ok(performance.now() - t0 < 1000, 'at once, not when memory freed or the wait ran out')
+  for (const x of lent) lender.give(x)
+  t.same(asked, [], 'no shard was asked for either read')
+  t.same((await metrics.failovers.get()).values.map(v => v.value), [], 'no failover counted')
+  t.same(reader.slabs.bytes().inUse, 0, 'every slab back')
+  // a client already gone when its read starts: the same, without waiting
+  const gone = new Response()
+  gone.leave()
+  await t.rejects(reader.writeRange(file, 0, MiB - 1, gone as unknown as ServerResponse), { name: 'ClientGoneError' })
+  t.same(asked, [])
 })

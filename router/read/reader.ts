@@ -81,18 +81,20 @@ export class ChunkReader {
   /**
    * Opens the first bytes of [start, end] of chunk `index` (and fetches its
    * block list) before any header is sent, so that a title with no reachable
-   * copy is a 503, not a cut body.
+   * copy is a 503, not a cut body. A client that leaves meanwhile (`res`
+   * closes) ends it at once, as a ClientGoneError, not a failover.
    */
-  async prepare(f: StoredFile, index: number, start: number, end: number): Promise<Prepared> {
+  async prepare(f: StoredFile, index: number, start: number, end: number, res?: ServerResponse): Promise<Prepared> {
     const sid = f.sid
     const order = this.cluster.readOrder(chunkKey(sid, index))
     const crcs = await this.blockList(f, index, order)
     let lastErr: Error | undefined
     for (let i = 0; i < order.length; i++) {
       try {
-        const body = await this.open(order[i]!, f, index, start, end, crcs)
+        const body = await this.open(order[i]!, f, index, start, end, crcs, res)
         return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
+        if (res?.destroyed) throw new ClientGoneError()
         lastErr = err as Error
         this.failover(err, order[i]!, sid, index)
       }
@@ -150,8 +152,9 @@ export class ChunkReader {
       if (pre && i === 0) body = pre.body
       else {
         try {
-          body = await this.open(shard, f, index, pos, to, crcs)
+          body = await this.open(shard, f, index, pos, to, crcs, res)
         } catch (err) {
+          if (res.destroyed) throw new ClientGoneError()
           lastErr = err as Error
           this.failover(err, shard, sid, index)
           continue
@@ -200,6 +203,7 @@ export class ChunkReader {
         continue
       }
       this.metrics.bytesServed.inc(pos - began)
+      if (pos <= to && res.destroyed) throw new ClientGoneError()
       if (pos <= to) {
         lastErr = new UpstreamError(`shard ${shard.id} ended chunk ${chunkName(sid, index)} at byte ${pos} of ${to + 1}`)
         this.failover(lastErr)
@@ -218,12 +222,17 @@ export class ChunkReader {
    * Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when
    * they are to be verified; those come window by window into the relay's
    * slabs from an http: shard (shard-windows.ts), through undici otherwise.
+   * A windowed read ends when `res` closes, wherever it waits: for relay
+   * memory, a turn on the shard's connections, a head (its `destroy`).
+   * Without that, a read whose client left kept its place in the memory
+   * line and, once served, still asked its shard for a window.
    */
-  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined): Promise<RelayBody> {
+  private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined,
+    res: ServerResponse | undefined): Promise<RelayBody> {
     if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
     const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
     const start = pos - (pos % BLOCK_SIZE)
-    if (shard.reads) return new WindowedRead(shard, f.sid, index, f.chunks[index]!, start, end, this.slabs.for(end - start + 1)).open()
+    if (shard.reads) return endsWith(res, new WindowedRead(shard, f.sid, index, f.chunks[index]!, start, end, this.slabs.for(end - start + 1))).open()
     return shard.openChunk(f.sid, index, f.chunks[index]!, start, end)
   }
 
@@ -324,6 +333,19 @@ function closedOf(res: ServerResponse): Promise<void> {
     closed.set(res, p)
   }
   return p
+}
+
+/** `w`, destroyed when `res` closes (at once if it has), the listener gone with the read. */
+function endsWith(res: ServerResponse | undefined, w: WindowedRead): WindowedRead {
+  if (res === undefined) return w
+  if (res.destroyed) {
+    w.destroy()
+    return w
+  }
+  const stop = () => w.destroy()
+  res.once('close', stop)
+  w.onEnd = () => res.off('close', stop)
+  return w
 }
 
 function copyIsBad(err: unknown): boolean {

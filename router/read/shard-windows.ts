@@ -1,5 +1,6 @@
 import { UpstreamCutError, UpstreamTimeoutError } from '../../lib/errors.js'
-import { Cancel, type ShardBody } from '../../lib/http/shard-read.js'
+import type { ShardBody } from '../../lib/http/shard-read.js'
+import { Cancel } from '../../lib/cancel.js'
 import { shardFailure, type ShardClient } from '../cluster/shard-client.js'
 import { Line } from '../../lib/line.js'
 
@@ -68,7 +69,8 @@ const LEFT = new UpstreamCutError('the relay left the read', 'cut')
 /** Where a read takes its slabs and gives them back. */
 export interface Slabs {
   readonly bytes: number
-  take(): Buffer | Promise<Buffer>
+  /** a slab, at once or in turn; a wait `cancel` stops leaves the line at once */
+  take(cancel?: Cancel): Buffer | Promise<Buffer>
   give(b: Buffer): void
 }
 
@@ -150,9 +152,9 @@ export class RelaySlabs {
   private lender(pool: SlabPool): Slabs {
     return {
       bytes: pool.bytes,
-      take: () => this.line.length > 0 || !this.fits(pool.bytes)
+      take: cancel => this.line.length > 0 || !this.fits(pool.bytes)
         ? this.line.wait(pool.bytes, this.waitMs, () => new UpstreamTimeoutError(
-          `relay memory (router.relayMemoryBytes, ${this.budget} bytes, all lent for ${this.waitMs} ms)`))
+          `relay memory (router.relayMemoryBytes, ${this.budget} bytes, all lent for ${this.waitMs} ms)`), cancel)
         : pool.take(),
       give: b => {
         // to the pool of its size: a lender is chosen by what is lent as well as by size (`for`)
@@ -201,7 +203,9 @@ interface Window {
 export class WindowedRead implements RelayBody {
   /** set by the reader: resolves once every view it was given so far is written out */
   written: () => Promise<void> = () => Promise.resolve()
-  /** stops a window's request still waiting for its head when the read is destroyed */
+  /** set by the reader: runs once, when the read ends (destroy) */
+  onEnd: () => void = () => {}
+  /** stops a window still waiting for relay memory, a turn on the shard's connections or its head when the read is destroyed */
   private readonly cancel = new Cancel()
   /** the window being iterated */
   private current: Window | undefined
@@ -254,6 +258,8 @@ export class WindowedRead implements RelayBody {
           // a cut or a silence mid-window, named with its shard like the failures before a byte
           throw shardFailure(this.shard.id, 'get_chunk', err)
         }
+        // destroyed meanwhile (the body it destroyed ends quietly once its reader comes back): not an end
+        if (this.ended) throw LEFT
         this.retire()
         if (this.ahead === undefined) return
         // still this read's while awaited: a destroy meanwhile closes it (destroy)
@@ -280,6 +286,7 @@ export class WindowedRead implements RelayBody {
     void this.ahead?.then(w => { if (w) this.drop(w.slab, w.body, w.release) }, () => {})
     this.ahead = undefined
     this.shard.outstanding--
+    this.onEnd()
   }
 
   /** Asks for the next window: a slab, a turn on the shard's connections, and the GET for its range. */
@@ -288,14 +295,15 @@ export class WindowedRead implements RelayBody {
     const a = this.next
     const b = Math.min(this.end, a + this.slabs.bytes - 1)
     this.next = b + 1
-    const slab = await this.slabs.take()
+    // destroy (the client left) stops the waits for memory and for a turn as well as the head's
+    const slab = await this.slabs.take(this.cancel)
     let release: (() => void) | undefined
     let body: ShardBody | undefined
     try {
       // destroyed while it waited for memory
       if (this.ended) throw LEFT
       // a turn per window, not per read: a read whose client is slow holds its slabs, not a connection
-      release = await this.shard.readSlot()
+      release = await this.shard.readSlot(this.cancel)
       if (this.ended) throw LEFT
       body = await this.shard.readChunkInto(this.sid, this.index, this.sha256, a, b, slab, this.cancel)
       // destroyed while its head came: nothing else would close it

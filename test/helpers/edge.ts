@@ -6,6 +6,7 @@ import { loadConfig } from '../../lib/config/config.js'
 import { quietLogger, type Logger } from '../../lib/logger.js'
 import { startEdge, type RunningEdge } from '../../edge/main.js'
 import type { HasTeardown } from './upstream.js'
+import { until } from './until.js'
 
 /**
  * Edges for tests: in-process on port 0 with a test directory for the disk
@@ -94,15 +95,6 @@ export async function metric(baseUrl: string, name: string, labels: Record<strin
   return sum
 }
 
-/** Polls a condition on live state (a metric, a counter) until it holds: a barrier on state, not a sleep for time. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 5))
-  }
-}
-
 /**
  * Waits until an edge has no fill in flight and no disk write queued. tap
  * removes a test's directory in the first teardown (t.testdir() registered it
@@ -112,3 +104,5 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
 export function settled(edge: RunningEdge): Promise<void> {
   return until(() => edge.fills.size === 0 && edge.cache.disk.pendingWrites === 0, 'the edge to settle')
 }
+
+export { until }

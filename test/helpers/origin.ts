@@ -79,11 +79,4 @@ export function logSink(): { write(line: string): void; lines: Record<string, an
   return { lines, write: (line: string) => { for (const l of line.split('\n')) if (l) lines.push(JSON.parse(l)) } }
 }
 
-/** Resolves once `cond` holds, checking every 5 ms; a barrier on observable state. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 5))
-  }
-}
+export { until } from './until.js'

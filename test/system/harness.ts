@@ -42,7 +42,6 @@ export function viewerCredential(id: string): string {
   return signViewer(KeyRing.parse(TOKEN_KEYS), id, Math.floor(Date.now() / 1000) + 3600)
 }
 
-
 export class TestCluster {
   shards: (RunningOrigin | undefined)[] = []
   ports: number[] = []
@@ -165,15 +164,6 @@ export function randomBody(n: number): Buffer {
   return randomBytes(n)
 }
 
-/** Resolves once `cond` holds, checking after each turn of the event loop; a barrier on observable state. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 5))
-  }
-}
-
 /** Every chunk replica the shards hold, as `shard:<sid>/<index>` strings. */
 export function replicas(c: TestCluster): Set<string> {
   const out = new Set<string>()
@@ -183,3 +173,5 @@ export function replicas(c: TestCluster): Set<string> {
   })
   return out
 }
+
+export { until } from '../helpers/until.js'

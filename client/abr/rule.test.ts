@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mulberry32 } from '../../tools/loadtest/random.js'
+import { mulberry32 } from '../../lib/random.js'
 import { ABR_DEFAULTS, abandonTo, bolaParams, bolaRung, chooseRung, initialAbrState, minBufferFor, rungFor } from './rule.js'
 import { simulate, switchesAfter, type SimOptions } from './simulate.js'
 

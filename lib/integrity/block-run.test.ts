@@ -2,6 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { BLOCK_SIZE, blockCrcs } from './block-hasher.js'
 import { BlockRun } from './block-run.js'
+import { mulberry32 } from '../random.js'
 
 const B = BLOCK_SIZE
 
@@ -60,11 +61,19 @@ t.test('a read from block 2 verifies against block 2; a read that ends inside a 
   t.equal(run.at, 3 * B + 10)
 })
 
+/**
+ * The piece cuts' seed: a new one each run (more cuts tried over time), named
+ * in the plan so a failing run can be replayed with BLOCK_RUN_SEED.
+ */
+const SEED = Number(process.env.BLOCK_RUN_SEED ?? Math.floor(Math.random() * 2 ** 32))
+t.comment(`piece cuts from seed ${SEED} (BLOCK_RUN_SEED=${SEED} replays them)`)
+const random = mulberry32(SEED)
+
 /** Cuts `buf` into pieces of random sizes, as sockets deliver them. */
 function pieces(buf: Buffer, max: number): Buffer[] {
   const out: Buffer[] = []
   for (let off = 0; off < buf.length;) {
-    const n = 1 + Math.floor(Math.random() * max)
+    const n = 1 + Math.floor(random() * max)
     out.push(buf.subarray(off, off + n))
     off += n
   }

@@ -1,18 +1,10 @@
 /**
- * Seeded randomness for reproducible load and traces: mulberry32, a Zipf
- * sampler over ranks by inverse CDF, and the exponential draw for arrivals.
+ * Seeded randomness for reproducible load and traces: mulberry32 (lib/random.ts),
+ * a Zipf sampler over ranks by inverse CDF, and the exponential draw for arrivals.
  */
-export type Rng = () => number
+import { mulberry32, type Rng } from '../../lib/random.js'
 
-export function mulberry32(seed: number): Rng {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) | 0
-    let x = Math.imul(s ^ (s >>> 15), 1 | s)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { mulberry32, type Rng }
 
 /** Draws ranks 0..n-1 with P(k) ∝ 1/(k+1)^s. */
 export class Zipf {

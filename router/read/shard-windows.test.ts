@@ -430,3 +430,12 @@ t.test('a read destroyed between two views fails its next step: it never ends as
   await t.rejects(it.next(), /left the read/, 'the next step fails: the reader does not take a short read for an end')
   t.equal(client.outstanding, 0)
 })
+
+t.test('a read destroyed after open and before its first view fails its first step as having left', async t => {
+  const { client } = await shard(t)
+  const pool = new SlabPool(SLAB, 8)
+  const r = await new WindowedRead(client, 'sid', 0, 'a'.repeat(64), 0, CHUNK - 1, pool).open()
+  r.destroy()
+  await t.rejects(r[Symbol.asyncIterator]().next(), /left the read/, 'not a TypeError on the window it no longer has')
+  t.equal(pool.lent, 0, 'its slab back')
+})

@@ -236,6 +236,8 @@ export class WindowedRead implements RelayBody {
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     try {
+      // destroyed after open (its client left) and before its first view was asked for
+      if (this.ended) throw LEFT
       for (;;) {
         const w = this.current!
         if (this.next <= this.end) {

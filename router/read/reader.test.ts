@@ -160,3 +160,45 @@ t.test('a client that leaves while its read waits for relay memory ends that rea
   await t.rejects(reader.writeRange(file, 0, MiB - 1, gone as unknown as ServerResponse), { name: 'ClientGoneError' })
   t.same(asked, [])
 })
+
+t.test('a read through the HTTP client (no block list to check) whose client leaves while it waits for a connection is never sent to the shard', async t => {
+  // one connection to the shard: the first read holds it (its answer waits), the second waits in the client's queue
+  const asked: string[] = []
+  let answer: (() => void) | undefined
+  const chunk = chunkOf(0)
+  const server = http.createServer((req, res) => {
+    const r = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!
+    const [a, b] = [Number(r[1]), Number(r[2])]
+    asked.push(`${a}-${b}`)
+    const send = () => { res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${CHUNK}` }); res.end(chunk.subarray(a, b + 1)) }
+    if (asked.length === 1) answer = send
+    else send()
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const metrics = routerMetrics(newRegistry('t', false), { shards: () => [], replicas: () => undefined })
+  const client = new ShardClient({ id: 's1', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, weight: 1 },
+    { ...loadConfig({ env: {} }).router.upstream, connections: 1 }, metrics, 'tok')
+  t.teardown(() => client.close())
+  const cluster = { readOrder: () => [client], refused: { size: 0, note: () => {}, forget: () => {} } } as unknown as Cluster
+  const reader = new ChunkReader(cluster, metrics, quietLogger('router'), false, true)
+  // a title ingested before manifests carried block lists: its reads go through undici, unchecked block by block
+  const file: StoredFile = { contentId: 'c', rid: '', sid: 'sid', version: 'v', size: CHUNK, chunkSize: CHUNK, sha256: sha(chunk), chunks: [sha(chunk)], blocks: undefined, name: 'c' }
+  const first = new Response()
+  const holding = reader.writeRange(file, 0, MiB - 1, first as unknown as ServerResponse)
+  await until(() => answer !== undefined, 'the first read at the shard')
+  const gone = new Response()
+  const waiting = reader.writeRange(file, MiB, 2 * MiB - 1, gone as unknown as ServerResponse)
+  waiting.catch(() => {})
+  await sleep(50)
+  const t0 = performance.now()
+  gone.leave()
+  await t.rejects(waiting, { name: 'ClientGoneError' })
+  t.ok(performance.now() - t0 < 1000, 'at once, not once the connection came free')
+  answer!()
+  await holding
+  t.ok(Buffer.concat(first.parts).equals(chunk.subarray(0, MiB)), 'the first read whole')
+  await sleep(100)
+  t.same(asked, [`0-${MiB - 1}`], 'the read whose client left was never sent')
+  t.same((await metrics.failovers.get()).values.map(v => v.value), [], 'no failover counted')
+})

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import { createHash, type Hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js'
@@ -222,18 +223,21 @@ export class ChunkReader {
    * Asks a shard for bytes [pos, to] of a chunk, widened to whole blocks when
    * they are to be verified; those come window by window into the relay's
    * slabs from an http: shard (shard-windows.ts), through undici otherwise.
-   * A windowed read ends when `res` closes, wherever it waits: for relay
-   * memory, a turn on the shard's connections, a head (its `destroy`).
-   * Without that, a read whose client left kept its place in the memory
-   * line and, once served, still asked its shard for a window.
+   * A read ends when `res` closes, wherever it waits: a windowed one for
+   * relay memory, a turn on the shard's connections, a head (its
+   * `destroy`); one through undici (no block list to check, or an https:
+   * shard) in the client's queue for a connection, or for its head or body
+   * (an AbortSignal: the slow path can afford one). Without that, a read
+   * whose client left kept its place in line and, once served, still asked
+   * its shard for its bytes.
    */
   private open(shard: ShardClient, f: StoredFile, index: number, pos: number, to: number, crcs: Buffer | undefined,
     res: ServerResponse | undefined): Promise<RelayBody> {
-    if (!crcs) return shard.openChunk(f.sid, index, f.chunks[index]!, pos, to)
+    if (!crcs) return abortsWith(res, signal => shard.openChunk(f.sid, index, f.chunks[index]!, pos, to, signal))
     const end = Math.min(chunkLength(f, index), Math.ceil((to + 1) / BLOCK_SIZE) * BLOCK_SIZE) - 1
     const start = pos - (pos % BLOCK_SIZE)
     if (shard.reads) return endsWith(res, new WindowedRead(shard, f.sid, index, f.chunks[index]!, start, end, this.slabs.for(end - start + 1))).open()
-    return shard.openChunk(f.sid, index, f.chunks[index]!, start, end)
+    return abortsWith(res, signal => shard.openChunk(f.sid, index, f.chunks[index]!, start, end, signal))
   }
 
   /**
@@ -346,6 +350,34 @@ function endsWith(res: ServerResponse | undefined, w: WindowedRead): WindowedRea
   res.once('close', stop)
   w.onEnd = () => res.off('close', stop)
   return w
+}
+
+/**
+ * `open(signal)`, the signal aborted when `res` closes (at once if it has),
+ * its listener gone with the body or the failure. undici keeps an aborted
+ * request in its queue until a connection is free (it is then dropped
+ * unsent), so the wait here ends at the close, not then; a body that comes
+ * anyway is destroyed.
+ */
+async function abortsWith(res: ServerResponse | undefined, open: (signal?: AbortSignal) => Promise<Readable>): Promise<Readable> {
+  if (res === undefined) return open()
+  const ac = new AbortController()
+  const left = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }))
+  left.catch(() => {})
+  const stop = () => ac.abort(new ClientGoneError())
+  if (res.destroyed) stop()
+  else res.once('close', stop)
+  const opened = open(ac.signal)
+  try {
+    const body = await Promise.race([opened, left])
+    if (body.closed) res.off('close', stop)
+    else body.once('close', () => res.off('close', stop))
+    return body
+  } catch (err) {
+    res.off('close', stop)
+    opened.then(b => b.destroy(), () => {})
+    throw err
+  }
 }
 
 function copyIsBad(err: unknown): boolean {

@@ -236,7 +236,7 @@ export function edgeMetrics(registry: Registry, probes: EdgeProbes) {
       labelNames: ['result'] as const, buckets: fillBuckets, registers: [registry] }),
     fillsByFile: new Counter({ name: 'reelcdn_edge_fills_total', help: 'Chunk fills ended, by the kind of file (title, video, audio: an adaptive title\'s renditions) and result (ok: verified, error); players\', readahead\'s and prefill\'s alike',
       labelNames: ['file', 'result'] as const, registers: [registry] }),
-    fillFailures: new Counter({ name: 'reelcdn_edge_fill_failures_total', help: 'Chunk fills that failed, by reason: timeout, upstream, digest, purged',
+    fillFailures: new Counter({ name: 'reelcdn_edge_fill_failures_total', help: 'Chunk fills that failed, by reason: timeout, upstream, digest, purged, withdrawn (a waiting fill whose every player left)',
       labelNames: ['reason'] as const, registers: [registry] }),
     fillRetries: new Counter({ name: 'reelcdn_edge_fill_retries_total', help: 'Upstream requests of chunk fills asked again from the last verified byte after the upstream broke off, by reason: cut (reset, refused or short body), status (the router answered 502/503), timeout (idle or headers timeout, or a 504)',
       labelNames: ['reason'] as const, registers: [registry] }),
@@ -487,7 +487,7 @@ export type EdgeFillPathMetrics = ReturnType<typeof edgeFillPathMetrics>
  */
 export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
   for (const file of FILE_KINDS) m.fillsByFile.inc({ file, result: 'error' }, 0)
-  for (const reason of ['timeout', 'upstream', 'digest', 'purged']) m.fillFailures.inc({ reason }, 0)
+  for (const reason of ['timeout', 'upstream', 'digest', 'purged', 'withdrawn']) m.fillFailures.inc({ reason }, 0)
   m.diskWrites.inc({ result: 'failed' }, 0)
   m.promotions.inc({ result: 'failed' }, 0)
   for (const by of ['read', 'promotion', 'thread']) m.corrupt.inc({ found_by: by }, 0)

@@ -1,4 +1,4 @@
-import { CdnError, ServiceUnavailableError, UpstreamTimeoutError } from '../../lib/errors.js'
+import { CdnError, ClientClosedError, ServiceUnavailableError, UpstreamTimeoutError } from '../../lib/errors.js'
 import { IntervalLog } from '../../lib/interval-log.js'
 import type { Logger } from '../../lib/logger.js'
 import type { EdgeMetrics } from '../../lib/metrics.js'
@@ -16,7 +16,9 @@ import { refName, type ChunkRef } from '../title.js'
  * player, owns each fill's deadline (`fillTimeoutMs`, counted from creation,
  * queueing included); a player that leaves only stops reading. At most
  * `maxFills` fills hold a slot (and a chunk-sized Buffer) at once; more wait
- * in FIFO order without memory. Readahead takes a slot only while another is
+ * in FIFO order without memory. A waiting fill whose every player left
+ * (`leave`) is withdrawn: it was only theirs, and would otherwise take a
+ * slot and fetch a chunk ahead of the players still waiting. Readahead takes a slot only while another is
  * left for players, and never queues. Readahead and prefill also wait for the
  * disk: they start only if its write queue has room for their chunk and for
  * every fill in flight (`room`), so a burst of player fills completing at once
@@ -76,6 +78,10 @@ export type PrefillStart = { result: 'started' | 'joined'; fill: Fill } | { resu
 export class Coalescer {
   private readonly inflight = new Map<string, Fill>()
   private readonly waiting: { fill: Fill; from: number }[] = []
+  /** players (and prefills) that asked for a fill and have not left: a waiting fill with none is withdrawn */
+  private readonly askers = new WeakMap<Fill, number>()
+  /** fills withdrawn from the line (`leave`): they never held a slot */
+  private readonly withdrawn = new WeakSet<Fill>()
   private readonly purged = new WeakSet<Fill>()
   private readonly prefills = new WeakSet<Fill>()
   private prefillsInFlight = 0
@@ -191,12 +197,38 @@ export class Coalescer {
     if (have) {
       // a player joined a prefill: from now on it is a player's fill (committed as one, and counted as player traffic)
       if (this.prefills.delete(have)) this.prefillsInFlight--
+      this.asked(have)
       return { fill: have, joined: true }
     }
     if (this.deps.cached(ref.key)) return undefined
     if (this.closed) throw new ServiceUnavailableError('the edge is shutting down')
     this.lastPlayerFill = performance.now()
-    return { fill: this.create(ref, from, false, true), joined: false }
+    const fill = this.create(ref, from, false, true)
+    this.asked(fill)
+    return { fill, joined: false }
+  }
+
+  /**
+   * A player that joined `fill` left before its first byte. If no one else
+   * asked for it and it still waits for a slot, it is withdrawn (failed with
+   * a ClientClosedError nobody reads, counted as `withdrawn`): its chunk is
+   * asked for afresh by the next player who wants it. A fill that started
+   * goes on for whoever reads the chunk next.
+   */
+  leave(fill: Fill): void {
+    const n = (this.askers.get(fill) ?? 1) - 1
+    this.askers.set(fill, n)
+    const i = this.waiting.findIndex(w => w.fill === fill)
+    if (n > 0 || i < 0) return
+    // out of the line and of `inflight` now: a slot that frees before its end (settle) goes to the next in line
+    this.waiting.splice(i, 1)
+    this.withdrawn.add(fill)
+    this.forget(fill)
+    fill.fail(new ClientClosedError(`every player of chunk ${refName(fill.ref)} left while its fill waited for a slot`))
+  }
+
+  private asked(fill: Fill): void {
+    this.askers.set(fill, (this.askers.get(fill) ?? 0) + 1)
   }
 
   /** Readahead (and later prefill): starts a fill only if a slot is free beyond the one kept for players. */
@@ -222,7 +254,11 @@ export class Coalescer {
    */
   prefill(ref: ChunkRef): PrefillStart {
     const have = this.inflight.get(ref.key)
-    if (have) return { result: 'joined', fill: have }
+    if (have) {
+      // prefill wants the chunk too, and never leaves: a waiting fill it joined is not withdrawn
+      this.asked(have)
+      return { result: 'joined', fill: have }
+    }
     if (this.deps.cached(ref.key)) return { result: 'cached' }
     if (this.closed || this.running + 1 >= this.opts.maxFills || this.noRoom(ref, 'prefill')) return { result: 'busy' }
     const fill = this.create(ref, 0, true)
@@ -298,19 +334,14 @@ export class Coalescer {
     if (buf !== undefined && !this.purged.has(fill)) this.deps.commit(ref, buf, prefill, fill.crcs)
     // the tiers hold what they kept (edge/tiers/chunk-arena.ts); the fill's readers hold their own
     fill.drop()
-    if (this.inflight.get(ref.key) === fill) {
-      this.inflight.delete(ref.key)
-      this.inflightBytes -= ref.size
-      if (this.inflight.size === 0 && this.busySince !== undefined) {
-        this.busyMs += performance.now() - this.busySince
-        this.busySince = undefined
-      }
-    }
-    metrics.fillsByFile.inc({ file: ref.kind ?? 'title', result: buf !== undefined ? 'ok' : 'error' })
+    this.forget(fill)
+    const withdrawn = this.withdrawn.has(fill)
+    if (!withdrawn) metrics.fillsByFile.inc({ file: ref.kind ?? 'title', result: buf !== undefined ? 'ok' : 'error' })
     if (buf !== undefined) {
       metrics.fillSeconds.observe({ result: 'ok' }, secs)
       if (this.purged.has(fill)) metrics.fillFailures.inc({ reason: 'purged' })
-    } else {
+    } else if (withdrawn) metrics.fillFailures.inc({ reason: 'withdrawn' })
+    else {
       metrics.fillSeconds.observe({ result: 'error' }, secs)
       const reason = err?.statusCode === 504 ? 'timeout' : err?.code === 'CDN_ERR_UPSTREAM_DIGEST' ? 'digest' : 'upstream'
       metrics.fillFailures.inc({ reason })
@@ -320,11 +351,23 @@ export class Coalescer {
     // a fill that never got a slot holds none
     const i = this.waiting.findIndex(w => w.fill === fill)
     if (i >= 0) this.waiting.splice(i, 1)
-    else this.running--
+    else if (!withdrawn) this.running--
     while (this.running < this.opts.maxFills && this.waiting.length) {
       const next = this.waiting.shift()!
       this.begin(next.fill, next.from)
     }
     this.refill()
+  }
+
+  /** `fill` leaves `inflight` (once: at its withdrawal or its end), so the next asker of its chunk starts afresh. */
+  private forget(fill: Fill): void {
+    const ref = fill.ref
+    if (this.inflight.get(ref.key) !== fill) return
+    this.inflight.delete(ref.key)
+    this.inflightBytes -= ref.size
+    if (this.inflight.size === 0 && this.busySince !== undefined) {
+      this.busyMs += performance.now() - this.busySince
+      this.busySince = undefined
+    }
   }
 }

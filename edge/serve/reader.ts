@@ -6,7 +6,7 @@ import type { DiskRow } from '../tiers/disk-index.js'
 import type { ReadHandle } from '../tiers/disk-handles.js'
 import type { Fill } from '../fill/fill.js'
 import type { Send, SendPiece } from './send.js'
-import { CorruptChunkError } from '../../lib/errors.js'
+import { ClientClosedError, CorruptChunkError } from '../../lib/errors.js'
 import { chunkRef, type ChunkRef, type TitleFile } from '../title.js'
 import type { FetchedAhead } from './fetched-ahead.js'
 import { dropChunk, heldForWrite, holdChunk } from '../tiers/chunk-arena.js'
@@ -103,8 +103,12 @@ export class TitleReader {
    * Where chunk `index` comes from, ready to send byte `offset` of it.
    * `ramLooked`: `openRam` just missed, so the first look skips RAM (a lookup
    * counts for the policy, and one read must count once). `moves` and `peer` as in `openRam`.
+   * `res`: the response it is for; a miss whose client leaves before its
+   * first byte ends then (ClientClosedError), starts no readahead, and tells
+   * the fills it left (a fill still waiting for a slot that no one else
+   * wants is withdrawn: Coalescer.leave).
    */
-  async open(file: TitleFile, index: number, offset: number, ramLooked = false, moves = true, peer = false): Promise<Source> {
+  async open(file: TitleFile, index: number, offset: number, ramLooked = false, moves = true, peer = false, res?: ServerResponse): Promise<Source> {
     const reads = peer ? undefined : this.metrics.hot.reads
     const ref = chunkRef(file, index)
     for (;;) {
@@ -141,12 +145,14 @@ export class TitleReader {
       // and only once that byte went out: the caller writes it in this turn, and a fill's start (its chunk-sized
       // buffer can set off a GC) and its requests would come before it
       try {
-        await got.fill.waitFor(offset)
+        await (res === undefined ? got.fill.waitFor(offset) : untilLeft(got.fill.waitFor(offset), res))
       } catch (err) {
         got.fill.drop()
+        if (err instanceof ClientClosedError) this.fills.leave(got.fill)
         throw err
       }
-      if (moves) setImmediate(() => this.readAhead(file, index))
+      // not for a client that left meanwhile (closed before its response finished; a short one may have finished already)
+      if (moves) setImmediate(() => { if (res === undefined || !res.destroyed || res.writableFinished) this.readAhead(file, index) })
       return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill, held: true, peer }
     }
   }
@@ -202,7 +208,7 @@ export class TitleReader {
       if (session !== undefined && moves) position?.(session, file, i, stopsShort(file, i, to))
       let src = first.src
       if (src !== undefined && src.index === i) first.src = undefined
-      else src = await this.open(file, i, from, false, moves, first.peer === true)
+      else src = await this.open(file, i, from, false, moves, first.peer === true, res)
       await this.write(file, src, from, to, res)
       if (session !== undefined) read?.(chunkRef(file, i), src.result, to - from + 1, session)
     }
@@ -218,7 +224,7 @@ export class TitleReader {
       this.release(src)
     }
     this.count(file, src, (rest ?? to + 1) - from)
-    if (rest !== undefined) await this.write(file, await this.open(file, src.index, rest, false, false, src.peer === true), rest, to, res)
+    if (rest !== undefined) await this.write(file, await this.open(file, src.index, rest, false, false, src.peer === true, res), rest, to, res)
   }
 
   /** Bytes sent to a player: by where they came from, and by the kind of file. */
@@ -288,7 +294,7 @@ export class TitleReader {
     return this.fromDisk(src, from, to, res, this.send.end).then(async rest => {
       done(rest)
       if (rest === undefined) return
-      await this.write(file, await this.open(file, src.index, rest, false, false), rest, to, res)
+      await this.write(file, await this.open(file, src.index, rest, false, false, false, res), rest, to, res)
       res.end()
     })
   }
@@ -307,4 +313,20 @@ export class TitleReader {
 /** Whether a read of chunk `index` ending at byte `to` of it (inclusive) stops short of the chunk's end. */
 function stopsShort(file: TitleFile, index: number, to: number): boolean {
   return to < Math.min(file.chunkSize, file.size - index * file.chunkSize) - 1
+}
+
+/**
+ * `p`, or a ClientClosedError as soon as `res` closes (at once if it has):
+ * a miss's wait for its first byte ends with its client. What `p` waits on
+ * goes on (a fill is shared); its outcome is then no one's.
+ */
+function untilLeft<T>(p: Promise<T>, res: ServerResponse): Promise<T> {
+  if (res.destroyed) {
+    p.catch(() => {})
+    return Promise.reject(new ClientClosedError())
+  }
+  let stop!: () => void
+  const left = new Promise<never>((_, reject) => { stop = () => reject(new ClientClosedError()) })
+  res.once('close', stop)
+  return Promise.race([p, left]).finally(() => res.off('close', stop))
 }

@@ -201,7 +201,7 @@ export class EdgeServer {
     const moves = !initOnly(file, last)
     const cs = file.chunkSize
     const index = Math.floor(start / cs)
-    const src = reader.openRam(file, index, moves) ?? await reader.open(file, index, start % cs, true, moves)
+    const src = reader.openRam(file, index, moves) ?? await reader.open(file, index, start % cs, true, moves, false, res)
     metrics.ttfb.observe(TTFB_LABELS[src.result], (performance.now() - t0) / 1000)
     const s = this.deps.sessionOf?.(req, id)
     const session = s === undefined ? undefined : streamOf(s, file)

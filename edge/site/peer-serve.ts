@@ -163,7 +163,7 @@ async function serveChunk(d: PeerServeDeps, req: IncomingMessage, res: ServerRes
   const base = ref.index * file.chunkSize
   await serving(d, ref.key, async () => {
     // a sibling's read, not a player's: in the peer counters below, none of the players' (bytes served, hit ratio)
-    const first = { src: d.reader.openRam(file, ref.index, false, true) ?? await d.reader.open(file, ref.index, from, true, false, true) as Source | undefined, peer: true }
+    const first = { src: d.reader.openRam(file, ref.index, false, true) ?? await d.reader.open(file, ref.index, from, true, false, true, res) as Source | undefined, peer: true }
     try {
       const whole = from === 0 && to === ref.size - 1
       res.writeHead(whole ? 200 : 206, {

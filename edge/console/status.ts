@@ -72,7 +72,8 @@ export class EdgeConsole {
     const failedRecent = c.upFailed - first.v.upFailed
     const health = okRecent > 0 || (failedRecent === 0 && c.upOk > 0) ? 'ok' : failedRecent > 0 ? 'failing' : 'idle'
     const threadReqs = await metricValues(registry, 'reelcdn_edge_serve_thread_requests_total')
-    const fillFailures = sumOf(await metricValues(registry, 'reelcdn_edge_fill_failures_total'))
+    // a withdrawn fill (its every player left before it started: edge/fill/coalesce.ts `leave`) failed no one
+    const fillFailures = sumOf(await metricValues(registry, 'reelcdn_edge_fill_failures_total'), { reason: ['timeout', 'upstream', 'digest', 'purged'] })
     const rep = this.d.reporter()
     const tiers = (['ram', 'disk'] as const).map(t => {
       const s = cache[t].stats()

@@ -39,16 +39,20 @@ function player(url: string, start: number, end: number): { done: Promise<number
   return { done, leave: () => req.destroy() }
 }
 
-t.test('a queued fill whose only player left is withdrawn: never sent upstream, and the player behind it goes first', async t => {
+/** One fill slot: chunk 0's fill takes it and waits upstream (player `a`); chunk 1's fill queues behind it (player `b`). */
+async function chunk1Queued(t: TestContext) {
   const { up, bytes, edge } = await setup(t, { 'edge.maxFills': 1, 'edge.readaheadChunks': 0 })
   const url = `${edge.url}/v1/content/left`
-  // chunk 0's fill takes the one slot and waits upstream
   up.hold('left', 0, 0)
   const a = player(url, 0, 1000)
   await up.held('left', 0)
-  // chunk 1's fill queues behind it; its player leaves
   const b = player(url, CS, CS + 1000)
   await until(() => edge.fills.size === 2, 'chunk 1\'s fill queued')
+  return { up, bytes, edge, url, a, b }
+}
+
+t.test('a queued fill whose only player left is withdrawn: never sent upstream, and the player behind it goes first', async t => {
+  const { up, bytes, edge, url, a, b } = await chunk1Queued(t)
   b.leave()
   await until(() => edge.fills.size === 1, 'chunk 1\'s fill withdrawn once its player left')
   // chunk 2's player queues, and goes as soon as the slot frees
@@ -70,13 +74,7 @@ t.test('a queued fill whose only player left is withdrawn: never sent upstream, 
 })
 
 t.test('a queued fill another player still waits for is not withdrawn when one of its players leaves', async t => {
-  const { up, bytes, edge } = await setup(t, { 'edge.maxFills': 1, 'edge.readaheadChunks': 0 })
-  const url = `${edge.url}/v1/content/left`
-  up.hold('left', 0, 0)
-  const a = player(url, 0, 1000)
-  await up.held('left', 0)
-  const b = player(url, CS, CS + 1000)
-  await until(() => edge.fills.size === 2, 'chunk 1\'s fill queued')
+  const { up, bytes, edge, url, a, b } = await chunk1Queued(t)
   const stays = get(url, { range: `bytes=${CS + 5000}-${CS + 5999}` })
   await sleep(50)
   b.leave()

@@ -132,6 +132,8 @@ export class TitleReader {
           return { index, result: 'disk_hit', buf: undefined, row, handle, fill: undefined, peer }
         }
       }
+      // gone while its title's manifest or a disk lookup was on its way: no fill for it
+      if (res !== undefined && left(res)) throw new ClientClosedError()
       const got = this.fills.join(ref, offset)
       if (got === undefined) continue // cached while we looked on disk
       // held in the step that found it: its memory may be reused once the fill committed and the tiers let go
@@ -151,8 +153,8 @@ export class TitleReader {
         if (err instanceof ClientClosedError) this.fills.leave(got.fill)
         throw err
       }
-      // not for a client that left meanwhile (closed before its response finished; a short one may have finished already)
-      if (moves) setImmediate(() => { if (res === undefined || !res.destroyed || res.writableFinished) this.readAhead(file, index) })
+      // not for a client that left meanwhile (a short response may have finished already: that one did not leave)
+      if (moves) setImmediate(() => { if (res === undefined || !left(res)) this.readAhead(file, index) })
       return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill, held: true, peer }
     }
   }
@@ -321,12 +323,17 @@ function stopsShort(file: TitleFile, index: number, to: number): boolean {
  * goes on (a fill is shared); its outcome is then no one's.
  */
 function untilLeft<T>(p: Promise<T>, res: ServerResponse): Promise<T> {
-  if (res.destroyed) {
+  if (left(res)) {
     p.catch(() => {})
     return Promise.reject(new ClientClosedError())
   }
   let stop!: () => void
-  const left = new Promise<never>((_, reject) => { stop = () => reject(new ClientClosedError()) })
+  const gone = new Promise<never>((_, reject) => { stop = () => reject(new ClientClosedError()) })
   res.once('close', stop)
-  return Promise.race([p, left]).finally(() => res.off('close', stop))
+  return Promise.race([p, gone]).finally(() => res.off('close', stop))
+}
+
+/** The client left: its response closed before it finished (a finished one closes too). */
+function left(res: ServerResponse): boolean {
+  return res.destroyed && !res.writableFinished
 }

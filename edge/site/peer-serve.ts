@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { tokensEqual } from '../../lib/security/auth.js'
 import { blockCrcs } from '../../lib/integrity/block-hasher.js'
-import { CdnError, NotFoundError, RangeNotSatisfiableError, UnauthorizedError } from '../../lib/errors.js'
+import { ClientClosedError, CdnError, NotFoundError, RangeNotSatisfiableError, UnauthorizedError } from '../../lib/errors.js'
 import type { Match, Route } from '../../lib/http/http.js'
 import { parseChunkIndex, parseContentId } from '../../lib/ids.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
@@ -92,8 +92,9 @@ async function counted(d: PeerServeDeps, req: IncomingMessage, fn: () => Promise
   try {
     await fn()
   } catch (err) {
+    // a sibling that stopped waiting (ClientClosedError) was refused nothing
     const reason = err instanceof PeerRefusedError ? err.reason : err instanceof UnauthorizedError ? 'credential'
-      : err instanceof CdnError && err.source === 'client' ? 'bad_request' : undefined
+      : err instanceof CdnError && err.source === 'client' && !(err instanceof ClientClosedError) ? 'bad_request' : undefined
     if (reason !== undefined) refused(d, req, reason, err as CdnError)
     throw err
   }

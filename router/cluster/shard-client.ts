@@ -93,7 +93,8 @@ export class ShardClient {
     } catch (err) {
       this.outstanding--
       const e = translate(this.id, op, err)
-      this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
+      // a request its caller dropped (a relay read whose client left) is not the shard's failure
+      if (!(r.signal as AbortSignal | undefined)?.aborted) this.metrics.upstream.inc({ shard: this.id, op, result: e instanceof UpstreamTimeoutError ? 'timeout' : 'error' })
       throw e
     }
     this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(res.statusCode / 100)}xx` })

@@ -28,6 +28,7 @@ import { manifestFor, type TitleOptions } from './titles.js'
  *   throttle(bps)        pace every chunk body at `bps` bytes per second
  *   requested(n, id?, i?) resolves once n chunk requests (matching) have arrived
  *   crcsFault(f)         the next `f.times` block-list requests (all, if unset) hang or answer `f.status`
+ *   holdMeta()           manifest answers wait until the release it returns is called
  * `log` lists every chunk request (with its Range), `sent(id, i)` the body bytes written.
  */
 export interface Fault {
@@ -83,6 +84,8 @@ export class FakeUpstream {
   private readonly sentBytes = new Map<string, number>()
   private readonly waiters: { n: number; match: (r: ChunkRequest) => boolean; resolve: () => void }[] = []
   private bytesPerSec = 0
+  /** what every manifest answer waits for (holdMeta) */
+  private metaGate: Promise<void> | undefined
   private crcsFaults: { hang?: boolean; status?: number; times?: number } | undefined
   /** what GET /v1/trending answers (the edge's prefill asks it); unset: 404 */
   trending: { titles: { contentId: string; plays: number; positions?: number[] | null }[] } | undefined
@@ -126,6 +129,13 @@ export class FakeUpstream {
 
   fault(contentId: string, index: number, f: Fault): void {
     this.faults.set(`${contentId}/${index}`, f)
+  }
+
+  /** Manifest answers wait until the returned release is called. */
+  holdMeta(): () => void {
+    let release!: () => void
+    this.metaGate = new Promise(r => { release = r })
+    return () => { this.metaGate = undefined; release() }
   }
 
   hold(contentId: string, index: number, atByte: number): void {
@@ -218,6 +228,7 @@ export class FakeUpstream {
     if (m[5] !== undefined) return this.crcs(res, file, rid === undefined ? m[1]! : `${m[1]}/${rid}`, Number(m[4]))
     if (m[2] === 'meta') {
       this.metaLog.push(m[1]!)
+      await this.metaGate
       if (!title) return error(res, 404, 'CDN_ERR_NOT_FOUND', `title ${m[1]} not found`)
       const body = JSON.stringify(title.manifest)
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { createLogger } from '../../lib/logger.js'
-import { get, metric, settled, startTestEdge } from '../helpers/edge.js'
+import http from 'node:http'
+import { get, metric, settled, startTestEdge, until } from '../helpers/edge.js'
 import { logSink } from '../helpers/origin.js'
 import { EDGE_CREDENTIAL, startSite, titleOwnedBy } from '../helpers/site.js'
 import { titleBytes } from '../helpers/titles.js'
@@ -113,6 +114,26 @@ t.test('one hop: the owner fills a cold chunk from the origin, never from a peer
     t.ok(await metric(e.url, 'reelcdn_edge_peer_fills_total', { outcome: 'refused' }) >= 1, `${e.site.selfId} counted its own request refused`)
     t.equal(await metric(e.url, 'reelcdn_edge_peer_served_total', { kind: 'chunk' }) - (e === a ? 1 : 0), 0, `${e.site.selfId} served nothing of it to a peer`)
   }
+})
+
+t.test('a sibling that stops waiting for the owner\'s answer was refused nothing: not counted nor logged as a refusal', async t => {
+  const sink = logSink()
+  const s = await startSite(t, ['edge-a', 'edge-b'], { 'edge.readaheadChunks': 0 }, { logger: id => createLogger(id, 'info', sink) })
+  const a = s.edges[0]!
+  const id = titleOwnedBy(s.members(), 'edge-a')
+  await s.up.addTitle(id, titleBytes(2 * CHUNK, id), { chunkSize: CHUNK, blocks: true })
+  // the owner's fill of the chunk waits upstream; the sibling gives up on it (as at its peer.firstByteTimeoutMs)
+  s.up.hold(id, 1, 0)
+  const req = http.request(`${a.url}/v1/peer/${id}/chunk/1`, { headers: ok, agent: false })
+  req.on('error', () => {})
+  req.end()
+  await s.up.held(id, 1)
+  req.destroy()
+  await until(async () => (await metric(a.url, 'reelcdn_http_responses_aborted_total')) === 1, 'the owner to see the sibling leave')
+  s.up.release(id, 1)
+  await settled(a)
+  t.equal(await metric(a.url, 'reelcdn_edge_peer_refused_total'), 0, 'no refusal counted')
+  t.same(sink.lines.filter(l => /^peer request refused/.test(l.msg)), [], 'none logged')
 })
 
 async function waitFor(cond: () => boolean): Promise<void> {

@@ -111,7 +111,7 @@ t.test('a real Prometheus scraping a cluster under load: every dashboard query a
   await until('every target up', async () => (await scalar(prom, 'count(up == 1)')) === 5)
   // before any fill: the edge's error outcomes are there, at 0 (lib/metrics.ts, zeroEdgeErrorSeries)
   t.equal(await scalar(prom, 'sum(reelcdn_edge_fills_total{result="error"})'), 0, 'fill errors exported at 0')
-  t.equal(await scalar(prom, 'count(reelcdn_edge_fill_failures_total)'), 4, 'each fill failure reason exported at 0')
+  t.equal(await scalar(prom, 'count(reelcdn_edge_fill_failures_total)'), 5, 'each fill failure reason exported at 0 (timeout, upstream, digest, purged, withdrawn)')
 
   const responses = await playerLoad(t, edge.url, readFileSync(cert))
   for (let i = 0; i < TITLES; i++) t.equal((await c.get(`/v1/content/prom-${i}`, { range: 'bytes=0-99' })).status, 206, 'a read through the router')

@@ -18,11 +18,12 @@ import { refName, type ChunkRef } from '../title.js'
  * `maxFills` fills hold a slot (and a chunk-sized Buffer) at once; more wait
  * in FIFO order without memory. A waiting fill whose every player left
  * (`leave`) is withdrawn: it was only theirs, and would otherwise take a
- * slot and fetch a chunk ahead of the players still waiting. Readahead takes a slot only while another is
- * left for players, and never queues. Readahead and prefill also wait for the
- * disk: they start only if its write queue has room for their chunk and for
- * every fill in flight (`room`), so a burst of player fills completing at once
- * still finds room there (edge/tiers/disk-writes.ts).
+ * slot and fetch a chunk ahead of the players still waiting. Readahead
+ * takes a slot only while another is left for players, and never queues.
+ * Readahead and prefill also wait for the disk: they start only if its write
+ * queue has room for their chunk and for every fill in flight (`room`), so a
+ * burst of player fills completing at once still finds room there
+ * (edge/tiers/disk-writes.ts).
  *
  * The end of a fill happens once, in `settle`: on success the verified Buffer
  * goes to the cache (`commit`) and then the fill leaves `inflight`, in the same

@@ -227,3 +227,28 @@ t.test('without a block list the digest decides whatever verifyWholeChunks says'
   await t.rejects(s.fill.done, { code: 'CDN_ERR_UPSTREAM_DIGEST' })
   t.equal(s.fill.crcs, undefined, 'and no block list goes on')
 })
+
+t.test('a reader that left stops asking: no split is started later for its offset', async t => {
+  const s = setup(10000, { splitBytes: 1000, maxSegments: 2 })
+  s.fill.start(0)
+  await s.fetched(1)
+  s.feed(s.pipes[0]!, 0, 100)
+  // a seek at 5000 takes the second segment; a reader at 8000 would split that one, but no segment is free
+  const seek = readAll(s.fill, 5000, 10000)
+  await s.fetched(2)
+  let gone = false
+  const left = s.fill.waitFor(8000, () => gone)
+  left.catch(() => {})
+  await ticksUntil(() => s.received() === 100)
+  // its client leaves; then the first segment ends, and a segment is free again
+  gone = true
+  s.feed(s.pipes[0]!, 100, 5000)
+  s.pipes[0]!.push(null)
+  await t.rejects(left, { name: 'ClientClosedError' })
+  await ticksUntil(() => s.fill.availableFrom(0) >= 5000)
+  t.equal(s.pipes.length, 2, 'no request for the offset of a reader who left')
+  s.feed(s.pipes[1]!, 5000, 10000)
+  s.pipes[1]!.push(null)
+  t.ok((await s.fill.done).equals(s.bytes))
+  t.ok((await seek).equals(s.bytes.subarray(5000)))
+})

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
-import { CdnError, UpstreamCorruptError, UpstreamCutError } from '../../lib/errors.js'
+import { CdnError, ClientClosedError, UpstreamCorruptError, UpstreamCutError } from '../../lib/errors.js'
 import { refName, type ChunkRef } from '../title.js'
 import { BlockGate } from './blocks.js'
 import { Segments, type Segment } from './segments.js'
@@ -215,11 +215,17 @@ export class Fill {
     return s.ok === this.ref.size && !this.verified && this.gate.mode !== 'blocks' ? Math.max(pos, s.ok - 1) : s.ok
   }
 
-  /** Resolves once byte `pos` is readable; starts or splits a segment if none will bring it soon. */
-  async waitFor(pos: number): Promise<void> {
+  /**
+   * Resolves once byte `pos` is readable; starts or splits a segment if none
+   * will bring it soon. `gone`: the reader left (its player's connection
+   * closed): it fails with a ClientClosedError at the next turn instead of
+   * asking for segments at an offset no one wants any more.
+   */
+  async waitFor(pos: number, gone?: () => boolean): Promise<void> {
     for (;;) {
       if (this.error) throw this.error
       if (this.availableFrom(pos) > pos) return
+      if (gone?.() === true) throw new ClientClosedError()
       this.ensureComing(pos)
       await this.progress()
     }

@@ -7,6 +7,7 @@ import type { ReadHandle } from '../tiers/disk-handles.js'
 import type { Fill } from '../fill/fill.js'
 import type { Send, SendPiece } from './send.js'
 import { ClientClosedError, CorruptChunkError } from '../../lib/errors.js'
+import { clientGone, whenClientGone } from '../../lib/http/client-gone.js'
 import { chunkRef, type ChunkRef, type TitleFile } from '../title.js'
 import type { FetchedAhead } from './fetched-ahead.js'
 import { dropChunk, heldForWrite, holdChunk } from '../tiers/chunk-arena.js'
@@ -133,7 +134,7 @@ export class TitleReader {
         }
       }
       // gone while its title's manifest or a disk lookup was on its way: no fill for it
-      if (res !== undefined && left(res)) throw new ClientClosedError()
+      if (res !== undefined && clientGone(res)) throw new ClientClosedError()
       const got = this.fills.join(ref, offset)
       if (got === undefined) continue // cached while we looked on disk
       // held in the step that found it: its memory may be reused once the fill committed and the tiers let go
@@ -147,14 +148,15 @@ export class TitleReader {
       // and only once that byte went out: the caller writes it in this turn, and a fill's start (its chunk-sized
       // buffer can set off a GC) and its requests would come before it
       try {
-        await (res === undefined ? got.fill.waitFor(offset) : untilLeft(got.fill.waitFor(offset), res))
+        // the wait itself stops at its next turn once the client left (it asks for no segment at its offset after)
+        await (res === undefined ? got.fill.waitFor(offset) : untilLeft(got.fill.waitFor(offset, () => clientGone(res)), res))
       } catch (err) {
         got.fill.drop()
         if (err instanceof ClientClosedError) this.fills.leave(got.fill)
         throw err
       }
       // not for a client that left meanwhile (a short response may have finished already: that one did not leave)
-      if (moves) setImmediate(() => { if (res === undefined || !left(res)) this.readAhead(file, index) })
+      if (moves) setImmediate(() => { if (res === undefined || !clientGone(res)) this.readAhead(file, index) })
       return { index, result, buf: undefined, row: undefined, handle: undefined, fill: got.fill, held: true, peer }
     }
   }
@@ -318,22 +320,12 @@ function stopsShort(file: TitleFile, index: number, to: number): boolean {
 }
 
 /**
- * `p`, or a ClientClosedError as soon as `res` closes (at once if it has):
- * a miss's wait for its first byte ends with its client. What `p` waits on
- * goes on (a fill is shared); its outcome is then no one's.
+ * `p`, or a ClientClosedError as soon as its client leaves (at once if it
+ * has): a miss's wait for its first byte ends with its client. What `p`
+ * waits on goes on (a fill is shared); its outcome is then no one's.
  */
 function untilLeft<T>(p: Promise<T>, res: ServerResponse): Promise<T> {
-  if (left(res)) {
-    p.catch(() => {})
-    return Promise.reject(new ClientClosedError())
-  }
-  let stop!: () => void
-  const gone = new Promise<never>((_, reject) => { stop = () => reject(new ClientClosedError()) })
-  res.once('close', stop)
-  return Promise.race([p, gone]).finally(() => res.off('close', stop))
-}
-
-/** The client left: its response closed before it finished (a finished one closes too). */
-function left(res: ServerResponse): boolean {
-  return res.destroyed && !res.writableFinished
+  let off = () => {}
+  const gone = new Promise<never>((_, reject) => { off = whenClientGone(res, () => reject(new ClientClosedError())) })
+  return Promise.race([p, gone]).finally(off)
 }

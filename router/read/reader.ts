@@ -9,6 +9,7 @@ import type { RouterMetrics } from '../../lib/metrics.js'
 import { toCdnError, UpstreamError } from '../../lib/errors.js'
 import { chunkLength } from '../../lib/manifest.js'
 import { drained } from '../../lib/representation.js'
+import { clientGone, whenClientGone } from '../../lib/http/client-gone.js'
 import { chunkName } from '../../lib/ids.js'
 import { chunkKey } from '../cluster/keys.js'
 import type { StoredFile } from '../cluster/files.js'
@@ -95,7 +96,7 @@ export class ChunkReader {
         const body = await this.open(order[i]!, f, index, start, end, crcs, res)
         return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
-        if (res?.destroyed) throw new ClientGoneError()
+        if (res !== undefined && clientGone(res)) throw new ClientGoneError()
         lastErr = err as Error
         this.failover(err, order[i]!, sid, index)
       }
@@ -155,7 +156,7 @@ export class ChunkReader {
         try {
           body = await this.open(shard, f, index, pos, to, crcs, res)
         } catch (err) {
-          if (res.destroyed) throw new ClientGoneError()
+          if (clientGone(res)) throw new ClientGoneError()
           lastErr = err as Error
           this.failover(err, shard, sid, index)
           continue
@@ -204,7 +205,7 @@ export class ChunkReader {
         continue
       }
       this.metrics.bytesServed.inc(pos - began)
-      if (pos <= to && res.destroyed) throw new ClientGoneError()
+      if (pos <= to && clientGone(res)) throw new ClientGoneError()
       if (pos <= to) {
         lastErr = new UpstreamError(`shard ${shard.id} ended chunk ${chunkName(sid, index)} at byte ${pos} of ${to + 1}`)
         this.failover(lastErr)
@@ -339,42 +340,33 @@ function closedOf(res: ServerResponse): Promise<void> {
   return p
 }
 
-/** `w`, destroyed when `res` closes (at once if it has), the listener gone with the read. */
+/** `w`, destroyed when its client leaves (at once if it has), the listener gone with the read. */
 function endsWith(res: ServerResponse | undefined, w: WindowedRead): WindowedRead {
-  if (res === undefined) return w
-  if (res.destroyed) {
-    w.destroy()
-    return w
-  }
-  const stop = () => w.destroy()
-  res.once('close', stop)
-  w.onEnd = () => res.off('close', stop)
+  if (res !== undefined) w.onEnd = whenClientGone(res, () => w.destroy())
   return w
 }
 
 /**
- * `open(signal)`, the signal aborted when `res` closes (at once if it has),
- * its listener gone with the body or the failure. undici keeps an aborted
- * request in its queue until a connection is free (it is then dropped
- * unsent), so the wait here ends at the close, not then; a body that comes
- * anyway is destroyed.
+ * `open(signal)`, the signal aborted when its client leaves (at once if it
+ * has), the listener gone with the body or the failure. undici keeps an
+ * aborted request in its queue until a connection is free (it is then
+ * dropped unsent), so the wait here ends when the client leaves, not then; a
+ * body that comes anyway is destroyed.
  */
 async function abortsWith(res: ServerResponse | undefined, open: (signal?: AbortSignal) => Promise<Readable>): Promise<Readable> {
   if (res === undefined) return open()
   const ac = new AbortController()
   const left = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }))
   left.catch(() => {})
-  const stop = () => ac.abort(new ClientGoneError())
-  if (res.destroyed) stop()
-  else res.once('close', stop)
+  const off = whenClientGone(res, () => ac.abort(new ClientGoneError()))
   const opened = open(ac.signal)
   try {
     const body = await Promise.race([opened, left])
-    if (body.closed) res.off('close', stop)
-    else body.once('close', () => res.off('close', stop))
+    if (body.closed) off()
+    else body.once('close', off)
     return body
   } catch (err) {
-    res.off('close', stop)
+    off()
     opened.then(b => b.destroy(), () => {})
     throw err
   }

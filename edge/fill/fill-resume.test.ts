@@ -2,7 +2,7 @@ import t from 'tap'
 import { UpstreamError } from '../../lib/errors.js'
 import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
 import { UpstreamVersionError } from './upstream.js'
-import { readAll, reset, setup } from '../../test/helpers/scripted-fill.js'
+import { readAll, reset, setup, startedWithSeek } from '../../test/helpers/scripted-fill.js'
 
 /**
  * A fill's requests that the upstream breaks off are asked again from the last
@@ -118,11 +118,7 @@ t.test('no resumption waits past the fill\'s deadline', async t => {
 
 t.test('the segments of a split fill resume on their own', async t => {
   const s = setup(10000, { splitBytes: 1000, retries: 1 })
-  s.fill.start(0)
-  await s.fetched(1)
-  s.feed(s.pipes[0]!, 0, 500)
-  const deep = readAll(s.fill, 8000, 10000)
-  await s.fetched(2)
+  const deep = (await startedWithSeek(s, 500, 8000)).seek
   s.feed(s.pipes[1]!, 8000, 9000)
   s.pipes[1]!.push(reset())
   await s.fetched(3)

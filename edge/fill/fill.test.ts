@@ -1,7 +1,7 @@
 import t from 'tap'
 import { UpstreamError } from '../../lib/errors.js'
 import { BLOCK_SIZE } from '../../lib/integrity/block-hasher.js'
-import { readAll, reset, setup, ticksUntil } from '../../test/helpers/scripted-fill.js'
+import { readAll, reset, setup, startedWithSeek, ticksUntil } from '../../test/helpers/scripted-fill.js'
 
 /** The Fill against a scripted upstream (test/helpers/scripted-fill.ts): fill order, release and verification. */
 t.test('bytes reach readers as they arrive; the chunk is verified when the last lands', async t => {
@@ -21,11 +21,7 @@ t.test('bytes reach readers as they arrive; the chunk is verified when the last 
 
 t.test('a reader far ahead gets its own ranged fetch; every byte is fetched once', async t => {
   const s = setup(10000, { splitBytes: 1000 })
-  s.fill.start(0)
-  await s.fetched(1)
-  s.feed(s.pipes[0]!, 0, 500)
-  const deep = readAll(s.fill, 8000, 10000)
-  await s.fetched(2)
+  const deep = (await startedWithSeek(s, 500, 8000)).seek
   t.same([s.pipes[1]!.from, s.pipes[1]!.to], [8000, 10000], 'the seek starts its own request at its offset')
   s.feed(s.pipes[1]!, 8000, 10000)
   s.pipes[1]!.push(null)
@@ -230,12 +226,8 @@ t.test('without a block list the digest decides whatever verifyWholeChunks says'
 
 t.test('a reader that left stops asking: no split is started later for its offset', async t => {
   const s = setup(10000, { splitBytes: 1000, maxSegments: 2 })
-  s.fill.start(0)
-  await s.fetched(1)
-  s.feed(s.pipes[0]!, 0, 100)
   // a seek at 5000 takes the second segment; a reader at 8000 would split that one, but no segment is free
-  const seek = readAll(s.fill, 5000, 10000)
-  await s.fetched(2)
+  const { seek } = await startedWithSeek(s, 100, 5000)
   let gone = false
   const left = s.fill.waitFor(8000, () => gone)
   left.catch(() => {})

@@ -97,3 +97,17 @@ export async function readAll(fill: Fill, from: number, to: number): Promise<Buf
   }
   return Buffer.concat(parts)
 }
+
+/**
+ * The split tests' start: the fill started at 0, its first `fed` bytes in,
+ * then a reader at `seek` (to the end) that has its own second request.
+ * Resolves with that reader's bytes to come.
+ */
+export async function startedWithSeek(s: ReturnType<typeof setup>, fed: number, seek: number): Promise<{ seek: Promise<Buffer> }> {
+  s.fill.start(0)
+  await s.fetched(1)
+  s.feed(s.pipes[0]!, 0, fed)
+  const reader = readAll(s.fill, seek, s.bytes.length)
+  await s.fetched(2)
+  return { seek: reader }
+}

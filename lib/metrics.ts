@@ -485,9 +485,12 @@ export type EdgeFillPathMetrics = ReturnType<typeof edgeFillPathMetrics>
  * the first error and show "no data" until then. So the error outcomes (and
  * the unread-ahead waste) the alert rules and dashboards (deploy/) read start at 0.
  */
+/** Why fills that failed a player failed (reelcdn_edge_fill_failures_total); `withdrawn` (a waiting fill whose every player left) failed no one */
+export const FILL_FAILURE_REASONS = ['timeout', 'upstream', 'digest', 'purged'] as const
+
 export function zeroEdgeErrorSeries(m: EdgeMetrics): void {
   for (const file of FILE_KINDS) m.fillsByFile.inc({ file, result: 'error' }, 0)
-  for (const reason of ['timeout', 'upstream', 'digest', 'purged', 'withdrawn']) m.fillFailures.inc({ reason }, 0)
+  for (const reason of [...FILL_FAILURE_REASONS, 'withdrawn']) m.fillFailures.inc({ reason }, 0)
   m.diskWrites.inc({ result: 'failed' }, 0)
   m.promotions.inc({ result: 'failed' }, 0)
   for (const by of ['read', 'promotion', 'thread']) m.corrupt.inc({ found_by: by }, 0)

@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client'
 import type { Config } from '../../lib/config/config.js'
 import { fig, metricValues, sumOf, type ConsoleStatus, type Section } from '../../lib/console/status.js'
 import { intervals, SampleRing } from '../../lib/console/samples.js'
-import { HIT_RESULTS } from '../../lib/metrics.js'
+import { FILL_FAILURE_REASONS, HIT_RESULTS } from '../../lib/metrics.js'
 import type { ChunkCache } from '../tiers/cache.js'
 import type { Coalescer } from '../fill/coalesce.js'
 import type { PrefillRunner } from '../prefill/prefill.js'
@@ -72,8 +72,8 @@ export class EdgeConsole {
     const failedRecent = c.upFailed - first.v.upFailed
     const health = okRecent > 0 || (failedRecent === 0 && c.upOk > 0) ? 'ok' : failedRecent > 0 ? 'failing' : 'idle'
     const threadReqs = await metricValues(registry, 'reelcdn_edge_serve_thread_requests_total')
-    // a withdrawn fill (its every player left before it started: edge/fill/coalesce.ts `leave`) failed no one
-    const fillFailures = sumOf(await metricValues(registry, 'reelcdn_edge_fill_failures_total'), { reason: ['timeout', 'upstream', 'digest', 'purged'] })
+    // not a withdrawn fill (its every player left before it started: edge/fill/coalesce.ts `leave`), which failed no one
+    const fillFailures = sumOf(await metricValues(registry, 'reelcdn_edge_fill_failures_total'), { reason: FILL_FAILURE_REASONS })
     const rep = this.d.reporter()
     const tiers = (['ram', 'disk'] as const).map(t => {
       const s = cache[t].stats()

@@ -9,7 +9,7 @@ import type { RouterMetrics } from '../../lib/metrics.js'
 import { toCdnError, UpstreamError } from '../../lib/errors.js'
 import { chunkLength } from '../../lib/manifest.js'
 import { drained } from '../../lib/representation.js'
-import { clientGone, whenClientGone } from '../../lib/http/client-gone.js'
+import { clientGone } from '../../lib/http/client-gone.js'
 import { chunkName } from '../../lib/ids.js'
 import { chunkKey } from '../cluster/keys.js'
 import type { StoredFile } from '../cluster/files.js'
@@ -340,33 +340,29 @@ function closedOf(res: ServerResponse): Promise<void> {
   return p
 }
 
-/** `w`, destroyed when its client leaves (at once if it has), the listener gone with the read. */
+/** `w`, destroyed when `res` closes (a no-op for a read that ended first): on the response's one close listener (closedOf). */
 function endsWith(res: ServerResponse | undefined, w: WindowedRead): WindowedRead {
-  if (res !== undefined) w.onEnd = whenClientGone(res, () => w.destroy())
+  if (res !== undefined) void closedOf(res).then(() => w.destroy())
   return w
 }
 
 /**
- * `open(signal)`, the signal aborted when its client leaves (at once if it
- * has), the listener gone with the body or the failure. undici keeps an
- * aborted request in its queue until a connection is free (it is then
- * dropped unsent), so the wait here ends when the client leaves, not then; a
- * body that comes anyway is destroyed.
+ * `open(signal)`, the signal aborted when its client leaves (on the
+ * response's one close listener, closedOf). undici keeps an aborted request
+ * in its queue until a connection is free (it is then dropped unsent), so
+ * the wait here ends when the client leaves, not then; a body that comes
+ * anyway is destroyed.
  */
 async function abortsWith(res: ServerResponse | undefined, open: (signal?: AbortSignal) => Promise<Readable>): Promise<Readable> {
   if (res === undefined) return open()
   const ac = new AbortController()
   const left = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }))
   left.catch(() => {})
-  const off = whenClientGone(res, () => ac.abort(new ClientGoneError()))
+  void closedOf(res).then(() => { if (clientGone(res)) ac.abort(new ClientGoneError()) })
   const opened = open(ac.signal)
   try {
-    const body = await Promise.race([opened, left])
-    if (body.closed) off()
-    else body.once('close', off)
-    return body
+    return await Promise.race([opened, left])
   } catch (err) {
-    off()
     opened.then(b => b.destroy(), () => {})
     throw err
   }

@@ -203,8 +203,6 @@ interface Window {
 export class WindowedRead implements RelayBody {
   /** set by the reader: resolves once every view it was given so far is written out */
   written: () => Promise<void> = () => Promise.resolve()
-  /** set by the reader: runs once, when the read ends (destroy) */
-  onEnd: () => void = () => {}
   /** stops a window still waiting for relay memory, a turn on the shard's connections or its head when the read is destroyed */
   private readonly cancel = new Cancel()
   /** the window being iterated */
@@ -288,7 +286,6 @@ export class WindowedRead implements RelayBody {
     void this.ahead?.then(w => { if (w) this.drop(w.slab, w.body, w.release) }, () => {})
     this.ahead = undefined
     this.shard.outstanding--
-    this.onEnd()
   }
 
   /** Asks for the next window: a slab, a turn on the shard's connections, and the GET for its range. */

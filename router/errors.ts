@@ -34,12 +34,4 @@ export class NoReplicaError extends CdnError {
   }
 }
 
-/** The downstream client went away: stop, and do not fail over. */
-export class ClientGoneError extends CdnError {
-  override name = 'ClientGoneError'
-  constructor() {
-    super('client closed the connection', { code: 'CDN_ERR_CLIENT_GONE', statusCode: 499, source: 'client' })
-  }
-}
-
 export { UpstreamError }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { createHash } from 'node:crypto'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
-import { BadRequestError, CdnError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
+import { BadRequestError, CdnError, ClientClosedError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
 import { digestFromHeader } from '../../lib/integrity/digest.js'
 import { chunkName } from '../../lib/ids.js'
 import { bodyOf } from '../../lib/http/http.js'
@@ -14,7 +14,7 @@ import type { Cluster } from '../cluster/cluster.js'
 import type { Manifests } from '../cluster/manifests.js'
 import type { TitleMeta } from './meta.js'
 import type { ShardClient } from '../cluster/shard-client.js'
-import { ClientGoneError, ShardRefusedError } from '../errors.js'
+import { ShardRefusedError } from '../errors.js'
 import { Upload, type Counted } from './upload.js'
 
 /**
@@ -296,7 +296,7 @@ function claimedDigest(req: IncomingMessage, required: boolean): string | undefi
 /** Runs an upload over the request body; a client gone while its upload waits for a buffer stops waiting. */
 async function run(up: Upload, req: IncomingMessage): Promise<Counted> {
   const gone = new AbortController()
-  const onClose = () => { if (!req.complete) gone.abort(new ClientGoneError()) }
+  const onClose = () => { if (!req.complete) gone.abort(new ClientClosedError()) }
   req.once('close', onClose)
   try {
     return await up.run(bodyOf(req), gone.signal)

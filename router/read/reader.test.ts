@@ -147,8 +147,8 @@ t.test('a client that leaves while its read waits for relay memory ends that rea
   const t0 = performance.now()
   early.leave()
   late.leave()
-  await t.rejects(prepared, { name: 'ClientGoneError' }, 'not a failover to no one (NoReplicaError)')
-  await t.rejects(reading, { name: 'ClientGoneError' })
+  await t.rejects(prepared, { name: 'ClientClosedError' }, 'not a failover to no one (NoReplicaError)')
+  await t.rejects(reading, { name: 'ClientClosedError' })
   t.ok(performance.now() - t0 < 1000, 'at once, not when memory freed or the wait ran out')
   for (const x of lent) lender.give(x)
   t.same(asked, [], 'no shard was asked for either read')
@@ -157,7 +157,7 @@ t.test('a client that leaves while its read waits for relay memory ends that rea
   // a client already gone when its read starts: the same, without waiting
   const gone = new Response()
   gone.leave()
-  await t.rejects(reader.writeRange(file, 0, MiB - 1, gone as unknown as ServerResponse), { name: 'ClientGoneError' })
+  await t.rejects(reader.writeRange(file, 0, MiB - 1, gone as unknown as ServerResponse), { name: 'ClientClosedError' })
   t.same(asked, [])
 })
 
@@ -194,7 +194,7 @@ t.test('a read through the HTTP client (no block list to check) whose client lea
   const t0 = performance.now()
   gone.leave()
   // bounded: a read that does not end with its client waits for the first read's connection, which waits for this
-  await t.rejects(Promise.race([waiting, sleep(3000).then(() => { throw new Error('still waiting 3 s after its client left') })]), { name: 'ClientGoneError' })
+  await t.rejects(Promise.race([waiting, sleep(3000).then(() => { throw new Error('still waiting 3 s after its client left') })]), { name: 'ClientClosedError' })
   t.ok(performance.now() - t0 < 1000, 'at once, not once the connection came free')
   answer!()
   await holding

@@ -6,14 +6,14 @@ import { BLOCK_SIZE, blockListDigest } from '../../lib/integrity/block-hasher.js
 import { BlockRun } from '../../lib/integrity/block-run.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
-import { toCdnError, UpstreamError } from '../../lib/errors.js'
+import { ClientClosedError, toCdnError, UpstreamError } from '../../lib/errors.js'
 import { chunkLength } from '../../lib/manifest.js'
 import { drained } from '../../lib/representation.js'
 import { clientGone } from '../../lib/http/client-gone.js'
 import { chunkName } from '../../lib/ids.js'
 import { chunkKey } from '../cluster/keys.js'
 import type { StoredFile } from '../cluster/files.js'
-import { ClientGoneError, NoReplicaError, ShardRefusedError } from '../errors.js'
+import { NoReplicaError, ShardRefusedError } from '../errors.js'
 import type { Cluster } from '../cluster/cluster.js'
 import { translate, type ShardClient } from '../cluster/shard-client.js'
 import { RelaySlabs, WindowedRead, type RelayBody } from './shard-windows.js'
@@ -84,7 +84,7 @@ export class ChunkReader {
    * Opens the first bytes of [start, end] of chunk `index` (and fetches its
    * block list) before any header is sent, so that a title with no reachable
    * copy is a 503, not a cut body. A client that leaves meanwhile (`res`
-   * closes) ends it at once, as a ClientGoneError, not a failover.
+   * closes) ends it at once, as a ClientClosedError, not a failover.
    */
   async prepare(f: StoredFile, index: number, start: number, end: number, res?: ServerResponse): Promise<Prepared> {
     const sid = f.sid
@@ -96,7 +96,7 @@ export class ChunkReader {
         const body = await this.open(order[i]!, f, index, start, end, crcs, res)
         return { index, start, end, body, shard: order[i]!, rest: order.slice(i + 1), crcs }
       } catch (err) {
-        if (res !== undefined && clientGone(res)) throw new ClientGoneError()
+        if (res !== undefined && clientGone(res)) throw new ClientClosedError()
         lastErr = err as Error
         this.failover(err, order[i]!, sid, index)
       }
@@ -156,7 +156,7 @@ export class ChunkReader {
         try {
           body = await this.open(shard, f, index, pos, to, crcs, res)
         } catch (err) {
-          if (clientGone(res)) throw new ClientGoneError()
+          if (clientGone(res)) throw new ClientClosedError()
           lastErr = err as Error
           this.failover(err, shard, sid, index)
           continue
@@ -188,13 +188,13 @@ export class ChunkReader {
             }
           }
           // one wait per piece from the shard, however many views of it went out
-          if (!more) await drained(res).catch(() => { throw new ClientGoneError() })
+          if (!more) await drained(res).catch(() => { throw new ClientClosedError() })
           if (check && check.bad >= 0) throw new BadBlockError(shard.id, chunkName(sid, index), check.bad)
         }
       } catch (err) {
         body.destroy()
         this.metrics.bytesServed.inc(pos - began)
-        if (err instanceof ClientGoneError || res.destroyed) throw new ClientGoneError()
+        if (err instanceof ClientClosedError || res.destroyed) throw new ClientClosedError()
         if (err instanceof BadBlockError) {
           this.metrics.blockMismatches.inc({ shard: shard.id, what: 'block' })
           this.logger.warn({ shard: shard.id, chunk: chunkName(sid, index), block: err.block }, 'block failed its CRC against the manifest; reading the rest from the next owner')
@@ -205,7 +205,7 @@ export class ChunkReader {
         continue
       }
       this.metrics.bytesServed.inc(pos - began)
-      if (pos <= to && clientGone(res)) throw new ClientGoneError()
+      if (pos <= to && clientGone(res)) throw new ClientClosedError()
       if (pos <= to) {
         lastErr = new UpstreamError(`shard ${shard.id} ended chunk ${chunkName(sid, index)} at byte ${pos} of ${to + 1}`)
         this.failover(lastErr)
@@ -217,7 +217,7 @@ export class ChunkReader {
       this.logger.error({ chunk: chunkName(sid, index), shards: served }, 'chunk bytes do not match the manifest digest; response cut')
       throw new UpstreamError(`chunk ${chunkName(sid, index)} failed end-to-end verification (served by ${served.join(', ')})`)
     }
-    if (held && !res.write(held)) await drained(res).catch(() => { throw new ClientGoneError() })
+    if (held && !res.write(held)) await drained(res).catch(() => { throw new ClientClosedError() })
   }
 
   /**
@@ -358,7 +358,7 @@ async function abortsWith(res: ServerResponse | undefined, open: (signal?: Abort
   const ac = new AbortController()
   const left = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }))
   left.catch(() => {})
-  void closedOf(res).then(() => { if (clientGone(res)) ac.abort(new ClientGoneError()) })
+  void closedOf(res).then(() => { if (clientGone(res)) ac.abort(new ClientClosedError()) })
   const opened = open(ac.signal)
   try {
     return await Promise.race([opened, left])

@@ -149,7 +149,7 @@ export async function startRouter(config: Readonly<Config>,
     await cluster.close()
     throw err
   }
-  const peers = new TrendingPeers(tr, rc.peers, rc.peerExchangeMs, logger)
+  const peers = new TrendingPeers(tr, rc.peers, edgeToken, rc.peerExchangeMs, logger)
   const edgePeers = new EdgePeers(edges, rc.peers, edgeToken, rc.peerExchangeMs, logger)
   const snapshots = setInterval(() => tr.snapshot(Date.now()), rc.trendingSnapshotMs)
   snapshots.unref()

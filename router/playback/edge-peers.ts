@@ -20,10 +20,9 @@ import { PeerExchange } from './peer-exchange.js'
  * (REELCDN_EDGE_TOKEN), which every router of a deployment holds.
  */
 export class EdgePeers extends PeerExchange {
-  constructor(registry: EdgeRegistry, peers: readonly string[], private readonly token: string | undefined,
-    intervalMs: number, private readonly logger: Logger, clock: () => number = Date.now) {
-    super({ peers, path: '/v1/edges/state', what: 'edge', intervalMs, logger, clock,
-      headers: token ? { authorization: `Bearer ${token}` } : {},
+  constructor(registry: EdgeRegistry, peers: readonly string[], token: string | undefined,
+    intervalMs: number, logger: Logger, clock: () => number = Date.now) {
+    super({ peers, path: '/v1/edges/state', what: 'edge', intervalMs, logger, clock, token,
       apply: (body, sentAt) => {
         const edges = (body as { edges?: unknown } | null)?.edges
         if (!Array.isArray(edges)) throw new Error('answered something other than an edge state')
@@ -34,17 +33,5 @@ export class EdgePeers extends PeerExchange {
           registry.mergePeer(parseHeartbeat(hb), sentAt - ageMs)
         }
       } })
-    this.peerCount = peers.length
-  }
-
-  private readonly peerCount: number
-
-  override start(): void {
-    if (this.peerCount === 0) return
-    if (this.token === undefined) {
-      this.logger.warn('router.peers is set but there is no edge credential (REELCDN_EDGE_TOKEN or router.edgeTokenFile): edges are not shared with peers')
-      return
-    }
-    super.start()
   }
 }

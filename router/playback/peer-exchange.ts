@@ -6,7 +6,9 @@ import type { Logger } from '../../lib/logger.js'
  * `intervalMs`, GET `path` from each peer router in turn and hand the JSON body
  * to `apply` with the time the request started. One round at a time; a peer
  * that fails (status, timeout, a body `apply` rejects) is logged and asked again
- * next round, and never stops the others.
+ * next round, and never stops the others. Both states are for routers only:
+ * each request carries the edge credential (`token`, which every router of a
+ * deployment holds); without one the exchange does not start, and says so.
  */
 export interface PeerExchangeOptions {
   peers: readonly string[]
@@ -15,7 +17,8 @@ export interface PeerExchangeOptions {
   what: string
   intervalMs: number
   logger: Logger
-  headers?: Record<string, string>
+  /** the edge credential (REELCDN_EDGE_TOKEN or router.edgeTokenFile) the peers' state routes require */
+  token: string | undefined
   clock?: () => number
   /** Takes one peer's answer; throws if it is not what was asked for. */
   apply: (body: unknown, sentAt: number) => void
@@ -29,6 +32,10 @@ export class PeerExchange {
 
   start(): void {
     if (this.o.peers.length === 0) return
+    if (this.o.token === undefined) {
+      this.o.logger.warn(`router.peers is set but there is no edge credential (REELCDN_EDGE_TOKEN or router.edgeTokenFile): ${this.o.what} state is not shared with peers`)
+      return
+    }
     this.timer = setInterval(() => { void this.exchange() }, this.o.intervalMs)
     this.timer.unref()
   }
@@ -40,7 +47,7 @@ export class PeerExchange {
       for (const peer of this.o.peers) {
         try {
           const sentAt = clock()
-          const res = await request(`${peer.replace(/\/+$/, '')}${this.o.path}`, { headers: this.o.headers ?? {}, headersTimeout: 5000, bodyTimeout: 10_000 })
+          const res = await request(`${peer.replace(/\/+$/, '')}${this.o.path}`, { headers: this.o.token === undefined ? {} : { authorization: `Bearer ${this.o.token}` }, headersTimeout: 5000, bodyTimeout: 10_000 })
           if (res.statusCode !== 200) {
             await res.body.dump()
             throw new Error(`answered ${res.statusCode}`)

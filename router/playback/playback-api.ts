@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto'
  *   GET  /v1/edges/state              heartbeats this router received, with their age, for peer routers (edge credential)
  *   POST /v1/demand                   an edge's demand report (edge credential)
  *   GET  /v1/trending?window=&limit=&category=&positions=1   (positions=1: per rendition too, for adaptive titles)
- *   GET  /v1/trending/state           this router's own counters, for peer routers
+ *   GET  /v1/trending/state           this router's own counters, for peer routers (edge credential)
  *   GET  /v1/play/{contentId}?region=&viewer=   viewer: a viewer credential (lib/security/tokens signViewer), never a bare id
  *   PUT  /v1/sessions/{contentId}     {position}: the viewer comes from the play token
  *   GET  /v1/sessions/{contentId}     resume position (play token); `?local=1`: this router's store only
@@ -127,6 +127,8 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     } } },
     { path: '/v1/trending', methods: { GET: (req, res, m) => trending(d, res, m) } },
     { path: '/v1/trending/state', methods: { GET: (req, res) => {
+      // every title's counters, for peer routers (trending-peers.ts): large, and not the public top list
+      edgeOnly(req)
       const now = d.clock()
       sendJson(res, 200, { routerId: d.trending.routerId, at: now, state: d.trending.own.snapshot() })
     } } },

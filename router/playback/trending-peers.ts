@@ -18,10 +18,13 @@ import { PeerExchange } from './peer-exchange.js'
  *     the next exchange replaces them.
  * Peers must have distinct router ids (router.id). Only own counters are
  * served, never merged ones, so states do not echo between routers.
+ * The state is every title's counters (186 each: large, and what viewers
+ * watch where): it needs the edge credential (REELCDN_EDGE_TOKEN), which
+ * every router of a deployment holds (peer-exchange.ts), as the edge state does.
  */
 export class TrendingPeers extends PeerExchange {
-  constructor(trending: Trending, peers: readonly string[], intervalMs: number, logger: Logger) {
-    super({ peers, path: '/v1/trending/state', what: 'trending', intervalMs, logger,
+  constructor(trending: Trending, peers: readonly string[], token: string | undefined, intervalMs: number, logger: Logger) {
+    super({ peers, path: '/v1/trending/state', what: 'trending', intervalMs, logger, token,
       apply: raw => {
         const body = raw as { routerId?: unknown; at?: unknown; state?: unknown } | null
         if (typeof body?.routerId !== 'string' || typeof body.at !== 'number' || typeof body.state !== 'object' || body.state === null)

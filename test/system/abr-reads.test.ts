@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { TestCluster, TOKEN, randomBody, viewerCredential } from './harness.js'
+import { EDGE_TOKEN, TestCluster, TOKEN, randomBody, viewerCredential } from './harness.js'
 import { ingestLadder, makeLadder, segmentRanges } from '../helpers/abr.js'
 import { masterPlaylist, mediaPlaylist } from '../../lib/media/hls.js'
 import { mpd } from '../../lib/media/dash.js'
@@ -188,7 +188,7 @@ t.test('/v1/play: each URL with the tokened master and MPD; a single file\'s ans
   const history = (await text(`/v1/history?token=${viewer.token}`)).json.history
   t.match(history, [{ contentId: 'abr', position: 4000 }], 'in the viewer\'s history')
   t.ok(Math.abs(history[0].size - 6000) < 100, `its size is the duration in ms: ${history[0].size}`)
-  t.ok((await text('/v1/trending/state')).json.state['abr#13'], 'the position counted in its slice of the duration')
+  t.ok((await text('/v1/trending/state', { authorization: `Bearer ${EDGE_TOKEN}` })).json.state['abr#13'], 'the position counted in its slice of the duration')
 })
 
 t.test('published: the same ladder again is exists, another is a 409; so is a rendition upload', async t => {

@@ -97,7 +97,12 @@ t.test('demand reports feed trending over HTTP; a restart keeps the counts; a pe
   await peer.peers.exchange() // twice: replacement, not addition
   const merged = await call(`${peer.url}/v1/trending?window=1h`, 'GET')
   t.same(merged.json.titles.map((x: any) => [x.contentId, x.plays]), [['drama-1', 15], ['comedy-1', 9]])
-  const state = await call(`${peer.url}/v1/trending/state`, 'GET')
+  // a peer's whole counter state (every title's, 186 counters each): for routers, which hold the edge credential
+  const open = await call(`${peer.url}/v1/trending/state`, 'GET')
+  t.equal(open.status, 401, 'not without the edge credential')
+  t.match(open.json.error.message, /edge credential|bearer|authorization/i)
+  t.equal((await call(`${peer.url}/v1/trending/state`, 'GET', undefined, 'not-the-credential')).status, 401, 'nor with another')
+  const state = await call(`${peer.url}/v1/trending/state`, 'GET', undefined, EDGE_TOKEN)
   t.equal(state.json.routerId, 'peer')
   t.same(Object.keys(state.json.state).filter(k => !k.includes('#')), ['drama-1'], 'a router serves only its own counts')
 })

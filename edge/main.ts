@@ -241,7 +241,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks, ahead)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
-    const auth = cfg.requireToken && ring ? new PlayAuth(ring) : undefined
+    // the keys verify tokens for demand even when they are not required (edge/serve/play-auth.ts `demandToken`)
+    const tokens = ring ? new PlayAuth(ring) : undefined
+    const auth = cfg.requireToken ? tokens : undefined
     const demand = new DemandRecorder(cfg.sessionTtlMs)
     const pc = cfg.prefill
     // what a reload changes in the prefill's demand query (edge/run/reload-table.ts)
@@ -266,7 +268,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       ...peerRoutes({ view: site, token: edgeToken, meta, cache, fills, reader, diskCrcs: key => index.crcs(key),
         serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() }),
       ...consoleRoutes({ logger, adminToken, where: 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile', status: (): Promise<ConsoleStatus> => statusView.status() })]
-    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, demand, prefill, routes,
+    const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, tokens, demand, prefill, routes,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
     // libuv accepts one connection a turn: a turn after an accept stays short while more may wait (edge/serve/slices.ts)
@@ -331,7 +333,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       logger.warn('no edge credential (REELCDN_EDGE_TOKEN or edge.edgeTokenFile): not registering with the router, no demand reports')
     prefill.startTimer()
     reloader = new Reloader(config, opts.reload ?? (() => reloader!.config), edgeReloadTable({ logger, ram, disk, prefill, upstream: up, grants, reporter,
-      demand: live, ring, auth, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
+      demand: live, ring, auth: tokens, serveThreads: cfg.serveThreads, env: opts.env ?? process.env }), logger, EDGE_SCOPE)
     const rl = reloader
     // the start-up work left running behind ready (RAM warmed from disk, the RAM tier faulted in), stopped at close
     const startUp = new AbortController()

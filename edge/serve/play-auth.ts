@@ -59,4 +59,30 @@ export class PlayAuth {
     }
     return c
   }
+
+  /** Whether `token` is one the router signed for this title and client, now (`check` without the throw). */
+  verifies(token: string, contentId: string, clientIp: string, nowMs: number): boolean {
+    try {
+      this.check(token, contentId, clientIp, nowMs)
+      return true
+    } catch (err) {
+      if (err instanceof TokenError) return false
+      throw err
+    }
+  }
+}
+
+/**
+ * The play token a request's demand counts under (edge/prefill/demand.ts: a
+ * play is a session's first request): with tokens required, the one `check`
+ * passed; otherwise only one that verifies against the keys the edge holds
+ * (`tokens`, when it has them). An unverified token is any string a client
+ * chose: counted, one client could make up plays, which feed trending,
+ * steering's hot titles and prefill, and a session key per string.
+ * Undefined: the request is its client address's session for the title.
+ */
+export function demandToken(token: string | undefined, required: boolean, tokens: PlayAuth | undefined, contentId: string,
+  clientIp: string, nowMs: number): string | undefined {
+  if (token === undefined || required) return token
+  return tokens?.verifies(token, contentId, clientIp, nowMs) === true ? token : undefined
 }

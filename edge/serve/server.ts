@@ -11,7 +11,7 @@ import { isAdaptive } from '../../lib/manifest.js'
 import { requireAdmin } from '../../lib/security/auth.js'
 import { requestToken } from '../../lib/security/tokens.js'
 import { rangeStart } from '../../lib/http/range.js'
-import type { PlayAuth } from './play-auth.js'
+import { demandToken, type PlayAuth } from './play-auth.js'
 import type { DemandRecorder } from '../prefill/demand.js'
 import type { PrefillRunner } from '../prefill/prefill.js'
 import type { ChunkCache } from '../tiers/cache.js'
@@ -64,6 +64,8 @@ export interface EdgeDeps {
   adminToken: string | undefined
   /** --require-token: set, every player request needs a valid play token */
   auth?: PlayAuth | undefined
+  /** the token keys' verifier whenever the edge holds them (`auth` is it when tokens are required): demand counts only tokens it verifies */
+  tokens?: PlayAuth | undefined
   demand?: DemandRecorder | undefined
   prefill?: PrefillRunner | undefined
   /** who is reading, for session-aware retention and the request log (edge/serve/session-id.ts); unset when nothing uses it */
@@ -153,12 +155,16 @@ export class EdgeServer {
     return this.sendFile(req, res, file, token, t0)
   }
 
-  /** The request's play token (the path's, else the query's or the bearer), checked when tokens are required. */
+  /**
+   * The request's play token (the path's, else the query's or the bearer), checked when tokens are required; returns
+   * the token its demand counts under (play-auth.ts `demandToken`: a verified one only).
+   */
   private authorize(req: IncomingMessage, id: string, query: string, inPath: string | undefined): string | undefined {
-    const { auth, demand } = this.deps
+    const { auth, tokens, demand } = this.deps
     const token = inPath ?? (auth !== undefined || demand !== undefined ? requestToken(query, req.headers.authorization) : undefined)
-    if (auth !== undefined) auth.check(token, id, peerAddress(req) ?? '', Date.now())
-    return token
+    const ip = peerAddress(req) ?? ''
+    if (auth !== undefined) auth.check(token, id, ip, Date.now())
+    return demand === undefined ? undefined : demandToken(token, auth !== undefined, tokens, id, ip, Date.now())
   }
 
   private sendPlaylist(req: IncomingMessage, res: ServerResponse, title: Title, want: PlaylistRequest): Promise<void> {

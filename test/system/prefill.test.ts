@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
-import { EDGE_TOKEN, TestCluster } from './harness.js'
+import { EDGE_TOKEN, TestCluster, TOKEN_KEYS } from './harness.js'
 import { get, metric, settled, startTestEdge, until } from '../helpers/edge.js'
 import { FakeUpstream } from '../helpers/fake-upstream.js'
 import { titleBytes } from '../helpers/titles.js'
@@ -132,8 +132,9 @@ t.test('the edge counts sessions and chunk reads, reports them, and registers wi
   const c = await TestCluster.start(t, { chunkSize: CS })
   const body = randomBytes(CS * 4)
   await c.ingest('watched', body)
+  // with the token keys: the play token counts as a session once it verifies (edge/serve/play-auth.ts demandToken)
   const edge = await startTestEdge(t, { url: c.url, token: undefined }, { 'edge.networks': ['127.0.0.0/8'], 'edge.id': 'edge-test' },
-    { REELCDN_EDGE_TOKEN: EDGE_TOKEN })
+    { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS })
   t.ok(await edge.reporter.sendHeartbeat())
   const play = await (await request(`${c.url}/v1/play/watched`)).body.json() as { urls: { id: string; url: string }[] }
   t.same(play.urls.map(u => u.id), ['edge-test', 'origin'])

@@ -150,6 +150,19 @@ export class UpstreamTimeoutError extends CdnError {
   }
 }
 
+/**
+ * A route of a feature this service was started without (its secret is not
+ * set): 503 naming what to set. The service says so once at start; each
+ * request refused for it is not another error for the operator's log
+ * (lib/http/http.ts `operatorMustAct`), or any client could flood it.
+ */
+export class NotConfiguredError extends CdnError {
+  override name = 'NotConfiguredError'
+  constructor(message: string) {
+    super(message, { code: 'CDN_ERR_NOT_CONFIGURED', statusCode: 503, source: 'config' })
+  }
+}
+
 export class ServiceUnavailableError extends CdnError {
   override name = 'ServiceUnavailableError'
   constructor(message: string, options?: ErrorOptions) {

@@ -29,7 +29,7 @@ import { EdgePeers } from './playback/edge-peers.js'
 import { Sessions } from './playback/sessions.js'
 import { SessionPeers } from './playback/session-peers.js'
 import { RegionMap } from './playback/play.js'
-import { playbackRoutes } from './playback/playback-api.js'
+import { NO_TOKEN_KEYS, playbackRoutes } from './playback/playback-api.js'
 import { RouterConsole } from './console/status.js'
 import { consoleRoutes } from '../lib/console/routes.js'
 import { HotTitles } from './playback/hot-titles.js'
@@ -164,6 +164,7 @@ export async function startRouter(config: Readonly<Config>,
   site.ring.start()
   server.setReady(true)
   if (adminToken === undefined) logger.warn('no admin token (REELCDN_ROUTER_TOKEN or router.tokenFile): ingest, delete and repair are refused')
+  if (ring === undefined) logger.warn(`${NO_TOKEN_KEYS}: /v1/play, /v1/sessions and /v1/history answer 503`)
   if (!hasShardToken)
     logger.warn('no shard token (REELCDN_SHARD_TOKEN or router.shardTokenFile): shards refuse this router\'s writes and deletes (ingest, delete, repair) unless they run with --insecure-open-writes')
   logger.info({ url: server.http.url, shards: cluster.shards.length, copies: cluster.ring.copies, readsNeedToken: readToken !== undefined,

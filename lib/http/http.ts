@@ -483,10 +483,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * failed the request. A client's mistake, abort or missing credential, or a
  * 5xx of its making (505, 501, a 507 its uploads caused), is not: that is
  * logged at info without a stack and counted in
- * reelcdn_http_client_errors_total.
+ * reelcdn_http_client_errors_total. Nor is a route of a feature the service
+ * was started without (NotConfiguredError): it said so once at start, and a
+ * line per request is a flood any client could cause (a warning each).
  */
 export function operatorMustAct(e: CdnError): boolean {
-  return e.source !== 'client' && e.statusCode >= 500
+  return e.source !== 'client' && e.code !== 'CDN_ERR_NOT_CONFIGURED' && e.statusCode >= 500
 }
 
 /** Answers an error as JSON, or, once headers are out, cuts the connection so the client sees a short body. */

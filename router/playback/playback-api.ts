@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { requireBearer } from '../../lib/security/auth.js'
 import { cors, preflight } from '../../lib/http/cors.js'
-import { BadRequestError, ServiceUnavailableError } from '../../lib/errors.js'
+import { BadRequestError, NotConfiguredError } from '../../lib/errors.js'
 import { queryParams, readJson, sendJson, type Match, type Route } from '../../lib/http/http.js'
 import type { Logger } from '../../lib/logger.js'
 import { requestToken, signViewer, verifyToken, verifyViewer, type KeyRing } from '../../lib/security/tokens.js'
@@ -75,6 +75,9 @@ export interface PlaybackDeps {
 
 const REGION = /^[A-Z]{2}$/
 
+/** what a router without the play-token keys answers its playback routes, and says once at start (router/main.ts) */
+export const NO_TOKEN_KEYS = 'play tokens are not configured on this router: set REELCDN_TOKEN_KEYS or router.tokenKeysFile'
+
 type Handler = (req: IncomingMessage, res: ServerResponse, m: Match) => unknown
 
 export function playbackRoutes(d: PlaybackDeps): Route[] {
@@ -82,7 +85,7 @@ export function playbackRoutes(d: PlaybackDeps): Route[] {
     requireBearer(req, d.edgeToken, 'edge registration is disabled: set REELCDN_EDGE_TOKEN or router.edgeTokenFile')
   }
   const ring = (): KeyRing => {
-    if (!d.ring) throw new ServiceUnavailableError('play tokens are not configured on this router: set REELCDN_TOKEN_KEYS or router.tokenKeysFile')
+    if (!d.ring) throw new NotConfiguredError(NO_TOKEN_KEYS)
     return d.ring
   }
   const claims = (req: IncomingMessage, m: Match, contentId: string | undefined) => {

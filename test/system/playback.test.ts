@@ -1,7 +1,8 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { quietLogger } from '../../lib/logger.js'
+import { createLogger, quietLogger } from '../../lib/logger.js'
+import { logSink } from '../helpers/origin.js'
 import { startRouter } from '../../router/main.js'
 import { EDGE_TOKEN, TOKEN_KEYS, TestCluster, viewerCredential } from './harness.js'
 import { until } from '../helpers/edge.js'
@@ -206,4 +207,23 @@ t.test('several routers: an edge heartbeating to one is steered to by its peers,
   // e1 falls silent: b's exchanges keep a's last heartbeat, which ages out
   await until(async () => { await b.edgePeers.exchange(); return (await ids(b.url)).length === 1 }, 'e1 to leave b\'s steering')
   t.same(await ids(c.url), ['origin'], 'and a\'s')
+})
+
+t.test('a router without play-token keys: its playback routes answer 503 naming what to set, said once at start, not an error per request', async t => {
+  const c = await TestCluster.start(t)
+  await c.ingest('movie', Buffer.alloc(1000, 1))
+  const sink = logSink()
+  const bare = await startRouter(c.config(3, { 'router.dataDir': join(c.dir, 'bare'), 'log.level': 'info' }),
+    { logger: createLogger('router', 'info', sink), env: { REELCDN_EDGE_TOKEN: EDGE_TOKEN } })
+  t.teardown(() => bare.close())
+  const warned = sink.lines.filter(l => l.level === 40 && /REELCDN_TOKEN_KEYS/.test(l.msg))
+  t.equal(warned.length, 1, 'one warning at start names the keys')
+  for (const [path, method, body] of [['/v1/play/movie', 'GET'], ['/v1/sessions/movie?token=x', 'PUT', { position: 1 }], ['/v1/history?token=x', 'GET']] as const) {
+    for (let i = 0; i < 3; i++) {
+      const r = await call(`${bare.url}${path}`, method, body)
+      t.equal(r.status, 503, `${method} ${path}`)
+      t.match(r.json.error.message, /REELCDN_TOKEN_KEYS/, 'the answer names what to set')
+    }
+  }
+  t.same(sink.lines.filter(l => l.level >= 50).map(l => l.msg), [], 'nothing at level 50')
 })

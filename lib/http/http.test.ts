@@ -18,6 +18,13 @@ t.test('logUrl replaces the value of every token query parameter and nothing els
   t.equal(logUrl(plain), plain)
 })
 
+t.test('logUrl replaces a viewer credential (/v1/play?viewer=, a year-long credential) as it does a play token', async t => {
+  t.equal(logUrl('/v1/play/a?viewer=v1.abc.def'), '/v1/play/a?viewer=[redacted]')
+  t.equal(logUrl('/v1/play/a?region=FR&viewer=abc&x=1'), '/v1/play/a?region=FR&viewer=[redacted]&x=1')
+  t.equal(logUrl('/v1/play/a?viewer=abc&token=def'), '/v1/play/a?viewer=[redacted]&token=[redacted]')
+  t.equal(logUrl('/v1/play/a?myviewer=abc'), '/v1/play/a?myviewer=abc', 'another parameter that ends in viewer is left')
+})
+
 t.test('logUrl replaces a play token in the path of an adaptive title\'s files', async t => {
   t.equal(logUrl('/v1/content/a/t/abc.def/master.m3u8'), '/v1/content/a/t/[redacted]/master.m3u8')
   t.equal(logUrl('/v1/content/a/t/abc.def/v720.mp4?token=x'), '/v1/content/a/t/[redacted]/v720.mp4?token=[redacted]')

@@ -463,12 +463,12 @@ function matchSegments(pattern: (string | null)[], segs: string[]): string[] | n
 
 /**
  * A request target as logged: a play token, as the value of a `token` query parameter or in the path of an
- * adaptive title's files (`/v1/content/{id}/t/{token}/…`, docs/abr.md), is replaced, as the logger's redact
- * list replaces credentials in headers.
+ * adaptive title's files (`/v1/content/{id}/t/{token}/…`, docs/abr.md), and a viewer credential (`viewer`,
+ * /v1/play's, valid for a year) are replaced, as the logger's redact list replaces credentials in headers.
  */
 export function logUrl(url: string): string {
   if (url.includes('/t/')) url = url.replace(/^(\/v1\/content\/[^/?#]+\/t\/)[^/?#]+/, '$1[redacted]')
-  return url.includes('token=') ? url.replace(/([?&]token=)[^&#]*/g, '$1[redacted]') : url
+  return url.includes('token=') || url.includes('viewer=') ? url.replace(/([?&](?:token|viewer)=)[^&#]*/g, '$1[redacted]') : url
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

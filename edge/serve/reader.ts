@@ -7,7 +7,7 @@ import type { ReadHandle } from '../tiers/disk-handles.js'
 import type { Fill } from '../fill/fill.js'
 import type { Send, SendPiece } from './send.js'
 import { ClientClosedError, CorruptChunkError } from '../../lib/errors.js'
-import { clientGone, whenClientGone } from '../../lib/http/client-gone.js'
+import { clientGone, untilClientGone } from '../../lib/http/client-gone.js'
 import { chunkRef, type ChunkRef, type TitleFile } from '../title.js'
 import type { FetchedAhead } from './fetched-ahead.js'
 import { dropChunk, heldForWrite, holdChunk } from '../tiers/chunk-arena.js'
@@ -149,7 +149,7 @@ export class TitleReader {
       // buffer can set off a GC) and its requests would come before it
       try {
         // the wait itself stops at its next turn once the client left (it asks for no segment at its offset after)
-        await (res === undefined ? got.fill.waitFor(offset) : untilLeft(got.fill.waitFor(offset, () => clientGone(res)), res))
+        await (res === undefined ? got.fill.waitFor(offset) : untilClientGone(got.fill.waitFor(offset, () => clientGone(res)), res))
       } catch (err) {
         got.fill.drop()
         if (err instanceof ClientClosedError) this.fills.leave(got.fill)
@@ -317,15 +317,4 @@ export class TitleReader {
 /** Whether a read of chunk `index` ending at byte `to` of it (inclusive) stops short of the chunk's end. */
 function stopsShort(file: TitleFile, index: number, to: number): boolean {
   return to < Math.min(file.chunkSize, file.size - index * file.chunkSize) - 1
-}
-
-/**
- * `p`, or a ClientClosedError as soon as its client leaves (at once if it
- * has): a miss's wait for its first byte ends with its client. What `p`
- * waits on goes on (a fill is shared); its outcome is then no one's.
- */
-function untilLeft<T>(p: Promise<T>, res: ServerResponse): Promise<T> {
-  let off = () => {}
-  const gone = new Promise<never>((_, reject) => { off = whenClientGone(res, () => reject(new ClientClosedError())) })
-  return Promise.race([p, gone]).finally(off)
 }

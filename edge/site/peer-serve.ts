@@ -3,6 +3,7 @@ import { tokensEqual } from '../../lib/security/auth.js'
 import { blockCrcs } from '../../lib/integrity/block-hasher.js'
 import { ClientClosedError, CdnError, NotFoundError, RangeNotSatisfiableError, UnauthorizedError } from '../../lib/errors.js'
 import type { Match, Route } from '../../lib/http/http.js'
+import { untilClientGone } from '../../lib/http/client-gone.js'
 import { parseChunkIndex, parseContentId } from '../../lib/ids.js'
 import type { EdgePeerMetrics } from '../../lib/metrics.js'
 import type { Logger } from '../../lib/logger.js'
@@ -184,15 +185,20 @@ async function serveChunk(d: PeerServeDeps, req: IncomingMessage, res: ServerRes
 async function serveCrcs(d: PeerServeDeps, req: IncomingMessage, res: ServerResponse, rawId: string, rid: string | undefined, rawIndex: string): Promise<void> {
   const { ref } = await admit(d, req, rawId, rid, rawIndex)
   if (ref.blocks === undefined) throw new NotFoundError(`the block list of chunk ${refName(ref)} (its manifest lists none)`)
-  const { list, from } = await serving(d, ref.key, () => blockList(d, ref))
+  const { list, from } = await serving(d, ref.key, () => blockList(d, ref, res))
   if (list === undefined) throw new NotFoundError(`the block list of chunk ${refName(ref)} (this edge's fill of it has none)`)
   d.metrics.served.inc({ kind: 'crcs', from })
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': list.length, etag: `"${ref.sha256}"` })
   res.end(list)
 }
 
-/** The chunk's block list from wherever this edge has the chunk, or from the fill it joins (or starts) for it. */
-async function blockList(d: PeerServeDeps, ref: ChunkRef): Promise<{ list: Buffer | undefined; from: 'ram' | 'disk' | 'fill' }> {
+/**
+ * The chunk's block list from wherever this edge has the chunk, or from the
+ * fill it joins (or starts) for it. A sibling that stops waiting leaves that
+ * fill, as a player does (edge/fill/coalesce.ts `leave`): one still waiting
+ * for a slot that no one else wants is withdrawn.
+ */
+async function blockList(d: PeerServeDeps, ref: ChunkRef, res: ServerResponse): Promise<{ list: Buffer | undefined; from: 'ram' | 'disk' | 'fill' }> {
   for (;;) {
     const buf = d.cache.ram.get(ref.key)
     if (buf !== undefined) return { list: blockCrcs(buf), from: 'ram' }
@@ -200,7 +206,12 @@ async function blockList(d: PeerServeDeps, ref: ChunkRef): Promise<{ list: Buffe
     if (onDisk !== undefined) return { list: onDisk, from: 'disk' }
     const got = d.fills.join(ref, 0)
     if (got === undefined) continue // cached meanwhile
-    return { list: await got.fill.blockList(), from: 'fill' }
+    try {
+      return { list: await untilClientGone(got.fill.blockList(), res), from: 'fill' }
+    } catch (err) {
+      if (err instanceof ClientClosedError) d.fills.leave(got.fill)
+      throw err
+    }
   }
 }
 

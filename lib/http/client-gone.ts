@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { ClientClosedError } from '../errors.js'
 
 /**
  * Whether a response's client left: the response closed before it finished.
@@ -21,4 +22,16 @@ export function whenClientGone(res: ServerResponse, fn: () => void): () => void 
   const onClose = () => { if (!res.writableFinished) fn() }
   res.once('close', onClose)
   return () => res.off('close', onClose)
+}
+
+/**
+ * `p`, or a ClientClosedError as soon as its client leaves (at once if it
+ * has): a wait on a client's behalf (an edge miss's first byte, a sibling's
+ * block list) ends with its client. What `p` waits on goes on (a fill is
+ * shared); its outcome is then no one's.
+ */
+export function untilClientGone<T>(p: Promise<T>, res: ServerResponse): Promise<T> {
+  let off = () => {}
+  const gone = new Promise<never>((_, reject) => { off = whenClientGone(res, () => reject(new ClientClosedError())) })
+  return Promise.race([p, gone]).finally(off)
 }

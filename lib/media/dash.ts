@@ -7,7 +7,10 @@ import { fileName, videoRungs } from './hls.js'
  * rendition files as the HLS playlists, addressed the same way — one BaseURL
  * per Representation (relative, so a play token in the MPD's path carries
  * over), the init segment as `Initialization@range`, each media segment as a
- * `SegmentURL@mediaRange`, and their durations in a SegmentTimeline. Video
+ * `SegmentURL@mediaRange`, and their durations in a SegmentTimeline (from the
+ * first segment's decode time, with that time as `presentationTimeOffset`,
+ * so every rendition starts at the Period's start, ISO/IEC 23009-1
+ * 5.3.9.6). Video
  * rungs form one AdaptationSet (aligned segments, so `segmentAlignment`), the
  * audio rendition another: DASH-IF IOP and dash.js refuse muxed audio+video.
  */
@@ -51,7 +54,10 @@ export function mpd(rs: readonly Rendition[]): string {
 
 function representationBody(r: Rendition): string[] {
   const at = segmentOffsets(r)
-  const out = [`        <BaseURL>${fileName(r)}</BaseURL>`, `        <SegmentList timescale="${r.timescale}">`,
+  // a first segment decoded at start > 0 (a package cut from a live stream) still plays from the Period's start, as HLS's
+  // playlists do: without the offset its times would place it start/timescale seconds in, each rendition by its own start
+  const offset = r.segments.start > 0 ? ` presentationTimeOffset="${r.segments.start}"` : ''
+  const out = [`        <BaseURL>${fileName(r)}</BaseURL>`, `        <SegmentList timescale="${r.timescale}"${offset}>`,
     `          <Initialization range="0-${r.init - 1}"/>`, '          <SegmentTimeline>']
   // runs of equal durations as one S with a repeat count
   const d = r.segments.durations

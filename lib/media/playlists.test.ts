@@ -7,7 +7,7 @@ import { ensureFfmpeg, ffmpeg } from '../../test/helpers/ffmpeg.js'
 import { indexFmp4File } from './fmp4.js'
 import { masterPlaylist, mediaPlaylist, playlistName } from './hls.js'
 import { isoDuration, mpd } from './dash.js'
-import { checkLadder } from './rendition.js'
+import { checkLadder, type Rendition } from './rendition.js'
 import { record } from '../../test/helpers/abr-ladder.js'
 
 /**
@@ -71,4 +71,25 @@ t.test('xs:duration', async t => {
   t.equal(isoDuration(63.25), 'PT1M3.25S')
   t.equal(isoDuration(7200), 'PT2H')
   t.equal(isoDuration(3725.5), 'PT1H2M5.5S')
+})
+
+t.test('MPD: a rendition whose first segment starts later than 0 (tfdt) still starts at the Period\'s start: presentationTimeOffset', async t => {
+  const H = (c: string) => c.repeat(64)
+  const video: Rendition = {
+    id: 'v360', type: 'video', version: '0123456789abcdef', size: 4000, sha256: H('a'), chunks: [H('b')], blocks: [H('c')],
+    contentType: 'video/mp4', codecs: 'avc1.64001f', bandwidth: 900_000, averageBandwidth: 800_000, width: 640, height: 360,
+    timescale: 90000, init: 800, segments: { start: 900_000, sizes: [1000, 1000], durations: [180000, 180000] },
+  }
+  const audio: Rendition = {
+    id: 'a128', type: 'audio', version: 'fedcba9876543210', size: 5000, sha256: H('d'), chunks: [H('e')], blocks: [H('f')],
+    contentType: 'audio/mp4', codecs: 'mp4a.40.2', bandwidth: 132_000, averageBandwidth: 130_000, timescale: 48000, init: 700,
+    segments: { start: 480_000, sizes: [2000, 2000], durations: [96000, 96000] },
+  }
+  const text = mpd([video, audio])
+  t.match(text, /<SegmentList timescale="90000" presentationTimeOffset="900000">/, 'the video\'s 10 s start maps to the Period\'s 0')
+  t.match(text, /<SegmentList timescale="48000" presentationTimeOffset="480000">/, 'the audio\'s too, so the two stay in sync')
+  t.match(text, /<S t="900000" d="180000" r="1"\/>/)
+  t.match(text, /mediaPresentationDuration="PT4S"/)
+  const zero = mpd([{ ...video, segments: { ...video.segments, start: 0 } }])
+  t.notMatch(zero, /presentationTimeOffset/, 'none when the first segment starts at 0')
 })

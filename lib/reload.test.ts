@@ -39,3 +39,27 @@ t.test('one reload: applied by the entry that covers it, others need a restart, 
   const r2 = new Reloader(cfg({}), () => { throw new Error('invalid configuration:\n  expected edge.ramBytes to be valid') }, table, quietLogger('test'))
   t.same((await r2.reload('admin')).errors, ['invalid configuration:', 'expected edge.ramBytes to be valid'])
 })
+
+t.test('a setting whose commit failed keeps its running value, so the next reload applies it again', async t => {
+  let next = cfg({})
+  const applied: number[] = []
+  let fail = true
+  const table: LiveSetting[] = [
+    { paths: ['edge.ramBytes'], prepare: n => ({ applied: ['edge.ramBytes'], commit: () => {
+      if (fail) throw new Error('the RAM tier could not be resized')
+      applied.push(n.edge.ramBytes)
+    } }) },
+    { paths: ['edge.diskBytes'], prepare: n => ({ applied: ['edge.diskBytes'], commit: () => { applied.push(n.edge.diskBytes) } }) },
+  ]
+  const r = new Reloader(cfg({}), () => next, table, quietLogger('test'), ['edge'])
+  next = cfg({ 'edge.ramBytes': 1024, 'edge.diskBytes': 4096 })
+  const first = await r.reload('admin')
+  t.same(first, { ok: false, refused: false, applied: ['edge.diskBytes'], restartNeeded: [], errors: ['the RAM tier could not be resized'] })
+  t.equal(r.config.edge.ramBytes, cfg({}).edge.ramBytes, 'the failed setting keeps its running value')
+  t.equal(r.config.edge.diskBytes, 4096, 'the one applied is in effect')
+  fail = false
+  const again = await r.reload('admin')
+  t.same(again, { ok: true, refused: false, applied: ['edge.ramBytes'], restartNeeded: [], errors: [] }, 'the same file again applies it')
+  t.same(applied, [4096, 1024])
+  t.equal(r.config.edge.ramBytes, 1024)
+})

@@ -25,8 +25,9 @@ import type { IncomingMessage } from 'node:http'
  *      and returns its commit, or throws a ConfigError to refuse the reload.
  *      Nothing has changed yet, so a refusal leaves the running config whole;
  *   5. commits them, in table order. A commit does not fail for a bad config
- *      (the prepare would have said); if one throws anyway, the ones before it
- *      stand and the error is reported.
+ *      (the prepare would have said); if one throws anyway, the others
+ *      stand, the error is reported, and that entry's leaves keep their
+ *      running values, so the next reload of the same file tries them again.
  * The effective config then becomes the new one, except the leaves that need a
  * restart, which keep their running values: the next reload names them again
  * until the service restarts.
@@ -130,32 +131,35 @@ export class Reloader {
     }
     const changed = changedPaths(prev, next).filter(p => this.scope.some(s => s === '' || p === s || p.startsWith(`${s}.`)))
     const restart = new Set(changed.filter(p => !this.table.some(e => covers(e, p))))
-    const prepared: Prepared[] = []
+    const prepared: { entry: LiveSetting; p: Prepared }[] = []
     try {
       for (const e of this.table) {
         if (!e.always && !changed.some(p => covers(e, p))) continue
         const p = e.prepare(next, prev)
         if (p === undefined) continue
         for (const r of p.restart ?? []) restart.add(r)
-        prepared.push(p)
+        prepared.push({ entry: e, p })
       }
     } catch (err) {
       return this.refused(by, err)
     }
     const applied: string[] = []
     const errors: string[] = []
-    for (const p of prepared) {
+    // the leaves of an entry whose commit failed: not in effect, so they keep their running values and the next reload tries again
+    const failed: string[] = []
+    for (const { entry, p } of prepared) {
       try {
         await p.commit()
         applied.push(...(p.applied ?? []))
       } catch (err) {
         errors.push((err as Error).message)
-        this.logger.error({ err: (err as Error).message }, 'reload: a setting could not be applied; the ones before it stand')
+        failed.push(...changed.filter(c => covers(entry, c)))
+        this.logger.error({ err: (err as Error).message }, 'reload: a setting could not be applied; it keeps its running value (the next reload tries it again), the others stand')
       }
     }
     // the leaves that need a restart keep their running values, so the next reload names them again
     const tree = structuredClone(next) as unknown as Record<string, never>
-    for (const p of restart) {
+    for (const p of [...restart, ...failed]) {
       // an entry may name something that is not a leaf, such as `router.tokenKeysFile (keys)`
       const was = getPath(prev, p)
       if (was !== undefined) setPath(tree, p, structuredClone(was) as never)

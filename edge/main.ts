@@ -269,6 +269,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
         serving: peer?.serving ?? new Map(), metrics: peerMetrics, logger, logs: new Map() }),
       ...consoleRoutes({ logger, adminToken, where: 'REELCDN_EDGE_ADMIN_TOKEN or edge.adminTokenFile', status: (): Promise<ConsoleStatus> => statusView.status() })]
     const server = new EdgeServer({ config, logger, registry, metrics, meta, cache, fills, reader, adminToken, auth, tokens, demand, prefill, routes,
+      upstreamUrl: () => live.upstream,
       ...(hooks.position || hooks.read ? { sessionOf } : {}), get threads() { return threads } })
     service = server
     // libuv accepts one connection a turn: a turn after an accept stays short while more may wait (edge/serve/slices.ts)

@@ -64,6 +64,8 @@ export interface EdgeDeps {
   adminToken: string | undefined
   /** --require-token: set, every player request needs a valid play token */
   auth?: PlayAuth | undefined
+  /** the upstream (router) URL now: a reload may change it (edge.upstream); unset, the start-up config's */
+  upstreamUrl?: () => string
   /** the token keys' verifier whenever the edge holds them (`auth` is it when tokens are required): demand counts only tokens it verifies */
   tokens?: PlayAuth | undefined
   demand?: DemandRecorder | undefined
@@ -107,7 +109,7 @@ export class EdgeServer {
         { path: '/v1/prefill', methods: { GET: (q, s) => this.prefillStatus(q, s) } },
         { path: '/v1/prefill/start', methods: { POST: (q, s) => this.prefillStart(q, s) } },
         { path: '/v1/prefill/stop', methods: { POST: (q, s) => this.prefillStop(q, s) } },
-        ...watchRoutes(deps.config.edge.playApiUrl || deps.config.edge.upstream, deps.config.http.maxRanges),
+        ...watchRoutes(() => deps.config.edge.playApiUrl || (deps.upstreamUrl?.() ?? deps.config.edge.upstream), deps.config.http.maxRanges),
         ...(deps.routes ?? []),
       ],
     })

@@ -14,13 +14,13 @@ import { sendAsset, sendWatchPage } from '../../lib/watch/serve.js'
  * deployment this project starts. An edge whose upstream is not reachable from
  * viewers' browsers (a private address) needs `edge.playApiUrl` set to the
  * router's public URL. The router answers /v1/play with CORS, since the page
- * is on the edge's origin.
+ * is on the edge's origin. Read at each request: a reload that changes
+ * `edge.upstream` moves the page's play API with the fills.
  */
-export function watchRoutes(playApi: string, maxRanges: number): Route[] {
-  const base = playApi.replace(/\/+$/, '')
+export function watchRoutes(playApi: () => string, maxRanges: number): Route[] {
   return [
     { path: '/watch/:id', methods: {
-      GET: (req, res, m) => sendWatchPage(req, res, { contentId: parseContentId(m.params[0]!), playApi: base, service: 'edge' }, maxRanges) } },
+      GET: (req, res, m) => sendWatchPage(req, res, { contentId: parseContentId(m.params[0]!), playApi: playApi().replace(/\/+$/, ''), service: 'edge' }, maxRanges) } },
     { path: '/assets/:name', methods: { GET: (req, res, m) => sendAsset(req, res, m.params[0]!, maxRanges) } },
   ]
 }

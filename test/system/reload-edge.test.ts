@@ -144,4 +144,8 @@ t.test('in process: a new edge.upstream takes the next fills, a title only the n
   t.ok((await get(`${edge.url}/v1/content/b1`)).body.equals(two), 'a title of the new router is filled from it')
   t.equal(b.requests('b1'), 1)
   t.ok((await get(`${edge.url}/v1/content/a1`)).body.equals(one), 'what the edge holds is still served')
+  // the watch page asks the router's /v1/play at edge.upstream (edge.playApiUrl is empty): the new one
+  const page = (await get(`${edge.url}/watch/b1`)).body.toString('utf8')
+  t.match(page, `&#34;playApi&#34;:&#34;${b.url}&#34;`, 'the watch page asks the new router')
+  t.notMatch(page, a.url, 'not the old one')
 })

@@ -119,3 +119,45 @@ t.test('what is not a rendition file is refused by name', async t => {
   const vb = await readFile(v)
   await t.rejects(indexFmp4Buffer(vb.subarray(0, vb.length - 400)), { message: /truncated/ }, 'a rendition cut inside its last fragment')
 })
+
+/** The top-level boxes of an MP4 (offset, size, type), or the children of the box at `from`. */
+function boxesOf(b: Buffer, from = 0, to = b.length): { at: number; size: number; type: string }[] {
+  const out = []
+  for (let at = from; at + 8 <= to;) {
+    const size = b.readUInt32BE(at)
+    out.push({ at, size, type: b.toString('latin1', at + 4, at + 8) })
+    if (size < 8) break
+    at += size
+  }
+  return out
+}
+
+t.test('malformed or unusual boxes: a last mdat of size 0 (to the end of the file), a trun claiming 2^32 samples without per-sample fields', async t => {
+  const bin = await ensureFfmpeg()
+  const v = join(t.testdir(), 'v.mp4')
+  await ffmpeg(bin, ['-f', 'lavfi', '-i', 'testsrc2=duration=3:size=160x90:rate=10', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
+    '-g', '10', ...FRAG, v])
+  const written = await readFile(v)
+  // what follows the last mdat (ffmpeg's mfra) left out: the mdat is then the file's last box
+  const last = boxesOf(written).filter(b => b.type === 'mdat').pop()!
+  const file = written.subarray(0, last.at + last.size)
+  const want = await indexFmp4Buffer(file)
+  const top = boxesOf(file)
+  const lastMdat = top[top.length - 1]!
+  t.equal(lastMdat.type, 'mdat')
+  const open = Buffer.from(file)
+  open.writeUInt32BE(0, lastMdat.at)
+  t.same(await indexFmp4Buffer(open).catch((e: Error) => e.message), want, 'size 0 means to the end of the file (ISO/IEC 14496-12 4.2)')
+
+  const moof = top.find(b => b.type === 'moof')!
+  const traf = boxesOf(file, moof.at + 8, moof.at + moof.size).find(b => b.type === 'traf')!
+  const trun = boxesOf(file, traf.at + 8, traf.at + traf.size).find(b => b.type === 'trun')!
+  const huge = Buffer.from(file)
+  huge.writeUInt32BE(huge.readUInt32BE(trun.at + 8) & ~0xf00, trun.at + 8)
+  huge.writeUInt32BE(0xffffffff, trun.at + 12)
+  // the index is synchronous between reads: a loop over the samples shows as the time it took (minutes, where this takes milliseconds)
+  const started = Date.now()
+  await indexFmp4Buffer(huge).catch(() => {})
+  const ms = Date.now() - started
+  t.ok(ms < 5000, `indexed or refused in ${ms} ms, not a loop over 2^32 samples`)
+})

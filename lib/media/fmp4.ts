@@ -94,7 +94,8 @@ async function indexSource(src: Source): Promise<Fmp4Index> {
   const durations = new Map<number, number>()
   for (let at = 0; at < src.size;) {
     const head = await src.read(at, Math.min(16, src.size - at))
-    const box = boxAt(head, 0, head.length, at)
+    // only the header is read here: a box of size 0 runs to the file's end, not the header's
+    const box = boxAt(head, 0, head.length, at, src.size - at)
     if (!box) throw new MediaError(`${src.size - at} stray bytes at byte ${at}: the file is truncated or not MP4`)
     if (at === 0 && box.type !== 'ftyp' && box.type !== 'styp') throw new MediaError('not an MP4 file: it does not start with an ftyp box')
     if (box.end > src.size) throw new MediaError(`box '${box.type}' at byte ${at} ends at ${box.end}, past the file's end (${src.size}): the file is truncated`)
@@ -206,6 +207,14 @@ function parseMoof(buf: Buffer, moof: Box, track: Track, tally: Map<number, numb
         const n = c.u32()
         if (f & 0x1) c.skip(4)
         const first = f & 0x4 ? c.u32() : undefined
+        if ((f & 0xf00) === 0) {
+          // no per-sample fields: every sample has the defaults, so n costs nothing to read (a malformed one may claim 2^32)
+          if (n === 0) continue
+          sync ??= ((first ?? defFlags) & NON_SYNC) === 0
+          duration += n * defDuration
+          tally.set(defDuration, (tally.get(defDuration) ?? 0) + n)
+          continue
+        }
         for (let i = 0; i < n; i++) {
           const d = f & 0x100 ? c.u32() : defDuration
           if (f & 0x200) c.skip(4)

@@ -158,8 +158,9 @@ export class UpstreamTimeoutError extends CdnError {
  */
 export class NotConfiguredError extends CdnError {
   override name = 'NotConfiguredError'
-  constructor(message: string) {
-    super(message, { code: 'CDN_ERR_NOT_CONFIGURED', statusCode: 503, source: 'config' })
+  /** `code`: a route's own, where clients branch on it (the router's fill grants) */
+  constructor(message: string, code = 'CDN_ERR_NOT_CONFIGURED', headers?: Record<string, string>) {
+    super(message, { code, statusCode: 503, source: 'config', ...(headers ? { headers } : {}) })
   }
 }
 

@@ -6,7 +6,7 @@ import { randomBytes, X509Certificate } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../logger.js'
 import type { Config } from '../config/config.js'
-import { BadRequestError, CdnError, ClientClosedError, ConfigError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, toCdnError } from '../errors.js'
+import { BadRequestError, CdnError, ClientClosedError, ConfigError, MethodNotAllowedError, NotConfiguredError, NotFoundError, PayloadTooLargeError, toCdnError } from '../errors.js'
 import { httpMetrics, tlsMetrics, type HttpMetrics } from '../metrics.js'
 import { tokensEqual } from '../security/auth.js'
 import { checkRequest, guardServer, KNOWN_METHODS, reasonOf } from './http-conformance.js'
@@ -488,7 +488,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * line per request is a flood any client could cause (a warning each).
  */
 export function operatorMustAct(e: CdnError): boolean {
-  return e.source !== 'client' && e.code !== 'CDN_ERR_NOT_CONFIGURED' && e.statusCode >= 500
+  return e.source !== 'client' && !(e instanceof NotConfiguredError) && e.statusCode >= 500
 }
 
 /** Answers an error as JSON, or, once headers are out, cuts the connection so the client sees a short body. */

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Config } from '../../lib/config/config.js'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterFillGrantMetrics } from '../../lib/metrics.js'
-import { AdaptiveTitleError, BadRequestError, CdnError, NotFoundError } from '../../lib/errors.js'
+import { AdaptiveTitleError, BadRequestError, CdnError, NotConfiguredError, NotFoundError } from '../../lib/errors.js'
 import { chunkLength, isAdaptive, renditionOf, type Manifest } from '../../lib/manifest.js'
 import { sendJson } from '../../lib/http/http.js'
 import { fillGrantKey, signGrant } from '../../lib/security/fill-grant.js'
@@ -60,11 +60,11 @@ export interface FillGrantsDeps {
   clock?: () => number
 }
 
-class GrantsDisabledError extends CdnError {
+/** Turned off, or no shard token to derive the key from (said at start): each refusal is not an error for the operator's log. */
+class GrantsDisabledError extends NotConfiguredError {
   override name = 'GrantsDisabledError'
   constructor(why: string) {
-    super(`fill grants are disabled on this router (${why}): fill through /chunks`, {
-      code: 'CDN_ERR_FILL_GRANTS_DISABLED', statusCode: 503, source: 'server', headers: { 'retry-after': '300' } })
+    super(`fill grants are disabled on this router (${why}): fill through /chunks`, 'CDN_ERR_FILL_GRANTS_DISABLED', { 'retry-after': '300' })
   }
 }
 

@@ -213,7 +213,7 @@ t.test('a router without play-token keys: its playback routes answer 503 naming 
   const c = await TestCluster.start(t)
   await c.ingest('movie', Buffer.alloc(1000, 1))
   const sink = logSink()
-  const bare = await startRouter(c.config(3, { 'router.dataDir': join(c.dir, 'bare'), 'log.level': 'info' }),
+  const bare = await startRouter(c.config(3, { 'router.dataDir': join(c.dir, 'bare'), 'log.level': 'info', 'router.fillGrants.enabled': false }),
     { logger: createLogger('router', 'info', sink), env: { REELCDN_EDGE_TOKEN: EDGE_TOKEN } })
   t.teardown(() => bare.close())
   const warned = sink.lines.filter(l => l.level === 40 && /REELCDN_TOKEN_KEYS/.test(l.msg))
@@ -224,6 +224,12 @@ t.test('a router without play-token keys: its playback routes answer 503 naming 
       t.equal(r.status, 503, `${method} ${path}`)
       t.match(r.json.error.message, /REELCDN_TOKEN_KEYS/, 'the answer names what to set')
     }
+  }
+  // fill grants turned off (router.fillGrants.enabled): an edge's grant request is refused the same way, and edges fill through /chunks
+  for (let i = 0; i < 3; i++) {
+    const r = await call(`${bare.url}/v1/content/movie/fill/0`, 'GET')
+    t.equal(r.status, 503)
+    t.equal(r.json.error.code, 'CDN_ERR_FILL_GRANTS_DISABLED', 'the code edges branch on')
   }
   t.same(sink.lines.filter(l => l.level >= 50).map(l => l.msg), [], 'nothing at level 50')
 })

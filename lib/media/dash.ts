@@ -8,9 +8,11 @@ import { fileName, videoRungs } from './hls.js'
  * per Representation (relative, so a play token in the MPD's path carries
  * over), the init segment as `Initialization@range`, each media segment as a
  * `SegmentURL@mediaRange`, and their durations in a SegmentTimeline (from the
- * first segment's decode time, with that time as `presentationTimeOffset`,
- * so every rendition starts at the Period's start, ISO/IEC 23009-1
- * 5.3.9.6). Video
+ * first segment's decode time, tfdt). A ladder whose earliest first segment
+ * is decoded past 0 (a package cut from a live stream) gives that time as
+ * every rendition's `presentationTimeOffset` (ISO/IEC 23009-1 5.3.9.6), in
+ * its own timescale: it plays from the Period's start, and the renditions
+ * keep their offsets from one another, as HLS players keep them. Video
  * rungs form one AdaptationSet (aligned segments, so `segmentAlignment`), the
  * audio rendition another: DASH-IF IOP and dash.js refuse muxed audio+video.
  */
@@ -20,7 +22,9 @@ export const MPD = 'manifest.mpd'
 export function mpd(rs: readonly Rendition[]): string {
   const video = videoRungs(rs)
   const audio = rs.filter(r => r.type === 'audio')
-  const duration = Math.max(...rs.map(durationSeconds))
+  const startSec = Math.min(...rs.map(r => r.segments.start / r.timescale))
+  // to the last rendition's end, from the Period's start (the earliest first segment)
+  const duration = Math.max(...rs.map(r => r.segments.start / r.timescale - startSec + durationSeconds(r)))
   const minBuffer = Math.max(...rs.flatMap(r => r.segments.durations.map(d => d / r.timescale)))
   const out = [
     '<?xml version="1.0" encoding="UTF-8"?>',
@@ -34,7 +38,7 @@ export function mpd(rs: readonly Rendition[]): string {
     for (const v of video) {
       const fr = v.frameRate !== undefined ? ` frameRate="${frameRate(v.frameRate)}"` : ''
       out.push(`      <Representation id="${v.id}" bandwidth="${v.bandwidth}" codecs="${v.codecs}" width="${v.width}" height="${v.height}"${fr}>`)
-      out.push(...representationBody(v))
+      out.push(...representationBody(v, startSec))
       out.push('      </Representation>')
     }
     out.push('    </AdaptationSet>')
@@ -45,18 +49,19 @@ export function mpd(rs: readonly Rendition[]): string {
     out.push(`      <Representation id="${a.id}" bandwidth="${a.bandwidth}" codecs="${a.codecs}"${rate}>`)
     if (a.channels !== undefined)
       out.push(`        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="${a.channels}"/>`)
-    out.push(...representationBody(a))
+    out.push(...representationBody(a, startSec))
     out.push('      </Representation>', '    </AdaptationSet>')
   }
   out.push('  </Period>', '</MPD>')
   return out.join('\n') + '\n'
 }
 
-function representationBody(r: Rendition): string[] {
+/** `startSec`: the earliest first-segment decode time of the ladder, in seconds (0 for a file that starts at 0) */
+function representationBody(r: Rendition, startSec: number): string[] {
   const at = segmentOffsets(r)
-  // a first segment decoded at start > 0 (a package cut from a live stream) still plays from the Period's start, as HLS's
-  // playlists do: without the offset its times would place it start/timescale seconds in, each rendition by its own start
-  const offset = r.segments.start > 0 ? ` presentationTimeOffset="${r.segments.start}"` : ''
+  // the ladder's earliest first segment plays at the Period's start, each rendition's own start kept relative to it
+  const pto = Math.round(startSec * r.timescale)
+  const offset = pto > 0 ? ` presentationTimeOffset="${pto}"` : ''
   const out = [`        <BaseURL>${fileName(r)}</BaseURL>`, `        <SegmentList timescale="${r.timescale}"${offset}>`,
     `          <Initialization range="0-${r.init - 1}"/>`, '          <SegmentTimeline>']
   // runs of equal durations as one S with a repeat count

@@ -83,13 +83,14 @@ t.test('MPD: a rendition whose first segment starts later than 0 (tfdt) still st
   const audio: Rendition = {
     id: 'a128', type: 'audio', version: 'fedcba9876543210', size: 5000, sha256: H('d'), chunks: [H('e')], blocks: [H('f')],
     contentType: 'audio/mp4', codecs: 'mp4a.40.2', bandwidth: 132_000, averageBandwidth: 130_000, timescale: 48000, init: 700,
-    segments: { start: 480_000, sizes: [2000, 2000], durations: [96000, 96000] },
+    segments: { start: 470_400, sizes: [2000, 2000], durations: [96000, 96000] },
   }
   const text = mpd([video, audio])
-  t.match(text, /<SegmentList timescale="90000" presentationTimeOffset="900000">/, 'the video\'s 10 s start maps to the Period\'s 0')
-  t.match(text, /<SegmentList timescale="48000" presentationTimeOffset="480000">/, 'the audio\'s too, so the two stay in sync')
+  // the audio starts at 9.8 s, the video at 10 s: 9.8 s is the Period's start, and the video still starts 0.2 s after the audio
+  t.match(text, /<SegmentList timescale="48000" presentationTimeOffset="470400">/, 'the ladder\'s earliest start (the audio\'s 9.8 s) maps to the Period\'s 0')
+  t.match(text, /<SegmentList timescale="90000" presentationTimeOffset="882000">/, 'the video keeps its 0.2 s after the audio: 9.8 s in its own timescale')
   t.match(text, /<S t="900000" d="180000" r="1"\/>/)
-  t.match(text, /mediaPresentationDuration="PT4S"/)
+  t.match(text, /mediaPresentationDuration="PT4\.2S"/, 'to the video\'s end, 4.2 s after the audio\'s start')
   const zero = mpd([{ ...video, segments: { ...video.segments, start: 0 } }])
   t.notMatch(zero, /presentationTimeOffset/, 'none when the first segment starts at 0')
 })

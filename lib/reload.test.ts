@@ -63,3 +63,25 @@ t.test('a setting whose commit failed keeps its running value, so the next reloa
   t.same(applied, [4096, 1024])
   t.equal(r.config.edge.ramBytes, 1024)
 })
+
+t.test('a commit that changed something before it threw: the next reload applies the file again, even one put back as it was', async t => {
+  let next = cfg({})
+  let live = cfg({}).edge.ramBytes
+  let fail = true
+  const table: LiveSetting[] = [
+    { paths: ['edge.ramBytes'], prepare: n => ({ applied: ['edge.ramBytes'], commit: () => {
+      live = n.edge.ramBytes
+      if (fail) throw new Error('half applied')
+    } }) },
+  ]
+  const r = new Reloader(cfg({}), () => next, table, quietLogger('test'), ['edge'])
+  next = cfg({ 'edge.ramBytes': 1024 })
+  t.equal((await r.reload('admin')).ok, false)
+  t.equal(live, 1024, 'the commit got as far as changing the value')
+  fail = false
+  next = cfg({})
+  const back = await r.reload('admin')
+  t.same(back.applied, ['edge.ramBytes'], 'the file put back as it was is applied, though it equals the value kept as running')
+  t.equal(live, cfg({}).edge.ramBytes, 'the running value is the file\'s again')
+  t.same((await r.reload('admin')).applied, [], 'and once it applied, nothing is left to do')
+})

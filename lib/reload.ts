@@ -27,7 +27,10 @@ import type { IncomingMessage } from 'node:http'
  *   5. commits them, in table order. A commit does not fail for a bad config
  *      (the prepare would have said); if one throws anyway, the others
  *      stand, the error is reported, and that entry's leaves keep their
- *      running values, so the next reload of the same file tries them again.
+ *      running values. What it had changed before it threw is not known, so
+ *      the next reload prepares and commits that entry whatever the diff:
+ *      the same file is tried again, and a file put back as it was puts the
+ *      running state back too.
  * The effective config then becomes the new one, except the leaves that need a
  * restart, which keep their running values: the next reload names them again
  * until the service restarts.
@@ -97,6 +100,8 @@ function covers(entry: LiveSetting, path: string): boolean {
 export class Reloader {
   private running: Promise<ReloadResult> | undefined
   private effective: Readonly<Config>
+  /** entries whose last commit threw: what they run may be half changed, so the next reload prepares them whatever the diff */
+  private readonly failedEntries = new Set<LiveSetting>()
 
   constructor(
     initial: Readonly<Config>,
@@ -134,7 +139,7 @@ export class Reloader {
     const prepared: { entry: LiveSetting; p: Prepared }[] = []
     try {
       for (const e of this.table) {
-        if (!e.always && !changed.some(p => covers(e, p))) continue
+        if (!e.always && !this.failedEntries.has(e) && !changed.some(p => covers(e, p))) continue
         const p = e.prepare(next, prev)
         if (p === undefined) continue
         for (const r of p.restart ?? []) restart.add(r)
@@ -151,9 +156,11 @@ export class Reloader {
       try {
         await p.commit()
         applied.push(...(p.applied ?? []))
+        this.failedEntries.delete(entry)
       } catch (err) {
         errors.push((err as Error).message)
         failed.push(...changed.filter(c => covers(entry, c)))
+        this.failedEntries.add(entry)
         this.logger.error({ err: (err as Error).message }, 'reload: a setting could not be applied; it keeps its running value (the next reload tries it again), the others stand')
       }
     }

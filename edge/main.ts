@@ -328,6 +328,9 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       },
     })
     reporterRef = reporter
+    // demand counts a play per verified token (serve/play-auth.ts demandToken): without keys, per client address and title
+    if (edgeToken !== undefined && cfg.demandReportMs > 0 && ring === undefined)
+      logger.warn('no play-token keys (REELCDN_TOKEN_KEYS or edge.tokenKeysFile): play tokens are not verified, so demand counts a play per client address and title, not per viewer')
     // without the credential the router would refuse every heartbeat: say so once instead
     if (edgeToken !== undefined) reporter.start()
     else if (cfg.heartbeatMs > 0 || cfg.demandReportMs > 0)

@@ -132,8 +132,9 @@ function plan(role: Role, c: Readonly<Config>): Plan {
         { setting: 'edge.upstreamTokenFile', file: c.edge.upstreamTokenFile, env: 'REELCDN_EDGE_UPSTREAM_TOKEN', without: 'fills carry no credential (fine only if the router\'s reads are public)' },
         { setting: 'edge.adminTokenFile', file: c.edge.adminTokenFile, env: 'REELCDN_EDGE_ADMIN_TOKEN', without: 'purge, cache status and prefill control are refused' },
         ...(c.edge.heartbeatMs > 0 ? [{ setting: 'edge.edgeTokenFile', file: c.edge.edgeTokenFile, env: 'REELCDN_EDGE_TOKEN', without: 'the router refuses heartbeats, so it steers no player here' }] : []),
-        ...(c.edge.requireToken ? [{ setting: 'edge.tokenKeysFile', file: c.edge.tokenKeysFile, env: 'REELCDN_TOKEN_KEYS', keys: true, required: true,
-          without: 'edge.requireToken is on: every player is refused' }] : []),
+        { setting: 'edge.tokenKeysFile', file: c.edge.tokenKeysFile, env: 'REELCDN_TOKEN_KEYS', keys: true, required: c.edge.requireToken,
+          without: c.edge.requireToken ? 'edge.requireToken is on: every player is refused'
+            : 'play tokens are not verified, so demand counts a play per client address and title, not per viewer' },
       ],
     }
     case 'ingest': return {

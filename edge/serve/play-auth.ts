@@ -11,6 +11,12 @@ import { parseCidr, TokenError, verifyToken, type KeyRing, type TokenClaims } fr
  * Only tokens whose signature verified are cached, so a tampered token never
  * hits the cache: it differs from every cached string.
  *
+ * Without `--require-token`, an edge that holds the keys still verifies the
+ * token of a request whose bytes demand counts (`demandToken` below): a
+ * token that fails is not refused, it just does not name a session. A token
+ * that fails is not cached, so each such request pays its check again (an
+ * HMAC at most, as under `--require-token`).
+ *
  * Key rotation: the ring holds every key still valid; a token signed with a
  * key that has left the ring fails ("unknown key id") once its cache entry is
  * gone, which happens when the edge restarts with the new ring, or at a

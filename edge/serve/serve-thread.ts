@@ -168,11 +168,11 @@ function serve(req: IncomingMessage, res: ServerResponse, url: string): boolean 
   }
   const file = want === undefined ? title.file : renditionFile(title, want.rid)
   if (file === undefined) return false
-  return serveFile(req, res, t0, route, file, demandToken(token, auth !== undefined, tokens, id, peer, Date.now()), peer)
+  return serveFile(req, res, t0, route, file, token, peer)
 }
 
-/** A file's bytes from this thread's copy of the RAM tier (true), or false before anything is written; `counted`: the token its demand counts under (play-auth.ts). */
-function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, counted: string | undefined, peer: string): boolean {
+/** A file's bytes from this thread's copy of the RAM tier (true), or false before anything is written. */
+function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, token: string | undefined, peer: string): boolean {
   const plan = planResponse(req, file.rep, cfg.http.maxRanges)
   const body = hasBody(req, plan)
   let buf: Buffer | undefined
@@ -190,12 +190,12 @@ function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route:
     buf = ram.get(key)
     if (buf === undefined) {
       if (disk === undefined || !disk.has(key)) return false
-      void serveDisk(req, res, t0, route, file, plan, start, end, key, counted, peer)
+      void serveDisk(req, res, t0, route, file, plan, start, end, key, token, peer)
       return true
     }
   }
   // answered here from now on
-  begin(req, res, t0, route, file, plan, body, counted, peer)
+  begin(req, res, t0, route, file, plan, body, token, peer)
   const id = file.contentId
   const rid = file.rid ?? ''
   if (buf === undefined) {
@@ -214,13 +214,16 @@ function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route:
   return true
 }
 
-/** A file's answer is this thread's from now on: counted, and its demand recorded (under `counted`, else the client's address). */
+/**
+ * A file's answer is this thread's from now on: counted, and its demand recorded, under `token` if it verifies, else the
+ * client's address (play-auth.ts demandToken; checked here, where a body is counted, and not for what is relayed).
+ */
 function begin(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan, body: boolean,
-  counted: string | undefined, peer: string): void {
+  token: string | undefined, peer: string): void {
   answered(req, res, t0, route)
   batch.responses[responseKind(req, plan)]++
   const id = file.contentId
-  if (body) batch.demand.push(counted ?? `${peer} ${id}`, id, file.rid ?? '', file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
+  if (body) batch.demand.push(demandToken(token, auth !== undefined, tokens, id, peer, Date.now()) ?? `${peer} ${id}`, id, file.rid ?? '', file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
 }
 
 /** set once the thread could not open the disk index: said once, every disk hit then relayed */
@@ -235,7 +238,7 @@ let diskFailed = false
  * the response: no byte that failed its CRC is ever sent.
  */
 async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan,
-  start: number, end: number, key: string, counted: string | undefined, peer: string): Promise<void> {
+  start: number, end: number, key: string, token: string | undefined, peer: string): Promise<void> {
   const got = await disk!.open(key).catch((err: Error) => {
     // the thread cannot read the disk index (its own read-only connection): every disk hit is relayed, said once
     if (!diskFailed) post({ t: 'error', message: `disk hits are relayed: ${err.message}` })
@@ -250,7 +253,7 @@ async function serveDisk(req: IncomingMessage, res: ServerResponse, t0: number, 
   const first = () => {
     if (begun) return
     begun = true
-    begin(req, res, t0, route, file, plan, true, counted, peer)
+    begin(req, res, t0, route, file, plan, true, token, peer)
     res.statusCode = plan.status
     for (const k in plan.headers) res.setHeader(k, plan.headers[k]!)
     batch.diskTtfb.push((performance.now() - t0) / 1000)

@@ -157,16 +157,12 @@ export class EdgeServer {
     return this.sendFile(req, res, file, token, t0)
   }
 
-  /**
-   * The request's play token (the path's, else the query's or the bearer), checked when tokens are required; returns
-   * the token its demand counts under (play-auth.ts `demandToken`: a verified one only).
-   */
+  /** The request's play token (the path's, else the query's or the bearer), checked when tokens are required. */
   private authorize(req: IncomingMessage, id: string, query: string, inPath: string | undefined): string | undefined {
-    const { auth, tokens, demand } = this.deps
+    const { auth, demand } = this.deps
     const token = inPath ?? (auth !== undefined || demand !== undefined ? requestToken(query, req.headers.authorization) : undefined)
-    const ip = peerAddress(req) ?? ''
-    if (auth !== undefined) auth.check(token, id, ip, Date.now())
-    return demand === undefined ? undefined : demandToken(token, auth !== undefined, tokens, id, ip, Date.now())
+    if (auth !== undefined) auth.check(token, id, peerAddress(req) ?? '', Date.now())
+    return token
   }
 
   private sendPlaylist(req: IncomingMessage, res: ServerResponse, title: Title, want: PlaylistRequest): Promise<void> {
@@ -198,7 +194,9 @@ export class EdgeServer {
     metrics.hot.responses[responseKind(req, plan)].n++
     const body = hasBody(req, plan)
     if (demand !== undefined && body) {
-      demand.request(token ?? `${peerAddress(req) ?? ''} ${id}`, id, file.rid)
+      // a verified token's session, else the client address's (play-auth.ts demandToken): checked only for what is counted
+      const ip = peerAddress(req) ?? ''
+      demand.request(demandToken(token, this.deps.auth !== undefined, this.deps.tokens, id, ip, Date.now()) ?? `${ip} ${id}`, id, file.rid)
       demand.chunks(id, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length, file.rid, file.kind)
     }
     if (!body) return sendPlanned(res, plan, size, noBytes)

@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { metric } from './edge.js'
 
 export interface Got { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
 
@@ -18,4 +19,19 @@ export function fresh(url: string, headers: Record<string, string> = {}, method 
     req.on('error', reject)
     req.end()
   })
+}
+
+/**
+ * Sends bursts of `burst()` until the threads report having served at least
+ * one more request than before (which loop accepts a connection is the
+ * kernel's choice; a few bursts make "never a thread" vanishingly unlikely).
+ */
+export async function untilThreadsServe(edgeUrl: string, burst: () => Promise<unknown>): Promise<void> {
+  const before = await metric(edgeUrl, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' })
+  for (let i = 0; i < 20; i++) {
+    await burst()
+    await new Promise(r => setTimeout(r, 30)) // a flush of the threads' counts
+    if (await metric(edgeUrl, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' }) > before) return
+  }
+  throw new Error('20 bursts of requests and no serve thread answered one')
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { fresh } from '../helpers/fresh.js'
+import { fresh, untilThreadsServe } from '../helpers/fresh.js'
 import http from 'node:http'
 import { connect } from 'node:net'
 import { KeyRing, signToken } from '../../lib/security/tokens.js'
@@ -19,21 +19,6 @@ import { createLogger } from '../../lib/logger.js'
 const CS = 128 * 1024
 const TOKEN_KEYS = 'k1:serve-threads-test-key-0123456789'
 
-
-/**
- * Sends bursts of `burst()` until the threads report having served at least
- * one more request than before (which loop accepts a connection is the
- * kernel's choice; a few bursts make "never a thread" vanishingly unlikely).
- */
-async function untilThreadsServe(edgeUrl: string, burst: () => Promise<unknown>): Promise<void> {
-  const before = await metric(edgeUrl, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' })
-  for (let i = 0; i < 20; i++) {
-    await burst()
-    await new Promise(r => setTimeout(r, 30)) // a flush of the threads' counts
-    if (await metric(edgeUrl, 'reelcdn_edge_serve_thread_requests_total', { outcome: 'served' }) > before) return
-  }
-  throw new Error('20 bursts of requests and no serve thread answered one')
-}
 
 async function warm(url: string, size: number): Promise<void> {
   const r = await get(url)

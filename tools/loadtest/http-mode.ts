@@ -5,6 +5,7 @@ import { sampleInto, startSampler, type CounterSampler, type MetricsTargets } fr
 import { mulberry32, Zipf } from './random.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
+import { Throughput } from './throughput.js'
 
 /**
  * `reelcdn loadtest http`: raw request load with autocannon. Each request picks
@@ -46,8 +47,11 @@ function run(url: string, opts: Pick<HttpModeOptions, 'connections' | 'durationS
   return new Promise((resolve, reject) => {
     const timeline: TimelinePoint[] = []
     const latencies: number[] = []
-    let second = { bytes: 0, n: 0 }
+    // answers in the current second (for the latency sample below), and in all; bytes in all
+    let second = { n: 0 }
+    let answers = 0
     let bytes = 0
+    const throughput = new Throughput()
     const t0 = Date.now()
     // @NOTE autocannon's `amount` makes it ignore `duration`; `maxOverallRequests` keeps both bounds. Each
     // connection gets a share of it, and a share of 0 would mean no limit: never more connections than requests.
@@ -57,25 +61,25 @@ function run(url: string, opts: Pick<HttpModeOptions, 'connections' | 'durationS
       requests: [{ method: 'GET', setupRequest: setup }],
     }, (err, result) => {
       clearInterval(timer)
-      // the last, partial second, at its per-second rates
-      const t = (Date.now() - t0) / 1000
-      const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
-      if (dt > 0.05) timeline.push({ t, mbps: second.bytes / 1e6 / dt, rps: Math.round(second.n / dt), hitRatio: null, hitRatioSoFar: null })
+      // the last, partial second (throughput.ts)
+      const end = throughput.end((Date.now() - t0) / 1000, bytes, answers)
+      if (end) timeline.push({ t: end.t, mbps: end.mbps, rps: Math.round(end.rps), hitRatio: null, hitRatioSoFar: null })
       if (err) reject(err)
       else resolve({ result, timeline, latencies, bytes })
     })
     inst.on('response', (_client: unknown, _status: number, resBytes: number, ms: number) => {
       // resBytes are the bytes on the wire: headers included (about 200 per response)
-      second.bytes += resBytes
       second.n++
+      answers++
       bytes += resBytes
       // a bounded sample is plenty for a histogram: keep every response up to 200k, then every 10th
       if (latencies.length < 200_000 || second.n % 10 === 0) latencies.push(ms)
     })
     const timer = setInterval(() => {
-      const p: TimelinePoint = { t: (Date.now() - t0) / 1000, mbps: second.bytes / 1e6, rps: second.n, hitRatio: null, hitRatioSoFar: null }
+      const { t, mbps, rps } = throughput.point((Date.now() - t0) / 1000, bytes, answers)
+      const p: TimelinePoint = { t, mbps, rps: Math.round(rps), hitRatio: null, hitRatioSoFar: null }
       timeline.push(p)
-      second = { bytes: 0, n: 0 }
+      second = { n: 0 }
       sampleInto(sampler, p, () => opts.onTick?.({ ...p, elapsedS: p.t }))
     }, 1000)
   })

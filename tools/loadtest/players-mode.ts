@@ -8,6 +8,7 @@ import { playersCeiling } from './players-ceiling.js'
 import type { LoadResult, TimelinePoint } from './report.js'
 import type { Title } from './target.js'
 import { session, type Run, type SessionResult } from './viewers.js'
+import { Throughput } from './throughput.js'
 
 export type { Scenario } from './audience.js'
 
@@ -100,11 +101,11 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
   const timeline: TimelinePoint[] = []
   let active = 0
   let done = 0
-  let lastBytes = 0
+  const throughput = new Throughput()
   const timer = setInterval(() => {
     const received = receivedSoFar(run)
-    const p: TimelinePoint = { t: (performance.now() - t0) / 1000, mbps: (received - lastBytes) / 1e6, hitRatio: null, hitRatioSoFar: null, sessions: active }
-    lastBytes = received
+    const { t, mbps } = throughput.point((performance.now() - t0) / 1000, received)
+    const p: TimelinePoint = { t, mbps, hitRatio: null, hitRatioSoFar: null, sessions: active }
     timeline.push(p)
     const tick = { active, done }
     sampleInto(sampler, p, () => o.onTick?.({ ...p, elapsedS: p.t, ...tick }), received)
@@ -139,12 +140,9 @@ export async function playersMode(o: PlayersOptions): Promise<LoadResult> {
     const failed = results.filter(r => !r.ok && !r.cut)
     const abr = results.flatMap(r => r.abr && r.ok ? [r.abr] : [])
     const cache = await sampler?.finish(bytesReceived).catch((err: Error) => { metricsError = `no cache figures: ${err.message}`; return undefined })
-    // the last, partial second, at its per-second rate
-    const t = (performance.now() - t0) / 1000
-    const dt = t - (timeline[timeline.length - 1]?.t ?? 0)
-    // (a part-second of bytes however short: dropping it, when the run ended just after a tick, lost those bytes from the timeline)
-    if (dt > 0.05 || (dt > 0 && receivedSoFar(run) !== lastBytes)) timeline.push({ t, mbps: (receivedSoFar(run) - lastBytes) / 1e6 / dt, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null,
-      offloadSoFar: cache?.originOffload ?? null, sessions: 0 })
+    // the last, partial second (throughput.ts)
+    const end = throughput.end((performance.now() - t0) / 1000, receivedSoFar(run))
+    if (end) timeline.push({ t: end.t, mbps: end.mbps, hitRatio: null, hitRatioSoFar: cache?.byteHitRatio ?? null, offloadSoFar: cache?.originOffload ?? null, sessions: 0 })
     return {
       mode: 'players', scenario: o.scenario.name, target: '', startedAt, durationS: (performance.now() - t0) / 1000, generatorCeilingMBps: ceiling,
       timeline,

@@ -10,7 +10,7 @@ import { bin, esc, histogram, lineChart } from './svg.js'
 export interface TimelinePoint {
   /** seconds since start */
   t: number
-  /** MB (10^6 bytes) received in this second: response bytes (http, headers included), body bytes (players) */
+  /** MB/s (10^6 bytes) received since the point before: response bytes (http, headers included), body bytes (players); throughput.ts */
   mbps: number
   /** byte hit ratio at the edges in this interval, when known */
   hitRatio: number | null

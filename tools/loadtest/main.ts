@@ -30,6 +30,15 @@ function int(name: string, min = 0) {
     return Number(v)
   }
 }
+/** A comma-separated list of percentages, each above 0 and at most 100. */
+function percents(name: string) {
+  return (v: string) => {
+    const out = v.split(',').map(x => x.trim())
+    if (out.some(x => !/^[0-9]+(\.[0-9]+)?$/.test(x) || Number(x) <= 0 || Number(x) > 100))
+      throw new InvalidArgumentError(`${name} must be percentages above 0 and at most 100, separated by commas, such as 1,5,20.`)
+    return out.map(Number)
+  }
+}
 function num(name: string) {
   return (v: string) => {
     const n = Number(v)
@@ -232,20 +241,24 @@ function playersCommand(): Command {
 function simulateCommand(): Command {
   return new Command('simulate')
     .summary('replay a seeded video-session trace through each cache policy and MIN')
-    .addOption(new Option('--titles <n>', 'catalog size in titles').default(1000).argParser(int('--titles')))
-    .addOption(new Option('--sessions <n>', 'viewing sessions').default(8000).argParser(int('--sessions')))
+    .addOption(new Option('--titles <n>', 'catalog size in titles').default(1000).argParser(int('--titles', 1)))
+    .addOption(new Option('--sessions <n>', 'viewing sessions').default(8000).argParser(int('--sessions', 1)))
     .addOption(new Option('--zipf <s>', 'Zipf exponent').default(0.9).argParser(num('--zipf')))
     .addOption(new Option('--seed <n>', 'random seed').default(1).argParser(int('--seed')))
-    .option('--sizes <percents>', 'cache sizes as % of the catalog', '1,5,20')
+    .addOption(new Option('--sizes <percents>', 'cache sizes as % of the catalog, comma-separated').default([1, 5, 20], '1,5,20').argParser(percents('--sizes')))
     .action((o: Record<string, never>) => {
-      const opts = { ...defaultTrace, titles: o.titles, sessions: o.sessions, zipf: o.zipf, seed: o.seed }
-      const trace = generateTrace(opts)
-      const catalog = catalogChunks(opts)
-      process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n` +
-        'hit ratio per policy; every request reads a whole chunk of one size and a miss fetches just that chunk, so the origin offload equals it\n')
-      for (const pct of String(o.sizes).split(',').map(Number)) {
-        const rows = compare(trace, Math.max(1, Math.round((catalog * pct) / 100)))
-        process.stdout.write(`${String(pct).padStart(3)} %  ` + rows.map(r => `${r.policy} ${r.hitRatio.toFixed(3)} (${r.ofOptimum.toFixed(2)}× MIN)`).join('  ') + '\n')
+      try {
+        const opts = { ...defaultTrace, titles: o.titles, sessions: o.sessions, zipf: o.zipf, seed: o.seed }
+        const trace = generateTrace(opts)
+        const catalog = catalogChunks(opts)
+        process.stdout.write(`trace: ${trace.length} chunk requests over a catalog of ${catalog} chunks (seed ${o.seed})\n` +
+          'hit ratio per policy; every request reads a whole chunk of one size and a miss fetches just that chunk, so the origin offload equals it\n')
+        for (const pct of o.sizes as number[]) {
+          const rows = compare(trace, Math.max(1, Math.round((catalog * pct) / 100)))
+          process.stdout.write(`${String(pct).padStart(3)} %  ` + rows.map(r => `${r.policy} ${r.hitRatio.toFixed(3)} (${r.ofOptimum.toFixed(2)}× MIN)`).join('  ') + '\n')
+        }
+      } catch (err) {
+        fail(err)
       }
     })
 }

@@ -103,6 +103,8 @@ export interface IngestInProgress {
 export class Ingestor {
   /** uploads running now (an entry per request, removed when it ends either way) */
   readonly inProgress = new Set<IngestInProgress>()
+  /** the upload of each storage id running here (`upload`): another of the same id waits for it */
+  private readonly running = new Map<string, Promise<unknown>>()
 
   constructor(
     private readonly cluster: Cluster,
@@ -132,17 +134,13 @@ export class Ingestor {
       return resultOf('exists', published, { stored: 0, resumed: 0 })
     }
     const version = claimed ? versionFromDigest(claimed, this.opts.chunkSize) : randomVersion()
-    const up = new Upload(this, storageId(contentId, version), claimed !== undefined)
+    let up!: Upload
     let counted: Counted
     try {
-      counted = await this.tracked(contentId, null, req, up)
+      counted = await this.upload(storageId(contentId, version), claimed, `title ${contentId}`, u => { up = u; return this.tracked(contentId, null, req, u) })
     } catch (err) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw err
-    }
-    if (claimed && counted.sha256 !== claimed) {
-      this.metrics.ingests.inc({ result: 'failed' })
-      throw new DigestMismatchError(`title ${contentId}`, claimed, counted.sha256)
     }
     const m: Manifest = { contentId, version, size: counted.size, chunkSize: this.opts.chunkSize, sha256: counted.sha256,
       chunks: counted.chunks, blocks: counted.blocks, ...meta, createdAt: Date.now() }
@@ -177,11 +175,10 @@ export class Ingestor {
         chunks: r.chunks, blocks: r.blocks, replicas: { stored: 0, resumed: 0 } }
     }
     const version = versionFromDigest(claimed, this.opts.chunkSize)
-    const up = new Upload(this, storageId(contentId, version), true)
     let counted: Counted
+    let up!: Upload
     try {
-      counted = await this.tracked(contentId, rid, req, up)
-      if (counted.sha256 !== claimed) throw new DigestMismatchError(what, claimed, counted.sha256)
+      counted = await this.upload(storageId(contentId, version), claimed, what, u => { up = u; return this.tracked(contentId, rid, req, u) })
       if (counted.size === 0) throw new BadRequestError(`${what} is empty`, 'CDN_ERR_BAD_RENDITION')
     } catch (err) {
       this.metrics.renditionUploads.inc({ result: 'failed' })
@@ -201,15 +198,16 @@ export class Ingestor {
    * read the whole body) or none was needed.
    */
   async storeChunk(sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean,
-    replicas: IngestResult['replicas'], use: { mayBeRead: boolean }): Promise<void> {
+    replicas: IngestResult['replicas'], use: { mayBeRead: boolean }, created: { index: number; shard: ShardClient }[] = []): Promise<void> {
     const owners = this.cluster.owners(chunkKey(sid, index))
     const results = await Promise.allSettled(owners.map(s => this.storeOn(s, sid, index, sha256, data, mayExist, use)))
     let ok = 0
     let firstErr: CdnError | undefined
-    for (const r of results) {
+    for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled') {
         ok++
         replicas[r.value]++
+        if (r.value === 'stored') created.push({ index, shard: owners[i]! })
         this.metrics.ingestChunks.inc({ result: r.value })
       } else {
         const e = toCdnError(r.reason)
@@ -263,6 +261,41 @@ export class Ingestor {
     if (!mayBeRead) return lease.release()
     lease.retire()
     this.metrics.ingestBuffersRetired.inc()
+  }
+
+  /**
+   * One upload of storage id `sid` (its chunks, then its digest checked against `claimed`, when given), after any
+   * other of the same id on this router has ended: two uploads of the same bytes, or a retry arriving while a cut
+   * one winds down, never store and check chunks of one version at once. A body that does not hash to the digest
+   * it claimed stored its chunks under the version that digest names: the copies it created (not those it found
+   * there, which other uploads may name) are deleted before the 400, best effort (what is left, the repairer
+   * collects as orphans), so the right bytes sent next are not refused for them, which a DELETE could not fix as
+   * nothing was published.
+   */
+  private async upload(sid: string, claimed: string | undefined, what: string, fn: (up: Upload) => Promise<Counted>): Promise<Counted> {
+    for (let before = this.running.get(sid); before !== undefined; before = this.running.get(sid)) await before.catch(() => {})
+    const up = new Upload(this, sid, claimed !== undefined)
+    const run = (async () => {
+      const counted = await fn(up)
+      if (claimed !== undefined && counted.sha256 !== claimed) {
+        await this.discard(sid, up.created)
+        throw new DigestMismatchError(what, claimed, counted.sha256)
+      }
+      return counted
+    })()
+    this.running.set(sid, run)
+    try {
+      return await run
+    } finally {
+      if (this.running.get(sid) === run) this.running.delete(sid)
+    }
+  }
+
+  /** Deletes the chunk copies a refused upload created; a copy that stays is logged, and collected as an orphan. */
+  private async discard(sid: string, created: readonly { index: number; shard: ShardClient }[]): Promise<void> {
+    const results = await Promise.allSettled(created.map(c => c.shard.deleteChunk(sid, c.index)))
+    const left = results.flatMap((r, i) => r.status === 'rejected' ? [`${created[i]!.shard.id} ${chunkName(sid, created[i]!.index)}: ${(r.reason as Error).message}`] : [])
+    if (left.length) this.logger.warn({ sid, left }, 'a refused upload\'s chunk copies not deleted; the repairer will collect them')
   }
 
   /** `run`, listed in `inProgress` while it runs. */

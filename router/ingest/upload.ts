@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { BlockHasher, blockListDigest } from '../../lib/integrity/block-hasher.js'
 import type { Lease } from './buffer-pool.js'
 import type { Ingestor } from './ingest.js'
+import type { ShardClient } from '../cluster/shard-client.js'
 
 /**
  * One upload's chunking loop and its in-flight chunk writes: the body copied
@@ -12,6 +13,8 @@ import type { Ingestor } from './ingest.js'
  */
 export class Upload {
   readonly replicas = { stored: 0, resumed: 0 }
+  /** the chunk copies this upload created (not found there): what a refused upload deletes (Ingestor.upload) */
+  readonly created: { index: number; shard: ShardClient }[] = []
   private readonly inflight = new Set<Promise<void>>()
   private failure: Error | undefined
   private readonly digests: string[] = []
@@ -84,7 +87,7 @@ export class Upload {
     this.digests.push(sha256)
     this.blocks.push(blockListDigest(crcs))
     const use = { mayBeRead: false }
-    const p: Promise<void> = this.ing.storeChunk(this.sid, index, sha256, lease.buf.subarray(0, len), this.mayExist, this.replicas, use)
+    const p: Promise<void> = this.ing.storeChunk(this.sid, index, sha256, lease.buf.subarray(0, len), this.mayExist, this.replicas, use, this.created)
       .catch(err => { this.failure ??= err as Error })
       .finally(() => {
         this.inflight.delete(p)

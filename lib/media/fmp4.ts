@@ -107,7 +107,7 @@ async function indexSource(src: Source): Promise<Fmp4Index> {
       pendingStyp = box.start
     } else if (box.type === 'moof') {
       if (!track) throw new MediaError(`moof at byte ${at} before any moov`)
-      const f = parseMoof(await readBox(src, box, MAX_MOOF), rebase(box), track, durations)
+      const f = parseMoof(await readBox(src, box, MAX_MOOF), rebase(box), track, durations, src.size)
       current = { start: pendingStyp ?? box.start, end: box.end, ...f }
       pendingStyp = undefined
     } else if (box.type === 'mdat') {
@@ -183,7 +183,7 @@ function rebase(box: Box): Box {
 const NON_SYNC = 0x10000
 
 /** One fragment's duration, whether its first sample is a sync sample, and its decode time; tallies sample durations for the frame rate. */
-function parseMoof(buf: Buffer, moof: Box, track: Track, tally: Map<number, number>): { duration: number; sync: boolean; decodeTime: number | undefined } {
+function parseMoof(buf: Buffer, moof: Box, track: Track, tally: Map<number, number>, fileSize: number): { duration: number; sync: boolean; decodeTime: number | undefined } {
   let duration = 0
   let sync: boolean | undefined
   let decodeTime: number | undefined
@@ -205,6 +205,8 @@ function parseMoof(buf: Buffer, moof: Box, track: Track, tally: Map<number, numb
         const c = new Cursor(buf, b.body, b.end, 'trun')
         const f = c.full().flags
         const n = c.u32()
+        // a sample is at least a byte of the file's mdat: more samples than the file has bytes is a malformed trun
+        if (n > fileSize) throw new MediaError(`a trun claims ${n} samples, more than the file's ${fileSize} bytes`)
         if (f & 0x1) c.skip(4)
         const first = f & 0x4 ? c.u32() : undefined
         if ((f & 0xf00) === 0) {

@@ -100,10 +100,14 @@ export class DigestMismatchError extends CdnError {
 }
 
 /** No room for the bytes: `source` is 'storage' when the disk is short (an operator's matter), 'client' when the request's timing or size is. */
+/**
+ * No room to store something. `source` 'client': room the uploads in flight hold for the moment (their timing, not
+ * a full disk), answered with a Retry-After, which tells a router the same (router/errors.ts shardRefusal).
+ */
 export class InsufficientStorageError extends CdnError {
   override name = 'InsufficientStorageError'
   constructor(message: string, options?: ErrorOptions, source: 'storage' | 'client' = 'storage') {
-    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source, retryable: true }, options)
+    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source, retryable: true, ...(source === 'client' ? { headers: { 'retry-after': '1' } } : {}) }, options)
   }
 }
 

@@ -13,7 +13,12 @@ export class ShardRefusedError extends CdnError {
   }
 }
 
-export function shardRefusal(shard: string, op: string, status: number, body: string): CdnError {
+/**
+ * A shard's refusal as the router's error. A 507 with a Retry-After is the shard's uploads in flight holding the
+ * space above its reserve for the moment (origin/server.ts): the uploads' timing, retried and, if it lasts, answered
+ * 507, but not a full disk for the operator's error log; one without is a full disk.
+ */
+export function shardRefusal(shard: string, op: string, status: number, body: string, headers: Record<string, string | string[] | undefined> = {}): CdnError {
   let code = 'CDN_ERR_UNKNOWN'
   let message = body.slice(0, 300)
   try {
@@ -21,7 +26,10 @@ export function shardRefusal(shard: string, op: string, status: number, body: st
     if (e?.code) code = e.code
     if (e?.message) message = e.message
   } catch { /* not JSON: keep the text */ }
-  if (status === 507) return new InsufficientStorageError(`shard ${shard} is full: ${message}`)
+  if (status === 507) {
+    if (headers['retry-after'] !== undefined) return new InsufficientStorageError(`shard ${shard} has no room for the moment: ${message}`, undefined, 'client')
+    return new InsufficientStorageError(`shard ${shard} is full: ${message}`)
+  }
   return new ShardRefusedError(shard, op, status, code, message)
 }
 

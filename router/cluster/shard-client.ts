@@ -121,7 +121,7 @@ export class ShardClient {
       throw translate(this.id, op, err)
     }
     const text = body.toString('utf8')
-    if (res.statusCode >= 300 && !allow.includes(res.statusCode)) throw shardRefusal(this.id, op, res.statusCode, text)
+    if (res.statusCode >= 300 && !allow.includes(res.statusCode)) throw shardRefusal(this.id, op, res.statusCode, text, res.headers)
     return { status: res.statusCode, headers: res.headers, body, text }
   }
 
@@ -165,7 +165,7 @@ export class ShardClient {
         throw new UpstreamError(`shard ${this.id} answered range ${start}-${end} of ${sid}/${index} with ${res.statusCode}`)
       }
       const text = await res.body.text().catch(() => '')
-      throw shardRefusal(this.id, op, res.statusCode, text)
+      throw shardRefusal(this.id, op, res.statusCode, text, res.headers)
     }
     const cr = String(res.headers['content-range'] ?? '')
     if (!cr.startsWith(`bytes ${start}-${end}/`)) {
@@ -218,7 +218,7 @@ export class ShardClient {
       throw e
     }
     this.metrics.upstream.inc({ shard: this.id, op, result: `${Math.floor(a.statusCode / 100)}xx` })
-    if (a.statusCode !== 206) throw shardRefusal(this.id, op, a.statusCode, await a.body.text().catch(() => ''))
+    if (a.statusCode !== 206) throw shardRefusal(this.id, op, a.statusCode, await a.body.text().catch(() => ''), a.headers)
     const cr = a.headers['content-range'] ?? ''
     // the body ends at its Content-Length: a shorter one would end the window early, and the next would start past the gap
     const mismatch = !cr.startsWith(`bytes ${start}-${end}/`) ? `content-range ${JSON.stringify(cr)}`

@@ -107,9 +107,16 @@ async function uploads(t: Test, surfaces: LiveSurface[]): Promise<void> {
   held.on('error', () => {})
   held.write(`PUT /v1/chunks/held/0 HTTP/1.1\r\nhost: t\r\n${digest}transfer-encoding: chunked\r\n\r\n`)
   let refused = 0
-  await until(async () => (refused = (await raw(o.url, `PUT /v1/chunks/second/0 HTTP/1.1\r\nhost: t\r\n${digest}content-length: ${chunk}\r\nconnection: close\r\n\r\n`)).status) === 507,
-    'a second upload refused while the first holds its reservation')
+  let head = ''
+  await until(async () => {
+    const r = await raw(o.url, `PUT /v1/chunks/second/0 HTTP/1.1\r\nhost: t\r\n${digest}content-length: ${chunk}\r\nconnection: close\r\n\r\n`)
+    refused = r.status
+    head = r.head
+    return refused === 507
+  }, 'a second upload refused while the first holds its reservation')
   t.equal(refused, 507, 'the second upload: 507')
+  // what tells a router this 507 is the uploads' timing, not a full disk (router/errors.ts shardRefusal)
+  t.match(head, /\r\nretry-after: 1\r\n/i, 'with a Retry-After')
   held.destroy()
   await until(() => o.server.http.active === 0, 'the held upload ended')
   quiet(t, { name: 'a shard near its reserve', lines: sink.lines }, 'a 507 caused by uploads in flight')

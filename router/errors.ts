@@ -1,4 +1,5 @@
 import { CdnError, InsufficientStorageError, UpstreamError } from '../lib/errors.js'
+import { ERROR_CODE_HEADER } from '../lib/http/http.js'
 
 /**
  * Router errors. A shard's refusal keeps the shard's own code and status as
@@ -26,6 +27,9 @@ export function shardRefusal(shard: string, op: string, status: number, body: st
     if (e?.code) code = e.code
     if (e?.message) message = e.message
   } catch { /* not JSON: keep the text */ }
+  // a HEAD's refusal has no body: its code comes in a header (lib/http/http.ts)
+  const inHeader = headers[ERROR_CODE_HEADER]
+  if (code === 'CDN_ERR_UNKNOWN' && typeof inHeader === 'string' && /^CDN_ERR_[A-Z_]+$/.test(inHeader)) code = inHeader
   if (status === 507) {
     if (headers['retry-after'] !== undefined) return new InsufficientStorageError(`shard ${shard} has no room for the moment: ${message}`, undefined, 'client')
     return new InsufficientStorageError(`shard ${shard} is full: ${message}`)

@@ -513,9 +513,14 @@ function answerError(res: ServerResponse, e: CdnError): void {
   }
   // CORS headers stay: a browser player must be able to read the error too
   for (const h of res.getHeaderNames()) if (h !== 'x-request-id' && h !== 'connection' && h !== 'vary' && !h.startsWith('access-control-')) res.removeHeader(h)
-  sendJson(res, e.statusCode, { error: { code: e.code, message: e.message } }, e.headers ?? {})
+  // the code in a header too: a HEAD's answer has no body, and a service asking another (a router asking a shard
+  // whether it holds a chunk) still learns why (router/errors.ts shardRefusal)
+  sendJson(res, e.statusCode, { error: { code: e.code, message: e.message } }, { [ERROR_CODE_HEADER]: e.code, ...e.headers })
   if (!req.complete) req.resume()
 }
+
+/** An error answer's code (CDN_ERR_*), as its JSON body's `error.code` says it where there is a body. */
+export const ERROR_CODE_HEADER = 'reelcdn-error'
 
 /** How long a connection answered before its request body ended goes on reading (and dropping) it once answered. */
 const LINGER_MS = 2000

@@ -89,7 +89,7 @@ export async function startRouter(config: Readonly<Config>,
   reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks,
     { memoryBytes: rc.relayMemoryBytes, waitMs: rc.upstream.headersTimeoutMs })
   const ingestor = new Ingestor(cluster, manifests, pool, metrics, logger,
-    { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE },
+    { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE, maxManifestBytes: config.origin.maxManifestBytes },
     m => catalog.upsert(m))
   const publisher = new Publisher(cluster, manifests, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, concurrency: rc.publishConcurrency, maxManifestBytes: config.origin.maxManifestBytes },

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { createHash } from 'node:crypto'
 import type { Logger } from '../../lib/logger.js'
 import type { RouterMetrics } from '../../lib/metrics.js'
-import { BadRequestError, CdnError, ClientClosedError, ConflictError, DigestMismatchError, toCdnError } from '../../lib/errors.js'
+import { BadRequestError, CdnError, ClientClosedError, ConflictError, DigestMismatchError, PayloadTooLargeError, toCdnError } from '../../lib/errors.js'
 import { digestFromHeader } from '../../lib/integrity/digest.js'
 import { chunkName } from '../../lib/ids.js'
 import { bodyOf } from '../../lib/http/http.js'
@@ -87,6 +87,8 @@ export interface IngestOptions {
   retries: number
   /** uploads in flight per ingest */
   pipeline: number
+  /** the largest manifest the shards take (origin.maxManifestBytes): a title whose manifest would be larger is a 413 */
+  maxManifestBytes: number
 }
 
 /** An upload being received now: what the status console lists as an ingest in progress. */
@@ -134,6 +136,9 @@ export class Ingestor {
       return resultOf('exists', published, { stored: 0, resumed: 0 })
     }
     const version = claimed ? versionFromDigest(claimed, this.opts.chunkSize) : randomVersion()
+    // a manifest the shards would refuse: known before the body when its length is, else once it is read (below)
+    const declared = Number(req.headers['content-length'])
+    if (Number.isSafeInteger(declared) && declared > 0) this.fits(contentId, version, meta, declared)
     let up!: Upload
     let counted: Counted
     try {
@@ -144,6 +149,10 @@ export class Ingestor {
     }
     const m: Manifest = { contentId, version, size: counted.size, chunkSize: this.opts.chunkSize, sha256: counted.sha256,
       chunks: counted.chunks, blocks: counted.blocks, ...meta, createdAt: Date.now() }
+    if (Buffer.byteLength(JSON.stringify(m)) > this.opts.maxManifestBytes) {
+      this.metrics.ingests.inc({ result: 'failed' })
+      throw tooLarge(contentId, Buffer.byteLength(JSON.stringify(m)), this.opts.maxManifestBytes)
+    }
     const status = await this.manifests.publish(m, this.opts.need)
     this.metrics.ingests.inc({ result: status })
     if (status === 'created') this.onPublished(m)
@@ -298,6 +307,19 @@ export class Ingestor {
     if (left.length) this.logger.warn({ sid, left }, 'a refused upload\'s chunk copies not deleted; the repairer will collect them')
   }
 
+  /** Throws a 413 if the manifest of a `size`-byte title would be larger than the shards take (its digests' length is fixed). */
+  private fits(contentId: string, version: string, meta: TitleMeta, size: number): void {
+    const n = Math.ceil(size / this.opts.chunkSize)
+    const digest = '0'.repeat(64)
+    const m: Manifest = { contentId, version, size, chunkSize: this.opts.chunkSize, sha256: digest,
+      chunks: new Array<string>(n).fill(digest), blocks: new Array<string>(n).fill(digest), ...meta, createdAt: Date.now() }
+    const bytes = Buffer.byteLength(JSON.stringify(m))
+    if (bytes > this.opts.maxManifestBytes) {
+      this.metrics.ingests.inc({ result: 'failed' })
+      throw tooLarge(contentId, bytes, this.opts.maxManifestBytes)
+    }
+  }
+
   /** `run`, listed in `inProgress` while it runs. */
   private async tracked(contentId: string, rendition: string | null, req: IncomingMessage, up: Upload): Promise<Counted> {
     const len = Number(req.headers['content-length'])
@@ -313,6 +335,11 @@ export class Ingestor {
   countBytes(n: number): void {
     this.metrics.ingestBytes.inc(n)
   }
+}
+
+function tooLarge(contentId: string, bytes: number, max: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(`the manifest of ${contentId} would be ${bytes} bytes, more than the shards take (origin.maxManifestBytes, ${max}): ` +
+    'a larger cluster.chunkSize, or a larger origin.maxManifestBytes on every shard and router')
 }
 
 /** The body's SHA-256 from Content-Digest (hex); a 400 if it is malformed, or missing where `required`. */

@@ -84,3 +84,18 @@ export async function tcpGate(port: number, target: number): Promise<TcpGate> {
   await listen()
   return gate
 }
+
+/**
+ * Puts a gate where shard i of a test cluster was (the router keeps its old
+ * port) in front of the shard restarted elsewhere; closed at the test's end.
+ */
+export async function gateShard(t: { teardown(fn: () => unknown): void },
+  c: { ports: number[]; stopShard(i: number): Promise<void>; startShard(i: number): Promise<unknown> }, i: number): Promise<TcpGate> {
+  const port = c.ports[i]!
+  await c.stopShard(i)
+  c.ports[i] = 0
+  await c.startShard(i)
+  const g = await tcpGate(port, c.ports[i]!)
+  t.teardown(() => g.close())
+  return g
+}

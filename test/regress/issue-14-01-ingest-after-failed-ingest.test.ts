@@ -1,8 +1,8 @@
 import t from 'tap'
 import { PassThrough } from 'node:stream'
 import { request } from 'undici'
-import { TestCluster, TOKEN, randomBody, until, type TestT } from '../system/harness.js'
-import { tcpGate, type TcpGate } from '../helpers/tcp-gate.js'
+import { TestCluster, TOKEN, randomBody, until } from '../system/harness.js'
+import { gateShard } from '../helpers/tcp-gate.js'
 
 /**
  * Issue 14, item 1: an ingest that failed because a shard died mid-upload
@@ -27,17 +27,6 @@ async function metric(c: TestCluster, name: string): Promise<number> {
   let sum = 0
   for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.split(' ').pop())
   return sum
-}
-
-/** Puts a gate where shard i was (the router keeps its old port) in front of the shard restarted elsewhere. */
-async function gateShard(t: TestT, c: TestCluster, i: number): Promise<TcpGate> {
-  const port = c.ports[i]!
-  await c.stopShard(i)
-  c.ports[i] = 0
-  await c.startShard(i)
-  const g = await tcpGate(port, c.ports[i]!)
-  t.teardown(() => g.close())
-  return g
 }
 
 /** Starts an ingest and resolves once the router has read the whole body (its last chunk then waits for an upload slot). */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { request } from 'undici'
-import { TestCluster, TOKEN, randomBody, until, type TestT } from '../system/harness.js'
-import { tcpGate, type TcpGate } from '../helpers/tcp-gate.js'
+import { TestCluster, TOKEN, randomBody, until } from '../system/harness.js'
+import { gateShard } from '../helpers/tcp-gate.js'
 
 /**
  * From a read-only audit (stop 41): a DELETE removes a title's manifest
@@ -13,17 +13,6 @@ import { tcpGate, type TcpGate } from '../helpers/tcp-gate.js'
  * in progress is now refused (409) until the DELETE has answered.
  */
 const CS = 64 * 1024
-
-/** Puts a gate where shard i was (the router keeps its old port) in front of the shard restarted elsewhere. */
-async function gateShard(t: TestT, c: TestCluster, i: number): Promise<TcpGate> {
-  const port = c.ports[i]!
-  await c.stopShard(i)
-  c.ports[i] = 0
-  await c.startShard(i)
-  const g = await tcpGate(port, c.ports[i]!)
-  t.teardown(() => g.close())
-  return g
-}
 
 t.test('an ingest while the same title\'s DELETE is deleting its chunks is refused, and nothing acknowledged is lost', async t => {
   const c = await TestCluster.start(t, { chunkSize: CS })

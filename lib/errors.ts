@@ -99,10 +99,10 @@ export class DigestMismatchError extends CdnError {
   }
 }
 
-/** No room for the bytes: `source` is 'storage' when the disk is short (an operator's matter), 'client' when the request's timing or size is. */
 /**
- * No room to store something. `source` 'client': room the uploads in flight hold for the moment (their timing, not
- * a full disk), answered with a Retry-After, which tells a router the same (router/errors.ts shardRefusal).
+ * No room for the bytes: `source` is 'storage' when the disk is short (an operator's matter), 'client' when the
+ * request's timing is (room the uploads in flight hold for the moment), answered with a Retry-After, which tells a
+ * router the same (router/errors.ts shardRefusal).
  */
 export class InsufficientStorageError extends CdnError {
   override name = 'InsufficientStorageError'

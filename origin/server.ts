@@ -237,13 +237,20 @@ export class OriginServer {
       throw err
     }
     const now = Date.now()
-    const row = this.deps.index.putIfAbsent({ contentId: id, index, size: got.size, sha256: got.sha256, crcs: got.crcs,
-      blockSize: BLOCK_SIZE, state: 'ok', createdAt: have?.createdAt ?? now, verifiedAt: now })
+    const mine = { contentId: id, index, size: got.size, sha256: got.sha256, crcs: got.crcs,
+      blockSize: BLOCK_SIZE, state: 'ok' as const, createdAt: have?.createdAt ?? now, verifiedAt: now }
+    const row = this.deps.index.putIfAbsent(mine)
     if (row.sha256 !== got.sha256) {
       // a concurrent PUT with other bytes won the race; ours was renamed to its own digest's name
       await this.deps.store.remove({ contentId: id, index, sha256: got.sha256 })
       this.metrics.puts.inc({ result: 'conflict' })
       throw new ConflictError(`chunk ${name} was stored concurrently with sha256 ${row.sha256}`)
+    }
+    if (row !== mine) {
+      // a concurrent PUT of the same bytes stored it first (ours landed on the same file, byte for byte): this one
+      // created nothing, as one that found it there beforehand, and a router may delete what its PUT created (201)
+      this.metrics.puts.inc({ result: 'exists' })
+      return sendJson(res, 200, chunkJson(row), { etag: `"${row.sha256}"` })
     }
     if (have) this.reader.forget(have)
     this.metrics.puts.inc({ result: 'created' })

@@ -34,6 +34,7 @@ import { RouterConsole } from './console/status.js'
 import { consoleRoutes } from '../lib/console/routes.js'
 import { HotTitles } from './playback/hot-titles.js'
 import { Steering } from './playback/steering.js'
+import { TitleDeletes } from './ingest/deletes.js'
 
 /**
  * Starts a router: the cluster view (ring, shard pools, health checks), the
@@ -88,12 +89,13 @@ export async function startRouter(config: Readonly<Config>,
   const catalog = new Catalog(cluster, rc.catalogRefreshMs, logger)
   reader = new ChunkReader(cluster, metrics, logger, rc.verifyWholeChunks, rc.verifyBlocks,
     { memoryBytes: rc.relayMemoryBytes, waitMs: rc.upstream.headersTimeoutMs })
+  const deletes = new TitleDeletes()
   const ingestor = new Ingestor(cluster, manifests, pool, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, retries: rc.upstream.retries, pipeline: INGEST_PIPELINE, maxManifestBytes: config.origin.maxManifestBytes },
-    m => catalog.upsert(m))
+    m => catalog.upsert(m), deletes)
   const publisher = new Publisher(cluster, manifests, metrics, logger,
     { chunkSize, need: rc.writeQuorum || config.cluster.copies, concurrency: rc.publishConcurrency, maxManifestBytes: config.origin.maxManifestBytes },
-    m => catalog.upsert(m))
+    m => catalog.upsert(m), deletes)
   const ring = loadKeyRing(rc.tokenKeysFile, env)
   const edgeToken = loadSecret(rc.edgeTokenFile, 'REELCDN_EDGE_TOKEN', env)
   const edges = new EdgeRegistry(rc.edgeSilenceMs)
@@ -138,7 +140,7 @@ export async function startRouter(config: Readonly<Config>,
   const fillGrants = new FillGrants({ config, cluster, manifests, shardToken, metrics: routerFillGrantMetrics(registry), logger })
   let reloader: Reloader | undefined
   const reloadAt = reloadRoute(() => reloader, req => requireAdmin(req, adminToken, 'REELCDN_ROUTER_TOKEN or router.tokenFile'))
-  server = new RouterServer({ config, logger, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
+  server = new RouterServer({ config, logger, deletes, registry, cluster, manifests, catalog, reader, ingestor, publisher, repairer, adminToken, readToken, metrics,
     routes: [...routes, reloadAt], fillGrants, edges: () => edges.list(Date.now()), ring, requireToken: rc.requireToken })
   let addr
   try {

@@ -5,7 +5,7 @@ import type { Logger } from '../lib/logger.js'
 import { HttpService, lingerOnClose, queryParams, sendJson, type Match, type Route } from '../lib/http/http.js'
 import type { RouterMetrics } from '../lib/metrics.js'
 import { bearerMatchesAny, requireAdmin, requireAnyBearer } from '../lib/security/auth.js'
-import { AdaptiveTitleError, ConflictError } from '../lib/errors.js'
+import { AdaptiveTitleError } from '../lib/errors.js'
 import { cors, preflight } from '../lib/http/cors.js'
 import { parseChunkIndex, parseContentId } from '../lib/ids.js'
 import { isAdaptive, type Manifest } from '../lib/manifest.js'
@@ -28,6 +28,7 @@ import { AdaptiveReads } from './read/adaptive-reads.js'
 import type { FillGrants } from './read/fill-grants.js'
 import { watchRoutes } from './playback/watch.js'
 import type { KeyRing } from '../lib/security/tokens.js'
+import type { TitleDeletes } from './ingest/deletes.js'
 
 /**
  * The router's HTTP API. Public: reads, the catalog, /v1/cluster (reads and the
@@ -57,6 +58,8 @@ import type { KeyRing } from '../lib/security/tokens.js'
 export interface RouterDeps {
   config: Readonly<Config>
   logger: Logger
+  /** the DELETEs of titles running here, which uploads of the same titles wait out (router/ingest/deletes.ts) */
+  deletes: TitleDeletes
   registry: Registry
   cluster: Cluster
   manifests: Manifests
@@ -88,8 +91,6 @@ export class RouterServer {
   private ready = false
   private readonly files: FileServer
   private readonly adaptive: AdaptiveReads
-  /** titles whose DELETE is running, and how many DELETEs of each (notBeingDeleted) */
-  private readonly deleting = new Map<string, number>()
 
   constructor(private readonly d: RouterDeps) {
     const rc = d.config.router
@@ -193,18 +194,8 @@ export class RouterServer {
     sendJson(res, 200, await this.d.catalog.query(parseCatalogQuery(queryParams(m))))
   }
 
-  /**
-   * A DELETE removes the manifest first, then the chunks: an upload of the same bytes meanwhile would take the same
-   * version (it comes from the digest), count the chunks not yet deleted as stored, and be acknowledged for chunks
-   * the DELETE then removes. So a title's uploads wait for its DELETE to answer (409 until then).
-   */
-  private notBeingDeleted(id: string): void {
-    if (this.deleting.has(id)) throw new ConflictError(`title ${id} is being deleted: upload it again once its DELETE has answered`)
-  }
-
   private async putTitle(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
     const id = parseContentId(m.params[0]!)
-    this.notBeingDeleted(id)
     const meta = parseMeta(req.headers, id)
     if (isAdaptivePublish(req.headers['content-type'])) {
       const result = await this.d.publisher.publish(req, id, meta)
@@ -215,22 +206,19 @@ export class RouterServer {
   }
 
   private async putRendition(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
-    const id = parseContentId(m.params[0]!)
-    this.notBeingDeleted(id)
-    const result = await this.d.ingestor.ingestRendition(req, id, m.params[1]!)
+    const result = await this.d.ingestor.ingestRendition(req, parseContentId(m.params[0]!), m.params[1]!)
     answerUpload(req, res, 200, result, etagOf(result.sha256))
   }
 
   private async deleteTitle(res: ServerResponse, m: Match): Promise<void> {
     const id = parseContentId(m.params[0]!)
-    this.deleting.set(id, (this.deleting.get(id) ?? 0) + 1)
+    // uploads of the title meanwhile are refused (router/ingest/deletes.ts)
+    this.d.deletes.begin(id)
     let out
     try {
       out = await removeTitle(this.d.cluster, this.d.manifests, this.d.logger, id)
     } finally {
-      const n = this.deleting.get(id)! - 1
-      if (n > 0) this.deleting.set(id, n)
-      else this.deleting.delete(id)
+      this.d.deletes.end(id)
     }
     this.d.catalog.remove(id)
     sendJson(res, 200, out)

@@ -16,6 +16,7 @@ import type { TitleMeta } from './meta.js'
 import type { ShardClient } from '../cluster/shard-client.js'
 import { ShardRefusedError } from '../errors.js'
 import { Upload, type Counted } from './upload.js'
+import { TitleDeletes } from './deletes.js'
 
 /**
  * create(K, V): cuts an upload into chunks, stores each on its owners, then
@@ -116,9 +117,13 @@ export class Ingestor {
     private readonly logger: Logger,
     private readonly opts: IngestOptions,
     private readonly onPublished: (m: Manifest) => void,
+    /** this router's DELETEs of titles: an upload that meets one is a 409 (deletes.ts) */
+    private readonly deletes = new TitleDeletes(),
   ) {}
 
   async ingest(req: IncomingMessage, contentId: string, meta: TitleMeta): Promise<IngestResult> {
+    const mark = this.deletes.mark(contentId)
+    this.deletes.check(contentId, mark)
     const claimed = claimedDigest(req, false)
     const published = await this.manifests.fetch(contentId)
     if (published && isAdaptive(published)) {
@@ -142,7 +147,7 @@ export class Ingestor {
     let up!: Upload
     let counted: Counted
     try {
-      counted = await this.upload(storageId(contentId, version), claimed, `title ${contentId}`, u => { up = u; return this.tracked(contentId, null, req, u) })
+      counted = await this.upload(contentId, version, claimed, `title ${contentId}`, u => { up = u; return this.tracked(contentId, null, req, u) })
     } catch (err) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw err
@@ -152,6 +157,12 @@ export class Ingestor {
     if (Buffer.byteLength(JSON.stringify(m)) > this.opts.maxManifestBytes) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw tooLarge(contentId, Buffer.byteLength(JSON.stringify(m)), this.opts.maxManifestBytes)
+    }
+    try {
+      this.deletes.check(contentId, mark)
+    } catch (err) {
+      this.metrics.ingests.inc({ result: 'conflict' })
+      throw err
     }
     const status = await this.manifests.publish(m, this.opts.need)
     this.metrics.ingests.inc({ result: status })
@@ -168,6 +179,8 @@ export class Ingestor {
    */
   async ingestRendition(req: IncomingMessage, contentId: string, rid: string): Promise<RenditionUploadResult> {
     if (!isRenditionId(rid)) throw new BadRequestError(`invalid rendition id ${JSON.stringify(rid)}: ${RENDITION_ID_RULE}`, 'CDN_ERR_INVALID_ID')
+    const mark = this.deletes.mark(contentId)
+    this.deletes.check(contentId, mark)
     const claimed = claimedDigest(req, true)!
     const what = `rendition ${rid} of ${contentId}`
     const published = await this.manifests.fetch(contentId)
@@ -187,8 +200,10 @@ export class Ingestor {
     let counted: Counted
     let up!: Upload
     try {
-      counted = await this.upload(storageId(contentId, version), claimed, what, u => { up = u; return this.tracked(contentId, rid, req, u) })
+      counted = await this.upload(contentId, version, claimed, what, u => { up = u; return this.tracked(contentId, rid, req, u) })
       if (counted.size === 0) throw new BadRequestError(`${what} is empty`, 'CDN_ERR_BAD_RENDITION')
+      // stored is what a ladder's publish will name: not while the title's DELETE may be removing these chunks
+      this.deletes.check(contentId, mark)
     } catch (err) {
       this.metrics.renditionUploads.inc({ result: 'failed' })
       throw err
@@ -220,7 +235,8 @@ export class Ingestor {
         this.metrics.ingestChunks.inc({ result: r.value })
       } else {
         const e = toCdnError(r.reason)
-        if (!firstErr || (firstErr.retryable && !e.retryable)) firstErr = e
+        // the error answered: a final one over a retryable one, and a full disk over room held for the moment by uploads
+        if (!firstErr || (firstErr.retryable && !e.retryable) || (firstErr.source === 'client' && e.source === 'storage')) firstErr = e
       }
     }
     if (ok < this.opts.need) throw firstErr!
@@ -228,6 +244,9 @@ export class Ingestor {
   }
 
   private async storeOn(s: ShardClient, sid: string, index: number, sha256: string, data: Buffer, mayExist: boolean, use: { mayBeRead: boolean }): Promise<'stored' | 'resumed'> {
+    // a PUT of an earlier attempt that failed may have stored the chunk all the same (its answer lost): found there
+    // afterwards, it is this upload's creation, not a copy it resumed (what a refused upload deletes: `discard`)
+    let putBefore = false
     for (let attempt = 0; ; attempt++) {
       let putting = false
       try {
@@ -237,7 +256,7 @@ export class Ingestor {
             if (err instanceof ShardRefusedError && err.upstreamCode === 'CDN_ERR_CORRUPT') return null
             throw err
           })
-          if (have === sha256) return 'resumed'
+          if (have === sha256) return putBefore ? 'stored' : 'resumed'
           if (have !== null)
             throw new ConflictError(`shard ${s.id} holds chunk ${chunkName(sid, index)} with sha256 ${have}, not ${sha256}`)
         }
@@ -245,7 +264,7 @@ export class Ingestor {
         return await s.putChunk(sid, index, sha256, data.length, data) === 'created' ? 'stored' : 'resumed'
       } catch (err) {
         // an early answer or a cut connection: undici may not have sent all of `data` yet
-        if (putting) use.mayBeRead = true
+        if (putting) use.mayBeRead = putBefore = true
         const e = toCdnError(err)
         if (!e.retryable || attempt >= this.opts.retries) throw e
         await new Promise(r => setTimeout(r, 100 * 2 ** attempt))
@@ -281,13 +300,14 @@ export class Ingestor {
    * collects as orphans), so the right bytes sent next are not refused for them, which a DELETE could not fix as
    * nothing was published.
    */
-  private async upload(sid: string, claimed: string | undefined, what: string, fn: (up: Upload) => Promise<Counted>): Promise<Counted> {
+  private async upload(contentId: string, version: string, claimed: string | undefined, what: string, fn: (up: Upload) => Promise<Counted>): Promise<Counted> {
+    const sid = storageId(contentId, version)
     for (let before = this.running.get(sid); before !== undefined; before = this.running.get(sid)) await before.catch(() => {})
     const up = new Upload(this, sid, claimed !== undefined)
     const run = (async () => {
       const counted = await fn(up)
       if (claimed !== undefined && counted.sha256 !== claimed) {
-        await this.discard(sid, up.created)
+        await this.discard(contentId, version, up.created)
         throw new DigestMismatchError(what, claimed, counted.sha256)
       }
       return counted
@@ -300,8 +320,18 @@ export class Ingestor {
     }
   }
 
-  /** Deletes the chunk copies a refused upload created; a copy that stays is logged, and collected as an orphan. */
-  private async discard(sid: string, created: readonly { index: number; shard: ShardClient }[]): Promise<void> {
+  /**
+   * Deletes the chunk copies a refused upload created; a copy that stays is logged, and collected as an orphan.
+   * Not if the version is published meanwhile (by another router, which does not wait for this one's uploads):
+   * its manifest may name those copies.
+   */
+  private async discard(contentId: string, version: string, created: readonly { index: number; shard: ShardClient }[]): Promise<void> {
+    const sid = storageId(contentId, version)
+    const m = await this.manifests.fetch(contentId).catch(() => undefined)
+    if (m && (m.version === version || m.renditions?.some(r => r.version === version))) {
+      this.logger.info({ sid }, 'a refused upload\'s chunk copies kept: their version is published')
+      return
+    }
     const results = await Promise.allSettled(created.map(c => c.shard.deleteChunk(sid, c.index)))
     const left = results.flatMap((r, i) => r.status === 'rejected' ? [`${created[i]!.shard.id} ${chunkName(sid, created[i]!.index)}: ${(r.reason as Error).message}`] : [])
     if (left.length) this.logger.warn({ sid, left }, 'a refused upload\'s chunk copies not deleted; the repairer will collect them')

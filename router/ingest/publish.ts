@@ -10,6 +10,7 @@ import { filesOf } from '../cluster/files.js'
 import type { TitleMeta } from './meta.js'
 import { adaptiveManifest, parseLadder } from './ladder.js'
 import { verifyStored } from './verify-stored.js'
+import { TitleDeletes } from './deletes.js'
 
 /**
  * Publishes an adaptive title (docs/abr.md, "Ingest", step 2), once its
@@ -56,10 +57,14 @@ export class Publisher {
     private readonly logger: Logger,
     private readonly opts: PublishOptions,
     private readonly onPublished: (m: Manifest) => void,
+    /** this router's DELETEs of titles: a publish that meets one is a 409 (deletes.ts) */
+    private readonly deletes = new TitleDeletes(),
   ) {}
 
   async publish(req: IncomingMessage, contentId: string, meta: TitleMeta): Promise<PublishResult> {
     const count = (result: string) => this.metrics.publishes.inc({ result })
+    const mark = this.deletes.mark(contentId)
+    this.deletes.check(contentId, mark)
     let m: Manifest
     try {
       const body = await readJson(req, this.opts.maxManifestBytes)
@@ -90,6 +95,8 @@ export class Publisher {
     }
     let status: 'created' | 'exists'
     try {
+      // the renditions checked above are not what a DELETE of the title, started since, is removing
+      this.deletes.check(contentId, mark)
       status = await this.manifests.publish(m, this.opts.need)
     } catch (err) {
       count(toCdnError(err).code === 'CDN_ERR_CONFLICT' ? 'conflict' : 'failed')

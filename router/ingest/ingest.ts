@@ -147,7 +147,8 @@ export class Ingestor {
     let up!: Upload
     let counted: Counted
     try {
-      counted = await this.upload(contentId, version, claimed, `title ${contentId}`, u => { up = u; return this.tracked(contentId, null, req, u) })
+      counted = await this.upload(contentId, version, claimed, `title ${contentId}`, u => { up = u; return this.tracked(contentId, null, req, u) },
+        this.chunksThatFit(contentId, version, meta))
     } catch (err) {
       this.metrics.ingests.inc({ result: 'failed' })
       throw err
@@ -300,10 +301,11 @@ export class Ingestor {
    * collects as orphans), so the right bytes sent next are not refused for them, which a DELETE could not fix as
    * nothing was published.
    */
-  private async upload(contentId: string, version: string, claimed: string | undefined, what: string, fn: (up: Upload) => Promise<Counted>): Promise<Counted> {
+  private async upload(contentId: string, version: string, claimed: string | undefined, what: string, fn: (up: Upload) => Promise<Counted>,
+    limit?: { chunks: number; error: () => Error }): Promise<Counted> {
     const sid = storageId(contentId, version)
     for (let before = this.running.get(sid); before !== undefined; before = this.running.get(sid)) await before.catch(() => {})
-    const up = new Upload(this, sid, claimed !== undefined)
+    const up = new Upload(this, sid, claimed !== undefined, limit?.chunks, limit?.error)
     const run = (async () => {
       const counted = await fn(up)
       if (claimed !== undefined && counted.sha256 !== claimed) {
@@ -348,6 +350,21 @@ export class Ingestor {
       this.metrics.ingests.inc({ result: 'failed' })
       throw tooLarge(contentId, bytes, this.opts.maxManifestBytes)
     }
+  }
+
+  /**
+   * The chunks past which a title's manifest is surely larger than the shards take, for a body of unknown length:
+   * each chunk adds two 64-digit digests (134 bytes) to the manifest of one chunk, whose size takes one digit here
+   * (so this errs on the side of letting an upload go on; the manifest's exact size is checked before publishing).
+   */
+  private chunksThatFit(contentId: string, version: string, meta: TitleMeta): { chunks: number; error: () => Error } {
+    const digest = '0'.repeat(64)
+    const one = Buffer.byteLength(JSON.stringify({ contentId, version, size: 0, chunkSize: this.opts.chunkSize, sha256: digest,
+      chunks: [digest], blocks: [digest], ...meta, createdAt: Date.now() }))
+    const max = this.opts.maxManifestBytes
+    return { chunks: one > max ? 0 : 1 + Math.floor((max - one) / 134),
+      error: () => new PayloadTooLargeError(`the manifest of ${contentId} would be more than ${max} bytes, more than the shards take (origin.maxManifestBytes): ` +
+        'a larger cluster.chunkSize, or a larger origin.maxManifestBytes on every shard and router') }
   }
 
   /** `run`, listed in `inProgress` while it runs. */

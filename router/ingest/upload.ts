@@ -20,7 +20,9 @@ export class Upload {
   private readonly digests: string[] = []
   private readonly blocks: string[] = []
 
-  constructor(private readonly ing: Ingestor, private readonly sid: string, private readonly mayExist: boolean) {}
+  /** `tooMany`: the error once a chunk past `maxChunks` starts (a manifest the shards would refuse: Ingestor.ingest) */
+  constructor(private readonly ing: Ingestor, private readonly sid: string, private readonly mayExist: boolean,
+    private readonly maxChunks = Infinity, private readonly tooMany: () => Error = () => new Error('too many chunks')) {}
 
   async run(body: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<Counted> {
     const cs = this.ing.chunkSize
@@ -36,6 +38,7 @@ export class Upload {
         while (off < piece.length) {
           if (this.failure) throw this.failure
           if (!lease) {
+            if (this.digests.length >= this.maxChunks) throw this.tooMany()
             lease = await this.ing.acquire(signal)
             hash = new BlockHasher()
           }

@@ -12,7 +12,7 @@ import { sha256Hex } from '../../router/cluster/keys.js'
  * manifest (413) and the router answered 503 "no shard could serve a
  * manifest write" with retry-after: 1: a retry could never succeed. It is now
  * refused 413 naming the setting: before the body when its Content-Length
- * says the size, after it otherwise.
+ * says the size, else once the chunks read pass what a manifest can list.
  */
 const CS = 64 * 1024
 
@@ -23,12 +23,14 @@ t.test('a title whose manifest the shards would refuse: 413 naming origin.maxMan
   t.equal(sized.status, 413, `with a Content-Length: ${JSON.stringify(sized.json.error)}`)
   t.match(sized.json.error.message, /origin\.maxManifestBytes/)
   t.equal(await stored(c), 0, 'no chunk was stored for it')
-  // chunked: known only once the body is read
+  // chunked: refused once the chunks read pass what a manifest can list, not after the whole body
   const chunked = await request(`${c.url}/v1/content/big2`, { method: 'PUT', body: Readable.from([body]),
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'video/mp4', 'content-digest': digestHeader(sha256Hex(body)) } })
   const j = await chunked.body.json() as { error: { message: string } }
   t.equal(chunked.statusCode, 413)
   t.match(j.error.message, /origin\.maxManifestBytes/)
+  const copies = await stored(c)
+  t.ok(copies > 0 && copies < 40 * 3, `stopped before the body's end: ${copies} of ${40 * 3} chunk copies written`)
   t.equal((await c.ingest('small', randomBody(3 * CS))).status, 201, 'a title that fits still ingests')
 })
 

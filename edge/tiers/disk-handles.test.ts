@@ -36,3 +36,14 @@ t.test('open files are shared, kept while idle up to max, and closed when their 
   await cache.closeAll()
   t.notOk(isOpen(b))
 })
+
+t.test('a chunk dropped while its file is being opened: the handle closes at its release, not 256 opens later', async t => {
+  const dir = t.testdir({ f: 'bytes' })
+  const hc = new HandleCache(4)
+  const p = hc.acquire('k', join(dir, 'f'), () => Buffer.alloc(4))
+  hc.drop('k') // a purge or eviction while the open is on its way
+  const h = await p
+  t.ok(h, 'the read that asked still gets its handle')
+  hc.release(h!)
+  t.equal(hc.size, 0, 'closed at its release: nothing left open')
+})

@@ -25,6 +25,8 @@ export class HandleCache {
   private readonly idle = new Map<string, ReadHandle>()
   private readonly held = new Map<string, ReadHandle>()
   private readonly opening = new Map<string, Promise<ReadHandle | undefined>>()
+  /** chunks dropped while their file was being opened: the handle is born dropped, and closes at its last release */
+  private readonly droppedWhileOpening = new Set<string>()
 
   constructor(private readonly max: number) {}
 
@@ -32,13 +34,16 @@ export class HandleCache {
     return this.idle.size + this.held.size
   }
 
-  /** A handle on `path`, or undefined if the file cannot be opened. Pair with `release`. */
+  /**
+   * A handle on `path`, or undefined if the file is gone (ENOENT). Any other failure to open it (EMFILE, EACCES,
+   * EIO...) rejects: the file may be whole, so the caller must not take it for lost. Pair with `release`.
+   */
   async acquire(key: string, path: string, crcs: () => Buffer | undefined): Promise<ReadHandle | undefined> {
     let h = this.held.get(key) ?? this.idle.get(key)
     if (h === undefined) {
       let p = this.opening.get(key)
       if (p === undefined) {
-        p = this.openFile(key, path, crcs).finally(() => this.opening.delete(key))
+        p = this.openFile(key, path, crcs).finally(() => { this.opening.delete(key); this.droppedWhileOpening.delete(key) })
         this.opening.set(key, p)
       }
       h = await p
@@ -59,10 +64,13 @@ export class HandleCache {
     this.trim()
   }
 
-  /** The chunk is gone: close its handle now, or when the last reader releases it. */
+  /** The chunk is gone: close its handle now, or when the last reader releases it (one still being opened, too). */
   drop(key: string): void {
     const h = this.held.get(key) ?? this.idle.get(key)
-    if (h === undefined) return
+    if (h === undefined) {
+      if (this.opening.has(key)) this.droppedWhileOpening.add(key)
+      return
+    }
     h.dropped = true
     if (h.refs === 0) {
       this.idle.delete(key)
@@ -79,9 +87,12 @@ export class HandleCache {
   private async openFile(key: string, path: string, crcs: () => Buffer | undefined): Promise<ReadHandle | undefined> {
     const c = crcs()
     if (c === undefined) return undefined
-    const fh = await open(path, 'r').catch(() => undefined)
+    const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    })
     if (fh === undefined) return undefined
-    const h: ReadHandle = { key, fh, crcs: c, refs: 0, dropped: false }
+    const h: ReadHandle = { key, fh, crcs: c, refs: 0, dropped: this.droppedWhileOpening.has(key) }
     this.idle.set(key, h) // trimmed on release, never before its first reader has it
     return h
   }

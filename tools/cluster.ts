@@ -51,7 +51,13 @@ export async function startCluster(config: Readonly<Config>, env: NodeJS.Process
   const edge = started.find(s => s.m.name === 'edge')!
   const dataDir = router.m.config.local.dataDir
   const configFile = join(dataDir, 'cluster.json')
-  await writeFile(configFile, JSON.stringify(effectiveConfig(all), null, 2) + '\n')
+  try {
+    await writeFile(configFile, JSON.stringify(effectiveConfig(all), null, 2) + '\n')
+  } catch (err) {
+    // nothing would stop what started: close it, so the command ends with its error
+    await close()
+    throw new Error(`could not write the cluster's config file ${configFile}: ${(err as Error).message}`)
+  }
   let sample: string | undefined
   let adaptive: string | undefined
   if (opts.sample !== false) {

@@ -1,13 +1,13 @@
 import { Agent } from 'undici'
 import type { PlayResponse } from '../player.js'
-import type { Source } from '../source-choice.js'
+import { markFailed, type Source } from '../source-choice.js'
 import { PlaybackClock, type PlayState } from './clock.js'
 import { AbrController, controllerDefaults, type AbrControllerOptions } from './controller.js'
 import { fetchRange, fetchText, type Fetched } from './fetch.js'
 import { openSources } from './hls-source.js'
 import type { HlsPlayerOptions, Rung } from './hls-options.js'
 import { parseMedia, pickAudio, PlaylistError, rebase, segmentAt, type ByteRange, type MasterPlaylist, type MediaPlaylist } from './playlist.js'
-import { PlayerServers } from './servers.js'
+import { PLAYER_BACKOFF, PlayerServers } from './servers.js'
 import { Wake } from './wake.js'
 
 export type { FetchedSegment, HlsPlayerOptions, Rung } from './hls-options.js'
@@ -108,17 +108,42 @@ export class HlsPlayer {
     const t0 = performance.now()
     const late: Source[] = []
     let player: HlsPlayer | undefined
-    const { master, sources } = await openSources(play, o, s => {
+    const { master, sources, others } = await openSources(play, o, s => {
       if (player) player.servers.add(s)
       else late.push(s)
     })
     const first = master.variants[0]!
     const audio = pickAudio(master)
     const fetchOpts = { dispatcher: o.dispatcher, timeoutMs: o.timeoutMs, link: o.link }
-    const load = async (uri: string) => parseMedia(await fetchText(rebase(sources[0]!.url, uri), fetchOpts), rebase(sources[0]!.url, uri))
-    const [timeline, audioPl] = await Promise.all([load(first.uri), audio ? load(audio) : undefined])
+    // the lowest rung's and the audio playlists, from the first server that answers both (as requests fail over in play)
+    let loaded: [MediaPlaylist, MediaPlaylist | undefined] | undefined
+    let lastError: unknown
+    let failovers = 0
+    const candidates = [...sources]
+    let waited = false
+    for (let i = 0; ; i++) {
+      if (i === candidates.length && !waited) {
+        // the chosen server failed: the others whose master answered, once every probe has
+        waited = true
+        for (const x of await others) if (!candidates.includes(x)) candidates.push(x)
+      }
+      const s = candidates[i]
+      if (s === undefined) break
+      const load = async (uri: string) => parseMedia(await fetchText(rebase(s.url, uri), fetchOpts), rebase(s.url, uri))
+      try {
+        loaded = await Promise.all([load(first.uri), audio ? load(audio) : undefined])
+        break
+      } catch (err) {
+        lastError = err
+        markFailed(s, performance.now(), PLAYER_BACKOFF)
+        failovers++
+      }
+    }
+    if (loaded === undefined) throw lastError
+    const [timeline, audioPl] = loaded
     for (const p of [timeline, audioPl]) if (p && !p.endList) throw new PlaylistError(p.url, 'a live playlist (no EXT-X-ENDLIST): only VOD titles are played')
     player = new HlsPlayer(master, [...sources, ...late], timeline, audio && audioPl ? { uri: audio, playlist: audioPl } : undefined, t0, o, options.controller)
+    player.servers.failovers += failovers
     return player
   }
 

@@ -138,3 +138,13 @@ t.test('an edge that fails a segment: the next serves it, every byte still the f
   t.equal(from[from.length - 1], 'a', `back on the first edge by the end (2 s backoff): ${from}`)
   t.same(p.clock.stalls, [], 'no stall')
 })
+
+t.test('an edge that answers its master but not its media playlists: the player opens on the next (from a read-only audit, stop 41)', async t => {
+  const a = await staticRangeServer(t, { dir, prefix, fail: req => (/\/v\d+\.m3u8$|\/a\d+\.m3u8$/.test(req.url!) ? 503 : undefined) })
+  const b = await staticRangeServer(t, { dir, prefix })
+  const playAnswer = { contentId: 'movie', urls: [a, b].map(s => ({ url: s.url('master.m3u8'), kind: 'edge' as const, hls: s.url('master.m3u8') })) }
+  const p = await HlsPlayer.open(playAnswer, { speed: SPEED })
+  t.equal(p.current.url, b.url('master.m3u8'), 'current on the second edge')
+  t.equal(p.failovers, 1, 'one failover')
+  await p.close()
+})

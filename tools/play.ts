@@ -28,13 +28,28 @@ function positive(name: string) {
   }
 }
 
+/** An http:// or https:// URL, or an error naming the flag and what it was given. */
+function httpUrl(name: string) {
+  return (v: string) => {
+    let u: URL | undefined
+    try { u = new URL(v) } catch { /* named below */ }
+    if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:'))
+      throw new InvalidArgumentError(`${name} must be an http:// or https:// URL, such as http://127.0.0.1:7000; got ${JSON.stringify(v)}.`)
+    return v
+  }
+}
+
 /** The router's /v1/play answer for `id`, with `viewer` (a credential from `reelcdn token viewer`) when given. */
 export async function fetchPlay(router: string, id: string, viewer?: string): Promise<PlayResponse> {
   const u = new URL(`/v1/play/${encodeURIComponent(id)}`, router)
   if (viewer) u.searchParams.set('viewer', viewer)
   const res = await request(u, { headersTimeout: 10_000, bodyTimeout: 10_000 })
   if (res.statusCode !== 200) throw new UpstreamError(`${u.pathname} answered ${res.statusCode}: ${(await res.body.text()).slice(0, 300)}`)
-  return (await res.body.json()) as PlayResponse
+  const text = await res.body.text()
+  let answer: Partial<PlayResponse> | undefined
+  try { answer = JSON.parse(text) as Partial<PlayResponse> } catch { /* named below */ }
+  if (!Array.isArray(answer?.urls)) throw new UpstreamError(`${u.pathname} answered 200 without a play answer's urls: ${text.slice(0, 200)}`)
+  return answer as PlayResponse
 }
 
 const mbps = (bps: number) => `${(bps / 1e6).toFixed(2)} Mb/s`
@@ -77,7 +92,8 @@ export function playCommand(): Command {
       'segment, server switches on sustained low quality, failover on errors) and print start-up, stalls, time and bytes per ' +
       'rung, switches and whether the bytes equal the stored files. Exits 1 if the playback failed or a byte differed.')
     .argument('<id>', 'the contentId of an adaptive title')
-    .option('-r, --router <url>', 'router base URL (default: the router of --config, else of config/default.json: http://127.0.0.1:7000)')
+    .addOption(new Option('-r, --router <url>', 'router base URL (default: the router of --config, else of config/default.json: http://127.0.0.1:7000)')
+      .argParser(httpUrl('--router')))
     .option('--config <file>', 'JSON config file whose router is the default --router, e.g. the <data-dir>/cluster.json `reelcdn cluster` writes (default: none)')
     .option('--viewer <credential>', 'a viewer credential (`reelcdn token viewer`) passed to /v1/play (default: none)')
     .addOption(new Option('--link <Mbps>', 'the viewer\'s link capacity in Mb/s: every read is paced to it (default: unpaced)').argParser(positive('--link')))

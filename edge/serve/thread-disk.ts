@@ -67,8 +67,7 @@ export class ThreadDisk {
   async open(key: string): Promise<{ row: DiskRow; h: ReadHandle } | undefined> {
     const row = this.rows.get(key)
     if (row === undefined) return undefined
-    // a file this thread cannot open now (gone, or out of descriptors): a miss, which the main thread answers
-    const h = await this.handles.acquire(key, chunkPath(this.chunksDir, row), () => this.crcs(key)).catch(() => undefined)
+    const h = await this.handles.acquire(key, chunkPath(this.chunksDir, row), () => this.crcs(key))
     return h === undefined ? undefined : { row, h }
   }
 

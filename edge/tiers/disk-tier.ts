@@ -14,7 +14,6 @@ import { dropChunk } from './chunk-arena.js'
 import type { EvictionPolicy } from '../policy/policy.js'
 import type { Send, SendPiece } from '../serve/send.js'
 import { refName, type ChunkRef } from '../title.js'
-import { IntervalLog } from '../../lib/interval-log.js'
 
 /**
  * The disk tier: one file per verified chunk under `chunks/<contentId>/<index>-<sha256>.chunk`
@@ -80,8 +79,6 @@ export class DiskTier {
   /** set by anything that changes the policy's state since the last save */
   private stateDirty = false
   private readonly handles: HandleCache
-  /** a chunk file that could not be opened (not gone): warned once a minute */
-  private readonly openFailures = new IntervalLog(60_000)
   private readonly reads: ChunkFileReader
   /** told of every chunk that becomes readable or stops being (the serve threads' copy of `entries`) */
   private watcher: DiskWatcher | undefined
@@ -344,21 +341,9 @@ export class DiskTier {
     return drop.length
   }
 
-  /**
-   * Opens a chunk for reading; undefined if it has gone (evicted or lost), which the caller treats as a miss. A file
-   * that is there but cannot be opened now (out of file descriptors, EACCES, EIO) is a miss for this read too, and
-   * stays the tier's: only a file that is gone (ENOENT) is a lost chunk. Pair with `release`.
-   */
+  /** Opens a chunk for reading; undefined if it has gone (evicted or lost), which the caller treats as a miss. Pair with `release`. */
   async openRead(row: DiskRow): Promise<ReadHandle | undefined> {
-    let h: ReadHandle | undefined
-    try {
-      h = await this.handles.acquire(row.key, this.path(row), () => this.index.crcs(row.key))
-    } catch (err) {
-      const note = this.openFailures.take()
-      if (note) this.logger.warn({ chunk: row.key, code: (err as NodeJS.ErrnoException).code, err: (err as Error).message, notLogged: note.skipped },
-        'a disk-tier chunk file could not be opened: read as a miss, the chunk kept (logged once a minute)')
-      return undefined
-    }
+    const h = await this.handles.acquire(row.key, this.path(row), () => this.index.crcs(row.key))
     if (h === undefined && this.entries.get(row.key) === row) await this.remove(row.key)
     return h
   }

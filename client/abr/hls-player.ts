@@ -1,6 +1,6 @@
 import { Agent } from 'undici'
 import type { PlayResponse } from '../player.js'
-import { markFailed, type Source } from '../source-choice.js'
+import { markFailed, sourceOrder, type Source } from '../source-choice.js'
 import { PlaybackClock, type PlayState } from './clock.js'
 import { AbrController, controllerDefaults, type AbrControllerOptions } from './controller.js'
 import { fetchRange, fetchText, type Fetched } from './fetch.js'
@@ -118,14 +118,19 @@ export class HlsPlayer {
     // the lowest rung's and the audio playlists, from the first server that answers both (as requests fail over in play)
     let loaded: [MediaPlaylist, MediaPlaylist | undefined] | undefined
     let lastError: unknown
-    let failovers = 0
+    const failed: Source[] = []
     const candidates = [...sources]
     let waited = false
     for (let i = 0; ; i++) {
-      if (i === candidates.length && !waited) {
-        // the chosen server failed: the others whose master answered, once every probe has
-        waited = true
-        for (const x of await others) if (!candidates.includes(x)) candidates.push(x)
+      if (i === candidates.length) {
+        // the chosen server failed: the others whose master answered so far, in failover order; then, if need be,
+        // those still probing (the wait is theirs: at most timeoutMs)
+        const more = late.filter(x => !candidates.includes(x))
+        if (more.length === 0 && !waited) {
+          waited = true
+          more.push(...(await others).filter(x => !candidates.includes(x)))
+        }
+        candidates.push(...more.sort(sourceOrder(performance.now())))
       }
       const s = candidates[i]
       if (s === undefined) break
@@ -136,14 +141,14 @@ export class HlsPlayer {
       } catch (err) {
         lastError = err
         markFailed(s, performance.now(), PLAYER_BACKOFF)
-        failovers++
+        failed.push(s)
       }
     }
     if (loaded === undefined) throw lastError
     const [timeline, audioPl] = loaded
     for (const p of [timeline, audioPl]) if (p && !p.endList) throw new PlaylistError(p.url, 'a live playlist (no EXT-X-ENDLIST): only VOD titles are played')
     player = new HlsPlayer(master, [...sources, ...late], timeline, audio && audioPl ? { uri: audio, playlist: audioPl } : undefined, t0, o, options.controller)
-    player.servers.failovers += failovers
+    if (failed.length > 0) player.servers.openedAfter(failed[0]!, failed.length - 1)
     return player
   }
 

@@ -61,6 +61,16 @@ export class PlayerServers {
     markServed(s)
   }
 
+  /**
+   * The player opened on the current server after `from` (the one chosen first) failed its playlists, each other of
+   * `more` too: counted as failovers, and playback goes back to `from` once its backoff has passed, as after a
+   * failover in play. Their backoffs were marked as they failed.
+   */
+  openedAfter(from: Source, more: number): void {
+    this.failovers += 1 + more
+    if (from !== this.current) this.failedOverFrom = from
+  }
+
   /** A request to `s` failed: it is down for its backoff; true when the current server changed (it was `s`). */
   failed(s: Source): boolean {
     const now = this.now()

@@ -143,8 +143,14 @@ t.test('an edge that answers its master but not its media playlists: the player 
   const a = await staticRangeServer(t, { dir, prefix, fail: req => (/\/v\d+\.m3u8$|\/a\d+\.m3u8$/.test(req.url!) ? 503 : undefined) })
   const b = await staticRangeServer(t, { dir, prefix })
   const playAnswer = { contentId: 'movie', urls: [a, b].map(s => ({ url: s.url('master.m3u8'), kind: 'edge' as const, hls: s.url('master.m3u8') })) }
-  const p = await HlsPlayer.open(playAnswer, { speed: SPEED })
+  // a budget no loaded machine overruns: the first edge's master is the one chosen
+  const p = await HlsPlayer.open(playAnswer, { speed: SPEED, probeBudgetMs: 30_000 })
   t.equal(p.current.url, b.url('master.m3u8'), 'current on the second edge')
   t.equal(p.failovers, 1, 'one failover')
+  const first = p.sources.find(s => s.url === a.url('master.m3u8'))!
+  t.equal(first.failures, 1, 'the first edge is down for its backoff')
+  first.downUntil = 0 // its backoff over
+  t.ok(p.servers.returnFromFailover(), 'playback goes back to the first edge then, as after a failover in play')
+  t.equal(p.current, first)
   await p.close()
 })

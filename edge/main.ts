@@ -241,7 +241,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
     const reader = new TitleReader(cache, fills, metrics, send, cfg.readaheadChunks, hooks, ahead)
     const ring = loadKeyRing(cfg.tokenKeysFile, opts.env ?? process.env)
     if (cfg.requireToken && !ring) throw new ConfigError('edge.requireToken needs the token keys: set REELCDN_TOKEN_KEYS or edge.tokenKeysFile')
-    // the keys verify tokens for demand even when they are not required (edge/serve/play-auth.ts `demandToken`)
+    // the keys verify tokens for demand even when they are not required (edge/serve/play-auth.ts `demandSession`)
     const tokens = ring ? new PlayAuth(ring) : undefined
     const auth = cfg.requireToken ? tokens : undefined
     const demand = new DemandRecorder(cfg.sessionTtlMs)
@@ -328,7 +328,7 @@ export async function startEdge(config: Readonly<Config>, opts: EdgeOptions = {}
       },
     })
     reporterRef = reporter
-    // demand counts a play per verified token (serve/play-auth.ts demandToken): without keys, per client address and title
+    // demand counts a play per verified token (serve/play-auth.ts demandSession): without keys, per client address and title
     if (edgeToken !== undefined && cfg.demandReportMs > 0 && ring === undefined)
       logger.warn('no play-token keys (REELCDN_TOKEN_KEYS or edge.tokenKeysFile): play tokens are not verified, so demand counts a play per client address and title, not per viewer')
     // without the credential the router would refuse every heartbeat: say so once instead

@@ -107,7 +107,7 @@ export class DigestMismatchError extends CdnError {
 export class InsufficientStorageError extends CdnError {
   override name = 'InsufficientStorageError'
   constructor(message: string, options?: ErrorOptions, source: 'storage' | 'client' = 'storage') {
-    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source, retryable: true, ...(source === 'client' ? { headers: { 'retry-after': '1' } } : {}) }, options)
+    super(message, { code: 'CDN_ERR_NO_SPACE', statusCode: 507, source, retryable: true, headers: source === 'client' ? { 'retry-after': '1' } : undefined }, options)
   }
 }
 
@@ -164,7 +164,7 @@ export class NotConfiguredError extends CdnError {
   override name = 'NotConfiguredError'
   /** `code`: a route's own, where clients branch on it (the router's fill grants) */
   constructor(message: string, code = 'CDN_ERR_NOT_CONFIGURED', headers?: Record<string, string>) {
-    super(message, { code, statusCode: 503, source: 'config', ...(headers ? { headers } : {}) })
+    super(message, { code, statusCode: 503, source: 'config', headers })
   }
 }
 

@@ -204,8 +204,7 @@ export class OriginServer {
           this.metrics.puts.inc({ result: 'rejected' })
           throw err
         }
-        this.metrics.puts.inc({ result: 'exists' })
-        return sendJson(res, 200, chunkJson(have), { etag: `"${have.sha256}"` })
+        return this.exists(res, have)
       }
       // a corrupt copy with the right digest: the body replaces it (repair)
     }
@@ -240,22 +239,25 @@ export class OriginServer {
     const mine = { contentId: id, index, size: got.size, sha256: got.sha256, crcs: got.crcs,
       blockSize: BLOCK_SIZE, state: 'ok' as const, createdAt: have?.createdAt ?? now, verifiedAt: now }
     const row = this.deps.index.putIfAbsent(mine)
-    if (row.sha256 !== got.sha256) {
-      // a concurrent PUT with other bytes won the race; ours was renamed to its own digest's name
-      await this.deps.store.remove({ contentId: id, index, sha256: got.sha256 })
-      this.metrics.puts.inc({ result: 'conflict' })
-      throw new ConflictError(`chunk ${name} was stored concurrently with sha256 ${row.sha256}`)
-    }
     if (row !== mine) {
       // a concurrent PUT of the same bytes stored it first (ours landed on the same file, byte for byte): this one
       // created nothing, as one that found it there beforehand, and a router may delete what its PUT created (201)
-      this.metrics.puts.inc({ result: 'exists' })
-      return sendJson(res, 200, chunkJson(row), { etag: `"${row.sha256}"` })
+      if (row.sha256 === got.sha256) return this.exists(res, row)
+      // one with other bytes won the race; ours was renamed to its own digest's name
+      await this.deps.store.remove({ contentId: id, index, sha256: got.sha256 })
+      this.metrics.puts.inc({ result: 'conflict' })
+      throw new ConflictError(`chunk ${name} was stored concurrently with sha256 ${row.sha256}`)
     }
     if (have) this.reader.forget(have)
     this.metrics.puts.inc({ result: 'created' })
     this.metrics.bytesStored.inc(got.size)
     sendJson(res, 201, chunkJson(row), { etag: `"${row.sha256}"` })
+  }
+
+  /** A PUT of a chunk stored already with its bytes: 200, nothing created. */
+  private exists(res: ServerResponse, row: ChunkRow): void {
+    this.metrics.puts.inc({ result: 'exists' })
+    sendJson(res, 200, chunkJson(row), { etag: `"${row.sha256}"` })
   }
 
   private async deleteChunk(_req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {

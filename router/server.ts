@@ -58,7 +58,7 @@ import type { TitleDeletes } from './ingest/deletes.js'
 export interface RouterDeps {
   config: Readonly<Config>
   logger: Logger
-  /** the DELETEs of titles running here, which uploads of the same titles wait out (router/ingest/deletes.ts) */
+  /** the DELETEs of titles running here: uploads of the same titles meanwhile are a 409 (router/ingest/deletes.ts) */
   deletes: TitleDeletes
   registry: Registry
   cluster: Cluster

@@ -41,23 +41,19 @@ export async function startCluster(config: Readonly<Config>, env: NodeJS.Process
     for (const s of started.reverse()) await s.close().catch(() => {})
   }
   const all = await members(config, env)
+  const configFile = join(all.find(m => m.name === 'router')!.config.local.dataDir, 'cluster.json')
+  // nothing would stop what started if a step failed: it is closed, so the command ends with its error
   try {
     for (const m of all) started.push({ m, ...(await m.start()) })
+    await writeFile(configFile, JSON.stringify(effectiveConfig(all), null, 2) + '\n').catch((err: Error) => {
+      throw new Error(`could not write the cluster's config file ${configFile}: ${err.message}`)
+    })
   } catch (err) {
     await close()
     throw err
   }
   const router = started.find(s => s.m.name === 'router')!
   const edge = started.find(s => s.m.name === 'edge')!
-  const dataDir = router.m.config.local.dataDir
-  const configFile = join(dataDir, 'cluster.json')
-  try {
-    await writeFile(configFile, JSON.stringify(effectiveConfig(all), null, 2) + '\n')
-  } catch (err) {
-    // nothing would stop what started: close it, so the command ends with its error
-    await close()
-    throw new Error(`could not write the cluster's config file ${configFile}: ${(err as Error).message}`)
-  }
   let sample: string | undefined
   let adaptive: string | undefined
   if (opts.sample !== false) {

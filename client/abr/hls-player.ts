@@ -108,7 +108,7 @@ export class HlsPlayer {
     const t0 = performance.now()
     const late: Source[] = []
     let player: HlsPlayer | undefined
-    const { master, sources, others } = await openSources(play, o, s => {
+    const { master, sources, settled } = await openSources(play, o, s => {
       if (player) player.servers.add(s)
       else late.push(s)
     })
@@ -125,12 +125,12 @@ export class HlsPlayer {
       if (i === candidates.length) {
         // the chosen server failed: the others whose master answered so far, in failover order; then, if need be,
         // those still probing (the wait is theirs: at most timeoutMs)
-        const more = late.filter(x => !candidates.includes(x))
-        if (more.length === 0 && !waited) {
+        const fresh = () => late.filter(x => !candidates.includes(x))
+        if (fresh().length === 0 && !waited) {
           waited = true
-          more.push(...(await others).filter(x => !candidates.includes(x)))
+          await settled
         }
-        candidates.push(...more.sort(sourceOrder(performance.now())))
+        candidates.push(...fresh().sort(sourceOrder(performance.now())))
       }
       const s = candidates[i]
       if (s === undefined) break

@@ -39,8 +39,8 @@ export interface OpenedSources {
   /** the chosen source first; late ones are pushed as their probes answer */
   sources: Source[]
   chosen: Source
-  /** every other source whose master answered the same, once all probes have settled (for a failover before play starts) */
-  others: Promise<Source[]>
+  /** resolves once every probe has settled: every late source has been pushed by then (for a failover before play starts) */
+  settled: Promise<void>
 }
 
 export async function openSources(play: PlayResponse, o: { dispatcher: Dispatcher; timeoutMs: number; probeBudgetMs: number; link?: TokenBucket | undefined; signal?: AbortSignal | undefined },
@@ -57,6 +57,5 @@ export async function openSources(play: PlayResponse, o: { dispatcher: Dispatche
   for (const p of probes) void p.then(a => {
     if (a !== undefined && a !== chosen && a.text === chosen.text) onLate(a.source)
   })
-  const others = Promise.all(probes).then(as => as.flatMap(a => a !== undefined && a !== chosen && a.text === chosen.text ? [a.source] : []))
-  return { master, sources: [chosen.source], chosen: chosen.source, others }
+  return { master, sources: [chosen.source], chosen: chosen.source, settled: Promise.all(probes).then(() => {}) }
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../../lib/logger.js'
  * What players watch here, counted for the router's trending (router/playback/trending.ts):
  * per title, plays (sessions) and chunk reads by position slice (20 slices of
  * the title, 0 = opening). A play is the first request of a session: of a play
- * token that verified (edge/serve/play-auth.ts `demandToken`: a made-up string
+ * token that verified (edge/serve/play-auth.ts `demandSession`: a made-up string
  * would let one client make plays), or else of a client address and title,
  * within `sessionTtlMs`.
  *

@@ -12,7 +12,7 @@ import { parseCidr, TokenError, verifyToken, type KeyRing, type TokenClaims } fr
  * hits the cache: it differs from every cached string.
  *
  * Without `--require-token`, an edge that holds the keys still verifies the
- * token of a request whose bytes demand counts (`demandToken` below): a
+ * token of a request whose bytes demand counts (`demandSession` below): a
  * token that fails is not refused, it just does not name a session. A token
  * that fails is not cached, so each such request pays its check again (an
  * HMAC at most, as under `--require-token`).
@@ -79,16 +79,16 @@ export class PlayAuth {
 }
 
 /**
- * The play token a request's demand counts under (edge/prefill/demand.ts: a
- * play is a session's first request): with tokens required, the one `check`
- * passed; otherwise only one that verifies against the keys the edge holds
- * (`tokens`, when it has them). An unverified token is any string a client
- * chose: counted, one client could make up plays, which feed trending,
- * steering's hot titles and prefill, and a session key per string.
- * Undefined: the request is its client address's session for the title.
+ * The session a request's demand counts under (edge/prefill/demand.ts: a play
+ * is a session's first request): its play token with tokens required (the one
+ * `check` passed), or without them only one that verifies against the keys the
+ * edge holds (`tokens`, when it has them); else its client address and title.
+ * An unverified token is any string a client chose: counted, one client could
+ * make up plays, which feed trending, steering's hot titles and prefill, and a
+ * session key per string.
  */
-export function demandToken(token: string | undefined, required: boolean, tokens: PlayAuth | undefined, contentId: string,
-  clientIp: string, nowMs: number): string | undefined {
-  if (token === undefined || required) return token
-  return tokens?.verifies(token, contentId, clientIp, nowMs) === true ? token : undefined
+export function demandSession(token: string | undefined, required: boolean, tokens: PlayAuth | undefined, contentId: string,
+  clientIp: string, nowMs: number): string {
+  const verified = token !== undefined && (required || tokens?.verifies(token, contentId, clientIp, nowMs) === true)
+  return verified ? token : `${clientIp} ${contentId}`
 }

@@ -12,7 +12,7 @@ import { FILE_KINDS, PLAYLIST_KINDS, RESPONSE_KINDS } from '../../lib/metrics.js
 import { isAdaptive } from '../../lib/manifest.js'
 import { hasBody, planResponse, sendPlanned, type ResponsePlan } from '../../lib/representation.js'
 import { loadKeyRing, requestToken } from '../../lib/security/tokens.js'
-import { demandToken, PlayAuth } from './play-auth.js'
+import { demandSession, PlayAuth } from './play-auth.js'
 import { sender, type Send, type SendPiece } from './send.js'
 import { ThreadDisk } from './thread-disk.js'
 import { cors, firstChunk, lastChunk, noBytes, responseKind } from './server.js'
@@ -57,7 +57,7 @@ const disk = cfg.edge.diskBytes > 0
   ? new ThreadDisk(cfg.edge.dataDir, cfg.edge.readSize, cfg.edge.openFiles, (key, block) => post({ t: 'corrupt', key, block }))
   : undefined
 const titles = new LRUCache<string, { title: Title; expiresAt: number }>({ max: cfg.edge.metaMaxEntries })
-// the keys verify tokens for demand even when they are not required (play-auth.ts `demandToken`)
+// the keys verify tokens for demand even when they are not required (play-auth.ts `demandSession`)
 const ring = loadKeyRing(cfg.edge.tokenKeysFile, init.env)
 const tokens = ring ? new PlayAuth(ring) : undefined
 const auth = cfg.edge.requireToken ? tokens : undefined
@@ -216,14 +216,14 @@ function serveFile(req: IncomingMessage, res: ServerResponse, t0: number, route:
 
 /**
  * A file's answer is this thread's from now on: counted, and its demand recorded, under `token` if it verifies, else the
- * client's address (play-auth.ts demandToken; checked here, where a body is counted, and not for what is relayed).
+ * client's address (play-auth.ts demandSession; checked here, where a body is counted, and not for what is relayed).
  */
 function begin(req: IncomingMessage, res: ServerResponse, t0: number, route: string, file: TitleFile, plan: ResponsePlan, body: boolean,
   token: string | undefined, peer: string): void {
   answered(req, res, t0, route)
   batch.responses[responseKind(req, plan)]++
   const id = file.contentId
-  if (body) batch.demand.push(demandToken(token, auth !== undefined, tokens, id, peer, Date.now()) ?? `${peer} ${id}`, id, file.rid ?? '', file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
+  if (body) batch.demand.push(demandSession(token, auth !== undefined, tokens, id, peer, Date.now()), id, file.rid ?? '', file.kind, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length)
 }
 
 /** set once the thread could not open the disk index: said once, every disk hit then relayed */

@@ -11,7 +11,7 @@ import { isAdaptive } from '../../lib/manifest.js'
 import { requireAdmin } from '../../lib/security/auth.js'
 import { requestToken } from '../../lib/security/tokens.js'
 import { rangeStart } from '../../lib/http/range.js'
-import { demandToken, type PlayAuth } from './play-auth.js'
+import { demandSession, type PlayAuth } from './play-auth.js'
 import type { DemandRecorder } from '../prefill/demand.js'
 import type { PrefillRunner } from '../prefill/prefill.js'
 import type { ChunkCache } from '../tiers/cache.js'
@@ -194,9 +194,8 @@ export class EdgeServer {
     metrics.hot.responses[responseKind(req, plan)].n++
     const body = hasBody(req, plan)
     if (demand !== undefined && body) {
-      // a verified token's session, else the client address's (play-auth.ts demandToken): checked only for what is counted
-      const ip = peerAddress(req) ?? ''
-      demand.request(demandToken(token, this.deps.auth !== undefined, this.deps.tokens, id, ip, Date.now()) ?? `${ip} ${id}`, id, file.rid)
+      // a verified token's session, else the client address's (play-auth.ts): checked only for what is counted
+      demand.request(demandSession(token, this.deps.auth !== undefined, this.deps.tokens, id, peerAddress(req) ?? '', Date.now()), id, file.rid)
       demand.chunks(id, firstChunk(plan, file), lastChunk(plan, file), file.chunks.length, file.rid, file.kind)
     }
     if (!body) return sendPlanned(res, plan, size, noBytes)

@@ -20,10 +20,10 @@ export interface Box {
 }
 
 /**
- * The header of the box at `at` in `buf`, whose container ends at `limit`; undefined if fewer than 8 bytes remain.
- * `extent`: where a box of size 0 ("to the end") ends, relative to `at`, when `buf` holds only its header (`limit - at` otherwise).
+ * The header of the box at `at` in `buf`, whose container ends at `limit` (past `buf`'s end when `buf` holds only the
+ * header: a box of size 0 runs to `limit`); undefined if fewer than 8 bytes remain.
  */
-export function boxAt(buf: Buffer, at: number, limit: number, base = 0, extent = limit - at): Box | undefined {
+export function boxAt(buf: Buffer, at: number, limit: number, base = 0): Box | undefined {
   if (limit - at < 8) return undefined
   let size = buf.readUInt32BE(at)
   const type = buf.toString('latin1', at + 4, at + 8)
@@ -35,7 +35,7 @@ export function boxAt(buf: Buffer, at: number, limit: number, base = 0, extent =
     size = Number(big)
     header = 16
   } else if (size === 0) {
-    size = extent
+    size = limit - at
   }
   if (size < header) throw new MediaError(`box ${printable(type)} at byte ${base + at}: size ${size} is smaller than its header`)
   return { type, start: base + at, body: base + at + header, end: base + at + size }

@@ -94,8 +94,8 @@ async function indexSource(src: Source): Promise<Fmp4Index> {
   const durations = new Map<number, number>()
   for (let at = 0; at < src.size;) {
     const head = await src.read(at, Math.min(16, src.size - at))
-    // only the header is read here: a box of size 0 runs to the file's end, not the header's
-    const box = boxAt(head, 0, head.length, at, src.size - at)
+    // only the header is read here (up to 16 bytes): the container is the rest of the file, where a box of size 0 ends
+    const box = boxAt(head, 0, src.size - at, at)
     if (!box) throw new MediaError(`${src.size - at} stray bytes at byte ${at}: the file is truncated or not MP4`)
     if (at === 0 && box.type !== 'ftyp' && box.type !== 'styp') throw new MediaError('not an MP4 file: it does not start with an ftyp box')
     if (box.end > src.size) throw new MediaError(`box '${box.type}' at byte ${at} ends at ${box.end}, past the file's end (${src.size}): the file is truncated`)

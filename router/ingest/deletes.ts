@@ -31,14 +31,16 @@ export class TitleDeletes {
     else this.running.delete(contentId)
   }
 
-  /** What `check` compares against: taken when an upload arrives, before it looks at what is published. */
-  mark(contentId: string): number {
-    return this.started.get(contentId) ?? 0
+  /** An upload arrives (before it looks at what is published): a 409 if a DELETE of its title runs; else the mark `check` compares against. */
+  arrive(contentId: string): number {
+    const mark = this.started.get(contentId) ?? 0
+    this.check(contentId, mark)
+    return mark
   }
 
   /** A 409 if a DELETE of the title runs now, or started since `mark` (the arrival's). */
-  check(contentId: string, mark = this.mark(contentId)): void {
-    if (this.running.has(contentId) || this.mark(contentId) !== mark)
+  check(contentId: string, mark: number): void {
+    if (this.running.has(contentId) || (this.started.get(contentId) ?? 0) !== mark)
       throw new ConflictError(`title ${contentId} is being deleted: upload it again once its DELETE has answered`)
   }
 }

@@ -16,7 +16,7 @@ import type { TitleMeta } from './meta.js'
 import type { ShardClient } from '../cluster/shard-client.js'
 import { ShardRefusedError } from '../errors.js'
 import { Upload, type Counted } from './upload.js'
-import { TitleDeletes } from './deletes.js'
+import type { TitleDeletes } from './deletes.js'
 
 /**
  * create(K, V): cuts an upload into chunks, stores each on its owners, then
@@ -118,12 +118,11 @@ export class Ingestor {
     private readonly opts: IngestOptions,
     private readonly onPublished: (m: Manifest) => void,
     /** this router's DELETEs of titles: an upload that meets one is a 409 (deletes.ts) */
-    private readonly deletes = new TitleDeletes(),
+    private readonly deletes: TitleDeletes,
   ) {}
 
   async ingest(req: IncomingMessage, contentId: string, meta: TitleMeta): Promise<IngestResult> {
-    const mark = this.deletes.mark(contentId)
-    this.deletes.check(contentId, mark)
+    const mark = this.deletes.arrive(contentId)
     const claimed = claimedDigest(req, false)
     const published = await this.manifests.fetch(contentId)
     if (published && isAdaptive(published)) {
@@ -155,9 +154,10 @@ export class Ingestor {
     }
     const m: Manifest = { contentId, version, size: counted.size, chunkSize: this.opts.chunkSize, sha256: counted.sha256,
       chunks: counted.chunks, blocks: counted.blocks, ...meta, createdAt: Date.now() }
-    if (Buffer.byteLength(JSON.stringify(m)) > this.opts.maxManifestBytes) {
+    const bytes = Buffer.byteLength(JSON.stringify(m))
+    if (bytes > this.opts.maxManifestBytes) {
       this.metrics.ingests.inc({ result: 'failed' })
-      throw tooLarge(contentId, Buffer.byteLength(JSON.stringify(m)), this.opts.maxManifestBytes)
+      throw tooLarge(contentId, `${bytes} bytes`, this.opts.maxManifestBytes)
     }
     try {
       this.deletes.check(contentId, mark)
@@ -180,8 +180,7 @@ export class Ingestor {
    */
   async ingestRendition(req: IncomingMessage, contentId: string, rid: string): Promise<RenditionUploadResult> {
     if (!isRenditionId(rid)) throw new BadRequestError(`invalid rendition id ${JSON.stringify(rid)}: ${RENDITION_ID_RULE}`, 'CDN_ERR_INVALID_ID')
-    const mark = this.deletes.mark(contentId)
-    this.deletes.check(contentId, mark)
+    const mark = this.deletes.arrive(contentId)
     const claimed = claimedDigest(req, true)!
     const what = `rendition ${rid} of ${contentId}`
     const published = await this.manifests.fetch(contentId)
@@ -339,16 +338,12 @@ export class Ingestor {
     if (left.length) this.logger.warn({ sid, left }, 'a refused upload\'s chunk copies not deleted; the repairer will collect them')
   }
 
-  /** Throws a 413 if the manifest of a `size`-byte title would be larger than the shards take (its digests' length is fixed). */
+  /** Throws a 413 if the manifest of a `size`-byte title would be larger than the shards take. */
   private fits(contentId: string, version: string, meta: TitleMeta, size: number): void {
-    const n = Math.ceil(size / this.opts.chunkSize)
-    const digest = '0'.repeat(64)
-    const m: Manifest = { contentId, version, size, chunkSize: this.opts.chunkSize, sha256: digest,
-      chunks: new Array<string>(n).fill(digest), blocks: new Array<string>(n).fill(digest), ...meta, createdAt: Date.now() }
-    const bytes = Buffer.byteLength(JSON.stringify(m))
+    const bytes = this.manifestBytes(contentId, version, meta, size, Math.ceil(size / this.opts.chunkSize))
     if (bytes > this.opts.maxManifestBytes) {
       this.metrics.ingests.inc({ result: 'failed' })
-      throw tooLarge(contentId, bytes, this.opts.maxManifestBytes)
+      throw tooLarge(contentId, `${bytes} bytes`, this.opts.maxManifestBytes)
     }
   }
 
@@ -358,13 +353,21 @@ export class Ingestor {
    * (so this errs on the side of letting an upload go on; the manifest's exact size is checked before publishing).
    */
   private chunksThatFit(contentId: string, version: string, meta: TitleMeta): { chunks: number; error: () => Error } {
-    const digest = '0'.repeat(64)
-    const one = Buffer.byteLength(JSON.stringify({ contentId, version, size: 0, chunkSize: this.opts.chunkSize, sha256: digest,
-      chunks: [digest], blocks: [digest], ...meta, createdAt: Date.now() }))
+    const one = this.manifestBytes(contentId, version, meta, 0, 1)
     const max = this.opts.maxManifestBytes
-    return { chunks: one > max ? 0 : 1 + Math.floor((max - one) / 134),
-      error: () => new PayloadTooLargeError(`the manifest of ${contentId} would be more than ${max} bytes, more than the shards take (origin.maxManifestBytes): ` +
-        'a larger cluster.chunkSize, or a larger origin.maxManifestBytes on every shard and router') }
+    return { chunks: one > max ? 0 : 1 + Math.floor((max - one) / 134), error: () => tooLarge(contentId, `more than ${max} bytes`, max) }
+  }
+
+  /**
+   * The bytes of the manifest of a `size`-byte title of `n` (at least 1) chunks: its digests have a fixed length (64
+   * hex digits), so each chunk past the first adds two of them to `chunks` and `blocks`, 134 bytes with their quotes
+   * and commas.
+   */
+  private manifestBytes(contentId: string, version: string, meta: TitleMeta, size: number, n: number): number {
+    const digest = '0'.repeat(64)
+    const one: Manifest = { contentId, version, size, chunkSize: this.opts.chunkSize, sha256: digest, chunks: [digest], blocks: [digest],
+      ...meta, createdAt: Date.now() }
+    return Buffer.byteLength(JSON.stringify(one)) + 134 * (n - 1)
   }
 
   /** `run`, listed in `inProgress` while it runs. */
@@ -384,8 +387,8 @@ export class Ingestor {
   }
 }
 
-function tooLarge(contentId: string, bytes: number, max: number): PayloadTooLargeError {
-  return new PayloadTooLargeError(`the manifest of ${contentId} would be ${bytes} bytes, more than the shards take (origin.maxManifestBytes, ${max}): ` +
+function tooLarge(contentId: string, size: string, max: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(`the manifest of ${contentId} would be ${size}, more than the shards take (origin.maxManifestBytes, ${max}): ` +
     'a larger cluster.chunkSize, or a larger origin.maxManifestBytes on every shard and router')
 }
 

@@ -10,7 +10,7 @@ import { filesOf } from '../cluster/files.js'
 import type { TitleMeta } from './meta.js'
 import { adaptiveManifest, parseLadder } from './ladder.js'
 import { verifyStored } from './verify-stored.js'
-import { TitleDeletes } from './deletes.js'
+import type { TitleDeletes } from './deletes.js'
 
 /**
  * Publishes an adaptive title (docs/abr.md, "Ingest", step 2), once its
@@ -58,13 +58,12 @@ export class Publisher {
     private readonly opts: PublishOptions,
     private readonly onPublished: (m: Manifest) => void,
     /** this router's DELETEs of titles: a publish that meets one is a 409 (deletes.ts) */
-    private readonly deletes = new TitleDeletes(),
+    private readonly deletes: TitleDeletes,
   ) {}
 
   async publish(req: IncomingMessage, contentId: string, meta: TitleMeta): Promise<PublishResult> {
     const count = (result: string) => this.metrics.publishes.inc({ result })
-    const mark = this.deletes.mark(contentId)
-    this.deletes.check(contentId, mark)
+    const mark = this.deletes.arrive(contentId)
     let m: Manifest
     try {
       const body = await readJson(req, this.opts.maxManifestBytes)

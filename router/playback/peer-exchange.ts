@@ -28,7 +28,11 @@ export class PeerExchange {
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
 
-  constructor(private readonly o: PeerExchangeOptions) {}
+  private readonly headers: Record<string, string>
+
+  constructor(private readonly o: PeerExchangeOptions) {
+    this.headers = o.token === undefined ? {} : { authorization: `Bearer ${o.token}` }
+  }
 
   start(): void {
     if (this.o.peers.length === 0) return
@@ -47,7 +51,7 @@ export class PeerExchange {
       for (const peer of this.o.peers) {
         try {
           const sentAt = clock()
-          const res = await request(`${peer.replace(/\/+$/, '')}${this.o.path}`, { headers: this.o.token === undefined ? {} : { authorization: `Bearer ${this.o.token}` }, headersTimeout: 5000, bodyTimeout: 10_000 })
+          const res = await request(`${peer.replace(/\/+$/, '')}${this.o.path}`, { headers: this.headers, headersTimeout: 5000, bodyTimeout: 10_000 })
           if (res.statusCode !== 200) {
             await res.body.dump()
             throw new Error(`answered ${res.statusCode}`)

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
@@ -41,4 +41,12 @@ export function spawnCli(t: Test, args: string[], readyMsg: string, env: NodeJS.
 export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
   return new Promise(resolve => child.once('exit', code => resolve(code)))
+}
+
+/** Runs the CLI to its end: its exit code (0, or the failure's), stdout and stderr. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise(resolve => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }))
+  })
 }

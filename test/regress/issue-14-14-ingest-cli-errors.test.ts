@@ -1,7 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { execFile } from 'node:child_process'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -9,7 +8,7 @@ import { request } from 'undici'
 import { TestCluster, TOKEN, randomBody, type TestT } from '../system/harness.js'
 import { digestHeader } from '../../lib/integrity/digest.js'
 import { sha256Hex } from '../../router/cluster/keys.js'
-import { CLI } from '../helpers/spawn.js'
+import { runCli } from '../helpers/spawn.js'
 import { ingestFile } from '../../router/ingest/ingest-cli.js'
 import { lingerOnClose } from '../../lib/http/http.js'
 
@@ -23,11 +22,9 @@ import { lingerOnClose } from '../../lib/http/http.js'
  */
 const MiB = 1024 * 1024
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, REELCDN_ROUTER_TOKEN: '', ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }))
-  })
+/** The CLI without the environment's admin token (each case gives its own). */
+function cli(args: string[], env: NodeJS.ProcessEnv) {
+  return runCli(args, { REELCDN_ROUTER_TOKEN: '', ...env })
 }
 
 /**

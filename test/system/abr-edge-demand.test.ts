@@ -29,7 +29,7 @@ t.test('demand per rendition reaches the router\'s trending, and prefill fills t
   const man = adaptiveManifest('abr', ladder, CS) as Manifest & { renditions: Rendition[] }
   up.addAdaptive(man, ladderFiles(ladder))
   const [top, low, audio] = man.renditions as [Rendition, Rendition, Rendition]
-  // the edge holds the token keys: a token counts as a session only once it verifies (edge/serve/play-auth.ts demandToken)
+  // the edge holds the token keys: a token counts as a session only once it verifies (edge/serve/play-auth.ts demandSession)
   const watching = await startTestEdge(t, up, { 'edge.readaheadChunks': 0 }, { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: KEYS })
   const ring = KeyRing.parse(KEYS)
   // three viewers, each with a token of its own (so three plays), the low rung and the audio, every segment

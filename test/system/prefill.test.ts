@@ -132,7 +132,7 @@ t.test('the edge counts sessions and chunk reads, reports them, and registers wi
   const c = await TestCluster.start(t, { chunkSize: CS })
   const body = randomBytes(CS * 4)
   await c.ingest('watched', body)
-  // with the token keys: the play token counts as a session once it verifies (edge/serve/play-auth.ts demandToken)
+  // with the token keys: the play token counts as a session once it verifies (edge/serve/play-auth.ts demandSession)
   const edge = await startTestEdge(t, { url: c.url, token: undefined }, { 'edge.networks': ['127.0.0.0/8'], 'edge.id': 'edge-test' },
     { REELCDN_EDGE_TOKEN: EDGE_TOKEN, REELCDN_TOKEN_KEYS: TOKEN_KEYS })
   t.ok(await edge.reporter.sendHeartbeat())
